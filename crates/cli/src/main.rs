@@ -1,0 +1,3 @@
+//! The `flyte-auth` command-line tool (not implemented yet).
+
+fn main() {}

@@ -1,0 +1,127 @@
+//! The [`Authenticator`] trait and the header it produces.
+
+use std::{fmt, future::Future, pin::Pin, sync::Arc};
+
+use http::{HeaderName, HeaderValue};
+
+use crate::{Credentials, Error};
+
+/// A boxed, `Send` future: what the object-safe traits of this crate return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The header to add to a gRPC or HTTP call: `authorization: Bearer <token>` by default.
+///
+/// Cloning is cheap (reference-counted). The value is marked sensitive, so `{:?}` does not
+/// show the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthHeader {
+    name: HeaderName,
+    value: HeaderValue,
+}
+
+impl AuthHeader {
+    /// `name: Bearer <access token>`.
+    ///
+    /// Fails when the token holds characters that cannot go in a header.
+    pub fn bearer(name: HeaderName, credentials: &Credentials) -> Result<Self, Error> {
+        let mut value = HeaderValue::try_from(format!(
+            "Bearer {}",
+            credentials.access_token.expose_secret()
+        ))
+        .map_err(|_| Error::InvalidResponse {
+            status: None,
+            message: "the access token contains characters that are not allowed in a header".into(),
+        })?;
+        value.set_sensitive(true);
+        Ok(Self { name, value })
+    }
+
+    /// The header name (`authorization`, `proxy-authorization`, or the server's choice).
+    pub fn name(&self) -> &HeaderName {
+        &self.name
+    }
+
+    /// The header value, `Bearer <token>`.
+    ///
+    /// # Security
+    ///
+    /// The value contains the token: do not log it.
+    pub fn value(&self) -> &HeaderValue {
+        &self.value
+    }
+
+    /// Name and value, for APIs that take them apart.
+    pub fn into_parts(self) -> (HeaderName, HeaderValue) {
+        (self.name, self.value)
+    }
+}
+
+impl fmt::Debug for AuthHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthHeader")
+            .field("name", &self.name)
+            .field("value", &"[redacted]")
+            .finish()
+    }
+}
+
+/// What every authentication flow offers its callers: flytekit's `Authenticator`.
+///
+/// Object-safe and shared as `Arc<dyn Authenticator>`, so that a factory can choose the flow at
+/// run time. The three methods keep flytekit's names:
+///
+/// - [`get_credentials`](Self::get_credentials): valid credentials, from memory, the store, a
+///   refresh or a login, as needed.
+/// - [`refresh_credentials`](Self::refresh_credentials): new credentials even if the current
+///   ones look valid (call it after the server answered `UNAUTHENTICATED` or 401).
+/// - [`fetch_grpc_call_auth_metadata`](Self::fetch_grpc_call_auth_metadata): the hot path of
+///   every call, a lock-free read of the current header.
+///
+/// Creating an authenticator touches neither the network nor the token store; the first call
+/// that needs credentials does.
+pub trait Authenticator: Send + Sync + fmt::Debug {
+    /// Valid credentials: cached ones while they are fresh, else from the store, a refresh
+    /// grant, or the flow's full login. Concurrent callers share one attempt and its result.
+    fn get_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>>;
+
+    /// Obtains new credentials even when the cached ones look valid (the server rejected
+    /// them). Joins a refresh that is already running instead of starting a second one.
+    fn refresh_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>>;
+
+    /// The header for the current credentials if they are fresh, without blocking, locking,
+    /// allocating a new string or touching the network; `None` when there are none yet or they
+    /// are due for refresh: then await [`auth_header`](Self::auth_header).
+    fn fetch_grpc_call_auth_metadata(&self) -> Option<AuthHeader>;
+
+    /// The header to send: the cached one when fresh, else after
+    /// [`get_credentials`](Self::get_credentials).
+    fn auth_header(&self) -> BoxFuture<'_, Result<AuthHeader, Error>> {
+        Box::pin(async move {
+            if let Some(header) = self.fetch_grpc_call_auth_metadata() {
+                return Ok(header);
+            }
+            self.get_credentials().await?;
+            self.fetch_grpc_call_auth_metadata()
+                .ok_or_else(|| Error::AccessTokenNotFound {
+                    reason:
+                        "credentials were obtained but expired at once; check the machine's clock"
+                            .into(),
+                })
+        })
+    }
+}
+
+impl<T: Authenticator + ?Sized> Authenticator for Arc<T> {
+    fn get_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>> {
+        (**self).get_credentials()
+    }
+    fn refresh_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>> {
+        (**self).refresh_credentials()
+    }
+    fn fetch_grpc_call_auth_metadata(&self) -> Option<AuthHeader> {
+        (**self).fetch_grpc_call_auth_metadata()
+    }
+    fn auth_header(&self) -> BoxFuture<'_, Result<AuthHeader, Error>> {
+        (**self).auth_header()
+    }
+}

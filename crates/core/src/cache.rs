@@ -1,0 +1,428 @@
+//! The credential cache every flow shares: [`TokenFlow`] says how to obtain tokens,
+//! [`CachingAuthenticator`] does everything else.
+//!
+//! What it guarantees, for every flow:
+//! - the hot path ([`Authenticator::fetch_grpc_call_auth_metadata`]) is a lock-free read of a
+//!   prebuilt header;
+//! - credentials are refreshed a margin before their absolute expiry, not after a rejection;
+//! - one attempt at a time: however many tasks need credentials at once, one refresh or login
+//!   runs, and all of them get its result or its error;
+//! - what is obtained is persisted to the [`TokenStore`]; a failed write is a warning;
+//! - a refresh token the server *rejects* removes the stored entry and runs the full login; a
+//!   transient failure (network, timeout, 5xx) deletes nothing and returns the error;
+//! - with a store that offers a cross-process lock, the lock is held around "re-read the store,
+//!   refresh only if the stored token is still the stale one, store";
+//! - creating the authenticator touches neither the network nor the store.
+
+use std::{
+    fmt,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use arc_swap::ArcSwapOption;
+use futures_util::future::{FutureExt as _, Shared};
+use http::HeaderName;
+
+use crate::{
+    AuthHeader, Authenticator, BoxFuture, Credentials, DEFAULT_HEADER_KEY, Error, TokenStore,
+    UNKNOWN_EXPIRY_LIFETIME,
+};
+
+/// How long before expiry credentials are refreshed, unless the token lives so briefly that a
+/// quarter of its lifetime is less (flytectl's `refreshTime` default).
+pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// How a flow obtains tokens; the rest is [`CachingAuthenticator`]'s job.
+///
+/// Implemented by each flow crate (browser login with PKCE, device code, client credentials,
+/// external command) and by applications with flows of their own.
+pub trait TokenFlow: Send + Sync + fmt::Debug + 'static {
+    /// The endpoint the credentials are for: the key in the [`TokenStore`].
+    fn endpoint(&self) -> &str;
+
+    /// Runs the full flow: a browser login, a device-code login, a client-credentials grant,
+    /// an external command.
+    fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>>;
+
+    /// Redeems `current.refresh_token` (always present when this is called). `None` means the
+    /// flow has no refresh grant, and the cache runs [`login`](Self::login) instead.
+    ///
+    /// The cache carries forward the old refresh token when the answer has none.
+    fn refresh<'a>(
+        &'a self,
+        current: &'a Credentials,
+    ) -> Option<BoxFuture<'a, Result<Credentials, Error>>> {
+        let _ = current;
+        None
+    }
+
+    /// The OAuth client id, when known without network access. Stored credentials issued to a
+    /// different client are not used.
+    fn client_id(&self) -> Option<String> {
+        None
+    }
+
+    /// The header the token goes in, when the flow knows it (from its configuration or the
+    /// server's discovery document); `authorization` otherwise.
+    fn header_name(&self) -> Option<HeaderName> {
+        None
+    }
+}
+
+/// The header, prebuilt, with the times that decide when it is no longer served.
+#[derive(Debug)]
+struct Current {
+    credentials: Arc<Credentials>,
+    header: AuthHeader,
+    refresh_after: SystemTime,
+}
+
+type SharedAttempt = Shared<BoxFuture<'static, Result<Arc<Credentials>, Error>>>;
+
+struct Inner<F> {
+    flow: F,
+    store: Option<Arc<dyn TokenStore>>,
+    margin: Duration,
+    current: ArcSwapOption<Current>,
+    store_read: AtomicBool,
+    in_flight: Mutex<Option<SharedAttempt>>,
+}
+
+/// An [`Authenticator`] made of a [`TokenFlow`] and the shared caching machinery.
+///
+/// See the module documentation for what it guarantees. Cloning is cheap and clones share the
+/// cache.
+///
+/// ```
+/// # use flyte_auth_core::*;
+/// # #[derive(Debug)] struct MyFlow;
+/// # impl TokenFlow for MyFlow {
+/// #     fn endpoint(&self) -> &str { "e" }
+/// #     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> { unimplemented!() }
+/// # }
+/// use std::{sync::Arc, time::Duration};
+/// let auth = CachingAuthenticator::builder(MyFlow)
+///     .store(Arc::new(MemoryStore::new()))
+///     .refresh_margin(Duration::from_secs(60))
+///     .build();
+/// ```
+pub struct CachingAuthenticator<F> {
+    inner: Arc<Inner<F>>,
+}
+
+impl<F> Clone for CachingAuthenticator<F> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<F: fmt::Debug> fmt::Debug for CachingAuthenticator<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let current = self.inner.current.load();
+        f.debug_struct("CachingAuthenticator")
+            .field("flow", &self.inner.flow)
+            .field("store", &self.inner.store.as_ref().map(|s| s.name()))
+            .field("refresh_margin", &self.inner.margin)
+            .field("credentials", &current.as_ref().map(|c| &c.credentials))
+            .finish()
+    }
+}
+
+/// Builds a [`CachingAuthenticator`].
+#[derive(Debug)]
+#[must_use]
+pub struct CachingAuthenticatorBuilder<F> {
+    flow: F,
+    store: Option<Arc<dyn TokenStore>>,
+    margin: Duration,
+}
+
+impl<F: TokenFlow> CachingAuthenticatorBuilder<F> {
+    /// Persists credentials to `store` (none by default: credentials live in memory only).
+    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Persists credentials to `store` if one is given.
+    pub fn maybe_store(mut self, store: Option<Arc<dyn TokenStore>>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Refreshes this long before expiry ([`DEFAULT_REFRESH_MARGIN`] by default). For tokens
+    /// living less than four times the margin, a quarter of their lifetime is used instead.
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// The authenticator. Touches neither the network nor the store.
+    pub fn build(self) -> CachingAuthenticator<F> {
+        CachingAuthenticator {
+            inner: Arc::new(Inner {
+                flow: self.flow,
+                store: self.store,
+                margin: self.margin,
+                current: ArcSwapOption::empty(),
+                store_read: AtomicBool::new(false),
+                in_flight: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+impl<F: TokenFlow> CachingAuthenticator<F> {
+    /// Starts building an authenticator around `flow`.
+    pub fn builder(flow: F) -> CachingAuthenticatorBuilder<F> {
+        CachingAuthenticatorBuilder {
+            flow,
+            store: None,
+            margin: DEFAULT_REFRESH_MARGIN,
+        }
+    }
+
+    /// The flow.
+    pub fn flow(&self) -> &F {
+        &self.inner.flow
+    }
+
+    /// The store, if any.
+    pub fn store(&self) -> Option<&Arc<dyn TokenStore>> {
+        self.inner.store.as_ref()
+    }
+
+    /// The credentials in memory, fresh or not, without touching the store or the network.
+    pub fn cached_credentials(&self) -> Option<Arc<Credentials>> {
+        self.inner
+            .current
+            .load()
+            .as_ref()
+            .map(|c| Arc::clone(&c.credentials))
+    }
+
+    /// Forgets the credentials in memory and deletes them from the store (a logout).
+    pub fn clear(&self) -> Result<(), Error> {
+        self.inner.current.store(None);
+        if let Some(store) = &self.inner.store {
+            store.delete(self.inner.flow.endpoint())?;
+        }
+        Ok(())
+    }
+
+    /// Runs one attempt, or joins the one already running.
+    fn attempt(&self, force: bool) -> BoxFuture<'_, Result<Arc<Credentials>, Error>> {
+        let shared = {
+            let mut slot = self
+                .inner
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(running) = slot.as_ref() {
+                running.clone()
+            } else {
+                if !force && let Some(c) = self.inner.fresh() {
+                    return Box::pin(async move { Ok(c) });
+                }
+                let inner = Arc::clone(&self.inner);
+                let attempt: BoxFuture<'static, _> = Box::pin(async move {
+                    let result = inner.obtain(force).await;
+                    *inner.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    result
+                });
+                let shared = attempt.shared();
+                *slot = Some(shared.clone());
+                shared
+            }
+        };
+        Box::pin(shared)
+    }
+}
+
+impl<F: TokenFlow> Inner<F> {
+    /// The cached credentials if they are not yet due for refresh.
+    fn fresh(&self) -> Option<Arc<Credentials>> {
+        let current = self.current.load();
+        current
+            .as_ref()
+            .filter(|c| SystemTime::now() < c.refresh_after)
+            .map(|c| Arc::clone(&c.credentials))
+    }
+
+    fn refresh_after(&self, credentials: &Credentials) -> SystemTime {
+        let now = SystemTime::now();
+        let expires_at = credentials
+            .expires_at()
+            .unwrap_or(now + UNKNOWN_EXPIRY_LIFETIME);
+        let lifetime = credentials
+            .expires_in
+            .map(Duration::from_secs)
+            .unwrap_or_else(|| expires_at.duration_since(now).unwrap_or_default());
+        let margin = self.margin.min(lifetime / 4);
+        expires_at - margin
+    }
+
+    fn is_fresh(&self, credentials: &Credentials) -> bool {
+        SystemTime::now() < self.refresh_after(credentials)
+    }
+
+    /// Makes `credentials` the current ones and returns them.
+    fn install(&self, mut credentials: Credentials) -> Result<Arc<Credentials>, Error> {
+        if credentials.expires_at().is_none() {
+            // Unknown lifetime: trust it for a short while from now, then refresh.
+            credentials = credentials.with_expires_at(SystemTime::now() + UNKNOWN_EXPIRY_LIFETIME);
+        }
+        let name = self
+            .flow
+            .header_name()
+            .unwrap_or(HeaderName::from_static(DEFAULT_HEADER_KEY));
+        let header = AuthHeader::bearer(name, &credentials)?;
+        let refresh_after = self.refresh_after(&credentials);
+        let credentials = Arc::new(credentials);
+        self.current.store(Some(Arc::new(Current {
+            credentials: Arc::clone(&credentials),
+            header,
+            refresh_after,
+        })));
+        Ok(credentials)
+    }
+
+    /// Reads the store; a failure or a foreign entry is a warning and a miss.
+    fn read_store(&self) -> Option<Credentials> {
+        let store = self.store.as_ref()?;
+        let endpoint = self.flow.endpoint();
+        let stored = match store.retrieve(endpoint) {
+            Ok(stored) => stored?,
+            Err(e) => {
+                tracing::warn!(store = store.name(), endpoint, error = %e, "could not read stored credentials; continuing without them");
+                return None;
+            }
+        };
+        match (self.flow.client_id(), stored.client_id.as_deref()) {
+            (Some(ours), Some(theirs)) if ours != theirs => {
+                tracing::debug!(
+                    store = store.name(),
+                    endpoint,
+                    "stored credentials belong to another client id; not using them"
+                );
+                None
+            }
+            _ => Some(stored),
+        }
+    }
+
+    fn persist(&self, credentials: &Credentials) {
+        if let Some(store) = &self.store
+            && let Err(e) = store.store(credentials)
+        {
+            tracing::warn!(store = store.name(), endpoint = self.flow.endpoint(), error = %e, "could not save credentials; the next process will have to log in again");
+        }
+    }
+
+    fn forget_stored(&self) {
+        self.current.store(None);
+        if let Some(store) = &self.store
+            && let Err(e) = store.delete(self.flow.endpoint())
+        {
+            tracing::warn!(store = store.name(), endpoint = self.flow.endpoint(), error = %e, "could not delete rejected credentials");
+        }
+    }
+
+    /// Completes what the flow returned, then persists and installs it.
+    fn accept(&self, mut credentials: Credentials) -> Result<Arc<Credentials>, Error> {
+        credentials.for_endpoint = self.flow.endpoint().to_owned();
+        if credentials.client_id.is_none() {
+            credentials.client_id = self.flow.client_id();
+        }
+        self.persist(&credentials);
+        self.install(credentials)
+    }
+
+    async fn obtain(&self, force: bool) -> Result<Arc<Credentials>, Error> {
+        let endpoint = self.flow.endpoint();
+        let mut candidate = self
+            .current
+            .load()
+            .as_ref()
+            .map(|c| (*c.credentials).clone());
+        if candidate.is_none() && !self.store_read.swap(true, Ordering::AcqRel) {
+            candidate = self.read_store();
+            if let Some(stored) = candidate.clone().filter(|c| !force && self.is_fresh(c)) {
+                tracing::debug!(endpoint, "using stored credentials");
+                return self.install(stored);
+            }
+        }
+
+        let _lock = match self.store.as_ref().map(|s| s.lock(endpoint)) {
+            Some(Ok(lock)) => lock,
+            Some(Err(e)) => {
+                tracing::warn!(endpoint, error = %e, "could not lock the token store; refreshing without the lock");
+                None
+            }
+            None => None,
+        };
+        if _lock.is_some() {
+            // Another process may have refreshed while we waited for the lock.
+            if let Some(stored) = self.read_store() {
+                let same = candidate
+                    .as_ref()
+                    .is_some_and(|c| c.access_token == stored.access_token);
+                if !same {
+                    if self.is_fresh(&stored) {
+                        tracing::debug!(
+                            endpoint,
+                            "another process refreshed the credentials; using them"
+                        );
+                        return self.install(stored);
+                    }
+                    candidate = Some(stored);
+                }
+            }
+        }
+
+        if let Some(current) = candidate.filter(|c| c.refresh_token.is_some())
+            && let Some(refresh) = self.flow.refresh(&current)
+        {
+            tracing::debug!(endpoint, "refreshing credentials");
+            match refresh.await {
+                Ok(new) => return self.accept(new.carry_forward(&current)),
+                Err(e) if e.is_rejected_grant() => {
+                    tracing::info!(endpoint, error = %e, "the refresh token was rejected; starting a new login");
+                    self.forget_stored();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+
+        tracing::debug!(endpoint, "running the full login");
+        let new = self.flow.login().await?;
+        self.accept(new)
+    }
+}
+
+impl<F: TokenFlow> Authenticator for CachingAuthenticator<F> {
+    fn get_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>> {
+        match self.inner.fresh() {
+            Some(c) => Box::pin(async move { Ok(c) }),
+            None => self.attempt(false),
+        }
+    }
+
+    fn refresh_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>> {
+        self.attempt(true)
+    }
+
+    fn fetch_grpc_call_auth_metadata(&self) -> Option<AuthHeader> {
+        let current = self.inner.current.load();
+        current
+            .as_ref()
+            .filter(|c| SystemTime::now() < c.refresh_after)
+            .map(|c| c.header.clone())
+    }
+}

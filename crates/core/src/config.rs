@@ -1,0 +1,155 @@
+//! [`ClientConfig`] and where it comes from ([`ClientConfigStore`]).
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{BoxFuture, Error};
+
+/// The header that carries the token when the server names none.
+pub const DEFAULT_HEADER_KEY: &str = "authorization";
+
+/// What an authenticator needs to know about the authorization server and the client.
+///
+/// flytekit's `ClientConfig`; usually discovered from the Flyte server
+/// (`RemoteClientConfigStore` in `flyte-auth-oauth`), or given by hand with
+/// [`StaticClientConfigStore`].
+///
+/// ```
+/// use flyte_auth_core::ClientConfig;
+/// let cfg = ClientConfig::new("https://idp.example.org/token", "flytectl")
+///     .with_authorization_endpoint("https://idp.example.org/authorize")
+///     .with_scopes(["all", "offline"]);
+/// assert_eq!(cfg.header_key, "authorization");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// The OAuth token endpoint.
+    pub token_endpoint: String,
+    /// The OAuth authorization endpoint (browser login).
+    pub authorization_endpoint: String,
+    /// Where the browser is sent back to after login (a loopback URL).
+    pub redirect_uri: String,
+    /// The public OAuth client id of the Flyte CLI tools.
+    pub client_id: String,
+    /// The RFC 8628 device authorization endpoint, if the server has one.
+    pub device_authorization_endpoint: Option<String>,
+    /// The scopes to ask for.
+    pub scopes: Vec<String>,
+    /// The header the token goes in; [`DEFAULT_HEADER_KEY`] unless the server says otherwise.
+    pub header_key: String,
+    /// The `audience` parameter some identity providers need (Auth0, Keycloak).
+    pub audience: Option<String>,
+}
+
+impl ClientConfig {
+    /// A config with a token endpoint and a client id; everything else empty or default.
+    pub fn new(token_endpoint: impl Into<String>, client_id: impl Into<String>) -> Self {
+        Self {
+            token_endpoint: token_endpoint.into(),
+            authorization_endpoint: String::new(),
+            redirect_uri: String::new(),
+            client_id: client_id.into(),
+            device_authorization_endpoint: None,
+            scopes: Vec::new(),
+            header_key: DEFAULT_HEADER_KEY.to_owned(),
+            audience: None,
+        }
+    }
+
+    /// Sets the authorization endpoint.
+    #[must_use]
+    pub fn with_authorization_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.authorization_endpoint = url.into();
+        self
+    }
+
+    /// Sets the redirect URI.
+    #[must_use]
+    pub fn with_redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uri = uri.into();
+        self
+    }
+
+    /// Sets the device authorization endpoint.
+    #[must_use]
+    pub fn with_device_authorization_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.device_authorization_endpoint = Some(url.into());
+        self
+    }
+
+    /// Sets the scopes.
+    #[must_use]
+    pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the header key; an empty key means [`DEFAULT_HEADER_KEY`].
+    #[must_use]
+    pub fn with_header_key(mut self, key: impl Into<String>) -> Self {
+        let key = key.into();
+        self.header_key = if key.is_empty() {
+            DEFAULT_HEADER_KEY.to_owned()
+        } else {
+            key
+        };
+        self
+    }
+
+    /// Sets the audience; an empty audience means none.
+    #[must_use]
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        let audience = audience.into();
+        self.audience = (!audience.is_empty()).then_some(audience);
+        self
+    }
+}
+
+/// Where the [`ClientConfig`] comes from: flytekit's `ClientConfigStore`.
+///
+/// Asynchronous because the usual source is the Flyte server's discovery documents.
+/// Implementations should fetch once and reuse the answer.
+pub trait ClientConfigStore: Send + Sync + std::fmt::Debug {
+    /// The client configuration.
+    fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>>;
+}
+
+impl<T: ClientConfigStore + ?Sized> ClientConfigStore for Arc<T> {
+    fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>> {
+        (**self).get_client_config()
+    }
+}
+
+/// A [`ClientConfigStore`] that returns the config it was given.
+///
+/// ```
+/// use flyte_auth_core::{ClientConfig, ClientConfigStore, StaticClientConfigStore};
+/// let store = StaticClientConfigStore::new(ClientConfig::new("https://idp/token", "flytectl"));
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert_eq!(store.get_client_config().await.unwrap().client_id, "flytectl");
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct StaticClientConfigStore {
+    cfg: ClientConfig,
+}
+
+impl StaticClientConfigStore {
+    /// Wraps a config.
+    pub fn new(cfg: ClientConfig) -> Self {
+        Self { cfg }
+    }
+}
+
+impl ClientConfigStore for StaticClientConfigStore {
+    fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>> {
+        let cfg = self.cfg.clone();
+        Box::pin(async move { Ok(cfg) })
+    }
+}

@@ -1,0 +1,283 @@
+//! [`Credentials`]: what a flow obtains and a store keeps.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::SecretString;
+
+/// The endpoint name flytekit uses when none is given.
+pub const DEFAULT_ENDPOINT: &str = "flyte-default";
+
+/// How long a token whose lifetime nobody states (no `expires_in`, no JWT `exp` claim) is
+/// trusted before it is refreshed: short, so a wrong guess costs one refresh, not an outage.
+pub const UNKNOWN_EXPIRY_LIFETIME: Duration = Duration::from_secs(5 * 60);
+
+/// Stores the credentials of one endpoint together.
+///
+/// The fields of flytekit's `Credentials` (`access_token`, `refresh_token`, `for_endpoint`,
+/// `expires_in`, `id_token`) plus what a cache needs: the absolute expiry, computed when the
+/// token arrives, and the client id the token was issued to.
+///
+/// Tokens are [`SecretString`]s: `{:?}` shows `[redacted]`. Serialization writes the tokens,
+/// since persisting them is what a token store does.
+///
+/// ```
+/// use flyte_auth_core::Credentials;
+/// let creds = Credentials::new("access", "flyte.example.org:443")
+///     .with_refresh_token("refresh")
+///     .with_expires_in(3600);
+/// assert!(creds.expires_at().is_some());
+/// assert!(!format!("{creds:?}").contains("access\""));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Credentials {
+    /// The bearer token sent to Flyte.
+    pub access_token: SecretString,
+    /// The refresh token, when the server issued one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<SecretString>,
+    /// The endpoint these credentials are for (the store's key).
+    pub for_endpoint: String,
+    /// The lifetime in seconds, as the server sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+    /// The OpenID Connect id token, when the server issued one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<SecretString>,
+    /// When the access token expires, as seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_unix: Option<u64>,
+    /// The OAuth client the tokens were issued to, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The scopes the server granted, when it said.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+}
+
+impl Credentials {
+    /// Credentials holding only an access token.
+    ///
+    /// When the token is a JWT with an `exp` claim, the absolute expiry is taken from it;
+    /// [`with_expires_in`](Self::with_expires_in) overrides that with the server's word.
+    pub fn new(access_token: impl Into<SecretString>, for_endpoint: impl Into<String>) -> Self {
+        let access_token = access_token.into();
+        let expires_at_unix = jwt_expiry(access_token.expose_secret());
+        Self {
+            access_token,
+            refresh_token: None,
+            for_endpoint: for_endpoint.into(),
+            expires_in: None,
+            id_token: None,
+            expires_at_unix,
+            client_id: None,
+            scopes: Vec::new(),
+        }
+    }
+
+    /// Sets the refresh token.
+    #[must_use]
+    pub fn with_refresh_token(mut self, refresh_token: impl Into<SecretString>) -> Self {
+        self.refresh_token = Some(refresh_token.into());
+        self
+    }
+
+    /// Sets the id token; when no expiry is known yet, its JWT `exp` claim is used.
+    #[must_use]
+    pub fn with_id_token(mut self, id_token: impl Into<SecretString>) -> Self {
+        let id_token = id_token.into();
+        if self.expires_at_unix.is_none() {
+            self.expires_at_unix = jwt_expiry(id_token.expose_secret());
+        }
+        self.id_token = Some(id_token);
+        self
+    }
+
+    /// Records the server's `expires_in` and the absolute expiry it means, counted from now.
+    #[must_use]
+    pub fn with_expires_in(mut self, seconds: u64) -> Self {
+        self.expires_in = Some(seconds);
+        self.expires_at_unix = Some(unix_now().saturating_add(seconds));
+        self
+    }
+
+    /// Sets the absolute expiry.
+    #[must_use]
+    pub fn with_expires_at(mut self, at: SystemTime) -> Self {
+        self.expires_at_unix = Some(to_unix(at));
+        self
+    }
+
+    /// Records the client id the tokens were issued to.
+    #[must_use]
+    pub fn with_client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// Records the scopes the server granted.
+    #[must_use]
+    pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// When the access token expires, if anyone said (`expires_in`, or the JWT `exp` claim).
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at_unix
+            .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+    }
+
+    /// Whether the access token has expired (or expires within `leeway`).
+    ///
+    /// A token with no known expiry is not considered expired here; the cache gives such
+    /// tokens [`UNKNOWN_EXPIRY_LIFETIME`] from their arrival.
+    pub fn is_expired_within(&self, leeway: Duration) -> bool {
+        match self.expires_at() {
+            Some(at) => SystemTime::now() + leeway >= at,
+            None => false,
+        }
+    }
+
+    /// Carries forward what a refresh answer may omit (RFC 6749 §6 lets the server keep the
+    /// old refresh token valid without repeating it): the refresh token, the id token, the
+    /// client id and the scopes of `previous`.
+    #[must_use]
+    pub fn carry_forward(mut self, previous: &Credentials) -> Self {
+        if self.refresh_token.is_none() {
+            self.refresh_token.clone_from(&previous.refresh_token);
+        }
+        if self.id_token.is_none() {
+            self.id_token.clone_from(&previous.id_token);
+        }
+        if self.client_id.is_none() {
+            self.client_id.clone_from(&previous.client_id);
+        }
+        if self.scopes.is_empty() {
+            self.scopes.clone_from(&previous.scopes);
+        }
+        self
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    to_unix(SystemTime::now())
+}
+
+fn to_unix(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The `exp` claim of a JWT, without verifying the signature (the expiry only schedules a
+/// refresh; the server still decides whether the token is valid).
+fn jwt_expiry(token: &str) -> Option<u64> {
+    let mut parts = token.split('.');
+    let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || payload.len() > 64 * 1024 {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = claims.get("exp")?;
+    exp.as_u64().or_else(|| exp.as_f64().map(|f| f as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt_with_exp(exp: u64) -> String {
+        let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.sig",
+            enc.encode(br#"{"alg":"none"}"#),
+            enc.encode(format!(r#"{{"sub":"u","exp":{exp}}}"#))
+        )
+    }
+
+    #[test]
+    fn credentials_round_trip_through_serde() {
+        let creds = Credentials::new("a", "flyte.example.org")
+            .with_refresh_token("r")
+            .with_id_token("i")
+            .with_expires_in(60)
+            .with_client_id("flytectl")
+            .with_scopes(["all", "offline"]);
+        let json = serde_json::to_string(&creds).unwrap();
+        let back: Credentials = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, creds);
+    }
+
+    #[test]
+    fn flytekit_shaped_json_without_new_fields_deserializes() {
+        let back: Credentials =
+            serde_json::from_str(r#"{"access_token":"a","for_endpoint":"e"}"#).unwrap();
+        assert_eq!(back.access_token.expose_secret(), "a");
+        assert!(back.refresh_token.is_none() && back.expires_at().is_none());
+    }
+
+    #[test]
+    fn debug_shows_no_token() {
+        let creds = Credentials::new("access-XYZ", "e")
+            .with_refresh_token("refresh-XYZ")
+            .with_id_token("id-XYZ");
+        let printed = format!("{creds:?}");
+        assert!(!printed.contains("XYZ"), "{printed}");
+    }
+
+    #[test]
+    fn expires_in_becomes_an_absolute_expiry() {
+        let before = unix_now();
+        let creds = Credentials::new("a", "e").with_expires_in(300);
+        let at = creds.expires_at_unix.unwrap();
+        assert!(at >= before + 300 && at <= unix_now() + 300);
+        assert!(!creds.is_expired_within(Duration::from_secs(10)));
+        assert!(creds.is_expired_within(Duration::from_secs(400)));
+    }
+
+    #[test]
+    fn expiry_falls_back_to_the_jwt_exp_claim() {
+        let creds = Credentials::new(jwt_with_exp(2_000_000_000), "e");
+        assert_eq!(creds.expires_at_unix, Some(2_000_000_000));
+        let only_id = Credentials::new("opaque", "e").with_id_token(jwt_with_exp(1_900_000_000));
+        assert_eq!(only_id.expires_at_unix, Some(1_900_000_000));
+        let server_wins = Credentials::new(jwt_with_exp(2_000_000_000), "e").with_expires_in(10);
+        assert!(server_wins.expires_at_unix.unwrap() < 2_000_000_000);
+    }
+
+    #[test]
+    fn garbage_tokens_have_no_expiry() {
+        for token in ["", "a.b", "a.b.c", "a.!!!.c", "a.e30.c.d"] {
+            assert_eq!(
+                Credentials::new(token, "e").expires_at_unix,
+                None,
+                "{token}"
+            );
+        }
+    }
+
+    #[test]
+    fn carry_forward_keeps_the_old_refresh_token_when_the_answer_has_none() {
+        let old = Credentials::new("a1", "e")
+            .with_refresh_token("r1")
+            .with_client_id("c");
+        let new = Credentials::new("a2", "e").carry_forward(&old);
+        assert_eq!(new.refresh_token.unwrap().expose_secret(), "r1");
+        assert_eq!(new.client_id.as_deref(), Some("c"));
+        let rotated = Credentials::new("a3", "e")
+            .with_refresh_token("r2")
+            .carry_forward(&old);
+        assert_eq!(rotated.refresh_token.unwrap().expose_secret(), "r2");
+    }
+}

@@ -1,0 +1,64 @@
+//! Core of `flyte-auth`: the types every authentication flow shares and the one piece of
+//! machinery they all use.
+//!
+//! - [`Credentials`], [`ClientConfig`], [`ClientConfigStore`] and [`StaticClientConfigStore`]:
+//!   the data of Flyte's `flytekit.clients.auth`, with secrets in [`SecretString`].
+//! - [`Authenticator`]: what callers use (`get_credentials`, `refresh_credentials`,
+//!   `fetch_grpc_call_auth_metadata`), object-safe behind `Arc<dyn Authenticator>`.
+//! - [`TokenStore`]: where credentials persist between processes.
+//! - [`TokenFlow`] + [`CachingAuthenticator`]: a flow only says *how to obtain* tokens; caching,
+//!   proactive refresh before expiry, single-flight, persistence, cross-process locking and the
+//!   fall-back from a rejected refresh token to a full login live here, once.
+//!
+//! This crate has no network code and no async runtime: it depends on `tokio`'s `sync` module only.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use flyte_auth_core::{
+//!     Authenticator, BoxFuture, CachingAuthenticator, Credentials, Error, TokenFlow,
+//! };
+//!
+//! /// A flow that hands out a fixed token (a real flow calls a token endpoint).
+//! #[derive(Debug)]
+//! struct Fixed;
+//!
+//! impl TokenFlow for Fixed {
+//!     fn endpoint(&self) -> &str {
+//!         "flyte.example.org"
+//!     }
+//!     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
+//!         Box::pin(async {
+//!             Ok(Credentials::new("token", "flyte.example.org").with_expires_in(3600))
+//!         })
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let auth: Arc<dyn Authenticator> = Arc::new(CachingAuthenticator::builder(Fixed).build());
+//! // Nothing is fetched yet: the hot path has no header to offer.
+//! assert!(auth.fetch_grpc_call_auth_metadata().is_none());
+//! auth.get_credentials().await?;
+//! let header = auth.fetch_grpc_call_auth_metadata().expect("fresh credentials");
+//! assert_eq!(header.name().as_str(), "authorization");
+//! assert_eq!(header.value().to_str().unwrap(), "Bearer token");
+//! # Ok::<(), Error>(())
+//! # }).unwrap();
+//! ```
+
+mod authenticator;
+mod cache;
+mod config;
+mod credentials;
+mod error;
+mod secret;
+mod store;
+
+pub use authenticator::{AuthHeader, Authenticator, BoxFuture};
+pub use cache::{
+    CachingAuthenticator, CachingAuthenticatorBuilder, DEFAULT_REFRESH_MARGIN, TokenFlow,
+};
+pub use config::{ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, StaticClientConfigStore};
+pub use credentials::{Credentials, DEFAULT_ENDPOINT, UNKNOWN_EXPIRY_LIFETIME};
+pub use error::{Error, OAuthError, OAuthErrorCode, StoreError};
+pub use secret::SecretString;
+pub use store::{MemoryStore, StoreLock, TokenStore};

@@ -1,0 +1,1 @@
+//! Part of flyte-auth: not implemented yet.
