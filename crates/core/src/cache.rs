@@ -16,10 +16,7 @@
 
 use std::{
     fmt,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
 
@@ -73,6 +70,27 @@ pub trait TokenFlow: Send + Sync + fmt::Debug + 'static {
     }
 }
 
+impl<T: TokenFlow + ?Sized> TokenFlow for Arc<T> {
+    fn endpoint(&self) -> &str {
+        (**self).endpoint()
+    }
+    fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
+        (**self).login()
+    }
+    fn refresh<'a>(
+        &'a self,
+        current: &'a Credentials,
+    ) -> Option<BoxFuture<'a, Result<Credentials, Error>>> {
+        (**self).refresh(current)
+    }
+    fn client_id(&self) -> Option<String> {
+        (**self).client_id()
+    }
+    fn header_name(&self) -> Option<HeaderName> {
+        (**self).header_name()
+    }
+}
+
 /// The header, prebuilt, with the times that decide when it is no longer served.
 #[derive(Debug)]
 struct Current {
@@ -88,7 +106,6 @@ struct Inner<F> {
     store: Option<Arc<dyn TokenStore>>,
     margin: Duration,
     current: ArcSwapOption<Current>,
-    store_read: AtomicBool,
     in_flight: Mutex<Option<SharedAttempt>>,
 }
 
@@ -171,7 +188,6 @@ impl<F: TokenFlow> CachingAuthenticatorBuilder<F> {
                 store: self.store,
                 margin: self.margin,
                 current: ArcSwapOption::empty(),
-                store_read: AtomicBool::new(false),
                 in_flight: Mutex::new(None),
             }),
         }
@@ -351,7 +367,7 @@ impl<F: TokenFlow> Inner<F> {
             .load()
             .as_ref()
             .map(|c| (*c.credentials).clone());
-        if candidate.is_none() && !self.store_read.swap(true, Ordering::AcqRel) {
+        if candidate.is_none() {
             candidate = self.read_store();
             if let Some(stored) = candidate.clone().filter(|c| !force && self.is_fresh(c)) {
                 tracing::debug!(endpoint, "using stored credentials");

@@ -1,0 +1,470 @@
+//! The credential cache's promises, tested through a scripted flow and an in-memory store.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on the first unexpected error")]
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use flyte_auth_core::{
+    Authenticator, BoxFuture, CachingAuthenticator, Credentials, Error, MemoryStore, OAuthError,
+    StoreError, StoreLock, TokenFlow, TokenStore,
+};
+
+const ENDPOINT: &str = "flyte.example.org:443";
+
+/// A flow whose answers the test scripts; it counts what it was asked to do.
+#[derive(Debug, Default)]
+struct ScriptedFlow {
+    logins: AtomicUsize,
+    refreshes: AtomicUsize,
+    refresh_answers: Mutex<VecDeque<Result<Credentials, Error>>>,
+    delay: Duration,
+    client_id: Option<String>,
+}
+
+impl ScriptedFlow {
+    fn with_delay(delay: Duration) -> Self {
+        Self {
+            delay,
+            ..Self::default()
+        }
+    }
+
+    fn answer_refresh(&self, answer: Result<Credentials, Error>) {
+        self.refresh_answers.lock().unwrap().push_back(answer);
+    }
+
+    fn logins(&self) -> usize {
+        self.logins.load(Ordering::SeqCst)
+    }
+
+    fn refreshes(&self) -> usize {
+        self.refreshes.load(Ordering::SeqCst)
+    }
+}
+
+impl TokenFlow for ScriptedFlow {
+    fn endpoint(&self) -> &str {
+        ENDPOINT
+    }
+
+    fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
+        Box::pin(async move {
+            let n = self.logins.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(self.delay).await;
+            Ok(Credentials::new(format!("login-{n}"), ENDPOINT)
+                .with_refresh_token(format!("refresh-{n}"))
+                .with_expires_in(3600))
+        })
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        _current: &'a Credentials,
+    ) -> Option<BoxFuture<'a, Result<Credentials, Error>>> {
+        Some(Box::pin(async move {
+            let n = self.refreshes.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(self.delay).await;
+            let scripted = self.refresh_answers.lock().unwrap().pop_front();
+            scripted.unwrap_or_else(|| {
+                Ok(Credentials::new(format!("refreshed-{n}"), ENDPOINT).with_expires_in(3600))
+            })
+        }))
+    }
+
+    fn client_id(&self) -> Option<String> {
+        self.client_id.clone()
+    }
+}
+
+fn expired(access: &str) -> Credentials {
+    Credentials::new(access, ENDPOINT)
+        .with_refresh_token("old-refresh")
+        .with_expires_at(SystemTime::now() - Duration::from_secs(60))
+}
+
+fn authenticator(
+    flow: &Arc<ScriptedFlow>,
+    store: &Arc<MemoryStore>,
+) -> CachingAuthenticator<Arc<ScriptedFlow>> {
+    CachingAuthenticator::builder(Arc::clone(flow))
+        .store(store.clone())
+        .build()
+}
+
+fn header_of(auth: &dyn Authenticator) -> String {
+    auth.fetch_grpc_call_auth_metadata()
+        .expect("a fresh header")
+        .value()
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn invalid_grant() -> Error {
+    OAuthError::new("invalid_grant")
+        .with_description("refresh token expired")
+        .with_status(400)
+        .into()
+}
+
+fn connection_refused() -> Error {
+    Error::Transport {
+        url: "https://idp.example.org/token".into(),
+        message: "connection refused".into(),
+        source: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_tasks_on_an_expired_token_cause_one_token_request() {
+    let flow = Arc::new(ScriptedFlow::with_delay(Duration::from_millis(50)));
+    let store = Arc::new(MemoryStore::new());
+    store.store(&expired("stale")).unwrap();
+    let auth = Arc::new(authenticator(&flow, &store));
+
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let auth = Arc::clone(&auth);
+            tokio::spawn(async move { auth.get_credentials().await })
+        })
+        .collect();
+    for task in tasks {
+        let creds = task.await.unwrap().unwrap();
+        assert_eq!(creds.access_token.expose_secret(), "refreshed-1");
+    }
+
+    assert_eq!(flow.refreshes(), 1);
+    assert_eq!(flow.logins(), 0);
+    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    assert_eq!(stored.access_token.expose_secret(), "refreshed-1");
+    // The answer had no refresh token: the old one is carried forward and persisted.
+    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "old-refresh");
+}
+
+#[tokio::test]
+async fn a_rejected_refresh_token_is_deleted_and_the_full_login_runs_once() {
+    let flow = Arc::new(ScriptedFlow::default());
+    let store = Arc::new(MemoryStore::new());
+    store.store(&expired("stale")).unwrap();
+    flow.answer_refresh(Err(invalid_grant()));
+    let auth = authenticator(&flow, &store);
+
+    let creds = auth.get_credentials().await.unwrap();
+
+    assert_eq!(creds.access_token.expose_secret(), "login-1");
+    assert_eq!((flow.refreshes(), flow.logins()), (1, 1));
+    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    assert_eq!(stored.access_token.expose_secret(), "login-1");
+    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "refresh-1");
+}
+
+#[tokio::test]
+async fn a_transient_refresh_failure_deletes_nothing_and_returns_the_error() {
+    let flow = Arc::new(ScriptedFlow::default());
+    let store = Arc::new(MemoryStore::new());
+    store.store(&expired("stale")).unwrap();
+    flow.answer_refresh(Err(connection_refused()));
+    let auth = authenticator(&flow, &store);
+
+    let err = auth.get_credentials().await.unwrap_err();
+
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(flow.logins(), 0, "no login after a network error");
+    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    assert_eq!(stored.access_token.expose_secret(), "stale");
+    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "old-refresh");
+
+    // The next call tries again and succeeds.
+    let creds = auth.get_credentials().await.unwrap();
+    assert_eq!(creds.access_token.expose_secret(), "refreshed-2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_reaches_every_waiter_and_is_requested_once() {
+    let flow = Arc::new(ScriptedFlow::with_delay(Duration::from_millis(50)));
+    let store = Arc::new(MemoryStore::new());
+    store.store(&expired("stale")).unwrap();
+    flow.answer_refresh(Err(connection_refused()));
+    let auth = Arc::new(authenticator(&flow, &store));
+
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let auth = Arc::clone(&auth);
+            tokio::spawn(async move { auth.get_credentials().await })
+        })
+        .collect();
+    for task in tasks {
+        let err = task.await.unwrap().unwrap_err();
+        assert!(matches!(err, Error::Transport { .. }), "{err}");
+    }
+    assert_eq!(flow.refreshes(), 1);
+}
+
+#[tokio::test]
+async fn the_header_changes_after_a_refresh() {
+    let flow = Arc::new(ScriptedFlow::default());
+    let store = Arc::new(MemoryStore::new());
+    let auth = authenticator(&flow, &store);
+
+    auth.get_credentials().await.unwrap();
+    assert_eq!(header_of(&auth), "Bearer login-1");
+
+    auth.refresh_credentials().await.unwrap();
+    assert_eq!(header_of(&auth), "Bearer refreshed-1");
+    assert_eq!(flow.refreshes(), 1);
+}
+
+#[tokio::test]
+async fn creating_an_authenticator_touches_neither_the_store_nor_the_flow() {
+    let flow = Arc::new(ScriptedFlow::default());
+    let store = Arc::new(MemoryStore::new());
+    // A broken store would fail the first call that reaches it.
+    store.fail_next(StoreError::Denied {
+        store: "memory",
+        message: "keyring is locked".into(),
+    });
+    let auth = authenticator(&flow, &store);
+    assert!(auth.fetch_grpc_call_auth_metadata().is_none());
+    assert_eq!((flow.logins(), flow.refreshes()), (0, 0));
+
+    // The first real call meets the locked store: a warning and a miss, not a failure.
+    let creds = auth.get_credentials().await.unwrap();
+    assert_eq!(creds.access_token.expose_secret(), "login-1");
+}
+
+#[tokio::test]
+async fn fresh_stored_credentials_are_used_without_any_token_request() {
+    let flow = Arc::new(ScriptedFlow::default());
+    let store = Arc::new(MemoryStore::new());
+    store
+        .store(&Credentials::new("stored", ENDPOINT).with_expires_in(3600))
+        .unwrap();
+    let auth = authenticator(&flow, &store);
+
+    assert_eq!(
+        auth.get_credentials()
+            .await
+            .unwrap()
+            .access_token
+            .expose_secret(),
+        "stored"
+    );
+    assert_eq!((flow.logins(), flow.refreshes()), (0, 0));
+}
+
+#[tokio::test]
+async fn credentials_are_refreshed_a_margin_before_expiry() {
+    let flow = Arc::new(ScriptedFlow::default());
+    // A 5-minute token with 60 s left is within a quarter of its lifetime: refreshed now,
+    // before any server rejects it.
+    let store = Arc::new(MemoryStore::new());
+    store
+        .store(
+            &Credentials::new("short-lived", ENDPOINT)
+                .with_refresh_token("r")
+                .with_expires_in(300)
+                .with_expires_at(SystemTime::now() + Duration::from_secs(60)),
+        )
+        .unwrap();
+    let creds = authenticator(&flow, &store)
+        .get_credentials()
+        .await
+        .unwrap();
+    assert_eq!(creds.access_token.expose_secret(), "refreshed-1");
+
+    // A fresh 5-minute token is served as is, although the default margin is 5 minutes:
+    // the margin shrinks for short lifetimes.
+    let store = Arc::new(MemoryStore::new());
+    store
+        .store(&Credentials::new("five-minutes", ENDPOINT).with_expires_in(300))
+        .unwrap();
+    let auth = authenticator(&flow, &store);
+    let creds = auth.get_credentials().await.unwrap();
+    assert_eq!(creds.access_token.expose_secret(), "five-minutes");
+    assert_eq!(header_of(&auth), "Bearer five-minutes");
+    assert_eq!(flow.refreshes(), 1);
+}
+
+#[tokio::test]
+async fn a_store_write_failure_is_not_a_login_failure() {
+    let flow = Arc::new(ScriptedFlow::default());
+    let store = Arc::new(MemoryStore::new());
+    let auth = authenticator(&flow, &store);
+    // First call: the read misses; then the write fails.
+    store.fail_next(StoreError::Unavailable {
+        store: "memory",
+        message: "no D-Bus".into(),
+    });
+    store.fail_next(StoreError::Unavailable {
+        store: "memory",
+        message: "no D-Bus".into(),
+    });
+    let creds = auth.get_credentials().await.unwrap();
+    assert_eq!(creds.access_token.expose_secret(), "login-1");
+    assert!(store.is_empty());
+}
+
+#[tokio::test]
+async fn stored_credentials_of_another_client_are_not_served() {
+    let flow = Arc::new(ScriptedFlow {
+        client_id: Some("flytectl".into()),
+        ..ScriptedFlow::default()
+    });
+    let store = Arc::new(MemoryStore::new());
+    store
+        .store(
+            &Credentials::new("for-someone-else", ENDPOINT)
+                .with_expires_in(3600)
+                .with_client_id("other-app"),
+        )
+        .unwrap();
+    let auth = authenticator(&flow, &store);
+
+    let creds = auth.get_credentials().await.unwrap();
+    assert_eq!(creds.access_token.expose_secret(), "login-1");
+    assert_eq!(creds.client_id.as_deref(), Some("flytectl"));
+}
+
+/// A store that another process updates while we wait for its lock.
+#[derive(Debug)]
+struct RacingStore {
+    inner: MemoryStore,
+    other_process_refresh: Mutex<Option<Credentials>>,
+    locks: AtomicUsize,
+}
+
+impl TokenStore for RacingStore {
+    fn store(&self, credentials: &Credentials) -> Result<(), StoreError> {
+        self.inner.store(credentials)
+    }
+    fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, StoreError> {
+        self.inner.retrieve(endpoint)
+    }
+    fn delete(&self, endpoint: &str) -> Result<(), StoreError> {
+        self.inner.delete(endpoint)
+    }
+    fn lock(&self, _endpoint: &str) -> Result<Option<StoreLock>, StoreError> {
+        self.locks.fetch_add(1, Ordering::SeqCst);
+        // While we waited, the other process refreshed and stored its result.
+        if let Some(theirs) = self.other_process_refresh.lock().unwrap().take() {
+            self.inner.store(&theirs)?;
+        }
+        Ok(Some(StoreLock::new(())))
+    }
+    fn name(&self) -> &'static str {
+        "racing"
+    }
+}
+
+#[tokio::test]
+async fn under_the_store_lock_a_token_refreshed_by_another_process_is_reused() {
+    let flow = Arc::new(ScriptedFlow::default());
+    let store = Arc::new(RacingStore {
+        inner: MemoryStore::new(),
+        other_process_refresh: Mutex::new(Some(
+            Credentials::new("theirs", ENDPOINT)
+                .with_refresh_token("rotated-by-them")
+                .with_expires_in(3600),
+        )),
+        locks: AtomicUsize::new(0),
+    });
+    store.store(&expired("stale")).unwrap();
+    let auth = CachingAuthenticator::builder(Arc::clone(&flow))
+        .store(store.clone())
+        .build();
+
+    let creds = auth.get_credentials().await.unwrap();
+
+    assert_eq!(creds.access_token.expose_secret(), "theirs");
+    assert_eq!(
+        flow.refreshes(),
+        0,
+        "the rotated refresh token was not redeemed twice"
+    );
+    assert_eq!(store.locks.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn under_the_store_lock_the_newest_refresh_token_is_the_one_redeemed() {
+    /// Records which refresh token the flow was given.
+    #[derive(Debug, Default)]
+    struct Recording(Mutex<Vec<String>>);
+    impl TokenFlow for Recording {
+        fn endpoint(&self) -> &str {
+            ENDPOINT
+        }
+        fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
+            Box::pin(async { Err(Error::authentication("no login in this test")) })
+        }
+        fn refresh<'a>(
+            &'a self,
+            current: &'a Credentials,
+        ) -> Option<BoxFuture<'a, Result<Credentials, Error>>> {
+            let used = current.refresh_token.as_ref().unwrap().expose_secret();
+            self.0.lock().unwrap().push(used.to_owned());
+            Some(Box::pin(async {
+                Ok(Credentials::new("new", ENDPOINT).with_expires_in(3600))
+            }))
+        }
+    }
+
+    let flow = Arc::new(Recording::default());
+    // The other process refreshed, but its access token is already stale too.
+    let mut theirs = expired("theirs-but-stale");
+    theirs.refresh_token = Some("rotated-by-them".into());
+    let store = Arc::new(RacingStore {
+        inner: MemoryStore::new(),
+        other_process_refresh: Mutex::new(Some(theirs)),
+        locks: AtomicUsize::new(0),
+    });
+    store.store(&expired("stale")).unwrap();
+    let auth = CachingAuthenticator::builder(Arc::clone(&flow))
+        .store(store.clone())
+        .build();
+
+    auth.get_credentials().await.unwrap();
+    assert_eq!(*flow.0.lock().unwrap(), vec!["rotated-by-them".to_owned()]);
+}
+
+#[tokio::test]
+async fn debug_output_of_the_authenticator_shows_no_secret() {
+    let flow = Arc::new(ScriptedFlow::default());
+    let store = Arc::new(MemoryStore::new());
+    let auth = authenticator(&flow, &store);
+    auth.get_credentials().await.unwrap();
+    let header = auth.fetch_grpc_call_auth_metadata().unwrap();
+    let printed = format!(
+        "{auth:?} {header:?} {:?}",
+        auth.get_credentials().await.unwrap()
+    );
+    assert!(!printed.contains("login-1"), "{printed}");
+    assert!(!printed.contains("refresh-1"), "{printed}");
+}
+
+#[tokio::test]
+async fn clear_forgets_memory_and_store() {
+    let flow = Arc::new(ScriptedFlow::default());
+    let store = Arc::new(MemoryStore::new());
+    let auth = authenticator(&flow, &store);
+    auth.get_credentials().await.unwrap();
+    assert!(!store.is_empty());
+
+    auth.clear().unwrap();
+    assert!(store.is_empty());
+    assert!(auth.fetch_grpc_call_auth_metadata().is_none());
+    assert_eq!(
+        auth.get_credentials()
+            .await
+            .unwrap()
+            .access_token
+            .expose_secret(),
+        "login-2"
+    );
+}
