@@ -1,0 +1,373 @@
+//! The checks: one function per `cargo xtask <task>`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cmd::{capture, cargo, run, show};
+use crate::workspace::{self, Node};
+
+/// What a task returns: `Ok` with an optional note for the summary, or `Err` saying what failed.
+pub(crate) type Outcome = Result<Option<String>, String>;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// `cargo fmt --all -- --check`
+pub(crate) fn fmt() -> Outcome {
+    run(&mut cargo(["fmt", "--all", "--", "--check"]), 5 * MINUTE)?;
+    Ok(None)
+}
+
+/// `cargo clippy --workspace --all-targets --all-features -- -D warnings`
+pub(crate) fn clippy() -> Outcome {
+    run(
+        &mut cargo([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+        40 * MINUTE,
+    )?;
+    Ok(None)
+}
+
+/// `cargo test --workspace --all-features`: the whole test suite, in one command.
+pub(crate) fn test() -> Outcome {
+    run(
+        &mut cargo(["test", "--workspace", "--all-features"]),
+        60 * MINUTE,
+    )?;
+    Ok(None)
+}
+
+/// `RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features`
+pub(crate) fn doc() -> Outcome {
+    let mut cmd = cargo(["doc", "--workspace", "--no-deps", "--all-features"]);
+    cmd.env("RUSTDOCFLAGS", "-D warnings");
+    run(&mut cmd, 30 * MINUTE)?;
+    Ok(None)
+}
+
+/// `cargo deny check bans licenses sources`, plus `advisories` when a RustSec database is
+/// on this machine (see the comment at the top of `deny.toml`).
+pub(crate) fn deny() -> Outcome {
+    if capture(&mut cargo(["deny", "--version"]), MINUTE).is_err() {
+        return Err("cargo-deny is not installed: cargo install --locked cargo-deny@0.20.2".into());
+    }
+    run(
+        &mut cargo(["deny", "check", "bans", "licenses", "sources"]),
+        10 * MINUTE,
+    )?;
+
+    let Some(db) = advisory_db() else {
+        let root = advisory_db_root();
+        println!();
+        println!("!!! ADVISORY CHECK NOT RUN: no RustSec advisory database in");
+        println!("!!!   {}", root.display());
+        println!("!!! Known vulnerabilities in dependencies were NOT checked. The database");
+        println!("!!! is a git repository on GitHub; where GitHub is reachable,");
+        println!("!!! `cargo deny fetch db` gets it, and later runs check against it.");
+        println!();
+        return Ok(Some("advisories NOT checked: no advisory database".into()));
+    };
+    println!("advisory database: {}", db.display());
+    // With CARGO_NET_OFFLINE=true use the database as it is, without updating it.
+    let offline = std::env::var("CARGO_NET_OFFLINE").is_ok_and(|v| v == "true");
+    let mut cmd = cargo(["deny"]);
+    if offline {
+        cmd.arg("--offline");
+    }
+    cmd.args(["check", "advisories"]);
+    run(&mut cmd, 10 * MINUTE)?;
+    Ok(None)
+}
+
+/// Where cargo-deny keeps advisory databases by default: `$CARGO_HOME/advisory-dbs`.
+fn advisory_db_root() -> PathBuf {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"));
+    cargo_home.join("advisory-dbs")
+}
+
+/// A cloned RustSec database (`advisory-db-<hash>/.git`) under [`advisory_db_root`].
+fn advisory_db() -> Option<PathBuf> {
+    std::fs::read_dir(advisory_db_root())
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| {
+            path.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("advisory-db-"))
+                && path.join(".git").exists()
+        })
+}
+
+/// The feature sets each library crate must build with on its own.
+///
+/// Default features; no features (when it has any); and each feature alone. For `flyte-auth`
+/// that is each flow (`command`, `pkce`, `device`, `clientcreds`) and each store (`keyring`,
+/// `file-store`) alone, whatever features its manifest declares at the time.
+fn feature_sets(package: &workspace::Package) -> Vec<Vec<String>> {
+    let mut sets = vec![vec![]];
+    if package.features.iter().any(|f| f != "default") {
+        sets.push(vec!["--no-default-features".to_owned()]);
+    }
+    for feature in package.user_features() {
+        sets.push(vec![
+            "--no-default-features".to_owned(),
+            "--features".to_owned(),
+            feature.to_owned(),
+        ]);
+    }
+    sets
+}
+
+/// `cargo check -p <crate>` for each library crate alone, with each of its feature sets.
+///
+/// Cargo resolves features for the selected package only, so this catches a crate that
+/// compiles inside the workspace only thanks to features another crate turns on.
+pub(crate) fn isolation() -> Outcome {
+    let mut failed = Vec::new();
+    let mut count = 0;
+    for package in workspace::libraries()? {
+        for set in feature_sets(&package) {
+            count += 1;
+            let mut cmd = cargo(["check", "--quiet", "-p", &package.name]);
+            cmd.args(&set);
+            if let Err(err) = run(&mut cmd, 20 * MINUTE) {
+                println!("FAILED: {err}");
+                failed.push(show(&cmd));
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(Some(format!("{count} crate/feature builds")))
+    } else {
+        Err(format!(
+            "{} of {count} builds failed:\n  {}",
+            failed.len(),
+            failed.join("\n  ")
+        ))
+    }
+}
+
+/// Crates that mean an HTTP stack, a TLS stack or an async executor.
+const NETWORK_CRATES: &[&str] = &[
+    "reqwest",
+    "hyper",
+    "hyper-util",
+    "h2",
+    "h3",
+    "rustls",
+    "tokio-rustls",
+    "native-tls",
+    "tokio-native-tls",
+    "openssl",
+    "openssl-sys",
+    "ring",
+    "aws-lc-rs",
+    "aws-lc-sys",
+    "ureq",
+    "curl",
+    "isahc",
+    "async-std",
+    "async-executor",
+    "async-global-executor",
+    "smol",
+];
+
+/// A promise about what a build must not pull in.
+struct Rule {
+    package: &'static str,
+    /// Build with `--no-default-features --features <this>` instead of default features.
+    only_feature: Option<&'static str>,
+    /// tokio features that must stay off.
+    tokio_forbidden: &'static [&'static str],
+}
+
+/// Core has no network and no runtime; the command flow, alone or through the umbrella, has
+/// no HTTP or TLS stack and brings no executor.
+const RULES: &[Rule] = &[
+    Rule {
+        package: "flyte-auth-core",
+        only_feature: None,
+        tokio_forbidden: &["rt", "rt-multi-thread", "net", "time"],
+    },
+    Rule {
+        package: "flyte-auth-command",
+        only_feature: None,
+        tokio_forbidden: &["rt", "rt-multi-thread", "net"],
+    },
+    Rule {
+        package: "flyte-auth",
+        only_feature: Some("command"),
+        tokio_forbidden: &["rt", "rt-multi-thread", "net"],
+    },
+];
+
+/// What in `nodes` breaks `rule`, one line per offence.
+fn offences(rule: &Rule, nodes: &[Node]) -> Vec<String> {
+    let mut found = Vec::new();
+    for node in nodes.iter().skip(1) {
+        if NETWORK_CRATES.contains(&node.name.as_str()) {
+            found.push(format!("{} {}", node.name, node.version));
+        }
+        if node.name == "tokio" {
+            for feature in rule.tokio_forbidden {
+                if node.features.contains(*feature) {
+                    found.push(format!("tokio feature \"{feature}\""));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Prints each library crate's dependency count and enforces [`RULES`].
+///
+/// The count is the distinct packages in `cargo tree -p X -e normal` (default features, this
+/// machine's target), without the crate itself. The rules look at every target platform.
+pub(crate) fn footprint() -> Outcome {
+    let packages = workspace::packages()?;
+    println!("{:<28} {:>6} {:>10}", "crate", "deps", "of which");
+    println!("{:<28} {:>6} {:>10}", "", "", "workspace");
+    for package in packages.iter().filter(|p| p.is_library()) {
+        let nodes = workspace::tree(&package.name, &[], false)?;
+        let deps = &nodes[1.min(nodes.len())..];
+        let internal = deps
+            .iter()
+            .filter(|n| packages.iter().any(|p| p.name == n.name))
+            .count();
+        println!("{:<28} {:>6} {:>10}", package.name, deps.len(), internal);
+    }
+    println!();
+
+    let mut broken = Vec::new();
+    for rule in RULES {
+        if let Err(err) = check_rule(rule, &packages) {
+            println!("FAILED: {err}");
+            broken.push(err);
+        }
+    }
+    if broken.is_empty() {
+        Ok(None)
+    } else {
+        Err(broken.join("\n"))
+    }
+}
+
+/// Checks one [`Rule`]; on failure shows with `cargo tree -i` how the offenders come in.
+fn check_rule(rule: &Rule, packages: &[workspace::Package]) -> Result<(), String> {
+    let package = workspace::find(packages, rule.package)?;
+    let mut args = Vec::new();
+    if let Some(feature) = rule.only_feature {
+        if !package.features.iter().any(|f| f == feature) {
+            return Err(format!("{} has no feature `{feature}`", rule.package));
+        }
+        args = ["--no-default-features", "--features", feature]
+            .map(String::from)
+            .to_vec();
+    }
+    let label = format!("{} {}", rule.package, args.join(" "));
+    let label = label.trim_end();
+    let found = offences(rule, &workspace::tree(rule.package, &args, true)?);
+    if found.is_empty() {
+        println!("ok: {label} has no HTTP/TLS stack and no async executor");
+        return Ok(());
+    }
+    let mut names: Vec<&str> = found.iter().filter_map(|f| f.split(' ').next()).collect();
+    names.dedup();
+    for name in names.into_iter().take(3) {
+        let mut why = cargo(["tree", "-p", rule.package, "-e", "normal,features"]);
+        why.args(&args).args(["--target", "all", "-i", name]);
+        let _ = run(&mut why, 5 * MINUTE);
+    }
+    Err(format!("{label} pulls in {}", found.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn node(name: &str, features: &[&str]) -> Node {
+        Node {
+            name: name.into(),
+            version: "1.0.0".into(),
+            features: features
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<BTreeSet<_>>(),
+        }
+    }
+
+    #[test]
+    fn core_may_use_tokio_sync_but_not_a_runtime_or_http_client() {
+        let core = &RULES[0];
+        let clean = [node("flyte-auth-core", &[]), node("tokio", &["sync"])];
+        assert!(offences(core, &clean).is_empty());
+
+        let dirty = [
+            node("flyte-auth-core", &[]),
+            node("tokio", &["sync", "rt", "time"]),
+            node("reqwest", &["json"]),
+        ];
+        assert_eq!(
+            offences(core, &dirty),
+            [
+                "tokio feature \"rt\"",
+                "tokio feature \"time\"",
+                "reqwest 1.0.0"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_crate_under_test_is_not_its_own_offence() {
+        let rule = Rule {
+            package: "ring",
+            only_feature: None,
+            tokio_forbidden: &[],
+        };
+        assert!(offences(&rule, &[node("ring", &[])]).is_empty());
+    }
+
+    #[test]
+    fn each_feature_is_built_alone_and_without_defaults() {
+        let umbrella = workspace::Package {
+            name: "flyte-auth".into(),
+            features: vec![
+                "_private".into(),
+                "command".into(),
+                "default".into(),
+                "pkce".into(),
+            ],
+            publishable: true,
+            has_lib: true,
+        };
+        let sets: Vec<String> = feature_sets(&umbrella)
+            .iter()
+            .map(|s| s.join(" "))
+            .collect();
+        assert_eq!(
+            sets,
+            [
+                "",
+                "--no-default-features",
+                "--no-default-features --features command",
+                "--no-default-features --features pkce",
+            ]
+        );
+
+        let plain = workspace::Package {
+            features: vec![],
+            ..umbrella
+        };
+        assert_eq!(feature_sets(&plain), [Vec::<String>::new()]);
+    }
+}
