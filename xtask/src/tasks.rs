@@ -234,8 +234,8 @@ fn offences(rule: &Rule, nodes: &[Node]) -> Vec<String> {
 /// machine's target), without the crate itself. The rules look at every target platform.
 pub(crate) fn footprint() -> Outcome {
     let packages = workspace::packages()?;
-    println!("{:<28} {:>6} {:>10}", "crate", "deps", "of which");
-    println!("{:<28} {:>6} {:>10}", "", "", "workspace");
+    println!("Normal dependencies (default features, this machine's target), distinct packages:");
+    println!("{:<28} {:>6} {:>16}", "crate", "deps", "from workspace");
     for package in packages.iter().filter(|p| p.is_library()) {
         let nodes = workspace::tree(&package.name, &[], false)?;
         let deps = &nodes[1.min(nodes.len())..];
@@ -243,7 +243,7 @@ pub(crate) fn footprint() -> Outcome {
             .iter()
             .filter(|n| packages.iter().any(|p| p.name == n.name))
             .count();
-        println!("{:<28} {:>6} {:>10}", package.name, deps.len(), internal);
+        println!("{:<28} {:>6} {:>16}", package.name, deps.len(), internal);
     }
     println!();
 
@@ -280,11 +280,22 @@ fn check_rule(rule: &Rule, packages: &[workspace::Package]) -> Result<(), String
         println!("ok: {label} has no HTTP/TLS stack and no async executor");
         return Ok(());
     }
-    let mut names: Vec<&str> = found.iter().filter_map(|f| f.split(' ').next()).collect();
-    names.dedup();
-    for name in names.into_iter().take(3) {
-        let mut why = cargo(["tree", "-p", rule.package, "-e", "normal,features"]);
-        why.args(&args).args(["--target", "all", "-i", name]);
+    // Show how the first offenders come in: who enables tokio's features, who pulls the
+    // first forbidden crate.
+    let tokio = found
+        .iter()
+        .any(|f| f.starts_with("tokio feature"))
+        .then_some(("tokio", &["-e", "normal,features", "--depth", "2"][..]));
+    let first_crate = found
+        .iter()
+        .find(|f| !f.starts_with("tokio feature"))
+        .and_then(|f| f.split(' ').next())
+        .map(|name| (name, &["-e", "normal"][..]));
+    for (name, view) in tokio.into_iter().chain(first_crate) {
+        let mut why = cargo(["tree", "-p", rule.package]);
+        why.args(view)
+            .args(&args)
+            .args(["--target", "all", "-i", name]);
         let _ = run(&mut why, 5 * MINUTE);
     }
     Err(format!("{label} pulls in {}", found.join(", ")))
