@@ -1,6 +1,9 @@
 //! The credential cache's promises, tested through a scripted flow and an in-memory store.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the first unexpected error")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on the first unexpected error"
+)]
 
 use std::{
     collections::VecDeque,
