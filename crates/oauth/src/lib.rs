@@ -1,1 +1,74 @@
-//! Part of flyte-auth: not implemented yet.
+//! The OAuth 2.0 protocol client shared by every HTTP flow of `flyte-auth`.
+//!
+//! - [`HttpSettings`] → [`OAuthClient`]: one pooled HTTP client per transport configuration
+//!   (TLS verification, CA file, insecure-skip-verify, proxy, connect and request time-outs,
+//!   response size cap, user agent). Discovery, token and device requests all go through it,
+//!   so Flyte's `caCertFilePath`, `insecureSkipVerify` and `httpProxyURL` apply everywhere.
+//! - [`TokenRequest`] + [`OAuthClient::token`]: the token-endpoint grants (client
+//!   credentials, refresh token, authorization code with PKCE, device code) with Flyte's extras
+//!   (`audience`, scopes, extra parameters) and client authentication ([`ClientAuth`]: public,
+//!   HTTP Basic per RFC 6749 §2.3.1, or `client_secret_post`).
+//! - [`DeviceAuthorizationRequest`] + [`OAuthClient::device_authorization`]: RFC 8628 §3.1.
+//! - [`RemoteClientConfigStore`]: Flyte server discovery, a
+//!   [`ClientConfigStore`](flyte_auth_core::ClientConfigStore).
+//! - [`pkce`]: PKCE challenge and state helpers for the browser flow.
+//!
+//! Every server answer becomes a typed [`flyte_auth_core::Error`]: an OAuth error keeps its
+//! code and description ([`Error::OAuth`](flyte_auth_core::Error::OAuth)); a body that is not
+//! JSON, a missing `access_token` or a body over the cap is
+//! [`Error::InvalidResponse`](flyte_auth_core::Error::InvalidResponse) naming the status (with a
+//! short, redacted excerpt of error bodies, never of a successful token answer); no answer is
+//! [`Error::Transport`](flyte_auth_core::Error::Transport) with a hint (DNS, refused, TLS
+//! certificate, proxy) or [`Error::Timeout`](flyte_auth_core::Error::Timeout).
+//!
+//! # Why the HTTP exchange is done here and not by `oauth2`'s request pipeline
+//!
+//! The `oauth2` crate's token response type needs a numeric `expires_in` (Azure AD v1 sends a
+//! string), its error path cannot say "HTTP 502 with an HTML page" in a typed way, and it has
+//! no response size cap or per-request time-out of its own. The exchange is therefore a plain
+//! form POST through the shared `reqwest` client, read leniently; `oauth2` provides the PKCE
+//! and state helpers ([`pkce`]).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), flyte_auth_core::Error> {
+//! use flyte_auth_core::ClientConfigStore;
+//! use flyte_auth_oauth::{ClientAuth, HttpSettings, OAuthClient, RemoteClientConfigStore, TokenRequest};
+//!
+//! let client = OAuthClient::new(HttpSettings::new().ca_cert_file("/etc/flyte/ca.pem"))?;
+//! let discovery = RemoteClientConfigStore::new("dns:///flyte.example.org", false, client.clone())?;
+//! let config = discovery.get_client_config().await?;
+//! let token = client
+//!     .token(
+//!         &TokenRequest::client_credentials(
+//!             &config.token_endpoint,
+//!             ClientAuth::confidential("my-app", "s3cr3t"),
+//!         )
+//!         .with_scopes(config.scopes.clone())
+//!         .with_optional_audience(config.audience.clone()),
+//!     )
+//!     .await?;
+//! let credentials = token.into_credentials("flyte.example.org");
+//! # let _ = credentials; Ok(()) }
+//! ```
+
+mod device;
+mod discovery;
+pub mod pkce;
+mod settings;
+mod tls;
+mod token;
+mod transport;
+
+pub use device::{DEFAULT_DEVICE_POLL_INTERVAL, DeviceAuthorization, DeviceAuthorizationRequest};
+pub use discovery::{
+    AuthorizationServerMetadata, Discovery, FLYTE_CLIENT_CONFIG_PATH, OAUTH_METADATA_PATH,
+    PublicClientConfig, RemoteClientConfigStore, platform_base_url,
+};
+pub use settings::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_SIZE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_USER_AGENT,
+    HttpSettings,
+};
+pub use token::{
+    ClientAuth, ClientAuthMethod, DEVICE_CODE_GRANT_TYPE, Grant, TokenRequest, TokenResponse,
+};
+pub use transport::OAuthClient;

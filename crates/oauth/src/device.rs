@@ -1,0 +1,224 @@
+//! The device authorization request of RFC 8628 §3.1–3.2.
+
+use std::{fmt, time::Duration};
+
+use flyte_auth_core::{Error, SecretString};
+
+use crate::{
+    ClientAuth, OAuthClient,
+    token::{Form, json_object_or_error, seconds_field, string_field},
+    transport::display_url,
+};
+
+/// How often to poll when the server does not say (RFC 8628 §3.2).
+pub const DEFAULT_DEVICE_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A device authorization request: the client, the scopes, Flyte's `audience` and any extra
+/// parameter.
+///
+/// ```
+/// use flyte_auth_oauth::{ClientAuth, DeviceAuthorizationRequest};
+/// let request = DeviceAuthorizationRequest::new(
+///     "https://idp.example.org/oauth2/device/authorize",
+///     ClientAuth::public("flytectl"),
+/// )
+/// .with_scopes(["all", "offline"]);
+/// assert_eq!(request.scopes(), ["all", "offline"]);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[must_use]
+pub struct DeviceAuthorizationRequest {
+    endpoint: String,
+    client: ClientAuth,
+    scopes: Vec<String>,
+    audience: Option<String>,
+    extra: Vec<(String, String)>,
+}
+
+impl fmt::Debug for DeviceAuthorizationRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceAuthorizationRequest")
+            .field("endpoint", &display_url(&self.endpoint))
+            .field("client", &self.client)
+            .field("scopes", &self.scopes)
+            .field("audience", &self.audience)
+            .field(
+                "extra",
+                &self.extra.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl DeviceAuthorizationRequest {
+    /// A request to `endpoint` (the server's `device_authorization_endpoint`).
+    pub fn new(endpoint: impl Into<String>, client: ClientAuth) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            client,
+            scopes: Vec::new(),
+            audience: None,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Asks for these scopes (sent space-joined; nothing is sent when empty).
+    pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sends `audience` (an empty string means none).
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        let audience = audience.into();
+        self.audience = (!audience.is_empty()).then_some(audience);
+        self
+    }
+
+    /// Sends `audience` when `Some` and not empty.
+    pub fn with_optional_audience(mut self, audience: Option<String>) -> Self {
+        self.audience = audience.filter(|a| !a.is_empty());
+        self
+    }
+
+    /// Adds one extra form parameter (names already present are not sent twice).
+    pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds extra form parameters.
+    pub fn with_params<I, K, V>(mut self, params: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.extra
+            .extend(params.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The client.
+    pub fn client(&self) -> &ClientAuth {
+        &self.client
+    }
+
+    /// The scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The audience.
+    pub fn audience(&self) -> Option<&str> {
+        self.audience.as_deref()
+    }
+
+    fn encode(&self) -> (String, Option<String>) {
+        let mut form = Form::default();
+        let basic = self.client.apply(&mut form);
+        form.push_common(&self.scopes, self.audience.as_deref(), &self.extra);
+        (form.finish(), basic)
+    }
+}
+
+/// The server's answer to a device authorization request (RFC 8628 §3.2).
+///
+/// `device_code` is a secret (it is redeemed for tokens); the rest is shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeviceAuthorization {
+    /// The code the device polls the token endpoint with.
+    pub device_code: SecretString,
+    /// The code the user types at `verification_uri`.
+    pub user_code: String,
+    /// Where the user goes (`verification_url`, Google's spelling, is accepted too).
+    pub verification_uri: String,
+    /// A URL that already carries the user code, when the server offers one: show it (or
+    /// open it) in preference to `verification_uri`.
+    pub verification_uri_complete: Option<String>,
+    /// How many seconds the codes stay valid, when the server says (a number or a numeric
+    /// string).
+    pub expires_in: Option<u64>,
+    /// The minimum number of seconds between two polls, when the server says.
+    pub interval: Option<u64>,
+}
+
+impl DeviceAuthorization {
+    /// The poll interval: the server's `interval`, else [`DEFAULT_DEVICE_POLL_INTERVAL`].
+    pub fn poll_interval(&self) -> Duration {
+        self.interval
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_DEVICE_POLL_INTERVAL)
+    }
+
+    /// How long the codes stay valid, when the server says.
+    pub fn lifetime(&self) -> Option<Duration> {
+        self.expires_in.map(Duration::from_secs)
+    }
+
+    /// The URL to show the user: `verification_uri_complete` when present, else
+    /// `verification_uri`.
+    pub fn url_for_user(&self) -> &str {
+        self.verification_uri_complete
+            .as_deref()
+            .unwrap_or(&self.verification_uri)
+    }
+}
+
+impl OAuthClient {
+    /// Sends a device authorization request (RFC 8628 §3.1).
+    ///
+    /// # Errors
+    ///
+    /// As for [`OAuthClient::token`]; an answer without `device_code`, `user_code` or
+    /// `verification_uri` is [`Error::InvalidResponse`].
+    pub async fn device_authorization(
+        &self,
+        request: &DeviceAuthorizationRequest,
+    ) -> Result<DeviceAuthorization, Error> {
+        let operation = "device authorization request";
+        let (form, basic) = request.encode();
+        let raw = self
+            .post_form(operation, &request.endpoint, form, basic)
+            .await?;
+        let secrets: Vec<&str> = request
+            .client
+            .client_secret()
+            .map(SecretString::expose_secret)
+            .into_iter()
+            .collect();
+        let object = json_object_or_error(&raw, operation, &secrets)?;
+        let missing = |field: &str| Error::InvalidResponse {
+            status: Some(raw.status),
+            message: format!(
+                "the answer to the {operation} has no {field}; is {} a device authorization endpoint?",
+                display_url(&request.endpoint)
+            ),
+        };
+        let device_code =
+            string_field(&object, "device_code").ok_or_else(|| missing("device_code"))?;
+        let user_code = string_field(&object, "user_code").ok_or_else(|| missing("user_code"))?;
+        let verification_uri = string_field(&object, "verification_uri")
+            .or_else(|| string_field(&object, "verification_url"))
+            .ok_or_else(|| missing("verification_uri"))?;
+        Ok(DeviceAuthorization {
+            device_code: SecretString::new(device_code),
+            user_code,
+            verification_uri,
+            verification_uri_complete: string_field(&object, "verification_uri_complete")
+                .or_else(|| string_field(&object, "verification_url_complete")),
+            expires_in: seconds_field(&object, "expires_in"),
+            interval: seconds_field(&object, "interval"),
+        })
+    }
+}

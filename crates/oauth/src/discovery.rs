@@ -1,0 +1,403 @@
+//! Flyte server discovery: [`RemoteClientConfigStore`] reads flyteadmin's two anonymous
+//! documents and combines them into a [`ClientConfig`].
+
+use std::{fmt, sync::Arc};
+
+use flyte_auth_core::{BoxFuture, ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, Error};
+use serde_json::{Map, Value};
+use tokio::sync::OnceCell;
+
+use crate::{OAuthClient, token::json_object_or_error, transport::display_url};
+
+/// The path of the RFC 8414 authorization server metadata under the platform URL.
+pub const OAUTH_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+
+/// The path of flyteadmin's public client configuration under the platform URL.
+pub const FLYTE_CLIENT_CONFIG_PATH: &str = "/config/v1/flyte_client";
+
+/// The base URL of a Flyte platform endpoint as written in configs.
+///
+/// `dns:///` is stripped; a bare `host[:port]` becomes `https://host[:port]`, or `http://` when
+/// `insecure` is set; a URL with a scheme is kept as it is. Trailing slashes are removed.
+///
+/// ```
+/// use flyte_auth_oauth::platform_base_url;
+/// assert_eq!(platform_base_url("dns:///flyte.example.org:443", false).unwrap(), "https://flyte.example.org:443");
+/// assert_eq!(platform_base_url("localhost:30080", true).unwrap(), "http://localhost:30080");
+/// assert_eq!(platform_base_url("https://flyte.example.org/", true).unwrap(), "https://flyte.example.org");
+/// ```
+pub fn platform_base_url(endpoint: &str, insecure: bool) -> Result<String, Error> {
+    let trimmed = endpoint.trim();
+    let host = trimmed.strip_prefix("dns:///").unwrap_or(trimmed);
+    let host = host.trim_end_matches('/');
+    if host.is_empty() {
+        return Err(Error::config(
+            "the Flyte endpoint is empty; set admin.endpoint (e.g. dns:///flyte.example.org)",
+        ));
+    }
+    let url = if host.starts_with("http://") || host.starts_with("https://") {
+        host.to_owned()
+    } else if host.contains("://") {
+        return Err(Error::config(format!(
+            "the Flyte endpoint `{}` has an unsupported scheme; write host:port, dns:///host:port or https://host",
+            display_url(host)
+        )));
+    } else if insecure {
+        format!("http://{host}")
+    } else {
+        format!("https://{host}")
+    };
+    url::Url::parse(&url).map_err(|e| {
+        Error::config(format!(
+            "the Flyte endpoint `{}` is not a valid host or URL: {e}",
+            display_url(&url)
+        ))
+    })?;
+    Ok(url)
+}
+
+/// RFC 8414 authorization server metadata, as far as Flyte's flows use it.
+///
+/// Empty strings are `None`; relative endpoint URLs are resolved against the platform URL.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct AuthorizationServerMetadata {
+    /// `issuer`.
+    pub issuer: Option<String>,
+    /// `authorization_endpoint`.
+    pub authorization_endpoint: Option<String>,
+    /// `token_endpoint`.
+    pub token_endpoint: Option<String>,
+    /// `device_authorization_endpoint`.
+    pub device_authorization_endpoint: Option<String>,
+    /// `jwks_uri`.
+    pub jwks_uri: Option<String>,
+    /// `scopes_supported`.
+    pub scopes_supported: Vec<String>,
+    /// `response_types_supported`.
+    pub response_types_supported: Vec<String>,
+    /// `grant_types_supported`.
+    pub grant_types_supported: Vec<String>,
+    /// `code_challenge_methods_supported`.
+    pub code_challenge_methods_supported: Vec<String>,
+    /// `token_endpoint_auth_methods_supported`.
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+}
+
+/// flyteadmin's public client configuration (`/config/v1/flyte_client`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct PublicClientConfig {
+    /// `client_id`: the public client of the Flyte CLI tools.
+    pub client_id: Option<String>,
+    /// `redirect_uri`.
+    pub redirect_uri: Option<String>,
+    /// `scopes`.
+    pub scopes: Vec<String>,
+    /// `authorization_metadata_key`: the header for the token; `None` means `authorization`.
+    pub authorization_metadata_key: Option<String>,
+    /// `service_http_endpoint`.
+    pub service_http_endpoint: Option<String>,
+    /// `audience`.
+    pub audience: Option<String>,
+}
+
+/// Both discovery documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Discovery {
+    /// The platform URL they were read from.
+    pub base_url: String,
+    /// `/.well-known/oauth-authorization-server`.
+    pub metadata: AuthorizationServerMetadata,
+    /// `/config/v1/flyte_client`.
+    pub client: PublicClientConfig,
+}
+
+impl Discovery {
+    /// Combines the documents into flytekit's [`ClientConfig`].
+    ///
+    /// Fails with [`Error::InvalidResponse`] when the metadata names no token endpoint.
+    pub fn client_config(&self) -> Result<ClientConfig, Error> {
+        let token_endpoint = self.metadata.token_endpoint.clone().ok_or_else(|| {
+            Error::InvalidResponse {
+                status: None,
+                message: format!(
+                    "the authorization server metadata at {}{OAUTH_METADATA_PATH} has no token_endpoint",
+                    self.base_url
+                ),
+            }
+        })?;
+        let mut config = ClientConfig::new(
+            token_endpoint,
+            self.client.client_id.clone().unwrap_or_default(),
+        )
+        .with_authorization_endpoint(
+            self.metadata
+                .authorization_endpoint
+                .clone()
+                .unwrap_or_default(),
+        )
+        .with_redirect_uri(self.client.redirect_uri.clone().unwrap_or_default())
+        .with_scopes(self.client.scopes.clone())
+        .with_header_key(
+            self.client
+                .authorization_metadata_key
+                .clone()
+                .unwrap_or_else(|| DEFAULT_HEADER_KEY.to_owned()),
+        )
+        .with_audience(self.client.audience.clone().unwrap_or_default());
+        if let Some(device) = &self.metadata.device_authorization_endpoint {
+            config = config.with_device_authorization_endpoint(device.clone());
+        }
+        Ok(config)
+    }
+}
+
+/// A [`ClientConfigStore`] that asks the Flyte server: flytekit's `RemoteClientConfigStore`.
+///
+/// It GETs `{base}/.well-known/oauth-authorization-server` and `{base}/config/v1/flyte_client`
+/// (both at once, anonymously, through the shared [`OAuthClient`] and so with its TLS, proxy
+/// and timeout settings), accepts snake_case and lowerCamelCase field names and treats empty
+/// strings as unset. The answer is fetched on first use and reused; a failure is not
+/// remembered, so the next call tries again. Creating the store touches no network.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), flyte_auth_core::Error> {
+/// use flyte_auth_core::ClientConfigStore;
+/// use flyte_auth_oauth::{HttpSettings, OAuthClient, RemoteClientConfigStore};
+///
+/// let client = OAuthClient::new(HttpSettings::new())?;
+/// let store = RemoteClientConfigStore::new("dns:///flyte.example.org", false, client)?;
+/// let config = store.get_client_config().await?;
+/// println!("token endpoint: {}", config.token_endpoint);
+/// let grants = &store.discover().await?.metadata.grant_types_supported;
+/// # let _ = grants; Ok(()) }
+/// ```
+pub struct RemoteClientConfigStore {
+    base_url: String,
+    client: OAuthClient,
+    discovered: OnceCell<Arc<Discovery>>,
+}
+
+impl fmt::Debug for RemoteClientConfigStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteClientConfigStore")
+            .field("base_url", &display_url(&self.base_url))
+            .field("discovered", &self.discovered.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteClientConfigStore {
+    /// A store for the Flyte platform at `endpoint` (`dns:///host:port`, `host:port` or a
+    /// URL; see [`platform_base_url`]).
+    pub fn new(endpoint: &str, insecure: bool, client: OAuthClient) -> Result<Self, Error> {
+        Ok(Self::from_base_url(
+            platform_base_url(endpoint, insecure)?,
+            client,
+        ))
+    }
+
+    /// A store for a platform base URL used as it is (`https://host:port`).
+    pub fn from_base_url(base_url: impl Into<String>, client: OAuthClient) -> Self {
+        Self {
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            client,
+            discovered: OnceCell::new(),
+        }
+    }
+
+    /// The platform URL the documents are read from.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The client used for the requests.
+    pub fn client(&self) -> &OAuthClient {
+        &self.client
+    }
+
+    /// Both documents, fetched on first call and reused; concurrent first calls share one
+    /// fetch.
+    pub async fn discover(&self) -> Result<Arc<Discovery>, Error> {
+        self.discovered
+            .get_or_try_init(|| async {
+                let metadata_url = format!("{}{OAUTH_METADATA_PATH}", self.base_url);
+                let client_url = format!("{}{FLYTE_CLIENT_CONFIG_PATH}", self.base_url);
+                let (metadata, client) = futures_util::future::try_join(
+                    self.fetch_document("authorization server metadata request", &metadata_url),
+                    self.fetch_document("Flyte client config request", &client_url),
+                )
+                .await?;
+                tracing::debug!(base_url = %display_url(&self.base_url), "discovered the Flyte server's OAuth configuration");
+                Ok(Arc::new(Discovery {
+                    base_url: self.base_url.clone(),
+                    metadata: self.parse_metadata(&metadata),
+                    client: self.parse_client_config(&client),
+                }))
+            })
+            .await
+            .cloned()
+    }
+
+    /// What [`discover`](Self::discover) found, if it has succeeded already.
+    pub fn cached(&self) -> Option<Arc<Discovery>> {
+        self.discovered.get().cloned()
+    }
+
+    async fn fetch_document(
+        &self,
+        operation: &'static str,
+        url: &str,
+    ) -> Result<Map<String, Value>, Error> {
+        let raw = self.client.get(operation, url).await?;
+        json_object_or_error(&raw, operation, &[]).map_err(|e| match e {
+            Error::InvalidResponse { status, message } => Error::InvalidResponse {
+                status,
+                message: format!(
+                    "{message}; is {} a Flyte server with authentication enabled?",
+                    self.base_url
+                ),
+            },
+            other => other,
+        })
+    }
+
+    fn url_field(&self, object: &Map<String, Value>, name: &str) -> Option<String> {
+        let value = field_str(object, name)?;
+        if value.starts_with('/') {
+            Some(format!("{}{value}", self.base_url))
+        } else {
+            Some(value)
+        }
+    }
+
+    fn parse_metadata(&self, object: &Map<String, Value>) -> AuthorizationServerMetadata {
+        AuthorizationServerMetadata {
+            issuer: field_str(object, "issuer"),
+            authorization_endpoint: self.url_field(object, "authorization_endpoint"),
+            token_endpoint: self.url_field(object, "token_endpoint"),
+            device_authorization_endpoint: self.url_field(object, "device_authorization_endpoint"),
+            jwks_uri: self.url_field(object, "jwks_uri"),
+            scopes_supported: field_list(object, "scopes_supported"),
+            response_types_supported: field_list(object, "response_types_supported"),
+            grant_types_supported: field_list(object, "grant_types_supported"),
+            code_challenge_methods_supported: field_list(
+                object,
+                "code_challenge_methods_supported",
+            ),
+            token_endpoint_auth_methods_supported: field_list(
+                object,
+                "token_endpoint_auth_methods_supported",
+            ),
+        }
+    }
+
+    fn parse_client_config(&self, object: &Map<String, Value>) -> PublicClientConfig {
+        PublicClientConfig {
+            client_id: field_str(object, "client_id"),
+            redirect_uri: field_str(object, "redirect_uri"),
+            scopes: field_list(object, "scopes"),
+            authorization_metadata_key: field_str(object, "authorization_metadata_key"),
+            service_http_endpoint: field_str(object, "service_http_endpoint"),
+            audience: field_str(object, "audience"),
+        }
+    }
+}
+
+impl ClientConfigStore for RemoteClientConfigStore {
+    fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>> {
+        Box::pin(async move { self.discover().await?.client_config() })
+    }
+}
+
+/// `snake_case` to `lowerCamelCase`.
+fn camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The member under its snake_case or lowerCamelCase name, whichever is set and not empty.
+fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    let not_empty = |v: &&Value| match v {
+        Value::Null => false,
+        Value::String(s) => !s.trim().is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        _ => true,
+    };
+    object
+        .get(name)
+        .filter(not_empty)
+        .or_else(|| object.get(&camel(name)).filter(not_empty))
+}
+
+fn field_str(object: &Map<String, Value>, name: &str) -> Option<String> {
+    match field(object, name)? {
+        Value::String(s) => Some(s.trim().to_owned()),
+        _ => None,
+    }
+}
+
+fn field_list(object: &Map<String, Value>, name: &str) -> Vec<String> {
+    match field(object, name) {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camel_case_of_snake_names() {
+        assert_eq!(
+            camel("authorization_metadata_key"),
+            "authorizationMetadataKey"
+        );
+        assert_eq!(camel("issuer"), "issuer");
+    }
+
+    #[test]
+    fn endpoints_in_every_spelling() {
+        assert_eq!(
+            platform_base_url("dns:///flyte.example.org", false).unwrap(),
+            "https://flyte.example.org"
+        );
+        assert_eq!(
+            platform_base_url(" flyte.example.org:8089 ", true).unwrap(),
+            "http://flyte.example.org:8089"
+        );
+        assert_eq!(
+            platform_base_url("http://127.0.0.1:30080/", false).unwrap(),
+            "http://127.0.0.1:30080"
+        );
+        assert!(matches!(
+            platform_base_url("dns:///", false),
+            Err(Error::Config { .. })
+        ));
+        assert!(matches!(
+            platform_base_url("grpc://host", false),
+            Err(Error::Config { .. })
+        ));
+    }
+}

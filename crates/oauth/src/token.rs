@@ -1,0 +1,881 @@
+//! Token-endpoint requests (RFC 6749 §4, §6; RFC 8628 §3.4), client authentication
+//! (RFC 6749 §2.3.1) and the lenient reading of token responses.
+
+use std::fmt;
+
+use base64::Engine as _;
+use flyte_auth_core::{Credentials, Error, OAuthError, SecretString};
+use serde_json::{Map, Value};
+
+use crate::{
+    OAuthClient,
+    transport::{RawResponse, display_url, snippet},
+};
+
+/// The `grant_type` of the device flow (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// How a confidential client proves its identity at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClientAuthMethod {
+    /// `client_secret_basic`: `Authorization: Basic base64(urlenc(id) ":" urlenc(secret))`
+    /// (RFC 6749 §2.3.1; both parts form-encoded, so `:`, `+`, `%` and non-ASCII work).
+    #[default]
+    ClientSecretBasic,
+    /// `client_secret_post`: `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+/// Who is asking: a client id, and for a confidential client its secret and how to send it.
+///
+/// A public client (no secret; browser and device logins) sends only `client_id` in the body.
+///
+/// ```
+/// use flyte_auth_oauth::{ClientAuth, ClientAuthMethod};
+/// let public = ClientAuth::public("flytectl");
+/// assert!(public.client_secret().is_none());
+/// let confidential = ClientAuth::confidential("my-app", "s3cr3t")
+///     .with_method(ClientAuthMethod::ClientSecretPost);
+/// assert!(!format!("{confidential:?}").contains("s3cr3t"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    client_id: String,
+    client_secret: Option<SecretString>,
+    method: ClientAuthMethod,
+}
+
+impl ClientAuth {
+    /// A public client: only `client_id` is sent, in the body.
+    pub fn public(client_id: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: None,
+            method: ClientAuthMethod::default(),
+        }
+    }
+
+    /// A confidential client, authenticated with HTTP Basic unless
+    /// [`with_method`](Self::with_method) says otherwise.
+    pub fn confidential(
+        client_id: impl Into<String>,
+        client_secret: impl Into<SecretString>,
+    ) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: Some(client_secret.into()),
+            method: ClientAuthMethod::default(),
+        }
+    }
+
+    /// Chooses how the secret is sent (ignored for a public client).
+    #[must_use]
+    pub fn with_method(mut self, method: ClientAuthMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The client secret, for a confidential client.
+    pub fn client_secret(&self) -> Option<&SecretString> {
+        self.client_secret.as_ref()
+    }
+
+    /// How the secret is sent.
+    pub fn method(&self) -> ClientAuthMethod {
+        self.method
+    }
+
+    /// Adds the client's parameters to `form`, and returns the `Basic` credentials (without
+    /// the `Basic ` prefix) when they go in a header.
+    pub(crate) fn apply(&self, form: &mut Form) -> Option<String> {
+        match (&self.client_secret, self.method) {
+            (None, _) => {
+                form.push("client_id", &self.client_id);
+                None
+            }
+            (Some(secret), ClientAuthMethod::ClientSecretBasic) => {
+                Some(basic_credentials(&self.client_id, secret.expose_secret()))
+            }
+            (Some(secret), ClientAuthMethod::ClientSecretPost) => {
+                form.push("client_id", &self.client_id);
+                form.push("client_secret", secret.expose_secret());
+                None
+            }
+        }
+    }
+}
+
+/// `base64(urlenc(id) ":" urlenc(secret))`, RFC 6749 §2.3.1 with Appendix B's encoding.
+pub(crate) fn basic_credentials(client_id: &str, client_secret: &str) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        enc(client_id),
+        enc(client_secret)
+    ))
+}
+
+/// The grant being redeemed at the token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Grant {
+    /// `client_credentials` (RFC 6749 §4.4).
+    ClientCredentials,
+    /// `refresh_token` (RFC 6749 §6).
+    RefreshToken {
+        /// The refresh token.
+        refresh_token: SecretString,
+    },
+    /// `authorization_code` (RFC 6749 §4.1.3) with the PKCE verifier (RFC 7636 §4.5).
+    AuthorizationCode {
+        /// The code the browser brought back.
+        code: SecretString,
+        /// The PKCE `code_verifier`, when the authorization request had a challenge.
+        code_verifier: Option<SecretString>,
+        /// The `redirect_uri` of the authorization request, which must be repeated.
+        redirect_uri: Option<String>,
+    },
+    /// `urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 §3.4).
+    DeviceCode {
+        /// The `device_code` of the device authorization answer.
+        device_code: SecretString,
+    },
+}
+
+impl Grant {
+    /// The `grant_type` value.
+    pub fn grant_type(&self) -> &'static str {
+        match self {
+            Self::ClientCredentials => "client_credentials",
+            Self::RefreshToken { .. } => "refresh_token",
+            Self::AuthorizationCode { .. } => "authorization_code",
+            Self::DeviceCode { .. } => DEVICE_CODE_GRANT_TYPE,
+        }
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        match self {
+            Self::ClientCredentials => Vec::new(),
+            Self::RefreshToken { refresh_token } => vec![refresh_token.expose_secret()],
+            Self::AuthorizationCode {
+                code,
+                code_verifier,
+                ..
+            } => {
+                let mut v = vec![code.expose_secret()];
+                v.extend(code_verifier.iter().map(SecretString::expose_secret));
+                v
+            }
+            Self::DeviceCode { device_code } => vec![device_code.expose_secret()],
+        }
+    }
+}
+
+/// A request to the token endpoint: the grant plus Flyte's extras (scopes, `audience`, any
+/// other parameter).
+///
+/// Parameters are sent in this order: `grant_type`, the grant's own, the client's
+/// (`client_id`, or `client_id` + `client_secret` for `client_secret_post`), `scope`
+/// (space-joined, only when non-empty), `audience` (only when set), then the extra
+/// parameters. An extra parameter whose name is already present is dropped, so passing "every
+/// parameter of the authorization request" (as flytekit does for the code exchange) sends
+/// each name once.
+///
+/// ```
+/// use flyte_auth_oauth::{ClientAuth, TokenRequest};
+/// let request = TokenRequest::client_credentials(
+///     "https://idp.example.org/oauth2/token",
+///     ClientAuth::confidential("my-app", "s3cr3t"),
+/// )
+/// .with_scopes(["all"])
+/// .with_audience("flyte");
+/// assert_eq!(request.grant().grant_type(), "client_credentials");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[must_use]
+pub struct TokenRequest {
+    token_endpoint: String,
+    client: ClientAuth,
+    grant: Grant,
+    scopes: Vec<String>,
+    audience: Option<String>,
+    extra: Vec<(String, String)>,
+}
+
+impl fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("token_endpoint", &display_url(&self.token_endpoint))
+            .field("client", &self.client)
+            .field("grant_type", &self.grant.grant_type())
+            .field("scopes", &self.scopes)
+            .field("audience", &self.audience)
+            .field(
+                "extra",
+                &self.extra.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl TokenRequest {
+    /// A request for any grant.
+    pub fn new(token_endpoint: impl Into<String>, client: ClientAuth, grant: Grant) -> Self {
+        Self {
+            token_endpoint: token_endpoint.into(),
+            client,
+            grant,
+            scopes: Vec::new(),
+            audience: None,
+            extra: Vec::new(),
+        }
+    }
+
+    /// `grant_type=client_credentials`.
+    pub fn client_credentials(token_endpoint: impl Into<String>, client: ClientAuth) -> Self {
+        Self::new(token_endpoint, client, Grant::ClientCredentials)
+    }
+
+    /// `grant_type=refresh_token`.
+    pub fn refresh_token(
+        token_endpoint: impl Into<String>,
+        client: ClientAuth,
+        refresh_token: impl Into<SecretString>,
+    ) -> Self {
+        Self::new(
+            token_endpoint,
+            client,
+            Grant::RefreshToken {
+                refresh_token: refresh_token.into(),
+            },
+        )
+    }
+
+    /// `grant_type=authorization_code`, with the PKCE verifier and the redirect URI of the
+    /// authorization request when there were any.
+    pub fn authorization_code(
+        token_endpoint: impl Into<String>,
+        client: ClientAuth,
+        code: impl Into<SecretString>,
+        code_verifier: Option<SecretString>,
+        redirect_uri: Option<String>,
+    ) -> Self {
+        Self::new(
+            token_endpoint,
+            client,
+            Grant::AuthorizationCode {
+                code: code.into(),
+                code_verifier,
+                redirect_uri,
+            },
+        )
+    }
+
+    /// `grant_type=urn:ietf:params:oauth:grant-type:device_code`.
+    ///
+    /// While the user has not finished, the answer is [`Error::OAuth`] with code
+    /// `authorization_pending` or `slow_down`; `access_denied` and `expired_token` end the
+    /// flow.
+    pub fn device_code(
+        token_endpoint: impl Into<String>,
+        client: ClientAuth,
+        device_code: impl Into<SecretString>,
+    ) -> Self {
+        Self::new(
+            token_endpoint,
+            client,
+            Grant::DeviceCode {
+                device_code: device_code.into(),
+            },
+        )
+    }
+
+    /// Asks for these scopes (sent space-joined; nothing is sent when empty).
+    pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sends `audience` (an empty string means none).
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        let audience = audience.into();
+        self.audience = (!audience.is_empty()).then_some(audience);
+        self
+    }
+
+    /// Sends `audience` when `Some` and not empty.
+    pub fn with_optional_audience(mut self, audience: Option<String>) -> Self {
+        self.audience = audience.filter(|a| !a.is_empty());
+        self
+    }
+
+    /// Adds one extra form parameter.
+    pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds extra form parameters (a map or a list of pairs).
+    pub fn with_params<I, K, V>(mut self, params: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.extra
+            .extend(params.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    /// The token endpoint.
+    pub fn token_endpoint(&self) -> &str {
+        &self.token_endpoint
+    }
+
+    /// The client.
+    pub fn client(&self) -> &ClientAuth {
+        &self.client
+    }
+
+    /// The grant.
+    pub fn grant(&self) -> &Grant {
+        &self.grant
+    }
+
+    /// The scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The audience.
+    pub fn audience(&self) -> Option<&str> {
+        self.audience.as_deref()
+    }
+
+    /// The form body and the `Basic` credentials, if any.
+    pub(crate) fn encode(&self) -> (String, Option<String>) {
+        let mut form = Form::default();
+        form.push("grant_type", self.grant.grant_type());
+        match &self.grant {
+            Grant::ClientCredentials => {}
+            Grant::RefreshToken { refresh_token } => {
+                form.push("refresh_token", refresh_token.expose_secret());
+            }
+            Grant::AuthorizationCode {
+                code,
+                code_verifier,
+                redirect_uri,
+            } => {
+                form.push("code", code.expose_secret());
+                if let Some(verifier) = code_verifier {
+                    form.push("code_verifier", verifier.expose_secret());
+                }
+                if let Some(uri) = redirect_uri.as_deref().filter(|u| !u.is_empty()) {
+                    form.push("redirect_uri", uri);
+                }
+            }
+            Grant::DeviceCode { device_code } => {
+                form.push("device_code", device_code.expose_secret());
+            }
+        }
+        let basic = self.client.apply(&mut form);
+        form.push_common(&self.scopes, self.audience.as_deref(), &self.extra);
+        (form.finish(), basic)
+    }
+
+    /// Every secret value of the request, redacted from error excerpts.
+    pub(crate) fn secrets(&self) -> Vec<&str> {
+        let mut secrets = self.grant.secrets();
+        secrets.extend(
+            self.client
+                .client_secret
+                .iter()
+                .map(SecretString::expose_secret),
+        );
+        secrets
+    }
+}
+
+/// A form body under construction, which knows the names already in it.
+#[derive(Default)]
+pub(crate) struct Form {
+    names: Vec<String>,
+    serializer: Option<url::form_urlencoded::Serializer<'static, String>>,
+}
+
+impl Form {
+    pub(crate) fn push(&mut self, name: &str, value: &str) {
+        self.names.push(name.to_owned());
+        self.serializer
+            .get_or_insert_with(|| url::form_urlencoded::Serializer::new(String::new()))
+            .append_pair(name, value);
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
+    /// `scope`, `audience` and the extra parameters, skipping names already present.
+    pub(crate) fn push_common(
+        &mut self,
+        scopes: &[String],
+        audience: Option<&str>,
+        extra: &[(String, String)],
+    ) {
+        let scopes: Vec<&str> = scopes
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !scopes.is_empty() {
+            self.push("scope", &scopes.join(" "));
+        }
+        if let Some(audience) = audience.filter(|a| !a.is_empty()) {
+            self.push("audience", audience);
+        }
+        for (name, value) in extra {
+            if self.has(name) {
+                tracing::debug!(
+                    parameter = %name,
+                    "extra parameter already set by the request; not sent twice"
+                );
+            } else {
+                self.push(name, value);
+            }
+        }
+    }
+
+    pub(crate) fn finish(self) -> String {
+        self.serializer.map(|mut s| s.finish()).unwrap_or_default()
+    }
+}
+
+/// A successful token response (RFC 6749 §5.1), read leniently.
+///
+/// `expires_in` may be a number or a numeric string, or missing; `refresh_token`, `id_token`
+/// and `scope` are optional. `Debug` shows no token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: SecretString,
+    /// The `token_type` (`Bearer`), when sent.
+    pub token_type: Option<String>,
+    /// The lifetime in seconds, when sent.
+    pub expires_in: Option<u64>,
+    /// The refresh token, when sent. A refresh answer without one leaves this `None`; the
+    /// credential cache then keeps the old refresh token (RFC 6749 §6).
+    pub refresh_token: Option<SecretString>,
+    /// The OpenID Connect id token, when sent.
+    pub id_token: Option<SecretString>,
+    /// The granted scopes (`scope`, split on spaces), when sent.
+    pub scopes: Vec<String>,
+}
+
+impl TokenResponse {
+    /// Reads a token endpoint answer: a token, an OAuth error, or an invalid response.
+    ///
+    /// `secrets` (what the request sent) are redacted from body excerpts in errors. The body
+    /// of a successful answer is never quoted, since it holds tokens.
+    pub fn from_http(
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+        secrets: &[&str],
+    ) -> Result<Self, Error> {
+        let raw = RawResponse {
+            status,
+            content_type: content_type.map(str::to_owned),
+            location: None,
+            body: body.to_vec(),
+        };
+        parse_token_response(&raw, "token request", secrets)
+    }
+
+    /// The credentials for `for_endpoint`: access token, expiry from `expires_in` (else the
+    /// JWT `exp` claim), refresh token and id token when present, granted scopes.
+    ///
+    /// A missing refresh token stays `None` here; [`Credentials::carry_forward`] (which the
+    /// credential cache applies after a refresh) keeps the previous one.
+    pub fn into_credentials(self, for_endpoint: impl Into<String>) -> Credentials {
+        let mut credentials = Credentials::new(self.access_token, for_endpoint);
+        if let Some(seconds) = self.expires_in {
+            credentials = credentials.with_expires_in(seconds);
+        }
+        if let Some(refresh) = self.refresh_token {
+            credentials = credentials.with_refresh_token(refresh);
+        }
+        if let Some(id) = self.id_token {
+            credentials = credentials.with_id_token(id);
+        }
+        if !self.scopes.is_empty() {
+            credentials = credentials.with_scopes(self.scopes);
+        }
+        credentials
+    }
+}
+
+impl OAuthClient {
+    /// Sends a token request and reads the answer.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::OAuth`] when the server answers an OAuth error (any status), with its
+    ///   `error`, `error_description`, `error_uri` and the HTTP status; this includes the
+    ///   device flow's `authorization_pending`, `slow_down`, `access_denied`, `expired_token`.
+    /// - [`Error::InvalidResponse`] for anything else that is not a token: a body that is not
+    ///   JSON (an HTML page from a proxy), no `access_token`, a body over the size cap, a
+    ///   redirect.
+    /// - [`Error::Transport`] / [`Error::Timeout`] when no answer arrived.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), flyte_auth_core::Error> {
+    /// use flyte_auth_oauth::{ClientAuth, HttpSettings, OAuthClient, TokenRequest};
+    /// let client = OAuthClient::new(HttpSettings::new())?;
+    /// let token = client
+    ///     .token(&TokenRequest::client_credentials(
+    ///         "https://idp.example.org/oauth2/token",
+    ///         ClientAuth::confidential("my-app", "s3cr3t"),
+    ///     ))
+    ///     .await?;
+    /// let credentials = token.into_credentials("flyte.example.org");
+    /// # let _ = credentials; Ok(()) }
+    /// ```
+    pub async fn token(&self, request: &TokenRequest) -> Result<TokenResponse, Error> {
+        let (form, basic) = request.encode();
+        let operation = "token request";
+        tracing::debug!(
+            url = %display_url(&request.token_endpoint),
+            grant_type = request.grant.grant_type(),
+            client_id = request.client.client_id(),
+            "sending token request"
+        );
+        let raw = self
+            .post_form(operation, &request.token_endpoint, form, basic)
+            .await?;
+        parse_token_response(&raw, operation, &request.secrets())
+    }
+}
+
+/// Reads a token endpoint answer.
+pub(crate) fn parse_token_response(
+    raw: &RawResponse,
+    operation: &str,
+    secrets: &[&str],
+) -> Result<TokenResponse, Error> {
+    let object = json_object_or_error(raw, operation, secrets)?;
+    let access_token = match object.get("access_token") {
+        Some(Value::String(s)) if !s.is_empty() => SecretString::new(s.clone()),
+        _ => {
+            let fields: Vec<&str> = object.keys().map(String::as_str).collect();
+            return Err(Error::InvalidResponse {
+                status: Some(raw.status),
+                message: format!(
+                    "the answer to the {operation} has no access_token (fields present: {})",
+                    if fields.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        fields.join(", ")
+                    }
+                ),
+            });
+        }
+    };
+    Ok(TokenResponse {
+        access_token,
+        token_type: string_field(&object, "token_type"),
+        expires_in: seconds_field(&object, "expires_in"),
+        refresh_token: string_field(&object, "refresh_token").map(SecretString::new),
+        id_token: string_field(&object, "id_token").map(SecretString::new),
+        scopes: scopes_field(&object, "scope"),
+    })
+}
+
+/// The JSON object of a successful answer, or the error the answer means.
+///
+/// An object with an `error` member is an OAuth error whatever the status. A non-2xx answer
+/// that is not an OAuth error is an invalid response with a short excerpt of its body; a 2xx
+/// answer that is not a JSON object is an invalid response *without* an excerpt (it may hold
+/// tokens).
+pub(crate) fn json_object_or_error(
+    raw: &RawResponse,
+    operation: &str,
+    secrets: &[&str],
+) -> Result<Map<String, Value>, Error> {
+    let parsed = serde_json::from_slice::<Value>(&raw.body).ok();
+    if let Some(Value::Object(object)) = &parsed
+        && let Some(Value::String(code)) = object.get("error")
+        && !code.is_empty()
+    {
+        let redact = |s: String| {
+            let mut s = s;
+            for secret in secrets.iter().filter(|s| s.len() >= 4) {
+                s = s.replace(secret, "[redacted]");
+            }
+            s
+        };
+        let mut error = OAuthError::new(code.as_str()).with_status(raw.status);
+        if let Some(d) = string_field(object, "error_description") {
+            error = error.with_description(redact(d));
+        }
+        if let Some(u) = string_field(object, "error_uri") {
+            error = error.with_uri(redact(u));
+        }
+        return Err(Error::OAuth(error));
+    }
+    if raw.is_success() {
+        return match parsed {
+            Some(Value::Object(object)) => Ok(object),
+            Some(_) => Err(Error::InvalidResponse {
+                status: Some(raw.status),
+                message: format!("the answer to the {operation} is JSON but not an object"),
+            }),
+            None => Err(Error::InvalidResponse {
+                status: Some(raw.status),
+                message: format!(
+                    "the answer to the {operation} is not JSON (content-type {}, {} bytes); is \
+                     the URL right, or did a proxy answer instead of the server?",
+                    raw.content_type(),
+                    raw.body.len()
+                ),
+            }),
+        };
+    }
+    Err(unexpected_status(raw, operation, secrets))
+}
+
+/// The error for a non-2xx answer that is not an OAuth error.
+pub(crate) fn unexpected_status(raw: &RawResponse, operation: &str, secrets: &[&str]) -> Error {
+    let status = raw.status;
+    let hint = match status {
+        300..=399 => format!(
+            "the server redirects{}; redirects are not followed on OAuth requests, so configure \
+             the final URL (is http:// being redirected to https://?)",
+            raw.location
+                .as_deref()
+                .map(|l| format!(" to {}", display_url(l)))
+                .unwrap_or_default()
+        ),
+        401 | 403 => "the server refused the request: check the client id and secret".to_owned(),
+        404 | 405 => "check the URL: nothing answers it here".to_owned(),
+        429 => "too many requests; try again later".to_owned(),
+        500..=599 => {
+            "the server, or a proxy or load balancer in front of it, failed; try again later"
+                .to_owned()
+        }
+        _ => "unexpected answer".to_owned(),
+    };
+    let excerpt = snippet(&raw.body, secrets);
+    let body = if excerpt.is_empty() {
+        "empty body".to_owned()
+    } else {
+        format!("body: {excerpt}")
+    };
+    Error::InvalidResponse {
+        status: Some(status),
+        message: format!(
+            "the {operation} got HTTP {status} without an OAuth error ({hint}); content-type {}, {body}",
+            raw.content_type()
+        ),
+    }
+}
+
+/// A non-empty string member.
+pub(crate) fn string_field(object: &Map<String, Value>, name: &str) -> Option<String> {
+    match object.get(name) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// A number of seconds given as a JSON number or a numeric string (Azure AD v1 sends
+/// `"3599"`); anything else, negative or missing is `None`.
+pub(crate) fn seconds_field(object: &Map<String, Value>, name: &str) -> Option<u64> {
+    match object.get(name)? {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => {
+            let s = s.trim();
+            s.parse::<u64>().ok().or_else(|| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A space-separated `scope` string (or, leniently, an array of strings).
+pub(crate) fn scopes_field(object: &Map<String, Value>, name: &str) -> Vec<String> {
+    match object.get(name) {
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(status: u16, body: &str) -> RawResponse {
+        RawResponse {
+            status,
+            content_type: Some("application/json".into()),
+            location: None,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn basic_credentials_form_encode_both_parts() {
+        let encoded = basic_credentials("my client:1", "p:/+%&=é s");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(decoded).unwrap(),
+            "my+client%3A1:p%3A%2F%2B%25%26%3D%C3%A9+s"
+        );
+    }
+
+    #[test]
+    fn form_sends_each_name_once_and_skips_empty_scope_and_audience() {
+        let request = TokenRequest::authorization_code(
+            "https://idp/token",
+            ClientAuth::public("flytectl"),
+            "the-code",
+            Some(SecretString::from("verifier")),
+            Some("http://localhost:53593/callback".into()),
+        )
+        .with_scopes(["", " "])
+        .with_audience("")
+        .with_params([
+            ("client_id", "flytectl"),
+            ("redirect_uri", "http://localhost:53593/callback"),
+            ("state", "xyz"),
+        ]);
+        let (form, basic) = request.encode();
+        assert!(basic.is_none());
+        assert_eq!(
+            form,
+            "grant_type=authorization_code&code=the-code&code_verifier=verifier\
+             &redirect_uri=http%3A%2F%2Flocalhost%3A53593%2Fcallback&client_id=flytectl&state=xyz"
+        );
+    }
+
+    #[test]
+    fn client_secret_post_puts_the_secret_in_the_body() {
+        let request = TokenRequest::client_credentials(
+            "https://idp/token",
+            ClientAuth::confidential("app", "s&cret")
+                .with_method(ClientAuthMethod::ClientSecretPost),
+        )
+        .with_scopes(["a", "b"])
+        .with_audience("aud");
+        let (form, basic) = request.encode();
+        assert!(basic.is_none());
+        assert_eq!(
+            form,
+            "grant_type=client_credentials&client_id=app&client_secret=s%26cret&scope=a+b&audience=aud"
+        );
+    }
+
+    #[test]
+    fn debug_of_a_request_shows_no_secret() {
+        let request = TokenRequest::refresh_token(
+            "https://idp/token?x=1",
+            ClientAuth::confidential("app", "client-secret-XYZ"),
+            "refresh-XYZ",
+        )
+        .with_param("assertion", "assertion-XYZ");
+        let printed = format!("{request:?}");
+        assert!(!printed.contains("XYZ"), "{printed}");
+        assert!(printed.contains("refresh_token"), "{printed}");
+    }
+
+    #[test]
+    fn expires_in_number_string_float_and_garbage() {
+        let parse = |v: &str| {
+            let body = format!(r#"{{"access_token":"a","expires_in":{v}}}"#);
+            parse_token_response(&raw(200, &body), "token request", &[])
+                .unwrap()
+                .expires_in
+        };
+        assert_eq!(parse("3600"), Some(3600));
+        assert_eq!(parse(r#""3599""#), Some(3599));
+        assert_eq!(parse("59.5"), Some(59));
+        assert_eq!(parse(r#""soon""#), None);
+        assert_eq!(parse("-5"), None);
+        assert_eq!(parse("null"), None);
+    }
+
+    #[test]
+    fn oauth_error_with_status_200_is_still_an_error() {
+        let e = parse_token_response(
+            &raw(200, r#"{"error":"authorization_pending"}"#),
+            "token request",
+            &[],
+        )
+        .unwrap_err();
+        let oauth = e.oauth().expect("an OAuth error");
+        assert_eq!(
+            oauth.code,
+            flyte_auth_core::OAuthErrorCode::AuthorizationPending
+        );
+        assert_eq!(oauth.status, Some(200));
+    }
+
+    #[test]
+    fn a_successful_non_json_answer_is_not_quoted() {
+        let e = parse_token_response(
+            &RawResponse {
+                status: 200,
+                content_type: Some("application/x-www-form-urlencoded".into()),
+                location: None,
+                body: b"access_token=TOKEN-XYZ&token_type=bearer".to_vec(),
+            },
+            "token request",
+            &[],
+        )
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(!msg.contains("XYZ"), "{msg}");
+        assert!(msg.contains("not JSON"), "{msg}");
+    }
+
+    #[test]
+    fn an_error_description_echoing_a_secret_is_redacted() {
+        let e = parse_token_response(
+            &raw(
+                400,
+                r#"{"error":"invalid_grant","error_description":"token r-XYZ-1 revoked"}"#,
+            ),
+            "token request",
+            &["r-XYZ-1"],
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("XYZ"), "{e}");
+    }
+}

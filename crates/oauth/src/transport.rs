@@ -1,0 +1,487 @@
+//! [`OAuthClient`]: one pooled HTTP client per [`HttpSettings`], and the mapping of everything
+//! that can go wrong on the wire to core's [`Error`].
+
+use std::{error::Error as StdError, fmt, io, sync::Arc, time::Duration};
+
+use flyte_auth_core::Error;
+use reqwest::{Certificate, Proxy, redirect::Policy};
+
+use crate::HttpSettings;
+
+/// How many characters of an error body are shown in an error message at most.
+const SNIPPET_CHARS: usize = 200;
+
+/// The HTTP client every OAuth request goes through: discovery, token and device requests.
+///
+/// Built once from [`HttpSettings`] and cheap to clone (clones share one connection pool).
+/// Redirects are never followed: an OAuth endpoint that redirects is misconfigured, and
+/// following a redirect could carry a form with secrets to another host.
+///
+/// ```
+/// use flyte_auth_oauth::{HttpSettings, OAuthClient};
+/// let client = OAuthClient::new(HttpSettings::new())?;
+/// let shared = client.clone(); // same pool
+/// # let _ = shared;
+/// # Ok::<(), flyte_auth_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct OAuthClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    settings: HttpSettings,
+}
+
+impl fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuthClient {
+    /// Builds the client: reads the CA file, sets up the proxy and the timeouts.
+    ///
+    /// Fails with [`Error::Config`] when the CA file cannot be read or holds no certificate,
+    /// or the proxy URL is not a URL.
+    pub fn new(settings: HttpSettings) -> Result<Self, Error> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            .user_agent(settings.user_agent.clone());
+
+        if settings.accept_invalid_certs {
+            if settings.ca_cert_file.is_some() || settings.ca_cert_pem.is_some() {
+                tracing::debug!(
+                    "a CA file is configured, but certificate verification is disabled; the CA file is not used"
+                );
+            }
+            let tls = crate::tls::danger_accept_any_certificate_config().map_err(|e| {
+                Error::config(format!("could not set up TLS without verification: {e}"))
+            })?;
+            builder = builder.use_preconfigured_tls(tls);
+        } else {
+            if let Some(path) = &settings.ca_cert_file {
+                let pem = std::fs::read(path).map_err(|e| {
+                    Error::config(format!(
+                        "cannot read the CA certificate file {} (caCertFilePath): {e}",
+                        path.display()
+                    ))
+                })?;
+                for cert in parse_pem_bundle(&pem, &path.display().to_string())? {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            if let Some(pem) = &settings.ca_cert_pem {
+                for cert in parse_pem_bundle(pem, "the given PEM certificates")? {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+        }
+
+        if let Some(proxy) = &settings.proxy {
+            let proxy = Proxy::all(proxy.as_str()).map_err(|e| {
+                Error::config(format!(
+                    "the proxy URL {} (httpProxyURL) is not valid: {}",
+                    display_url(proxy),
+                    e.without_url()
+                ))
+            })?;
+            builder = builder.proxy(proxy);
+        } else if !settings.system_proxy {
+            builder = builder.no_proxy();
+        }
+
+        let http = builder.build().map_err(|e| {
+            Error::config(format!(
+                "could not build the HTTP client: {}",
+                error_chain(&e)
+            ))
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner { http, settings }),
+        })
+    }
+
+    /// The settings the client was built with.
+    pub fn settings(&self) -> &HttpSettings {
+        &self.inner.settings
+    }
+
+    /// The underlying `reqwest` client, for requests this crate does not cover. It carries the
+    /// same TLS, proxy and timeout settings; the body size cap and the error mapping are not
+    /// applied to what you do with it.
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// POSTs a form and reads the answer (any status) within the limits.
+    pub(crate) async fn post_form(
+        &self,
+        operation: &'static str,
+        url: &str,
+        form: String,
+        basic_auth: Option<String>,
+    ) -> Result<RawResponse, Error> {
+        let target = parse_url(url, operation)?;
+        let mut request = self
+            .inner
+            .http
+            .post(target)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form);
+        if let Some(basic) = basic_auth {
+            let mut value = reqwest::header::HeaderValue::try_from(format!("Basic {basic}"))
+                .map_err(|_| Error::config("the client credentials cannot be sent in a header"))?;
+            value.set_sensitive(true);
+            request = request.header(reqwest::header::AUTHORIZATION, value);
+        }
+        self.execute(operation, url, request).await
+    }
+
+    /// GETs a JSON document and reads the answer (any status) within the limits.
+    pub(crate) async fn get(
+        &self,
+        operation: &'static str,
+        url: &str,
+    ) -> Result<RawResponse, Error> {
+        let target = parse_url(url, operation)?;
+        let request = self
+            .inner
+            .http
+            .get(target)
+            .header(reqwest::header::ACCEPT, "application/json");
+        self.execute(operation, url, request).await
+    }
+
+    async fn execute(
+        &self,
+        operation: &'static str,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<RawResponse, Error> {
+        let settings = &self.inner.settings;
+        let limit = settings.request_timeout;
+        let exchange = async {
+            let mut response = request
+                .send()
+                .await
+                .map_err(|e| self.map_reqwest_error(operation, url, e))?;
+            let status = response.status().as_u16();
+            let header = |name: reqwest::header::HeaderName| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let content_type = header(reqwest::header::CONTENT_TYPE);
+            let location = header(reqwest::header::LOCATION);
+            let max = settings.max_body_size;
+            let too_large = || Error::InvalidResponse {
+                status: Some(status),
+                message: format!(
+                    "the answer of {} to the {operation} is larger than {max} bytes; is this the right URL?",
+                    display_url(url)
+                ),
+            };
+            if response
+                .content_length()
+                .is_some_and(|len| len > max as u64)
+            {
+                return Err(too_large());
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| self.map_reqwest_error(operation, url, e))?
+            {
+                if body.len() + chunk.len() > max {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(RawResponse {
+                status,
+                content_type,
+                location,
+                body,
+            })
+        };
+        match tokio::time::timeout(limit, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(timeout_error(operation, url, limit)),
+        }
+    }
+
+    fn map_reqwest_error(&self, operation: &'static str, url: &str, e: reqwest::Error) -> Error {
+        let settings = &self.inner.settings;
+        if e.is_timeout() {
+            let after = if e.is_connect() {
+                settings.connect_timeout
+            } else {
+                settings.request_timeout
+            };
+            return timeout_error(operation, url, after);
+        }
+        let e = e.without_url();
+        let message = describe_transport_error(&e, settings);
+        Error::Transport {
+            url: display_url(url),
+            message: format!("{operation}: {message}"),
+            source: Some(Arc::new(e)),
+        }
+    }
+}
+
+fn timeout_error(operation: &str, url: &str, after: Duration) -> Error {
+    Error::Timeout {
+        operation: format!("{operation} to {}", display_url(url)),
+        after,
+    }
+}
+
+fn parse_url(url: &str, operation: &str) -> Result<reqwest::Url, Error> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| {
+        Error::config(format!(
+            "the URL for the {operation}, `{}`, is not valid: {e}",
+            display_url(url)
+        ))
+    })?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" => {
+            if !is_loopback(&parsed) {
+                tracing::debug!(url = %display_url(url), "{operation} over plain HTTP (insecure)");
+            }
+        }
+        other => {
+            return Err(Error::config(format!(
+                "the URL for the {operation}, `{}`, has scheme `{other}`; use https:// (or http:// with insecure: true)",
+                display_url(url)
+            )));
+        }
+    }
+    Ok(parsed)
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn parse_pem_bundle(pem: &[u8], origin: &str) -> Result<Vec<Certificate>, Error> {
+    let certs = Certificate::from_pem_bundle(pem).map_err(|e| {
+        Error::config(format!(
+            "{origin} does not hold valid PEM certificates: {}",
+            error_chain(&e)
+        ))
+    })?;
+    if certs.is_empty() {
+        return Err(Error::config(format!(
+            "{origin} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        )));
+    }
+    Ok(certs)
+}
+
+/// The body of an answer, read within the size cap, with what is needed to explain it.
+#[derive(Clone)]
+pub(crate) struct RawResponse {
+    pub(crate) status: u16,
+    pub(crate) content_type: Option<String>,
+    pub(crate) location: Option<String>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub(crate) fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub(crate) fn content_type(&self) -> &str {
+        self.content_type.as_deref().unwrap_or("none")
+    }
+}
+
+/// A URL fit for messages and logs: no user info, query or fragment.
+pub(crate) fn display_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        Err(_) => {
+            let cut = url.find(['?', '#']).unwrap_or(url.len());
+            let url = &url[..cut];
+            match url.rfind('@') {
+                Some(at) => match url.find("://") {
+                    Some(scheme) if scheme < at => {
+                        format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+                    }
+                    _ => url[at + 1..].to_owned(),
+                },
+                None => url.to_owned(),
+            }
+        }
+    }
+}
+
+/// A short, single-line excerpt of an error body: tags stripped, whitespace collapsed, at most
+/// [`SNIPPET_CHARS`] characters, every `secret` replaced by `[redacted]`.
+pub(crate) fn snippet(body: &[u8], secrets: &[&str]) -> String {
+    let mut text = String::from_utf8_lossy(body).into_owned();
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        text = text.replace(secret, "[redacted]");
+    }
+    let mut plain = String::with_capacity(text.len().min(4096));
+    let mut in_tag = false;
+    let looks_like_markup = text.trim_start().starts_with('<');
+    for c in text.chars() {
+        match c {
+            '<' if looks_like_markup => in_tag = true,
+            '>' if looks_like_markup && in_tag => {
+                in_tag = false;
+                plain.push(' ');
+            }
+            _ if in_tag => {}
+            c if c.is_whitespace() || c.is_control() => plain.push(' '),
+            c => plain.push(c),
+        }
+    }
+    let collapsed = plain.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.chars().count() > SNIPPET_CHARS {
+        let cut: String = collapsed.chars().take(SNIPPET_CHARS - 3).collect();
+        format!("{cut}...")
+    } else {
+        collapsed
+    }
+}
+
+/// The messages of an error and its sources, joined with `: `, without repeats.
+pub(crate) fn error_chain(e: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(e);
+    while let Some(err) = current {
+        let msg = err.to_string();
+        if !msg.is_empty() && !parts.iter().any(|p| p.contains(&msg)) {
+            parts.push(msg);
+        }
+        current = err.source();
+    }
+    parts.join(": ")
+}
+
+/// What a transport error most likely means, with what to check, followed by the error chain.
+fn describe_transport_error(e: &reqwest::Error, settings: &HttpSettings) -> String {
+    let chain = error_chain(e);
+    let lower = chain.to_ascii_lowercase();
+    let mut io_kind = None;
+    let mut tls_error: Option<String> = None;
+    let mut current: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            io_kind.get_or_insert(io.kind());
+            if let Some(inner) = io.get_ref()
+                && let Some(tls) = inner.downcast_ref::<rustls::Error>()
+            {
+                tls_error.get_or_insert_with(|| tls.to_string());
+            }
+        }
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            tls_error.get_or_insert_with(|| tls.to_string());
+        }
+        current = err.source();
+    }
+    let via_proxy = settings
+        .proxy
+        .as_deref()
+        .map(|p| format!(" (through the proxy {})", display_url(p)))
+        .unwrap_or_default();
+
+    let hint = if lower.contains("certificate")
+        || tls_error
+            .as_deref()
+            .is_some_and(|t| t.to_ascii_lowercase().contains("certificate"))
+    {
+        "the server's TLS certificate is not trusted: if your organisation uses its own \
+         certificate authority, set caCertFilePath to its PEM file"
+            .to_owned()
+    } else if tls_error.is_some() || lower.contains("tls") || lower.contains("handshake") {
+        "the TLS handshake failed: if the server speaks plain HTTP, set insecure: true".to_owned()
+    } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        "could not resolve the host name (DNS): check the endpoint's spelling, your network \
+         or VPN, or whether a proxy is needed (httpProxyURL)"
+            .to_owned()
+    } else if io_kind == Some(io::ErrorKind::ConnectionRefused)
+        || lower.contains("connection refused")
+    {
+        format!(
+            "connection refused{via_proxy}: is the server running and is the port right? \
+             Behind a corporate network, a proxy may be needed (httpProxyURL)"
+        )
+    } else if lower.contains("proxy") || (e.is_connect() && settings.proxy.is_some()) {
+        format!("could not connect{via_proxy}: check httpProxyURL and that the proxy runs")
+    } else if io_kind == Some(io::ErrorKind::ConnectionReset)
+        || lower.contains("connection reset")
+        || lower.contains("connection closed")
+        || lower.contains("incomplete message")
+    {
+        format!(
+            "the connection was closed before an answer arrived{via_proxy}: a proxy or load \
+             balancer may have dropped it, or the server speaks another protocol (plain HTTP \
+             vs TLS: check insecure)"
+        )
+    } else if e.is_connect() {
+        format!("could not connect{via_proxy}")
+    } else if e.is_body() || e.is_decode() {
+        "the answer could not be read completely".to_owned()
+    } else {
+        "the request failed".to_owned()
+    };
+    format!("{hint} ({chain})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_url_drops_credentials_query_and_fragment() {
+        assert_eq!(
+            display_url("https://user:pw@idp.example.org/token?code=abc#frag"),
+            "https://idp.example.org/token"
+        );
+        assert_eq!(display_url("not a url?secret=1"), "not a url");
+        assert_eq!(display_url("x://u:p@host?q"), "x://host");
+    }
+
+    #[test]
+    fn snippet_strips_html_shortens_and_redacts() {
+        let body = format!(
+            "<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1>\n\n{}</body></html>",
+            "x".repeat(500)
+        );
+        let s = snippet(body.as_bytes(), &[]);
+        assert!(s.starts_with("502 Bad Gateway Bad Gateway"), "{s}");
+        assert!(s.chars().count() <= SNIPPET_CHARS, "{}", s.len());
+        let s = snippet(b"refresh token r3fr3sh-XYZ is unknown", &["r3fr3sh-XYZ"]);
+        assert_eq!(s, "refresh token [redacted] is unknown");
+    }
+}
