@@ -1,1 +1,75 @@
-//! Part of flyte-auth: not implemented yet.
+//! `flyte-auth`: obtain, cache and refresh the token a Rust program sends to a Flyte server,
+//! configured the way pyflyte and flytectl are.
+//!
+//! This is the umbrella crate. It re-exports:
+//!
+//! - every item of [`flyte_auth_core`] at the top level: [`Authenticator`], [`Credentials`],
+//!   [`TokenStore`], [`CachingAuthenticator`], [`SecretString`], [`Error`], ...;
+//! - [`config`]: [`PlatformConfig`], the `admin` section of `~/.flyte/config.yaml` (or
+//!   `$FLYTECTL_CONFIG`) overridden by the `FLYTE_*` environment variables, and [`AuthMode`];
+//! - each flow crate as a module behind its feature (`flyte_auth::pkce`, `device`,
+//!   `clientcreds`, `command`), the shared OAuth client as `oauth` with any HTTP flow, and the
+//!   token stores as `store`.
+//!
+//! ```
+//! use flyte_auth::{AuthMode, PlatformConfig};
+//!
+//! // FLYTE_* variables override the file; here the environment is given explicitly.
+//! let cfg = PlatformConfig::builder()
+//!     .no_config_file()
+//!     .env(|name| match name {
+//!         "FLYTE_PLATFORM_URL" => Some("dns:///flyte.example.org:443".into()),
+//!         "FLYTE_CREDENTIALS_AUTH_MODE" => Some("external_process".into()),
+//!         "FLYTE_CREDENTIALS_COMMAND" => Some("gcloud,auth,print-identity-token".into()),
+//!         _ => None,
+//!     })
+//!     .build()?;
+//! cfg.validate()?;
+//! assert_eq!(cfg.auth_mode(), AuthMode::ExternalCommand);
+//! assert_eq!(cfg.command(), ["gcloud", "auth", "print-identity-token"]);
+//! assert_eq!(cfg.endpoint(), "flyte.example.org:443");
+//! # Ok::<(), flyte_auth::Error>(())
+//! ```
+//!
+//! ## Features
+//!
+//! All are on by default; pick what a program needs with `default-features = false`.
+//!
+//! | feature | what it adds |
+//! | --- | --- |
+//! | `pkce` | browser login, authorization code with PKCE: `flyte_auth::pkce` |
+//! | `device` | device authorization grant (RFC 8628): `flyte_auth::device` |
+//! | `clientcreds` | client credentials grant for services: `flyte_auth::clientcreds` |
+//! | `command` | a command prints the token (also for `proxy-authorization`): `flyte_auth::command` |
+//! | `keyring` | token store in the OS keyring, pyflyte's layout: `flyte_auth::store` |
+//! | `file-store` | token store in a 0600 file per endpoint: `flyte_auth::store` |
+//!
+//! `pkce`, `device` and `clientcreds` also re-export the OAuth client they share
+//! (`flyte-auth-oauth`) as `flyte_auth::oauth`.
+//!
+//! The platform config is not behind a feature: it needs only `serde`, `serde_yaml` and
+//! `dirs`, so `--no-default-features --features command` still reads the config file and
+//! pulls in no HTTP stack, no TLS stack and no async executor.
+
+pub mod config;
+
+pub use config::{AuthMode, PlatformConfig};
+pub use flyte_auth_core::*;
+
+#[cfg(feature = "clientcreds")]
+pub use flyte_auth_clientcreds as clientcreds;
+#[cfg(feature = "command")]
+pub use flyte_auth_command as command;
+#[cfg(feature = "device")]
+pub use flyte_auth_device as device;
+#[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
+pub use flyte_auth_oauth as oauth;
+#[cfg(feature = "pkce")]
+pub use flyte_auth_pkce as pkce;
+#[cfg(any(feature = "keyring", feature = "file-store"))]
+pub use flyte_auth_store as store;
+
+/// The examples of README.md, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

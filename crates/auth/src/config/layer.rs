@@ -1,0 +1,322 @@
+//! One source of settings (the file, the environment, explicit values) before they are merged.
+
+use std::{path::PathBuf, time::Duration};
+
+use flyte_auth_core::{Error, SecretString};
+
+use super::{AuthMode, env};
+
+/// Where a [`Layer`] came from; names a setting the way its source spells it.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    /// The YAML config file at this path.
+    File(PathBuf),
+    /// `FLYTE_*` environment variables.
+    Env,
+    /// Values set on the builder.
+    Explicit,
+}
+
+/// A setting, with its name in each source.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Key {
+    /// Dotted path in the YAML file.
+    pub(crate) yaml: &'static str,
+    /// Environment variable, when there is one.
+    pub(crate) env: Option<&'static str>,
+    /// Builder method.
+    pub(crate) setter: &'static str,
+}
+
+pub(crate) const ENDPOINT: Key = Key {
+    yaml: "admin.endpoint",
+    env: Some(env::PLATFORM_URL),
+    setter: "endpoint",
+};
+pub(crate) const HTTP_PROXY_URL: Key = Key {
+    yaml: "admin.httpProxyURL",
+    env: Some(env::PLATFORM_HTTP_PROXY_URL),
+    setter: "http_proxy_url",
+};
+pub(crate) const TOKEN_URL: Key = Key {
+    yaml: "admin.tokenUrl",
+    env: None,
+    setter: "token_url",
+};
+pub(crate) const AUTHORIZATION_HEADER: Key = Key {
+    yaml: "admin.authorizationHeader",
+    env: None,
+    setter: "authorization_header",
+};
+pub(crate) const CLIENT_SECRET_LOCATION: Key = Key {
+    yaml: "admin.clientSecretLocation",
+    env: Some(env::CREDENTIALS_CLIENT_SECRET_LOCATION),
+    setter: "client_secret_location",
+};
+pub(crate) const CLIENT_SECRET_ENV_VAR: Key = Key {
+    yaml: "admin.clientSecretEnvVar",
+    env: Some(env::CREDENTIALS_CLIENT_SECRET_ENV_VAR),
+    setter: "client_secret_env_var",
+};
+
+impl Source {
+    /// `/home/me/.flyte/config.yaml: admin.endpoint`, `environment variable FLYTE_PLATFORM_URL`,
+    /// `explicit setting endpoint`.
+    pub(crate) fn name(&self, key: Key) -> String {
+        match self {
+            Self::File(path) => format!("{}: {}", path.display(), key.yaml),
+            Self::Env => format!(
+                "environment variable {}",
+                key.env.unwrap_or("(none; this is a bug)")
+            ),
+            Self::Explicit => format!("explicit setting `{}`", key.setter),
+        }
+    }
+
+    /// A [`Error::Config`] about `key` from this source.
+    pub(crate) fn error(&self, key: Key, message: impl std::fmt::Display) -> Error {
+        Error::config(format!("{}: {message}", self.name(key)))
+    }
+}
+
+/// Every setting, each unset until a source sets it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Layer {
+    pub(crate) endpoint: Option<String>,
+    pub(crate) insecure: Option<bool>,
+    pub(crate) insecure_skip_verify: Option<bool>,
+    pub(crate) ca_cert_file_path: Option<PathBuf>,
+    pub(crate) auth_mode: Option<AuthMode>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret: Option<SecretString>,
+    pub(crate) client_secret_location: Option<PathBuf>,
+    pub(crate) client_secret_env_var: Option<String>,
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) audience: Option<String>,
+    pub(crate) command: Option<Vec<String>>,
+    pub(crate) proxy_command: Option<Vec<String>>,
+    pub(crate) http_proxy_url: Option<String>,
+    pub(crate) token_url: Option<String>,
+    pub(crate) authorization_header: Option<String>,
+    pub(crate) pkce_timeout: Option<Duration>,
+    pub(crate) pkce_refresh_time: Option<Duration>,
+    pub(crate) device_timeout: Option<Duration>,
+    pub(crate) device_poll_interval: Option<Duration>,
+    pub(crate) device_refresh_time: Option<Duration>,
+}
+
+impl Layer {
+    /// Normalises and checks the values whose form the types alone do not guarantee:
+    /// the endpoint becomes `host[:port]`, URLs and the header name are checked.
+    pub(crate) fn checked(mut self, source: &Source) -> Result<Self, Error> {
+        if let Some(endpoint) = self.endpoint.take() {
+            self.endpoint =
+                Some(normalize_endpoint(&endpoint).map_err(|m| source.error(ENDPOINT, m))?);
+        }
+        if let Some(url) = &self.http_proxy_url {
+            check_url(url, &["http", "https", "socks5", "socks5h"])
+                .map_err(|m| source.error(HTTP_PROXY_URL, m))?;
+        }
+        if let Some(url) = &self.token_url {
+            check_url(url, &["http", "https"]).map_err(|m| source.error(TOKEN_URL, m))?;
+        }
+        if let Some(name) = &self.authorization_header {
+            http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                source.error(
+                    AUTHORIZATION_HEADER,
+                    format!(
+                        "`{name}` is not a valid HTTP header name (expected letters, digits \
+                         and `-`, such as `authorization` or `flyte-authorization`)"
+                    ),
+                )
+            })?;
+        }
+        // Not echoed: a common mistake is to put the secret itself here.
+        if self
+            .client_secret_env_var
+            .as_deref()
+            .is_some_and(|name| !is_env_var_name(name))
+        {
+            return Err(source.error(
+                CLIENT_SECRET_ENV_VAR,
+                "expected the name of an environment variable (letters, digits and `_`, \
+                 such as `FLYTE_CLIENT_SECRET`), not the secret itself; the value is not \
+                 shown in case it is the secret",
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_env_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `dns:///host:port` or `host[:port]` -> `host[:port]`.
+pub(crate) fn normalize_endpoint(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim();
+    let endpoint = trimmed.strip_prefix("dns:///").unwrap_or(trimmed);
+    let expected =
+        "expected `host:port` or `dns:///host:port`, such as `dns:///flyte.example.org:443`";
+    let invalid = |why: &str| format!("invalid endpoint `{raw}`: {why}; {expected}");
+    if endpoint.is_empty() {
+        return Err(invalid("no host"));
+    }
+    if endpoint.contains("://") {
+        return Err(invalid(
+            "a URL scheme is not allowed (use `insecure: true` for plain HTTP)",
+        ));
+    }
+    if endpoint.contains(['/', '?', '#', '@']) || endpoint.contains(char::is_whitespace) {
+        return Err(invalid("a path, query, user name or space is not allowed"));
+    }
+    let (host, port) = if let Some(bracketed) = endpoint.strip_prefix('[') {
+        let (host, rest) = bracketed
+            .split_once(']')
+            .ok_or_else(|| invalid("unclosed `[` in an IPv6 address"))?;
+        match rest {
+            "" => (host, None),
+            _ => match rest.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return Err(invalid("unexpected text after the IPv6 address")),
+            },
+        }
+    } else {
+        match endpoint.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (endpoint, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(invalid("no host"));
+    }
+    if port.is_some_and(|port| port.parse::<u16>().is_err()) {
+        return Err(invalid("the port must be a number from 0 to 65535"));
+    }
+    Ok(endpoint.to_owned())
+}
+
+fn check_url(url: &str, schemes: &[&str]) -> Result<(), String> {
+    let expected = schemes
+        .iter()
+        .map(|s| format!("{s}://"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ok = url.split_once("://").is_some_and(|(scheme, rest)| {
+        schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme))
+            && !rest.is_empty()
+            && !rest.starts_with('/')
+            && !url.contains(char::is_whitespace)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid URL `{url}`: expected an absolute URL starting with {expected}"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_normalised_to_host_and_port() {
+        let ok = [
+            ("dns:///flyte.example.org:443", "flyte.example.org:443"),
+            ("flyte.example.org:443", "flyte.example.org:443"),
+            ("flyte.example.org", "flyte.example.org"),
+            ("dns:///localhost:30080", "localhost:30080"),
+            ("  dns:///localhost:30080 ", "localhost:30080"),
+            ("[::1]:8089", "[::1]:8089"),
+            ("dns:///[::1]", "[::1]"),
+        ];
+        for (raw, want) in ok {
+            assert_eq!(normalize_endpoint(raw).unwrap(), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn bad_endpoints_say_what_is_expected() {
+        for raw in [
+            "https://flyte.example.org",
+            "dns:///",
+            "flyte.example.org:https",
+            "flyte.example.org:99999",
+            "flyte.example.org/api",
+            ":443",
+            "[::1",
+            "[::1]x",
+            "a b",
+        ] {
+            let err = normalize_endpoint(raw).unwrap_err();
+            assert!(err.contains("dns:///host:port"), "{raw}: {err}");
+            assert!(err.contains(raw), "{raw}: {err}");
+        }
+    }
+
+    #[test]
+    fn urls_need_an_allowed_scheme_and_a_host() {
+        assert!(check_url("http://proxy:3128", &["http", "https"]).is_ok());
+        assert!(check_url("HTTPS://idp.example.org/token", &["http", "https"]).is_ok());
+        let err = check_url("proxy:3128", &["http", "https"]).unwrap_err();
+        assert!(err.contains("http://, https://"), "{err}");
+        assert!(check_url("ftp://x", &["http", "https"]).is_err());
+        assert!(check_url("http:///path", &["http", "https"]).is_err());
+    }
+
+    #[test]
+    fn a_secret_written_where_a_variable_name_belongs_is_refused_without_showing_it() {
+        let layer = Layer {
+            client_secret_env_var: Some("p@ss/w0rd+xyz".into()),
+            ..Layer::default()
+        };
+        let err = layer.checked(&Source::Env).unwrap_err().to_string();
+        assert!(
+            err.contains("FLYTE_CREDENTIALS_CLIENT_SECRET_ENV_VAR"),
+            "{err}"
+        );
+        assert!(
+            err.contains("expected the name of an environment variable"),
+            "{err}"
+        );
+        assert!(!err.contains("p@ss"), "{err}");
+        let ok = Layer {
+            client_secret_env_var: Some("_MY_SECRET_2".into()),
+            ..Layer::default()
+        };
+        assert!(ok.checked(&Source::Env).is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_setting_as_its_source_spells_it() {
+        let file = Source::File(PathBuf::from("/etc/flyte/config.yaml"));
+        assert_eq!(
+            file.name(ENDPOINT),
+            "/etc/flyte/config.yaml: admin.endpoint"
+        );
+        assert_eq!(
+            Source::Env.name(ENDPOINT),
+            "environment variable FLYTE_PLATFORM_URL"
+        );
+        assert_eq!(
+            Source::Explicit.name(ENDPOINT),
+            "explicit setting `endpoint`"
+        );
+        let layer = Layer {
+            authorization_header: Some("bad header".into()),
+            ..Layer::default()
+        };
+        let err = layer.checked(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("/etc/flyte/config.yaml: admin.authorizationHeader: `bad header`"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,1002 @@
+//! The Flyte platform config, read the way pyflyte and flytectl read it.
+//!
+//! [`PlatformConfig::load`] reads, each overriding the one before:
+//!
+//! 1. the `admin` section of the YAML config file: the file named by `$FLYTECTL_CONFIG`, else
+//!    `~/.flyte/config.yaml` (a missing default file is fine; a missing named file is an error);
+//! 2. the `FLYTE_*` environment variables ([`mod@env`] lists them);
+//! 3. values set explicitly on a [`PlatformConfigBuilder`].
+//!
+//! Everything is checked while loading: a wrong type, a bad duration or an unknown auth type
+//! fails with a message naming the file, the dotted key (`admin.pkceConfig.timeout`) and what
+//! was expected, as [`Error::Config`].
+//!
+//! ```
+//! use flyte_auth::{AuthMode, PlatformConfig};
+//!
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("config.yaml");
+//! std::fs::write(&path, "
+//! admin:
+//!   endpoint: dns:///flyte.example.org:443
+//!   authType: DeviceFlow
+//!   deviceFlowConfig:
+//!     pollInterval: 10s
+//! logger:
+//!   level: 0
+//! ")?;
+//! let cfg = PlatformConfig::builder()
+//!     .config_file(&path)
+//!     .env(|name| (name == "FLYTE_CREDENTIALS_SCOPES").then(|| "all,offline".to_owned()))
+//!     .build()?;
+//! assert_eq!(cfg.endpoint(), "flyte.example.org:443");
+//! assert_eq!(cfg.base_url(), "https://flyte.example.org:443");
+//! assert_eq!(cfg.auth_mode(), AuthMode::DeviceFlow);
+//! assert_eq!(cfg.scopes(), ["all", "offline"]);
+//! assert_eq!(cfg.device_flow().poll_interval.as_secs(), 10);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod duration;
+pub mod env;
+mod file;
+mod layer;
+mod mode;
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use flyte_auth_core::{Error, SecretString};
+
+pub use duration::{ParseDurationError, parse_duration};
+use layer::{CLIENT_SECRET_ENV_VAR, CLIENT_SECRET_LOCATION, Layer, Source};
+pub use mode::{AuthMode, ParseAuthModeError};
+
+/// The environment, as a lookup from variable name to value.
+type EnvFn = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// Settings of the browser login (`admin.pkceConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PkceSettings {
+    /// How long to wait for the user to finish the login in the browser (`timeout`;
+    /// default 2 minutes, as flytectl).
+    pub timeout: Duration,
+    /// Refresh this long before the token expires (`refreshTime`; default 5 minutes).
+    pub refresh_time: Duration,
+}
+
+impl Default for PkceSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(2 * 60),
+            refresh_time: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// Settings of the device flow (`admin.deviceFlowConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeviceFlowSettings {
+    /// How long to wait for the user to approve the login (`timeout`; default 10 minutes).
+    pub timeout: Duration,
+    /// How often to ask the token endpoint when the server names no interval
+    /// (`pollInterval`; default 5 seconds).
+    pub poll_interval: Duration,
+    /// Refresh this long before the token expires (`refreshTime`; default 5 minutes).
+    pub refresh_time: Duration,
+}
+
+impl Default for DeviceFlowSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10 * 60),
+            poll_interval: Duration::from_secs(5),
+            refresh_time: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// How to reach and authenticate to a Flyte server: the `admin` section of the flytectl /
+/// pyflyte config file, overridden by `FLYTE_*` variables and explicit values.
+///
+/// Build it with [`load`](Self::load), [`load_from`](Self::load_from) or
+/// [`builder`](Self::builder); see the [module documentation](self) for the order of sources.
+/// A loaded config always has a valid endpoint.
+///
+/// `Debug` shows no secret: the client secret is a [`SecretString`], and of the commands only
+/// the program name is shown (their arguments may carry credentials).
+#[derive(Clone)]
+pub struct PlatformConfig {
+    endpoint: String,
+    insecure: bool,
+    insecure_skip_verify: bool,
+    ca_cert_file_path: Option<PathBuf>,
+    auth_mode: AuthMode,
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    client_secret_location: Option<PathBuf>,
+    client_secret_env_var: Option<String>,
+    scopes: Vec<String>,
+    audience: Option<String>,
+    command: Vec<String>,
+    proxy_command: Vec<String>,
+    http_proxy_url: Option<String>,
+    token_url: Option<String>,
+    authorization_header: Option<String>,
+    pkce: PkceSettings,
+    device_flow: DeviceFlowSettings,
+    config_file: Option<PathBuf>,
+}
+
+impl PlatformConfig {
+    /// Loads the config from the default file, the process environment and nothing else.
+    ///
+    /// Same as `PlatformConfig::builder().build()`.
+    pub fn load() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
+    /// Loads the config with `env` as the environment (for tests, or a program that keeps its
+    /// own), from `path` if given, else from the file `env` names in `FLYTECTL_CONFIG`, else
+    /// from `.flyte/config.yaml` under `env`'s `HOME` (or `USERPROFILE`).
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use flyte_auth::PlatformConfig;
+    ///
+    /// let env = HashMap::from([
+    ///     ("FLYTE_PLATFORM_URL", "dns:///localhost:30080"),
+    ///     ("FLYTE_PLATFORM_INSECURE", "true"),
+    /// ]);
+    /// let cfg = PlatformConfig::load_from(|name| env.get(name).map(|v| v.to_string()), None)?;
+    /// assert_eq!(cfg.base_url(), "http://localhost:30080");
+    /// # Ok::<(), flyte_auth::Error>(())
+    /// ```
+    pub fn load_from(
+        env: impl Fn(&str) -> Option<String>,
+        path: Option<&Path>,
+    ) -> Result<Self, Error> {
+        let choice = match path {
+            Some(path) => FileChoice::Path(path.to_owned()),
+            None => FileChoice::Default,
+        };
+        resolve(&env, false, &choice, Layer::default())
+    }
+
+    /// A builder: choose the file and the environment, and set values that override both.
+    pub fn builder() -> PlatformConfigBuilder {
+        PlatformConfigBuilder::default()
+    }
+
+    /// A config for `endpoint` (`host:port` or `dns:///host:port`) with every other setting at
+    /// its default, reading neither a file nor the environment.
+    ///
+    /// ```
+    /// let cfg = flyte_auth::PlatformConfig::for_endpoint("dns:///flyte.example.org")?;
+    /// assert_eq!(cfg.base_url(), "https://flyte.example.org");
+    /// # Ok::<(), flyte_auth::Error>(())
+    /// ```
+    pub fn for_endpoint(endpoint: impl Into<String>) -> Result<Self, Error> {
+        Self::builder()
+            .no_config_file()
+            .no_env()
+            .endpoint(endpoint)
+            .build()
+    }
+
+    /// The server as `host[:port]`, without `dns:///`: the key of stored tokens (the keyring
+    /// service name pyflyte uses).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// `https://host[:port]`, or `http://` when [`insecure`](Self::insecure): the base of the
+    /// discovery URLs.
+    pub fn base_url(&self) -> String {
+        let scheme = if self.insecure { "http" } else { "https" };
+        format!("{scheme}://{}", self.endpoint)
+    }
+
+    /// Plain text to the server, no TLS (`admin.insecure`).
+    pub fn insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// TLS without certificate verification (`admin.insecureSkipVerify`).
+    pub fn insecure_skip_verify(&self) -> bool {
+        self.insecure_skip_verify
+    }
+
+    /// PEM bundle to trust in addition to the system roots (`admin.caCertFilePath`).
+    pub fn ca_cert_file_path(&self) -> Option<&Path> {
+        self.ca_cert_file_path.as_deref()
+    }
+
+    /// The flow to use (`admin.authType`; [`AuthMode::Pkce`] by default, and
+    /// [`AuthMode::ClientSecret`] when a secret was found through `clientSecretLocation` or
+    /// `clientSecretEnvVar` and no mode was set explicitly on the builder).
+    pub fn auth_mode(&self) -> AuthMode {
+        self.auth_mode
+    }
+
+    /// The OAuth client id (`admin.clientId`).
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// The client secret, from the builder, `admin.clientSecretEnvVar`,
+    /// `admin.clientSecretLocation` or `FLYTE_CREDENTIALS_CLIENT_SECRET`, in that order.
+    pub fn client_secret(&self) -> Option<&SecretString> {
+        self.client_secret.as_ref()
+    }
+
+    /// The file the client secret is read from (`admin.clientSecretLocation`).
+    pub fn client_secret_location(&self) -> Option<&Path> {
+        self.client_secret_location.as_deref()
+    }
+
+    /// The name of the variable the client secret is read from (`admin.clientSecretEnvVar`).
+    pub fn client_secret_env_var(&self) -> Option<&str> {
+        self.client_secret_env_var.as_deref()
+    }
+
+    /// Scopes to ask for (`admin.scopes`); empty means the server's.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The `audience` parameter (`admin.audience`).
+    pub fn audience(&self) -> Option<&str> {
+        self.audience.as_deref()
+    }
+
+    /// The program and arguments that print a token (`admin.command`); empty if unset.
+    pub fn command(&self) -> &[String] {
+        &self.command
+    }
+
+    /// The program and arguments that print a token for `proxy-authorization`
+    /// (`admin.proxyCommand`); empty if unset.
+    pub fn proxy_command(&self) -> &[String] {
+        &self.proxy_command
+    }
+
+    /// Proxy for the OAuth requests (`admin.httpProxyURL`).
+    pub fn http_proxy_url(&self) -> Option<&str> {
+        self.http_proxy_url.as_deref()
+    }
+
+    /// Token endpoint to use instead of the discovered one (`admin.tokenUrl`).
+    pub fn token_url(&self) -> Option<&str> {
+        self.token_url.as_deref()
+    }
+
+    /// Header to send the token in instead of the discovered one (`admin.authorizationHeader`).
+    pub fn authorization_header(&self) -> Option<&str> {
+        self.authorization_header.as_deref()
+    }
+
+    /// Browser login settings (`admin.pkceConfig`).
+    pub fn pkce(&self) -> &PkceSettings {
+        &self.pkce
+    }
+
+    /// Device flow settings (`admin.deviceFlowConfig`).
+    pub fn device_flow(&self) -> &DeviceFlowSettings {
+        &self.device_flow
+    }
+
+    /// The config file that was read, if any.
+    pub fn config_file(&self) -> Option<&Path> {
+        self.config_file.as_deref()
+    }
+
+    /// Checks that the settings [`auth_mode`](Self::auth_mode) needs are present: a client id
+    /// and secret for `ClientSecret`, a command for `ExternalCommand`, non-zero waits for the
+    /// interactive flows. Loading does not check this, so that a config can be read (to show
+    /// it, or to find the endpoint) before it is complete.
+    ///
+    /// ```
+    /// let cfg = flyte_auth::PlatformConfig::builder()
+    ///     .no_config_file()
+    ///     .no_env()
+    ///     .endpoint("flyte.example.org:443")
+    ///     .auth_mode(flyte_auth::AuthMode::ExternalCommand)
+    ///     .build()?;
+    /// let err = cfg.validate().unwrap_err().to_string();
+    /// assert!(err.contains("needs a command"), "{err}");
+    /// # Ok::<(), flyte_auth::Error>(())
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        let mode = self.auth_mode;
+        match mode {
+            AuthMode::ClientSecret => {
+                if self.client_id.is_none() {
+                    return Err(Error::config(format!(
+                        "auth type {mode} needs a client id: set admin.clientId or {}",
+                        env::CREDENTIALS_CLIENT_ID
+                    )));
+                }
+                if self.client_secret.is_none() {
+                    let hint = match &self.client_secret_env_var {
+                        Some(var) => format!(
+                            " (admin.clientSecretEnvVar names {var}, which is not set or empty)"
+                        ),
+                        None => String::new(),
+                    };
+                    return Err(Error::config(format!(
+                        "auth type {mode} needs a client secret{hint}: set \
+                         admin.clientSecretLocation (a file holding it), admin.clientSecretEnvVar \
+                         (the name of a variable holding it) or {}",
+                        env::CREDENTIALS_CLIENT_SECRET
+                    )));
+                }
+            }
+            AuthMode::ExternalCommand => {
+                if self.command.is_empty() {
+                    return Err(Error::config(format!(
+                        "auth type {mode} needs a command: set admin.command (a list: the program \
+                         and its arguments) or {}",
+                        env::CREDENTIALS_COMMAND
+                    )));
+                }
+            }
+            AuthMode::Pkce => {
+                if self.pkce.timeout.is_zero() {
+                    return Err(Error::config(
+                        "admin.pkceConfig.timeout is zero: the browser login could never finish",
+                    ));
+                }
+            }
+            AuthMode::DeviceFlow => {
+                if self.device_flow.timeout.is_zero() {
+                    return Err(Error::config(
+                        "admin.deviceFlowConfig.timeout is zero: the login could never be approved",
+                    ));
+                }
+                if self.device_flow.poll_interval.is_zero() {
+                    return Err(Error::config(
+                        "admin.deviceFlowConfig.pollInterval is zero: it must be at least one second",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for PlatformConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlatformConfig")
+            .field("endpoint", &self.endpoint)
+            .field("insecure", &self.insecure)
+            .field("insecure_skip_verify", &self.insecure_skip_verify)
+            .field("ca_cert_file_path", &self.ca_cert_file_path)
+            .field("auth_mode", &self.auth_mode)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("client_secret_location", &self.client_secret_location)
+            .field("client_secret_env_var", &self.client_secret_env_var)
+            .field("scopes", &self.scopes)
+            .field("audience", &self.audience)
+            .field("command", &RedactedArgv(&self.command))
+            .field("proxy_command", &RedactedArgv(&self.proxy_command))
+            .field("http_proxy_url", &self.http_proxy_url)
+            .field("token_url", &self.token_url)
+            .field("authorization_header", &self.authorization_header)
+            .field("pkce", &self.pkce)
+            .field("device_flow", &self.device_flow)
+            .field("config_file", &self.config_file)
+            .finish()
+    }
+}
+
+/// Shows a command as its program name and the number of arguments.
+struct RedactedArgv<'a>(&'a [String]);
+
+impl fmt::Debug for RedactedArgv<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            [] => f.write_str("[]"),
+            [program] => write!(f, "[{program:?}]"),
+            [program, _] => write!(f, "[{program:?}, <1 argument>]"),
+            [program, args @ ..] => write!(f, "[{program:?}, <{} arguments>]", args.len()),
+        }
+    }
+}
+
+/// Which config file to read.
+#[derive(Debug, Clone, Default)]
+enum FileChoice {
+    /// `$FLYTECTL_CONFIG`, else `~/.flyte/config.yaml`.
+    #[default]
+    Default,
+    /// This file, which must exist.
+    Path(PathBuf),
+    /// None.
+    Skip,
+}
+
+/// Builds a [`PlatformConfig`]: which file, which environment, and explicit values.
+///
+/// Values set here override the file and the environment. A client secret set here is used
+/// as is (`clientSecretLocation` and `clientSecretEnvVar` are then not read), and a mode set
+/// here is kept even when a secret was found through them.
+///
+/// ```
+/// use std::time::Duration;
+/// use flyte_auth::{AuthMode, PlatformConfig};
+///
+/// let cfg = PlatformConfig::builder()
+///     .no_config_file()
+///     .no_env()
+///     .endpoint("dns:///flyte.example.org:443")
+///     .auth_mode(AuthMode::ClientSecret)
+///     .client_id("my-service")
+///     .client_secret("s3cr3t")
+///     .scopes(["all"])
+///     .pkce_timeout(Duration::from_secs(300))
+///     .build()?;
+/// cfg.validate()?;
+/// assert!(!format!("{cfg:?}").contains("s3cr3t"));
+/// # Ok::<(), flyte_auth::Error>(())
+/// ```
+#[derive(Default)]
+#[must_use]
+pub struct PlatformConfigBuilder {
+    file: FileChoice,
+    env: Option<Box<EnvFn>>,
+    explicit: Layer,
+}
+
+impl fmt::Debug for PlatformConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlatformConfigBuilder")
+            .field("file", &self.file)
+            .field(
+                "env",
+                &if self.env.is_some() {
+                    "custom"
+                } else {
+                    "process"
+                },
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl PlatformConfigBuilder {
+    /// Reads this file instead of `$FLYTECTL_CONFIG` or `~/.flyte/config.yaml`; it must exist.
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.file = FileChoice::Path(path.into());
+        self
+    }
+
+    /// Reads no config file.
+    pub fn no_config_file(mut self) -> Self {
+        self.file = FileChoice::Skip;
+        self
+    }
+
+    /// Uses `env` instead of the process environment, for the `FLYTE_*` variables, for
+    /// `FLYTECTL_CONFIG`, for `HOME`/`USERPROFILE` (where `~/.flyte/config.yaml` is) and for
+    /// the variable named by `clientSecretEnvVar`.
+    pub fn env(mut self, env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.env = Some(Box::new(env));
+        self
+    }
+
+    /// Uses an empty environment.
+    pub fn no_env(self) -> Self {
+        self.env(|_| None)
+    }
+
+    /// The server: `host:port` or `dns:///host:port`.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.explicit.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Plain text to the server, no TLS.
+    pub fn insecure(mut self, insecure: bool) -> Self {
+        self.explicit.insecure = Some(insecure);
+        self
+    }
+
+    /// TLS without certificate verification.
+    pub fn insecure_skip_verify(mut self, skip: bool) -> Self {
+        self.explicit.insecure_skip_verify = Some(skip);
+        self
+    }
+
+    /// A PEM bundle to trust.
+    pub fn ca_cert_file_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.explicit.ca_cert_file_path = Some(path.into());
+        self
+    }
+
+    /// The flow; wins over the file, the environment and the switch to client credentials.
+    pub fn auth_mode(mut self, mode: AuthMode) -> Self {
+        self.explicit.auth_mode = Some(mode);
+        self
+    }
+
+    /// The OAuth client id.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.explicit.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The client secret itself.
+    pub fn client_secret(mut self, secret: impl Into<SecretString>) -> Self {
+        self.explicit.client_secret = Some(secret.into());
+        self
+    }
+
+    /// A file holding the client secret (a trailing newline is ignored).
+    pub fn client_secret_location(mut self, path: impl Into<PathBuf>) -> Self {
+        self.explicit.client_secret_location = Some(path.into());
+        self
+    }
+
+    /// The name of an environment variable holding the client secret.
+    pub fn client_secret_env_var(mut self, name: impl Into<String>) -> Self {
+        self.explicit.client_secret_env_var = Some(name.into());
+        self
+    }
+
+    /// Scopes to ask for.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.explicit.scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The `audience` parameter.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.explicit.audience = Some(audience.into());
+        self
+    }
+
+    /// The program and arguments that print a token.
+    pub fn command<I, S>(mut self, argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.explicit.command = Some(argv.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The program and arguments that print a token for `proxy-authorization`.
+    pub fn proxy_command<I, S>(mut self, argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.explicit.proxy_command = Some(argv.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Proxy for the OAuth requests (`http://`, `https://`, `socks5://`, `socks5h://`).
+    pub fn http_proxy_url(mut self, url: impl Into<String>) -> Self {
+        self.explicit.http_proxy_url = Some(url.into());
+        self
+    }
+
+    /// Token endpoint to use instead of the discovered one.
+    pub fn token_url(mut self, url: impl Into<String>) -> Self {
+        self.explicit.token_url = Some(url.into());
+        self
+    }
+
+    /// Header to send the token in instead of the discovered one.
+    pub fn authorization_header(mut self, name: impl Into<String>) -> Self {
+        self.explicit.authorization_header = Some(name.into());
+        self
+    }
+
+    /// How long to wait for the browser login.
+    pub fn pkce_timeout(mut self, timeout: Duration) -> Self {
+        self.explicit.pkce_timeout = Some(timeout);
+        self
+    }
+
+    /// Refresh a browser-login token this long before it expires.
+    pub fn pkce_refresh_time(mut self, before_expiry: Duration) -> Self {
+        self.explicit.pkce_refresh_time = Some(before_expiry);
+        self
+    }
+
+    /// How long to wait for the device login to be approved.
+    pub fn device_flow_timeout(mut self, timeout: Duration) -> Self {
+        self.explicit.device_timeout = Some(timeout);
+        self
+    }
+
+    /// How often to poll during the device flow when the server names no interval.
+    pub fn device_flow_poll_interval(mut self, interval: Duration) -> Self {
+        self.explicit.device_poll_interval = Some(interval);
+        self
+    }
+
+    /// Refresh a device-flow token this long before it expires.
+    pub fn device_flow_refresh_time(mut self, before_expiry: Duration) -> Self {
+        self.explicit.device_refresh_time = Some(before_expiry);
+        self
+    }
+
+    /// Reads the file and the environment, applies the explicit values and checks the result.
+    pub fn build(self) -> Result<PlatformConfig, Error> {
+        match &self.env {
+            Some(env) => resolve(env.as_ref(), false, &self.file, self.explicit),
+            None => resolve(
+                &|name: &str| std::env::var(name).ok(),
+                true,
+                &self.file,
+                self.explicit,
+            ),
+        }
+    }
+}
+
+/// What happened to the config file.
+enum FileOutcome {
+    Read(PathBuf, Box<Layer>),
+    NotFound(PathBuf),
+    NoHome,
+    Skipped,
+}
+
+/// `~/.flyte/config.yaml` by `env`'s `HOME` or `USERPROFILE`; with the process environment,
+/// the platform's home directory when neither is set.
+fn default_config_path(env: &dyn Fn(&str) -> Option<String>, process_env: bool) -> Option<PathBuf> {
+    env("HOME")
+        .filter(|h| !h.is_empty())
+        .or_else(|| env("USERPROFILE").filter(|h| !h.is_empty()))
+        .map(PathBuf::from)
+        .or_else(|| if process_env { dirs::home_dir() } else { None })
+        .map(|home| home.join(".flyte").join("config.yaml"))
+}
+
+fn read_config_file(
+    env: &dyn Fn(&str) -> Option<String>,
+    process_env: bool,
+    choice: &FileChoice,
+) -> Result<FileOutcome, Error> {
+    let (path, named_by) = match choice {
+        FileChoice::Skip => return Ok(FileOutcome::Skipped),
+        FileChoice::Path(path) => (path.clone(), ""),
+        FileChoice::Default => match env(env::FLYTECTL_CONFIG).filter(|p| !p.trim().is_empty()) {
+            Some(path) => (PathBuf::from(path), " (named by FLYTECTL_CONFIG)"),
+            None => match default_config_path(env, process_env) {
+                Some(path) => {
+                    return match std::fs::read_to_string(&path) {
+                        Ok(text) => {
+                            tracing::debug!(path = %path.display(), "read the Flyte config file");
+                            let layer = parse_config_file(&path, &text)?;
+                            Ok(FileOutcome::Read(path, Box::new(layer)))
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            tracing::debug!(path = %path.display(), "no Flyte config file");
+                            Ok(FileOutcome::NotFound(path))
+                        }
+                        Err(e) => Err(Error::config(format!(
+                            "cannot read config file {}: {e}",
+                            path.display()
+                        ))),
+                    };
+                }
+                None => return Ok(FileOutcome::NoHome),
+            },
+        },
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::config(format!(
+            "cannot read config file {}{named_by}: {e}",
+            path.display()
+        ))
+    })?;
+    tracing::debug!(path = %path.display(), "read the Flyte config file");
+    let layer = parse_config_file(&path, &text)?;
+    Ok(FileOutcome::Read(path, Box::new(layer)))
+}
+
+fn parse_config_file(path: &Path, text: &str) -> Result<Layer, Error> {
+    file::parse(path, text)?.checked(&Source::File(path.to_owned()))
+}
+
+/// Merges file < environment < explicit, resolves the client secret and the mode.
+fn resolve(
+    env: &dyn Fn(&str) -> Option<String>,
+    process_env: bool,
+    choice: &FileChoice,
+    explicit: Layer,
+) -> Result<PlatformConfig, Error> {
+    let explicit = explicit.checked(&Source::Explicit)?;
+    let env_layer = env::read(env)?.checked(&Source::Env)?;
+    let outcome = read_config_file(env, process_env, choice)?;
+    let (config_file, file_layer) = match &outcome {
+        FileOutcome::Read(path, layer) => (Some(path.clone()), (**layer).clone()),
+        _ => (None, Layer::default()),
+    };
+    let file_source = Source::File(config_file.clone().unwrap_or_default());
+    let layers = [
+        (&explicit, &Source::Explicit),
+        (&env_layer, &Source::Env),
+        (&file_layer, &file_source),
+    ];
+
+    macro_rules! merged {
+        ($field:ident) => {
+            layers.iter().find_map(|(layer, _)| layer.$field.clone())
+        };
+    }
+    macro_rules! merged_with_source {
+        ($field:ident) => {
+            layers
+                .iter()
+                .find_map(|(layer, source)| layer.$field.clone().map(|v| (v, *source)))
+        };
+    }
+
+    let Some(endpoint) = merged!(endpoint) else {
+        return Err(Error::config(no_endpoint_message(&outcome)));
+    };
+
+    // The client secret, in flytekit's order: FLYTE_CREDENTIALS_CLIENT_SECRET, replaced by
+    // the content of clientSecretLocation, replaced by the variable clientSecretEnvVar names.
+    // Finding it through either of the last two switches the mode to client credentials.
+    let client_secret_location = merged_with_source!(client_secret_location);
+    let client_secret_env_var = merged_with_source!(client_secret_env_var);
+    let mut client_secret = env_layer.client_secret.clone();
+    let mut found_via = None;
+    if let Some(secret) = &explicit.client_secret {
+        client_secret = Some(secret.clone());
+    } else {
+        if let Some((path, source)) = &client_secret_location
+            && let Some(secret) = read_secret_file(path, source)?
+        {
+            client_secret = Some(secret);
+            found_via = Some(source.name(CLIENT_SECRET_LOCATION));
+        }
+        if let Some((var, source)) = &client_secret_env_var {
+            match env(var).filter(|v| !v.is_empty()) {
+                Some(secret) => {
+                    client_secret = Some(SecretString::from(secret));
+                    found_via = Some(source.name(CLIENT_SECRET_ENV_VAR));
+                }
+                None => tracing::debug!(
+                    variable = %var,
+                    "the client secret variable named by {} is not set",
+                    source.name(CLIENT_SECRET_ENV_VAR)
+                ),
+            }
+        }
+    }
+
+    let configured_mode = env_layer.auth_mode.or(file_layer.auth_mode);
+    let auth_mode = match (explicit.auth_mode, &found_via) {
+        (Some(mode), _) => mode,
+        (None, Some(via)) => {
+            if let Some(configured) = configured_mode.filter(|m| *m != AuthMode::ClientSecret) {
+                tracing::info!(
+                    configured = %configured,
+                    "a client secret was found through {via}: using auth type ClientSecret"
+                );
+            }
+            AuthMode::ClientSecret
+        }
+        (None, None) => configured_mode.unwrap_or_default(),
+    };
+
+    let pkce_defaults = PkceSettings::default();
+    let device_defaults = DeviceFlowSettings::default();
+    Ok(PlatformConfig {
+        endpoint,
+        insecure: merged!(insecure).unwrap_or(false),
+        insecure_skip_verify: merged!(insecure_skip_verify).unwrap_or(false),
+        ca_cert_file_path: merged!(ca_cert_file_path),
+        auth_mode,
+        client_id: merged!(client_id),
+        client_secret,
+        client_secret_location: client_secret_location.map(|(path, _)| path),
+        client_secret_env_var: client_secret_env_var.map(|(var, _)| var),
+        scopes: merged!(scopes).unwrap_or_default(),
+        audience: merged!(audience),
+        command: merged!(command).unwrap_or_default(),
+        proxy_command: merged!(proxy_command).unwrap_or_default(),
+        http_proxy_url: merged!(http_proxy_url),
+        token_url: merged!(token_url),
+        authorization_header: merged!(authorization_header),
+        pkce: PkceSettings {
+            timeout: merged!(pkce_timeout).unwrap_or(pkce_defaults.timeout),
+            refresh_time: merged!(pkce_refresh_time).unwrap_or(pkce_defaults.refresh_time),
+        },
+        device_flow: DeviceFlowSettings {
+            timeout: merged!(device_timeout).unwrap_or(device_defaults.timeout),
+            poll_interval: merged!(device_poll_interval).unwrap_or(device_defaults.poll_interval),
+            refresh_time: merged!(device_refresh_time).unwrap_or(device_defaults.refresh_time),
+        },
+        config_file,
+    })
+}
+
+/// The secret in `path`, without trailing line breaks; `None` when the file is empty.
+fn read_secret_file(path: &Path, source: &Source) -> Result<Option<SecretString>, Error> {
+    let mut text = std::fs::read_to_string(path).map_err(|e| {
+        source.error(
+            CLIENT_SECRET_LOCATION,
+            format!("cannot read the client secret file {}: {e}", path.display()),
+        )
+    })?;
+    let len = text.trim_end_matches(['\n', '\r']).len();
+    text.truncate(len);
+    Ok((!text.is_empty()).then(|| SecretString::from(text)))
+}
+
+fn no_endpoint_message(outcome: &FileOutcome) -> String {
+    let file = match outcome {
+        FileOutcome::Read(path, _) => format!("in {}", path.display()),
+        FileOutcome::NotFound(path) => format!(
+            "in {} (which does not exist; FLYTECTL_CONFIG can name another file)",
+            path.display()
+        ),
+        FileOutcome::NoHome | FileOutcome::Skipped => "in the config file".to_owned(),
+    };
+    format!(
+        "no Flyte endpoint is configured: set admin.endpoint (such as \
+         `dns:///flyte.example.org:443`) {file}, or {}",
+        env::PLATFORM_URL
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn defaults_are_flytectls() {
+        let cfg = PlatformConfig::for_endpoint("localhost:30080").unwrap();
+        assert_eq!(cfg.auth_mode(), AuthMode::Pkce);
+        assert!(!cfg.insecure() && !cfg.insecure_skip_verify());
+        assert_eq!(cfg.pkce().timeout, Duration::from_secs(120));
+        assert_eq!(cfg.pkce().refresh_time, Duration::from_secs(300));
+        assert_eq!(cfg.device_flow().timeout, Duration::from_secs(600));
+        assert_eq!(cfg.device_flow().poll_interval, Duration::from_secs(5));
+        assert_eq!(cfg.device_flow().refresh_time, Duration::from_secs(300));
+        assert!(cfg.scopes().is_empty() && cfg.command().is_empty());
+        assert!(cfg.config_file().is_none());
+    }
+
+    #[test]
+    fn without_an_endpoint_loading_says_where_to_set_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap().to_owned();
+        let err = PlatformConfig::builder()
+            .env(env_of(&[("HOME", &home)]))
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no Flyte endpoint is configured"), "{err}");
+        assert!(
+            err.contains(".flyte/config.yaml (which does not exist"),
+            "{err}"
+        );
+        assert!(err.contains("FLYTE_PLATFORM_URL"), "{err}");
+    }
+
+    #[test]
+    fn debug_shows_the_program_but_not_the_arguments_of_commands() {
+        let cfg = PlatformConfig::builder()
+            .no_config_file()
+            .no_env()
+            .endpoint("x:1")
+            .command(["get-token", "--password", "hunter2"])
+            .proxy_command(["proxy-token"])
+            .build()
+            .unwrap();
+        let debug = format!("{cfg:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(
+            debug.contains(r#"command: ["get-token", <2 arguments>]"#),
+            "{debug}"
+        );
+        assert!(
+            debug.contains(r#"proxy_command: ["proxy-token"]"#),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn validate_names_what_each_mode_lacks() {
+        let base = || {
+            PlatformConfig::builder()
+                .no_config_file()
+                .no_env()
+                .endpoint("x:1")
+        };
+        let err = base()
+            .auth_mode(AuthMode::ClientSecret)
+            .build()
+            .unwrap()
+            .validate();
+        assert!(err.unwrap_err().to_string().contains("needs a client id"));
+        let err = base()
+            .auth_mode(AuthMode::ClientSecret)
+            .client_id("svc")
+            .client_secret_env_var("MY_SECRET")
+            .build()
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs a client secret"), "{err}");
+        assert!(err.contains("names MY_SECRET, which is not set"), "{err}");
+        let err = base()
+            .auth_mode(AuthMode::DeviceFlow)
+            .device_flow_poll_interval(Duration::ZERO)
+            .build()
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pollInterval is zero"), "{err}");
+        let err = base()
+            .pkce_timeout(Duration::ZERO)
+            .build()
+            .unwrap()
+            .validate();
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .contains("pkceConfig.timeout is zero")
+        );
+        base()
+            .command(["true"])
+            .auth_mode(AuthMode::ExternalCommand)
+            .build()
+            .unwrap()
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn explicit_values_are_checked_too() {
+        let err = PlatformConfig::for_endpoint("https://flyte.example.org")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("explicit setting `endpoint`"), "{err}");
+        assert!(err.contains("a URL scheme is not allowed"), "{err}");
+        let err = PlatformConfig::builder()
+            .no_config_file()
+            .no_env()
+            .endpoint("x:1")
+            .token_url("idp.example.org/token")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("explicit setting `token_url`: invalid URL"),
+            "{err}"
+        );
+    }
+}
