@@ -448,6 +448,9 @@ fn describe_transport_error(e: &reqwest::Error, settings: &HttpSettings) -> Stri
              balancer may have dropped it, or the server speaks another protocol (plain HTTP \
              vs TLS: check insecure)"
         )
+    } else if lower.contains("invalid http version") || lower.contains("invalid http") {
+        "the answer is not HTTP: if the server expects TLS, use https:// (insecure: false)"
+            .to_owned()
     } else if e.is_connect() {
         format!("could not connect{via_proxy}")
     } else if e.is_body() || e.is_decode() {

@@ -1,0 +1,144 @@
+#![allow(clippy::unwrap_used, reason = "tests")]
+//! TLS trust (test CA, CA file, skip-verify) and proxying against real loopback servers.
+
+mod support;
+
+use flyte_auth_core::Error;
+use flyte_auth_oauth::{
+    ClientAuth, HttpSettings, OAuthClient, RemoteClientConfigStore, TokenRequest,
+};
+use support::{RecordingProxy, TestPki, TlsServer};
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{method, path},
+};
+
+const TOKEN: &str = r#"{"access_token":"tls-token","token_type":"Bearer","expires_in":60}"#;
+
+fn request(url: String) -> TokenRequest {
+    TokenRequest::client_credentials(url, ClientAuth::confidential("app", "secret"))
+}
+
+#[tokio::test]
+async fn a_certificate_from_an_unknown_ca_is_refused_by_default() {
+    let pki = TestPki::generate();
+    let server = TlsServer::start(&pki, TOKEN);
+    let client = OAuthClient::new(HttpSettings::new().system_proxy(false)).unwrap();
+    let e = client
+        .token(&request(server.url("/token")))
+        .await
+        .unwrap_err();
+    match &e {
+        Error::Transport { message, .. } => {
+            assert!(message.contains("certificate"), "{message}");
+            assert!(message.contains("caCertFilePath"), "{message}");
+        }
+        other => panic!("expected Transport, got {other:?}"),
+    }
+    assert_eq!(server.handshakes(), 0, "no request got through");
+}
+
+#[tokio::test]
+async fn a_ca_file_makes_the_certificate_trusted() {
+    let pki = TestPki::generate();
+    let server = TlsServer::start(&pki, TOKEN);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
+    let client = OAuthClient::new(
+        HttpSettings::new()
+            .system_proxy(false)
+            .ca_cert_file(&ca_file),
+    )
+    .unwrap();
+    let token = client.token(&request(server.url("/token"))).await.unwrap();
+    assert_eq!(token.access_token.expose_secret(), "tls-token");
+    assert_eq!(server.handshakes(), 1);
+}
+
+#[tokio::test]
+async fn skip_verify_accepts_the_certificate() {
+    let pki = TestPki::generate();
+    let server = TlsServer::start(&pki, TOKEN);
+    let settings = HttpSettings::new()
+        .system_proxy(false)
+        .danger_accept_invalid_certs(true);
+    assert!(!settings.verifies_certificates());
+    let client = OAuthClient::new(settings).unwrap();
+    let token = client.token(&request(server.url("/token"))).await.unwrap();
+    assert_eq!(token.access_token.expose_secret(), "tls-token");
+}
+
+#[tokio::test]
+async fn discovery_uses_the_same_tls_settings() {
+    let pki = TestPki::generate();
+    let server = TlsServer::start(
+        &pki,
+        r#"{"token_endpoint":"https://idp.example.org/token","client_id":"flytectl"}"#,
+    );
+    let trusting = OAuthClient::new(
+        HttpSettings::new()
+            .system_proxy(false)
+            .ca_cert_pem(pki.ca_pem.as_bytes()),
+    )
+    .unwrap();
+    let store = RemoteClientConfigStore::new(&server.addr.to_string(), false, trusting).unwrap();
+    assert!(store.base_url().starts_with("https://"));
+    let discovery = store.discover().await.unwrap();
+    assert_eq!(
+        discovery.metadata.token_endpoint.as_deref(),
+        Some("https://idp.example.org/token")
+    );
+
+    let default = OAuthClient::new(HttpSettings::new().system_proxy(false)).unwrap();
+    let store = RemoteClientConfigStore::new(&server.addr.to_string(), false, default).unwrap();
+    assert!(matches!(
+        store.discover().await.unwrap_err(),
+        Error::Transport { .. }
+    ));
+}
+
+#[tokio::test]
+async fn the_token_request_goes_through_the_proxy() {
+    let origin = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "proxied-token"
+        })))
+        .expect(1)
+        .mount(&origin)
+        .await;
+    let proxy = RecordingProxy::start().await;
+    let client = OAuthClient::new(HttpSettings::new().proxy(proxy.url())).unwrap();
+    let token = client
+        .token(&request(format!("{}/oauth2/token", origin.uri())))
+        .await
+        .unwrap();
+    assert_eq!(token.access_token.expose_secret(), "proxied-token");
+    assert_eq!(
+        proxy.lines(),
+        [format!("POST {}/oauth2/token HTTP/1.1", origin.uri())],
+        "the proxy saw the absolute-form request"
+    );
+}
+
+#[tokio::test]
+async fn a_proxy_that_is_down_is_reported_as_such() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let client =
+        OAuthClient::new(HttpSettings::new().proxy(format!("http://user:proxy-pw-XYZ@{addr}")))
+            .unwrap();
+    let e = client
+        .token(&request("http://flyte.invalid/token".to_owned()))
+        .await
+        .unwrap_err();
+    let shown = format!("{e} {e:?} {:?}", client);
+    assert!(!shown.contains("XYZ"), "{shown}");
+    match &e {
+        Error::Transport { message, .. } => assert!(message.contains("proxy"), "{message}"),
+        other => panic!("expected Transport, got {other:?}"),
+    }
+}
