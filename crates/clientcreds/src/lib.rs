@@ -472,3 +472,8 @@ impl TokenFlow for ClientCredentialsFlow {
             .or_else(|| self.discovered_header.get().cloned())
     }
 }
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -72,3 +72,8 @@ pub use token::{
     ClientAuth, ClientAuthMethod, DEVICE_CODE_GRANT_TYPE, Grant, TokenRequest, TokenResponse,
 };
 pub use transport::OAuthClient;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
