@@ -261,7 +261,14 @@ fn parse_url(url: &str, operation: &str) -> Result<reqwest::Url, Error> {
         "https" => {}
         "http" => {
             if !is_loopback(&parsed) {
-                tracing::debug!(url = %display_url(url), "{operation} over plain HTTP (insecure)");
+                static WARN_PLAIN_HTTP: std::sync::Once = std::sync::Once::new();
+                WARN_PLAIN_HTTP.call_once(|| {
+                    tracing::warn!(
+                        url = %display_url(url),
+                        "OAuth requests go over plain HTTP (insecure: true): secrets and tokens \
+                         travel unencrypted"
+                    );
+                });
             }
         }
         other => {

@@ -576,3 +576,46 @@ async fn an_unreadable_ca_file_or_bad_proxy_is_a_config_error() {
         "{e:?}"
     );
 }
+
+#[tokio::test]
+async fn device_authorization_accepts_verification_url_and_rejects_missing_codes() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/google"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "device_code": "d", "user_code": "U", "verification_url": "https://g.co/device",
+            "expires_in": 1800
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/broken"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "user_code": "U", "verification_uri": "https://idp/device"
+        })))
+        .mount(&server)
+        .await;
+    let request = |p: &str| {
+        DeviceAuthorizationRequest::new(format!("{}{p}", server.uri()), ClientAuth::public("c"))
+    };
+    let auth = client()
+        .device_authorization(&request("/google"))
+        .await
+        .unwrap();
+    assert_eq!(auth.verification_uri, "https://g.co/device");
+    assert_eq!(auth.url_for_user(), "https://g.co/device");
+    assert_eq!(
+        auth.poll_interval(),
+        Duration::from_secs(5),
+        "RFC 8628 default"
+    );
+    assert_eq!(auth.lifetime(), Some(Duration::from_secs(1800)));
+    let e = client()
+        .device_authorization(&request("/broken"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidResponse { message, .. } if message.contains("device_code")),
+        "{e:?}"
+    );
+}
