@@ -1,1 +1,61 @@
-//! Part of flyte-auth: not implemented yet.
+//! Token stores for `flyte-auth`: where credentials live between processes.
+//!
+//! - [`KeyringStore`] (feature `keyring`, on by default): the OS keyring, with the entries
+//!   pyflyte writes (service = endpoint, usernames `access_token`, `refresh_token`,
+//!   `id_token`), so that a login done by `pyflyte` serves the Rust tools and the other way
+//!   round. Every call is bounded in time; no keyring gives a typed
+//!   [`StoreError::Unavailable`], never a panic or a hang.
+//! - [`FileStore`] (feature `file`, on by default): one `0600` JSON file per endpoint in a
+//!   `0700` directory under the user's cache directory, replaced atomically, with a
+//!   cross-process lock on a sidecar file. For machines without a keyring.
+//! - [`MemoryStore`] (from `flyte-auth-core`): this process only.
+//! - [`DefaultStore`] / [`default_store`]: the keyring when one answers, the file store
+//!   otherwise; [`StoreKind`] and [`open_store`] for a `--store auto|keyring|file|memory`
+//!   option.
+//!
+//! Every store implements [`TokenStore`] from `flyte-auth-core`, which the credential cache
+//! (`CachingAuthenticator`) uses. Opening a store touches nothing: the keyring or the disk is
+//! reached on the first call, when a flow needs credentials.
+//!
+//! ```
+//! use flyte_auth_store::{Credentials, StoreKind, TokenStore, open_store};
+//!
+//! # #[cfg(feature = "file")] {
+//! let dir = tempfile::tempdir()?;
+//! let store = open_store("file".parse::<StoreKind>()?, Some(dir.path().to_owned()))?;
+//! store.store(&Credentials::new("token", "flyte.example.org:443").with_expires_in(3600))?;
+//! let back = store.retrieve("flyte.example.org:443")?.expect("stored above");
+//! assert_eq!(back.access_token.expose_secret(), "token");
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+// The crate docs link to the stores of every feature; a build without some of them has
+// nothing to link to (docs.rs builds with all features).
+#![cfg_attr(
+    not(all(feature = "keyring", feature = "file")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
+
+#[cfg(feature = "keyring")]
+mod bounded;
+#[cfg(feature = "file")]
+mod file;
+#[cfg(feature = "keyring")]
+mod keyring_store;
+mod select;
+
+pub use flyte_auth_core::{Credentials, MemoryStore, StoreError, StoreLock, TokenStore};
+
+#[cfg(feature = "file")]
+pub use file::FileStore;
+#[cfg(feature = "keyring")]
+pub use keyring_store::KeyringStore;
+pub use select::{DefaultStore, ParseStoreKindError, StoreKind, default_store, open_store};
+
+/// The endpoint as stores key it: as configured, without the `dns:///` prefix of Flyte
+/// configs (pyflyte strips it before it uses the endpoint as the keyring service name).
+#[cfg(any(feature = "keyring", feature = "file"))]
+pub(crate) fn store_key(endpoint: &str) -> &str {
+    endpoint.strip_prefix("dns:///").unwrap_or(endpoint)
+}

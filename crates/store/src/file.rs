@@ -1,0 +1,518 @@
+//! [`FileStore`]: one JSON file per endpoint, for machines without a keyring.
+//!
+//! Design, in short (the details are on [`FileStore`], where users of the crate see them):
+//! writes replace the file atomically (temporary file in the same directory, `fsync`,
+//! `rename`), so readers never see half a file and need no lock; reads and writes take no lock
+//! at all, so they work while this process holds the endpoint's lock (a second `flock` on
+//! another handle of the same file would block even within one process); only
+//! [`TokenStore::lock`] locks, on a sidecar file, for the cache's "re-read, refresh, write".
+
+use std::{
+    fs::{self, File, OpenOptions, TryLockError},
+    io::{self, Read, Write},
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use flyte_auth_core::{Credentials, StoreError, StoreLock, TokenStore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::store_key;
+
+const STORE: &str = "file";
+
+/// The file format version this crate writes and reads.
+const FORMAT_VERSION: u32 = 1;
+
+/// A token file larger than this is not read (it cannot be ours).
+const MAX_FILE_SIZE: u64 = 1024 * 1024;
+
+/// How many characters of the endpoint go into a file name.
+const MAX_NAME_CHARS: usize = 64;
+
+/// Credentials in one `0600` JSON file per endpoint, replaced atomically, with a
+/// cross-process lock per endpoint.
+///
+/// # Where
+///
+/// The directory is, in order: the one given to [`FileStore::open`] / [`FileStore::in_dir`],
+/// else `$FLYTE_AUTH_CACHE_DIR`, else `flyte-auth` under the user's cache directory
+/// (`~/.cache/flyte-auth` on Linux, `~/Library/Caches/flyte-auth` on macOS,
+/// `%LOCALAPPDATA%\flyte-auth` on Windows). It is created on the first write, with mode
+/// `0700` on Unix.
+///
+/// Each endpoint has a file `<name>-<hash>.json`: `<name>` is the endpoint with every
+/// character other than `A-Z a-z 0-9 . _ -` replaced by `_` (at most 64 of them), `<hash>`
+/// the first 16 hex digits of the SHA-256 of the endpoint, so that `host:443`, `host_443` and
+/// `host/443` get distinct files and no endpoint can name a path outside the directory.
+///
+/// # Format
+///
+/// ```json
+/// {"version":1,"credentials":{"access_token":"…","refresh_token":"…","for_endpoint":"flyte.example.org:443",
+///  "expires_in":3600,"expires_at_unix":1767225600,"client_id":"flytectl","scopes":["all"]}}
+/// ```
+///
+/// `credentials` is `flyte_auth_core::Credentials` as serde writes it. A file that cannot be
+/// read, is not of this shape, has another `version`, or names another endpoint is treated as
+/// "no credentials" with a warning; the next write replaces it.
+///
+/// # Atomic writes and locking
+///
+/// A write goes to a temporary file in the same directory, created with mode `0600` (never
+/// widened, never `chmod`-ed afterwards), is flushed to disk (`fsync`), then renamed over the
+/// token file. A rename within a directory is atomic, so a reader opens either the old file
+/// or the new one, never a half-written one. Reads and writes take no lock at all: that is
+/// what makes them safe to call while this process holds the endpoint's lock.
+///
+/// [`TokenStore::lock`] is the cross-process lock the credential cache takes around "re-read,
+/// refresh if still stale, write": an exclusive advisory lock (`flock` on Unix, `LockFileEx` on
+/// Windows, through `std::fs::File::lock`) on a sidecar file `<name>-<hash>.lock` next to the
+/// token file. It is held by an open file handle, so it also excludes other threads of this
+/// process that call `lock` for the same endpoint, and it is released when the returned guard
+/// is dropped or the process dies. Waiting is bounded ([`FileStore::DEFAULT_LOCK_TIMEOUT`]),
+/// then [`StoreError::Io`] with `operation: "lock"`. Lock files are never deleted (deleting a
+/// lock file lets two processes lock two different files).
+///
+/// Advisory locks may not work on some network file systems; the atomic rename still keeps
+/// every file whole there.
+///
+/// # Example
+///
+/// ```
+/// use flyte_auth_store::{Credentials, FileStore, TokenStore};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = FileStore::in_dir(dir.path());
+/// store.store(&Credentials::new("token", "flyte.example.org:443").with_client_id("flytectl"))?;
+///
+/// {
+///     // What the credential cache does around a refresh:
+///     let _guard = store.lock("flyte.example.org:443")?;
+///     let current = store.retrieve("flyte.example.org:443")?.expect("stored above");
+///     assert_eq!(current.client_id.as_deref(), Some("flytectl"));
+///     store.store(&Credentials::new("new token", "flyte.example.org:443"))?;
+/// } // unlocked here
+///
+/// store.delete("flyte.example.org:443")?;
+/// assert!(store.retrieve("flyte.example.org:443")?.is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    dir: PathBuf,
+    lock_timeout: Duration,
+}
+
+impl FileStore {
+    /// The environment variable that overrides the default directory.
+    pub const ENV_CACHE_DIR: &'static str = "FLYTE_AUTH_CACHE_DIR";
+
+    /// How long [`TokenStore::lock`] waits for another holder before it gives up.
+    pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// A store in `$FLYTE_AUTH_CACHE_DIR`, else in `flyte-auth` under the user's cache
+    /// directory.
+    ///
+    /// Fails with [`StoreError::Unavailable`] when neither is known (no home directory).
+    pub fn new() -> Result<Self, StoreError> {
+        Self::open(None)
+    }
+
+    /// A store in `dir` when given, else as [`FileStore::new`].
+    pub fn open(dir: Option<PathBuf>) -> Result<Self, StoreError> {
+        let env = std::env::var_os(Self::ENV_CACHE_DIR).map(PathBuf::from);
+        let default = dirs::cache_dir().map(|d| d.join("flyte-auth"));
+        resolve_dir(dir, env, default)
+            .map(Self::in_dir)
+            .ok_or_else(|| StoreError::Unavailable {
+                store: STORE,
+                message: format!(
+                    "no cache directory is known for this user; set {} or pass a directory",
+                    Self::ENV_CACHE_DIR
+                ),
+            })
+    }
+
+    /// A store in exactly `dir` (created on the first write).
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            lock_timeout: Self::DEFAULT_LOCK_TIMEOUT,
+        }
+    }
+
+    /// Sets how long [`TokenStore::lock`] waits before it fails.
+    #[must_use]
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// The directory the files are in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The token file of `endpoint`.
+    pub fn path_for(&self, endpoint: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", file_stem(endpoint)))
+    }
+
+    /// The sidecar lock file of `endpoint`.
+    pub fn lock_path_for(&self, endpoint: &str) -> PathBuf {
+        self.dir.join(format!("{}.lock", file_stem(endpoint)))
+    }
+
+    fn ensure_dir(&self, operation: &'static str) -> Result<(), StoreError> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&self.dir)
+            .map_err(|e| io_error(operation, "could not create the directory", &self.dir, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            if let Ok(meta) = fs::metadata(&self.dir)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                    "the token directory is accessible to other users; the token files themselves are 0600"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn write_file(&self, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+        self.ensure_dir("write")?;
+        let temp = temp_path(path);
+        let result = write_new_private_file(&temp, contents)
+            .map_err(|e| io_error("write", "could not write", &temp, e))
+            .and_then(|()| {
+                fs::rename(&temp, path).map_err(|e| io_error("write", "could not replace", path, e))
+            });
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+            return result;
+        }
+        sync_dir(&self.dir);
+        Ok(())
+    }
+}
+
+/// The directory: the explicit one, else the environment's, else the platform default.
+fn resolve_dir(
+    explicit: Option<PathBuf>,
+    env: Option<PathBuf>,
+    default: Option<PathBuf>,
+) -> Option<PathBuf> {
+    explicit
+        .or(env.filter(|p| !p.as_os_str().is_empty()))
+        .or(default)
+}
+
+/// `<sanitized endpoint>-<16 hex digits of its SHA-256>`.
+fn file_stem(endpoint: &str) -> String {
+    let key = store_key(endpoint);
+    let name: String = key
+        .chars()
+        .take(MAX_NAME_CHARS)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let hash: String = Sha256::digest(key.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{name}-{hash}")
+}
+
+/// A temporary name next to `path`, unique in this process and across processes.
+fn temp_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
+}
+
+/// Creates `path` (which must not exist) readable by its owner only, writes and syncs it.
+fn write_new_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// Makes the rename durable (Unix); best effort.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+fn io_error(operation: &'static str, what: &str, path: &Path, e: io::Error) -> StoreError {
+    let kind = e.kind();
+    let message = format!("{what} {}: {e}", path.display());
+    if kind == io::ErrorKind::PermissionDenied {
+        StoreError::Denied {
+            store: STORE,
+            message,
+        }
+    } else {
+        StoreError::Io {
+            store: STORE,
+            operation,
+            message,
+            source: Some(Arc::new(e)),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct FileOut<'a> {
+    version: u32,
+    credentials: &'a Credentials,
+}
+
+/// The first look at a file: its version only (serde skips the rest).
+#[derive(Deserialize)]
+struct FileVersion {
+    version: u32,
+}
+
+#[derive(Deserialize)]
+struct FileV1 {
+    credentials: Credentials,
+}
+
+/// Reads and checks a token file; `None` (with a warning) when it is not usable.
+fn read_file(path: &Path, endpoint: &str) -> Option<Credentials> {
+    let bytes = match read_limited(path) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "could not read the token file; continuing without stored credentials");
+            return None;
+        }
+    };
+    // Never log the contents, nor serde's messages about them: they may quote a token.
+    let version = match serde_json::from_slice::<FileVersion>(&bytes) {
+        Ok(v) => v.version,
+        Err(e) => {
+            tracing::warn!(
+                path = %path.display(),
+                line = e.line(),
+                column = e.column(),
+                "the token file is not valid JSON of the expected shape; ignoring it"
+            );
+            return None;
+        }
+    };
+    if version != FORMAT_VERSION {
+        tracing::warn!(
+            path = %path.display(),
+            version,
+            "the token file has a format version this program does not know; ignoring it"
+        );
+        return None;
+    }
+    let mut credentials = match serde_json::from_slice::<FileV1>(&bytes) {
+        Ok(v1) => v1.credentials,
+        Err(_) => {
+            tracing::warn!(
+                path = %path.display(),
+                "the token file's credentials are incomplete or malformed; ignoring them"
+            );
+            return None;
+        }
+    };
+    if store_key(&credentials.for_endpoint) != store_key(endpoint) {
+        tracing::warn!(
+            path = %path.display(),
+            endpoint,
+            found = %credentials.for_endpoint,
+            "the token file belongs to another endpoint; ignoring it"
+        );
+        return None;
+    }
+    endpoint.clone_into(&mut credentials.for_endpoint);
+    Some(credentials)
+}
+
+/// The file's bytes; `None` when it does not exist.
+fn read_limited(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {MAX_FILE_SIZE} bytes"),
+        ));
+    }
+    Ok(Some(bytes))
+}
+
+/// Holds the exclusive lock on a sidecar file until dropped.
+#[derive(Debug)]
+struct HeldLock {
+    file: File,
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        // Closing the handle releases the lock too; unlocking first says so explicitly.
+        let _ = self.file.unlock();
+    }
+}
+
+impl TokenStore for FileStore {
+    fn store(&self, credentials: &Credentials) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(&FileOut {
+            version: FORMAT_VERSION,
+            credentials,
+        })
+        .map_err(|e| StoreError::Io {
+            store: STORE,
+            operation: "write",
+            message: format!("could not encode the credentials: {e}"),
+            source: None,
+        })?;
+        self.write_file(&self.path_for(&credentials.for_endpoint), &json)
+    }
+
+    fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, StoreError> {
+        Ok(read_file(&self.path_for(endpoint), endpoint))
+    }
+
+    fn delete(&self, endpoint: &str) -> Result<(), StoreError> {
+        let path = self.path_for(endpoint);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                sync_dir(&self.dir);
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("delete", "could not delete", &path, e)),
+        }
+    }
+
+    fn lock(&self, endpoint: &str) -> Result<Option<StoreLock>, StoreError> {
+        self.ensure_dir("lock")?;
+        let path = self.lock_path_for(endpoint);
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
+            .open(&path)
+            .map_err(|e| io_error("lock", "could not open the lock file", &path, e))?;
+        let deadline = Instant::now() + self.lock_timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Some(StoreLock::new(HeldLock { file }))),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => {
+                    return Err(io_error("lock", "could not lock", &path, e));
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(StoreError::Io {
+                    store: STORE,
+                    operation: "lock",
+                    message: format!(
+                        "another process held {} for more than {}s",
+                        path.display(),
+                        self.lock_timeout.as_secs_f32()
+                    ),
+                    source: None,
+                });
+            }
+            thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        STORE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_directory_is_the_explicit_one_then_the_environment_then_the_default() {
+        let p = |s: &str| Some(PathBuf::from(s));
+        assert_eq!(resolve_dir(p("/a"), p("/b"), p("/c")), p("/a"));
+        assert_eq!(resolve_dir(None, p("/b"), p("/c")), p("/b"));
+        assert_eq!(resolve_dir(None, p(""), p("/c")), p("/c"));
+        assert_eq!(resolve_dir(None, None, p("/c")), p("/c"));
+        assert_eq!(resolve_dir(None, None, None), None);
+    }
+
+    #[test]
+    fn file_names_are_safe_readable_and_distinct() {
+        let endpoints = [
+            "flyte.example.org:443",
+            "flyte.example.org_443",
+            "flyte.example.org/443",
+            "FLYTE.example.org:443",
+            "../../etc/passwd",
+            "",
+            "ünïcode:1",
+        ];
+        let stems: Vec<String> = endpoints.iter().map(|e| file_stem(e)).collect();
+        for (i, stem) in stems.iter().enumerate() {
+            assert!(
+                stem.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')),
+                "{stem}"
+            );
+            assert!(!stem.contains('/') && !stem.contains('\\'), "{stem}");
+            for other in &stems[i + 1..] {
+                assert_ne!(stem, other);
+            }
+        }
+        assert!(
+            stems[0].starts_with("flyte.example.org_443-"),
+            "{}",
+            stems[0]
+        );
+        assert_eq!(file_stem("dns:///flyte.example.org:443"), stems[0]);
+        assert!(file_stem(&"x".repeat(500)).len() < 100);
+    }
+}

@@ -1,0 +1,287 @@
+//! Choosing a store: [`StoreKind`] (`auto`, `keyring`, `file`, `memory`), [`open_store`], and
+//! [`DefaultStore`], which picks the keyring when one answers and the file store otherwise.
+
+use std::{
+    fmt,
+    path::PathBuf,
+    str::FromStr,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use flyte_auth_core::{Credentials, MemoryStore, StoreError, StoreLock, TokenStore};
+
+#[cfg(feature = "file")]
+use crate::FileStore;
+#[cfg(feature = "keyring")]
+use crate::KeyringStore;
+
+/// Which store to use: the values of a `--store` option.
+///
+/// ```
+/// use flyte_auth_store::StoreKind;
+/// assert_eq!("keyring".parse::<StoreKind>().unwrap(), StoreKind::Keyring);
+/// assert_eq!("FILE".parse::<StoreKind>().unwrap(), StoreKind::File);
+/// assert_eq!(StoreKind::default().to_string(), "auto");
+/// assert!("vault".parse::<StoreKind>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// The keyring when one answers, else the file store ([`DefaultStore`]).
+    #[default]
+    Auto,
+    /// The OS keyring ([`KeyringStore`](crate::KeyringStore), feature `keyring`).
+    Keyring,
+    /// One `0600` file per endpoint ([`FileStore`](crate::FileStore), feature `file`).
+    File,
+    /// This process only ([`MemoryStore`]): nothing persists.
+    Memory,
+}
+
+impl StoreKind {
+    /// Every kind, in the order a help text lists them.
+    pub const ALL: [StoreKind; 4] = [Self::Auto, Self::Keyring, Self::File, Self::Memory];
+
+    /// The name used on command lines and in configs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Keyring => "keyring",
+            Self::File => "file",
+            Self::Memory => "memory",
+        }
+    }
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StoreKind {
+    type Err = ParseStoreKindError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| ParseStoreKindError {
+                given: s.to_owned(),
+            })
+    }
+}
+
+/// A store name that is none of `auto`, `keyring`, `file`, `memory`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseStoreKindError {
+    given: String,
+}
+
+impl fmt::Display for ParseStoreKindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown token store `{}`; expected one of: auto, keyring, file, memory",
+            self.given
+        )
+    }
+}
+
+impl std::error::Error for ParseStoreKindError {}
+
+/// Opens the store `kind` names. `cache_dir` is the file store's directory (for `file`, and
+/// for `auto` when it falls back to files); `None` means `$FLYTE_AUTH_CACHE_DIR`, else the
+/// user's cache directory.
+///
+/// Opening touches neither the keyring nor the disk. It fails only when the store cannot be
+/// had at all: a kind this build has no feature for, or no directory for the file store.
+///
+/// ```
+/// use flyte_auth_store::{StoreKind, open_store};
+/// let store = open_store(StoreKind::Memory, None)?;
+/// assert_eq!(store.name(), "memory");
+/// # Ok::<(), flyte_auth_store::StoreError>(())
+/// ```
+pub fn open_store(
+    kind: StoreKind,
+    cache_dir: Option<PathBuf>,
+) -> Result<Arc<dyn TokenStore>, StoreError> {
+    match kind {
+        StoreKind::Auto => Ok(Arc::new(DefaultStore::new(cache_dir))),
+        StoreKind::Keyring => {
+            #[cfg(feature = "keyring")]
+            {
+                Ok(Arc::new(KeyringStore::new()))
+            }
+            #[cfg(not(feature = "keyring"))]
+            {
+                Err(not_built("keyring", "keyring"))
+            }
+        }
+        StoreKind::File => {
+            #[cfg(feature = "file")]
+            {
+                Ok(Arc::new(FileStore::open(cache_dir)?))
+            }
+            #[cfg(not(feature = "file"))]
+            {
+                let _ = cache_dir;
+                Err(not_built("file", "file"))
+            }
+        }
+        StoreKind::Memory => Ok(Arc::new(MemoryStore::new())),
+    }
+}
+
+#[cfg(any(not(feature = "keyring"), not(feature = "file")))]
+fn not_built(store: &'static str, feature: &str) -> StoreError {
+    StoreError::Unavailable {
+        store,
+        message: format!(
+            "this program was built without the `{feature}` feature of flyte-auth-store"
+        ),
+    }
+}
+
+/// The store to use when nobody chose one: a [`DefaultStore`] with the default directory.
+pub fn default_store() -> Arc<dyn TokenStore> {
+    Arc::new(DefaultStore::new(None))
+}
+
+/// The keyring when one answers, else the file store, else memory; decided on first use.
+///
+/// The first call that needs the store probes the keyring
+/// ([`KeyringStore::probe_writable`](crate::KeyringStore::probe_writable): read a missing
+/// entry, write and delete a throw-away one, all within [`DefaultStore::PROBE_TIMEOUT`]); the
+/// answer is kept for the rest of the process, and the choice is logged once with
+/// `tracing::info!`. A read alone is not enough: on a headless Linux machine with
+/// gnome-keyring installed, D-Bus activation starts a Secret Service that answers reads but
+/// has no unlocked collection, so every write would fail and no login would ever be kept. Creating a `DefaultStore`
+/// touches nothing, so a program that never needs credentials never waits on a keyring.
+///
+/// Until then [`TokenStore::name`] says `auto`; afterwards the chosen store's name.
+///
+/// ```
+/// use flyte_auth_store::{DefaultStore, TokenStore};
+/// let dir = tempfile::tempdir()?;
+/// let store = DefaultStore::new(Some(dir.path().to_owned()));
+/// assert_eq!(store.name(), "auto"); // nothing probed yet
+/// let chosen = store.chosen();      // probes
+/// assert!(["keyring", "file", "memory"].contains(&chosen.name()));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct DefaultStore {
+    cache_dir: Option<PathBuf>,
+    chosen: OnceLock<Arc<dyn TokenStore>>,
+}
+
+impl DefaultStore {
+    /// How long the keyring may take to answer the probe.
+    pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// A store that decides on first use; `cache_dir` as in [`open_store`].
+    pub fn new(cache_dir: Option<PathBuf>) -> Self {
+        Self {
+            cache_dir,
+            chosen: OnceLock::new(),
+        }
+    }
+
+    /// Decides now (if not yet done) and returns the chosen store.
+    pub fn chosen(&self) -> &Arc<dyn TokenStore> {
+        self.chosen.get_or_init(|| choose(self.cache_dir.clone()))
+    }
+}
+
+impl fmt::Debug for DefaultStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DefaultStore")
+            .field("cache_dir", &self.cache_dir)
+            .field("chosen", &self.chosen.get().map(|s| s.name()))
+            .finish()
+    }
+}
+
+impl TokenStore for DefaultStore {
+    fn store(&self, credentials: &Credentials) -> Result<(), StoreError> {
+        self.chosen().store(credentials)
+    }
+
+    fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, StoreError> {
+        self.chosen().retrieve(endpoint)
+    }
+
+    fn delete(&self, endpoint: &str) -> Result<(), StoreError> {
+        self.chosen().delete(endpoint)
+    }
+
+    fn lock(&self, endpoint: &str) -> Result<Option<StoreLock>, StoreError> {
+        self.chosen().lock(endpoint)
+    }
+
+    fn name(&self) -> &'static str {
+        self.chosen.get().map_or("auto", |s| s.name())
+    }
+}
+
+/// Whether the keyring answered its probe in this process (asked once).
+#[cfg(feature = "keyring")]
+fn keyring_answers() -> &'static Result<(), StoreError> {
+    static PROBED: OnceLock<Result<(), StoreError>> = OnceLock::new();
+    PROBED.get_or_init(|| {
+        KeyringStore::new()
+            .with_timeout(DefaultStore::PROBE_TIMEOUT)
+            .probe_writable()
+    })
+}
+
+fn choose(cache_dir: Option<PathBuf>) -> Arc<dyn TokenStore> {
+    #[cfg(feature = "keyring")]
+    let keyring_failure = match keyring_answers() {
+        Ok(()) => {
+            announce(format_args!("storing tokens in the OS keyring"));
+            return Arc::new(KeyringStore::new());
+        }
+        Err(e) => e.to_string(),
+    };
+    #[cfg(not(feature = "keyring"))]
+    let keyring_failure = "this build has no keyring support".to_owned();
+
+    #[cfg(feature = "file")]
+    let file_failure = match FileStore::open(cache_dir) {
+        Ok(store) => {
+            announce(format_args!(
+                "no keyring available ({keyring_failure}); storing tokens in {} (files readable by this user only)",
+                store.dir().display()
+            ));
+            return Arc::new(store);
+        }
+        Err(e) => e.to_string(),
+    };
+    #[cfg(not(feature = "file"))]
+    let file_failure = {
+        let _ = cache_dir;
+        "this build has no file store".to_owned()
+    };
+
+    announce(format_args!(
+        "no keyring available ({keyring_failure}) and no file store ({file_failure}); \
+         tokens are kept in memory only, so each new process will log in again"
+    ));
+    Arc::new(MemoryStore::new())
+}
+
+/// Logs the choice: at `info` the first time in this process, at `debug` afterwards.
+fn announce(message: fmt::Arguments<'_>) {
+    static ANNOUNCED: AtomicBool = AtomicBool::new(false);
+    if ANNOUNCED.swap(true, Ordering::SeqCst) {
+        tracing::debug!("{message}");
+    } else {
+        tracing::info!("{message}");
+    }
+}

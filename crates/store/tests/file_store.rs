@@ -1,0 +1,428 @@
+//! `FileStore` on a real file system, with real child processes for the cross-process cases.
+
+#![cfg(feature = "file")]
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod common;
+
+use std::{
+    ffi::OsString,
+    fs,
+    path::{Path, PathBuf},
+    sync::mpsc,
+    thread,
+    time::Duration,
+};
+
+use common::{capture_logs, child_role, spawn_self};
+use flyte_auth_store::{Credentials, FileStore, StoreError, TokenStore};
+
+const ENDPOINT: &str = "flyte.example.org:443";
+const CHILD_LIMIT: Duration = Duration::from_secs(300);
+
+fn full_credentials(tag: &str) -> Credentials {
+    Credentials::new(format!("access-{tag}"), ENDPOINT)
+        .with_refresh_token(format!("refresh-{tag}"))
+        .with_id_token(format!("id-{tag}"))
+        .with_expires_in(3600)
+        .with_client_id(format!("client-{tag}"))
+        .with_scopes(["all", "offline"])
+}
+
+#[test]
+fn credentials_round_trip_with_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::in_dir(dir.path().join("tokens"));
+    assert_eq!(store.retrieve(ENDPOINT).unwrap(), None);
+
+    let creds = full_credentials("1");
+    store.store(&creds).unwrap();
+    assert_eq!(store.retrieve(ENDPOINT).unwrap(), Some(creds));
+
+    let newer = Credentials::new("access-2", ENDPOINT).with_expires_in(60);
+    store.store(&newer).unwrap();
+    assert_eq!(store.retrieve(ENDPOINT).unwrap(), Some(newer));
+
+    store.delete(ENDPOINT).unwrap();
+    assert_eq!(store.retrieve(ENDPOINT).unwrap(), None);
+    store.delete(ENDPOINT).unwrap(); // nothing to delete is fine
+    assert_eq!(store.name(), "file");
+}
+
+#[test]
+fn the_file_is_versioned_json_holding_the_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::in_dir(dir.path());
+    store.store(&full_credentials("v")).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&fs::read(store.path_for(ENDPOINT)).unwrap()).unwrap();
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["credentials"]["access_token"], "access-v");
+    assert_eq!(json["credentials"]["for_endpoint"], ENDPOINT);
+    assert_eq!(json["credentials"]["client_id"], "client-v");
+}
+
+#[cfg(unix)]
+#[test]
+fn directory_is_0700_and_files_are_0600_with_no_temporary_files_left() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("cache").join("flyte-auth");
+    let store = FileStore::in_dir(&tokens);
+    store.store(&full_credentials("p")).unwrap();
+    store.store(&full_credentials("q")).unwrap();
+    drop(store.lock(ENDPOINT).unwrap());
+
+    assert_eq!(mode(&tokens), 0o700, "token directory");
+    assert_eq!(mode(&dir.path().join("cache")), 0o700, "created parent");
+    assert_eq!(mode(&store.path_for(ENDPOINT)), 0o600, "token file");
+    assert_eq!(mode(&store.lock_path_for(ENDPOINT)), 0o600, "lock file");
+
+    let mut names: Vec<String> = fs::read_dir(&tokens)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let expected = [&store.path_for(ENDPOINT), &store.lock_path_for(ENDPOINT)]
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned());
+    assert_eq!(names, expected, "only the token file and its lock file");
+}
+
+#[test]
+fn unusable_files_are_no_credentials_with_a_warning_that_shows_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::in_dir(dir.path());
+    store.store(&full_credentials("good")).unwrap();
+    let path = store.path_for(ENDPOINT);
+    let good = fs::read(&path).unwrap();
+
+    let other = FileStore::in_dir(dir.path().join("other"));
+    other
+        .store(&Credentials::new("access-other", "other.example.org"))
+        .unwrap();
+    let foreign = fs::read(other.path_for("other.example.org")).unwrap();
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage", b"\x00\xffnot json at all".to_vec()),
+        ("empty", Vec::new()),
+        ("torn write", good[..good.len() / 2].to_vec()),
+        (
+            "newer format",
+            br#"{"version":2,"credentials":{"access_token":"access-v2","for_endpoint":"flyte.example.org:443"}}"#.to_vec(),
+        ),
+        (
+            "no access token",
+            br#"{"version":1,"credentials":{"for_endpoint":"flyte.example.org:443"}}"#.to_vec(),
+        ),
+        ("another endpoint's file", foreign),
+    ];
+    for (what, bytes) in cases {
+        fs::write(&path, &bytes).unwrap();
+        let (got, logs) = capture_logs(|| store.retrieve(ENDPOINT));
+        assert_eq!(got.unwrap(), None, "{what}");
+        assert!(logs.contains("WARN"), "{what}: no warning in {logs:?}");
+        for token in ["access-good", "refresh-good", "access-v2", "access-other"] {
+            assert!(
+                !logs.contains(token),
+                "{what}: a token reached the log: {logs}"
+            );
+        }
+    }
+
+    // A path that cannot be read as a file at all.
+    fs::remove_file(&path).unwrap();
+    fs::create_dir(&path).unwrap();
+    let (got, logs) = capture_logs(|| store.retrieve(ENDPOINT));
+    assert_eq!(got.unwrap(), None);
+    assert!(logs.contains("WARN"), "{logs}");
+    fs::remove_dir(&path).unwrap();
+
+    // The next write replaces a broken file.
+    fs::write(&path, b"{broken").unwrap();
+    store.store(&full_credentials("again")).unwrap();
+    assert_eq!(
+        store.retrieve(ENDPOINT).unwrap(),
+        Some(full_credentials("again"))
+    );
+}
+
+#[test]
+fn distinct_endpoints_use_distinct_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::in_dir(dir.path());
+    let endpoints = [
+        "flyte.example.org:443",
+        "flyte.example.org_443",
+        "flyte.example.org/443",
+        "flyte.example.org",
+        "FLYTE.example.org:443",
+        "localhost:30080",
+        "../escape",
+    ];
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        store
+            .store(&Credentials::new(format!("token-{i}"), *endpoint))
+            .unwrap();
+    }
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        let got = store.retrieve(endpoint).unwrap().unwrap();
+        assert_eq!(got.access_token.expose_secret(), format!("token-{i}"));
+        assert_eq!(got.for_endpoint, *endpoint);
+        assert_eq!(store.path_for(endpoint).parent(), Some(dir.path()));
+    }
+    let files = fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(files, endpoints.len());
+
+    // The `dns:///` prefix of Flyte configs names the same endpoint.
+    let got = store
+        .retrieve("dns:///flyte.example.org:443")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.access_token.expose_secret(), "token-0");
+}
+
+#[test]
+fn store_and_retrieve_work_while_this_process_holds_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::in_dir(dir.path());
+    let (done, finished) = mpsc::channel();
+    let worker = store.clone();
+    thread::spawn(move || {
+        let guard = worker
+            .lock(ENDPOINT)
+            .unwrap()
+            .expect("the file store locks");
+        worker.store(&full_credentials("locked")).unwrap();
+        let got = worker.retrieve(ENDPOINT).unwrap();
+        worker.delete(ENDPOINT).unwrap();
+        drop(guard);
+        done.send(got).unwrap();
+    });
+    let got = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("store/retrieve under the lock did not finish: deadlock");
+    assert_eq!(got, Some(full_credentials("locked")));
+}
+
+fn role_dir() -> PathBuf {
+    PathBuf::from(
+        std::env::var_os("FLYTE_AUTH_STORE_TEST_DIR").expect("the parent sets the directory"),
+    )
+}
+
+/// In a child: takes the lock with the limit the parent gave and reports what happened.
+/// Run directly: the lock excludes a second handle in this very process, with a bounded wait.
+#[test]
+fn lock_contender() {
+    match child_role().as_deref() {
+        Some("try") => {
+            let store = FileStore::in_dir(role_dir()).with_lock_timeout(Duration::from_millis(300));
+            match store.lock(ENDPOINT) {
+                Err(StoreError::Io {
+                    operation: "lock", ..
+                }) => {}
+                other => panic!("expected the lock to be busy, got {other:?}"),
+            }
+        }
+        Some("wait") => {
+            let store = FileStore::in_dir(role_dir()).with_lock_timeout(Duration::from_secs(120));
+            let guard = store.lock(ENDPOINT).unwrap();
+            assert!(guard.is_some());
+            println!("acquired");
+        }
+        Some(other) => panic!("unknown role {other}"),
+        None => {
+            let dir = tempfile::tempdir().unwrap();
+            let store = FileStore::in_dir(dir.path()).with_lock_timeout(Duration::from_millis(200));
+            let held = store.lock(ENDPOINT).unwrap().expect("the file store locks");
+            match store.lock(ENDPOINT) {
+                Err(
+                    e @ StoreError::Io {
+                        operation: "lock", ..
+                    },
+                ) => {
+                    assert!(e.to_string().contains("lock"), "{e}");
+                }
+                other => panic!("a second lock must wait and give up, got {other:?}"),
+            }
+            // Another endpoint has its own lock.
+            assert!(store.lock("other.example.org").unwrap().is_some());
+            drop(held);
+            assert!(store.lock(ENDPOINT).unwrap().is_some());
+        }
+    }
+}
+
+#[test]
+fn the_lock_excludes_other_processes_until_it_is_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::in_dir(dir.path());
+    let env = [("FLYTE_AUTH_STORE_TEST_DIR", OsString::from(dir.path()))];
+
+    let guard = store.lock(ENDPOINT).unwrap().expect("the file store locks");
+    spawn_self("lock_contender", "try", &env)
+        .wait(CHILD_LIMIT)
+        .assert_test_passed();
+
+    let mut waiter = spawn_self("lock_contender", "wait", &env);
+    thread::sleep(Duration::from_secs(1));
+    assert!(
+        waiter.is_running(),
+        "the other process got the lock while this one held it"
+    );
+    drop(guard);
+    let finished = waiter.wait(CHILD_LIMIT);
+    finished.assert_test_passed();
+    assert!(finished.stdout.contains("acquired"), "{}", finished.stdout);
+}
+
+const ITERATIONS: usize = 200;
+const WORKERS: usize = 8;
+
+/// Stores and reads back the same endpoint `ITERATIONS` times, every other time under the
+/// lock, checking that each read is whole and self-consistent. In a child, it shares the
+/// directory with the other workers; run directly, it works alone.
+#[test]
+fn concurrent_writer() {
+    let (dir, worker, _keep) = match child_role() {
+        Some(worker) => (role_dir(), worker, None),
+        None => {
+            let temp = tempfile::tempdir().unwrap();
+            (temp.path().to_owned(), "solo".to_owned(), Some(temp))
+        }
+    };
+    let store = FileStore::in_dir(&dir).with_lock_timeout(Duration::from_secs(120));
+    for i in 0..ITERATIONS {
+        let tag = format!("{worker}-{i}");
+        let guard = if i % 2 == 0 {
+            store.lock(ENDPOINT).unwrap()
+        } else {
+            None
+        };
+        store.store(&full_credentials(&tag)).unwrap();
+        let got = store
+            .retrieve(ENDPOINT)
+            .unwrap()
+            .unwrap_or_else(|| panic!("iteration {i}: the file was unreadable or torn"));
+        drop(guard);
+
+        // Whatever worker wrote last, the entry must be one complete write.
+        let access = got.access_token.expose_secret();
+        let seen = access
+            .strip_prefix("access-")
+            .expect("an access token we wrote");
+        assert_eq!(
+            got,
+            full_credentials(seen).with_expires_at(got.expires_at().unwrap())
+        );
+        assert_eq!(
+            got.refresh_token.unwrap().expose_secret(),
+            format!("refresh-{seen}")
+        );
+        assert_eq!(got.client_id.unwrap(), format!("client-{seen}"));
+        assert_eq!(got.scopes, ["all", "offline"]);
+    }
+    println!("worker {worker} finished {ITERATIONS} iterations");
+}
+
+#[test]
+fn eight_processes_writing_and_reading_one_endpoint_never_see_a_torn_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            spawn_self(
+                "concurrent_writer",
+                &format!("w{w}"),
+                &[("FLYTE_AUTH_STORE_TEST_DIR", OsString::from(dir.path()))],
+            )
+        })
+        .collect();
+    for worker in workers {
+        worker.wait(CHILD_LIMIT).assert_test_passed();
+    }
+    let last = FileStore::in_dir(dir.path())
+        .retrieve(ENDPOINT)
+        .unwrap()
+        .expect("the last write is there");
+    assert!(
+        last.access_token
+            .expose_secret()
+            .ends_with(&format!("-{}", ITERATIONS - 1))
+    );
+}
+
+/// In a child: `FileStore::new()` uses `$FLYTE_AUTH_CACHE_DIR`. Run directly (without the
+/// variable): the default directory is `flyte-auth` under the user's cache directory.
+#[test]
+fn default_directory() {
+    let store = FileStore::new().unwrap();
+    match child_role().as_deref() {
+        Some("env") => {
+            let wanted = PathBuf::from(std::env::var_os("FLYTE_AUTH_CACHE_DIR").unwrap());
+            assert_eq!(store.dir(), wanted);
+            store
+                .store(&Credentials::new("from-env", ENDPOINT))
+                .unwrap();
+            assert!(
+                wanted
+                    .join(store.path_for(ENDPOINT).file_name().unwrap())
+                    .is_file()
+            );
+        }
+        _ => match std::env::var_os(FileStore::ENV_CACHE_DIR) {
+            Some(dir) if !dir.is_empty() => assert_eq!(store.dir(), Path::new(&dir)),
+            _ => assert!(
+                store.dir().ends_with("flyte-auth"),
+                "{}",
+                store.dir().display()
+            ),
+        },
+    }
+    // An explicit directory wins over everything.
+    let explicit = FileStore::open(Some(PathBuf::from("/explicit/dir"))).unwrap();
+    assert_eq!(explicit.dir(), Path::new("/explicit/dir"));
+}
+
+#[test]
+fn the_environment_variable_chooses_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("from-env");
+    spawn_self(
+        "default_directory",
+        "env",
+        &[("FLYTE_AUTH_CACHE_DIR", OsString::from(&tokens))],
+    )
+    .wait(CHILD_LIMIT)
+    .assert_test_passed();
+    let got = FileStore::in_dir(&tokens)
+        .retrieve(ENDPOINT)
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.access_token.expose_secret(), "from-env");
+}
+
+#[test]
+fn debug_output_and_errors_show_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the directory should be: every write fails.
+    let blocked = dir.path().join("not-a-dir");
+    fs::write(&blocked, b"").unwrap();
+    let store = FileStore::in_dir(&blocked);
+    let creds = full_credentials("SECRET");
+    let (result, logs) = capture_logs(|| store.store(&creds));
+    let err = result.unwrap_err();
+    let shown = format!("{err} {err:?} {store:?} {logs}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Io {
+                operation: "write",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

@@ -1,0 +1,436 @@
+//! `KeyringStore` against a real Secret Service, and against Python's `keyring` (what pyflyte
+//! uses) in both directions.
+//!
+//! These tests need a D-Bus session with an unlocked Secret Service; run them as
+//! `.ci/with-secret-service cargo test -p flyte-auth-store`. Without one they fail (they are
+//! not skipped), saying so.
+
+#![cfg(all(feature = "keyring", unix, not(target_os = "macos")))]
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod common;
+
+use std::{
+    ffi::OsString,
+    os::unix::net::UnixListener,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use common::{child_role, python, spawn_self, unique};
+use flyte_auth_store::{Credentials, KeyringStore, StoreError, TokenStore};
+
+const CHILD_LIMIT: Duration = Duration::from_secs(120);
+
+/// A keyring store; fails the test, saying how to run it, when no Secret Service works here.
+fn keyring() -> KeyringStore {
+    let store = KeyringStore::new().with_timeout(Duration::from_secs(30));
+    if let Err(e) = store.probe_writable() {
+        panic!(
+            "the keyring tests need a D-Bus session with an unlocked Secret Service; run them \
+             as `.ci/with-secret-service cargo test -p flyte-auth-store` (the keyring said: {e})"
+        );
+    }
+    store
+}
+
+/// A service name (endpoint) of its own for one test; its entries are deleted at the end.
+struct Endpoint(String);
+
+impl Endpoint {
+    fn new(test: &str) -> Self {
+        Self(format!("{}.flyte-auth-test.example.org:443", unique(test)))
+    }
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = KeyringStore::new().delete(&self.0);
+    }
+}
+
+/// A JWT (unsigned) whose `exp` claim is `exp`.
+fn jwt(subject: &str, exp: u64) -> String {
+    let enc = |s: String| {
+        // URL-safe base64 without padding, written out to need no extra dependency.
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let bytes = s.as_bytes();
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..=chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            }
+        }
+        out
+    };
+    format!(
+        "{}.{}.sig",
+        enc(r#"{"alg":"none"}"#.to_owned()),
+        enc(format!(r#"{{"sub":"{subject}","exp":{exp}}}"#))
+    )
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Python's keyring reads the three entries as flytekit's `KeyringStore.retrieve` does.
+const PY_READ: &str = r#"
+import json, os, keyring
+svc = os.environ["SVC"]
+print(json.dumps({u: keyring.get_password(svc, u) for u in ["access_token", "refresh_token", "id_token", "flyte_auth_metadata"]}))
+"#;
+
+/// Python's keyring writes what the environment holds, as flytekit's `KeyringStore.store`.
+const PY_WRITE: &str = r#"
+import os, keyring
+svc = os.environ["SVC"]
+for u in ["refresh_token", "access_token", "id_token"]:
+    if os.environ.get(u.upper()):
+        keyring.set_password(svc, u, os.environ[u.upper()])
+"#;
+
+/// How many Secret Service items hold `username` for the service.
+const PY_COUNT: &str = r#"
+import os, secretstorage
+conn = secretstorage.dbus_init()
+items = list(secretstorage.search_items(conn, {"service": os.environ["SVC"], "username": os.environ["USERNAME"]}))
+print(len(items))
+"#;
+
+fn python_reads(endpoint: &Endpoint) -> serde_json::Value {
+    serde_json::from_str(&python(PY_READ, &[("SVC", endpoint.as_str())])).unwrap()
+}
+
+fn python_item_count(endpoint: &Endpoint, username: &str) -> usize {
+    python(
+        PY_COUNT,
+        &[("SVC", endpoint.as_str()), ("USERNAME", username)],
+    )
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+#[test]
+fn credentials_round_trip_with_every_field() {
+    let store = keyring();
+    let endpoint = Endpoint::new("round-trip");
+    assert_eq!(store.retrieve(endpoint.as_str()).unwrap(), None);
+
+    let creds = Credentials::new("access-1", endpoint.as_str())
+        .with_refresh_token("refresh-1")
+        .with_id_token("id-1")
+        .with_expires_in(3600)
+        .with_client_id("flytectl")
+        .with_scopes(["all", "offline"]);
+    store.store(&creds).unwrap();
+    assert_eq!(store.retrieve(endpoint.as_str()).unwrap(), Some(creds));
+
+    store.delete(endpoint.as_str()).unwrap();
+    assert_eq!(store.retrieve(endpoint.as_str()).unwrap(), None);
+    store.delete(endpoint.as_str()).unwrap(); // nothing to delete is fine
+    assert_eq!(store.name(), "keyring");
+}
+
+#[test]
+fn a_store_without_refresh_or_id_token_removes_the_old_ones() {
+    let store = keyring();
+    let endpoint = Endpoint::new("replace");
+    store
+        .store(
+            &Credentials::new("access-1", endpoint.as_str())
+                .with_refresh_token("refresh-1")
+                .with_id_token("id-1"),
+        )
+        .unwrap();
+    let bare = Credentials::new("access-2", endpoint.as_str()).with_expires_in(60);
+    store.store(&bare).unwrap();
+    assert_eq!(store.retrieve(endpoint.as_str()).unwrap(), Some(bare));
+}
+
+#[test]
+fn a_login_stored_by_python_keyring_is_read() {
+    let store = keyring();
+    let endpoint = Endpoint::new("from-python");
+    let exp = now() + 1800;
+    let access = jwt("user", exp);
+    python(
+        PY_WRITE,
+        &[
+            ("SVC", endpoint.as_str()),
+            ("ACCESS_TOKEN", &access),
+            ("REFRESH_TOKEN", "py-refresh"),
+            ("ID_TOKEN", "py-id"),
+        ],
+    );
+
+    let got = store
+        .retrieve(endpoint.as_str())
+        .unwrap()
+        .expect("python's entries");
+    assert_eq!(got.access_token.expose_secret(), access);
+    assert_eq!(got.refresh_token.unwrap().expose_secret(), "py-refresh");
+    assert_eq!(got.id_token.unwrap().expose_secret(), "py-id");
+    assert_eq!(got.for_endpoint, endpoint.as_str());
+    // pyflyte stores no expiry: it comes from the token's `exp` claim.
+    assert_eq!(got.expires_at_unix, Some(exp));
+    assert_eq!(got.client_id, None);
+}
+
+#[test]
+fn what_this_store_writes_is_read_by_python_keyring_like_pyflyte() {
+    let store = keyring();
+    let endpoint = Endpoint::new("to-python");
+    store
+        .store(
+            &Credentials::new("rs-access", endpoint.as_str())
+                .with_refresh_token("rs-refresh")
+                .with_id_token("rs-id")
+                .with_expires_in(3600)
+                .with_client_id("flytectl"),
+        )
+        .unwrap();
+
+    let seen = python_reads(&endpoint);
+    assert_eq!(seen["access_token"], "rs-access");
+    assert_eq!(seen["refresh_token"], "rs-refresh");
+    assert_eq!(seen["id_token"], "rs-id");
+    // The extra entry is plain metadata under a username pyflyte never asks for.
+    let metadata: serde_json::Value =
+        serde_json::from_str(seen["flyte_auth_metadata"].as_str().unwrap()).unwrap();
+    assert_eq!(metadata["version"], 1);
+    assert_eq!(metadata["client_id"], "flytectl");
+    assert!(metadata["expires_at_unix"].as_u64().unwrap() >= now() + 3500);
+    let text = metadata.to_string();
+    assert!(
+        !text.contains("rs-access") && !text.contains("rs-refresh"),
+        "{text}"
+    );
+}
+
+#[test]
+fn python_replacing_a_token_updates_the_same_item_and_stale_metadata_is_ignored() {
+    let store = keyring();
+    let endpoint = Endpoint::new("py-replaces");
+    store
+        .store(
+            &Credentials::new("rs-access", endpoint.as_str())
+                .with_refresh_token("rs-refresh")
+                .with_expires_in(60)
+                .with_client_id("flytectl"),
+        )
+        .unwrap();
+
+    let exp = now() + 7200;
+    let newer = jwt("user", exp);
+    python(
+        PY_WRITE,
+        &[
+            ("SVC", endpoint.as_str()),
+            ("ACCESS_TOKEN", &newer),
+            ("REFRESH_TOKEN", "py-refresh"),
+        ],
+    );
+    // Python replaced our items instead of adding a second one beside each.
+    assert_eq!(python_item_count(&endpoint, "access_token"), 1);
+    assert_eq!(python_item_count(&endpoint, "refresh_token"), 1);
+
+    let got = store.retrieve(endpoint.as_str()).unwrap().unwrap();
+    assert_eq!(got.access_token.expose_secret(), newer);
+    assert_eq!(got.refresh_token.unwrap().expose_secret(), "py-refresh");
+    // Our metadata described the old token: its 60 s expiry and client id no longer apply.
+    assert_eq!(got.expires_at_unix, Some(exp));
+    assert_eq!(got.client_id, None);
+
+    // And the other way round: our write replaces Python's items.
+    store
+        .store(&Credentials::new("rs-again", endpoint.as_str()).with_refresh_token("rs-refresh-2"))
+        .unwrap();
+    assert_eq!(python_item_count(&endpoint, "access_token"), 1);
+    assert_eq!(python_reads(&endpoint)["access_token"], "rs-again");
+}
+
+#[test]
+fn an_id_token_alone_is_enough_and_a_refresh_token_alone_is_not() {
+    let store = keyring();
+    let endpoint = Endpoint::new("id-only");
+    python(
+        PY_WRITE,
+        &[("SVC", endpoint.as_str()), ("REFRESH_TOKEN", "py-refresh")],
+    );
+    assert_eq!(store.retrieve(endpoint.as_str()).unwrap(), None);
+
+    let id = jwt("user", now() + 600);
+    python(PY_WRITE, &[("SVC", endpoint.as_str()), ("ID_TOKEN", &id)]);
+    let got = store
+        .retrieve(endpoint.as_str())
+        .unwrap()
+        .expect("an id token is enough");
+    assert_eq!(got.id_token.unwrap().expose_secret(), id);
+    assert_eq!(
+        got.access_token.expose_secret(),
+        id,
+        "the id token is the bearer token"
+    );
+    assert_eq!(got.refresh_token.unwrap().expose_secret(), "py-refresh");
+}
+
+#[test]
+fn delete_removes_what_python_wrote_too() {
+    let store = keyring();
+    let endpoint = Endpoint::new("delete-python");
+    python(
+        PY_WRITE,
+        &[
+            ("SVC", endpoint.as_str()),
+            ("ACCESS_TOKEN", "a"),
+            ("REFRESH_TOKEN", "r"),
+            ("ID_TOKEN", "i"),
+        ],
+    );
+    store.delete(endpoint.as_str()).unwrap();
+    let seen = python_reads(&endpoint);
+    for user in [
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "flyte_auth_metadata",
+    ] {
+        assert!(seen[user].is_null(), "{user} is still there: {seen}");
+    }
+}
+
+#[test]
+fn the_dns_prefix_of_flyte_configs_names_the_same_service() {
+    let store = keyring();
+    let endpoint = Endpoint::new("dns-prefix");
+    store
+        .store(&Credentials::new(
+            "prefixed",
+            format!("dns:///{}", endpoint.as_str()),
+        ))
+        .unwrap();
+    assert_eq!(python_reads(&endpoint)["access_token"], "prefixed");
+    let got = store.retrieve(endpoint.as_str()).unwrap().unwrap();
+    assert_eq!(got.access_token.expose_secret(), "prefixed");
+}
+
+/// Every call against the environment's keyring ends within its time limit, without a panic.
+///
+/// Run directly (with a Secret Service): the calls succeed. In a child whose D-Bus address
+/// leads nowhere (`no-bus`) or to a peer that never answers (`silent-bus`), each call fails
+/// with a typed `Unavailable` and no token in the message.
+#[test]
+fn keyring_calls_end_within_their_time_limit() {
+    let role = child_role();
+    let store = match role.as_deref() {
+        Some("silent-bus") => KeyringStore::new().with_timeout(Duration::from_millis(500)),
+        Some(_) => KeyringStore::new(),
+        None => keyring(),
+    };
+    let endpoint = format!("{}.example.org", unique("bounded"));
+    let creds =
+        Credentials::new("SECRET-ACCESS", endpoint.as_str()).with_refresh_token("SECRET-REFRESH");
+    let started = Instant::now();
+    let results = [
+        ("probe", store.probe().map(|()| String::new())),
+        ("store", store.store(&creds).map(|()| String::new())),
+        (
+            "retrieve",
+            store.retrieve(&endpoint).map(|c| format!("{c:?}")),
+        ),
+        ("delete", store.delete(&endpoint).map(|()| String::new())),
+    ];
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    for (call, result) in results {
+        match (role.as_deref(), result) {
+            (None, Ok(_)) => {}
+            (Some(_), Err(e @ StoreError::Unavailable { .. })) => {
+                let shown = format!("{e} {e:?}");
+                assert!(!shown.contains("SECRET"), "{call}: {shown}");
+                println!("{call}: {e}");
+            }
+            (role, other) => panic!("{call} ({role:?}): unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn without_a_session_bus_every_call_is_unavailable() {
+    let finished = spawn_self(
+        "keyring_calls_end_within_their_time_limit",
+        "no-bus",
+        &[(
+            "DBUS_SESSION_BUS_ADDRESS",
+            OsString::from("unix:path=/nonexistent/flyte-auth-test/bus"),
+        )],
+    )
+    .wait(CHILD_LIMIT);
+    finished.assert_test_passed();
+    assert!(finished.stdout.contains("D-Bus"), "{}", finished.stdout);
+}
+
+#[test]
+fn a_bus_that_never_answers_gives_unavailable_after_the_time_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("silent-bus");
+    let listener = UnixListener::bind(&socket).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    // Accept connections and never answer, until the test ends.
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = Arc::clone(&stop);
+    let acceptor = thread::spawn(move || {
+        let mut held = Vec::new();
+        let deadline = Instant::now() + CHILD_LIMIT;
+        while !stopping.load(Ordering::SeqCst) && Instant::now() < deadline {
+            match listener.accept() {
+                Ok((conn, _)) => held.push(conn),
+                Err(_) => thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        held.len()
+    });
+
+    let mut address = OsString::from("unix:path=");
+    address.push(&socket);
+    let finished = spawn_self(
+        "keyring_calls_end_within_their_time_limit",
+        "silent-bus",
+        &[("DBUS_SESSION_BUS_ADDRESS", address)],
+    )
+    .wait(CHILD_LIMIT);
+    stop.store(true, Ordering::SeqCst);
+    let connections = acceptor.join().unwrap();
+    finished.assert_test_passed();
+    assert!(
+        connections >= 1,
+        "the child never connected to the silent bus"
+    );
+    assert!(
+        finished.stdout.contains("did not answer"),
+        "{}",
+        finished.stdout
+    );
+}
