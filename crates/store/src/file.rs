@@ -8,22 +8,17 @@
 //! [`TokenStore::lock`] locks, on a sidecar file, for the cache's "re-read, refresh, write".
 
 use std::{
-    fs::{self, File, OpenOptions, TryLockError},
+    fs::{self, File, OpenOptions},
     io::{self, Read, Write},
     path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    thread,
-    time::{Duration, Instant},
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
 };
 
 use flyte_auth_core::{Credentials, StoreError, StoreLock, TokenStore};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::store_key;
+use crate::{lockfile, store_key};
 
 const STORE: &str = "file";
 
@@ -32,9 +27,6 @@ const FORMAT_VERSION: u32 = 1;
 
 /// A token file larger than this is not read (it cannot be ours).
 const MAX_FILE_SIZE: u64 = 1024 * 1024;
-
-/// How many characters of the endpoint go into a file name.
-const MAX_NAME_CHARS: usize = 64;
 
 /// Credentials in one `0600` JSON file per endpoint, replaced atomically, with a
 /// cross-process lock per endpoint.
@@ -112,10 +104,10 @@ pub struct FileStore {
 
 impl FileStore {
     /// The environment variable that overrides the default directory.
-    pub const ENV_CACHE_DIR: &'static str = "FLYTE_AUTH_CACHE_DIR";
+    pub const ENV_CACHE_DIR: &'static str = lockfile::ENV_CACHE_DIR;
 
     /// How long [`TokenStore::lock`] waits for another holder before it gives up.
-    pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_LOCK_TIMEOUT: Duration = lockfile::DEFAULT_LOCK_TIMEOUT;
 
     /// A store in `$FLYTE_AUTH_CACHE_DIR`, else in `flyte-auth` under the user's cache
     /// directory.
@@ -127,9 +119,7 @@ impl FileStore {
 
     /// A store in `dir` when given, else as [`FileStore::new`].
     pub fn open(dir: Option<PathBuf>) -> Result<Self, StoreError> {
-        let env = std::env::var_os(Self::ENV_CACHE_DIR).map(PathBuf::from);
-        let default = dirs::cache_dir().map(|d| d.join("flyte-auth"));
-        resolve_dir(dir, env, default)
+        lockfile::store_dir(dir)
             .map(Self::in_dir)
             .ok_or_else(|| StoreError::Unavailable {
                 store: STORE,
@@ -162,40 +152,17 @@ impl FileStore {
 
     /// The token file of `endpoint`.
     pub fn path_for(&self, endpoint: &str) -> PathBuf {
-        self.dir.join(format!("{}.json", file_stem(endpoint)))
+        self.dir
+            .join(format!("{}.json", lockfile::file_stem(endpoint)))
     }
 
     /// The sidecar lock file of `endpoint`.
     pub fn lock_path_for(&self, endpoint: &str) -> PathBuf {
-        self.dir.join(format!("{}.lock", file_stem(endpoint)))
-    }
-
-    fn ensure_dir(&self, operation: &'static str) -> Result<(), StoreError> {
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(&self.dir)
-            .map_err(|e| io_error(operation, "could not create the directory", &self.dir, e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            if let Ok(meta) = fs::metadata(&self.dir)
-                && meta.permissions().mode() & 0o077 != 0
-            {
-                tracing::warn!(
-                    dir = %self.dir.display(),
-                    mode = format!("{:o}", meta.permissions().mode() & 0o777),
-                    "the token directory is accessible to other users; the token files themselves are 0600"
-                );
-            }
-        }
-        Ok(())
+        lockfile::lock_path(&self.dir, endpoint)
     }
 
     fn write_file(&self, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
-        self.ensure_dir("write")?;
+        lockfile::create_private_dir(STORE, "write", &self.dir)?;
         let temp = temp_path(path);
         let result = write_new_private_file(&temp, contents)
             .map_err(|e| io_error("write", "could not write", &temp, e))
@@ -211,39 +178,6 @@ impl FileStore {
     }
 }
 
-/// The directory: the explicit one, else the environment's, else the platform default.
-fn resolve_dir(
-    explicit: Option<PathBuf>,
-    env: Option<PathBuf>,
-    default: Option<PathBuf>,
-) -> Option<PathBuf> {
-    explicit
-        .or(env.filter(|p| !p.as_os_str().is_empty()))
-        .or(default)
-}
-
-/// `<sanitized endpoint>-<16 hex digits of its SHA-256>`.
-fn file_stem(endpoint: &str) -> String {
-    let key = store_key(endpoint);
-    let name: String = key
-        .chars()
-        .take(MAX_NAME_CHARS)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let hash: String = Sha256::digest(key.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{name}-{hash}")
-}
-
 /// A temporary name next to `path`, unique in this process and across processes.
 fn temp_path(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -253,6 +187,10 @@ fn temp_path(path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
+}
+
+fn io_error(operation: &'static str, what: &str, path: &Path, e: io::Error) -> StoreError {
+    lockfile::io_error(STORE, operation, what, path, e)
 }
 
 /// Creates `path` (which must not exist) readable by its owner only, writes and syncs it.
@@ -274,24 +212,6 @@ fn sync_dir(dir: &Path) {
     }
     #[cfg(not(unix))]
     let _ = dir;
-}
-
-fn io_error(operation: &'static str, what: &str, path: &Path, e: io::Error) -> StoreError {
-    let kind = e.kind();
-    let message = format!("{what} {}: {e}", path.display());
-    if kind == io::ErrorKind::PermissionDenied {
-        StoreError::Denied {
-            store: STORE,
-            message,
-        }
-    } else {
-        StoreError::Io {
-            store: STORE,
-            operation,
-            message,
-            source: Some(Arc::new(e)),
-        }
-    }
 }
 
 #[derive(Serialize)]
@@ -383,19 +303,6 @@ fn read_limited(path: &Path) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
-/// Holds the exclusive lock on a sidecar file until dropped.
-#[derive(Debug)]
-struct HeldLock {
-    file: File,
-}
-
-impl Drop for HeldLock {
-    fn drop(&mut self) {
-        // Closing the handle releases the lock too; unlocking first says so explicitly.
-        let _ = self.file.unlock();
-    }
-}
-
 impl TokenStore for FileStore {
     fn store(&self, credentials: &Credentials) -> Result<(), StoreError> {
         let json = serde_json::to_vec(&FileOut {
@@ -428,91 +335,10 @@ impl TokenStore for FileStore {
     }
 
     fn lock(&self, endpoint: &str) -> Result<Option<StoreLock>, StoreError> {
-        self.ensure_dir("lock")?;
-        let path = self.lock_path_for(endpoint);
-        let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options
-            .open(&path)
-            .map_err(|e| io_error("lock", "could not open the lock file", &path, e))?;
-        let deadline = Instant::now() + self.lock_timeout;
-        let mut pause = Duration::from_millis(5);
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(Some(StoreLock::new(HeldLock { file }))),
-                Err(TryLockError::WouldBlock) => {}
-                Err(TryLockError::Error(e)) => {
-                    return Err(io_error("lock", "could not lock", &path, e));
-                }
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(StoreError::Io {
-                    store: STORE,
-                    operation: "lock",
-                    message: format!(
-                        "another process held {} for more than {}s",
-                        path.display(),
-                        self.lock_timeout.as_secs_f32()
-                    ),
-                    source: None,
-                });
-            }
-            thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(Duration::from_millis(100));
-        }
+        lockfile::lock(STORE, &self.dir, endpoint, self.lock_timeout).map(Some)
     }
 
     fn name(&self) -> &'static str {
         STORE
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_directory_is_the_explicit_one_then_the_environment_then_the_default() {
-        let p = |s: &str| Some(PathBuf::from(s));
-        assert_eq!(resolve_dir(p("/a"), p("/b"), p("/c")), p("/a"));
-        assert_eq!(resolve_dir(None, p("/b"), p("/c")), p("/b"));
-        assert_eq!(resolve_dir(None, p(""), p("/c")), p("/c"));
-        assert_eq!(resolve_dir(None, None, p("/c")), p("/c"));
-        assert_eq!(resolve_dir(None, None, None), None);
-    }
-
-    #[test]
-    fn file_names_are_safe_readable_and_distinct() {
-        let endpoints = [
-            "flyte.example.org:443",
-            "flyte.example.org_443",
-            "flyte.example.org/443",
-            "FLYTE.example.org:443",
-            "../../etc/passwd",
-            "",
-            "ünïcode:1",
-        ];
-        let stems: Vec<String> = endpoints.iter().map(|e| file_stem(e)).collect();
-        for (i, stem) in stems.iter().enumerate() {
-            assert!(
-                stem.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')),
-                "{stem}"
-            );
-            assert!(!stem.contains('/') && !stem.contains('\\'), "{stem}");
-            for other in &stems[i + 1..] {
-                assert_ne!(stem, other);
-            }
-        }
-        assert!(
-            stems[0].starts_with("flyte.example.org_443-"),
-            "{}",
-            stems[0]
-        );
-        assert_eq!(file_stem("dns:///flyte.example.org:443"), stems[0]);
-        assert!(file_stem(&"x".repeat(500)).len() < 100);
     }
 }

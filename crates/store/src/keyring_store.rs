@@ -3,13 +3,19 @@
 //! The layout, the metadata entry and the failure model are documented on [`KeyringStore`].
 //! Every call goes through [`bounded::run`], which gives it a helper thread and a time limit.
 
-use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    fmt,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
-use flyte_auth_core::{Credentials, SecretString, StoreError, TokenStore};
+use flyte_auth_core::{Credentials, SecretString, StoreError, StoreLock, TokenStore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{bounded, store_key};
+use crate::{bounded, lockfile, store_key};
 
 const STORE: &str = "keyring";
 
@@ -77,6 +83,15 @@ const PROBE_SERVICE: &str = "flyte-auth-probe";
 /// that refuses access gives [`StoreError::Denied`]; other failures give [`StoreError::Io`].
 /// Nothing panics, and no token ever appears in an error or a log line.
 ///
+/// # Cross-process lock
+///
+/// A keyring has no locks, so [`TokenStore::lock`] locks the same sidecar file as
+/// [`FileStore`](crate::FileStore) would (`<endpoint name>-<hash>.lock`, mode `0600`, in
+/// `$FLYTE_AUTH_CACHE_DIR` or the user's cache directory `flyte-auth`, or the directory given
+/// to [`with_lock_dir`](Self::with_lock_dir)), waiting at most 30 s. That way two processes do
+/// not both redeem the same rotating refresh token. Without a known directory (or after
+/// [`without_lock`](Self::without_lock)) it offers no lock (`Ok(None)`).
+///
 /// # Example
 ///
 /// ```no_run
@@ -93,6 +108,8 @@ const PROBE_SERVICE: &str = "flyte-auth-probe";
 #[derive(Clone)]
 pub struct KeyringStore {
     timeout: Duration,
+    lock_dir: Option<PathBuf>,
+    lock_timeout: Duration,
 }
 
 impl KeyringStore {
@@ -100,11 +117,41 @@ impl KeyringStore {
     /// [`delete`](TokenStore::delete)) may take before it is abandoned.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-    /// A store on the platform's keyring, with [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT).
+    /// A store on the platform's keyring, with [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT),
+    /// locking in `$FLYTE_AUTH_CACHE_DIR` or the user's cache directory (only the environment
+    /// is read here).
     pub fn new() -> Self {
         Self {
             timeout: Self::DEFAULT_TIMEOUT,
+            lock_dir: lockfile::store_dir(None),
+            lock_timeout: lockfile::DEFAULT_LOCK_TIMEOUT,
         }
+    }
+
+    /// Keeps the lock files in `dir` (created `0700` on first use).
+    #[must_use]
+    pub fn with_lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.lock_dir = Some(dir.into());
+        self
+    }
+
+    /// Offers no cross-process lock.
+    #[must_use]
+    pub fn without_lock(mut self) -> Self {
+        self.lock_dir = None;
+        self
+    }
+
+    /// Sets how long [`TokenStore::lock`] waits for another holder before it fails.
+    #[must_use]
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Where the lock files are, if this store locks.
+    pub fn lock_dir(&self) -> Option<&Path> {
+        self.lock_dir.as_deref()
     }
 
     /// Sets how long one call may take before it fails with [`StoreError::Unavailable`].
@@ -156,6 +203,8 @@ impl fmt::Debug for KeyringStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyringStore")
             .field("timeout", &self.timeout)
+            .field("lock_dir", &self.lock_dir)
+            .field("lock_timeout", &self.lock_timeout)
             .finish()
     }
 }
@@ -179,6 +228,13 @@ impl TokenStore for KeyringStore {
             }
             Ok(())
         })
+    }
+
+    fn lock(&self, endpoint: &str) -> Result<Option<StoreLock>, StoreError> {
+        match &self.lock_dir {
+            Some(dir) => lockfile::lock(STORE, dir, endpoint, self.lock_timeout).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn name(&self) -> &'static str {

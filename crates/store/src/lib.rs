@@ -43,6 +43,8 @@ mod bounded;
 mod file;
 #[cfg(feature = "keyring")]
 mod keyring_store;
+#[cfg(any(feature = "keyring", feature = "file"))]
+mod lockfile;
 mod select;
 
 pub use flyte_auth_core::{Credentials, MemoryStore, StoreError, StoreLock, TokenStore};

@@ -94,9 +94,9 @@ impl fmt::Display for ParseStoreKindError {
 
 impl std::error::Error for ParseStoreKindError {}
 
-/// Opens the store `kind` names. `cache_dir` is the file store's directory (for `file`, and
-/// for `auto` when it falls back to files); `None` means `$FLYTE_AUTH_CACHE_DIR`, else the
-/// user's cache directory.
+/// Opens the store `kind` names. `cache_dir` is the file store's directory, and the keyring
+/// store's directory for lock files; `None` means `$FLYTE_AUTH_CACHE_DIR`, else `flyte-auth`
+/// in the user's cache directory.
 ///
 /// Opening touches neither the keyring nor the disk. It fails only when the store cannot be
 /// had at all: a kind this build has no feature for, or no directory for the file store.
@@ -116,7 +116,7 @@ pub fn open_store(
         StoreKind::Keyring => {
             #[cfg(feature = "keyring")]
             {
-                Ok(Arc::new(KeyringStore::new()))
+                Ok(Arc::new(keyring_store(cache_dir)))
             }
             #[cfg(not(feature = "keyring"))]
             {
@@ -229,6 +229,15 @@ impl TokenStore for DefaultStore {
     }
 }
 
+/// A keyring store whose lock files go to `cache_dir` when given.
+#[cfg(feature = "keyring")]
+fn keyring_store(cache_dir: Option<PathBuf>) -> KeyringStore {
+    match cache_dir {
+        Some(dir) => KeyringStore::new().with_lock_dir(dir),
+        None => KeyringStore::new(),
+    }
+}
+
 /// Whether the keyring answered its probe in this process (asked once).
 #[cfg(feature = "keyring")]
 fn keyring_answers() -> &'static Result<(), StoreError> {
@@ -245,7 +254,7 @@ fn choose(cache_dir: Option<PathBuf>) -> Arc<dyn TokenStore> {
     let keyring_failure = match keyring_answers() {
         Ok(()) => {
             announce(format_args!("storing tokens in the OS keyring"));
-            return Arc::new(KeyringStore::new());
+            return Arc::new(keyring_store(cache_dir));
         }
         Err(e) => e.to_string(),
     };

@@ -150,6 +150,39 @@ fn credentials_round_trip_with_every_field() {
     assert_eq!(store.name(), "keyring");
 }
 
+#[cfg(feature = "file")]
+#[test]
+fn the_lock_is_the_sidecar_file_the_file_store_uses_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = Duration::from_millis(200);
+    let store = KeyringStore::new()
+        .with_lock_dir(dir.path())
+        .with_lock_timeout(short);
+    let endpoint = "flyte.example.org:443";
+    let held = store
+        .lock(endpoint)
+        .unwrap()
+        .expect("the keyring store locks");
+
+    let files = flyte_auth_store::FileStore::in_dir(dir.path()).with_lock_timeout(short);
+    assert!(files.lock_path_for(endpoint).is_file());
+    match files.lock(endpoint) {
+        Err(StoreError::Io {
+            operation: "lock", ..
+        }) => {}
+        other => panic!("the lock file was not shared: {other:?}"),
+    }
+    drop(held);
+    assert!(files.lock(endpoint).unwrap().is_some());
+    assert!(
+        KeyringStore::new()
+            .without_lock()
+            .lock(endpoint)
+            .unwrap()
+            .is_none()
+    );
+}
+
 #[test]
 fn a_store_without_refresh_or_id_token_removes_the_old_ones() {
     let store = keyring();
