@@ -242,7 +242,7 @@ impl TokenStore for KeyringStore {
     }
 }
 
-/// What the metadata entry holds (see the module docs).
+/// What the metadata entry holds (see the docs of [`KeyringStore`]).
 #[derive(Debug, Serialize, Deserialize)]
 struct Metadata {
     version: u32,
@@ -432,9 +432,9 @@ fn write_secret(service: &str, user: &str, secret: &str) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Gives a Secret Service item the `application` attribute of Python's items (see the
-/// module docs). Elsewhere there are no attributes to set, and failing here loses nothing
-/// that matters now, so errors are only logged.
+/// Gives a Secret Service item the `application` attribute of Python's items (see the docs
+/// of [`KeyringStore`]). Elsewhere there are no attributes to set, and failing here loses
+/// nothing that matters now, so errors are only logged.
 fn mark_as_python_item(entry: &keyring::Entry, service: &str, user: &str) {
     if !cfg!(all(
         unix,
