@@ -1,0 +1,698 @@
+//! [`AuthorizationClient`]: one browser login (authorization code + PKCE) and the refresh
+//! grant, flytekit's `AuthorizationClient`.
+
+use std::{fmt, time::Duration};
+
+use flyte_auth_core::{Credentials, Error};
+use flyte_auth_oauth::{ClientAuth, HttpSettings, OAuthClient, TokenRequest};
+use url::Url;
+
+use crate::{
+    BrowserOpener, DEFAULT_LOGIN_TIMEOUT, EndpointMetadata, LoginEvent, LoginPrompt,
+    challenge::{PkcePair, S256, new_state},
+    pages::Page,
+    redirect::RedirectTarget,
+    server::CallbackServer,
+};
+
+/// Authorization request parameters the flow must control: extra parameters with these names
+/// are ignored.
+const PROTECTED_AUTH_PARAMS: [&str; 4] = [
+    "state",
+    "redirect_uri",
+    "code_challenge",
+    "code_challenge_method",
+];
+
+/// How a login runs, beyond the endpoints: shared by [`AuthorizationClientBuilder`] and
+/// [`PkceAuthenticatorBuilder`](crate::PkceAuthenticatorBuilder).
+#[derive(Debug, Clone)]
+pub(crate) struct LoginOptions {
+    pub(crate) endpoint_metadata: Option<EndpointMetadata>,
+    pub(crate) request_auth_code_params: Vec<(String, String)>,
+    pub(crate) request_access_token_params: Vec<(String, String)>,
+    pub(crate) refresh_access_token_params: Vec<(String, String)>,
+    pub(crate) add_auth_code_params_to_token_request: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) browser: BrowserOpener,
+    pub(crate) prompt: LoginPrompt,
+}
+
+impl LoginOptions {
+    pub(crate) fn new(add_auth_code_params_to_token_request: bool) -> Self {
+        Self {
+            endpoint_metadata: None,
+            request_auth_code_params: Vec::new(),
+            request_access_token_params: Vec::new(),
+            refresh_access_token_params: Vec::new(),
+            add_auth_code_params_to_token_request,
+            timeout: DEFAULT_LOGIN_TIMEOUT,
+            browser: BrowserOpener::system(),
+            prompt: LoginPrompt::stderr(),
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        if self.timeout.is_zero() {
+            return Err(Error::config(
+                "the browser login timeout is zero: the login could never finish (pkceConfig.timeout)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Sets `name` to `value`, replacing an earlier value (the semantics of a Python dict update).
+pub(crate) fn set_param(params: &mut Vec<(String, String)>, name: String, value: String) {
+    match params.iter_mut().find(|(n, _)| *n == name) {
+        Some(slot) => slot.1 = value,
+        None => params.push((name, value)),
+    }
+}
+
+pub(crate) fn collect_params<I, K, V>(params: I) -> Vec<(String, String)>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<String>,
+    V: Into<String>,
+{
+    let mut out = Vec::new();
+    for (k, v) in params {
+        set_param(&mut out, k.into(), v.into());
+    }
+    out
+}
+
+/// The builder methods of [`LoginOptions`], for both builders.
+macro_rules! login_option_methods {
+    () => {
+        /// How long to wait for the browser to come back (`pkceConfig.timeout`;
+        /// [`DEFAULT_LOGIN_TIMEOUT`](crate::DEFAULT_LOGIN_TIMEOUT), two minutes, by default).
+        /// When it passes, the login fails with `Error::Timeout` naming the redirect URI.
+        pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.options.timeout = timeout;
+            self
+        }
+
+        /// How the authorization URL is opened ([`BrowserOpener::system`](crate::BrowserOpener::system)
+        /// by default).
+        pub fn browser(mut self, browser: crate::BrowserOpener) -> Self {
+            self.options.browser = browser;
+            self
+        }
+
+        /// Opens no browser: the user opens the URL that the prompt shows (standard error by
+        /// default). Same as `browser(BrowserOpener::disabled())`.
+        pub fn no_browser(self) -> Self {
+            self.browser(crate::BrowserOpener::disabled())
+        }
+
+        /// How the user is told where to log in ([`LoginPrompt::stderr`](crate::LoginPrompt::stderr)
+        /// by default: the URL is always written to standard error).
+        pub fn prompt(mut self, prompt: crate::LoginPrompt) -> Self {
+            self.options.prompt = prompt;
+            self
+        }
+
+        /// The pages shown in the browser at the end of the login (flytekit's
+        /// `endpoint_metadata`); by default built-in pages naming the endpoint.
+        pub fn endpoint_metadata(mut self, metadata: crate::EndpointMetadata) -> Self {
+            self.options.endpoint_metadata = Some(metadata);
+            self
+        }
+
+        /// Extra parameters of the authorization request (flytekit's
+        /// `request_auth_code_params`), e.g. `prompt=login` or `access_type=offline`. They
+        /// replace parameters of the same name (`scope`, `audience`, ...), except `state`,
+        /// `redirect_uri`, `code_challenge` and `code_challenge_method`, which the flow
+        /// generates for each login and which are kept.
+        pub fn request_auth_code_params<I, K, V>(mut self, params: I) -> Self
+        where
+            I: IntoIterator<Item = (K, V)>,
+            K: Into<String>,
+            V: Into<String>,
+        {
+            self.options.request_auth_code_params = crate::client::collect_params(params);
+            self
+        }
+
+        /// Extra parameters of the code exchange (flytekit's `request_access_token_params`).
+        /// `grant_type`, `code`, `code_verifier`, `redirect_uri` and `client_id` are always the
+        /// flow's own.
+        pub fn request_access_token_params<I, K, V>(mut self, params: I) -> Self
+        where
+            I: IntoIterator<Item = (K, V)>,
+            K: Into<String>,
+            V: Into<String>,
+        {
+            self.options.request_access_token_params = crate::client::collect_params(params);
+            self
+        }
+
+        /// Extra parameters of the refresh grant (flytekit's `refresh_access_token_params`).
+        pub fn refresh_access_token_params<I, K, V>(mut self, params: I) -> Self
+        where
+            I: IntoIterator<Item = (K, V)>,
+            K: Into<String>,
+            V: Into<String>,
+        {
+            self.options.refresh_access_token_params = crate::client::collect_params(params);
+            self
+        }
+
+        /// Whether the code exchange also carries every parameter of the authorization
+        /// request (`client_id`, `response_type`, `scope`, `redirect_uri`, `state`,
+        /// `audience`, `code_challenge`, `code_challenge_method`, and the extra ones), as
+        /// flytekit's `add_request_auth_code_params_to_request_access_token_params` does.
+        /// flyteadmin's built-in authorization server wants them.
+        pub fn add_request_auth_code_params_to_request_access_token_params(
+            mut self,
+            add: bool,
+        ) -> Self {
+            self.options.add_auth_code_params_to_token_request = add;
+            self
+        }
+    };
+}
+pub(crate) use login_option_methods;
+
+/// One browser login against an authorization server, and the refresh grant: flytekit's
+/// `AuthorizationClient`.
+///
+/// [`get_creds_from_remote`](Self::get_creds_from_remote) runs the authorization code flow
+/// with PKCE (RFC 7636, S256) through the system browser and a loopback callback server
+/// (RFC 8252 §7.3); [`refresh_access_token`](Self::refresh_access_token) redeems a refresh
+/// token. It keeps no credentials: wrap it in a
+/// [`PKCEAuthenticator`](crate::PKCEAuthenticator) (or a core `CachingAuthenticator`) for
+/// caching, refresh before expiry and single-flight.
+///
+/// Every login uses a new verifier and a new `state`. Creating the client touches no network.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), flyte_auth_core::Error> {
+/// use std::time::Duration;
+/// use flyte_auth_pkce::AuthorizationClient;
+///
+/// let client = AuthorizationClient::builder(
+///     "flyte.example.org",
+///     "https://idp.example.org/oauth2/authorize",
+///     "https://idp.example.org/oauth2/token",
+///     "flytectl",
+///     "http://localhost:53593/callback",
+/// )
+/// .scopes(["openid", "offline_access", "all"])
+/// .timeout(Duration::from_secs(300))
+/// .build()?;
+/// let credentials = client.get_creds_from_remote().await?;
+/// let refreshed = client.refresh_access_token(&credentials).await?;
+/// # let _ = refreshed; Ok(()) }
+/// ```
+pub struct AuthorizationClient {
+    endpoint: String,
+    auth_endpoint: Url,
+    token_endpoint: String,
+    client_id: String,
+    redirect: RedirectTarget,
+    audience: Option<String>,
+    scopes: Vec<String>,
+    metadata: EndpointMetadata,
+    http: OAuthClient,
+    options: LoginOptions,
+}
+
+impl fmt::Debug for AuthorizationClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut auth_endpoint = self.auth_endpoint.clone();
+        auth_endpoint.set_query(None);
+        f.debug_struct("AuthorizationClient")
+            .field("endpoint", &self.endpoint)
+            .field("auth_endpoint", &auth_endpoint.as_str())
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect.uri())
+            .field("audience", &self.audience)
+            .field("scopes", &self.scopes)
+            .field("timeout", &self.options.timeout)
+            .field("browser", &self.options.browser)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`AuthorizationClient`]; see [`AuthorizationClient::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct AuthorizationClientBuilder {
+    endpoint: String,
+    auth_endpoint: String,
+    token_endpoint: String,
+    client_id: String,
+    redirect_uri: String,
+    audience: Option<String>,
+    scopes: Vec<String>,
+    http: Option<OAuthClient>,
+    options: LoginOptions,
+}
+
+impl AuthorizationClientBuilder {
+    /// Sends `audience` with the authorization request (Auth0, some Keycloak setups); an
+    /// empty string means none.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        let audience = audience.into();
+        self.audience = (!audience.trim().is_empty()).then_some(audience);
+        self
+    }
+
+    /// The scopes to ask for (sent space-joined; none by default).
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = clean_scopes(scopes);
+        self
+    }
+
+    /// The HTTP client for the token requests (TLS, proxy, timeouts); one built from
+    /// [`HttpSettings::default`] otherwise.
+    pub fn http_client(mut self, client: OAuthClient) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    login_option_methods!();
+
+    /// Checks the configuration and builds the client. Touches no network.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the authorization endpoint is not an http(s) URL, the token
+    /// endpoint or client id is empty, the redirect URI is not a loopback URL with a port
+    /// (`http://localhost:53593/callback`), or the timeout is zero.
+    pub fn build(self) -> Result<AuthorizationClient, Error> {
+        self.options.check()?;
+        let auth_endpoint = parse_auth_endpoint(&self.auth_endpoint)?;
+        if self.token_endpoint.trim().is_empty() {
+            return Err(Error::config(
+                "the token endpoint is empty; the browser login needs one to exchange the code",
+            ));
+        }
+        if self.client_id.trim().is_empty() {
+            return Err(Error::config(
+                "the client id is empty; the browser login needs the identity provider's client id (admin.clientId)",
+            ));
+        }
+        let redirect = RedirectTarget::parse(&self.redirect_uri)?;
+        let http = match self.http {
+            Some(http) => http,
+            None => OAuthClient::new(HttpSettings::default())?,
+        };
+        let metadata = self
+            .options
+            .endpoint_metadata
+            .clone()
+            .unwrap_or_else(|| EndpointMetadata::new(&self.endpoint));
+        Ok(AuthorizationClient {
+            endpoint: self.endpoint,
+            auth_endpoint,
+            token_endpoint: self.token_endpoint.trim().to_owned(),
+            client_id: self.client_id.trim().to_owned(),
+            redirect,
+            audience: self.audience,
+            scopes: self.scopes,
+            metadata,
+            http,
+            options: self.options,
+        })
+    }
+}
+
+impl AuthorizationClient {
+    /// Starts building a client for `endpoint` (the Flyte endpoint the credentials are for)
+    /// that logs in at `auth_endpoint`, exchanges codes at `token_endpoint` as the public
+    /// client `client_id`, and receives the browser at `redirect_uri` (a loopback URL with a
+    /// port, e.g. [`DEFAULT_REDIRECT_URI`](crate::DEFAULT_REDIRECT_URI); port 0 means any
+    /// free port).
+    pub fn builder(
+        endpoint: impl Into<String>,
+        auth_endpoint: impl Into<String>,
+        token_endpoint: impl Into<String>,
+        client_id: impl Into<String>,
+        redirect_uri: impl Into<String>,
+    ) -> AuthorizationClientBuilder {
+        AuthorizationClientBuilder {
+            endpoint: endpoint.into(),
+            auth_endpoint: auth_endpoint.into(),
+            token_endpoint: token_endpoint.into(),
+            client_id: client_id.into(),
+            redirect_uri: redirect_uri.into(),
+            audience: None,
+            scopes: Vec::new(),
+            http: None,
+            options: LoginOptions::new(false),
+        }
+    }
+
+    pub(crate) fn with_options(
+        builder: AuthorizationClientBuilder,
+        options: LoginOptions,
+    ) -> AuthorizationClientBuilder {
+        AuthorizationClientBuilder { options, ..builder }
+    }
+
+    /// The endpoint the credentials are for.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The OAuth client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The redirect URI as configured.
+    pub fn redirect_uri(&self) -> &str {
+        self.redirect.uri()
+    }
+
+    /// The scopes asked for.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// Runs one browser login and returns its credentials: flytekit's
+    /// `get_creds_from_remote`.
+    ///
+    /// 1. Listens on the redirect URI's host and port (for `localhost`, on 127.0.0.1 and ::1),
+    ///    *before* anything is opened, so that a busy port is reported at once.
+    /// 2. Shows the authorization URL (the [`LoginPrompt`]) and opens the browser.
+    /// 3. Serves until the callback with this login's `state` arrives or the timeout passes:
+    ///    other paths get a 404, a wrong `state` an error page (the login goes on waiting).
+    /// 4. Exchanges the code (with the PKCE verifier) at the token endpoint, then tells the
+    ///    browser whether the login succeeded.
+    ///
+    /// The callback server is closed when this returns, whichever way.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Authentication`] when the port cannot be listened on (naming the port and
+    ///   the redirect URI), or the callback carries neither a code nor an error;
+    /// - [`Error::OAuth`] when the identity provider sends the browser back with `error=`
+    ///   (`access_denied` when the user refused), or refuses the code exchange;
+    /// - [`Error::Timeout`] when the browser has not come back in time;
+    /// - the token request's [`Error::InvalidResponse`], [`Error::Transport`] and
+    ///   [`Error::Timeout`].
+    pub async fn get_creds_from_remote(&self) -> Result<Credentials, Error> {
+        let server = CallbackServer::bind(&self.redirect).await?;
+        let redirect_uri = server.redirect_uri().to_owned();
+        let pkce = PkcePair::generate();
+        let state = new_state();
+        let params = self.authorization_params(&redirect_uri, &state, &pkce);
+        let mut url = self.auth_endpoint.clone();
+        url.query_pairs_mut()
+            .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+
+        let open_browser = !self.options.browser.is_disabled();
+        tracing::debug!(
+            endpoint = %self.endpoint,
+            redirect_uri = %redirect_uri,
+            browser = open_browser,
+            "starting the browser login"
+        );
+        self.options.prompt.show(&LoginEvent::Started {
+            url: &url,
+            endpoint: &self.endpoint,
+            browser_opened: open_browser,
+        });
+        let opener = async {
+            if !open_browser {
+                return;
+            }
+            if let Err(reason) = self.options.browser.open(&url).await {
+                tracing::warn!(%reason, "could not open a browser for the login");
+                self.options.prompt.show(&LoginEvent::BrowserFailed {
+                    url: &url,
+                    reason: &reason,
+                });
+            }
+        };
+        let callback = server
+            .wait_for_code(&state, &self.metadata, self.options.timeout, opener)
+            .await?;
+
+        tracing::debug!(endpoint = %self.endpoint, "exchanging the authorization code");
+        let mut request = TokenRequest::authorization_code(
+            &self.token_endpoint,
+            ClientAuth::public(&self.client_id),
+            callback.code.clone(),
+            Some(pkce.verifier().clone()),
+            Some(redirect_uri),
+        );
+        if self.options.add_auth_code_params_to_token_request {
+            request = request.with_params(params);
+        }
+        request = request.with_params(self.options.request_access_token_params.clone());
+        match self.http.token(&request).await {
+            Ok(token) => {
+                callback.respond(&Page::success(&self.metadata)).await;
+                Ok(token
+                    .into_credentials(&self.endpoint)
+                    .with_client_id(&self.client_id))
+            }
+            Err(e) => {
+                let reason =
+                    format!("the authorization code could not be exchanged for a token: {e}");
+                callback
+                    .respond(&Page::failure(&self.metadata, &reason))
+                    .await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Redeems the refresh token of `credentials`: flytekit's `refresh_access_token`.
+    ///
+    /// Sends `grant_type=refresh_token`, `refresh_token`, `client_id` and the
+    /// `refresh_access_token_params`. When the answer has no refresh token, the old one is
+    /// kept (RFC 6749 §6), as are the id token, client id and scopes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AccessTokenNotFound`] when `credentials` has no refresh token; the token
+    /// request's errors otherwise ([`Error::OAuth`] with `invalid_grant` when the refresh
+    /// token was rejected: [`Error::is_rejected_grant`] tells it apart from a transient
+    /// failure).
+    pub async fn refresh_access_token(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<Credentials, Error> {
+        let refresh_token =
+            credentials
+                .refresh_token
+                .clone()
+                .ok_or_else(|| Error::AccessTokenNotFound {
+                    reason:
+                        "no refresh token is available to refresh the credentials; log in again"
+                            .into(),
+                })?;
+        let request = TokenRequest::refresh_token(
+            &self.token_endpoint,
+            ClientAuth::public(&self.client_id),
+            refresh_token,
+        )
+        .with_params(self.options.refresh_access_token_params.clone());
+        let token = self.http.token(&request).await?;
+        Ok(token
+            .into_credentials(&self.endpoint)
+            .with_client_id(&self.client_id)
+            .carry_forward(credentials))
+    }
+
+    /// The authorization request's parameters, in flytekit's order.
+    fn authorization_params(
+        &self,
+        redirect_uri: &str,
+        state: &str,
+        pkce: &PkcePair,
+    ) -> Vec<(String, String)> {
+        let mut params: Vec<(String, String)> = vec![
+            ("client_id".into(), self.client_id.clone()),
+            ("response_type".into(), "code".into()),
+        ];
+        if !self.scopes.is_empty() {
+            params.push(("scope".into(), self.scopes.join(" ")));
+        }
+        params.push(("redirect_uri".into(), redirect_uri.to_owned()));
+        params.push(("state".into(), state.to_owned()));
+        if let Some(audience) = &self.audience {
+            params.push(("audience".into(), audience.clone()));
+        }
+        params.push(("code_challenge".into(), pkce.challenge().to_owned()));
+        params.push(("code_challenge_method".into(), S256.to_owned()));
+        for (name, value) in &self.options.request_auth_code_params {
+            if PROTECTED_AUTH_PARAMS.contains(&name.as_str()) {
+                tracing::debug!(
+                    parameter = %name,
+                    "ignoring an extra authorization parameter that the flow generates itself"
+                );
+                continue;
+            }
+            set_param(&mut params, name.clone(), value.clone());
+        }
+        params
+    }
+}
+
+/// Scopes without blanks, duplicates kept in order.
+pub(crate) fn clean_scopes<I, S>(scopes: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    scopes
+        .into_iter()
+        .map(Into::into)
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn parse_auth_endpoint(url: &str) -> Result<Url, Error> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err(Error::config(
+            "the authorization endpoint is empty; the browser login (Pkce) needs the identity provider's authorization endpoint",
+        ));
+    }
+    let parsed = Url::parse(url).map_err(|e| {
+        Error::config(format!(
+            "the authorization endpoint `{url}` is not a valid URL: {e}"
+        ))
+    })?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Err(Error::config(format!(
+            "the authorization endpoint `{url}` must be an https:// URL"
+        )));
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(builder: AuthorizationClientBuilder) -> AuthorizationClient {
+        builder.build().expect("valid configuration")
+    }
+
+    fn base() -> AuthorizationClientBuilder {
+        AuthorizationClient::builder(
+            "flyte.example.org",
+            "https://idp.example.org/authorize?tenant=t1",
+            "https://idp.example.org/token",
+            "flytectl",
+            "http://localhost:53593/callback",
+        )
+    }
+
+    #[test]
+    fn authorization_parameters_follow_flytekit() {
+        let c = client(
+            base()
+                .scopes(["openid", " ", "offline"])
+                .audience("flyte-api"),
+        );
+        let pkce = PkcePair::generate();
+        let params = c.authorization_params("http://localhost:53593/callback", "st", &pkce);
+        let names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "client_id",
+                "response_type",
+                "scope",
+                "redirect_uri",
+                "state",
+                "audience",
+                "code_challenge",
+                "code_challenge_method"
+            ]
+        );
+        let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("scope"), Some("openid offline"));
+        assert_eq!(get("response_type"), Some("code"));
+        assert_eq!(get("code_challenge_method"), Some("S256"));
+        assert_eq!(get("code_challenge"), Some(pkce.challenge()));
+    }
+
+    #[test]
+    fn no_audience_and_no_scopes_means_no_such_parameters() {
+        let c = client(base().audience(""));
+        let params = c.authorization_params("http://localhost:1/cb", "st", &PkcePair::generate());
+        assert!(params.iter().all(|(k, _)| k != "audience" && k != "scope"));
+    }
+
+    #[test]
+    fn extra_parameters_override_all_but_the_generated_ones() {
+        let c = client(base().scopes(["a"]).request_auth_code_params([
+            ("scope", "b c"),
+            ("prompt", "login"),
+            ("state", "attacker"),
+            ("code_challenge", "x"),
+            ("redirect_uri", "http://evil.example/"),
+        ]));
+        let pkce = PkcePair::generate();
+        let params = c.authorization_params("http://localhost:53593/callback", "st", &pkce);
+        let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("scope"), Some("b c"));
+        assert_eq!(get("prompt"), Some("login"));
+        assert_eq!(get("state"), Some("st"));
+        assert_eq!(get("code_challenge"), Some(pkce.challenge()));
+        assert_eq!(get("redirect_uri"), Some("http://localhost:53593/callback"));
+    }
+
+    #[test]
+    fn build_checks_the_configuration_without_network() {
+        let err = |b: AuthorizationClientBuilder| b.build().unwrap_err().to_string();
+        let e = err(AuthorizationClient::builder(
+            "e",
+            "",
+            "https://t",
+            "c",
+            "http://localhost:1/cb",
+        ));
+        assert!(e.contains("authorization endpoint is empty"), "{e}");
+        let e = err(AuthorizationClient::builder(
+            "e",
+            "ftp://x",
+            "https://t",
+            "c",
+            "http://localhost:1/cb",
+        ));
+        assert!(e.contains("https://"), "{e}");
+        let e = err(AuthorizationClient::builder(
+            "e",
+            "https://a",
+            " ",
+            "c",
+            "http://localhost:1/cb",
+        ));
+        assert!(e.contains("token endpoint"), "{e}");
+        let e = err(AuthorizationClient::builder(
+            "e",
+            "https://a",
+            "https://t",
+            "",
+            "http://localhost:1/cb",
+        ));
+        assert!(e.contains("client id"), "{e}");
+        let e = err(AuthorizationClient::builder(
+            "e",
+            "https://a",
+            "https://t",
+            "c",
+            "http://flyte.example.org:1/cb",
+        ));
+        assert!(e.contains("http://flyte.example.org:1/cb"), "{e}");
+        let e = err(base().timeout(Duration::ZERO));
+        assert!(e.contains("timeout"), "{e}");
+    }
+}
