@@ -370,12 +370,13 @@ impl DeviceCodeFlow {
     }
 
     async fn run_refresh(&self, current: &Credentials) -> Result<Credentials, Error> {
-        let refresh_token = current
-            .refresh_token
-            .clone()
-            .ok_or_else(|| Error::AccessTokenNotFound {
-                reason: "no refresh token is stored".into(),
-            })?;
+        let refresh_token =
+            current
+                .refresh_token
+                .clone()
+                .ok_or_else(|| Error::AccessTokenNotFound {
+                    reason: "no refresh token is stored".into(),
+                })?;
         let resolved = self.resolve().await?;
         let request = TokenRequest::refresh_token(
             resolved.token_endpoint,

@@ -18,8 +18,17 @@ pub type PromptCallback = Arc<dyn Fn(&DevicePrompt) + Send + Sync>;
 /// `Display` writes the default message, the one written to stderr:
 ///
 /// ```
-/// # use flyte_auth_device::DevicePrompt;
-/// # let prompt = DevicePrompt::example();
+/// use std::time::Duration;
+/// use flyte_auth_device::DevicePrompt;
+///
+/// let prompt = DevicePrompt::new(
+///     "flyte.example.org",
+///     "https://idp.example.org/activate",
+///     Some("https://idp.example.org/activate?user_code=WDJB-MJHT".to_owned()),
+///     "WDJB-MJHT",
+///     Some(Duration::from_secs(600)),
+/// );
+/// assert_eq!(prompt.url(), "https://idp.example.org/activate?user_code=WDJB-MJHT");
 /// let text = prompt.to_string();
 /// assert!(text.contains("https://idp.example.org/activate?user_code=WDJB-MJHT"));
 /// assert!(text.contains("WDJB-MJHT"));
@@ -85,18 +94,6 @@ impl DevicePrompt {
                 .build(),
         )
     }
-
-    /// A prompt like a real server's, for examples and tests.
-    #[doc(hidden)]
-    pub fn example() -> Self {
-        Self::new(
-            "flyte.example.org",
-            "https://idp.example.org/activate",
-            Some("https://idp.example.org/activate?user_code=WDJB-MJHT".to_owned()),
-            "WDJB-MJHT",
-            Some(Duration::from_secs(600)),
-        )
-    }
 }
 
 impl fmt::Display for DevicePrompt {
@@ -136,7 +133,11 @@ fn human_duration(d: Duration) -> String {
     } else if secs.is_multiple_of(60) {
         plural(secs / 60, "minute")
     } else {
-        format!("{} {}", plural(secs / 60, "minute"), plural(secs % 60, "second"))
+        format!(
+            "{} {}",
+            plural(secs / 60, "minute"),
+            plural(secs % 60, "second")
+        )
     }
 }
 
@@ -162,9 +163,19 @@ pub fn prompt_on_stderr(prompt: &DevicePrompt) {
 mod tests {
     use super::*;
 
+    fn example() -> DevicePrompt {
+        DevicePrompt::new(
+            "flyte.example.org",
+            "https://idp.example.org/activate",
+            Some("https://idp.example.org/activate?user_code=WDJB-MJHT".to_owned()),
+            "WDJB-MJHT",
+            Some(Duration::from_secs(600)),
+        )
+    }
+
     #[test]
     fn complete_url_is_shown_and_the_code_is_to_be_checked() {
-        let prompt = DevicePrompt::example();
+        let prompt = example();
         assert_eq!(
             prompt.url(),
             "https://idp.example.org/activate?user_code=WDJB-MJHT"
@@ -211,7 +222,7 @@ mod tests {
     #[cfg(feature = "qr")]
     #[test]
     fn qr_code_is_drawn_with_half_blocks() {
-        let qr = DevicePrompt::example().qr_code().expect("a short URL fits");
+        let qr = example().qr_code().expect("a short URL fits");
         let lines: Vec<&str> = qr.lines().collect();
         // Version 3 or 4 (29-33 modules) plus a 4-module quiet zone on each side; two rows per line.
         let width = lines[0].chars().count();
