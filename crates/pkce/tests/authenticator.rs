@@ -1,0 +1,441 @@
+//! `PKCEAuthenticator` end to end against a mock identity provider: one browser window for
+//! many callers, refresh with `client_id`, the old refresh token kept, a rejected refresh
+//! token replaced by a new login, stored tokens reused without any network.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod support;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use flyte_auth_core::{
+    Authenticator, BoxFuture, ClientConfig, ClientConfigStore, Credentials, Error, MemoryStore,
+    StaticClientConfigStore, TokenStore,
+};
+use flyte_auth_pkce::{PKCEAuthenticator, PkceAuthenticatorBuilder};
+use serde_json::json;
+use support::*;
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{body_string_contains, method, path},
+};
+
+const ENDPOINT: &str = "flyte.example.org";
+
+/// A client config store that counts how often it is asked.
+#[derive(Debug)]
+struct CountingConfigStore {
+    inner: StaticClientConfigStore,
+    calls: AtomicUsize,
+}
+
+impl ClientConfigStore for CountingConfigStore {
+    fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_client_config()
+    }
+}
+
+fn config(idp: &MockServer) -> ClientConfig {
+    ClientConfig::new(format!("{}/token", idp.uri()), "flytectl")
+        .with_authorization_endpoint(format!("{}/authorize", idp.uri()))
+        .with_redirect_uri("http://localhost:0/callback")
+        .with_scopes(["openid", "offline"])
+        .with_header_key("flyte-authorization")
+}
+
+fn counting(cfg: ClientConfig) -> Arc<CountingConfigStore> {
+    Arc::new(CountingConfigStore {
+        inner: StaticClientConfigStore::new(cfg),
+        calls: AtomicUsize::new(0),
+    })
+}
+
+fn authenticator(cfg_store: Arc<dyn ClientConfigStore>) -> PkceAuthenticatorBuilder {
+    PKCEAuthenticator::builder(ENDPOINT, cfg_store)
+        .prompt(RecordedPrompt::default().prompt())
+        .timeout(NO_HANG)
+}
+
+fn expired(access: &str, refresh: &str) -> Credentials {
+    Credentials::new(access, ENDPOINT)
+        .with_refresh_token(refresh)
+        .with_id_token("id-old")
+        .with_client_id("flytectl")
+        .with_expires_at(SystemTime::now() - Duration::from_secs(60))
+}
+
+async fn get(auth: &PKCEAuthenticator) -> Result<Arc<Credentials>, Error> {
+    tokio::time::timeout(NO_HANG * 2, auth.get_credentials())
+        .await
+        .expect("get_credentials does not hang")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_concurrent_callers_share_one_browser_login() {
+    let idp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=authorization_code"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "at", "expires_in": 3600, "refresh_token": "rt"}),
+        ))
+        .expect(1)
+        .mount(&idp)
+        .await;
+    let browser = ScriptedBrowser::new();
+    let cfg_store = counting(config(&idp));
+    let auth = authenticator(cfg_store.clone())
+        .browser(browser.approving("c"))
+        .build()
+        .unwrap();
+
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let auth = auth.clone();
+            tokio::spawn(async move { get(&auth).await })
+        })
+        .collect();
+    for task in tasks {
+        let creds = task.await.unwrap().unwrap();
+        assert_eq!(creds.access_token.expose_secret(), "at");
+    }
+    browser.finished().await;
+
+    assert_eq!(browser.opened(), 1, "one browser window for ten callers");
+    assert_eq!(cfg_store.calls.load(Ordering::SeqCst), 1);
+    let header = auth.fetch_grpc_call_auth_metadata().unwrap();
+    assert_eq!(
+        header.name().as_str(),
+        "flyte-authorization",
+        "the server's header key"
+    );
+    assert_eq!(header.value().to_str().unwrap(), "Bearer at");
+}
+
+#[tokio::test]
+async fn creating_the_authenticator_touches_no_network_and_a_stored_token_is_reused_without_discovery()
+ {
+    let idp = MockServer::start().await;
+    let store = Arc::new(MemoryStore::new());
+    store
+        .store(
+            &Credentials::new("stored", ENDPOINT)
+                .with_refresh_token("rt")
+                .with_expires_in(3600),
+        )
+        .unwrap();
+    let cfg_store = counting(config(&idp));
+    let browser = ScriptedBrowser::new();
+
+    let auth = authenticator(cfg_store.clone())
+        .store(store)
+        .browser(browser.approving("c"))
+        .build()
+        .unwrap();
+    assert_eq!(
+        cfg_store.calls.load(Ordering::SeqCst),
+        0,
+        "nothing fetched at construction"
+    );
+    assert!(auth.fetch_grpc_call_auth_metadata().is_none());
+
+    let creds = get(&auth).await.unwrap();
+
+    assert_eq!(creds.access_token.expose_secret(), "stored");
+    assert_eq!(cfg_store.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(browser.opened(), 0);
+    assert!(idp.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn refresh_sends_client_id_and_keeps_the_old_refresh_and_id_tokens_when_the_answer_omits_them()
+ {
+    let idp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": "at-2", "expires_in": 3600})),
+        )
+        .expect(1)
+        .mount(&idp)
+        .await;
+    let store = Arc::new(MemoryStore::new());
+    store.store(&expired("at-1", "rt-1")).unwrap();
+    let browser = ScriptedBrowser::new();
+    let auth = authenticator(counting(config(&idp)))
+        .store(store.clone())
+        .refresh_access_token_params([("audience", "flyte")])
+        .browser(browser.approving("c"))
+        .build()
+        .unwrap();
+
+    let creds = get(&auth).await.unwrap();
+
+    assert_eq!(creds.access_token.expose_secret(), "at-2");
+    assert_eq!(
+        creds.refresh_token.as_ref().unwrap().expose_secret(),
+        "rt-1"
+    );
+    assert_eq!(creds.id_token.as_ref().unwrap().expose_secret(), "id-old");
+    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    assert_eq!(stored.access_token.expose_secret(), "at-2");
+    assert_eq!(
+        stored.refresh_token.unwrap().expose_secret(),
+        "rt-1",
+        "persisted with the old refresh token"
+    );
+    assert_eq!(browser.opened(), 0, "no browser for a refresh");
+    let forms = token_requests(&idp).await;
+    assert_eq!(forms.len(), 1);
+    let form = &forms[0];
+    assert_eq!(form_value(form, "grant_type"), Some("refresh_token"));
+    assert_eq!(form_value(form, "refresh_token"), Some("rt-1"));
+    assert_eq!(form_value(form, "client_id"), Some("flytectl"));
+    assert_eq!(form_value(form, "audience"), Some("flyte"));
+    assert_eq!(
+        form_value(form, "scope"),
+        None,
+        "flytekit sends no scope on refresh"
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_replaces_the_old_one() {
+    let idp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "at-2", "expires_in": 3600, "refresh_token": "rt-2", "id_token": "id-2"}),
+        ))
+        .mount(&idp)
+        .await;
+    let store = Arc::new(MemoryStore::new());
+    store.store(&expired("at-1", "rt-1")).unwrap();
+    let auth = authenticator(counting(config(&idp)))
+        .store(store.clone())
+        .no_browser()
+        .build()
+        .unwrap();
+
+    let creds = get(&auth).await.unwrap();
+
+    assert_eq!(
+        creds.refresh_token.as_ref().unwrap().expose_secret(),
+        "rt-2"
+    );
+    assert_eq!(creds.id_token.as_ref().unwrap().expose_secret(), "id-2");
+    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-2");
+}
+
+#[tokio::test]
+async fn a_rejected_refresh_token_is_deleted_and_a_new_browser_login_runs() {
+    let idp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"error": "invalid_grant", "error_description": "refresh token expired"}),
+        ))
+        .expect(1)
+        .mount(&idp)
+        .await;
+    token_endpoint_for_code(
+        &idp,
+        "fresh",
+        json!({"access_token": "at-new", "expires_in": 3600, "refresh_token": "rt-new"}),
+    )
+    .await;
+    let store = Arc::new(MemoryStore::new());
+    store.store(&expired("at-1", "rt-1")).unwrap();
+    let browser = ScriptedBrowser::new();
+    let auth = authenticator(counting(config(&idp)))
+        .store(store.clone())
+        .browser(browser.approving("fresh"))
+        .build()
+        .unwrap();
+
+    let creds = get(&auth).await.unwrap();
+    browser.finished().await;
+
+    assert_eq!(creds.access_token.expose_secret(), "at-new");
+    assert_eq!(browser.opened(), 1);
+    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    assert_eq!(stored.access_token.expose_secret(), "at-new");
+    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-new");
+    // The code exchange carries every authorization parameter, as flytekit's
+    // PKCEAuthenticator sends them.
+    let forms = token_requests(&idp).await;
+    let exchange = forms
+        .iter()
+        .find(|f| form_value(f, "grant_type") == Some("authorization_code"))
+        .unwrap();
+    assert_eq!(form_value(exchange, "scope"), Some("openid offline"));
+    assert_eq!(form_value(exchange, "response_type"), Some("code"));
+    assert!(form_value(exchange, "state").is_some());
+}
+
+#[tokio::test]
+async fn a_transient_refresh_failure_keeps_the_stored_credentials_and_opens_no_browser() {
+    let idp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("<h1>down</h1>"))
+        .mount(&idp)
+        .await;
+    let store = Arc::new(MemoryStore::new());
+    store.store(&expired("at-1", "rt-1")).unwrap();
+    let browser = ScriptedBrowser::new();
+    let auth = authenticator(counting(config(&idp)))
+        .store(store.clone())
+        .browser(browser.approving("c"))
+        .build()
+        .unwrap();
+
+    let err = get(&auth).await.unwrap_err();
+
+    assert!(
+        matches!(
+            err,
+            Error::InvalidResponse {
+                status: Some(503),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(browser.opened(), 0);
+    assert_eq!(
+        store
+            .retrieve(ENDPOINT)
+            .unwrap()
+            .unwrap()
+            .refresh_token
+            .unwrap()
+            .expose_secret(),
+        "rt-1"
+    );
+}
+
+#[tokio::test]
+async fn explicit_scopes_and_header_key_win_over_the_servers() {
+    let idp = MockServer::start().await;
+    token_endpoint_for_code(&idp, "c", json!({"access_token": "at", "expires_in": 3600})).await;
+    let browser = ScriptedBrowser::new();
+    let auth = authenticator(counting(config(&idp)))
+        .scopes(["all"])
+        .header_key("Authorization")
+        .browser(browser.approving("c"))
+        .build()
+        .unwrap();
+
+    let header = tokio::time::timeout(NO_HANG, auth.auth_header())
+        .await
+        .unwrap()
+        .unwrap();
+    browser.finished().await;
+
+    assert_eq!(header.name().as_str(), "authorization");
+    assert_eq!(param(&browser.last_url(), "scope").as_deref(), Some("all"));
+}
+
+#[tokio::test]
+async fn an_empty_redirect_uri_in_the_servers_config_means_flytes_default() {
+    let idp = MockServer::start().await;
+    // A refresh configures the client without any browser login (and without binding
+    // Flyte's default port, which other programs on this machine may use).
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&idp)
+        .await;
+    let store = Arc::new(MemoryStore::new());
+    store.store(&expired("at-1", "rt-1")).unwrap();
+    let auth = authenticator(counting(config(&idp).with_redirect_uri("")))
+        .store(store)
+        .no_browser()
+        .build()
+        .unwrap();
+    assert!(
+        auth.flow().authorization_client().is_none(),
+        "nothing configured yet"
+    );
+
+    let _ = get(&auth).await;
+
+    let client = auth.flow().authorization_client().unwrap();
+    assert_eq!(client.redirect_uri(), flyte_auth_pkce::DEFAULT_REDIRECT_URI);
+    assert_eq!(client.redirect_uri(), "http://localhost:53593/callback");
+}
+
+#[tokio::test]
+async fn a_server_config_without_an_authorization_endpoint_is_a_config_error() {
+    let idp = MockServer::start().await;
+    let cfg = ClientConfig::new(format!("{}/token", idp.uri()), "flytectl")
+        .with_redirect_uri("http://localhost:0/callback");
+    let auth = authenticator(counting(cfg)).no_browser().build().unwrap();
+
+    let err = get(&auth).await.unwrap_err();
+
+    assert!(matches!(err, Error::Config { .. }), "{err:?}");
+    assert!(err.to_string().contains("authorization endpoint"), "{err}");
+}
+
+#[tokio::test]
+async fn a_non_loopback_redirect_uri_from_the_server_is_a_config_error_naming_it() {
+    let idp = MockServer::start().await;
+    let auth = authenticator(counting(
+        config(&idp).with_redirect_uri("https://flyte.example.org/callback"),
+    ))
+    .no_browser()
+    .build()
+    .unwrap();
+
+    let err = get(&auth).await.unwrap_err();
+
+    assert!(matches!(err, Error::Config { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("https://flyte.example.org/callback"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_header_key_is_refused_when_building() {
+    let idp = MockServer::start().await;
+    let err = authenticator(counting(config(&idp)))
+        .header_key("bad header")
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn debug_output_never_shows_tokens() {
+    let idp = MockServer::start().await;
+    token_endpoint_for_code(
+        &idp,
+        "c",
+        json!({"access_token": "AT-SECRET-1", "refresh_token": "RT-SECRET-1", "expires_in": 3600}),
+    )
+    .await;
+    let browser = ScriptedBrowser::new();
+    let auth = authenticator(counting(config(&idp)))
+        .browser(browser.approving("c"))
+        .build()
+        .unwrap();
+    get(&auth).await.unwrap();
+    let printed = format!("{auth:?}");
+    assert!(!printed.contains("SECRET"), "{printed}");
+    assert!(printed.contains("flytectl"), "{printed}");
+}
