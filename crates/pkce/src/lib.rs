@@ -68,3 +68,8 @@ pub const DEFAULT_REDIRECT_URI: &str = "http://localhost:53593/callback";
 /// How long the browser login waits for the browser to come back, unless told otherwise
 /// (flytectl's `pkceConfig.timeout` default).
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The README's examples, compiled as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
