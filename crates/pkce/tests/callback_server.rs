@@ -642,3 +642,25 @@ async fn redirect_uris_that_cannot_work_are_refused_when_the_client_is_built() {
         assert!(msg.contains(uri) && msg.contains(expected), "{uri}: {msg}");
     }
 }
+
+#[tokio::test]
+async fn a_cancelled_login_closes_the_callback_server() {
+    let idp = MockServer::start().await;
+    let port = free_port();
+    let browser = ScriptedBrowser::new();
+    let client = client(&idp, &format!("http://localhost:{port}/callback"))
+        .browser(browser.opener(|_, _| async {}))
+        .build()
+        .unwrap();
+
+    // The caller gives up (drops the login future) while the login waits for the browser.
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(300), client.get_creds_from_remote()).await;
+
+    assert!(gave_up.is_err(), "the login was still waiting");
+    assert_eq!(browser.opened(), 1);
+    assert!(
+        port_is_free(port),
+        "dropping the login closed its listeners"
+    );
+}
