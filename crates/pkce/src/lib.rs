@@ -62,6 +62,14 @@ pub use client::{AuthorizationClient, AuthorizationClientBuilder};
 pub use flow::{PKCEAuthenticator, PkceAuthenticator, PkceAuthenticatorBuilder, PkceFlow};
 pub use pages::EndpointMetadata;
 
+/// The core types this crate's API uses (`Authenticator`, `Credentials`, `Error`,
+/// `ClientConfig`, `TokenStore`, `MemoryStore`, ...), re-exported so that a program using
+/// this crate alone needs no matching version of `flyte-auth-core`.
+pub use flyte_auth_core;
+/// The protocol client this crate's API uses (`OAuthClient`, `HttpSettings`,
+/// `RemoteClientConfigStore`, ...), re-exported for the same reason.
+pub use flyte_auth_oauth;
+
 /// The redirect URI used when the server's configuration names none: Flyte's default.
 pub const DEFAULT_REDIRECT_URI: &str = "http://localhost:53593/callback";
 
