@@ -64,7 +64,9 @@ pub trait TokenFlow: Send + Sync + fmt::Debug + 'static {
     }
 
     /// The header the token goes in, when the flow knows it (from its configuration or the
-    /// server's discovery document); `authorization` otherwise.
+    /// server's discovery document). When it returns `None`, the header recorded with the
+    /// credentials is used (flows learn it at login, and it is stored with the token), else
+    /// `authorization`.
     fn header_name(&self) -> Option<HeaderName> {
         None
     }
@@ -297,6 +299,10 @@ impl<F: TokenFlow> Inner<F> {
         let name = self
             .flow
             .header_name()
+            .or_else(|| {
+                let stored = credentials.header_key.as_deref()?;
+                HeaderName::try_from(stored).ok()
+            })
             .unwrap_or(HeaderName::from_static(DEFAULT_HEADER_KEY));
         let header = AuthHeader::bearer(name, &credentials)?;
         let refresh_after = self.refresh_after(&credentials);
@@ -355,6 +361,9 @@ impl<F: TokenFlow> Inner<F> {
         credentials.for_endpoint = self.flow.endpoint().to_owned();
         if credentials.client_id.is_none() {
             credentials.client_id = self.flow.client_id();
+        }
+        if let Some(name) = self.flow.header_name() {
+            credentials.header_key = Some(name.as_str().to_owned());
         }
         self.persist(&credentials);
         self.install(credentials)

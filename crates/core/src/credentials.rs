@@ -56,6 +56,11 @@ pub struct Credentials {
     /// The scopes the server granted, when it said.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// The header the token goes in, when the server named one (Flyte's
+    /// `authorization_metadata_key`), so that a token read back from a store is sent under the
+    /// right header before any discovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_key: Option<String>,
 }
 
 impl Credentials {
@@ -75,6 +80,7 @@ impl Credentials {
             expires_at_unix,
             client_id: None,
             scopes: Vec::new(),
+            header_key: None,
         }
     }
 
@@ -162,6 +168,9 @@ impl Credentials {
         }
         if self.scopes.is_empty() {
             self.scopes.clone_from(&previous.scopes);
+        }
+        if self.header_key.is_none() {
+            self.header_key.clone_from(&previous.header_key);
         }
         self
     }

@@ -471,3 +471,53 @@ async fn clear_forgets_memory_and_store() {
         "login-2"
     );
 }
+
+#[tokio::test]
+async fn a_stored_token_keeps_the_header_the_server_named_before_any_discovery() {
+    /// Learns the server's header name only when it logs in (as discovery would tell it).
+    #[derive(Debug, Default)]
+    struct Discovering(Mutex<bool>);
+    impl TokenFlow for Discovering {
+        fn endpoint(&self) -> &str {
+            ENDPOINT
+        }
+        fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
+            *self.0.lock().unwrap() = true;
+            Box::pin(async { Ok(Credentials::new("t", ENDPOINT).with_expires_in(3600)) })
+        }
+        fn header_name(&self) -> Option<http::HeaderName> {
+            self.0
+                .lock()
+                .unwrap()
+                .then(|| http::HeaderName::from_static("flyte-authorization"))
+        }
+    }
+
+    let store = Arc::new(MemoryStore::new());
+    let first = CachingAuthenticator::builder(Discovering::default())
+        .store(store.clone())
+        .build();
+    first.get_credentials().await.unwrap();
+    assert_eq!(
+        first
+            .fetch_grpc_call_auth_metadata()
+            .unwrap()
+            .name()
+            .as_str(),
+        "flyte-authorization"
+    );
+
+    // A new process: the flow has not discovered anything, the stored token says where it goes.
+    let second = CachingAuthenticator::builder(Discovering::default())
+        .store(store.clone())
+        .build();
+    second.get_credentials().await.unwrap();
+    assert_eq!(
+        second
+            .fetch_grpc_call_auth_metadata()
+            .unwrap()
+            .name()
+            .as_str(),
+        "flyte-authorization"
+    );
+}

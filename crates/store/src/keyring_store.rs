@@ -255,6 +255,8 @@ struct Metadata {
     client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    header_key: Option<String>,
 }
 
 const METADATA_VERSION: u32 = 1;
@@ -291,6 +293,7 @@ fn write_all(credentials: &Credentials) -> Result<(), StoreError> {
         expires_in: credentials.expires_in,
         client_id: credentials.client_id.clone(),
         scopes: credentials.scopes.clone(),
+        header_key: credentials.header_key.clone(),
     };
     let json = serde_json::to_string(&metadata).map_err(|e| StoreError::Io {
         store: STORE,
@@ -359,6 +362,7 @@ fn apply_metadata(credentials: &mut Credentials, json: &str, service: &str) {
     credentials.expires_in = metadata.expires_in;
     credentials.client_id = metadata.client_id;
     credentials.scopes = metadata.scopes;
+    credentials.header_key = metadata.header_key;
 }
 
 /// An entry handle; fails when no keyring could be opened in this process.
@@ -602,6 +606,7 @@ mod tests {
             expires_in: Some(3600),
             client_id: Some("flytectl".into()),
             scopes: vec!["all".into()],
+            header_key: Some("flyte-authorization".into()),
         })
         .unwrap();
 
@@ -610,6 +615,7 @@ mod tests {
         assert_eq!(current.expires_at_unix, Some(2_000_000_000));
         assert_eq!(current.client_id.as_deref(), Some("flytectl"));
         assert_eq!(current.scopes, ["all"]);
+        assert_eq!(current.header_key.as_deref(), Some("flyte-authorization"));
 
         let mut replaced = Credentials::new("replaced-by-pyflyte", "e");
         apply_metadata(&mut replaced, &json, "e");
