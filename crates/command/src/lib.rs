@@ -1,1 +1,493 @@
-//! Part of flyte-auth: not implemented yet.
+//! Flyte's external-command authenticator: a program you name prints the access token
+//! (Flyte's `authType: ExternalCommand` with `admin.command`, and `admin.proxyCommand` for a
+//! proxy in front of Flyte).
+//!
+//! [`CommandAuthenticator`] is flytekit's `CommandAuthenticator`: the command is an argument
+//! list run without a shell, and its standard output, trimmed, is the token. An empty command
+//! is refused when the authenticator is built. Where flytekit is weak, it does better:
+//!
+//! - a time-out ([`DEFAULT_TIMEOUT`], 30 s, by default): the command, and every process in its
+//!   process group, is killed, and waiting for its output never hangs on a background process
+//!   that keeps the pipe open;
+//! - a failing command's error says how it ended and shows the end of its standard error
+//!   (at most 4 KiB), never its standard output;
+//! - empty output, output that is not UTF-8 or not a single token, and output over
+//!   [`MAX_OUTPUT`] bytes are errors that say so;
+//! - the command line is redacted: logs, `{:?}` and errors show the program name only, since
+//!   arguments may hold secrets;
+//! - concurrent callers share one run, and the token is cached: when it is a JWT until a
+//!   margin before its `exp` claim, otherwise for
+//!   [`UNKNOWN_EXPIRY_LIFETIME`](flyte_auth_core::UNKNOWN_EXPIRY_LIFETIME) (5 minutes).
+//!   [`refresh_credentials`](Authenticator::refresh_credentials) runs the command again.
+//!
+//! This crate has no HTTP or TLS stack and no async runtime: the command runs on a std thread
+//! and any executor can await the answer.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), flyte_auth_core::Error> {
+//! use flyte_auth_command::CommandAuthenticator;
+//! use flyte_auth_core::Authenticator;
+//!
+//! let auth = CommandAuthenticator::new(["gcloud", "auth", "print-identity-token"])?;
+//! let header = auth.auth_header().await?; // `authorization: Bearer <what gcloud printed>`
+//! # let _ = header; Ok(()) }
+//! ```
+
+mod process;
+
+use std::{fmt, sync::Arc, thread, time::Duration};
+
+use flyte_auth_core::{
+    AuthHeader, Authenticator, BoxFuture, CachingAuthenticator, Credentials, DEFAULT_ENDPOINT,
+    DEFAULT_HEADER_KEY, Error, SecretString, TokenFlow, TokenStore,
+};
+use http::HeaderName;
+use tokio::sync::oneshot;
+
+use crate::process::{Finished, Job, command_error, describe};
+
+/// How long the command may run unless [`CommandAuthenticatorBuilder::timeout`] says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most the command may print on standard output, in bytes (64 KiB). A token is far
+/// smaller; a command printing more is stopped, and the run is an error.
+pub const MAX_OUTPUT: usize = process::MAX_OUTPUT;
+
+/// The header of [`CommandAuthenticator::proxy`]: flytekit's `proxyCommand` sends its token
+/// in `proxy-authorization`, for a proxy in front of Flyte.
+pub const PROXY_HEADER_KEY: &str = "proxy-authorization";
+
+/// Obtains the token by running a command: flytekit's `CommandAuthenticator`.
+///
+/// A thin wrapper around [`CachingAuthenticator`] with a [`CommandFlow`]: the token is cached
+/// while it is fresh, concurrent callers share one run of the command, and
+/// [`refresh_credentials`](Authenticator::refresh_credentials) runs it again. Cloning is cheap
+/// and clones share the cache.
+///
+/// Building it runs nothing; the first [`get_credentials`](Authenticator::get_credentials)
+/// does. `{:?}` shows the program name, never its arguments or the token.
+///
+/// ```
+/// use flyte_auth_command::CommandAuthenticator;
+/// let auth = CommandAuthenticator::new(["my-token-helper", "--secret=hunter2"])?;
+/// let printed = format!("{auth:?}");
+/// assert!(printed.contains("my-token-helper") && !printed.contains("hunter2"));
+/// assert!(CommandAuthenticator::new(Vec::<String>::new()).is_err());
+/// # Ok::<(), flyte_auth_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct CommandAuthenticator {
+    inner: CachingAuthenticator<CommandFlow>,
+}
+
+impl fmt::Debug for CommandAuthenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CommandAuthenticator")
+            .field(&self.inner)
+            .finish()
+    }
+}
+
+impl CommandAuthenticator {
+    /// flytekit's `CommandAuthenticator(command)`: the token goes in the `authorization`
+    /// header; everything else takes its default. Use [`builder`](Self::builder) for more.
+    ///
+    /// Fails with [`Error::Config`] when the command is empty.
+    pub fn new<I, S>(command: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::builder().command(command).build()
+    }
+
+    /// For a proxy in front of Flyte (flytekit's `proxyCommand`): like [`new`](Self::new),
+    /// but the token goes in the [`proxy-authorization`](PROXY_HEADER_KEY) header.
+    ///
+    /// ```
+    /// use flyte_auth_command::CommandAuthenticator;
+    /// let proxy = CommandAuthenticator::proxy(["iap-token"])?;
+    /// assert_eq!(proxy.flow().header_key().as_str(), "proxy-authorization");
+    /// # Ok::<(), flyte_auth_core::Error>(())
+    /// ```
+    pub fn proxy<I, S>(command: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::builder()
+            .command(command)
+            .header_key(PROXY_HEADER_KEY)
+            .build()
+    }
+
+    /// Starts a builder.
+    pub fn builder() -> CommandAuthenticatorBuilder {
+        CommandAuthenticatorBuilder::default()
+    }
+
+    /// The caching authenticator inside (for [`CachingAuthenticator::clear`],
+    /// [`CachingAuthenticator::cached_credentials`], ...).
+    pub fn inner(&self) -> &CachingAuthenticator<CommandFlow> {
+        &self.inner
+    }
+
+    /// The flow.
+    pub fn flow(&self) -> &CommandFlow {
+        self.inner.flow()
+    }
+}
+
+impl Authenticator for CommandAuthenticator {
+    fn get_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>> {
+        self.inner.get_credentials()
+    }
+
+    fn refresh_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>> {
+        self.inner.refresh_credentials()
+    }
+
+    fn fetch_grpc_call_auth_metadata(&self) -> Option<AuthHeader> {
+        self.inner.fetch_grpc_call_auth_metadata()
+    }
+
+    fn auth_header(&self) -> BoxFuture<'_, Result<AuthHeader, Error>> {
+        self.inner.auth_header()
+    }
+}
+
+/// Builds a [`CommandAuthenticator`] (or only its [`CommandFlow`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use flyte_auth_command::CommandAuthenticator;
+///
+/// let auth = CommandAuthenticator::builder()
+///     .command(["gcloud", "auth", "print-identity-token"])
+///     .timeout(Duration::from_secs(10))
+///     .endpoint("flyte.example.org")
+///     .build()?;
+/// assert_eq!(auth.flow().timeout(), Duration::from_secs(10));
+/// # Ok::<(), flyte_auth_core::Error>(())
+/// ```
+#[derive(Default)]
+#[must_use]
+pub struct CommandAuthenticatorBuilder {
+    command: Vec<SecretString>,
+    header_key: Option<String>,
+    timeout: Option<Duration>,
+    endpoint: Option<String>,
+    store: Option<Arc<dyn TokenStore>>,
+    refresh_margin: Option<Duration>,
+    interactive: bool,
+}
+
+impl fmt::Debug for CommandAuthenticatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommandAuthenticatorBuilder")
+            .field(
+                "program",
+                &self.command.first().map(SecretString::expose_secret),
+            )
+            .field("arguments", &self.command.len().saturating_sub(1))
+            .field("header_key", &self.header_key)
+            .field("timeout", &self.timeout)
+            .field("endpoint", &self.endpoint)
+            .field("store", &self.store.as_ref().map(|s| s.name()))
+            .field("refresh_margin", &self.refresh_margin)
+            .field("interactive", &self.interactive)
+            .finish()
+    }
+}
+
+impl CommandAuthenticatorBuilder {
+    /// The program and its arguments (`admin.command`), run without a shell. Required.
+    ///
+    /// The arguments are kept as secrets: they never appear in logs, `{:?}` or errors.
+    pub fn command<I, S>(mut self, command: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.command = command
+            .into_iter()
+            .map(|s| SecretString::new(s.into()))
+            .collect();
+        self
+    }
+
+    /// The header the token goes in: `authorization` by default, [`PROXY_HEADER_KEY`] for a
+    /// proxy, or the server's `authorizationHeader`.
+    pub fn header_key(mut self, header_key: impl Into<String>) -> Self {
+        self.header_key = Some(header_key.into());
+        self
+    }
+
+    /// How long the command may run ([`DEFAULT_TIMEOUT`] by default). When it is over, the
+    /// command and its process group are killed and the run fails with [`Error::Timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The endpoint the token is for: the key of the [`store`](Self::store), if any
+    /// ([`DEFAULT_ENDPOINT`] by default). Give a proxy authenticator that shares a store with
+    /// the main one a key of its own.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Persists the token to `store`. None by default: the command usually caches its token
+    /// itself, and running it again is cheap.
+    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Persists the token to `store` if one is given.
+    pub fn maybe_store(mut self, store: Option<Arc<dyn TokenStore>>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Runs the command again this long before the token's expiry (see
+    /// [`CachingAuthenticatorBuilder::refresh_margin`](flyte_auth_core::CachingAuthenticatorBuilder::refresh_margin)).
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = Some(margin);
+        self
+    }
+
+    /// Lets the command talk to the user on the terminal (an MFA prompt, say). Off by default.
+    ///
+    /// Off, the command's stdin is empty and it runs in a process group of its own, so that a
+    /// time-out kills everything it started. On, it inherits stdin and stays in the terminal's
+    /// foreground process group (a background group would be stopped when it reads the
+    /// terminal), and a time-out kills the command itself only.
+    pub fn interactive(mut self, interactive: bool) -> Self {
+        self.interactive = interactive;
+        self
+    }
+
+    /// The flow alone, for a [`CachingAuthenticator`] of your own; the store and the refresh
+    /// margin are not used.
+    ///
+    /// Fails with [`Error::Config`] when the command or its program name is empty, the header
+    /// key is not a valid header name, the time-out is zero, or the endpoint is empty.
+    pub fn build_flow(self) -> Result<CommandFlow, Error> {
+        let mut command = self.command.into_iter();
+        let program = command
+            .next()
+            .map(|p| p.expose_secret().to_owned())
+            .ok_or_else(|| {
+                Error::config(
+                    "the command is empty: give the program and its arguments, e.g. \
+                     [\"gcloud\", \"auth\", \"print-identity-token\"]",
+                )
+            })?;
+        if program.trim().is_empty() {
+            return Err(Error::config("the command's program name is empty"));
+        }
+        let header = match self.header_key.as_deref() {
+            None => HeaderName::from_static(DEFAULT_HEADER_KEY),
+            Some(key) => HeaderName::from_bytes(key.trim().as_bytes()).map_err(|_| {
+                Error::config(format!(
+                    "header key `{key}` is not a valid header name; use e.g. \
+                     `{DEFAULT_HEADER_KEY}` or `{PROXY_HEADER_KEY}`"
+                ))
+            })?,
+        };
+        let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        if timeout.is_zero() {
+            return Err(Error::config(format!(
+                "the time-out of command `{program}` is zero"
+            )));
+        }
+        let endpoint = self.endpoint.unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+        if endpoint.trim().is_empty() {
+            return Err(Error::config(format!(
+                "the endpoint of command `{program}` is empty"
+            )));
+        }
+        Ok(CommandFlow {
+            job: Arc::new(Job {
+                program,
+                args: command.collect(),
+                timeout,
+                interactive: self.interactive,
+            }),
+            header,
+            endpoint,
+        })
+    }
+
+    /// The authenticator. Runs nothing yet.
+    ///
+    /// Fails like [`build_flow`](Self::build_flow).
+    pub fn build(self) -> Result<CommandAuthenticator, Error> {
+        let store = self.store.clone();
+        let margin = self.refresh_margin;
+        let flow = self.build_flow()?;
+        let mut builder = CachingAuthenticator::builder(flow).maybe_store(store);
+        if let Some(margin) = margin {
+            builder = builder.refresh_margin(margin);
+        }
+        Ok(CommandAuthenticator {
+            inner: builder.build(),
+        })
+    }
+}
+
+/// The [`TokenFlow`] of [`CommandAuthenticator`]: [`login`](TokenFlow::login) runs the
+/// command; there is no refresh grant, so a refresh runs it again.
+///
+/// Each run happens on a new std thread, which waits for the command, enforces the time-out
+/// and hands the result back through a oneshot channel, so any executor (or none, with a
+/// simple `block_on`) can await it. Dropping the future before it completes kills the command.
+pub struct CommandFlow {
+    job: Arc<Job>,
+    header: HeaderName,
+    endpoint: String,
+}
+
+impl fmt::Debug for CommandFlow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommandFlow")
+            .field("program", &self.job.program)
+            .field(
+                "arguments",
+                &format_args!("<{} redacted>", self.job.args.len()),
+            )
+            .field("header_key", &self.header)
+            .field("timeout", &self.job.timeout)
+            .field("endpoint", &self.endpoint)
+            .field("interactive", &self.job.interactive)
+            .finish()
+    }
+}
+
+impl CommandFlow {
+    /// The program: the first element of the command, as given.
+    pub fn program(&self) -> &str {
+        &self.job.program
+    }
+
+    /// The header the token goes in.
+    pub fn header_key(&self) -> &HeaderName {
+        &self.header
+    }
+
+    /// How long the command may run.
+    pub fn timeout(&self) -> Duration {
+        self.job.timeout
+    }
+
+    /// Whether the command may talk to the user on the terminal.
+    pub fn is_interactive(&self) -> bool {
+        self.job.interactive
+    }
+
+    /// Turns what the command printed into credentials, or says why it cannot.
+    fn credentials(&self, finished: Finished) -> Result<Credentials, Error> {
+        let program = self.program();
+        // Never show the output or the arguments in an error, not even where stderr repeats them.
+        let printed = String::from_utf8_lossy(&finished.stdout);
+        let mut hide: Vec<&str> = printed
+            .split_whitespace()
+            .filter(|w| w.len() >= 8)
+            .collect();
+        hide.extend(self.job.secret_words());
+        hide.sort_by_key(|w| std::cmp::Reverse(w.len()));
+        let fail =
+            |status: &str| command_error(program, status.to_owned(), finished.stderr.text(&hide));
+
+        if !finished.status.success() {
+            return Err(fail(&describe(finished.status)));
+        }
+        let Ok(text) = std::str::from_utf8(&finished.stdout) else {
+            return Err(fail(
+                "exited successfully, but its standard output is not UTF-8 text",
+            ));
+        };
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(fail(
+                "exited successfully, but printed nothing on standard output",
+            ));
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(fail(
+                "exited successfully, but its standard output is not one token: it has spaces, \
+                 line breaks, control or non-ASCII characters inside",
+            ));
+        }
+        let credentials = Credentials::new(token, self.endpoint.as_str());
+        match credentials.expires_at() {
+            Some(at) if credentials.is_expired_within(Duration::ZERO) => {
+                let ago = at.elapsed().unwrap_or_default().as_secs();
+                tracing::warn!(
+                    program,
+                    expired_s_ago = ago,
+                    "the token command printed a token that has already expired (its `exp` \
+                     claim); check the command and this machine's clock"
+                );
+            }
+            expiry => tracing::debug!(
+                program,
+                expiry_known = expiry.is_some(),
+                "the token command printed a token"
+            ),
+        }
+        Ok(credentials)
+    }
+}
+
+impl TokenFlow for CommandFlow {
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
+        Box::pin(async move {
+            let job = Arc::clone(&self.job);
+            tracing::debug!(
+                program = %job.program,
+                arguments = job.args.len(),
+                timeout_s = job.timeout.as_secs_f32(),
+                "running the token command"
+            );
+            let (tx, rx) = oneshot::channel();
+            thread::Builder::new()
+                .name("flyte-auth-command".into())
+                .spawn(move || {
+                    let result = process::run(&job, &|| tx.is_closed());
+                    // The caller may have stopped waiting; then nobody needs the answer.
+                    let _ = tx.send(result);
+                })
+                .map_err(|e| {
+                    command_error(
+                        self.program(),
+                        format!("could not start: no thread to run it on: {e}"),
+                        String::new(),
+                    )
+                })?;
+            let finished = rx.await.map_err(|_| {
+                command_error(
+                    self.program(),
+                    "the thread running it ended without an answer".to_owned(),
+                    String::new(),
+                )
+            })??;
+            self.credentials(finished)
+        })
+    }
+
+    fn header_name(&self) -> Option<HeaderName> {
+        Some(self.header.clone())
+    }
+}
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
