@@ -286,9 +286,9 @@ impl DeviceCodeAuthenticatorBuilder {
     }
 
     /// The header the token goes in (flytekit's `header_key`, Flyte's
-    /// `authorizationHeader`), instead of the server's choice. Worth setting with a store and
-    /// a server that names its own header: a token read back from the store is used before
-    /// the server is asked.
+    /// `authorizationHeader`), instead of the server's choice. The header in use is stored
+    /// with the token, so a token read back from a store is sent under it before the server
+    /// is asked.
     pub fn header_key(mut self, key: impl Into<String>) -> Self {
         self.header_key_raw = Some(key.into());
         self

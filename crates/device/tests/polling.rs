@@ -847,16 +847,18 @@ async fn check_server_passes_when_the_device_flow_is_offered() {
 }
 
 #[tokio::test]
-async fn the_servers_header_name_is_used_for_the_token() {
+async fn the_servers_header_name_is_used_and_kept_with_the_stored_token() {
     let world = World::start().await;
     world
         .device_endpoint_answers(device_answer(Some(5), 600, true))
         .await;
     world.polls_answer(vec![], token("at-1", "rt-1")).await;
     let config = world.config().with_header_key("flyte-authorization");
+    let store = Arc::new(MemoryStore::new());
     let auth = world
         .builder()
-        .cfg_store(Arc::new(StaticClientConfigStore::new(config)))
+        .cfg_store(Arc::new(StaticClientConfigStore::new(config.clone())))
+        .store(Arc::clone(&store) as Arc<dyn TokenStore>)
         .build()
         .unwrap();
 
@@ -867,4 +869,23 @@ async fn the_servers_header_name_is_used_for_the_token() {
 
     assert_eq!(header.name().as_str(), "flyte-authorization");
     assert_eq!(header.value().to_str().unwrap(), "Bearer at-1");
+
+    // A later process reads the token back and sends it under the same header before it
+    // asks the server anything.
+    let cfg_store = Arc::new(CountingStore {
+        config,
+        calls: AtomicUsize::new(0),
+    });
+    let later = world
+        .builder()
+        .cfg_store(Arc::clone(&cfg_store) as Arc<dyn ClientConfigStore>)
+        .store(Arc::clone(&store) as Arc<dyn TokenStore>)
+        .build()
+        .unwrap();
+    let header = tokio::time::timeout(NO_HANG, later.auth_header())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(header.name().as_str(), "flyte-authorization");
+    assert_eq!(cfg_store.calls.load(Ordering::SeqCst), 0);
 }
