@@ -506,13 +506,14 @@ async fn a_token_endpoint_slower_than_the_request_timeout_ends_in_a_timeout_erro
 async fn a_cache_directory_that_cannot_be_created_still_gives_a_token_with_a_warning() {
     let idp = Idp::start().await;
     let dir = tempfile::tempdir().unwrap();
-    // These fail for root too: a path below a regular file (ENOTDIR), and sysfs.
+    // These fail for root too: a path below a regular file (ENOTDIR), and, on Linux, sysfs
+    // (EPERM, or EROFS where it is mounted read-only).
     let not_a_dir = dir.path().join("not-a-directory");
     std::fs::write(&not_a_dir, b"a regular file").unwrap();
-    let unwritable = [
-        not_a_dir.join("flyte-auth"),
-        PathBuf::from("/sys/flyte-auth"),
-    ];
+    let mut unwritable = vec![not_a_dir.join("flyte-auth")];
+    if cfg!(target_os = "linux") {
+        unwritable.push(PathBuf::from("/sys/flyte-auth"));
+    }
 
     for cache_dir in unwritable {
         let store = Arc::new(FileStore::in_dir(&cache_dir));
