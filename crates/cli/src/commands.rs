@@ -1,0 +1,139 @@
+//! The subcommands: `token`, `login`, `logout`, `status`.
+
+use std::{
+    io::Write as _,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use flyte_auth::{Credentials, Error, PlatformConfig, TokenStore};
+
+use crate::{
+    args::{Cli, Command, Options},
+    connect, settings,
+    status::{Status, human, rfc3339},
+};
+
+/// Runs the subcommand `cli` names.
+pub(crate) async fn run(cli: &Cli) -> Result<(), Error> {
+    let options = &cli.options;
+    let cfg = settings::load_config(options)?;
+    tracing::debug!(
+        endpoint = cfg.endpoint(),
+        auth_mode = %cfg.auth_mode(),
+        config_file = ?cfg.config_file(),
+        "configuration loaded"
+    );
+    match &cli.command {
+        Command::Token => token(&cfg, options).await,
+        Command::Login => login(&cfg, options).await,
+        Command::Logout => logout(&cfg, options),
+        Command::Status { json } => status(&cfg, options, *json),
+    }
+}
+
+/// Prints the access token, and nothing else, on standard output.
+async fn token(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
+    let store = settings::store(options)?;
+    let credentials = obtain(cfg, options, store).await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", credentials.access_token.expose_secret())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Error::other(StdoutError(e)))
+}
+
+/// Removes what is stored for the endpoint, then logs in.
+async fn login(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
+    cfg.validate()?;
+    let store = settings::store(options)?;
+    store.delete(cfg.endpoint())?;
+    let credentials = obtain(cfg, options, Arc::clone(&store)).await?;
+    eprintln!(
+        "Logged in to {} ({}); the token {}. Kept in the {} store.",
+        cfg.endpoint(),
+        cfg.auth_mode(),
+        expiry_phrase(&credentials),
+        store.name()
+    );
+    Ok(())
+}
+
+/// Removes what is stored for the endpoint.
+fn logout(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
+    let store = settings::store(options)?;
+    let stored = store.retrieve(cfg.endpoint()).ok().flatten().is_some();
+    store.delete(cfg.endpoint())?;
+    if stored {
+        eprintln!(
+            "Logged out of {}: the stored credentials were removed from the {} store.",
+            cfg.endpoint(),
+            store.name()
+        );
+    } else {
+        eprintln!(
+            "Nothing was stored for {} in the {} store.",
+            cfg.endpoint(),
+            store.name()
+        );
+    }
+    Ok(())
+}
+
+/// Prints what is configured and stored; logs in never.
+fn status(cfg: &PlatformConfig, options: &Options, json: bool) -> Result<(), Error> {
+    let store = settings::store(options)?;
+    let stored = store.retrieve(cfg.endpoint()).map_err(|e| e.to_string());
+    let status = Status::new(cfg, store.name(), stored, cfg.validate().err());
+    let text = if json {
+        let mut text = status.to_json();
+        text.push('\n');
+        text
+    } else {
+        status.to_text()
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Error::other(StdoutError(e)))
+}
+
+/// Valid credentials: stored, refreshed, or from a new login.
+async fn obtain(
+    cfg: &PlatformConfig,
+    options: &Options,
+    store: Arc<dyn TokenStore>,
+) -> Result<Arc<Credentials>, Error> {
+    cfg.validate()?;
+    let authenticator = connect::authenticator(cfg, options, store)?;
+    authenticator.get_credentials().await
+}
+
+/// `expires at 2024-05-01T13:00:00Z (in 59m 59s)`.
+fn expiry_phrase(credentials: &Credentials) -> String {
+    match credentials.expires_at() {
+        Some(at) => {
+            let left = at
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            format!("expires at {} (in {})", rfc3339(at), human(left))
+        }
+        None => "has no stated expiry".to_owned(),
+    }
+}
+
+/// Standard output could not be written (a closed pipe, a full disk).
+#[derive(Debug)]
+struct StdoutError(std::io::Error);
+
+impl std::fmt::Display for StdoutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write to standard output: {}", self.0)
+    }
+}
+
+impl std::error::Error for StdoutError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}

@@ -1,0 +1,312 @@
+//! `flyte-auth status`: what is configured and what is stored, as text or JSON, never a secret.
+
+use std::{
+    fmt::Write as _,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use flyte_auth::{Credentials, PlatformConfig};
+use serde::Serialize;
+
+/// Everything `status` shows. Holds no token and no secret, only facts about them.
+#[derive(Debug, Serialize)]
+pub(crate) struct Status {
+    endpoint: String,
+    base_url: String,
+    config_file: Option<String>,
+    auth_mode: String,
+    client_id: Option<String>,
+    client_secret: &'static str,
+    configured_scopes: Vec<String>,
+    config_error: Option<String>,
+    store: String,
+    store_error: Option<String>,
+    logged_in: bool,
+    credentials: Option<StoredCredentials>,
+}
+
+/// What is known about the stored credentials.
+#[derive(Debug, Serialize)]
+struct StoredCredentials {
+    expires_at: Option<String>,
+    expires_at_unix: Option<u64>,
+    /// Seconds until expiry; negative once expired.
+    expires_in_seconds: Option<i64>,
+    expired: bool,
+    refresh_token: bool,
+    id_token: bool,
+    client_id: Option<String>,
+    scopes: Vec<String>,
+    header: Option<String>,
+}
+
+impl Status {
+    /// The status of `cfg` with what the store returned for its endpoint.
+    pub(crate) fn new(
+        cfg: &PlatformConfig,
+        store_name: &str,
+        stored: Result<Option<Credentials>, String>,
+        config_error: Option<flyte_auth::Error>,
+    ) -> Self {
+        let (credentials, store_error) = match stored {
+            Ok(credentials) => (credentials, None),
+            Err(e) => (None, Some(e)),
+        };
+        let credentials = credentials.map(|c| describe(&c, SystemTime::now()));
+        Self {
+            endpoint: cfg.endpoint().to_owned(),
+            base_url: cfg.base_url(),
+            config_file: cfg.config_file().map(|p| p.display().to_string()),
+            auth_mode: cfg.auth_mode().to_string(),
+            client_id: cfg.client_id().map(str::to_owned),
+            client_secret: if cfg.client_secret().is_some() {
+                "set"
+            } else {
+                "not set"
+            },
+            configured_scopes: cfg.scopes().to_vec(),
+            config_error: config_error.map(|e| e.to_string()),
+            store: store_name.to_owned(),
+            store_error,
+            logged_in: credentials
+                .as_ref()
+                .is_some_and(|c| !c.expired || c.refresh_token),
+            credentials,
+        }
+    }
+
+    /// One JSON object.
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the status is plain data and serializes")
+    }
+
+    /// The text for people.
+    pub(crate) fn to_text(&self) -> String {
+        let mut out = String::new();
+        let mut line = |name: &str, value: &str| {
+            let _ = writeln!(out, "{name:<15}{value}");
+        };
+        line(
+            "endpoint:",
+            &format!("{} ({})", self.endpoint, self.base_url),
+        );
+        line(
+            "config file:",
+            self.config_file.as_deref().unwrap_or("none"),
+        );
+        line("auth mode:", &self.auth_mode);
+        if let Some(id) = &self.client_id {
+            line("client id:", id);
+        }
+        if self.auth_mode == "ClientSecret" || self.client_secret == "set" {
+            line("client secret:", self.client_secret);
+        }
+        if !self.configured_scopes.is_empty() {
+            line("scopes asked:", &self.configured_scopes.join(" "));
+        }
+        if let Some(error) = &self.config_error {
+            line("config error:", error);
+        }
+        line("token store:", &self.store);
+        if let Some(error) = &self.store_error {
+            line("store error:", error);
+        }
+        match &self.credentials {
+            None => line("logged in:", "no"),
+            Some(c) => {
+                let state = match (c.expired, c.refresh_token) {
+                    (false, _) => "yes",
+                    (true, true) => "yes (the token expired; it is refreshed on next use)",
+                    (true, false) => "no (the token expired; the next use logs in again)",
+                };
+                line("logged in:", state);
+                line("expires:", &expiry_text(c));
+                line(
+                    "refresh token:",
+                    if c.refresh_token { "stored" } else { "none" },
+                );
+                if !c.scopes.is_empty() {
+                    line("scopes:", &c.scopes.join(" "));
+                }
+                if let Some(id) = &c.client_id {
+                    line("issued to:", id);
+                }
+                if let Some(header) = &c.header {
+                    line("header:", header);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn describe(c: &Credentials, now: SystemTime) -> StoredCredentials {
+    let expires_at = c.expires_at();
+    let expires_in_seconds = expires_at.map(|at| match at.duration_since(now) {
+        Ok(left) => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+        Err(past) => -i64::try_from(past.duration().as_secs()).unwrap_or(i64::MAX),
+    });
+    StoredCredentials {
+        expires_at: expires_at.map(rfc3339),
+        expires_at_unix: c.expires_at_unix,
+        expires_in_seconds,
+        expired: expires_at.is_some_and(|at| at <= now),
+        refresh_token: c.refresh_token.is_some(),
+        id_token: c.id_token.is_some(),
+        client_id: c.client_id.clone(),
+        scopes: c.scopes.clone(),
+        header: c.header_key.clone(),
+    }
+}
+
+fn expiry_text(c: &StoredCredentials) -> String {
+    match (&c.expires_at, c.expires_in_seconds) {
+        (Some(at), Some(left)) if left >= 0 => format!(
+            "{at} (in {})",
+            human(Duration::from_secs(left.unsigned_abs()))
+        ),
+        (Some(at), Some(left)) => format!(
+            "{at} ({} ago)",
+            human(Duration::from_secs(left.unsigned_abs()))
+        ),
+        _ => "unknown (the server did not say)".to_owned(),
+    }
+}
+
+/// `1h 5m`, `59m 30s`, `45s`.
+pub(crate) fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m {s}s"),
+        _ => format!("{h}h {m}m"),
+    }
+}
+
+/// `2024-05-01T12:00:00Z`.
+pub(crate) fn rfc3339(at: SystemTime) -> String {
+    let secs = at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rest = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        (rest % 3600) / 60,
+        rest % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        year,
+        u32::try_from(month).unwrap_or(1),
+        u32::try_from(day).unwrap_or(1),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> PlatformConfig {
+        PlatformConfig::builder()
+            .no_config_file()
+            .no_env()
+            .endpoint("dns:///flyte.example.org:443")
+            .client_id("svc")
+            .client_secret("the-client-secret")
+            .scopes(["all"])
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn dates_are_rfc3339_in_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_714_564_800 + 3_723)),
+            "2024-05-01T13:02:03Z"
+        );
+    }
+
+    #[test]
+    fn durations_read_like_a_person_would_say_them() {
+        assert_eq!(human(Duration::from_secs(45)), "45s");
+        assert_eq!(human(Duration::from_secs(3570)), "59m 30s");
+        assert_eq!(human(Duration::from_secs(3900)), "1h 5m");
+    }
+
+    #[test]
+    fn status_shows_facts_about_the_tokens_never_the_tokens() {
+        let creds = Credentials::new("the-access-token", "flyte.example.org:443")
+            .with_refresh_token("the-refresh-token")
+            .with_expires_in(3600)
+            .with_client_id("svc")
+            .with_scopes(["all", "offline"]);
+        let status = Status::new(&cfg(), "file", Ok(Some(creds)), None);
+        for shown in [status.to_json(), status.to_text()] {
+            for secret in ["the-access-token", "the-refresh-token", "the-client-secret"] {
+                assert!(!shown.contains(secret), "{secret} shown in {shown}");
+            }
+        }
+        let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
+        assert_eq!(json["endpoint"], "flyte.example.org:443");
+        assert_eq!(json["auth_mode"], "Pkce");
+        assert_eq!(json["store"], "file");
+        assert_eq!(json["logged_in"], true);
+        assert_eq!(json["client_secret"], "set");
+        assert_eq!(json["credentials"]["refresh_token"], true);
+        assert_eq!(json["credentials"]["expired"], false);
+        assert_eq!(json["credentials"]["scopes"][1], "offline");
+        let left = json["credentials"]["expires_in_seconds"].as_i64().unwrap();
+        assert!((3500..=3600).contains(&left), "{left}");
+        let text = status.to_text();
+        assert!(text.contains("logged in:     yes"), "{text}");
+        assert!(text.contains("(in 59m"), "{text}");
+    }
+
+    #[test]
+    fn nothing_stored_or_an_unreadable_store_is_not_logged_in() {
+        let status = Status::new(&cfg(), "keyring", Err("keyring is locked".into()), None);
+        let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
+        assert_eq!(json["logged_in"], false);
+        assert_eq!(json["credentials"], serde_json::Value::Null);
+        assert_eq!(json["store_error"], "keyring is locked");
+        assert!(
+            status
+                .to_text()
+                .contains("store error:   keyring is locked")
+        );
+    }
+
+    #[test]
+    fn an_expired_token_without_refresh_token_is_not_a_login() {
+        let expired = Credentials::new("t", "e")
+            .with_expires_at(SystemTime::now() - Duration::from_secs(120));
+        let status = Status::new(&cfg(), "memory", Ok(Some(expired)), None);
+        let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
+        assert_eq!(json["logged_in"], false);
+        assert_eq!(json["credentials"]["expired"], true);
+        assert!(json["credentials"]["expires_in_seconds"].as_i64().unwrap() <= -120);
+        assert!(status.to_text().contains("ago)"), "{}", status.to_text());
+    }
+}
