@@ -52,9 +52,26 @@
 //! pulls in no HTTP stack, no TLS stack and no async executor.
 
 pub mod config;
+mod factory;
+mod registry;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+mod rejected;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
+#[cfg(feature = "tower")]
+pub mod tower;
 
+#[cfg(feature = "reqwest")]
+pub use crate::reqwest::AuthenticatedClient;
+#[cfg(feature = "tower")]
+pub use crate::tower::{AuthLayer, AuthService};
 pub use config::{AuthMode, PlatformConfig};
+pub use factory::{
+    FactoryOptions, get_authenticator, get_authenticator_with, proxy_authenticator,
+    proxy_authenticator_with,
+};
 pub use flyte_auth_core::*;
+pub use registry::{AuthenticatorFactory, AuthenticatorRegistry, register_authenticator};
 
 #[cfg(feature = "clientcreds")]
 pub use flyte_auth_clientcreds as clientcreds;

@@ -470,11 +470,20 @@ fn a_bad_duration_names_the_dotted_key() {
 }
 
 #[test]
-fn an_unknown_auth_type_lists_the_accepted_names() {
+fn an_other_auth_type_name_is_read_as_a_plugin_name() {
     let world = World::new().home_config(&config_with("  authType: oauth2\n"));
+    assert_eq!(
+        world.load().unwrap().auth_mode(),
+        AuthMode::Plugin("oauth2".into())
+    );
+}
+
+#[test]
+fn an_auth_type_no_plugin_could_have_lists_the_accepted_names() {
+    let world = World::new().home_config(&config_with("  authType: oauth 2\n"));
     let err = world.load_error();
     assert!(
-        err.contains("admin.authType: unknown auth type `oauth2`"),
+        err.contains("admin.authType: invalid auth type `oauth 2`"),
         "{err}"
     );
     for name in [

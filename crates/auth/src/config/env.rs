@@ -197,14 +197,20 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_mode_names_the_variable_and_the_accepted_names() {
-        let err = layer(&[(CREDENTIALS_AUTH_MODE, "oauth")])
+    fn an_invalid_mode_names_the_variable_and_the_accepted_names() {
+        let err = layer(&[(CREDENTIALS_AUTH_MODE, "o auth")])
             .unwrap_err()
             .to_string();
         assert!(err.contains("FLYTE_CREDENTIALS_AUTH_MODE"), "{err}");
         assert!(
-            err.contains("`oauth`") && err.contains("external_process"),
+            err.contains("`o auth`") && err.contains("external_process"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn another_mode_name_is_a_plugin_name() {
+        let l = layer(&[(CREDENTIALS_AUTH_MODE, "corp-sso")]).unwrap();
+        assert_eq!(l.auth_mode, Some(AuthMode::Plugin("corp-sso".into())));
     }
 }

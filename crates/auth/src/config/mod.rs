@@ -220,8 +220,16 @@ impl PlatformConfig {
     /// The flow to use (`admin.authType`; [`AuthMode::Pkce`] by default, and
     /// [`AuthMode::ClientSecret`] when a secret was found through `clientSecretLocation` or
     /// `clientSecretEnvVar` and no mode was set explicitly on the builder).
+    ///
+    /// A name that is not a built-in mode is [`AuthMode::Plugin`]; see
+    /// [`get_authenticator`](crate::get_authenticator).
     pub fn auth_mode(&self) -> AuthMode {
-        self.auth_mode
+        self.auth_mode.clone()
+    }
+
+    /// The flow to use, by reference (no clone of a plugin's name).
+    pub fn auth_mode_ref(&self) -> &AuthMode {
+        &self.auth_mode
     }
 
     /// The OAuth client id (`admin.clientId`).
@@ -313,7 +321,7 @@ impl PlatformConfig {
     /// # Ok::<(), flyte_auth::Error>(())
     /// ```
     pub fn validate(&self) -> Result<(), Error> {
-        let mode = self.auth_mode;
+        let mode = &self.auth_mode;
         match mode {
             AuthMode::ClientSecret => {
                 if self.client_id.is_none() {
@@ -365,6 +373,8 @@ impl PlatformConfig {
                     ));
                 }
             }
+            // A registered authenticator checks its own settings.
+            AuthMode::Plugin(_) => {}
         }
         Ok(())
     }
@@ -783,9 +793,13 @@ fn resolve(
         }
     }
 
-    let configured_mode = env_layer.auth_mode.or(file_layer.auth_mode);
-    let auth_mode = match (explicit.auth_mode, &found_via) {
+    let configured_mode = env_layer.auth_mode.clone().or(file_layer.auth_mode.clone());
+    let auth_mode = match (explicit.auth_mode.clone(), &found_via) {
         (Some(mode), _) => mode,
+        // A registered authenticator may read the secret itself: it keeps its mode.
+        (None, Some(_)) if configured_mode.as_ref().is_some_and(|m| !m.is_builtin()) => {
+            configured_mode.unwrap_or_default()
+        }
         (None, Some(via)) => {
             if let Some(configured) = configured_mode.filter(|m| *m != AuthMode::ClientSecret) {
                 tracing::info!(

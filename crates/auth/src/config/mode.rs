@@ -1,4 +1,5 @@
-//! [`AuthMode`]: which flow obtains the token, by the names flytekit and flytectl accept.
+//! [`AuthMode`]: which flow obtains the token, by the names flytekit and flytectl accept, or
+//! the name of an authenticator an application registered.
 
 use std::{fmt, str::FromStr};
 
@@ -14,15 +15,24 @@ use std::{fmt, str::FromStr};
 /// | [`DeviceFlow`](Self::DeviceFlow) | `DeviceFlow` |
 /// | [`ExternalCommand`](Self::ExternalCommand) | `ExternalCommand`, `external_process` |
 ///
+/// Any other name made of letters, digits, `_`, `-` and `.` parses to
+/// [`Plugin`](Self::Plugin): the name of an authenticator the application registers
+/// (flytekit's authenticator plugins; see [`AuthenticatorRegistry`](crate::AuthenticatorRegistry)).
+/// Whether such a name means anything is decided by
+/// [`get_authenticator`](crate::get_authenticator), which fails for an unregistered name with
+/// the list of every accepted one — so a typo such as `Pkse` is reported there, not while
+/// the config is read.
+///
 /// ```
 /// use flyte_auth::AuthMode;
 /// assert_eq!("standard".parse::<AuthMode>()?, AuthMode::Pkce);
 /// assert_eq!("CLIENT_CREDENTIALS".parse::<AuthMode>()?, AuthMode::ClientSecret);
 /// assert_eq!(AuthMode::DeviceFlow.to_string(), "DeviceFlow");
-/// assert!("oauth".parse::<AuthMode>().is_err());
+/// assert_eq!("my-sso".parse::<AuthMode>()?, AuthMode::Plugin("my-sso".into()));
+/// assert!("two words".parse::<AuthMode>().is_err());
 /// # Ok::<(), flyte_auth::config::ParseAuthModeError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum AuthMode {
     /// Browser login: authorization code with PKCE. The default, as in flytekit and flytectl.
@@ -34,10 +44,13 @@ pub enum AuthMode {
     DeviceFlow,
     /// A command (`admin.command`) prints the token.
     ExternalCommand,
+    /// An authenticator registered by the application under this name (as written in the
+    /// config; looked up case-insensitively).
+    Plugin(String),
 }
 
 impl AuthMode {
-    /// Every mode, in the order of the table above.
+    /// Every built-in mode, in the order of the table above.
     pub const ALL: [AuthMode; 4] = [
         Self::Pkce,
         Self::ClientSecret,
@@ -46,19 +59,59 @@ impl AuthMode {
     ];
 
     /// The canonical name (flyteidl's, as flytectl writes it): `Pkce`, `ClientSecret`,
-    /// `DeviceFlow`, `ExternalCommand`.
-    pub fn as_str(self) -> &'static str {
-        self.names()[0]
+    /// `DeviceFlow`, `ExternalCommand`; for a plugin, its name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Plugin(name) => name,
+            builtin => builtin.names()[0],
+        }
     }
 
-    /// Every name that parses to this mode, the canonical one first.
-    pub fn names(self) -> &'static [&'static str] {
+    /// Every name that parses to this built-in mode, the canonical one first; empty for a
+    /// plugin.
+    pub fn names(&self) -> &'static [&'static str] {
         match self {
             Self::Pkce => &["Pkce", "standard"],
             Self::ClientSecret => &["ClientSecret", "basic", "client_credentials"],
             Self::DeviceFlow => &["DeviceFlow"],
             Self::ExternalCommand => &["ExternalCommand", "external_process"],
+            Self::Plugin(_) => &[],
         }
+    }
+
+    /// The plugin name, when this is [`Plugin`](Self::Plugin).
+    pub fn plugin_name(&self) -> Option<&str> {
+        match self {
+            Self::Plugin(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Whether this is one of the four built-in flows.
+    pub fn is_builtin(&self) -> bool {
+        !matches!(self, Self::Plugin(_))
+    }
+
+    /// The built-in mode `name` stands for (case-insensitive), if any.
+    pub fn builtin(name: &str) -> Option<AuthMode> {
+        let name = name.trim();
+        Self::ALL
+            .into_iter()
+            .find(|mode| mode.names().iter().any(|n| n.eq_ignore_ascii_case(name)))
+    }
+
+    /// `Pkce (or standard), ClientSecret (or basic, client_credentials), DeviceFlow,
+    /// ExternalCommand (or external_process)`: every built-in name, for messages.
+    pub fn accepted_names() -> String {
+        Self::ALL
+            .iter()
+            .map(|mode| match mode.names() {
+                [canonical] => (*canonical).to_owned(),
+                [canonical, aliases @ ..] => format!("{canonical} (or {})", aliases.join(", ")),
+                [] => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -73,18 +126,27 @@ impl FromStr for AuthMode {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let name = s.trim();
-        Self::ALL
-            .into_iter()
-            .find(|mode| mode.names().iter().any(|n| n.eq_ignore_ascii_case(name)))
-            .ok_or_else(|| ParseAuthModeError {
+        if let Some(mode) = Self::builtin(name) {
+            return Ok(mode);
+        }
+        let is_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if is_name {
+            Ok(Self::Plugin(name.to_owned()))
+        } else {
+            Err(ParseAuthModeError {
                 input: name.to_owned(),
             })
+        }
     }
 }
 
-/// An auth type name that is not one of [`AuthMode`]'s.
+/// An auth type that is neither a built-in name nor a possible plugin name (empty, or with
+/// characters other than letters, digits, `_`, `-` and `.`).
 ///
-/// Its message lists every accepted name.
+/// Its message lists every built-in name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseAuthModeError {
     input: String,
@@ -101,27 +163,15 @@ impl fmt::Display for ParseAuthModeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown auth type `{}`; expected one of {} (case-insensitive)",
+            "invalid auth type `{}`; expected one of {} (case-insensitive), or the name of a \
+             registered authenticator (letters, digits, `_`, `-`, `.`)",
             self.input,
-            accepted_names()
+            AuthMode::accepted_names()
         )
     }
 }
 
 impl std::error::Error for ParseAuthModeError {}
-
-/// `Pkce (or standard), ClientSecret (or basic, client_credentials), ...`.
-fn accepted_names() -> String {
-    AuthMode::ALL
-        .iter()
-        .map(|mode| match mode.names() {
-            [canonical] => (*canonical).to_owned(),
-            [canonical, aliases @ ..] => format!("{canonical} (or {})", aliases.join(", ")),
-            [] => String::new(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 #[cfg(test)]
 mod tests {
@@ -150,6 +200,7 @@ mod tests {
         ];
         for (name, mode) in cases {
             assert_eq!(name.parse::<AuthMode>().unwrap(), mode, "{name}");
+            assert!(mode.is_builtin());
         }
     }
 
@@ -159,17 +210,30 @@ mod tests {
             assert_eq!(mode.to_string().parse::<AuthMode>().unwrap(), mode);
         }
         assert_eq!(AuthMode::default(), AuthMode::Pkce);
+        let plugin = AuthMode::Plugin("Corp.SSO-2".into());
+        assert_eq!(plugin.to_string().parse::<AuthMode>().unwrap(), plugin);
     }
 
     #[test]
-    fn unknown_name_lists_every_accepted_name() {
-        let err = "client_secret".parse::<AuthMode>().unwrap_err();
-        assert_eq!(err.input(), "client_secret");
+    fn other_names_are_plugins_kept_as_written() {
+        let mode = " MySSO ".parse::<AuthMode>().unwrap();
+        assert_eq!(mode, AuthMode::Plugin("MySSO".into()));
+        assert_eq!(mode.plugin_name(), Some("MySSO"));
+        assert!(!mode.is_builtin() && mode.names().is_empty());
+    }
+
+    #[test]
+    fn a_name_no_plugin_could_have_lists_every_accepted_name() {
+        let err = "client secret".parse::<AuthMode>().unwrap_err();
+        assert_eq!(err.input(), "client secret");
         assert_eq!(
             err.to_string(),
-            "unknown auth type `client_secret`; expected one of Pkce (or standard), \
+            "invalid auth type `client secret`; expected one of Pkce (or standard), \
              ClientSecret (or basic, client_credentials), DeviceFlow, \
-             ExternalCommand (or external_process) (case-insensitive)"
+             ExternalCommand (or external_process) (case-insensitive), or the name of a \
+             registered authenticator (letters, digits, `_`, `-`, `.`)"
         );
+        assert!("".parse::<AuthMode>().is_err());
+        assert!("a/b".parse::<AuthMode>().is_err());
     }
 }

@@ -1,0 +1,215 @@
+//! [`AuthenticatedClient`]: `reqwest` requests to Flyte's HTTP API (or anything behind the
+//! same login) with the token header, a new token on HTTP 401, and one retry when the request
+//! can be sent again (feature `reqwest`).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), flyte_auth::Error> {
+//! use flyte_auth::{AuthenticatedClient, PlatformConfig, get_authenticator, proxy_authenticator};
+//!
+//! let cfg = PlatformConfig::load()?;
+//! let client = AuthenticatedClient::new(reqwest::Client::new(), get_authenticator(&cfg, None)?)
+//!     .maybe_proxy(proxy_authenticator(&cfg)?);
+//! let url = format!("{}/api/v1/projects", cfg.base_url());
+//! let projects = client.send(client.get(&url)).await?;
+//! println!("{}", projects.status());
+//! # Ok(()) }
+//! ```
+//!
+//! # What [`AuthenticatedClient::send`] does
+//!
+//! 1. Adds the header: the cached one while fresh, else after a refresh or a login
+//!    ([`Authenticator::auth_header`]); with a proxy authenticator, its header too.
+//! 2. Sends the request.
+//! 3. On HTTP 401, gets a new token ([`Authenticator::refresh_credentials`], unless another
+//!    request already did) and sends the request **once more** when it can be replayed
+//!    (`RequestBuilder::try_clone` succeeds: any body but a stream). A streamed body is not
+//!    sent again: the 401 is returned, and the next request carries the new token. HTTP 407
+//!    does the same with the proxy authenticator.
+
+use std::{fmt, sync::Arc};
+
+use ::reqwest::{Client, IntoUrl, Method, RequestBuilder, Response, StatusCode};
+use flyte_auth_core::{AuthHeader, Authenticator, Error};
+use http::HeaderValue;
+
+use crate::rejected::refresh_if_current;
+
+/// A `reqwest::Client` that sends the token with every request; see the
+/// [module documentation](self).
+///
+/// Cheap to clone (the client and the authenticators are shared).
+#[derive(Clone)]
+pub struct AuthenticatedClient {
+    client: Client,
+    auth: Arc<dyn Authenticator>,
+    proxy: Option<Arc<dyn Authenticator>>,
+}
+
+impl fmt::Debug for AuthenticatedClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthenticatedClient")
+            .field("auth", &self.auth)
+            .field("proxy", &self.proxy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The headers one attempt was sent with.
+struct Sent {
+    main: HeaderValue,
+    proxy: Option<HeaderValue>,
+}
+
+impl AuthenticatedClient {
+    /// Requests through `client`, with `auth`'s header.
+    pub fn new(client: Client, auth: Arc<dyn Authenticator>) -> Self {
+        Self {
+            client,
+            auth,
+            proxy: None,
+        }
+    }
+
+    /// Also sends `proxy`'s header (`proxy-authorization`, from
+    /// [`proxy_authenticator`](crate::proxy_authenticator)).
+    #[must_use]
+    pub fn with_proxy(mut self, proxy: Arc<dyn Authenticator>) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// [`with_proxy`](Self::with_proxy) when there is one.
+    #[must_use]
+    pub fn maybe_proxy(mut self, proxy: Option<Arc<dyn Authenticator>>) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
+    /// The `reqwest` client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The authenticator whose header is sent.
+    pub fn authenticator(&self) -> &Arc<dyn Authenticator> {
+        &self.auth
+    }
+
+    /// Starts a request with the client (send it with [`send`](Self::send)).
+    pub fn request(&self, method: Method, url: impl IntoUrl) -> RequestBuilder {
+        self.client.request(method, url)
+    }
+
+    /// Starts a `GET` (send it with [`send`](Self::send)).
+    pub fn get(&self, url: impl IntoUrl) -> RequestBuilder {
+        self.client.get(url)
+    }
+
+    /// Starts a `POST` (send it with [`send`](Self::send)).
+    pub fn post(&self, url: impl IntoUrl) -> RequestBuilder {
+        self.client.post(url)
+    }
+
+    /// Starts a `PUT` (send it with [`send`](Self::send)).
+    pub fn put(&self, url: impl IntoUrl) -> RequestBuilder {
+        self.client.put(url)
+    }
+
+    /// Starts a `DELETE` (send it with [`send`](Self::send)).
+    pub fn delete(&self, url: impl IntoUrl) -> RequestBuilder {
+        self.client.delete(url)
+    }
+
+    /// Sends `request` with the token header; on 401 (407 for the proxy) gets a new token
+    /// and sends it once more if it can be replayed. Any status other than a rejection is
+    /// the caller's to look at.
+    ///
+    /// `request` may come from any `reqwest::Client`; it is sent by its own.
+    ///
+    /// # Errors
+    ///
+    /// The authenticator's error when no token can be had (before anything is sent, or
+    /// when the refresh after a 401 fails); [`Error::Transport`] or [`Error::Timeout`] when
+    /// the request fails on the way (URL shown without query string).
+    pub async fn send(&self, request: RequestBuilder) -> Result<Response, Error> {
+        let replay = request.try_clone();
+        let (response, sent) = self.send_once(request).await?;
+        let rejected_main = response.status() == StatusCode::UNAUTHORIZED;
+        let rejected_proxy =
+            response.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED && self.proxy.is_some();
+        if !rejected_main && !rejected_proxy {
+            return Ok(response);
+        }
+        if rejected_main {
+            refresh_if_current(&*self.auth, &sent.main, "token").await?;
+        }
+        if rejected_proxy && let (Some(proxy), Some(sent)) = (&self.proxy, &sent.proxy) {
+            refresh_if_current(&**proxy, sent, "proxy token").await?;
+        }
+        match replay {
+            Some(request) => {
+                drop(response);
+                tracing::debug!("sending the rejected request again with the new token");
+                Ok(self.send_once(request).await?.0)
+            }
+            None => {
+                tracing::debug!(
+                    "the rejected request has a streamed body and is not sent again; the next request carries the new token"
+                );
+                Ok(response)
+            }
+        }
+    }
+
+    async fn send_once(&self, request: RequestBuilder) -> Result<(Response, Sent), Error> {
+        let main = self.auth.auth_header().await?;
+        let proxy = match &self.proxy {
+            Some(p) => Some(p.auth_header().await?),
+            None => None,
+        };
+        let sent = Sent {
+            main: main.value().clone(),
+            proxy: proxy.as_ref().map(|h| h.value().clone()),
+        };
+        let request = with_header(request, main);
+        let request = match proxy {
+            Some(proxy) => with_header(request, proxy),
+            None => request,
+        };
+        let response = request.send().await.map_err(transport_error)?;
+        Ok((response, sent))
+    }
+}
+
+fn with_header(request: RequestBuilder, header: AuthHeader) -> RequestBuilder {
+    let (name, value) = header.into_parts();
+    request.header(name, value)
+}
+
+/// A `reqwest` failure as core's error, without query string or user info in the URL.
+fn transport_error(e: ::reqwest::Error) -> Error {
+    let url = e
+        .url()
+        .map(|u| {
+            let mut u = u.clone();
+            u.set_query(None);
+            u.set_fragment(None);
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        })
+        .unwrap_or_default();
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    Error::Transport {
+        url,
+        message,
+        source: Some(Arc::new(e)),
+    }
+}
