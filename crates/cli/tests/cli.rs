@@ -1,0 +1,468 @@
+//! The `flyte-auth` binary as a process: each auth mode against the local OpenID provider of
+//! `flyte-auth-tests` (`npm ci --prefix tests/idp` once), configuration errors, unreachable
+//! servers and refused secrets, with what lands on stdout, stderr and in the exit status.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is a failed test, with the value in the message"
+)]
+
+mod support;
+
+use std::time::Duration;
+
+use flyte_auth_tests::{
+    BASIC_CLIENT, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE,
+    GRANT_REFRESH_TOKEN, Idp,
+};
+use serde_json::Value;
+use support::{User, authorization_url, closed_port, free_redirect_uri, script, user_code};
+
+/// How long a test waits for a prompt on stderr.
+const PROMPT_LIMIT: Duration = Duration::from_secs(60);
+
+fn status_json(user: &User) -> Value {
+    let out = user.run(&["status", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
+}
+
+// --- Configuration -------------------------------------------------------------------------
+
+#[test]
+fn no_endpoint_anywhere_is_a_configuration_error() {
+    let out = User::new().run(&["token"]);
+    let line = out.error(2);
+    assert!(line.contains("no Flyte endpoint is configured"), "{line}");
+    assert!(line.contains("--endpoint"), "{line}");
+}
+
+#[test]
+fn a_config_file_that_is_not_yaml_is_a_configuration_error_naming_the_file() {
+    let user = User::new();
+    let path = user.home().join("broken-config.yaml");
+    std::fs::write(
+        &path,
+        "admin:\n  endpoint: [dns:///unclosed\n  insecure: true\n",
+    )
+    .unwrap();
+    let out = user.run(&["token", "--config", path.to_str().unwrap()]);
+    let line = out.error(2);
+    assert!(line.contains("broken-config.yaml"), "{line}");
+}
+
+#[test]
+fn a_config_file_named_but_missing_is_a_configuration_error() {
+    let user = User::new();
+    let out = user.run(&["status", "--config", "/nonexistent/flyte/config.yaml"]);
+    let line = out.error(2);
+    assert!(line.contains("/nonexistent/flyte/config.yaml"), "{line}");
+}
+
+#[test]
+fn an_unknown_option_is_a_usage_error() {
+    let out = User::new().run(&["token", "--no-such-option"]);
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(out.stderr.contains("--no-such-option"), "{out:?}");
+}
+
+#[test]
+fn flags_win_over_the_environment_which_wins_over_the_config_file() {
+    let user = User::new();
+    let flyte = user.home().join(".flyte");
+    std::fs::create_dir_all(&flyte).unwrap();
+    std::fs::write(
+        flyte.join("config.yaml"),
+        "admin:\n  endpoint: dns:///from-file.example.org:443\n  authType: DeviceFlow\n  \
+         clientId: file-client\n  scopes: [all, offline]\n",
+    )
+    .unwrap();
+
+    let json = status_json(&user);
+    assert_eq!(json["endpoint"], "from-file.example.org:443");
+    assert_eq!(json["auth_mode"], "DeviceFlow");
+    assert_eq!(json["client_id"], "file-client");
+    assert!(
+        json["config_file"]
+            .as_str()
+            .unwrap()
+            .ends_with("config.yaml")
+    );
+
+    let user = user
+        .env("FLYTE_PLATFORM_URL", "from-env.example.org:443")
+        .env("FLYTE_CREDENTIALS_AUTH_MODE", "Pkce");
+    let json = status_json(&user);
+    assert_eq!(json["endpoint"], "from-env.example.org:443");
+    assert_eq!(json["auth_mode"], "Pkce");
+    assert_eq!(json["client_id"], "file-client");
+
+    let user = user.args([
+        "--endpoint",
+        "dns:///from-flag.example.org:8443",
+        "--auth-mode",
+        "basic",
+        "--client-id",
+        "flag-client",
+        "--scopes",
+        "all",
+    ]);
+    let json = status_json(&user);
+    assert_eq!(json["endpoint"], "from-flag.example.org:8443");
+    assert_eq!(json["auth_mode"], "ClientSecret");
+    assert_eq!(json["client_id"], "flag-client");
+    assert_eq!(json["configured_scopes"], serde_json::json!(["all"]));
+    // Client credentials without a secret: status says so, and token refuses to start.
+    assert!(
+        json["config_error"]
+            .as_str()
+            .unwrap()
+            .contains("needs a client secret"),
+        "{json}"
+    );
+    let line = user.run(&["token"]).error(2);
+    assert!(line.contains("needs a client secret"), "{line}");
+}
+
+// --- Network ---------------------------------------------------------------------------------
+
+#[test]
+fn an_unreachable_server_is_a_network_error_within_a_bounded_time() {
+    let port = closed_port();
+    let out = User::new().env("SVC_SECRET", "some-secret-value").run(&[
+        "token",
+        "--endpoint",
+        &format!("127.0.0.1:{port}"),
+        "--insecure",
+        "--auth-mode",
+        "ClientSecret",
+        "--client-id",
+        "svc",
+        "--client-secret-env",
+        "SVC_SECRET",
+        "--timeout",
+        "5",
+    ]);
+    let line = out.error(4);
+    assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
+    assert!(line.contains("--timeout"), "the hint is missing: {line}");
+    assert!(!out.stderr.contains("some-secret-value"), "{out:?}");
+    assert!(out.elapsed < Duration::from_secs(60), "{out:?}");
+}
+
+// --- External command ---------------------------------------------------------------------
+
+#[test]
+fn external_command_mode_prints_what_the_command_prints() {
+    let out = User::new()
+        .env("FLYTE_CREDENTIALS_COMMAND", "printf,tok123")
+        .run(&[
+            "token",
+            "--endpoint",
+            "flyte.example.org:443",
+            "--auth-mode",
+            "ExternalCommand",
+        ]);
+    assert_eq!(out.token(), "tok123");
+    assert_eq!(out.stdout, "tok123\n");
+}
+
+#[test]
+fn a_failing_token_command_is_an_authentication_failure_showing_its_stderr() {
+    let user = User::new();
+    let command = script(
+        user.home(),
+        "get-token",
+        "echo 'not logged in: run sso-login first' >&2; exit 7",
+    );
+    let out = user
+        .env("FLYTE_CREDENTIALS_COMMAND", command.to_str().unwrap())
+        .run(&[
+            "token",
+            "--endpoint",
+            "flyte.example.org:443",
+            "--auth-mode",
+            "external_process",
+        ]);
+    let line = out.error(3);
+    assert!(line.contains("get-token"), "{line}");
+    assert!(
+        line.contains("not logged in: run sso-login first"),
+        "{line}"
+    );
+}
+
+// --- Client credentials ---------------------------------------------------------------------
+
+fn service_user(idp: &Idp, secret: &str) -> User {
+    User::of(idp).env("SVC_SECRET", secret).args([
+        "--auth-mode",
+        "ClientSecret",
+        "--client-id",
+        BASIC_CLIENT.id(),
+        "--client-secret-env",
+        "SVC_SECRET",
+    ])
+}
+
+#[tokio::test]
+async fn client_credentials_token_is_cached_dropped_on_logout_and_obtained_again() {
+    let idp = Idp::start().await;
+    let user = service_user(&idp, BASIC_CLIENT.secret());
+
+    let first = user.run(&["token"]).token();
+    assert_eq!(idp.token_requests(GRANT_CLIENT_CREDENTIALS).await, 1);
+    assert_eq!(user.cached_files().len(), 1, "the token was not stored");
+
+    let second = user.run(&["token"]).token();
+    assert_eq!(second, first);
+    assert_eq!(
+        idp.token_requests(GRANT_CLIENT_CREDENTIALS).await,
+        1,
+        "the second call did not come from the cache"
+    );
+
+    let status = user.run(&["status", "--json"]);
+    assert!(!status.stdout.contains(&first), "status shows the token");
+    assert!(!status.stdout.contains(BASIC_CLIENT.secret()));
+    let json: Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(json["logged_in"], true);
+    assert_eq!(json["auth_mode"], "ClientSecret");
+    assert_eq!(json["store"], "file");
+    assert_eq!(json["client_secret"], "set");
+    assert_eq!(json["credentials"]["expired"], false);
+    assert!(json["credentials"]["expires_in_seconds"].as_i64().unwrap() > 3000);
+
+    let out = user.run(&["logout"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(out.stderr.contains("Logged out of"), "{out:?}");
+    assert_eq!(status_json(&user)["logged_in"], false);
+
+    let third = user.run(&["token"]).token();
+    assert_ne!(third, first);
+    assert_eq!(idp.token_requests(GRANT_CLIENT_CREDENTIALS).await, 2);
+
+    // `login` gets a new token even though a valid one is stored, and prints no token.
+    let out = user.run(&["login"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(out.stderr.contains("Logged in to"), "{out:?}");
+    assert_eq!(idp.token_requests(GRANT_CLIENT_CREDENTIALS).await, 3);
+    let fourth = user.run(&["token"]).token();
+    assert_ne!(fourth, third);
+    assert_eq!(idp.token_requests(GRANT_CLIENT_CREDENTIALS).await, 3);
+}
+
+#[tokio::test]
+async fn a_secret_from_a_file_selects_client_credentials() {
+    let idp = Idp::start().await;
+    let user = User::of(&idp);
+    let secret_file = user.home().join("client-secret");
+    std::fs::write(&secret_file, format!("{}\n", BASIC_CLIENT.secret())).unwrap();
+    let user = user.args([
+        "--client-id",
+        BASIC_CLIENT.id(),
+        "--client-secret-file",
+        secret_file.to_str().unwrap(),
+    ]);
+    // No --auth-mode: a secret from clientSecretLocation selects client credentials, as in
+    // flytekit; the trailing newline of the file is not part of the secret.
+    user.run(&["token"]).token();
+    assert_eq!(idp.token_requests(GRANT_CLIENT_CREDENTIALS).await, 1);
+    assert_eq!(status_json(&user)["auth_mode"], "ClientSecret");
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_refused_naming_invalid_client_without_showing_the_secret() {
+    let idp = Idp::start().await;
+    let wrong = "not-the-secret-8d1f";
+    let user = service_user(&idp, wrong);
+    let out = user.run(&["token"]);
+    let line = out.error(3);
+    assert!(line.contains("invalid_client"), "{line}");
+    assert!(line.contains("check the client id and secret"), "{line}");
+    assert!(
+        !out.stderr.contains(wrong),
+        "the secret was printed: {out:?}"
+    );
+    assert!(user.cached_files().is_empty(), "something was stored");
+
+    let verbose = user.run(&["token", "-vvv"]);
+    verbose.error(3);
+    assert!(
+        !verbose.stderr.contains(wrong),
+        "the secret was logged: {verbose:?}"
+    );
+}
+
+// --- Device flow ------------------------------------------------------------------------------
+
+/// Runs `flyte-auth <args>` in device mode and approves the code it prints, as the user.
+async fn device_login(idp: &Idp, user: &User, args: &[&str]) -> support::Output {
+    let mut running = user.spawn(args);
+    let code = running.wait_for_stderr(PROMPT_LIMIT, user_code);
+    idp.approve_device_code(&code).await.unwrap();
+    running.finish()
+}
+
+#[tokio::test]
+async fn device_flow_prompts_on_stderr_caches_and_logs_in_again_after_logout() {
+    let idp = Idp::builder()
+        .device_poll_interval(Duration::from_secs(1))
+        .start()
+        .await;
+    let user = User::of(&idp).args(["--auth-mode", "DeviceFlow"]);
+
+    let out = device_login(&idp, &user, &["token"]).await;
+    let first = out.token();
+    assert!(
+        out.stderr.contains(idp.verification_uri().as_str()),
+        "the verification URL is not shown: {out:?}"
+    );
+    assert!(
+        out.stderr.contains("valid for"),
+        "how long the code is valid is not shown: {out:?}"
+    );
+    let stats = idp.stats().await;
+    assert_eq!(stats.device_authorization_requests, 1);
+
+    let second = user.run(&["token"]).token();
+    assert_eq!(second, first);
+    assert_eq!(
+        idp.stats().await,
+        stats,
+        "the second call reached the server"
+    );
+
+    let json = status_json(&user);
+    assert_eq!(json["logged_in"], true);
+    assert_eq!(json["credentials"]["refresh_token"], true);
+
+    assert!(user.run(&["logout"]).status.success());
+    let out = device_login(&idp, &user, &["token"]).await;
+    assert_ne!(out.token(), first);
+    assert_eq!(idp.stats().await.device_authorization_requests, 2);
+}
+
+#[tokio::test]
+async fn a_denied_device_login_is_refused() {
+    let idp = Idp::builder()
+        .device_poll_interval(Duration::from_secs(1))
+        .start()
+        .await;
+    let user = User::of(&idp).args(["--auth-mode", "DeviceFlow"]);
+    let mut running = user.spawn(&["token"]);
+    let code = running.wait_for_stderr(PROMPT_LIMIT, user_code);
+    idp.deny_device_code(&code).await.unwrap();
+    let out = running.finish();
+    let line = out.error(3);
+    assert!(line.contains("access_denied"), "{line}");
+}
+
+// --- Browser login (PKCE) -----------------------------------------------------------------
+
+async fn browser_idp(access_token_ttl: Duration) -> Idp {
+    Idp::builder()
+        .redirect_uri(free_redirect_uri())
+        .access_token_ttl(access_token_ttl)
+        .start()
+        .await
+}
+
+/// Runs `flyte-auth <args>` with `--no-browser` and logs in at the URL it prints, as the user.
+async fn browser_login(idp: &Idp, user: &User, args: &[&str]) -> support::Output {
+    let mut running = user.spawn(args);
+    let url = running.wait_for_stderr(PROMPT_LIMIT, authorization_url);
+    let answer = idp.complete_browser_login(&url).await.unwrap();
+    assert_eq!(
+        answer.status(),
+        200,
+        "the callback server answered {answer:?}"
+    );
+    running.finish()
+}
+
+#[tokio::test]
+async fn browser_login_opens_the_browser_named_by_browser_and_prints_the_url() {
+    let idp = browser_idp(Duration::from_secs(3600)).await;
+    let user = User::of(&idp).args(["--auth-mode", "Pkce"]);
+    let opened = user.home().join("opened-urls");
+    let browser = script(
+        user.home(),
+        "browser",
+        &format!("printf '%s\\n' \"$1\" >> '{}'", opened.display()),
+    );
+    let user = user.env("BROWSER", &browser);
+
+    let mut running = user.spawn(&["token"]);
+    let printed = running.wait_for_stderr(PROMPT_LIMIT, authorization_url);
+    let mut url = None;
+    for _ in 0..600 {
+        if let Ok(text) = std::fs::read_to_string(&opened)
+            && let Some(line) = text.lines().next()
+        {
+            url = Some(url::Url::parse(line).unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = url.expect("the browser was not started with the authorization URL");
+    assert_eq!(url, printed, "the browser and stderr got different URLs");
+    let answer = idp.complete_browser_login(&url).await.unwrap();
+    assert_eq!(answer.status(), 200, "{answer:?}");
+    let first = running.finish().token();
+    assert_eq!(idp.token_requests(GRANT_AUTHORIZATION_CODE).await, 1);
+
+    let second = user.run(&["token"]).token();
+    assert_eq!(second, first);
+    assert_eq!(idp.stats().await.authorization_requests, 1);
+    assert_eq!(idp.token_requests(GRANT_AUTHORIZATION_CODE).await, 1);
+
+    // After logout, `--no-browser` only prints the URL: the browser is not started again.
+    assert!(user.run(&["logout"]).status.success());
+    let out = browser_login(&idp, &user, &["token", "--no-browser"]).await;
+    assert_ne!(out.token(), first);
+    assert_eq!(idp.token_requests(GRANT_AUTHORIZATION_CODE).await, 2);
+    let opened = std::fs::read_to_string(&opened).unwrap();
+    assert_eq!(opened.lines().count(), 1, "the browser was started again");
+}
+
+#[tokio::test]
+async fn an_expired_browser_login_token_is_refreshed_without_a_new_login() {
+    let idp = browser_idp(Duration::from_secs(2)).await;
+    let user = User::of(&idp).args(["--auth-mode", "Pkce"]);
+    let first = browser_login(&idp, &user, &["token", "--no-browser"])
+        .await
+        .token();
+    // Wait until the token has expired for sure.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let out = user.run(&["token", "--no-browser"]);
+    let second = out.token();
+    assert_ne!(second, first);
+    assert_eq!(idp.token_requests(GRANT_REFRESH_TOKEN).await, 1);
+    assert_eq!(idp.token_requests(GRANT_AUTHORIZATION_CODE).await, 1);
+    assert_eq!(idp.stats().await.authorization_requests, 1, "{out:?}");
+
+    let status = user.run(&["status", "--json"]);
+    assert!(!status.stdout.contains(&second), "status shows the token");
+    let json: Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(json["auth_mode"], "Pkce");
+    assert_eq!(json["credentials"]["refresh_token"], true);
+}
+
+#[tokio::test]
+async fn status_never_logs_in() {
+    let idp = Idp::builder()
+        .device_poll_interval(Duration::from_secs(1))
+        .start()
+        .await;
+    let user = User::of(&idp).args(["--auth-mode", "DeviceFlow"]);
+    let out = user.run(&["status"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.contains("logged in:     no"), "{out:?}");
+    let stats = idp.stats().await;
+    assert_eq!(stats.device_authorization_requests, 0);
+    assert_eq!(stats.token_requests(GRANT_DEVICE_CODE), 0);
+}
