@@ -6,7 +6,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use flyte_auth::{Credentials, Error, PlatformConfig, TokenStore};
+use flyte_auth::{Credentials, Error, PlatformConfig};
 
 use crate::{
     args::{Cli, Command, Options},
@@ -35,7 +35,9 @@ pub(crate) async fn run(cli: &Cli) -> Result<(), Error> {
 /// Prints the access token, and nothing else, on standard output.
 async fn token(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
     let store = settings::store(options)?;
-    let credentials = obtain(cfg, options, store).await?;
+    let credentials = connect::authenticator(cfg, options, store)?
+        .get_credentials()
+        .await?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", credentials.access_token.expose_secret())
         .and_then(|()| stdout.flush())
@@ -44,10 +46,11 @@ async fn token(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
 
 /// Removes what is stored for the endpoint, then logs in.
 async fn login(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
-    cfg.validate()?;
     let store = settings::store(options)?;
+    // Built first, so that a config it refuses leaves the stored login alone.
+    let authenticator = connect::authenticator(cfg, options, Arc::clone(&store))?;
     store.delete(cfg.endpoint())?;
-    let credentials = obtain(cfg, options, Arc::clone(&store)).await?;
+    let credentials = authenticator.get_credentials().await?;
     eprintln!(
         "Logged in to {} ({}); the token {}. Kept in the {} store.",
         cfg.endpoint(),
@@ -96,17 +99,6 @@ fn status(cfg: &PlatformConfig, options: &Options, json: bool) -> Result<(), Err
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(|e| Error::other(StdoutError(e)))
-}
-
-/// Valid credentials: stored, refreshed, or from a new login.
-async fn obtain(
-    cfg: &PlatformConfig,
-    options: &Options,
-    store: Arc<dyn TokenStore>,
-) -> Result<Arc<Credentials>, Error> {
-    cfg.validate()?;
-    let authenticator = connect::authenticator(cfg, options, store)?;
-    authenticator.get_credentials().await
 }
 
 /// `expires at 2024-05-01T13:00:00Z (in 59m 59s)`.

@@ -67,6 +67,20 @@ fn an_unknown_option_is_a_usage_error() {
 }
 
 #[test]
+fn an_unknown_auth_mode_is_a_configuration_error_listing_the_accepted_ones() {
+    let out = User::new().run(&[
+        "token",
+        "--endpoint",
+        "flyte.example.org:443",
+        "--auth-mode",
+        "Pkse",
+    ]);
+    let line = out.error(2);
+    assert!(line.contains("unknown auth type `Pkse`"), "{line}");
+    assert!(line.contains("DeviceFlow"), "{line}");
+}
+
+#[test]
 fn flags_win_over_the_environment_which_wins_over_the_config_file() {
     let user = User::new();
     let flyte = user.home().join(".flyte");
