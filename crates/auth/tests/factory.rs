@@ -1,0 +1,707 @@
+#![allow(clippy::unwrap_used, reason = "tests")]
+#![cfg_attr(
+    not(all(
+        feature = "pkce",
+        feature = "clientcreds",
+        feature = "device",
+        feature = "command"
+    )),
+    allow(
+        dead_code,
+        unused_imports,
+        reason = "helpers of tests of flows this build lacks"
+    )
+)]
+//! `get_authenticator`, the plugin registry and `proxy_authenticator`, against local servers:
+//! the right flow for each auth type, nothing contacted while building, the config's
+//! overrides honoured on the wire.
+
+use std::{
+    net::TcpListener,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use flyte_auth::{
+    AuthMode, Authenticator, AuthenticatorRegistry, BoxFuture, CachingAuthenticator, Credentials,
+    Error, FactoryOptions, MemoryStore, PlatformConfig, StoreError, TokenFlow, TokenStore,
+    config::PlatformConfigBuilder, get_authenticator, get_authenticator_with, proxy_authenticator,
+};
+use serde_json::json;
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{body_string_contains, header_exists, method, path},
+};
+
+/// A port that accepts connections and lets the test ask whether anything connected.
+struct Tripwire {
+    listener: TcpListener,
+}
+
+impl Tripwire {
+    fn new() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        Self { listener }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.listener.local_addr().unwrap().port())
+    }
+
+    /// Connections made so far.
+    fn connections(&self) -> usize {
+        let mut n = 0;
+        // Bounded: a connection storm would be a failure anyway.
+        while n < 100 && self.listener.accept().is_ok() {
+            n += 1;
+        }
+        n
+    }
+}
+
+/// A store that counts every call and holds nothing.
+#[derive(Debug, Default)]
+struct CountingStore {
+    calls: AtomicUsize,
+}
+
+impl CountingStore {
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl TokenStore for CountingStore {
+    fn store(&self, _: &Credentials) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn retrieve(&self, _: &str) -> Result<Option<Credentials>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(None)
+    }
+    fn delete(&self, _: &str) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+}
+
+fn base(endpoint: &str) -> PlatformConfigBuilder {
+    PlatformConfig::builder()
+        .no_config_file()
+        .no_env()
+        .endpoint(endpoint)
+        .insecure(true)
+}
+
+fn token_answer(token: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": 3600,
+    }))
+}
+
+/// Serves Flyte's two discovery documents for `server`, naming `/discovered-token` as the
+/// token endpoint and `flyte-authorization` as the header.
+async fn serve_discovery(server: &MockServer) {
+    serve_discovery_naming(server, &server.uri()).await;
+}
+
+/// Serves the discovery documents, naming endpoints under `uri`.
+async fn serve_discovery_naming(server: &MockServer, uri: &str) {
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issuer": uri,
+            "authorization_endpoint": format!("{uri}/authorize"),
+            "token_endpoint": format!("{uri}/discovered-token"),
+            "device_authorization_endpoint": format!("{uri}/device"),
+            "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+        })))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/config/v1/flyte_client"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "client_id": "flytectl",
+            "redirect_uri": "http://localhost:53593/callback",
+            "scopes": ["discovered-scope"],
+            "authorization_metadata_key": "flyte-authorization",
+            "audience": "discovered-audience",
+        })))
+        .mount(server)
+        .await;
+}
+
+async fn requests_to(server: &MockServer, to: &str) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == to)
+        .count()
+}
+
+#[cfg(all(
+    feature = "pkce",
+    feature = "clientcreds",
+    feature = "device",
+    feature = "command"
+))]
+#[test]
+fn each_auth_type_gets_its_flow_and_building_contacts_nothing() {
+    let server = Tripwire::new();
+    let endpoint = server.endpoint();
+    let cases = [
+        (base(&endpoint), "PKCEAuthenticator"),
+        (
+            base(&endpoint)
+                .auth_mode(AuthMode::ClientSecret)
+                .client_id("svc")
+                .client_secret("s3cr3t-value"),
+            "ClientCredentialsAuthenticator",
+        ),
+        (
+            base(&endpoint).auth_mode(AuthMode::DeviceFlow),
+            "DeviceCodeAuthenticator",
+        ),
+        (
+            base(&endpoint)
+                .auth_mode(AuthMode::ExternalCommand)
+                .command(["print-token", "--password", "hunter2"]),
+            "CommandAuthenticator",
+        ),
+    ];
+    for (builder, expected) in cases {
+        let cfg = builder.build().unwrap();
+        let store = Arc::new(CountingStore::default());
+        let auth = get_authenticator(&cfg, Some(store.clone())).unwrap();
+        let debug = format!("{auth:?}");
+        assert!(debug.starts_with(expected), "{}: {debug}", cfg.auth_mode());
+        assert!(
+            !debug.contains("s3cr3t-value") && !debug.contains("hunter2"),
+            "{debug}"
+        );
+        assert!(auth.fetch_grpc_call_auth_metadata().is_none());
+        assert_eq!(store.calls(), 0, "{expected} touched the store");
+    }
+    assert_eq!(server.connections(), 0, "building contacted the server");
+}
+
+#[test]
+fn a_mode_missing_its_settings_is_a_config_error() {
+    let cfg = base("flyte.example.org")
+        .auth_mode(AuthMode::ClientSecret)
+        .client_id("svc")
+        .build()
+        .unwrap();
+    let err = get_authenticator(&cfg, None).unwrap_err();
+    assert!(matches!(err, Error::Config { .. }), "{err:?}");
+    assert!(err.to_string().contains("needs a client secret"), "{err}");
+
+    let cfg = base("flyte.example.org")
+        .auth_mode(AuthMode::ExternalCommand)
+        .build()
+        .unwrap();
+    let err = get_authenticator(&cfg, None).unwrap_err().to_string();
+    assert!(err.contains("needs a command"), "{err}");
+}
+
+#[cfg(feature = "pkce")]
+#[test]
+fn an_unreadable_ca_file_fails_when_building() {
+    let cfg = base("flyte.example.org")
+        .insecure(false)
+        .ca_cert_file_path("/nonexistent/flyte-ca.pem")
+        .build()
+        .unwrap();
+    let err = get_authenticator(&cfg, None).unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/flyte-ca.pem"), "{err}");
+}
+
+#[cfg(feature = "clientcreds")]
+#[tokio::test]
+async fn client_credentials_with_token_url_skip_discovery() {
+    let flyte = Tripwire::new();
+    let idp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .and(header_exists("authorization")) // HTTP Basic with the client's id and secret
+        .and(body_string_contains("grant_type=client_credentials"))
+        .and(body_string_contains("scope=all+offline"))
+        .and(body_string_contains("audience=flyte-api"))
+        .respond_with(token_answer("cc-token"))
+        .expect(1)
+        .mount(&idp)
+        .await;
+    let cfg = base(&flyte.endpoint())
+        .auth_mode(AuthMode::ClientSecret)
+        .client_id("svc")
+        .client_secret("s3cr3t")
+        .token_url(format!("{}/oauth2/token", idp.uri()))
+        .scopes(["all", "offline"])
+        .audience("flyte-api")
+        .build()
+        .unwrap();
+    let auth = get_authenticator(&cfg, None).unwrap();
+
+    let credentials = auth.get_credentials().await.unwrap();
+    assert_eq!(credentials.access_token.expose_secret(), "cc-token");
+    let header = auth.fetch_grpc_call_auth_metadata().unwrap();
+    assert_eq!(header.name().as_str(), "authorization");
+    assert_eq!(header.value().to_str().unwrap(), "Bearer cc-token");
+    assert_eq!(
+        flyte.connections(),
+        0,
+        "the Flyte server was asked for discovery"
+    );
+}
+
+#[cfg(feature = "clientcreds")]
+#[tokio::test]
+async fn client_credentials_use_discovery_and_the_config_wins_over_it() {
+    let server = MockServer::start().await;
+    serve_discovery(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/discovered-token"))
+        .and(body_string_contains("scope=discovered-scope"))
+        .and(body_string_contains("audience=discovered-audience"))
+        .respond_with(token_answer("discovered-cc-token"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let endpoint = server.address().to_string();
+    let cfg = base(&endpoint)
+        .auth_mode(AuthMode::ClientSecret)
+        .client_id("svc")
+        .client_secret("s3cr3t")
+        .build()
+        .unwrap();
+    let auth = get_authenticator(&cfg, None).unwrap();
+    auth.get_credentials().await.unwrap();
+    let header = auth.fetch_grpc_call_auth_metadata().unwrap();
+    assert_eq!(header.name().as_str(), "flyte-authorization");
+    assert_eq!(
+        header.value().to_str().unwrap(),
+        "Bearer discovered-cc-token"
+    );
+
+    // Scopes, audience and header from the config win over the discovered ones.
+    let server = MockServer::start().await;
+    serve_discovery(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/discovered-token"))
+        .and(body_string_contains("scope=mine"))
+        .and(body_string_contains("audience=my-audience"))
+        .respond_with(token_answer("configured-cc-token"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let cfg = base(&server.address().to_string())
+        .auth_mode(AuthMode::ClientSecret)
+        .client_id("svc")
+        .client_secret("s3cr3t")
+        .scopes(["mine"])
+        .audience("my-audience")
+        .authorization_header("x-flyte-token")
+        .build()
+        .unwrap();
+    let auth = get_authenticator(&cfg, None).unwrap();
+    auth.get_credentials().await.unwrap();
+    let header = auth.fetch_grpc_call_auth_metadata().unwrap();
+    assert_eq!(header.name().as_str(), "x-flyte-token");
+    assert_eq!(
+        header.value().to_str().unwrap(),
+        "Bearer configured-cc-token"
+    );
+}
+
+#[cfg(feature = "clientcreds")]
+#[tokio::test]
+async fn discovery_and_token_requests_go_through_the_configured_proxy() {
+    // The "proxy" is a mock server: a plain-HTTP request through a proxy is sent to it with
+    // the full URL, so it answers for a host that does not exist.
+    let proxy = MockServer::start().await;
+    serve_discovery_naming(&proxy, "http://idp.invalid").await;
+    Mock::given(method("POST"))
+        .and(path("/discovered-token"))
+        .respond_with(token_answer("proxied-token"))
+        .expect(1)
+        .mount(&proxy)
+        .await;
+    let cfg = base("flyte.invalid:80")
+        .auth_mode(AuthMode::ClientSecret)
+        .client_id("svc")
+        .client_secret("s3cr3t")
+        .http_proxy_url(proxy.uri())
+        .build()
+        .unwrap();
+    let auth = get_authenticator(&cfg, None).unwrap();
+    let credentials = auth.get_credentials().await.unwrap();
+    assert_eq!(credentials.access_token.expose_secret(), "proxied-token");
+    let mut hosts: Vec<String> = proxy
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.url.host_str().map(str::to_owned))
+        .collect();
+    hosts.sort();
+    assert_eq!(
+        hosts,
+        ["flyte.invalid", "flyte.invalid", "idp.invalid"],
+        "two discovery documents and one token request"
+    );
+}
+
+#[cfg(feature = "clientcreds")]
+#[tokio::test]
+async fn the_request_timeout_option_bounds_every_oauth_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/slow-token"))
+        .respond_with(token_answer("late").set_delay(Duration::from_secs(30)))
+        .mount(&server)
+        .await;
+    let cfg = base(&server.address().to_string())
+        .auth_mode(AuthMode::ClientSecret)
+        .client_id("svc")
+        .client_secret("s3cr3t")
+        .token_url(format!("{}/slow-token", server.uri()))
+        .build()
+        .unwrap();
+    let options = FactoryOptions::new().request_timeout(Duration::from_millis(300));
+    let auth = get_authenticator_with(&cfg, None, &options).unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(20), auth.get_credentials())
+        .await
+        .expect("the request timeout ended the request")
+        .unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+}
+
+/// Stored credentials that are due for refresh and carry a refresh token.
+fn expired_login(endpoint: &str, header_key: &str) -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new());
+    let mut stale = Credentials::new("stale-token", endpoint)
+        .with_refresh_token("refresh-1")
+        .with_expires_at(SystemTime::now() - Duration::from_secs(60));
+    stale.header_key = Some(header_key.to_owned());
+    store.store(&stale).unwrap();
+    store
+}
+
+#[cfg(feature = "pkce")]
+#[tokio::test]
+async fn browser_login_refreshes_at_token_url_with_the_configured_audience() {
+    let server = MockServer::start().await;
+    serve_discovery(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/custom-token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .and(body_string_contains("refresh_token=refresh-1"))
+        .respond_with(token_answer("refreshed-by-pkce"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let endpoint = server.address().to_string();
+    let cfg = base(&endpoint)
+        .token_url(format!("{}/custom-token", server.uri()))
+        .audience("my-audience")
+        .build()
+        .unwrap();
+    let store = expired_login(&endpoint, "flyte-authorization");
+    let options = FactoryOptions::new().no_browser(true);
+    let auth = get_authenticator_with(&cfg, Some(store), &options).unwrap();
+    let credentials = auth.get_credentials().await.unwrap();
+    assert_eq!(
+        credentials.access_token.expose_secret(),
+        "refreshed-by-pkce"
+    );
+    assert_eq!(requests_to(&server, "/discovered-token").await, 0);
+    assert_eq!(
+        auth.fetch_grpc_call_auth_metadata()
+            .unwrap()
+            .name()
+            .as_str(),
+        "flyte-authorization"
+    );
+}
+
+#[cfg(feature = "device")]
+#[tokio::test]
+async fn device_login_refreshes_at_token_url_with_the_configured_header() {
+    let server = MockServer::start().await;
+    serve_discovery(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/custom-token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .and(body_string_contains("client_id=flytectl"))
+        .and(body_string_contains("scope=mine"))
+        .respond_with(token_answer("refreshed-by-device"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let endpoint = server.address().to_string();
+    let cfg = base(&endpoint)
+        .auth_mode(AuthMode::DeviceFlow)
+        .token_url(format!("{}/custom-token", server.uri()))
+        .scopes(["mine"])
+        .authorization_header("x-flyte-token")
+        .build()
+        .unwrap();
+    let store = expired_login(&endpoint, "authorization");
+    let auth = get_authenticator(&cfg, Some(store)).unwrap();
+    let credentials = auth.get_credentials().await.unwrap();
+    assert_eq!(
+        credentials.access_token.expose_secret(),
+        "refreshed-by-device"
+    );
+    let header = auth.fetch_grpc_call_auth_metadata().unwrap();
+    assert_eq!(header.name().as_str(), "x-flyte-token");
+    assert_eq!(requests_to(&server, "/discovered-token").await, 0);
+}
+
+#[cfg(feature = "command")]
+#[tokio::test]
+async fn the_external_command_prints_the_token() {
+    let cfg = base("flyte.example.org")
+        .auth_mode(AuthMode::ExternalCommand)
+        .command(["echo", "command-token"])
+        .build()
+        .unwrap();
+    let auth = get_authenticator(&cfg, None).unwrap();
+    let header = auth.auth_header().await.unwrap();
+    assert_eq!(header.name().as_str(), "authorization");
+    assert_eq!(header.value().to_str().unwrap(), "Bearer command-token");
+}
+
+#[cfg(feature = "command")]
+#[tokio::test]
+async fn the_command_token_is_stored_only_when_asked() {
+    let cfg = base("flyte.example.org")
+        .auth_mode(AuthMode::ExternalCommand)
+        .command(["echo", "command-token"])
+        .build()
+        .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    get_authenticator(&cfg, Some(store.clone()))
+        .unwrap()
+        .get_credentials()
+        .await
+        .unwrap();
+    assert!(store.is_empty());
+    let options = FactoryOptions::new().store_command_token(true);
+    get_authenticator_with(&cfg, Some(store.clone()), &options)
+        .unwrap()
+        .get_credentials()
+        .await
+        .unwrap();
+    assert_eq!(store.len(), 1);
+}
+
+#[cfg(feature = "command")]
+#[tokio::test]
+async fn proxy_command_gives_a_proxy_authorization_header() {
+    let cfg = base("flyte.example.org")
+        .proxy_command(["echo", "proxy-token"])
+        .build()
+        .unwrap();
+    let proxy = proxy_authenticator(&cfg)
+        .unwrap()
+        .expect("proxyCommand is set");
+    let header = proxy.auth_header().await.unwrap();
+    assert_eq!(header.name().as_str(), "proxy-authorization");
+    assert_eq!(header.value().to_str().unwrap(), "Bearer proxy-token");
+
+    let without = base("flyte.example.org").build().unwrap();
+    assert!(proxy_authenticator(&without).unwrap().is_none());
+}
+
+/// A plugin's flow: a fixed token, named after the config's endpoint.
+#[derive(Debug)]
+struct PluginFlow {
+    endpoint: String,
+}
+
+impl TokenFlow for PluginFlow {
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+    fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
+        Box::pin(async { Ok(Credentials::new("plugin-token", "x").with_expires_in(3600)) })
+    }
+}
+
+fn plugin_factory(
+    calls: Arc<AtomicUsize>,
+) -> impl Fn(&PlatformConfig, Option<Arc<dyn TokenStore>>) -> Result<Arc<dyn Authenticator>, Error>
++ Send
++ Sync
++ 'static {
+    move |cfg, store| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        let flow = PluginFlow {
+            endpoint: cfg.endpoint().to_owned(),
+        };
+        Ok(Arc::new(
+            CachingAuthenticator::builder(flow)
+                .maybe_store(store)
+                .build(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_registered_plugin_is_found_by_its_name_in_any_case() {
+    let registry = Arc::new(AuthenticatorRegistry::new());
+    let calls = Arc::new(AtomicUsize::new(0));
+    registry
+        .register("Corp-SSO", plugin_factory(calls.clone()))
+        .unwrap();
+    assert_eq!(registry.names(), ["Corp-SSO"]);
+
+    let cfg = PlatformConfig::builder()
+        .no_config_file()
+        .env(|name| match name {
+            "FLYTE_PLATFORM_URL" => Some("dns:///flyte.example.org".into()),
+            "FLYTE_CREDENTIALS_AUTH_MODE" => Some("corp-sso".into()),
+            _ => None,
+        })
+        .build()
+        .unwrap();
+    assert_eq!(cfg.auth_mode(), AuthMode::Plugin("corp-sso".into()));
+    let store = Arc::new(MemoryStore::new());
+    let options = FactoryOptions::new().registry(registry.clone());
+    let auth = get_authenticator_with(&cfg, Some(store.clone()), &options).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(format!("{auth:?}").contains("PluginFlow"));
+    let header = auth.auth_header().await.unwrap();
+    assert_eq!(header.value().to_str().unwrap(), "Bearer plugin-token");
+    assert_eq!(store.len(), 1, "the plugin received the caller's store");
+
+    // Re-registering replaces; unregistering removes.
+    let again = Arc::new(AtomicUsize::new(0));
+    registry
+        .register("CORP-SSO", plugin_factory(again.clone()))
+        .unwrap();
+    get_authenticator_with(&cfg, None, &options).unwrap();
+    assert_eq!(
+        (calls.load(Ordering::SeqCst), again.load(Ordering::SeqCst)),
+        (1, 1)
+    );
+    assert!(registry.unregister("corp-sso"));
+    let err = get_authenticator_with(&cfg, None, &options)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown auth type `corp-sso`"), "{err}");
+}
+
+#[test]
+fn an_unregistered_plugin_name_lists_what_is_accepted() {
+    let registry = Arc::new(AuthenticatorRegistry::new());
+    let cfg = base("flyte.example.org")
+        .auth_mode("Pkse".parse().unwrap())
+        .build()
+        .unwrap();
+    let options = FactoryOptions::new().registry(registry.clone());
+    let err = get_authenticator_with(&cfg, None, &options).unwrap_err();
+    assert!(matches!(err, Error::Config { .. }));
+    let err = err.to_string();
+    for expected in [
+        "unknown auth type `Pkse`",
+        "Pkce (or standard)",
+        "ClientSecret (or basic, client_credentials)",
+        "DeviceFlow",
+        "ExternalCommand (or external_process)",
+        "no authenticator is registered",
+    ] {
+        assert!(err.contains(expected), "{expected:?} missing from: {err}");
+    }
+
+    registry
+        .register("vault", plugin_factory(Arc::default()))
+        .unwrap();
+    registry
+        .register("corp-sso", plugin_factory(Arc::default()))
+        .unwrap();
+    let err = get_authenticator_with(&cfg, None, &options)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("registered: corp-sso, vault"), "{err}");
+}
+
+#[test]
+fn built_in_and_invalid_names_cannot_be_registered() {
+    let registry = AuthenticatorRegistry::new();
+    for name in ["Pkce", "basic", "EXTERNAL_PROCESS", "deviceflow"] {
+        let err = registry
+            .register(name, plugin_factory(Arc::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("built-in auth type"), "{name}: {err}");
+    }
+    let err = registry
+        .register("two words", plugin_factory(Arc::default()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("invalid auth type"), "{err}");
+    assert!(registry.names().is_empty());
+}
+
+#[test]
+fn the_global_registry_serves_get_authenticator() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    flyte_auth::register_authenticator("factory-test-global", plugin_factory(calls.clone()))
+        .unwrap();
+    let cfg = base("flyte.example.org")
+        .auth_mode(AuthMode::Plugin("Factory-Test-Global".into()))
+        .build()
+        .unwrap();
+    get_authenticator(&cfg, None).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(AuthenticatorRegistry::global().unregister("factory-test-global"));
+}
+
+#[cfg(not(feature = "device"))]
+#[test]
+fn a_mode_built_without_its_feature_says_which_feature() {
+    let cfg = base("flyte.example.org")
+        .auth_mode(AuthMode::DeviceFlow)
+        .build()
+        .unwrap();
+    let err = get_authenticator(&cfg, None).unwrap_err();
+    assert!(matches!(err, Error::Config { .. }));
+    assert!(
+        err.to_string()
+            .contains("built without the `device` feature"),
+        "{err}"
+    );
+}
+
+#[cfg(not(feature = "pkce"))]
+#[test]
+fn the_default_mode_without_pkce_says_which_feature() {
+    let cfg = base("flyte.example.org").build().unwrap();
+    let err = get_authenticator(&cfg, None).unwrap_err().to_string();
+    assert!(err.contains("built without the `pkce` feature"), "{err}");
+}
+
+#[cfg(not(feature = "command"))]
+#[test]
+fn proxy_command_without_the_command_feature_says_so() {
+    let cfg = base("flyte.example.org")
+        .proxy_command(["echo", "proxy-token"])
+        .build()
+        .unwrap();
+    let err = proxy_authenticator(&cfg).unwrap_err().to_string();
+    assert!(err.contains("built without the `command` feature"), "{err}");
+}
