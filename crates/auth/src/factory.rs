@@ -1,25 +1,7 @@
 //! [`get_authenticator`]: the authenticator a [`PlatformConfig`] asks for, built the way
 //! flytekit's `get_authenticator` builds it, and [`proxy_authenticator`] for `proxyCommand`.
 //!
-//! What comes from where:
-//!
-//! | setting | used for |
-//! | --- | --- |
-//! | `authType` | the flow; a name that is not built in is looked up in the [`AuthenticatorRegistry`] |
-//! | `endpoint`, `insecure` | the key of stored tokens; discovery from `https://endpoint` (`http://` when insecure) |
-//! | `caCertFilePath`, `insecureSkipVerify`, `httpProxyURL` | the one HTTP client every OAuth request goes through: discovery, token, device and refresh requests |
-//! | `tokenUrl` | the token endpoint, instead of the discovered one; client credentials then need no discovery at all |
-//! | `authorizationHeader` | the header the token goes in, instead of the discovered `authorization_metadata_key` |
-//! | `scopes`, `audience` | instead of the discovered ones, when set |
-//! | `clientId`, secret | client credentials (browser and device logins use the server's public client id) |
-//! | `command` | the external command |
-//! | `pkceConfig.timeout` / `.refreshTime` | how long the browser login waits; refresh margin |
-//! | `deviceFlowConfig.pollInterval` / `.timeout` / `.refreshTime` | device polling; refresh margin |
-//! | `proxyCommand` | [`proxy_authenticator`]: a second header, `proxy-authorization` |
-//!
-//! Building an authenticator touches neither the network nor the token store (the CA file is
-//! read, to build the HTTP client): discovery, logins and store reads happen on the first
-//! [`Authenticator::get_credentials`].
+//! See [`get_authenticator_with`] for which setting is used for what.
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -238,8 +220,29 @@ pub fn get_authenticator(
     get_authenticator_with(cfg, store, &FactoryOptions::default())
 }
 
-/// The authenticator `cfg` asks for (see the [module documentation](self) for which setting
-/// is used for what), with `options`.
+/// The authenticator `cfg` asks for, with `options`.
+///
+/// What comes from where:
+///
+/// | setting | used for |
+/// | --- | --- |
+/// | `authType` | the flow; a name that is not built in is looked up in the [`AuthenticatorRegistry`] |
+/// | `endpoint`, `insecure` | the key of stored tokens; discovery from `https://endpoint` (`http://` when insecure) |
+/// | `caCertFilePath`, `insecureSkipVerify`, `httpProxyURL` | the one HTTP client every OAuth request goes through: discovery, token, device and refresh requests |
+/// | `tokenUrl` | the token endpoint, instead of the discovered one; client credentials then need no discovery at all |
+/// | `authorizationHeader` | the header the token goes in, instead of the discovered `authorization_metadata_key` |
+/// | `scopes`, `audience` | instead of the discovered ones, when set |
+/// | `clientId`, secret | client credentials (browser and device logins use the server's public client id) |
+/// | `command` | the external command |
+/// | `pkceConfig.timeout` / `.refreshTime` | how long the browser login waits; refresh margin |
+/// | `deviceFlowConfig.pollInterval` / `.timeout` / `.refreshTime` | device polling; refresh margin |
+/// | `proxyCommand` | [`proxy_authenticator`]: a second header, `proxy-authorization` |
+///
+/// Building an authenticator touches neither the network nor the token store (the CA file is
+/// read, to build the HTTP client): discovery, logins and store reads happen on the first
+/// [`Authenticator::get_credentials`].
+///
+/// The flow for each auth type:
 ///
 /// | `auth_mode` | authenticator (`{:?}` names it) | needs the feature |
 /// | --- | --- | --- |

@@ -26,9 +26,10 @@ use std::{
 };
 
 use flyte_auth::{
-    AuthMode, Authenticator, AuthenticatorRegistry, BoxFuture, CachingAuthenticator, Credentials,
-    Error, FactoryOptions, MemoryStore, PlatformConfig, StoreError, TokenFlow, TokenStore,
-    config::PlatformConfigBuilder, get_authenticator, get_authenticator_with, proxy_authenticator,
+    AuthMode, Authenticator, AuthenticatorFactory, AuthenticatorRegistry, BoxFuture,
+    CachingAuthenticator, Credentials, Error, FactoryOptions, MemoryStore, PlatformConfig,
+    StoreError, TokenFlow, TokenStore, config::PlatformConfigBuilder, get_authenticator,
+    get_authenticator_with, proxy_authenticator,
 };
 use serde_json::json;
 use wiremock::{
@@ -541,23 +542,17 @@ impl TokenFlow for PluginFlow {
     }
 }
 
-fn plugin_factory(
-    calls: Arc<AtomicUsize>,
-) -> impl Fn(&PlatformConfig, Option<Arc<dyn TokenStore>>) -> Result<Arc<dyn Authenticator>, Error>
-+ Send
-+ Sync
-+ 'static {
-    move |cfg, store| {
+fn plugin_factory(calls: Arc<AtomicUsize>) -> AuthenticatorFactory {
+    Arc::new(move |cfg: &PlatformConfig, store| {
         calls.fetch_add(1, Ordering::SeqCst);
         let flow = PluginFlow {
             endpoint: cfg.endpoint().to_owned(),
         };
-        Ok(Arc::new(
-            CachingAuthenticator::builder(flow)
-                .maybe_store(store)
-                .build(),
-        ))
-    }
+        let auth = CachingAuthenticator::builder(flow)
+            .maybe_store(store)
+            .build();
+        Ok(Arc::new(auth) as Arc<dyn Authenticator>)
+    })
 }
 
 #[tokio::test]
@@ -565,7 +560,7 @@ async fn a_registered_plugin_is_found_by_its_name_in_any_case() {
     let registry = Arc::new(AuthenticatorRegistry::new());
     let calls = Arc::new(AtomicUsize::new(0));
     registry
-        .register("Corp-SSO", plugin_factory(calls.clone()))
+        .register_factory("Corp-SSO", plugin_factory(calls.clone()))
         .unwrap();
     assert_eq!(registry.names(), ["Corp-SSO"]);
 
@@ -591,7 +586,7 @@ async fn a_registered_plugin_is_found_by_its_name_in_any_case() {
     // Re-registering replaces; unregistering removes.
     let again = Arc::new(AtomicUsize::new(0));
     registry
-        .register("CORP-SSO", plugin_factory(again.clone()))
+        .register_factory("CORP-SSO", plugin_factory(again.clone()))
         .unwrap();
     get_authenticator_with(&cfg, None, &options).unwrap();
     assert_eq!(
@@ -628,10 +623,10 @@ fn an_unregistered_plugin_name_lists_what_is_accepted() {
     }
 
     registry
-        .register("vault", plugin_factory(Arc::default()))
+        .register_factory("vault", plugin_factory(Arc::default()))
         .unwrap();
     registry
-        .register("corp-sso", plugin_factory(Arc::default()))
+        .register_factory("corp-sso", plugin_factory(Arc::default()))
         .unwrap();
     let err = get_authenticator_with(&cfg, None, &options)
         .unwrap_err()
@@ -644,13 +639,13 @@ fn built_in_and_invalid_names_cannot_be_registered() {
     let registry = AuthenticatorRegistry::new();
     for name in ["Pkce", "basic", "EXTERNAL_PROCESS", "deviceflow"] {
         let err = registry
-            .register(name, plugin_factory(Arc::default()))
+            .register_factory(name, plugin_factory(Arc::default()))
             .unwrap_err()
             .to_string();
         assert!(err.contains("built-in auth type"), "{name}: {err}");
     }
     let err = registry
-        .register("two words", plugin_factory(Arc::default()))
+        .register_factory("two words", plugin_factory(Arc::default()))
         .unwrap_err()
         .to_string();
     assert!(err.contains("invalid auth type"), "{err}");
@@ -660,8 +655,11 @@ fn built_in_and_invalid_names_cannot_be_registered() {
 #[test]
 fn the_global_registry_serves_get_authenticator() {
     let calls = Arc::new(AtomicUsize::new(0));
-    flyte_auth::register_authenticator("factory-test-global", plugin_factory(calls.clone()))
-        .unwrap();
+    let factory = plugin_factory(calls.clone());
+    flyte_auth::register_authenticator("factory-test-global", move |cfg, store| {
+        factory(cfg, store)
+    })
+    .unwrap();
     let cfg = base("flyte.example.org")
         .auth_mode(AuthMode::Plugin("Factory-Test-Global".into()))
         .build()
