@@ -10,6 +10,7 @@
 )]
 
 mod cmd;
+mod demo;
 mod tasks;
 mod workspace;
 
@@ -71,6 +72,12 @@ const TASKS: &[Task] = &[
         about: "dependency count per library crate; core and command stay free of HTTP/TLS/runtime",
         in_ci: true,
         run: tasks::footprint,
+    },
+    Task {
+        name: "demo",
+        about: "every login through the flyte-auth binary against a local OpenID provider",
+        in_ci: false,
+        run: demo::demo,
     },
 ];
 

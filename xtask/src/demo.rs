@@ -1,0 +1,885 @@
+//! `cargo xtask demo`: every way of logging in, through the real `flyte-auth` binary, against
+//! the local OpenID provider of `tests/idp`, ending with a table of what each step did.
+//!
+//! What it does, on a fresh machine:
+//! 1. `npm ci --prefix tests/idp` when `tests/idp/node_modules` is missing;
+//! 2. builds `flyte-auth` and the `demo_browser` example of `flyte-auth-cli` (the stand-in for
+//!    the person at the browser: it signs in at the provider's pages and approves);
+//! 3. starts two providers on free loopback ports (tokens living an hour, and two seconds);
+//! 4. runs `flyte-auth` with a `HOME` of its own (a `~/.flyte/config.yaml` naming the first
+//!    provider) and `--store file` in a temporary directory, so the user's keyring and config
+//!    are never touched: client credentials, the cache, a token command, logout and login
+//!    again, a refused secret, the device flow, the browser login through `$BROWSER`, and an
+//!    automatic refresh after expiry; each step checks what the provider's request counters say;
+//! 5. stops the providers and removes the directory, also when a step fails. On Ctrl-C the
+//!    terminal stops every process of the group, and a provider also exits when the pipe to
+//!    its stdin closes.
+
+use std::collections::VecDeque;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::cmd::{capture, cargo, run, show};
+use crate::tasks::Outcome;
+
+const MINUTE: Duration = Duration::from_secs(60);
+/// The longest one run of `flyte-auth` may take.
+const STEP_LIMIT: Duration = Duration::from_secs(90);
+/// The fixture's confidential client (`BASIC_CLIENT` of `flyte-auth-tests`) and its test secret.
+const SERVICE_CLIENT: &str = "flyte-service";
+const SERVICE_SECRET: &str = "s3cr:t/+%&= ~";
+/// Lifetime of the tokens of the second provider, which shows the refresh.
+const SHORT_TTL: Duration = Duration::from_secs(2);
+
+/// `cargo xtask demo`.
+pub(crate) fn demo() -> Outcome {
+    let root = crate::workspace_root();
+    let idp_dir = root.join("tests").join("idp");
+    if !idp_dir.join("node_modules").is_dir() {
+        run(
+            Command::new("npm")
+                .args(["ci", "--prefix", "tests/idp"])
+                .current_dir(root),
+            10 * MINUTE,
+        )?;
+    }
+    let (cli, browser) = build()?;
+
+    let work = WorkDir::create()?;
+    let main = Provider::start(&idp_dir, &[("access-token-ttl", "3600".into())])?;
+    let short = Provider::start(
+        &idp_dir,
+        &[("access-token-ttl", SHORT_TTL.as_secs().to_string())],
+    )?;
+    std::fs::create_dir_all(work.home().join(".flyte")).map_err(|e| e.to_string())?;
+    std::fs::write(
+        work.home().join(".flyte").join("config.yaml"),
+        format!(
+            "admin:\n  endpoint: dns:///127.0.0.1:{}\n  insecure: true\n  pkceConfig:\n    \
+             timeout: 60s\n  deviceFlowConfig:\n    timeout: 2m\n",
+            main.port
+        ),
+    )
+    .map_err(|e| format!("cannot write the demo's config file: {e}"))?;
+    println!(
+        "\nproviders: http://127.0.0.1:{} (tokens live an hour) and http://127.0.0.1:{} \
+         (tokens live {} s)\nHOME={} (with .flyte/config.yaml naming the first)",
+        main.port,
+        short.port,
+        SHORT_TTL.as_secs(),
+        work.home().display()
+    );
+
+    let mut demo = Demo {
+        cli,
+        browser,
+        work: &work,
+        rows: Vec::new(),
+    };
+    let result = demo.steps(&main, &short);
+    demo.summary();
+    result.map(|()| Some(format!("{} steps", demo.rows.len())))
+}
+
+/// Builds `flyte-auth` and the `demo_browser` example; returns their paths.
+fn build() -> Result<(PathBuf, PathBuf), String> {
+    let mut cmd = cargo([
+        "build",
+        "-p",
+        "flyte-auth-cli",
+        "--bin",
+        "flyte-auth",
+        "--example",
+        "demo_browser",
+        "--message-format=json-render-diagnostics",
+    ]);
+    println!("$ {}", show(&cmd));
+    let messages = capture(&mut cmd, 30 * MINUTE)?;
+    let executable = |name: &str| {
+        messages
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .ok_or_else(|| format!("cargo build did not report the `{name}` executable"))
+    };
+    Ok((executable("flyte-auth")?, executable("demo_browser")?))
+}
+
+/// A temporary directory holding the demo user's home and token caches; removed on drop.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create() -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!("flyte-auth-demo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("home"))
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(Self(dir))
+    }
+
+    fn home(&self) -> PathBuf {
+        self.0.join("home")
+    }
+
+    /// A token cache directory of its own for `name`.
+    fn cache(&self, name: &str) -> PathBuf {
+        self.0.join("cache").join(name)
+    }
+
+    fn browser_log(&self) -> PathBuf {
+        self.0.join("demo-browser.log")
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `tests/idp/server.mjs`; killed on drop.
+struct Provider {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    port: u16,
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Provider {
+    /// Starts the server on a free loopback port and waits for its ready line.
+    fn start(idp_dir: &Path, settings: &[(&str, String)]) -> Result<Self, String> {
+        let node = std::env::var("FLYTE_AUTH_TEST_NODE").unwrap_or_else(|_| "node".into());
+        let mut cmd = Command::new(node);
+        cmd.arg("server.mjs")
+            .args([
+                "--host=127.0.0.1",
+                "--port=0",
+                "--exit-on-stdin-close=1",
+                "--log-requests=0",
+                "--device-poll-interval=1",
+            ])
+            .arg(format!("--flyte-redirect-uri={}", free_redirect_uri()?))
+            .args(
+                settings
+                    .iter()
+                    .map(|(name, value)| format!("--{name}={value}")),
+            )
+            .current_dir(idp_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        println!("$ {}", show(&cmd));
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start node (Node.js 20.19 or later): {e}"))?;
+        let stdin = child.stdin.take();
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let stderr_log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = stderr_log.lock().unwrap_or_else(|p| p.into_inner());
+                if log.len() == 20 {
+                    log.pop_front();
+                }
+                log.push_back(line);
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (ready_tx, ready_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = ready_tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let mut provider = Self {
+            child,
+            stdin,
+            port: 0,
+            log,
+        };
+        let line = ready_rx.recv_timeout(MINUTE).map_err(|_| {
+            format!(
+                "the identity provider did not start within a minute; its log:\n{}",
+                provider.log_text()
+            )
+        })?;
+        let ready: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        provider.port = ready["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| format!("unexpected first line from the provider: {line}"))?;
+        Ok(provider)
+    }
+
+    fn endpoint(&self) -> String {
+        format!("dns:///127.0.0.1:{}", self.port)
+    }
+
+    fn log_text(&self) -> String {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    /// The request counters (`GET /test/stats`).
+    fn stats(&self) -> Result<Stats, String> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let fetch = || -> std::io::Result<Vec<u8>> {
+            let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+            stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+            write!(
+                stream,
+                "GET /test/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            )?;
+            let mut answer = Vec::new();
+            stream.take(1 << 20).read_to_end(&mut answer)?;
+            Ok(answer)
+        };
+        let answer = fetch().map_err(|e| format!("GET /test/stats: {e}"))?;
+        let text = String::from_utf8_lossy(&answer);
+        let body = text
+            .strip_prefix("HTTP/1.1 200")
+            .and_then(|rest| rest.split_once("\r\n\r\n"))
+            .map(|(_, body)| body)
+            .ok_or_else(|| format!("GET /test/stats answered: {text}"))?;
+        let doc: Value =
+            serde_json::from_str(body).map_err(|e| format!("GET /test/stats: {e}: {body}"))?;
+        let grant = |name: &str| doc["token_requests"][name].as_u64().unwrap_or(0);
+        Ok(Stats {
+            client_credentials: grant("client_credentials"),
+            authorization_code: grant("authorization_code"),
+            refresh_token: grant("refresh_token"),
+            device_code: grant("urn:ietf:params:oauth:grant-type:device_code"),
+            device_authorizations: doc["device_authorization_requests"].as_u64().unwrap_or(0),
+            authorizations: doc["authorization_requests"].as_u64().unwrap_or(0),
+        })
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The provider's counters that the steps look at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Stats {
+    client_credentials: u64,
+    authorization_code: u64,
+    refresh_token: u64,
+    device_code: u64,
+    device_authorizations: u64,
+    authorizations: u64,
+}
+
+impl Stats {
+    /// Token requests of any grant.
+    fn token_requests(&self) -> u64 {
+        self.client_credentials + self.authorization_code + self.refresh_token + self.device_code
+    }
+}
+
+/// `http://127.0.0.1:{free port}/callback`.
+fn free_redirect_uri() -> Result<String, String> {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    Ok(format!("http://127.0.0.1:{port}/callback"))
+}
+
+/// How a run of `flyte-auth` ended.
+struct Finished {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Finished {
+    /// The token: exit status 0 and exactly one line on stdout.
+    fn token(&self) -> Result<String, String> {
+        let token = self.stdout.strip_suffix('\n').unwrap_or(&self.stdout);
+        if self.code != Some(0) || token.is_empty() || token.contains('\n') {
+            return Err(format!(
+                "expected exit status 0 and one token on stdout, got {:?} with stdout {:?}",
+                self.code,
+                self.stdout.lines().count()
+            ));
+        }
+        Ok(token.to_owned())
+    }
+}
+
+/// One line of the summary.
+struct Row {
+    step: String,
+    result: Result<String, String>,
+    seconds: f64,
+}
+
+struct Demo<'a> {
+    cli: PathBuf,
+    browser: PathBuf,
+    work: &'a WorkDir,
+    rows: Vec<Row>,
+}
+
+impl Demo<'_> {
+    fn steps(&mut self, main: &Provider, short: &Provider) -> Result<(), String> {
+        self.client_credentials(main)?;
+        self.device_flow(main)?;
+        self.browser_login(main)?;
+        self.refresh(short)?;
+        Ok(())
+    }
+
+    /// `flyte-auth <args>` for the demo user, tokens cached in `cache`. `env` is shown in the
+    /// echoed command line; the run also gets `PATH` and the demo's `HOME`.
+    fn command(&self, args: &[&str], cache: &str, env: &[(&str, &str)]) -> (Command, String) {
+        let cache_dir = self.work.cache(cache);
+        let mut cmd = Command::new(&self.cli);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.work.home())
+            .env("FLYTE_AUTH_DEMO_BROWSER_LOG", self.work.browser_log())
+            .args(args)
+            .args(["--store", "file", "--cache-dir"])
+            .arg(&cache_dir);
+        let mut shown = Command::new("flyte-auth");
+        shown
+            .args(args)
+            .args(["--store", "file", "--cache-dir"])
+            .arg(
+                Path::new("$TMP").join(cache_dir.strip_prefix(&self.work.0).unwrap_or(&cache_dir)),
+            );
+        for (name, value) in env {
+            cmd.env(name, value);
+            // The echoed command line shows no secret, not even the fixture's.
+            shown.env(
+                name,
+                if name.contains("SECRET") {
+                    "***"
+                } else {
+                    value
+                },
+            );
+        }
+        (cmd, show(&shown))
+    }
+
+    /// Runs a step: `body` does the work and says what happened; timed and recorded.
+    fn step(
+        &mut self,
+        name: &str,
+        body: impl FnOnce(&mut Self) -> Result<String, String>,
+    ) -> Result<(), String> {
+        println!("\n==> {name}");
+        let started = Instant::now();
+        let result = body(self);
+        let seconds = started.elapsed().as_secs_f64();
+        match &result {
+            Ok(what) => println!("<== {name}: {what} ({seconds:.1} s)"),
+            Err(e) => println!("<== {name}: FAILED ({seconds:.1} s): {e}"),
+        }
+        let failed = result.as_ref().err().cloned();
+        self.rows.push(Row {
+            step: name.to_owned(),
+            result,
+            seconds,
+        });
+        match failed {
+            Some(e) => Err(format!("{name}: {e}")),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `flyte-auth`, its stderr shown indented as it comes; `on_line` sees each line of it
+    /// (to approve a device code, say).
+    fn flyte_auth(
+        &self,
+        (mut cmd, shown): (Command, String),
+        mut on_line: impl FnMut(&str) -> Result<(), String>,
+    ) -> Result<Finished, String> {
+        println!("$ {shown}");
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.cli.display()))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (stdout_tx, stdout_text) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = BufReader::new(stdout).read_to_string(&mut text);
+            let _ = stdout_tx.send(text);
+        });
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (lines_tx, lines) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let started = Instant::now();
+        let mut stderr_text = String::new();
+        let mut failure = None;
+        let mut handle = |line: String, failure: &mut Option<String>| {
+            println!("    | {line}");
+            if failure.is_none()
+                && let Err(e) = on_line(&line)
+            {
+                *failure = Some(e);
+            }
+            stderr_text.push_str(&line);
+            stderr_text.push('\n');
+        };
+        let status = loop {
+            match lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => handle(line, &mut failure),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            let over = started.elapsed() > STEP_LIMIT;
+            if failure.is_some() || over {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failure.unwrap_or_else(|| {
+                    format!(
+                        "flyte-auth did not finish within {} s",
+                        STEP_LIMIT.as_secs()
+                    )
+                }));
+            }
+            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                break status;
+            }
+        };
+        // The rest of the output; bounded, in case something it started still holds the pipes.
+        let drained = Instant::now() + Duration::from_secs(5);
+        while let Ok(line) = lines.recv_timeout(drained.saturating_duration_since(Instant::now())) {
+            handle(line, &mut failure);
+        }
+        let stdout = stdout_text
+            .recv_timeout(drained.saturating_duration_since(Instant::now()))
+            .unwrap_or_default();
+        Ok(Finished {
+            code: status.code(),
+            stdout,
+            stderr: stderr_text,
+        })
+    }
+
+    /// A token run that must succeed; the step's token is returned with the counters' change.
+    fn token_run(
+        &self,
+        provider: &Provider,
+        command: (Command, String),
+        on_line: impl FnMut(&str) -> Result<(), String>,
+    ) -> Result<(String, Stats), String> {
+        let before = provider.stats()?;
+        let finished = self.flyte_auth(command, on_line)?;
+        let token = finished
+            .token()
+            .map_err(|e| format!("{e}\n{}", finished.stderr.trim_end()))?;
+        if finished.stderr.contains(&token) {
+            return Err("the token was written to stderr".into());
+        }
+        println!(
+            "    (stdout: one line, a token of {} characters, fingerprint {})",
+            token.len(),
+            fingerprint(&token)
+        );
+        let after = provider.stats()?;
+        Ok((token, diff(after, before)))
+    }
+
+    fn client_credentials(&mut self, main: &Provider) -> Result<(), String> {
+        let service = |demo: &Self, cache: &str, secret: &str, sub: &str| {
+            demo.command(
+                &[
+                    sub,
+                    "--auth-mode",
+                    "ClientSecret",
+                    "--client-id",
+                    SERVICE_CLIENT,
+                    "--client-secret-env",
+                    "DEMO_CLIENT_SECRET",
+                ],
+                cache,
+                &[("DEMO_CLIENT_SECRET", secret)],
+            )
+        };
+        let mut first = String::new();
+        self.step("client credentials: token", |demo| {
+            let (token, change) = demo.token_run(
+                main,
+                service(demo, "service", SERVICE_SECRET, "token"),
+                |_| Ok(()),
+            )?;
+            expect(
+                change.client_credentials == 1,
+                "one client_credentials grant",
+                change,
+            )?;
+            first = token;
+            Ok("logged in: one client_credentials grant".into())
+        })?;
+        self.step("client credentials: token again", |demo| {
+            let (token, change) = demo.token_run(
+                main,
+                service(demo, "service", SERVICE_SECRET, "token"),
+                |_| Ok(()),
+            )?;
+            expect(
+                token == first && change.token_requests() == 0,
+                "the same token, no request",
+                change,
+            )?;
+            Ok("served from the cache: same token, no request".into())
+        })?;
+        self.step("external command: token", |demo| {
+            // `flyte-auth token` as the token command of another `flyte-auth`.
+            let inner = |program: String, cache: String| {
+                serde_json::to_string(&[
+                    program,
+                    "token".into(),
+                    "--auth-mode".into(),
+                    "ClientSecret".into(),
+                    "--client-id".into(),
+                    SERVICE_CLIENT.into(),
+                    "--client-secret-env".into(),
+                    "DEMO_CLIENT_SECRET".into(),
+                    "--store".into(),
+                    "file".into(),
+                    "--cache-dir".into(),
+                    cache,
+                ])
+                .expect("strings serialize")
+            };
+            let real = inner(
+                demo.cli.display().to_string(),
+                demo.work.cache("service").display().to_string(),
+            );
+            let display = inner("flyte-auth".into(), "$TMP/cache/service".into());
+            let (mut cmd, _) = demo.command(
+                &["token", "--auth-mode", "ExternalCommand"],
+                "command",
+                &[("DEMO_CLIENT_SECRET", SERVICE_SECRET)],
+            );
+            cmd.env("FLYTE_CREDENTIALS_COMMAND", &real);
+            let (_, shown) = demo.command(
+                &["token", "--auth-mode", "ExternalCommand"],
+                "command",
+                &[("FLYTE_CREDENTIALS_COMMAND", &display)],
+            );
+            let (token, change) = demo.token_run(main, (cmd, shown), |_| Ok(()))?;
+            expect(
+                token == first && change.token_requests() == 0,
+                "the cached client-credentials token",
+                change,
+            )?;
+            Ok("the command (`flyte-auth token`) printed the cached token".into())
+        })?;
+        self.step("status", |demo| {
+            let text = demo
+                .flyte_auth(service(demo, "service", SERVICE_SECRET, "status"), |_| {
+                    Ok(())
+                })?;
+            println!("    {}", text.stdout.trim_end().replace('\n', "\n    "));
+            let (mut cmd, shown) = service(demo, "service", SERVICE_SECRET, "status");
+            cmd.arg("--json");
+            let json = demo.flyte_auth((cmd, format!("{shown} --json")), |_| Ok(()))?;
+            if text.code != Some(0) || json.code != Some(0) {
+                return Err(format!(
+                    "status ended with {:?} and {:?}",
+                    text.code, json.code
+                ));
+            }
+            if text.stdout.contains(&first) || json.stdout.contains(&first) {
+                return Err("status showed the token".into());
+            }
+            let doc: Value = serde_json::from_str(&json.stdout).map_err(|e| e.to_string())?;
+            Ok(format!(
+                "logged_in: {}, expires in {} s; no token or secret shown",
+                doc["logged_in"], doc["credentials"]["expires_in_seconds"]
+            ))
+        })?;
+        self.step("logout, then token", |demo| {
+            let out = demo
+                .flyte_auth(service(demo, "service", SERVICE_SECRET, "logout"), |_| {
+                    Ok(())
+                })?;
+            if out.code != Some(0) {
+                return Err(format!("logout ended with {:?}", out.code));
+            }
+            let (token, change) = demo.token_run(
+                main,
+                service(demo, "service", SERVICE_SECRET, "token"),
+                |_| Ok(()),
+            )?;
+            expect(
+                token != first && change.client_credentials == 1,
+                "a new client_credentials grant",
+                change,
+            )?;
+            Ok("logged out; the next token logged in again".into())
+        })?;
+        self.step("client credentials: wrong secret", |demo| {
+            let out = demo
+                .flyte_auth(service(demo, "refused", "not-the-secret", "token"), |_| {
+                    Ok(())
+                })?;
+            if out.code != Some(3)
+                || !out.stderr.contains("invalid_client")
+                || !out.stdout.is_empty()
+            {
+                return Err(format!(
+                    "expected exit status 3 naming invalid_client, got {:?}",
+                    out.code
+                ));
+            }
+            if out.stderr.contains("not-the-secret") {
+                return Err("the secret was printed".into());
+            }
+            Ok("refused: exit status 3, `invalid_client`, secret not shown".into())
+        })
+    }
+
+    fn device_flow(&mut self, main: &Provider) -> Result<(), String> {
+        let mut first = String::new();
+        self.step("device flow: token", |demo| {
+            let browser = demo.browser.clone();
+            let mut url = None;
+            let mut approved = None;
+            let command = demo.command(&["token", "--auth-mode", "DeviceFlow"], "device", &[]);
+            let (token, change) = demo.token_run(main, command, |line| {
+                let word = line.trim();
+                if word.starts_with("http") && word.contains("/device") {
+                    url = Some(word.to_owned());
+                }
+                if let (Some(url), Some(code), None) = (&url, user_code(line), &approved) {
+                    run(Command::new(&browser).arg(url).arg(&code), MINUTE)?;
+                    approved = Some(code);
+                }
+                Ok(())
+            })?;
+            let code = approved.ok_or("no user code was shown")?;
+            expect(
+                change.device_authorizations == 1 && change.device_code >= 1,
+                "one device login",
+                change,
+            )?;
+            first = token;
+            let polls = match change.device_code {
+                1 => "1 poll".to_owned(),
+                n => format!("{n} polls"),
+            };
+            Ok(format!(
+                "code {code} approved by the stand-in browser; logged in after {polls}"
+            ))
+        })?;
+        self.step("device flow: token again", |demo| {
+            let command = demo.command(&["token", "--auth-mode", "DeviceFlow"], "device", &[]);
+            let (token, change) = demo.token_run(main, command, |_| Ok(()))?;
+            expect(
+                token == first && change.token_requests() == 0 && change.device_authorizations == 0,
+                "the same token, no request",
+                change,
+            )?;
+            Ok("served from the cache: same token, no request".into())
+        })
+    }
+
+    fn browser_login(&mut self, main: &Provider) -> Result<(), String> {
+        let mut first = String::new();
+        let browser = self.browser.display().to_string();
+        self.step("browser login (PKCE): token", |demo| {
+            let command = demo.command(
+                &["token", "--auth-mode", "Pkce"],
+                "browser",
+                &[("BROWSER", &browser)],
+            );
+            let (token, change) = demo.token_run(main, command, |_| Ok(()))?;
+            expect(
+                change.authorizations == 1 && change.authorization_code == 1,
+                "one browser login",
+                change,
+            )?;
+            first = token;
+            println!(
+                "    {}",
+                browser_log(demo.work).trim_end().replace('\n', "\n    ")
+            );
+            Ok("$BROWSER signed in and approved; one authorization_code grant".into())
+        })?;
+        self.step("browser login (PKCE): token again", |demo| {
+            let command = demo.command(
+                &["token", "--auth-mode", "Pkce"],
+                "browser",
+                &[("BROWSER", &browser)],
+            );
+            let (token, change) = demo.token_run(main, command, |_| Ok(()))?;
+            expect(
+                token == first && change.token_requests() == 0 && change.authorizations == 0,
+                "the same token, no request",
+                change,
+            )?;
+            Ok("served from the cache: same token, no request, no browser".into())
+        })
+    }
+
+    fn refresh(&mut self, short: &Provider) -> Result<(), String> {
+        let endpoint = short.endpoint();
+        let browser = self.browser.display().to_string();
+        let args = [
+            "token",
+            "--auth-mode",
+            "Pkce",
+            "--endpoint",
+            endpoint.as_str(),
+        ];
+        let mut first = String::new();
+        self.step(
+            &format!("browser login, {} s tokens", SHORT_TTL.as_secs()),
+            |demo| {
+                let command = demo.command(&args, "refresh", &[("BROWSER", &browser)]);
+                let (token, change) = demo.token_run(short, command, |_| Ok(()))?;
+                expect(change.authorization_code == 1, "one browser login", change)?;
+                first = token;
+                Ok("logged in (--endpoint overrides the config file)".into())
+            },
+        )?;
+        let wait = SHORT_TTL + Duration::from_secs(1);
+        println!("\n(waiting {} s for the token to expire)", wait.as_secs());
+        std::thread::sleep(wait);
+        self.step("token after expiry", |demo| {
+            let command = demo.command(&args, "refresh", &[("BROWSER", &browser)]);
+            let (token, change) = demo.token_run(short, command, |_| Ok(()))?;
+            expect(
+                token != first && change.refresh_token == 1 && change.authorizations == 0,
+                "one refresh_token grant and no login",
+                change,
+            )?;
+            Ok("refreshed automatically: one refresh_token grant, no browser".into())
+        })
+    }
+
+    fn summary(&self) {
+        println!("\n==> demo summary");
+        let width = self
+            .rows
+            .iter()
+            .map(|r| r.step.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        println!("{:<width$}  {:>7}  result", "step", "seconds");
+        for row in &self.rows {
+            let result = match &row.result {
+                Ok(what) => what.clone(),
+                Err(e) => format!("FAILED: {}", e.lines().next().unwrap_or_default()),
+            };
+            println!("{:<width$}  {:>7.1}  {result}", row.step, row.seconds);
+        }
+    }
+}
+
+/// `after - before`, field by field.
+fn diff(after: Stats, before: Stats) -> Stats {
+    Stats {
+        client_credentials: after
+            .client_credentials
+            .saturating_sub(before.client_credentials),
+        authorization_code: after
+            .authorization_code
+            .saturating_sub(before.authorization_code),
+        refresh_token: after.refresh_token.saturating_sub(before.refresh_token),
+        device_code: after.device_code.saturating_sub(before.device_code),
+        device_authorizations: after
+            .device_authorizations
+            .saturating_sub(before.device_authorizations),
+        authorizations: after.authorizations.saturating_sub(before.authorizations),
+    }
+}
+
+fn expect(ok: bool, what: &str, change: Stats) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("expected {what}; the provider counted {change:?}"))
+    }
+}
+
+/// The user code of a device prompt line (`... enter the code ABCD-EFGH.`).
+fn user_code(line: &str) -> Option<String> {
+    let rest = &line[line.find("the code ")? + "the code ".len()..];
+    let code: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    (!code.is_empty()).then_some(code)
+}
+
+/// A short, stable fingerprint of a token, to show which tokens are the same without showing
+/// any of them.
+fn fingerprint(token: &str) -> String {
+    use std::hash::{DefaultHasher, Hash as _, Hasher as _};
+    let mut hasher = DefaultHasher::new();
+    token.hash(&mut hasher);
+    format!("{:06x}", hasher.finish() & 0xff_ffff)
+}
+
+/// What the stand-in browser wrote (it runs without a terminal when started as `$BROWSER`).
+fn browser_log(work: &WorkDir) -> String {
+    std::fs::read_to_string(work.browser_log()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_codes_are_read_from_both_prompt_wordings() {
+        assert_eq!(
+            user_code("and enter the code WDJB-MJHT. The code is valid for 10 minutes.").as_deref(),
+            Some("WDJB-MJHT")
+        );
+        assert_eq!(
+            user_code("and check that it shows the code ABCD-EFGH.").as_deref(),
+            Some("ABCD-EFGH")
+        );
+        assert_eq!(user_code("no code here"), None);
+    }
+
+    #[test]
+    fn counters_are_compared_field_by_field() {
+        let before = Stats {
+            client_credentials: 2,
+            refresh_token: 1,
+            ..Stats::default()
+        };
+        let after = Stats {
+            client_credentials: 3,
+            refresh_token: 1,
+            ..Stats::default()
+        };
+        let change = diff(after, before);
+        assert_eq!(change.client_credentials, 1);
+        assert_eq!(change.token_requests(), 1);
+    }
+}
