@@ -590,3 +590,28 @@ fn unknown_sections_and_keys_are_ignored_but_known_keys_are_checked_everywhere()
     ));
     assert_eq!(world.load().unwrap().endpoint(), "flyte.example.org:443");
 }
+
+#[test]
+fn a_proxy_password_is_never_shown_in_debug_output_or_errors() {
+    let cfg = flyte_auth::PlatformConfig::builder()
+        .no_config_file()
+        .no_env()
+        .endpoint("dns:///flyte.example.org:443")
+        .http_proxy_url("http://user:pw-proxy-Xq7Lm2Rt@proxy.example.org:3128")
+        .token_url("https://idp.example.org/token?client_secret=qs-secret-77")
+        .build()
+        .unwrap();
+    let printed = format!("{cfg:?}");
+    assert!(!printed.contains("pw-proxy-Xq7Lm2Rt"), "{printed}");
+    assert!(!printed.contains("qs-secret-77"), "{printed}");
+    assert!(printed.contains("proxy.example.org:3128"), "{printed}");
+
+    let err = flyte_auth::PlatformConfig::builder()
+        .no_config_file()
+        .no_env()
+        .endpoint("dns:///flyte.example.org:443")
+        .http_proxy_url("ftp://user:pw-proxy-Xq7Lm2Rt@proxy.example.org:3128")
+        .build()
+        .unwrap_err();
+    assert!(!err.to_string().contains("pw-proxy-Xq7Lm2Rt"), "{err}");
+}

@@ -368,7 +368,13 @@ impl fmt::Debug for ClientCredentialsFlow {
             .field("endpoint", &self.endpoint)
             .field("client", &self.client)
             .field("cfg_store", &self.cfg_store)
-            .field("token_endpoint", &self.token_endpoint)
+            .field(
+                "token_endpoint",
+                &self
+                    .token_endpoint
+                    .as_deref()
+                    .map(flyte_auth_core::redact_url),
+            )
             .field("header_key", &self.header_key)
             .field("scopes", &self.scopes)
             .field("audience", &self.audience)

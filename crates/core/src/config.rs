@@ -22,7 +22,7 @@ pub const DEFAULT_HEADER_KEY: &str = "authorization";
 ///     .with_scopes(["all", "offline"]);
 /// assert_eq!(cfg.header_key, "authorization");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ClientConfig {
     /// The OAuth token endpoint.
@@ -108,6 +108,25 @@ impl ClientConfig {
         let audience = audience.into();
         self.audience = (!audience.is_empty()).then_some(audience);
         self
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = |u: &str| crate::redact_url(u);
+        f.debug_struct("ClientConfig")
+            .field("token_endpoint", &url(&self.token_endpoint))
+            .field("authorization_endpoint", &url(&self.authorization_endpoint))
+            .field("redirect_uri", &url(&self.redirect_uri))
+            .field("client_id", &self.client_id)
+            .field(
+                "device_authorization_endpoint",
+                &self.device_authorization_endpoint.as_deref().map(url),
+            )
+            .field("scopes", &self.scopes)
+            .field("header_key", &self.header_key)
+            .field("audience", &self.audience)
+            .finish()
     }
 }
 

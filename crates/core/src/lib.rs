@@ -50,6 +50,7 @@ mod cache;
 mod config;
 mod credentials;
 mod error;
+mod redact;
 mod secret;
 mod store;
 
@@ -60,5 +61,6 @@ pub use cache::{
 pub use config::{ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, StaticClientConfigStore};
 pub use credentials::{Credentials, DEFAULT_ENDPOINT, UNKNOWN_EXPIRY_LIFETIME};
 pub use error::{Error, OAuthError, OAuthErrorCode, StoreError};
+pub use redact::redact_url;
 pub use secret::SecretString;
 pub use store::{MemoryStore, StoreLock, TokenStore};

@@ -9,7 +9,7 @@ use std::{
 
 use flyte_auth_core::{
     BoxFuture, ClientConfig, ClientConfigStore, Credentials, Error, OAuthErrorCode, SecretString,
-    TokenFlow,
+    TokenFlow, redact_url,
 };
 use flyte_auth_oauth::{
     ClientAuth, DeviceAuthorization, DeviceAuthorizationRequest, OAuthClient, TokenRequest,
@@ -96,10 +96,17 @@ impl fmt::Debug for DeviceCodeFlow {
             .field("cfg_store", &self.cfg_store)
             .field("client_id", &self.client_id())
             .field("confidential", &self.overrides.client_secret.is_some())
-            .field("token_endpoint", &self.overrides.token_endpoint)
+            .field(
+                "token_endpoint",
+                &self.overrides.token_endpoint.as_deref().map(redact_url),
+            )
             .field(
                 "device_authorization_endpoint",
-                &self.overrides.device_authorization_endpoint,
+                &self
+                    .overrides
+                    .device_authorization_endpoint
+                    .as_deref()
+                    .map(redact_url),
             )
             .field("header_key", &self.overrides.header_key)
             .field("scopes", &self.overrides.scopes)

@@ -324,31 +324,8 @@ impl RawResponse {
     }
 }
 
-/// A URL fit for messages and logs: no user info, query or fragment.
-pub(crate) fn display_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.set_query(None);
-            parsed.set_fragment(None);
-            parsed.to_string()
-        }
-        Err(_) => {
-            let cut = url.find(['?', '#']).unwrap_or(url.len());
-            let url = &url[..cut];
-            match url.rfind('@') {
-                Some(at) => match url.find("://") {
-                    Some(scheme) if scheme < at => {
-                        format!("{}{}", &url[..scheme + 3], &url[at + 1..])
-                    }
-                    _ => url[at + 1..].to_owned(),
-                },
-                None => url.to_owned(),
-            }
-        }
-    }
-}
+/// A URL fit for messages and logs: no user info, query or fragment (core's one redaction).
+pub(crate) use flyte_auth_core::redact_url as display_url;
 
 /// A short, single-line excerpt of an error body: tags stripped, whitespace collapsed, at most
 /// [`SNIPPET_CHARS`] characters, every `secret` replaced by `[redacted]`.
@@ -471,16 +448,6 @@ fn describe_transport_error(e: &reqwest::Error, settings: &HttpSettings) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn display_url_drops_credentials_query_and_fragment() {
-        assert_eq!(
-            display_url("https://user:pw@idp.example.org/token?code=abc#frag"),
-            "https://idp.example.org/token"
-        );
-        assert_eq!(display_url("not a url?secret=1"), "not a url");
-        assert_eq!(display_url("x://u:p@host?q"), "x://host");
-    }
 
     #[test]
     fn snippet_strips_html_shortens_and_redacts() {

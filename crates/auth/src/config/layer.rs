@@ -217,7 +217,8 @@ fn check_url(url: &str, schemes: &[&str]) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "invalid URL `{url}`: expected an absolute URL starting with {expected}"
+            "invalid URL `{}`: expected an absolute URL starting with {expected}",
+            flyte_auth_core::redact_url(url)
         ))
     }
 }

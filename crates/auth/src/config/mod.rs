@@ -49,7 +49,7 @@ use std::{
     time::Duration,
 };
 
-use flyte_auth_core::{Error, SecretString};
+use flyte_auth_core::{Error, SecretString, redact_url};
 
 pub use duration::{ParseDurationError, parse_duration};
 use layer::{CLIENT_SECRET_ENV_VAR, CLIENT_SECRET_LOCATION, Layer, Source};
@@ -396,8 +396,11 @@ impl fmt::Debug for PlatformConfig {
             .field("audience", &self.audience)
             .field("command", &RedactedArgv(&self.command))
             .field("proxy_command", &RedactedArgv(&self.proxy_command))
-            .field("http_proxy_url", &self.http_proxy_url)
-            .field("token_url", &self.token_url)
+            .field(
+                "http_proxy_url",
+                &self.http_proxy_url.as_deref().map(redact_url),
+            )
+            .field("token_url", &self.token_url.as_deref().map(redact_url))
             .field("authorization_header", &self.authorization_header)
             .field("pkce", &self.pkce)
             .field("device_flow", &self.device_flow)
