@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use flyte_auth_tests::{
-    BASIC_CLIENT, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE,
+    BASIC_CLIENT, Fault, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE,
     GRANT_REFRESH_TOKEN, Idp,
 };
 use serde_json::Value;
@@ -164,6 +164,21 @@ fn an_unreachable_server_is_a_network_error_within_a_bounded_time() {
     assert!(out.elapsed < Duration::from_secs(60), "{out:?}");
 }
 
+#[tokio::test]
+async fn a_server_slower_than_the_timeout_is_a_network_error() {
+    let idp = Idp::start().await;
+    idp.inject_fault(Fault::token(503).delay(Duration::from_secs(60)))
+        .await;
+    let user = service_user(&idp, BASIC_CLIENT.secret());
+    let out = user.run(&["token", "--timeout", "2"]);
+    let line = out.error(4);
+    assert!(line.contains("timed out"), "{line}");
+    assert!(
+        out.elapsed < Duration::from_secs(45),
+        "--timeout was not applied: {out:?}"
+    );
+}
+
 // --- External command ---------------------------------------------------------------------
 
 #[test]
@@ -253,7 +268,14 @@ async fn client_credentials_token_is_cached_dropped_on_logout_and_obtained_again
     assert!(out.stderr.contains("Logged out of"), "{out:?}");
     assert_eq!(status_json(&user)["logged_in"], false);
 
-    let third = user.run(&["token"]).token();
+    // At trace level too, neither the token nor the secret reaches the log.
+    let traced = user.run(&["token", "-vvv"]);
+    let third = traced.token();
+    assert!(
+        traced.stderr.contains("TRACE") || traced.stderr.contains("DEBUG"),
+        "{traced:?}"
+    );
+    assert!(!traced.stderr.contains(BASIC_CLIENT.secret()), "{traced:?}");
     assert_ne!(third, first);
     assert_eq!(idp.token_requests(GRANT_CLIENT_CREDENTIALS).await, 2);
 
