@@ -9,7 +9,13 @@
 //!   `$FLYTECTL_CONFIG`) overridden by the `FLYTE_*` environment variables, and [`AuthMode`];
 //! - each flow crate as a module behind its feature (`flyte_auth::pkce`, `device`,
 //!   `clientcreds`, `command`), the shared OAuth client as `oauth` with any HTTP flow, and the
-//!   token stores as `store`.
+//!   token stores as `store`;
+//! - [`get_authenticator`] / [`get_authenticator_with`] ([`FactoryOptions`]): the
+//!   authenticator the config asks for, built the way flytekit builds it;
+//!   [`AuthenticatorRegistry`] / [`register_authenticator`] for auth types of the program's
+//!   own; [`proxy_authenticator`] for `proxyCommand`;
+//! - integrations, each behind its feature: `AuthLayer` (feature `tower`, for `tonic`
+//!   channels and other `tower` services) and `AuthenticatedClient` (feature `reqwest`).
 //!
 //! ```
 //! use flyte_auth::{AuthMode, PlatformConfig};
@@ -33,7 +39,8 @@
 //!
 //! ## Features
 //!
-//! All are on by default; pick what a program needs with `default-features = false`.
+//! The flows and stores are on by default, the integrations off; pick what a program needs with
+//! `default-features = false`.
 //!
 //! | feature | what it adds |
 //! | --- | --- |
@@ -43,6 +50,11 @@
 //! | `command` | a command prints the token (also for `proxy-authorization`): `flyte_auth::command` |
 //! | `keyring` | token store in the OS keyring, pyflyte's layout: `flyte_auth::store` |
 //! | `file-store` | token store in a 0600 file per endpoint: `flyte_auth::store` |
+//! | `tower` | `AuthLayer`: the token on every request of a `tower` service (a `tonic` channel), a new one after `UNAUTHENTICATED` / 401: `flyte_auth::tower` |
+//! | `reqwest` | `AuthenticatedClient`: the token on every `reqwest` request, a new one and one replay after a 401: `flyte_auth::reqwest` |
+//!
+//! [`get_authenticator`] is always there: an auth type whose flow's feature is off is an
+//! [`Error::Config`] naming the feature.
 //!
 //! `pkce`, `device` and `clientcreds` also re-export the OAuth client they share
 //! (`flyte-auth-oauth`) as `flyte_auth::oauth`.
