@@ -9,8 +9,10 @@
     reason = "xtask reports to the person or CI log running it"
 )]
 
+mod bench;
 mod cmd;
 mod demo;
+mod fuzz;
 mod tasks;
 mod workspace;
 
@@ -78,6 +80,18 @@ const TASKS: &[Task] = &[
         about: "every login through the flyte-auth binary against a local OpenID provider",
         in_ci: false,
         run: demo::demo,
+    },
+    Task {
+        name: "bench",
+        about: "criterion benches, then flyte-auth processes against curl and /bin/true (target/bench/)",
+        in_ci: false,
+        run: bench::bench,
+    },
+    Task {
+        name: "fuzz",
+        about: "replay fuzz/regressions, then every cargo-fuzz target for --seconds N (default 60)",
+        in_ci: false,
+        run: fuzz::fuzz,
     },
 ];
 

@@ -124,14 +124,14 @@ fn hot_path(c: &mut Criterion) {
                 .expect("the token is fresh")
         });
     });
-    group.bench_function("fetch_grpc_call_auth_metadata (dyn)", |b| {
+    group.bench_function("fetch_grpc_call_auth_metadata_dyn", |b| {
         b.iter(|| {
             black_box(&dynamic)
                 .fetch_grpc_call_auth_metadata()
                 .expect("the token is fresh")
         });
     });
-    group.bench_function("get_credentials (fresh)", |b| {
+    group.bench_function("get_credentials_fresh", |b| {
         b.iter(|| {
             black_box(&auth)
                 .get_credentials()
@@ -157,7 +157,7 @@ fn single_flight(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("single_flight");
     group.sample_size(20);
-    group.bench_function("1000 tasks on an expired token", |b| {
+    group.bench_function("expired_token_1000_tasks", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {

@@ -40,7 +40,7 @@ fn file_store(c: &mut Criterion) {
                 .expect("a token was stored")
         });
     });
-    group.bench_function("retrieve (nothing stored)", |b| {
+    group.bench_function("retrieve_missing", |b| {
         b.iter(|| {
             store
                 .retrieve(black_box("nothing.example.org:443"))
@@ -54,7 +54,7 @@ fn file_store(c: &mut Criterion) {
                 .expect("the temporary directory is writable");
         });
     });
-    group.bench_function("lock and unlock", |b| {
+    group.bench_function("lock_unlock", |b| {
         b.iter(|| {
             let guard = store
                 .lock(black_box(ENDPOINT))
