@@ -89,7 +89,7 @@ const TASKS: &[Task] = &[
     },
     Task {
         name: "fuzz",
-        about: "replay fuzz/regressions, then every cargo-fuzz target for --seconds N (default 60)",
+        about: "replay fuzz/regressions, then each cargo-fuzz target for $FLYTE_AUTH_FUZZ_SECONDS (60) s",
         in_ci: false,
         run: fuzz::fuzz,
     },
