@@ -15,7 +15,8 @@
 //!   `fuzz/target/work/<target>/`; the committed seeds in `fuzz/corpus/<target>/` are only read.
 //! - `fuzz/regressions/<target>/` holds inputs that once failed; each is replayed first and
 //!   must now pass.
-//! - libFuzzer's output goes to `target/fuzz/<target>.log`.
+//! - libFuzzer's output goes to `target/fuzz/<target>.log`; the targets' temporary files go to
+//!   `fuzz/target/tmp/<target>/` (`TMPDIR`), removed after the run.
 //!
 //! The number of seconds is read from `--seconds N` after the task name, else from
 //! `FLYTE_AUTH_FUZZ_SECONDS`.
@@ -315,7 +316,12 @@ fn fuzz_one(
     let log_path = log_dir.join(format!("{target}.log"));
     let log = File::create(&log_path)
         .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+    // The targets that write files (config, token file) do so under the temporary directory,
+    // one per process; each job of the fork mode is a process, so give them one to fill.
+    let tmp = fuzz_dir.join("target").join("tmp").join(target);
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
     let mut cmd = cargo_fuzz(["run", "--sanitizer", sanitizer.name(), target]);
+    cmd.env("TMPDIR", &tmp);
     cmd.arg(&work).arg(&seeds).arg("--").args([
         format!("-max_total_time={seconds}"),
         format!("-timeout={INPUT_TIMEOUT_SECONDS}"),
@@ -334,6 +340,7 @@ fn fuzz_one(
     if let Err(err) = run(&mut cmd, limit) {
         println!("{err}");
     }
+    let _ = std::fs::remove_dir_all(&tmp);
 
     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
     if let Some(status) = text
