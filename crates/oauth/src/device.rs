@@ -188,6 +188,7 @@ impl OAuthClient {
     ) -> Result<DeviceAuthorization, Error> {
         let operation = "device authorization request";
         let (form, basic) = request.encode();
+        let basic_credentials = basic.clone();
         let raw = self
             .post_form(operation, &request.endpoint, form, basic)
             .await?;
@@ -196,6 +197,7 @@ impl OAuthClient {
             .client_secret()
             .map(SecretString::expose_secret)
             .into_iter()
+            .chain(basic_credentials.as_deref())
             .collect();
         let object = json_object_or_error(&raw, operation, &secrets)?;
         let missing = |field: &str| Error::InvalidResponse {

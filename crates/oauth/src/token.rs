@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     OAuthClient,
-    transport::{RawResponse, display_url, snippet},
+    transport::{RawResponse, display_url, redact, snippet},
 };
 
 /// The `grant_type` of the device flow (RFC 8628 §3.4).
@@ -560,10 +560,13 @@ impl OAuthClient {
             client_id = request.client.client_id(),
             "sending token request"
         );
+        let basic_credentials = basic.clone();
         let raw = self
             .post_form(operation, &request.token_endpoint, form, basic)
             .await?;
-        parse_token_response(&raw, operation, &request.secrets())
+        let mut secrets = request.secrets();
+        secrets.extend(basic_credentials.as_deref());
+        parse_token_response(&raw, operation, &secrets)
     }
 }
 
@@ -577,11 +580,29 @@ pub(crate) fn parse_token_response(
     let access_token = match object.get("access_token") {
         Some(Value::String(s)) if !s.is_empty() => SecretString::new(s.clone()),
         _ => {
-            let fields: Vec<&str> = object.keys().map(String::as_str).collect();
+            // Only the names of standard members are shown: any other name could be a value
+            // the server echoes.
+            const KNOWN: [&str; 6] = [
+                "access_token",
+                "token_type",
+                "expires_in",
+                "refresh_token",
+                "id_token",
+                "scope",
+            ];
+            let mut fields: Vec<String> = KNOWN
+                .iter()
+                .filter(|k| object.contains_key(**k))
+                .map(|k| (*k).to_owned())
+                .collect();
+            let others = object.len() - fields.len();
+            if others > 0 {
+                fields.push(format!("{others} other member(s)"));
+            }
             return Err(Error::InvalidResponse {
                 status: Some(raw.status),
                 message: format!(
-                    "the answer to the {operation} has no access_token (fields present: {})",
+                    "the answer to the {operation} has no access_token (members present: {})",
                     if fields.is_empty() {
                         "none".to_owned()
                     } else {
@@ -617,19 +638,12 @@ pub(crate) fn json_object_or_error(
         && let Some(Value::String(code)) = object.get("error")
         && !code.is_empty()
     {
-        let redact = |s: String| {
-            let mut s = s;
-            for secret in secrets.iter().filter(|s| s.len() >= 4) {
-                s = s.replace(secret, "[redacted]");
-            }
-            s
-        };
-        let mut error = OAuthError::new(code.as_str()).with_status(raw.status);
+        let mut error = OAuthError::new(redact(code, secrets).as_str()).with_status(raw.status);
         if let Some(d) = string_field(object, "error_description") {
-            error = error.with_description(redact(d));
+            error = error.with_description(redact(&d, secrets));
         }
         if let Some(u) = string_field(object, "error_uri") {
-            error = error.with_uri(redact(u));
+            error = error.with_uri(redact(&u, secrets));
         }
         return Err(Error::OAuth(error));
     }
@@ -645,7 +659,7 @@ pub(crate) fn json_object_or_error(
                 message: format!(
                     "the answer to the {operation} is not JSON (content-type {}, {} bytes); is \
                      the URL right, or did a proxy answer instead of the server?",
-                    raw.content_type(),
+                    redact(raw.content_type(), secrets),
                     raw.body.len()
                 ),
             }),
@@ -685,7 +699,7 @@ pub(crate) fn unexpected_status(raw: &RawResponse, operation: &str, secrets: &[&
         status: Some(status),
         message: format!(
             "the {operation} got HTTP {status} without an OAuth error ({hint}); content-type {}, {body}",
-            raw.content_type()
+            redact(raw.content_type(), secrets)
         ),
     }
 }

@@ -327,13 +327,32 @@ impl RawResponse {
 /// A URL fit for messages and logs: no user info, query or fragment (core's one redaction).
 pub(crate) use flyte_auth_core::redact_url as display_url;
 
-/// A short, single-line excerpt of an error body: tags stripped, whitespace collapsed, at most
-/// [`SNIPPET_CHARS`] characters, every `secret` replaced by `[redacted]`.
-pub(crate) fn snippet(body: &[u8], secrets: &[&str]) -> String {
-    let mut text = String::from_utf8_lossy(body).into_owned();
+/// `text` with every secret replaced by `[redacted]`: as sent, form-encoded (`+` or `%20` for
+/// spaces), and with its white space collapsed (as an echo wrapped over lines shows it).
+/// Secrets shorter than four characters are left alone (they would redact ordinary words).
+pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut text = text.to_owned();
     for secret in secrets.iter().filter(|s| s.len() >= 4) {
-        text = text.replace(secret, "[redacted]");
+        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let collapsed = secret.split_whitespace().collect::<Vec<_>>().join(" ");
+        for form in [
+            (*secret).to_owned(),
+            encoded.replace('+', "%20"),
+            encoded,
+            collapsed,
+        ] {
+            if form.len() >= 4 {
+                text = text.replace(&form, "[redacted]");
+            }
+        }
     }
+    text
+}
+
+/// A short, single-line excerpt of an error body: tags stripped, whitespace collapsed, at most
+/// [`SNIPPET_CHARS`] characters, every `secret` replaced by `[redacted]` (see [`redact`]).
+pub(crate) fn snippet(body: &[u8], secrets: &[&str]) -> String {
+    let text = redact(&String::from_utf8_lossy(body), secrets);
     let mut plain = String::with_capacity(text.len().min(4096));
     let mut in_tag = false;
     let looks_like_markup = text.trim_start().starts_with('<');
@@ -349,7 +368,10 @@ pub(crate) fn snippet(body: &[u8], secrets: &[&str]) -> String {
             c => plain.push(c),
         }
     }
-    let collapsed = plain.split_whitespace().collect::<Vec<_>>().join(" ");
+    let collapsed = redact(
+        &plain.split_whitespace().collect::<Vec<_>>().join(" "),
+        secrets,
+    );
     if collapsed.chars().count() > SNIPPET_CHARS {
         let cut: String = collapsed.chars().take(SNIPPET_CHARS - 3).collect();
         format!("{cut}...")
