@@ -89,7 +89,7 @@ const TASKS: &[Task] = &[
     },
     Task {
         name: "fuzz",
-        about: "replay fuzz/regressions, then each cargo-fuzz target for $FLYTE_AUTH_FUZZ_SECONDS (60) s",
+        about: "replay fuzz/regressions, then each cargo-fuzz target for --seconds N (60) s",
         in_ci: false,
         run: fuzz::fuzz,
     },
@@ -116,6 +116,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let name = match args.as_slice() {
         [name] => name.as_str(),
+        // `fuzz` reads its own options (`--seconds N`); no other task takes any.
+        [name, ..] if name == "fuzz" => name.as_str(),
         [] => {
             eprint!("{}", help());
             return ExitCode::from(2);
