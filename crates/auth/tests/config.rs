@@ -615,3 +615,15 @@ fn a_proxy_password_is_never_shown_in_debug_output_or_errors() {
         .unwrap_err();
     assert!(!err.to_string().contains("pw-proxy-Xq7Lm2Rt"), "{err}");
 }
+
+#[test]
+fn an_endless_secret_file_is_refused_instead_of_read_forever() {
+    let err = flyte_auth::PlatformConfig::builder()
+        .no_config_file()
+        .no_env()
+        .endpoint("dns:///flyte.example.org:443")
+        .client_secret_location("/dev/zero")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+}

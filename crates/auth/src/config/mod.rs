@@ -692,7 +692,7 @@ fn read_config_file(
             Some(path) => (PathBuf::from(path), " (named by FLYTECTL_CONFIG)"),
             None => match default_config_path(env, process_env) {
                 Some(path) => {
-                    return match std::fs::read_to_string(&path) {
+                    return match read_capped(&path, MAX_CONFIG_FILE_BYTES) {
                         Ok(text) => {
                             tracing::debug!(path = %path.display(), "read the Flyte config file");
                             let layer = parse_config_file(&path, &text)?;
@@ -712,7 +712,7 @@ fn read_config_file(
             },
         },
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = read_capped(&path, MAX_CONFIG_FILE_BYTES).map_err(|e| {
         Error::config(format!(
             "cannot read config file {}{named_by}: {e}",
             path.display()
@@ -847,9 +847,30 @@ fn resolve(
     })
 }
 
+/// The largest config file read; flytectl's are a few hundred bytes.
+const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
+/// The largest client secret file read.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// The text of `path`, refusing more than `cap` bytes (a path such as `/dev/zero` must not
+/// exhaust memory).
+fn read_capped(path: &Path, cap: u64) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(cap + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > cap {
+        return Err(std::io::Error::other(format!(
+            "the file is larger than {cap} bytes"
+        )));
+    }
+    Ok(text)
+}
+
 /// The secret in `path`, without trailing line breaks; `None` when the file is empty.
 fn read_secret_file(path: &Path, source: &Source) -> Result<Option<SecretString>, Error> {
-    let mut text = std::fs::read_to_string(path).map_err(|e| {
+    let mut text = read_capped(path, MAX_SECRET_FILE_BYTES).map_err(|e| {
         source.error(
             CLIENT_SECRET_LOCATION,
             format!("cannot read the client secret file {}: {e}", path.display()),
