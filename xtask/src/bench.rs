@@ -15,18 +15,18 @@
 //!    The provider's request counters check that each login made one token request and each
 //!    cached run none. The provider is stopped at the end, also on failure.
 
-use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
 use crate::cmd::{capture, cargo, run, show};
+use crate::provider::Provider;
 use crate::tasks::Outcome;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -356,7 +356,7 @@ fn end_to_end(root: &Path) -> Result<EndToEnd, String> {
     }
     let cli = build_cli()?;
     let work = WorkDir::create()?;
-    let provider = Provider::start(&idp_dir)?;
+    let provider = Provider::start(&idp_dir, &[("access-token-ttl", "3600".into())])?;
     println!("provider: http://127.0.0.1:{}", provider.port);
 
     let flyte_auth = |cache: &Path| {
@@ -393,7 +393,7 @@ fn end_to_end(root: &Path) -> Result<EndToEnd, String> {
     );
 
     // A login per run: a cache directory of its own each time.
-    let before = provider.client_credentials_grants()?;
+    let before = provider.stats()?.client_credentials;
     let login_ms = series("flyte-auth token (login)", |i| {
         let (took, token) = timed(
             &mut flyte_auth(&work.0.join(format!("login-{i}"))),
@@ -402,7 +402,7 @@ fn end_to_end(root: &Path) -> Result<EndToEnd, String> {
         expect_token(&token)?;
         Ok(took)
     })?;
-    let logins = provider.client_credentials_grants()? - before;
+    let logins = provider.stats()?.client_credentials - before;
     let expected = (WARM_UP_RUNS + RUNS) as u64;
     if logins != expected {
         return Err(format!(
@@ -416,7 +416,7 @@ fn end_to_end(root: &Path) -> Result<EndToEnd, String> {
     let cached = work.0.join("cached");
     let (_, first) = timed(&mut flyte_auth(&cached), RUN_LIMIT)?;
     expect_token(&first)?;
-    let before = provider.client_credentials_grants()?;
+    let before = provider.stats()?.client_credentials;
     let cached_ms = series("flyte-auth token (cached)", |_| {
         let (took, token) = timed(&mut flyte_auth(&cached), RUN_LIMIT)?;
         if token != first {
@@ -424,7 +424,7 @@ fn end_to_end(root: &Path) -> Result<EndToEnd, String> {
         }
         Ok(took)
     })?;
-    let grants = provider.client_credentials_grants()? - before;
+    let grants = provider.stats()?.client_credentials - before;
     if grants != 0 {
         return Err(format!(
             "runs served from the cache made {grants} token request(s); they should make none"
@@ -617,106 +617,6 @@ impl WorkDir {
 impl Drop for WorkDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running `tests/idp/server.mjs` on a free loopback port; stopped on drop (and it exits
-/// by itself when the pipe to its stdin closes, should this process die first).
-struct Provider {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    port: u16,
-}
-
-impl Provider {
-    fn start(idp_dir: &Path) -> Result<Self, String> {
-        let node = std::env::var("FLYTE_AUTH_TEST_NODE").unwrap_or_else(|_| "node".into());
-        let mut cmd = Command::new(node);
-        cmd.args([
-            "server.mjs",
-            "--host=127.0.0.1",
-            "--port=0",
-            "--exit-on-stdin-close=1",
-            "--log-requests=0",
-            "--access-token-ttl=3600",
-        ])
-        .current_dir(idp_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        println!("$ {}", show(&cmd));
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start node (Node.js 20.19 or later): {e}"))?;
-        let stdin = child.stdin.take();
-        let log = Arc::new(Mutex::new(VecDeque::new()));
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let stderr_log = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = stderr_log.lock().unwrap_or_else(|p| p.into_inner());
-                if log.len() == 20 {
-                    log.pop_front();
-                }
-                log.push_back(line);
-            }
-        });
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (ready_tx, ready_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = ready_tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let mut provider = Self {
-            child,
-            stdin,
-            port: 0,
-        };
-        let line = ready_rx.recv_timeout(MINUTE).map_err(|_| {
-            let log = log.lock().unwrap_or_else(|p| p.into_inner());
-            format!(
-                "the identity provider did not start within a minute; its log:\n{}",
-                log.iter().cloned().collect::<Vec<_>>().join("\n")
-            )
-        })?;
-        let ready: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        provider.port = ready["port"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .ok_or_else(|| format!("unexpected first line from the provider: {line}"))?;
-        Ok(provider)
-    }
-
-    /// How many client-credentials token requests the provider has answered.
-    fn client_credentials_grants(&self) -> Result<u64, String> {
-        let answer = http_exchange(
-            self.port,
-            &format!(
-                "GET /test/stats HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-                self.port
-            ),
-        )?;
-        let body = answer
-            .strip_prefix("HTTP/1.1 200")
-            .and_then(|rest| rest.split_once("\r\n\r\n"))
-            .map(|(_, body)| body)
-            .ok_or_else(|| format!("GET /test/stats answered: {answer}"))?;
-        let doc: Value =
-            serde_json::from_str(body).map_err(|e| format!("GET /test/stats: {e}: {body}"))?;
-        Ok(doc["token_requests"]["client_credentials"]
-            .as_u64()
-            .unwrap_or(0))
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

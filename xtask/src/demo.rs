@@ -15,17 +15,17 @@
 //!    terminal stops every process of the group, and a provider also exits when the pipe to
 //!    its stdin closes.
 
-use std::collections::VecDeque;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::cmd::{capture, cargo, run, show};
+use crate::provider::{Provider, Stats};
 use crate::tasks::Outcome;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -52,10 +52,21 @@ pub(crate) fn demo() -> Outcome {
     let (cli, browser) = build()?;
 
     let work = WorkDir::create()?;
-    let main = Provider::start(&idp_dir, &[("access-token-ttl", "3600".into())])?;
+    let main = Provider::start(
+        &idp_dir,
+        &[
+            ("access-token-ttl", "3600".into()),
+            ("device-poll-interval", "1".into()),
+            ("flyte-redirect-uri", free_redirect_uri()?),
+        ],
+    )?;
     let short = Provider::start(
         &idp_dir,
-        &[("access-token-ttl", SHORT_TTL.as_secs().to_string())],
+        &[
+            ("access-token-ttl", SHORT_TTL.as_secs().to_string()),
+            ("device-poll-interval", "1".into()),
+            ("flyte-redirect-uri", free_redirect_uri()?),
+        ],
     )?;
     std::fs::create_dir_all(work.home().join(".flyte")).map_err(|e| e.to_string())?;
     std::fs::write(
@@ -141,154 +152,6 @@ impl WorkDir {
 impl Drop for WorkDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running `tests/idp/server.mjs`; killed on drop.
-struct Provider {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    port: u16,
-    log: Arc<Mutex<VecDeque<String>>>,
-}
-
-impl Provider {
-    /// Starts the server on a free loopback port and waits for its ready line.
-    fn start(idp_dir: &Path, settings: &[(&str, String)]) -> Result<Self, String> {
-        let node = std::env::var("FLYTE_AUTH_TEST_NODE").unwrap_or_else(|_| "node".into());
-        let mut cmd = Command::new(node);
-        cmd.arg("server.mjs")
-            .args([
-                "--host=127.0.0.1",
-                "--port=0",
-                "--exit-on-stdin-close=1",
-                "--log-requests=0",
-                "--device-poll-interval=1",
-            ])
-            .arg(format!("--flyte-redirect-uri={}", free_redirect_uri()?))
-            .args(
-                settings
-                    .iter()
-                    .map(|(name, value)| format!("--{name}={value}")),
-            )
-            .current_dir(idp_dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        println!("$ {}", show(&cmd));
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start node (Node.js 20.19 or later): {e}"))?;
-        let stdin = child.stdin.take();
-        let log = Arc::new(Mutex::new(VecDeque::new()));
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let stderr_log = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = stderr_log.lock().unwrap_or_else(|p| p.into_inner());
-                if log.len() == 20 {
-                    log.pop_front();
-                }
-                log.push_back(line);
-            }
-        });
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (ready_tx, ready_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = ready_tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let mut provider = Self {
-            child,
-            stdin,
-            port: 0,
-            log,
-        };
-        let line = ready_rx.recv_timeout(MINUTE).map_err(|_| {
-            format!(
-                "the identity provider did not start within a minute; its log:\n{}",
-                provider.log_text()
-            )
-        })?;
-        let ready: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        provider.port = ready["port"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .ok_or_else(|| format!("unexpected first line from the provider: {line}"))?;
-        Ok(provider)
-    }
-
-    fn endpoint(&self) -> String {
-        format!("dns:///127.0.0.1:{}", self.port)
-    }
-
-    fn log_text(&self) -> String {
-        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        log.iter().cloned().collect::<Vec<_>>().join("\n")
-    }
-
-    /// The request counters (`GET /test/stats`).
-    fn stats(&self) -> Result<Stats, String> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let fetch = || -> std::io::Result<Vec<u8>> {
-            let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-            stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-            write!(
-                stream,
-                "GET /test/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-            )?;
-            let mut answer = Vec::new();
-            stream.take(1 << 20).read_to_end(&mut answer)?;
-            Ok(answer)
-        };
-        let answer = fetch().map_err(|e| format!("GET /test/stats: {e}"))?;
-        let text = String::from_utf8_lossy(&answer);
-        let body = text
-            .strip_prefix("HTTP/1.1 200")
-            .and_then(|rest| rest.split_once("\r\n\r\n"))
-            .map(|(_, body)| body)
-            .ok_or_else(|| format!("GET /test/stats answered: {text}"))?;
-        let doc: Value =
-            serde_json::from_str(body).map_err(|e| format!("GET /test/stats: {e}: {body}"))?;
-        let grant = |name: &str| doc["token_requests"][name].as_u64().unwrap_or(0);
-        Ok(Stats {
-            client_credentials: grant("client_credentials"),
-            authorization_code: grant("authorization_code"),
-            refresh_token: grant("refresh_token"),
-            device_code: grant("urn:ietf:params:oauth:grant-type:device_code"),
-            device_authorizations: doc["device_authorization_requests"].as_u64().unwrap_or(0),
-            authorizations: doc["authorization_requests"].as_u64().unwrap_or(0),
-        })
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The provider's counters that the steps look at.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Stats {
-    client_credentials: u64,
-    authorization_code: u64,
-    refresh_token: u64,
-    device_code: u64,
-    device_authorizations: u64,
-    authorizations: u64,
-}
-
-impl Stats {
-    /// Token requests of any grant.
-    fn token_requests(&self) -> u64 {
-        self.client_credentials + self.authorization_code + self.refresh_token + self.device_code
     }
 }
 

@@ -13,6 +13,7 @@ mod bench;
 mod cmd;
 mod demo;
 mod fuzz;
+mod provider;
 mod tasks;
 mod workspace;
 
