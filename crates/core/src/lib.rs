@@ -49,6 +49,7 @@ mod authenticator;
 mod cache;
 mod config;
 mod credentials;
+mod endpoint;
 mod error;
 mod redact;
 mod secret;
@@ -60,6 +61,7 @@ pub use cache::{
 };
 pub use config::{ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, StaticClientConfigStore};
 pub use credentials::{Credentials, DEFAULT_ENDPOINT, UNKNOWN_EXPIRY_LIFETIME};
+pub use endpoint::Endpoint;
 pub use error::{Error, OAuthError, OAuthErrorCode, StoreError};
 pub use redact::redact_url;
 pub use secret::SecretString;
