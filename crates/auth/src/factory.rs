@@ -275,7 +275,7 @@ pub fn get_authenticator_with(
         return registry.create(name, cfg, store);
     }
     cfg.validate()?;
-    tracing::debug!(mode = %mode, endpoint = cfg.endpoint(), "creating the authenticator");
+    tracing::debug!(mode = %mode, endpoint = %cfg.endpoint(), "creating the authenticator");
     match mode {
         AuthMode::Pkce => pkce(cfg, store, options),
         AuthMode::ClientSecret => client_credentials(cfg, store, options),
@@ -331,7 +331,7 @@ pub fn proxy_authenticator_with(
         let mut builder = CommandAuthenticator::builder()
             .command(cfg.proxy_command().iter().cloned())
             .header_key(PROXY_HEADER_KEY)
-            .endpoint(format!("{} (proxy)", cfg.endpoint()));
+            .endpoint(format!("{} (proxy)", cfg.endpoint().key()));
         if let Some(timeout) = options.command_timeout {
             builder = builder.timeout(timeout);
         }
@@ -431,7 +431,7 @@ mod oauth {
         match &options.cfg_store {
             Some(store) => Ok(Arc::clone(store)),
             None => Ok(Arc::new(RemoteClientConfigStore::new(
-                cfg.endpoint(),
+                cfg.endpoint().key(),
                 cfg.insecure(),
                 client.clone(),
             )?)),
@@ -482,7 +482,7 @@ fn pkce(
             audience: cfg.audience().map(str::to_owned),
         });
     }
-    let mut builder = PKCEAuthenticator::builder(cfg.endpoint(), cfg_store)
+    let mut builder = PKCEAuthenticator::builder(cfg.endpoint().key(), cfg_store)
         .http_client(client)
         .maybe_store(store)
         .timeout(cfg.pkce().timeout)
@@ -526,8 +526,9 @@ fn client_credentials(
     let client_id = cfg.client_id().unwrap_or_default();
     let secret = cfg.client_secret().cloned().unwrap_or_default();
     let client = oauth::client(cfg, options)?;
-    let mut builder = ClientCredentialsAuthenticator::builder(cfg.endpoint(), client_id, secret)
-        .insecure(cfg.insecure());
+    let mut builder =
+        ClientCredentialsAuthenticator::builder(cfg.endpoint().key(), client_id, secret)
+            .insecure(cfg.insecure());
     match (cfg.token_url(), &options.cfg_store) {
         // tokenUrl alone: no discovery at all.
         (Some(url), None) => builder = builder.token_endpoint(url),
@@ -576,7 +577,7 @@ fn device(
 
     let client = oauth::client(cfg, options)?;
     let settings = cfg.device_flow();
-    let mut builder = DeviceCodeAuthenticator::builder(cfg.endpoint())
+    let mut builder = DeviceCodeAuthenticator::builder(cfg.endpoint().key())
         .insecure(cfg.insecure())
         .cfg_store(oauth::discovery(cfg, options, &client)?)
         .http_client(client)
@@ -627,7 +628,7 @@ fn command(
 
     let mut builder = CommandAuthenticator::builder()
         .command(cfg.command().iter().cloned())
-        .endpoint(cfg.endpoint())
+        .endpoint(cfg.endpoint().key())
         .interactive(options.interactive_command);
     if let Some(header) = cfg.authorization_header() {
         builder = builder.header_key(header);

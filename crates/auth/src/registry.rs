@@ -186,7 +186,7 @@ impl AuthenticatorRegistry {
         let factory = self.get(name).ok_or_else(|| self.unknown(name))?;
         tracing::debug!(
             name,
-            endpoint = cfg.endpoint(),
+            endpoint = %cfg.endpoint(),
             "creating a registered authenticator"
         );
         factory(cfg, store)

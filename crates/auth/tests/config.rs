@@ -126,8 +126,8 @@ fn a_flytectl_config_file_is_read_whole() {
     let world = World::new().home_config(FLYTECTL_CONFIG_YAML);
     let cfg = world.load().unwrap();
 
-    assert_eq!(cfg.endpoint(), "flyte.example.org:443");
-    assert_eq!(cfg.base_url(), "https://flyte.example.org:443");
+    assert_eq!(cfg.endpoint().key(), "flyte.example.org");
+    assert_eq!(cfg.base_url(), "https://flyte.example.org");
     assert_eq!(cfg.auth_mode(), AuthMode::Pkce);
     assert!(!cfg.insecure());
     assert!(cfg.insecure_skip_verify());
@@ -164,7 +164,7 @@ fn the_sandbox_config_talks_plain_http() {
         "admin:\n  endpoint: dns:///localhost:30080\n  authType: Pkce\n  insecure: true\n",
     );
     let cfg = world.load().unwrap();
-    assert_eq!(cfg.endpoint(), "localhost:30080");
+    assert_eq!(cfg.endpoint().key(), "localhost:30080");
     assert_eq!(cfg.base_url(), "http://localhost:30080");
 }
 
@@ -182,7 +182,7 @@ fn flytectl_config_names_the_file_instead_of_the_home_one() {
 fn a_missing_default_file_is_fine() {
     let world = World::new().var("FLYTE_PLATFORM_URL", "flyte.example.org");
     let cfg = world.load().unwrap();
-    assert_eq!(cfg.endpoint(), "flyte.example.org");
+    assert_eq!(cfg.endpoint().key(), "flyte.example.org");
     assert_eq!(cfg.base_url(), "https://flyte.example.org");
     assert!(cfg.config_file().is_none());
 }
@@ -207,7 +207,7 @@ fn the_environment_overrides_the_file() {
         );
     let cfg = world.load().unwrap();
 
-    assert_eq!(cfg.endpoint(), "other.example.org:8443");
+    assert_eq!(cfg.endpoint().key(), "other.example.org:8443");
     assert_eq!(cfg.base_url(), "http://other.example.org:8443");
     assert!(!cfg.insecure_skip_verify());
     assert_eq!(cfg.ca_cert_file_path(), Some(Path::new("/tmp/ca.pem")));
@@ -246,7 +246,7 @@ fn explicit_values_override_the_environment_and_the_file() {
         .device_flow_poll_interval(Duration::from_secs(30))
         .build()
         .unwrap();
-    assert_eq!(cfg.endpoint(), "explicit.example.org:9443");
+    assert_eq!(cfg.endpoint().key(), "explicit.example.org:9443");
     assert_eq!(cfg.base_url(), "http://explicit.example.org:9443");
     assert_eq!(cfg.client_id(), Some("explicit"));
     assert_eq!(cfg.auth_mode(), AuthMode::ExternalCommand);
@@ -562,13 +562,13 @@ fn an_unreadable_secret_file_names_the_key_and_the_file() {
 
 #[test]
 fn a_bad_endpoint_in_the_environment_names_the_variable() {
-    let world = World::new().var("FLYTE_PLATFORM_URL", "https://flyte.example.org");
+    let world = World::new().var("FLYTE_PLATFORM_URL", "grpc://flyte.example.org");
     let err = world.load_error();
     assert!(
         err.contains("environment variable FLYTE_PLATFORM_URL"),
         "{err}"
     );
-    assert!(err.contains("dns:///host:port"), "{err}");
+    assert!(err.contains("dns:///host[:port]"), "{err}");
 }
 
 #[test]
@@ -588,7 +588,7 @@ fn unknown_sections_and_keys_are_ignored_but_known_keys_are_checked_everywhere()
         "{}storage:\n  type: 5\nsomething: [1, 2]\n",
         config_with("  unknownKey: {a: b}\n")
     ));
-    assert_eq!(world.load().unwrap().endpoint(), "flyte.example.org:443");
+    assert_eq!(world.load().unwrap().endpoint().key(), "flyte.example.org");
 }
 
 #[test]

@@ -546,7 +546,7 @@ fn plugin_factory(calls: Arc<AtomicUsize>) -> AuthenticatorFactory {
     Arc::new(move |cfg: &PlatformConfig, store| {
         calls.fetch_add(1, Ordering::SeqCst);
         let flow = PluginFlow {
-            endpoint: cfg.endpoint().to_owned(),
+            endpoint: cfg.endpoint().key().to_owned(),
         };
         let auth = CachingAuthenticator::builder(flow)
             .maybe_store(store)

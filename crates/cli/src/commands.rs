@@ -19,7 +19,7 @@ pub(crate) async fn run(cli: &Cli) -> Result<(), Error> {
     let options = &cli.options;
     let cfg = settings::load_config(options)?;
     tracing::debug!(
-        endpoint = cfg.endpoint(),
+        endpoint = %cfg.endpoint(),
         auth_mode = %cfg.auth_mode(),
         config_file = ?cfg.config_file(),
         "configuration loaded"
@@ -49,7 +49,7 @@ async fn login(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
     let store = settings::store(options)?;
     // Built first, so that a config it refuses leaves the stored login alone.
     let authenticator = connect::authenticator(cfg, options, Arc::clone(&store))?;
-    store.delete(cfg.endpoint())?;
+    store.delete(cfg.endpoint().key())?;
     let credentials = authenticator.get_credentials().await?;
     eprintln!(
         "Logged in to {} ({}); the token {}. Kept in the {} store.",
@@ -64,8 +64,12 @@ async fn login(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
 /// Removes what is stored for the endpoint.
 fn logout(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
     let store = settings::store(options)?;
-    let stored = store.retrieve(cfg.endpoint()).ok().flatten().is_some();
-    store.delete(cfg.endpoint())?;
+    let stored = store
+        .retrieve(cfg.endpoint().key())
+        .ok()
+        .flatten()
+        .is_some();
+    store.delete(cfg.endpoint().key())?;
     if stored {
         eprintln!(
             "Logged out of {}: the stored credentials were removed from the {} store.",
@@ -85,7 +89,9 @@ fn logout(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
 /// Prints what is configured and stored; logs in never.
 fn status(cfg: &PlatformConfig, options: &Options, json: bool) -> Result<(), Error> {
     let store = settings::store(options)?;
-    let stored = store.retrieve(cfg.endpoint()).map_err(|e| e.to_string());
+    let stored = store
+        .retrieve(cfg.endpoint().key())
+        .map_err(|e| e.to_string());
     let status = Status::new(cfg, store.name(), stored, cfg.validate().err());
     let text = if json {
         let mut text = status.to_json();

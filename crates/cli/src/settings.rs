@@ -114,7 +114,7 @@ mod tests {
             .env(env(&[]))
             .build()
             .unwrap();
-        assert_eq!(cfg.endpoint(), "file.example.org:443");
+        assert_eq!(cfg.endpoint().key(), "file.example.org:443");
         assert_eq!(cfg.auth_mode(), AuthMode::Pkce);
         assert_eq!(cfg.client_id(), Some("from-file"));
         assert!(cfg.insecure());
@@ -123,7 +123,7 @@ mod tests {
             .env(environment)
             .build()
             .unwrap();
-        assert_eq!(cfg.endpoint(), "env.example.org:443");
+        assert_eq!(cfg.endpoint().key(), "env.example.org:443");
         assert_eq!(cfg.auth_mode(), AuthMode::DeviceFlow);
         assert_eq!(cfg.client_id(), Some("from-env"));
         assert_eq!(cfg.scopes(), ["file"]);
@@ -149,7 +149,7 @@ mod tests {
         ]))
         .build()
         .unwrap();
-        assert_eq!(cfg.endpoint(), "flag.example.org:8443");
+        assert_eq!(cfg.endpoint().key(), "flag.example.org:8443");
         assert_eq!(cfg.auth_mode(), AuthMode::ExternalCommand);
         assert_eq!(cfg.client_id(), Some("from-flag"));
         assert_eq!(cfg.scopes(), ["all", "offline"]);

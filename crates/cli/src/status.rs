@@ -54,7 +54,7 @@ impl Status {
         };
         let credentials = credentials.map(|c| describe(&c, SystemTime::now()));
         Self {
-            endpoint: cfg.endpoint().to_owned(),
+            endpoint: cfg.endpoint().key().to_owned(),
             base_url: cfg.base_url(),
             config_file: cfg.config_file().map(|p| p.display().to_string()),
             auth_mode: cfg.auth_mode().to_string(),
@@ -269,7 +269,7 @@ mod tests {
             }
         }
         let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
-        assert_eq!(json["endpoint"], "flyte.example.org:443");
+        assert_eq!(json["endpoint"], "flyte.example.org");
         assert_eq!(json["auth_mode"], "Pkce");
         assert_eq!(json["store"], "file");
         assert_eq!(json["logged_in"], true);

@@ -93,7 +93,7 @@ fn flags_win_over_the_environment_which_wins_over_the_config_file() {
     .unwrap();
 
     let json = status_json(&user);
-    assert_eq!(json["endpoint"], "from-file.example.org:443");
+    assert_eq!(json["endpoint"], "from-file.example.org");
     assert_eq!(json["auth_mode"], "DeviceFlow");
     assert_eq!(json["client_id"], "file-client");
     assert!(
@@ -107,7 +107,7 @@ fn flags_win_over_the_environment_which_wins_over_the_config_file() {
         .env("FLYTE_PLATFORM_URL", "from-env.example.org:443")
         .env("FLYTE_CREDENTIALS_AUTH_MODE", "Pkce");
     let json = status_json(&user);
-    assert_eq!(json["endpoint"], "from-env.example.org:443");
+    assert_eq!(json["endpoint"], "from-env.example.org");
     assert_eq!(json["auth_mode"], "Pkce");
     assert_eq!(json["client_id"], "file-client");
 

@@ -107,11 +107,14 @@ pub(crate) struct Layer {
 
 impl Layer {
     /// Normalises and checks the values whose form the types alone do not guarantee:
-    /// the endpoint becomes `host[:port]`, URLs and the header name are checked.
+    /// the endpoint parses as a [`flyte_auth_core::Endpoint`], URLs and the header name are checked.
     pub(crate) fn checked(mut self, source: &Source) -> Result<Self, Error> {
         if let Some(endpoint) = self.endpoint.take() {
-            self.endpoint =
-                Some(normalize_endpoint(&endpoint).map_err(|m| source.error(ENDPOINT, m))?);
+            flyte_auth_core::Endpoint::parse(&endpoint).map_err(|e| match e {
+                Error::Config { message } => source.error(ENDPOINT, message),
+                other => other,
+            })?;
+            self.endpoint = Some(endpoint.trim().to_owned());
         }
         if let Some(url) = &self.http_proxy_url {
             check_url(url, &["http", "https", "socks5", "socks5h"])
@@ -157,50 +160,6 @@ fn is_env_var_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// `dns:///host:port` or `host[:port]` -> `host[:port]`.
-pub(crate) fn normalize_endpoint(raw: &str) -> Result<String, String> {
-    let trimmed = raw.trim();
-    let endpoint = trimmed.strip_prefix("dns:///").unwrap_or(trimmed);
-    let expected =
-        "expected `host:port` or `dns:///host:port`, such as `dns:///flyte.example.org:443`";
-    let invalid = |why: &str| format!("invalid endpoint `{raw}`: {why}; {expected}");
-    if endpoint.is_empty() {
-        return Err(invalid("no host"));
-    }
-    if endpoint.contains("://") {
-        return Err(invalid(
-            "a URL scheme is not allowed (use `insecure: true` for plain HTTP)",
-        ));
-    }
-    if endpoint.contains(['/', '?', '#', '@']) || endpoint.contains(char::is_whitespace) {
-        return Err(invalid("a path, query, user name or space is not allowed"));
-    }
-    let (host, port) = if let Some(bracketed) = endpoint.strip_prefix('[') {
-        let (host, rest) = bracketed
-            .split_once(']')
-            .ok_or_else(|| invalid("unclosed `[` in an IPv6 address"))?;
-        match rest {
-            "" => (host, None),
-            _ => match rest.strip_prefix(':') {
-                Some(port) => (host, Some(port)),
-                None => return Err(invalid("unexpected text after the IPv6 address")),
-            },
-        }
-    } else {
-        match endpoint.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (endpoint, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(invalid("no host"));
-    }
-    if port.is_some_and(|port| port.parse::<u16>().is_err()) {
-        return Err(invalid("the port must be a number from 0 to 65535"));
-    }
-    Ok(endpoint.to_owned())
-}
-
 fn check_url(url: &str, schemes: &[&str]) -> Result<(), String> {
     let expected = schemes
         .iter()
@@ -228,37 +187,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints_are_normalised_to_host_and_port() {
-        let ok = [
-            ("dns:///flyte.example.org:443", "flyte.example.org:443"),
-            ("flyte.example.org:443", "flyte.example.org:443"),
-            ("flyte.example.org", "flyte.example.org"),
-            ("dns:///localhost:30080", "localhost:30080"),
-            ("  dns:///localhost:30080 ", "localhost:30080"),
-            ("[::1]:8089", "[::1]:8089"),
-            ("dns:///[::1]", "[::1]"),
-        ];
-        for (raw, want) in ok {
-            assert_eq!(normalize_endpoint(raw).unwrap(), want, "{raw}");
+    fn endpoints_are_checked_and_kept_as_written() {
+        for raw in [
+            "dns:///flyte.example.org:443",
+            "flyte.example.org",
+            "https://flyte.example.org",
+            "http://localhost:30080",
+            "[::1]:8089",
+        ] {
+            let layer = Layer {
+                endpoint: Some(format!("  {raw} ")),
+                ..Layer::default()
+            };
+            let checked = layer.checked(&Source::Explicit).unwrap();
+            assert_eq!(checked.endpoint.as_deref(), Some(raw));
         }
     }
 
     #[test]
-    fn bad_endpoints_say_what_is_expected() {
+    fn bad_endpoints_say_what_is_expected_and_where() {
         for raw in [
-            "https://flyte.example.org",
+            "grpc://flyte.example.org",
             "dns:///",
-            "flyte.example.org:https",
             "flyte.example.org:99999",
-            "flyte.example.org/api",
-            ":443",
-            "[::1",
-            "[::1]x",
             "a b",
         ] {
-            let err = normalize_endpoint(raw).unwrap_err();
-            assert!(err.contains("dns:///host:port"), "{raw}: {err}");
-            assert!(err.contains(raw), "{raw}: {err}");
+            let layer = Layer {
+                endpoint: Some(raw.to_owned()),
+                ..Layer::default()
+            };
+            let err = layer.checked(&Source::Explicit).unwrap_err().to_string();
+            assert!(err.contains("dns:///host[:port]"), "{raw}: {err}");
+            assert!(err.contains("endpoint"), "{raw}: {err}");
         }
     }
 

@@ -29,8 +29,9 @@
 //!     .config_file(&path)
 //!     .env(|name| (name == "FLYTE_CREDENTIALS_SCOPES").then(|| "all,offline".to_owned()))
 //!     .build()?;
-//! assert_eq!(cfg.endpoint(), "flyte.example.org:443");
-//! assert_eq!(cfg.base_url(), "https://flyte.example.org:443");
+//! assert_eq!(cfg.endpoint().key(), "flyte.example.org");
+//! assert_eq!(cfg.endpoint().as_written(), "dns:///flyte.example.org:443");
+//! assert_eq!(cfg.base_url(), "https://flyte.example.org");
 //! assert_eq!(cfg.auth_mode(), AuthMode::DeviceFlow);
 //! assert_eq!(cfg.scopes(), ["all", "offline"]);
 //! assert_eq!(cfg.device_flow().poll_interval.as_secs(), 10);
@@ -49,7 +50,7 @@ use std::{
     time::Duration,
 };
 
-use flyte_auth_core::{Error, SecretString, redact_url};
+use flyte_auth_core::{Endpoint, Error, SecretString, redact_url};
 
 pub use duration::{ParseDurationError, parse_duration};
 use layer::{CLIENT_SECRET_ENV_VAR, CLIENT_SECRET_LOCATION, Layer, Source};
@@ -112,8 +113,7 @@ impl Default for DeviceFlowSettings {
 /// the program name is shown (their arguments may carry credentials).
 #[derive(Clone)]
 pub struct PlatformConfig {
-    endpoint: String,
-    insecure: bool,
+    endpoint: Endpoint,
     insecure_skip_verify: bool,
     ca_cert_file_path: Option<PathBuf>,
     auth_mode: AuthMode,
@@ -173,7 +173,7 @@ impl PlatformConfig {
         PlatformConfigBuilder::default()
     }
 
-    /// A config for `endpoint` (`host:port` or `dns:///host:port`) with every other setting at
+    /// A config for `endpoint` (any spelling [`Endpoint::parse`] takes) with every other setting at
     /// its default, reading neither a file nor the environment.
     ///
     /// ```
@@ -189,22 +189,21 @@ impl PlatformConfig {
             .build()
     }
 
-    /// The server as `host[:port]`, without `dns:///`: the key of stored tokens (the keyring
-    /// service name pyflyte uses).
-    pub fn endpoint(&self) -> &str {
+    /// The server, parsed: [`Endpoint::key`] is the key of stored tokens,
+    /// [`Endpoint::as_written`] the spelling of the config.
+    pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
 
     /// `https://host[:port]`, or `http://` when [`insecure`](Self::insecure): the base of the
     /// discovery URLs.
     pub fn base_url(&self) -> String {
-        let scheme = if self.insecure { "http" } else { "https" };
-        format!("{scheme}://{}", self.endpoint)
+        self.endpoint.base_url()
     }
 
-    /// Plain text to the server, no TLS (`admin.insecure`).
+    /// Plain text to the server, no TLS: `admin.insecure`, or an endpoint written `http://`.
     pub fn insecure(&self) -> bool {
-        self.insecure
+        self.endpoint.is_insecure()
     }
 
     /// TLS without certificate verification (`admin.insecureSkipVerify`).
@@ -384,7 +383,6 @@ impl fmt::Debug for PlatformConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PlatformConfig")
             .field("endpoint", &self.endpoint)
-            .field("insecure", &self.insecure)
             .field("insecure_skip_verify", &self.insecure_skip_verify)
             .field("ca_cert_file_path", &self.ca_cert_file_path)
             .field("auth_mode", &self.auth_mode)
@@ -818,8 +816,8 @@ fn resolve(
     let pkce_defaults = PkceSettings::default();
     let device_defaults = DeviceFlowSettings::default();
     Ok(PlatformConfig {
-        endpoint,
-        insecure: merged!(insecure).unwrap_or(false),
+        // `checked` has parsed it already.
+        endpoint: Endpoint::parse(&endpoint)?.with_insecure(merged!(insecure).unwrap_or(false)),
         insecure_skip_verify: merged!(insecure_skip_verify).unwrap_or(false),
         ca_cert_file_path: merged!(ca_cert_file_path),
         auth_mode,
@@ -1019,11 +1017,14 @@ mod tests {
 
     #[test]
     fn explicit_values_are_checked_too() {
-        let err = PlatformConfig::for_endpoint("https://flyte.example.org")
+        let err = PlatformConfig::for_endpoint("grpc://flyte.example.org")
             .unwrap_err()
             .to_string();
         assert!(err.contains("explicit setting `endpoint`"), "{err}");
-        assert!(err.contains("a URL scheme is not allowed"), "{err}");
+        assert!(
+            err.contains("the scheme must be `http` or `https`"),
+            "{err}"
+        );
         let err = PlatformConfig::builder()
             .no_config_file()
             .no_env()
