@@ -45,6 +45,7 @@
 
 mod browser;
 mod clients;
+mod context;
 mod cookies;
 mod html;
 mod idp;
@@ -54,6 +55,7 @@ pub use clients::{
     BASIC_CLIENT, COLON_ID_CLIENT, ClientAuthMethod, ConfidentialClient, FLYTECTL,
     FLYTECTL_REDIRECT_URI, POST_CLIENT, form_urlencode,
 };
+pub use context::{context, idp_context};
 pub use idp::{
     Fault, FaultEndpoint, FlyteClientStyle, FlyteClientUpdate, GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Idp, IdpBuilder, IdpError,

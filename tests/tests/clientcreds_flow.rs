@@ -11,11 +11,13 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use flyte_auth_clientcreds::ClientCredentialsAuthenticator;
-use flyte_auth_core::{Authenticator, MemoryStore, OAuthErrorCode, TokenStore};
-use flyte_auth_oauth::{ClientAuthMethod, HttpSettings, OAuthClient, RemoteClientConfigStore};
+use flyte_auth_clientcreds::{ClientCredentialsAuthenticator, ClientCredentialsFlow};
+use flyte_auth_core::{
+    Authenticator, CachingAuthenticator, MemoryStore, OAuthErrorCode, TokenStore,
+};
+use flyte_auth_oauth::{ClientAuthMethod, HttpSettings, OAuthClient, Overrides};
 use flyte_auth_tests::{
-    BASIC_CLIENT, ConfidentialClient, GRANT_CLIENT_CREDENTIALS, Idp, POST_CLIENT,
+    BASIC_CLIENT, ConfidentialClient, GRANT_CLIENT_CREDENTIALS, Idp, POST_CLIENT, idp_context,
 };
 
 fn http() -> OAuthClient {
@@ -24,19 +26,16 @@ fn http() -> OAuthClient {
 
 /// An authenticator that discovers the token endpoint from the IdP's Flyte documents.
 fn authenticator(idp: &Idp, client: &ConfidentialClient) -> ClientCredentialsAuthenticator {
-    let http = http();
-    let discovery = RemoteClientConfigStore::from_base_url(idp.base_url().as_str(), http.clone());
     let method = match client.auth_method() {
         flyte_auth_tests::ClientAuthMethod::ClientSecretPost => ClientAuthMethod::ClientSecretPost,
         _ => ClientAuthMethod::ClientSecretBasic,
     };
-    ClientCredentialsAuthenticator::builder(idp.host_port(), client.id(), client.secret())
-        .cfg_store(Arc::new(discovery))
-        .http_client(http)
+    let ctx = idp_context(idp, http(), Overrides::new().scopes(["all"]));
+    let flow = ClientCredentialsFlow::builder(ctx, client.id(), client.secret())
         .auth_method(method)
-        .scopes(["all"])
         .build()
-        .unwrap()
+        .unwrap();
+    CachingAuthenticator::builder(flow).build()
 }
 
 #[tokio::test]
@@ -128,17 +127,11 @@ async fn concurrent_callers_cause_one_token_request() {
 #[tokio::test]
 async fn a_wrong_secret_is_refused_with_the_servers_error_and_no_secret_in_the_message() {
     let idp = Idp::start().await;
-    let http = http();
-    let discovery = RemoteClientConfigStore::from_base_url(idp.base_url().as_str(), http.clone());
-    let auth = ClientCredentialsAuthenticator::builder(
-        idp.host_port(),
-        BASIC_CLIENT.id(),
-        "not-the-secret-XYZ",
-    )
-    .cfg_store(Arc::new(discovery))
-    .http_client(http)
-    .build()
-    .unwrap();
+    let ctx = idp_context(&idp, http(), Overrides::new());
+    let flow = ClientCredentialsFlow::builder(ctx, BASIC_CLIENT.id(), "not-the-secret-XYZ")
+        .build()
+        .unwrap();
+    let auth = CachingAuthenticator::builder(flow).build();
 
     let err = auth.get_credentials().await.unwrap_err();
 
@@ -155,19 +148,13 @@ async fn a_stored_token_is_reused_by_a_new_authenticator() {
     let idp = Idp::start().await;
     let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
     let with_store = |idp: &Idp| {
-        let http = http();
-        let discovery =
-            RemoteClientConfigStore::from_base_url(idp.base_url().as_str(), http.clone());
-        ClientCredentialsAuthenticator::builder(
-            idp.host_port(),
-            BASIC_CLIENT.id(),
-            BASIC_CLIENT.secret(),
-        )
-        .cfg_store(Arc::new(discovery))
-        .http_client(http)
-        .store(Arc::clone(&store))
-        .build()
-        .unwrap()
+        let ctx = idp_context(idp, http(), Overrides::new());
+        let flow = ClientCredentialsFlow::builder(ctx, BASIC_CLIENT.id(), BASIC_CLIENT.secret())
+            .build()
+            .unwrap();
+        CachingAuthenticator::builder(flow)
+            .store(Arc::clone(&store))
+            .build()
     };
 
     let first = with_store(&idp).get_credentials().await.unwrap();

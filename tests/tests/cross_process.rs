@@ -68,15 +68,21 @@ fn device_authenticator(
 ) -> DeviceCodeAuthenticator {
     let http = http();
     let discovery = RemoteClientConfigStore::new(config_endpoint, true, http.clone()).unwrap();
-    DeviceCodeAuthenticator::builder(config_endpoint)
-        .cfg_store(Arc::new(discovery))
-        .http_client(http)
-        .store(store)
+    let ctx = flyte_auth_tests::context(
+        config_endpoint,
+        http,
+        Some(Arc::new(discovery)),
+        flyte_auth_oauth::Overrides::new(),
+    );
+    let flow = flyte_auth_device::DeviceCodeFlow::builder(ctx)
         .poll_interval(Duration::from_millis(200))
         .timeout(Duration::from_secs(60))
         .prompt(prompt)
         .build()
-        .unwrap()
+        .unwrap();
+    flyte_auth_core::CachingAuthenticator::builder(flow)
+        .store(store)
+        .build()
 }
 
 /// Logs in once with the device flow (the test approves the code) and stores the login in a
@@ -390,7 +396,7 @@ fn child_refreshes() {
                 flyte_auth_device::CancelHandle::cancel(handle);
             }
         });
-        cancel.set(auth.cancel_handle()).unwrap();
+        cancel.set(auth.flow().cancel_handle()).unwrap();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()

@@ -13,10 +13,12 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use flyte_auth_core::{Authenticator, Credentials, MemoryStore, OAuthErrorCode, TokenStore};
-use flyte_auth_device::{DeviceCodeAuthenticator, DevicePrompt};
-use flyte_auth_oauth::{HttpSettings, OAuthClient, RemoteClientConfigStore};
-use flyte_auth_tests::{FLYTECTL, Fault, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Idp};
+use flyte_auth_core::{
+    Authenticator, CachingAuthenticator, Credentials, MemoryStore, OAuthErrorCode, TokenStore,
+};
+use flyte_auth_device::{DeviceCodeAuthenticator, DeviceCodeFlow, DevicePrompt};
+use flyte_auth_oauth::{HttpSettings, OAuthClient, Overrides, RemoteClientConfigStore};
+use flyte_auth_tests::{FLYTECTL, Fault, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Idp, context};
 use tokio::sync::mpsc;
 
 /// Bounds every test: a bug shows as a failure, not a hang.
@@ -61,15 +63,21 @@ fn authenticator(idp: &Idp, store: &Arc<MemoryStore>, screen: &Screen) -> Device
     let discovery =
         RemoteClientConfigStore::new(&idp.config_endpoint(), true, http.clone()).unwrap();
     let screen = screen.clone();
-    DeviceCodeAuthenticator::builder(idp.host_port())
-        .cfg_store(Arc::new(discovery))
-        .http_client(http)
-        .store(Arc::clone(store) as Arc<dyn TokenStore>)
+    let ctx = context(
+        &idp.host_port(),
+        http,
+        Some(Arc::new(discovery)),
+        Overrides::new(),
+    );
+    let flow = DeviceCodeFlow::builder(ctx)
         .poll_interval(Duration::from_millis(100))
         .timeout(Duration::from_secs(60))
         .prompt(move |p| screen.show(p))
         .build()
-        .unwrap()
+        .unwrap();
+    CachingAuthenticator::builder(flow)
+        .store(Arc::clone(store) as Arc<dyn TokenStore>)
+        .build()
 }
 
 /// Runs `login` while the user approves (or denies) the code it shows.

@@ -29,16 +29,16 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use flyte_auth_clientcreds::ClientCredentialsAuthenticator;
+use flyte_auth_clientcreds::{ClientCredentialsAuthenticator, ClientCredentialsFlow};
 use flyte_auth_core::{
-    Authenticator, ClientConfig, Credentials, Error, OAuthErrorCode, StaticClientConfigStore,
-    StoreError, TokenStore,
+    Authenticator, CachingAuthenticator, ClientConfig, Credentials, Error, OAuthErrorCode,
+    StaticClientConfigStore, StoreError, TokenStore,
 };
-use flyte_auth_device::{DeviceCodeAuthenticator, DevicePrompt};
-use flyte_auth_oauth::{HttpSettings, OAuthClient, RemoteClientConfigStore};
+use flyte_auth_device::{DeviceCodeAuthenticator, DeviceCodeFlow, DevicePrompt};
+use flyte_auth_oauth::{HttpSettings, OAuthClient, Overrides, RemoteClientConfigStore};
 use flyte_auth_store::{FileStore, KeyringStore, StoreKind, open_store};
 use flyte_auth_tests::{
-    BASIC_CLIENT, FLYTECTL, Fault, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, Idp,
+    BASIC_CLIENT, FLYTECTL, Fault, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, Idp, context,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -62,7 +62,7 @@ const TOKEN_URL_ENV: &str = "FLYTE_AUTH_FAULTS_TOKEN_URL";
 const STORE_DIR_ENV: &str = "FLYTE_AUTH_FAULTS_STORE_DIR";
 
 /// The key credentials are stored under in the tests that need no provider's address.
-const ENDPOINT: &str = "flyte.faults.example.org:443";
+const ENDPOINT: &str = "flyte.faults.example.org";
 
 fn http(request_timeout: Duration) -> OAuthClient {
     OAuthClient::new(
@@ -79,13 +79,12 @@ fn client_credentials(
     store: Arc<dyn TokenStore>,
     request_timeout: Duration,
 ) -> ClientCredentialsAuthenticator {
-    ClientCredentialsAuthenticator::builder(ENDPOINT, BASIC_CLIENT.id(), BASIC_CLIENT.secret())
-        .token_endpoint(token_url)
-        .scopes(["all"])
-        .http_client(http(request_timeout))
-        .store(store)
+    let overrides = Overrides::new().token_endpoint(token_url).scopes(["all"]);
+    let ctx = context(ENDPOINT, http(request_timeout), None, overrides);
+    let flow = ClientCredentialsFlow::builder(ctx, BASIC_CLIENT.id(), BASIC_CLIENT.secret())
         .build()
-        .unwrap()
+        .unwrap();
+    CachingAuthenticator::builder(flow).store(store).build()
 }
 
 async fn get(auth: &impl Authenticator) -> Result<Arc<Credentials>, Error> {
@@ -298,16 +297,22 @@ async fn a_connection_closed_in_the_middle_of_a_refresh_keeps_the_stored_refresh
         .with_scopes(["all", "offline"]);
     let prompts = Arc::new(AtomicUsize::new(0));
     let shown = Arc::clone(&prompts);
-    let auth = DeviceCodeAuthenticator::builder(ENDPOINT)
-        .cfg_store(Arc::new(StaticClientConfigStore::new(cfg)))
-        .http_client(http(Duration::from_secs(10)))
-        .store(store.clone())
+    let ctx = context(
+        ENDPOINT,
+        http(Duration::from_secs(10)),
+        Some(Arc::new(StaticClientConfigStore::new(cfg))),
+        Overrides::new(),
+    );
+    let flow = DeviceCodeFlow::builder(ctx)
         .timeout(Duration::from_secs(30))
         .prompt(move |_| {
             shown.fetch_add(1, Ordering::SeqCst);
         })
         .build()
         .unwrap();
+    let auth = CachingAuthenticator::builder(flow)
+        .store(store.clone())
+        .build();
 
     let err = get(&auth).await.unwrap_err();
 
@@ -392,17 +397,21 @@ fn device_authenticator(
     let http = http(Duration::from_secs(10));
     let discovery =
         RemoteClientConfigStore::new(&idp.config_endpoint(), true, http.clone()).unwrap();
-    DeviceCodeAuthenticator::builder(idp.host_port())
-        .cfg_store(Arc::new(discovery))
-        .http_client(http)
-        .store(store)
+    let ctx = context(
+        &idp.host_port(),
+        http,
+        Some(Arc::new(discovery)),
+        Overrides::new(),
+    );
+    let flow = DeviceCodeFlow::builder(ctx)
         .poll_interval(Duration::from_millis(200))
         .timeout(Duration::from_secs(60))
         .prompt(move |p| {
             let _ = prompts.send(p.clone());
         })
         .build()
-        .unwrap()
+        .unwrap();
+    CachingAuthenticator::builder(flow).store(store).build()
 }
 
 #[tokio::test]

@@ -17,12 +17,16 @@ use std::{
 };
 
 use flyte_auth_pkce::{
-    BrowserOpener, LoginPrompt, PKCEAuthenticator,
-    flyte_auth_core::{Authenticator, Credentials, Error, MemoryStore, OAuthErrorCode, TokenStore},
-    flyte_auth_oauth::{HttpSettings, OAuthClient, RemoteClientConfigStore},
+    BrowserOpener, LoginPrompt, PKCEAuthenticator, PkceFlow,
+    flyte_auth_core::{
+        Authenticator, CachingAuthenticator, Credentials, Error, MemoryStore, OAuthErrorCode,
+        TokenStore,
+    },
+    flyte_auth_oauth::{HttpSettings, OAuthClient, Overrides, RemoteClientConfigStore},
 };
 use flyte_auth_tests::{
-    GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, Idp, complete_browser_login, deny_browser_login,
+    GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, Idp, complete_browser_login, context,
+    deny_browser_login,
 };
 use tokio::task::JoinHandle;
 use url::Url;
@@ -130,14 +134,19 @@ fn authenticator(idp: &Idp, store: Arc<MemoryStore>, user: &User) -> PKCEAuthent
     let http = OAuthClient::new(HttpSettings::new().system_proxy(false)).unwrap();
     let discovery =
         RemoteClientConfigStore::new(&idp.config_endpoint(), true, http.clone()).unwrap();
-    PKCEAuthenticator::builder(idp.host_port(), Arc::new(discovery))
-        .http_client(http)
-        .store(store)
+    let ctx = context(
+        &idp.host_port(),
+        http,
+        Some(Arc::new(discovery)),
+        Overrides::new(),
+    );
+    let flow = PkceFlow::builder(ctx)
         .browser(user.browser())
         .prompt(LoginPrompt::new(|_| {}))
         .timeout(NO_HANG)
         .build()
-        .unwrap()
+        .unwrap();
+    CachingAuthenticator::builder(flow).store(store).build()
 }
 
 async fn get(auth: &PKCEAuthenticator) -> Result<Arc<Credentials>, Error> {

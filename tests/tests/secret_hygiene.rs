@@ -26,23 +26,40 @@ use std::{
 };
 
 use base64::Engine as _;
-use flyte_auth_clientcreds::ClientCredentialsAuthenticator;
-use flyte_auth_command::CommandAuthenticator;
+use flyte_auth_clientcreds::{ClientCredentialsAuthenticator, ClientCredentialsFlow};
+use flyte_auth_command::{CommandAuthenticator, CommandFlow};
 use flyte_auth_core::{
-    Authenticator, ClientConfig, Credentials, Error, MemoryStore, OAuthErrorCode, SecretString,
-    StaticClientConfigStore, TokenStore,
+    Authenticator, CachingAuthenticator, ClientConfig, Credentials, Error, MemoryStore,
+    OAuthErrorCode, SecretString, StaticClientConfigStore, TokenStore,
 };
-use flyte_auth_device::{DeviceCodeAuthenticator, DevicePrompt};
+use flyte_auth_device::{DeviceCodeAuthenticator, DeviceCodeFlow, DevicePrompt};
 use flyte_auth_oauth::{
     ClientAuth, ClientAuthMethod, DeviceAuthorizationRequest, Grant, HttpSettings, OAuthClient,
-    RemoteClientConfigStore, TokenRequest, TokenResponse, pkce::Pkce,
+    Overrides, RemoteClientConfigStore, TokenRequest, TokenResponse, pkce::Pkce,
 };
-use flyte_auth_pkce::{BrowserOpener, LoginPrompt, PKCEAuthenticator};
+use flyte_auth_pkce::{BrowserOpener, LoginPrompt, PKCEAuthenticator, PkceFlow};
 use flyte_auth_store::{DefaultStore, FileStore, KeyringStore};
 use flyte_auth_tests::{
     BASIC_CLIENT, ConfidentialClient, FLYTECTL, Fault, GRANT_REFRESH_TOKEN, Idp, POST_CLIENT,
-    complete_browser_login, deny_browser_login, form_urlencode,
+    complete_browser_login, context, deny_browser_login, form_urlencode, idp_context,
 };
+
+/// Client credentials at `token_url` (no discovery) with `method`, through `http`.
+fn client_credentials_at(
+    token_url: &str,
+    http: OAuthClient,
+    id: &str,
+    secret: &str,
+    method: ClientAuthMethod,
+) -> ClientCredentialsAuthenticator {
+    let overrides = Overrides::new().token_endpoint(token_url).scopes(["all"]);
+    let ctx = context("flyte.example.org", http, None, overrides);
+    let flow = ClientCredentialsFlow::builder(ctx, id, secret)
+        .auth_method(method)
+        .build()
+        .unwrap();
+    CachingAuthenticator::builder(flow).build()
+}
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -460,19 +477,14 @@ async fn client_credentials_put_no_secret_in_logs_errors_or_debug_output() {
         (POST_CLIENT, ClientAuthMethod::ClientSecretPost),
     ] {
         secrets.add_client(&client);
-        let http = proxy.http();
-        let discovery =
-            RemoteClientConfigStore::from_base_url(idp.base_url().as_str(), http.clone());
         let store = Arc::new(MemoryStore::new());
+        let ctx = idp_context(&idp, proxy.http(), Overrides::new().scopes(["all"]));
         let builder =
-            ClientCredentialsAuthenticator::builder(idp.host_port(), client.id(), client.secret())
-                .cfg_store(Arc::new(discovery))
-                .http_client(http)
-                .auth_method(method)
-                .scopes(["all"])
-                .store(store.clone());
+            ClientCredentialsFlow::builder(ctx, client.id(), client.secret()).auth_method(method);
         shown.debug(&builder);
-        let auth = builder.build().unwrap();
+        let auth = CachingAuthenticator::builder(builder.build().unwrap())
+            .store(store.clone())
+            .build();
         shown.debug(&auth);
 
         let first = bounded(auth.get_credentials()).await.unwrap();
@@ -483,7 +495,7 @@ async fn client_credentials_put_no_secret_in_logs_errors_or_debug_output() {
             shown.credentials(&auth, creds);
         }
         shown.debug(&auth.flow());
-        shown.debug(&auth.inner().cached_credentials());
+        shown.debug(&auth.cached_credentials());
         shown.debug(&*store);
         shown.debug(&store.retrieve(&idp.host_port()));
     }
@@ -491,14 +503,13 @@ async fn client_credentials_put_no_secret_in_logs_errors_or_debug_output() {
     // A wrong secret, refused by the provider.
     let wrong = "wrong-secret-Fh39Lz0qWp";
     secrets.add("wrong client secret", wrong);
-    let http = proxy.http();
-    let wrong_auth =
-        ClientCredentialsAuthenticator::builder(idp.host_port(), BASIC_CLIENT.id(), wrong)
-            .token_endpoint(idp.token_endpoint().as_str())
-            .http_client(http)
-            .scopes(["all"])
-            .build()
-            .unwrap();
+    let wrong_auth = client_credentials_at(
+        idp.token_endpoint().as_str(),
+        proxy.http(),
+        BASIC_CLIENT.id(),
+        wrong,
+        ClientAuthMethod::ClientSecretBasic,
+    );
     let err = bounded(wrong_auth.get_credentials()).await.unwrap_err();
     assert_eq!(err.oauth().unwrap().code, OAuthErrorCode::InvalidClient);
     shown.error(&err);
@@ -511,18 +522,13 @@ async fn client_credentials_put_no_secret_in_logs_errors_or_debug_output() {
     let (url_password, url_secret) = ("url-password-Mx4Bn7Cj", "url-query-secret-Rk2Dw5Hv");
     secrets.add("password in the token URL", url_password);
     secrets.add("secret in the token URL's query", url_secret);
-    let auth = ClientCredentialsAuthenticator::builder(
-        idp.host_port(),
+    let auth = client_credentials_at(
+        &format!("http://svc:{url_password}@127.0.0.1:{port}/token?client_secret={url_secret}"),
+        OAuthClient::new(HttpSettings::new().system_proxy(false)).unwrap(),
         BASIC_CLIENT.id(),
         BASIC_CLIENT.secret(),
-    )
-    .token_endpoint(format!(
-        "http://svc:{url_password}@127.0.0.1:{port}/token?client_secret={url_secret}"
-    ))
-    .http_settings(HttpSettings::new().system_proxy(false))
-    .scopes(["all"])
-    .build()
-    .unwrap();
+        ClientAuthMethod::ClientSecretBasic,
+    );
     let err = bounded(auth.get_credentials()).await.unwrap_err();
     assert!(matches!(err, Error::Transport { .. }), "{err:?}");
     shown.error(&err);
@@ -530,17 +536,17 @@ async fn client_credentials_put_no_secret_in_logs_errors_or_debug_output() {
     // Error answers that echo what they were sent, as some proxies and servers do.
     for client in [BASIC_CLIENT, POST_CLIENT] {
         let secret = client.secret();
-        let auth = ClientCredentialsAuthenticator::builder(idp.host_port(), client.id(), secret)
-            .token_endpoint(idp.token_endpoint().as_str())
-            .http_client(proxy.http())
-            .auth_method(if client == POST_CLIENT {
+        let auth = client_credentials_at(
+            idp.token_endpoint().as_str(),
+            proxy.http(),
+            client.id(),
+            secret,
+            if client == POST_CLIENT {
                 ClientAuthMethod::ClientSecretPost
             } else {
                 ClientAuthMethod::ClientSecretBasic
-            })
-            .scopes(["all"])
-            .build()
-            .unwrap();
+            },
+        );
         idp.inject_fault(
             Fault::token(401)
                 .body(format!(
@@ -642,14 +648,19 @@ fn browser_authenticator(
     let http = proxy.http();
     let discovery =
         RemoteClientConfigStore::new(&idp.config_endpoint(), true, http.clone()).unwrap();
-    PKCEAuthenticator::builder(idp.host_port(), Arc::new(discovery))
-        .http_client(http)
-        .store(store)
+    let ctx = context(
+        &idp.host_port(),
+        http,
+        Some(Arc::new(discovery)),
+        Overrides::new(),
+    );
+    let flow = PkceFlow::builder(ctx)
         .browser(user.browser())
         .prompt(LoginPrompt::new(|_| {}))
         .timeout(NO_HANG)
         .build()
-        .unwrap()
+        .unwrap();
+    CachingAuthenticator::builder(flow).store(store).build()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -756,17 +767,21 @@ fn device_authenticator(
     let http = proxy.http();
     let discovery =
         RemoteClientConfigStore::new(&idp.config_endpoint(), true, http.clone()).unwrap();
-    DeviceCodeAuthenticator::builder(idp.host_port())
-        .cfg_store(Arc::new(discovery))
-        .http_client(http)
-        .store(store)
+    let ctx = context(
+        &idp.host_port(),
+        http,
+        Some(Arc::new(discovery)),
+        Overrides::new(),
+    );
+    let flow = DeviceCodeFlow::builder(ctx)
         .poll_interval(Duration::from_millis(200))
         .timeout(Duration::from_secs(60))
         .prompt(move |p| {
             let _ = prompts.send(p.clone());
         })
         .build()
-        .unwrap()
+        .unwrap();
+    CachingAuthenticator::builder(flow).store(store).build()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -893,11 +908,11 @@ async fn the_token_command_puts_no_secret_in_logs_errors_or_debug_output() {
     let token = "cmd-token-7Hq2Lx9VbN";
     secrets.add("command token", token);
     let store = Arc::new(MemoryStore::new());
-    let builder = CommandAuthenticator::builder()
-        .command(["sh", "-c", "printf '%s\\n' \"$0\"", token])
-        .store(store.clone());
+    let builder = CommandFlow::builder().command(["sh", "-c", "printf '%s\\n' \"$0\"", token]);
     shown.debug(&builder);
-    let auth = builder.build().unwrap();
+    let auth: CommandAuthenticator = CachingAuthenticator::builder(builder.build().unwrap())
+        .store(store.clone())
+        .build();
     let creds = bounded(auth.get_credentials()).await.unwrap();
     assert_eq!(creds.access_token.expose_secret(), token);
     let again = bounded(auth.refresh_credentials()).await.unwrap();
@@ -908,7 +923,10 @@ async fn the_token_command_puts_no_secret_in_logs_errors_or_debug_output() {
 
     let proxy_token = "cmd-proxy-token-Wd81Kq0z";
     secrets.add("proxy command token", proxy_token);
-    let proxy_auth = CommandAuthenticator::proxy(["sh", "-c", "echo \"$0\"", proxy_token]).unwrap();
+    let proxy_auth = CachingAuthenticator::builder(
+        CommandFlow::proxy(["sh", "-c", "echo \"$0\"", proxy_token]).unwrap(),
+    )
+    .build();
     let creds = bounded(proxy_auth.get_credentials()).await.unwrap();
     assert_eq!(creds.access_token.expose_secret(), proxy_token);
     shown.credentials(&proxy_auth, &creds);
@@ -916,13 +934,16 @@ async fn the_token_command_puts_no_secret_in_logs_errors_or_debug_output() {
     // Failing after printing the token, which standard error repeats.
     let leaked = "cmd-leaked-token-Zp41Wq8M";
     secrets.add("token of a failing command", leaked);
-    let failing = CommandAuthenticator::new([
-        "sh",
-        "-c",
-        "echo \"$0\"; echo \"could not refresh $0, giving up\" >&2; exit 3",
-        leaked,
-    ])
-    .unwrap();
+    let failing = CachingAuthenticator::builder(
+        CommandFlow::new([
+            "sh",
+            "-c",
+            "echo \"$0\"; echo \"could not refresh $0, giving up\" >&2; exit 3",
+            leaked,
+        ])
+        .unwrap(),
+    )
+    .build();
     let err = bounded(failing.get_credentials()).await.unwrap_err();
     assert!(matches!(err, Error::Command { .. }), "{err:?}");
     assert!(err.to_string().contains("giving up"), "{err}");
@@ -933,18 +954,24 @@ async fn the_token_command_puts_no_secret_in_logs_errors_or_debug_output() {
     let (first, second) = ("cmd-first-token-Jr5Tn2Qa", "cmd-second-token-Lm8Vc3Xe");
     secrets.add("first printed token", first);
     secrets.add("second printed token", second);
-    let two = CommandAuthenticator::new(["sh", "-c", "echo \"$0 $1\"", first, second]).unwrap();
+    let two = CachingAuthenticator::builder(
+        CommandFlow::new(["sh", "-c", "echo \"$0 $1\"", first, second]).unwrap(),
+    )
+    .build();
     let err = bounded(two.get_credentials()).await.unwrap_err();
     shown.error(&err);
 
     // A secret argument of a command that times out.
     let argument = "--password=cmd-arg-secret-Hy6Pd0Ks";
     secrets.add("command argument", argument);
-    let slow = CommandAuthenticator::builder()
-        .command(["sh", "-c", "sleep 30", argument])
-        .timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
+    let slow = CachingAuthenticator::builder(
+        CommandFlow::builder()
+            .command(["sh", "-c", "sleep 30", argument])
+            .timeout(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    )
+    .build();
     let err = bounded(slow.get_credentials()).await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     shown.error(&err);
@@ -1085,35 +1112,49 @@ async fn configurations_requests_and_stores_show_no_secret() {
     shown.debug(&DefaultStore::new(Some(dir.path().to_owned())));
 
     // Builders and authenticators holding secrets, before any call.
-    shown.debug(
-        &ClientCredentialsAuthenticator::builder("flyte.example.org", "my-service", client_secret)
-            .http_settings(HttpSettings::new().proxy(proxy_url.clone())),
-    );
-    let cc =
-        ClientCredentialsAuthenticator::builder("flyte.example.org", "my-service", client_secret)
-            .token_endpoint("https://idp.example.org/token")
-            .http_settings(HttpSettings::new().proxy(proxy_url.clone()))
+    let ctx_builder = || {
+        flyte_auth_oauth::ClientContext::builder(
+            flyte_auth_core::Endpoint::parse("flyte.example.org").unwrap(),
+        )
+        .http_settings(HttpSettings::new().proxy(proxy_url.clone()))
+    };
+    shown.debug(&ctx_builder());
+    let cc_ctx = ctx_builder()
+        .overrides(Overrides::new().token_endpoint("https://idp.example.org/token"))
+        .build()
+        .unwrap();
+    shown.debug(&cc_ctx);
+    shown.debug(&ClientCredentialsFlow::builder(
+        cc_ctx.clone(),
+        "my-service",
+        client_secret,
+    ));
+    let cc = CachingAuthenticator::builder(
+        ClientCredentialsFlow::builder(cc_ctx, "my-service", client_secret)
             .build()
-            .unwrap();
+            .unwrap(),
+    )
+    .build();
     shown.debug(&cc);
     shown.debug(&cc.flow());
-    let device = DeviceCodeAuthenticator::builder("flyte.example.org")
-        .cfg_store(Arc::new(StaticClientConfigStore::new(cfg)))
-        .client_secret(client_secret)
-        .http_settings(HttpSettings::new().proxy(proxy_url.clone()));
+    let device_ctx = ctx_builder()
+        .discovery(Arc::new(StaticClientConfigStore::new(cfg)))
+        .build()
+        .unwrap();
+    let device = DeviceCodeFlow::builder(device_ctx).client_secret(client_secret);
     shown.debug(&device);
-    let device = device.build().unwrap();
+    let device = CachingAuthenticator::builder(device.build().unwrap()).build();
     shown.debug(&device);
-    let pkce_auth = PKCEAuthenticator::builder(
-        "flyte.example.org",
-        Arc::new(StaticClientConfigStore::new(ClientConfig::new(
+    let pkce_ctx = ctx_builder()
+        .discovery(Arc::new(StaticClientConfigStore::new(ClientConfig::new(
             "https://idp.example.org/token",
             "flytectl",
-        ))),
-    )
-    .http_settings(HttpSettings::new().proxy(proxy_url));
-    shown.debug(&pkce_auth);
-    shown.debug(&pkce_auth.build().unwrap());
+        ))))
+        .build()
+        .unwrap();
+    let pkce_flow = PkceFlow::builder(pkce_ctx);
+    shown.debug(&pkce_flow);
+    shown.debug(&CachingAuthenticator::builder(pkce_flow.build().unwrap()).build());
 
     assert_no_secret_leaked(&secrets, &shown, &["PKCE verifier", "proxy password"], &[]);
 }
@@ -1123,17 +1164,13 @@ async fn configurations_requests_and_stores_show_no_secret() {
 async fn the_recording_proxy_sees_the_token_requests() {
     let idp = Idp::start().await;
     let proxy = RecordingProxy::start().await;
-    let auth = ClientCredentialsAuthenticator::builder(
-        idp.host_port(),
+    let auth = client_credentials_at(
+        idp.token_endpoint().as_str(),
+        proxy.http(),
         POST_CLIENT.id(),
         POST_CLIENT.secret(),
-    )
-    .token_endpoint(idp.token_endpoint().as_str())
-    .auth_method(ClientAuthMethod::ClientSecretPost)
-    .http_client(proxy.http())
-    .scopes(["all"])
-    .build()
-    .unwrap();
+        ClientAuthMethod::ClientSecretPost,
+    );
     let creds = bounded(auth.get_credentials()).await.unwrap();
 
     let seen = proxy.secrets();

@@ -19,25 +19,26 @@ use crate::{AuthMode, AuthenticatorRegistry, PlatformConfig};
 /// use std::time::Duration;
 /// use flyte_auth::FactoryOptions;
 ///
+/// let cfg = flyte_auth::PlatformConfig::for_endpoint("dns:///flyte.example.org")?;
 /// let options = FactoryOptions::new()
-///     .no_browser(true)                              // print the login URL only
-///     .request_timeout(Duration::from_secs(10))      // every OAuth request
-///     .command_timeout(Duration::from_secs(20));     // `command` / `proxyCommand`
+///     .no_browser(true)                                          // print the login URL only
+///     .http_settings(cfg.http_settings().request_timeout(Duration::from_secs(10)))
+///     .command_timeout(Duration::from_secs(20));                 // `command` / `proxyCommand`
 /// # let _ = options;
+/// # Ok::<(), flyte_auth::Error>(())
 /// ```
 #[derive(Clone, Default)]
 #[non_exhaustive]
 #[must_use]
 pub struct FactoryOptions {
     no_browser: bool,
-    request_timeout: Option<Duration>,
-    connect_timeout: Option<Duration>,
-    user_agent: Option<String>,
     command_timeout: Option<Duration>,
     interactive_command: bool,
     store_command_token: bool,
     cfg_store: Option<Arc<dyn ClientConfigStore>>,
     registry: Option<Arc<AuthenticatorRegistry>>,
+    #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
+    http_settings: Option<flyte_auth_oauth::HttpSettings>,
     #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
     http_client: Option<flyte_auth_oauth::OAuthClient>,
     #[cfg(feature = "pkce")]
@@ -52,16 +53,14 @@ impl fmt::Debug for FactoryOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("FactoryOptions");
         s.field("no_browser", &self.no_browser)
-            .field("request_timeout", &self.request_timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("user_agent", &self.user_agent)
             .field("command_timeout", &self.command_timeout)
             .field("interactive_command", &self.interactive_command)
             .field("store_command_token", &self.store_command_token)
             .field("cfg_store", &self.cfg_store)
             .field("registry", &self.registry);
         #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
-        s.field("http_client", &self.http_client);
+        s.field("http_settings", &self.http_settings)
+            .field("http_client", &self.http_client);
         #[cfg(feature = "pkce")]
         s.field("browser", &self.browser.as_ref().map(|_| "custom"))
             .field(
@@ -89,26 +88,6 @@ impl FactoryOptions {
     /// other machines where opening a browser makes no sense.
     pub fn no_browser(mut self, no_browser: bool) -> Self {
         self.no_browser = no_browser;
-        self
-    }
-
-    /// Time-out of each OAuth request, body included: discovery, token, device and refresh
-    /// requests (the HTTP client's default, 30 s, otherwise).
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = Some(timeout);
-        self
-    }
-
-    /// Time-out of establishing each OAuth connection (the HTTP client's default, 10 s,
-    /// otherwise).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = Some(timeout);
-        self
-    }
-
-    /// The `User-Agent` of the OAuth requests (`flyte-auth/<version>` otherwise).
-    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
-        self.user_agent = Some(user_agent.into());
         self
     }
 
@@ -148,10 +127,17 @@ impl FactoryOptions {
         self
     }
 
-    /// Sends every OAuth request through `client` instead of one built from the config's
-    /// transport settings (then [`request_timeout`](Self::request_timeout),
-    /// [`connect_timeout`](Self::connect_timeout) and [`user_agent`](Self::user_agent) are
-    /// not used either).
+    /// The transport settings of every OAuth request (discovery, token, device and refresh
+    /// requests), instead of the config's ([`PlatformConfig::http_settings`]): start from
+    /// those and change what the program decides, such as time-outs or the user agent.
+    #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
+    pub fn http_settings(mut self, settings: flyte_auth_oauth::HttpSettings) -> Self {
+        self.http_settings = Some(settings);
+        self
+    }
+
+    /// Sends every OAuth request through `client` instead of one built from the transport
+    /// settings (then [`http_settings`](Self::http_settings) is not used).
     #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
     pub fn http_client(mut self, client: flyte_auth_oauth::OAuthClient) -> Self {
         self.http_client = Some(client);
@@ -210,7 +196,7 @@ impl FactoryOptions {
 ///     .command(["gcloud", "auth", "print-identity-token"])
 ///     .build()?;
 /// let auth = get_authenticator(&cfg, None)?; // runs nothing yet
-/// assert!(format!("{auth:?}").starts_with("CommandAuthenticator"));
+/// assert!(format!("{auth:?}").contains("CommandFlow"));
 /// # Ok::<(), flyte_auth::Error>(())
 /// ```
 pub fn get_authenticator(
@@ -229,8 +215,8 @@ pub fn get_authenticator(
 /// | `authType` | the flow; a name that is not built in is looked up in the [`AuthenticatorRegistry`] |
 /// | `endpoint`, `insecure` | the key of stored tokens; discovery from `https://endpoint` (`http://` when insecure) |
 /// | `caCertFilePath`, `insecureSkipVerify`, `httpProxyURL` | the one HTTP client every OAuth request goes through: discovery, token, device and refresh requests |
-/// | `tokenUrl` | the token endpoint, instead of the discovered one; client credentials then need no discovery at all |
-/// | `authorizationHeader` | the header the token goes in, instead of the discovered `authorization_metadata_key` |
+/// | `tokenUrl` | the token endpoint, instead of the discovered one; with `scopes` and `authorizationHeader` also set, client credentials need no discovery at all |
+/// | `authorizationHeader` | the header the token goes in, instead of the discovered `authorization_metadata_key` (for `command` too) |
 /// | `scopes`, `audience` | instead of the discovered ones, when set |
 /// | `clientId`, secret | client credentials (browser and device logins use the server's public client id) |
 /// | `command` | the external command |
@@ -244,12 +230,16 @@ pub fn get_authenticator(
 ///
 /// The flow for each auth type:
 ///
-/// | `auth_mode` | authenticator (`{:?}` names it) | needs the feature |
+/// Each built-in flow gets the same [`CachingAuthenticator`](crate::CachingAuthenticator)
+/// (`{:?}` names the flow inside); the HTTP flows share one
+/// `flyte_auth::oauth::ClientContext` (endpoint, client, discovery under the overrides).
+///
+/// | `auth_mode` | authenticator (flow) | needs the feature |
 /// | --- | --- | --- |
-/// | [`AuthMode::Pkce`] | `PKCEAuthenticator` | `pkce` |
-/// | [`AuthMode::ClientSecret`] | `ClientCredentialsAuthenticator` | `clientcreds` |
-/// | [`AuthMode::DeviceFlow`] | `DeviceCodeAuthenticator` | `device` |
-/// | [`AuthMode::ExternalCommand`] | `CommandAuthenticator` | `command` |
+/// | [`AuthMode::Pkce`] | `PKCEAuthenticator` (`PkceFlow`) | `pkce` |
+/// | [`AuthMode::ClientSecret`] | `ClientCredentialsAuthenticator` (`ClientCredentialsFlow`) | `clientcreds` |
+/// | [`AuthMode::DeviceFlow`] | `DeviceCodeAuthenticator` (`DeviceCodeFlow`) | `device` |
+/// | [`AuthMode::ExternalCommand`] | `CommandAuthenticator` (`CommandFlow`) | `command` |
 /// | [`AuthMode::Plugin`] | what the registered factory returns | — |
 ///
 /// Touches neither the network nor `store`.
@@ -327,15 +317,15 @@ pub fn proxy_authenticator_with(
     }
     #[cfg(feature = "command")]
     {
-        use flyte_auth_command::{CommandAuthenticator, PROXY_HEADER_KEY};
-        let mut builder = CommandAuthenticator::builder()
+        use flyte_auth_command::{CommandFlow, PROXY_HEADER_KEY};
+        let mut flow = CommandFlow::builder()
             .command(cfg.proxy_command().iter().cloned())
             .header_key(PROXY_HEADER_KEY)
             .endpoint(format!("{} (proxy)", cfg.endpoint().key()));
         if let Some(timeout) = options.command_timeout {
-            builder = builder.timeout(timeout);
+            flow = flow.timeout(timeout);
         }
-        Ok(Some(Arc::new(builder.build()?)))
+        Ok(Some(cached(flow.build()?, None, None)))
     }
     #[cfg(not(feature = "command"))]
     {
@@ -355,51 +345,16 @@ fn not_built(what: &str, feature: &str) -> Error {
 
 #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
 mod oauth {
-    //! The HTTP flows' shared pieces: the transport settings of the config, the one client,
-    //! discovery.
+    //! The HTTP flows' one context: the endpoint, the one client, discovery with the
+    //! config's overrides.
 
     use std::sync::Arc;
 
-    #[cfg(feature = "pkce")]
-    use flyte_auth_core::{BoxFuture, ClientConfig};
-    use flyte_auth_core::{ClientConfigStore, Error};
-    use flyte_auth_oauth::{HttpSettings, OAuthClient, RemoteClientConfigStore};
+    use flyte_auth_core::Error;
+    use flyte_auth_oauth::{ClientContext, OAuthClient, Overrides};
 
     use super::FactoryOptions;
     use crate::PlatformConfig;
-
-    impl PlatformConfig {
-        /// The transport settings of the OAuth requests: the CA file (`caCertFilePath`),
-        /// skipping certificate verification (`insecureSkipVerify`) and the proxy
-        /// (`httpProxyURL`), with the HTTP client's defaults for the rest.
-        ///
-        /// Only with one of the features `pkce`, `device`, `clientcreds`.
-        ///
-        /// ```
-        /// let cfg = flyte_auth::PlatformConfig::builder()
-        ///     .no_config_file()
-        ///     .no_env()
-        ///     .endpoint("flyte.example.org")
-        ///     .http_proxy_url("http://proxy.internal:3128")
-        ///     .build()?;
-        /// assert_eq!(cfg.http_settings().proxy.as_deref(), Some("http://proxy.internal:3128"));
-        /// assert!(cfg.http_settings().verifies_certificates());
-        /// # Ok::<(), flyte_auth::Error>(())
-        /// ```
-        pub fn http_settings(&self) -> HttpSettings {
-            let mut settings = HttpSettings::new();
-            if let Some(path) = self.ca_cert_file_path() {
-                settings = settings.ca_cert_file(path);
-            }
-            if self.insecure_skip_verify() {
-                settings = settings.danger_accept_invalid_certs(true);
-            }
-            if let Some(proxy) = self.http_proxy_url() {
-                settings = settings.proxy(proxy);
-            }
-            settings
-        }
-    }
 
     /// The one client of all OAuth requests of one authenticator.
     pub(super) fn client(
@@ -409,60 +364,71 @@ mod oauth {
         if let Some(client) = &options.http_client {
             return Ok(client.clone());
         }
-        let mut settings = cfg.http_settings();
-        if let Some(timeout) = options.request_timeout {
-            settings = settings.request_timeout(timeout);
-        }
-        if let Some(timeout) = options.connect_timeout {
-            settings = settings.connect_timeout(timeout);
-        }
-        if let Some(agent) = &options.user_agent {
-            settings = settings.user_agent(agent.clone());
-        }
-        OAuthClient::new(settings)
+        OAuthClient::new(
+            options
+                .http_settings
+                .clone()
+                .unwrap_or_else(|| cfg.http_settings()),
+        )
     }
 
-    /// The options' client config store, else the Flyte server's discovery through `client`.
+    /// What the config says, which wins over the server's discovery.
+    fn overrides(cfg: &PlatformConfig) -> Overrides {
+        let mut overrides = Overrides::new().scopes(cfg.scopes().iter().cloned());
+        if let Some(url) = cfg.token_url() {
+            overrides = overrides.token_endpoint(url);
+        }
+        if let Some(audience) = cfg.audience() {
+            overrides = overrides.audience(audience);
+        }
+        if let Some(header) = cfg.authorization_header() {
+            overrides = overrides.header_key(header);
+        }
+        overrides
+    }
+
+    /// The context every HTTP flow of `cfg` works in: the options' client config store,
+    /// else the Flyte server's discovery, under the config's overrides.
+    pub(super) fn context(
+        cfg: &PlatformConfig,
+        options: &FactoryOptions,
+    ) -> Result<ClientContext, Error> {
+        let mut builder = ClientContext::builder(cfg.endpoint().clone())
+            .http_client(client(cfg, options)?)
+            .overrides(overrides(cfg));
+        if let Some(store) = &options.cfg_store {
+            builder = builder.discovery(Arc::clone(store));
+        }
+        builder.build()
+    }
+
+    /// The Flyte server's discovery, for the one thing a command needs from it: the header.
+    #[cfg(feature = "command")]
     pub(super) fn discovery(
         cfg: &PlatformConfig,
         options: &FactoryOptions,
-        client: &OAuthClient,
-    ) -> Result<Arc<dyn ClientConfigStore>, Error> {
-        match &options.cfg_store {
-            Some(store) => Ok(Arc::clone(store)),
-            None => Ok(Arc::new(RemoteClientConfigStore::new(
-                cfg.endpoint().key(),
-                cfg.insecure(),
-                client.clone(),
-            )?)),
-        }
+    ) -> Result<Arc<dyn flyte_auth_core::ClientConfigStore>, Error> {
+        Ok(Arc::new(context(cfg, options)?))
     }
+}
 
-    /// A client config store with the config's `tokenUrl` and `audience` over another's
-    /// answer (for the browser login, whose builder takes everything else directly).
-    #[cfg(feature = "pkce")]
-    #[derive(Debug)]
-    pub(super) struct Overridden {
-        pub(super) inner: Arc<dyn ClientConfigStore>,
-        pub(super) token_endpoint: Option<String>,
-        pub(super) audience: Option<String>,
+/// Core's cache around `flow`: the one place the factory wraps a flow.
+#[cfg(any(
+    feature = "pkce",
+    feature = "device",
+    feature = "clientcreds",
+    feature = "command"
+))]
+fn cached<F: flyte_auth_core::TokenFlow>(
+    flow: F,
+    store: Option<Arc<dyn TokenStore>>,
+    refresh_margin: Option<Duration>,
+) -> Arc<dyn Authenticator> {
+    let mut builder = flyte_auth_core::CachingAuthenticator::builder(flow).maybe_store(store);
+    if let Some(margin) = refresh_margin {
+        builder = builder.refresh_margin(margin);
     }
-
-    #[cfg(feature = "pkce")]
-    impl ClientConfigStore for Overridden {
-        fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>> {
-            Box::pin(async move {
-                let mut cfg = self.inner.get_client_config().await?;
-                if let Some(url) = &self.token_endpoint {
-                    cfg.token_endpoint.clone_from(url);
-                }
-                if let Some(audience) = &self.audience {
-                    cfg.audience = Some(audience.clone());
-                }
-                Ok(cfg)
-            })
-        }
-    }
+    Arc::new(builder.build())
 }
 
 #[cfg(feature = "pkce")]
@@ -471,38 +437,18 @@ fn pkce(
     store: Option<Arc<dyn TokenStore>>,
     options: &FactoryOptions,
 ) -> Result<Arc<dyn Authenticator>, Error> {
-    use flyte_auth_pkce::PKCEAuthenticator;
-
-    let client = oauth::client(cfg, options)?;
-    let mut cfg_store = oauth::discovery(cfg, options, &client)?;
-    if cfg.token_url().is_some() || cfg.audience().is_some() {
-        cfg_store = Arc::new(oauth::Overridden {
-            inner: cfg_store,
-            token_endpoint: cfg.token_url().map(str::to_owned),
-            audience: cfg.audience().map(str::to_owned),
-        });
-    }
-    let mut builder = PKCEAuthenticator::builder(cfg.endpoint().key(), cfg_store)
-        .http_client(client)
-        .maybe_store(store)
-        .timeout(cfg.pkce().timeout)
-        .refresh_margin(cfg.pkce().refresh_time);
-    if !cfg.scopes().is_empty() {
-        builder = builder.scopes(cfg.scopes().iter().cloned());
-    }
-    if let Some(header) = cfg.authorization_header() {
-        builder = builder.header_key(header);
-    }
+    let mut flow = flyte_auth_pkce::PkceFlow::builder(oauth::context(cfg, options)?)
+        .timeout(cfg.pkce().timeout);
     if let Some(browser) = &options.browser {
-        builder = builder.browser(browser.clone());
+        flow = flow.browser(browser.clone());
     }
     if options.no_browser {
-        builder = builder.no_browser();
+        flow = flow.no_browser();
     }
     if let Some(prompt) = &options.login_prompt {
-        builder = builder.prompt(prompt.clone());
+        flow = flow.prompt(prompt.clone());
     }
-    Ok(Arc::new(builder.build()?))
+    Ok(cached(flow.build()?, store, Some(cfg.pkce().refresh_time)))
 }
 
 #[cfg(not(feature = "pkce"))]
@@ -520,39 +466,16 @@ fn client_credentials(
     store: Option<Arc<dyn TokenStore>>,
     options: &FactoryOptions,
 ) -> Result<Arc<dyn Authenticator>, Error> {
-    use flyte_auth_clientcreds::ClientCredentialsAuthenticator;
-
     // validate() has checked that both are present.
     let client_id = cfg.client_id().unwrap_or_default();
     let secret = cfg.client_secret().cloned().unwrap_or_default();
-    let client = oauth::client(cfg, options)?;
-    let mut builder =
-        ClientCredentialsAuthenticator::builder(cfg.endpoint().key(), client_id, secret)
-            .insecure(cfg.insecure());
-    match (cfg.token_url(), &options.cfg_store) {
-        // tokenUrl alone: no discovery at all.
-        (Some(url), None) => builder = builder.token_endpoint(url),
-        (Some(url), Some(_)) => {
-            builder = builder
-                .token_endpoint(url)
-                .cfg_store(oauth::discovery(cfg, options, &client)?);
-        }
-        (None, _) => builder = builder.cfg_store(oauth::discovery(cfg, options, &client)?),
-    }
-    builder = builder.http_client(client);
-    if !cfg.scopes().is_empty() {
-        builder = builder.scopes(cfg.scopes().iter().cloned());
-    }
-    if let Some(audience) = cfg.audience() {
-        builder = builder.audience(audience);
-    }
-    if let Some(header) = cfg.authorization_header() {
-        builder = builder.header_key(header);
-    }
-    if let Some(store) = store {
-        builder = builder.store(store);
-    }
-    Ok(Arc::new(builder.build()?))
+    let flow = flyte_auth_clientcreds::ClientCredentialsFlow::builder(
+        oauth::context(cfg, options)?,
+        client_id,
+        secret,
+    )
+    .build()?;
+    Ok(cached(flow, store, None))
 }
 
 #[cfg(not(feature = "clientcreds"))]
@@ -573,37 +496,15 @@ fn device(
     store: Option<Arc<dyn TokenStore>>,
     options: &FactoryOptions,
 ) -> Result<Arc<dyn Authenticator>, Error> {
-    use flyte_auth_device::DeviceCodeAuthenticator;
-
-    let client = oauth::client(cfg, options)?;
     let settings = cfg.device_flow();
-    let mut builder = DeviceCodeAuthenticator::builder(cfg.endpoint().key())
-        .insecure(cfg.insecure())
-        .cfg_store(oauth::discovery(cfg, options, &client)?)
-        .http_client(client)
+    let mut flow = flyte_auth_device::DeviceCodeFlow::builder(oauth::context(cfg, options)?)
         .poll_interval(settings.poll_interval)
-        .timeout(settings.timeout)
-        .refresh_margin(settings.refresh_time);
-    if let Some(url) = cfg.token_url() {
-        builder = builder.token_endpoint(url);
-    }
-    if !cfg.scopes().is_empty() {
-        builder = builder.scopes(cfg.scopes().iter().cloned());
-    }
-    if let Some(audience) = cfg.audience() {
-        builder = builder.audience(audience);
-    }
-    if let Some(header) = cfg.authorization_header() {
-        builder = builder.header_key(header);
-    }
+        .timeout(settings.timeout);
     if let Some(prompt) = &options.device_prompt {
         let prompt = Arc::clone(prompt);
-        builder = builder.prompt(move |p| prompt(p));
+        flow = flow.prompt(move |p| prompt(p));
     }
-    if let Some(store) = store {
-        builder = builder.store(store);
-    }
-    Ok(Arc::new(builder.build()?))
+    Ok(cached(flow.build()?, store, Some(settings.refresh_time)))
 }
 
 #[cfg(not(feature = "device"))]
@@ -624,22 +525,45 @@ fn command(
     store: Option<Arc<dyn TokenStore>>,
     options: &FactoryOptions,
 ) -> Result<Arc<dyn Authenticator>, Error> {
-    use flyte_auth_command::CommandAuthenticator;
-
-    let mut builder = CommandAuthenticator::builder()
+    let mut flow = flyte_auth_command::CommandFlow::builder()
         .command(cfg.command().iter().cloned())
         .endpoint(cfg.endpoint().key())
         .interactive(options.interactive_command);
-    if let Some(header) = cfg.authorization_header() {
-        builder = builder.header_key(header);
+    match cfg.authorization_header() {
+        Some(header) => flow = flow.header_key(header),
+        None => flow = command_header_from_server(flow, cfg, options)?,
     }
     if let Some(timeout) = options.command_timeout {
-        builder = builder.timeout(timeout);
+        flow = flow.timeout(timeout);
     }
-    if options.store_command_token {
-        builder = builder.maybe_store(store);
+    let store = if options.store_command_token {
+        store
+    } else {
+        None
+    };
+    Ok(cached(flow.build()?, store, None))
+}
+
+/// Without `authorizationHeader`, the command's token goes in the header the server names
+/// (asked once, on the first run), as in flytekit; without an HTTP stack, in `authorization`.
+#[cfg(feature = "command")]
+fn command_header_from_server(
+    flow: flyte_auth_command::CommandFlowBuilder,
+    cfg: &PlatformConfig,
+    options: &FactoryOptions,
+) -> Result<flyte_auth_command::CommandFlowBuilder, Error> {
+    #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
+    {
+        Ok(match &options.cfg_store {
+            Some(store) => flow.header_from(Arc::clone(store)),
+            None => flow.header_from(oauth::discovery(cfg, options)?),
+        })
     }
-    Ok(Arc::new(builder.build()?))
+    #[cfg(not(any(feature = "pkce", feature = "device", feature = "clientcreds")))]
+    {
+        let _ = (cfg, options);
+        Ok(flow)
+    }
 }
 
 #[cfg(not(feature = "command"))]

@@ -56,7 +56,7 @@ pub type AuthenticatorFactory = Arc<
 ///
 /// let registry = Arc::new(AuthenticatorRegistry::new());
 /// registry.register("corp-sso", |cfg, store| {
-///     let flow = CorpSso { endpoint: cfg.endpoint().to_owned() };
+///     let flow = CorpSso { endpoint: cfg.endpoint().key().to_owned() };
 ///     Ok(Arc::new(CachingAuthenticator::builder(flow).maybe_store(store).build()))
 /// })?;
 ///
@@ -232,12 +232,11 @@ impl AuthenticatorRegistry {
 /// use flyte_auth::{PlatformConfig, register_authenticator};
 ///
 /// register_authenticator("vault-token", |cfg, store| {
-///     let auth = flyte_auth::command::CommandAuthenticator::builder()
+///     let flow = flyte_auth::command::CommandFlow::builder()
 ///         .command(["vault", "read", "-field=token", "secret/flyte"])
-///         .endpoint(cfg.endpoint())
-///         .maybe_store(store)
+///         .endpoint(cfg.endpoint().key())
 ///         .build()?;
-///     Ok(Arc::new(auth))
+///     Ok(Arc::new(flyte_auth::CachingAuthenticator::builder(flow).maybe_store(store).build()))
 /// })?;
 /// assert!(register_authenticator("Pkce", |_, _| unreachable!()).is_err());
 /// # Ok::<(), flyte_auth::Error>(())

@@ -163,23 +163,23 @@ fn each_auth_type_gets_its_flow_and_building_contacts_nothing() {
     let server = Tripwire::new();
     let endpoint = server.endpoint();
     let cases = [
-        (base(&endpoint), "PKCEAuthenticator"),
+        (base(&endpoint), "PkceFlow"),
         (
             base(&endpoint)
                 .auth_mode(AuthMode::ClientSecret)
                 .client_id("svc")
                 .client_secret("s3cr3t-value"),
-            "ClientCredentialsAuthenticator",
+            "ClientCredentialsFlow",
         ),
         (
             base(&endpoint).auth_mode(AuthMode::DeviceFlow),
-            "DeviceCodeAuthenticator",
+            "DeviceCodeFlow",
         ),
         (
             base(&endpoint)
                 .auth_mode(AuthMode::ExternalCommand)
                 .command(["print-token", "--password", "hunter2"]),
-            "CommandAuthenticator",
+            "CommandFlow",
         ),
     ];
     for (builder, expected) in cases {
@@ -187,7 +187,8 @@ fn each_auth_type_gets_its_flow_and_building_contacts_nothing() {
         let store = Arc::new(CountingStore::default());
         let auth = get_authenticator(&cfg, Some(store.clone())).unwrap();
         let debug = format!("{auth:?}");
-        assert!(debug.starts_with(expected), "{}: {debug}", cfg.auth_mode());
+        let flow = format!("CachingAuthenticator {{ flow: {expected} ");
+        assert!(debug.starts_with(&flow), "{}: {debug}", cfg.auth_mode());
         assert!(
             !debug.contains("s3cr3t-value") && !debug.contains("hunter2"),
             "{debug}"
@@ -231,7 +232,7 @@ fn an_unreadable_ca_file_fails_when_building() {
 
 #[cfg(feature = "clientcreds")]
 #[tokio::test]
-async fn client_credentials_with_token_url_skip_discovery() {
+async fn client_credentials_with_token_url_scopes_and_header_skip_discovery() {
     let flyte = Tripwire::new();
     let idp = MockServer::start().await;
     Mock::given(method("POST"))
@@ -251,6 +252,7 @@ async fn client_credentials_with_token_url_skip_discovery() {
         .token_url(format!("{}/oauth2/token", idp.uri()))
         .scopes(["all", "offline"])
         .audience("flyte-api")
+        .authorization_header("authorization")
         .build()
         .unwrap();
     let auth = get_authenticator(&cfg, None).unwrap();
@@ -264,6 +266,58 @@ async fn client_credentials_with_token_url_skip_discovery() {
         flyte.connections(),
         0,
         "the Flyte server was asked for discovery"
+    );
+}
+
+/// Go's `TestNewTokenSourceProvider`: `tokenUrl` replaces the token endpoint only; scopes and
+/// the header still come from the server's public client config when not configured.
+#[cfg(feature = "clientcreds")]
+#[tokio::test]
+async fn a_token_url_replaces_only_the_token_endpoint() {
+    let server = MockServer::start().await;
+    serve_discovery(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/configured-token"))
+        .and(body_string_contains("scope=discovered-scope"))
+        .respond_with(token_answer("cc-token"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let cfg = base(&server.address().to_string())
+        .auth_mode(AuthMode::ClientSecret)
+        .client_id("svc")
+        .client_secret("s3cr3t")
+        .token_url(format!("{}/configured-token", server.uri()))
+        .build()
+        .unwrap();
+    let auth = get_authenticator(&cfg, None).unwrap();
+    auth.get_credentials().await.unwrap();
+    let header = auth.fetch_grpc_call_auth_metadata().unwrap();
+    assert_eq!(header.name().as_str(), "flyte-authorization");
+    assert_eq!(requests_to(&server, "/discovered-token").await, 0);
+}
+
+/// flytekit's `test_get_authenticator_cmd`: without `authorizationHeader`, the command's
+/// token goes in the header the server names.
+#[cfg(all(feature = "command", feature = "clientcreds"))]
+#[tokio::test]
+async fn the_external_command_uses_the_servers_header() {
+    let server = MockServer::start().await;
+    serve_discovery(&server).await;
+    let cfg = base(&server.address().to_string())
+        .auth_mode(AuthMode::ExternalCommand)
+        .command(["printf", "cmd-token"])
+        .build()
+        .unwrap();
+    let auth = get_authenticator(&cfg, None).unwrap();
+    let header = auth.auth_header().await.unwrap();
+    assert_eq!(header.name().as_str(), "flyte-authorization");
+    assert_eq!(header.value().to_str().unwrap(), "Bearer cmd-token");
+    auth.refresh_credentials().await.unwrap();
+    assert_eq!(
+        requests_to(&server, "/config/v1/flyte_client").await,
+        1,
+        "asked once"
     );
 }
 
@@ -380,7 +434,10 @@ async fn the_request_timeout_option_bounds_every_oauth_request() {
         .token_url(format!("{}/slow-token", server.uri()))
         .build()
         .unwrap();
-    let options = FactoryOptions::new().request_timeout(Duration::from_millis(300));
+    let options = FactoryOptions::new().http_settings(
+        cfg.http_settings()
+            .request_timeout(Duration::from_millis(300)),
+    );
     let auth = get_authenticator_with(&cfg, None, &options).unwrap();
     let err = tokio::time::timeout(Duration::from_secs(20), auth.get_credentials())
         .await
@@ -702,4 +759,40 @@ fn proxy_command_without_the_command_feature_says_so() {
         .unwrap();
     let err = proxy_authenticator(&cfg).unwrap_err().to_string();
     assert!(err.contains("built without the `command` feature"), "{err}");
+}
+
+/// One server, three spellings, one login: the store key comes from the parsed endpoint.
+#[cfg(feature = "clientcreds")]
+#[tokio::test]
+async fn every_spelling_of_the_endpoint_shares_one_stored_login() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .respond_with(token_answer("shared-token"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let store = Arc::new(MemoryStore::new());
+    let address = server.address().to_string();
+    for spelling in [
+        format!("dns:///{address}"),
+        address.clone(),
+        format!("{address}/"),
+        format!("http://{address}"),
+    ] {
+        let cfg = base(&spelling)
+            .auth_mode(AuthMode::ClientSecret)
+            .client_id("svc")
+            .client_secret("s3cr3t")
+            .token_url(format!("{}/oauth2/token", server.uri()))
+            .scopes(["all"])
+            .authorization_header("authorization")
+            .build()
+            .unwrap();
+        let store: Arc<dyn TokenStore> = store.clone();
+        let auth = get_authenticator(&cfg, Some(store)).unwrap();
+        let credentials = auth.get_credentials().await.unwrap();
+        assert_eq!(credentials.access_token.expose_secret(), "shared-token");
+        assert_eq!(credentials.for_endpoint, address, "{spelling}");
+    }
 }

@@ -1,7 +1,7 @@
 //! The authenticator for a config, from `flyte_auth::get_authenticator_with`, with what the
 //! command line adds: `--no-browser`, `--timeout`, and the token store.
 
-use std::{io::IsTerminal as _, sync::Arc, time::Duration};
+use std::{io::IsTerminal as _, sync::Arc};
 
 use flyte_auth::{
     Authenticator, Error, FactoryOptions, PlatformConfig, TokenStore, get_authenticator_with,
@@ -9,20 +9,18 @@ use flyte_auth::{
 
 use crate::args::Options;
 
-/// How long connecting may take when `--timeout` does not say less (the HTTP client's default).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The factory options the command line asks for.
-pub(crate) fn factory_options(options: &Options) -> FactoryOptions {
+pub(crate) fn factory_options(cfg: &PlatformConfig, options: &Options) -> FactoryOptions {
     let mut factory = FactoryOptions::new()
         .no_browser(options.no_browser)
         // A token command may ask the person at the terminal (an MFA prompt); without a
         // terminal its stdin is empty and a time-out kills everything it started.
         .interactive_command(std::io::stdin().is_terminal());
     if let Some(timeout) = options.timeout {
-        factory = factory
-            .request_timeout(timeout)
-            .connect_timeout(timeout.min(CONNECT_TIMEOUT));
+        // `--timeout` bounds every request; connecting may take no longer than that either.
+        let settings = cfg.http_settings();
+        let connect = settings.connect_timeout.min(timeout);
+        factory = factory.http_settings(settings.request_timeout(timeout).connect_timeout(connect));
     }
     factory
 }
@@ -34,5 +32,5 @@ pub(crate) fn authenticator(
     options: &Options,
     store: Arc<dyn TokenStore>,
 ) -> Result<Arc<dyn Authenticator>, Error> {
-    get_authenticator_with(cfg, Some(store), &factory_options(options))
+    get_authenticator_with(cfg, Some(store), &factory_options(cfg, options))
 }

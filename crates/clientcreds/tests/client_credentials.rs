@@ -6,11 +6,16 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use flyte_auth_clientcreds::ClientCredentialsAuthenticator;
-use flyte_auth_core::{
-    Authenticator, ClientConfig, Error, OAuthErrorCode, StaticClientConfigStore,
+use flyte_auth_clientcreds::{
+    ClientCredentialsAuthenticator, ClientCredentialsFlow, ClientCredentialsFlowBuilder,
 };
-use flyte_auth_oauth::{ClientAuthMethod, HttpSettings};
+use flyte_auth_core::{
+    Authenticator, CachingAuthenticator, ClientConfig, Endpoint, Error, OAuthErrorCode,
+    StaticClientConfigStore,
+};
+use flyte_auth_oauth::{
+    ClientAuthMethod, ClientContext, ClientContextBuilder, HttpSettings, Overrides,
+};
 use wiremock::{
     Mock, MockServer, Request, Respond, ResponseTemplate,
     matchers::{body_string_contains, header_exists, method, path},
@@ -27,10 +32,27 @@ fn cfg_store(server: &MockServer) -> Arc<StaticClientConfigStore> {
     ))
 }
 
-fn builder(server: &MockServer) -> flyte_auth_clientcreds::ClientCredentialsAuthenticatorBuilder {
-    ClientCredentialsAuthenticator::builder("dns:///flyte.example.org", "my-service", SECRET)
-        .cfg_store(cfg_store(server))
+fn context(endpoint: &str) -> ClientContextBuilder {
+    ClientContext::builder(Endpoint::parse(endpoint).unwrap())
         .http_settings(HttpSettings::new().system_proxy(false))
+}
+
+/// A flow for `server`'s client config, with `overrides`.
+fn flow(server: &MockServer, overrides: Overrides) -> ClientCredentialsFlowBuilder {
+    let ctx = context("dns:///flyte.example.org")
+        .discovery(cfg_store(server))
+        .overrides(overrides)
+        .build()
+        .unwrap();
+    ClientCredentialsFlow::builder(ctx, "my-service", SECRET)
+}
+
+fn authenticator(flow: ClientCredentialsFlowBuilder) -> ClientCredentialsAuthenticator {
+    CachingAuthenticator::builder(flow.build().unwrap()).build()
+}
+
+fn auth(server: &MockServer) -> ClientCredentialsAuthenticator {
+    authenticator(flow(server, Overrides::new()))
 }
 
 /// Answers `token-1`, `token-2`, ... with the given lifetime.
@@ -77,7 +99,7 @@ async fn scopes_audience_and_header_come_from_the_client_config() {
         .expect(1)
         .mount(&server)
         .await;
-    let auth = builder(&server).build().unwrap();
+    let auth = auth(&server);
     assert!(auth.fetch_grpc_call_auth_metadata().is_none(), "lazy");
 
     let creds = auth.get_credentials().await.unwrap();
@@ -107,14 +129,15 @@ async fn explicit_scopes_audience_header_and_body_auth_win_over_the_config() {
         .expect(1)
         .mount(&server)
         .await;
-    let auth = builder(&server)
+    let overrides = Overrides::new()
         .scopes(["read", "write"])
         .audience("api")
-        .header_key("X-Flyte-Token")
-        .param("resource", "flyte")
-        .auth_method(ClientAuthMethod::ClientSecretPost)
-        .build()
-        .unwrap();
+        .header_key("X-Flyte-Token");
+    let auth = authenticator(
+        flow(&server, overrides)
+            .param("resource", "flyte")
+            .auth_method(ClientAuthMethod::ClientSecretPost),
+    );
     let header = auth.auth_header().await.unwrap();
     assert_eq!(header.name().as_str(), "x-flyte-token");
     let requests = server.received_requests().await.unwrap();
@@ -130,11 +153,12 @@ async fn a_token_endpoint_override_needs_no_config_store() {
         .expect(1)
         .mount(&server)
         .await;
-    let auth = ClientCredentialsAuthenticator::builder("flyte.example.org", "my-service", SECRET)
-        .token_endpoint(format!("{}/custom/token", server.uri()))
-        .http_settings(HttpSettings::new().system_proxy(false))
+    let ctx = context("flyte.example.org")
+        .no_discovery()
+        .overrides(Overrides::new().token_endpoint(format!("{}/custom/token", server.uri())))
         .build()
         .unwrap();
+    let auth = authenticator(ClientCredentialsFlow::builder(ctx, "my-service", SECRET));
     let header = auth.auth_header().await.unwrap();
     assert_eq!(header.name().as_str(), "authorization");
 }
@@ -166,11 +190,11 @@ async fn without_a_config_store_the_flyte_server_is_asked() {
         .mount(&server)
         .await;
     let endpoint = server.uri().replace("http://", "dns:///");
-    let auth = ClientCredentialsAuthenticator::builder(endpoint, "my-service", SECRET)
-        .insecure(true)
+    let ctx = ClientContext::builder(Endpoint::parse(&endpoint).unwrap().with_insecure(true))
         .http_settings(HttpSettings::new().system_proxy(false))
         .build()
         .unwrap();
+    let auth = authenticator(ClientCredentialsFlow::builder(ctx, "my-service", SECRET));
     let creds = auth.get_credentials().await.unwrap();
     assert_eq!(creds.access_token.expose_secret(), "token-1");
 }
@@ -182,7 +206,7 @@ async fn the_expiry_is_kept() {
         .respond_with(counting(3600, Duration::ZERO))
         .mount(&server)
         .await;
-    let auth = builder(&server).build().unwrap();
+    let auth = auth(&server);
     let before = SystemTime::now();
     let creds = auth.get_credentials().await.unwrap();
     assert_eq!(creds.expires_in, Some(3600));
@@ -205,10 +229,9 @@ async fn a_short_lived_token_is_renewed_before_it_expires() {
         .mount(&server)
         .await;
     // Margin capped at a quarter of the 6 s lifetime: renewed about 1.5 s before expiry.
-    let auth = builder(&server)
+    let auth = CachingAuthenticator::builder(flow(&server, Overrides::new()).build().unwrap())
         .refresh_margin(Duration::from_secs(60))
-        .build()
-        .unwrap();
+        .build();
     let first = auth.get_credentials().await.unwrap();
     let first_expiry = first.expires_at().unwrap();
     let started = Instant::now();
@@ -239,7 +262,7 @@ async fn two_hundred_concurrent_callers_cause_one_token_request() {
         .expect(1)
         .mount(&server)
         .await;
-    let auth = Arc::new(builder(&server).build().unwrap());
+    let auth = Arc::new(auth(&server));
     let calls = (0..200).map(|_| {
         let auth = Arc::clone(&auth);
         tokio::spawn(async move { auth.get_credentials().await })
@@ -262,7 +285,7 @@ async fn a_rejected_client_is_an_oauth_error_without_the_secret() {
         })))
         .mount(&server)
         .await;
-    let auth = builder(&server).build().unwrap();
+    let auth = auth(&server);
     let e = auth.get_credentials().await.unwrap_err();
     assert_eq!(e.oauth().unwrap().code, OAuthErrorCode::InvalidClient);
     let shown = format!("{e} {e:?} {auth:?}");
@@ -277,7 +300,7 @@ async fn after_a_rejection_the_caller_gets_a_new_token_with_one_request() {
         .expect(2)
         .mount(&server)
         .await;
-    let auth = Arc::new(builder(&server).build().unwrap());
+    let auth = Arc::new(auth(&server));
     auth.get_credentials().await.unwrap();
     // The server said 401 to many calls at once: each caller asks for a refresh.
     let calls = (0..50).map(|_| {
@@ -298,14 +321,19 @@ fn missing_id_or_secret_fails_at_construction() {
         "https://idp/token",
         "flytectl",
     )));
+    let ctx = context("flyte.example.org")
+        .discovery(store.clone())
+        .build()
+        .unwrap();
     for (id, secret) in [("", "secret"), ("id", ""), ("  ", " ")] {
-        let e = ClientCredentialsAuthenticator::new("flyte.example.org", id, secret, store.clone())
+        let e = ClientCredentialsFlow::builder(ctx.clone(), id, secret)
+            .build()
             .unwrap_err();
         assert!(matches!(e, Error::Config { .. }), "{e:?}");
     }
-    let e = ClientCredentialsAuthenticator::builder("flyte.example.org", "id", "secret")
-        .header_key("bad header")
-        .cfg_store(store)
+    let e = context("flyte.example.org")
+        .discovery(store)
+        .overrides(Overrides::new().header_key("bad header"))
         .build()
         .unwrap_err();
     assert!(matches!(e, Error::Config { .. }), "{e:?}");

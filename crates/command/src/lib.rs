@@ -18,17 +18,19 @@
 //! - concurrent callers share one run, and the token is cached: when it is a JWT until a
 //!   margin before its `exp` claim, otherwise for
 //!   [`UNKNOWN_EXPIRY_LIFETIME`](flyte_auth_core::UNKNOWN_EXPIRY_LIFETIME) (5 minutes).
-//!   [`refresh_credentials`](Authenticator::refresh_credentials) runs the command again.
+//!   [`refresh_credentials`](flyte_auth_core::Authenticator::refresh_credentials) runs the
+//!   command again.
 //!
 //! This crate has no HTTP or TLS stack and no async runtime: the command runs on a std thread
 //! and any executor can await the answer.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), flyte_auth_core::Error> {
-//! use flyte_auth_command::CommandAuthenticator;
-//! use flyte_auth_core::Authenticator;
+//! use flyte_auth_command::CommandFlow;
+//! use flyte_auth_core::{Authenticator, CachingAuthenticator};
 //!
-//! let auth = CommandAuthenticator::new(["gcloud", "auth", "print-identity-token"])?;
+//! let auth = CachingAuthenticator::builder(CommandFlow::new(["gcloud", "auth", "print-identity-token"])?)
+//!     .build();
 //! let header = auth.auth_header().await?; // `authorization: Bearer <what gcloud printed>`
 //! # let _ = header; Ok(()) }
 //! ```
@@ -38,169 +40,91 @@ mod process;
 use std::{fmt, sync::Arc, thread, time::Duration};
 
 use flyte_auth_core::{
-    AuthHeader, Authenticator, BoxFuture, CachingAuthenticator, Credentials, DEFAULT_ENDPOINT,
-    DEFAULT_HEADER_KEY, Error, SecretString, TokenFlow, TokenStore,
+    BoxFuture, CachingAuthenticator, ClientConfigStore, Credentials, DEFAULT_ENDPOINT,
+    DEFAULT_HEADER_KEY, Error, SecretString, TokenFlow, parse_header_name,
 };
 use http::HeaderName;
-use tokio::sync::oneshot;
+use tokio::sync::{OnceCell, oneshot};
 
 use crate::process::{Finished, Job, command_error, describe};
 
-/// How long the command may run unless [`CommandAuthenticatorBuilder::timeout`] says otherwise.
+/// How long the command may run unless [`CommandFlowBuilder::timeout`] says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The most the command may print on standard output, in bytes (64 KiB). A token is far
 /// smaller; a command printing more is stopped, and the run is an error.
 pub const MAX_OUTPUT: usize = process::MAX_OUTPUT;
 
-/// The header of [`CommandAuthenticator::proxy`]: flytekit's `proxyCommand` sends its token
+/// The header of [`CommandFlow::proxy`]: flytekit's `proxyCommand` sends its token
 /// in `proxy-authorization`, for a proxy in front of Flyte.
 pub const PROXY_HEADER_KEY: &str = "proxy-authorization";
 
-/// Obtains the token by running a command: flytekit's `CommandAuthenticator`.
+/// Obtains the token by running a command: flytekit's `CommandAuthenticator`, the shared
+/// [`CachingAuthenticator`] around a [`CommandFlow`].
 ///
-/// A thin wrapper around [`CachingAuthenticator`] with a [`CommandFlow`]: the token is cached
-/// while it is fresh, concurrent callers share one run of the command, and
-/// [`refresh_credentials`](Authenticator::refresh_credentials) runs it again. Cloning is cheap
-/// and clones share the cache.
-///
-/// Building it runs nothing; the first [`get_credentials`](Authenticator::get_credentials)
-/// does. `{:?}` shows the program name, never its arguments or the token.
+/// The token is cached while it is fresh, concurrent callers share one run of the command,
+/// and [`refresh_credentials`](flyte_auth_core::Authenticator::refresh_credentials) runs it
+/// again. Cloning is cheap and clones share the cache. Building it runs nothing; the first
+/// [`get_credentials`](flyte_auth_core::Authenticator::get_credentials) does. `{:?}` shows
+/// the program name, never its arguments or the token.
 ///
 /// ```
-/// use flyte_auth_command::CommandAuthenticator;
-/// let auth = CommandAuthenticator::new(["my-token-helper", "--secret=hunter2"])?;
+/// use flyte_auth_command::{CommandAuthenticator, CommandFlow};
+/// use flyte_auth_core::CachingAuthenticator;
+///
+/// let auth: CommandAuthenticator =
+///     CachingAuthenticator::builder(CommandFlow::new(["my-token-helper", "--secret=hunter2"])?)
+///         .build();
 /// let printed = format!("{auth:?}");
 /// assert!(printed.contains("my-token-helper") && !printed.contains("hunter2"));
-/// assert!(CommandAuthenticator::new(Vec::<String>::new()).is_err());
+/// assert!(CommandFlow::new(Vec::<String>::new()).is_err());
 /// # Ok::<(), flyte_auth_core::Error>(())
 /// ```
-#[derive(Clone)]
-pub struct CommandAuthenticator {
-    inner: CachingAuthenticator<CommandFlow>,
-}
+pub type CommandAuthenticator = CachingAuthenticator<CommandFlow>;
 
-impl fmt::Debug for CommandAuthenticator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("CommandAuthenticator")
-            .field(&self.inner)
-            .finish()
-    }
-}
-
-impl CommandAuthenticator {
-    /// flytekit's `CommandAuthenticator(command)`: the token goes in the `authorization`
-    /// header; everything else takes its default. Use [`builder`](Self::builder) for more.
-    ///
-    /// Fails with [`Error::Config`] when the command is empty.
-    pub fn new<I, S>(command: I) -> Result<Self, Error>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Self::builder().command(command).build()
-    }
-
-    /// For a proxy in front of Flyte (flytekit's `proxyCommand`): like [`new`](Self::new),
-    /// but the token goes in the [`proxy-authorization`](PROXY_HEADER_KEY) header.
-    ///
-    /// ```
-    /// use flyte_auth_command::CommandAuthenticator;
-    /// let proxy = CommandAuthenticator::proxy(["iap-token"])?;
-    /// assert_eq!(proxy.flow().header_key().as_str(), "proxy-authorization");
-    /// # Ok::<(), flyte_auth_core::Error>(())
-    /// ```
-    pub fn proxy<I, S>(command: I) -> Result<Self, Error>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Self::builder()
-            .command(command)
-            .header_key(PROXY_HEADER_KEY)
-            .build()
-    }
-
-    /// Starts a builder.
-    pub fn builder() -> CommandAuthenticatorBuilder {
-        CommandAuthenticatorBuilder::default()
-    }
-
-    /// The caching authenticator inside (for [`CachingAuthenticator::clear`],
-    /// [`CachingAuthenticator::cached_credentials`], ...).
-    pub fn inner(&self) -> &CachingAuthenticator<CommandFlow> {
-        &self.inner
-    }
-
-    /// The flow.
-    pub fn flow(&self) -> &CommandFlow {
-        self.inner.flow()
-    }
-}
-
-impl Authenticator for CommandAuthenticator {
-    fn get_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>> {
-        self.inner.get_credentials()
-    }
-
-    fn refresh_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>> {
-        self.inner.refresh_credentials()
-    }
-
-    fn fetch_grpc_call_auth_metadata(&self) -> Option<AuthHeader> {
-        self.inner.fetch_grpc_call_auth_metadata()
-    }
-
-    fn auth_header(&self) -> BoxFuture<'_, Result<AuthHeader, Error>> {
-        self.inner.auth_header()
-    }
-}
-
-/// Builds a [`CommandAuthenticator`] (or only its [`CommandFlow`]).
+/// Builds a [`CommandFlow`]; see [`CommandFlow::builder`].
 ///
 /// ```
 /// use std::time::Duration;
-/// use flyte_auth_command::CommandAuthenticator;
+/// use flyte_auth_command::CommandFlow;
 ///
-/// let auth = CommandAuthenticator::builder()
+/// let flow = CommandFlow::builder()
 ///     .command(["gcloud", "auth", "print-identity-token"])
 ///     .timeout(Duration::from_secs(10))
 ///     .endpoint("flyte.example.org")
 ///     .build()?;
-/// assert_eq!(auth.flow().timeout(), Duration::from_secs(10));
+/// assert_eq!(flow.timeout(), Duration::from_secs(10));
 /// # Ok::<(), flyte_auth_core::Error>(())
 /// ```
 #[derive(Default)]
 #[must_use]
-pub struct CommandAuthenticatorBuilder {
+pub struct CommandFlowBuilder {
     command: Vec<SecretString>,
     header_key: Option<String>,
+    header_from: Option<Arc<dyn ClientConfigStore>>,
     timeout: Option<Duration>,
     endpoint: Option<String>,
-    store: Option<Arc<dyn TokenStore>>,
-    refresh_margin: Option<Duration>,
     interactive: bool,
 }
 
-impl fmt::Debug for CommandAuthenticatorBuilder {
+impl fmt::Debug for CommandFlowBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CommandAuthenticatorBuilder")
+        f.debug_struct("CommandFlowBuilder")
             .field(
                 "program",
                 &self.command.first().map(SecretString::expose_secret),
             )
             .field("arguments", &self.command.len().saturating_sub(1))
             .field("header_key", &self.header_key)
+            .field("header_from", &self.header_from)
             .field("timeout", &self.timeout)
             .field("endpoint", &self.endpoint)
-            .field("store", &self.store.as_ref().map(|s| s.name()))
-            .field("refresh_margin", &self.refresh_margin)
             .field("interactive", &self.interactive)
             .finish()
     }
 }
 
-impl CommandAuthenticatorBuilder {
+impl CommandFlowBuilder {
     /// The program and its arguments (`admin.command`), run without a shell. Required.
     ///
     /// The arguments are kept as secrets: they never appear in logs, `{:?}` or errors.
@@ -217,9 +141,19 @@ impl CommandAuthenticatorBuilder {
     }
 
     /// The header the token goes in: `authorization` by default, [`PROXY_HEADER_KEY`] for a
-    /// proxy, or the server's `authorizationHeader`.
+    /// proxy, or the configuration's `authorizationHeader`.
     pub fn header_key(mut self, header_key: impl Into<String>) -> Self {
-        self.header_key = Some(header_key.into());
+        let key = header_key.into();
+        self.header_key = (!key.trim().is_empty()).then_some(key);
+        self
+    }
+
+    /// When no [`header_key`](Self::header_key) is given, asks `store` (the Flyte server's
+    /// discovery, say) for the header on the first run, once: Flyte's
+    /// `authorization_metadata_key`, as flytekit does. If it cannot answer, the token goes in
+    /// `authorization` and the failure is logged.
+    pub fn header_from(mut self, store: Arc<dyn ClientConfigStore>) -> Self {
+        self.header_from = Some(store);
         self
     }
 
@@ -230,31 +164,11 @@ impl CommandAuthenticatorBuilder {
         self
     }
 
-    /// The endpoint the token is for: the key of the [`store`](Self::store), if any
-    /// ([`DEFAULT_ENDPOINT`] by default). Give a proxy authenticator that shares a store with
-    /// the main one a key of its own.
+    /// The endpoint the token is for: the key in a token store, if the caching authenticator
+    /// has one ([`DEFAULT_ENDPOINT`] by default). Give a proxy authenticator that shares a
+    /// store with the main one a key of its own.
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
-        self
-    }
-
-    /// Persists the token to `store`. None by default: the command usually caches its token
-    /// itself, and running it again is cheap.
-    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = Some(store);
-        self
-    }
-
-    /// Persists the token to `store` if one is given.
-    pub fn maybe_store(mut self, store: Option<Arc<dyn TokenStore>>) -> Self {
-        self.store = store;
-        self
-    }
-
-    /// Runs the command again this long before the token's expiry (see
-    /// [`CachingAuthenticatorBuilder::refresh_margin`](flyte_auth_core::CachingAuthenticatorBuilder::refresh_margin)).
-    pub fn refresh_margin(mut self, margin: Duration) -> Self {
-        self.refresh_margin = Some(margin);
         self
     }
 
@@ -269,12 +183,13 @@ impl CommandAuthenticatorBuilder {
         self
     }
 
-    /// The flow alone, for a [`CachingAuthenticator`] of your own; the store and the refresh
-    /// margin are not used.
+    /// The flow. Runs nothing yet.
     ///
-    /// Fails with [`Error::Config`] when the command or its program name is empty, the header
-    /// key is not a valid header name, the time-out is zero, or the endpoint is empty.
-    pub fn build_flow(self) -> Result<CommandFlow, Error> {
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the command or its program name is empty, the header key is not
+    /// a valid header name, the time-out is zero, or the endpoint is empty.
+    pub fn build(self) -> Result<CommandFlow, Error> {
         let mut command = self.command.into_iter();
         let program = command
             .next()
@@ -288,15 +203,11 @@ impl CommandAuthenticatorBuilder {
         if program.trim().is_empty() {
             return Err(Error::config("the command's program name is empty"));
         }
-        let header = match self.header_key.as_deref() {
-            None => HeaderName::from_static(DEFAULT_HEADER_KEY),
-            Some(key) => HeaderName::from_bytes(key.trim().as_bytes()).map_err(|_| {
-                Error::config(format!(
-                    "header key `{key}` is not a valid header name; use e.g. \
-                     `{DEFAULT_HEADER_KEY}` or `{PROXY_HEADER_KEY}`"
-                ))
-            })?,
-        };
+        let header = self
+            .header_key
+            .as_deref()
+            .map(parse_header_name)
+            .transpose()?;
         let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
         if timeout.is_zero() {
             return Err(Error::config(format!(
@@ -316,24 +227,14 @@ impl CommandAuthenticatorBuilder {
                 timeout,
                 interactive: self.interactive,
             }),
+            header_from: if header.is_some() {
+                None
+            } else {
+                self.header_from
+            },
             header,
+            discovered_header: OnceCell::new(),
             endpoint,
-        })
-    }
-
-    /// The authenticator. Runs nothing yet.
-    ///
-    /// Fails like [`build_flow`](Self::build_flow).
-    pub fn build(self) -> Result<CommandAuthenticator, Error> {
-        let store = self.store.clone();
-        let margin = self.refresh_margin;
-        let flow = self.build_flow()?;
-        let mut builder = CachingAuthenticator::builder(flow).maybe_store(store);
-        if let Some(margin) = margin {
-            builder = builder.refresh_margin(margin);
-        }
-        Ok(CommandAuthenticator {
-            inner: builder.build(),
         })
     }
 }
@@ -346,7 +247,9 @@ impl CommandAuthenticatorBuilder {
 /// simple `block_on`) can await it. Dropping the future before it completes kills the command.
 pub struct CommandFlow {
     job: Arc<Job>,
-    header: HeaderName,
+    header: Option<HeaderName>,
+    header_from: Option<Arc<dyn ClientConfigStore>>,
+    discovered_header: OnceCell<HeaderName>,
     endpoint: String,
 }
 
@@ -358,7 +261,7 @@ impl fmt::Debug for CommandFlow {
                 "arguments",
                 &format_args!("<{} redacted>", self.job.args.len()),
             )
-            .field("header_key", &self.header)
+            .field("header_key", &self.header_key())
             .field("timeout", &self.job.timeout)
             .field("endpoint", &self.endpoint)
             .field("interactive", &self.job.interactive)
@@ -367,14 +270,85 @@ impl fmt::Debug for CommandFlow {
 }
 
 impl CommandFlow {
+    /// Starts a builder.
+    pub fn builder() -> CommandFlowBuilder {
+        CommandFlowBuilder::default()
+    }
+
+    /// flytekit's `CommandAuthenticator(command)`: the token goes in the `authorization`
+    /// header; everything else takes its default. Use [`builder`](Self::builder) for more.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the command is empty.
+    pub fn new<I, S>(command: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::builder().command(command).build()
+    }
+
+    /// For a proxy in front of Flyte (flytekit's `proxyCommand`): like [`new`](Self::new),
+    /// but the token goes in the [`proxy-authorization`](PROXY_HEADER_KEY) header.
+    ///
+    /// ```
+    /// use flyte_auth_command::CommandFlow;
+    /// let proxy = CommandFlow::proxy(["iap-token"])?;
+    /// assert_eq!(proxy.header_key().as_str(), "proxy-authorization");
+    /// # Ok::<(), flyte_auth_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the command is empty.
+    pub fn proxy<I, S>(command: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::builder()
+            .command(command)
+            .header_key(PROXY_HEADER_KEY)
+            .build()
+    }
+
     /// The program: the first element of the command, as given.
     pub fn program(&self) -> &str {
         &self.job.program
     }
 
-    /// The header the token goes in.
-    pub fn header_key(&self) -> &HeaderName {
-        &self.header
+    /// The header the token goes in: the configured one, else the server's once asked,
+    /// else `authorization`.
+    pub fn header_key(&self) -> HeaderName {
+        self.header_name()
+            .unwrap_or(HeaderName::from_static(DEFAULT_HEADER_KEY))
+    }
+
+    /// The server's header, asked for once when none is configured.
+    async fn discover_header(&self) {
+        let Some(store) = &self.header_from else {
+            return;
+        };
+        self.discovered_header
+            .get_or_init(|| async {
+                match store
+                    .get_client_config()
+                    .await
+                    .and_then(|c| c.header_name())
+                {
+                    Ok(header) => header,
+                    Err(e) => {
+                        tracing::warn!(
+                            error = %e,
+                            "could not ask the server which header the token goes in; using \
+                             `authorization` (set authorizationHeader to choose)"
+                        );
+                        HeaderName::from_static(DEFAULT_HEADER_KEY)
+                    }
+                }
+            })
+            .await;
     }
 
     /// How long the command may run.
@@ -449,6 +423,7 @@ impl TokenFlow for CommandFlow {
 
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
         Box::pin(async move {
+            self.discover_header().await;
             let job = Arc::clone(&self.job);
             tracing::debug!(
                 program = %job.program,
@@ -483,7 +458,17 @@ impl TokenFlow for CommandFlow {
     }
 
     fn header_name(&self) -> Option<HeaderName> {
-        Some(self.header.clone())
+        match &self.header_from {
+            None => Some(
+                self.header
+                    .clone()
+                    .unwrap_or(HeaderName::from_static(DEFAULT_HEADER_KEY)),
+            ),
+            Some(_) => self
+                .header
+                .clone()
+                .or_else(|| self.discovered_header.get().cloned()),
+        }
     }
 }
 

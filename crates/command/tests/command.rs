@@ -8,8 +8,34 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flyte_auth_command::{CommandAuthenticator, MAX_OUTPUT};
-use flyte_auth_core::{Authenticator, Error, MemoryStore, TokenFlow, TokenStore};
+use flyte_auth_command::{CommandAuthenticator, CommandFlow, CommandFlowBuilder, MAX_OUTPUT};
+use flyte_auth_core::{
+    Authenticator, BoxFuture, CachingAuthenticator, ClientConfig, ClientConfigStore, Error,
+    MemoryStore, TokenFlow, TokenStore,
+};
+
+/// The authenticator of `flow`, as the factory makes it.
+fn cached(flow: Result<CommandFlow, Error>) -> Result<CommandAuthenticator, Error> {
+    flow.map(|flow| CachingAuthenticator::builder(flow).build())
+}
+
+/// `CommandFlow::new` in a cache.
+fn new<I: IntoIterator<Item = S>, S: Into<String>>(
+    command: I,
+) -> Result<CommandAuthenticator, Error> {
+    cached(CommandFlow::new(command))
+}
+
+/// A finished builder in a cache.
+trait BuildCached {
+    fn build_cached(self) -> Result<CommandAuthenticator, Error>;
+}
+
+impl BuildCached for CommandFlowBuilder {
+    fn build_cached(self) -> Result<CommandAuthenticator, Error> {
+        cached(self.build())
+    }
+}
 
 /// Far above what any of these commands needs, far below the `sleep 30` they would hang on.
 const NO_HANG: Duration = Duration::from_secs(10);
@@ -92,7 +118,7 @@ async fn get_err(auth: &CommandAuthenticator) -> Error {
 
 #[tokio::test]
 async fn the_trimmed_output_is_the_bearer_token() {
-    let auth = CommandAuthenticator::new(sh("printf '  tok-123.abc_DEF \\n\\n'")).unwrap();
+    let auth = new(sh("printf '  tok-123.abc_DEF \\n\\n'")).unwrap();
     assert!(auth.fetch_grpc_call_auth_metadata().is_none());
 
     let creds = auth.get_credentials().await.unwrap();
@@ -105,22 +131,22 @@ async fn the_trimmed_output_is_the_bearer_token() {
 #[tokio::test]
 async fn arguments_reach_the_program_without_a_shell() {
     // One argument with spaces and shell syntax: a shell would split and expand it.
-    let auth = CommandAuthenticator::new(["printf", "%s", "a$HOME;b"]).unwrap();
+    let auth = new(["printf", "%s", "a$HOME;b"]).unwrap();
     let creds = auth.get_credentials().await.unwrap();
     assert_eq!(creds.access_token.expose_secret(), "a$HOME;b");
 }
 
 #[tokio::test]
 async fn the_proxy_authenticator_sends_proxy_authorization() {
-    let auth = CommandAuthenticator::proxy(["printf", "proxy-tok"]).unwrap();
+    let auth = cached(CommandFlow::proxy(["printf", "proxy-tok"])).unwrap();
     let header = auth.auth_header().await.unwrap();
     assert_eq!(header.name().as_str(), "proxy-authorization");
     assert_eq!(header.value().to_str().unwrap(), "Bearer proxy-tok");
 
-    let custom = CommandAuthenticator::builder()
+    let custom = CommandFlow::builder()
         .command(["printf", "t"])
         .header_key("Flyte-Authorization")
-        .build()
+        .build_cached()
         .unwrap();
     let header = custom.auth_header().await.unwrap();
     assert_eq!(header.name().as_str(), "flyte-authorization");
@@ -128,7 +154,7 @@ async fn the_proxy_authenticator_sends_proxy_authorization() {
 
 #[tokio::test]
 async fn a_failing_command_shows_its_status_and_stderr_but_not_its_stdout() {
-    let auth = CommandAuthenticator::new(sh(
+    let auth = new(sh(
         "printf 'partial-SECRET-stdout'; echo 'you are not logged in; run `login`' >&2; \
          echo 'got partial-SECRET-stdout back' >&2; exit 3",
     ))
@@ -149,17 +175,17 @@ async fn a_failing_command_shows_its_status_and_stderr_but_not_its_stdout() {
 
 #[tokio::test]
 async fn a_command_killed_by_a_signal_says_so() {
-    let auth = CommandAuthenticator::new(sh("kill -9 $$")).unwrap();
+    let auth = new(sh("kill -9 $$")).unwrap();
     let msg = get_err(&auth).await.to_string();
     assert!(msg.contains("killed by signal 9"), "{msg}");
 }
 
 #[tokio::test]
 async fn a_slow_command_is_killed_at_the_timeout() {
-    let auth = CommandAuthenticator::builder()
+    let auth = CommandFlow::builder()
         .command(["sleep", "30"])
         .timeout(Duration::from_secs(1))
-        .build()
+        .build_cached()
         .unwrap();
     let started = Instant::now();
     let err = get_err(&auth).await;
@@ -179,13 +205,13 @@ async fn a_timeout_kills_what_the_command_started_too() {
     let dir = Scratch::new("grandchild");
     let pid_file = dir.join("pid");
     // The shell waits for a background `sleep` that holds stdout and stderr open.
-    let auth = CommandAuthenticator::builder()
+    let auth = CommandFlow::builder()
         .command(sh_with(
             "sleep 30 & echo $! > \"$1\"; echo tok; wait",
             &pid_file,
         ))
         .timeout(Duration::from_secs(1))
-        .build()
+        .build_cached()
         .unwrap();
     let started = Instant::now();
     let err = get_err(&auth).await;
@@ -203,7 +229,7 @@ async fn a_background_process_holding_the_output_does_not_keep_us_waiting() {
     let dir = Scratch::new("daemon");
     let pid_file = dir.join("pid");
     // The command prints its token and exits, leaving a process with our pipes open.
-    let auth = CommandAuthenticator::new(sh_with(
+    let auth = new(sh_with(
         "sleep 30 & echo $! > \"$1\"; echo bg-tok",
         &pid_file,
     ))
@@ -223,7 +249,7 @@ async fn a_background_process_holding_the_output_does_not_keep_us_waiting() {
 #[tokio::test]
 async fn empty_output_is_an_error() {
     for script in ["true", "printf ' \\n\\t\\n'"] {
-        let auth = CommandAuthenticator::new(sh(script)).unwrap();
+        let auth = new(sh(script)).unwrap();
         let msg = get_err(&auth).await.to_string();
         assert!(msg.contains("printed nothing"), "{script}: {msg}");
     }
@@ -231,15 +257,14 @@ async fn empty_output_is_an_error() {
 
 #[tokio::test]
 async fn output_that_is_not_utf8_is_an_error() {
-    let auth = CommandAuthenticator::new(["printf", "tok\\377\\376"]).unwrap();
+    let auth = new(["printf", "tok\\377\\376"]).unwrap();
     let msg = get_err(&auth).await.to_string();
     assert!(msg.contains("not UTF-8"), "{msg}");
 }
 
 #[tokio::test]
 async fn output_that_is_not_one_token_is_an_error_without_the_output() {
-    let auth =
-        CommandAuthenticator::new(["printf", "WARNING: update available\\nsecret-tok"]).unwrap();
+    let auth = new(["printf", "WARNING: update available\\nsecret-tok"]).unwrap();
     let msg = get_err(&auth).await.to_string();
     assert!(msg.contains("not one token"), "{msg}");
     assert!(
@@ -251,10 +276,10 @@ async fn output_that_is_not_one_token_is_an_error_without_the_output() {
 #[tokio::test]
 async fn endless_output_is_cut_off_and_the_command_stopped() {
     // `yes` never ends by itself: only stopping it at the size limit ends this test in time.
-    let auth = CommandAuthenticator::builder()
+    let auth = CommandFlow::builder()
         .command(["yes", "abcdefgh"])
         .timeout(Duration::from_secs(60))
-        .build()
+        .build_cached()
         .unwrap();
     let started = Instant::now();
     let err = get_err(&auth).await;
@@ -269,7 +294,7 @@ async fn endless_output_is_cut_off_and_the_command_stopped() {
 
 #[tokio::test]
 async fn output_just_under_the_limit_is_accepted() {
-    let auth = CommandAuthenticator::new(sh(&format!(
+    let auth = new(sh(&format!(
         "head -c {} /dev/zero | tr '\\0' a",
         MAX_OUTPUT
     )))
@@ -280,7 +305,7 @@ async fn output_just_under_the_limit_is_accepted() {
 
 #[tokio::test]
 async fn only_the_end_of_a_long_stderr_is_shown() {
-    let auth = CommandAuthenticator::new(sh(
+    let auth = new(sh(
         "i=0; while [ $i -lt 3000 ]; do echo \"stderr line $i\" >&2; i=$((i+1)); done; exit 1",
     ))
     .unwrap();
@@ -296,7 +321,7 @@ async fn a_missing_program_is_named_in_the_error() {
         "/nonexistent/flyte-token-helper",
         "flyte-auth-no-such-helper",
     ] {
-        let auth = CommandAuthenticator::new([program, "--secret-arg=hunter2"]).unwrap();
+        let auth = new([program, "--secret-arg=hunter2"]).unwrap();
         let err = get_err(&auth).await;
         let msg = err.to_string();
         assert!(msg.contains(&format!("`{program}`")), "{msg}");
@@ -311,14 +336,14 @@ async fn a_program_that_is_not_executable_gets_a_hint() {
     let dir = Scratch::new("noexec");
     let script = dir.join("helper");
     std::fs::write(&script, "#!/bin/sh\necho tok\n").unwrap();
-    let auth = CommandAuthenticator::new([script.display().to_string()]).unwrap();
+    let auth = new([script.display().to_string()]).unwrap();
     let msg = get_err(&auth).await.to_string();
     assert!(msg.contains("executable"), "{msg}");
 }
 
 #[tokio::test]
 async fn neither_arguments_nor_tokens_show_in_debug_or_errors() {
-    let auth = CommandAuthenticator::new(sh(
+    let auth = new(sh(
         "printf 'tok-printed-XYZ'; [ \"$0\" = sh ] || true # arg-secret-ABC",
     ))
     .unwrap();
@@ -332,16 +357,16 @@ async fn neither_arguments_nor_tokens_show_in_debug_or_errors() {
     );
 
     // GNU sleep repeats the bad argument on stderr; the error must not.
-    let echoing = CommandAuthenticator::new(["sleep", "--token=arg-secret-ABC"]).unwrap();
+    let echoing = new(["sleep", "--token=arg-secret-ABC"]).unwrap();
     let err = get_err(&echoing).await;
     let printed = format!("{err} {err:?} {echoing:?}");
     assert!(printed.contains("[redacted]"), "{printed}");
     assert!(!printed.contains("ABC"), "{printed}");
 
-    let slow = CommandAuthenticator::builder()
+    let slow = CommandFlow::builder()
         .command(sh("sleep 30 # arg-secret-ABC"))
         .timeout(Duration::from_millis(200))
-        .build()
+        .build_cached()
         .unwrap();
     let err = get_err(&slow).await;
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
@@ -353,7 +378,7 @@ async fn neither_arguments_nor_tokens_show_in_debug_or_errors() {
 async fn tokens_are_cached_and_refresh_runs_the_command_again() {
     let dir = Scratch::new("refresh");
     let counter = dir.join("runs");
-    let auth = CommandAuthenticator::new(sh_with(
+    let auth = new(sh_with(
         "echo run >> \"$1\"; printf 'tok-%s' $(wc -l < \"$1\")",
         &counter,
     ))
@@ -376,7 +401,7 @@ async fn concurrent_callers_share_one_run() {
     let dir = Scratch::new("concurrent");
     let counter = dir.join("runs");
     let auth = Arc::new(
-        CommandAuthenticator::new(sh_with(
+        new(sh_with(
             "echo run >> \"$1\"; sleep 0.5; printf shared-tok",
             &counter,
         ))
@@ -398,9 +423,9 @@ async fn concurrent_callers_share_one_run() {
 async fn dropping_a_run_kills_the_command() {
     let dir = Scratch::new("dropped");
     let pid_file = dir.join("pid");
-    let flow = CommandAuthenticator::builder()
+    let flow = CommandFlow::builder()
         .command(sh_with("echo $$ > \"$1\"; exec sleep 30", &pid_file))
-        .build_flow()
+        .build()
         .unwrap();
     let login = flow.login();
     // Give up on it after a moment, like a caller whose own deadline passed.
@@ -423,12 +448,14 @@ async fn dropping_a_run_kills_the_command() {
 #[tokio::test]
 async fn a_store_keeps_the_token_under_the_endpoint() {
     let store = Arc::new(MemoryStore::new());
-    let auth = CommandAuthenticator::builder()
+    let auth = CommandFlow::builder()
         .command(["printf", "stored-tok"])
         .endpoint("flyte.example.org")
-        .store(store.clone())
         .build()
         .unwrap();
+    let auth = CachingAuthenticator::builder(auth)
+        .store(store.clone())
+        .build();
     auth.get_credentials().await.unwrap();
     let stored = store.retrieve("flyte.example.org").unwrap().unwrap();
     assert_eq!(stored.access_token.expose_secret(), "stored-tok");
@@ -436,27 +463,91 @@ async fn a_store_keeps_the_token_under_the_endpoint() {
 
 #[test]
 fn bad_configuration_is_refused_when_built() {
-    let empty = CommandAuthenticator::new(Vec::<String>::new()).unwrap_err();
+    let empty = new(Vec::<String>::new()).unwrap_err();
     assert!(matches!(empty, Error::Config { .. }), "{empty:?}");
     assert!(
         empty.to_string().contains("the command is empty"),
         "{empty}"
     );
 
-    let blank = CommandAuthenticator::new([""]).unwrap_err();
+    let blank = new([""]).unwrap_err();
     assert!(matches!(blank, Error::Config { .. }), "{blank:?}");
 
-    let header = CommandAuthenticator::builder()
+    let header = CommandFlow::builder()
         .command(["printf", "t"])
         .header_key("bad header")
-        .build()
+        .build_cached()
         .unwrap_err();
     assert!(header.to_string().contains("`bad header`"), "{header}");
 
-    let zero = CommandAuthenticator::builder()
+    let zero = CommandFlow::builder()
         .command(["printf", "t"])
         .timeout(Duration::ZERO)
-        .build()
+        .build_cached()
         .unwrap_err();
     assert!(matches!(zero, Error::Config { .. }), "{zero:?}");
+}
+
+/// A client config store naming a header, counting how often it is asked.
+#[derive(Debug, Default)]
+struct HeaderStore {
+    header: &'static str,
+    fail: bool,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl ClientConfigStore for HeaderStore {
+    fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let answer = if self.fail {
+            Err(Error::config("discovery is not served here"))
+        } else {
+            Ok(ClientConfig::new("https://idp/token", "flytectl").with_header_key(self.header))
+        };
+        Box::pin(async move { answer })
+    }
+}
+
+#[tokio::test]
+async fn without_a_configured_header_the_servers_is_asked_for_once() {
+    let store = Arc::new(HeaderStore {
+        header: "flyte-authorization",
+        ..HeaderStore::default()
+    });
+    let auth = CommandFlow::builder()
+        .command(["printf", "t"])
+        .header_from(store.clone())
+        .build_cached()
+        .unwrap();
+    assert_eq!(store.calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let header = auth.auth_header().await.unwrap();
+    assert_eq!(header.name().as_str(), "flyte-authorization");
+    auth.refresh_credentials().await.unwrap();
+    assert_eq!(store.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // A configured header wins and nothing is asked.
+    let unasked = Arc::new(HeaderStore::default());
+    let auth = CommandFlow::builder()
+        .command(["printf", "t"])
+        .header_key("X-Token")
+        .header_from(unasked.clone())
+        .build_cached()
+        .unwrap();
+    assert_eq!(auth.auth_header().await.unwrap().name().as_str(), "x-token");
+    assert_eq!(unasked.calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // A server that cannot say leaves `authorization`; the token is still served.
+    let failing = Arc::new(HeaderStore {
+        fail: true,
+        ..HeaderStore::default()
+    });
+    let auth = CommandFlow::builder()
+        .command(["printf", "t"])
+        .header_from(failing)
+        .build_cached()
+        .unwrap();
+    assert_eq!(
+        auth.auth_header().await.unwrap().name().as_str(),
+        "authorization"
+    );
 }

@@ -111,6 +111,45 @@ impl ClientConfig {
     }
 }
 
+impl ClientConfig {
+    /// [`header_key`](Self::header_key) as a header name (see [`parse_header_name`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when it is not a valid header name.
+    pub fn header_name(&self) -> Result<http::HeaderName, Error> {
+        parse_header_name(&self.header_key)
+    }
+}
+
+/// The header a token goes in, from configuration (`authorizationHeader`) or from the
+/// server (`authorization_metadata_key`): trimmed, lower-cased; empty means
+/// [`DEFAULT_HEADER_KEY`]. The one place header names are parsed.
+///
+/// ```
+/// use flyte_auth_core::parse_header_name;
+/// assert_eq!(parse_header_name(" Flyte-Authorization ")?.as_str(), "flyte-authorization");
+/// assert_eq!(parse_header_name("")?.as_str(), "authorization");
+/// assert!(parse_header_name("not a header").is_err());
+/// # Ok::<(), flyte_auth_core::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Config`] when `name` is not a valid header name.
+pub fn parse_header_name(name: &str) -> Result<http::HeaderName, Error> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Ok(http::HeaderName::from_static(DEFAULT_HEADER_KEY));
+    }
+    http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
+        Error::config(format!(
+            "`{name}` is not a valid header name for the token (authorizationHeader / \
+             authorization_metadata_key)"
+        ))
+    })
+}
+
 impl std::fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let url = |u: &str| crate::redact_url(u);

@@ -59,7 +59,9 @@ pub use authenticator::{AuthHeader, Authenticator, BoxFuture};
 pub use cache::{
     CachingAuthenticator, CachingAuthenticatorBuilder, DEFAULT_REFRESH_MARGIN, TokenFlow,
 };
-pub use config::{ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, StaticClientConfigStore};
+pub use config::{
+    ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, StaticClientConfigStore, parse_header_name,
+};
 pub use credentials::{Credentials, DEFAULT_ENDPOINT, UNKNOWN_EXPIRY_LIFETIME};
 pub use endpoint::Endpoint;
 pub use error::{Error, OAuthError, OAuthErrorCode, StoreError};

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 /// # async fn run(auth: flyte_auth_device::DeviceCodeAuthenticator) {
 /// use flyte_auth_core::{Authenticator, Error};
 ///
-/// let cancel = auth.cancel_handle();
+/// let cancel = auth.flow().cancel_handle();
 /// // e.g. from a "Cancel" button or a Ctrl-C handler:
 /// tokio::spawn(async move {
 ///     tokio::time::sleep(std::time::Duration::from_secs(60)).await;

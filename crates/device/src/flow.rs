@@ -1,23 +1,15 @@
 //! [`DeviceCodeFlow`]: the device authorization grant (RFC 8628) and the refresh grant as a
 //! [`TokenFlow`].
 
-use std::{
-    fmt,
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::{fmt, sync::Arc, time::Duration};
 
-use flyte_auth_core::{
-    BoxFuture, ClientConfig, ClientConfigStore, Credentials, Error, OAuthErrorCode, SecretString,
-    TokenFlow, redact_url,
-};
+use flyte_auth_core::{BoxFuture, Credentials, Error, OAuthErrorCode, SecretString, TokenFlow};
 use flyte_auth_oauth::{
-    ClientAuth, DeviceAuthorization, DeviceAuthorizationRequest, OAuthClient, TokenRequest,
-    TokenResponse,
+    ClientAuth, ClientContext, DeviceAuthorization, DeviceAuthorizationRequest, Field,
+    TokenRequest, TokenResponse,
 };
 use futures_util::future::{Either, select};
 use http::HeaderName;
-use tokio::sync::OnceCell;
 
 use crate::{CancelHandle, Clock, DevicePrompt, PromptCallback};
 
@@ -32,30 +24,24 @@ pub const SLOW_DOWN_INCREMENT: Duration = Duration::from_secs(5);
 /// 5xx (unless the server's own interval is longer).
 pub const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(60);
 
-/// Settings given explicitly, which win over the client config.
-#[derive(Clone, Default)]
-pub(crate) struct Overrides {
-    pub(crate) client_id: Option<String>,
-    pub(crate) client_secret: Option<SecretString>,
-    pub(crate) token_endpoint: Option<String>,
-    pub(crate) device_authorization_endpoint: Option<String>,
-    pub(crate) header_key: Option<HeaderName>,
-    pub(crate) scopes: Option<Vec<String>>,
-    pub(crate) audience: Option<String>,
-    pub(crate) extra: Vec<(String, String)>,
-}
+/// The client configuration fields a refresh uses.
+const REFRESH_FIELDS: &[Field] = &[
+    Field::TokenEndpoint,
+    Field::ClientId,
+    Field::Scopes,
+    Field::Audience,
+    Field::HeaderKey,
+];
 
-impl Overrides {
-    /// Whether the client config has nothing left to add.
-    pub(crate) fn complete(&self) -> bool {
-        self.client_id.is_some()
-            && self.token_endpoint.is_some()
-            && self.device_authorization_endpoint.is_some()
-            && self.header_key.is_some()
-            && self.scopes.is_some()
-            && self.audience.is_some()
-    }
-}
+/// The client configuration fields a device login uses.
+const LOGIN_FIELDS: &[Field] = &[
+    Field::TokenEndpoint,
+    Field::DeviceAuthorizationEndpoint,
+    Field::ClientId,
+    Field::Scopes,
+    Field::Audience,
+    Field::HeaderKey,
+];
 
 /// How the poll loop waits.
 #[derive(Clone)]
@@ -67,8 +53,7 @@ pub(crate) struct Polling {
 
 /// The device code login and the refresh grant as a [`TokenFlow`]: what
 /// [`DeviceCodeAuthenticator`](crate::DeviceCodeAuthenticator) wraps. Build one with
-/// [`DeviceCodeAuthenticatorBuilder::build_flow`](crate::DeviceCodeAuthenticatorBuilder::build_flow)
-/// to put it in a [`CachingAuthenticator`](flyte_auth_core::CachingAuthenticator) of your own.
+/// [`DeviceCodeFlow::builder`].
 ///
 /// - [`login`](TokenFlow::login): asks the device authorization endpoint for a code, shows
 ///   the [`DevicePrompt`], and polls the token endpoint until the user approves, refuses, the
@@ -76,44 +61,23 @@ pub(crate) struct Polling {
 /// - [`refresh`](TokenFlow::refresh): the refresh grant with `client_id`, `scope` and
 ///   `audience`, like flytekit.
 ///
-/// The client config is read from the [`ClientConfigStore`] on first use and kept.
+/// The client configuration comes from its [`ClientContext`], read on first use.
 pub struct DeviceCodeFlow {
-    pub(crate) endpoint: String,
-    pub(crate) cfg_store: Option<Arc<dyn ClientConfigStore>>,
-    pub(crate) overrides: Overrides,
-    pub(crate) http: OAuthClient,
+    pub(crate) ctx: ClientContext,
+    pub(crate) client_secret: Option<SecretString>,
+    pub(crate) extra: Vec<(String, String)>,
     pub(crate) polling: Polling,
     pub(crate) prompt: PromptCallback,
     pub(crate) cancel: CancelHandle,
-    pub(crate) config: OnceCell<ClientConfig>,
-    pub(crate) discovered_header: OnceLock<HeaderName>,
 }
 
 impl fmt::Debug for DeviceCodeFlow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeviceCodeFlow")
-            .field("endpoint", &self.endpoint)
-            .field("cfg_store", &self.cfg_store)
-            .field("client_id", &self.client_id())
-            .field("confidential", &self.overrides.client_secret.is_some())
-            .field(
-                "token_endpoint",
-                &self.overrides.token_endpoint.as_deref().map(redact_url),
-            )
-            .field(
-                "device_authorization_endpoint",
-                &self
-                    .overrides
-                    .device_authorization_endpoint
-                    .as_deref()
-                    .map(redact_url),
-            )
-            .field("header_key", &self.overrides.header_key)
-            .field("scopes", &self.overrides.scopes)
-            .field("audience", &self.overrides.audience)
+            .field("ctx", &self.ctx)
+            .field("confidential", &self.client_secret.is_some())
             .field("poll_interval", &self.polling.default_interval)
             .field("timeout", &self.polling.timeout)
-            .field("client_config_read", &self.config.initialized())
             .finish_non_exhaustive()
     }
 }
@@ -136,9 +100,9 @@ enum Deadline {
 }
 
 impl DeviceCodeFlow {
-    /// The HTTP client.
-    pub fn http_client(&self) -> &OAuthClient {
-        &self.http
+    /// The context: the server, the HTTP client, the client configuration.
+    pub fn context(&self) -> &ClientContext {
+        &self.ctx
     }
 
     /// A handle that cancels the device logins running when it is used.
@@ -157,124 +121,56 @@ impl DeviceCodeFlow {
     /// [`Error::Config`] naming what is missing; whatever reading the client config fails
     /// with.
     pub async fn check_server(&self) -> Result<(), Error> {
-        let resolved = self.resolve().await?;
-        self.device_endpoint(&resolved).map(|_| ())
+        self.resolve(LOGIN_FIELDS).await.map(|_| ())
     }
 
-    async fn client_config(&self) -> Result<Option<&ClientConfig>, Error> {
-        let Some(store) = &self.cfg_store else {
-            return Ok(None);
+    async fn resolve(&self, fields: &[Field]) -> Result<Resolved, Error> {
+        let cfg = self.ctx.resolve(fields).await?;
+        let client = match &self.client_secret {
+            Some(secret) => ClientAuth::confidential(cfg.client_id, secret.clone()),
+            None => ClientAuth::public(cfg.client_id),
         };
-        if self.overrides.complete() {
-            return Ok(None);
-        }
-        let config = self
-            .config
-            .get_or_try_init(|| store.get_client_config())
-            .await?;
-        if self.overrides.header_key.is_none() && self.discovered_header.get().is_none() {
-            let header = crate::parse_header(&config.header_key)?;
-            let _ = self.discovered_header.set(header);
-        }
-        Ok(Some(config))
-    }
-
-    async fn resolve(&self) -> Result<Resolved, Error> {
-        let cfg = self.client_config().await?;
-        let o = &self.overrides;
-        let pick = |given: &Option<String>, from_cfg: Option<&str>| {
-            given
-                .clone()
-                .or_else(|| from_cfg.map(str::to_owned))
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-        };
-        let client_id = pick(&o.client_id, cfg.map(|c| c.client_id.as_str())).ok_or_else(|| {
-            Error::config(format!(
-                "no OAuth client id for the device login to {}: the server's client config names \
-                 none; set clientId",
-                self.endpoint
-            ))
-        })?;
-        let token_endpoint = pick(&o.token_endpoint, cfg.map(|c| c.token_endpoint.as_str()))
-            .ok_or_else(|| {
-                Error::config(format!(
-                    "no token endpoint for {}: the server's client config names none; set tokenUrl",
-                    self.endpoint
-                ))
-            })?;
-        let device_authorization_endpoint = pick(
-            &o.device_authorization_endpoint,
-            cfg.and_then(|c| c.device_authorization_endpoint.as_deref()),
-        );
-        let client = match &o.client_secret {
-            Some(secret) => ClientAuth::confidential(client_id, secret.clone()),
-            None => ClientAuth::public(client_id),
-        };
-        let scopes = o
-            .scopes
-            .clone()
-            .or_else(|| cfg.map(|c| c.scopes.clone()))
-            .unwrap_or_default();
-        let audience = o
-            .audience
-            .clone()
-            .or_else(|| cfg.and_then(|c| c.audience.clone()));
         Ok(Resolved {
-            token_endpoint,
-            device_authorization_endpoint,
+            token_endpoint: cfg.token_endpoint,
+            device_authorization_endpoint: cfg.device_authorization_endpoint,
             client,
-            scopes,
-            audience,
+            scopes: cfg.scopes,
+            audience: cfg.audience,
         })
     }
 
-    fn device_endpoint<'a>(&self, resolved: &'a Resolved) -> Result<&'a str, Error> {
-        resolved
-            .device_authorization_endpoint
-            .as_deref()
-            .ok_or_else(|| {
-                Error::config(format!(
-                    "the authorization server of {} offers no device authorization endpoint \
-                     (device_authorization_endpoint), so the device flow (authType: DeviceFlow) \
-                     cannot be used with it: enable the device grant at the identity provider, \
-                     or use authType Pkce or ClientSecret",
-                    self.endpoint
-                ))
-            })
-    }
-
     async fn run_login(&self) -> Result<Credentials, Error> {
-        let resolved = self.resolve().await?;
-        let device_endpoint = self.device_endpoint(&resolved)?;
+        let resolved = self.resolve(LOGIN_FIELDS).await?;
+        let device_endpoint = resolved
+            .device_authorization_endpoint
+            .clone()
+            .unwrap_or_default();
         let request = DeviceAuthorizationRequest::new(device_endpoint, resolved.client.clone())
             .with_scopes(resolved.scopes.clone())
             .with_optional_audience(resolved.audience.clone())
-            .with_params(self.overrides.extra.iter().cloned());
+            .with_params(self.extra.iter().cloned());
         tracing::debug!(
-            endpoint = %self.endpoint,
+            endpoint = %self.ctx.endpoint(),
             client_id = resolved.client.client_id(),
             "requesting a device code"
         );
-        let authorization = self.http.device_authorization(&request).await?;
+        let authorization = self.ctx.http().device_authorization(&request).await?;
         let prompt = DevicePrompt::new(
-            self.endpoint.clone(),
+            self.endpoint().to_owned(),
             authorization.verification_uri.clone(),
             authorization.verification_uri_complete.clone(),
             authorization.user_code.clone(),
             authorization.lifetime(),
         );
         tracing::debug!(
-            endpoint = %self.endpoint,
+            endpoint = %self.ctx.endpoint(),
             url = prompt.url(),
             "waiting for the user to approve the device login"
         );
         (self.prompt)(&prompt);
         let token = self.poll(&resolved, &authorization).await?;
-        tracing::info!(endpoint = %self.endpoint, "device login approved");
-        Ok(token
-            .into_credentials(self.endpoint.clone())
-            .with_client_id(resolved.client.client_id()))
+        tracing::info!(endpoint = %self.ctx.endpoint(), "device login approved");
+        Ok(self.ctx.credentials(token))
     }
 
     /// Polls the token endpoint until an answer ends the login or the deadline passes.
@@ -313,7 +209,7 @@ impl DeviceCodeFlow {
             }
             clock.sleep(wait).await;
             polls += 1;
-            match self.http.token(&request).await {
+            match self.ctx.http().token(&request).await {
                 Ok(token) => return Ok(token),
                 Err(e) => {
                     let code = e.oauth().map(|o| &o.code);
@@ -362,12 +258,12 @@ impl DeviceCodeFlow {
             Deadline::CodeExpired => format!(
                 "the device login to {}: the code expired before the login was approved (start \
                  the login again); waiting",
-                self.endpoint
+                self.endpoint()
             ),
             Deadline::LoginTimeout => format!(
                 "the device login to {}: the login was not approved within the configured time \
                  (deviceFlowConfig.timeout); waiting",
-                self.endpoint
+                self.endpoint()
             ),
         };
         if let Some(e) = last {
@@ -384,7 +280,7 @@ impl DeviceCodeFlow {
                 .ok_or_else(|| Error::AccessTokenNotFound {
                     reason: "no refresh token is stored".into(),
                 })?;
-        let resolved = self.resolve().await?;
+        let resolved = self.resolve(REFRESH_FIELDS).await?;
         let request = TokenRequest::refresh_token(
             resolved.token_endpoint,
             resolved.client.clone(),
@@ -392,17 +288,14 @@ impl DeviceCodeFlow {
         )
         .with_scopes(resolved.scopes)
         .with_optional_audience(resolved.audience)
-        .with_params(self.overrides.extra.iter().cloned());
-        let token = self.http.token(&request).await?;
-        Ok(token
-            .into_credentials(self.endpoint.clone())
-            .with_client_id(resolved.client.client_id()))
+        .with_params(self.extra.iter().cloned());
+        Ok(self.ctx.credentials(self.ctx.http().token(&request).await?))
     }
 }
 
 impl TokenFlow for DeviceCodeFlow {
     fn endpoint(&self) -> &str {
-        &self.endpoint
+        self.ctx.endpoint().key()
     }
 
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
@@ -410,7 +303,7 @@ impl TokenFlow for DeviceCodeFlow {
         Box::pin(async move {
             match select(std::pin::pin!(cancelled), std::pin::pin!(self.run_login())).await {
                 Either::Left(((), _)) => {
-                    tracing::info!(endpoint = %self.endpoint, "device login cancelled");
+                    tracing::info!(endpoint = %self.ctx.endpoint(), "device login cancelled");
                     Err(Error::Cancelled)
                 }
                 Either::Right((result, _)) => result,
@@ -426,17 +319,10 @@ impl TokenFlow for DeviceCodeFlow {
     }
 
     fn client_id(&self) -> Option<String> {
-        self.overrides
-            .client_id
-            .clone()
-            .or_else(|| self.config.get().map(|c| c.client_id.clone()))
-            .filter(|id| !id.is_empty())
+        self.ctx.client_id()
     }
 
     fn header_name(&self) -> Option<HeaderName> {
-        self.overrides
-            .header_key
-            .clone()
-            .or_else(|| self.discovered_header.get().cloned())
+        self.ctx.header_name()
     }
 }

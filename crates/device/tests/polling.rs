@@ -13,10 +13,13 @@ use std::{
 };
 
 use flyte_auth_core::{
-    Authenticator, BoxFuture, ClientConfig, ClientConfigStore, Credentials, Error, MemoryStore,
-    OAuthErrorCode, StaticClientConfigStore, TokenStore,
+    Authenticator, BoxFuture, CachingAuthenticator, ClientConfig, ClientConfigStore, Credentials,
+    Endpoint, Error, MemoryStore, OAuthErrorCode, StaticClientConfigStore, TokenStore,
 };
-use flyte_auth_device::{CancelHandle, Clock, DeviceCodeAuthenticator, DevicePrompt};
+use flyte_auth_device::{
+    CancelHandle, Clock, DeviceCodeAuthenticator, DeviceCodeFlow, DevicePrompt,
+};
+use flyte_auth_oauth::ClientContext;
 use serde_json::json;
 use wiremock::{
     Mock, MockServer, Request, Respond, ResponseTemplate,
@@ -223,12 +226,15 @@ impl World {
         script
     }
 
-    fn builder(&self) -> flyte_auth_device::DeviceCodeAuthenticatorBuilder {
-        let prompts = Arc::clone(&self.prompts);
-        DeviceCodeAuthenticator::builder(ENDPOINT)
-            .cfg_store(Arc::new(StaticClientConfigStore::new(self.config())))
-            .clock(Arc::clone(&self.clock) as Arc<dyn Clock>)
-            .prompt(move |p| prompts.lock().unwrap().push(p.clone()))
+    fn builder(&self) -> Assembly {
+        Assembly {
+            cfg_store: Arc::new(StaticClientConfigStore::new(self.config())),
+            store: None,
+            poll_interval: None,
+            timeout: None,
+            clock: Some(Arc::clone(&self.clock) as Arc<dyn Clock>),
+            prompts: Arc::clone(&self.prompts),
+        }
     }
 
     fn authenticator(&self) -> DeviceCodeAuthenticator {
@@ -254,6 +260,65 @@ impl World {
                     .collect::<Vec<_>>()
             })
             .collect()
+    }
+}
+
+/// The authenticator under test, put together as the factory does it: a context over the
+/// client config store, the flow, core's cache.
+struct Assembly {
+    cfg_store: Arc<dyn ClientConfigStore>,
+    store: Option<Arc<dyn TokenStore>>,
+    poll_interval: Option<Duration>,
+    timeout: Option<Duration>,
+    clock: Option<Arc<dyn Clock>>,
+    prompts: Arc<Mutex<Vec<DevicePrompt>>>,
+}
+
+impl Assembly {
+    fn cfg_store(mut self, cfg_store: Arc<dyn ClientConfigStore>) -> Self {
+        self.cfg_store = cfg_store;
+        self
+    }
+
+    fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = Some(interval);
+        self
+    }
+
+    fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    fn real_time(mut self) -> Self {
+        self.clock = None;
+        self
+    }
+
+    fn build(self) -> Result<DeviceCodeAuthenticator, Error> {
+        let ctx = ClientContext::builder(Endpoint::parse(ENDPOINT)?)
+            .discovery(self.cfg_store)
+            .build()?;
+        let prompts = self.prompts;
+        let mut flow =
+            DeviceCodeFlow::builder(ctx).prompt(move |p| prompts.lock().unwrap().push(p.clone()));
+        if let Some(clock) = self.clock {
+            flow = flow.clock(clock);
+        }
+        if let Some(interval) = self.poll_interval {
+            flow = flow.poll_interval(interval);
+        }
+        if let Some(timeout) = self.timeout {
+            flow = flow.timeout(timeout);
+        }
+        Ok(CachingAuthenticator::builder(flow.build()?)
+            .maybe_store(self.store)
+            .build())
     }
 }
 
@@ -511,7 +576,7 @@ async fn cancel_ends_the_login_and_the_next_call_starts_a_new_one() {
         .polls_answer(vec![pending(), pending()], token("at-1", "rt-1"))
         .await;
     let auth = world.authenticator();
-    let cancel: CancelHandle = auth.cancel_handle();
+    let cancel: CancelHandle = auth.flow().cancel_handle();
     script.on_poll(move |n| {
         if n == 2 {
             cancel.cancel();
@@ -542,7 +607,7 @@ async fn cancel_interrupts_a_device_request_that_hangs() {
         .mount(&world.server)
         .await;
     let auth = world.authenticator();
-    let cancel = auth.cancel_handle();
+    let cancel = auth.flow().cancel_handle();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
         cancel.cancel();
@@ -567,11 +632,10 @@ async fn dropping_the_future_stops_polling() {
         .await;
     let script = world.polls_answer(vec![], pending()).await;
     // Real time here, with a short interval: the login is abandoned while it waits.
-    let prompts = Arc::clone(&world.prompts);
-    let auth = DeviceCodeAuthenticator::builder(ENDPOINT)
-        .cfg_store(Arc::new(StaticClientConfigStore::new(world.config())))
+    let auth = world
+        .builder()
+        .real_time()
         .poll_interval(Duration::from_millis(20))
-        .prompt(move |p| prompts.lock().unwrap().push(p.clone()))
         .build()
         .unwrap();
 
@@ -810,18 +874,18 @@ async fn no_device_endpoint_is_a_config_error_at_first_use_not_at_construction()
         calls: AtomicUsize::new(0),
     });
 
-    let auth = DeviceCodeAuthenticator::new(
-        ENDPOINT,
-        Arc::clone(&cfg_store) as Arc<dyn ClientConfigStore>,
-    )
-    .unwrap();
+    let auth = world
+        .builder()
+        .cfg_store(Arc::clone(&cfg_store) as Arc<dyn ClientConfigStore>)
+        .build()
+        .unwrap();
     assert_eq!(
         cfg_store.calls.load(Ordering::SeqCst),
         0,
         "construction is offline"
     );
 
-    let checked = auth.check_server().await.unwrap_err();
+    let checked = auth.flow().check_server().await.unwrap_err();
     let error = login(&auth).await.unwrap_err();
 
     for e in [&checked, &error] {
@@ -842,7 +906,7 @@ async fn no_device_endpoint_is_a_config_error_at_first_use_not_at_construction()
 #[tokio::test]
 async fn check_server_passes_when_the_device_flow_is_offered() {
     let world = World::start().await;
-    world.authenticator().check_server().await.unwrap();
+    world.authenticator().flow().check_server().await.unwrap();
     assert!(world.server.received_requests().await.unwrap().is_empty());
 }
 

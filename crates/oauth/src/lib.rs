@@ -51,6 +51,7 @@
 //! # let _ = credentials; Ok(()) }
 //! ```
 
+mod context;
 mod device;
 mod discovery;
 pub mod pkce;
@@ -59,6 +60,7 @@ mod tls;
 mod token;
 mod transport;
 
+pub use context::{ClientContext, ClientContextBuilder, Field, Overrides};
 pub use device::{DEFAULT_DEVICE_POLL_INTERVAL, DeviceAuthorization, DeviceAuthorizationRequest};
 pub use discovery::{
     AuthorizationServerMetadata, Discovery, FLYTE_CLIENT_CONFIG_PATH, OAUTH_METADATA_PATH,

@@ -471,8 +471,10 @@ impl AuthorizationClient {
     /// Redeems the refresh token of `credentials`: flytekit's `refresh_access_token`.
     ///
     /// Sends `grant_type=refresh_token`, `refresh_token`, `client_id` and the
-    /// `refresh_access_token_params`. When the answer has no refresh token, the old one is
-    /// kept (RFC 6749 §6), as are the id token, client id and scopes.
+    /// `refresh_access_token_params`. What the answer leaves out (RFC 6749 §6 lets a server
+    /// keep the old refresh token valid without repeating it) is carried forward by core's
+    /// `CachingAuthenticator`, which [`PkceFlow`](crate::PkceFlow) runs in; used alone, apply
+    /// [`Credentials::carry_forward`] to the answer.
     ///
     /// # Errors
     ///
@@ -502,8 +504,7 @@ impl AuthorizationClient {
         let token = self.http.token(&request).await?;
         Ok(token
             .into_credentials(&self.endpoint)
-            .with_client_id(&self.client_id)
-            .carry_forward(credentials))
+            .with_client_id(&self.client_id))
     }
 
     /// The authorization request's parameters, in flytekit's order.

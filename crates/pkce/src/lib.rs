@@ -1,8 +1,8 @@
 //! Browser login for `flyte-auth`: the OAuth 2.0 authorization code flow with PKCE
 //! (RFC 7636) and a loopback redirect (RFC 8252 §7.3), as `pyflyte` and `flytectl` do it.
 //!
-//! - [`PKCEAuthenticator`]: flytekit's `PKCEAuthenticator`, an
-//!   [`Authenticator`](flyte_auth_core::Authenticator) with caching, refresh before expiry,
+//! - [`PKCEAuthenticator`]: flytekit's `PKCEAuthenticator`, core's `CachingAuthenticator`
+//!   around [`PkceFlow`]: an [`Authenticator`](flyte_auth_core::Authenticator) with caching, refresh before expiry,
 //!   single-flight (one browser window however many tasks ask at once) and persistence, from
 //!   `flyte-auth-core`.
 //! - [`AuthorizationClient`]: flytekit's `AuthorizationClient`, one login
@@ -34,15 +34,20 @@
 //! ```no_run
 //! # async fn run() -> Result<(), flyte_auth_core::Error> {
 //! use std::sync::Arc;
-//! use flyte_auth_core::{Authenticator, ClientConfig, StaticClientConfigStore};
-//! use flyte_auth_pkce::PKCEAuthenticator;
+//! use flyte_auth_core::{
+//!     Authenticator, CachingAuthenticator, ClientConfig, Endpoint, StaticClientConfigStore,
+//! };
+//! use flyte_auth_oauth::ClientContext;
+//! use flyte_auth_pkce::PkceFlow;
 //!
 //! let config = ClientConfig::new("https://idp.example.org/oauth2/token", "flytectl")
 //!     .with_authorization_endpoint("https://idp.example.org/oauth2/authorize")
 //!     .with_redirect_uri("http://localhost:53593/callback")
 //!     .with_scopes(["openid", "offline_access"]);
-//! let auth = PKCEAuthenticator::builder("flyte.example.org", Arc::new(StaticClientConfigStore::new(config)))
+//! let ctx = ClientContext::builder(Endpoint::parse("flyte.example.org")?)
+//!     .discovery(Arc::new(StaticClientConfigStore::new(config)))
 //!     .build()?;
+//! let auth = CachingAuthenticator::builder(PkceFlow::builder(ctx).build()?).build();
 //! let credentials = auth.get_credentials().await?; // opens the browser once
 //! # let _ = credentials; Ok(()) }
 //! ```
@@ -59,7 +64,7 @@ use std::time::Duration;
 
 pub use browser::{BrowserOpener, LoginEvent, LoginPrompt};
 pub use client::{AuthorizationClient, AuthorizationClientBuilder};
-pub use flow::{PKCEAuthenticator, PkceAuthenticator, PkceAuthenticatorBuilder, PkceFlow};
+pub use flow::{PKCEAuthenticator, PkceFlow, PkceFlowBuilder};
 pub use pages::EndpointMetadata;
 
 /// The core types this crate's API uses (`Authenticator`, `Credentials`, `Error`,

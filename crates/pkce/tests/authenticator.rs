@@ -14,10 +14,11 @@ use std::{
 };
 
 use flyte_auth_core::{
-    Authenticator, BoxFuture, ClientConfig, ClientConfigStore, Credentials, Error, MemoryStore,
-    StaticClientConfigStore, TokenStore,
+    Authenticator, BoxFuture, CachingAuthenticator, ClientConfig, ClientConfigStore, Credentials,
+    Endpoint, Error, MemoryStore, StaticClientConfigStore, TokenStore,
 };
-use flyte_auth_pkce::{PKCEAuthenticator, PkceAuthenticatorBuilder};
+use flyte_auth_oauth::{ClientContext, Overrides};
+use flyte_auth_pkce::{BrowserOpener, PKCEAuthenticator, PkceFlow, PkceFlowBuilder};
 use serde_json::json;
 use support::*;
 use wiremock::{
@@ -56,10 +57,75 @@ fn counting(cfg: ClientConfig) -> Arc<CountingConfigStore> {
     })
 }
 
-fn authenticator(cfg_store: Arc<dyn ClientConfigStore>) -> PkceAuthenticatorBuilder {
-    PKCEAuthenticator::builder(ENDPOINT, cfg_store)
-        .prompt(RecordedPrompt::default().prompt())
-        .timeout(NO_HANG)
+fn authenticator(cfg_store: Arc<dyn ClientConfigStore>) -> Assembly {
+    Assembly {
+        cfg_store,
+        overrides: Overrides::new(),
+        store: None,
+        flow: Box::new(|flow| flow),
+    }
+}
+
+type FlowOptions = Box<dyn FnOnce(PkceFlowBuilder) -> PkceFlowBuilder>;
+
+/// The authenticator under test, put together as the factory does it: a context with the
+/// overrides, the flow with its login options, core's cache with the store.
+struct Assembly {
+    cfg_store: Arc<dyn ClientConfigStore>,
+    overrides: Overrides,
+    store: Option<Arc<dyn TokenStore>>,
+    flow: FlowOptions,
+}
+
+impl Assembly {
+    fn with_flow(mut self, f: impl FnOnce(PkceFlowBuilder) -> PkceFlowBuilder + 'static) -> Self {
+        let previous = self.flow;
+        self.flow = Box::new(move |flow| f(previous(flow)));
+        self
+    }
+
+    fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    fn scopes(mut self, scopes: impl IntoIterator<Item = &'static str>) -> Self {
+        self.overrides = self.overrides.scopes(scopes);
+        self
+    }
+
+    fn header_key(mut self, key: &str) -> Self {
+        self.overrides = self.overrides.header_key(key);
+        self
+    }
+
+    fn browser(self, browser: BrowserOpener) -> Self {
+        self.with_flow(|flow| flow.browser(browser))
+    }
+
+    fn no_browser(self) -> Self {
+        self.with_flow(PkceFlowBuilder::no_browser)
+    }
+
+    fn refresh_access_token_params(self, params: [(&'static str, &'static str); 1]) -> Self {
+        self.with_flow(move |flow| flow.refresh_access_token_params(params))
+    }
+
+    fn build(self) -> Result<PKCEAuthenticator, Error> {
+        let ctx = ClientContext::builder(Endpoint::parse(ENDPOINT)?)
+            .discovery(self.cfg_store)
+            .overrides(self.overrides)
+            .build()?;
+        let flow = (self.flow)(
+            PkceFlow::builder(ctx)
+                .prompt(RecordedPrompt::default().prompt())
+                .timeout(NO_HANG),
+        )
+        .build()?;
+        Ok(CachingAuthenticator::builder(flow)
+            .maybe_store(self.store)
+            .build())
+    }
 }
 
 fn expired(access: &str, refresh: &str) -> Credentials {

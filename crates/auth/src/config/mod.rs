@@ -41,6 +41,8 @@
 mod duration;
 pub mod env;
 mod file;
+#[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
+mod http;
 mod layer;
 mod mode;
 

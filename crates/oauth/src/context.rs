@@ -1,0 +1,714 @@
+//! [`ClientContext`]: the one resolved context every HTTP flow receives — the endpoint, the
+//! one HTTP client, and the server's discovery with the configuration's [`Overrides`] applied
+//! once.
+
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+};
+
+use flyte_auth_core::{
+    BoxFuture, ClientConfig, ClientConfigStore, Credentials, Endpoint, Error, redact_url,
+};
+use http::HeaderName;
+use tokio::sync::OnceCell;
+
+use crate::{HttpSettings, OAuthClient, RemoteClientConfigStore, TokenResponse};
+
+/// A field of the client configuration that a flow uses.
+///
+/// A flow names the fields it uses ([`ClientContext::resolve`]); the server is asked only
+/// when one of them is not given by the [`Overrides`]. The endpoints and the client id are
+/// required: when neither the overrides nor the server name them, resolving fails with an
+/// [`Error::Config`] that names the setting to add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Field {
+    /// The token endpoint (`tokenUrl`).
+    TokenEndpoint,
+    /// The authorization endpoint of the browser login.
+    AuthorizationEndpoint,
+    /// The RFC 8628 device authorization endpoint.
+    DeviceAuthorizationEndpoint,
+    /// The public OAuth client id of the Flyte tools (`clientId`).
+    ClientId,
+    /// Where the browser returns after the login.
+    RedirectUri,
+    /// The scopes to ask for (`scopes`).
+    Scopes,
+    /// The `audience` parameter (`audience`).
+    Audience,
+    /// The header the token goes in (`authorizationHeader`).
+    HeaderKey,
+}
+
+impl Field {
+    /// Whether a field the overrides leave out is worth asking the server for. The audience
+    /// and the redirect URI are taken from the server when it is asked anyway, but never
+    /// cause a request (the Go client asks only for missing scopes or header).
+    fn asks_server(self) -> bool {
+        !matches!(self, Self::Audience | Self::RedirectUri)
+    }
+
+    /// Whether resolving fails when nobody names a value.
+    fn required(self) -> bool {
+        matches!(
+            self,
+            Self::TokenEndpoint
+                | Self::AuthorizationEndpoint
+                | Self::DeviceAuthorizationEndpoint
+                | Self::ClientId
+        )
+    }
+
+    fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Self::TokenEndpoint => ("token endpoint", "set tokenUrl"),
+            Self::AuthorizationEndpoint => (
+                "authorization endpoint",
+                "which the browser login (authType Pkce) needs; use another authType",
+            ),
+            Self::DeviceAuthorizationEndpoint => (
+                "device authorization endpoint (device_authorization_endpoint)",
+                "so the device flow (authType: DeviceFlow) cannot be used with it: enable the \
+                 device grant at the identity provider, or use authType Pkce or ClientSecret",
+            ),
+            Self::ClientId => ("OAuth client id", "set clientId"),
+            Self::RedirectUri => ("redirect URI", "set the redirect URI"),
+            Self::Scopes => ("scopes", "set scopes"),
+            Self::Audience => ("audience", "set audience"),
+            Self::HeaderKey => ("header name", "set authorizationHeader"),
+        }
+    }
+}
+
+/// What the configuration says explicitly; each value wins over the server's.
+///
+/// Empty strings and empty lists mean "not set" (then the server's value is used).
+///
+/// ```
+/// use flyte_auth_oauth::Overrides;
+/// let overrides = Overrides::new()
+///     .token_endpoint("https://idp.example.org/oauth2/token")
+///     .scopes(["all"])
+///     .audience("");
+/// assert_eq!(overrides.token_endpoint.as_deref(), Some("https://idp.example.org/oauth2/token"));
+/// assert!(overrides.audience.is_none());
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
+pub struct Overrides {
+    /// `tokenUrl`.
+    pub token_endpoint: Option<String>,
+    /// The authorization endpoint.
+    pub authorization_endpoint: Option<String>,
+    /// The device authorization endpoint.
+    pub device_authorization_endpoint: Option<String>,
+    /// `clientId` (for the browser and device logins; client credentials bring their own).
+    pub client_id: Option<String>,
+    /// The redirect URI of the browser login.
+    pub redirect_uri: Option<String>,
+    /// `scopes`.
+    pub scopes: Option<Vec<String>>,
+    /// `audience`.
+    pub audience: Option<String>,
+    /// `authorizationHeader`.
+    pub header_key: Option<String>,
+}
+
+fn non_empty(value: impl Into<String>) -> Option<String> {
+    let value = value.into().trim().to_owned();
+    (!value.is_empty()).then_some(value)
+}
+
+impl Overrides {
+    /// Nothing overridden: everything comes from the server.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The token endpoint (`tokenUrl`).
+    pub fn token_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.token_endpoint = non_empty(url);
+        self
+    }
+
+    /// The authorization endpoint of the browser login.
+    pub fn authorization_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.authorization_endpoint = non_empty(url);
+        self
+    }
+
+    /// The device authorization endpoint.
+    pub fn device_authorization_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.device_authorization_endpoint = non_empty(url);
+        self
+    }
+
+    /// The public client id of the browser and device logins.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = non_empty(client_id);
+        self
+    }
+
+    /// The redirect URI of the browser login.
+    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uri = non_empty(uri);
+        self
+    }
+
+    /// The scopes (`scopes`); an empty list means the server's.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let scopes: Vec<String> = scopes.into_iter().filter_map(non_empty).collect();
+        self.scopes = (!scopes.is_empty()).then_some(scopes);
+        self
+    }
+
+    /// The `audience` parameter.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = non_empty(audience);
+        self
+    }
+
+    /// The header the token goes in (`authorizationHeader`).
+    pub fn header_key(mut self, key: impl Into<String>) -> Self {
+        self.header_key = non_empty(key);
+        self
+    }
+
+    fn has(&self, field: Field) -> bool {
+        match field {
+            Field::TokenEndpoint => self.token_endpoint.is_some(),
+            Field::AuthorizationEndpoint => self.authorization_endpoint.is_some(),
+            Field::DeviceAuthorizationEndpoint => self.device_authorization_endpoint.is_some(),
+            Field::ClientId => self.client_id.is_some(),
+            Field::RedirectUri => self.redirect_uri.is_some(),
+            Field::Scopes => self.scopes.is_some(),
+            Field::Audience => self.audience.is_some(),
+            Field::HeaderKey => self.header_key.is_some(),
+        }
+    }
+
+    /// `server` with every overridden value replaced: the one place where the configuration
+    /// wins over the server.
+    fn apply(&self, server: Option<&ClientConfig>) -> ClientConfig {
+        let mut cfg = server.cloned().unwrap_or_else(|| ClientConfig::new("", ""));
+        let set = |target: &mut String, value: &Option<String>| {
+            if let Some(value) = value {
+                target.clone_from(value);
+            }
+        };
+        set(&mut cfg.token_endpoint, &self.token_endpoint);
+        set(
+            &mut cfg.authorization_endpoint,
+            &self.authorization_endpoint,
+        );
+        set(&mut cfg.client_id, &self.client_id);
+        set(&mut cfg.redirect_uri, &self.redirect_uri);
+        set(&mut cfg.header_key, &self.header_key);
+        if let Some(url) = &self.device_authorization_endpoint {
+            cfg.device_authorization_endpoint = Some(url.clone());
+        }
+        if let Some(scopes) = &self.scopes {
+            cfg.scopes.clone_from(scopes);
+        }
+        if let Some(audience) = &self.audience {
+            cfg.audience = Some(audience.clone());
+        }
+        cfg
+    }
+}
+
+impl fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = |u: &Option<String>| u.as_deref().map(redact_url);
+        f.debug_struct("Overrides")
+            .field("token_endpoint", &url(&self.token_endpoint))
+            .field("authorization_endpoint", &url(&self.authorization_endpoint))
+            .field(
+                "device_authorization_endpoint",
+                &url(&self.device_authorization_endpoint),
+            )
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &url(&self.redirect_uri))
+            .field("scopes", &self.scopes)
+            .field("audience", &self.audience)
+            .field("header_key", &self.header_key)
+            .finish()
+    }
+}
+
+/// Where the server's half of the client configuration comes from.
+#[derive(Clone)]
+enum Source {
+    /// The Flyte server's discovery documents at the endpoint.
+    Server,
+    /// A store given by the caller.
+    Store(Arc<dyn ClientConfigStore>),
+    /// None: only the overrides.
+    Nothing,
+}
+
+struct Inner {
+    endpoint: Endpoint,
+    http: OAuthClient,
+    discovery: Option<Arc<dyn ClientConfigStore>>,
+    overrides: Overrides,
+    header: Option<HeaderName>,
+    discovered: OnceCell<ClientConfig>,
+    discovered_header: OnceLock<HeaderName>,
+}
+
+/// The context an HTTP flow works in: which server ([`Endpoint`]), the one [`OAuthClient`]
+/// every request goes through, and the client configuration — the server's discovery with
+/// the configuration's [`Overrides`] applied, asked for lazily and once.
+///
+/// Every flow (browser, device, client credentials) takes one; none repeats how discovery
+/// and overrides combine. Cloning is cheap and clones share the discovered configuration.
+/// Creating one touches no network.
+///
+/// ```
+/// use flyte_auth_core::Endpoint;
+/// use flyte_auth_oauth::{ClientContext, Field, Overrides};
+///
+/// let ctx = ClientContext::builder(Endpoint::parse("dns:///flyte.example.org")?)
+///     .overrides(Overrides::new().token_endpoint("https://idp.example.org/token").scopes(["all"]))
+///     .build()?;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// // Every field asked for is overridden: the server is not asked.
+/// let cfg = ctx.resolve(&[Field::TokenEndpoint, Field::Scopes]).await?;
+/// assert_eq!(cfg.token_endpoint, "https://idp.example.org/token");
+/// # Ok::<(), flyte_auth_core::Error>(())
+/// # })?;
+/// # Ok::<(), flyte_auth_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct ClientContext {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for ClientContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientContext")
+            .field("endpoint", &self.inner.endpoint.key())
+            .field("discovery", &self.inner.discovery)
+            .field("overrides", &self.inner.overrides)
+            .field("discovered", &self.inner.discovered.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientContext {
+    /// Starts a context for the Flyte server at `endpoint`: by default the client
+    /// configuration is discovered from that server, over a client with default
+    /// [`HttpSettings`].
+    pub fn builder(endpoint: Endpoint) -> ClientContextBuilder {
+        ClientContextBuilder {
+            endpoint,
+            http: None,
+            settings: None,
+            source: Source::Server,
+            overrides: Overrides::default(),
+        }
+    }
+
+    /// The server.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// The HTTP client of every request.
+    pub fn http(&self) -> &OAuthClient {
+        &self.inner.http
+    }
+
+    /// What the configuration overrides.
+    pub fn overrides(&self) -> &Overrides {
+        &self.inner.overrides
+    }
+
+    /// Where the server's half comes from (`None`: overrides only).
+    pub fn discovery(&self) -> Option<&Arc<dyn ClientConfigStore>> {
+        self.inner.discovery.as_ref()
+    }
+
+    /// The client configuration for a flow that uses `fields`.
+    ///
+    /// The server is asked (once; the answer is kept, a failure is not) only when one of
+    /// `fields` that is worth asking for (not the audience or the redirect URI alone) is not
+    /// overridden; its answer is combined with the overrides, which win. When the overrides
+    /// hold every required field, a failed discovery is logged and the overrides are used.
+    ///
+    /// # Errors
+    ///
+    /// What discovery fails with, when a required field depends on it; [`Error::Config`]
+    /// when a required field (an endpoint, the client id) is named by nobody, saying which
+    /// setting to add, or the server names an invalid header.
+    pub async fn resolve(&self, fields: &[Field]) -> Result<ClientConfig, Error> {
+        let inner = &self.inner;
+        let server = match &inner.discovery {
+            Some(store)
+                if fields
+                    .iter()
+                    .any(|f| f.asks_server() && !inner.overrides.has(*f)) =>
+            {
+                match inner
+                    .discovered
+                    .get_or_try_init(|| store.get_client_config())
+                    .await
+                {
+                    Ok(cfg) => {
+                        if inner.header.is_none() && inner.discovered_header.get().is_none() {
+                            let _ = inner.discovered_header.set(cfg.header_name()?);
+                        }
+                        Some(cfg)
+                    }
+                    Err(e)
+                        if fields
+                            .iter()
+                            .all(|f| !f.required() || inner.overrides.has(*f)) =>
+                    {
+                        tracing::warn!(
+                            endpoint = %inner.endpoint,
+                            error = %e,
+                            "discovery failed; using the configured values only (set scopes \
+                             and authorizationHeader to skip discovery)"
+                        );
+                        None
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            _ => None,
+        };
+        let cfg = inner.overrides.apply(server);
+        for field in fields.iter().filter(|f| f.required()) {
+            let missing = match field {
+                Field::TokenEndpoint => cfg.token_endpoint.trim().is_empty(),
+                Field::AuthorizationEndpoint => cfg.authorization_endpoint.trim().is_empty(),
+                Field::DeviceAuthorizationEndpoint => cfg
+                    .device_authorization_endpoint
+                    .as_deref()
+                    .is_none_or(|u| u.trim().is_empty()),
+                Field::ClientId => cfg.client_id.trim().is_empty(),
+                _ => false,
+            };
+            if missing {
+                let (what, fix) = field.describe();
+                let source = if server.is_some() {
+                    "the server's discovery names none"
+                } else {
+                    "none is configured"
+                };
+                return Err(Error::config(format!(
+                    "no {what} for {}: {source}; {fix}",
+                    inner.endpoint
+                )));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The header the token goes in: the configured one, else the server's once discovery
+    /// has run; `None` before that.
+    pub fn header_name(&self) -> Option<HeaderName> {
+        self.inner
+            .header
+            .clone()
+            .or_else(|| self.inner.discovered_header.get().cloned())
+    }
+
+    /// The configured client id, else the server's once discovery has run.
+    pub fn client_id(&self) -> Option<String> {
+        self.inner
+            .overrides
+            .client_id
+            .clone()
+            .or_else(|| {
+                self.inner
+                    .discovered
+                    .get()
+                    .map(|c| c.client_id.trim().to_owned())
+            })
+            .filter(|id| !id.is_empty())
+    }
+
+    /// The credentials a token answer means for this server.
+    pub fn credentials(&self, token: TokenResponse) -> Credentials {
+        token.into_credentials(self.inner.endpoint.key())
+    }
+}
+
+/// The context's own client configuration, as a store: the server's discovery with the
+/// overrides applied, every field asked for.
+impl ClientConfigStore for ClientContext {
+    fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>> {
+        Box::pin(async move {
+            self.resolve(&[
+                Field::TokenEndpoint,
+                Field::AuthorizationEndpoint,
+                Field::ClientId,
+                Field::RedirectUri,
+                Field::Scopes,
+                Field::Audience,
+                Field::HeaderKey,
+            ])
+            .await
+        })
+    }
+}
+
+/// Builds a [`ClientContext`]; see [`ClientContext::builder`].
+#[must_use]
+pub struct ClientContextBuilder {
+    endpoint: Endpoint,
+    http: Option<OAuthClient>,
+    settings: Option<HttpSettings>,
+    source: Source,
+    overrides: Overrides,
+}
+
+impl fmt::Debug for ClientContextBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientContextBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("overrides", &self.overrides)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientContextBuilder {
+    /// Sends every request through `client` (share one client between contexts).
+    pub fn http_client(mut self, client: OAuthClient) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Builds the client from `settings` (when no client is given).
+    pub fn http_settings(mut self, settings: HttpSettings) -> Self {
+        self.settings = Some(settings);
+        self
+    }
+
+    /// The server's half of the client configuration comes from `store` instead of the
+    /// Flyte server's discovery documents.
+    pub fn discovery(mut self, store: Arc<dyn ClientConfigStore>) -> Self {
+        self.source = Source::Store(store);
+        self
+    }
+
+    /// No discovery: only the overrides (every required field must be overridden).
+    pub fn no_discovery(mut self) -> Self {
+        self.source = Source::Nothing;
+        self
+    }
+
+    /// What the configuration says explicitly.
+    pub fn overrides(mut self, overrides: Overrides) -> Self {
+        self.overrides = overrides;
+        self
+    }
+
+    /// The context. Touches no network.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the header override is not a valid header name, or the HTTP
+    /// client cannot be built from the settings.
+    pub fn build(self) -> Result<ClientContext, Error> {
+        let header = self
+            .overrides
+            .header_key
+            .as_deref()
+            .map(flyte_auth_core::parse_header_name)
+            .transpose()?;
+        let http = match (self.http, self.settings) {
+            (Some(client), _) => client,
+            (None, settings) => OAuthClient::new(settings.unwrap_or_default())?,
+        };
+        let discovery = match self.source {
+            Source::Server => Some(Arc::new(RemoteClientConfigStore::from_base_url(
+                self.endpoint.base_url(),
+                http.clone(),
+            )) as Arc<dyn ClientConfigStore>),
+            Source::Store(store) => Some(store),
+            Source::Nothing => None,
+        };
+        Ok(ClientContext {
+            inner: Arc::new(Inner {
+                endpoint: self.endpoint,
+                http,
+                discovery,
+                overrides: self.overrides,
+                header,
+                discovered: OnceCell::new(),
+                discovered_header: OnceLock::new(),
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use flyte_auth_core::StaticClientConfigStore;
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct Counting(AtomicUsize, ClientConfig);
+
+    impl ClientConfigStore for Counting {
+        fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let cfg = self.1.clone();
+            Box::pin(async move { Ok(cfg) })
+        }
+    }
+
+    fn server() -> ClientConfig {
+        ClientConfig::new("https://idp/token", "flytectl")
+            .with_authorization_endpoint("https://idp/authorize")
+            .with_device_authorization_endpoint("https://idp/device")
+            .with_scopes(["offline", "all"])
+            .with_header_key("flyte-authorization")
+            .with_audience("server-audience")
+    }
+
+    fn ctx(store: Arc<dyn ClientConfigStore>, overrides: Overrides) -> ClientContext {
+        ClientContext::builder(Endpoint::parse("flyte.example.org").unwrap())
+            .discovery(store)
+            .overrides(overrides)
+            .build()
+            .unwrap()
+    }
+
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn overrides_win_field_by_field_and_the_server_fills_the_rest() {
+        let store = Arc::new(Counting(AtomicUsize::new(0), server()));
+        let ctx = ctx(
+            store.clone(),
+            Overrides::new()
+                .token_endpoint("https://other/token")
+                .audience("mine"),
+        );
+        assert!(ctx.header_name().is_none());
+        let cfg = block_on(ctx.resolve(&[
+            Field::TokenEndpoint,
+            Field::Scopes,
+            Field::Audience,
+            Field::HeaderKey,
+        ]))
+        .unwrap();
+        assert_eq!(cfg.token_endpoint, "https://other/token");
+        assert_eq!(cfg.audience.as_deref(), Some("mine"));
+        assert_eq!(cfg.scopes, ["offline", "all"]);
+        assert_eq!(ctx.header_name().unwrap().as_str(), "flyte-authorization");
+        assert_eq!(ctx.client_id().as_deref(), Some("flytectl"));
+        block_on(ctx.resolve(&[Field::TokenEndpoint, Field::Scopes])).unwrap();
+        assert_eq!(store.0.load(Ordering::SeqCst), 1, "discovered once");
+    }
+
+    #[test]
+    fn the_server_is_not_asked_when_every_used_field_is_overridden() {
+        let store = Arc::new(Counting(AtomicUsize::new(0), server()));
+        let ctx = ctx(
+            store.clone(),
+            Overrides::new()
+                .token_endpoint("https://other/token")
+                .scopes(["x"])
+                .header_key("X-Token"),
+        );
+        let cfg = block_on(ctx.resolve(&[Field::TokenEndpoint, Field::Scopes])).unwrap();
+        assert_eq!(cfg.scopes, ["x"]);
+        assert_eq!(ctx.header_name().unwrap().as_str(), "x-token");
+        // The audience alone is not worth a request.
+        block_on(ctx.resolve(&[Field::TokenEndpoint, Field::Audience])).unwrap();
+        assert_eq!(store.0.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_token_url_replaces_only_the_token_endpoint() {
+        let store = Arc::new(Counting(AtomicUsize::new(0), server()));
+        let ctx = ctx(
+            store.clone(),
+            Overrides::new().token_endpoint("https://other/token"),
+        );
+        let cfg =
+            block_on(ctx.resolve(&[Field::TokenEndpoint, Field::Scopes, Field::Audience])).unwrap();
+        assert_eq!(cfg.token_endpoint, "https://other/token");
+        assert_eq!(cfg.scopes, ["offline", "all"]);
+        assert_eq!(cfg.audience.as_deref(), Some("server-audience"));
+        assert_eq!(store.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[derive(Debug)]
+    struct Failing;
+
+    impl ClientConfigStore for Failing {
+        fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>> {
+            Box::pin(async { Err(Error::config("no discovery here")) })
+        }
+    }
+
+    #[test]
+    fn a_failed_discovery_is_an_error_only_when_a_required_field_needs_it() {
+        let with_url = ctx(
+            Arc::new(Failing),
+            Overrides::new().token_endpoint("https://other/token"),
+        );
+        let cfg = block_on(with_url.resolve(&[Field::TokenEndpoint, Field::Scopes])).unwrap();
+        assert!(cfg.scopes.is_empty());
+        assert!(with_url.header_name().is_none());
+        let without = ctx(Arc::new(Failing), Overrides::new());
+        let err = block_on(without.resolve(&[Field::TokenEndpoint])).unwrap_err();
+        assert!(err.to_string().contains("no discovery here"), "{err}");
+    }
+
+    #[test]
+    fn a_required_field_nobody_names_is_a_config_error_naming_the_setting() {
+        let empty = Arc::new(StaticClientConfigStore::new(ClientConfig::new("", "")));
+        let ctx = ctx(empty, Overrides::new());
+        let err = block_on(ctx.resolve(&[Field::TokenEndpoint])).unwrap_err();
+        assert!(matches!(err, Error::Config { .. }), "{err:?}");
+        assert!(err.to_string().contains("set tokenUrl"), "{err}");
+        let err = block_on(ctx.resolve(&[Field::ClientId])).unwrap_err();
+        assert!(err.to_string().contains("set clientId"), "{err}");
+        let err = block_on(ctx.resolve(&[Field::DeviceAuthorizationEndpoint])).unwrap_err();
+        assert!(err.to_string().contains("device flow"), "{err}");
+
+        let none = ClientContext::builder(Endpoint::parse("h").unwrap())
+            .no_discovery()
+            .build()
+            .unwrap();
+        let err = block_on(none.resolve(&[Field::TokenEndpoint])).unwrap_err();
+        assert!(err.to_string().contains("none is configured"), "{err}");
+    }
+
+    #[test]
+    fn an_invalid_header_name_is_refused_at_build_and_from_the_server() {
+        let err = ClientContext::builder(Endpoint::parse("h").unwrap())
+            .overrides(Overrides::new().header_key("bad header"))
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::Config { .. }));
+        let bad = Arc::new(StaticClientConfigStore::new(
+            ClientConfig::new("https://t", "c").with_header_key("bad header"),
+        ));
+        let err = block_on(ctx(bad, Overrides::new()).resolve(&[Field::HeaderKey])).unwrap_err();
+        assert!(matches!(err, Error::Config { .. }), "{err:?}");
+    }
+}
