@@ -180,6 +180,14 @@ impl Authenticator for DeviceCodeAuthenticator {
     fn auth_header(&self) -> BoxFuture<'_, Result<AuthHeader, Error>> {
         self.inner.auth_header()
     }
+
+    fn has_credentials(&self) -> bool {
+        self.inner.has_credentials()
+    }
+
+    fn invalidate(&self, rejected: &http::HeaderValue) {
+        self.inner.invalidate(rejected)
+    }
 }
 
 /// Builds a [`DeviceCodeAuthenticator`] (or only its [`DeviceCodeFlow`]).

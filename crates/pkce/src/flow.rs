@@ -280,6 +280,14 @@ impl Authenticator for PKCEAuthenticator {
     fn auth_header(&self) -> BoxFuture<'_, Result<AuthHeader, Error>> {
         self.inner.auth_header()
     }
+
+    fn has_credentials(&self) -> bool {
+        self.inner.has_credentials()
+    }
+
+    fn invalidate(&self, rejected: &http::HeaderValue) {
+        self.inner.invalidate(rejected)
+    }
 }
 
 /// Builds a [`PKCEAuthenticator`]; see [`PKCEAuthenticator::builder`].
