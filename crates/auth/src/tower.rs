@@ -62,14 +62,14 @@ use std::{
 };
 
 use bytes::{Buf, Bytes};
-use flyte_auth_core::{AuthHeader, Authenticator, BoxFuture};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use flyte_auth_core::{Authenticator, BoxFuture};
+use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::rejected::refresh_if_current;
+use crate::rejected::Headers;
 
 /// The error type of [`AuthService`]: the inner service's error, or the
 /// [`flyte_auth_core::Error`] that kept the request from being sent, boxed.
@@ -452,76 +452,12 @@ impl<S, R> AuthService<S, R> {
     }
 }
 
-/// The authenticators of one request and the headers it was sent with.
-struct Call {
-    auth: Arc<dyn Authenticator>,
-    proxy: Option<Arc<dyn Authenticator>>,
-    eager: bool,
-    main: Option<HeaderValue>,
-    proxy_sent: Option<HeaderValue>,
-}
-
-impl Call {
-    /// Adds the headers: the main one as the mode says, the proxy one always.
-    async fn add_headers<B>(&mut self, request: &mut Request<B>) -> Result<(), BoxError> {
-        let main = match self.auth.fetch_grpc_call_auth_metadata() {
-            Some(header) => Some(header),
-            None if self.eager || self.auth.has_credentials() => {
-                Some(self.auth.auth_header().await?)
-            }
-            None => {
-                tracing::debug!("no credentials yet; sending the request without a token");
-                None
-            }
-        };
-        let proxy = match &self.proxy {
-            Some(p) => Some(p.auth_header().await?),
-            None => None,
-        };
-        self.main = main.as_ref().map(|h| h.value().clone());
-        self.proxy_sent = proxy.as_ref().map(|h| h.value().clone());
-        insert(request, main);
-        insert(request, proxy);
-        Ok(())
-    }
-
-    /// After a rejection: drops what was rejected and gets new headers. `true` when there is
-    /// something new to send.
-    async fn renew(&self, (main, proxy): (bool, bool)) -> bool {
-        let mut renewed = false;
-        if main {
-            renewed |= match &self.main {
-                Some(sent) => {
-                    self.auth.invalidate(sent);
-                    refresh_if_current(&*self.auth, sent, "token").await.is_ok()
-                }
-                None => {
-                    tracing::debug!("the server wants a token; logging in");
-                    match self.auth.auth_header().await {
-                        Ok(_) => true,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "could not get a token the server asked for");
-                            false
-                        }
-                    }
-                }
-            };
-        }
-        if proxy && let (Some(auth), Some(sent)) = (&self.proxy, &self.proxy_sent) {
-            auth.invalidate(sent);
-            renewed |= refresh_if_current(&**auth, sent, "proxy token")
-                .await
-                .is_ok();
-        }
-        renewed
-    }
-}
-
-fn insert<B>(request: &mut Request<B>, header: Option<AuthHeader>) {
-    if let Some(header) = header {
+async fn add_headers<B>(headers: &mut Headers, request: &mut Request<B>) -> Result<(), BoxError> {
+    for header in headers.next().await? {
         let (name, value) = header.into_parts();
         request.headers_mut().insert(name, value);
     }
+    Ok(())
 }
 
 /// Whether the answer rejects the token, and whether it rejects the proxy token.
@@ -563,28 +499,22 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let mut again = self.inner.clone();
-        let mut call = Call {
-            auth: Arc::clone(&self.auth),
-            proxy: self.proxy.clone(),
-            eager: self.eager,
-            main: None,
-            proxy_sent: None,
-        };
+        let mut headers = Headers::new(Arc::clone(&self.auth), self.proxy.clone(), self.eager);
         let (mut request, copy) = self.replay.split(request);
         Box::pin(async move {
-            call.add_headers(&mut request).await?;
+            add_headers(&mut headers, &mut request).await?;
             let response = inner.call(request).await.map_err(Into::into)?;
-            let rejected = rejections(&response);
-            if rejected == (false, false) {
+            let (main, proxy) = rejections(&response);
+            if !main && !proxy {
                 return Ok(response);
             }
-            let renewed = call.renew(rejected).await;
+            let renewed = headers.renew(main, proxy).await.is_ok();
             let Some(mut copy) = copy.filter(|_| renewed) else {
                 return Ok(response);
             };
             drop(response);
             tracing::debug!("sending the rejected request again with the new token");
-            call.add_headers(&mut copy).await?;
+            add_headers(&mut headers, &mut copy).await?;
             poll_fn(|cx| again.poll_ready(cx))
                 .await
                 .map_err(Into::into)?;
