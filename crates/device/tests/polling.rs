@@ -382,7 +382,7 @@ async fn polling_ends_when_the_code_expires_without_an_answer() {
     let error = login(&world.authenticator()).await.unwrap_err();
 
     match &error {
-        Error::Timeout { operation, after } => {
+        Error::LoginTimeout { operation, after } => {
             assert_eq!(*after, Duration::from_secs(20));
             assert!(operation.contains("code expired"), "{error}");
             assert!(operation.contains(ENDPOINT), "{error}");
@@ -411,7 +411,7 @@ async fn the_configured_timeout_ends_polling_before_the_code_expires() {
     let error = login(&auth).await.unwrap_err();
 
     match &error {
-        Error::Timeout { operation, after } => {
+        Error::LoginTimeout { operation, after } => {
             assert_eq!(*after, Duration::from_secs(12));
             assert!(operation.contains("deviceFlowConfig.timeout"), "{error}");
         }
@@ -451,7 +451,7 @@ async fn failures_until_the_code_expires_end_with_the_last_failure_named() {
 
     let error = login(&world.authenticator()).await.unwrap_err();
 
-    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    assert!(matches!(error, Error::LoginTimeout { .. }), "{error:?}");
     let text = error.to_string();
     assert!(text.contains("code expired"), "{text}");
     assert!(text.contains("HTTP 502"), "{text}");
