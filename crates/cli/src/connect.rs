@@ -1,5 +1,6 @@
 //! The authenticator for a config, from `flyte_auth::get_authenticator_with`, with what the
-//! command line adds: `--no-browser`, `--timeout`, and the token store.
+//! command line adds: `--no-browser`, `--timeout`, `--command-timeout`, `--qr`, the prompts
+//! (also on the controlling terminal) and the token store.
 
 use std::{io::IsTerminal as _, sync::Arc, time::Duration};
 
@@ -7,18 +8,23 @@ use flyte_auth::{
     Authenticator, Error, FactoryOptions, PlatformConfig, TokenStore, get_authenticator_with,
 };
 
-use crate::args::Options;
+use crate::{args::Options, prompt};
 
 /// How long connecting may take when `--timeout` does not say less (the HTTP client's default).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The factory options the command line asks for.
-pub(crate) fn factory_options(options: &Options) -> FactoryOptions {
+/// The factory options the command line (and for the command's timeout, `cfg`) asks for.
+pub(crate) fn factory_options(cfg: &PlatformConfig, options: &Options) -> FactoryOptions {
     let mut factory = FactoryOptions::new()
         .no_browser(options.no_browser)
+        .device_prompt(prompt::device(options.qr))
+        .login_prompt(prompt::browser())
         // A token command may ask the person at the terminal (an MFA prompt); without a
         // terminal its stdin is empty and a time-out kills everything it started.
         .interactive_command(std::io::stdin().is_terminal());
+    if let Some(timeout) = options.command_timeout.or(cfg.command_timeout()) {
+        factory = factory.command_timeout(timeout);
+    }
     if let Some(timeout) = options.timeout {
         factory = factory
             .request_timeout(timeout)
@@ -34,5 +40,5 @@ pub(crate) fn authenticator(
     options: &Options,
     store: Arc<dyn TokenStore>,
 ) -> Result<Arc<dyn Authenticator>, Error> {
-    get_authenticator_with(cfg, Some(store), &factory_options(options))
+    get_authenticator_with(cfg, Some(store), &factory_options(cfg, options))
 }
