@@ -20,13 +20,14 @@
 //!
 //! Run against a server: `_UNION_EAGER_API_KEY=... cargo run -p flyte-auth --example
 //! flyte_sdk_controller --features tower,clientcreds`.
+#![allow(clippy::print_stdout, reason = "an example shows its result")]
 
 use std::{sync::Arc, time::Duration};
 
 use base64::Engine as _;
 use flyte_auth::{AuthLayer, Authenticator, clientcreds::ClientCredentialsAuthenticator};
-use tonic012::transport::{Channel, ClientTlsConfig};
 use tonic_health012::pb::{HealthCheckRequest, health_client::HealthClient};
+use tonic012::transport::{Channel, ClientTlsConfig};
 use tower::Layer as _;
 
 /// What the controller's `AuthConfig::new_from_api_key` reads from the key.
@@ -80,7 +81,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await;
     match answer {
         Ok(answer) => println!("health: {:?}", answer.into_inner().status()),
-        Err(status) => println!("the server answered {:?}: {}", status.code(), status.message()),
+        Err(status) => println!(
+            "the server answered {:?}: {}",
+            status.code(),
+            status.message()
+        ),
     }
     Ok(())
 }

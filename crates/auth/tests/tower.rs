@@ -371,6 +371,10 @@ mod tonic_012 {
         },
     };
 
+    #[allow(
+        clippy::result_large_err,
+        reason = "tonic 0.12's interceptor signature returns its Status"
+    )]
     async fn start_server(gate: Arc<Gate>) -> SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -443,11 +447,14 @@ async fn the_servers_header_name_is_used() {
     assert_eq!(seen[0].as_ref().unwrap(), "Bearer token-1");
 }
 
+/// The headers and body of every request a test service got.
+type Seen = Arc<Mutex<Vec<(http::HeaderMap, Vec<u8>)>>>;
+
 /// A plain HTTP service answering `statuses` in turn (the last one from then on), recording
 /// the headers and the body it got.
 fn answering(
     statuses: &[StatusCode],
-    seen: Arc<Mutex<Vec<(http::HeaderMap, Vec<u8>)>>>,
+    seen: Seen,
 ) -> impl tower::Service<
     Request<RequestBody>,
     Response = Response<()>,

@@ -149,7 +149,10 @@ impl Error {
             Self::OAuth(e) if e.status.is_some_and(|s| s >= 500 || s == 429) => false,
             Self::OAuth(e) if e.status.is_some_and(client_error) => !matches!(
                 e.code,
-                OAuthErrorCode::ServerError | OAuthErrorCode::TemporarilyUnavailable
+                OAuthErrorCode::ServerError
+                    | OAuthErrorCode::TemporarilyUnavailable
+                    | OAuthErrorCode::AuthorizationPending
+                    | OAuthErrorCode::SlowDown
             ),
             Self::OAuth(e) => matches!(
                 e.code,
