@@ -1,16 +1,27 @@
 //! What the integrations send, and what they do when a server rejects it: one mechanism for
 //! `AuthLayer` and `AuthenticatedClient`.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 use flyte_auth_core::{AuthHeader, Authenticator, Error};
 use http::HeaderValue;
+
+/// Whether a lazy integration found no credentials, in memory or in the store: later
+/// requests then skip the store (a keyring read per request to a server without auth) until
+/// a server asks for a token and a login puts one in memory. Shared by the clones of one
+/// layer or client.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NoneStored(Arc<AtomicBool>);
 
 /// The headers of one request: chosen before it is sent, renewed after a rejection.
 pub(crate) struct Headers {
     auth: Arc<dyn Authenticator>,
     proxy: Option<Arc<dyn Authenticator>>,
     eager: bool,
+    none_stored: NoneStored,
     main_sent: Option<HeaderValue>,
     proxy_sent: Option<HeaderValue>,
 }
@@ -20,11 +31,13 @@ impl Headers {
         auth: Arc<dyn Authenticator>,
         proxy: Option<Arc<dyn Authenticator>>,
         eager: bool,
+        none_stored: NoneStored,
     ) -> Self {
         Self {
             auth,
             proxy,
             eager,
+            none_stored,
             main_sent: None,
             proxy_sent: None,
         }
@@ -36,9 +49,7 @@ impl Headers {
     pub(crate) async fn next(&mut self) -> Result<Vec<AuthHeader>, Error> {
         let main = match self.auth.fetch_grpc_call_auth_metadata() {
             Some(header) => Some(header),
-            None if self.eager || self.auth.has_credentials() => {
-                Some(self.auth.auth_header().await?)
-            }
+            None if self.eager || self.has_credentials() => Some(self.auth.auth_header().await?),
             None => {
                 tracing::debug!("no credentials yet; sending the request without a token");
                 None
@@ -53,6 +64,19 @@ impl Headers {
         Ok(main.into_iter().chain(proxy).collect())
     }
 
+    /// [`Authenticator::has_credentials`], unless it already said no and nothing was
+    /// obtained since.
+    fn has_credentials(&self) -> bool {
+        if self.none_stored.0.load(Ordering::Relaxed) {
+            return false;
+        }
+        let has = self.auth.has_credentials();
+        if !has {
+            self.none_stored.0.store(true, Ordering::Relaxed);
+        }
+        has
+    }
+
     /// After the server rejected the token (`main`) or the proxy token (`proxy`): drops what
     /// was rejected and obtains new credentials (a token sent by no one yet: a login).
     pub(crate) async fn renew(&self, main: bool, proxy: bool) -> Result<(), Error> {
@@ -65,6 +89,7 @@ impl Headers {
                         tracing::warn!(error = %e, "could not get the token the server asked for");
                         return Err(e);
                     }
+                    self.none_stored.0.store(false, Ordering::Relaxed);
                 }
             }
         }

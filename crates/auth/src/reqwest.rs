@@ -35,7 +35,7 @@ use std::{fmt, sync::Arc};
 use ::reqwest::{Client, IntoUrl, Method, RequestBuilder, Response, StatusCode};
 use flyte_auth_core::{AuthHeader, Authenticator, Error};
 
-use crate::rejected::Headers;
+use crate::rejected::{Headers, NoneStored};
 
 /// A `reqwest::Client` that sends the token with every request; see the
 /// [module documentation](self).
@@ -47,6 +47,7 @@ pub struct AuthenticatedClient {
     auth: Arc<dyn Authenticator>,
     proxy: Option<Arc<dyn Authenticator>>,
     eager: bool,
+    none_stored: NoneStored,
 }
 
 impl fmt::Debug for AuthenticatedClient {
@@ -67,6 +68,7 @@ impl AuthenticatedClient {
             auth,
             proxy: None,
             eager: false,
+            none_stored: NoneStored::default(),
         }
     }
 
@@ -141,7 +143,12 @@ impl AuthenticatedClient {
     /// the request fails on the way (URL shown without query string).
     pub async fn send(&self, request: RequestBuilder) -> Result<Response, Error> {
         let replay = request.try_clone();
-        let mut headers = Headers::new(Arc::clone(&self.auth), self.proxy.clone(), self.eager);
+        let mut headers = Headers::new(
+            Arc::clone(&self.auth),
+            self.proxy.clone(),
+            self.eager,
+            self.none_stored.clone(),
+        );
         let response = send_with(&mut headers, request).await?;
         let main = response.status() == StatusCode::UNAUTHORIZED;
         let proxy =

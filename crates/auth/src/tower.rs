@@ -69,7 +69,7 @@ use http_body_util::BodyExt as _;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::rejected::Headers;
+use crate::rejected::{Headers, NoneStored};
 
 /// The error type of [`AuthService`]: the inner service's error, or the
 /// [`flyte_auth_core::Error`] that kept the request from being sent, boxed.
@@ -93,6 +93,7 @@ pub struct AuthLayer<R = NoReplay> {
     proxy: Option<Arc<dyn Authenticator>>,
     eager: bool,
     replay: R,
+    none_stored: NoneStored,
 }
 
 impl<R> fmt::Debug for AuthLayer<R> {
@@ -114,6 +115,7 @@ impl AuthLayer {
             proxy: None,
             eager: false,
             replay: NoReplay,
+            none_stored: NoneStored::default(),
         }
     }
 }
@@ -157,6 +159,7 @@ impl<R> AuthLayer<R> {
                 body,
                 limit: DEFAULT_REPLAY_LIMIT,
             },
+            none_stored: self.none_stored,
         }
     }
 }
@@ -180,6 +183,7 @@ impl<S, R: Clone> Layer<S> for AuthLayer<R> {
             proxy: self.proxy.clone(),
             eager: self.eager,
             replay: self.replay.clone(),
+            none_stored: self.none_stored.clone(),
         }
     }
 }
@@ -415,6 +419,7 @@ pub struct AuthService<S, R = NoReplay> {
     proxy: Option<Arc<dyn Authenticator>>,
     eager: bool,
     replay: R,
+    none_stored: NoneStored,
 }
 
 impl<S: fmt::Debug, R> fmt::Debug for AuthService<S, R> {
@@ -499,7 +504,12 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let mut again = self.inner.clone();
-        let mut headers = Headers::new(Arc::clone(&self.auth), self.proxy.clone(), self.eager);
+        let mut headers = Headers::new(
+            Arc::clone(&self.auth),
+            self.proxy.clone(),
+            self.eager,
+            self.none_stored.clone(),
+        );
         let (mut request, copy) = self.replay.split(request);
         Box::pin(async move {
             add_headers(&mut headers, &mut request).await?;

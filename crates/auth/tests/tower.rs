@@ -204,6 +204,52 @@ async fn a_server_without_auth_is_called_without_a_token_and_without_a_login() {
     assert_eq!(logins.load(Ordering::SeqCst), 0, "nobody asked for a login");
 }
 
+/// A memory store that counts reads.
+#[derive(Debug, Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    reads: AtomicUsize,
+}
+
+impl TokenStore for CountingStore {
+    fn store(&self, credentials: &Credentials) -> Result<(), flyte_auth::StoreError> {
+        self.inner.store(credentials)
+    }
+    fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, flyte_auth::StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.retrieve(endpoint)
+    }
+    fn delete(&self, endpoint: &str) -> Result<(), flyte_auth::StoreError> {
+        self.inner.delete(endpoint)
+    }
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+}
+
+#[tokio::test]
+async fn without_a_login_the_store_is_read_once_not_per_call() {
+    let gate = Arc::new(Gate::open());
+    let addr = start_server(gate.clone()).await;
+    let store = Arc::new(CountingStore::default());
+    let flow = Issuer {
+        prefix: "token",
+        header: "authorization",
+        logins: Arc::default(),
+        refuse: false,
+    };
+    let auth: Arc<dyn Authenticator> = Arc::new(
+        CachingAuthenticator::builder(flow)
+            .store(store.clone())
+            .build(),
+    );
+    let client = replaying(addr, auth).await;
+    for _ in 0..5 {
+        check(&mut client.clone()).await.unwrap();
+    }
+    assert_eq!(store.reads.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn the_first_rejection_logs_in_and_the_unary_call_is_sent_again() {
     let gate = Arc::new(Gate::default());
