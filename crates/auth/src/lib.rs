@@ -50,7 +50,7 @@
 //! | `command` | a command prints the token (also for `proxy-authorization`): `flyte_auth::command` |
 //! | `keyring` | token store in the OS keyring, pyflyte's layout: `flyte_auth::store` |
 //! | `file-store` | token store in a 0600 file per endpoint: `flyte_auth::store` |
-//! | `tower` | `AuthLayer`: the token on every request of a `tower` service (a `tonic` channel), a new one after `UNAUTHENTICATED` / 401: `flyte_auth::tower` |
+//! | `tower` | `AuthLayer`: the token on the requests of a tower service (a `tonic` 0.12 or 0.14 channel), lazily; a new one and a replay of unary calls after `UNAUTHENTICATED` / 401: `flyte_auth::tower` |
 //! | `reqwest` | `AuthenticatedClient`: the token on every `reqwest` request, a new one and one replay after a 401: `flyte_auth::reqwest` |
 //!
 //! [`get_authenticator`] is always there: an auth type whose flow's feature is off is an

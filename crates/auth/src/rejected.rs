@@ -1,15 +1,113 @@
-//! What the integrations do when a server rejects the token they sent.
+//! What the integrations send, and what they do when a server rejects it: one mechanism for
+//! `AuthLayer` and `AuthenticatedClient`.
 
-use flyte_auth_core::{Authenticator, Error};
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use flyte_auth_core::{AuthHeader, Authenticator, Error};
 use http::HeaderValue;
 
-/// Refreshes `auth` after the server rejected `sent`, unless another request has already
-/// replaced it (then the new token is fresh and the next request will carry it).
-pub(crate) async fn refresh_if_current(
+/// Whether a lazy integration found no credentials, in memory or in the store: later
+/// requests then skip the store (a keyring read per request to a server without auth) until
+/// a server asks for a token and a login puts one in memory. Shared by the clones of one
+/// layer or client.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NoneStored(Arc<AtomicBool>);
+
+/// The headers of one request: chosen before it is sent, renewed after a rejection.
+pub(crate) struct Headers {
+    auth: Arc<dyn Authenticator>,
+    proxy: Option<Arc<dyn Authenticator>>,
+    eager: bool,
+    none_stored: NoneStored,
+    main_sent: Option<HeaderValue>,
+    proxy_sent: Option<HeaderValue>,
+}
+
+impl Headers {
+    pub(crate) fn new(
+        auth: Arc<dyn Authenticator>,
+        proxy: Option<Arc<dyn Authenticator>>,
+        eager: bool,
+        none_stored: NoneStored,
+    ) -> Self {
+        Self {
+            auth,
+            proxy,
+            eager,
+            none_stored,
+            main_sent: None,
+            proxy_sent: None,
+        }
+    }
+
+    /// The headers to send now. The token: the fresh one in memory; else, when `eager` or
+    /// when credentials exist without a login (stored, or renewable), after obtaining them;
+    /// else none (lazy: the server has not asked). The proxy token: always.
+    pub(crate) async fn next(&mut self) -> Result<Vec<AuthHeader>, Error> {
+        let main = match self.auth.fetch_grpc_call_auth_metadata() {
+            Some(header) => Some(header),
+            None if self.eager || self.has_credentials() => Some(self.auth.auth_header().await?),
+            None => {
+                tracing::debug!("no credentials yet; sending the request without a token");
+                None
+            }
+        };
+        let proxy = match &self.proxy {
+            Some(p) => Some(p.auth_header().await?),
+            None => None,
+        };
+        self.main_sent = main.as_ref().map(|h| h.value().clone());
+        self.proxy_sent = proxy.as_ref().map(|h| h.value().clone());
+        Ok(main.into_iter().chain(proxy).collect())
+    }
+
+    /// [`Authenticator::has_credentials`], unless it already said no and nothing was
+    /// obtained since.
+    fn has_credentials(&self) -> bool {
+        if self.none_stored.0.load(Ordering::Relaxed) {
+            return false;
+        }
+        let has = self.auth.has_credentials();
+        if !has {
+            self.none_stored.0.store(true, Ordering::Relaxed);
+        }
+        has
+    }
+
+    /// After the server rejected the token (`main`) or the proxy token (`proxy`): drops what
+    /// was rejected and obtains new credentials (a token sent by no one yet: a login).
+    pub(crate) async fn renew(&self, main: bool, proxy: bool) -> Result<(), Error> {
+        if main {
+            match &self.main_sent {
+                Some(sent) => refresh_if_current(&*self.auth, sent, "token").await?,
+                None => {
+                    tracing::debug!("the server wants a token; logging in");
+                    if let Err(e) = self.auth.auth_header().await {
+                        tracing::warn!(error = %e, "could not get the token the server asked for");
+                        return Err(e);
+                    }
+                    self.none_stored.0.store(false, Ordering::Relaxed);
+                }
+            }
+        }
+        if proxy && let (Some(auth), Some(sent)) = (&self.proxy, &self.proxy_sent) {
+            refresh_if_current(&**auth, sent, "proxy token").await?;
+        }
+        Ok(())
+    }
+}
+
+/// Drops `sent` from `auth` and refreshes it, unless another request has already replaced
+/// it (then the new token is fresh and the next request will carry it).
+async fn refresh_if_current(
     auth: &dyn Authenticator,
     sent: &HeaderValue,
     what: &'static str,
 ) -> Result<(), Error> {
+    auth.invalidate(sent);
     if auth
         .fetch_grpc_call_auth_metadata()
         .is_some_and(|current| current.value() != sent)

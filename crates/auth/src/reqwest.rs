@@ -17,11 +17,15 @@
 //!
 //! # What [`AuthenticatedClient::send`] does
 //!
-//! 1. Adds the header: the cached one while fresh, else after a refresh or a login
-//!    ([`Authenticator::auth_header`]); with a proxy authenticator, its header too.
+//! 1. Adds the header, like `AuthLayer`: **lazy** by default — the fresh token in memory, or
+//!    after a refresh when credentials exist without a login (in the store, or renewable);
+//!    with none, the request goes without a token, so a server without auth needs no login.
+//!    **Eager** ([`AuthenticatedClient::eager`]): always after a refresh or login
+//!    ([`Authenticator::auth_header`]). With a proxy authenticator, its header too.
 //! 2. Sends the request.
-//! 3. On HTTP 401, gets a new token ([`Authenticator::refresh_credentials`], unless another
-//!    request already did) and sends the request **once more** when it can be replayed
+//! 3. On HTTP 401, drops the rejected token ([`Authenticator::invalidate`]), gets a new one
+//!    ([`Authenticator::refresh_credentials`], unless another request already did; a login
+//!    when none was sent) and sends the request **once more** when it can be replayed
 //!    (`RequestBuilder::try_clone` succeeds: any body but a stream). A streamed body is not
 //!    sent again: the 401 is returned, and the next request carries the new token. HTTP 407
 //!    does the same with the proxy authenticator.
@@ -30,9 +34,8 @@ use std::{fmt, sync::Arc};
 
 use ::reqwest::{Client, IntoUrl, Method, RequestBuilder, Response, StatusCode};
 use flyte_auth_core::{AuthHeader, Authenticator, Error};
-use http::HeaderValue;
 
-use crate::rejected::refresh_if_current;
+use crate::rejected::{Headers, NoneStored};
 
 /// A `reqwest::Client` that sends the token with every request; see the
 /// [module documentation](self).
@@ -43,6 +46,8 @@ pub struct AuthenticatedClient {
     client: Client,
     auth: Arc<dyn Authenticator>,
     proxy: Option<Arc<dyn Authenticator>>,
+    eager: bool,
+    none_stored: NoneStored,
 }
 
 impl fmt::Debug for AuthenticatedClient {
@@ -50,14 +55,9 @@ impl fmt::Debug for AuthenticatedClient {
         f.debug_struct("AuthenticatedClient")
             .field("auth", &self.auth)
             .field("proxy", &self.proxy)
+            .field("eager", &self.eager)
             .finish_non_exhaustive()
     }
-}
-
-/// The headers one attempt was sent with.
-struct Sent {
-    main: HeaderValue,
-    proxy: Option<HeaderValue>,
 }
 
 impl AuthenticatedClient {
@@ -67,7 +67,17 @@ impl AuthenticatedClient {
             client,
             auth,
             proxy: None,
+            eager: false,
+            none_stored: NoneStored::default(),
         }
+    }
+
+    /// Every request waits for a token, logging in first when needed, and is not sent
+    /// without one: for servers known to require auth.
+    #[must_use]
+    pub fn eager(mut self) -> Self {
+        self.eager = true;
+        self
     }
 
     /// Also sends `proxy`'s header (`proxy-authorization`, from
@@ -133,24 +143,25 @@ impl AuthenticatedClient {
     /// the request fails on the way (URL shown without query string).
     pub async fn send(&self, request: RequestBuilder) -> Result<Response, Error> {
         let replay = request.try_clone();
-        let (response, sent) = self.send_once(request).await?;
-        let rejected_main = response.status() == StatusCode::UNAUTHORIZED;
-        let rejected_proxy =
+        let mut headers = Headers::new(
+            Arc::clone(&self.auth),
+            self.proxy.clone(),
+            self.eager,
+            self.none_stored.clone(),
+        );
+        let response = send_with(&mut headers, request).await?;
+        let main = response.status() == StatusCode::UNAUTHORIZED;
+        let proxy =
             response.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED && self.proxy.is_some();
-        if !rejected_main && !rejected_proxy {
+        if !main && !proxy {
             return Ok(response);
         }
-        if rejected_main {
-            refresh_if_current(&*self.auth, &sent.main, "token").await?;
-        }
-        if rejected_proxy && let (Some(proxy), Some(sent)) = (&self.proxy, &sent.proxy) {
-            refresh_if_current(&**proxy, sent, "proxy token").await?;
-        }
+        headers.renew(main, proxy).await?;
         match replay {
             Some(request) => {
                 drop(response);
                 tracing::debug!("sending the rejected request again with the new token");
-                Ok(self.send_once(request).await?.0)
+                send_with(&mut headers, request).await
             }
             None => {
                 tracing::debug!(
@@ -160,25 +171,13 @@ impl AuthenticatedClient {
             }
         }
     }
+}
 
-    async fn send_once(&self, request: RequestBuilder) -> Result<(Response, Sent), Error> {
-        let main = self.auth.auth_header().await?;
-        let proxy = match &self.proxy {
-            Some(p) => Some(p.auth_header().await?),
-            None => None,
-        };
-        let sent = Sent {
-            main: main.value().clone(),
-            proxy: proxy.as_ref().map(|h| h.value().clone()),
-        };
-        let request = with_header(request, main);
-        let request = match proxy {
-            Some(proxy) => with_header(request, proxy),
-            None => request,
-        };
-        let response = request.send().await.map_err(transport_error)?;
-        Ok((response, sent))
+async fn send_with(headers: &mut Headers, mut request: RequestBuilder) -> Result<Response, Error> {
+    for header in headers.next().await? {
+        request = with_header(request, header);
     }
+    request.send().await.map_err(transport_error)
 }
 
 fn with_header(request: RequestBuilder, header: AuthHeader) -> RequestBuilder {

@@ -1,6 +1,10 @@
-//! [`AuthLayer`]: a `tower` layer that sends the token with every request of a service — a
-//! `tonic` channel, a hyper client, anything that takes `http::Request`s — and gets a new
-//! token when the server rejects the one sent (feature `tower`).
+//! [`AuthLayer`]: a tower layer that sends the token with the requests of a service — a
+//! `tonic` channel (0.12 or 0.14), a hyper client, anything that takes `http::Request`s — and
+//! gets a new token when the server rejects the one sent (feature `tower`).
+//!
+//! Written against `tower-service`, `tower-layer`, `http` and `http-body` only, so one layer
+//! serves tower 0.4 stacks (tonic 0.12, the `flyteidl2` crate, the Flyte 2 SDK's controller)
+//! and tower 0.5 stacks (tonic 0.14) alike.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -10,77 +14,119 @@
 //! let auth = get_authenticator(&cfg, None)?;
 //! let layer = AuthLayer::new(auth).maybe_proxy(proxy_authenticator(&cfg)?);
 //!
-//! // With tonic (0.14):
+//! // With tonic 0.14 (`.replay(tonic::body::Body::new)` sends a rejected unary call again):
 //! // let channel = tonic::transport::Channel::from_shared(cfg.base_url())?.connect().await?;
-//! // let channel = tower::ServiceBuilder::new().layer(layer).service(channel);
-//! // let mut admin = AdminServiceClient::new(channel);
+//! // let layer = layer.replay(tonic::body::Body::new);
+//! // let mut admin = AdminServiceClient::new(tower::ServiceBuilder::new().layer(layer).service(channel));
+//! // With tonic 0.12: `.replay(tonic::body::boxed)`.
 //! # let _ = layer; Ok(()) }
 //! ```
 //!
 //! # What it does per request
 //!
-//! 1. Adds the header: the cached one when it is fresh
-//!    ([`Authenticator::fetch_grpc_call_auth_metadata`], a lock-free read), else after
-//!    [`Authenticator::auth_header`] (a refresh or a login; concurrent requests share it). The
-//!    token is refreshed before it expires, so a rejected token is the exception.
+//! 1. **Lazy** (the default): adds the header when credentials exist without a login — fresh
+//!    in memory ([`Authenticator::fetch_grpc_call_auth_metadata`], a lock-free read), in the
+//!    token store, or renewable by a refresh grant ([`Authenticator::has_credentials`]). With
+//!    nothing cached the request goes out without a token, so a server without auth (a sandbox,
+//!    a dev cluster) works without any login; the first rejection starts the login.
+//!    **Eager** ([`AuthLayer::eager`]): every request waits for a token
+//!    ([`Authenticator::auth_header`]) and is not sent when none can be obtained.
 //! 2. With a proxy authenticator ([`AuthLayer::with_proxy`]), adds its header
-//!    (`proxy-authorization`) the same way.
+//!    (`proxy-authorization`), always eagerly: the proxy is known to want it.
 //! 3. When the answer says the token was rejected — gRPC status `UNAUTHENTICATED` (16) in the
 //!    response headers, as a server sends for a call it refuses before any message, or HTTP
-//!    401 — calls [`Authenticator::refresh_credentials`] before handing the answer on, unless
-//!    another request already replaced the token that was sent. HTTP 407 does the same for
-//!    the proxy authenticator.
+//!    401 — drops the rejected token ([`Authenticator::invalidate`]) and gets a new one
+//!    ([`Authenticator::refresh_credentials`]; concurrent rejections share one refresh, and a
+//!    token another request already replaced is not refreshed again). HTTP 407 does the same
+//!    for the proxy authenticator.
+//! 4. **Replay** ([`AuthLayer::replay`]): a request whose body was complete when it was sent
+//!    (a unary gRPC call: the message is encoded at once) and not larger than the limit
+//!    ([`DEFAULT_REPLAY_LIMIT`]) is sent once more with the new header, and its answer is
+//!    returned. A streaming body, or one over the limit, is sent as it comes and not replayed:
+//!    the caller sees the rejection, and the next call carries the new token. Without
+//!    `replay` nothing is buffered and the rejected call is never sent again.
 //!
-//! The rejected call itself is **not** retried: a gRPC request body is a stream that is gone
-//! once sent. The caller sees the `UNAUTHENTICATED` status (or the 401) once; the *next* call
-//! carries the new token. Retry at the call site if the call is idempotent.
-//!
-//! When no token can be obtained (the login failed, the command failed), the request is not
-//! sent and the service answers with the [`flyte_auth_core::Error`] (boxed; tonic shows it as
-//! an `Unknown` status carrying the message). A failed refresh after a rejection is logged
-//! with `tracing::warn!` and the rejection is handed on.
+//! When a token is required and cannot be obtained (eager mode, a failed login, a failed
+//! command), the request is not sent and the service answers with the
+//! [`flyte_auth_core::Error`] (boxed; tonic shows it as an `Unknown` status carrying the
+//! message). A failed refresh after a rejection is logged with `tracing::warn!` and the
+//! rejection is handed on.
 
 use std::{
+    collections::VecDeque,
     fmt,
+    future::poll_fn,
+    pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
 };
 
-use ::tower::{Layer, Service};
-use flyte_auth_core::{AuthHeader, Authenticator, BoxFuture};
+use bytes::{Buf, Bytes};
+use flyte_auth_core::{Authenticator, BoxFuture};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt as _;
+use tower_layer::Layer;
+use tower_service::Service;
 
-use crate::rejected::refresh_if_current;
-use http::{HeaderValue, Request, Response, StatusCode};
+use crate::rejected::{Headers, NoneStored};
 
 /// The error type of [`AuthService`]: the inner service's error, or the
 /// [`flyte_auth_core::Error`] that kept the request from being sent, boxed.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The largest request body [`AuthLayer::replay`] keeps for sending again: 4 MiB, gRPC's
+/// default message size limit.
+pub const DEFAULT_REPLAY_LIMIT: usize = 4 * 1024 * 1024;
+
 /// gRPC's `UNAUTHENTICATED` status code.
 const GRPC_UNAUTHENTICATED: &[u8] = b"16";
 
-/// Adds the token header to every request; see the [module documentation](self).
+/// Adds the token header to requests; see the [module documentation](self).
 ///
-/// Cheap to clone; every service it makes shares the authenticators, and so their cache.
+/// `R` says whether rejected requests are sent again: [`NoReplay`] (the default) or
+/// [`Replay`] (from [`AuthLayer::replay`]). Cheap to clone; every service it makes shares the
+/// authenticators, and so their cache.
 #[derive(Clone)]
-pub struct AuthLayer {
+pub struct AuthLayer<R = NoReplay> {
     auth: Arc<dyn Authenticator>,
     proxy: Option<Arc<dyn Authenticator>>,
+    eager: bool,
+    replay: R,
+    none_stored: NoneStored,
 }
 
-impl fmt::Debug for AuthLayer {
+impl<R> fmt::Debug for AuthLayer<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthLayer")
             .field("auth", &self.auth)
             .field("proxy", &self.proxy)
-            .finish()
+            .field("eager", &self.eager)
+            .finish_non_exhaustive()
     }
 }
 
 impl AuthLayer {
-    /// A layer sending `auth`'s header (`authorization: Bearer ...`, or the server's header).
+    /// A lazy layer sending `auth`'s header (`authorization: Bearer ...`, or the server's
+    /// header) once there are credentials, without replaying rejected requests.
     pub fn new(auth: Arc<dyn Authenticator>) -> Self {
-        Self { auth, proxy: None }
+        Self {
+            auth,
+            proxy: None,
+            eager: false,
+            replay: NoReplay,
+            none_stored: NoneStored::default(),
+        }
+    }
+}
+
+impl<R> AuthLayer<R> {
+    /// Every request waits for a token, logging in first when needed, and is not sent
+    /// without one: for servers known to require auth.
+    #[must_use]
+    pub fn eager(mut self) -> Self {
+        self.eager = true;
+        self
     }
 
     /// Also sends `proxy`'s header (from [`proxy_authenticator`](crate::proxy_authenticator):
@@ -98,38 +144,292 @@ impl AuthLayer {
         self.proxy = proxy;
         self
     }
-}
 
-impl<S> Layer<S> for AuthLayer {
-    type Service = AuthService<S>;
-
-    fn layer(&self, inner: S) -> AuthService<S> {
-        AuthService {
-            inner,
-            auth: Arc::clone(&self.auth),
-            proxy: self.proxy.clone(),
+    /// Sends a rejected request once more with the new token when its body could be kept
+    /// (complete at once, at most [`DEFAULT_REPLAY_LIMIT`] bytes). `body` turns the layer's
+    /// [`RequestBody`] into the inner service's body type: `tonic::body::Body::new` for tonic
+    /// 0.14, `tonic::body::boxed` for tonic 0.12, `reqwest::Body::wrap`, ...
+    #[must_use]
+    pub fn replay<B>(self, body: fn(RequestBody) -> B) -> AuthLayer<Replay<B>> {
+        AuthLayer {
+            auth: self.auth,
+            proxy: self.proxy,
+            eager: self.eager,
+            replay: Replay {
+                body,
+                limit: DEFAULT_REPLAY_LIMIT,
+            },
+            none_stored: self.none_stored,
         }
     }
 }
 
-/// The service [`AuthLayer`] makes: `inner` with the token header added to every request.
+impl<B> AuthLayer<Replay<B>> {
+    /// Keeps bodies of at most `limit` bytes for replay instead of [`DEFAULT_REPLAY_LIMIT`].
+    #[must_use]
+    pub fn replay_limit(mut self, limit: usize) -> Self {
+        self.replay.limit = limit;
+        self
+    }
+}
+
+impl<S, R: Clone> Layer<S> for AuthLayer<R> {
+    type Service = AuthService<S, R>;
+
+    fn layer(&self, inner: S) -> AuthService<S, R> {
+        AuthService {
+            inner,
+            auth: Arc::clone(&self.auth),
+            proxy: self.proxy.clone(),
+            eager: self.eager,
+            replay: self.replay.clone(),
+            none_stored: self.none_stored.clone(),
+        }
+    }
+}
+
+/// Rejected requests are not sent again (the default of [`AuthLayer`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoReplay;
+
+/// Rejected requests are sent again when their body could be kept; see [`AuthLayer::replay`].
+pub struct Replay<B> {
+    body: fn(RequestBody) -> B,
+    limit: usize,
+}
+
+impl<B> Clone for Replay<B> {
+    fn clone(&self) -> Self {
+        Self {
+            body: self.body,
+            limit: self.limit,
+        }
+    }
+}
+
+impl<B> fmt::Debug for Replay<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Replay")
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+/// How a request is prepared for a possible second sending; implemented by [`NoReplay`]
+/// and [`Replay`].
+pub trait ReplayPolicy<B>: Clone + Send + Sync + 'static {
+    /// The request to send, and a copy to send again after a rejection, if it can be kept.
+    fn split(&self, request: Request<B>) -> (Request<B>, Option<Request<B>>);
+}
+
+impl<B> ReplayPolicy<B> for NoReplay {
+    fn split(&self, request: Request<B>) -> (Request<B>, Option<Request<B>>) {
+        (request, None)
+    }
+}
+
+impl<B, D, E> ReplayPolicy<B> for Replay<B>
+where
+    B: Body<Data = D, Error = E> + Send + 'static,
+    D: Buf + Send + 'static,
+    E: Into<BoxError> + 'static,
+{
+    fn split(&self, request: Request<B>) -> (Request<B>, Option<Request<B>>) {
+        let (parts, body) = request.into_parts();
+        let kept = RequestBody::read_ready(body, self.limit);
+        let copy = kept.copy().map(|body| {
+            let mut copy = Request::new((self.body)(body));
+            *copy.method_mut() = parts.method.clone();
+            *copy.uri_mut() = parts.uri.clone();
+            *copy.version_mut() = parts.version;
+            *copy.headers_mut() = parts.headers.clone();
+            *copy.extensions_mut() = parts.extensions.clone();
+            copy
+        });
+        (Request::from_parts(parts, (self.body)(kept)), copy)
+    }
+}
+
+type BoxedBody = Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send>>;
+
+fn boxed<B, D, E>(body: B) -> BoxedBody
+where
+    B: Body<Data = D, Error = E> + Send + 'static,
+    D: Buf + Send + 'static,
+    E: Into<BoxError> + 'static,
+{
+    Box::pin(
+        body.map_frame(|frame| frame.map_data(|mut d| d.copy_to_bytes(d.remaining())))
+            .map_err(Into::into),
+    )
+}
+
+/// A request body as [`AuthLayer::replay`] forwards it: what was read at once, then the rest
+/// of the original body, if any. Hand it to the inner service's body constructor.
+pub struct RequestBody {
+    chunks: VecDeque<Bytes>,
+    trailers: Option<HeaderMap>,
+    rest: Option<BoxedBody>,
+    error: Option<BoxError>,
+}
+
+impl fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestBody")
+            .field(
+                "buffered",
+                &self.chunks.iter().map(Bytes::len).sum::<usize>(),
+            )
+            .field("streaming", &self.rest.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestBody {
+    /// Any body, forwarded as it comes (nothing read ahead).
+    pub fn new<B, D, E>(body: B) -> Self
+    where
+        B: Body<Data = D, Error = E> + Send + 'static,
+        D: Buf + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        Self {
+            chunks: VecDeque::new(),
+            trailers: None,
+            rest: Some(boxed(body)),
+            error: None,
+        }
+    }
+
+    /// Reads the frames `body` has ready now (never waiting) until it ends or `limit` bytes
+    /// were read.
+    fn read_ready<B, D, E>(body: B, limit: usize) -> Self
+    where
+        B: Body<Data = D, Error = E> + Send + 'static,
+        D: Buf + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let mut body = boxed(body);
+        let mut kept = Self {
+            chunks: VecDeque::new(),
+            trailers: None,
+            rest: None,
+            error: None,
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut size = 0;
+        loop {
+            if size > limit {
+                kept.rest = Some(body);
+                return kept;
+            }
+            match body.as_mut().poll_frame(&mut cx) {
+                Poll::Ready(None) => return kept,
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        size += data.len();
+                        kept.chunks.push_back(data);
+                    }
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            kept.trailers = Some(trailers);
+                        }
+                    }
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    kept.error = Some(e);
+                    return kept;
+                }
+                // Not complete at once (a stream): send what was read, then the rest.
+                Poll::Pending => {
+                    kept.rest = Some(body);
+                    return kept;
+                }
+            }
+        }
+    }
+
+    /// A second body with the same content, when all of it was read.
+    fn copy(&self) -> Option<Self> {
+        (self.rest.is_none() && self.error.is_none()).then(|| Self {
+            chunks: self.chunks.clone(),
+            trailers: self.trailers.clone(),
+            rest: None,
+            error: None,
+        })
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if let Some(chunk) = this.chunks.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        if let Some(e) = this.error.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        if let Some(rest) = this.rest.as_mut() {
+            match rest.as_mut().poll_frame(cx) {
+                Poll::Ready(None) => this.rest = None,
+                other => return other,
+            }
+        }
+        Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+            && self.error.is_none()
+            && self.trailers.is_none()
+            && self.rest.as_ref().is_none_or(|r| r.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let buffered = self.chunks.iter().map(Bytes::len).sum::<usize>() as u64;
+        match &self.rest {
+            None => SizeHint::with_exact(buffered),
+            Some(rest) => {
+                let rest = rest.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(buffered + rest.lower());
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(buffered + upper);
+                }
+                hint
+            }
+        }
+    }
+}
+
+/// The service [`AuthLayer`] makes: `inner` with the token header added to requests.
 ///
-/// `inner` must be `Clone` (a tonic `Channel` is): a request that has to wait for a token
-/// is sent through a clone, as tower's buffer pattern does.
+/// `inner` must be `Clone` (a tonic `Channel` is): a request that has to wait for a token,
+/// or is sent again, goes through a clone, as tower's buffer pattern does.
 #[derive(Clone)]
-pub struct AuthService<S> {
+pub struct AuthService<S, R = NoReplay> {
     inner: S,
     auth: Arc<dyn Authenticator>,
     proxy: Option<Arc<dyn Authenticator>>,
+    eager: bool,
+    replay: R,
+    none_stored: NoneStored,
 }
 
-impl<S: fmt::Debug> fmt::Debug for AuthService<S> {
+impl<S: fmt::Debug, R> fmt::Debug for AuthService<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthService")
             .field("inner", &self.inner)
             .field("auth", &self.auth)
             .field("proxy", &self.proxy)
-            .finish()
+            .field("eager", &self.eager)
+            .finish_non_exhaustive()
     }
 }
 
@@ -138,7 +438,9 @@ impl<S> AuthService<S> {
     pub fn new(inner: S, auth: Arc<dyn Authenticator>) -> Self {
         AuthLayer::new(auth).layer(inner)
     }
+}
 
+impl<S, R> AuthService<S, R> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -155,34 +457,12 @@ impl<S> AuthService<S> {
     }
 }
 
-/// The headers a request was sent with, to tell afterwards whether they are still current.
-struct Sent {
-    auth: Arc<dyn Authenticator>,
-    main: HeaderValue,
-    proxy: Option<(Arc<dyn Authenticator>, HeaderValue)>,
-}
-
-impl Sent {
-    fn add_to<B>(&self, request: &mut Request<B>, main: AuthHeader, proxy: Option<AuthHeader>) {
-        let headers = request.headers_mut();
-        let (name, value) = main.into_parts();
-        headers.insert(name, value);
-        if let Some(proxy) = proxy {
-            let (name, value) = proxy.into_parts();
-            headers.insert(name, value);
-        }
+async fn add_headers<B>(headers: &mut Headers, request: &mut Request<B>) -> Result<(), BoxError> {
+    for header in headers.next().await? {
+        let (name, value) = header.into_parts();
+        request.headers_mut().insert(name, value);
     }
-
-    /// Refreshes what the answer says was rejected. Takes only the verdict, so that the
-    /// response (whose body need not be `Sync`) is not held across the wait.
-    async fn refresh_rejected(&self, (main, proxy): (bool, bool)) {
-        if main {
-            let _ = refresh_if_current(&*self.auth, &self.main, "token").await;
-        }
-        if proxy && let Some((proxy, sent)) = &self.proxy {
-            let _ = refresh_if_current(&**proxy, sent, "proxy token").await;
-        }
-    }
+    Ok(())
 }
 
 /// Whether the answer rejects the token, and whether it rejects the proxy token.
@@ -202,11 +482,12 @@ fn is_unauthenticated<B>(response: &Response<B>) -> bool {
             .is_some_and(|v| v.as_bytes() == GRPC_UNAUTHENTICATED)
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S>
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
+    R: ReplayPolicy<ReqBody>,
     ReqBody: Send + 'static,
     ResBody: Send + 'static,
 {
@@ -218,52 +499,36 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // Fast path: fresh headers in memory, no waiting, the readied service used at once.
-        let main = self.auth.fetch_grpc_call_auth_metadata();
-        let proxy = match &self.proxy {
-            Some(p) => p.fetch_grpc_call_auth_metadata().map(Some),
-            None => Some(None),
-        };
-        if let (Some(main), Some(proxy)) = (main, proxy) {
-            let sent = Sent {
-                auth: Arc::clone(&self.auth),
-                main: main.value().clone(),
-                proxy: self
-                    .proxy
-                    .clone()
-                    .zip(proxy.as_ref().map(|h| h.value().clone())),
-            };
-            sent.add_to(&mut request, main, proxy);
-            let call = self.inner.call(request);
-            return Box::pin(async move {
-                let response = call.await.map_err(Into::into)?;
-                sent.refresh_rejected(rejections(&response)).await;
-                Ok(response)
-            });
-        }
-
-        // Slow path: wait for the headers, then send through the service that was readied
-        // (leaving a fresh clone in its place).
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // The readied service sends the first attempt; a fresh clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let auth = Arc::clone(&self.auth);
-        let proxy_auth = self.proxy.clone();
+        let mut again = self.inner.clone();
+        let mut headers = Headers::new(
+            Arc::clone(&self.auth),
+            self.proxy.clone(),
+            self.eager,
+            self.none_stored.clone(),
+        );
+        let (mut request, copy) = self.replay.split(request);
         Box::pin(async move {
-            let main = auth.auth_header().await?;
-            let proxy = match &proxy_auth {
-                Some(p) => Some(p.auth_header().await?),
-                None => None,
-            };
-            let sent = Sent {
-                auth,
-                main: main.value().clone(),
-                proxy: proxy_auth.zip(proxy.as_ref().map(|h| h.value().clone())),
-            };
-            sent.add_to(&mut request, main, proxy);
+            add_headers(&mut headers, &mut request).await?;
             let response = inner.call(request).await.map_err(Into::into)?;
-            sent.refresh_rejected(rejections(&response)).await;
-            Ok(response)
+            let (main, proxy) = rejections(&response);
+            if !main && !proxy {
+                return Ok(response);
+            }
+            let renewed = headers.renew(main, proxy).await.is_ok();
+            let Some(mut copy) = copy.filter(|_| renewed) else {
+                return Ok(response);
+            };
+            drop(response);
+            tracing::debug!("sending the rejected request again with the new token");
+            add_headers(&mut headers, &mut copy).await?;
+            poll_fn(|cx| again.poll_ready(cx))
+                .await
+                .map_err(Into::into)?;
+            again.call(copy).await.map_err(Into::into)
         })
     }
 }

@@ -627,3 +627,24 @@ fn an_endless_secret_file_is_refused_instead_of_read_forever() {
         .unwrap_err();
     assert!(err.to_string().contains("larger than"), "{err}");
 }
+
+#[test]
+fn the_go_clients_retry_keys_and_the_command_timeout_are_read() {
+    let world = World::new().home_config(&config_with(
+        "  maxRetries: 4\n  perRetryTimeout: 15s\n  commandTimeout: 1m\n",
+    ));
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.max_retries(), Some(4));
+    assert_eq!(
+        cfg.per_retry_timeout(),
+        Some(std::time::Duration::from_secs(15))
+    );
+    assert_eq!(
+        cfg.command_timeout(),
+        Some(std::time::Duration::from_secs(60))
+    );
+
+    let unset = World::new().home_config(&config_with("")).load().unwrap();
+    assert_eq!(unset.max_retries(), None);
+    assert_eq!(unset.command_timeout(), None);
+}

@@ -796,3 +796,44 @@ async fn every_spelling_of_the_endpoint_shares_one_stored_login() {
         assert_eq!(credentials.for_endpoint, address, "{spelling}");
     }
 }
+
+/// The Go client's `admin.maxRetries`: a token request answered 500 once is retried.
+#[cfg(feature = "clientcreds")]
+#[tokio::test]
+async fn max_retries_in_the_config_retries_a_failed_token_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .respond_with(token_answer("after-a-retry"))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "admin:\n  endpoint: dns:///{}\n  insecure: true\n  authType: ClientSecret\n  \
+             clientId: svc\n  tokenUrl: {}/oauth2/token\n  scopes: [all]\n  \
+             authorizationHeader: authorization\n  maxRetries: 2\n",
+            server.address(),
+            server.uri()
+        ),
+    )
+    .unwrap();
+    let cfg = PlatformConfig::builder()
+        .config_file(&file)
+        .no_env()
+        .client_secret("s3cr3t")
+        .build()
+        .unwrap();
+    let auth = get_authenticator(&cfg, None).unwrap();
+    let credentials = auth.get_credentials().await.unwrap();
+    assert_eq!(credentials.access_token.expose_secret(), "after-a-retry");
+    assert_eq!(requests_to(&server, "/oauth2/token").await, 2);
+}

@@ -95,7 +95,63 @@ fn client(auth: Arc<dyn Authenticator>) -> AuthenticatedClient {
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .unwrap();
+    AuthenticatedClient::new(http, auth).eager()
+}
+
+fn lazy_client(auth: Arc<dyn Authenticator>) -> AuthenticatedClient {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap();
     AuthenticatedClient::new(http, auth)
+}
+
+#[tokio::test]
+async fn lazy_a_server_without_auth_gets_no_token_and_no_login_happens() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let (auth, logins) = issuer("token", "authorization", usize::MAX);
+    let client = lazy_client(auth);
+    let url = format!("{}/api", server.uri());
+    for _ in 0..2 {
+        assert_eq!(client.send(client.get(&url)).await.unwrap().status(), 200);
+    }
+    assert_eq!(logins.load(Ordering::SeqCst), 0);
+    assert!(
+        requests(&server)
+            .await
+            .iter()
+            .all(|r| !r.headers.contains_key("authorization"))
+    );
+}
+
+#[tokio::test]
+async fn lazy_the_first_401_logs_in_and_sends_the_request_again() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api"))
+        .and(header("authorization", "Bearer token-1"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    Mock::given(path("/api"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    let (auth, logins) = issuer("token", "authorization", usize::MAX);
+    let client = lazy_client(auth);
+    let url = format!("{}/api", server.uri());
+    let response = client.send(client.post(&url).body("once")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    client.send(client.get(&url)).await.unwrap();
+    assert_eq!(logins.load(Ordering::SeqCst), 1);
+    let seen = requests(&server).await;
+    assert_eq!(seen.len(), 3);
+    assert!(!seen[0].headers.contains_key("authorization"));
+    assert_eq!(seen[1].body, b"once");
+    assert_eq!(seen[2].headers["authorization"], "Bearer token-1");
 }
 
 #[tokio::test]

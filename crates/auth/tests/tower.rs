@@ -4,9 +4,10 @@
     allow(missing_docs, reason = "empty without the feature")
 )]
 #![cfg(feature = "tower")]
-//! `AuthLayer` on a real `tonic` channel against a real `tonic` server (the standard gRPC
-//! health service, behind an interceptor that checks the bearer token), and on a plain
-//! `tower` service for the HTTP status paths.
+//! `AuthLayer` on a real `tonic` 0.14 channel against a real `tonic` 0.14 server (the
+//! standard gRPC health service, behind an interceptor that checks the bearer token), the same
+//! on tonic 0.12 (the tonic of `flyteidl2` and the Flyte 2 SDK's controller), and on plain
+//! `tower` services for the HTTP status and body paths.
 
 use std::{
     collections::HashSet,
@@ -20,10 +21,12 @@ use std::{
 };
 
 use flyte_auth::{
-    AuthLayer, AuthService, Authenticator, BoxFuture, CachingAuthenticator, Credentials, Error,
-    TokenFlow,
+    AuthLayer, Authenticator, BoxFuture, CachingAuthenticator, Credentials, Error, MemoryStore,
+    TokenFlow, TokenStore,
+    tower::{AuthService, Replay, RequestBody},
 };
 use http::{HeaderName, Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
 use tonic::{
     Code, Status,
     service::interceptor::InterceptedService,
@@ -82,12 +85,20 @@ fn issuer(
 /// What the server accepts and what it saw.
 #[derive(Default)]
 struct Gate {
+    /// No auth at all: every call passes.
+    open: bool,
     valid: Mutex<HashSet<String>>,
     proxy_valid: Mutex<Option<String>>,
     seen: Mutex<Vec<String>>,
 }
 
 impl Gate {
+    fn open() -> Self {
+        Self {
+            open: true,
+            ..Self::default()
+        }
+    }
     fn accept(&self, token: &str) {
         self.valid.lock().unwrap().insert(format!("Bearer {token}"));
     }
@@ -100,34 +111,36 @@ impl Gate {
     fn seen(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
     }
+    /// The verdict on a call with these headers (`authorization`, `proxy-authorization`).
+    fn check(&self, header: Option<&str>, proxy: Option<&str>) -> Result<(), &'static str> {
+        let header = header.unwrap_or_default().to_owned();
+        self.seen.lock().unwrap().push(header.clone());
+        if self.open {
+            return Ok(());
+        }
+        if let Some(want) = self.proxy_valid.lock().unwrap().as_deref()
+            && proxy != Some(want)
+        {
+            return Err("proxy token missing");
+        }
+        if self.valid.lock().unwrap().contains(&header) {
+            Ok(())
+        } else {
+            Err("bad token")
+        }
+    }
 }
 
-/// Starts the health service on a loopback port, behind the gate.
+/// Starts the tonic 0.14 health service on a loopback port, behind the gate.
 async fn start_server(gate: Arc<Gate>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (_reporter, health) = tonic_health::server::health_reporter();
     let check = move |request: tonic::Request<()>| {
-        let header = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        gate.seen.lock().unwrap().push(header.clone());
-        if let Some(proxy) = gate.proxy_valid.lock().unwrap().as_deref() {
-            let sent = request
-                .metadata()
-                .get("proxy-authorization")
-                .and_then(|v| v.to_str().ok());
-            if sent != Some(proxy) {
-                return Err(Status::unauthenticated("proxy token missing"));
-            }
-        }
-        if gate.valid.lock().unwrap().contains(&header) {
-            Ok(request)
-        } else {
-            Err(Status::unauthenticated("bad token"))
+        let get = |name| request.metadata().get(name).and_then(|v| v.to_str().ok());
+        match gate.check(get("authorization"), get("proxy-authorization")) {
+            Ok(()) => Ok(request),
+            Err(why) => Err(Status::unauthenticated(why)),
         }
     };
     let service = InterceptedService::new(health, check);
@@ -152,8 +165,15 @@ async fn channel(addr: SocketAddr) -> Channel {
 }
 
 type Client = HealthClient<AuthService<Channel>>;
+type ReplayingClient = HealthClient<AuthService<Channel, Replay<tonic::body::Body>>>;
 
-async fn check(client: &mut Client) -> Result<(), Status> {
+async fn check<T>(client: &mut HealthClient<T>) -> Result<(), Status>
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
     client
         .check(HealthCheckRequest {
             service: String::new(),
@@ -162,38 +182,153 @@ async fn check(client: &mut Client) -> Result<(), Status> {
         .map(|_| ())
 }
 
+async fn replaying(addr: SocketAddr, auth: Arc<dyn Authenticator>) -> ReplayingClient {
+    let layer = AuthLayer::new(auth).replay(tonic::body::Body::new);
+    HealthClient::new(
+        ServiceBuilder::new()
+            .layer(layer)
+            .service(channel(addr).await),
+    )
+}
+
 #[tokio::test]
-async fn every_grpc_call_carries_the_token_and_one_login_serves_them_all() {
+async fn a_server_without_auth_is_called_without_a_token_and_without_a_login() {
+    let gate = Arc::new(Gate::open());
+    let addr = start_server(gate.clone()).await;
+    let (auth, logins) = issuer("token", "authorization");
+    let mut client = replaying(addr, auth).await;
+    for _ in 0..3 {
+        check(&mut client).await.unwrap();
+    }
+    assert_eq!(gate.seen(), ["", "", ""]);
+    assert_eq!(logins.load(Ordering::SeqCst), 0, "nobody asked for a login");
+}
+
+/// A memory store that counts reads.
+#[derive(Debug, Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    reads: AtomicUsize,
+}
+
+impl TokenStore for CountingStore {
+    fn store(&self, credentials: &Credentials) -> Result<(), flyte_auth::StoreError> {
+        self.inner.store(credentials)
+    }
+    fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, flyte_auth::StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.retrieve(endpoint)
+    }
+    fn delete(&self, endpoint: &str) -> Result<(), flyte_auth::StoreError> {
+        self.inner.delete(endpoint)
+    }
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+}
+
+#[tokio::test]
+async fn without_a_login_the_store_is_read_once_not_per_call() {
+    let gate = Arc::new(Gate::open());
+    let addr = start_server(gate.clone()).await;
+    let store = Arc::new(CountingStore::default());
+    let flow = Issuer {
+        prefix: "token",
+        header: "authorization",
+        logins: Arc::default(),
+        refuse: false,
+    };
+    let auth: Arc<dyn Authenticator> = Arc::new(
+        CachingAuthenticator::builder(flow)
+            .store(store.clone())
+            .build(),
+    );
+    let client = replaying(addr, auth).await;
+    for _ in 0..5 {
+        check(&mut client.clone()).await.unwrap();
+    }
+    assert_eq!(store.reads.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn the_first_rejection_logs_in_and_the_unary_call_is_sent_again() {
     let gate = Arc::new(Gate::default());
     gate.accept("token-1");
     let addr = start_server(gate.clone()).await;
     let (auth, logins) = issuer("token", "authorization");
-    let service = ServiceBuilder::new()
-        .layer(AuthLayer::new(auth))
-        .service(channel(addr).await);
-    let mut client = HealthClient::new(service);
+    let mut client = replaying(addr, auth).await;
 
-    for _ in 0..3 {
-        check(&mut client).await.unwrap();
-    }
-    assert_eq!(gate.seen(), ["Bearer token-1"; 3]);
+    check(&mut client).await.unwrap();
+    check(&mut client).await.unwrap();
+    assert_eq!(gate.seen(), ["", "Bearer token-1", "Bearer token-1"]);
     assert_eq!(logins.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
-async fn unauthenticated_refreshes_so_that_the_next_call_succeeds() {
+async fn stored_credentials_are_sent_at_once_without_a_login() {
+    let gate = Arc::new(Gate::default());
+    gate.accept("stored");
+    let addr = start_server(gate.clone()).await;
+    let store = Arc::new(MemoryStore::new());
+    store
+        .store(&Credentials::new("stored", "flyte.test").with_expires_in(3600))
+        .unwrap();
+    let logins = Arc::new(AtomicUsize::new(0));
+    let flow = Issuer {
+        prefix: "token",
+        header: "authorization",
+        logins: logins.clone(),
+        refuse: false,
+    };
+    let auth: Arc<dyn Authenticator> =
+        Arc::new(CachingAuthenticator::builder(flow).store(store).build());
+    let mut client = replaying(addr, auth).await;
+    check(&mut client).await.unwrap();
+    assert_eq!(gate.seen(), ["Bearer stored"]);
+    assert_eq!(logins.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_token_the_server_stops_accepting_is_dropped_and_all_rejected_calls_share_one_login() {
+    let gate = Arc::new(Gate::default());
+    gate.accept("token-1");
+    let addr = start_server(gate.clone()).await;
+    let (auth, logins) = issuer("token", "authorization");
+    let client = replaying(addr, auth.clone()).await;
+    check(&mut client.clone()).await.unwrap();
+
+    // token-1 has not expired, the cache would keep serving it: the server revokes it.
+    gate.revoke("token-1");
+    gate.accept("token-2");
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move { check(&mut client).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!(logins.load(Ordering::SeqCst), 2, "one new login for all");
+    assert_eq!(gate.seen().last().unwrap(), "Bearer token-2");
+    assert_eq!(
+        auth.fetch_grpc_call_auth_metadata().unwrap().value(),
+        "Bearer token-2"
+    );
+}
+
+#[tokio::test]
+async fn without_replay_the_rejected_call_fails_once_and_the_next_carries_the_new_token() {
     let gate = Arc::new(Gate::default());
     gate.accept("token-1");
     let addr = start_server(gate.clone()).await;
     let (auth, logins) = issuer("token", "authorization");
     let service = ServiceBuilder::new()
-        .layer(AuthLayer::new(auth.clone()))
+        .layer(AuthLayer::new(auth.clone()).eager())
         .service(channel(addr).await);
-    let client = HealthClient::new(service);
+    let client: Client = HealthClient::new(service);
     check(&mut client.clone()).await.unwrap();
 
-    // The server revokes token-1 and will accept token-2: every call in flight with the
-    // old token fails once, one new login happens, the next calls succeed.
     gate.revoke("token-1");
     gate.accept("token-2");
     let calls: Vec<_> = (0..5)
@@ -208,21 +343,13 @@ async fn unauthenticated_refreshes_so_that_the_next_call_succeeds() {
             Code::Unauthenticated
         );
     }
-    assert_eq!(
-        logins.load(Ordering::SeqCst),
-        2,
-        "one new login for all rejected calls"
-    );
+    assert_eq!(logins.load(Ordering::SeqCst), 2, "one new login for all");
     check(&mut client.clone()).await.unwrap();
     assert_eq!(gate.seen().last().unwrap(), "Bearer token-2");
-    assert_eq!(
-        auth.fetch_grpc_call_auth_metadata().unwrap().value(),
-        "Bearer token-2"
-    );
 }
 
 #[tokio::test]
-async fn a_call_without_a_token_is_not_sent_and_fails_with_the_reason() {
+async fn eager_a_call_without_a_token_is_not_sent_and_fails_with_the_reason() {
     let gate = Arc::new(Gate::default());
     let addr = start_server(gate.clone()).await;
     let flow = Issuer {
@@ -233,7 +360,7 @@ async fn a_call_without_a_token_is_not_sent_and_fails_with_the_reason() {
     };
     let auth: Arc<dyn Authenticator> = Arc::new(CachingAuthenticator::builder(flow).build());
     let service = ServiceBuilder::new()
-        .layer(AuthLayer::new(auth))
+        .layer(AuthLayer::new(auth).eager())
         .service(channel(addr).await);
     let status = check(&mut HealthClient::new(service)).await.unwrap_err();
     assert!(
@@ -246,6 +373,23 @@ async fn a_call_without_a_token_is_not_sent_and_fails_with_the_reason() {
 }
 
 #[tokio::test]
+async fn lazy_a_failed_login_hands_on_the_servers_rejection() {
+    let gate = Arc::new(Gate::default());
+    let addr = start_server(gate.clone()).await;
+    let flow = Issuer {
+        prefix: "token",
+        header: "authorization",
+        logins: Arc::default(),
+        refuse: true,
+    };
+    let auth: Arc<dyn Authenticator> = Arc::new(CachingAuthenticator::builder(flow).build());
+    let mut client = replaying(addr, auth).await;
+    let status = check(&mut client).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(gate.seen(), [""], "sent once, not again without a token");
+}
+
+#[tokio::test]
 async fn the_proxy_token_goes_in_its_own_header() {
     let gate = Arc::new(Gate::default());
     gate.accept("token-1");
@@ -253,11 +397,81 @@ async fn the_proxy_token_goes_in_its_own_header() {
     let addr = start_server(gate.clone()).await;
     let (auth, _) = issuer("token", "authorization");
     let (proxy, proxy_logins) = issuer("proxy", "proxy-authorization");
-    let layer = AuthLayer::new(auth).with_proxy(proxy);
+    let layer = AuthLayer::new(auth).eager().with_proxy(proxy);
     let mut client = HealthClient::new(layer.layer(channel(addr).await));
     check(&mut client).await.unwrap();
     check(&mut client).await.unwrap();
     assert_eq!(proxy_logins.load(Ordering::SeqCst), 1);
+}
+
+/// The same layer on tonic 0.12 (tower 0.4): a tonic 0.12 server and channel.
+mod tonic_012 {
+    use super::*;
+    use tonic_health012::pb::{
+        HealthCheckRequest as Check012, health_client::HealthClient as HealthClient012,
+    };
+    use tonic012::{
+        service::interceptor::InterceptedService as Intercepted012,
+        transport::{
+            Channel as Channel012, Server as Server012, server::TcpIncoming as Incoming012,
+        },
+    };
+
+    #[allow(
+        clippy::result_large_err,
+        reason = "tonic 0.12's interceptor signature returns its Status"
+    )]
+    async fn start_server(gate: Arc<Gate>) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_reporter, health) = tonic_health012::server::health_reporter();
+        let check = move |request: tonic012::Request<()>| {
+            let get = |name| request.metadata().get(name).and_then(|v| v.to_str().ok());
+            match gate.check(get("authorization"), None) {
+                Ok(()) => Ok(request),
+                Err(why) => Err(tonic012::Status::unauthenticated(why)),
+            }
+        };
+        let incoming = Incoming012::from_listener(listener, true, None).unwrap();
+        tokio::spawn(async move {
+            Server012::builder()
+                .add_service(Intercepted012::new(health, check))
+                .serve_with_incoming(incoming)
+                .await
+                .unwrap();
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn the_layer_works_on_a_tonic_0_12_channel_with_login_replay_and_refresh() {
+        let gate = Arc::new(Gate::default());
+        gate.accept("token-1");
+        let addr = start_server(gate.clone()).await;
+        let channel = Channel012::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .connect()
+            .await
+            .unwrap();
+        let (auth, logins) = issuer("token", "authorization");
+        let layer = AuthLayer::new(auth).replay(tonic012::body::boxed);
+        let mut client = HealthClient012::new(layer.layer(channel));
+        let call = || Check012 {
+            service: String::new(),
+        };
+
+        client.check(call()).await.unwrap();
+        gate.revoke("token-1");
+        gate.accept("token-2");
+        client.check(call()).await.unwrap();
+        assert_eq!(
+            gate.seen(),
+            ["", "Bearer token-1", "Bearer token-1", "Bearer token-2"]
+        );
+        assert_eq!(logins.load(Ordering::SeqCst), 2);
+    }
 }
 
 #[tokio::test]
@@ -273,53 +487,129 @@ async fn the_servers_header_name_is_used() {
             Ok::<_, Infallible>(Response::new(()))
         }
     });
-    let service = AuthLayer::new(auth).layer(inner);
+    let service = AuthLayer::new(auth).eager().layer(inner);
     service.oneshot(Request::new(())).await.unwrap();
     let seen = seen.lock().unwrap();
     assert_eq!(seen[0].as_ref().unwrap(), "Bearer token-1");
 }
 
-/// A plain HTTP service answering `status` to everything, recording the headers it got.
+/// The headers and body of every request a test service got.
+type Seen = Arc<Mutex<Vec<(http::HeaderMap, Vec<u8>)>>>;
+
+/// A plain HTTP service answering `statuses` in turn (the last one from then on), recording
+/// the headers and the body it got.
 fn answering(
-    status: StatusCode,
-    seen: Arc<Mutex<Vec<http::HeaderMap>>>,
+    statuses: &[StatusCode],
+    seen: Seen,
 ) -> impl tower::Service<
-    Request<()>,
+    Request<RequestBody>,
     Response = Response<()>,
     Error = Infallible,
     Future = BoxFuture<'static, Result<Response<()>, Infallible>>,
 > + Clone
 + Send
 + 'static {
-    service_fn(move |request: Request<()>| {
-        seen.lock().unwrap().push(request.headers().clone());
-        let mut response = Response::new(());
-        *response.status_mut() = status;
-        let answer: BoxFuture<'static, _> = Box::pin(async move { Ok(response) });
+    let statuses = statuses.to_vec();
+    service_fn(move |request: Request<RequestBody>| {
+        let seen = seen.clone();
+        let statuses = statuses.clone();
+        let answer: BoxFuture<'static, _> = Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let body = body.collect().await.unwrap().to_bytes().to_vec();
+            let n = {
+                let mut seen = seen.lock().unwrap();
+                seen.push((parts.headers, body));
+                seen.len()
+            };
+            let mut response = Response::new(());
+            *response.status_mut() = statuses[(n - 1).min(statuses.len() - 1)];
+            Ok(response)
+        });
         answer
     })
 }
 
+fn body(text: &'static str) -> Request<RequestBody> {
+    let full = http_body_util::Full::new(bytes::Bytes::from_static(text.as_bytes()));
+    Request::new(RequestBody::new(full))
+}
+
 #[tokio::test]
-async fn http_401_refreshes_the_token_without_resending() {
+async fn http_401_refreshes_and_a_complete_body_is_sent_again() {
     let (auth, logins) = issuer("token", "authorization");
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let service =
-        AuthLayer::new(auth.clone()).layer(answering(StatusCode::UNAUTHORIZED, seen.clone()));
-    let response = service.clone().oneshot(Request::new(())).await.unwrap();
+    let service = AuthLayer::new(auth.clone())
+        .eager()
+        .replay(std::convert::identity)
+        .layer(answering(
+            &[StatusCode::UNAUTHORIZED, StatusCode::OK],
+            seen.clone(),
+        ));
+    let response = service.clone().oneshot(body("hello")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].0["authorization"], "Bearer token-1");
+    assert_eq!(seen[1].0["authorization"], "Bearer token-2");
+    assert_eq!(seen[1].1, b"hello", "the same body again");
+    assert_eq!(logins.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_streaming_body_is_not_replayed_and_the_next_request_has_the_new_token() {
+    let (auth, logins) = issuer("token", "authorization");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let service = AuthLayer::new(auth)
+        .eager()
+        .replay(std::convert::identity)
+        .layer(answering(
+            &[StatusCode::UNAUTHORIZED, StatusCode::OK],
+            seen.clone(),
+        ));
+    // A body whose data is not there yet when the request is sent.
+    let (tx, rx) =
+        tokio::sync::mpsc::channel::<Result<http_body::Frame<bytes::Bytes>, Infallible>>(1);
+    let stream =
+        http_body_util::StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async {
+            rx.recv().await.map(|frame| (frame, rx))
+        }));
+    let sender = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tx.send(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+            b"late",
+        ))))
+        .await
+        .unwrap();
+    });
+    let request = Request::new(RequestBody::new(stream));
+    let response = service.clone().oneshot(request).await.unwrap();
+    sender.await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "handed on");
+    assert_eq!(seen.lock().unwrap().len(), 1, "not sent again");
     assert_eq!(
-        response.status(),
-        StatusCode::UNAUTHORIZED,
-        "the 401 is handed on"
-    );
-    assert_eq!(
-        seen.lock().unwrap().len(),
-        1,
-        "the request was not sent again"
+        seen.lock().unwrap()[0].1,
+        b"late",
+        "the whole body went out"
     );
     assert_eq!(logins.load(Ordering::SeqCst), 2);
-    service.oneshot(Request::new(())).await.unwrap();
-    assert_eq!(seen.lock().unwrap()[1]["authorization"], "Bearer token-2");
+    service.oneshot(body("next")).await.unwrap();
+    assert_eq!(seen.lock().unwrap()[1].0["authorization"], "Bearer token-2");
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_sent_whole_but_not_replayed() {
+    let (auth, _) = issuer("token", "authorization");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let service = AuthLayer::new(auth)
+        .eager()
+        .replay(std::convert::identity)
+        .replay_limit(3)
+        .layer(answering(&[StatusCode::UNAUTHORIZED], seen.clone()));
+    let response = service.oneshot(body("0123456789")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].1, b"0123456789");
 }
 
 #[tokio::test]
@@ -327,12 +617,15 @@ async fn http_407_refreshes_the_proxy_token_only() {
     let (auth, logins) = issuer("token", "authorization");
     let (proxy, proxy_logins) = issuer("proxy", "proxy-authorization");
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let service = AuthLayer::new(auth).with_proxy(proxy).layer(answering(
-        StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-        seen.clone(),
-    ));
-    service.oneshot(Request::new(())).await.unwrap();
-    let first = seen.lock().unwrap()[0].clone();
+    let service = AuthLayer::new(auth)
+        .eager()
+        .with_proxy(proxy)
+        .layer(answering(
+            &[StatusCode::PROXY_AUTHENTICATION_REQUIRED],
+            seen.clone(),
+        ));
+    service.oneshot(body("")).await.unwrap();
+    let first = seen.lock().unwrap()[0].0.clone();
     assert_eq!(first["authorization"], "Bearer token-1");
     assert_eq!(first["proxy-authorization"], "Bearer proxy-1");
     assert_eq!(logins.load(Ordering::SeqCst), 1);
@@ -343,9 +636,11 @@ async fn http_407_refreshes_the_proxy_token_only() {
 async fn success_refreshes_nothing() {
     let (auth, logins) = issuer("token", "authorization");
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let service = AuthLayer::new(auth).layer(answering(StatusCode::OK, seen.clone()));
+    let service = AuthLayer::new(auth)
+        .eager()
+        .layer(answering(&[StatusCode::OK], seen.clone()));
     for _ in 0..3 {
-        service.clone().oneshot(Request::new(())).await.unwrap();
+        service.clone().oneshot(body("")).await.unwrap();
     }
     assert_eq!(logins.load(Ordering::SeqCst), 1);
     assert_eq!(seen.lock().unwrap().len(), 3);

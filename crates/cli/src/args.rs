@@ -73,6 +73,14 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Find out why authentication does not work: check the config, the endpoint, the
+    /// server's discovery, the token store, the stored login, the clock and the proxy, step by
+    /// step, with the fix for each failure. Never logs in; shows no token or secret.
+    Doctor {
+        /// Print one JSON object, for bug reports.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Where to connect, how to authenticate and where to keep tokens.
@@ -198,6 +206,21 @@ pub(crate) struct Options {
     /// Browser login: only print the URL, do not open a browser.
     #[arg(long, global = true, help_heading = "Authentication")]
     pub(crate) no_browser: bool,
+
+    /// Device login: also draw the login URL as a QR code, for a phone to scan.
+    #[arg(long, global = true, help_heading = "Authentication")]
+    pub(crate) qr: bool,
+
+    /// ExternalCommand: give the token command this long (admin.commandTimeout; default
+    /// 30s): seconds, or `30s`, `2m`.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        value_parser = parse_timeout,
+        global = true,
+        help_heading = "Authentication"
+    )]
+    pub(crate) command_timeout: Option<Duration>,
 
     /// Where tokens are kept: `auto` (the OS keyring when it answers, else a file), `keyring`,
     /// `file` (0600 files in the cache directory) or `memory` (this process only).

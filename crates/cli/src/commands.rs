@@ -1,4 +1,4 @@
-//! The subcommands: `token`, `login`, `logout`, `status`.
+//! The subcommands: `token`, `login`, `logout`, `status`, `doctor`.
 
 use std::{
     io::Write as _,
@@ -10,13 +10,16 @@ use flyte_auth::{Credentials, Error, PlatformConfig};
 
 use crate::{
     args::{Cli, Command, Options},
-    connect, settings,
+    connect, doctor, guard, settings,
     status::{Status, human, rfc3339},
 };
 
 /// Runs the subcommand `cli` names.
 pub(crate) async fn run(cli: &Cli) -> Result<(), Error> {
     let options = &cli.options;
+    if let Command::Doctor { json } = &cli.command {
+        return run_doctor(options, *json).await;
+    }
     let cfg = settings::load_config(options)?;
     tracing::debug!(
         endpoint = %cfg.endpoint(),
@@ -25,12 +28,53 @@ pub(crate) async fn run(cli: &Cli) -> Result<(), Error> {
         "configuration loaded"
     );
     match &cli.command {
-        Command::Token => token(&cfg, options).await,
-        Command::Login => login(&cfg, options).await,
+        Command::Token => {
+            guard::check(&cfg, guard::depth())?;
+            token(&cfg, options).await
+        }
+        Command::Login => {
+            guard::check(&cfg, guard::depth())?;
+            login(&cfg, options).await
+        }
         Command::Logout => logout(&cfg, options),
         Command::Status { json } => status(&cfg, options, *json),
+        Command::Doctor { .. } => Ok(()),
     }
 }
+
+/// Prints the diagnosis; fails (exit status 1) when a step failed.
+async fn run_doctor(options: &Options, json: bool) -> Result<(), Error> {
+    let report = doctor::diagnose(options).await;
+    let text = if json {
+        let mut text = report.to_json();
+        text.push('\n');
+        text
+    } else {
+        report.to_text()
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Error::other(StdoutError(e)))?;
+    if report.ok() {
+        Ok(())
+    } else {
+        Err(Error::other(DoctorFound))
+    }
+}
+
+/// `doctor` found a failing step (already shown on standard output).
+#[derive(Debug)]
+struct DoctorFound;
+
+impl std::fmt::Display for DoctorFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("doctor found a problem (see the steps marked FAIL above)")
+    }
+}
+
+impl std::error::Error for DoctorFound {}
 
 /// Prints the access token, and nothing else, on standard output.
 async fn token(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
@@ -92,7 +136,13 @@ fn status(cfg: &PlatformConfig, options: &Options, json: bool) -> Result<(), Err
     let stored = store
         .retrieve(cfg.endpoint().key())
         .map_err(|e| e.to_string());
-    let status = Status::new(cfg, store.name(), stored, cfg.validate().err());
+    // The error `token` would fail on before any network access, if any.
+    let config_error = cfg
+        .validate()
+        .err()
+        .or_else(|| guard::check(cfg, guard::depth()).err())
+        .or_else(|| connect::authenticator(cfg, options, Arc::clone(&store)).err());
+    let status = Status::new(cfg, store.name(), stored, config_error);
     let text = if json {
         let mut text = status.to_json();
         text.push('\n');

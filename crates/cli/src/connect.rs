@@ -1,5 +1,6 @@
 //! The authenticator for a config, from `flyte_auth::get_authenticator_with`, with what the
-//! command line adds: `--no-browser`, `--timeout`, and the token store.
+//! command line adds: `--no-browser`, `--timeout`, `--command-timeout`, `--qr`, the prompts
+//! (also on the controlling terminal) and the token store.
 
 use std::{io::IsTerminal as _, sync::Arc};
 
@@ -7,15 +8,20 @@ use flyte_auth::{
     Authenticator, Error, FactoryOptions, PlatformConfig, TokenStore, get_authenticator_with,
 };
 
-use crate::args::Options;
+use crate::{args::Options, prompt};
 
-/// The factory options the command line asks for.
+/// The factory options the command line (and for the command's timeout, `cfg`) asks for.
 pub(crate) fn factory_options(cfg: &PlatformConfig, options: &Options) -> FactoryOptions {
     let mut factory = FactoryOptions::new()
         .no_browser(options.no_browser)
+        .device_prompt(prompt::device(options.qr))
+        .login_prompt(prompt::browser())
         // A token command may ask the person at the terminal (an MFA prompt); without a
         // terminal its stdin is empty and a time-out kills everything it started.
         .interactive_command(std::io::stdin().is_terminal());
+    if let Some(timeout) = options.command_timeout.or(cfg.command_timeout()) {
+        factory = factory.command_timeout(timeout);
+    }
     if let Some(timeout) = options.timeout {
         // `--timeout` bounds every request; connecting may take no longer than that either.
         let settings = cfg.http_settings();

@@ -48,6 +48,12 @@ impl Failure {
             {
                 None
             }
+            (Self::Refused, Error::LoginTimeout { .. }) => {
+                Some("run `flyte-auth login` again and complete the login before it expires")
+            }
+            (Self::Other, Error::InvalidResponse { .. }) => Some(
+                "the answer is not what a Flyte server or identity provider sends: check that                  the endpoint (and tokenUrl) point at them, not at a proxy or another service;                  run with -vv to see the exchange",
+            ),
             (Self::Refused, Error::Command { .. }) => {
                 Some("run the token command by hand to see what it needs")
             }
@@ -90,6 +96,7 @@ pub(crate) fn classify(error: &Error) -> Failure {
             _ => Failure::Other,
         },
         Error::AccessTokenNotFound { .. }
+        | Error::LoginTimeout { .. }
         | Error::Authentication { .. }
         | Error::AuthenticationPending
         | Error::Command { .. }

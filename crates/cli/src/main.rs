@@ -7,7 +7,10 @@
 mod args;
 mod commands;
 mod connect;
+mod doctor;
 mod exit;
+mod guard;
+mod prompt;
 mod settings;
 mod status;
 
@@ -19,6 +22,8 @@ use tracing_subscriber::EnvFilter;
 use crate::args::Cli;
 
 fn main() -> ExitCode {
+    // Before any thread exists: the token command this process may start is one level deeper.
+    guard::mark_children();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_current_thread()

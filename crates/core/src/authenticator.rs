@@ -93,6 +93,22 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
     /// are due for refresh: then await [`auth_header`](Self::auth_header).
     fn fetch_grpc_call_auth_metadata(&self) -> Option<AuthHeader>;
 
+    /// Whether there are credentials to use without a login: fresh ones, or ones a refresh
+    /// grant can renew, in memory or in the token store (read, never the network).
+    ///
+    /// Lazy integrations call it to decide whether to send a token before the server asks for
+    /// one. The default, `true`, makes them behave eagerly.
+    fn has_credentials(&self) -> bool {
+        true
+    }
+
+    /// Drops the current credentials if their header is `rejected` (the server refused it):
+    /// they are no longer served, so that a refresh or login runs on the next call even though
+    /// the token has not expired. Other credentials are kept. The default does nothing.
+    fn invalidate(&self, rejected: &HeaderValue) {
+        let _ = rejected;
+    }
+
     /// The header to send: the cached one when fresh, else after
     /// [`get_credentials`](Self::get_credentials).
     fn auth_header(&self) -> BoxFuture<'_, Result<AuthHeader, Error>> {
@@ -123,5 +139,11 @@ impl<T: Authenticator + ?Sized> Authenticator for Arc<T> {
     }
     fn auth_header(&self) -> BoxFuture<'_, Result<AuthHeader, Error>> {
         (**self).auth_header()
+    }
+    fn has_credentials(&self) -> bool {
+        (**self).has_credentials()
+    }
+    fn invalidate(&self, rejected: &HeaderValue) {
+        (**self).invalidate(rejected)
     }
 }

@@ -450,4 +450,27 @@ impl<F: TokenFlow> Authenticator for CachingAuthenticator<F> {
             .filter(|c| SystemTime::now() < c.refresh_after)
             .map(|c| c.header.clone())
     }
+
+    fn has_credentials(&self) -> bool {
+        let usable = |c: &Credentials| c.refresh_token.is_some() || self.inner.is_fresh(c);
+        if let Some(current) = self.inner.current.load().as_ref() {
+            return usable(&current.credentials);
+        }
+        match self.inner.read_store().filter(|c| usable(c)) {
+            Some(stored) => self.inner.install(stored).is_ok(),
+            None => false,
+        }
+    }
+
+    fn invalidate(&self, rejected: &http::HeaderValue) {
+        // Kept (with its refresh token) but no longer fresh: the next attempt refreshes.
+        self.inner.current.rcu(|current| match current {
+            Some(c) if c.header.value() == rejected => Some(Arc::new(Current {
+                credentials: Arc::clone(&c.credentials),
+                header: c.header.clone(),
+                refresh_after: SystemTime::UNIX_EPOCH,
+            })),
+            other => other.clone(),
+        });
+    }
 }

@@ -51,6 +51,16 @@ pub enum Error {
         /// The limit that was reached.
         after: Duration,
     },
+    /// A login that needs the user (the browser, the device code) was not completed in time:
+    /// the code expired, or the configured login timeout passed. Not transient: trying again
+    /// without the user does not help; start the login again.
+    #[error("{operation} timed out after {}s", after.as_secs_f32())]
+    LoginTimeout {
+        /// Which login, and why it ended.
+        operation: String,
+        /// The limit that was reached.
+        after: Duration,
+    },
     /// The server answered something that is not a valid answer (not JSON, no access token,
     /// an HTML error page from a proxy, a body over the size limit).
     #[error("invalid response{}: {message}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
@@ -124,10 +134,26 @@ impl Error {
     }
 
     /// Whether the server refused the grant itself (an expired, revoked or already used
-    /// refresh token; a denied login). Stored credentials are deleted only in this case.
+    /// refresh token; a denied login; any 4xx answer but 429, OAuth error or not, such as
+    /// `invalid_client` or a proxy's 401/403 page). Stored credentials are deleted, and a
+    /// refresh falls back to the full login, only in this case. 5xx, 429, network failures
+    /// and timeouts are never a rejection.
     pub fn is_rejected_grant(&self) -> bool {
+        let client_error = |status: u16| (400..500).contains(&status) && status != 429;
         match self {
             Self::AccessTokenNotFound { .. } => true,
+            Self::InvalidResponse {
+                status: Some(status),
+                ..
+            } => client_error(*status),
+            Self::OAuth(e) if e.status.is_some_and(|s| s >= 500 || s == 429) => false,
+            Self::OAuth(e) if e.status.is_some_and(client_error) => !matches!(
+                e.code,
+                OAuthErrorCode::ServerError
+                    | OAuthErrorCode::TemporarilyUnavailable
+                    | OAuthErrorCode::AuthorizationPending
+                    | OAuthErrorCode::SlowDown
+            ),
             Self::OAuth(e) => matches!(
                 e.code,
                 OAuthErrorCode::InvalidGrant
@@ -141,12 +167,14 @@ impl Error {
         }
     }
 
-    /// Whether trying again later may succeed: network trouble, time-outs, 5xx answers,
-    /// `temporarily_unavailable`. Nothing stored is deleted for these.
+    /// Whether trying again later may succeed: network trouble, time-outs of a request, 5xx
+    /// and 429 answers, `temporarily_unavailable`. A login the user did not complete in time
+    /// ([`Error::LoginTimeout`]) is not transient. Nothing stored is deleted for these.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Transport { .. } | Self::Timeout { .. } => true,
-            Self::InvalidResponse { status, .. } => status.is_none_or(|s| s >= 500 || s == 429),
+            Self::InvalidResponse { status, .. } => status.is_some_and(|s| s >= 500 || s == 429),
+            Self::OAuth(e) if e.status.is_some_and(|s| s >= 500 || s == 429) => true,
             Self::OAuth(e) => matches!(
                 e.code,
                 OAuthErrorCode::ServerError | OAuthErrorCode::TemporarilyUnavailable
@@ -401,8 +429,56 @@ mod tests {
             message: "not JSON".into(),
         };
         assert!(!bad_request.is_transient());
+        let login = Error::LoginTimeout {
+            operation: "the device login".into(),
+            after: Duration::from_secs(600),
+        };
+        assert!(!login.is_transient() && !login.is_rejected_grant());
+        // An answer that is wrong whatever the status (a token that cannot go in a header).
+        let invalid = Error::InvalidResponse {
+            status: None,
+            message: "control characters".into(),
+        };
+        assert!(!invalid.is_transient());
         let unavailable: Error = OAuthError::new("temporarily_unavailable").into();
         assert!(unavailable.is_transient() && !unavailable.is_rejected_grant());
+    }
+
+    #[test]
+    fn any_4xx_but_429_rejects_a_refresh_and_5xx_429_do_not() {
+        let answer = |status, code: &str| Error::from(OAuthError::new(code).with_status(status));
+        let page = |status| Error::InvalidResponse {
+            status: Some(status),
+            message: "not JSON".into(),
+        };
+        for rejected in [
+            answer(401, "invalid_client"),
+            answer(400, "invalid_grant"),
+            answer(400, "invalid_scope"),
+            answer(400, "consent_required"),
+            page(401),
+            page(403),
+            page(400),
+        ] {
+            assert!(rejected.is_rejected_grant(), "{rejected}");
+            assert!(!rejected.is_transient(), "{rejected}");
+        }
+        for transient in [
+            answer(429, "slow_down"),
+            answer(503, "temporarily_unavailable"),
+            answer(500, "invalid_grant"),
+            page(429),
+            page(502),
+        ] {
+            assert!(!transient.is_rejected_grant(), "{transient}");
+            assert!(transient.is_transient(), "{transient}");
+        }
+        let network = Error::Transport {
+            url: "https://idp.test/token".into(),
+            message: "connection refused".into(),
+            source: None,
+        };
+        assert!(!network.is_rejected_grant() && network.is_transient());
     }
 
     #[test]

@@ -269,7 +269,7 @@ impl DeviceCodeFlow {
         if let Some(e) = last {
             operation = format!("{operation} (the last poll failed: {e})");
         }
-        Error::Timeout { operation, after }
+        Error::LoginTimeout { operation, after }
     }
 
     async fn run_refresh(&self, current: &Credentials) -> Result<Credentials, Error> {

@@ -447,7 +447,7 @@ async fn polling_ends_when_the_code_expires_without_an_answer() {
     let error = login(&world.authenticator()).await.unwrap_err();
 
     match &error {
-        Error::Timeout { operation, after } => {
+        Error::LoginTimeout { operation, after } => {
             assert_eq!(*after, Duration::from_secs(20));
             assert!(operation.contains("code expired"), "{error}");
             assert!(operation.contains(ENDPOINT), "{error}");
@@ -476,7 +476,7 @@ async fn the_configured_timeout_ends_polling_before_the_code_expires() {
     let error = login(&auth).await.unwrap_err();
 
     match &error {
-        Error::Timeout { operation, after } => {
+        Error::LoginTimeout { operation, after } => {
             assert_eq!(*after, Duration::from_secs(12));
             assert!(operation.contains("deviceFlowConfig.timeout"), "{error}");
         }
@@ -516,7 +516,7 @@ async fn failures_until_the_code_expires_end_with_the_last_failure_named() {
 
     let error = login(&world.authenticator()).await.unwrap_err();
 
-    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    assert!(matches!(error, Error::LoginTimeout { .. }), "{error:?}");
     let text = error.to_string();
     assert!(text.contains("code expired"), "{text}");
     assert!(text.contains("HTTP 502"), "{text}");
@@ -952,4 +952,46 @@ async fn the_servers_header_name_is_used_and_kept_with_the_stored_token() {
         .unwrap();
     assert_eq!(header.name().as_str(), "flyte-authorization");
     assert_eq!(cfg_store.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn network_errors_while_polling_back_off_up_to_max_error_backoff_until_the_code_expires() {
+    let world = World::start().await;
+    world
+        .device_endpoint_answers(device_answer(Some(5), 300, true))
+        .await;
+    // A token endpoint that accepts connections and closes them unanswered: a network error.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let (seen, clock) = (Arc::clone(&times), Arc::clone(&world.clock));
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            seen.lock().unwrap().push(clock.elapsed().as_secs());
+            drop(socket);
+        }
+    });
+    let config = ClientConfig::new(format!("http://{addr}/token"), "flytectl")
+        .with_device_authorization_endpoint(format!("{}/device", world.server.uri()));
+    let auth = world
+        .builder()
+        .cfg_store(Arc::new(StaticClientConfigStore::new(config)))
+        .build()
+        .unwrap();
+
+    let error = login(&auth).await.unwrap_err();
+
+    assert!(matches!(error, Error::LoginTimeout { .. }), "{error:?}");
+    assert!(!error.is_transient(), "{error}");
+    assert!(
+        error.to_string().contains("the last poll failed"),
+        "{error}"
+    );
+    assert_eq!(
+        flyte_auth_device::MAX_ERROR_BACKOFF,
+        Duration::from_secs(60)
+    );
+    // 5: fails (wait 10); 15 (wait 20); 35 (40); 75 (capped at 60); 135; 195; 255.
+    let times = times.lock().unwrap().clone();
+    assert_eq!(times[..7], [5, 15, 35, 75, 135, 195, 255], "{times:?}");
 }

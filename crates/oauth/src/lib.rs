@@ -55,6 +55,7 @@ mod context;
 mod device;
 mod discovery;
 pub mod pkce;
+mod retry;
 mod settings;
 mod tls;
 mod token;
@@ -66,6 +67,7 @@ pub use discovery::{
     AuthorizationServerMetadata, Discovery, FLYTE_CLIENT_CONFIG_PATH, OAUTH_METADATA_PATH,
     PublicClientConfig, RemoteClientConfigStore, platform_base_url,
 };
+pub use retry::{DEFAULT_MAX_RETRIES, RetryPolicy};
 pub use settings::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_SIZE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_USER_AGENT,
     HttpSettings,

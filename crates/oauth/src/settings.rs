@@ -56,6 +56,8 @@ pub struct HttpSettings {
     pub max_body_size: usize,
     /// The `User-Agent` header.
     pub user_agent: String,
+    /// How discovery and the grants safe to repeat are retried after transient failures.
+    pub retry: crate::RetryPolicy,
 }
 
 impl Default for HttpSettings {
@@ -70,6 +72,7 @@ impl Default for HttpSettings {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
+            retry: crate::RetryPolicy::default(),
         }
     }
 }
@@ -141,6 +144,13 @@ impl HttpSettings {
         self
     }
 
+    /// How discovery and the grants safe to repeat (client credentials, refresh) are retried
+    /// after transient failures (no retry by default: [`crate::DEFAULT_MAX_RETRIES`]).
+    pub fn retry(mut self, policy: crate::RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
     /// The `User-Agent` header ([`DEFAULT_USER_AGENT`] by default).
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = user_agent.into();
@@ -175,6 +185,7 @@ impl fmt::Debug for HttpSettings {
             .field("request_timeout", &self.request_timeout)
             .field("max_body_size", &self.max_body_size)
             .field("user_agent", &self.user_agent)
+            .field("retry", &self.retry)
             .finish()
     }
 }

@@ -497,6 +497,7 @@ impl TokenResponse {
             status,
             content_type: content_type.map(str::to_owned),
             location: None,
+            retry_after: None,
             body: body.to_vec(),
         };
         parse_token_response(&raw, "token request", secrets)
@@ -561,9 +562,17 @@ impl OAuthClient {
             "sending token request"
         );
         let basic_credentials = basic.clone();
-        let raw = self
-            .post_form(operation, &request.token_endpoint, form, basic)
-            .await?;
+        // Grants that can be sent twice are retried; a code (browser, device) is sent once.
+        let raw = match request.grant {
+            Grant::ClientCredentials | Grant::RefreshToken { .. } => {
+                self.post_form_retrying(operation, &request.token_endpoint, form, basic)
+                    .await?
+            }
+            _ => {
+                self.post_form(operation, &request.token_endpoint, form, basic)
+                    .await?
+            }
+        };
         let mut secrets = request.secrets();
         secrets.extend(basic_credentials.as_deref());
         parse_token_response(&raw, operation, &secrets)
@@ -758,6 +767,7 @@ mod tests {
             status,
             content_type: Some("application/json".into()),
             location: None,
+            retry_after: None,
             body: body.as_bytes().to_vec(),
         }
     }
@@ -868,6 +878,7 @@ mod tests {
                 status: 200,
                 content_type: Some("application/x-www-form-urlencoded".into()),
                 location: None,
+                retry_after: None,
                 body: b"access_token=TOKEN-XYZ&token_type=bearer".to_vec(),
             },
             "token request",

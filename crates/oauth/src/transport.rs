@@ -119,6 +119,23 @@ impl OAuthClient {
         &self.inner.http
     }
 
+    /// [`post_form`](Self::post_form), retried after transient failures as the settings'
+    /// [`RetryPolicy`](crate::RetryPolicy) says: only for requests safe to repeat.
+    pub(crate) async fn post_form_retrying(
+        &self,
+        operation: &'static str,
+        url: &str,
+        form: String,
+        basic_auth: Option<String>,
+    ) -> Result<RawResponse, Error> {
+        let policy = self.inner.settings.retry;
+        policy
+            .run(operation, || {
+                self.post_form(operation, url, form.clone(), basic_auth.clone())
+            })
+            .await
+    }
+
     /// POSTs a form and reads the answer (any status) within the limits.
     pub(crate) async fn post_form(
         &self,
@@ -147,19 +164,25 @@ impl OAuthClient {
         self.execute(operation, url, request).await
     }
 
-    /// GETs a JSON document and reads the answer (any status) within the limits.
+    /// GETs a JSON document and reads the answer (any status) within the limits, retried
+    /// after transient failures as the settings' [`RetryPolicy`](crate::RetryPolicy) says.
     pub(crate) async fn get(
         &self,
         operation: &'static str,
         url: &str,
     ) -> Result<RawResponse, Error> {
         let target = parse_url(url, operation)?;
-        let request = self
-            .inner
-            .http
-            .get(target)
-            .header(reqwest::header::ACCEPT, "application/json");
-        self.execute(operation, url, request).await
+        let policy = self.inner.settings.retry;
+        policy
+            .run(operation, || {
+                let request = self
+                    .inner
+                    .http
+                    .get(target.clone())
+                    .header(reqwest::header::ACCEPT, "application/json");
+                self.execute(operation, url, request)
+            })
+            .await
     }
 
     async fn execute(
@@ -185,6 +208,8 @@ impl OAuthClient {
             };
             let content_type = header(reqwest::header::CONTENT_TYPE);
             let location = header(reqwest::header::LOCATION);
+            let retry_after = header(reqwest::header::RETRY_AFTER)
+                .and_then(|v| crate::retry::parse_retry_after(&v));
             let max = settings.max_body_size;
             let too_large = || Error::InvalidResponse {
                 status: Some(status),
@@ -214,6 +239,7 @@ impl OAuthClient {
                 status,
                 content_type,
                 location,
+                retry_after,
                 body,
             })
         };
@@ -311,6 +337,8 @@ pub(crate) struct RawResponse {
     pub(crate) status: u16,
     pub(crate) content_type: Option<String>,
     pub(crate) location: Option<String>,
+    /// `Retry-After`, in seconds.
+    pub(crate) retry_after: Option<Duration>,
     pub(crate) body: Vec<u8>,
 }
 

@@ -136,7 +136,7 @@ impl CallbackServer {
             tokio::select! {
                 biased;
                 () = &mut sleep => {
-                    return Err(Error::Timeout {
+                    return Err(Error::LoginTimeout {
                         operation: format!(
                             "the browser login (waiting for the browser to come back to {})",
                             self.redirect_uri

@@ -321,7 +321,7 @@ async fn the_login_times_out_naming_the_redirect_uri_and_frees_the_port() {
     let err = run(&client).await.unwrap_err();
     browser.finished().await;
 
-    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(matches!(err, Error::LoginTimeout { .. }), "{err:?}");
     assert!(err.to_string().contains(&redirect), "{err}");
     assert_eq!(browser.opened(), 1);
     assert!(port_is_free(port), "the callback server is gone");

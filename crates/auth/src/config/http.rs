@@ -7,8 +7,9 @@ use super::PlatformConfig;
 
 impl PlatformConfig {
     /// The transport settings of the OAuth requests: the CA file (`caCertFilePath`),
-    /// skipping certificate verification (`insecureSkipVerify`) and the proxy
-    /// (`httpProxyURL`), with the HTTP client's defaults for the rest. A program changes the
+    /// skipping certificate verification (`insecureSkipVerify`), the proxy (`httpProxyURL`)
+    /// and the retries (`maxRetries`, `perRetryTimeout`), with the HTTP client's defaults for
+    /// the rest. A program changes the
     /// rest on this value (time-outs, user agent) and hands it to
     /// [`FactoryOptions::http_settings`](crate::FactoryOptions::http_settings).
     ///
@@ -36,6 +37,6 @@ impl PlatformConfig {
         if let Some(proxy) = self.http_proxy_url() {
             settings = settings.proxy(proxy);
         }
-        settings
+        settings.retry(self.retry_policy())
     }
 }

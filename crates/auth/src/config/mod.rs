@@ -130,6 +130,9 @@ pub struct PlatformConfig {
     http_proxy_url: Option<String>,
     token_url: Option<String>,
     authorization_header: Option<String>,
+    max_retries: Option<u32>,
+    per_retry_timeout: Option<Duration>,
+    command_timeout: Option<Duration>,
     pkce: PkceSettings,
     device_flow: DeviceFlowSettings,
     config_file: Option<PathBuf>,
@@ -290,6 +293,37 @@ impl PlatformConfig {
         self.authorization_header.as_deref()
     }
 
+    /// How many times discovery and the token requests safe to repeat are retried after a
+    /// transient failure (`admin.maxRetries`, as in the Go client).
+    pub fn max_retries(&self) -> Option<u32> {
+        self.max_retries
+    }
+
+    /// The time allowed for each attempt of a retried request (`admin.perRetryTimeout`, as in
+    /// the Go client).
+    pub fn per_retry_timeout(&self) -> Option<Duration> {
+        self.per_retry_timeout
+    }
+
+    /// The retry policy of `admin.maxRetries` and `admin.perRetryTimeout`, for
+    /// [`HttpSettings::retry`](flyte_auth_oauth::HttpSettings::retry).
+    #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
+    pub fn retry_policy(&self) -> flyte_auth_oauth::RetryPolicy {
+        let mut policy = flyte_auth_oauth::RetryPolicy::new();
+        if let Some(retries) = self.max_retries {
+            policy = policy.max_retries(retries);
+        }
+        if let Some(timeout) = self.per_retry_timeout {
+            policy = policy.per_attempt_timeout(timeout);
+        }
+        policy
+    }
+
+    /// The time the token command (`admin.command`) may take (`admin.commandTimeout`).
+    pub fn command_timeout(&self) -> Option<Duration> {
+        self.command_timeout
+    }
+
     /// Browser login settings (`admin.pkceConfig`).
     pub fn pkce(&self) -> &PkceSettings {
         &self.pkce
@@ -402,6 +436,9 @@ impl fmt::Debug for PlatformConfig {
             )
             .field("token_url", &self.token_url.as_deref().map(redact_url))
             .field("authorization_header", &self.authorization_header)
+            .field("max_retries", &self.max_retries)
+            .field("per_retry_timeout", &self.per_retry_timeout)
+            .field("command_timeout", &self.command_timeout)
             .field("pkce", &self.pkce)
             .field("device_flow", &self.device_flow)
             .field("config_file", &self.config_file)
@@ -834,6 +871,9 @@ fn resolve(
         http_proxy_url: merged!(http_proxy_url),
         token_url: merged!(token_url),
         authorization_header: merged!(authorization_header),
+        max_retries: merged!(max_retries),
+        per_retry_timeout: merged!(per_retry_timeout),
+        command_timeout: merged!(command_timeout),
         pkce: PkceSettings {
             timeout: merged!(pkce_timeout).unwrap_or(pkce_defaults.timeout),
             refresh_time: merged!(pkce_refresh_time).unwrap_or(pkce_defaults.refresh_time),

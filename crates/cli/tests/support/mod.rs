@@ -94,6 +94,18 @@ impl User {
             .unwrap_or_default()
     }
 
+    /// The options of every run: the user's, then the file store's.
+    pub(crate) fn options(&self) -> Vec<String> {
+        let mut options = self.args.clone();
+        options.extend([
+            "--store".to_owned(),
+            "file".to_owned(),
+            "--cache-dir".to_owned(),
+        ]);
+        options.push(self.cache_dir.display().to_string());
+        options
+    }
+
     /// The command for `flyte-auth <args> <the user's options>`.
     pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary());

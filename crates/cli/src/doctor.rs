@@ -1,0 +1,478 @@
+//! `flyte-auth doctor`: why authentication does not work, step by step, with the fix for each
+//! failed step. Never logs in, never shows a token or a secret (URLs are redacted, variables
+//! are named, not shown).
+
+use std::{
+    fmt::Write as _,
+    time::{Duration, SystemTime},
+};
+
+use flyte_auth::{
+    AuthMode, Credentials, Error, PlatformConfig, StoreError, TokenStore,
+    oauth::{HttpSettings, OAuthClient, RemoteClientConfigStore},
+    redact_url,
+};
+use serde::Serialize;
+
+use crate::{args::Options, connect, guard, settings, status::rfc3339};
+
+/// A clock further off the server's than this makes tokens look expired or not yet valid.
+const CLOCK_TOLERANCE: Duration = Duration::from_secs(60);
+
+/// Where the probe write of the store goes (an endpoint no server has).
+const PROBE_ENDPOINT: &str = "flyte-auth-doctor.invalid";
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Outcome {
+    /// Fine.
+    Ok,
+    /// Works, but worth knowing.
+    Warn,
+    /// Broken: authentication fails because of it.
+    Fail,
+    /// Not checked (an earlier step failed, or not used with this auth mode).
+    Skip,
+}
+
+/// One step of the diagnosis.
+#[derive(Debug, Serialize)]
+pub(crate) struct Step {
+    name: &'static str,
+    outcome: Outcome,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+    /// Facts for a bug report (names, URLs without secrets, times).
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    facts: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Step {
+    fn new(name: &'static str, outcome: Outcome, detail: impl Into<String>) -> Self {
+        Self {
+            name,
+            outcome,
+            detail: detail.into(),
+            fix: None,
+            facts: serde_json::Map::new(),
+        }
+    }
+
+    fn fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+
+    fn fact(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.facts.insert(name.to_owned(), value.into());
+        self
+    }
+}
+
+/// The whole diagnosis.
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    ok: bool,
+    steps: Vec<Step>,
+}
+
+impl Report {
+    /// Whether no step failed.
+    pub(crate) fn ok(&self) -> bool {
+        self.ok
+    }
+
+    /// One JSON object.
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// The text for people: one line per step, the fix under a failed one.
+    pub(crate) fn to_text(&self) -> String {
+        let mut out = String::new();
+        for step in &self.steps {
+            let mark = match step.outcome {
+                Outcome::Ok => "ok  ",
+                Outcome::Warn => "warn",
+                Outcome::Fail => "FAIL",
+                Outcome::Skip => "skip",
+            };
+            let _ = writeln!(out, "[{mark}] {:<12} {}", step.name, step.detail);
+            if let Some(fix) = &step.fix {
+                let _ = writeln!(out, "       {:<12} fix: {fix}", "");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "{}",
+            if self.ok {
+                "No problem found."
+            } else {
+                "Authentication will fail until the steps marked FAIL are fixed."
+            }
+        );
+        out
+    }
+}
+
+/// Runs every step.
+pub(crate) async fn diagnose(options: &Options) -> Report {
+    let mut steps = Vec::new();
+    let cfg = match settings::load_config(options) {
+        Ok(cfg) => {
+            steps.push(config_step(Some(&cfg), None));
+            cfg
+        }
+        Err(e) => {
+            steps.push(config_step(None, Some(&e)));
+            for name in [
+                "endpoint",
+                "auth",
+                "discovery",
+                "clock",
+                "token store",
+                "login",
+                "proxy",
+            ] {
+                steps.push(Step::new(
+                    name,
+                    Outcome::Skip,
+                    "the configuration did not load",
+                ));
+            }
+            return finish(steps);
+        }
+    };
+    steps.push(
+        Step::new(
+            "endpoint",
+            Outcome::Ok,
+            format!("{} ({})", cfg.endpoint(), cfg.base_url()),
+        )
+        .fact("endpoint", cfg.endpoint().key())
+        .fact("endpoint_as_written", cfg.endpoint().as_written())
+        .fact("base_url", redact_url(&cfg.base_url()))
+        .fact("insecure", cfg.insecure()),
+    );
+    steps.push(auth_step(&cfg, options));
+    let client = client(&cfg, options);
+    let (discovery, date) = discovery_steps(&cfg, client.as_ref()).await;
+    steps.push(discovery);
+    steps.push(clock_step(date));
+    let (store_step, store) = store_step(options);
+    steps.push(store_step);
+    steps.push(login_step(&cfg, store.as_deref()));
+    steps.push(proxy_step(&cfg));
+    finish(steps)
+}
+
+fn finish(steps: Vec<Step>) -> Report {
+    Report {
+        ok: steps.iter().all(|s| s.outcome != Outcome::Fail),
+        steps,
+    }
+}
+
+/// Which file and which variables the configuration came from.
+fn config_step(cfg: Option<&PlatformConfig>, error: Option<&Error>) -> Step {
+    let mut variables: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name.starts_with("FLYTE") && name != guard::DEPTH_VAR)
+        .collect();
+    variables.sort();
+    let file = cfg
+        .and_then(|c| c.config_file())
+        .map(|p| p.display().to_string());
+    let detail = match (error, &file) {
+        (Some(e), _) => e.to_string(),
+        (None, Some(file)) => format!("read {file}"),
+        (None, None) => "no config file (flags and environment only)".to_owned(),
+    };
+    let detail = if variables.is_empty() {
+        detail
+    } else {
+        format!("{detail}; variables set: {}", variables.join(", "))
+    };
+    let step = match error {
+        Some(_) => Step::new("config", Outcome::Fail, detail).fix(
+            "fix the file or variable named above, or give the setting as a flag (--endpoint, \
+             --auth-mode, --config FILE; see `flyte-auth --help`)",
+        ),
+        None => Step::new("config", Outcome::Ok, detail),
+    };
+    step.fact("file", file).fact("variables", variables)
+}
+
+/// Whether the auth mode's settings are complete (what `token` would refuse).
+fn auth_step(cfg: &PlatformConfig, options: &Options) -> Step {
+    let mode = cfg.auth_mode().to_string();
+    let problem = cfg
+        .validate()
+        .err()
+        .or_else(|| guard::check(cfg, guard::depth()).err())
+        .or_else(|| {
+            let store: std::sync::Arc<dyn TokenStore> =
+                std::sync::Arc::new(flyte_auth::MemoryStore::new());
+            connect::authenticator(cfg, options, store).err()
+        });
+    match problem {
+        Some(e) => Step::new("auth", Outcome::Fail, format!("{mode}: {e}")).fix(
+            "complete the settings the message names (config file, FLYTE_* variables or flags)",
+        ),
+        None => Step::new("auth", Outcome::Ok, format!("{mode}, settings complete")),
+    }
+    .fact("auth_mode", mode)
+}
+
+/// The HTTP client the flows would use (the config's TLS and proxy settings, `--timeout`).
+fn client(cfg: &PlatformConfig, options: &Options) -> Option<OAuthClient> {
+    let mut settings: HttpSettings = cfg.http_settings();
+    if let Some(timeout) = options.timeout {
+        settings = settings.request_timeout(timeout).connect_timeout(timeout);
+    }
+    OAuthClient::new(settings).ok()
+}
+
+/// Whether the server's discovery answers, and in which flavour; and the server's `Date`.
+async fn discovery_steps(
+    cfg: &PlatformConfig,
+    client: Option<&OAuthClient>,
+) -> (Step, Option<SystemTime>) {
+    let Some(client) = client else {
+        return (
+            Step::new(
+                "discovery",
+                Outcome::Fail,
+                "the HTTP client could not be built",
+            )
+            .fix("check caCertFilePath and httpProxyURL"),
+            None,
+        );
+    };
+    let needs = !matches!(cfg.auth_mode(), AuthMode::ExternalCommand) && cfg.token_url().is_none();
+    // The server's clock, from any answer of the platform URL.
+    let date = client
+        .http_client()
+        .get(cfg.base_url())
+        .send()
+        .await
+        .ok()
+        .and_then(|r| {
+            let date = r.headers().get("date")?.to_str().ok()?.to_owned();
+            httpdate::parse_http_date(&date).ok()
+        });
+    let store = RemoteClientConfigStore::from_base_url(cfg.base_url(), client.clone());
+    let step = match store.discover().await {
+        Ok(found) => {
+            let flavour = flavour(&found);
+            let token = found
+                .metadata
+                .token_endpoint
+                .as_deref()
+                .map(redact_url)
+                .unwrap_or_else(|| "none".to_owned());
+            Step::new(
+                "discovery",
+                Outcome::Ok,
+                format!("answers ({flavour}); token endpoint {token}"),
+            )
+            .fact("flavour", flavour)
+            .fact("token_endpoint", token)
+            .fact(
+                "device_authorization_endpoint",
+                found
+                    .metadata
+                    .device_authorization_endpoint
+                    .as_deref()
+                    .map(redact_url),
+            )
+            .fact("client_id", found.client.client_id.clone())
+        }
+        Err(e) => {
+            let outcome = if needs { Outcome::Fail } else { Outcome::Warn };
+            let fix = match &e {
+                Error::InvalidResponse {
+                    status: Some(404), ..
+                } => "the server answers but publishes no OAuth discovery: auth may be off (a \
+                      sandbox needs no login), or the endpoint is not the Flyte server"
+                    .to_owned(),
+                Error::Transport { .. } | Error::Timeout { .. } => format!(
+                    "check that {} is reachable from here (--insecure for plain HTTP, \
+                     --ca-cert, --http-proxy, --timeout)",
+                    cfg.base_url()
+                ),
+                _ => "check the endpoint: it must be the Flyte server (admin.endpoint)".to_owned(),
+            };
+            let detail = if needs {
+                e.to_string()
+            } else {
+                format!("{e} (not needed by this configuration)")
+            };
+            Step::new("discovery", outcome, detail).fix(fix)
+        }
+    };
+    (step, date)
+}
+
+/// The discovery flavour the documents came in. Flyte 1 serves them over HTTP
+/// (`/.well-known/oauth-authorization-server`, `/config/v1/flyte_client`).
+fn flavour(_found: &flyte_auth::oauth::Discovery) -> String {
+    "v1 HTTP".to_owned()
+}
+
+/// How far this machine's clock is from the server's.
+fn clock_step(server: Option<SystemTime>) -> Step {
+    let Some(server) = server else {
+        return Step::new("clock", Outcome::Skip, "the server sent no Date header");
+    };
+    let now = SystemTime::now();
+    let (offset, sign) = match now.duration_since(server) {
+        Ok(ahead) => (ahead, 1),
+        Err(e) => (e.duration(), -1),
+    };
+    let seconds = i64::try_from(offset.as_secs()).unwrap_or(i64::MAX) * sign;
+    let detail = format!(
+        "this machine is {}s {} the server (server time {})",
+        offset.as_secs(),
+        if sign > 0 { "ahead of" } else { "behind" },
+        rfc3339(server)
+    );
+    let step = if offset > CLOCK_TOLERANCE {
+        Step::new("clock", Outcome::Fail, detail)
+            .fix("set the clock right (NTP): tokens look expired or not yet valid otherwise")
+    } else {
+        Step::new("clock", Outcome::Ok, detail)
+    };
+    step.fact("offset_seconds", seconds)
+}
+
+/// The token store: opens, reads, writes (a probe entry, removed again), not locked.
+fn store_step(options: &Options) -> (Step, Option<std::sync::Arc<dyn TokenStore>>) {
+    let store = match settings::store(options) {
+        Ok(store) => store,
+        Err(e) => {
+            return (
+                Step::new("token store", Outcome::Fail, e.to_string())
+                    .fix("choose another store with --store file or --store memory"),
+                None,
+            );
+        }
+    };
+    let name = store.name().to_owned();
+    let probe = Credentials::new("flyte-auth-doctor-probe", PROBE_ENDPOINT);
+    let check = store
+        .retrieve(PROBE_ENDPOINT)
+        .and_then(|_| store.store(&probe))
+        .and_then(|()| store.delete(PROBE_ENDPOINT));
+    let step = match check {
+        Ok(()) => Step::new(
+            "token store",
+            Outcome::Ok,
+            format!("{name}: readable and writable"),
+        ),
+        Err(e) => {
+            let fix = match &e {
+                StoreError::Denied { .. } => {
+                    "unlock the keyring (log in to the desktop session, or `gnome-keyring-daemon \
+                     --unlock`), or use --store file"
+                }
+                StoreError::Unavailable { .. } => {
+                    "no keyring answers here (no D-Bus session?): use --store file"
+                }
+                _ => {
+                    "check the permissions of the cache directory (--cache-dir), or use another --store"
+                }
+            };
+            Step::new("token store", Outcome::Fail, format!("{name}: {e}")).fix(fix)
+        }
+    };
+    (step.fact("store", name), Some(store))
+}
+
+/// Whether a login is stored for the endpoint, and until when it is good.
+fn login_step(cfg: &PlatformConfig, store: Option<&dyn TokenStore>) -> Step {
+    let Some(store) = store else {
+        return Step::new("login", Outcome::Skip, "the token store is not usable");
+    };
+    match store.retrieve(cfg.endpoint().key()) {
+        Ok(None) => Step::new(
+            "login",
+            Outcome::Ok,
+            "none stored yet: the first `flyte-auth token` logs in",
+        )
+        .fact("stored", false),
+        Ok(Some(c)) => {
+            let now = SystemTime::now();
+            let expires = c.expires_at();
+            let expired = expires.is_some_and(|at| at <= now);
+            let refresh = c.refresh_token.is_some();
+            let when = expires
+                .map(|at| format!("expires {}", rfc3339(at)))
+                .unwrap_or_else(|| "no stated expiry".to_owned());
+            let detail = format!(
+                "stored; {when}{}; refresh token {}",
+                if expired { " (expired)" } else { "" },
+                if refresh { "stored" } else { "none" }
+            );
+            let outcome = if expired && !refresh {
+                Outcome::Warn
+            } else {
+                Outcome::Ok
+            };
+            let step = Step::new("login", outcome, detail);
+            let step = if outcome == Outcome::Warn {
+                step.fix("the next `flyte-auth token` logs in again")
+            } else {
+                step
+            };
+            step.fact("stored", true)
+                .fact("expires_at", expires.map(rfc3339))
+                .fact("refresh_token", refresh)
+        }
+        Err(e) => Step::new("login", Outcome::Fail, e.to_string()).fix("see the token store step"),
+    }
+}
+
+/// The proxy settings the requests use (no credentials shown).
+fn proxy_step(cfg: &PlatformConfig) -> Step {
+    let configured = cfg.http_proxy_url().map(redact_url);
+    let variables: Vec<String> = [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "no_proxy",
+    ]
+    .into_iter()
+    .filter_map(|name| {
+        let value = std::env::var(name).ok().filter(|v| !v.is_empty())?;
+        Some(format!(
+            "{name}={}",
+            if name.eq_ignore_ascii_case("no_proxy") {
+                value
+            } else {
+                redact_url(&value)
+            }
+        ))
+    })
+    .collect();
+    let proxy_command = !cfg.proxy_command().is_empty();
+    let detail = match (&configured, variables.is_empty()) {
+        (Some(url), _) => format!("admin.httpProxyURL {url}"),
+        (None, false) => format!("from the environment: {}", variables.join(", ")),
+        (None, true) => "none (direct connections)".to_owned(),
+    };
+    let detail = if proxy_command {
+        format!("{detail}; proxyCommand set (proxy-authorization header)")
+    } else {
+        detail
+    };
+    Step::new("proxy", Outcome::Ok, detail)
+        .fact("http_proxy_url", configured)
+        .fact("environment", variables)
+        .fact("proxy_command", proxy_command)
+}

@@ -1,0 +1,198 @@
+//! Retries of transient failures for the requests that are safe to repeat (discovery, and the
+//! client-credentials and refresh-token grants): capped exponential backoff with jitter,
+//! bounded in count and in total time, `Retry-After` respected.
+//!
+//! Interactive logins are never retried here: the authorization-code exchange (a code works
+//! once) and the device flow's polls (which keep their own schedule, RFC 8628 §3.5) are sent
+//! once per call.
+
+use std::{
+    future::Future,
+    hash::{BuildHasher as _, RandomState},
+    time::{Duration, Instant},
+};
+
+use flyte_auth_core::Error;
+
+use crate::transport::RawResponse;
+
+/// How many times a transient failure is retried by default: none, one attempt per request
+/// (set [`RetryPolicy::max_retries`], Flyte's `maxRetries`, to retry).
+pub const DEFAULT_MAX_RETRIES: u32 = 0;
+
+/// How requests that are safe to repeat are retried after a transient failure: no answer, a
+/// time-out, HTTP 5xx or 429.
+///
+/// The wait before retry `n` (from 0) is `base_delay * 2^n`, at most `max_delay`, with up to
+/// half of it taken off at random (jitter), or what the server's `Retry-After` says (in
+/// seconds). No retry starts when it would end past `max_elapsed` since the first attempt;
+/// the last failure is returned then.
+///
+/// ```
+/// use std::time::Duration;
+/// use flyte_auth_oauth::{HttpSettings, RetryPolicy};
+/// let settings = HttpSettings::new().retry(
+///     RetryPolicy::new()
+///         .max_retries(4)
+///         .per_attempt_timeout(Duration::from_secs(15)),
+/// );
+/// assert_eq!(settings.retry.max_retries, 4);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (Flyte's `maxRetries`).
+    pub max_retries: u32,
+    /// The time allowed for each attempt (Flyte's `perRetryTimeout`); `None`: the request
+    /// timeout of the settings only.
+    pub per_attempt_timeout: Option<Duration>,
+    /// The wait before the first retry, doubled for each next one.
+    pub base_delay: Duration,
+    /// The longest wait between two attempts (a longer `Retry-After` is honoured up to
+    /// `max_elapsed`).
+    pub max_delay: Duration,
+    /// The time after which no retry is started.
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: DEFAULT_MAX_RETRIES,
+            per_attempt_timeout: None,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(5),
+            max_elapsed: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The default: [`DEFAULT_MAX_RETRIES`] retries, 250 ms doubling up to 5 s between
+    /// attempts, none started after 60 s.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Retries after the first attempt.
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// The time allowed for each attempt.
+    pub fn per_attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.per_attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// The first wait, and the longest.
+    pub fn delays(mut self, base: Duration, max: Duration) -> Self {
+        self.base_delay = base;
+        self.max_delay = max;
+        self
+    }
+
+    /// The time after which no retry is started.
+    pub fn max_elapsed(mut self, limit: Duration) -> Self {
+        self.max_elapsed = limit;
+        self
+    }
+
+    /// The wait before retry `n` (from 0), jitter included.
+    fn backoff(&self, n: u32) -> Duration {
+        let full = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(n))
+            .min(self.max_delay);
+        // Up to half of the wait taken off, so that clients failing together spread out.
+        let jitter = RandomState::new().hash_one(n) % 1000;
+        full - full / 2 * u32::try_from(jitter).unwrap_or(0) / 1000
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the policy says stop.
+    pub(crate) async fn run<F, Fut>(
+        &self,
+        operation: &str,
+        mut attempt: F,
+    ) -> Result<RawResponse, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<RawResponse, Error>>,
+    {
+        let start = Instant::now();
+        let mut n = 0;
+        loop {
+            let result = match self.per_attempt_timeout {
+                Some(limit) => tokio::time::timeout(limit, attempt())
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Error::Timeout {
+                            operation: format!("{operation} (one attempt, perRetryTimeout)"),
+                            after: limit,
+                        })
+                    }),
+                None => attempt().await,
+            };
+            let retry_after = match &result {
+                Ok(raw) if raw.status >= 500 || raw.status == 429 => raw.retry_after,
+                Err(e) if e.is_transient() => None,
+                _ => return result,
+            };
+            if n >= self.max_retries {
+                return result;
+            }
+            let wait = retry_after.unwrap_or_else(|| self.backoff(n));
+            if start.elapsed() + wait > self.max_elapsed {
+                tracing::debug!(
+                    operation,
+                    "not retrying: the next attempt would start too late"
+                );
+                return result;
+            }
+            n += 1;
+            tracing::debug!(
+                operation,
+                retry = n,
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                "transient failure; retrying"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by token endpoints; it falls back
+/// to the backoff).
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_at_most_half_taken_off() {
+        let policy = RetryPolicy::new().delays(Duration::from_millis(100), Duration::from_secs(1));
+        for (n, full) in [
+            (0, 100),
+            (1, 200),
+            (2, 400),
+            (3, 800),
+            (4, 1000),
+            (10, 1000),
+        ] {
+            let wait = policy.backoff(n);
+            let full = Duration::from_millis(full);
+            assert!(wait <= full && wait >= full / 2, "retry {n}: {wait:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_in_seconds() {
+        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+}
