@@ -59,7 +59,7 @@
 //! `pkce`, `device` and `clientcreds` also re-export the OAuth client they share
 //! (`flyte-auth-oauth`) as `flyte_auth::oauth`.
 //!
-//! The platform config is not behind a feature: it needs only `serde`, `serde_yaml` and
+//! The platform config is not behind a feature: it needs only `serde`, `serde-saphyr` and
 //! `dirs`, so `--no-default-features --features command` still reads the config file and
 //! pulls in no HTTP stack, no TLS stack and no async executor.
 

@@ -116,7 +116,7 @@ pub(crate) fn split_list(value: &str) -> Vec<String> {
 
 /// A JSON array of strings, read with the YAML parser (JSON is YAML).
 fn parse_json_strings(value: &str) -> Option<Vec<String>> {
-    serde_yaml::from_str::<Vec<String>>(value).ok()
+    super::file::from_yaml::<Vec<String>>(value).ok()
 }
 
 #[cfg(test)]
