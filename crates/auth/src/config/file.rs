@@ -40,6 +40,7 @@ struct AdminSection {
     proxy_command: Option<List>,
     #[serde(rename = "httpProxyURL")]
     http_proxy_url: Option<Text>,
+    disable_keyring: Option<Flag>,
     token_url: Option<Text>,
     authorization_header: Option<Text>,
     pkce_config: Option<PkceSection>,
@@ -101,6 +102,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Layer, Error> {
         device_timeout: period(device.timeout),
         device_poll_interval: period(device.poll_interval),
         device_refresh_time: period(device.refresh_time),
+        disable_keyring: admin.disable_keyring.map(|f| f.0),
     })
 }
 
