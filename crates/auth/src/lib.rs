@@ -33,7 +33,7 @@
 //! cfg.validate()?;
 //! assert_eq!(cfg.auth_mode(), AuthMode::ExternalCommand);
 //! assert_eq!(cfg.command(), ["gcloud", "auth", "print-identity-token"]);
-//! assert_eq!(cfg.endpoint(), "flyte.example.org:443");
+//! assert_eq!(cfg.endpoint().as_written(), "flyte.example.org:443");
 //! # Ok::<(), flyte_auth::Error>(())
 //! ```
 //!

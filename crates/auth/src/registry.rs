@@ -56,7 +56,7 @@ pub type AuthenticatorFactory = Arc<
 ///
 /// let registry = Arc::new(AuthenticatorRegistry::new());
 /// registry.register("corp-sso", |cfg, store| {
-///     let flow = CorpSso { endpoint: cfg.endpoint().to_owned() };
+///     let flow = CorpSso { endpoint: cfg.endpoint().key().to_owned() };
 ///     Ok(Arc::new(CachingAuthenticator::builder(flow).maybe_store(store).build()))
 /// })?;
 ///
@@ -234,7 +234,7 @@ impl AuthenticatorRegistry {
 /// register_authenticator("vault-token", |cfg, store| {
 ///     let auth = flyte_auth::command::CommandAuthenticator::builder()
 ///         .command(["vault", "read", "-field=token", "secret/flyte"])
-///         .endpoint(cfg.endpoint())
+///         .endpoint(cfg.endpoint().as_written())
 ///         .maybe_store(store)
 ///         .build()?;
 ///     Ok(Arc::new(auth))

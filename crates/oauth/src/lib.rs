@@ -61,8 +61,9 @@ mod transport;
 
 pub use device::{DEFAULT_DEVICE_POLL_INTERVAL, DeviceAuthorization, DeviceAuthorizationRequest};
 pub use discovery::{
-    AuthorizationServerMetadata, Discovery, FLYTE_CLIENT_CONFIG_PATH, OAUTH_METADATA_PATH,
-    PublicClientConfig, RemoteClientConfigStore, platform_base_url,
+    AuthorizationServerMetadata, CONNECT_OAUTH2_METADATA_PATH, CONNECT_PUBLIC_CLIENT_CONFIG_PATH,
+    Discovery, DiscoveryFlavour, FLYTE_CLIENT_CONFIG_PATH, OAUTH_METADATA_PATH, PublicClientConfig,
+    RemoteClientConfigStore, platform_base_url,
 };
 pub use settings::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_SIZE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_USER_AGENT,
