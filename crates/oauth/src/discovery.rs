@@ -432,6 +432,9 @@ impl RemoteClientConfigStore {
             .to_ascii_lowercase()
             .contains("text/html")
             || raw.body.trim_ascii_start().starts_with(b"<");
+        let not_served = html
+            || matches!(raw.status, 404 | 405 | 415 | 501)
+            || (raw.is_success() && serde_json::from_slice::<Value>(&raw.body).is_err());
         json_object_or_error(raw, operation, &[]).map_err(|e| {
             let error = match e {
                 Error::InvalidResponse { status, message } => Error::InvalidResponse {
@@ -441,11 +444,8 @@ impl RemoteClientConfigStore {
                         self.base_url
                     ),
                 },
-                other => return Fail::Failed(other),
+                other => other,
             };
-            let not_served = html
-                || matches!(raw.status, 404 | 405 | 415 | 501)
-                || (raw.is_success() && serde_json::from_slice::<Value>(&raw.body).is_err());
             if not_served {
                 Fail::NotServed(NotServed { error, html })
             } else {
