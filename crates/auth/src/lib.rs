@@ -33,7 +33,7 @@
 //! cfg.validate()?;
 //! assert_eq!(cfg.auth_mode(), AuthMode::ExternalCommand);
 //! assert_eq!(cfg.command(), ["gcloud", "auth", "print-identity-token"]);
-//! assert_eq!(cfg.endpoint().as_written(), "flyte.example.org:443");
+//! assert_eq!(cfg.endpoint().key(), "flyte.example.org"); // the store key: no `dns:///`, no default port
 //! # Ok::<(), flyte_auth::Error>(())
 //! ```
 //!
