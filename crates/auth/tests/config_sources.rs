@@ -470,8 +470,9 @@ fn an_api_key_alone_is_a_whole_config() {
     assert!(!format!("{cfg:?}").contains("s3cret"));
 }
 
-/// The key's endpoint is the last resort (an explicit, variable or file endpoint wins, as in
-/// the Flyte 2 CLI); its client id, secret and flow win over the file's and the variables'.
+/// Only an explicit endpoint wins over the key's (as in the Flyte 2 CLI: the key's secret goes
+/// to the server it was issued for, not to one a stale file names); the key's client id,
+/// secret and flow win over the file's and the variables'.
 #[test]
 fn an_api_key_against_the_other_sources() {
     let mut world = World::new();
@@ -481,8 +482,9 @@ fn an_api_key_against_the_other_sources() {
     );
     world.var("FLYTE_CREDENTIALS_CLIENT_ID", "env-client");
     world.var("FLYTE_API_KEY", &api_key("key.example.org:svc:s3cret:"));
+    world.var("FLYTE_PLATFORM_URL", "env.example.org");
     let cfg = world.load().unwrap();
-    assert_eq!(cfg.endpoint().key(), "file.example.org");
+    assert_eq!(cfg.endpoint().key(), "key.example.org");
     assert_eq!(cfg.client_id(), Some("svc"));
     assert_eq!(cfg.auth_mode(), AuthMode::ClientSecret);
     assert_eq!(cfg.api_key().unwrap().endpoint, "key.example.org");

@@ -197,7 +197,7 @@ pub(crate) struct Options {
 
     /// A Flyte 2 API key (what FLYTE_API_KEY holds, which is safer: a flag shows in the
     /// process list). It selects client credentials with its client id and secret and names
-    /// the endpoint, unless --endpoint, a variable or the config file names one.
+    /// the endpoint, unless --endpoint names one.
     #[arg(
         long,
         value_name = "KEY",

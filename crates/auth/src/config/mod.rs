@@ -10,9 +10,9 @@
 //!    must exist; the others may be missing;
 //! 2. the `FLYTE_*` environment variables ([`mod@env`] lists them: `FLYTE_ADMIN_*` and
 //!    flytekit's `FLYTE_PLATFORM_*` / `FLYTE_CREDENTIALS_*`);
-//! 3. an API key (`FLYTE_API_KEY` or [`PlatformConfigBuilder::api_key`]): its client id and
-//!    secret, and client credentials as the flow; its endpoint only when no file, variable or
-//!    explicit value names one;
+//! 3. an API key (`FLYTE_API_KEY` or [`PlatformConfigBuilder::api_key`]): its endpoint, client
+//!    id and secret, and client credentials as the flow (only an endpoint set explicitly wins
+//!    over the key's, as in the Flyte 2 CLI);
 //! 4. values set explicitly on a [`PlatformConfigBuilder`].
 //!
 //! [`PlatformConfig::sources`] tells which file and which variables were used.
@@ -86,7 +86,7 @@ impl Default for PkceSettings {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(2 * 60),
-            refresh_time: Duration::from_secs(5 * 60),
+            refresh_time: flyte_auth_core::DEFAULT_REFRESH_MARGIN,
         }
     }
 }
@@ -109,7 +109,7 @@ impl Default for DeviceFlowSettings {
         Self {
             timeout: Duration::from_secs(10 * 60),
             poll_interval: Duration::from_secs(5),
-            refresh_time: Duration::from_secs(5 * 60),
+            refresh_time: flyte_auth_core::DEFAULT_REFRESH_MARGIN,
         }
     }
 }
@@ -582,7 +582,7 @@ impl PlatformConfigBuilder {
 
     /// A Flyte 2 API key (what `FLYTE_API_KEY` holds), used instead of that variable: it
     /// selects client credentials with its client id and secret, and names the endpoint
-    /// unless another source does. A key that does not decode fails [`build`](Self::build).
+    /// unless [`endpoint`](Self::endpoint) is set (over the file's and the variables'). A key that does not decode fails [`build`](Self::build).
     pub fn api_key(mut self, key: impl Into<SecretString>) -> Self {
         self.api_key = Some(key.into());
         self
@@ -970,15 +970,19 @@ fn resolve(
         };
     }
 
-    let endpoint = match (merged!(endpoint), &api_key) {
-        (Some(endpoint), _) => endpoint,
-        (None, Some((key, origin))) => {
+    // An explicit endpoint wins over the key's, and the key's over the variables' and the
+    // file's (the Flyte 2 CLI's order): the key's secret goes to the server it was issued
+    // for, not to one a stale config file names.
+    let endpoint = match (&explicit.endpoint, &api_key, merged!(endpoint)) {
+        (Some(endpoint), _, _) => endpoint.clone(),
+        (None, Some((key, origin)), _) => {
             Endpoint::parse(&key.endpoint).map_err(|e| {
                 Error::config(format!("the endpoint of the API key from {origin}: {e}"))
             })?;
             key.endpoint.clone()
         }
-        (None, None) => return Err(Error::config(no_endpoint_message(&outcome))),
+        (None, None, Some(endpoint)) => endpoint,
+        (None, None, None) => return Err(Error::config(no_endpoint_message(&outcome))),
     };
 
     // The client secret, in flytekit's order: FLYTE_CREDENTIALS_CLIENT_SECRET (or the INI
