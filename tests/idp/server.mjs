@@ -4,7 +4,8 @@
 //
 // It wraps `oidc-provider` (the certified Node.js OpenID Provider) and adds, on the same
 // origin, what flyteadmin serves (`/.well-known/oauth-authorization-server`,
-// `/config/v1/flyte_client`) plus a few test endpoints under `/test/` (request counters,
+// `/config/v1/flyte_client`; in Flyte 2 mode, `--flyte-version 2`, the ConnectRPC
+// `flyteidl2.auth.AuthMetadataService` instead) plus a few test endpoints under `/test/` (request counters,
 // fault injection, runtime changes of the flyte_client document).
 //
 // Options: each is an environment variable, or the same name as a command-line flag in
@@ -35,6 +36,11 @@ const OPTIONS = {
   FLYTE_SCOPES: 'all',
   FLYTE_AUDIENCE: '',
   FLYTE_AUTHORIZATION_METADATA_KEY: '',
+  // `1`: a flyteadmin (Flyte 1) server. `2`: a Flyte 2 backend: no `/config/v1/flyte_client`,
+  // the ConnectRPC methods of `flyteidl2.auth.AuthMetadataService` instead.
+  FLYTE_VERSION: '1',
+  // `0`: no `/.well-known/oauth-authorization-server` either (Flyte 2 mode only).
+  WELL_KNOWN: '1',
   EXIT_ON_STDIN_CLOSE: '0',
   LOG_REQUESTS: '1',
 };
@@ -100,6 +106,12 @@ try {
   refreshTokenTtl = seconds(options, 'REFRESH_TOKEN_TTL');
   deviceCodeTtl = seconds(options, 'DEVICE_CODE_TTL');
   devicePollInterval = seconds(options, 'DEVICE_POLL_INTERVAL', { allowEmpty: true });
+  if (!['1', '2'].includes(options.FLYTE_VERSION)) {
+    throw new Error(`FLYTE_VERSION must be "1" or "2", got ${JSON.stringify(options.FLYTE_VERSION)}`);
+  }
+  if (!['0', '1'].includes(options.WELL_KNOWN)) {
+    throw new Error(`WELL_KNOWN must be "0" or "1", got ${JSON.stringify(options.WELL_KNOWN)}`);
+  }
   if (!['snake', 'camel'].includes(options.FLYTE_CLIENT_STYLE)) {
     throw new Error(`FLYTE_CLIENT_STYLE must be "snake" or "camel", got ${JSON.stringify(options.FLYTE_CLIENT_STYLE)}`);
   }
@@ -135,6 +147,8 @@ const CONFIDENTIAL_CLIENTS = [
   { client_id: 'flyte-service', secret: 's3cr:t/+%&= ~', method: 'client_secret_basic' },
   { client_id: 'flyte-service-post', secret: 'p0st s3cr:t/+%2B&=é', method: 'client_secret_post' },
   { client_id: 'flyte:propeller', secret: 'propeller secret+%', method: 'client_secret_basic' },
+  // No `:` in the secret: it fits a Flyte 2 API key.
+  { client_id: 'flyte-api-key', secret: 'api-key s3cret/+', method: 'client_secret_basic' },
 ];
 
 const PUBLIC_CLIENT = {
@@ -186,8 +200,14 @@ function emptyStats() {
     device_authorization_requests: 0,
     authorization_requests: 0,
     injected_faults: 0,
+    connect_requests: {},
+    // Every request but /test/*: method, path, content-type and proxy-authorization (or null).
+    requests: [],
   };
 }
+
+// The most requests recorded in `stats.requests`; later ones are counted but not recorded.
+const MAX_RECORDED_REQUESTS = 2000;
 
 let stats = emptyStats();
 // Queue of { endpoint, status, body, content_type, delay_ms, remaining }.
@@ -366,6 +386,7 @@ async function oauthAuthorizationServerMetadata() {
   if (!authorizationServerMetadata) {
     const response = await fetch(`${issuer}/.well-known/openid-configuration`, {
       signal: AbortSignal.timeout(10000),
+      headers: { 'x-idp-internal': '1' },
     });
     const metadata = await response.json();
     const scopes = new Set([...(metadata.scopes_supported ?? []), ...RESOURCE_SCOPES]);
@@ -375,8 +396,8 @@ async function oauthAuthorizationServerMetadata() {
   return authorizationServerMetadata;
 }
 
-function flyteClientDocument() {
-  const doc = {
+function flyteClientDocumentSnake() {
+  return {
     client_id: flyteClient.client_id,
     redirect_uri: flyteClient.redirect_uri,
     scopes: flyteClient.scopes,
@@ -384,10 +405,128 @@ function flyteClientDocument() {
     service_http_endpoint: `${issuer}`,
     audience: flyteClient.audience,
   };
+}
+
+function flyteClientDocument() {
+  const doc = flyteClientDocumentSnake();
   if (flyteClient.style === 'camel') {
     return Object.fromEntries(Object.entries(doc).map(([k, v]) => [camelCase(k), v]));
   }
   return doc;
+}
+
+// ---------------------------------------------------------------------------------------
+// Flyte 2: flyteidl2.auth.AuthMetadataService over the Connect protocol (unary), with the
+// JSON codec (protojson names) and the binary protobuf codec, as a Connect server answers.
+// ---------------------------------------------------------------------------------------
+
+const CONNECT_SERVICE = '/flyteidl2.auth.AuthMetadataService/';
+
+// Field numbers of flyteidl2/auth/auth_service.proto.
+const OAUTH2_METADATA_FIELDS = [
+  ['issuer', 1], ['authorization_endpoint', 2], ['token_endpoint', 3],
+  ['response_types_supported', 4], ['scopes_supported', 5],
+  ['token_endpoint_auth_methods_supported', 6], ['jwks_uri', 7],
+  ['code_challenge_methods_supported', 8], ['grant_types_supported', 9],
+  ['device_authorization_endpoint', 10],
+];
+const PUBLIC_CLIENT_CONFIG_FIELDS = [
+  ['client_id', 1], ['redirect_uri', 2], ['scopes', 3], ['authorization_metadata_key', 4],
+  ['service_http_endpoint', 5], ['audience', 6], ['dataplane_domain', 7],
+];
+
+function varint(n) {
+  const bytes = [];
+  let value = n;
+  while (value > 0x7f) {
+    bytes.push((value & 0x7f) | 0x80);
+    value >>>= 7;
+  }
+  bytes.push(value);
+  return Buffer.from(bytes);
+}
+
+// A message of string and repeated string fields, in protobuf's binary encoding (proto3:
+// empty strings are not written).
+function encodeProto(fields, doc) {
+  const parts = [];
+  for (const [name, number] of fields) {
+    const value = doc[name];
+    for (const item of Array.isArray(value) ? value : [value]) {
+      if (typeof item !== 'string' || item === '') {
+        continue;
+      }
+      const bytes = Buffer.from(item, 'utf8');
+      parts.push(varint((number << 3) | 2), varint(bytes.length), bytes);
+    }
+  }
+  return Buffer.concat(parts);
+}
+
+// protojson: lowerCamelCase names, default values left out.
+function encodeJson(fields, doc) {
+  const out = {};
+  for (const [name] of fields) {
+    const value = doc[name];
+    if (value === undefined || value === '' || (Array.isArray(value) && value.length === 0)) {
+      continue;
+    }
+    out[camelCase(name)] = value;
+  }
+  return JSON.stringify(out);
+}
+
+function connectError(res, status, code, message) {
+  const body = JSON.stringify({ code, message });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+// One unary call: POST with the codec in content-type, or GET (`idempotency_level =
+// NO_SIDE_EFFECTS`) with `?encoding=json|proto&message=...`.
+async function connectCall(req, res, path) {
+  const method = path.slice(CONNECT_SERVICE.length);
+  let codec;
+  if (req.method === 'POST') {
+    await readRawBody(req);
+    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    codec = { 'application/json': 'json', 'application/proto': 'proto' }[type];
+    if (!codec) {
+      connectError(res, 415, 'unknown', `unsupported content-type ${JSON.stringify(type)}`);
+      return;
+    }
+  } else if (req.method === 'GET') {
+    codec = new URL(req.url, issuer).searchParams.get('encoding');
+    if (!['json', 'proto'].includes(codec)) {
+      connectError(res, 415, 'unknown', 'GET needs encoding=json or encoding=proto');
+      return;
+    }
+  } else {
+    connectError(res, 405, 'unknown', 'use POST or GET');
+    return;
+  }
+  stats.connect_requests[method] = (stats.connect_requests[method] ?? 0) + 1;
+  let fields;
+  let doc;
+  if (method === 'GetPublicClientConfig') {
+    fields = PUBLIC_CLIENT_CONFIG_FIELDS;
+    doc = { ...flyteClientDocumentSnake(), dataplane_domain: '' };
+  } else if (method === 'GetOAuth2Metadata') {
+    fields = OAUTH2_METADATA_FIELDS;
+    doc = await oauthAuthorizationServerMetadata();
+  } else {
+    connectError(res, 404, 'unimplemented', `method ${method} is not implemented`);
+    return;
+  }
+  const body = codec === 'json' ? Buffer.from(encodeJson(fields, doc)) : encodeProto(fields, doc);
+  res.writeHead(200, {
+    'content-type': codec === 'json' ? 'application/json' : 'application/proto',
+    'content-length': body.length,
+  });
+  res.end(body);
 }
 
 function takeFault(endpoint) {
@@ -492,12 +631,29 @@ async function handle(req, res) {
   if (logRequests) {
     res.on('finish', () => log(`${req.method} ${path} -> ${res.statusCode}`));
   }
+  const flyte2 = options.FLYTE_VERSION === '2';
+  if (!path.startsWith('/test/') && req.headers['x-idp-internal'] !== '1') {
+    if (stats.requests.length < MAX_RECORDED_REQUESTS) {
+      stats.requests.push({
+        method: req.method,
+        path,
+        content_type: req.headers['content-type'] ?? null,
+        proxy_authorization: req.headers['proxy-authorization'] ?? null,
+      });
+    }
+  }
   if (path.startsWith('/test/')) {
     await testEndpoints(req, res, path);
   } else if (path === '/.well-known/oauth-authorization-server' && req.method === 'GET') {
-    sendJson(res, 200, await oauthAuthorizationServerMetadata());
-  } else if (path === '/config/v1/flyte_client' && req.method === 'GET') {
+    if (flyte2 && options.WELL_KNOWN === '0') {
+      sendJson(res, 404, { error: 'not_found' });
+    } else {
+      sendJson(res, 200, await oauthAuthorizationServerMetadata());
+    }
+  } else if (path === '/config/v1/flyte_client' && req.method === 'GET' && !flyte2) {
     sendJson(res, 200, flyteClientDocument());
+  } else if (path.startsWith(CONNECT_SERVICE) && flyte2) {
+    await connectCall(req, res, path);
   } else if (path === '/token' && req.method === 'POST') {
     await countAndForward(req, res, 'token', (params) => {
       const grant = params.get('grant_type') ?? '(none)';

@@ -117,6 +117,14 @@ pub const COLON_ID_CLIENT: ConfidentialClient = ConfidentialClient {
     auth_method: ClientAuthMethod::ClientSecretBasic,
 };
 
+/// `flyte-api-key`: `client_secret_basic`, with a secret without `:` so that it fits a Flyte 2
+/// API key (`FLYTE_API_KEY`: base64 of `endpoint:client_id:client_secret:org`).
+pub const API_KEY_CLIENT: ConfidentialClient = ConfidentialClient {
+    id: "flyte-api-key",
+    secret: "api-key s3cret/+",
+    auth_method: ClientAuthMethod::ClientSecretBasic,
+};
+
 /// `application/x-www-form-urlencoded` encoding of one value (space as `+`, UTF-8 bytes
 /// percent-encoded), as RFC 6749 Appendix B describes.
 ///
@@ -133,7 +141,7 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_the_secret() {
-        for client in [BASIC_CLIENT, POST_CLIENT, COLON_ID_CLIENT] {
+        for client in [BASIC_CLIENT, POST_CLIENT, COLON_ID_CLIENT, API_KEY_CLIENT] {
             let shown = format!("{client:?}");
             assert!(!shown.contains(client.secret()), "{shown}");
             assert!(shown.contains(client.id()), "{shown}");

@@ -310,6 +310,25 @@ pub struct Stats {
     pub authorization_requests: u64,
     /// Requests answered by an injected [`Fault`].
     pub injected_faults: u64,
+    /// ConnectRPC calls of a Flyte 2 provider by method (`GetPublicClientConfig`,
+    /// `GetOAuth2Metadata`), in either codec.
+    pub connect_requests: BTreeMap<String, u64>,
+    /// Every request (but the `/test/` ones), in order: what a proxy in front of Flyte sees.
+    pub requests: Vec<RecordedRequest>,
+}
+
+/// One request the provider received.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordedRequest {
+    /// `GET`, `POST`.
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The `content-type` header, when there was one.
+    pub content_type: Option<String>,
+    /// The `proxy-authorization` header, when there was one.
+    pub proxy_authorization: Option<String>,
 }
 
 impl Stats {
@@ -328,7 +347,41 @@ impl Stats {
             device_authorization_requests: count("device_authorization_requests"),
             authorization_requests: count("authorization_requests"),
             injected_faults: count("injected_faults"),
+            connect_requests: doc
+                .get("connect_requests")
+                .and_then(Value::as_object)
+                .map(|map| {
+                    map.iter()
+                        .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            requests: doc
+                .get("requests")
+                .and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .map(|item| {
+                            let text = |key: &str| {
+                                item.get(key).and_then(Value::as_str).map(str::to_owned)
+                            };
+                            RecordedRequest {
+                                method: text("method").unwrap_or_default(),
+                                path: text("path").unwrap_or_default(),
+                                content_type: text("content_type"),
+                                proxy_authorization: text("proxy_authorization"),
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
+    }
+
+    /// ConnectRPC calls of this method (0 when none).
+    pub fn connect_requests(&self, method: &str) -> u64 {
+        self.connect_requests.get(method).copied().unwrap_or(0)
     }
 
     /// Token endpoint requests with this `grant_type` (0 when none).
@@ -352,6 +405,8 @@ pub struct IdpBuilder {
     scopes: Vec<String>,
     audience: Option<String>,
     authorization_metadata_key: String,
+    flyte2: bool,
+    well_known: bool,
     forward_logs: bool,
     startup_timeout: Duration,
 }
@@ -368,6 +423,8 @@ impl Default for IdpBuilder {
             scopes: vec!["all".to_owned()],
             audience: None,
             authorization_metadata_key: String::new(),
+            flyte2: false,
+            well_known: true,
             forward_logs: std::env::var(LOG_ENV).is_ok_and(|v| v == "1"),
             startup_timeout: Duration::from_secs(60),
         }
@@ -375,6 +432,21 @@ impl Default for IdpBuilder {
 }
 
 impl IdpBuilder {
+    /// A Flyte 2 backend: no `/config/v1/flyte_client`; the ConnectRPC methods
+    /// `flyteidl2.auth.AuthMetadataService/GetPublicClientConfig` and `/GetOAuth2Metadata`
+    /// instead (JSON and binary protobuf codecs, POST or GET), as the Flyte 2 SDK calls them.
+    pub fn flyte2(mut self) -> Self {
+        self.flyte2 = true;
+        self
+    }
+
+    /// In Flyte 2 mode, `false` also leaves `/.well-known/oauth-authorization-server` out, so
+    /// the OAuth metadata comes only from `GetOAuth2Metadata`; default `true`.
+    pub fn well_known(mut self, served: bool) -> Self {
+        self.well_known = served;
+        self
+    }
+
     /// Lifetime of access tokens, including client-credentials tokens (`expires_in`);
     /// default one hour.
     pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
@@ -655,6 +727,14 @@ impl IdpBuilder {
                 "--flyte-authorization-metadata-key",
                 self.authorization_metadata_key.clone(),
             ),
+            (
+                "--flyte-version",
+                if self.flyte2 { "2" } else { "1" }.to_owned(),
+            ),
+            (
+                "--well-known",
+                if self.well_known { "1" } else { "0" }.to_owned(),
+            ),
         ];
         // Every option is passed explicitly so that the environment (PORT=..., say) of
         // whoever runs the tests cannot change the server.
@@ -843,6 +923,11 @@ impl Idp {
     /// `/.well-known/oauth-authorization-server` (RFC 8414 metadata, as flyteadmin serves).
     pub fn metadata_url(&self) -> Url {
         self.url("/.well-known/oauth-authorization-server")
+    }
+
+    /// The URL of a ConnectRPC method of `flyteidl2.auth.AuthMetadataService` (Flyte 2 mode).
+    pub fn connect_url(&self, method: &str) -> Url {
+        self.url(&format!("/flyteidl2.auth.AuthMetadataService/{method}"))
     }
 
     /// `/config/v1/flyte_client` (Flyte's public client settings).

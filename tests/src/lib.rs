@@ -7,8 +7,12 @@
 //!
 //! - the OAuth endpoints (`/auth`, `/token`, `/device/auth`, `/device`, ...),
 //! - Flyte's discovery documents (`/.well-known/oauth-authorization-server`,
-//!   `/config/v1/flyte_client`), as flyteadmin does,
-//! - test endpoints: request counters by grant type and fault injection on the token endpoint.
+//!   `/config/v1/flyte_client`), as flyteadmin does; or, with [`IdpBuilder::flyte2`], as a
+//!   Flyte 2 backend: the ConnectRPC `flyteidl2.auth.AuthMetadataService` (JSON and binary
+//!   protobuf codecs) and no `/config/v1/flyte_client`,
+//! - test endpoints: request counters by grant type, a record of every request with its
+//!   `proxy-authorization` header ([`Stats::requests`]) and fault injection on the token
+//!   endpoint.
 //!
 //! [`Browser`] stands in for the person at the keyboard: it logs in, gives or refuses
 //! consent, and enters device codes, then follows the last redirect to the loopback callback
@@ -52,14 +56,14 @@ mod idp;
 
 pub use browser::{Browser, BrowserError, CallbackResponse};
 pub use clients::{
-    BASIC_CLIENT, COLON_ID_CLIENT, ClientAuthMethod, ConfidentialClient, FLYTECTL,
+    API_KEY_CLIENT, BASIC_CLIENT, COLON_ID_CLIENT, ClientAuthMethod, ConfidentialClient, FLYTECTL,
     FLYTECTL_REDIRECT_URI, POST_CLIENT, form_urlencode,
 };
 pub use context::{context, idp_context};
 pub use idp::{
     Fault, FaultEndpoint, FlyteClientStyle, FlyteClientUpdate, GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Idp, IdpBuilder, IdpError,
-    Stats,
+    RecordedRequest, Stats,
 };
 
 /// Logs in and approves with a fresh [`Browser`]; see [`Browser::complete_login`].

@@ -5,12 +5,14 @@
 //! 1. `npm ci --prefix tests/idp` when `tests/idp/node_modules` is missing;
 //! 2. builds `flyte-auth` and the `demo_browser` example of `flyte-auth-cli` (the stand-in for
 //!    the person at the browser: it signs in at the provider's pages and approves);
-//! 3. starts two providers on free loopback ports (tokens living an hour, and two seconds);
+//! 3. starts three providers on free loopback ports (tokens living an hour, two seconds, and a
+//!    Flyte 2 backend: ConnectRPC discovery, no `/config/v1/flyte_client`);
 //! 4. runs `flyte-auth` with a `HOME` of its own (a `~/.flyte/config.yaml` naming the first
 //!    provider) and `--store file` in a temporary directory, so the user's keyring and config
 //!    are never touched: client credentials, the cache, a token command, logout and login
 //!    again, a refused secret, the device flow, the browser login through `$BROWSER`, and an
-//!    automatic refresh after expiry; each step checks what the provider's request counters say;
+//!    automatic refresh after expiry, then a Flyte 2 login with `FLYTE_API_KEY` and its
+//!    `status`; each step checks what the provider's request counters say;
 //! 5. stops the providers and removes the directory, also when a step fails. On Ctrl-C the
 //!    terminal stops every process of the group, and a provider also exits when the pipe to
 //!    its stdin closes.
@@ -34,6 +36,9 @@ const STEP_LIMIT: Duration = Duration::from_secs(90);
 /// The fixture's confidential client (`BASIC_CLIENT` of `flyte-auth-tests`) and its test secret.
 const SERVICE_CLIENT: &str = "flyte-service";
 const SERVICE_SECRET: &str = "s3cr:t/+%&= ~";
+/// The fixture's client for API keys (`API_KEY_CLIENT` of `flyte-auth-tests`): no `:` in it.
+const API_KEY_CLIENT: &str = "flyte-api-key";
+const API_KEY_SECRET: &str = "api-key s3cret/+";
 /// Lifetime of the tokens of the second provider, which shows the refresh.
 const SHORT_TTL: Duration = Duration::from_secs(2);
 
@@ -68,6 +73,7 @@ pub(crate) fn demo() -> Outcome {
             ("flyte-redirect-uri", free_redirect_uri()?),
         ],
     )?;
+    let flyte2 = Provider::start(&idp_dir, &[("flyte-version", "2".into())])?;
     std::fs::create_dir_all(work.home().join(".flyte")).map_err(|e| e.to_string())?;
     std::fs::write(
         work.home().join(".flyte").join("config.yaml"),
@@ -79,11 +85,13 @@ pub(crate) fn demo() -> Outcome {
     )
     .map_err(|e| format!("cannot write the demo's config file: {e}"))?;
     println!(
-        "\nproviders: http://127.0.0.1:{} (tokens live an hour) and http://127.0.0.1:{} \
-         (tokens live {} s)\nHOME={} (with .flyte/config.yaml naming the first)",
+        "\nproviders: http://127.0.0.1:{} (tokens live an hour), http://127.0.0.1:{} \
+         (tokens live {} s) and http://127.0.0.1:{} (a Flyte 2 backend)\nHOME={} (with \
+         .flyte/config.yaml naming the first)",
         main.port,
         short.port,
         SHORT_TTL.as_secs(),
+        flyte2.port,
         work.home().display()
     );
 
@@ -93,7 +101,9 @@ pub(crate) fn demo() -> Outcome {
         work: &work,
         rows: Vec::new(),
     };
-    let result = demo.steps(&main, &short);
+    let result = demo
+        .steps(&main, &short)
+        .and_then(|()| demo.flyte2_api_key(&flyte2));
     demo.summary();
     result.map(|()| Some(format!("{} steps", demo.rows.len())))
 }
@@ -232,7 +242,7 @@ impl Demo<'_> {
             // The echoed command line shows no secret, not even the fixture's.
             shown.env(
                 name,
-                if name.contains("SECRET") {
+                if name.contains("SECRET") || name.contains("KEY") {
                     "***"
                 } else {
                     value
@@ -520,6 +530,47 @@ impl Demo<'_> {
                 return Err("the secret was printed".into());
             }
             Ok("refused: exit status 3, `invalid_client`, secret not shown".into())
+        })
+    }
+
+    /// A Flyte 2 backend (no `/config/v1/flyte_client`; ConnectRPC discovery) and a Flyte 2
+    /// API key in `FLYTE_API_KEY`; `--endpoint` names the provider (a key cannot hold a port).
+    fn flyte2_api_key(&mut self, flyte2: &Provider) -> Result<(), String> {
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::STANDARD
+            .encode(format!("localhost:{API_KEY_CLIENT}:{API_KEY_SECRET}:"));
+        let endpoint = format!("http://127.0.0.1:{}", flyte2.port);
+        let run = |demo: &Self, sub: &str| {
+            demo.command(
+                &[sub, "--endpoint", &endpoint],
+                "flyte2",
+                &[("FLYTE_API_KEY", key.as_str())],
+            )
+        };
+        let mut first = String::new();
+        self.step("Flyte 2 backend, FLYTE_API_KEY: token", |demo| {
+            let (token, change) = demo.token_run(flyte2, run(demo, "token"), |_| Ok(()))?;
+            expect(
+                change.client_credentials == 1,
+                "one client_credentials grant after ConnectRPC discovery",
+                change,
+            )?;
+            first = token;
+            Ok("logged in: ConnectRPC discovery, one client_credentials grant".into())
+        })?;
+        self.step("Flyte 2 backend: status", |demo| {
+            let out = demo.flyte_auth(run(demo, "status"), |_| Ok(()))?;
+            println!("    {}", out.stdout.trim_end().replace('\n', "\n    "));
+            let want = format!("API key in use for 127.0.0.1:{}", flyte2.port);
+            if out.code != Some(0) || !out.stdout.contains(&want) {
+                return Err(format!("status did not say `{want}`"));
+            }
+            if out.stdout.contains(&first) || out.stdout.contains(API_KEY_SECRET) {
+                return Err("status showed the token or the key's secret".into());
+            }
+            Ok(format!(
+                "{want}, client id {API_KEY_CLIENT}; no secret shown"
+            ))
         })
     }
 

@@ -33,7 +33,7 @@
 //! cfg.validate()?;
 //! assert_eq!(cfg.auth_mode(), AuthMode::ExternalCommand);
 //! assert_eq!(cfg.command(), ["gcloud", "auth", "print-identity-token"]);
-//! assert_eq!(cfg.endpoint().key(), "flyte.example.org");
+//! assert_eq!(cfg.endpoint().key(), "flyte.example.org"); // the store key: no `dns:///`, no default port
 //! # Ok::<(), flyte_auth::Error>(())
 //! ```
 //!
@@ -59,7 +59,7 @@
 //! `pkce`, `device` and `clientcreds` also re-export the OAuth client they share
 //! (`flyte-auth-oauth`) as `flyte_auth::oauth`.
 //!
-//! The platform config is not behind a feature: it needs only `serde`, `serde_yaml` and
+//! The platform config is not behind a feature: it needs only `serde`, `serde-saphyr` and
 //! `dirs`, so `--no-default-features --features command` still reads the config file and
 //! pulls in no HTTP stack, no TLS stack and no async executor.
 
@@ -77,7 +77,7 @@ pub mod tower;
 pub use crate::reqwest::AuthenticatedClient;
 #[cfg(feature = "tower")]
 pub use crate::tower::{AuthLayer, AuthService};
-pub use config::{AuthMode, PlatformConfig};
+pub use config::{ApiKeyInUse, AuthMode, ConfigSources, PlatformConfig};
 pub use factory::{
     FactoryOptions, get_authenticator, get_authenticator_with, proxy_authenticator,
     proxy_authenticator_with,

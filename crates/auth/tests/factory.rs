@@ -413,8 +413,14 @@ async fn discovery_and_token_requests_go_through_the_configured_proxy() {
     hosts.sort();
     assert_eq!(
         hosts,
-        ["flyte.invalid", "flyte.invalid", "idp.invalid"],
-        "two discovery documents and one token request"
+        [
+            "flyte.invalid",
+            "flyte.invalid",
+            "flyte.invalid",
+            "idp.invalid"
+        ],
+        "two discovery documents, Flyte 2's GetPublicClientConfig (asked at once on a cold \
+         start) and one token request"
     );
 }
 

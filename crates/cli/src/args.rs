@@ -203,6 +203,17 @@ pub(crate) struct Options {
     )]
     pub(crate) audience: Option<String>,
 
+    /// A Flyte 2 API key (what FLYTE_API_KEY holds, which is safer: a flag shows in the
+    /// process list). It selects client credentials with its client id and secret and names
+    /// the endpoint, unless --endpoint names one.
+    #[arg(
+        long,
+        value_name = "KEY",
+        global = true,
+        help_heading = "Authentication"
+    )]
+    pub(crate) api_key: Option<String>,
+
     /// Browser login: only print the URL, do not open a browser.
     #[arg(long, global = true, help_heading = "Authentication")]
     pub(crate) no_browser: bool,

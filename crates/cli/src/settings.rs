@@ -48,6 +48,9 @@ pub(crate) fn config_builder(options: &Options) -> PlatformConfigBuilder {
     if let Some(audience) = &options.audience {
         builder = builder.audience(audience);
     }
+    if let Some(key) = &options.api_key {
+        builder = builder.api_key(key.as_str());
+    }
     builder
 }
 

@@ -14,6 +14,12 @@ pub(crate) struct Status {
     endpoint: String,
     base_url: String,
     config_file: Option<String>,
+    /// How the config file was found (`./config.yaml`, `$FLYTECTL_CONFIG`, ...).
+    config_file_found_by: Option<&'static str>,
+    /// The environment variables that were used (names only).
+    variables: Vec<String>,
+    /// The API key in use: its endpoint and client id (never the secret).
+    api_key: Option<ApiKey>,
     auth_mode: String,
     client_id: Option<String>,
     client_secret: &'static str,
@@ -23,6 +29,14 @@ pub(crate) struct Status {
     store_error: Option<String>,
     logged_in: bool,
     credentials: Option<StoredCredentials>,
+}
+
+/// An API key in use, without its secret.
+#[derive(Debug, Serialize)]
+struct ApiKey {
+    origin: &'static str,
+    endpoint: String,
+    client_id: String,
 }
 
 /// What is known about the stored credentials.
@@ -57,6 +71,13 @@ impl Status {
             endpoint: cfg.endpoint().key().to_owned(),
             base_url: cfg.base_url(),
             config_file: cfg.config_file().map(|p| p.display().to_string()),
+            config_file_found_by: cfg.sources().found_by,
+            variables: cfg.sources().variables.clone(),
+            api_key: cfg.api_key().map(|key| ApiKey {
+                origin: key.origin,
+                endpoint: key.endpoint.clone(),
+                client_id: key.client_id.clone(),
+            }),
             auth_mode: cfg.auth_mode().to_string(),
             client_id: cfg.client_id().map(str::to_owned),
             client_secret: if cfg.client_secret().is_some() {
@@ -90,10 +111,24 @@ impl Status {
             "endpoint:",
             &format!("{} ({})", self.endpoint, self.base_url),
         );
-        line(
-            "config file:",
-            self.config_file.as_deref().unwrap_or("none"),
-        );
+        let file = match (&self.config_file, self.config_file_found_by) {
+            (Some(file), Some(by)) if by != "given" => format!("{file} (found as {by})"),
+            (Some(file), _) => file.clone(),
+            (None, _) => "none".to_owned(),
+        };
+        line("config file:", &file);
+        if !self.variables.is_empty() {
+            line("variables:", &self.variables.join(" "));
+        }
+        if let Some(key) = &self.api_key {
+            line(
+                "api key:",
+                &format!(
+                    "API key in use for {}, client id {} (from {})",
+                    self.endpoint, key.client_id, key.origin
+                ),
+            );
+        }
         line("auth mode:", &self.auth_mode);
         if let Some(id) = &self.client_id {
             line("client id:", id);

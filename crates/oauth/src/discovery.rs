@@ -1,5 +1,6 @@
-//! Flyte server discovery: [`RemoteClientConfigStore`] reads flyteadmin's two anonymous
-//! documents and combines them into a [`ClientConfig`].
+//! Flyte server discovery: [`RemoteClientConfigStore`] reads the server's two anonymous
+//! documents (flyteadmin's GETs, or a Flyte 2 backend's ConnectRPC `AuthMetadataService`) and
+//! combines them into a [`ClientConfig`].
 
 use std::{fmt, sync::Arc};
 
@@ -7,13 +8,62 @@ use flyte_auth_core::{BoxFuture, ClientConfig, ClientConfigStore, DEFAULT_HEADER
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use crate::{OAuthClient, token::json_object_or_error, transport::display_url};
+use crate::{
+    OAuthClient,
+    token::json_object_or_error,
+    transport::{RawResponse, display_url},
+};
 
 /// The path of the RFC 8414 authorization server metadata under the platform URL.
 pub const OAUTH_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
 /// The path of flyteadmin's public client configuration under the platform URL.
 pub const FLYTE_CLIENT_CONFIG_PATH: &str = "/config/v1/flyte_client";
+
+/// The ConnectRPC unary method of a Flyte 2 backend for the public client configuration.
+pub const CONNECT_PUBLIC_CLIENT_CONFIG_PATH: &str =
+    "/flyteidl2.auth.AuthMetadataService/GetPublicClientConfig";
+
+/// The ConnectRPC unary method of a Flyte 2 backend for the OAuth 2 metadata.
+pub const CONNECT_OAUTH2_METADATA_PATH: &str =
+    "/flyteidl2.auth.AuthMetadataService/GetOAuth2Metadata";
+
+/// Which generation of Flyte server answered discovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DiscoveryFlavour {
+    /// flyteadmin (Flyte 1): `GET /config/v1/flyte_client` and
+    /// `GET /.well-known/oauth-authorization-server`.
+    FlyteAdmin,
+    /// A Flyte 2 backend: the ConnectRPC `flyteidl2.auth.AuthMetadataService` (the
+    /// `.well-known` document where it is served).
+    Flyte2,
+}
+
+impl DiscoveryFlavour {
+    /// `flyteadmin` or `flyte2`, as `status` shows it (and as it may be stored).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FlyteAdmin => "flyteadmin",
+            Self::Flyte2 => "flyte2",
+        }
+    }
+
+    /// The flavour [`as_str`](Self::as_str) names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.trim() {
+            "flyteadmin" => Some(Self::FlyteAdmin),
+            "flyte2" => Some(Self::Flyte2),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for DiscoveryFlavour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The base URL of a Flyte platform endpoint as written in configs.
 ///
@@ -110,8 +160,10 @@ pub struct Discovery {
     pub base_url: String,
     /// `/.well-known/oauth-authorization-server`.
     pub metadata: AuthorizationServerMetadata,
-    /// `/config/v1/flyte_client`.
+    /// `/config/v1/flyte_client`, or `GetPublicClientConfig`.
     pub client: PublicClientConfig,
+    /// Which generation of server answered.
+    pub flavour: DiscoveryFlavour,
 }
 
 impl Discovery {
@@ -154,13 +206,28 @@ impl Discovery {
     }
 }
 
-/// A [`ClientConfigStore`] that asks the Flyte server: flytekit's `RemoteClientConfigStore`.
+/// A [`ClientConfigStore`] that asks the Flyte server: flytekit's and the Flyte 2 SDK's
+/// `RemoteClientConfigStore`.
 ///
-/// It GETs `{base}/.well-known/oauth-authorization-server` and `{base}/config/v1/flyte_client`
-/// (both at once, anonymously, through the shared [`OAuthClient`] and so with its TLS, proxy
-/// and timeout settings), accepts snake_case and lowerCamelCase field names and treats empty
-/// strings as unset. The answer is fetched on first use and reused; a failure is not
-/// remembered, so the next call tries again. Creating the store touches no network.
+/// Every request goes anonymously through the shared [`OAuthClient`], and so with its TLS,
+/// proxy, `proxy-authorization`, timeout and size settings. Field names may be snake_case or
+/// lowerCamelCase (protojson), unknown fields are ignored, empty strings are unset.
+///
+/// The order of attempts costs neither generation a failed round trip:
+///
+/// - with no [`prefer`](Self::prefer)red flavour, three requests go at once:
+///   `GET {base}/.well-known/oauth-authorization-server`, `GET {base}/config/v1/flyte_client`
+///   and the Connect call `GetPublicClientConfig`; flyteadmin's answer wins where both come,
+///   and a Flyte 2 backend without the `.well-known` document is asked `GetOAuth2Metadata`;
+/// - with [`DiscoveryFlavour::FlyteAdmin`] preferred, only the two GETs go (at once);
+/// - with [`DiscoveryFlavour::Flyte2`] preferred, only the two Connect calls go (at once);
+///   a preferred flavour that is not served falls back to the other.
+///
+/// [`Discovery::flavour`] says which answered: keep it (next to the credentials) and
+/// `prefer` it on the next start. An HTML answer where no flavour is served is one error
+/// saying the endpoint is not the Flyte API endpoint; a Connect error keeps its code and
+/// message. The answer is fetched on first use and reused; a failure is not remembered, so
+/// the next call tries again. Creating the store touches no network.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), flyte_auth_core::Error> {
@@ -177,6 +244,7 @@ impl Discovery {
 pub struct RemoteClientConfigStore {
     base_url: String,
     client: OAuthClient,
+    preferred: Option<DiscoveryFlavour>,
     discovered: OnceCell<Arc<Discovery>>,
 }
 
@@ -204,8 +272,22 @@ impl RemoteClientConfigStore {
         Self {
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             client,
+            preferred: None,
             discovered: OnceCell::new(),
         }
+    }
+
+    /// Asks `flavour`'s documents first (the flavour that answered last time), so that a
+    /// cold start sends only the two requests that server answers.
+    #[must_use]
+    pub fn prefer(mut self, flavour: DiscoveryFlavour) -> Self {
+        self.preferred = Some(flavour);
+        self
+    }
+
+    /// Which flavour answered, once [`discover`](Self::discover) has succeeded.
+    pub fn flavour(&self) -> Option<DiscoveryFlavour> {
+        self.discovered.get().map(|d| d.flavour)
     }
 
     /// The platform URL the documents are read from.
@@ -223,18 +305,27 @@ impl RemoteClientConfigStore {
     pub async fn discover(&self) -> Result<Arc<Discovery>, Error> {
         self.discovered
             .get_or_try_init(|| async {
-                let metadata_url = format!("{}{OAUTH_METADATA_PATH}", self.base_url);
-                let client_url = format!("{}{FLYTE_CLIENT_CONFIG_PATH}", self.base_url);
-                let (metadata, client) = futures_util::future::try_join(
-                    self.fetch_document("authorization server metadata request", &metadata_url),
-                    self.fetch_document("Flyte client config request", &client_url),
-                )
-                .await?;
-                tracing::debug!(base_url = %display_url(&self.base_url), "discovered the Flyte server's OAuth configuration");
+                let (flavour, metadata, client) = match self.preferred {
+                    None => self.discover_any().await,
+                    Some(first) => match self.discover_flavour(first).await {
+                        Err(Fail::NotServed(not_served)) => self
+                            .discover_flavour(other(first))
+                            .await
+                            .map_err(|e| e.or_not_served(not_served)),
+                        done => done,
+                    },
+                }
+                .map_err(|e| self.final_error(e))?;
+                tracing::debug!(
+                    base_url = %display_url(&self.base_url),
+                    %flavour,
+                    "discovered the Flyte server's OAuth configuration"
+                );
                 Ok(Arc::new(Discovery {
                     base_url: self.base_url.clone(),
                     metadata: self.parse_metadata(&metadata),
                     client: self.parse_client_config(&client),
+                    flavour,
                 }))
             })
             .await
@@ -246,22 +337,137 @@ impl RemoteClientConfigStore {
         self.discovered.get().cloned()
     }
 
-    async fn fetch_document(
+    /// Both documents of one flavour, at once.
+    async fn discover_flavour(&self, flavour: DiscoveryFlavour) -> Result<Documents, Fail> {
+        let (metadata, client) = match flavour {
+            DiscoveryFlavour::FlyteAdmin => {
+                futures_util::future::try_join(self.well_known(), self.flyte_client()).await?
+            }
+            DiscoveryFlavour::Flyte2 => {
+                futures_util::future::try_join(
+                    self.connect(METADATA_CALL, CONNECT_OAUTH2_METADATA_PATH),
+                    self.connect(CLIENT_CALL, CONNECT_PUBLIC_CLIENT_CONFIG_PATH),
+                )
+                .await?
+            }
+        };
+        Ok((flavour, metadata, client))
+    }
+
+    /// No flavour known: the `.well-known` document and both client configs at once.
+    async fn discover_any(&self) -> Result<Documents, Fail> {
+        let (metadata, v1, v2) = futures_util::future::join3(
+            self.well_known(),
+            self.flyte_client(),
+            self.connect(CLIENT_CALL, CONNECT_PUBLIC_CLIENT_CONFIG_PATH),
+        )
+        .await;
+        match (v1, v2) {
+            (Ok(client), _) => Ok((DiscoveryFlavour::FlyteAdmin, metadata?, client)),
+            (Err(Fail::NotServed(_)), Ok(client)) => {
+                let metadata = match metadata {
+                    Ok(metadata) => metadata,
+                    Err(Fail::NotServed(_)) => {
+                        self.connect(METADATA_CALL, CONNECT_OAUTH2_METADATA_PATH)
+                            .await?
+                    }
+                    Err(failed) => return Err(failed),
+                };
+                Ok((DiscoveryFlavour::Flyte2, metadata, client))
+            }
+            (Err(Fail::NotServed(v1)), Err(v2)) => Err(v2.or_not_served(v1)),
+            (Err(failed), _) => Err(failed),
+        }
+    }
+
+    async fn well_known(&self) -> Result<Map<String, Value>, Fail> {
+        let url = format!("{}{OAUTH_METADATA_PATH}", self.base_url);
+        let raw = self
+            .client
+            .get("authorization server metadata request", &url)
+            .await?;
+        self.document(&raw, "authorization server metadata request")
+    }
+
+    async fn flyte_client(&self) -> Result<Map<String, Value>, Fail> {
+        let url = format!("{}{FLYTE_CLIENT_CONFIG_PATH}", self.base_url);
+        let raw = self.client.get("Flyte client config request", &url).await?;
+        self.document(&raw, "Flyte client config request")
+    }
+
+    async fn connect(
         &self,
         operation: &'static str,
-        url: &str,
-    ) -> Result<Map<String, Value>, Error> {
-        let raw = self.client.get(operation, url).await?;
-        json_object_or_error(&raw, operation, &[]).map_err(|e| match e {
-            Error::InvalidResponse { status, message } => Error::InvalidResponse {
-                status,
+        path: &str,
+    ) -> Result<Map<String, Value>, Fail> {
+        let url = format!("{}{path}", self.base_url);
+        let raw = self.client.post_connect(operation, &url).await?;
+        if !raw.is_success()
+            && let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(&raw.body)
+            && let Some(code) = field_str(&object, "code")
+        {
+            let message = field_str(&object, "message").unwrap_or_default();
+            let error = Error::InvalidResponse {
+                status: Some(raw.status),
                 message: format!(
-                    "{message}; is {} a Flyte server with authentication enabled?",
-                    self.base_url
+                    "{operation} to {}: Connect error `{code}`: {message}",
+                    display_url(&url)
+                ),
+            };
+            // `unimplemented`/`not_found`: a Connect server without this service.
+            return Err(if matches!(code.as_str(), "unimplemented" | "not_found") {
+                Fail::NotServed(NotServed { error, html: false })
+            } else {
+                Fail::Failed(error)
+            });
+        }
+        self.document(&raw, operation)
+    }
+
+    /// The JSON object of a 2xx answer; a 404/405/415/501 or an answer that is not JSON is
+    /// "not served here" (the other flavour may be).
+    fn document(&self, raw: &RawResponse, operation: &str) -> Result<Map<String, Value>, Fail> {
+        let html = raw
+            .content_type()
+            .to_ascii_lowercase()
+            .contains("text/html")
+            || raw.body.trim_ascii_start().starts_with(b"<");
+        let not_served = html
+            || matches!(raw.status, 404 | 405 | 415 | 501)
+            || (raw.is_success() && serde_json::from_slice::<Value>(&raw.body).is_err());
+        json_object_or_error(raw, operation, &[]).map_err(|e| {
+            let error = match e {
+                Error::InvalidResponse { status, message } => Error::InvalidResponse {
+                    status,
+                    message: format!(
+                        "{message}; is {} a Flyte server with authentication enabled?",
+                        self.base_url
+                    ),
+                },
+                other => other,
+            };
+            if not_served {
+                Fail::NotServed(NotServed { error, html })
+            } else {
+                Fail::Failed(error)
+            }
+        })
+    }
+
+    fn final_error(&self, fail: Fail) -> Error {
+        match fail {
+            Fail::Failed(error) => error,
+            Fail::NotServed(NotServed { html: true, .. }) => Error::InvalidResponse {
+                status: None,
+                message: format!(
+                    "{} answered the discovery requests with an HTML page: it is not the Flyte \
+                     API endpoint (it may be the web console, a login page, or a proxy that does \
+                     not forward Connect/gRPC traffic); set admin.endpoint to the API endpoint",
+                    display_url(&self.base_url)
                 ),
             },
-            other => other,
-        })
+            Fail::NotServed(NotServed { error, .. }) => error,
+        }
     }
 
     fn url_field(&self, object: &Map<String, Value>, name: &str) -> Option<String> {
@@ -303,6 +509,55 @@ impl RemoteClientConfigStore {
             service_http_endpoint: field_str(object, "service_http_endpoint"),
             audience: field_str(object, "audience"),
         }
+    }
+}
+
+const CLIENT_CALL: &str = "Flyte 2 GetPublicClientConfig call";
+const METADATA_CALL: &str = "Flyte 2 GetOAuth2Metadata call";
+
+/// The flavour that answered, the metadata and the client config.
+type Documents = (DiscoveryFlavour, Map<String, Value>, Map<String, Value>);
+
+fn other(flavour: DiscoveryFlavour) -> DiscoveryFlavour {
+    match flavour {
+        DiscoveryFlavour::FlyteAdmin => DiscoveryFlavour::Flyte2,
+        DiscoveryFlavour::Flyte2 => DiscoveryFlavour::FlyteAdmin,
+    }
+}
+
+/// A document not served at this URL: the other flavour may serve it.
+#[derive(Debug)]
+struct NotServed {
+    error: Error,
+    /// The answer was an HTML page.
+    html: bool,
+}
+
+/// Why a discovery request did not give its document.
+#[derive(Debug)]
+enum Fail {
+    /// Not served here (404, HTML, not JSON, Connect `unimplemented`).
+    NotServed(NotServed),
+    /// Anything else (the server is down, a Connect error, an OAuth error): final.
+    Failed(Error),
+}
+
+impl Fail {
+    /// Of two "not served", the first error is kept, and an HTML answer of either is kept.
+    fn or_not_served(self, first: NotServed) -> Fail {
+        match self {
+            Fail::NotServed(second) => Fail::NotServed(NotServed {
+                html: first.html || second.html,
+                error: first.error,
+            }),
+            failed => failed,
+        }
+    }
+}
+
+impl From<Error> for Fail {
+    fn from(error: Error) -> Self {
+        Fail::Failed(error)
     }
 }
 

@@ -64,8 +64,9 @@ mod transport;
 pub use context::{ClientContext, ClientContextBuilder, Field, Overrides};
 pub use device::{DEFAULT_DEVICE_POLL_INTERVAL, DeviceAuthorization, DeviceAuthorizationRequest};
 pub use discovery::{
-    AuthorizationServerMetadata, Discovery, FLYTE_CLIENT_CONFIG_PATH, OAUTH_METADATA_PATH,
-    PublicClientConfig, RemoteClientConfigStore, platform_base_url,
+    AuthorizationServerMetadata, CONNECT_OAUTH2_METADATA_PATH, CONNECT_PUBLIC_CLIENT_CONFIG_PATH,
+    Discovery, DiscoveryFlavour, FLYTE_CLIENT_CONFIG_PATH, OAUTH_METADATA_PATH, PublicClientConfig,
+    RemoteClientConfigStore, platform_base_url,
 };
 pub use retry::{DEFAULT_MAX_RETRIES, RetryPolicy};
 pub use settings::{

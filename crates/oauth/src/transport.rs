@@ -27,6 +27,8 @@ const SNIPPET_CHARS: usize = 200;
 #[derive(Clone)]
 pub struct OAuthClient {
     inner: Arc<Inner>,
+    /// Sends its header on every request: `proxy-authorization` from `proxyCommand`.
+    request_header: Option<Arc<dyn flyte_auth_core::Authenticator>>,
 }
 
 struct Inner {
@@ -38,6 +40,7 @@ impl fmt::Debug for OAuthClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OAuthClient")
             .field("settings", &self.inner.settings)
+            .field("request_header", &self.request_header.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -104,7 +107,20 @@ impl OAuthClient {
         })?;
         Ok(Self {
             inner: Arc::new(Inner { http, settings }),
+            request_header: None,
         })
+    }
+
+    /// This client (same pool), sending the header of `authenticator` on every request:
+    /// discovery, token, device authorization and code exchange. For `proxyCommand`: a proxy
+    /// in front of Flyte (GCP IAP) rejects every request without `proxy-authorization`.
+    /// The header is asked for per request (the authenticator caches it).
+    pub fn with_request_header(
+        mut self,
+        authenticator: Arc<dyn flyte_auth_core::Authenticator>,
+    ) -> Self {
+        self.request_header = Some(authenticator);
+        self
     }
 
     /// The settings the client was built with.
@@ -185,12 +201,35 @@ impl OAuthClient {
             .await
     }
 
+    /// POSTs an empty message to a ConnectRPC unary method with the JSON codec.
+    pub(crate) async fn post_connect(
+        &self,
+        operation: &'static str,
+        url: &str,
+    ) -> Result<RawResponse, Error> {
+        let target = parse_url(url, operation)?;
+        let request = self
+            .inner
+            .http
+            .post(target)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("connect-protocol-version", "1")
+            .body("{}");
+        self.execute(operation, url, request).await
+    }
+
     async fn execute(
         &self,
         operation: &'static str,
         url: &str,
-        request: reqwest::RequestBuilder,
+        mut request: reqwest::RequestBuilder,
     ) -> Result<RawResponse, Error> {
+        if let Some(authenticator) = &self.request_header {
+            let (name, mut value) = authenticator.auth_header().await?.into_parts();
+            value.set_sensitive(true);
+            request = request.header(name, value);
+        }
         let settings = &self.inner.settings;
         let limit = settings.request_timeout;
         let exchange = async {

@@ -208,3 +208,100 @@ async fn a_server_without_auth_answers_404_and_the_error_says_so() {
         other => panic!("expected InvalidResponse, got {other:?}"),
     }
 }
+
+/// A web console answers every path with its HTML page: one error saying so.
+#[tokio::test]
+async fn an_html_answer_everywhere_says_the_endpoint_is_not_the_api_endpoint() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/html; charset=utf-8")
+                .set_body_string("<!doctype html><html><body>Flyte console</body></html>"),
+        )
+        .mount(&server)
+        .await;
+    let store = RemoteClientConfigStore::from_base_url(server.uri(), client());
+    let err = store.get_client_config().await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::InvalidResponse { .. }), "{err:?}");
+    assert!(
+        text.contains("HTML page: it is not the Flyte API endpoint"),
+        "{text}"
+    );
+    assert!(!text.contains("Flyte console"), "{text}");
+}
+
+/// A Flyte 2 backend refusing the call: its Connect code and message reach the user.
+#[tokio::test]
+async fn a_connect_error_keeps_its_code_and_message() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(flyte_auth_oauth::CONNECT_PUBLIC_CLIENT_CONFIG_PATH))
+        .and(wiremock::matchers::header(
+            "content-type",
+            "application/json",
+        ))
+        .and(wiremock::matchers::header("connect-protocol-version", "1"))
+        .respond_with(ResponseTemplate::new(503).set_body_json(serde_json::json!({
+            "code": "unavailable",
+            "message": "auth metadata is warming up"
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "token_endpoint": "/oauth2/token"
+        })))
+        .mount(&server)
+        .await;
+    // No /config/v1/flyte_client: wiremock answers 404.
+    let store = RemoteClientConfigStore::from_base_url(server.uri(), client());
+    let err = store.get_client_config().await.unwrap_err().to_string();
+    assert!(
+        err.contains("Connect error `unavailable`: auth metadata is warming up"),
+        "{err}"
+    );
+    assert!(err.contains("HTTP 503"), "{err}");
+}
+
+/// protojson names, unknown fields (`dataplaneDomain`, a future one) ignored.
+#[tokio::test]
+async fn a_flyte_2_answer_with_unknown_fields_is_read() {
+    let server = MockServer::start().await;
+    let base = server.uri();
+    Mock::given(method("POST"))
+        .and(path(flyte_auth_oauth::CONNECT_PUBLIC_CLIENT_CONFIG_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "clientId": "flytectl",
+            "redirectUri": "http://localhost:53593/callback",
+            "scopes": ["all"],
+            "authorizationMetadataKey": "flyte-authorization",
+            "dataplaneDomain": "dp.example.org",
+            "someFutureField": {"nested": true}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(flyte_auth_oauth::CONNECT_OAUTH2_METADATA_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "issuer": base,
+            "tokenEndpoint": format!("{base}/oauth2/token"),
+            "deviceAuthorizationEndpoint": format!("{base}/oauth2/device"),
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let store = RemoteClientConfigStore::from_base_url(server.uri(), client())
+        .prefer(flyte_auth_oauth::DiscoveryFlavour::Flyte2);
+    let cfg = store.get_client_config().await.unwrap();
+    assert_eq!(cfg.token_endpoint, format!("{base}/oauth2/token"));
+    assert_eq!(cfg.client_id, "flytectl");
+    assert_eq!(cfg.header_key, "flyte-authorization");
+    assert_eq!(
+        store.flavour(),
+        Some(flyte_auth_oauth::DiscoveryFlavour::Flyte2)
+    );
+}

@@ -142,3 +142,94 @@ async fn a_proxy_that_is_down_is_reported_as_such() {
         other => panic!("expected Transport, got {other:?}"),
     }
 }
+
+/// A proxy's token, as `proxyCommand` gives it; or no token at all.
+#[derive(Debug)]
+struct ProxyToken(Option<&'static str>);
+
+impl flyte_auth_core::Authenticator for ProxyToken {
+    fn get_credentials(
+        &self,
+    ) -> flyte_auth_core::BoxFuture<'_, Result<std::sync::Arc<flyte_auth_core::Credentials>, Error>>
+    {
+        Box::pin(async move {
+            match self.0 {
+                Some(token) => Ok(std::sync::Arc::new(flyte_auth_core::Credentials::new(
+                    token, "proxy",
+                ))),
+                None => Err(Error::config("the proxy command failed")),
+            }
+        })
+    }
+    fn refresh_credentials(
+        &self,
+    ) -> flyte_auth_core::BoxFuture<'_, Result<std::sync::Arc<flyte_auth_core::Credentials>, Error>>
+    {
+        self.get_credentials()
+    }
+    fn fetch_grpc_call_auth_metadata(&self) -> Option<flyte_auth_core::AuthHeader> {
+        let credentials = flyte_auth_core::Credentials::new(self.0?, "proxy");
+        flyte_auth_core::AuthHeader::bearer(
+            reqwest::header::HeaderName::from_static("proxy-authorization"),
+            &credentials,
+        )
+        .ok()
+    }
+}
+
+#[tokio::test]
+async fn the_request_header_goes_on_discovery_and_token_requests() {
+    let server = MockServer::start().await;
+    let header = || wiremock::matchers::header("proxy-authorization", "Bearer iap-token");
+    for document in [
+        "/.well-known/oauth-authorization-server",
+        "/config/v1/flyte_client",
+    ] {
+        Mock::given(method("GET"))
+            .and(path(document))
+            .and(header())
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "token_endpoint": "/token", "client_id": "flytectl"
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(header())
+        .respond_with(ResponseTemplate::new(200).set_body_string(TOKEN))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = OAuthClient::new(HttpSettings::new().system_proxy(false))
+        .unwrap()
+        .with_request_header(std::sync::Arc::new(ProxyToken(Some("iap-token"))));
+    let store = RemoteClientConfigStore::from_base_url(server.uri(), client.clone())
+        .prefer(flyte_auth_oauth::DiscoveryFlavour::FlyteAdmin);
+    let cfg = flyte_auth_core::ClientConfigStore::get_client_config(&store)
+        .await
+        .unwrap();
+    client.token(&request(cfg.token_endpoint)).await.unwrap();
+}
+
+#[tokio::test]
+async fn without_the_proxy_token_no_request_is_sent() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_body_string(TOKEN))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let client = OAuthClient::new(HttpSettings::new().system_proxy(false))
+        .unwrap()
+        .with_request_header(std::sync::Arc::new(ProxyToken(None)));
+    let err = client
+        .token(&request(format!("{}/token", server.uri())))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("the proxy command failed"),
+        "{err}"
+    );
+}

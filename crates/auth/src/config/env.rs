@@ -1,38 +1,85 @@
-//! The environment variables the platform config reads (flytekit's names).
+//! The environment variables the platform config reads: the Flyte 2 SDK's `FLYTE_ADMIN_*`
+//! names and flytekit's `FLYTE_PLATFORM_*` / `FLYTE_CREDENTIALS_*` names.
 //!
-//! Each overrides the matching key of the config file. An empty value counts as unset.
+//! Each overrides the matching key of the config file. An empty value counts as unset. Where
+//! both names of a setting are set, the `FLYTE_ADMIN_*` one wins (it is named after the file
+//! key, and the newer SDK reads only it).
 
 use std::path::PathBuf;
 
 use flyte_auth_core::{Error, SecretString};
 
-use super::{AuthMode, layer::Layer};
+use super::{
+    AuthMode,
+    layer::{self, Key, Layer},
+};
 
-/// Path of the YAML config file, instead of `~/.flyte/config.yaml`.
+/// Path of the YAML config file (flytectl's name), searched after `./config.yaml`,
+/// `./.flyte/config.yaml`, `<git root>/.flyte/config.yaml` and [`UCTL_CONFIG`].
 pub const FLYTECTL_CONFIG: &str = "FLYTECTL_CONFIG";
-/// `admin.endpoint`.
-pub const PLATFORM_URL: &str = "FLYTE_PLATFORM_URL";
-/// `admin.insecure` (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`).
-pub const PLATFORM_INSECURE: &str = "FLYTE_PLATFORM_INSECURE";
-/// `admin.insecureSkipVerify`.
-pub const PLATFORM_INSECURE_SKIP_VERIFY: &str = "FLYTE_PLATFORM_INSECURE_SKIP_VERIFY";
-/// `admin.caCertFilePath`.
-pub const PLATFORM_CA_CERT_FILE_PATH: &str = "FLYTE_PLATFORM_CA_CERT_FILE_PATH";
-/// `admin.httpProxyURL`.
-pub const PLATFORM_HTTP_PROXY_URL: &str = "FLYTE_PLATFORM_HTTP_PROXY_URL";
-/// `admin.clientId`.
-pub const CREDENTIALS_CLIENT_ID: &str = "FLYTE_CREDENTIALS_CLIENT_ID";
-/// The client secret itself (no file key; it does not switch the auth mode).
-pub const CREDENTIALS_CLIENT_SECRET: &str = "FLYTE_CREDENTIALS_CLIENT_SECRET";
-/// `admin.clientSecretLocation`.
-pub const CREDENTIALS_CLIENT_SECRET_LOCATION: &str = "FLYTE_CREDENTIALS_CLIENT_SECRET_LOCATION";
-/// `admin.clientSecretEnvVar`.
-pub const CREDENTIALS_CLIENT_SECRET_ENV_VAR: &str = "FLYTE_CREDENTIALS_CLIENT_SECRET_ENV_VAR";
-/// `admin.authType`.
-pub const CREDENTIALS_AUTH_MODE: &str = "FLYTE_CREDENTIALS_AUTH_MODE";
-/// `admin.scopes`, comma-separated.
-pub const CREDENTIALS_SCOPES: &str = "FLYTE_CREDENTIALS_SCOPES";
+/// Path of the YAML config file (Union's name), searched before [`FLYTECTL_CONFIG`].
+pub const UCTL_CONFIG: &str = "UCTL_CONFIG";
+/// An API key of the Flyte 2 SDK: base64 of `endpoint:client_id:client_secret:org`. It selects
+/// client credentials and supplies the endpoint when nothing else does.
+pub const API_KEY: &str = "FLYTE_API_KEY";
+
+/// `admin.endpoint` (Flyte 2 SDK).
+pub const ADMIN_ENDPOINT: &str = "FLYTE_ADMIN_ENDPOINT";
+/// `admin.insecure` (Flyte 2 SDK).
+pub const ADMIN_INSECURE: &str = "FLYTE_ADMIN_INSECURE";
+/// `admin.insecureSkipVerify` (Flyte 2 SDK).
+pub const ADMIN_INSECURE_SKIP_VERIFY: &str = "FLYTE_ADMIN_INSECURESKIPVERIFY";
+/// `admin.caCertFilePath` (Flyte 2 SDK).
+pub const ADMIN_CA_CERT_FILE_PATH: &str = "FLYTE_ADMIN_CACERTFILEPATH";
+/// `admin.httpProxyURL` (Flyte 2 SDK).
+pub const ADMIN_HTTP_PROXY_URL: &str = "FLYTE_ADMIN_HTTPPROXYURL";
+/// `admin.disableKeyring` (Flyte 2 SDK): keep tokens out of the system keyring.
+pub const ADMIN_DISABLE_KEYRING: &str = "FLYTE_ADMIN_DISABLEKEYRING";
+/// `admin.authType` (Flyte 2 SDK).
+pub const ADMIN_AUTH_TYPE: &str = "FLYTE_ADMIN_AUTHTYPE";
+/// `admin.clientId` (Flyte 2 SDK).
+pub const ADMIN_CLIENT_ID: &str = "FLYTE_ADMIN_CLIENTID";
+/// `admin.clientSecretLocation` (Flyte 2 SDK).
+pub const ADMIN_CLIENT_SECRET_LOCATION: &str = "FLYTE_ADMIN_CLIENTSECRETLOCATION";
+/// `admin.clientSecretEnvVar` (Flyte 2 SDK).
+pub const ADMIN_CLIENT_SECRET_ENV_VAR: &str = "FLYTE_ADMIN_CLIENTSECRETENVVAR";
+/// `admin.scopes` (Flyte 2 SDK).
+pub const ADMIN_SCOPES: &str = "FLYTE_ADMIN_SCOPES";
 /// `admin.audience`.
+pub const ADMIN_AUDIENCE: &str = "FLYTE_ADMIN_AUDIENCE";
+/// `admin.command` (Flyte 2 SDK).
+pub const ADMIN_COMMAND: &str = "FLYTE_ADMIN_COMMAND";
+/// `admin.proxyCommand` (Flyte 2 SDK).
+pub const ADMIN_PROXY_COMMAND: &str = "FLYTE_ADMIN_PROXYCOMMAND";
+/// `admin.tokenUrl`.
+pub const ADMIN_TOKEN_URL: &str = "FLYTE_ADMIN_TOKENURL";
+/// `admin.authorizationHeader`.
+pub const ADMIN_AUTHORIZATION_HEADER: &str = "FLYTE_ADMIN_AUTHORIZATIONHEADER";
+
+/// `admin.endpoint` (flytekit).
+pub const PLATFORM_URL: &str = "FLYTE_PLATFORM_URL";
+/// `admin.insecure` (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`; flytekit).
+pub const PLATFORM_INSECURE: &str = "FLYTE_PLATFORM_INSECURE";
+/// `admin.insecureSkipVerify` (flytekit).
+pub const PLATFORM_INSECURE_SKIP_VERIFY: &str = "FLYTE_PLATFORM_INSECURE_SKIP_VERIFY";
+/// `admin.caCertFilePath` (flytekit).
+pub const PLATFORM_CA_CERT_FILE_PATH: &str = "FLYTE_PLATFORM_CA_CERT_FILE_PATH";
+/// `admin.httpProxyURL` (flytekit).
+pub const PLATFORM_HTTP_PROXY_URL: &str = "FLYTE_PLATFORM_HTTP_PROXY_URL";
+/// `admin.clientId` (flytekit).
+pub const CREDENTIALS_CLIENT_ID: &str = "FLYTE_CREDENTIALS_CLIENT_ID";
+/// The client secret itself (no file key; it does not switch the auth mode). Surrounding
+/// white space is removed.
+pub const CREDENTIALS_CLIENT_SECRET: &str = "FLYTE_CREDENTIALS_CLIENT_SECRET";
+/// `admin.clientSecretLocation` (flytekit).
+pub const CREDENTIALS_CLIENT_SECRET_LOCATION: &str = "FLYTE_CREDENTIALS_CLIENT_SECRET_LOCATION";
+/// `admin.clientSecretEnvVar` (flytekit).
+pub const CREDENTIALS_CLIENT_SECRET_ENV_VAR: &str = "FLYTE_CREDENTIALS_CLIENT_SECRET_ENV_VAR";
+/// `admin.authType` (flytekit).
+pub const CREDENTIALS_AUTH_MODE: &str = "FLYTE_CREDENTIALS_AUTH_MODE";
+/// `admin.scopes`, comma-separated (flytekit).
+pub const CREDENTIALS_SCOPES: &str = "FLYTE_CREDENTIALS_SCOPES";
+/// `admin.audience` (flytekit).
 pub const CREDENTIALS_AUDIENCE: &str = "FLYTE_CREDENTIALS_AUDIENCE";
 /// `admin.command`: comma-separated argv as flytekit reads it (`gcloud,auth,print-access-token`),
 /// or a JSON array of strings when an argument contains a comma.
@@ -40,36 +87,47 @@ pub const CREDENTIALS_COMMAND: &str = "FLYTE_CREDENTIALS_COMMAND";
 /// `admin.proxyCommand`, written like [`CREDENTIALS_COMMAND`].
 pub const CREDENTIALS_PROXY_COMMAND: &str = "FLYTE_CREDENTIALS_PROXY_COMMAND";
 
-/// Reads every `FLYTE_*` variable into a layer.
-pub(crate) fn read(env: &dyn Fn(&str) -> Option<String>) -> Result<Layer, Error> {
-    let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-    let string = |name: &str| get(name).map(|v| v.trim().to_owned());
-    let flag = |name: &str| get(name).map(|v| parse_bool(name, &v)).transpose();
-    let list = |name: &str| get(name).map(|v| parse_list(name, &v)).transpose();
-    Ok(Layer {
-        endpoint: string(PLATFORM_URL),
-        insecure: flag(PLATFORM_INSECURE)?,
-        insecure_skip_verify: flag(PLATFORM_INSECURE_SKIP_VERIFY)?,
-        ca_cert_file_path: string(PLATFORM_CA_CERT_FILE_PATH).map(PathBuf::from),
-        http_proxy_url: string(PLATFORM_HTTP_PROXY_URL),
-        client_id: string(CREDENTIALS_CLIENT_ID),
-        // The secret is taken verbatim: spaces may be part of it.
-        client_secret: get(CREDENTIALS_CLIENT_SECRET).map(SecretString::from),
-        client_secret_location: string(CREDENTIALS_CLIENT_SECRET_LOCATION).map(PathBuf::from),
-        client_secret_env_var: string(CREDENTIALS_CLIENT_SECRET_ENV_VAR),
-        auth_mode: string(CREDENTIALS_AUTH_MODE)
-            .map(|v| {
-                v.parse::<AuthMode>().map_err(|e| {
-                    Error::config(format!("environment variable {CREDENTIALS_AUTH_MODE}: {e}"))
-                })
+/// Reads every `FLYTE_*` variable into a layer; also returns the names of those that were set.
+pub(crate) fn read(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Layer, Vec<&'static str>), Error> {
+    let used = std::cell::RefCell::new(Vec::new());
+    let get = |key: Key| {
+        key.env.iter().find_map(|name| {
+            let value = env(name).filter(|v| !v.trim().is_empty())?;
+            used.borrow_mut().push(*name);
+            Some((*name, value))
+        })
+    };
+    let string = |key: Key| get(key).map(|(_, v)| v.trim().to_owned());
+    let flag = |key: Key| get(key).map(|(n, v)| parse_bool(n, &v)).transpose();
+    let list = |key: Key| get(key).map(|(n, v)| parse_list(n, &v)).transpose();
+    let layer = Layer {
+        endpoint: string(layer::ENDPOINT),
+        insecure: flag(layer::INSECURE)?,
+        insecure_skip_verify: flag(layer::INSECURE_SKIP_VERIFY)?,
+        ca_cert_file_path: string(layer::CA_CERT_FILE_PATH).map(PathBuf::from),
+        http_proxy_url: string(layer::HTTP_PROXY_URL),
+        disable_keyring: flag(layer::DISABLE_KEYRING)?,
+        client_id: string(layer::CLIENT_ID),
+        client_secret: string(layer::CLIENT_SECRET).map(SecretString::from),
+        client_secret_location: string(layer::CLIENT_SECRET_LOCATION).map(PathBuf::from),
+        client_secret_env_var: string(layer::CLIENT_SECRET_ENV_VAR),
+        auth_mode: get(layer::AUTH_MODE)
+            .map(|(name, v)| {
+                v.parse::<AuthMode>()
+                    .map_err(|e| Error::config(format!("environment variable {name}: {e}")))
             })
             .transpose()?,
-        scopes: list(CREDENTIALS_SCOPES)?,
-        audience: string(CREDENTIALS_AUDIENCE),
-        command: list(CREDENTIALS_COMMAND)?,
-        proxy_command: list(CREDENTIALS_PROXY_COMMAND)?,
+        scopes: list(layer::SCOPES)?,
+        audience: string(layer::AUDIENCE),
+        command: list(layer::COMMAND)?,
+        proxy_command: list(layer::PROXY_COMMAND)?,
+        token_url: string(layer::TOKEN_URL),
+        authorization_header: string(layer::AUTHORIZATION_HEADER),
         ..Layer::default()
-    })
+    };
+    Ok((layer, used.into_inner()))
 }
 
 /// flytekit's boolean words, strictly: anything else is an error rather than `true`.
@@ -116,7 +174,7 @@ pub(crate) fn split_list(value: &str) -> Vec<String> {
 
 /// A JSON array of strings, read with the YAML parser (JSON is YAML).
 fn parse_json_strings(value: &str) -> Option<Vec<String>> {
-    serde_yaml::from_str::<Vec<String>>(value).ok()
+    super::file::from_yaml::<Vec<String>>(value).ok()
 }
 
 #[cfg(test)]
@@ -130,7 +188,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        read(&move |name| map.get(name).cloned())
+        read(&move |name| map.get(name).cloned()).map(|(layer, _)| layer)
     }
 
     #[test]

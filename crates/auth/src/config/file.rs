@@ -40,6 +40,7 @@ struct AdminSection {
     proxy_command: Option<List>,
     #[serde(rename = "httpProxyURL")]
     http_proxy_url: Option<Text>,
+    disable_keyring: Option<Flag>,
     token_url: Option<Text>,
     authorization_header: Option<Text>,
     max_retries: Option<u32>,
@@ -75,7 +76,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Layer, Error> {
     let file: FileConfig = if text.trim().is_empty() {
         FileConfig::default()
     } else {
-        serde_yaml::from_str(text).map_err(|e| Error::config(format!("{}: {e}", path.display())))?
+        from_yaml(text).map_err(|e| Error::config(format!("{}: {e}", path.display())))?
     };
     let admin = file.admin.unwrap_or_default();
     let pkce = admin.pkce_config.unwrap_or_default();
@@ -107,6 +108,28 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Layer, Error> {
         device_timeout: period(device.timeout),
         device_poll_interval: period(device.poll_interval),
         device_refresh_time: period(device.refresh_time),
+        disable_keyring: admin.disable_keyring.map(|f| f.0),
+    })
+}
+
+/// Deserializes YAML text, naming the dotted key of a value of the wrong type and its line:
+/// `admin.clientId: line 2 column 3: invalid type: sequence, expected a string`.
+pub(crate) fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    let options = serde_saphyr::options! { with_snippet: false };
+    let mut key = String::new();
+    serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            key = e.path().to_string();
+            e.into_inner()
+        })
+    })
+    .map_err(|e| {
+        let message = e.to_string();
+        let message = message.strip_prefix("error: ").unwrap_or(&message);
+        match key.as_str() {
+            "" | "." => message.to_owned(),
+            key => format!("{key}: {message}"),
+        }
     })
 }
 
@@ -342,12 +365,12 @@ mod tests {
     #[test]
     fn a_section_of_the_wrong_shape_says_what_is_expected() {
         let err = parse_str("admin: dns:///x\n").unwrap_err().to_string();
-        assert!(err.contains("admin: invalid type: string"), "{err}");
         assert!(
-            err.contains("expected a mapping of admin settings"),
+            err.contains("/cfg/config.yaml: admin: expected mapping"),
             "{err}"
         );
+        assert!(err.contains("line 1, column 8"), "{err}");
         let err = parse_str("- a\n- b\n").unwrap_err().to_string();
-        assert!(err.contains("expected a mapping of sections"), "{err}");
+        assert!(err.contains("expected mapping"), "{err}");
     }
 }

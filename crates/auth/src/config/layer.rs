@@ -9,55 +9,95 @@ use super::{AuthMode, env};
 /// Where a [`Layer`] came from; names a setting the way its source spells it.
 #[derive(Debug, Clone)]
 pub(crate) enum Source {
-    /// The YAML config file at this path.
+    /// The YAML or INI config file at this path.
     File(PathBuf),
-    /// `FLYTE_*` environment variables.
-    Env,
+    /// `FLYTE_*` environment variables; these were set.
+    Env(Vec<&'static str>),
     /// Values set on the builder.
     Explicit,
 }
 
-/// A setting, with its name in each source.
+/// A setting, declared once: its name in each source.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Key {
     /// Dotted path in the YAML file.
     pub(crate) yaml: &'static str,
-    /// Environment variable, when there is one.
-    pub(crate) env: Option<&'static str>,
+    /// Environment variables, the first set one wins: the Flyte 2 SDK's `FLYTE_ADMIN_*` name
+    /// (the YAML key upper-cased), then flytekit's `FLYTE_PLATFORM_*`/`FLYTE_CREDENTIALS_*`.
+    pub(crate) env: &'static [&'static str],
+    /// `(section, option)` in flytekit's INI file.
+    pub(crate) ini: Option<(&'static str, &'static str)>,
     /// Builder method.
     pub(crate) setter: &'static str,
 }
 
-pub(crate) const ENDPOINT: Key = Key {
-    yaml: "admin.endpoint",
-    env: Some(env::PLATFORM_URL),
-    setter: "endpoint",
-};
-pub(crate) const HTTP_PROXY_URL: Key = Key {
-    yaml: "admin.httpProxyURL",
-    env: Some(env::PLATFORM_HTTP_PROXY_URL),
-    setter: "http_proxy_url",
-};
-pub(crate) const TOKEN_URL: Key = Key {
-    yaml: "admin.tokenUrl",
-    env: None,
-    setter: "token_url",
-};
-pub(crate) const AUTHORIZATION_HEADER: Key = Key {
-    yaml: "admin.authorizationHeader",
-    env: None,
-    setter: "authorization_header",
-};
-pub(crate) const CLIENT_SECRET_LOCATION: Key = Key {
-    yaml: "admin.clientSecretLocation",
-    env: Some(env::CREDENTIALS_CLIENT_SECRET_LOCATION),
-    setter: "client_secret_location",
-};
-pub(crate) const CLIENT_SECRET_ENV_VAR: Key = Key {
-    yaml: "admin.clientSecretEnvVar",
-    env: Some(env::CREDENTIALS_CLIENT_SECRET_ENV_VAR),
-    setter: "client_secret_env_var",
-};
+macro_rules! keys {
+    ($($(#[$doc:meta])* $name:ident = $yaml:literal, [$($env:expr),*], $ini:expr, $setter:literal;)*) => {
+        $($(#[$doc])* pub(crate) const $name: Key = Key {
+            yaml: $yaml,
+            env: &[$($env),*],
+            ini: $ini,
+            setter: $setter,
+        };)*
+        /// Every setting that has a file key.
+        #[cfg(test)]
+        pub(crate) const ALL: &[Key] = &[$($name),*];
+    };
+}
+
+const P: &str = "platform";
+const C: &str = "credentials";
+
+keys! {
+    /// The server.
+    ENDPOINT = "admin.endpoint", [env::ADMIN_ENDPOINT, env::PLATFORM_URL], Some((P, "url")), "endpoint";
+    /// Plain HTTP.
+    INSECURE = "admin.insecure", [env::ADMIN_INSECURE, env::PLATFORM_INSECURE], Some((P, "insecure")), "insecure";
+    /// TLS without verification.
+    INSECURE_SKIP_VERIFY = "admin.insecureSkipVerify",
+        [env::ADMIN_INSECURE_SKIP_VERIFY, env::PLATFORM_INSECURE_SKIP_VERIFY],
+        Some((P, "insecure_skip_verify")), "insecure_skip_verify";
+    /// A PEM bundle.
+    CA_CERT_FILE_PATH = "admin.caCertFilePath",
+        [env::ADMIN_CA_CERT_FILE_PATH, env::PLATFORM_CA_CERT_FILE_PATH],
+        Some((P, "ca_cert_file_path")), "ca_cert_file_path";
+    /// Proxy URL.
+    HTTP_PROXY_URL = "admin.httpProxyURL",
+        [env::ADMIN_HTTP_PROXY_URL, env::PLATFORM_HTTP_PROXY_URL],
+        Some((P, "http_proxy_url")), "http_proxy_url";
+    /// No keyring.
+    DISABLE_KEYRING = "admin.disableKeyring", [env::ADMIN_DISABLE_KEYRING], None, "disable_keyring";
+    /// The flow.
+    AUTH_MODE = "admin.authType", [env::ADMIN_AUTH_TYPE, env::CREDENTIALS_AUTH_MODE],
+        Some((C, "auth_mode")), "auth_mode";
+    /// OAuth client id.
+    CLIENT_ID = "admin.clientId", [env::ADMIN_CLIENT_ID, env::CREDENTIALS_CLIENT_ID],
+        Some((C, "client_id")), "client_id";
+    /// The secret itself (no YAML key).
+    CLIENT_SECRET = "(none)", [env::CREDENTIALS_CLIENT_SECRET], Some((C, "client_secret")), "client_secret";
+    /// File with the secret.
+    CLIENT_SECRET_LOCATION = "admin.clientSecretLocation",
+        [env::ADMIN_CLIENT_SECRET_LOCATION, env::CREDENTIALS_CLIENT_SECRET_LOCATION],
+        Some((C, "client_secret_location")), "client_secret_location";
+    /// Variable with the secret.
+    CLIENT_SECRET_ENV_VAR = "admin.clientSecretEnvVar",
+        [env::ADMIN_CLIENT_SECRET_ENV_VAR, env::CREDENTIALS_CLIENT_SECRET_ENV_VAR],
+        Some((C, "client_secret_env_var")), "client_secret_env_var";
+    /// Scopes.
+    SCOPES = "admin.scopes", [env::ADMIN_SCOPES, env::CREDENTIALS_SCOPES], Some((C, "scopes")), "scopes";
+    /// Audience.
+    AUDIENCE = "admin.audience", [env::ADMIN_AUDIENCE, env::CREDENTIALS_AUDIENCE], Some((C, "audience")), "audience";
+    /// Token command.
+    COMMAND = "admin.command", [env::ADMIN_COMMAND, env::CREDENTIALS_COMMAND], Some((C, "command")), "command";
+    /// Proxy token command.
+    PROXY_COMMAND = "admin.proxyCommand", [env::ADMIN_PROXY_COMMAND, env::CREDENTIALS_PROXY_COMMAND],
+        Some((C, "proxy_command")), "proxy_command";
+    /// Token endpoint override.
+    TOKEN_URL = "admin.tokenUrl", [env::ADMIN_TOKEN_URL], None, "token_url";
+    /// Header override.
+    AUTHORIZATION_HEADER = "admin.authorizationHeader", [env::ADMIN_AUTHORIZATION_HEADER], None,
+        "authorization_header";
+}
 
 impl Source {
     /// `/home/me/.flyte/config.yaml: admin.endpoint`, `environment variable FLYTE_PLATFORM_URL`,
@@ -65,9 +105,13 @@ impl Source {
     pub(crate) fn name(&self, key: Key) -> String {
         match self {
             Self::File(path) => format!("{}: {}", path.display(), key.yaml),
-            Self::Env => format!(
+            Self::Env(used) => format!(
                 "environment variable {}",
-                key.env.unwrap_or("(none; this is a bug)")
+                key.env
+                    .iter()
+                    .find(|name| used.contains(name))
+                    .or(key.env.first())
+                    .unwrap_or(&"(none; this is a bug)")
             ),
             Self::Explicit => format!("explicit setting `{}`", key.setter),
         }
@@ -106,6 +150,7 @@ pub(crate) struct Layer {
     pub(crate) device_timeout: Option<Duration>,
     pub(crate) device_poll_interval: Option<Duration>,
     pub(crate) device_refresh_time: Option<Duration>,
+    pub(crate) disable_keyring: Option<bool>,
 }
 
 impl Layer {
@@ -190,6 +235,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_first_variable_of_each_file_key_is_the_flyte_2_sdks_name() {
+        for key in ALL {
+            if key.yaml.starts_with("admin.") {
+                let sdk = format!("FLYTE_{}", key.yaml.to_uppercase().replace('.', "_"));
+                assert_eq!(key.env.first().copied(), Some(sdk.as_str()), "{key:?}");
+            }
+            assert!(
+                key.env.iter().all(|name| name.starts_with("FLYTE_")),
+                "{key:?}"
+            );
+        }
+    }
+
+    #[test]
     fn endpoints_are_checked_and_kept_as_written() {
         for raw in [
             "dns:///flyte.example.org:443",
@@ -241,7 +300,10 @@ mod tests {
             client_secret_env_var: Some("p@ss/w0rd+xyz".into()),
             ..Layer::default()
         };
-        let err = layer.checked(&Source::Env).unwrap_err().to_string();
+        let err = layer
+            .checked(&Source::Env(vec![env::CREDENTIALS_CLIENT_SECRET_ENV_VAR]))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("FLYTE_CREDENTIALS_CLIENT_SECRET_ENV_VAR"),
             "{err}"
@@ -255,7 +317,7 @@ mod tests {
             client_secret_env_var: Some("_MY_SECRET_2".into()),
             ..Layer::default()
         };
-        assert!(ok.checked(&Source::Env).is_ok());
+        assert!(ok.checked(&Source::Env(Vec::new())).is_ok());
     }
 
     #[test]
@@ -266,7 +328,7 @@ mod tests {
             "/etc/flyte/config.yaml: admin.endpoint"
         );
         assert_eq!(
-            Source::Env.name(ENDPOINT),
+            Source::Env(vec![env::PLATFORM_URL]).name(ENDPOINT),
             "environment variable FLYTE_PLATFORM_URL"
         );
         assert_eq!(

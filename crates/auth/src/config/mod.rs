@@ -1,11 +1,21 @@
-//! The Flyte platform config, read the way pyflyte and flytectl read it.
+//! The Flyte platform config, read the way the Flyte 2 SDK, pyflyte and flytectl read it.
 //!
 //! [`PlatformConfig::load`] reads, each overriding the one before:
 //!
-//! 1. the `admin` section of the YAML config file: the file named by `$FLYTECTL_CONFIG`, else
-//!    `~/.flyte/config.yaml` (a missing default file is fine; a missing named file is an error);
-//! 2. the `FLYTE_*` environment variables ([`mod@env`] lists them);
-//! 3. values set explicitly on a [`PlatformConfigBuilder`].
+//! 1. the config file: the one given ([`PlatformConfigBuilder::config_file`]), else the first
+//!    that exists of the Flyte 2 SDK's search: `./config.yaml`, `./.flyte/config.yaml`,
+//!    `<git root>/.flyte/config.yaml`, `$UCTL_CONFIG`, `$FLYTECTL_CONFIG`,
+//!    `~/.union/config.yaml`, `~/.flyte/config.yaml`; and when none of those exists,
+//!    flytekit's INI files `./flytekit.config`, `~/.flyte/config`. A file named by a variable
+//!    must exist; the others may be missing;
+//! 2. the `FLYTE_*` environment variables ([`mod@env`] lists them: `FLYTE_ADMIN_*` and
+//!    flytekit's `FLYTE_PLATFORM_*` / `FLYTE_CREDENTIALS_*`);
+//! 3. an API key (`FLYTE_API_KEY` or [`PlatformConfigBuilder::api_key`]): its endpoint, client
+//!    id and secret, and client credentials as the flow (only an endpoint set explicitly wins
+//!    over the key's, as in the Flyte 2 CLI);
+//! 4. values set explicitly on a [`PlatformConfigBuilder`].
+//!
+//! [`PlatformConfig::sources`] tells which file and which variables were used.
 //!
 //! Everything is checked while loading: a wrong type, a bad duration or an unknown auth type
 //! fails with a message naming the file, the dotted key (`admin.pkceConfig.timeout`) and what
@@ -38,11 +48,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod api_key;
 mod duration;
 pub mod env;
 mod file;
 #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
 mod http;
+mod ini;
 mod layer;
 mod mode;
 
@@ -76,7 +88,7 @@ impl Default for PkceSettings {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(2 * 60),
-            refresh_time: Duration::from_secs(5 * 60),
+            refresh_time: flyte_auth_core::DEFAULT_REFRESH_MARGIN,
         }
     }
 }
@@ -99,7 +111,7 @@ impl Default for DeviceFlowSettings {
         Self {
             timeout: Duration::from_secs(10 * 60),
             poll_interval: Duration::from_secs(5),
-            refresh_time: Duration::from_secs(5 * 60),
+            refresh_time: flyte_auth_core::DEFAULT_REFRESH_MARGIN,
         }
     }
 }
@@ -135,7 +147,40 @@ pub struct PlatformConfig {
     command_timeout: Option<Duration>,
     pkce: PkceSettings,
     device_flow: DeviceFlowSettings,
-    config_file: Option<PathBuf>,
+    disable_keyring: bool,
+    sources: ConfigSources,
+    api_key: Option<ApiKeyInUse>,
+}
+
+/// Where a [`PlatformConfig`] came from: the file and the variables that were read, for
+/// `flyte-auth status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConfigSources {
+    /// The config file that was read, if any.
+    pub file: Option<PathBuf>,
+    /// How that file was found: `given`, `./config.yaml`, `./.flyte/config.yaml`,
+    /// `<git root>/.flyte/config.yaml`, `$UCTL_CONFIG`, `$FLYTECTL_CONFIG`,
+    /// `~/.union/config.yaml`, `~/.flyte/config.yaml`, `./flytekit.config` or `~/.flyte/config`.
+    pub found_by: Option<&'static str>,
+    /// `true` when the file was read as flytekit's INI format.
+    pub ini: bool,
+    /// The names of the environment variables that were set and used (never their values).
+    pub variables: Vec<String>,
+}
+
+/// An API key in use (the secret is not kept here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApiKeyInUse {
+    /// Where the key came from: `FLYTE_API_KEY` or `explicit setting`.
+    pub origin: &'static str,
+    /// The endpoint the key names (an explicit endpoint may have won over it).
+    pub endpoint: String,
+    /// The key's client id.
+    pub client_id: String,
+    /// The key's organization, if any.
+    pub org: Option<String>,
 }
 
 impl PlatformConfig {
@@ -170,7 +215,12 @@ impl PlatformConfig {
             Some(path) => FileChoice::Path(path.to_owned()),
             None => FileChoice::Default,
         };
-        resolve(&env, false, &choice, Layer::default())
+        let inputs = Inputs {
+            env: &env,
+            process_env: false,
+            cwd: None,
+        };
+        resolve(&inputs, &choice, Layer::default(), None)
     }
 
     /// A builder: choose the file and the environment, and set values that override both.
@@ -336,7 +386,23 @@ impl PlatformConfig {
 
     /// The config file that was read, if any.
     pub fn config_file(&self) -> Option<&Path> {
-        self.config_file.as_deref()
+        self.sources.file.as_deref()
+    }
+
+    /// The file and the variables this config was read from.
+    pub fn sources(&self) -> &ConfigSources {
+        &self.sources
+    }
+
+    /// The API key in use, if any (`FLYTE_API_KEY` or [`PlatformConfigBuilder::api_key`]).
+    pub fn api_key(&self) -> Option<&ApiKeyInUse> {
+        self.api_key.as_ref()
+    }
+
+    /// Keep tokens out of the system keyring (`admin.disableKeyring`,
+    /// `FLYTE_ADMIN_DISABLEKEYRING`).
+    pub fn disable_keyring(&self) -> bool {
+        self.disable_keyring
     }
 
     /// Checks that the settings [`auth_mode`](Self::auth_mode) needs are present: a client id
@@ -441,7 +507,9 @@ impl fmt::Debug for PlatformConfig {
             .field("command_timeout", &self.command_timeout)
             .field("pkce", &self.pkce)
             .field("device_flow", &self.device_flow)
-            .field("config_file", &self.config_file)
+            .field("disable_keyring", &self.disable_keyring)
+            .field("sources", &self.sources)
+            .field("api_key", &self.api_key)
             .finish()
     }
 }
@@ -501,7 +569,9 @@ enum FileChoice {
 pub struct PlatformConfigBuilder {
     file: FileChoice,
     env: Option<Box<EnvFn>>,
+    current_dir: Option<PathBuf>,
     explicit: Layer,
+    api_key: Option<SecretString>,
 }
 
 impl fmt::Debug for PlatformConfigBuilder {
@@ -521,7 +591,7 @@ impl fmt::Debug for PlatformConfigBuilder {
 }
 
 impl PlatformConfigBuilder {
-    /// Reads this file instead of `$FLYTECTL_CONFIG` or `~/.flyte/config.yaml`; it must exist.
+    /// Reads this file (YAML, or flytekit's INI format) instead of searching; it must exist.
     pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.file = FileChoice::Path(path.into());
         self
@@ -538,6 +608,28 @@ impl PlatformConfigBuilder {
     /// the variable named by `clientSecretEnvVar`.
     pub fn env(mut self, env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
         self.env = Some(Box::new(env));
+        self
+    }
+
+    /// Searches `./config.yaml`, `./.flyte/config.yaml` and the git root from `dir` instead
+    /// of the process's current directory. With a custom [`env`](Self::env) and no directory
+    /// set here, those three places are not searched.
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.current_dir = Some(dir.into());
+        self
+    }
+
+    /// A Flyte 2 API key (what `FLYTE_API_KEY` holds), used instead of that variable: it
+    /// selects client credentials with its client id and secret, and names the endpoint
+    /// unless [`endpoint`](Self::endpoint) is set (over the file's and the variables'). A key that does not decode fails [`build`](Self::build).
+    pub fn api_key(mut self, key: impl Into<SecretString>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// Keep tokens out of the system keyring.
+    pub fn disable_keyring(mut self, disable: bool) -> Self {
+        self.explicit.disable_keyring = Some(disable);
         self
     }
 
@@ -686,102 +778,221 @@ impl PlatformConfigBuilder {
 
     /// Reads the file and the environment, applies the explicit values and checks the result.
     pub fn build(self) -> Result<PlatformConfig, Error> {
-        match &self.env {
-            Some(env) => resolve(env.as_ref(), false, &self.file, self.explicit),
-            None => resolve(
-                &|name: &str| std::env::var(name).ok(),
-                true,
-                &self.file,
-                self.explicit,
-            ),
-        }
+        let process_env = |name: &str| std::env::var(name).ok();
+        let inputs = match &self.env {
+            Some(env) => Inputs {
+                env: env.as_ref(),
+                process_env: false,
+                cwd: self.current_dir.clone(),
+            },
+            None => Inputs {
+                env: &process_env,
+                process_env: true,
+                cwd: self
+                    .current_dir
+                    .clone()
+                    .or_else(|| std::env::current_dir().ok()),
+            },
+        };
+        resolve(&inputs, &self.file, self.explicit, self.api_key.as_ref())
     }
+}
+
+/// Where the inputs of a load come from.
+struct Inputs<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    /// The process environment: the platform's home directory is a fallback for `HOME`.
+    process_env: bool,
+    /// The directory `./config.yaml` and the git root are searched from; none: not searched.
+    cwd: Option<PathBuf>,
+}
+
+/// A config file that was read.
+struct FileRead {
+    path: PathBuf,
+    found_by: &'static str,
+    ini: bool,
+    layer: Layer,
 }
 
 /// What happened to the config file.
 enum FileOutcome {
-    Read(PathBuf, Box<Layer>),
-    NotFound(PathBuf),
-    NoHome,
+    Read(Box<FileRead>),
+    /// Nothing found; these were looked for.
+    NotFound(Vec<PathBuf>),
     Skipped,
 }
 
-/// `~/.flyte/config.yaml` by `env`'s `HOME` or `USERPROFILE`; with the process environment,
-/// the platform's home directory when neither is set.
-fn default_config_path(env: &dyn Fn(&str) -> Option<String>, process_env: bool) -> Option<PathBuf> {
+/// `~` by `env`'s `HOME` or `USERPROFILE`; with the process environment, the platform's home
+/// directory when neither is set.
+fn home_dir(env: &dyn Fn(&str) -> Option<String>, process_env: bool) -> Option<PathBuf> {
     env("HOME")
         .filter(|h| !h.is_empty())
         .or_else(|| env("USERPROFILE").filter(|h| !h.is_empty()))
         .map(PathBuf::from)
         .or_else(|| if process_env { dirs::home_dir() } else { None })
-        .map(|home| home.join(".flyte").join("config.yaml"))
 }
 
-fn read_config_file(
-    env: &dyn Fn(&str) -> Option<String>,
-    process_env: bool,
-    choice: &FileChoice,
-) -> Result<FileOutcome, Error> {
-    let (path, named_by) = match choice {
+/// The nearest directory at or above `dir` holding `.git` (a directory, or a file for a
+/// worktree), as `git rev-parse --show-toplevel` finds it.
+fn git_root(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .take(64)
+        .find(|d| d.join(".git").exists())
+        .map(Path::to_path_buf)
+}
+
+/// The places searched when no file is given, in order: `(path, how it was found, must it
+/// exist)`. A path named by a variable must exist.
+fn search_path(inputs: &Inputs<'_>) -> Vec<(PathBuf, &'static str, bool)> {
+    let mut places = Vec::new();
+    if let Some(cwd) = &inputs.cwd {
+        places.push((cwd.join("config.yaml"), "./config.yaml", false));
+        places.push((
+            cwd.join(".flyte").join("config.yaml"),
+            "./.flyte/config.yaml",
+            false,
+        ));
+        if let Some(root) = git_root(cwd) {
+            places.push((
+                root.join(".flyte").join("config.yaml"),
+                "<git root>/.flyte/config.yaml",
+                false,
+            ));
+        }
+    }
+    for (name, found_by) in [
+        (env::UCTL_CONFIG, "$UCTL_CONFIG"),
+        (env::FLYTECTL_CONFIG, "$FLYTECTL_CONFIG"),
+    ] {
+        if let Some(path) = (inputs.env)(name).filter(|p| !p.trim().is_empty()) {
+            places.push((PathBuf::from(path), found_by, true));
+        }
+    }
+    let home = home_dir(inputs.env, inputs.process_env);
+    if let Some(home) = &home {
+        places.push((
+            home.join(".union").join("config.yaml"),
+            "~/.union/config.yaml",
+            false,
+        ));
+        places.push((
+            home.join(".flyte").join("config.yaml"),
+            "~/.flyte/config.yaml",
+            false,
+        ));
+    }
+    // flytekit's INI files, only when no YAML file exists.
+    if let Some(cwd) = &inputs.cwd {
+        places.push((cwd.join("flytekit.config"), "./flytekit.config", false));
+    }
+    if let Some(home) = &home {
+        places.push((home.join(".flyte").join("config"), "~/.flyte/config", false));
+    }
+    places
+}
+
+fn read_config_file(inputs: &Inputs<'_>, choice: &FileChoice) -> Result<FileOutcome, Error> {
+    let places = match choice {
         FileChoice::Skip => return Ok(FileOutcome::Skipped),
-        FileChoice::Path(path) => (path.clone(), ""),
-        FileChoice::Default => match env(env::FLYTECTL_CONFIG).filter(|p| !p.trim().is_empty()) {
-            Some(path) => (PathBuf::from(path), " (named by FLYTECTL_CONFIG)"),
-            None => match default_config_path(env, process_env) {
-                Some(path) => {
-                    return match read_capped(&path, MAX_CONFIG_FILE_BYTES) {
-                        Ok(text) => {
-                            tracing::debug!(path = %path.display(), "read the Flyte config file");
-                            let layer = parse_config_file(&path, &text)?;
-                            Ok(FileOutcome::Read(path, Box::new(layer)))
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                            tracing::debug!(path = %path.display(), "no Flyte config file");
-                            Ok(FileOutcome::NotFound(path))
-                        }
-                        Err(e) => Err(Error::config(format!(
-                            "cannot read config file {}: {e}",
-                            path.display()
-                        ))),
-                    };
-                }
-                None => return Ok(FileOutcome::NoHome),
-            },
-        },
+        FileChoice::Path(path) => vec![(path.clone(), "given", true)],
+        FileChoice::Default => search_path(inputs),
     };
-    let text = read_capped(&path, MAX_CONFIG_FILE_BYTES).map_err(|e| {
-        Error::config(format!(
-            "cannot read config file {}{named_by}: {e}",
-            path.display()
-        ))
-    })?;
-    tracing::debug!(path = %path.display(), "read the Flyte config file");
-    let layer = parse_config_file(&path, &text)?;
-    Ok(FileOutcome::Read(path, Box::new(layer)))
+    for (path, found_by, must_exist) in &places {
+        match read_capped(path, MAX_CONFIG_FILE_BYTES) {
+            Ok(text) => {
+                tracing::debug!(path = %path.display(), found_by, "read the Flyte config file");
+                let ini = is_ini(path, &text);
+                let layer = if ini {
+                    ini::parse(path, &text)?
+                } else {
+                    file::parse(path, &text)?
+                };
+                let layer = layer.checked(&Source::File(path.clone()))?;
+                return Ok(FileOutcome::Read(Box::new(FileRead {
+                    path: path.clone(),
+                    found_by,
+                    ini,
+                    layer,
+                })));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+                tracing::trace!(path = %path.display(), "no Flyte config file here");
+            }
+            Err(e) => {
+                let named_by = match *found_by {
+                    "given" => String::new(),
+                    by => format!(" (named by {})", by.trim_start_matches('$')),
+                };
+                return Err(Error::config(format!(
+                    "cannot read config file {}{named_by}: {e}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(FileOutcome::NotFound(
+        places.into_iter().map(|(path, ..)| path).collect(),
+    ))
 }
 
-fn parse_config_file(path: &Path, text: &str) -> Result<Layer, Error> {
-    file::parse(path, text)?.checked(&Source::File(path.to_owned()))
+/// flytekit's INI format: a file not named `.yaml`/`.yml` whose first line that is not blank
+/// or a comment is a `[section]` header.
+fn is_ini(path: &Path, text: &str) -> bool {
+    let yaml_name = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+    !yaml_name
+        && text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+            .is_some_and(|l| l.starts_with('[') && l.ends_with(']'))
 }
 
-/// Merges file < environment < explicit, resolves the client secret and the mode.
+/// Merges file < environment < API key < explicit, resolves the client secret and the mode.
 fn resolve(
-    env: &dyn Fn(&str) -> Option<String>,
-    process_env: bool,
+    inputs: &Inputs<'_>,
     choice: &FileChoice,
     explicit: Layer,
+    explicit_api_key: Option<&SecretString>,
 ) -> Result<PlatformConfig, Error> {
+    let env = inputs.env;
     let explicit = explicit.checked(&Source::Explicit)?;
-    let env_layer = env::read(env)?.checked(&Source::Env)?;
-    let outcome = read_config_file(env, process_env, choice)?;
-    let (config_file, file_layer) = match &outcome {
-        FileOutcome::Read(path, layer) => (Some(path.clone()), (**layer).clone()),
+    let (env_layer, used) = env::read(env)?;
+    let env_source = Source::Env(used.clone());
+    let env_layer = env_layer.checked(&env_source)?;
+    let mut variables: Vec<String> = used.iter().map(|v| (*v).to_owned()).collect();
+    let outcome = read_config_file(inputs, choice)?;
+    let (file_read, file_layer) = match &outcome {
+        FileOutcome::Read(read) => (Some(&**read), read.layer.clone()),
         _ => (None, Layer::default()),
     };
-    let file_source = Source::File(config_file.clone().unwrap_or_default());
+    if let Some(read) = file_read
+        && let Some(var) = read.found_by.strip_prefix('$')
+    {
+        variables.push(var.to_owned());
+    }
+    let file_source = Source::File(file_read.map(|r| r.path.clone()).unwrap_or_default());
+
+    let api_key = match explicit_api_key {
+        Some(key) => Some(api_key::decode(
+            key.expose_secret(),
+            "the explicit setting",
+        )?)
+        .map(|k| (k, "explicit setting")),
+        None => match env(env::API_KEY).filter(|v| !v.trim().is_empty()) {
+            Some(key) => {
+                variables.push(env::API_KEY.to_owned());
+                Some((api_key::decode(&key, env::API_KEY)?, env::API_KEY))
+            }
+            None => None,
+        },
+    };
+
     let layers = [
         (&explicit, &Source::Explicit),
-        (&env_layer, &Source::Env),
+        (&env_layer, &env_source),
         (&file_layer, &file_source),
     ];
 
@@ -798,19 +1009,37 @@ fn resolve(
         };
     }
 
-    let Some(endpoint) = merged!(endpoint) else {
-        return Err(Error::config(no_endpoint_message(&outcome)));
+    // An explicit endpoint wins over the key's, and the key's over the variables' and the
+    // file's (the Flyte 2 CLI's order): the key's secret goes to the server it was issued
+    // for, not to one a stale config file names.
+    let endpoint = match (&explicit.endpoint, &api_key, merged!(endpoint)) {
+        (Some(endpoint), _, _) => endpoint.clone(),
+        (None, Some((key, origin)), _) => {
+            Endpoint::parse(&key.endpoint).map_err(|e| {
+                Error::config(format!("the endpoint of the API key from {origin}: {e}"))
+            })?;
+            key.endpoint.clone()
+        }
+        (None, None, Some(endpoint)) => endpoint,
+        (None, None, None) => return Err(Error::config(no_endpoint_message(&outcome))),
     };
 
-    // The client secret, in flytekit's order: FLYTE_CREDENTIALS_CLIENT_SECRET, replaced by
-    // the content of clientSecretLocation, replaced by the variable clientSecretEnvVar names.
-    // Finding it through either of the last two switches the mode to client credentials.
+    // The client secret, in flytekit's order: FLYTE_CREDENTIALS_CLIENT_SECRET (or the INI
+    // file's client_secret), replaced by the content of clientSecretLocation, replaced by the
+    // variable clientSecretEnvVar names. Finding it through either of the last two switches
+    // the mode to client credentials. An API key's secret replaces all of them.
     let client_secret_location = merged_with_source!(client_secret_location);
     let client_secret_env_var = merged_with_source!(client_secret_env_var);
-    let mut client_secret = env_layer.client_secret.clone();
+    let mut client_secret = env_layer
+        .client_secret
+        .clone()
+        .or(file_layer.client_secret.clone());
     let mut found_via = None;
     if let Some(secret) = &explicit.client_secret {
         client_secret = Some(secret.clone());
+    } else if let Some((key, origin)) = &api_key {
+        client_secret = Some(key.client_secret.clone());
+        found_via = Some(format!("the API key from {origin}"));
     } else {
         if let Some((path, source)) = &client_secret_location
             && let Some(secret) = read_secret_file(path, source)?
@@ -819,10 +1048,14 @@ fn resolve(
             found_via = Some(source.name(CLIENT_SECRET_LOCATION));
         }
         if let Some((var, source)) = &client_secret_env_var {
-            match env(var).filter(|v| !v.is_empty()) {
+            match env(var)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+            {
                 Some(secret) => {
                     client_secret = Some(SecretString::from(secret));
                     found_via = Some(source.name(CLIENT_SECRET_ENV_VAR));
+                    variables.push(var.clone());
                 }
                 None => tracing::debug!(
                     variable = %var,
@@ -836,6 +1069,8 @@ fn resolve(
     let configured_mode = env_layer.auth_mode.clone().or(file_layer.auth_mode.clone());
     let auth_mode = match (explicit.auth_mode.clone(), &found_via) {
         (Some(mode), _) => mode,
+        // An API key is for client credentials, whatever the file says.
+        (None, Some(_)) if api_key.is_some() => AuthMode::ClientSecret,
         // A registered authenticator may read the secret itself: it keeps its mode.
         (None, Some(_)) if configured_mode.as_ref().is_some_and(|m| !m.is_builtin()) => {
             configured_mode.unwrap_or_default()
@@ -851,6 +1086,11 @@ fn resolve(
         }
         (None, None) => configured_mode.unwrap_or_default(),
     };
+    let client_id = match (&explicit.client_id, &api_key) {
+        (Some(id), _) => Some(id.clone()),
+        (None, Some((key, _))) => Some(key.client_id.clone()),
+        (None, None) => merged!(client_id),
+    };
 
     let pkce_defaults = PkceSettings::default();
     let device_defaults = DeviceFlowSettings::default();
@@ -860,7 +1100,7 @@ fn resolve(
         insecure_skip_verify: merged!(insecure_skip_verify).unwrap_or(false),
         ca_cert_file_path: merged!(ca_cert_file_path),
         auth_mode,
-        client_id: merged!(client_id),
+        client_id,
         client_secret,
         client_secret_location: client_secret_location.map(|(path, _)| path),
         client_secret_env_var: client_secret_env_var.map(|(var, _)| var),
@@ -883,7 +1123,19 @@ fn resolve(
             poll_interval: merged!(device_poll_interval).unwrap_or(device_defaults.poll_interval),
             refresh_time: merged!(device_refresh_time).unwrap_or(device_defaults.refresh_time),
         },
-        config_file,
+        disable_keyring: merged!(disable_keyring).unwrap_or(false),
+        sources: ConfigSources {
+            file: file_read.map(|r| r.path.clone()),
+            found_by: file_read.map(|r| r.found_by),
+            ini: file_read.is_some_and(|r| r.ini),
+            variables,
+        },
+        api_key: api_key.map(|(key, origin)| ApiKeyInUse {
+            origin,
+            endpoint: key.endpoint,
+            client_id: key.client_id,
+            org: key.org,
+        }),
     })
 }
 
@@ -908,32 +1160,37 @@ fn read_capped(path: &Path, cap: u64) -> std::io::Result<String> {
     Ok(text)
 }
 
-/// The secret in `path`, without trailing line breaks; `None` when the file is empty.
+/// The secret in `path`, without surrounding white space (as the Go client reads it);
+/// `None` when nothing else is left.
 fn read_secret_file(path: &Path, source: &Source) -> Result<Option<SecretString>, Error> {
-    let mut text = read_capped(path, MAX_SECRET_FILE_BYTES).map_err(|e| {
+    let text = read_capped(path, MAX_SECRET_FILE_BYTES).map_err(|e| {
         source.error(
             CLIENT_SECRET_LOCATION,
             format!("cannot read the client secret file {}: {e}", path.display()),
         )
     })?;
-    let len = text.trim_end_matches(['\n', '\r']).len();
-    text.truncate(len);
-    Ok((!text.is_empty()).then(|| SecretString::from(text)))
+    let secret = text.trim();
+    Ok((!secret.is_empty()).then(|| SecretString::from(secret.to_owned())))
 }
 
 fn no_endpoint_message(outcome: &FileOutcome) -> String {
     let file = match outcome {
-        FileOutcome::Read(path, _) => format!("in {}", path.display()),
-        FileOutcome::NotFound(path) => format!(
-            "in {} (which does not exist; FLYTECTL_CONFIG can name another file)",
-            path.display()
+        FileOutcome::Read(read) => format!("in {}", read.path.display()),
+        FileOutcome::NotFound(searched) if !searched.is_empty() => format!(
+            "in a config file (none found; searched {})",
+            searched
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
-        FileOutcome::NoHome | FileOutcome::Skipped => "in the config file".to_owned(),
+        _ => "in the config file".to_owned(),
     };
     format!(
         "no Flyte endpoint is configured: set admin.endpoint (such as \
-         `dns:///flyte.example.org:443`) {file}, or {}",
-        env::PLATFORM_URL
+         `dns:///flyte.example.org:443`) {file}, or {}, or {}",
+        env::PLATFORM_URL,
+        env::API_KEY
     )
 }
 
@@ -975,10 +1232,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("no Flyte endpoint is configured"), "{err}");
-        assert!(
-            err.contains(".flyte/config.yaml (which does not exist"),
-            "{err}"
-        );
+        assert!(err.contains("none found; searched"), "{err}");
+        assert!(err.contains(".flyte/config.yaml"), "{err}");
+        assert!(err.contains("FLYTE_API_KEY"), "{err}");
         assert!(err.contains("FLYTE_PLATFORM_URL"), "{err}");
     }
 

@@ -1,0 +1,526 @@
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a panic with the error is the clearest failure"
+)]
+//! Where the platform config comes from: the Flyte 2 SDK's file search with flytekit's INI
+//! files after it, every environment name of every setting (`FLYTE_ADMIN_*` beside
+//! `FLYTE_PLATFORM_*` / `FLYTE_CREDENTIALS_*`), `FLYTE_API_KEY`, and the record of what was
+//! used. Each table row is one location or one variable; the disagreements between the tools
+//! that this crate resolves have their own rows.
+
+use std::{collections::HashMap, fs, path::Path};
+
+use base64::Engine as _;
+use flyte_auth::{AuthMode, PlatformConfig};
+
+/// A home, a git repository with a working directory inside it, and an environment.
+struct World {
+    dir: tempfile::TempDir,
+    env: HashMap<String, String>,
+}
+
+impl World {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["home", "repo/.git", "repo/work", "elsewhere"] {
+            fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        let mut env = HashMap::new();
+        env.insert(
+            "HOME".to_owned(),
+            dir.path().join("home").display().to_string(),
+        );
+        Self { dir, env }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let path = self.root().join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    fn var(&mut self, name: &str, value: &str) {
+        self.env.insert(name.to_owned(), value.to_owned());
+    }
+
+    fn load(&self) -> Result<PlatformConfig, flyte_auth::Error> {
+        let env = self.env.clone();
+        PlatformConfig::builder()
+            .env(move |name| env.get(name).cloned())
+            .current_dir(self.root().join("repo/work"))
+            .build()
+    }
+}
+
+fn yaml(endpoint: &str) -> String {
+    format!("admin:\n  endpoint: dns:///{endpoint}\n")
+}
+
+fn ini(endpoint: &str) -> String {
+    format!("[platform]\nurl = dns:///{endpoint}\n")
+}
+
+/// The search order, first found wins: each row's file beats every file of the rows below it.
+#[test]
+fn each_config_location_wins_over_every_later_one() {
+    // (file written, how it is found, INI?, the variable that names it)
+    let places: [(&str, &str, bool, Option<&str>); 9] = [
+        ("repo/work/config.yaml", "./config.yaml", false, None),
+        (
+            "repo/work/.flyte/config.yaml",
+            "./.flyte/config.yaml",
+            false,
+            None,
+        ),
+        (
+            "repo/.flyte/config.yaml",
+            "<git root>/.flyte/config.yaml",
+            false,
+            None,
+        ),
+        (
+            "elsewhere/uctl.yaml",
+            "$UCTL_CONFIG",
+            false,
+            Some("UCTL_CONFIG"),
+        ),
+        (
+            "elsewhere/flytectl.yaml",
+            "$FLYTECTL_CONFIG",
+            false,
+            Some("FLYTECTL_CONFIG"),
+        ),
+        (
+            "home/.union/config.yaml",
+            "~/.union/config.yaml",
+            false,
+            None,
+        ),
+        (
+            "home/.flyte/config.yaml",
+            "~/.flyte/config.yaml",
+            false,
+            None,
+        ),
+        // flytekit's INI files: only when no YAML file exists.
+        ("repo/work/flytekit.config", "./flytekit.config", true, None),
+        ("home/.flyte/config", "~/.flyte/config", true, None),
+    ];
+    for winner in 0..places.len() {
+        let mut world = World::new();
+        for (i, (rel, _, is_ini, var)) in places.iter().enumerate().skip(winner) {
+            let host = format!("place{i}.example.org");
+            world.write(rel, &if *is_ini { ini(&host) } else { yaml(&host) });
+            if let Some(var) = var {
+                let path = world.root().join(rel).display().to_string();
+                world.var(var, &path);
+            }
+        }
+        let (rel, found_by, is_ini, var) = places[winner];
+        let cfg = world.load().unwrap_or_else(|e| panic!("{found_by}: {e}"));
+        assert_eq!(
+            cfg.endpoint().key(),
+            format!("place{winner}.example.org"),
+            "{found_by}"
+        );
+        let sources = cfg.sources();
+        assert_eq!(sources.found_by, Some(found_by));
+        assert_eq!(sources.ini, is_ini, "{found_by}");
+        assert!(sources.file.as_ref().unwrap().ends_with(rel), "{found_by}");
+        assert_eq!(
+            sources.variables.contains(&var.unwrap_or("-").to_owned()),
+            var.is_some(),
+            "{found_by}: {:?}",
+            sources.variables
+        );
+    }
+}
+
+#[test]
+fn a_file_named_by_a_variable_must_exist() {
+    for var in ["UCTL_CONFIG", "FLYTECTL_CONFIG"] {
+        let mut world = World::new();
+        world.write("home/.flyte/config.yaml", &yaml("home.example.org"));
+        let missing = world.root().join("missing.yaml").display().to_string();
+        world.var(var, &missing);
+        let err = world.load().unwrap_err().to_string();
+        assert!(err.contains(&format!("named by {var}")), "{err}");
+    }
+}
+
+#[test]
+fn an_explicit_file_may_be_ini_and_nothing_is_searched() {
+    let world = World::new();
+    world.write("repo/work/config.yaml", &yaml("searched.example.org"));
+    world.write("elsewhere/my.config", &ini("given.example.org"));
+    let env = world.env.clone();
+    let cfg = PlatformConfig::builder()
+        .env(move |n| env.get(n).cloned())
+        .current_dir(world.root().join("repo/work"))
+        .config_file(world.root().join("elsewhere/my.config"))
+        .build()
+        .unwrap();
+    assert_eq!(cfg.endpoint().key(), "given.example.org");
+    assert_eq!(cfg.sources().found_by, Some("given"));
+    assert!(cfg.sources().ini);
+}
+
+/// One row per variable and name: the value it sets, as read back.
+#[test]
+fn every_environment_name_of_every_setting() {
+    type Check = fn(&PlatformConfig) -> String;
+    let rows: &[(&str, &str, Check, &str)] = &[
+        (
+            "FLYTE_ADMIN_ENDPOINT",
+            "https://a.example.org",
+            |c| c.endpoint().key().to_owned(),
+            "a.example.org",
+        ),
+        (
+            "FLYTE_PLATFORM_URL",
+            "dns:///b.example.org:8089",
+            |c| c.endpoint().key().to_owned(),
+            "b.example.org:8089",
+        ),
+        (
+            "FLYTE_ADMIN_INSECURE",
+            "True",
+            |c| c.insecure().to_string(),
+            "true",
+        ),
+        (
+            "FLYTE_PLATFORM_INSECURE",
+            "yes",
+            |c| c.insecure().to_string(),
+            "true",
+        ),
+        (
+            "FLYTE_ADMIN_INSECURESKIPVERIFY",
+            "1",
+            |c| c.insecure_skip_verify().to_string(),
+            "true",
+        ),
+        (
+            "FLYTE_PLATFORM_INSECURE_SKIP_VERIFY",
+            "on",
+            |c| c.insecure_skip_verify().to_string(),
+            "true",
+        ),
+        (
+            "FLYTE_ADMIN_CACERTFILEPATH",
+            "/ca.pem",
+            |c| format!("{:?}", c.ca_cert_file_path()),
+            "Some(\"/ca.pem\")",
+        ),
+        (
+            "FLYTE_PLATFORM_CA_CERT_FILE_PATH",
+            "/ca.pem",
+            |c| format!("{:?}", c.ca_cert_file_path()),
+            "Some(\"/ca.pem\")",
+        ),
+        (
+            "FLYTE_ADMIN_HTTPPROXYURL",
+            "http://proxy:3128",
+            |c| format!("{:?}", c.http_proxy_url()),
+            "Some(\"http://proxy:3128\")",
+        ),
+        (
+            "FLYTE_PLATFORM_HTTP_PROXY_URL",
+            "http://proxy:3128",
+            |c| format!("{:?}", c.http_proxy_url()),
+            "Some(\"http://proxy:3128\")",
+        ),
+        (
+            "FLYTE_ADMIN_DISABLEKEYRING",
+            "true",
+            |c| c.disable_keyring().to_string(),
+            "true",
+        ),
+        (
+            "FLYTE_ADMIN_AUTHTYPE",
+            "DeviceFlow",
+            |c| (c.auth_mode() == AuthMode::DeviceFlow).to_string(),
+            "true",
+        ),
+        (
+            "FLYTE_CREDENTIALS_AUTH_MODE",
+            "deviceflow",
+            |c| (c.auth_mode() == AuthMode::DeviceFlow).to_string(),
+            "true",
+        ),
+        (
+            "FLYTE_ADMIN_CLIENTID",
+            "svc",
+            |c| format!("{:?}", c.client_id()),
+            "Some(\"svc\")",
+        ),
+        (
+            "FLYTE_CREDENTIALS_CLIENT_ID",
+            "svc",
+            |c| format!("{:?}", c.client_id()),
+            "Some(\"svc\")",
+        ),
+        (
+            "FLYTE_CREDENTIALS_CLIENT_SECRET",
+            "  s3cret \n",
+            |c| c.client_secret().unwrap().expose_secret().to_owned(),
+            "s3cret",
+        ),
+        (
+            "FLYTE_ADMIN_CLIENTSECRETLOCATION",
+            "/dev/null",
+            |c| format!("{:?}", c.client_secret_location()),
+            "Some(\"/dev/null\")",
+        ),
+        (
+            "FLYTE_CREDENTIALS_CLIENT_SECRET_LOCATION",
+            "/dev/null",
+            |c| format!("{:?}", c.client_secret_location()),
+            "Some(\"/dev/null\")",
+        ),
+        (
+            "FLYTE_ADMIN_CLIENTSECRETENVVAR",
+            "MY_SECRET",
+            |c| format!("{:?}", c.client_secret_env_var()),
+            "Some(\"MY_SECRET\")",
+        ),
+        (
+            "FLYTE_CREDENTIALS_CLIENT_SECRET_ENV_VAR",
+            "MY_SECRET",
+            |c| format!("{:?}", c.client_secret_env_var()),
+            "Some(\"MY_SECRET\")",
+        ),
+        (
+            "FLYTE_ADMIN_SCOPES",
+            "openid, offline_access",
+            |c| c.scopes().join("|"),
+            "openid|offline_access",
+        ),
+        (
+            "FLYTE_CREDENTIALS_SCOPES",
+            "all,, offline",
+            |c| c.scopes().join("|"),
+            "all|offline",
+        ),
+        (
+            "FLYTE_ADMIN_AUDIENCE",
+            "api://flyte",
+            |c| format!("{:?}", c.audience()),
+            "Some(\"api://flyte\")",
+        ),
+        (
+            "FLYTE_CREDENTIALS_AUDIENCE",
+            "api://flyte",
+            |c| format!("{:?}", c.audience()),
+            "Some(\"api://flyte\")",
+        ),
+        (
+            "FLYTE_ADMIN_COMMAND",
+            "gcloud, auth,print-access-token",
+            |c| c.command().join("|"),
+            "gcloud|auth|print-access-token",
+        ),
+        (
+            "FLYTE_CREDENTIALS_COMMAND",
+            "[\"get\", \"a,b\"]",
+            |c| c.command().join("|"),
+            "get|a,b",
+        ),
+        (
+            "FLYTE_ADMIN_PROXYCOMMAND",
+            "iap-token",
+            |c| c.proxy_command().join("|"),
+            "iap-token",
+        ),
+        (
+            "FLYTE_CREDENTIALS_PROXY_COMMAND",
+            "iap-token,--x",
+            |c| c.proxy_command().join("|"),
+            "iap-token|--x",
+        ),
+        (
+            "FLYTE_ADMIN_TOKENURL",
+            "https://idp/token",
+            |c| format!("{:?}", c.token_url()),
+            "Some(\"https://idp/token\")",
+        ),
+        (
+            "FLYTE_ADMIN_AUTHORIZATIONHEADER",
+            "flyte-authorization",
+            |c| format!("{:?}", c.authorization_header()),
+            "Some(\"flyte-authorization\")",
+        ),
+    ];
+    for (name, value, check, want) in rows {
+        let mut world = World::new();
+        world.write("home/.flyte/config.yaml", &yaml("file.example.org"));
+        world.var(name, value);
+        let cfg = world.load().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(check(&cfg), *want, "{name}={value:?}");
+        assert!(
+            cfg.sources().variables.contains(&(*name).to_owned()),
+            "{name}: {:?}",
+            cfg.sources().variables
+        );
+    }
+}
+
+/// Both names set, disagreeing: the Flyte 2 SDK's `FLYTE_ADMIN_*` name wins; a variable wins
+/// over any file; `status` names only the variable that was used.
+#[test]
+fn where_the_names_disagree_the_flyte_admin_name_wins() {
+    let mut world = World::new();
+    world.write(
+        "home/.flyte/config.yaml",
+        "admin:\n  endpoint: file.example.org\n  clientId: from-file\n",
+    );
+    world.var("FLYTE_ADMIN_ENDPOINT", "admin.example.org");
+    world.var("FLYTE_PLATFORM_URL", "platform.example.org");
+    world.var("FLYTE_CREDENTIALS_CLIENT_ID", "from-credentials");
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "admin.example.org");
+    assert_eq!(cfg.client_id(), Some("from-credentials"));
+    let vars = &cfg.sources().variables;
+    assert!(
+        vars.contains(&"FLYTE_ADMIN_ENDPOINT".to_owned()),
+        "{vars:?}"
+    );
+    assert!(!vars.contains(&"FLYTE_PLATFORM_URL".to_owned()), "{vars:?}");
+}
+
+#[test]
+fn booleans_from_the_environment_that_flytekit_would_misread_are_refused() {
+    let mut world = World::new();
+    world.var("FLYTE_PLATFORM_URL", "x.example.org");
+    world.var("FLYTE_ADMIN_INSECURE", "maybe");
+    let err = world.load().unwrap_err().to_string();
+    assert!(
+        err.contains("FLYTE_ADMIN_INSECURE") && err.contains("expected a boolean"),
+        "{err}"
+    );
+}
+
+#[test]
+fn disable_keyring_from_the_file() {
+    let world = World::new();
+    world.write(
+        "home/.flyte/config.yaml",
+        "admin:\n  endpoint: x.example.org\n  disableKeyring: true\n",
+    );
+    assert!(world.load().unwrap().disable_keyring());
+}
+
+#[test]
+fn the_client_secret_file_and_variable_are_trimmed_as_the_go_client_does() {
+    let mut world = World::new();
+    world.write("secret", "  s3cret \n");
+    let secret = world.root().join("secret").display().to_string();
+    world.write(
+        "home/.flyte/config.yaml",
+        &format!(
+            "admin:\n  endpoint: x.example.org\n  clientId: svc\n  clientSecretLocation: {secret}\n"
+        ),
+    );
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.client_secret().unwrap().expose_secret(), "s3cret");
+    assert_eq!(cfg.auth_mode(), AuthMode::ClientSecret);
+    world.var("FLYTE_ADMIN_CLIENTSECRETENVVAR", "MY_SECRET");
+    world.var("MY_SECRET", "\tother \n");
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.client_secret().unwrap().expose_secret(), "other");
+    assert!(cfg.sources().variables.contains(&"MY_SECRET".to_owned()));
+}
+
+fn api_key(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[test]
+fn an_api_key_alone_is_a_whole_config() {
+    let mut world = World::new();
+    world.var(
+        "FLYTE_API_KEY",
+        &api_key("flyte.example.org:svc:s3cret:acme"),
+    );
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "flyte.example.org");
+    assert_eq!(cfg.auth_mode(), AuthMode::ClientSecret);
+    assert_eq!(cfg.client_id(), Some("svc"));
+    assert_eq!(cfg.client_secret().unwrap().expose_secret(), "s3cret");
+    cfg.validate().unwrap();
+    let key = cfg.api_key().unwrap();
+    assert_eq!(
+        (
+            key.origin,
+            key.endpoint.as_str(),
+            key.client_id.as_str(),
+            key.org.as_deref()
+        ),
+        ("FLYTE_API_KEY", "flyte.example.org", "svc", Some("acme"))
+    );
+    assert!(
+        cfg.sources()
+            .variables
+            .contains(&"FLYTE_API_KEY".to_owned())
+    );
+    assert!(!format!("{cfg:?}").contains("s3cret"));
+}
+
+/// Only an explicit endpoint wins over the key's (as in the Flyte 2 CLI: the key's secret goes
+/// to the server it was issued for, not to one a stale file names); the key's client id,
+/// secret and flow win over the file's and the variables'.
+#[test]
+fn an_api_key_against_the_other_sources() {
+    let mut world = World::new();
+    world.write(
+        "home/.flyte/config.yaml",
+        "admin:\n  endpoint: file.example.org\n  authType: Pkce\n  clientId: file-client\n",
+    );
+    world.var("FLYTE_CREDENTIALS_CLIENT_ID", "env-client");
+    world.var("FLYTE_API_KEY", &api_key("key.example.org:svc:s3cret:"));
+    world.var("FLYTE_PLATFORM_URL", "env.example.org");
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "key.example.org");
+    assert_eq!(cfg.client_id(), Some("svc"));
+    assert_eq!(cfg.auth_mode(), AuthMode::ClientSecret);
+    assert_eq!(cfg.api_key().unwrap().endpoint, "key.example.org");
+
+    let env = world.env.clone();
+    let cfg = PlatformConfig::builder()
+        .env(move |n| env.get(n).cloned())
+        .no_config_file()
+        .endpoint("http://localhost:30080")
+        .api_key(api_key("other.example.org:explicit:pw:"))
+        .build()
+        .unwrap();
+    assert_eq!(cfg.endpoint().key(), "localhost:30080");
+    assert_eq!(cfg.client_id(), Some("explicit"));
+    assert_eq!(cfg.client_secret().unwrap().expose_secret(), "pw");
+    assert_eq!(cfg.api_key().unwrap().origin, "explicit setting");
+}
+
+#[test]
+fn malformed_api_keys_are_refused_in_one_line() {
+    for (key, want) in [
+        ("%%% not base64".to_owned(), "is not base64"),
+        (api_key("h:svc:s3cret"), "has 3 `:`-separated parts"),
+        (api_key("h:svc::org"), "empty client secret"),
+        (api_key("h:30080:svc:s3cret:org"), "would split wrongly"),
+    ] {
+        let mut world = World::new();
+        world.var("FLYTE_API_KEY", &key);
+        let err = world.load().unwrap_err().to_string();
+        assert!(
+            err.contains(want) && err.contains("FLYTE_API_KEY"),
+            "{want}: {err}"
+        );
+        assert!(
+            !err.contains("s3cret") && !err.contains(&key) && !err.contains('\n'),
+            "{err}"
+        );
+    }
+}
