@@ -37,6 +37,7 @@ pub struct FactoryOptions {
     store_command_token: bool,
     cfg_store: Option<Arc<dyn ClientConfigStore>>,
     registry: Option<Arc<AuthenticatorRegistry>>,
+    proxy: Option<Arc<dyn Authenticator>>,
     #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
     http_settings: Option<flyte_auth_oauth::HttpSettings>,
     #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
@@ -57,7 +58,8 @@ impl fmt::Debug for FactoryOptions {
             .field("interactive_command", &self.interactive_command)
             .field("store_command_token", &self.store_command_token)
             .field("cfg_store", &self.cfg_store)
-            .field("registry", &self.registry);
+            .field("registry", &self.registry)
+            .field("proxy", &self.proxy);
         #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
         s.field("http_settings", &self.http_settings)
             .field("http_client", &self.http_client);
@@ -117,6 +119,15 @@ impl FactoryOptions {
     /// `audience` and `authorizationHeader` of the config still win over it.
     pub fn client_config_store(mut self, store: Arc<dyn ClientConfigStore>) -> Self {
         self.cfg_store = Some(store);
+        self
+    }
+
+    /// The `proxy-authorization` authenticator every OAuth request carries, instead of one
+    /// built from the config's `proxyCommand`: pass the one given to `AuthLayer::with_proxy`
+    /// or `AuthenticatedClient::with_proxy` (from [`proxy_authenticator`]), so that the proxy
+    /// command runs once for both.
+    pub fn proxy_authenticator(mut self, proxy: Arc<dyn Authenticator>) -> Self {
+        self.proxy = Some(proxy);
         self
     }
 
@@ -222,7 +233,7 @@ pub fn get_authenticator(
 /// | `command` | the external command |
 /// | `pkceConfig.timeout` / `.refreshTime` | how long the browser login waits; refresh margin |
 /// | `deviceFlowConfig.pollInterval` / `.timeout` / `.refreshTime` | device polling; refresh margin |
-/// | `proxyCommand` | [`proxy_authenticator`]: a second header, `proxy-authorization` |
+/// | `proxyCommand` | `proxy-authorization` on every OAuth request (discovery, token, device, code exchange); [`proxy_authenticator`] gives the same header for the API calls |
 ///
 /// Building an authenticator touches neither the network nor the token store (the CA file is
 /// read, to build the HTTP client): discovery, logins and store reads happen on the first
@@ -361,15 +372,26 @@ mod oauth {
         cfg: &PlatformConfig,
         options: &FactoryOptions,
     ) -> Result<OAuthClient, Error> {
-        if let Some(client) = &options.http_client {
-            return Ok(client.clone());
-        }
-        OAuthClient::new(
-            options
-                .http_settings
-                .clone()
-                .unwrap_or_else(|| cfg.http_settings()),
-        )
+        let client = match &options.http_client {
+            Some(client) => client.clone(),
+            None => OAuthClient::new(
+                options
+                    .http_settings
+                    .clone()
+                    .unwrap_or_else(|| cfg.http_settings()),
+            )?,
+        };
+        // With `proxyCommand`, every OAuth request carries `proxy-authorization` too
+        // (discovery, token, device, code exchange): an authenticating proxy such as GCP IAP
+        // rejects them otherwise.
+        let proxy = match &options.proxy {
+            Some(proxy) => Some(Arc::clone(proxy)),
+            None => super::proxy_authenticator_with(cfg, options)?,
+        };
+        Ok(match proxy {
+            Some(proxy) => client.with_request_header(proxy),
+            None => client,
+        })
     }
 
     /// What the config says, which wins over the server's discovery.

@@ -843,3 +843,43 @@ async fn max_retries_in_the_config_retries_a_failed_token_request() {
     assert_eq!(credentials.access_token.expose_secret(), "after-a-retry");
     assert_eq!(requests_to(&server, "/oauth2/token").await, 2);
 }
+
+/// flyte#6089: behind an authenticating proxy (GCP IAP) every OAuth request needs
+/// `proxy-authorization`, discovery included, not only the API calls.
+#[cfg(all(feature = "command", feature = "clientcreds"))]
+#[tokio::test]
+async fn proxy_command_authorizes_every_oauth_request() {
+    let server = MockServer::start().await;
+    serve_discovery(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/discovered-token"))
+        .respond_with(token_answer("behind-the-proxy"))
+        .mount(&server)
+        .await;
+    let cfg = base(&server.address().to_string())
+        .auth_mode(AuthMode::ClientSecret)
+        .client_id("svc")
+        .client_secret("s3cr3t")
+        .proxy_command(["printf", "iap-token"])
+        .build()
+        .unwrap();
+    let auth = get_authenticator(&cfg, None).unwrap();
+    assert_eq!(
+        auth.get_credentials().await.unwrap().access_token.expose_secret(),
+        "behind-the-proxy"
+    );
+    let requests = server.received_requests().await.unwrap();
+    assert!(requests.len() >= 2, "discovery and the token request");
+    for request in &requests {
+        assert_eq!(
+            request
+                .headers
+                .get("proxy-authorization")
+                .map(|v| v.to_str().unwrap()),
+            Some("Bearer iap-token"),
+            "{} {}",
+            request.method,
+            request.url.path()
+        );
+    }
+}
