@@ -865,7 +865,11 @@ async fn proxy_command_authorizes_every_oauth_request() {
         .unwrap();
     let auth = get_authenticator(&cfg, None).unwrap();
     assert_eq!(
-        auth.get_credentials().await.unwrap().access_token.expose_secret(),
+        auth.get_credentials()
+            .await
+            .unwrap()
+            .access_token
+            .expose_secret(),
         "behind-the-proxy"
     );
     let requests = server.received_requests().await.unwrap();

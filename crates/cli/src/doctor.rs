@@ -318,8 +318,12 @@ async fn discovery_steps(
 
 /// The discovery flavour the documents came in. Flyte 1 serves them over HTTP
 /// (`/.well-known/oauth-authorization-server`, `/config/v1/flyte_client`).
-fn flavour(_found: &flyte_auth::oauth::Discovery) -> String {
-    "v1 HTTP".to_owned()
+fn flavour(found: &flyte_auth::oauth::Discovery) -> String {
+    match found.flavour {
+        flyte_auth::oauth::DiscoveryFlavour::FlyteAdmin => "v1 HTTP (flyteadmin)".to_owned(),
+        flyte_auth::oauth::DiscoveryFlavour::Flyte2 => "Flyte 2 Connect".to_owned(),
+        other => other.as_str().to_owned(),
+    }
 }
 
 /// How far this machine's clock is from the server's.

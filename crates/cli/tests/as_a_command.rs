@@ -324,7 +324,10 @@ async fn doctor_against_the_local_provider_finds_nothing_wrong_and_shows_no_secr
     assert!(out.status.success(), "{out:?}");
     assert_eq!(json["ok"], true, "{json}");
     assert_eq!(step(&json, "discovery")["outcome"], "ok");
-    assert_eq!(step(&json, "discovery")["facts"]["flavour"], "v1 HTTP");
+    assert_eq!(
+        step(&json, "discovery")["facts"]["flavour"],
+        "v1 HTTP (flyteadmin)"
+    );
     assert_eq!(step(&json, "token store")["outcome"], "ok");
     assert_eq!(step(&json, "login")["facts"]["stored"], true);
     assert_eq!(step(&json, "clock")["outcome"], "ok");
@@ -389,4 +392,25 @@ fn doctor_shows_the_clock_offset_from_the_servers_date() {
         "{discovery}"
     );
     assert_eq!(out.code(), Some(1));
+}
+
+#[tokio::test]
+async fn doctor_names_the_flyte_2_flavour_of_a_flyte_2_backend() {
+    let idp = Idp::builder().flyte2().start().await;
+    let secret = BASIC_CLIENT.secret();
+    let user = User::of(&idp).env("SVC_SECRET", secret).args([
+        "--auth-mode",
+        "ClientSecret",
+        "--client-id",
+        BASIC_CLIENT.id(),
+        "--client-secret-env",
+        "SVC_SECRET",
+    ]);
+    let (out, json) = doctor_json(&user, &[]);
+    assert_eq!(step(&json, "discovery")["outcome"], "ok", "{out:?}");
+    assert_eq!(
+        step(&json, "discovery")["facts"]["flavour"],
+        "Flyte 2 Connect"
+    );
+    assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
 }
