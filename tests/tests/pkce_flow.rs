@@ -340,3 +340,27 @@ async fn a_refresh_token_the_provider_rejects_is_replaced_by_a_new_login() {
         "not-a-refresh-token-of-this-provider"
     );
 }
+
+/// A Flyte 2 backend serves no `/config/v1/flyte_client`: the browser login finds its client
+/// id, redirect URI and endpoints through the ConnectRPC `AuthMetadataService` instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_login_to_a_flyte_2_backend_discovers_through_connect() {
+    let idp = Idp::builder()
+        .flyte2()
+        .redirect_uri("http://localhost:0/callback")
+        .scopes(["all", "offline"])
+        .start()
+        .await;
+    let user = User::approving();
+    let auth = authenticator(&idp, Arc::new(MemoryStore::new()), &user);
+
+    let credentials = get(&auth).await.unwrap();
+    user.finished().await;
+
+    assert!(!credentials.access_token.expose_secret().is_empty());
+    assert!(credentials.refresh_token.is_some());
+    assert_eq!(user.opened(), 1);
+    assert_eq!(idp.token_requests(GRANT_AUTHORIZATION_CODE).await, 1);
+    let refreshed = auth.refresh_credentials().await.unwrap();
+    assert_ne!(refreshed.access_token, credentials.access_token);
+}
