@@ -65,45 +65,24 @@ impl fmt::Display for DiscoveryFlavour {
     }
 }
 
-/// The base URL of a Flyte platform endpoint as written in configs.
-///
-/// `dns:///` is stripped; a bare `host[:port]` becomes `https://host[:port]`, or `http://` when
-/// `insecure` is set; a URL with a scheme is kept as it is. Trailing slashes are removed.
+/// The base URL of a Flyte platform endpoint as written in configs: core's
+/// [`Endpoint`](flyte_auth_core::Endpoint) with `insecure` applied, the one parse of every
+/// spelling.
 ///
 /// ```
 /// use flyte_auth_oauth::platform_base_url;
-/// assert_eq!(platform_base_url("dns:///flyte.example.org:443", false).unwrap(), "https://flyte.example.org:443");
+/// assert_eq!(platform_base_url("dns:///flyte.example.org:443", false).unwrap(), "https://flyte.example.org");
 /// assert_eq!(platform_base_url("localhost:30080", true).unwrap(), "http://localhost:30080");
 /// assert_eq!(platform_base_url("https://flyte.example.org/", true).unwrap(), "https://flyte.example.org");
 /// ```
+///
+/// # Errors
+///
+/// [`Error::Config`] when [`Endpoint::parse`](flyte_auth_core::Endpoint::parse) refuses it.
 pub fn platform_base_url(endpoint: &str, insecure: bool) -> Result<String, Error> {
-    let trimmed = endpoint.trim();
-    let host = trimmed.strip_prefix("dns:///").unwrap_or(trimmed);
-    let host = host.trim_end_matches('/');
-    if host.is_empty() {
-        return Err(Error::config(
-            "the Flyte endpoint is empty; set admin.endpoint (e.g. dns:///flyte.example.org)",
-        ));
-    }
-    let url = if host.starts_with("http://") || host.starts_with("https://") {
-        host.to_owned()
-    } else if host.contains("://") {
-        return Err(Error::config(format!(
-            "the Flyte endpoint `{}` has an unsupported scheme; write host:port, dns:///host:port or https://host",
-            display_url(host)
-        )));
-    } else if insecure {
-        format!("http://{host}")
-    } else {
-        format!("https://{host}")
-    };
-    url::Url::parse(&url).map_err(|e| {
-        Error::config(format!(
-            "the Flyte endpoint `{}` is not a valid host or URL: {e}",
-            display_url(&url)
-        ))
-    })?;
-    Ok(url)
+    Ok(flyte_auth_core::Endpoint::parse(endpoint)?
+        .with_insecure(insecure)
+        .base_url())
 }
 
 /// RFC 8414 authorization server metadata, as far as Flyte's flows use it.
