@@ -189,14 +189,7 @@ fn with_header(request: RequestBuilder, header: AuthHeader) -> RequestBuilder {
 fn transport_error(e: ::reqwest::Error) -> Error {
     let url = e
         .url()
-        .map(|u| {
-            let mut u = u.clone();
-            u.set_query(None);
-            u.set_fragment(None);
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        })
+        .map(|u| flyte_auth_core::redact_url(u.as_str()))
         .unwrap_or_default();
     let e = e.without_url();
     let mut message = e.to_string();
