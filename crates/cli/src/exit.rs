@@ -98,7 +98,6 @@ pub(crate) fn classify(error: &Error) -> Failure {
         Error::AccessTokenNotFound { .. }
         | Error::LoginTimeout { .. }
         | Error::Authentication { .. }
-        | Error::AuthenticationPending
         | Error::Command { .. }
         | Error::Cancelled => Failure::Refused,
         _ => Failure::Other,

@@ -4,8 +4,11 @@ use std::{fmt, sync::Arc, time::Duration};
 
 /// Everything that can go wrong while obtaining credentials.
 ///
-/// The first three cases are flytekit's (`AccessTokenNotFoundError`, `AuthenticationError`,
-/// `AuthenticationPending`); the others are what a caller needs to branch on. Use
+/// The first two cases are flytekit's (`AccessTokenNotFoundError`, `AuthenticationError`);
+/// flytekit's `AuthenticationPending` never reaches a caller here: the device flow's poll loop
+/// handles `authorization_pending` itself (it is [`OAuthErrorCode::AuthorizationPending`]
+/// inside an [`Error::OAuth`]), and a login the user never completes ends in
+/// [`Error::LoginTimeout`]. The others are what a caller needs to branch on. Use
 /// [`Error::is_transient`] to decide whether retrying later may help, and
 /// [`Error::is_rejected_grant`] to know whether the server refused the credentials themselves.
 ///
@@ -26,9 +29,6 @@ pub enum Error {
         /// What happened and what to try.
         message: String,
     },
-    /// Device flow: the user has not approved the login yet.
-    #[error("authorization pending: the user has not completed the login yet")]
-    AuthenticationPending,
     /// The authorization server answered with an OAuth error (RFC 6749 §5.2, RFC 8628 §3.5).
     #[error(transparent)]
     OAuth(#[from] OAuthError),
