@@ -1,7 +1,7 @@
 //! [`KeyringStore`]: credentials in the OS keyring, in the layouts of every Flyte tool.
 //!
 //! The layouts, the metadata entry, the coherence rule and the failure model are documented on
-//! [`KeyringStore`]; the formats and the choice of the newest copy are in [`crate::layouts`].
+//! [`KeyringStore`]; the formats and the choice of the newest copy are in `layouts.rs`.
 //! Every call goes through [`bounded::run`], which gives it a helper thread and a time limit.
 
 use std::{
@@ -56,7 +56,7 @@ const PROBE_SERVICE: &str = "flyte-auth-probe";
 /// # Reading: the newest usable copy
 ///
 /// [`retrieve`](TokenStore::retrieve) reads every layout, each entry once, and returns the
-/// newest usable copy (see [`layouts`](crate::layouts) for the rule): a copy that differs from
+/// newest usable copy: a copy that differs from
 /// what this store wrote last was written after it by another tool and comes first; a copy
 /// whose refresh token this store retired (rotated away by a refresh it stored) is never
 /// returned, since redeeming it would revoke the grant where the identity provider detects
