@@ -246,6 +246,16 @@ pub(crate) struct Options {
     )]
     pub(crate) store: StoreChoice,
 
+    /// Keyring: write the login to every Flyte tool's entries (pyflyte, the Flyte 2 SDK,
+    /// flytectl), also where none held one, so one `flyte-auth login` logs them all in.
+    #[arg(
+        long,
+        env = "FLYTE_AUTH_ALL_LAYOUTS",
+        global = true,
+        help_heading = "Token store"
+    )]
+    pub(crate) all_layouts: bool,
+
     /// The directory of the file store and of lock files [default: $FLYTE_AUTH_CACHE_DIR, else
     /// ~/.cache/flyte-auth].
     #[arg(long, value_name = "DIR", global = true, help_heading = "Token store")]

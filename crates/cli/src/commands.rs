@@ -78,7 +78,7 @@ impl std::error::Error for DoctorFound {}
 
 /// Prints the access token, and nothing else, on standard output.
 async fn token(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
-    let store = settings::store(options)?;
+    let store = settings::store(options, cfg)?;
     let credentials = connect::authenticator(cfg, options, store)?
         .get_credentials()
         .await?;
@@ -90,7 +90,7 @@ async fn token(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
 
 /// Removes what is stored for the endpoint, then logs in.
 async fn login(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
-    let store = settings::store(options)?;
+    let store = settings::store(options, cfg)?;
     // Built first, so that a config it refuses leaves the stored login alone.
     let authenticator = connect::authenticator(cfg, options, Arc::clone(&store))?;
     store.delete(cfg.endpoint().key())?;
@@ -107,7 +107,7 @@ async fn login(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
 
 /// Removes what is stored for the endpoint.
 fn logout(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
-    let store = settings::store(options)?;
+    let store = settings::store(options, cfg)?;
     let stored = store
         .retrieve(cfg.endpoint().key())
         .ok()
@@ -132,7 +132,7 @@ fn logout(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
 
 /// Prints what is configured and stored; logs in never.
 fn status(cfg: &PlatformConfig, options: &Options, json: bool) -> Result<(), Error> {
-    let store = settings::store(options)?;
+    let store = settings::store(options, cfg)?;
     let stored = store
         .retrieve(cfg.endpoint().key())
         .map_err(|e| e.to_string());

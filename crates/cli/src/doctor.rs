@@ -161,7 +161,7 @@ pub(crate) async fn diagnose(options: &Options) -> Report {
     let (discovery, date) = discovery_steps(&cfg, client.as_ref()).await;
     steps.push(discovery);
     steps.push(clock_step(date));
-    let (store_step, store) = store_step(options);
+    let (store_step, store) = store_step(&cfg, options);
     steps.push(store_step);
     steps.push(login_step(&cfg, store.as_deref()));
     steps.push(proxy_step(&cfg));
@@ -353,8 +353,11 @@ fn clock_step(server: Option<SystemTime>) -> Step {
 }
 
 /// The token store: opens, reads, writes (a probe entry, removed again), not locked.
-fn store_step(options: &Options) -> (Step, Option<std::sync::Arc<dyn TokenStore>>) {
-    let store = match settings::store(options) {
+fn store_step(
+    cfg: &PlatformConfig,
+    options: &Options,
+) -> (Step, Option<std::sync::Arc<dyn TokenStore>>) {
+    let store = match settings::store(options, cfg) {
         Ok(store) => store,
         Err(e) => {
             return (

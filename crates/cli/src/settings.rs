@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use flyte_auth::{Error, PlatformConfig, TokenStore, config::PlatformConfigBuilder};
-use flyte_auth_store::open_store;
+use flyte_auth_store::{StoreKind, open_store_for};
 
 use crate::args::Options;
 
@@ -59,9 +59,21 @@ pub(crate) fn load_config(options: &Options) -> Result<PlatformConfig, Error> {
     config_builder(options).build()
 }
 
-/// Opens the store `--store` names, in `--cache-dir` when given. Touches nothing yet.
-pub(crate) fn store(options: &Options) -> Result<Arc<dyn TokenStore>, Error> {
-    Ok(open_store(options.store.into(), options.cache_dir.clone())?)
+/// Opens the store `--store` names, in `--cache-dir` when given, for `cfg`'s endpoint (the
+/// keyring names the other Flyte tools' entries by it as written; `--all-layouts` writes them
+/// all; `admin.disableKeyring` makes the automatic choice the file store). Touches nothing
+/// yet.
+pub(crate) fn store(options: &Options, cfg: &PlatformConfig) -> Result<Arc<dyn TokenStore>, Error> {
+    let kind = match options.store.into() {
+        StoreKind::Auto if cfg.disable_keyring() => StoreKind::File,
+        kind => kind,
+    };
+    Ok(open_store_for(
+        kind,
+        options.cache_dir.clone(),
+        cfg.endpoint(),
+        options.all_layouts,
+    )?)
 }
 
 #[cfg(test)]
@@ -236,7 +248,8 @@ mod tests {
 
     #[test]
     fn the_memory_store_can_be_chosen() {
-        let store = store(&options(&["--store", "memory"])).unwrap();
+        let cfg = PlatformConfig::for_endpoint("dns:///flyte.example.org").unwrap();
+        let store = store(&options(&["--store", "memory"]), &cfg).unwrap();
         assert_eq!(store.name(), "memory");
         let dir = tempfile::tempdir().unwrap();
         let store = store_in(dir.path());
@@ -244,12 +257,11 @@ mod tests {
     }
 
     fn store_in(dir: &std::path::Path) -> Arc<dyn TokenStore> {
-        store(&options(&[
-            "--store",
-            "file",
-            "--cache-dir",
-            dir.to_str().unwrap(),
-        ]))
+        let cfg = PlatformConfig::for_endpoint("dns:///flyte.example.org").unwrap();
+        store(
+            &options(&["--store", "file", "--cache-dir", dir.to_str().unwrap()]),
+            &cfg,
+        )
         .unwrap()
     }
 }

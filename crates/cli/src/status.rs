@@ -47,6 +47,9 @@ struct StoredCredentials {
     /// Seconds until expiry; negative once expired.
     expires_in_seconds: Option<i64>,
     expired: bool,
+    /// No expiry is known (another tool stored the token without one, and it is no JWT):
+    /// only the server can tell whether it still works.
+    validity_unknown: bool,
     refresh_token: bool,
     id_token: bool,
     client_id: Option<String>,
@@ -150,6 +153,12 @@ impl Status {
             None => line("logged in:", "no"),
             Some(c) => {
                 let state = match (c.expired, c.refresh_token) {
+                    _ if c.validity_unknown && c.refresh_token => {
+                        "yes (validity unknown: no expiry is stored; the next use refreshes once)"
+                    }
+                    _ if c.validity_unknown => {
+                        "validity unknown (no expiry is stored; the server decides on next use)"
+                    }
                     (false, _) => "yes",
                     (true, true) => "yes (the token expired; it is refreshed on next use)",
                     (true, false) => "no (the token expired; the next use logs in again)",
@@ -186,6 +195,7 @@ fn describe(c: &Credentials, now: SystemTime) -> StoredCredentials {
         expires_at_unix: c.expires_at_unix,
         expires_in_seconds,
         expired: expires_at.is_some_and(|at| at <= now),
+        validity_unknown: !c.expiry_is_known(),
         refresh_token: c.refresh_token.is_some(),
         id_token: c.id_token.is_some(),
         client_id: c.client_id.clone(),
@@ -302,6 +312,19 @@ mod tests {
             status
                 .to_text()
                 .contains("store error:   keyring is locked")
+        );
+    }
+
+    #[test]
+    fn a_token_of_unknown_expiry_says_its_validity_is_unknown() {
+        let opaque = Credentials::new("opaque", "e");
+        let status = Status::new(&cfg(), "keyring", Ok(Some(opaque)), None);
+        let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
+        assert_eq!(json["credentials"]["validity_unknown"], true);
+        assert!(
+            status.to_text().contains("validity unknown"),
+            "{}",
+            status.to_text()
         );
     }
 

@@ -12,7 +12,15 @@
 //!   transient failure (network, timeout, 5xx) deletes nothing and returns the error;
 //! - with a store that offers a cross-process lock, the lock is held around "re-read the store,
 //!   refresh only if the stored token is still the stale one, store";
-//! - creating the authenticator touches neither the network nor the store.
+//! - creating the authenticator touches neither the network nor the store;
+//! - an expiry is never invented for a token another tool stored: a token with no known
+//!   expiry and a refresh token is refreshed once under the store's lock (the answer's
+//!   expiry is then stored, so later processes use it); one without a refresh token is used
+//!   until the server rejects it. A token flyte-auth obtained without a stated lifetime is
+//!   trusted for [`UNKNOWN_EXPIRY_LIFETIME`] from its arrival, and that expiry is stored, so no
+//!   later process starts the window again;
+//! - all of this reads the time from a [`Clock`] ([`SystemClock`] by default), so tests move
+//!   time instead of sleeping.
 
 use std::{
     fmt,
@@ -32,6 +40,41 @@ use crate::{
 /// How long before expiry credentials are refreshed, unless the token lives so briefly that a
 /// quarter of its lifetime is less (flytectl's `refreshTime` default).
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// Where the cache reads the time: [`SystemClock`] by default; tests pass a clock they move.
+///
+/// ```
+/// use std::{sync::Mutex, time::{Duration, SystemTime}};
+/// use flyte_auth_core::Clock;
+///
+/// /// A clock the test moves by hand.
+/// #[derive(Debug)]
+/// struct Manual(Mutex<SystemTime>);
+///
+/// impl Clock for Manual {
+///     fn now(&self) -> SystemTime {
+///         *self.0.lock().unwrap()
+///     }
+/// }
+///
+/// let clock = Manual(Mutex::new(SystemTime::UNIX_EPOCH));
+/// *clock.0.lock().unwrap() += Duration::from_secs(3600);
+/// assert_eq!(clock.now(), SystemTime::UNIX_EPOCH + Duration::from_secs(3600));
+/// ```
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// The current wall-clock time (expiries are absolute times, shared between processes).
+    fn now(&self) -> SystemTime;
+}
+
+/// [`Clock`] on [`SystemTime::now`]: the default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
 
 /// How a flow obtains tokens; the rest is [`CachingAuthenticator`]'s job.
 ///
@@ -98,7 +141,8 @@ impl<T: TokenFlow + ?Sized> TokenFlow for Arc<T> {
 struct Current {
     credentials: Arc<Credentials>,
     header: AuthHeader,
-    refresh_after: SystemTime,
+    /// `None`: served until the server rejects it (no expiry known, no refresh token).
+    refresh_after: Option<SystemTime>,
 }
 
 type SharedAttempt = Shared<BoxFuture<'static, Result<Arc<Credentials>, Error>>>;
@@ -107,6 +151,7 @@ struct Inner<F> {
     flow: F,
     store: Option<Arc<dyn TokenStore>>,
     margin: Duration,
+    clock: Arc<dyn Clock>,
     current: ArcSwapOption<Current>,
     in_flight: Mutex<Option<SharedAttempt>>,
 }
@@ -148,6 +193,7 @@ impl<F: fmt::Debug> fmt::Debug for CachingAuthenticator<F> {
             .field("flow", &self.inner.flow)
             .field("store", &self.inner.store.as_ref().map(|s| s.name()))
             .field("refresh_margin", &self.inner.margin)
+            .field("clock", &self.inner.clock)
             .field("credentials", &current.as_ref().map(|c| &c.credentials))
             .finish()
     }
@@ -160,6 +206,7 @@ pub struct CachingAuthenticatorBuilder<F> {
     flow: F,
     store: Option<Arc<dyn TokenStore>>,
     margin: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl<F: TokenFlow> CachingAuthenticatorBuilder<F> {
@@ -182,6 +229,13 @@ impl<F: TokenFlow> CachingAuthenticatorBuilder<F> {
         self
     }
 
+    /// Reads the time from `clock` ([`SystemClock`] by default): expiries, refresh margins
+    /// and the trust window of tokens without a stated lifetime.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The authenticator. Touches neither the network nor the store.
     pub fn build(self) -> CachingAuthenticator<F> {
         CachingAuthenticator {
@@ -189,6 +243,7 @@ impl<F: TokenFlow> CachingAuthenticatorBuilder<F> {
                 flow: self.flow,
                 store: self.store,
                 margin: self.margin,
+                clock: self.clock,
                 current: ArcSwapOption::empty(),
                 in_flight: Mutex::new(None),
             }),
@@ -203,6 +258,7 @@ impl<F: TokenFlow> CachingAuthenticator<F> {
             flow,
             store: None,
             margin: DEFAULT_REFRESH_MARGIN,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -269,33 +325,41 @@ impl<F: TokenFlow> Inner<F> {
         let current = self.current.load();
         current
             .as_ref()
-            .filter(|c| SystemTime::now() < c.refresh_after)
+            .filter(|c| self.before(c.refresh_after))
             .map(|c| Arc::clone(&c.credentials))
     }
 
-    fn refresh_after(&self, credentials: &Credentials) -> SystemTime {
-        let now = SystemTime::now();
-        let expires_at = credentials
-            .expires_at()
-            .unwrap_or(now + UNKNOWN_EXPIRY_LIFETIME);
+    /// Whether now is before `refresh_after` (`None`: always).
+    fn before(&self, refresh_after: Option<SystemTime>) -> bool {
+        refresh_after.is_none_or(|at| self.clock.now() < at)
+    }
+
+    /// When `credentials` are due for refresh: a margin before their expiry; at once when the
+    /// expiry is unknown and a refresh token can tell (the answer states one); never when the
+    /// expiry is unknown and nothing can be done but use the token (`None`).
+    fn refresh_after(&self, credentials: &Credentials) -> Option<SystemTime> {
+        let Some(expires_at) = credentials.expires_at() else {
+            return credentials
+                .refresh_token
+                .as_ref()
+                .map(|_| SystemTime::UNIX_EPOCH);
+        };
+        let now = self.clock.now();
         let lifetime = credentials
             .expires_in
             .map(Duration::from_secs)
             .unwrap_or_else(|| expires_at.duration_since(now).unwrap_or_default());
         let margin = self.margin.min(lifetime / 4);
-        expires_at - margin
+        Some(expires_at - margin)
     }
 
     fn is_fresh(&self, credentials: &Credentials) -> bool {
-        SystemTime::now() < self.refresh_after(credentials)
+        self.before(self.refresh_after(credentials))
     }
 
     /// Makes `credentials` the current ones and returns them.
     fn install(&self, mut credentials: Credentials) -> Result<Arc<Credentials>, Error> {
-        if credentials.expires_at().is_none() {
-            // Unknown lifetime: trust it for a short while from now, then refresh.
-            credentials = credentials.with_expires_at(SystemTime::now() + UNKNOWN_EXPIRY_LIFETIME);
-        }
+        credentials.stale_copies = false;
         let name = self
             .flow
             .header_name()
@@ -356,8 +420,29 @@ impl<F: TokenFlow> Inner<F> {
         }
     }
 
-    /// Completes what the flow returned, then persists and installs it.
+    /// Writes stored credentials back when the store said its copies disagree, then installs
+    /// them.
+    fn install_stored(&self, credentials: Credentials) -> Result<Arc<Credentials>, Error> {
+        if credentials.stale_copies {
+            tracing::debug!(
+                endpoint = self.flow.endpoint(),
+                "the store's copies of the login disagree; writing the current tokens to all of them"
+            );
+            self.persist(&credentials);
+        }
+        self.install(credentials)
+    }
+
+    /// Completes what the flow returned (the expiry, counted on this cache's clock: the
+    /// server's `expires_in`, else the token's own, else [`UNKNOWN_EXPIRY_LIFETIME`] from now),
+    /// then persists and installs it.
     fn accept(&self, mut credentials: Credentials) -> Result<Arc<Credentials>, Error> {
+        let now = self.clock.now();
+        if let Some(seconds) = credentials.expires_in {
+            credentials = credentials.with_expires_at(now + Duration::from_secs(seconds));
+        } else if credentials.expires_at().is_none() {
+            credentials = credentials.with_expires_at(now + UNKNOWN_EXPIRY_LIFETIME);
+        }
         credentials.for_endpoint = self.flow.endpoint().to_owned();
         if credentials.client_id.is_none() {
             credentials.client_id = self.flow.client_id();
@@ -378,7 +463,10 @@ impl<F: TokenFlow> Inner<F> {
             .map(|c| (*c.credentials).clone());
         if candidate.is_none() {
             candidate = self.read_store();
-            if let Some(stored) = candidate.clone().filter(|c| !force && self.is_fresh(c)) {
+            if let Some(stored) = candidate
+                .clone()
+                .filter(|c| !force && !c.stale_copies && self.is_fresh(c))
+            {
                 tracing::debug!(endpoint, "using stored credentials");
                 return self.install(stored);
             }
@@ -398,17 +486,22 @@ impl<F: TokenFlow> Inner<F> {
                 let same = candidate
                     .as_ref()
                     .is_some_and(|c| c.access_token == stored.access_token);
-                if !same {
-                    if self.is_fresh(&stored) {
+                if self.is_fresh(&stored) && !(force && same) {
+                    if !same {
                         tracing::debug!(
                             endpoint,
                             "another process refreshed the credentials; using them"
                         );
-                        return self.install(stored);
                     }
-                    candidate = Some(stored);
+                    return self.install_stored(stored);
                 }
+                candidate = Some(stored);
             }
+        } else if let Some(current) = candidate
+            .clone()
+            .filter(|c| !force && c.stale_copies && self.is_fresh(c))
+        {
+            return self.install_stored(current);
         }
 
         if let Some(current) = candidate.filter(|c| c.refresh_token.is_some())
@@ -447,7 +540,7 @@ impl<F: TokenFlow> Authenticator for CachingAuthenticator<F> {
         let current = self.inner.current.load();
         current
             .as_ref()
-            .filter(|c| SystemTime::now() < c.refresh_after)
+            .filter(|c| self.inner.before(c.refresh_after))
             .map(|c| c.header.clone())
     }
 
@@ -468,7 +561,7 @@ impl<F: TokenFlow> Authenticator for CachingAuthenticator<F> {
             Some(c) if c.header.value() == rejected => Some(Arc::new(Current {
                 credentials: Arc::clone(&c.credentials),
                 header: c.header.clone(),
-                refresh_after: SystemTime::UNIX_EPOCH,
+                refresh_after: Some(SystemTime::UNIX_EPOCH),
             })),
             other => other.clone(),
         });

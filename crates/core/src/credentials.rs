@@ -10,8 +10,13 @@ use crate::SecretString;
 /// The endpoint name flytekit uses when none is given.
 pub const DEFAULT_ENDPOINT: &str = "flyte-default";
 
-/// How long a token whose lifetime nobody states (no `expires_in`, no JWT `exp` claim) is
-/// trusted before it is refreshed: short, so a wrong guess costs one refresh, not an outage.
+/// How long a token that flyte-auth obtained itself, and whose lifetime nobody stated (no
+/// `expires_in`, no JWT `exp` claim), is trusted before it is refreshed: short, so a wrong
+/// guess costs one refresh, not an outage.
+///
+/// The window starts when the token arrives and is stored with it (as its expiry), so no later
+/// process starts it again. A token read from another tool's keyring entry with no expiry gets
+/// no such window: see [`Credentials::expiry_is_known`].
 pub const UNKNOWN_EXPIRY_LIFETIME: Duration = Duration::from_secs(5 * 60);
 
 /// Stores the credentials of one endpoint together.
@@ -61,6 +66,13 @@ pub struct Credentials {
     /// right header before any discovery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_key: Option<String>,
+    /// Set by a store that keeps several copies of a login (the keyring's layouts for
+    /// flytekit, the Flyte 2 SDK and flytectl) when the copies disagree: another tool
+    /// refreshed one of them, or a write was interrupted. The cache then writes these
+    /// credentials back under the store's lock, so that every copy holds the current tokens.
+    /// Never stored.
+    #[serde(skip)]
+    pub stale_copies: bool,
 }
 
 impl Credentials {
@@ -81,6 +93,7 @@ impl Credentials {
             client_id: None,
             scopes: Vec::new(),
             header_key: None,
+            stale_copies: false,
         }
     }
 
@@ -91,14 +104,11 @@ impl Credentials {
         self
     }
 
-    /// Sets the id token; when no expiry is known yet, its JWT `exp` claim is used.
+    /// Sets the id token. Its `exp` claim says nothing about the access token (an opaque
+    /// access token may die long before the id token), so the expiry is left as it is.
     #[must_use]
     pub fn with_id_token(mut self, id_token: impl Into<SecretString>) -> Self {
-        let id_token = id_token.into();
-        if self.expires_at_unix.is_none() {
-            self.expires_at_unix = jwt_expiry(id_token.expose_secret());
-        }
-        self.id_token = Some(id_token);
+        self.id_token = Some(id_token.into());
         self
     }
 
@@ -135,21 +145,36 @@ impl Credentials {
         self
     }
 
-    /// When the access token expires, if anyone said (`expires_in`, or the JWT `exp` claim).
+    /// When the access token expires, if anyone said: the server's `expires_in`, the expiry a
+    /// store kept (flyte-auth's metadata, flytectl's `expiry`), or the access token's own JWT
+    /// `exp` claim. Never an id token's.
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.expires_at_unix
             .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
     }
 
+    /// Whether anyone said when the access token expires ([`expires_at`](Self::expires_at)).
+    ///
+    /// `false` for a token another tool stored without an expiry (flytekit, the Flyte 2 SDK)
+    /// that is not a JWT: with a refresh token the cache refreshes it once, under the store's
+    /// lock, and stores the expiry the server then states; without one the token is used and
+    /// only the server can tell whether it still works (what `flyte-auth status` reports as
+    /// "validity unknown").
+    pub fn expiry_is_known(&self) -> bool {
+        self.expires_at_unix.is_some()
+    }
+
     /// Whether the access token has expired (or expires within `leeway`).
     ///
-    /// A token with no known expiry is not considered expired here; the cache gives such
-    /// tokens [`UNKNOWN_EXPIRY_LIFETIME`] from their arrival.
+    /// A token with no known expiry is not considered expired here (see
+    /// [`expiry_is_known`](Self::expiry_is_known)).
     pub fn is_expired_within(&self, leeway: Duration) -> bool {
-        match self.expires_at() {
-            Some(at) => SystemTime::now() + leeway >= at,
-            None => false,
-        }
+        self.is_expired_at(SystemTime::now(), leeway)
+    }
+
+    /// Whether the access token has expired at `now` (or expires within `leeway` of it).
+    pub fn is_expired_at(&self, now: SystemTime, leeway: Duration) -> bool {
+        self.expires_at().is_some_and(|at| now + leeway >= at)
     }
 
     /// Carries forward what a refresh answer may omit (RFC 6749 §6 lets the server keep the
@@ -180,7 +205,7 @@ pub(crate) fn unix_now() -> u64 {
     to_unix(SystemTime::now())
 }
 
-fn to_unix(at: SystemTime) -> u64 {
+pub(crate) fn to_unix(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
@@ -259,8 +284,10 @@ mod tests {
     fn expiry_falls_back_to_the_jwt_exp_claim() {
         let creds = Credentials::new(jwt_with_exp(2_000_000_000), "e");
         assert_eq!(creds.expires_at_unix, Some(2_000_000_000));
+        // An id token's `exp` says nothing about an opaque access token.
         let only_id = Credentials::new("opaque", "e").with_id_token(jwt_with_exp(1_900_000_000));
-        assert_eq!(only_id.expires_at_unix, Some(1_900_000_000));
+        assert_eq!(only_id.expires_at_unix, None);
+        assert!(!only_id.expiry_is_known());
         let server_wins = Credentials::new(jwt_with_exp(2_000_000_000), "e").with_expires_in(10);
         assert!(server_wins.expires_at_unix.unwrap() < 2_000_000_000);
     }

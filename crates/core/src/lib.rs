@@ -57,7 +57,8 @@ mod store;
 
 pub use authenticator::{AuthHeader, Authenticator, BoxFuture};
 pub use cache::{
-    CachingAuthenticator, CachingAuthenticatorBuilder, DEFAULT_REFRESH_MARGIN, TokenFlow,
+    CachingAuthenticator, CachingAuthenticatorBuilder, Clock, DEFAULT_REFRESH_MARGIN, SystemClock,
+    TokenFlow,
 };
 pub use config::{
     ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, StaticClientConfigStore, parse_header_name,

@@ -521,3 +521,253 @@ async fn a_stored_token_keeps_the_header_the_server_named_before_any_discovery()
         "flyte-authorization"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Time, on a clock the test moves: no test sleeps until a token expires.
+
+/// A clock the test moves by hand.
+#[derive(Debug)]
+struct ManualClock(Mutex<SystemTime>);
+
+impl ManualClock {
+    /// Starts at the current whole second (stored expiries are whole seconds).
+    fn new() -> Arc<Self> {
+        let secs = unix_secs(SystemTime::now());
+        Arc::new(Self(Mutex::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+        )))
+    }
+    fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+impl flyte_auth_core::Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap()
+    }
+}
+
+fn on_clock(
+    flow: &Arc<ScriptedFlow>,
+    store: &Arc<MemoryStore>,
+    clock: &Arc<ManualClock>,
+) -> CachingAuthenticator<Arc<ScriptedFlow>> {
+    CachingAuthenticator::builder(Arc::clone(flow))
+        .store(store.clone())
+        .clock(clock.clone())
+        .build()
+}
+
+#[tokio::test]
+async fn expiry_and_refresh_follow_the_injected_clock() {
+    let (flow, store, clock) = (
+        Arc::new(ScriptedFlow::default()),
+        Arc::new(MemoryStore::new()),
+        ManualClock::new(),
+    );
+    let auth = on_clock(&flow, &store, &clock);
+    assert_eq!(
+        auth.get_credentials()
+            .await
+            .unwrap()
+            .access_token
+            .expose_secret(),
+        "login-1"
+    );
+    // The hour is counted on the injected clock.
+    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    assert_eq!(
+        stored.expires_at(),
+        Some(clock.now_for_test() + Duration::from_secs(3600))
+    );
+
+    clock.advance(Duration::from_secs(54 * 60));
+    assert_eq!(
+        header_of(&auth),
+        "Bearer login-1",
+        "6 minutes left: still served"
+    );
+    clock.advance(Duration::from_secs(2 * 60));
+    assert!(
+        auth.fetch_grpc_call_auth_metadata().is_none(),
+        "4 minutes left: within the 5-minute margin, not served from the hot path"
+    );
+    let creds = auth.get_credentials().await.unwrap();
+    assert_eq!(creds.access_token.expose_secret(), "refreshed-1");
+    assert_eq!((flow.logins(), flow.refreshes()), (1, 1));
+}
+
+impl ManualClock {
+    fn now_for_test(&self) -> SystemTime {
+        flyte_auth_core::Clock::now(self)
+    }
+}
+
+#[tokio::test]
+async fn a_stored_token_of_unknown_expiry_is_refreshed_once_and_its_expiry_stored_for_the_next_process()
+ {
+    let (flow, store, clock) = (
+        Arc::new(ScriptedFlow::default()),
+        Arc::new(MemoryStore::new()),
+        ManualClock::new(),
+    );
+    // What flytekit stores: an opaque token and a refresh token, no expiry; an id token
+    // whose `exp` is hours away says nothing about the access token.
+    let id_token = {
+        use base64::Engine as _;
+        let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let exp = unix_secs(clock.now_for_test()) + 7200;
+        format!(
+            "{}.{}.sig",
+            enc.encode(br#"{"alg":"none"}"#),
+            enc.encode(format!(r#"{{"exp":{exp}}}"#))
+        )
+    };
+    store
+        .store(
+            &Credentials::new("opaque-dead", ENDPOINT)
+                .with_refresh_token("r0")
+                .with_id_token(id_token),
+        )
+        .unwrap();
+
+    let first = on_clock(&flow, &store, &clock);
+    let creds = first.get_credentials().await.unwrap();
+    assert_eq!(creds.access_token.expose_secret(), "refreshed-1");
+    assert_eq!(flow.refreshes(), 1);
+    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    assert_eq!(stored.access_token.expose_secret(), "refreshed-1");
+    assert!(stored.expiry_is_known(), "the server's expiry is stored");
+
+    // The next process right after: no request.
+    clock.advance(Duration::from_secs(1));
+    let second = on_clock(&flow, &store, &clock);
+    let creds = second.get_credentials().await.unwrap();
+    assert_eq!(creds.access_token.expose_secret(), "refreshed-1");
+    assert_eq!((flow.logins(), flow.refreshes()), (0, 1));
+}
+
+fn unix_secs(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[tokio::test]
+async fn a_stored_token_of_unknown_expiry_without_refresh_token_is_used_as_long_as_it_lasts() {
+    let (flow, store, clock) = (
+        Arc::new(ScriptedFlow::default()),
+        Arc::new(MemoryStore::new()),
+        ManualClock::new(),
+    );
+    store
+        .store(&Credentials::new("opaque-forever", ENDPOINT))
+        .unwrap();
+    let auth = on_clock(&flow, &store, &clock);
+    let creds = auth.get_credentials().await.unwrap();
+    assert!(!creds.expiry_is_known());
+    clock.advance(Duration::from_secs(24 * 3600));
+    assert_eq!(header_of(&auth), "Bearer opaque-forever");
+    auth.get_credentials().await.unwrap();
+    assert_eq!((flow.logins(), flow.refreshes()), (0, 0));
+    // Only the server's rejection ends it.
+    let creds = auth.refresh_credentials().await.unwrap();
+    assert_eq!(creds.access_token.expose_secret(), "login-1");
+}
+
+/// A flow whose tokens come without any stated lifetime.
+#[derive(Debug, Default)]
+struct SilentFlow {
+    logins: AtomicUsize,
+}
+
+impl TokenFlow for SilentFlow {
+    fn endpoint(&self) -> &str {
+        ENDPOINT
+    }
+    fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
+        Box::pin(async move {
+            let n = self.logins.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(Credentials::new(format!("silent-{n}"), ENDPOINT))
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_trust_window_of_a_token_without_lifetime_starts_once_and_is_stored() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = ManualClock::new();
+    let flow = Arc::new(SilentFlow::default());
+    let auth = |flow: &Arc<SilentFlow>| {
+        CachingAuthenticator::builder(Arc::clone(flow))
+            .store(store.clone())
+            .clock(clock.clone())
+            .build()
+    };
+    let arrived = clock.now_for_test();
+    auth(&flow).get_credentials().await.unwrap();
+    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    assert_eq!(
+        stored.expires_at(),
+        Some(arrived + flyte_auth_core::UNKNOWN_EXPIRY_LIFETIME)
+    );
+
+    // Later processes inside the window use it; they do not start a window of their own.
+    clock.advance(Duration::from_secs(3 * 60));
+    let later = auth(&flow).get_credentials().await.unwrap();
+    assert_eq!(later.access_token.expose_secret(), "silent-1");
+    clock.advance(Duration::from_secs(3 * 60));
+    let after = auth(&flow).get_credentials().await.unwrap();
+    assert_eq!(after.access_token.expose_secret(), "silent-2");
+    assert_eq!(flow.logins.load(Ordering::SeqCst), 2);
+}
+
+/// A store that says its copies of the login disagree, and counts writes.
+#[derive(Debug, Default)]
+struct DisagreeingStore {
+    inner: MemoryStore,
+    writes: AtomicUsize,
+}
+
+impl TokenStore for DisagreeingStore {
+    fn store(&self, credentials: &Credentials) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.store(credentials)
+    }
+    fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, StoreError> {
+        let mut stored = self.inner.retrieve(endpoint)?;
+        if let Some(c) = stored.as_mut() {
+            c.stale_copies = self.writes.load(Ordering::SeqCst) == 1;
+        }
+        Ok(stored)
+    }
+    fn delete(&self, endpoint: &str) -> Result<(), StoreError> {
+        self.inner.delete(endpoint)
+    }
+    fn lock(&self, _endpoint: &str) -> Result<Option<StoreLock>, StoreError> {
+        Ok(Some(StoreLock::new(())))
+    }
+    fn name(&self) -> &'static str {
+        "disagreeing"
+    }
+}
+
+#[tokio::test]
+async fn copies_that_disagree_are_written_back_without_a_token_request() {
+    let flow = Arc::new(ScriptedFlow::default());
+    let store = Arc::new(DisagreeingStore::default());
+    store
+        .store(
+            &Credentials::new("current", ENDPOINT)
+                .with_refresh_token("r")
+                .with_expires_in(3600),
+        )
+        .unwrap();
+    let auth = CachingAuthenticator::builder(Arc::clone(&flow))
+        .store(store.clone())
+        .build();
+    let creds = auth.get_credentials().await.unwrap();
+    assert_eq!(creds.access_token.expose_secret(), "current");
+    assert!(!creds.stale_copies);
+    assert_eq!(store.writes.load(Ordering::SeqCst), 2, "written back once");
+    assert_eq!((flow.logins(), flow.refreshes()), (0, 0));
+}

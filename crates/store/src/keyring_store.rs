@@ -1,29 +1,29 @@
-//! [`KeyringStore`]: credentials in the OS keyring, with pyflyte's layout.
+//! [`KeyringStore`]: credentials in the OS keyring, in the layouts of every Flyte tool.
 //!
-//! The layout, the metadata entry and the failure model are documented on [`KeyringStore`].
+//! The layouts, the metadata entry, the coherence rule and the failure model are documented on
+//! [`KeyringStore`]; the formats and the choice of the newest copy are in `layouts.rs`.
 //! Every call goes through [`bounded::run`], which gives it a helper thread and a time limit.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     fmt,
     path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use flyte_auth_core::{Credentials, SecretString, StoreError, StoreLock, TokenStore};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use flyte_auth_core::{Credentials, Endpoint, StoreError, StoreLock, TokenStore};
 
-use crate::{bounded, lockfile, store_key};
+use crate::{
+    bounded,
+    layouts::{
+        self, ACCESS_TOKEN, Copy, FLYTE2_TOKENS, FLYTECTL_SERVICE, ID_TOKEN, Layout, METADATA,
+        Metadata, Names, REFRESH_TOKEN,
+    },
+    lockfile,
+};
 
 const STORE: &str = "keyring";
-
-/// The usernames pyflyte uses, and the one only this crate uses.
-const ACCESS_TOKEN: &str = "access_token";
-const REFRESH_TOKEN: &str = "refresh_token";
-const ID_TOKEN: &str = "id_token";
-const METADATA: &str = "flyte_auth_metadata";
 
 /// The attribute Python's keyring puts on Secret Service items, and its value.
 const PYTHON_APPLICATION_ATTRIBUTE: (&str, &str) = ("application", "Python keyring library");
@@ -32,46 +32,78 @@ const PYTHON_APPLICATION_ATTRIBUTE: (&str, &str) = ("application", "Python keyri
 const PROBE_SERVICE: &str = "flyte-auth-probe";
 
 /// Credentials in the OS keyring: Secret Service (Linux, BSD), Keychain (macOS), Credential
-/// Manager (Windows). Compatible with pyflyte's entries both ways.
+/// Manager (Windows), shared with flytekit (pyflyte), the Flyte 2 SDK and flytectl.
 ///
 /// Creating it touches nothing; the keyring is opened (once per process) by the first call.
 ///
-/// # Layout
+/// # Layouts
 ///
-/// One keyring entry per token, exactly as flytekit's `KeyringStore` writes them with Python's
-/// `keyring.set_password(endpoint, username, token)`:
+/// Each Flyte tool keeps a login in its own entries:
 ///
-/// | service | username | secret |
-/// | --- | --- | --- |
-/// | endpoint (without `dns:///`) | `access_token` | the access token |
-/// | endpoint | `refresh_token` | the refresh token, when there is one |
-/// | endpoint | `id_token` | the OpenID Connect id token, when there is one |
-/// | endpoint | `flyte_auth_metadata` | a small JSON object (below); pyflyte never reads it |
+/// | layout | service | username | secret |
+/// | --- | --- | --- | --- |
+/// | flytekit 1.x, and this store's own | endpoint as written, without `dns:///` | `access_token`, `refresh_token`, `id_token` | the token |
+/// | this store | same | `flyte_auth_metadata` | a small JSON object (below); no other tool reads it |
+/// | Flyte 2 SDK | endpoint without its scheme | `tokens` | `{"access_token": ..., "refresh_token": ...}` |
+/// | flytectl | `flytectl` | `<endpoint as written>:flytectl-user` | Go's `oauth2.Token` as JSON, with an RFC 3339 `expiry` (Go's zero time when unknown) |
 ///
-/// The metadata entry holds what pyflyte does not store: the absolute expiry, `expires_in`,
-/// the client id and the granted scopes, plus the first 16 hex digits of the SHA-256 of the
-/// access token they belong to:
+/// Every endpoint is known to the store by its key ([`Endpoint::key`],
+/// [`Credentials::for_endpoint`]); the other tools name their entries by the endpoint as the
+/// user wrote it, so register it with [`with_endpoint`](Self::with_endpoint) (or
+/// [`register_endpoint`](Self::register_endpoint)). An endpoint never registered is taken as
+/// written the way its key is.
+///
+/// # Reading: the newest usable copy
+///
+/// [`retrieve`](TokenStore::retrieve) reads every layout, each entry once, and returns the
+/// newest usable copy: a copy that differs from
+/// what this store wrote last was written after it by another tool and comes first; a copy
+/// whose refresh token this store retired (rotated away by a refresh it stored) is never
+/// returned, since redeeming it would revoke the grant where the identity provider detects
+/// reuse. The expiry comes from this store's metadata (when it describes the token),
+/// flytectl's `expiry`, or the access token's own JWT `exp`; otherwise it is unknown
+/// ([`Credentials::expiry_is_known`]) and the credential cache refreshes once. When the copies
+/// disagree, the credentials say so ([`Credentials::stale_copies`]) and the cache writes them
+/// back under the lock.
+///
+/// # Writing: coherent copies
+///
+/// [`store`](TokenStore::store) writes this store's layout, then every other layout that held a
+/// login for the endpoint when it was last read or deleted in this process (read now when it
+/// was not), each in its own format, so that no tool keeps a refresh token that was rotated
+/// away. With [`write_all_layouts`](Self::write_all_layouts) every layout is written, so one
+/// login serves pyflyte, the Flyte 2 SDK and flytectl. The order makes an interrupted write
+/// safe: first `refresh_token`, `access_token`, `id_token` (flytekit's order), then the
+/// metadata, then the Flyte 2 SDK's and flytectl's entries. Whatever entry the write stopped
+/// at, the next read finds a copy with the new refresh token (it differs from the metadata, or
+/// the metadata retired the old one) and writes it everywhere, with no new login.
+///
+/// The metadata holds what flytekit does not store (the absolute expiry, `expires_in`, the
+/// client id, the granted scopes, the header name), fingerprints of the tokens written (the
+/// first 16 hex digits of their SHA-256), when they were written, and the fingerprints of the
+/// refresh tokens the write replaced:
 ///
 /// ```json
-/// {"version":1,"access_token_sha256":"9f86d081884c7d65","expires_at_unix":1767225600,
-///  "expires_in":3600,"client_id":"flytectl","scopes":["all","offline"]}
+/// {"version":1,"access_token_sha256":"9f86d081884c7d65","refresh_token_sha256":"4e07408562bedb8b",
+///  "written_at_unix":1767222000,"retired_refresh_sha256":["2c26b46b68ffc68f"],
+///  "expires_at_unix":1767225600,"expires_in":3600,"client_id":"flytectl","scopes":["all"]}
 /// ```
 ///
-/// When pyflyte later replaces the access token, the digest no longer matches and the
-/// metadata is ignored (the expiry then comes from the token's JWT `exp` claim, if any), so
-/// stale metadata never describes a newer token.
+/// [`delete`](TokenStore::delete) removes the entries of every layout.
 ///
-/// On the Secret Service, entries carry the attributes `service` and `username` like
-/// Python's, and also `application = "Python keyring library"` as Python's do: Python's
-/// `set_password` replaces an item only when all of its attributes match, so without it each
-/// tool would add a second item beside the other's instead of updating it. When duplicates
-/// exist anyway (written by older tools), a read takes the first, as Python does, and the
-/// next write removes them all and keeps one item.
+/// On the Secret Service, flytekit's and the Flyte 2 SDK's entries carry the attributes
+/// `service` and `username` like Python's, and also `application = "Python keyring library"`
+/// as Python's do: Python's `set_password` replaces an item only when all of its attributes
+/// match, so without it each tool would add a second item beside the other's instead of
+/// updating it. flytectl's entry carries `service` and `username` only, as Go's keyring writes
+/// it. When duplicates exist anyway (written by older tools), a read takes the first, as
+/// Python does, and the next write removes them all and keeps one item.
 ///
-/// Sharing with pyflyte is tested against the Secret Service. On macOS both libraries write
-/// Keychain generic passwords with service = endpoint and account = username. On Windows they
-/// name Credential Manager entries differently (Python: target `endpoint` or
-/// `username@endpoint`; this store: `username.endpoint`), so entries are not shared there.
+/// Sharing is tested against the Secret Service with the real flytekit and Flyte 2 SDK. On
+/// macOS the libraries write Keychain generic passwords with service = service and account =
+/// username. On Windows they name Credential Manager entries differently (Python: target
+/// `endpoint` or `username@endpoint`; this store: `username.endpoint`), so entries are not
+/// shared there.
 ///
 /// # Bounded, typed failures
 ///
@@ -95,21 +127,44 @@ const PROBE_SERVICE: &str = "flyte-auth-probe";
 /// # Example
 ///
 /// ```no_run
-/// use flyte_auth_store::{Credentials, KeyringStore, StoreError, TokenStore};
+/// use flyte_auth_store::{Credentials, Endpoint, KeyringStore, StoreError, TokenStore};
 ///
-/// let store = KeyringStore::new();
-/// match store.retrieve("flyte.example.org:443") {
+/// let endpoint = Endpoint::parse("dns:///flyte.example.org")?;
+/// let store = KeyringStore::new().with_endpoint(&endpoint);
+/// match store.retrieve(endpoint.key()) {
 ///     Ok(Some(creds)) => println!("found a token for {}", creds.for_endpoint),
 ///     Ok(None) => println!("not logged in"),
 ///     Err(StoreError::Unavailable { message, .. }) => println!("no keyring here: {message}"),
 ///     Err(e) => println!("{e}"),
 /// }
+/// # Ok::<(), flyte_auth_store::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct KeyringStore {
     timeout: Duration,
     lock_dir: Option<PathBuf>,
     lock_timeout: Duration,
+    all_layouts: bool,
+    /// Shared by clones: endpoint key -> as written, and what was found per endpoint.
+    shared: Arc<Mutex<Shared>>,
+}
+
+/// What clones of one store share.
+#[derive(Debug, Default)]
+struct Shared {
+    written: HashMap<String, String>,
+    seen: HashMap<String, Seen>,
+    /// Entry writes allowed before the next one fails ([`KeyringStore::fail_writes_after`]).
+    writes_left: Option<usize>,
+}
+
+/// What the last read or delete of an endpoint found.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    /// The layouts that held a login.
+    layouts: BTreeSet<Layout>,
+    /// The refresh tokens (fingerprints) the copies held, and those already retired.
+    refresh_tokens: Vec<String>,
 }
 
 impl KeyringStore {
@@ -125,6 +180,59 @@ impl KeyringStore {
             timeout: Self::DEFAULT_TIMEOUT,
             lock_dir: lockfile::store_dir(None),
             lock_timeout: lockfile::DEFAULT_LOCK_TIMEOUT,
+            all_layouts: false,
+            shared: Arc::default(),
+        }
+    }
+
+    /// Names the other tools' entries for `endpoint` by the endpoint as the user wrote it
+    /// ([`Endpoint::as_written`]); the store is still addressed by [`Endpoint::key`]. Can be
+    /// called for several endpoints.
+    #[must_use]
+    pub fn with_endpoint(self, endpoint: &Endpoint) -> Self {
+        self.register_endpoint(endpoint);
+        self
+    }
+
+    /// [`with_endpoint`](Self::with_endpoint) on a store already shared (clones share it).
+    pub fn register_endpoint(&self, endpoint: &Endpoint) {
+        self.shared()
+            .written
+            .insert(endpoint.key().to_owned(), endpoint.as_written().to_owned());
+    }
+
+    /// Writes every layout (flytekit, Flyte 2 SDK, flytectl) on each [`store`](TokenStore::store),
+    /// also where none held a login: one login then serves every Flyte tool. Off by default:
+    /// only the layouts that held a login are updated.
+    #[must_use]
+    pub fn write_all_layouts(mut self, all: bool) -> Self {
+        self.all_layouts = all;
+        self
+    }
+
+    /// For tests of crash safety: after `entries` more entry writes, every write fails with
+    /// [`StoreError::Io`], as if the process had died there. The entries written so far stay.
+    #[doc(hidden)]
+    pub fn fail_writes_after(self, entries: usize) -> Self {
+        self.shared().writes_left = Some(entries);
+        self
+    }
+
+    /// Counts one entry write against [`fail_writes_after`](Self::fail_writes_after).
+    fn may_write(&self) -> Result<(), StoreError> {
+        let mut shared = self.shared();
+        match shared.writes_left.as_mut() {
+            Some(0) => Err(StoreError::Io {
+                store: STORE,
+                operation: "write",
+                message: "injected failure between two keyring writes".to_owned(),
+                source: None,
+            }),
+            Some(left) => {
+                *left -= 1;
+                Ok(())
+            }
+            None => Ok(()),
         }
     }
 
@@ -178,18 +286,35 @@ impl KeyringStore {
     }
 
     /// Checks that the keyring can keep a secret: reads a missing entry, then writes and
-    /// deletes a throw-away entry (service `flyte-auth-probe`, username `probe-<pid>`).
+    /// deletes a throw-away entry (service `flyte-auth-probe`, username `probe-<pid>-<n>`).
     ///
     /// This is what [`DefaultStore`](crate::DefaultStore) asks before it picks the keyring.
     pub fn probe_writable(&self) -> Result<(), StoreError> {
         bounded::run("probe", self.timeout, || {
             read_secret(PROBE_SERVICE, "probe")?;
-            let user = format!("probe-{}", std::process::id());
+            // One entry per call: parallel probes in one process must not delete each other's.
+            static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let user = format!("probe-{}-{n}", std::process::id());
             entry(PROBE_SERVICE, &user)?
                 .set_password("probe")
                 .map_err(|e| map_error(e, "write"))?;
-            delete_secret(PROBE_SERVICE, &user)
+            delete_secret(PROBE_SERVICE, &user).map(drop)
         })
+    }
+
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The entry names of every layout for the endpoint `key`.
+    fn names(&self, key: &str) -> Names {
+        let shared = self.shared();
+        Names::new(shared.written.get(key).map_or(key, String::as_str))
+    }
+
+    fn remember(&self, key: &str, seen: Seen) {
+        self.shared().seen.insert(key.to_owned(), seen);
     }
 }
 
@@ -205,6 +330,7 @@ impl fmt::Debug for KeyringStore {
             .field("timeout", &self.timeout)
             .field("lock_dir", &self.lock_dir)
             .field("lock_timeout", &self.lock_timeout)
+            .field("all_layouts", &self.all_layouts)
             .finish()
     }
 }
@@ -212,22 +338,28 @@ impl fmt::Debug for KeyringStore {
 impl TokenStore for KeyringStore {
     fn store(&self, credentials: &Credentials) -> Result<(), StoreError> {
         let credentials = credentials.clone();
-        bounded::run("write", self.timeout, move || write_all(&credentials))
+        let this = self.clone();
+        bounded::run("write", self.timeout, move || this.write(&credentials))
     }
 
     fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, StoreError> {
         let endpoint = endpoint.to_owned();
-        bounded::run("read", self.timeout, move || read_all(&endpoint))
+        let this = self.clone();
+        bounded::run("read", self.timeout, move || {
+            let (copies, metadata) = this.read(&endpoint)?;
+            Ok(layouts::choose(
+                &copies,
+                metadata.as_ref(),
+                &endpoint,
+                unix_now(),
+            ))
+        })
     }
 
     fn delete(&self, endpoint: &str) -> Result<(), StoreError> {
-        let service = store_key(endpoint).to_owned();
-        bounded::run("delete", self.timeout, move || {
-            for user in [ACCESS_TOKEN, REFRESH_TOKEN, ID_TOKEN, METADATA] {
-                delete_secret(&service, user)?;
-            }
-            Ok(())
-        })
+        let endpoint = endpoint.to_owned();
+        let this = self.clone();
+        bounded::run("delete", self.timeout, move || this.remove(&endpoint))
     }
 
     fn lock(&self, endpoint: &str) -> Result<Option<StoreLock>, StoreError> {
@@ -242,127 +374,156 @@ impl TokenStore for KeyringStore {
     }
 }
 
-/// What the metadata entry holds (see the docs of [`KeyringStore`]).
-#[derive(Debug, Serialize, Deserialize)]
-struct Metadata {
-    version: u32,
-    access_token_sha256: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    expires_at_unix: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    expires_in: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    client_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    scopes: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    header_key: Option<String>,
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
-const METADATA_VERSION: u32 = 1;
+impl KeyringStore {
+    /// Reads every layout's copy for the endpoint `key` (each entry once) and the metadata,
+    /// and remembers which layouts held a login.
+    fn read(&self, key: &str) -> Result<(Vec<Copy>, Option<Metadata>), StoreError> {
+        let names = self.names(key);
+        let service = names.flytekit.as_str();
+        let mut copies = Vec::new();
 
-/// The first 16 hex digits of the SHA-256 of `token`: enough to tell tokens apart, useless to
-/// recover one.
-fn fingerprint(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn write_all(credentials: &Credentials) -> Result<(), StoreError> {
-    let service = store_key(&credentials.for_endpoint);
-    let tokens = [
-        (REFRESH_TOKEN, credentials.refresh_token.as_ref()),
-        (ACCESS_TOKEN, Some(&credentials.access_token)),
-        (ID_TOKEN, credentials.id_token.as_ref()),
-    ];
-    // pyflyte's order (refresh, access, id); an absent token removes a stale one, so that the
-    // entries always describe one login.
-    for (user, token) in tokens {
-        match token.filter(|t| !t.is_empty()) {
-            Some(token) => write_secret(service, user, token.expose_secret())?,
-            None => delete_secret(service, user)?,
+        let access = read_secret(service, ACCESS_TOKEN)?.filter(|t| !t.is_empty());
+        let id = read_secret(service, ID_TOKEN)?.filter(|t| !t.is_empty());
+        let refresh = read_secret(service, REFRESH_TOKEN)?.filter(|t| !t.is_empty());
+        let metadata = read_secret(service, METADATA)?.and_then(|m| Metadata::parse(&m, service));
+        // As flytekit: nothing unless there is an access or an id token. With an id token
+        // only (some identity providers issue nothing else), the id token is the bearer token.
+        if let Some(bearer) = access.or_else(|| id.clone()) {
+            copies.push(Copy {
+                layout: Layout::Flytekit,
+                access_token: bearer,
+                refresh_token: refresh,
+                id_token: id,
+                expires_at_unix: None,
+            });
         }
-    }
-    let metadata = Metadata {
-        version: METADATA_VERSION,
-        access_token_sha256: fingerprint(credentials.access_token.expose_secret()),
-        expires_at_unix: credentials.expires_at_unix,
-        expires_in: credentials.expires_in,
-        client_id: credentials.client_id.clone(),
-        scopes: credentials.scopes.clone(),
-        header_key: credentials.header_key.clone(),
-    };
-    let json = serde_json::to_string(&metadata).map_err(|e| StoreError::Io {
-        store: STORE,
-        operation: "write",
-        message: format!("could not encode the token metadata: {e}"),
-        source: None,
-    })?;
-    write_secret(service, METADATA, &json)
-}
-
-fn read_all(endpoint: &str) -> Result<Option<Credentials>, StoreError> {
-    let service = store_key(endpoint);
-    let access_token = read_secret(service, ACCESS_TOKEN)?.filter(|t| !t.is_empty());
-    let id_token = read_secret(service, ID_TOKEN)?.filter(|t| !t.is_empty());
-    // Like flytekit: nothing unless there is an access or an id token. With an id token only
-    // (some identity providers issue nothing else), the id token is the bearer token.
-    let Some(bearer) = access_token.or_else(|| id_token.clone()) else {
-        return Ok(None);
-    };
-    let refresh_token = read_secret(service, REFRESH_TOKEN)?.filter(|t| !t.is_empty());
-
-    let mut credentials = Credentials::new(SecretString::from(bearer), endpoint);
-    if let Some(refresh_token) = refresh_token {
-        credentials = credentials.with_refresh_token(refresh_token);
-    }
-    if let Some(id_token) = id_token {
-        credentials = credentials.with_id_token(id_token);
-    }
-    if let Some(json) = read_secret(service, METADATA)? {
-        apply_metadata(&mut credentials, &json, service);
-    }
-    Ok(Some(credentials))
-}
-
-/// Adds the metadata to `credentials` when it belongs to their access token.
-fn apply_metadata(credentials: &mut Credentials, json: &str, service: &str) {
-    let metadata: Metadata = match serde_json::from_str(json) {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!(
-                service,
-                error = %e,
-                "ignoring the keyring's token metadata: it is not valid JSON of the expected shape"
-            );
-            return;
+        if let Some(json) = read_secret(&names.flyte2, FLYTE2_TOKENS)? {
+            match layouts::parse_flyte2(&json) {
+                Some(copy) => copies.push(copy),
+                None => tracing::warn!(
+                    service = names.flyte2,
+                    "ignoring the Flyte 2 SDK's keyring entry: it is not its JSON of tokens"
+                ),
+            }
         }
-    };
-    if metadata.version != METADATA_VERSION {
-        tracing::warn!(
-            service,
-            version = metadata.version,
-            "ignoring the keyring's token metadata: written by another version of flyte-auth"
+        if let Some(json) = read_secret(FLYTECTL_SERVICE, &names.flytectl_user)? {
+            match layouts::parse_flytectl(&json) {
+                Some(copy) => copies.push(copy),
+                None => tracing::warn!(
+                    username = names.flytectl_user,
+                    "ignoring flytectl's keyring entry: it is not the JSON of a token"
+                ),
+            }
+        }
+        self.remember(
+            key,
+            Seen {
+                layouts: copies.iter().map(|c| c.layout).collect(),
+                refresh_tokens: layouts::previous_refresh_tokens(&copies, metadata.as_ref()),
+            },
         );
-        return;
+        Ok((copies, metadata))
     }
-    if metadata.access_token_sha256 != fingerprint(credentials.access_token.expose_secret()) {
-        tracing::debug!(
-            service,
-            "the keyring's token metadata describes another access token (pyflyte replaced it); ignoring it"
+
+    /// Writes `credentials` to this store's layout and every other layout that held a login
+    /// (or all of them), in the crash-safe order of the type's docs.
+    fn write(&self, credentials: &Credentials) -> Result<(), StoreError> {
+        let key = &credentials.for_endpoint;
+        let known = self.shared().seen.get(key).cloned();
+        let seen = match known {
+            Some(seen) => seen,
+            None => {
+                self.read(key)?;
+                self.shared().seen.get(key).cloned().unwrap_or_default()
+            }
+        };
+        let names = self.names(key);
+        let service = names.flytekit.as_str();
+        let tokens = [
+            (REFRESH_TOKEN, credentials.refresh_token.as_ref()),
+            (ACCESS_TOKEN, Some(&credentials.access_token)),
+            (ID_TOKEN, credentials.id_token.as_ref()),
+        ];
+        // flytekit's order (refresh, access, id); an absent token removes a stale one, so that
+        // the entries always describe one login.
+        for (user, token) in tokens {
+            match token.filter(|t| !t.is_empty()) {
+                Some(token) => {
+                    self.may_write()?;
+                    write_secret(service, user, token.expose_secret(), true)?;
+                }
+                None => delete_secret(service, user).map(drop)?,
+            }
+        }
+        let metadata = Metadata::of(credentials, unix_now(), &seen.refresh_tokens);
+        let json = serde_json::to_string(&metadata).map_err(|e| StoreError::Io {
+            store: STORE,
+            operation: "write",
+            message: format!("could not encode the token metadata: {e}"),
+            source: None,
+        })?;
+        self.may_write()?;
+        write_secret(service, METADATA, &json, true)?;
+
+        let wanted = |layout| self.all_layouts || seen.layouts.contains(&layout);
+        let mut written = BTreeSet::from([Layout::Flytekit]);
+        if wanted(Layout::Flyte2) {
+            let json = layouts::format_flyte2(credentials);
+            self.may_write()?;
+            write_secret(&names.flyte2, FLYTE2_TOKENS, &json, true)?;
+            written.insert(Layout::Flyte2);
+        }
+        if wanted(Layout::Flytectl) && !credentials.access_token.is_empty() {
+            let json = layouts::format_flytectl(credentials);
+            self.may_write()?;
+            write_secret(FLYTECTL_SERVICE, &names.flytectl_user, &json, false)?;
+            written.insert(Layout::Flytectl);
+        }
+        let mut refresh_tokens = metadata.retired_refresh_sha256;
+        refresh_tokens.extend(metadata.refresh_token_sha256);
+        self.remember(
+            key,
+            Seen {
+                layouts: written,
+                refresh_tokens,
+            },
         );
-        return;
+        Ok(())
     }
-    if metadata.expires_at_unix.is_some() {
-        credentials.expires_at_unix = metadata.expires_at_unix;
+
+    /// Deletes every layout's entries for the endpoint `key`, and remembers which held a login
+    /// (a new login stored by this process goes to them again).
+    fn remove(&self, key: &str) -> Result<(), StoreError> {
+        let names = self.names(key);
+        let service = names.flytekit.as_str();
+        let mut layouts = BTreeSet::new();
+        for user in [ACCESS_TOKEN, REFRESH_TOKEN, ID_TOKEN, METADATA] {
+            if delete_secret(service, user)? && user != METADATA {
+                layouts.insert(Layout::Flytekit);
+            }
+        }
+        if delete_secret(&names.flyte2, FLYTE2_TOKENS)? {
+            layouts.insert(Layout::Flyte2);
+        }
+        if delete_secret(FLYTECTL_SERVICE, &names.flytectl_user)? {
+            layouts.insert(Layout::Flytectl);
+        }
+        self.remember(
+            key,
+            Seen {
+                layouts,
+                refresh_tokens: Vec::new(),
+            },
+        );
+        Ok(())
     }
-    credentials.expires_in = metadata.expires_in;
-    credentials.client_id = metadata.client_id;
-    credentials.scopes = metadata.scopes;
-    credentials.header_key = metadata.header_key;
 }
 
 /// An entry handle; fails when no keyring could be opened in this process.
@@ -414,7 +575,14 @@ fn check_readable(error: keyring::Error, service: &str, user: &str) -> Result<()
     }
 }
 
-fn write_secret(service: &str, user: &str, secret: &str) -> Result<(), StoreError> {
+/// Writes one entry; `python_item` gives it the attribute Python's keyring adds (see the docs
+/// of [`KeyringStore`]).
+fn write_secret(
+    service: &str,
+    user: &str,
+    secret: &str,
+    python_item: bool,
+) -> Result<(), StoreError> {
     let entry = entry(service, user)?;
     match entry.set_password(secret) {
         Ok(()) => {}
@@ -432,7 +600,9 @@ fn write_secret(service: &str, user: &str, secret: &str) -> Result<(), StoreErro
         }
         Err(e) => return Err(map_error(e, "write")),
     }
-    mark_as_python_item(&entry, service, user);
+    if python_item {
+        mark_as_python_item(&entry, service, user);
+    }
     Ok(())
 }
 
@@ -462,9 +632,11 @@ fn mark_as_python_item(entry: &keyring::Entry, service: &str, user: &str) {
     }
 }
 
-fn delete_secret(service: &str, user: &str) -> Result<(), StoreError> {
+/// Deletes one entry; says whether there was one.
+fn delete_secret(service: &str, user: &str) -> Result<bool, StoreError> {
     match entry(service, user)?.delete_credential() {
-        Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+        Ok(()) => Ok(true),
+        Err(keyring::Error::NoEntry) => Ok(false),
         Err(keyring::Error::Ambiguous(entries)) => {
             for duplicate in entries {
                 match duplicate.delete_credential() {
@@ -472,7 +644,7 @@ fn delete_secret(service: &str, user: &str) -> Result<(), StoreError> {
                     Err(e) => return Err(map_error(e, "delete")),
                 }
             }
-            Ok(())
+            Ok(true)
         }
         Err(e) => Err(map_error(e, "delete")),
     }
@@ -589,52 +761,6 @@ impl std::error::Error for SafeError {}
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fingerprints_are_short_stable_and_tell_tokens_apart() {
-        // SHA-256("test") = 9f86d081884c7d65...
-        assert_eq!(fingerprint("test"), "9f86d081884c7d65");
-        assert_ne!(fingerprint("token-a"), fingerprint("token-b"));
-    }
-
-    #[test]
-    fn metadata_applies_only_to_the_token_it_describes() {
-        let json = serde_json::to_string(&Metadata {
-            version: METADATA_VERSION,
-            access_token_sha256: fingerprint("current"),
-            expires_at_unix: Some(2_000_000_000),
-            expires_in: Some(3600),
-            client_id: Some("flytectl".into()),
-            scopes: vec!["all".into()],
-            header_key: Some("flyte-authorization".into()),
-        })
-        .unwrap();
-
-        let mut current = Credentials::new("current", "e");
-        apply_metadata(&mut current, &json, "e");
-        assert_eq!(current.expires_at_unix, Some(2_000_000_000));
-        assert_eq!(current.client_id.as_deref(), Some("flytectl"));
-        assert_eq!(current.scopes, ["all"]);
-        assert_eq!(current.header_key.as_deref(), Some("flyte-authorization"));
-
-        let mut replaced = Credentials::new("replaced-by-pyflyte", "e");
-        apply_metadata(&mut replaced, &json, "e");
-        assert_eq!(replaced.expires_at_unix, None);
-        assert_eq!(replaced.client_id, None);
-    }
-
-    #[test]
-    fn broken_or_foreign_metadata_is_ignored() {
-        for json in [
-            "not json",
-            "{}",
-            r#"{"version":2,"access_token_sha256":"9f86d081884c7d65","client_id":"x"}"#,
-        ] {
-            let mut creds = Credentials::new("test", "e");
-            apply_metadata(&mut creds, json, "e");
-            assert_eq!(creds.client_id, None, "{json}");
-        }
-    }
 
     #[test]
     fn errors_map_to_what_a_caller_acts_on() {

@@ -43,17 +43,23 @@ mod bounded;
 mod file;
 #[cfg(feature = "keyring")]
 mod keyring_store;
+#[cfg(feature = "keyring")]
+mod layouts;
 #[cfg(any(feature = "keyring", feature = "file"))]
 mod lockfile;
 mod select;
 
-pub use flyte_auth_core::{Credentials, MemoryStore, StoreError, StoreLock, TokenStore};
+pub use flyte_auth_core::{
+    Credentials, Endpoint, Error, MemoryStore, StoreError, StoreLock, TokenStore,
+};
 
 #[cfg(feature = "file")]
 pub use file::FileStore;
 #[cfg(feature = "keyring")]
 pub use keyring_store::KeyringStore;
-pub use select::{DefaultStore, ParseStoreKindError, StoreKind, default_store, open_store};
+pub use select::{
+    DefaultStore, ParseStoreKindError, StoreKind, default_store, open_store, open_store_for,
+};
 
 /// The endpoint as stores key it: as configured, without the `dns:///` prefix of Flyte
 /// configs (pyflyte strips it before it uses the endpoint as the keyring service name).

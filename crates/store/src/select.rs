@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use flyte_auth_core::{Credentials, MemoryStore, StoreError, StoreLock, TokenStore};
+use flyte_auth_core::{Credentials, Endpoint, MemoryStore, StoreError, StoreLock, TokenStore};
 
 #[cfg(feature = "file")]
 use crate::FileStore;
@@ -111,12 +111,58 @@ pub fn open_store(
     kind: StoreKind,
     cache_dir: Option<PathBuf>,
 ) -> Result<Arc<dyn TokenStore>, StoreError> {
+    open(kind, cache_dir, None, false)
+}
+
+/// [`open_store`] for a configured endpoint: the keyring store (chosen or automatic) names the
+/// other Flyte tools' entries by the endpoint as written
+/// ([`KeyringStore::with_endpoint`](crate::KeyringStore::with_endpoint)), and with
+/// `write_all_layouts` writes every tool's layout on each login
+/// ([`KeyringStore::write_all_layouts`](crate::KeyringStore::write_all_layouts)). The file and
+/// memory stores do not care.
+///
+/// ```
+/// use flyte_auth_store::{Endpoint, StoreKind, open_store_for};
+/// let endpoint = Endpoint::parse("dns:///flyte.example.org")?;
+/// let store = open_store_for(StoreKind::Keyring, None, &endpoint, true)?;
+/// assert_eq!(store.name(), "keyring");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn open_store_for(
+    kind: StoreKind,
+    cache_dir: Option<PathBuf>,
+    endpoint: &Endpoint,
+    write_all_layouts: bool,
+) -> Result<Arc<dyn TokenStore>, StoreError> {
+    open(kind, cache_dir, Some(endpoint), write_all_layouts)
+}
+
+fn open(
+    kind: StoreKind,
+    cache_dir: Option<PathBuf>,
+    endpoint: Option<&Endpoint>,
+    write_all_layouts: bool,
+) -> Result<Arc<dyn TokenStore>, StoreError> {
+    #[cfg(not(feature = "keyring"))]
+    let _ = (endpoint, write_all_layouts);
     match kind {
-        StoreKind::Auto => Ok(Arc::new(DefaultStore::new(cache_dir))),
+        StoreKind::Auto => {
+            #[allow(unused_mut, reason = "only the keyring store is configured here")]
+            let mut store = DefaultStore::new(cache_dir);
+            #[cfg(feature = "keyring")]
+            {
+                store.keyring = configured(store.keyring, endpoint, write_all_layouts);
+            }
+            Ok(Arc::new(store))
+        }
         StoreKind::Keyring => {
             #[cfg(feature = "keyring")]
             {
-                Ok(Arc::new(keyring_store(cache_dir)))
+                Ok(Arc::new(configured(
+                    keyring_store(cache_dir),
+                    endpoint,
+                    write_all_layouts,
+                )))
             }
             #[cfg(not(feature = "keyring"))]
             {
@@ -177,6 +223,9 @@ pub fn default_store() -> Arc<dyn TokenStore> {
 /// ```
 pub struct DefaultStore {
     cache_dir: Option<PathBuf>,
+    /// The keyring store it picks, when it picks one.
+    #[cfg(feature = "keyring")]
+    keyring: KeyringStore,
     chosen: OnceLock<Arc<dyn TokenStore>>,
 }
 
@@ -187,6 +236,8 @@ impl DefaultStore {
     /// A store that decides on first use; `cache_dir` as in [`open_store`].
     pub fn new(cache_dir: Option<PathBuf>) -> Self {
         Self {
+            #[cfg(feature = "keyring")]
+            keyring: keyring_store(cache_dir.clone()),
             cache_dir,
             chosen: OnceLock::new(),
         }
@@ -194,7 +245,13 @@ impl DefaultStore {
 
     /// Decides now (if not yet done) and returns the chosen store.
     pub fn chosen(&self) -> &Arc<dyn TokenStore> {
-        self.chosen.get_or_init(|| choose(self.cache_dir.clone()))
+        self.chosen.get_or_init(|| {
+            choose(
+                #[cfg(feature = "keyring")]
+                &self.keyring,
+                self.cache_dir.clone(),
+            )
+        })
     }
 }
 
@@ -229,6 +286,16 @@ impl TokenStore for DefaultStore {
     }
 }
 
+/// `store`, naming the other tools' entries for `endpoint` and writing all layouts if asked.
+#[cfg(feature = "keyring")]
+fn configured(store: KeyringStore, endpoint: Option<&Endpoint>, all: bool) -> KeyringStore {
+    let store = store.write_all_layouts(all);
+    match endpoint {
+        Some(endpoint) => store.with_endpoint(endpoint),
+        None => store,
+    }
+}
+
 /// A keyring store whose lock files go to `cache_dir` when given.
 #[cfg(feature = "keyring")]
 fn keyring_store(cache_dir: Option<PathBuf>) -> KeyringStore {
@@ -249,12 +316,15 @@ fn keyring_answers() -> &'static Result<(), StoreError> {
     })
 }
 
-fn choose(cache_dir: Option<PathBuf>) -> Arc<dyn TokenStore> {
+fn choose(
+    #[cfg(feature = "keyring")] keyring: &KeyringStore,
+    cache_dir: Option<PathBuf>,
+) -> Arc<dyn TokenStore> {
     #[cfg(feature = "keyring")]
     let keyring_failure = match keyring_answers() {
         Ok(()) => {
             announce(format_args!("storing tokens in the OS keyring"));
-            return Arc::new(keyring_store(cache_dir));
+            return Arc::new(keyring.clone());
         }
         Err(e) => e.to_string(),
     };

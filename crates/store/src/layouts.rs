@@ -1,0 +1,526 @@
+//! The keyring layouts of the Flyte tools (flytekit 1.x, the Flyte 2 SDK, flytectl): their
+//! names, their formats, and which copy of a login is the newest usable one.
+//!
+//! No keyring access here: [`KeyringStore`](crate::KeyringStore) reads and writes the entries.
+
+use std::collections::HashSet;
+
+use flyte_auth_core::{Credentials, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+/// The usernames flytekit uses, and the one only this crate uses.
+pub(crate) const ACCESS_TOKEN: &str = "access_token";
+pub(crate) const REFRESH_TOKEN: &str = "refresh_token";
+pub(crate) const ID_TOKEN: &str = "id_token";
+pub(crate) const METADATA: &str = "flyte_auth_metadata";
+/// The Flyte 2 SDK's one username.
+pub(crate) const FLYTE2_TOKENS: &str = "tokens";
+/// flytectl's service, and the suffix of its username.
+pub(crate) const FLYTECTL_SERVICE: &str = "flytectl";
+const FLYTECTL_USER_SUFFIX: &str = ":flytectl-user";
+
+/// One tool's way of keeping a login in the keyring; the order breaks ties between copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Layout {
+    /// flytekit 1.x (pyflyte), and flyte-auth's own: one entry per token plus flyte-auth's
+    /// metadata entry.
+    Flytekit,
+    /// flytectl: one JSON entry of Go's `oauth2.Token`.
+    Flytectl,
+    /// The Flyte 2 SDK: one JSON entry with both tokens.
+    Flyte2,
+}
+
+/// Where each layout keeps the login of one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Names {
+    /// flytekit's service: the endpoint as written, without `dns:///`.
+    pub(crate) flytekit: String,
+    /// The Flyte 2 SDK's service: the endpoint without its scheme.
+    pub(crate) flyte2: String,
+    /// flytectl's username: `<endpoint as written>:flytectl-user`.
+    pub(crate) flytectl_user: String,
+}
+
+impl Names {
+    /// The names for an endpoint spelled `written` (as the user wrote it in the config).
+    pub(crate) fn new(written: &str) -> Self {
+        let written = written.trim();
+        Self {
+            flytekit: written
+                .strip_prefix("dns:///")
+                .unwrap_or(written)
+                .to_owned(),
+            flyte2: strip_scheme(written).to_owned(),
+            flytectl_user: format!("{written}{FLYTECTL_USER_SUFFIX}"),
+        }
+    }
+}
+
+/// What the Flyte 2 SDK's `strip_scheme` does: `dns:///h` and `https://h` both give `h`; text
+/// without a scheme stays as it is.
+fn strip_scheme(written: &str) -> &str {
+    if written.len() >= 4 && written[..4].eq_ignore_ascii_case("dns:") {
+        return written[4..].trim_start_matches('/');
+    }
+    match written.split_once("://") {
+        Some((scheme, rest))
+            if !rest.is_empty()
+                && !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            rest
+        }
+        _ => written,
+    }
+}
+
+/// One layout's copy of a login, as read.
+#[derive(Debug, Clone)]
+pub(crate) struct Copy {
+    pub(crate) layout: Layout,
+    /// Empty when the layout holds a refresh token only (the Flyte 2 SDK allows it).
+    pub(crate) access_token: String,
+    pub(crate) refresh_token: Option<String>,
+    pub(crate) id_token: Option<String>,
+    /// The expiry the layout itself records (flytectl's `expiry`), when not zero.
+    pub(crate) expires_at_unix: Option<u64>,
+}
+
+impl Copy {
+    fn same_tokens(&self, other: &Copy) -> bool {
+        self.access_token == other.access_token && self.refresh_token == other.refresh_token
+    }
+}
+
+/// flyte-auth's metadata entry (see the docs of [`KeyringStore`](crate::KeyringStore)).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Metadata {
+    pub(crate) version: u32,
+    pub(crate) access_token_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) refresh_token_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) written_at_unix: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) retired_refresh_sha256: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) expires_at_unix: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) expires_in: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) header_key: Option<String>,
+}
+
+pub(crate) const METADATA_VERSION: u32 = 1;
+
+/// How many rotated-away refresh tokens the metadata remembers (by fingerprint).
+const RETIRED_KEPT: usize = 8;
+
+impl Metadata {
+    /// Parses the entry; anything of another shape or version is `None` (and a warning).
+    pub(crate) fn parse(json: &str, service: &str) -> Option<Self> {
+        let metadata: Metadata = match serde_json::from_str(json) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(service, error = %e, "ignoring the keyring's token metadata: it is not valid JSON of the expected shape");
+                return None;
+            }
+        };
+        if metadata.version != METADATA_VERSION {
+            tracing::warn!(
+                service,
+                version = metadata.version,
+                "ignoring the keyring's token metadata: written by another version of flyte-auth"
+            );
+            return None;
+        }
+        Some(metadata)
+    }
+
+    /// The metadata of a write of `credentials` at `now`, retiring the refresh tokens the
+    /// copies held before (`previous`) that the new login does not keep.
+    pub(crate) fn of(credentials: &Credentials, now: u64, previous: &[String]) -> Self {
+        let refresh = credentials
+            .refresh_token
+            .as_ref()
+            .map(|t| fingerprint(t.expose_secret()));
+        let mut retired: Vec<String> = Vec::new();
+        for fp in previous {
+            if Some(fp) != refresh.as_ref() && !retired.contains(fp) {
+                retired.push(fp.clone());
+            }
+        }
+        retired.truncate(RETIRED_KEPT);
+        Self {
+            version: METADATA_VERSION,
+            access_token_sha256: fingerprint(credentials.access_token.expose_secret()),
+            refresh_token_sha256: refresh,
+            written_at_unix: Some(now),
+            retired_refresh_sha256: retired,
+            expires_at_unix: credentials.expires_at_unix,
+            expires_in: credentials.expires_in,
+            client_id: credentials.client_id.clone(),
+            scopes: credentials.scopes.clone(),
+            header_key: credentials.header_key.clone(),
+        }
+    }
+
+    /// Whether `copy` holds the tokens flyte-auth wrote last.
+    fn describes(&self, copy: &Copy) -> bool {
+        self.access_token_sha256 == fingerprint(&copy.access_token)
+            && self.refresh_token_sha256.as_ref().is_none_or(|fp| {
+                copy.refresh_token.as_deref().map(fingerprint).as_ref() == Some(fp)
+            })
+    }
+
+    fn retired(&self, copy: &Copy) -> bool {
+        copy.refresh_token
+            .as_deref()
+            .is_some_and(|t| self.retired_refresh_sha256.contains(&fingerprint(t)))
+    }
+
+    /// Adds what the metadata holds to `credentials` (which hold the tokens it describes).
+    fn apply(&self, credentials: &mut Credentials) {
+        if self.expires_at_unix.is_some() {
+            credentials.expires_at_unix = self.expires_at_unix;
+        }
+        credentials.expires_in = self.expires_in;
+        credentials.client_id.clone_from(&self.client_id);
+        credentials.scopes.clone_from(&self.scopes);
+        credentials.header_key.clone_from(&self.header_key);
+    }
+}
+
+/// The first 16 hex digits of the SHA-256 of `token`: enough to tell tokens apart, useless to
+/// recover one.
+pub(crate) fn fingerprint(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The login to use among the copies found, newest usable first, and whether the copies
+/// disagree (so the caller should write it back to all of them).
+///
+/// - A copy whose refresh token flyte-auth retired (it was rotated away by a refresh that
+///   flyte-auth stored) is never used: redeeming it would revoke the grant on an identity
+///   provider with reuse detection.
+/// - A copy that differs from what flyte-auth wrote last was written after it (by another
+///   tool, or by a write that was interrupted), so it comes first; among those, the latest
+///   known expiry first, then an unknown one, then an expired one.
+pub(crate) fn choose(
+    copies: &[Copy],
+    metadata: Option<&Metadata>,
+    endpoint: &str,
+    now: u64,
+) -> Option<Credentials> {
+    let alive = copies
+        .iter()
+        .filter(|c| !c.access_token.is_empty() || c.refresh_token.is_some())
+        .filter(|c| !metadata.is_some_and(|m| m.retired(c)));
+    let chosen = alive.min_by_key(|c| {
+        let ours = metadata.is_some_and(|m| m.describes(c));
+        let expiry = c.expires_at_unix.or_else(|| {
+            metadata
+                .filter(|m| m.describes(c))
+                .and_then(|m| m.expires_at_unix)
+        });
+        let freshness = match expiry {
+            Some(at) if at > now => (0, u64::MAX - at),
+            None => (1, 0),
+            Some(_) => (2, 0),
+        };
+        (ours, freshness, c.layout)
+    })?;
+
+    let mut credentials = Credentials::new(
+        SecretString::from(chosen.access_token.clone()),
+        endpoint.to_owned(),
+    );
+    if let Some(refresh) = &chosen.refresh_token {
+        credentials = credentials.with_refresh_token(refresh.clone());
+    }
+    let id_token = chosen.id_token.clone().or_else(|| {
+        copies
+            .iter()
+            .find(|c| c.id_token.is_some() && c.access_token == chosen.access_token)
+            .and_then(|c| c.id_token.clone())
+    });
+    if let Some(id) = id_token {
+        credentials = credentials.with_id_token(id);
+    }
+    if let Some(at) = chosen.expires_at_unix {
+        credentials.expires_at_unix = Some(at);
+    }
+    if let Some(m) = metadata.filter(|m| m.access_token_sha256 == fingerprint(&chosen.access_token))
+    {
+        m.apply(&mut credentials);
+        if let Some(at) = chosen.expires_at_unix {
+            credentials.expires_at_unix = Some(at);
+        }
+    }
+    credentials.stale_copies = copies.iter().any(|c| !c.same_tokens(chosen));
+    Some(credentials)
+}
+
+/// The refresh tokens (fingerprints) the copies hold, and those the metadata already retired:
+/// what a write of a new login retires.
+pub(crate) fn previous_refresh_tokens(copies: &[Copy], metadata: Option<&Metadata>) -> Vec<String> {
+    let mut seen: Vec<String> = copies
+        .iter()
+        .filter_map(|c| c.refresh_token.as_deref().map(fingerprint))
+        .collect();
+    if let Some(m) = metadata {
+        seen.extend(m.retired_refresh_sha256.iter().cloned());
+    }
+    let mut unique = HashSet::new();
+    seen.retain(|fp| unique.insert(fp.clone()));
+    seen
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Flyte 2 SDK's entry: `{"access_token": ..., "refresh_token": ...}`.
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Flyte2Tokens {
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+/// Reads the Flyte 2 SDK's entry; `None` when it holds no token or is not its JSON.
+pub(crate) fn parse_flyte2(json: &str) -> Option<Copy> {
+    let tokens: Flyte2Tokens = serde_json::from_str(json).ok()?;
+    let access_token = tokens.access_token.unwrap_or_default();
+    let refresh_token = tokens.refresh_token.filter(|t| !t.is_empty());
+    if access_token.is_empty() && refresh_token.is_none() {
+        return None;
+    }
+    Some(Copy {
+        layout: Layout::Flyte2,
+        access_token,
+        refresh_token,
+        id_token: None,
+        expires_at_unix: None,
+    })
+}
+
+/// The Flyte 2 SDK's entry for `credentials`, spaced as Python's `json.dumps` writes it.
+pub(crate) fn format_flyte2(credentials: &Credentials) -> String {
+    let string = |s: &str| serde_json::Value::from(s).to_string();
+    let refresh = credentials
+        .refresh_token
+        .as_ref()
+        .map_or_else(|| "null".to_owned(), |t| string(t.expose_secret()));
+    format!(
+        r#"{{"access_token": {}, "refresh_token": {refresh}}}"#,
+        string(credentials.access_token.expose_secret())
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// flytectl's entry: the JSON of Go's `oauth2.Token`.
+
+/// Go's `oauth2.Token`, field for field, in its order and with its `omitempty`s.
+#[derive(Debug, Serialize, Deserialize)]
+struct GoToken {
+    access_token: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    token_type: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    refresh_token: String,
+    #[serde(default)]
+    expiry: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    expires_in: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// Go's zero `time.Time`: "no expiry known".
+const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Reads flytectl's entry; `None` when it holds no access token or is not its JSON.
+pub(crate) fn parse_flytectl(json: &str) -> Option<Copy> {
+    let token: GoToken = serde_json::from_str(json).ok()?;
+    if token.access_token.is_empty() {
+        return None;
+    }
+    let expires_at_unix = token
+        .expiry
+        .as_deref()
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+        .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
+        .filter(|&secs| secs > 0);
+    Some(Copy {
+        layout: Layout::Flytectl,
+        access_token: token.access_token,
+        refresh_token: Some(token.refresh_token).filter(|t| !t.is_empty()),
+        id_token: None,
+        expires_at_unix,
+    })
+}
+
+/// flytectl's entry for `credentials`: compact JSON as Go's `json.Marshal` writes it, with the
+/// expiry in RFC 3339 (Go's zero time when unknown).
+pub(crate) fn format_flytectl(credentials: &Credentials) -> String {
+    let expiry = credentials
+        .expires_at_unix
+        .and_then(|secs| i64::try_from(secs).ok())
+        .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| GO_ZERO_TIME.to_owned());
+    let token = GoToken {
+        access_token: credentials.access_token.expose_secret().to_owned(),
+        token_type: "Bearer".to_owned(),
+        refresh_token: credentials
+            .refresh_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
+            .unwrap_or_default(),
+        expiry: Some(expiry),
+        expires_in: credentials
+            .expires_in
+            .and_then(|s| i64::try_from(s).ok())
+            .unwrap_or(0),
+    };
+    serde_json::to_string(&token).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy(layout: Layout, access: &str, refresh: Option<&str>) -> Copy {
+        Copy {
+            layout,
+            access_token: access.to_owned(),
+            refresh_token: refresh.map(str::to_owned),
+            id_token: None,
+            expires_at_unix: None,
+        }
+    }
+
+    #[test]
+    fn fingerprints_are_short_stable_and_tell_tokens_apart() {
+        // SHA-256("test") = 9f86d081884c7d65...
+        assert_eq!(fingerprint("test"), "9f86d081884c7d65");
+        assert_ne!(fingerprint("token-a"), fingerprint("token-b"));
+    }
+
+    #[test]
+    fn names_follow_each_tool() {
+        let n = Names::new("dns:///flyte.example.org:443");
+        assert_eq!(n.flytekit, "flyte.example.org:443");
+        assert_eq!(n.flyte2, "flyte.example.org:443");
+        assert_eq!(
+            n.flytectl_user,
+            "dns:///flyte.example.org:443:flytectl-user"
+        );
+        let n = Names::new("https://flyte.example.org");
+        assert_eq!(n.flyte2, "flyte.example.org");
+        let n = Names::new("localhost:30080");
+        assert_eq!(
+            (n.flytekit.as_str(), n.flyte2.as_str()),
+            ("localhost:30080", "localhost:30080")
+        );
+    }
+
+    #[test]
+    fn flytectl_entries_read_and_write_go_s_format() {
+        let go = r#"{"access_token":"a","token_type":"bearer","refresh_token":"r","expiry":"2021-04-27T19:55:26.658635+05:30"}"#;
+        let c = parse_flytectl(go).unwrap();
+        assert_eq!(c.expires_at_unix, Some(1_619_533_526));
+        assert_eq!(c.refresh_token.as_deref(), Some("r"));
+        let zero = r#"{"access_token":"a","expiry":"0001-01-01T00:00:00Z"}"#;
+        let c = parse_flytectl(zero).unwrap();
+        assert_eq!((c.expires_at_unix, c.refresh_token), (None, None));
+
+        let mut creds = Credentials::new("a", "e")
+            .with_refresh_token("r")
+            .with_expires_in(3600);
+        creds.expires_at_unix = Some(1_619_533_526);
+        assert_eq!(
+            format_flytectl(&creds),
+            r#"{"access_token":"a","token_type":"Bearer","refresh_token":"r","expiry":"2021-04-27T14:25:26Z","expires_in":3600}"#
+        );
+        assert_eq!(
+            format_flytectl(&Credentials::new("a", "e")),
+            r#"{"access_token":"a","token_type":"Bearer","expiry":"0001-01-01T00:00:00Z"}"#
+        );
+    }
+
+    #[test]
+    fn flyte2_entries_read_and_write_its_json() {
+        let creds = Credentials::new("a\"1", "e").with_refresh_token("r");
+        let json = format_flyte2(&creds);
+        assert_eq!(json, r#"{"access_token": "a\"1", "refresh_token": "r"}"#);
+        let c = parse_flyte2(&json).unwrap();
+        assert_eq!(
+            (c.access_token.as_str(), c.refresh_token.as_deref()),
+            ("a\"1", Some("r"))
+        );
+        assert_eq!(
+            format_flyte2(&Credentials::new("a", "e")),
+            r#"{"access_token": "a", "refresh_token": null}"#
+        );
+        assert!(parse_flyte2(r#"{"access_token": null, "refresh_token": null}"#).is_none());
+        assert_eq!(
+            parse_flyte2(r#"{"access_token": "", "refresh_token": "r"}"#)
+                .unwrap()
+                .refresh_token
+                .as_deref(),
+            Some("r")
+        );
+    }
+
+    #[test]
+    fn the_copy_written_after_flyte_auth_comes_first_and_retired_refresh_tokens_never() {
+        let ours = Credentials::new("a1", "e").with_refresh_token("r1");
+        let metadata = Metadata::of(&ours, 100, &[fingerprint("r0")]);
+        let copies = [
+            copy(Layout::Flytekit, "a1", Some("r1")),
+            copy(Layout::Flytectl, "a2", Some("r2")),
+            copy(Layout::Flyte2, "a0", Some("r0")),
+        ];
+        let chosen = choose(&copies, Some(&metadata), "e", 200).unwrap();
+        assert_eq!(
+            chosen.access_token.expose_secret(),
+            "a2",
+            "flytectl refreshed since"
+        );
+        assert!(chosen.stale_copies);
+
+        let only_retired = [copy(Layout::Flyte2, "a0", Some("r0"))];
+        assert!(choose(&only_retired, Some(&metadata), "e", 200).is_none());
+
+        let agreeing = [
+            copy(Layout::Flytekit, "a1", Some("r1")),
+            copy(Layout::Flyte2, "a1", Some("r1")),
+        ];
+        let chosen = choose(&agreeing, Some(&metadata), "e", 200).unwrap();
+        assert!(!chosen.stale_copies);
+        assert_eq!(chosen.access_token.expose_secret(), "a1");
+    }
+
+    #[test]
+    fn retiring_keeps_what_the_new_login_still_holds() {
+        let creds = Credentials::new("a", "e").with_refresh_token("same");
+        let m = Metadata::of(&creds, 1, &[fingerprint("same"), fingerprint("old")]);
+        assert_eq!(m.retired_refresh_sha256, [fingerprint("old")]);
+    }
+}
