@@ -1045,7 +1045,7 @@ async fn configurations_requests_and_stores_show_no_secret() {
     shown.debug(&Grant::RefreshToken {
         refresh_token: SecretString::new(refresh),
     });
-    let pkce = Pkce::new_s256();
+    let pkce = Pkce::new_s256().unwrap();
     secrets.add("PKCE verifier", pkce.verifier().expose_secret());
     shown.debug(&pkce);
     let code = "direct-authorization-code-Zs5Qe";

@@ -1,28 +1,36 @@
-//! `cargo xtask bench`: the criterion benchmarks, then whole processes against the local
-//! OpenID provider, with medians and ratios written to `target/bench/summary.{json,txt}`.
+//! `cargo xtask bench [--with-peers]`: the criterion benchmarks, then whole processes against
+//! the local OpenID provider, in one table written to `target/bench/summary.{json,txt}`.
 //!
 //! 1. `cargo bench` of `flyte-auth-core` (the credential cache) and `flyte-auth-store`
 //!    (`FileStore`), with short warm-up and measurement times; the medians are read from
 //!    criterion's `estimates.json`.
-//! 2. `flyte-auth` built in release mode, `tests/idp/server.mjs` started on a free loopback
-//!    port (`npm ci --prefix tests/idp` first when its packages are missing), then, as whole
-//!    processes, [`RUNS`] times each after two unmeasured warm-up runs:
-//!    - `flyte-auth token` logging in with client credentials (a fresh `--cache-dir` each
-//!      time: discovery and one token request), against one raw token request (`curl` when
-//!      installed, else an HTTP/1.1 POST written by this program);
-//!    - `flyte-auth token` served from its file cache, against `/bin/true`.
+//! 2. `flyte-auth` built as `cargo install` builds it (release profile), `tests/idp/server.mjs`
+//!    started on a free loopback port (`npm ci --prefix tests/idp` first when its packages are
+//!    missing), then two jobs, each participant run once per round, [`WARM_UP_RUNS`] unmeasured
+//!    rounds and [`RUNS`] measured ones, so that the machine's other work falls on all alike:
+//!    - a cold token: `flyte-auth token` logging in with client credentials (a fresh
+//!      `--cache-dir` each time: discovery and one token request) next to one `curl` POST of
+//!      the same grant;
+//!    - a cached token: `flyte-auth token` served from its file cache next to `/bin/true`.
 //!
-//!    The provider's request counters check that each login made one token request and each
-//!    cached run none. The provider is stopped at the end, also on failure.
+//!    With `--with-peers`, flytekit 1.16 and the Flyte 2 SDK (`flyte==2.12.1`) are installed
+//!    from PyPI into virtual environments under `target/bench/peers/` (once) and do the same
+//!    two jobs (`bench/peers.py`): a client-credentials token request with their token
+//!    client, and a token read from their keyring store (the `keyrings.alt` plaintext file
+//!    backend, so no desktop keyring is needed).
+//!
+//!    The provider's request counters check that each cold run made one token request and
+//!    each cached run none. Each participant's peak RSS comes from one more run under GNU
+//!    `time`; one cached `flyte-auth token` runs under `strace -f` (when installed), which
+//!    must see no certificate file opened. The provider is stopped at the end, also on failure.
 
 use std::fmt::Write as _;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use serde_json::{Value, json};
 
 use crate::cmd::{capture, cargo, run, show};
@@ -39,8 +47,15 @@ const RUN_LIMIT: Duration = Duration::from_secs(60);
 /// The provider's `client_secret_basic` client (`BASIC_CLIENT` of `flyte-auth-tests`).
 const CLIENT_ID: &str = "flyte-service";
 const CLIENT_SECRET: &str = "s3cr:t/+%&= ~";
-/// The variable `flyte-auth` reads the secret from.
+/// The variable `flyte-auth` (and the peers' script) reads the secret from.
 const SECRET_ENV: &str = "FLYTE_AUTH_BENCH_CLIENT_SECRET";
+/// The peers: short name, distribution, what pip installs.
+const PEERS: &[(&str, &str, &str)] = &[
+    ("flytekit", "flytekit", "flytekit>=1.16,<1.17"),
+    ("flyte2", "flyte", "flyte==2.12.1"),
+];
+/// The peers' side of each job.
+const PEERS_PY: &str = include_str!("bench/peers.py");
 
 /// The criterion benchmarks: package, bench target, and the ids read back from
 /// `target/criterion/<group>/<function>/new/estimates.json`.
@@ -68,7 +83,7 @@ const CRITERION: &[(&str, &str, &[&str])] = &[
 ];
 
 /// `cargo xtask bench`.
-pub(crate) fn bench() -> Outcome {
+pub(crate) fn bench(with_peers: bool) -> Outcome {
     let root = crate::workspace_root();
     let target_dir = target_dir()?;
 
@@ -94,7 +109,7 @@ pub(crate) fn bench() -> Outcome {
         }
     }
 
-    let end_to_end = end_to_end(root)?;
+    let end_to_end = end_to_end(root, &target_dir, with_peers)?;
 
     let summary = Summary {
         machine: machine(),
@@ -173,13 +188,31 @@ fn machine() -> Value {
     json!({ "nproc": cpus, "cpu": cpu_model, "os": kernel })
 }
 
-/// The end-to-end medians, in milliseconds.
+/// One measured process: what it did, its median, the floor it is compared with, its peak RSS.
+struct Row {
+    job: &'static str,
+    name: String,
+    median_ms: f64,
+    /// The row of the same job this one is divided by (`curl`, `/bin/true`).
+    floor: Option<usize>,
+    peak_rss_kb: Option<u64>,
+}
+
+/// The end-to-end results.
 struct EndToEnd {
-    login_ms: f64,
-    raw_post_ms: f64,
-    raw_post_client: &'static str,
-    cached_ms: f64,
-    true_ms: f64,
+    rows: Vec<Row>,
+    /// Files under a certificate directory that a cached `flyte-auth token` opened, and the
+    /// threads it started, counted with `strace -f`; `None` without strace.
+    cached_trace: Option<Trace>,
+    /// The size of `flyte-auth` as built and stripped, in bytes.
+    binary: (u64, Option<u64>),
+}
+
+/// What `strace -f` saw of one cached run.
+struct Trace {
+    ca_files_opened: usize,
+    files_opened: usize,
+    threads_started: usize,
 }
 
 struct Summary {
@@ -192,6 +225,21 @@ struct Summary {
 impl Summary {
     fn json(&self) -> String {
         let e = &self.end_to_end;
+        let rows: Vec<Value> = e
+            .rows
+            .iter()
+            .map(|r| {
+                let floor = r.floor.map(|f| &e.rows[f]);
+                json!({
+                    "job": r.job,
+                    "process": r.name,
+                    "median_ms": r.median_ms,
+                    "vs": floor.map(|f| f.name.clone()),
+                    "ratio": floor.map(|f| r.median_ms / f.median_ms),
+                    "peak_rss_kb": r.peak_rss_kb,
+                })
+            })
+            .collect();
         let doc = json!({
             "machine": self.machine,
             "commit": self.commit,
@@ -199,15 +247,14 @@ impl Summary {
             "criterion_median_ns": self.micro.iter().map(|(id, ns)| (id.to_string(), json!(ns))).collect::<serde_json::Map<_, _>>(),
             "end_to_end": {
                 "runs": RUNS,
-                "median_ms": {
-                    "flyte_auth_token_login": e.login_ms,
-                    "raw_token_post": e.raw_post_ms,
-                    "flyte_auth_token_cached": e.cached_ms,
-                    "bin_true": e.true_ms,
-                },
-                "raw_token_post_client": e.raw_post_client,
-                "login_vs_raw_post": e.login_ms / e.raw_post_ms,
-                "cached_vs_bin_true": e.cached_ms / e.true_ms,
+                "rows": rows,
+                "binary_bytes": e.binary.0,
+                "binary_stripped_bytes": e.binary.1,
+                "cached_run_strace": e.cached_trace.as_ref().map(|t| json!({
+                    "ca_files_opened": t.ca_files_opened,
+                    "files_opened": t.files_opened,
+                    "threads_started": t.threads_started,
+                })),
             },
         });
         serde_json::to_string_pretty(&doc).expect("a JSON value serializes") + "\n"
@@ -228,30 +275,54 @@ impl Summary {
         for (id, ns) in &self.micro {
             let _ = writeln!(t, "  {id:<52} {}", human_ns(*ns));
         }
-        let _ = writeln!(t, "\nwhole processes, median of {RUNS} runs:");
+        let _ = writeln!(t, "\nwhole processes, median of {RUNS} interleaved runs:\n");
+        t.push_str(&e.table());
+        let mb = |bytes: u64| bytes as f64 / 1_000_000.0;
         let _ = writeln!(
             t,
-            "  flyte-auth token, client-credentials login   {:>9.2} ms",
-            e.login_ms
+            "\nflyte-auth binary (release profile): {:.1} MB as built, {} stripped",
+            mb(e.binary.0),
+            e.binary.1.map_or_else(
+                || "? MB (no strip program)".into(),
+                |b| format!("{:.1} MB", mb(b))
+            )
         );
+        if let Some(trace) = &e.cached_trace {
+            let _ = writeln!(
+                t,
+                "\nstrace -f of one cached flyte-auth token: {} files opened, {} of them \
+                 certificates; {} threads started",
+                trace.files_opened, trace.ca_files_opened, trace.threads_started
+            );
+        }
+        t
+    }
+}
+
+impl EndToEnd {
+    /// The one table: job, process, median, ratio to the job's floor, peak RSS.
+    fn table(&self) -> String {
+        let mut t = String::new();
         let _ = writeln!(
             t,
-            "  one raw token POST ({:<4})                    {:>9.2} ms   login / raw POST = {:.2}x",
-            e.raw_post_client,
-            e.raw_post_ms,
-            e.login_ms / e.raw_post_ms
+            "| job | process | median | ratio | peak RSS |\n| --- | --- | --- | --- | --- |"
         );
-        let _ = writeln!(
-            t,
-            "  flyte-auth token, from the file cache         {:>9.2} ms",
-            e.cached_ms
-        );
-        let _ = writeln!(
-            t,
-            "  /bin/true                                     {:>9.2} ms   cached / true = {:.2}x",
-            e.true_ms,
-            e.cached_ms / e.true_ms
-        );
+        for row in &self.rows {
+            let ratio = row
+                .floor
+                .map(|f| &self.rows[f])
+                .map(|f| format!("{:.2}x {}", row.median_ms / f.median_ms, f.name))
+                .unwrap_or_default();
+            let rss = row
+                .peak_rss_kb
+                .map(|kb| format!("{:.1} MB", kb as f64 / 1024.0))
+                .unwrap_or_else(|| "?".into());
+            let _ = writeln!(
+                t,
+                "| {} | {} | {:.2} ms | {ratio} | {rss} |",
+                row.job, row.name, row.median_ms
+            );
+        }
         t
     }
 }
@@ -327,24 +398,104 @@ fn timed(cmd: &mut Command, limit: Duration) -> Result<(Duration, String), Strin
     ))
 }
 
-/// Runs `one` [`WARM_UP_RUNS`] + [`RUNS`] times; returns the median of the measured runs.
-fn series(
-    name: &str,
-    mut one: impl FnMut(usize) -> Result<Duration, String>,
-) -> Result<f64, String> {
-    let mut samples = Vec::with_capacity(RUNS);
-    for i in 0..WARM_UP_RUNS + RUNS {
-        let took = one(i).map_err(|e| format!("{name}: {e}"))?;
-        if i >= WARM_UP_RUNS {
-            samples.push(took);
+/// One participant of an interleaved series: a name, and how to build its command for run `i`.
+type Make<'a> = Box<dyn Fn(usize) -> Command + 'a>;
+
+/// Runs each of `participants` once per round, [`WARM_UP_RUNS`] + [`RUNS`] rounds, so that
+/// what else the machine does falls on all of them alike; checks each output with `check`.
+/// Returns the median of the measured runs of each, in milliseconds.
+fn interleaved(
+    participants: &[(String, Make<'_>)],
+    check: &dyn Fn(&str, &str) -> Result<(), String>,
+) -> Result<Vec<f64>, String> {
+    let mut samples = vec![Vec::with_capacity(RUNS); participants.len()];
+    for round in 0..WARM_UP_RUNS + RUNS {
+        for ((name, make), samples) in participants.iter().zip(&mut samples) {
+            let (took, stdout) =
+                timed(&mut make(round), RUN_LIMIT).map_err(|e| format!("{name}: {e}"))?;
+            check(name, &stdout)?;
+            if round >= WARM_UP_RUNS {
+                samples.push(took);
+            }
         }
     }
-    let ms = median(samples);
-    println!("{name}: median {ms:.2} ms of {RUNS} runs");
-    Ok(ms)
+    let medians: Vec<f64> = samples.into_iter().map(median).collect();
+    for ((name, _), ms) in participants.iter().zip(&medians) {
+        println!("{name}: median {ms:.2} ms of {RUNS} runs");
+    }
+    Ok(medians)
 }
 
-fn end_to_end(root: &Path) -> Result<EndToEnd, String> {
+/// The peak resident set size of one run of `cmd`, in KiB, as GNU time (`wait4`) reports it.
+/// The run sees only `PATH` and the variables `cmd` sets.
+fn peak_rss_kb(cmd: &Command) -> Result<u64, String> {
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run /usr/bin/time (apt-get install time): {e}"))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(format!("`{}` failed: {}", show(cmd), stderr.trim()));
+    }
+    stderr
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| format!("/usr/bin/time printed no peak RSS: {stderr}"))
+}
+
+/// Counts, with `strace -f`, what one run of `cmd` opens and how many threads it starts.
+fn trace(cmd: &Command, out: &Path) -> Result<Option<Trace>, String> {
+    if Command::new("strace")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        println!("strace is not installed (apt-get install strace): the cached run is not traced");
+        return Ok(None);
+    }
+    let mut traced = Command::new("strace");
+    traced
+        .args(["-f", "-qq", "-e", "trace=open,openat,clone,clone3", "-o"])
+        .arg(out)
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    timed(&mut traced, RUN_LIMIT)?;
+    let log =
+        std::fs::read_to_string(out).map_err(|e| format!("cannot read {}: {e}", out.display()))?;
+    let opened: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("open(") || l.contains("openat("))
+        .filter(|l| !l.contains("= -1"))
+        .collect();
+    let ca_files_opened = opened
+        .iter()
+        .filter(|l| l.contains("/ssl/") || l.contains("cert") || l.contains("/pki/"))
+        .count();
+    let threads_started = log
+        .lines()
+        .filter(|l| l.contains("clone(") || l.contains("clone3("))
+        .filter(|l| l.contains("CLONE_THREAD"))
+        .count();
+    Ok(Some(Trace {
+        ca_files_opened,
+        files_opened: opened.len(),
+        threads_started,
+    }))
+}
+
+fn end_to_end(root: &Path, target_dir: &Path, with_peers: bool) -> Result<EndToEnd, String> {
     let idp_dir = root.join("tests").join("idp");
     if !idp_dir.join("node_modules").is_dir() {
         run(
@@ -354,10 +505,24 @@ fn end_to_end(root: &Path) -> Result<EndToEnd, String> {
             10 * MINUTE,
         )?;
     }
+    if Command::new("curl").arg("--version").output().is_err() {
+        return Err(
+            "curl is the floor of the cold token: install it (apt-get install curl)".into(),
+        );
+    }
+    let peers = if with_peers {
+        peer_venvs(target_dir)?
+    } else {
+        println!("peers (flytekit, the Flyte 2 SDK) not measured: add --with-peers");
+        Vec::new()
+    };
     let cli = build_cli()?;
     let work = WorkDir::create()?;
+    let binary = binary_sizes(&cli, &work.0.join("flyte-auth.stripped"))?;
     let provider = Provider::start(&idp_dir, &[("access-token-ttl", "3600".into())])?;
     println!("provider: http://127.0.0.1:{}", provider.port);
+    let endpoint = format!("dns:///127.0.0.1:{}", provider.port);
+    let token_url = format!("http://127.0.0.1:{}/token", provider.port);
 
     let flyte_auth = |cache: &Path| {
         let mut cmd = Command::new(&cli);
@@ -368,7 +533,7 @@ fn end_to_end(root: &Path) -> Result<EndToEnd, String> {
             .args([
                 "token",
                 "--endpoint",
-                &format!("dns:///127.0.0.1:{}", provider.port),
+                &endpoint,
                 "--insecure",
                 "--auth-mode",
                 "ClientSecret",
@@ -391,193 +556,240 @@ fn end_to_end(root: &Path) -> Result<EndToEnd, String> {
         SECRET_ENV,
         show(&shown).replace(&cli.display().to_string(), "flyte-auth")
     );
+    let authorization = format!(
+        "Authorization: Basic {}",
+        BASE64.encode(format!(
+            "{}:{}",
+            form_encode(CLIENT_ID),
+            form_encode(CLIENT_SECRET)
+        ))
+    );
+    let curl = || {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-H",
+            &authorization,
+            "-d",
+            "grant_type=client_credentials",
+            "-d",
+            "scope=all",
+            &token_url,
+        ]);
+        cmd
+    };
+    println!(
+        "$ curl -sS --max-time 10 -H 'Authorization: Basic ***' -d grant_type=client_credentials \
+         -d scope=all {token_url}"
+    );
+    let peer = |python: &Path, sdk: &str, job: &str, data: &Path| {
+        let mut cmd = Command::new(python);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", work.0.join("home"))
+            .env("XDG_DATA_HOME", data)
+            .env(
+                "PYTHON_KEYRING_BACKEND",
+                "keyrings.alt.file.PlaintextKeyring",
+            )
+            .env("FLYTE_AUTH_BENCH_CLIENT_ID", CLIENT_ID)
+            .env(SECRET_ENV, CLIENT_SECRET)
+            .arg(work.0.join("peers.py"))
+            .args([sdk, job, &endpoint, &token_url]);
+        cmd
+    };
+    std::fs::write(work.0.join("peers.py"), PEERS_PY)
+        .map_err(|e| format!("cannot write peers.py: {e}"))?;
 
-    // A login per run: a cache directory of its own each time.
+    let check_token = |name: &str, stdout: &str| -> Result<(), String> {
+        // curl prints the token answer, the others the token.
+        let token = stdout.trim();
+        let token = serde_json::from_str::<Value>(token)
+            .ok()
+            .and_then(|doc| doc["access_token"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| token.to_owned());
+        if token.is_empty() || token.contains(char::is_whitespace) {
+            Err(format!(
+                "{name} printed no single token ({} bytes)",
+                stdout.len()
+            ))
+        } else {
+            Ok(())
+        }
+    };
+
+    // Cold: a login per run (flyte-auth: a cache directory of its own each time).
+    let mut cold: Vec<(String, Make<'_>)> = vec![
+        (
+            "flyte-auth token (client credentials, empty cache)".into(),
+            Box::new(|i| flyte_auth(&work.0.join(format!("login-{i}")))),
+        ),
+        ("curl, one token POST".into(), Box::new(|_| curl())),
+    ];
+    for (sdk, label, python) in &peers {
+        let data = work.0.join(format!("{sdk}-login"));
+        cold.push((
+            format!("{label} (token request)"),
+            Box::new(move |_| peer(python, sdk, "login", &data)),
+        ));
+    }
     let before = provider.stats()?.client_credentials;
-    let login_ms = series("flyte-auth token (login)", |i| {
-        let (took, token) = timed(
-            &mut flyte_auth(&work.0.join(format!("login-{i}"))),
-            RUN_LIMIT,
-        )?;
-        expect_token(&token)?;
-        Ok(took)
-    })?;
-    let logins = provider.stats()?.client_credentials - before;
-    let expected = (WARM_UP_RUNS + RUNS) as u64;
-    if logins != expected {
+    let cold_ms = interleaved(&cold, &check_token)?;
+    let grants = provider.stats()?.client_credentials - before;
+    let expected = ((WARM_UP_RUNS + RUNS) * cold.len()) as u64;
+    if grants != expected {
         return Err(format!(
-            "{expected} logins made {logins} client_credentials grants; each should make one"
+            "{expected} cold runs made {grants} client_credentials grants; each should make one"
         ));
     }
 
-    let (raw_post_ms, raw_post_client) = raw_posts(provider.port)?;
-
-    // One login fills the cache, then every run is served from it.
-    let cached = work.0.join("cached");
-    let (_, first) = timed(&mut flyte_auth(&cached), RUN_LIMIT)?;
-    expect_token(&first)?;
+    // Cached: one login fills each cache, then every run is served from it.
+    let cached_dir = work.0.join("cached");
+    let (_, first) = timed(&mut flyte_auth(&cached_dir), RUN_LIMIT)?;
+    let first = first.trim().to_owned();
+    let mut cached: Vec<(String, Make<'_>)> = vec![
+        (
+            "flyte-auth token (file cache)".into(),
+            Box::new(|_| flyte_auth(&cached_dir)),
+        ),
+        ("/bin/true".into(), Box::new(|_| Command::new("/bin/true"))),
+    ];
+    for (sdk, label, python) in &peers {
+        let data = work.0.join(format!("{sdk}-cached"));
+        timed(&mut peer(python, sdk, "store", &data), RUN_LIMIT)?;
+        cached.push((
+            format!("{label} (keyring, plaintext file backend)"),
+            Box::new(move |_| peer(python, sdk, "cached", &data)),
+        ));
+    }
     let before = provider.stats()?.client_credentials;
-    let cached_ms = series("flyte-auth token (cached)", |_| {
-        let (took, token) = timed(&mut flyte_auth(&cached), RUN_LIMIT)?;
-        if token != first {
+    let check_cached = |name: &str, stdout: &str| -> Result<(), String> {
+        if name.starts_with("flyte-auth") && stdout.trim() != first {
             return Err("a cached run printed another token than the login".into());
         }
-        Ok(took)
-    })?;
+        if name == "/bin/true" {
+            return Ok(());
+        }
+        check_token(name, stdout)
+    };
+    let cached_ms = interleaved(&cached, &check_cached)?;
     let grants = provider.stats()?.client_credentials - before;
     if grants != 0 {
         return Err(format!(
-            "runs served from the cache made {grants} token request(s); they should make none"
+            "runs served from a cache made {grants} token request(s); they should make none"
         ));
     }
-    let true_ms = series("/bin/true", |_| {
-        timed(&mut Command::new("/bin/true"), RUN_LIMIT).map(|(took, _)| took)
-    })?;
 
+    // Peak RSS, one run each, outside the timing.
+    let mut rows = Vec::new();
+    for (job, participants, medians, floor) in [
+        ("cold token", &cold, &cold_ms, 1),
+        ("cached token", &cached, &cached_ms, 1),
+    ] {
+        let base = rows.len();
+        for (i, ((name, make), ms)) in participants.iter().zip(medians).enumerate() {
+            let rss =
+                peak_rss_kb(&make(WARM_UP_RUNS + RUNS + 1)).map_err(|e| format!("{name}: {e}"))?;
+            rows.push(Row {
+                job,
+                name: name.clone(),
+                median_ms: *ms,
+                floor: (i != floor).then_some(base + floor),
+                peak_rss_kb: Some(rss),
+            });
+        }
+    }
+
+    let cached_trace = trace(&flyte_auth(&cached_dir), &work.0.join("cached.strace"))?;
+    if let Some(t) = &cached_trace
+        && t.ca_files_opened > 0
+    {
+        return Err(format!(
+            "a cached flyte-auth token opened {} certificate file(s); it should open none",
+            t.ca_files_opened
+        ));
+    }
     Ok(EndToEnd {
-        login_ms,
-        raw_post_ms,
-        raw_post_client,
-        cached_ms,
-        true_ms,
+        rows,
+        cached_trace,
+        binary,
     })
 }
 
-fn expect_token(stdout: &str) -> Result<(), String> {
-    let token = stdout.trim();
-    if token.is_empty() || token.contains(char::is_whitespace) {
-        Err(format!(
-            "flyte-auth token printed no single token ({} bytes)",
-            stdout.len()
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-/// The median of one raw token request: `curl` as a process when installed, else an HTTP/1.1
-/// POST from this process.
-fn raw_posts(port: u16) -> Result<(f64, &'static str), String> {
-    let url = format!("http://127.0.0.1:{port}/token");
-    let authorization = format!(
-        "Authorization: Basic {}",
-        base64(format!("{}:{}", form_encode(CLIENT_ID), form_encode(CLIENT_SECRET)).as_bytes())
-    );
-    let has_curl = Command::new("curl")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if has_curl {
-        println!(
-            "$ curl -sS --max-time 10 -o /dev/null -w '%{{http_code}}' -H 'Authorization: Basic ***' \
-             -d grant_type=client_credentials -d scope=all {url}"
-        );
-        let ms = series("raw token POST (curl)", |_| {
-            let (took, status) = timed(
-                Command::new("curl").args([
-                    "-sS",
-                    "--max-time",
-                    "10",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    "-H",
-                    &authorization,
-                    "-d",
-                    "grant_type=client_credentials",
-                    "-d",
-                    "scope=all",
-                    &url,
-                ]),
-                RUN_LIMIT,
-            )?;
-            if status.trim() != "200" {
-                return Err(format!("the provider answered HTTP {}", status.trim()));
-            }
-            Ok(took)
-        })?;
-        return Ok((ms, "curl"));
-    }
-    println!("curl is not installed: one HTTP/1.1 POST from this process instead");
-    let body = "grant_type=client_credentials&scope=all";
-    let request = format!(
-        "POST /token HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{authorization}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let ms = series("raw token POST (std)", |_| {
-        let started = Instant::now();
-        let answer = http_exchange(port, &request)?;
-        let took = started.elapsed();
-        if !answer.starts_with("HTTP/1.1 200") {
-            return Err(format!(
-                "the provider answered {}",
-                answer.lines().next().unwrap_or("nothing")
-            ));
-        }
-        Ok(took)
-    })?;
-    Ok((ms, "std"))
-}
-
-/// Sends `request` to 127.0.0.1:`port` and reads the answer to its end.
-fn http_exchange(port: u16, request: &str) -> Result<String, String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let exchange = || -> std::io::Result<Vec<u8>> {
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-        stream.write_all(request.as_bytes())?;
-        let mut answer = Vec::new();
-        stream.take(1 << 20).read_to_end(&mut answer)?;
-        Ok(answer)
+/// The size of the binary as built, and stripped of its symbols (`strip`, when installed).
+fn binary_sizes(cli: &Path, stripped: &Path) -> Result<(u64, Option<u64>), String> {
+    let size = |path: &Path| {
+        std::fs::metadata(path)
+            .map(|m| m.len())
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
     };
-    exchange()
-        .map(|a| String::from_utf8_lossy(&a).into_owned())
-        .map_err(|e| format!("HTTP request to {addr}: {e}"))
+    let built = size(cli)?;
+    let stripped = Command::new("strip")
+        .arg("-o")
+        .arg(stripped)
+        .arg(cli)
+        .status()
+        .ok()
+        .filter(std::process::ExitStatus::success)
+        .map(|_| size(stripped))
+        .transpose()?;
+    Ok((built, stripped))
+}
+
+/// The peers' SDKs, each in a virtual environment of its own under `target/bench/peers/`,
+/// installed from PyPI on first use: (short name, label with version, python).
+fn peer_venvs(target_dir: &Path) -> Result<Vec<(&'static str, String, PathBuf)>, String> {
+    let mut venvs = Vec::new();
+    for (sdk, distribution, requirement) in PEERS {
+        let dir = target_dir.join("bench").join("peers").join(sdk);
+        let python = dir.join("bin").join("python");
+        if !python.is_file() {
+            let system =
+                std::env::var("FLYTE_AUTH_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+            run(
+                Command::new(&system).args(["-m", "venv"]).arg(&dir),
+                5 * MINUTE,
+            )?;
+        }
+        let installed = Command::new(&python)
+            .args([
+                "-c",
+                &format!("import importlib.metadata as m; print(m.version('{distribution}'))"),
+            ])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        if installed.is_none() {
+            run(
+                Command::new(&python).args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    requirement,
+                    "keyrings.alt",
+                ]),
+                30 * MINUTE,
+            )?;
+        }
+        let version = capture(
+            Command::new(&python).args([
+                "-c",
+                &format!("import importlib.metadata as m; print(m.version('{distribution}'))"),
+            ]),
+            MINUTE,
+        )?;
+        venvs.push((*sdk, format!("{distribution} {}", version.trim()), python));
+    }
+    Ok(venvs)
 }
 
 /// `application/x-www-form-urlencoded` bytes (RFC 6749 Appendix B), for the Basic header.
 fn form_encode(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
-                out.push(char::from(b));
-            }
-            b' ' => out.push('+'),
-            _ => {
-                let _ = write!(out, "%{b:02X}");
-            }
-        }
-    }
-    out
-}
-
-/// Standard base64 with padding.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 /// Builds `flyte-auth` in release mode; returns its path.
@@ -628,12 +840,9 @@ mod tests {
     fn basic_credentials_are_form_encoded_then_base64() {
         assert_eq!(form_encode("s3cr:t/+%&= ~"), "s3cr%3At%2F%2B%25%26%3D+%7E");
         assert_eq!(
-            base64(b"flyte-service:s3cr3t"),
+            BASE64.encode("flyte-service:s3cr3t"),
             "Zmx5dGUtc2VydmljZTpzM2NyM3Q="
         );
-        assert_eq!(base64(b"ab"), "YWI=");
-        assert_eq!(base64(b"a"), "YQ==");
-        assert_eq!(base64(b""), "");
     }
 
     #[test]

@@ -35,9 +35,9 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// a whole login per input, which takes milliseconds).
 const INPUT_TIMEOUT_SECONDS: u64 = 30;
 /// The seconds per target when none are given.
-const DEFAULT_SECONDS: u64 = 60;
+pub(crate) const DEFAULT_SECONDS: u64 = 60;
 /// The variable that gives the seconds when the command line does not.
-const SECONDS_ENV: &str = "FLYTE_AUTH_FUZZ_SECONDS";
+pub(crate) const SECONDS_ENV: &str = "FLYTE_AUTH_FUZZ_SECONDS";
 
 /// How the targets were built.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -69,8 +69,8 @@ struct Report {
 }
 
 /// `cargo xtask fuzz`.
-pub(crate) fn fuzz() -> Outcome {
-    let seconds = seconds()?;
+/// `seconds` per target (`--seconds N`, else `$FLYTE_AUTH_FUZZ_SECONDS`, else 60).
+pub(crate) fn fuzz(seconds: u64) -> Outcome {
     let root = crate::workspace_root();
     let fuzz_dir = root.join("fuzz");
     if capture(cargo(["fuzz", "--version"]).stderr(Stdio::null()), MINUTE).is_err() {
@@ -117,33 +117,6 @@ pub(crate) fn fuzz() -> Outcome {
             "{note}: {found} new failing input(s) under fuzz/artifacts/, {regressed} regression \
              input(s) failing again (see the table above)"
         ))
-    }
-}
-
-/// `--seconds N` after the task name, else `$FLYTE_AUTH_FUZZ_SECONDS`, else 60.
-fn seconds() -> Result<u64, String> {
-    let args: Vec<String> = std::env::args().skip(2).collect();
-    let from_args = match args.as_slice() {
-        [] => None,
-        [flag, n] if flag == "--seconds" => Some(n.clone()),
-        [flag] if flag.starts_with("--seconds=") => {
-            flag.strip_prefix("--seconds=").map(str::to_owned)
-        }
-        _ => {
-            return Err(format!(
-                "usage: cargo xtask fuzz [--seconds N], got: {}",
-                args.join(" ")
-            ));
-        }
-    };
-    let Some(text) = from_args.or_else(|| std::env::var(SECONDS_ENV).ok()) else {
-        return Ok(DEFAULT_SECONDS);
-    };
-    match text.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!(
-            "the number of seconds must be a whole number above zero, got `{text}`"
-        )),
     }
 }
 

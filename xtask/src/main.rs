@@ -21,6 +21,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use clap::{Arg, ArgAction, ArgMatches, value_parser};
 use tasks::Outcome;
 
 /// One `cargo xtask <name>` subcommand.
@@ -29,7 +30,14 @@ struct Task {
     about: &'static str,
     /// Part of `cargo xtask ci`.
     in_ci: bool,
-    run: fn() -> Outcome,
+    /// The task's own options (`cargo xtask bench --with-peers`).
+    args: fn() -> Vec<Arg>,
+    run: fn(&ArgMatches) -> Outcome,
+}
+
+/// No options.
+fn no_args() -> Vec<Arg> {
+    Vec::new()
 }
 
 /// Every task, in the order `ci` runs them.
@@ -38,61 +46,91 @@ const TASKS: &[Task] = &[
         name: "fmt",
         about: "formatting: cargo fmt --all -- --check",
         in_ci: true,
-        run: tasks::fmt,
+        args: no_args,
+        run: |_| tasks::fmt(),
     },
     Task {
         name: "clippy",
         about: "lints: cargo clippy --workspace --all-targets --all-features -- -D warnings",
         in_ci: true,
-        run: tasks::clippy,
+        args: no_args,
+        run: |_| tasks::clippy(),
     },
     Task {
         name: "test",
         about: "the test suite: cargo test --workspace --all-features",
         in_ci: true,
-        run: tasks::test,
+        args: no_args,
+        run: |_| tasks::test(),
     },
     Task {
         name: "doc",
         about: "docs: RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps --all-features",
         in_ci: true,
-        run: tasks::doc,
+        args: no_args,
+        run: |_| tasks::doc(),
     },
     Task {
         name: "deny",
         about: "cargo deny check bans licenses sources (+ advisories when a database is present)",
         in_ci: true,
-        run: tasks::deny,
+        args: no_args,
+        run: |_| tasks::deny(),
     },
     Task {
         name: "isolation",
         about: "cargo check -p <crate> for each library crate alone, per feature set",
         in_ci: true,
-        run: tasks::isolation,
+        args: no_args,
+        run: |_| tasks::isolation(),
     },
     Task {
         name: "footprint",
         about: "dependency count per library crate; core and command stay free of HTTP/TLS/runtime",
         in_ci: true,
-        run: tasks::footprint,
+        args: no_args,
+        run: |_| tasks::footprint(),
     },
     Task {
         name: "demo",
         about: "every login through the flyte-auth binary against a local OpenID provider",
         in_ci: false,
-        run: demo::demo,
+        args: no_args,
+        run: |_| demo::demo(),
     },
     Task {
         name: "bench",
         about: "criterion benches, then flyte-auth processes against curl and /bin/true (target/bench/)",
         in_ci: false,
-        run: bench::bench,
+        args: || {
+            vec![Arg::new("with-peers").long("with-peers").action(ArgAction::SetTrue).help(
+                "also install flytekit 1.16 and the Flyte 2 SDK into target/bench/peers and time them",
+            )]
+        },
+        run: |args| bench::bench(args.get_flag("with-peers")),
     },
     Task {
         name: "fuzz",
         about: "replay fuzz/regressions, then each cargo-fuzz target for --seconds N (60) s",
         in_ci: false,
-        run: fuzz::fuzz,
+        args: || {
+            vec![
+                Arg::new("seconds")
+                    .long("seconds")
+                    .value_name("N")
+                    .env(fuzz::SECONDS_ENV)
+                    .default_value("60")
+                    .value_parser(value_parser!(u64).range(1..))
+                    .help("how long each target runs"),
+            ]
+        },
+        run: |args| {
+            fuzz::fuzz(
+                args.get_one::<u64>("seconds")
+                    .copied()
+                    .unwrap_or(fuzz::DEFAULT_SECONDS),
+            )
+        },
     },
 ];
 
@@ -103,49 +141,51 @@ pub(crate) fn workspace_root() -> &'static Path {
         .expect("xtask lives in a folder of the workspace root")
 }
 
-fn help() -> String {
-    let mut text = String::from("Usage: cargo xtask <task>\n\nTasks:\n");
-    text.push_str("  ci           run every task marked [ci] below, then print a summary\n");
+/// The command line: one subcommand per task, and `ci`.
+fn cli() -> clap::Command {
+    let mut cli = clap::Command::new("cargo xtask")
+        .bin_name("cargo xtask")
+        .about("Project automation for flyte-auth")
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommand(
+            clap::Command::new("ci")
+                .about("run every task marked [ci] below, then print a summary"),
+        );
     for task in TASKS {
         let mark = if task.in_ci { "[ci] " } else { "" };
-        text.push_str(&format!("  {:<12} {mark}{}\n", task.name, task.about));
+        cli = cli.subcommand(
+            clap::Command::new(task.name)
+                .about(format!("{mark}{}", task.about))
+                .args((task.args)()),
+        );
     }
-    text
+    cli
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let name = match args.as_slice() {
-        [name] => name.as_str(),
-        // `fuzz` reads its own options (`--seconds N`); no other task takes any.
-        [name, ..] if name == "fuzz" => name.as_str(),
-        [] => {
-            eprint!("{}", help());
-            return ExitCode::from(2);
-        }
-        _ => {
-            eprintln!(
-                "error: expected exactly one task, got: {}\n",
-                args.join(" ")
-            );
-            eprint!("{}", help());
-            return ExitCode::from(2);
+    let matches = match cli().try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
-    if matches!(name, "-h" | "--help" | "help") {
-        print!("{}", help());
-        return ExitCode::SUCCESS;
-    }
-    if name == "ci" {
-        let selected: Vec<&Task> = TASKS.iter().filter(|t| t.in_ci).collect();
-        return ci(&selected);
-    }
-    let Some(task) = TASKS.iter().find(|t| t.name == name) else {
-        eprintln!("error: unknown task `{name}`\n");
-        eprint!("{}", help());
+    let Some((name, args)) = matches.subcommand() else {
         return ExitCode::from(2);
     };
-    match (task.run)() {
+    if name == "ci" {
+        let selected: Vec<&Task> = TASKS.iter().filter(|t| t.in_ci).collect();
+        return ci(&selected, args);
+    }
+    let Some(task) = TASKS.iter().find(|t| t.name == name) else {
+        return ExitCode::from(2);
+    };
+    match (task.run)(args) {
         Ok(note) => {
             if let Some(note) = note {
                 println!("{}: ok ({note})", task.name);
@@ -160,7 +200,7 @@ fn main() -> ExitCode {
 }
 
 /// Runs `selected` in order, all of them even after a failure, then prints the summary.
-fn ci(selected: &[&Task]) -> ExitCode {
+fn ci(selected: &[&Task], args: &ArgMatches) -> ExitCode {
     let started = Instant::now();
     let mut rows = Vec::new();
     for (i, task) in selected.iter().enumerate() {
@@ -173,7 +213,7 @@ fn ci(selected: &[&Task]) -> ExitCode {
             task.about
         );
         let step_started = Instant::now();
-        let outcome = (task.run)();
+        let outcome = (task.run)(args);
         let seconds = step_started.elapsed().as_secs_f64();
         match &outcome {
             Ok(_) => println!("<== {}: ok ({seconds:.1} s)", task.name),
@@ -221,7 +261,8 @@ mod tests {
 
     #[test]
     fn task_names_are_unique_and_listed_in_help() {
-        let help = help();
+        cli().debug_assert();
+        let help = cli().render_help().to_string();
         for (i, task) in TASKS.iter().enumerate() {
             assert!(
                 TASKS[i + 1..].iter().all(|t| t.name != task.name),
@@ -231,6 +272,33 @@ mod tests {
             assert!(help.contains(task.name), "{} missing from help", task.name);
         }
         assert!(help.contains("  ci "));
+        let bench = cli()
+            .try_get_matches_from(["cargo xtask", "bench", "--with-peers"])
+            .unwrap();
+        assert!(
+            bench
+                .subcommand_matches("bench")
+                .unwrap()
+                .get_flag("with-peers")
+        );
+        assert!(
+            cli()
+                .try_get_matches_from(["cargo xtask", "fmt", "--with-peers"])
+                .is_err()
+        );
+        let fuzz = cli()
+            .try_get_matches_from(["cargo xtask", "fuzz", "--seconds", "5"])
+            .unwrap();
+        let seconds = fuzz
+            .subcommand_matches("fuzz")
+            .unwrap()
+            .get_one::<u64>("seconds");
+        assert_eq!(seconds, Some(&5));
+        assert!(
+            cli()
+                .try_get_matches_from(["cargo xtask", "fuzz", "--seconds", "0"])
+                .is_err()
+        );
     }
 
     #[test]

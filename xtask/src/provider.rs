@@ -3,8 +3,7 @@
 //! killed on drop (it also exits when its stdin closes, should xtask die first).
 
 use std::collections::VecDeque;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -103,28 +102,15 @@ impl Provider {
 
     /// The request counters (`GET /test/stats`).
     pub(crate) fn stats(&self) -> Result<Stats, String> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let fetch = || -> std::io::Result<Vec<u8>> {
-            let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-            stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-            write!(
-                stream,
-                "GET /test/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-            )?;
-            let mut answer = Vec::new();
-            stream.take(1 << 20).read_to_end(&mut answer)?;
-            Ok(answer)
-        };
-        let answer = fetch().map_err(|e| format!("GET /test/stats: {e}"))?;
-        let text = String::from_utf8_lossy(&answer);
-        let body = text
-            .strip_prefix("HTTP/1.1 200")
-            .and_then(|rest| rest.split_once("\r\n\r\n"))
-            .map(|(_, body)| body)
-            .ok_or_else(|| format!("GET /test/stats answered: {text}"))?;
-        let doc: Value =
-            serde_json::from_str(body).map_err(|e| format!("GET /test/stats: {e}: {body}"))?;
+        let url = format!("http://127.0.0.1:{}/test/stats", self.port);
+        let doc: Value = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .no_proxy()
+            .build()
+            .and_then(|client| client.get(&url).send())
+            .and_then(reqwest::blocking::Response::error_for_status)
+            .and_then(reqwest::blocking::Response::json)
+            .map_err(|e| format!("GET {url}: {e}"))?;
         let grant = |name: &str| doc["token_requests"][name].as_u64().unwrap_or(0);
         Ok(Stats {
             client_credentials: grant("client_credentials"),

@@ -17,7 +17,10 @@ mod status;
 use std::{io::IsTerminal as _, process::ExitCode};
 
 use clap::Parser as _;
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::{
+    filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+};
 
 use crate::args::Cli;
 
@@ -47,20 +50,32 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to standard error: warnings by default, more with `-v`, or as `RUST_LOG` says
-/// when no `-v` is given. `-v` raises the level of this project's crates only.
+/// when no `-v` is given (`target=level` directives such as `warn,flyte_auth=debug`). `-v`
+/// raises the level of this project's crates only.
 fn init_logging(verbose: u8) {
+    let project = |level| {
+        Targets::new()
+            .with_default(Level::WARN)
+            .with_target("flyte_auth", level)
+    };
     let filter = match verbose {
-        0 => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        1 => EnvFilter::new("warn,flyte_auth=info"),
-        2 => EnvFilter::new("warn,flyte_auth=debug"),
-        _ => EnvFilter::new("warn,flyte_auth=trace"),
+        0 => std::env::var("RUST_LOG")
+            .ok()
+            .and_then(|directives| directives.parse::<Targets>().ok())
+            .unwrap_or_else(|| Targets::new().with_default(Level::WARN)),
+        1 => project(Level::INFO),
+        2 => project(Level::DEBUG),
+        _ => project(Level::TRACE),
     };
     let stderr = std::io::stderr();
     let ansi = stderr.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     // A second initialisation cannot happen here; ignore the error rather than panic.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi),
+        )
+        .with(filter)
         .try_init();
 }

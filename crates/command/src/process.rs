@@ -2,7 +2,8 @@
 //! process it started keeps its pipes open.
 //!
 //! Everything here is blocking and runs on one helper thread per run (the "supervisor"); the
-//! async side only waits for its answer. With std alone and no `unsafe`:
+//! async side only waits for its answer. With std, `rustix` for the one system call std lacks,
+//! and no `unsafe`:
 //!
 //! - the child gets no shell, a null stdin, and (on Unix) a process group of its own
 //!   (`process_group(0)`), unless the command is interactive;
@@ -11,9 +12,8 @@
 //!   [`STDERR_TAIL`] bytes;
 //! - the supervisor polls `Child::try_wait` (1 ms, doubling up to 50 ms) while listening for
 //!   the readers, and stops at the deadline, when the caller gave up, or on too much output;
-//! - stopping means `SIGKILL` to the whole process group, sent by running
-//!   `kill -s KILL -- -<pgid>` (std cannot signal a group without `libc`), then
-//!   `Child::kill` as a backstop; the group is only signalled while its leader, our child, is
+//! - stopping means `SIGKILL` to the whole process group (`kill(-pgid, SIGKILL)` through
+//!   `rustix`, since std cannot signal a group), then `Child::kill` as a backstop; the group is only signalled while its leader, our child, is
 //!   not yet reaped, so its id cannot belong to anyone else;
 //! - readers are waited for at most [`PIPE_GRACE`] after the child exited or was killed. A
 //!   process that escaped the group (or, for an interactive command, any background process)
@@ -39,9 +39,6 @@ pub(crate) const STDERR_TAIL: usize = 4 * 1024;
 pub(crate) const PIPE_GRACE: Duration = Duration::from_secs(1);
 /// How long a killed command may take to be reaped.
 const REAP_GRACE: Duration = Duration::from_secs(5);
-/// How long the `kill` program may take.
-#[cfg(unix)]
-const KILL_PROGRAM_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest pause between two checks of the child.
 const MAX_POLL: Duration = Duration::from_millis(50);
 
@@ -390,7 +387,7 @@ fn wait_for_pipes(events: &mpsc::Receiver<Event>, open_pipes: &mut u32) -> bool 
 fn stop(child: &mut Child, own_group: bool) {
     #[cfg(unix)]
     if own_group {
-        kill_group(child.id());
+        kill_group(child);
     }
     #[cfg(not(unix))]
     let _ = own_group;
@@ -405,42 +402,14 @@ fn stop(child: &mut Child, own_group: bool) {
     }
 }
 
-/// Sends `SIGKILL` to process group `pgid` by running `kill`, since std has no way to signal
-/// a group. Called only while the group's leader is not reaped, so `pgid` is still ours.
+/// Sends `SIGKILL` to the process group `child` leads (`kill(-pgid, SIGKILL)`). Called only
+/// while the leader is not reaped, so its group id cannot belong to anyone else.
 #[cfg(unix)]
-fn kill_group(pgid: u32) {
-    let target = format!("-{pgid}");
-    for kill in ["kill", "/bin/kill", "/usr/bin/kill"] {
-        let spawned = Command::new(kill)
-            .args(["-s", "KILL", "--", &target])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        match spawned {
-            Ok(mut process) => {
-                match wait_bounded(&mut process, KILL_PROGRAM_TIMEOUT) {
-                    Some(status) if status.success() => {}
-                    Some(status) => {
-                        tracing::debug!(%status, "`kill` could not signal the token command's process group");
-                    }
-                    None => {
-                        let _ = process.kill();
-                        let _ = wait_bounded(&mut process, REAP_GRACE);
-                    }
-                }
-                return;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::debug!(error = %e, "could not run `kill`");
-                return;
-            }
-        }
+fn kill_group(child: &Child) {
+    use rustix::process::{Pid, Signal, kill_process_group};
+    if let Err(e) = kill_process_group(Pid::from_child(child), Signal::KILL) {
+        tracing::debug!(error = %e, "could not signal the token command's process group");
     }
-    tracing::debug!(
-        "no `kill` program found: only the token command itself is killed, not what it started"
-    );
 }
 
 /// Waits for `child` at most `limit`; `None` when it is still running.

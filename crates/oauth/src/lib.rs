@@ -21,13 +21,13 @@
 //! [`Error::Transport`](flyte_auth_core::Error::Transport) with a hint (DNS, refused, TLS
 //! certificate, proxy) or [`Error::Timeout`](flyte_auth_core::Error::Timeout).
 //!
-//! # Why the HTTP exchange is done here and not by `oauth2`'s request pipeline
+//! # Why the HTTP exchange is done here and not by the `oauth2` crate
 //!
-//! The `oauth2` crate's token response type needs a numeric `expires_in` (Azure AD v1 sends a
-//! string), its error path cannot say "HTTP 502 with an HTML page" in a typed way, and it has
-//! no response size cap or per-request time-out of its own. The exchange is therefore a plain
-//! form POST through the shared `reqwest` client, read leniently; `oauth2` provides the PKCE
-//! and state helpers ([`pkce`]).
+//! A token answer must be read leniently (Azure AD v1 sends `expires_in` as a string), a
+//! non-JSON error page must become a typed answer, bodies are capped, requests have their own
+//! time-out and error text is redacted. The exchange is therefore a plain form POST through
+//! the shared `reqwest` client; the PKCE and state helpers ([`pkce`]) are `ring`'s random
+//! bytes and SHA-256 (the README measures what `oauth2` cost).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), flyte_auth_core::Error> {

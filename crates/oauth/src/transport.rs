@@ -1,7 +1,12 @@
 //! [`OAuthClient`]: one pooled HTTP client per [`HttpSettings`], and the mapping of everything
 //! that can go wrong on the wire to core's [`Error`].
 
-use std::{error::Error as StdError, fmt, io, sync::Arc, time::Duration};
+use std::{
+    error::Error as StdError,
+    fmt, io,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use flyte_auth_core::Error;
 use reqwest::{Certificate, Proxy, redirect::Policy};
@@ -13,9 +18,13 @@ const SNIPPET_CHARS: usize = 200;
 
 /// The HTTP client every OAuth request goes through: discovery, token and device requests.
 ///
-/// Built once from [`HttpSettings`] and cheap to clone (clones share one connection pool).
-/// Redirects are never followed: an OAuth endpoint that redirects is misconfigured, and
-/// following a redirect could carry a form with secrets to another host.
+/// Cheap to clone (clones share one connection pool). Redirects are never followed: an OAuth
+/// endpoint that redirects is misconfigured, and following a redirect could carry a form with
+/// secrets to another host.
+///
+/// Construction checks the settings (it reads and parses the CA file, parses the proxy URL)
+/// but builds the `reqwest` client, its TLS configuration and the system's certificate store
+/// only on the first request: a program that finds its token in a cache never pays for them.
 ///
 /// ```
 /// use flyte_auth_oauth::{HttpSettings, OAuthClient};
@@ -32,8 +41,16 @@ pub struct OAuthClient {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    /// Built on the first request from `checked`; a failure is kept and returned each time.
+    http: OnceLock<Result<reqwest::Client, Error>>,
+    checked: Checked,
     settings: HttpSettings,
+}
+
+/// What construction read and validated, for the lazy build of the `reqwest` client.
+struct Checked {
+    roots: Vec<Certificate>,
+    proxy: Option<Proxy>,
 }
 
 impl fmt::Debug for OAuthClient {
@@ -46,27 +63,19 @@ impl fmt::Debug for OAuthClient {
 }
 
 impl OAuthClient {
-    /// Builds the client: reads the CA file, sets up the proxy and the timeouts.
+    /// Checks the settings: reads and parses the CA file, parses the proxy URL. The HTTP
+    /// client itself is built on the first request.
     ///
     /// Fails with [`Error::Config`] when the CA file cannot be read or holds no certificate,
     /// or the proxy URL is not a URL.
     pub fn new(settings: HttpSettings) -> Result<Self, Error> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(Policy::none())
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
-            .user_agent(settings.user_agent.clone());
-
+        let mut roots = Vec::new();
         if settings.accept_invalid_certs {
             if settings.ca_cert_file.is_some() || settings.ca_cert_pem.is_some() {
                 tracing::debug!(
                     "a CA file is configured, but certificate verification is disabled; the CA file is not used"
                 );
             }
-            let tls = crate::tls::danger_accept_any_certificate_config().map_err(|e| {
-                Error::config(format!("could not set up TLS without verification: {e}"))
-            })?;
-            builder = builder.use_preconfigured_tls(tls);
         } else {
             if let Some(path) = &settings.ca_cert_file {
                 let pem = std::fs::read(path).map_err(|e| {
@@ -75,38 +84,30 @@ impl OAuthClient {
                         path.display()
                     ))
                 })?;
-                for cert in parse_pem_bundle(&pem, &path.display().to_string())? {
-                    builder = builder.add_root_certificate(cert);
-                }
+                roots.extend(parse_pem_bundle(&pem, &path.display().to_string())?);
             }
             if let Some(pem) = &settings.ca_cert_pem {
-                for cert in parse_pem_bundle(pem, "the given PEM certificates")? {
-                    builder = builder.add_root_certificate(cert);
-                }
+                roots.extend(parse_pem_bundle(pem, "the given PEM certificates")?);
             }
         }
 
-        if let Some(proxy) = &settings.proxy {
-            let proxy = Proxy::all(proxy.as_str()).map_err(|e| {
+        let proxy = match &settings.proxy {
+            Some(proxy) => Some(Proxy::all(proxy.as_str()).map_err(|e| {
                 Error::config(format!(
                     "the proxy URL {} (httpProxyURL) is not valid: {}",
                     display_url(proxy),
                     e.without_url()
                 ))
-            })?;
-            builder = builder.proxy(proxy);
-        } else if !settings.system_proxy {
-            builder = builder.no_proxy();
-        }
+            })?),
+            None => None,
+        };
 
-        let http = builder.build().map_err(|e| {
-            Error::config(format!(
-                "could not build the HTTP client: {}",
-                error_chain(&e)
-            ))
-        })?;
         Ok(Self {
-            inner: Arc::new(Inner { http, settings }),
+            inner: Arc::new(Inner {
+                http: OnceLock::new(),
+                checked: Checked { roots, proxy },
+                settings,
+            }),
             request_header: None,
         })
     }
@@ -128,11 +129,17 @@ impl OAuthClient {
         &self.inner.settings
     }
 
-    /// The underlying `reqwest` client, for requests this crate does not cover. It carries the
-    /// same TLS, proxy and timeout settings; the body size cap and the error mapping are not
-    /// applied to what you do with it.
-    pub fn http_client(&self) -> &reqwest::Client {
-        &self.inner.http
+    /// The underlying `reqwest` client, for requests this crate does not cover, built now if
+    /// no request has built it yet. It carries the same TLS, proxy and timeout settings; the
+    /// body size cap and the error mapping are not applied to what you do with it.
+    ///
+    /// Fails with [`Error::Config`] when the TLS configuration cannot be set up.
+    pub fn http_client(&self) -> Result<&reqwest::Client, Error> {
+        self.inner
+            .http
+            .get_or_init(|| self.inner.build())
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// [`post_form`](Self::post_form), retried after transient failures as the settings'
@@ -162,8 +169,7 @@ impl OAuthClient {
     ) -> Result<RawResponse, Error> {
         let target = parse_url(url, operation)?;
         let mut request = self
-            .inner
-            .http
+            .http_client()?
             .post(target)
             .header(reqwest::header::ACCEPT, "application/json")
             .header(
@@ -188,12 +194,11 @@ impl OAuthClient {
         url: &str,
     ) -> Result<RawResponse, Error> {
         let target = parse_url(url, operation)?;
+        let http = self.http_client()?;
         let policy = self.inner.settings.retry;
         policy
             .run(operation, || {
-                let request = self
-                    .inner
-                    .http
+                let request = http
                     .get(target.clone())
                     .header(reqwest::header::ACCEPT, "application/json");
                 self.execute(operation, url, request)
@@ -209,8 +214,7 @@ impl OAuthClient {
     ) -> Result<RawResponse, Error> {
         let target = parse_url(url, operation)?;
         let request = self
-            .inner
-            .http
+            .http_client()?
             .post(target)
             .header(reqwest::header::ACCEPT, "application/json")
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -305,6 +309,40 @@ impl OAuthClient {
             message: format!("{operation}: {message}"),
             source: Some(Arc::new(e)),
         }
+    }
+}
+
+impl Inner {
+    /// The `reqwest` client: TLS (with the system's and the bundled roots, or without
+    /// verification), proxy, timeouts, no redirects.
+    fn build(&self) -> Result<reqwest::Client, Error> {
+        let settings = &self.settings;
+        let mut builder = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            .user_agent(settings.user_agent.clone());
+        if settings.accept_invalid_certs {
+            let tls = crate::tls::danger_accept_any_certificate_config().map_err(|e| {
+                Error::config(format!("could not set up TLS without verification: {e}"))
+            })?;
+            builder = builder.use_preconfigured_tls(tls);
+        } else {
+            for cert in &self.checked.roots {
+                builder = builder.add_root_certificate(cert.clone());
+            }
+        }
+        if let Some(proxy) = &self.checked.proxy {
+            builder = builder.proxy(proxy.clone());
+        } else if !settings.system_proxy {
+            builder = builder.no_proxy();
+        }
+        builder.build().map_err(|e| {
+            Error::config(format!(
+                "could not build the HTTP client: {}",
+                error_chain(&e)
+            ))
+        })
     }
 }
 

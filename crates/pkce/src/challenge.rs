@@ -2,14 +2,14 @@
 //! of the `state` that comes back.
 
 use flyte_auth_core::{Error, SecretString};
-use flyte_auth_oauth::pkce::{CsrfToken, Pkce, PkceCodeChallenge, PkceCodeVerifier};
+use flyte_auth_oauth::pkce::{Pkce, random_url_safe, s256_challenge};
 
 /// The `code_challenge_method` this crate sends: SHA-256 (RFC 7636 §4.2).
 pub(crate) const S256: &str = "S256";
 
 /// How many random bytes the `state` carries (256 bits; RFC 6749 §10.12 asks for a value
 /// that cannot be guessed).
-const STATE_BYTES: u32 = 32;
+const STATE_BYTES: usize = 32;
 
 /// A PKCE pair: the `code_verifier` kept here and the `code_challenge` sent to the
 /// authorization server.
@@ -20,16 +20,17 @@ pub(crate) struct PkcePair {
 }
 
 impl PkcePair {
-    /// A fresh pair: 32 bytes from a cryptographically secure generator (the `oauth2`
-    /// crate's, a ChaCha generator seeded by the operating system), base64url-encoded into a
-    /// 43-character verifier, and its S256 challenge.
-    pub(crate) fn generate() -> Self {
-        let pkce = Pkce::new_s256();
+    /// A fresh pair: 32 bytes from the operating system's generator, base64url-encoded into
+    /// a 43-character verifier, and its S256 challenge.
+    ///
+    /// Fails with [`Error::Authentication`] when the operating system gives no random bytes.
+    pub(crate) fn generate() -> Result<Self, Error> {
+        let pkce = Pkce::new_s256()?;
         debug_assert_eq!(pkce.method(), S256);
-        Self {
+        Ok(Self {
             verifier: pkce.verifier().clone(),
             challenge: pkce.challenge().to_owned(),
-        }
+        })
     }
 
     /// The pair for a given verifier: `BASE64URL(SHA256(ASCII(verifier)))` (RFC 7636 §4.2).
@@ -49,11 +50,9 @@ impl PkcePair {
                 "a PKCE code_verifier must be 43 to 128 characters of A-Z, a-z, 0-9, '-', '.', '_' and '~' (RFC 7636 §4.1)",
             ));
         }
-        let challenge =
-            PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(verifier.into()));
         Ok(Self {
             verifier: SecretString::new(verifier),
-            challenge: challenge.as_str().to_owned(),
+            challenge: s256_challenge(verifier),
         })
     }
 
@@ -69,8 +68,10 @@ impl PkcePair {
 }
 
 /// A fresh `state`: 32 random bytes, base64url-encoded (43 characters).
-pub(crate) fn new_state() -> String {
-    CsrfToken::new_random_len(STATE_BYTES).secret().clone()
+///
+/// Fails with [`Error::Authentication`] when the operating system gives no random bytes.
+pub(crate) fn new_state() -> Result<String, Error> {
+    random_url_safe(STATE_BYTES)
 }
 
 /// Compares two byte strings in time that depends on their length only, not on where they
@@ -108,7 +109,7 @@ mod tests {
     fn generated_pairs_are_s256_of_a_43_char_random_verifier() {
         let mut seen = HashSet::new();
         for _ in 0..64 {
-            let pair = PkcePair::generate();
+            let pair = PkcePair::generate().unwrap();
             let verifier = pair.verifier().expose_secret();
             assert_eq!(verifier.len(), 43, "32 random bytes, base64url");
             assert!(is_base64url(verifier), "{verifier}");
@@ -136,7 +137,7 @@ mod tests {
     fn state_has_256_bits_of_randomness_and_never_repeats() {
         let mut seen = HashSet::new();
         for _ in 0..256 {
-            let state = new_state();
+            let state = new_state().unwrap();
             assert_eq!(state.len(), 43, "32 bytes base64url without padding");
             assert!(is_base64url(&state), "{state}");
             assert!(seen.insert(state), "state repeated");
@@ -145,7 +146,7 @@ mod tests {
 
     #[test]
     fn debug_of_a_pair_hides_the_verifier() {
-        let pair = PkcePair::generate();
+        let pair = PkcePair::generate().unwrap();
         let printed = format!("{pair:?}");
         assert!(!printed.contains(pair.verifier().expose_secret()));
     }

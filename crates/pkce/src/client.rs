@@ -403,8 +403,8 @@ impl AuthorizationClient {
     pub async fn get_creds_from_remote(&self) -> Result<Credentials, Error> {
         let server = CallbackServer::bind(&self.redirect).await?;
         let redirect_uri = server.redirect_uri().to_owned();
-        let pkce = PkcePair::generate();
-        let state = new_state();
+        let pkce = PkcePair::generate()?;
+        let state = new_state()?;
         let params = self.authorization_params(&redirect_uri, &state, &pkce);
         let mut url = self.auth_endpoint.clone();
         url.query_pairs_mut()
@@ -601,7 +601,7 @@ mod tests {
                 .scopes(["openid", " ", "offline"])
                 .audience("flyte-api"),
         );
-        let pkce = PkcePair::generate();
+        let pkce = PkcePair::generate().unwrap();
         let params = c.authorization_params("http://localhost:53593/callback", "st", &pkce);
         let names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
@@ -627,7 +627,11 @@ mod tests {
     #[test]
     fn no_audience_and_no_scopes_means_no_such_parameters() {
         let c = client(base().audience(""));
-        let params = c.authorization_params("http://localhost:1/cb", "st", &PkcePair::generate());
+        let params = c.authorization_params(
+            "http://localhost:1/cb",
+            "st",
+            &PkcePair::generate().unwrap(),
+        );
         assert!(params.iter().all(|(k, _)| k != "audience" && k != "scope"));
     }
 
@@ -640,7 +644,7 @@ mod tests {
             ("code_challenge", "x"),
             ("redirect_uri", "http://evil.example/"),
         ]));
-        let pkce = PkcePair::generate();
+        let pkce = PkcePair::generate().unwrap();
         let params = c.authorization_params("http://localhost:53593/callback", "st", &pkce);
         let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         assert_eq!(get("scope"), Some("b c"));
