@@ -22,7 +22,7 @@
 //!      (`deviceFlowConfig.pollInterval`), else 5 seconds; then at that interval;
 //!    - `authorization_pending`: keep polling;
 //!    - `slow_down`: the interval grows by 5 seconds for this and every later poll;
-//!    - `access_denied` and `expired_token`: stop at once with [`Error::OAuth`] carrying
+//!    - `access_denied` and `expired_token`: stop at once with [`Error::OAuth`](flyte_auth_core::Error::OAuth) carrying
 //!      that code ([`OAuthErrorCode::AccessDenied`](flyte_auth_core::OAuthErrorCode::AccessDenied),
 //!      [`OAuthErrorCode::ExpiredToken`](flyte_auth_core::OAuthErrorCode::ExpiredToken)), as
 //!      does any other OAuth error or a non-transient invalid answer;
@@ -32,8 +32,8 @@
 //!      interval after the next real answer;
 //!    - polling ends when the device code expires (`expires_in`) or the login timeout
 //!      (`deviceFlowConfig.timeout`, [`DEFAULT_LOGIN_TIMEOUT`]) passes, whichever comes first:
-//!      [`Error::Timeout`], saying which, and the last failure if the last poll failed.
-//! 4. [`CancelHandle::cancel`] ends a running login with [`Error::Cancelled`]; dropping the
+//!      [`Error::LoginTimeout`](flyte_auth_core::Error::LoginTimeout) (not transient), saying which, and the last failure if the last poll failed.
+//! 4. [`CancelHandle::cancel`] ends a running login with [`Error::Cancelled`](flyte_auth_core::Error::Cancelled); dropping the
 //!    future that awaits credentials ends it too.
 //!
 //! Waiting goes through a [`Clock`] ([`TokioClock`], on `tokio::time`, by default).
@@ -43,7 +43,7 @@
 //! flytekit's constructor fetches the client config and fails when the server has no device
 //! authorization endpoint. Here, as for every authenticator of `flyte-auth`, creating one
 //! touches neither the network nor the token store: a missing device endpoint is an
-//! [`Error::Config`] on the first login, and stored credentials (or a refresh token) keep
+//! [`Error::Config`](flyte_auth_core::Error::Config) on the first login, and stored credentials (or a refresh token) keep
 //! working without it. Call [`DeviceCodeFlow::check_server`] to fail early instead.
 //!
 //! ```no_run
