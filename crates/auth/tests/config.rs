@@ -648,3 +648,15 @@ fn the_go_clients_retry_keys_and_the_command_timeout_are_read() {
     assert_eq!(unset.max_retries(), None);
     assert_eq!(unset.command_timeout(), None);
 }
+
+#[test]
+fn write_all_layouts_comes_from_the_file_or_the_environment() {
+    let off = World::new().home_config(&config_with(""));
+    assert!(!off.load().unwrap().write_all_layouts());
+    let file = World::new().home_config(&config_with("  writeAllLayouts: true\n"));
+    assert!(file.load().unwrap().write_all_layouts());
+    let env = World::new()
+        .home_config(&config_with(""))
+        .var("FLYTE_ADMIN_WRITEALLLAYOUTS", "True");
+    assert!(env.load().unwrap().write_all_layouts());
+}

@@ -247,7 +247,8 @@ pub(crate) struct Options {
     pub(crate) store: StoreChoice,
 
     /// Keyring: write the login to every Flyte tool's entries (pyflyte, the Flyte 2 SDK,
-    /// flytectl), also where none held one, so one `flyte-auth login` logs them all in.
+    /// flytectl), also where none held one, so one `flyte-auth login` logs them all in
+    /// (also `admin.writeAllLayouts: true` in the config file).
     #[arg(
         long,
         env = "FLYTE_AUTH_ALL_LAYOUTS",

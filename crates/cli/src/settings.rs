@@ -72,7 +72,7 @@ pub(crate) fn store(options: &Options, cfg: &PlatformConfig) -> Result<Arc<dyn T
         kind,
         options.cache_dir.clone(),
         cfg.endpoint(),
-        options.all_layouts,
+        options.all_layouts || cfg.write_all_layouts(),
     )?)
 }
 

@@ -35,6 +35,9 @@ pub const ADMIN_CA_CERT_FILE_PATH: &str = "FLYTE_ADMIN_CACERTFILEPATH";
 pub const ADMIN_HTTP_PROXY_URL: &str = "FLYTE_ADMIN_HTTPPROXYURL";
 /// `admin.disableKeyring` (Flyte 2 SDK): keep tokens out of the system keyring.
 pub const ADMIN_DISABLE_KEYRING: &str = "FLYTE_ADMIN_DISABLEKEYRING";
+/// `admin.writeAllLayouts` (flyte-auth): write the keyring entries of every Flyte tool
+/// (flytekit, the Flyte 2 SDK, flytectl) on each login, even where none held one.
+pub const ADMIN_WRITE_ALL_LAYOUTS: &str = "FLYTE_ADMIN_WRITEALLLAYOUTS";
 /// `admin.authType` (Flyte 2 SDK).
 pub const ADMIN_AUTH_TYPE: &str = "FLYTE_ADMIN_AUTHTYPE";
 /// `admin.clientId` (Flyte 2 SDK).
@@ -109,6 +112,7 @@ pub(crate) fn read(
         ca_cert_file_path: string(layer::CA_CERT_FILE_PATH).map(PathBuf::from),
         http_proxy_url: string(layer::HTTP_PROXY_URL),
         disable_keyring: flag(layer::DISABLE_KEYRING)?,
+        write_all_layouts: flag(layer::WRITE_ALL_LAYOUTS)?,
         client_id: string(layer::CLIENT_ID),
         client_secret: string(layer::CLIENT_SECRET).map(SecretString::from),
         client_secret_location: string(layer::CLIENT_SECRET_LOCATION).map(PathBuf::from),

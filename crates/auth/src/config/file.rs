@@ -41,6 +41,7 @@ struct AdminSection {
     #[serde(rename = "httpProxyURL")]
     http_proxy_url: Option<Text>,
     disable_keyring: Option<Flag>,
+    write_all_layouts: Option<Flag>,
     token_url: Option<Text>,
     authorization_header: Option<Text>,
     max_retries: Option<u32>,
@@ -109,6 +110,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Layer, Error> {
         device_poll_interval: period(device.poll_interval),
         device_refresh_time: period(device.refresh_time),
         disable_keyring: admin.disable_keyring.map(|f| f.0),
+        write_all_layouts: admin.write_all_layouts.map(|f| f.0),
     })
 }
 

@@ -67,6 +67,9 @@ keys! {
         Some((P, "http_proxy_url")), "http_proxy_url";
     /// No keyring.
     DISABLE_KEYRING = "admin.disableKeyring", [env::ADMIN_DISABLE_KEYRING], None, "disable_keyring";
+    /// Every Flyte tool's keyring entries.
+    WRITE_ALL_LAYOUTS = "admin.writeAllLayouts", [env::ADMIN_WRITE_ALL_LAYOUTS], None,
+        "write_all_layouts";
     /// The flow.
     AUTH_MODE = "admin.authType", [env::ADMIN_AUTH_TYPE, env::CREDENTIALS_AUTH_MODE],
         Some((C, "auth_mode")), "auth_mode";
@@ -151,6 +154,7 @@ pub(crate) struct Layer {
     pub(crate) device_poll_interval: Option<Duration>,
     pub(crate) device_refresh_time: Option<Duration>,
     pub(crate) disable_keyring: Option<bool>,
+    pub(crate) write_all_layouts: Option<bool>,
 }
 
 impl Layer {

@@ -148,6 +148,7 @@ pub struct PlatformConfig {
     pkce: PkceSettings,
     device_flow: DeviceFlowSettings,
     disable_keyring: bool,
+    write_all_layouts: bool,
     sources: ConfigSources,
     api_key: Option<ApiKeyInUse>,
 }
@@ -405,6 +406,14 @@ impl PlatformConfig {
         self.disable_keyring
     }
 
+    /// Write the keyring entries of every Flyte tool (flytekit, the Flyte 2 SDK, flytectl) on
+    /// each login, even where none held one, so one login serves them all
+    /// (`admin.writeAllLayouts`, `FLYTE_ADMIN_WRITEALLLAYOUTS`; off by default: only the
+    /// layouts that held a login are updated).
+    pub fn write_all_layouts(&self) -> bool {
+        self.write_all_layouts
+    }
+
     /// Checks that the settings [`auth_mode`](Self::auth_mode) needs are present: a client id
     /// and secret for `ClientSecret`, a command for `ExternalCommand`, non-zero waits for the
     /// interactive flows. Loading does not check this, so that a config can be read (to show
@@ -508,6 +517,7 @@ impl fmt::Debug for PlatformConfig {
             .field("pkce", &self.pkce)
             .field("device_flow", &self.device_flow)
             .field("disable_keyring", &self.disable_keyring)
+            .field("write_all_layouts", &self.write_all_layouts)
             .field("sources", &self.sources)
             .field("api_key", &self.api_key)
             .finish()
@@ -630,6 +640,12 @@ impl PlatformConfigBuilder {
     /// Keep tokens out of the system keyring.
     pub fn disable_keyring(mut self, disable: bool) -> Self {
         self.explicit.disable_keyring = Some(disable);
+        self
+    }
+
+    /// Writes every Flyte tool's keyring entries on each login (`admin.writeAllLayouts`).
+    pub fn write_all_layouts(mut self, all: bool) -> Self {
+        self.explicit.write_all_layouts = Some(all);
         self
     }
 
@@ -1124,6 +1140,7 @@ fn resolve(
             refresh_time: merged!(device_refresh_time).unwrap_or(device_defaults.refresh_time),
         },
         disable_keyring: merged!(disable_keyring).unwrap_or(false),
+        write_all_layouts: merged!(write_all_layouts).unwrap_or(false),
         sources: ConfigSources {
             file: file_read.map(|r| r.path.clone()),
             found_by: file_read.map(|r| r.found_by),
