@@ -364,3 +364,69 @@ async fn a_browser_login_to_a_flyte_2_backend_discovers_through_connect() {
     let refreshed = auth.refresh_credentials().await.unwrap();
     assert_ne!(refreshed.access_token, credentials.access_token);
 }
+
+/// flyte#6089: behind an authenticating proxy every OAuth request of the browser login carries
+/// `proxy-authorization`, discovery and the code exchange included (what the browser itself
+/// sends is the browser's business).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_login_sends_proxy_authorization_on_discovery_and_the_code_exchange() {
+    let idp = Idp::builder()
+        .flyte2()
+        .redirect_uri("http://localhost:0/callback")
+        .scopes(["all", "offline"])
+        .start()
+        .await;
+    let cfg = flyte_auth::PlatformConfig::builder()
+        .no_config_file()
+        .no_env()
+        .endpoint(idp.config_endpoint())
+        .insecure(true)
+        .proxy_command(["echo", "proxy-token-7"])
+        .build()
+        .unwrap();
+    let proxy = flyte_auth::proxy_authenticator(&cfg).unwrap().unwrap();
+    let http = OAuthClient::new(HttpSettings::new().system_proxy(false))
+        .unwrap()
+        .with_request_header(proxy);
+    let discovery =
+        RemoteClientConfigStore::new(&idp.config_endpoint(), true, http.clone()).unwrap();
+    let user = User::approving();
+    let ctx = context(
+        &idp.host_port(),
+        http,
+        Some(Arc::new(discovery)),
+        Overrides::new(),
+    );
+    let flow = PkceFlow::builder(ctx)
+        .browser(user.browser())
+        .prompt(LoginPrompt::new(|_| {}))
+        .timeout(NO_HANG)
+        .build()
+        .unwrap();
+    let auth = CachingAuthenticator::builder(flow).build();
+
+    get(&auth).await.unwrap();
+    user.finished().await;
+
+    let requests = idp.stats().await.requests;
+    let ours: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.contains("AuthMetadataService") || r.path.ends_with("/token"))
+        .collect();
+    assert!(
+        ours.iter().any(|r| r.path.ends_with("/token")),
+        "no code exchange: {requests:?}"
+    );
+    assert!(
+        ours.iter()
+            .any(|r| r.path.contains("GetPublicClientConfig")),
+        "no Connect discovery: {requests:?}"
+    );
+    for request in ours {
+        assert_eq!(
+            request.proxy_authorization.as_deref(),
+            Some("Bearer proxy-token-7"),
+            "{request:?}"
+        );
+    }
+}
