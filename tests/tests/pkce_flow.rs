@@ -132,6 +132,16 @@ async fn idp() -> Idp {
 /// An authenticator configured by Flyte discovery from the provider, as `pyflyte` does.
 fn authenticator(idp: &Idp, store: Arc<MemoryStore>, user: &User) -> PKCEAuthenticator {
     let http = OAuthClient::new(HttpSettings::new().system_proxy(false)).unwrap();
+    authenticator_through(idp, store, user, http)
+}
+
+/// [`authenticator`] with every OAuth request (discovery included) sent through `http`.
+fn authenticator_through(
+    idp: &Idp,
+    store: Arc<MemoryStore>,
+    user: &User,
+    http: OAuthClient,
+) -> PKCEAuthenticator {
     let discovery =
         RemoteClientConfigStore::new(&idp.config_endpoint(), true, http.clone()).unwrap();
     let ctx = context(
@@ -388,22 +398,8 @@ async fn the_browser_login_sends_proxy_authorization_on_discovery_and_the_code_e
     let http = OAuthClient::new(HttpSettings::new().system_proxy(false))
         .unwrap()
         .with_request_header(proxy);
-    let discovery =
-        RemoteClientConfigStore::new(&idp.config_endpoint(), true, http.clone()).unwrap();
     let user = User::approving();
-    let ctx = context(
-        &idp.host_port(),
-        http,
-        Some(Arc::new(discovery)),
-        Overrides::new(),
-    );
-    let flow = PkceFlow::builder(ctx)
-        .browser(user.browser())
-        .prompt(LoginPrompt::new(|_| {}))
-        .timeout(NO_HANG)
-        .build()
-        .unwrap();
-    let auth = CachingAuthenticator::builder(flow).build();
+    let auth = authenticator_through(&idp, Arc::new(MemoryStore::new()), &user, http);
 
     get(&auth).await.unwrap();
     user.finished().await;
