@@ -16,9 +16,11 @@ use flyte_auth_core::Error;
 
 use crate::transport::RawResponse;
 
-/// How many times a transient failure is retried by default: none, one attempt per request
-/// (set [`RetryPolicy::max_retries`], Flyte's `maxRetries`, to retry).
-pub const DEFAULT_MAX_RETRIES: u32 = 0;
+/// How many times a transient failure is retried by default: four, the default of Flyte's Go
+/// client (`admin.maxRetries`). With the default delays a server that keeps failing costs at
+/// most 3.75 s of waiting before the last failure is returned; set
+/// [`RetryPolicy::max_retries`] to `0` for one attempt per request.
+pub const DEFAULT_MAX_RETRIES: u32 = 4;
 
 /// How requests that are safe to repeat are retried after a transient failure: no answer, a
 /// time-out, HTTP 5xx or 429.

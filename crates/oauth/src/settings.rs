@@ -145,7 +145,7 @@ impl HttpSettings {
     }
 
     /// How discovery and the grants safe to repeat (client credentials, refresh) are retried
-    /// after transient failures (no retry by default: [`crate::DEFAULT_MAX_RETRIES`]).
+    /// after transient failures ([`crate::DEFAULT_MAX_RETRIES`] retries by default).
     pub fn retry(mut self, policy: crate::RetryPolicy) -> Self {
         self.retry = policy;
         self

@@ -77,9 +77,23 @@ async fn retries_stop_at_max_retries_and_return_the_last_failure() {
 }
 
 #[tokio::test]
-async fn no_retry_by_default() {
+async fn the_default_retries_as_flytes_go_client_does() {
+    assert_eq!(RetryPolicy::new().max_retries, 4);
+    // Two failures, then an answer: the default policy gets the token.
+    let server = failing(2, ResponseTemplate::new(503)).await;
+    let policy = RetryPolicy::new().delays(Duration::from_millis(1), Duration::from_millis(5));
+    let token = client(policy)
+        .token(&request(&server, Grant::ClientCredentials))
+        .await
+        .unwrap();
+    assert_eq!(token.access_token.expose_secret(), "at-after-retries");
+    assert_eq!(sent(&server).await, 3);
+}
+
+#[tokio::test]
+async fn zero_retries_is_one_attempt() {
     let server = failing(1, ResponseTemplate::new(503)).await;
-    client(RetryPolicy::new())
+    client(RetryPolicy::new().max_retries(0))
         .token(&request(&server, Grant::ClientCredentials))
         .await
         .unwrap_err();
