@@ -26,7 +26,8 @@ pub(crate) fn danger_accept_any_certificate_config() -> Result<rustls::ClientCon
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(DangerAcceptAnyServerCertificate { provider }))
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only, like every client of this crate (reqwest is built without HTTP/2).
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 

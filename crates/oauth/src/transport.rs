@@ -43,6 +43,9 @@ pub struct OAuthClient {
 struct Inner {
     /// Built on the first request from `checked`; a failure is kept and returned each time.
     http: OnceLock<Result<reqwest::Client, Error>>,
+    /// The same settings without certificate roots, for `http://` URLs reached without a TLS
+    /// proxy: a server on plain HTTP (a sandbox, `localhost:30080`) costs no certificate store.
+    plain: OnceLock<Result<reqwest::Client, Error>>,
     checked: Checked,
     settings: HttpSettings,
 }
@@ -105,6 +108,7 @@ impl OAuthClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 http: OnceLock::new(),
+                plain: OnceLock::new(),
                 checked: Checked { roots, proxy },
                 settings,
             }),
@@ -137,7 +141,21 @@ impl OAuthClient {
     pub fn http_client(&self) -> Result<&reqwest::Client, Error> {
         self.inner
             .http
-            .get_or_init(|| self.inner.build())
+            .get_or_init(|| self.inner.build(Roots::Verify))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The client for `url`: the one without certificate roots when nothing on the way to
+    /// `url` speaks TLS (a plain `http://` URL, and no proxy, or a plain-HTTP one), else
+    /// [`http_client`](Self::http_client).
+    fn client_for(&self, url: &reqwest::Url) -> Result<&reqwest::Client, Error> {
+        if url.scheme() != "http" || self.inner.proxy_may_use_tls() {
+            return self.http_client();
+        }
+        self.inner
+            .plain
+            .get_or_init(|| self.inner.build(Roots::None))
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -169,7 +187,7 @@ impl OAuthClient {
     ) -> Result<RawResponse, Error> {
         let target = parse_url(url, operation)?;
         let mut request = self
-            .http_client()?
+            .client_for(&target)?
             .post(target)
             .header(reqwest::header::ACCEPT, "application/json")
             .header(
@@ -194,7 +212,7 @@ impl OAuthClient {
         url: &str,
     ) -> Result<RawResponse, Error> {
         let target = parse_url(url, operation)?;
-        let http = self.http_client()?;
+        let http = self.client_for(&target)?;
         let policy = self.inner.settings.retry;
         policy
             .run(operation, || {
@@ -214,7 +232,7 @@ impl OAuthClient {
     ) -> Result<RawResponse, Error> {
         let target = parse_url(url, operation)?;
         let request = self
-            .http_client()?
+            .client_for(&target)?
             .post(target)
             .header(reqwest::header::ACCEPT, "application/json")
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -312,17 +330,48 @@ impl OAuthClient {
     }
 }
 
+/// Which certificates a built client trusts.
+#[derive(Clone, Copy)]
+enum Roots {
+    /// The settings' choice: the system's, the bundled and the configured roots, or no
+    /// verification at all (`insecureSkipVerify`).
+    Verify,
+    /// None: the client is used for plain-HTTP requests only, and a TLS handshake fails.
+    None,
+}
+
 impl Inner {
+    /// Whether requests may go through a proxy reached over TLS: the configured proxy is not
+    /// a plain `http://` one, or the system's proxy variables are honoured and one of those
+    /// for plain-HTTP requests is set to something else than `http://...`.
+    fn proxy_may_use_tls(&self) -> bool {
+        if let Some(proxy) = &self.settings.proxy {
+            return !proxy.as_str().starts_with("http://");
+        }
+        self.settings.system_proxy
+            && ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+                .iter()
+                .filter_map(std::env::var_os)
+                .any(|value| {
+                    let value = value.to_string_lossy();
+                    let value = value.trim();
+                    // reqwest reads a value without a scheme as `http://`.
+                    !value.is_empty() && value.contains("://") && !value.starts_with("http://")
+                })
+    }
+
     /// The `reqwest` client: TLS (with the system's and the bundled roots, or without
-    /// verification), proxy, timeouts, no redirects.
-    fn build(&self) -> Result<reqwest::Client, Error> {
+    /// verification, or none for plain HTTP only), proxy, timeouts, no redirects.
+    fn build(&self, roots: Roots) -> Result<reqwest::Client, Error> {
         let settings = &self.settings;
         let mut builder = reqwest::Client::builder()
             .redirect(Policy::none())
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
             .user_agent(settings.user_agent.clone());
-        if settings.accept_invalid_certs {
+        if let Roots::None = roots {
+            builder = builder.tls_built_in_root_certs(false);
+        } else if settings.accept_invalid_certs {
             let tls = crate::tls::danger_accept_any_certificate_config().map_err(|e| {
                 Error::config(format!("could not set up TLS without verification: {e}"))
             })?;
