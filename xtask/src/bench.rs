@@ -204,15 +204,28 @@ struct EndToEnd {
     /// Files under a certificate directory that a cached `flyte-auth token` opened, and the
     /// threads it started, counted with `strace -f`; `None` without strace.
     cached_trace: Option<Trace>,
+    /// The same of a cold `flyte-auth token` (a login over plain HTTP, which needs no
+    /// certificate either).
+    cold_trace: Option<Trace>,
     /// The size of `flyte-auth` as built and stripped, in bytes.
     binary: (u64, Option<u64>),
 }
 
-/// What `strace -f` saw of one cached run.
+/// What `strace -f` saw of one run.
 struct Trace {
     ca_files_opened: usize,
     files_opened: usize,
     threads_started: usize,
+}
+
+impl Trace {
+    fn json(&self) -> Value {
+        json!({
+            "ca_files_opened": self.ca_files_opened,
+            "files_opened": self.files_opened,
+            "threads_started": self.threads_started,
+        })
+    }
 }
 
 struct Summary {
@@ -250,11 +263,8 @@ impl Summary {
                 "rows": rows,
                 "binary_bytes": e.binary.0,
                 "binary_stripped_bytes": e.binary.1,
-                "cached_run_strace": e.cached_trace.as_ref().map(|t| json!({
-                    "ca_files_opened": t.ca_files_opened,
-                    "files_opened": t.files_opened,
-                    "threads_started": t.threads_started,
-                })),
+                "cached_run_strace": e.cached_trace.as_ref().map(Trace::json),
+                "cold_run_strace": e.cold_trace.as_ref().map(Trace::json),
             },
         });
         serde_json::to_string_pretty(&doc).expect("a JSON value serializes") + "\n"
@@ -287,13 +297,15 @@ impl Summary {
                 |b| format!("{:.1} MB", mb(b))
             )
         );
-        if let Some(trace) = &e.cached_trace {
-            let _ = writeln!(
-                t,
-                "\nstrace -f of one cached flyte-auth token: {} files opened, {} of them \
-                 certificates; {} threads started",
-                trace.files_opened, trace.ca_files_opened, trace.threads_started
-            );
+        for (run, trace) in [("cached", &e.cached_trace), ("cold", &e.cold_trace)] {
+            if let Some(trace) = trace {
+                let _ = writeln!(
+                    t,
+                    "\nstrace -f of one {run} flyte-auth token: {} files opened, {} of them \
+                     certificates; {} threads started",
+                    trace.files_opened, trace.ca_files_opened, trace.threads_started
+                );
+            }
         }
         t
     }
@@ -703,17 +715,25 @@ fn end_to_end(root: &Path, target_dir: &Path, with_peers: bool) -> Result<EndToE
     }
 
     let cached_trace = trace(&flyte_auth(&cached_dir), &work.0.join("cached.strace"))?;
-    if let Some(t) = &cached_trace
-        && t.ca_files_opened > 0
-    {
-        return Err(format!(
-            "a cached flyte-auth token opened {} certificate file(s); it should open none",
-            t.ca_files_opened
-        ));
+    let cold_trace = trace(
+        &flyte_auth(&work.0.join("login-traced")),
+        &work.0.join("cold.strace"),
+    )?;
+    for (run, t) in [("cached", &cached_trace), ("cold", &cold_trace)] {
+        if let Some(t) = t
+            && t.ca_files_opened > 0
+        {
+            return Err(format!(
+                "a {run} flyte-auth token over plain HTTP opened {} certificate file(s); it \
+                 should open none",
+                t.ca_files_opened
+            ));
+        }
     }
     Ok(EndToEnd {
         rows,
         cached_trace,
+        cold_trace,
         binary,
     })
 }
