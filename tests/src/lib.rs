@@ -59,7 +59,7 @@ pub use clients::{
     API_KEY_CLIENT, BASIC_CLIENT, COLON_ID_CLIENT, ClientAuthMethod, ConfidentialClient, FLYTECTL,
     FLYTECTL_REDIRECT_URI, POST_CLIENT, form_urlencode,
 };
-pub use context::{context, idp_context};
+pub use context::{client_credentials_flow, context, device_flow, idp_context, pkce_flow};
 pub use idp::{
     Fault, FaultEndpoint, FlyteClientStyle, FlyteClientUpdate, GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Idp, IdpBuilder, IdpError,

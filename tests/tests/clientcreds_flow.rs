@@ -15,9 +15,10 @@ use flyte_auth_clientcreds::{ClientCredentialsAuthenticator, ClientCredentialsFl
 use flyte_auth_core::{
     Authenticator, CachingAuthenticator, MemoryStore, OAuthErrorCode, TokenStore,
 };
-use flyte_auth_oauth::{ClientAuthMethod, HttpSettings, OAuthClient, Overrides};
+use flyte_auth_oauth::{HttpSettings, OAuthClient, Overrides};
 use flyte_auth_tests::{
-    BASIC_CLIENT, ConfidentialClient, GRANT_CLIENT_CREDENTIALS, Idp, POST_CLIENT, idp_context,
+    BASIC_CLIENT, ConfidentialClient, GRANT_CLIENT_CREDENTIALS, Idp, POST_CLIENT,
+    client_credentials_flow, idp_context,
 };
 
 fn http() -> OAuthClient {
@@ -26,13 +27,7 @@ fn http() -> OAuthClient {
 
 /// An authenticator that discovers the token endpoint from the IdP's Flyte documents.
 fn authenticator(idp: &Idp, client: &ConfidentialClient) -> ClientCredentialsAuthenticator {
-    let method = match client.auth_method() {
-        flyte_auth_tests::ClientAuthMethod::ClientSecretPost => ClientAuthMethod::ClientSecretPost,
-        _ => ClientAuthMethod::ClientSecretBasic,
-    };
-    let ctx = idp_context(idp, http(), Overrides::new().scopes(["all"]));
-    let flow = ClientCredentialsFlow::builder(ctx, client.id(), client.secret())
-        .auth_method(method)
+    let flow = client_credentials_flow(idp, http(), Overrides::new().scopes(["all"]), client)
         .build()
         .unwrap();
     CachingAuthenticator::builder(flow).build()
@@ -148,8 +143,7 @@ async fn a_stored_token_is_reused_by_a_new_authenticator() {
     let idp = Idp::start().await;
     let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
     let with_store = |idp: &Idp| {
-        let ctx = idp_context(idp, http(), Overrides::new());
-        let flow = ClientCredentialsFlow::builder(ctx, BASIC_CLIENT.id(), BASIC_CLIENT.secret())
+        let flow = client_credentials_flow(idp, http(), Overrides::new(), &BASIC_CLIENT)
             .build()
             .unwrap();
         CachingAuthenticator::builder(flow)

@@ -16,9 +16,9 @@ use std::{
 use flyte_auth_core::{
     Authenticator, CachingAuthenticator, Credentials, MemoryStore, OAuthErrorCode, TokenStore,
 };
-use flyte_auth_device::{DeviceCodeAuthenticator, DeviceCodeFlow, DevicePrompt};
-use flyte_auth_oauth::{HttpSettings, OAuthClient, Overrides, RemoteClientConfigStore};
-use flyte_auth_tests::{FLYTECTL, Fault, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Idp, context};
+use flyte_auth_device::{DeviceCodeAuthenticator, DevicePrompt};
+use flyte_auth_oauth::{HttpSettings, OAuthClient};
+use flyte_auth_tests::{FLYTECTL, Fault, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Idp, device_flow};
 use tokio::sync::mpsc;
 
 /// Bounds every test: a bug shows as a failure, not a hang.
@@ -59,19 +59,9 @@ impl Screen {
 /// keeps its login in `store`, and shows its prompts on `screen`. The provider sends no
 /// `interval` unless started with one, so the configured poll interval is short.
 fn authenticator(idp: &Idp, store: &Arc<MemoryStore>, screen: &Screen) -> DeviceCodeAuthenticator {
-    let http = http();
-    let discovery =
-        RemoteClientConfigStore::new(&idp.config_endpoint(), true, http.clone()).unwrap();
     let screen = screen.clone();
-    let ctx = context(
-        &idp.host_port(),
-        http,
-        Some(Arc::new(discovery)),
-        Overrides::new(),
-    );
-    let flow = DeviceCodeFlow::builder(ctx)
+    let flow = device_flow(idp, http())
         .poll_interval(Duration::from_millis(100))
-        .timeout(Duration::from_secs(60))
         .prompt(move |p| screen.show(p))
         .build()
         .unwrap();

@@ -35,10 +35,11 @@ use flyte_auth_core::{
     StaticClientConfigStore, StoreError, TokenStore,
 };
 use flyte_auth_device::{DeviceCodeAuthenticator, DeviceCodeFlow, DevicePrompt};
-use flyte_auth_oauth::{HttpSettings, OAuthClient, Overrides, RemoteClientConfigStore};
+use flyte_auth_oauth::{HttpSettings, OAuthClient, Overrides};
 use flyte_auth_store::{FileStore, KeyringStore, StoreKind, open_store};
 use flyte_auth_tests::{
     BASIC_CLIENT, FLYTECTL, Fault, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, Idp, context,
+    device_flow,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -394,18 +395,7 @@ fn device_authenticator(
     store: Arc<dyn TokenStore>,
     prompts: mpsc::UnboundedSender<DevicePrompt>,
 ) -> DeviceCodeAuthenticator {
-    let http = http(Duration::from_secs(10));
-    let discovery =
-        RemoteClientConfigStore::new(&idp.config_endpoint(), true, http.clone()).unwrap();
-    let ctx = context(
-        &idp.host_port(),
-        http,
-        Some(Arc::new(discovery)),
-        Overrides::new(),
-    );
-    let flow = DeviceCodeFlow::builder(ctx)
-        .poll_interval(Duration::from_millis(200))
-        .timeout(Duration::from_secs(60))
+    let flow = device_flow(idp, http(Duration::from_secs(10)))
         .prompt(move |p| {
             let _ = prompts.send(p.clone());
         })

@@ -29,10 +29,10 @@ use std::{
 use flyte_auth_core::{
     Authenticator, CachingAuthenticator, Credentials, Endpoint, MemoryStore, TokenStore,
 };
-use flyte_auth_device::{DeviceCodeAuthenticator, DeviceCodeFlow};
-use flyte_auth_oauth::{HttpSettings, OAuthClient, Overrides, RemoteClientConfigStore};
+use flyte_auth_device::DeviceCodeAuthenticator;
+use flyte_auth_oauth::{HttpSettings, OAuthClient};
 use flyte_auth_store::KeyringStore;
-use flyte_auth_tests::{GRANT_REFRESH_TOKEN, Idp, context};
+use flyte_auth_tests::{GRANT_REFRESH_TOKEN, Idp, device_flow};
 use tokio::sync::mpsc;
 
 /// Bounds every wait on the code under test.
@@ -72,14 +72,9 @@ fn keyring(idp: &Idp, dir: &Path) -> KeyringStore {
 
 /// A device-flow authenticator on `store` that fails (cancels) instead of starting a login.
 fn no_login_authenticator(idp: &Idp, store: Arc<dyn TokenStore>) -> DeviceCodeAuthenticator {
-    let http = http();
-    let config = idp.config_endpoint();
-    let discovery = RemoteClientConfigStore::new(&config, true, http.clone()).unwrap();
     let cancel: Arc<OnceLock<flyte_auth_device::CancelHandle>> = Arc::new(OnceLock::new());
     let on_prompt = Arc::clone(&cancel);
-    let ctx = context(&config, http, Some(Arc::new(discovery)), Overrides::new());
-    let flow = DeviceCodeFlow::builder(ctx)
-        .poll_interval(Duration::from_millis(200))
+    let flow = device_flow(idp, http())
         .timeout(Duration::from_secs(30))
         .prompt(move |_| {
             if let Some(handle) = on_prompt.get() {
@@ -97,13 +92,7 @@ fn no_login_authenticator(idp: &Idp, store: Arc<dyn TokenStore>) -> DeviceCodeAu
 /// `store`.
 async fn log_in(idp: &Idp, store: Arc<dyn TokenStore>) -> Arc<Credentials> {
     let (tx, mut prompts) = mpsc::unbounded_channel();
-    let http = http();
-    let config = idp.config_endpoint();
-    let discovery = RemoteClientConfigStore::new(&config, true, http.clone()).unwrap();
-    let ctx = context(&config, http, Some(Arc::new(discovery)), Overrides::new());
-    let flow = DeviceCodeFlow::builder(ctx)
-        .poll_interval(Duration::from_millis(200))
-        .timeout(Duration::from_secs(60))
+    let flow = device_flow(idp, http())
         .prompt(move |p| {
             let _ = tx.send(p.user_code.clone());
         })

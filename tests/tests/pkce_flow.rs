@@ -17,16 +17,16 @@ use std::{
 };
 
 use flyte_auth_pkce::{
-    BrowserOpener, LoginPrompt, PKCEAuthenticator, PkceFlow,
+    BrowserOpener, PKCEAuthenticator,
     flyte_auth_core::{
         Authenticator, CachingAuthenticator, Credentials, Error, MemoryStore, OAuthErrorCode,
         TokenStore,
     },
-    flyte_auth_oauth::{HttpSettings, OAuthClient, Overrides, RemoteClientConfigStore},
+    flyte_auth_oauth::{HttpSettings, OAuthClient},
 };
 use flyte_auth_tests::{
-    GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, Idp, complete_browser_login, context,
-    deny_browser_login,
+    GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, Idp, complete_browser_login, deny_browser_login,
+    pkce_flow,
 };
 use tokio::task::JoinHandle;
 use url::Url;
@@ -142,17 +142,7 @@ fn authenticator_through(
     user: &User,
     http: OAuthClient,
 ) -> PKCEAuthenticator {
-    let discovery =
-        RemoteClientConfigStore::new(&idp.config_endpoint(), true, http.clone()).unwrap();
-    let ctx = context(
-        &idp.host_port(),
-        http,
-        Some(Arc::new(discovery)),
-        Overrides::new(),
-    );
-    let flow = PkceFlow::builder(ctx)
-        .browser(user.browser())
-        .prompt(LoginPrompt::new(|_| {}))
+    let flow = pkce_flow(idp, http, user.browser())
         .timeout(NO_HANG)
         .build()
         .unwrap();

@@ -35,13 +35,14 @@ use flyte_auth_core::{
 use flyte_auth_device::{DeviceCodeAuthenticator, DeviceCodeFlow, DevicePrompt};
 use flyte_auth_oauth::{
     ClientAuth, ClientAuthMethod, DeviceAuthorizationRequest, Grant, HttpSettings, OAuthClient,
-    Overrides, RemoteClientConfigStore, TokenRequest, TokenResponse, pkce::Pkce,
+    Overrides, TokenRequest, TokenResponse, pkce::Pkce,
 };
-use flyte_auth_pkce::{BrowserOpener, LoginPrompt, PKCEAuthenticator, PkceFlow};
+use flyte_auth_pkce::{BrowserOpener, PKCEAuthenticator, PkceFlow};
 use flyte_auth_store::{DefaultStore, FileStore, KeyringStore};
 use flyte_auth_tests::{
     BASIC_CLIENT, ConfidentialClient, FLYTECTL, Fault, GRANT_REFRESH_TOKEN, Idp, POST_CLIENT,
-    complete_browser_login, context, deny_browser_login, form_urlencode, idp_context,
+    client_credentials_flow, complete_browser_login, context, deny_browser_login, device_flow,
+    form_urlencode, pkce_flow,
 };
 
 /// Client credentials at `token_url` (no discovery) with `method`, through `http`.
@@ -478,9 +479,13 @@ async fn client_credentials_put_no_secret_in_logs_errors_or_debug_output() {
     ] {
         secrets.add_client(&client);
         let store = Arc::new(MemoryStore::new());
-        let ctx = idp_context(&idp, proxy.http(), Overrides::new().scopes(["all"]));
-        let builder =
-            ClientCredentialsFlow::builder(ctx, client.id(), client.secret()).auth_method(method);
+        let builder = client_credentials_flow(
+            &idp,
+            proxy.http(),
+            Overrides::new().scopes(["all"]),
+            &client,
+        )
+        .auth_method(method);
         shown.debug(&builder);
         let auth = CachingAuthenticator::builder(builder.build().unwrap())
             .store(store.clone())
@@ -645,18 +650,7 @@ fn browser_authenticator(
     store: Arc<MemoryStore>,
     user: &User,
 ) -> PKCEAuthenticator {
-    let http = proxy.http();
-    let discovery =
-        RemoteClientConfigStore::new(&idp.config_endpoint(), true, http.clone()).unwrap();
-    let ctx = context(
-        &idp.host_port(),
-        http,
-        Some(Arc::new(discovery)),
-        Overrides::new(),
-    );
-    let flow = PkceFlow::builder(ctx)
-        .browser(user.browser())
-        .prompt(LoginPrompt::new(|_| {}))
+    let flow = pkce_flow(idp, proxy.http(), user.browser())
         .timeout(NO_HANG)
         .build()
         .unwrap();
@@ -764,18 +758,7 @@ fn device_authenticator(
     store: Arc<MemoryStore>,
     prompts: mpsc::UnboundedSender<DevicePrompt>,
 ) -> DeviceCodeAuthenticator {
-    let http = proxy.http();
-    let discovery =
-        RemoteClientConfigStore::new(&idp.config_endpoint(), true, http.clone()).unwrap();
-    let ctx = context(
-        &idp.host_port(),
-        http,
-        Some(Arc::new(discovery)),
-        Overrides::new(),
-    );
-    let flow = DeviceCodeFlow::builder(ctx)
-        .poll_interval(Duration::from_millis(200))
-        .timeout(Duration::from_secs(60))
+    let flow = device_flow(idp, proxy.http())
         .prompt(move |p| {
             let _ = prompts.send(p.clone());
         })

@@ -459,8 +459,11 @@ fn pkce(
     store: Option<Arc<dyn TokenStore>>,
     options: &FactoryOptions,
 ) -> Result<Arc<dyn Authenticator>, Error> {
-    let mut flow = flyte_auth_pkce::PkceFlow::builder(oauth::context(cfg, options)?)
-        .timeout(cfg.pkce().timeout);
+    // Unset settings keep the flow's and the cache's own defaults.
+    let mut flow = flyte_auth_pkce::PkceFlow::builder(oauth::context(cfg, options)?);
+    if let Some(timeout) = cfg.pkce_timeout() {
+        flow = flow.timeout(timeout);
+    }
     if let Some(browser) = &options.browser {
         flow = flow.browser(browser.clone());
     }
@@ -470,7 +473,7 @@ fn pkce(
     if let Some(prompt) = &options.login_prompt {
         flow = flow.prompt(prompt.clone());
     }
-    Ok(cached(flow.build()?, store, Some(cfg.pkce().refresh_time)))
+    Ok(cached(flow.build()?, store, cfg.pkce_refresh_time()))
 }
 
 #[cfg(not(feature = "pkce"))]
@@ -518,15 +521,19 @@ fn device(
     store: Option<Arc<dyn TokenStore>>,
     options: &FactoryOptions,
 ) -> Result<Arc<dyn Authenticator>, Error> {
-    let settings = cfg.device_flow();
-    let mut flow = flyte_auth_device::DeviceCodeFlow::builder(oauth::context(cfg, options)?)
-        .poll_interval(settings.poll_interval)
-        .timeout(settings.timeout);
+    // Unset settings keep the flow's and the cache's own defaults.
+    let mut flow = flyte_auth_device::DeviceCodeFlow::builder(oauth::context(cfg, options)?);
+    if let Some(interval) = cfg.device_flow_poll_interval() {
+        flow = flow.poll_interval(interval);
+    }
+    if let Some(timeout) = cfg.device_flow_timeout() {
+        flow = flow.timeout(timeout);
+    }
     if let Some(prompt) = &options.device_prompt {
         let prompt = Arc::clone(prompt);
         flow = flow.prompt(move |p| prompt(p));
     }
-    Ok(cached(flow.build()?, store, Some(settings.refresh_time)))
+    Ok(cached(flow.build()?, store, cfg.device_flow_refresh_time()))
 }
 
 #[cfg(not(feature = "device"))]

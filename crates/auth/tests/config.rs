@@ -146,11 +146,17 @@ fn a_flytectl_config_file_is_read_whole() {
     assert_eq!(cfg.authorization_header(), Some("flyte-authorization"));
     assert_eq!(cfg.command(), ["gcloud", "auth", "print-identity-token"]);
     assert_eq!(cfg.proxy_command(), ["iap-token", "--audience", "flyte"]);
-    assert_eq!(cfg.pkce().timeout, Duration::from_secs(180));
-    assert_eq!(cfg.pkce().refresh_time, Duration::from_secs(600));
-    assert_eq!(cfg.device_flow().timeout, Duration::from_secs(900));
-    assert_eq!(cfg.device_flow().poll_interval, Duration::from_secs(2));
-    assert_eq!(cfg.device_flow().refresh_time, Duration::from_secs(5400));
+    assert_eq!(cfg.pkce_timeout(), Some(Duration::from_secs(180)));
+    assert_eq!(cfg.pkce_refresh_time(), Some(Duration::from_secs(600)));
+    assert_eq!(cfg.device_flow_timeout(), Some(Duration::from_secs(900)));
+    assert_eq!(
+        cfg.device_flow_poll_interval(),
+        Some(Duration::from_secs(2))
+    );
+    assert_eq!(
+        cfg.device_flow_refresh_time(),
+        Some(Duration::from_secs(5400))
+    );
     assert!(cfg.client_secret().is_none());
     assert_eq!(
         cfg.config_file(),
@@ -223,7 +229,7 @@ fn the_environment_overrides_the_file() {
         cfg.token_url(),
         Some("https://idp.example.org/oauth2/token")
     );
-    assert_eq!(cfg.pkce().timeout, Duration::from_secs(180));
+    assert_eq!(cfg.pkce_timeout(), Some(Duration::from_secs(180)));
 }
 
 #[test]
@@ -252,8 +258,11 @@ fn explicit_values_override_the_environment_and_the_file() {
     assert_eq!(cfg.auth_mode(), AuthMode::ExternalCommand);
     assert_eq!(cfg.scopes(), ["explicit"]);
     assert_eq!(cfg.command(), ["my-token"]);
-    assert_eq!(cfg.pkce().timeout, Duration::from_secs(1));
-    assert_eq!(cfg.device_flow().poll_interval, Duration::from_secs(30));
+    assert_eq!(cfg.pkce_timeout(), Some(Duration::from_secs(1)));
+    assert_eq!(
+        cfg.device_flow_poll_interval(),
+        Some(Duration::from_secs(30))
+    );
     assert_eq!(cfg.audience(), Some("https://flyte.example.org"));
 }
 
@@ -305,7 +314,11 @@ fn durations_are_read_as_flytectl_writes_them() {
             )))
             .load()
             .unwrap();
-        assert_eq!(cfg.pkce().timeout, Duration::from_millis(millis), "{text}");
+        assert_eq!(
+            cfg.pkce_timeout(),
+            Some(Duration::from_millis(millis)),
+            "{text}"
+        );
     }
 }
 

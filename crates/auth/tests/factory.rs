@@ -199,6 +199,35 @@ fn each_auth_type_gets_its_flow_and_building_contacts_nothing() {
     assert_eq!(server.connections(), 0, "building contacted the server");
 }
 
+/// The config does not restate the flows' defaults: unset, the device flow keeps its own
+/// poll interval and timeout and the cache its refresh margin; set, the config's win.
+#[cfg(feature = "device")]
+#[test]
+fn unset_flow_settings_keep_the_flows_defaults_and_set_ones_win() {
+    let device = |builder: PlatformConfigBuilder| {
+        let cfg = builder.auth_mode(AuthMode::DeviceFlow).build().unwrap();
+        format!("{:?}", get_authenticator(&cfg, None).unwrap())
+    };
+    let debug = device(base("localhost:1"));
+    let defaults = format!(
+        "poll_interval: {:?}, timeout: {:?}",
+        flyte_auth::device::DEFAULT_DEVICE_POLL_INTERVAL,
+        flyte_auth::device::DEFAULT_LOGIN_TIMEOUT
+    );
+    assert!(debug.contains(&defaults), "{debug}");
+    let margin = format!("refresh_margin: {:?}", flyte_auth::DEFAULT_REFRESH_MARGIN);
+    assert!(debug.contains(&margin), "{debug}");
+
+    let debug = device(
+        base("localhost:1")
+            .device_flow_poll_interval(Duration::from_secs(7))
+            .device_flow_timeout(Duration::from_secs(70))
+            .device_flow_refresh_time(Duration::from_secs(77)),
+    );
+    assert!(debug.contains("poll_interval: 7s, timeout: 70s"), "{debug}");
+    assert!(debug.contains("refresh_margin: 77s"), "{debug}");
+}
+
 #[test]
 fn a_mode_missing_its_settings_is_a_config_error() {
     let cfg = base("flyte.example.org")

@@ -78,7 +78,7 @@ pub(crate) fn store(options: &Options, cfg: &PlatformConfig) -> Result<Arc<dyn T
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::HashMap, time::Duration};
+    use std::collections::HashMap;
 
     use clap::Parser as _;
     use flyte_auth::AuthMode;
@@ -233,7 +233,8 @@ mod tests {
         );
         assert!(cfg.insecure_skip_verify());
         assert_eq!(cfg.http_proxy_url(), Some("http://proxy:3128"));
-        assert_eq!(cfg.pkce().timeout, Duration::from_secs(120));
+        // Unset: the browser login keeps its own default.
+        assert_eq!(cfg.pkce_timeout(), None);
     }
 
     #[test]

@@ -3,16 +3,15 @@
 //!
 //! Each overrides the matching key of the config file. An empty value counts as unset. Where
 //! both names of a setting are set, the `FLYTE_ADMIN_*` one wins (it is named after the file
-//! key, and the newer SDK reads only it).
+//! key, and the newer SDK reads only it). Lists are comma-separated (items trimmed, empty ones
+//! dropped), or a JSON array of strings when an item contains a comma; booleans are flytekit's
+//! words (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, any case).
 
-use std::path::PathBuf;
+use flyte_auth_core::Error;
 
-use flyte_auth_core::{Error, SecretString};
-
-use super::{
-    AuthMode,
-    layer::{self, Key, Layer},
-};
+#[cfg(test)]
+use super::AuthMode;
+use super::settings::Layer;
 
 /// Path of the YAML config file (flytectl's name), searched after `./config.yaml`,
 /// `./.flyte/config.yaml`, `<git root>/.flyte/config.yaml` and [`UCTL_CONFIG`].
@@ -23,115 +22,25 @@ pub const UCTL_CONFIG: &str = "UCTL_CONFIG";
 /// client credentials and supplies the endpoint when nothing else does.
 pub const API_KEY: &str = "FLYTE_API_KEY";
 
-/// `admin.endpoint` (Flyte 2 SDK).
-pub const ADMIN_ENDPOINT: &str = "FLYTE_ADMIN_ENDPOINT";
-/// `admin.insecure` (Flyte 2 SDK).
-pub const ADMIN_INSECURE: &str = "FLYTE_ADMIN_INSECURE";
-/// `admin.insecureSkipVerify` (Flyte 2 SDK).
-pub const ADMIN_INSECURE_SKIP_VERIFY: &str = "FLYTE_ADMIN_INSECURESKIPVERIFY";
-/// `admin.caCertFilePath` (Flyte 2 SDK).
-pub const ADMIN_CA_CERT_FILE_PATH: &str = "FLYTE_ADMIN_CACERTFILEPATH";
-/// `admin.httpProxyURL` (Flyte 2 SDK).
-pub const ADMIN_HTTP_PROXY_URL: &str = "FLYTE_ADMIN_HTTPPROXYURL";
-/// `admin.disableKeyring` (Flyte 2 SDK): keep tokens out of the system keyring.
-pub const ADMIN_DISABLE_KEYRING: &str = "FLYTE_ADMIN_DISABLEKEYRING";
-/// `admin.writeAllLayouts` (flyte-auth): write the keyring entries of every Flyte tool
-/// (flytekit, the Flyte 2 SDK, flytectl) on each login, even where none held one.
-pub const ADMIN_WRITE_ALL_LAYOUTS: &str = "FLYTE_ADMIN_WRITEALLLAYOUTS";
-/// `admin.authType` (Flyte 2 SDK).
-pub const ADMIN_AUTH_TYPE: &str = "FLYTE_ADMIN_AUTHTYPE";
-/// `admin.clientId` (Flyte 2 SDK).
-pub const ADMIN_CLIENT_ID: &str = "FLYTE_ADMIN_CLIENTID";
-/// `admin.clientSecretLocation` (Flyte 2 SDK).
-pub const ADMIN_CLIENT_SECRET_LOCATION: &str = "FLYTE_ADMIN_CLIENTSECRETLOCATION";
-/// `admin.clientSecretEnvVar` (Flyte 2 SDK).
-pub const ADMIN_CLIENT_SECRET_ENV_VAR: &str = "FLYTE_ADMIN_CLIENTSECRETENVVAR";
-/// `admin.scopes` (Flyte 2 SDK).
-pub const ADMIN_SCOPES: &str = "FLYTE_ADMIN_SCOPES";
-/// `admin.audience`.
-pub const ADMIN_AUDIENCE: &str = "FLYTE_ADMIN_AUDIENCE";
-/// `admin.command` (Flyte 2 SDK).
-pub const ADMIN_COMMAND: &str = "FLYTE_ADMIN_COMMAND";
-/// `admin.proxyCommand` (Flyte 2 SDK).
-pub const ADMIN_PROXY_COMMAND: &str = "FLYTE_ADMIN_PROXYCOMMAND";
-/// `admin.tokenUrl`.
-pub const ADMIN_TOKEN_URL: &str = "FLYTE_ADMIN_TOKENURL";
-/// `admin.authorizationHeader`.
-pub const ADMIN_AUTHORIZATION_HEADER: &str = "FLYTE_ADMIN_AUTHORIZATIONHEADER";
-
-/// `admin.endpoint` (flytekit).
-pub const PLATFORM_URL: &str = "FLYTE_PLATFORM_URL";
-/// `admin.insecure` (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`; flytekit).
-pub const PLATFORM_INSECURE: &str = "FLYTE_PLATFORM_INSECURE";
-/// `admin.insecureSkipVerify` (flytekit).
-pub const PLATFORM_INSECURE_SKIP_VERIFY: &str = "FLYTE_PLATFORM_INSECURE_SKIP_VERIFY";
-/// `admin.caCertFilePath` (flytekit).
-pub const PLATFORM_CA_CERT_FILE_PATH: &str = "FLYTE_PLATFORM_CA_CERT_FILE_PATH";
-/// `admin.httpProxyURL` (flytekit).
-pub const PLATFORM_HTTP_PROXY_URL: &str = "FLYTE_PLATFORM_HTTP_PROXY_URL";
-/// `admin.clientId` (flytekit).
-pub const CREDENTIALS_CLIENT_ID: &str = "FLYTE_CREDENTIALS_CLIENT_ID";
-/// The client secret itself (no file key; it does not switch the auth mode). Surrounding
-/// white space is removed.
-pub const CREDENTIALS_CLIENT_SECRET: &str = "FLYTE_CREDENTIALS_CLIENT_SECRET";
-/// `admin.clientSecretLocation` (flytekit).
-pub const CREDENTIALS_CLIENT_SECRET_LOCATION: &str = "FLYTE_CREDENTIALS_CLIENT_SECRET_LOCATION";
-/// `admin.clientSecretEnvVar` (flytekit).
-pub const CREDENTIALS_CLIENT_SECRET_ENV_VAR: &str = "FLYTE_CREDENTIALS_CLIENT_SECRET_ENV_VAR";
-/// `admin.authType` (flytekit).
-pub const CREDENTIALS_AUTH_MODE: &str = "FLYTE_CREDENTIALS_AUTH_MODE";
-/// `admin.scopes`, comma-separated (flytekit).
-pub const CREDENTIALS_SCOPES: &str = "FLYTE_CREDENTIALS_SCOPES";
-/// `admin.audience` (flytekit).
-pub const CREDENTIALS_AUDIENCE: &str = "FLYTE_CREDENTIALS_AUDIENCE";
-/// `admin.command`: comma-separated argv as flytekit reads it (`gcloud,auth,print-access-token`),
-/// or a JSON array of strings when an argument contains a comma.
-pub const CREDENTIALS_COMMAND: &str = "FLYTE_CREDENTIALS_COMMAND";
-/// `admin.proxyCommand`, written like [`CREDENTIALS_COMMAND`].
-pub const CREDENTIALS_PROXY_COMMAND: &str = "FLYTE_CREDENTIALS_PROXY_COMMAND";
+// Each setting's variables, declared with the setting in `settings.rs`.
+pub use super::settings::vars::*;
 
 /// Reads every `FLYTE_*` variable into a layer; also returns the names of those that were set.
 pub(crate) fn read(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Layer, Vec<&'static str>), Error> {
-    let used = std::cell::RefCell::new(Vec::new());
-    let get = |key: Key| {
-        key.env.iter().find_map(|name| {
-            let value = env(name).filter(|v| !v.trim().is_empty())?;
-            used.borrow_mut().push(*name);
-            Some((*name, value))
-        })
-    };
-    let string = |key: Key| get(key).map(|(_, v)| v.trim().to_owned());
-    let flag = |key: Key| get(key).map(|(n, v)| parse_bool(n, &v)).transpose();
-    let list = |key: Key| get(key).map(|(n, v)| parse_list(n, &v)).transpose();
-    let layer = Layer {
-        endpoint: string(layer::ENDPOINT),
-        insecure: flag(layer::INSECURE)?,
-        insecure_skip_verify: flag(layer::INSECURE_SKIP_VERIFY)?,
-        ca_cert_file_path: string(layer::CA_CERT_FILE_PATH).map(PathBuf::from),
-        http_proxy_url: string(layer::HTTP_PROXY_URL),
-        disable_keyring: flag(layer::DISABLE_KEYRING)?,
-        write_all_layouts: flag(layer::WRITE_ALL_LAYOUTS)?,
-        client_id: string(layer::CLIENT_ID),
-        client_secret: string(layer::CLIENT_SECRET).map(SecretString::from),
-        client_secret_location: string(layer::CLIENT_SECRET_LOCATION).map(PathBuf::from),
-        client_secret_env_var: string(layer::CLIENT_SECRET_ENV_VAR),
-        auth_mode: get(layer::AUTH_MODE)
-            .map(|(name, v)| {
-                v.parse::<AuthMode>()
-                    .map_err(|e| Error::config(format!("environment variable {name}: {e}")))
+    let mut used = Vec::new();
+    let layer = Layer::from_text(
+        |key| {
+            key.env.iter().find_map(|name| {
+                let value = env(name).filter(|v| !v.trim().is_empty())?;
+                used.push(*name);
+                Some(((*name).to_owned(), value))
             })
-            .transpose()?,
-        scopes: list(layer::SCOPES)?,
-        audience: string(layer::AUDIENCE),
-        command: list(layer::COMMAND)?,
-        proxy_command: list(layer::PROXY_COMMAND)?,
-        token_url: string(layer::TOKEN_URL),
-        authorization_header: string(layer::AUTHORIZATION_HEADER),
-        ..Layer::default()
-    };
-    Ok((layer, used.into_inner()))
+        },
+        |name, message| Error::config(format!("environment variable {name}: {message}")),
+    )?;
+    Ok((layer, used))
 }
 
 /// flytekit's boolean words, strictly: anything else is an error rather than `true`.
@@ -143,31 +52,22 @@ pub(crate) fn parse_bool_word(value: &str) -> Option<bool> {
     }
 }
 
-fn parse_bool(name: &str, value: &str) -> Result<bool, Error> {
-    parse_bool_word(value).ok_or_else(|| {
-        Error::config(format!(
-            "environment variable {name}: invalid value `{}`, expected a boolean (true or false)",
-            value.trim()
-        ))
-    })
-}
-
-/// `a,b,c` (items trimmed, empty items dropped), or a JSON array of strings.
-fn parse_list(name: &str, value: &str) -> Result<Vec<String>, Error> {
+/// `a,b,c` (items trimmed, empty items dropped), or a JSON array of strings; the error says
+/// what a value starting with `[` must be.
+pub(crate) fn parse_list(value: &str) -> Result<Vec<String>, String> {
     let value = value.trim();
     if value.starts_with('[') {
         return parse_json_strings(value).ok_or_else(|| {
-            Error::config(format!(
-                "environment variable {name}: a value starting with `[` must be a JSON array \
-                 of strings, such as [\"gcloud\", \"auth\", \"print-access-token\"]"
-            ))
+            "a value starting with `[` must be a JSON array of strings, such as \
+             [\"gcloud\", \"auth\", \"print-access-token\"]"
+                .to_owned()
         });
     }
     Ok(split_list(value))
 }
 
 /// Splits a comma-separated list, trimming items and dropping empty ones.
-pub(crate) fn split_list(value: &str) -> Vec<String> {
+fn split_list(value: &str) -> Vec<String> {
     value
         .split(',')
         .map(str::trim)

@@ -8,12 +8,11 @@
 
 use std::{collections::HashMap, path::Path};
 
-use flyte_auth_core::{Error, SecretString};
+use flyte_auth_core::Error;
 
-use super::{
-    AuthMode, env,
-    layer::{self, Key, Layer},
-};
+#[cfg(test)]
+use super::AuthMode;
+use super::settings::Layer;
 
 /// `(section, option)` to value, both lower-cased as `configparser` does for options.
 type Options = HashMap<(String, String), String>;
@@ -21,51 +20,14 @@ type Options = HashMap<(String, String), String>;
 /// Parses the text of an INI file into a layer; `path` only names the file in errors.
 pub(crate) fn parse(path: &Path, text: &str) -> Result<Layer, Error> {
     let options = options(path, text)?;
-    let get = |key: Key| {
-        let (section, option) = key.ini?;
-        let value = options.get(&(section.to_owned(), option.to_owned()))?;
-        let value = value.trim();
-        (!value.is_empty()).then(|| (format!("[{section}] {option}"), value.to_owned()))
-    };
-    let error = |name: &str, message: String| {
-        Error::config(format!("{}: {name}: {message}", path.display()))
-    };
-    let string = |key: Key| get(key).map(|(_, v)| v);
-    let flag = |key: Key| {
-        get(key)
-            .map(|(name, v)| {
-                env::parse_bool_word(&v).ok_or_else(|| {
-                    error(
-                        &name,
-                        format!("invalid value `{v}`, expected a boolean (true or false)"),
-                    )
-                })
-            })
-            .transpose()
-    };
-    let list = |key: Key| get(key).map(|(_, v)| env::split_list(&v));
-    Ok(Layer {
-        endpoint: string(layer::ENDPOINT),
-        insecure: flag(layer::INSECURE)?,
-        insecure_skip_verify: flag(layer::INSECURE_SKIP_VERIFY)?,
-        ca_cert_file_path: string(layer::CA_CERT_FILE_PATH).map(Into::into),
-        http_proxy_url: string(layer::HTTP_PROXY_URL),
-        auth_mode: get(layer::AUTH_MODE)
-            .map(|(name, v)| {
-                v.parse::<AuthMode>()
-                    .map_err(|e| error(&name, e.to_string()))
-            })
-            .transpose()?,
-        client_id: string(layer::CLIENT_ID),
-        client_secret: string(layer::CLIENT_SECRET).map(SecretString::from),
-        client_secret_location: string(layer::CLIENT_SECRET_LOCATION).map(Into::into),
-        client_secret_env_var: string(layer::CLIENT_SECRET_ENV_VAR),
-        scopes: list(layer::SCOPES),
-        audience: string(layer::AUDIENCE),
-        command: list(layer::COMMAND),
-        proxy_command: list(layer::PROXY_COMMAND),
-        ..Layer::default()
-    })
+    Layer::from_text(
+        |key| {
+            let (section, option) = key.ini?;
+            let value = options.get(&(section.to_owned(), option.to_owned()))?;
+            Some((format!("[{section}] {option}"), value.clone()))
+        },
+        |name, message| Error::config(format!("{}: {name}: {message}", path.display())),
+    )
 }
 
 fn options(path: &Path, text: &str) -> Result<Options, Error> {

@@ -44,7 +44,9 @@
 //! assert_eq!(cfg.base_url(), "https://flyte.example.org");
 //! assert_eq!(cfg.auth_mode(), AuthMode::DeviceFlow);
 //! assert_eq!(cfg.scopes(), ["all", "offline"]);
-//! assert_eq!(cfg.device_flow().poll_interval.as_secs(), 10);
+//! assert_eq!(cfg.device_flow_poll_interval(), Some(std::time::Duration::from_secs(10)));
+//! // Unset: the device flow's own default applies.
+//! assert_eq!(cfg.device_flow_timeout(), None);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -55,66 +57,25 @@ mod file;
 #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
 mod http;
 mod ini;
+mod kind;
 mod layer;
 mod mode;
+mod settings;
 
 use std::{
     fmt,
     path::{Path, PathBuf},
-    time::Duration,
 };
 
-use flyte_auth_core::{Endpoint, Error, SecretString, redact_url};
+use flyte_auth_core::{Endpoint, Error, SecretString};
 
 pub use duration::{ParseDurationError, parse_duration};
-use layer::{CLIENT_SECRET_ENV_VAR, CLIENT_SECRET_LOCATION, Layer, Source};
+use layer::Source;
 pub use mode::{AuthMode, ParseAuthModeError};
+use settings::{Layer, key};
 
 /// The environment, as a lookup from variable name to value.
 type EnvFn = dyn Fn(&str) -> Option<String> + Send + Sync;
-
-/// Settings of the browser login (`admin.pkceConfig`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PkceSettings {
-    /// How long to wait for the user to finish the login in the browser (`timeout`;
-    /// default 2 minutes, as flytectl).
-    pub timeout: Duration,
-    /// Refresh this long before the token expires (`refreshTime`; default 5 minutes).
-    pub refresh_time: Duration,
-}
-
-impl Default for PkceSettings {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(2 * 60),
-            refresh_time: flyte_auth_core::DEFAULT_REFRESH_MARGIN,
-        }
-    }
-}
-
-/// Settings of the device flow (`admin.deviceFlowConfig`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DeviceFlowSettings {
-    /// How long to wait for the user to approve the login (`timeout`; default 10 minutes).
-    pub timeout: Duration,
-    /// How often to ask the token endpoint when the server names no interval
-    /// (`pollInterval`; default 5 seconds).
-    pub poll_interval: Duration,
-    /// Refresh this long before the token expires (`refreshTime`; default 5 minutes).
-    pub refresh_time: Duration,
-}
-
-impl Default for DeviceFlowSettings {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(10 * 60),
-            poll_interval: Duration::from_secs(5),
-            refresh_time: flyte_auth_core::DEFAULT_REFRESH_MARGIN,
-        }
-    }
-}
 
 /// How to reach and authenticate to a Flyte server: the `admin` section of the flytectl /
 /// pyflyte config file, overridden by `FLYTE_*` variables and explicit values.
@@ -123,32 +84,19 @@ impl Default for DeviceFlowSettings {
 /// [`builder`](Self::builder); see the [module documentation](self) for the order of sources.
 /// A loaded config always has a valid endpoint.
 ///
-/// `Debug` shows no secret: the client secret is a [`SecretString`], and of the commands only
-/// the program name is shown (their arguments may carry credentials).
+/// The getters of the settings are generated from their one declaration in `settings.rs`;
+/// an unset setting reads as `None` (or `false`, or empty), and the flow that uses it applies
+/// its own default.
+///
+/// `Debug` shows every setting (`None` when unset) and no secret: the client secret is a
+/// [`SecretString`], of the commands only the program name is shown (their arguments may
+/// carry credentials), and URLs lose their user info and query.
 #[derive(Clone)]
 pub struct PlatformConfig {
+    /// The server, parsed (`settings.endpoint` as written).
     endpoint: Endpoint,
-    insecure_skip_verify: bool,
-    ca_cert_file_path: Option<PathBuf>,
-    auth_mode: AuthMode,
-    client_id: Option<String>,
-    client_secret: Option<SecretString>,
-    client_secret_location: Option<PathBuf>,
-    client_secret_env_var: Option<String>,
-    scopes: Vec<String>,
-    audience: Option<String>,
-    command: Vec<String>,
-    proxy_command: Vec<String>,
-    http_proxy_url: Option<String>,
-    token_url: Option<String>,
-    authorization_header: Option<String>,
-    max_retries: Option<u32>,
-    per_retry_timeout: Option<Duration>,
-    command_timeout: Option<Duration>,
-    pkce: PkceSettings,
-    device_flow: DeviceFlowSettings,
-    disable_keyring: bool,
-    write_all_layouts: bool,
+    /// Every setting, merged: the resolved endpoint, flow, client id and secret included.
+    settings: Layer,
     sources: ConfigSources,
     api_key: Option<ApiKeyInUse>,
 }
@@ -262,16 +210,6 @@ impl PlatformConfig {
         self.endpoint.is_insecure()
     }
 
-    /// TLS without certificate verification (`admin.insecureSkipVerify`).
-    pub fn insecure_skip_verify(&self) -> bool {
-        self.insecure_skip_verify
-    }
-
-    /// PEM bundle to trust in addition to the system roots (`admin.caCertFilePath`).
-    pub fn ca_cert_file_path(&self) -> Option<&Path> {
-        self.ca_cert_file_path.as_deref()
-    }
-
     /// The flow to use (`admin.authType`; [`AuthMode::Pkce`] by default, and
     /// [`AuthMode::ClientSecret`] when a secret was found through `clientSecretLocation` or
     /// `clientSecretEnvVar` and no mode was set explicitly on the builder).
@@ -279,81 +217,14 @@ impl PlatformConfig {
     /// A name that is not a built-in mode is [`AuthMode::Plugin`]; see
     /// [`get_authenticator`](crate::get_authenticator).
     pub fn auth_mode(&self) -> AuthMode {
-        self.auth_mode.clone()
+        self.auth_mode_ref().clone()
     }
 
     /// The flow to use, by reference (no clone of a plugin's name).
     pub fn auth_mode_ref(&self) -> &AuthMode {
-        &self.auth_mode
-    }
-
-    /// The OAuth client id (`admin.clientId`).
-    pub fn client_id(&self) -> Option<&str> {
-        self.client_id.as_deref()
-    }
-
-    /// The client secret, from the builder, `admin.clientSecretEnvVar`,
-    /// `admin.clientSecretLocation` or `FLYTE_CREDENTIALS_CLIENT_SECRET`, in that order.
-    pub fn client_secret(&self) -> Option<&SecretString> {
-        self.client_secret.as_ref()
-    }
-
-    /// The file the client secret is read from (`admin.clientSecretLocation`).
-    pub fn client_secret_location(&self) -> Option<&Path> {
-        self.client_secret_location.as_deref()
-    }
-
-    /// The name of the variable the client secret is read from (`admin.clientSecretEnvVar`).
-    pub fn client_secret_env_var(&self) -> Option<&str> {
-        self.client_secret_env_var.as_deref()
-    }
-
-    /// Scopes to ask for (`admin.scopes`); empty means the server's.
-    pub fn scopes(&self) -> &[String] {
-        &self.scopes
-    }
-
-    /// The `audience` parameter (`admin.audience`).
-    pub fn audience(&self) -> Option<&str> {
-        self.audience.as_deref()
-    }
-
-    /// The program and arguments that print a token (`admin.command`); empty if unset.
-    pub fn command(&self) -> &[String] {
-        &self.command
-    }
-
-    /// The program and arguments that print a token for `proxy-authorization`
-    /// (`admin.proxyCommand`); empty if unset.
-    pub fn proxy_command(&self) -> &[String] {
-        &self.proxy_command
-    }
-
-    /// Proxy for the OAuth requests (`admin.httpProxyURL`).
-    pub fn http_proxy_url(&self) -> Option<&str> {
-        self.http_proxy_url.as_deref()
-    }
-
-    /// Token endpoint to use instead of the discovered one (`admin.tokenUrl`).
-    pub fn token_url(&self) -> Option<&str> {
-        self.token_url.as_deref()
-    }
-
-    /// Header to send the token in instead of the discovered one (`admin.authorizationHeader`).
-    pub fn authorization_header(&self) -> Option<&str> {
-        self.authorization_header.as_deref()
-    }
-
-    /// How many times discovery and the token requests safe to repeat are retried after a
-    /// transient failure (`admin.maxRetries`, as in the Go client).
-    pub fn max_retries(&self) -> Option<u32> {
-        self.max_retries
-    }
-
-    /// The time allowed for each attempt of a retried request (`admin.perRetryTimeout`, as in
-    /// the Go client).
-    pub fn per_retry_timeout(&self) -> Option<Duration> {
-        self.per_retry_timeout
+        // `resolve` always sets it.
+        static DEFAULT: AuthMode = AuthMode::Pkce;
+        self.settings.auth_mode.as_ref().unwrap_or(&DEFAULT)
     }
 
     /// The retry policy of `admin.maxRetries` and `admin.perRetryTimeout`, for
@@ -361,28 +232,13 @@ impl PlatformConfig {
     #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
     pub fn retry_policy(&self) -> flyte_auth_oauth::RetryPolicy {
         let mut policy = flyte_auth_oauth::RetryPolicy::new();
-        if let Some(retries) = self.max_retries {
+        if let Some(retries) = self.max_retries() {
             policy = policy.max_retries(retries);
         }
-        if let Some(timeout) = self.per_retry_timeout {
+        if let Some(timeout) = self.per_retry_timeout() {
             policy = policy.per_attempt_timeout(timeout);
         }
         policy
-    }
-
-    /// The time the token command (`admin.command`) may take (`admin.commandTimeout`).
-    pub fn command_timeout(&self) -> Option<Duration> {
-        self.command_timeout
-    }
-
-    /// Browser login settings (`admin.pkceConfig`).
-    pub fn pkce(&self) -> &PkceSettings {
-        &self.pkce
-    }
-
-    /// Device flow settings (`admin.deviceFlowConfig`).
-    pub fn device_flow(&self) -> &DeviceFlowSettings {
-        &self.device_flow
     }
 
     /// The config file that was read, if any.
@@ -398,20 +254,6 @@ impl PlatformConfig {
     /// The API key in use, if any (`FLYTE_API_KEY` or [`PlatformConfigBuilder::api_key`]).
     pub fn api_key(&self) -> Option<&ApiKeyInUse> {
         self.api_key.as_ref()
-    }
-
-    /// Keep tokens out of the system keyring (`admin.disableKeyring`,
-    /// `FLYTE_ADMIN_DISABLEKEYRING`).
-    pub fn disable_keyring(&self) -> bool {
-        self.disable_keyring
-    }
-
-    /// Write the keyring entries of every Flyte tool (flytekit, the Flyte 2 SDK, flytectl) on
-    /// each login, even where none held one, so one login serves them all
-    /// (`admin.writeAllLayouts`, `FLYTE_ADMIN_WRITEALLLAYOUTS`; off by default: only the
-    /// layouts that held a login are updated).
-    pub fn write_all_layouts(&self) -> bool {
-        self.write_all_layouts
     }
 
     /// Checks that the settings [`auth_mode`](Self::auth_mode) needs are present: a client id
@@ -431,17 +273,17 @@ impl PlatformConfig {
     /// # Ok::<(), flyte_auth::Error>(())
     /// ```
     pub fn validate(&self) -> Result<(), Error> {
-        let mode = &self.auth_mode;
+        let mode = self.auth_mode_ref();
         match mode {
             AuthMode::ClientSecret => {
-                if self.client_id.is_none() {
+                if self.client_id().is_none() {
                     return Err(Error::config(format!(
                         "auth type {mode} needs a client id: set admin.clientId or {}",
                         env::CREDENTIALS_CLIENT_ID
                     )));
                 }
-                if self.client_secret.is_none() {
-                    let hint = match &self.client_secret_env_var {
+                if self.client_secret().is_none() {
+                    let hint = match self.client_secret_env_var() {
                         Some(var) => format!(
                             " (admin.clientSecretEnvVar names {var}, which is not set or empty)"
                         ),
@@ -456,7 +298,7 @@ impl PlatformConfig {
                 }
             }
             AuthMode::ExternalCommand => {
-                if self.command.is_empty() {
+                if self.command().is_empty() {
                     return Err(Error::config(format!(
                         "auth type {mode} needs a command: set admin.command (a list: the program \
                          and its arguments) or {}",
@@ -465,19 +307,22 @@ impl PlatformConfig {
                 }
             }
             AuthMode::Pkce => {
-                if self.pkce.timeout.is_zero() {
+                if self.pkce_timeout().is_some_and(|t| t.is_zero()) {
                     return Err(Error::config(
                         "admin.pkceConfig.timeout is zero: the browser login could never finish",
                     ));
                 }
             }
             AuthMode::DeviceFlow => {
-                if self.device_flow.timeout.is_zero() {
+                if self.device_flow_timeout().is_some_and(|t| t.is_zero()) {
                     return Err(Error::config(
                         "admin.deviceFlowConfig.timeout is zero: the login could never be approved",
                     ));
                 }
-                if self.device_flow.poll_interval.is_zero() {
+                if self
+                    .device_flow_poll_interval()
+                    .is_some_and(|t| t.is_zero())
+                {
                     return Err(Error::config(
                         "admin.deviceFlowConfig.pollInterval is zero: it must be at least one second",
                     ));
@@ -492,49 +337,11 @@ impl PlatformConfig {
 
 impl fmt::Debug for PlatformConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PlatformConfig")
-            .field("endpoint", &self.endpoint)
-            .field("insecure_skip_verify", &self.insecure_skip_verify)
-            .field("ca_cert_file_path", &self.ca_cert_file_path)
-            .field("auth_mode", &self.auth_mode)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
-            .field("client_secret_location", &self.client_secret_location)
-            .field("client_secret_env_var", &self.client_secret_env_var)
-            .field("scopes", &self.scopes)
-            .field("audience", &self.audience)
-            .field("command", &RedactedArgv(&self.command))
-            .field("proxy_command", &RedactedArgv(&self.proxy_command))
-            .field(
-                "http_proxy_url",
-                &self.http_proxy_url.as_deref().map(redact_url),
-            )
-            .field("token_url", &self.token_url.as_deref().map(redact_url))
-            .field("authorization_header", &self.authorization_header)
-            .field("max_retries", &self.max_retries)
-            .field("per_retry_timeout", &self.per_retry_timeout)
-            .field("command_timeout", &self.command_timeout)
-            .field("pkce", &self.pkce)
-            .field("device_flow", &self.device_flow)
-            .field("disable_keyring", &self.disable_keyring)
-            .field("write_all_layouts", &self.write_all_layouts)
-            .field("sources", &self.sources)
+        let mut out = f.debug_struct("PlatformConfig");
+        self.settings.debug_fields(&mut out);
+        out.field("sources", &self.sources)
             .field("api_key", &self.api_key)
             .finish()
-    }
-}
-
-/// Shows a command as its program name and the number of arguments.
-struct RedactedArgv<'a>(&'a [String]);
-
-impl fmt::Debug for RedactedArgv<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            [] => f.write_str("[]"),
-            [program] => write!(f, "[{program:?}]"),
-            [program, _] => write!(f, "[{program:?}, <1 argument>]"),
-            [program, args @ ..] => write!(f, "[{program:?}, <{} arguments>]", args.len()),
-        }
     }
 }
 
@@ -552,7 +359,8 @@ enum FileChoice {
 
 /// Builds a [`PlatformConfig`]: which file, which environment, and explicit values.
 ///
-/// Values set here override the file and the environment. A client secret set here is used
+/// Values set here override the file and the environment; every setting has a method of the
+/// same name as its getter on [`PlatformConfig`]. A client secret set here is used
 /// as is (`clientSecretLocation` and `clientSecretEnvVar` are then not read), and a mode set
 /// here is kept even when a secret was found through them.
 ///
@@ -637,159 +445,9 @@ impl PlatformConfigBuilder {
         self
     }
 
-    /// Keep tokens out of the system keyring.
-    pub fn disable_keyring(mut self, disable: bool) -> Self {
-        self.explicit.disable_keyring = Some(disable);
-        self
-    }
-
-    /// Writes every Flyte tool's keyring entries on each login (`admin.writeAllLayouts`).
-    pub fn write_all_layouts(mut self, all: bool) -> Self {
-        self.explicit.write_all_layouts = Some(all);
-        self
-    }
-
     /// Uses an empty environment.
     pub fn no_env(self) -> Self {
         self.env(|_| None)
-    }
-
-    /// The server: `host:port` or `dns:///host:port`.
-    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.explicit.endpoint = Some(endpoint.into());
-        self
-    }
-
-    /// Plain text to the server, no TLS.
-    pub fn insecure(mut self, insecure: bool) -> Self {
-        self.explicit.insecure = Some(insecure);
-        self
-    }
-
-    /// TLS without certificate verification.
-    pub fn insecure_skip_verify(mut self, skip: bool) -> Self {
-        self.explicit.insecure_skip_verify = Some(skip);
-        self
-    }
-
-    /// A PEM bundle to trust.
-    pub fn ca_cert_file_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.explicit.ca_cert_file_path = Some(path.into());
-        self
-    }
-
-    /// The flow; wins over the file, the environment and the switch to client credentials.
-    pub fn auth_mode(mut self, mode: AuthMode) -> Self {
-        self.explicit.auth_mode = Some(mode);
-        self
-    }
-
-    /// The OAuth client id.
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.explicit.client_id = Some(client_id.into());
-        self
-    }
-
-    /// The client secret itself.
-    pub fn client_secret(mut self, secret: impl Into<SecretString>) -> Self {
-        self.explicit.client_secret = Some(secret.into());
-        self
-    }
-
-    /// A file holding the client secret (a trailing newline is ignored).
-    pub fn client_secret_location(mut self, path: impl Into<PathBuf>) -> Self {
-        self.explicit.client_secret_location = Some(path.into());
-        self
-    }
-
-    /// The name of an environment variable holding the client secret.
-    pub fn client_secret_env_var(mut self, name: impl Into<String>) -> Self {
-        self.explicit.client_secret_env_var = Some(name.into());
-        self
-    }
-
-    /// Scopes to ask for.
-    pub fn scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.explicit.scopes = Some(scopes.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// The `audience` parameter.
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.explicit.audience = Some(audience.into());
-        self
-    }
-
-    /// The program and arguments that print a token.
-    pub fn command<I, S>(mut self, argv: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.explicit.command = Some(argv.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// The program and arguments that print a token for `proxy-authorization`.
-    pub fn proxy_command<I, S>(mut self, argv: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.explicit.proxy_command = Some(argv.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Proxy for the OAuth requests (`http://`, `https://`, `socks5://`, `socks5h://`).
-    pub fn http_proxy_url(mut self, url: impl Into<String>) -> Self {
-        self.explicit.http_proxy_url = Some(url.into());
-        self
-    }
-
-    /// Token endpoint to use instead of the discovered one.
-    pub fn token_url(mut self, url: impl Into<String>) -> Self {
-        self.explicit.token_url = Some(url.into());
-        self
-    }
-
-    /// Header to send the token in instead of the discovered one.
-    pub fn authorization_header(mut self, name: impl Into<String>) -> Self {
-        self.explicit.authorization_header = Some(name.into());
-        self
-    }
-
-    /// How long to wait for the browser login.
-    pub fn pkce_timeout(mut self, timeout: Duration) -> Self {
-        self.explicit.pkce_timeout = Some(timeout);
-        self
-    }
-
-    /// Refresh a browser-login token this long before it expires.
-    pub fn pkce_refresh_time(mut self, before_expiry: Duration) -> Self {
-        self.explicit.pkce_refresh_time = Some(before_expiry);
-        self
-    }
-
-    /// How long to wait for the device login to be approved.
-    pub fn device_flow_timeout(mut self, timeout: Duration) -> Self {
-        self.explicit.device_timeout = Some(timeout);
-        self
-    }
-
-    /// How often to poll during the device flow when the server names no interval.
-    pub fn device_flow_poll_interval(mut self, interval: Duration) -> Self {
-        self.explicit.device_poll_interval = Some(interval);
-        self
-    }
-
-    /// Refresh a device-flow token this long before it expires.
-    pub fn device_flow_refresh_time(mut self, before_expiry: Duration) -> Self {
-        self.explicit.device_refresh_time = Some(before_expiry);
-        self
     }
 
     /// Reads the file and the environment, applies the explicit values and checks the result.
@@ -1011,24 +669,22 @@ fn resolve(
         (&env_layer, &env_source),
         (&file_layer, &file_source),
     ];
-
-    macro_rules! merged {
-        ($field:ident) => {
-            layers.iter().find_map(|(layer, _)| layer.$field.clone())
-        };
-    }
-    macro_rules! merged_with_source {
-        ($field:ident) => {
-            layers
-                .iter()
-                .find_map(|(layer, source)| layer.$field.clone().map(|v| (v, *source)))
-        };
-    }
+    // The source that set a setting, for errors naming it.
+    let source_of = |is_set: fn(&Layer) -> bool| {
+        layers
+            .iter()
+            .find(|(layer, _)| is_set(layer))
+            .map(|(_, source)| *source)
+    };
+    let mut settings = explicit
+        .clone()
+        .or(env_layer.clone())
+        .or(file_layer.clone());
 
     // An explicit endpoint wins over the key's, and the key's over the variables' and the
     // file's (the Flyte 2 CLI's order): the key's secret goes to the server it was issued
     // for, not to one a stale config file names.
-    let endpoint = match (&explicit.endpoint, &api_key, merged!(endpoint)) {
+    let endpoint = match (&explicit.endpoint, &api_key, settings.endpoint.take()) {
         (Some(endpoint), _, _) => endpoint.clone(),
         (None, Some((key, origin)), _) => {
             Endpoint::parse(&key.endpoint).map_err(|e| {
@@ -1043,40 +699,38 @@ fn resolve(
     // The client secret, in flytekit's order: FLYTE_CREDENTIALS_CLIENT_SECRET (or the INI
     // file's client_secret), replaced by the content of clientSecretLocation, replaced by the
     // variable clientSecretEnvVar names. Finding it through either of the last two switches
-    // the mode to client credentials. An API key's secret replaces all of them.
-    let client_secret_location = merged_with_source!(client_secret_location);
-    let client_secret_env_var = merged_with_source!(client_secret_env_var);
-    let mut client_secret = env_layer
-        .client_secret
-        .clone()
-        .or(file_layer.client_secret.clone());
+    // the mode to client credentials. An API key's secret replaces all of them; an explicit
+    // one wins over everything.
     let mut found_via = None;
-    if let Some(secret) = &explicit.client_secret {
-        client_secret = Some(secret.clone());
+    if explicit.client_secret.is_some() {
+        // Used as given.
     } else if let Some((key, origin)) = &api_key {
-        client_secret = Some(key.client_secret.clone());
+        settings.client_secret = Some(key.client_secret.clone());
         found_via = Some(format!("the API key from {origin}"));
     } else {
-        if let Some((path, source)) = &client_secret_location
+        if let Some(path) = &settings.client_secret_location
+            && let Some(source) = source_of(|l| l.client_secret_location.is_some())
             && let Some(secret) = read_secret_file(path, source)?
         {
-            client_secret = Some(secret);
-            found_via = Some(source.name(CLIENT_SECRET_LOCATION));
+            settings.client_secret = Some(secret);
+            found_via = Some(source.name(key::client_secret_location));
         }
-        if let Some((var, source)) = &client_secret_env_var {
+        if let Some(var) = &settings.client_secret_env_var
+            && let Some(source) = source_of(|l| l.client_secret_env_var.is_some())
+        {
             match env(var)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
             {
                 Some(secret) => {
-                    client_secret = Some(SecretString::from(secret));
-                    found_via = Some(source.name(CLIENT_SECRET_ENV_VAR));
+                    settings.client_secret = Some(SecretString::from(secret));
+                    found_via = Some(source.name(key::client_secret_env_var));
                     variables.push(var.clone());
                 }
                 None => tracing::debug!(
                     variable = %var,
                     "the client secret variable named by {} is not set",
-                    source.name(CLIENT_SECRET_ENV_VAR)
+                    source.name(key::client_secret_env_var)
                 ),
             }
         }
@@ -1102,45 +756,19 @@ fn resolve(
         }
         (None, None) => configured_mode.unwrap_or_default(),
     };
-    let client_id = match (&explicit.client_id, &api_key) {
-        (Some(id), _) => Some(id.clone()),
-        (None, Some((key, _))) => Some(key.client_id.clone()),
-        (None, None) => merged!(client_id),
-    };
+    settings.auth_mode = Some(auth_mode);
+    if explicit.client_id.is_none()
+        && let Some((key, _)) = &api_key
+    {
+        settings.client_id = Some(key.client_id.clone());
+    }
 
-    let pkce_defaults = PkceSettings::default();
-    let device_defaults = DeviceFlowSettings::default();
+    // `checked` has parsed it already.
+    let parsed = Endpoint::parse(&endpoint)?.with_insecure(settings.insecure.unwrap_or(false));
+    settings.endpoint = Some(endpoint);
     Ok(PlatformConfig {
-        // `checked` has parsed it already.
-        endpoint: Endpoint::parse(&endpoint)?.with_insecure(merged!(insecure).unwrap_or(false)),
-        insecure_skip_verify: merged!(insecure_skip_verify).unwrap_or(false),
-        ca_cert_file_path: merged!(ca_cert_file_path),
-        auth_mode,
-        client_id,
-        client_secret,
-        client_secret_location: client_secret_location.map(|(path, _)| path),
-        client_secret_env_var: client_secret_env_var.map(|(var, _)| var),
-        scopes: merged!(scopes).unwrap_or_default(),
-        audience: merged!(audience),
-        command: merged!(command).unwrap_or_default(),
-        proxy_command: merged!(proxy_command).unwrap_or_default(),
-        http_proxy_url: merged!(http_proxy_url),
-        token_url: merged!(token_url),
-        authorization_header: merged!(authorization_header),
-        max_retries: merged!(max_retries),
-        per_retry_timeout: merged!(per_retry_timeout),
-        command_timeout: merged!(command_timeout),
-        pkce: PkceSettings {
-            timeout: merged!(pkce_timeout).unwrap_or(pkce_defaults.timeout),
-            refresh_time: merged!(pkce_refresh_time).unwrap_or(pkce_defaults.refresh_time),
-        },
-        device_flow: DeviceFlowSettings {
-            timeout: merged!(device_timeout).unwrap_or(device_defaults.timeout),
-            poll_interval: merged!(device_poll_interval).unwrap_or(device_defaults.poll_interval),
-            refresh_time: merged!(device_refresh_time).unwrap_or(device_defaults.refresh_time),
-        },
-        disable_keyring: merged!(disable_keyring).unwrap_or(false),
-        write_all_layouts: merged!(write_all_layouts).unwrap_or(false),
+        endpoint: parsed,
+        settings,
         sources: ConfigSources {
             file: file_read.map(|r| r.path.clone()),
             found_by: file_read.map(|r| r.found_by),
@@ -1182,7 +810,7 @@ fn read_capped(path: &Path, cap: u64) -> std::io::Result<String> {
 fn read_secret_file(path: &Path, source: &Source) -> Result<Option<SecretString>, Error> {
     let text = read_capped(path, MAX_SECRET_FILE_BYTES).map_err(|e| {
         source.error(
-            CLIENT_SECRET_LOCATION,
+            key::client_secret_location,
             format!("cannot read the client secret file {}: {e}", path.display()),
         )
     })?;
@@ -1213,7 +841,7 @@ fn no_endpoint_message(outcome: &FileOutcome) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::{collections::HashMap, time::Duration};
 
     use super::*;
 
@@ -1226,15 +854,45 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_flytectls() {
+    fn unset_settings_stay_unset_and_the_flows_defaults_are_flytectls() {
         let cfg = PlatformConfig::for_endpoint("localhost:30080").unwrap();
         assert_eq!(cfg.auth_mode(), AuthMode::Pkce);
         assert!(!cfg.insecure() && !cfg.insecure_skip_verify());
-        assert_eq!(cfg.pkce().timeout, Duration::from_secs(120));
-        assert_eq!(cfg.pkce().refresh_time, Duration::from_secs(300));
-        assert_eq!(cfg.device_flow().timeout, Duration::from_secs(600));
-        assert_eq!(cfg.device_flow().poll_interval, Duration::from_secs(5));
-        assert_eq!(cfg.device_flow().refresh_time, Duration::from_secs(300));
+        // The config does not restate the flows' defaults: the factory leaves them to the
+        // crate that owns each.
+        for unset in [
+            cfg.pkce_timeout(),
+            cfg.pkce_refresh_time(),
+            cfg.device_flow_timeout(),
+            cfg.device_flow_poll_interval(),
+            cfg.device_flow_refresh_time(),
+            cfg.command_timeout(),
+            cfg.per_retry_timeout(),
+        ] {
+            assert_eq!(unset, None);
+        }
+        assert_eq!(
+            flyte_auth_core::DEFAULT_REFRESH_MARGIN,
+            Duration::from_secs(300)
+        );
+        #[cfg(feature = "pkce")]
+        assert_eq!(
+            flyte_auth_pkce::DEFAULT_LOGIN_TIMEOUT,
+            Duration::from_secs(120)
+        );
+        #[cfg(feature = "device")]
+        {
+            assert_eq!(
+                flyte_auth_device::DEFAULT_LOGIN_TIMEOUT,
+                Duration::from_secs(600)
+            );
+            assert_eq!(
+                flyte_auth_device::DEFAULT_DEVICE_POLL_INTERVAL,
+                Duration::from_secs(5)
+            );
+        }
+        #[cfg(feature = "command")]
+        assert_eq!(flyte_auth_command::DEFAULT_TIMEOUT, Duration::from_secs(30));
         assert!(cfg.scopes().is_empty() && cfg.command().is_empty());
         assert!(cfg.config_file().is_none());
     }
