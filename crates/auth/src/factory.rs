@@ -5,7 +5,7 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use flyte_auth_core::{Authenticator, ClientConfigStore, Error, TokenStore};
+use flyte_auth_core::{Authenticator, ClientConfigStore, DiscoveryHints, Error, TokenStore};
 
 use crate::{AuthMode, AuthenticatorRegistry, PlatformConfig};
 
@@ -36,6 +36,7 @@ pub struct FactoryOptions {
     interactive_command: bool,
     store_command_token: bool,
     cfg_store: Option<Arc<dyn ClientConfigStore>>,
+    hints: Hints,
     registry: Option<Arc<AuthenticatorRegistry>>,
     proxy: Option<Arc<dyn Authenticator>>,
     #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
@@ -58,6 +59,7 @@ impl fmt::Debug for FactoryOptions {
             .field("interactive_command", &self.interactive_command)
             .field("store_command_token", &self.store_command_token)
             .field("cfg_store", &self.cfg_store)
+            .field("discovery_hints", &self.hints)
             .field("registry", &self.registry)
             .field("proxy", &self.proxy);
         #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
@@ -76,6 +78,23 @@ impl fmt::Debug for FactoryOptions {
         );
         s.finish()
     }
+}
+
+/// Where discovery remembers the flavour that answered; see
+/// [`FactoryOptions::discovery_hints`].
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(
+    not(any(feature = "pkce", feature = "device", feature = "clientcreds")),
+    allow(dead_code, reason = "no discovery without an HTTP flow")
+)]
+enum Hints {
+    /// Next to the token store's files ([`TokenStore::directory`]), when it has any.
+    #[default]
+    NextToStore,
+    /// Where the program says.
+    Custom(Arc<dyn DiscoveryHints>),
+    /// Nowhere: every process asks both flavours.
+    Off,
 }
 
 impl FactoryOptions {
@@ -119,6 +138,28 @@ impl FactoryOptions {
     /// `audience` and `authorizationHeader` of the config still win over it.
     pub fn client_config_store(mut self, store: Arc<dyn ClientConfigStore>) -> Self {
         self.cfg_store = Some(store);
+        self
+    }
+
+    /// Where discovery remembers which generation of Flyte server answered (flyteadmin or
+    /// Flyte 2), so that the next process asks only that generation's two documents instead
+    /// of both at once (one failed request on every cold start).
+    ///
+    /// By default the hint is kept next to the token store's files
+    /// ([`TokenStore::directory`]): with a `flyte_auth::store::FileStore`, `KeyringStore`
+    /// or `DefaultStore`, a `DiscoveryHintFiles` in that directory (`<endpoint>-<hash>.discovery`,
+    /// `0600`, no secret in it); with a `MemoryStore`, no store, or a store of the program's
+    /// own without a directory, nowhere. A hint never fails a login: an unusable one is
+    /// ignored, a wrong one (the server changed generation) costs one fallback and is
+    /// rewritten. See also [`no_discovery_hints`](Self::no_discovery_hints).
+    pub fn discovery_hints(mut self, hints: Arc<dyn DiscoveryHints>) -> Self {
+        self.hints = Hints::Custom(hints);
+        self
+    }
+
+    /// Remembers no discovery flavour: every process asks both generations' documents.
+    pub fn no_discovery_hints(mut self) -> Self {
+        self.hints = Hints::Off;
         self
     }
 
@@ -361,10 +402,10 @@ mod oauth {
 
     use std::sync::Arc;
 
-    use flyte_auth_core::Error;
+    use flyte_auth_core::{DiscoveryHints, Error, TokenStore};
     use flyte_auth_oauth::{ClientContext, OAuthClient, Overrides};
 
-    use super::FactoryOptions;
+    use super::{FactoryOptions, Hints};
     use crate::PlatformConfig;
 
     /// The one client of all OAuth requests of one authenticator.
@@ -410,18 +451,47 @@ mod oauth {
     }
 
     /// The context every HTTP flow of `cfg` works in: the options' client config store,
-    /// else the Flyte server's discovery, under the config's overrides.
+    /// else the Flyte server's discovery (remembering its flavour where
+    /// [`discovery_hints`] says), under the config's overrides.
     pub(super) fn context(
         cfg: &PlatformConfig,
         options: &FactoryOptions,
+        store: Option<&Arc<dyn TokenStore>>,
     ) -> Result<ClientContext, Error> {
         let mut builder = ClientContext::builder(cfg.endpoint().clone())
             .http_client(client(cfg, options)?)
             .overrides(overrides(cfg));
         if let Some(store) = &options.cfg_store {
             builder = builder.discovery(Arc::clone(store));
+        } else if let Some(hints) = discovery_hints(options, store) {
+            builder = builder.discovery_hints(hints);
         }
         builder.build()
+    }
+
+    /// Where discovery remembers the flavour that answered: the options' choice, else
+    /// [`DiscoveryHintFiles`](flyte_auth_store::DiscoveryHintFiles) in the token store's
+    /// directory, if it has one (a memory store has none). The one place this is decided.
+    pub(super) fn discovery_hints(
+        options: &FactoryOptions,
+        store: Option<&Arc<dyn TokenStore>>,
+    ) -> Option<Arc<dyn DiscoveryHints>> {
+        match &options.hints {
+            Hints::Off => None,
+            Hints::Custom(hints) => Some(Arc::clone(hints)),
+            Hints::NextToStore => {
+                #[cfg(any(feature = "keyring", feature = "file-store"))]
+                {
+                    let dir = store?.directory()?;
+                    Some(Arc::new(flyte_auth_store::DiscoveryHintFiles::in_dir(dir)))
+                }
+                #[cfg(not(any(feature = "keyring", feature = "file-store")))]
+                {
+                    let _ = store;
+                    None
+                }
+            }
+        }
     }
 
     /// The Flyte server's discovery, for the one thing a command needs from it: the header.
@@ -429,8 +499,9 @@ mod oauth {
     pub(super) fn discovery(
         cfg: &PlatformConfig,
         options: &FactoryOptions,
+        store: Option<&Arc<dyn TokenStore>>,
     ) -> Result<Arc<dyn flyte_auth_core::ClientConfigStore>, Error> {
-        Ok(Arc::new(context(cfg, options)?))
+        Ok(Arc::new(context(cfg, options, store)?))
     }
 }
 
@@ -460,7 +531,8 @@ fn pkce(
     options: &FactoryOptions,
 ) -> Result<Arc<dyn Authenticator>, Error> {
     // Unset settings keep the flow's and the cache's own defaults.
-    let mut flow = flyte_auth_pkce::PkceFlow::builder(oauth::context(cfg, options)?);
+    let mut flow =
+        flyte_auth_pkce::PkceFlow::builder(oauth::context(cfg, options, store.as_ref())?);
     if let Some(timeout) = cfg.pkce_timeout() {
         flow = flow.timeout(timeout);
     }
@@ -495,7 +567,7 @@ fn client_credentials(
     let client_id = cfg.client_id().unwrap_or_default();
     let secret = cfg.client_secret().cloned().unwrap_or_default();
     let flow = flyte_auth_clientcreds::ClientCredentialsFlow::builder(
-        oauth::context(cfg, options)?,
+        oauth::context(cfg, options, store.as_ref())?,
         client_id,
         secret,
     )
@@ -522,7 +594,8 @@ fn device(
     options: &FactoryOptions,
 ) -> Result<Arc<dyn Authenticator>, Error> {
     // Unset settings keep the flow's and the cache's own defaults.
-    let mut flow = flyte_auth_device::DeviceCodeFlow::builder(oauth::context(cfg, options)?);
+    let mut flow =
+        flyte_auth_device::DeviceCodeFlow::builder(oauth::context(cfg, options, store.as_ref())?);
     if let Some(interval) = cfg.device_flow_poll_interval() {
         flow = flow.poll_interval(interval);
     }
@@ -560,7 +633,7 @@ fn command(
         .interactive(options.interactive_command);
     match cfg.authorization_header() {
         Some(header) => flow = flow.header_key(header),
-        None => flow = command_header_from_server(flow, cfg, options)?,
+        None => flow = command_header_from_server(flow, cfg, options, store.as_ref())?,
     }
     if let Some(timeout) = options.command_timeout {
         flow = flow.timeout(timeout);
@@ -580,17 +653,18 @@ fn command_header_from_server(
     flow: flyte_auth_command::CommandFlowBuilder,
     cfg: &PlatformConfig,
     options: &FactoryOptions,
+    store: Option<&Arc<dyn TokenStore>>,
 ) -> Result<flyte_auth_command::CommandFlowBuilder, Error> {
     #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
     {
         Ok(match &options.cfg_store {
-            Some(store) => flow.header_from(Arc::clone(store)),
-            None => flow.header_from(oauth::discovery(cfg, options)?),
+            Some(cfg_store) => flow.header_from(Arc::clone(cfg_store)),
+            None => flow.header_from(oauth::discovery(cfg, options, store)?),
         })
     }
     #[cfg(not(any(feature = "pkce", feature = "device", feature = "clientcreds")))]
     {
-        let _ = (cfg, options);
+        let _ = (cfg, options, store);
         Ok(flow)
     }
 }

@@ -15,10 +15,10 @@ use flyte_auth_tests::{
     GRANT_REFRESH_TOKEN, Idp,
 };
 use serde_json::Value;
-use support::{User, authorization_url, closed_port, free_redirect_uri, script, user_code};
-
-/// How long a test waits for a prompt on stderr.
-const PROMPT_LIMIT: Duration = Duration::from_secs(60);
+use support::{
+    PROMPT_LIMIT, RecordingBrowser, User, browser_login, closed_port, device_login,
+    free_redirect_uri, script, user_code,
+};
 
 fn status_json(user: &User) -> Value {
     let out = user.run(&["status", "--json"]);
@@ -334,14 +334,6 @@ async fn a_wrong_client_secret_is_refused_naming_invalid_client_without_showing_
 
 // --- Device flow ------------------------------------------------------------------------------
 
-/// Runs `flyte-auth <args>` in device mode and approves the code it prints, as the user.
-async fn device_login(idp: &Idp, user: &User, args: &[&str]) -> support::Output {
-    let mut running = user.spawn(args);
-    let code = running.wait_for_stderr(PROMPT_LIMIT, user_code);
-    idp.approve_device_code(&code).await.unwrap();
-    running.finish()
-}
-
 #[tokio::test]
 async fn device_flow_prompts_on_stderr_caches_and_logs_in_again_after_logout() {
     let idp = Idp::builder()
@@ -406,48 +398,14 @@ async fn browser_idp(access_token_ttl: Duration) -> Idp {
         .await
 }
 
-/// Runs `flyte-auth <args>` with `--no-browser` and logs in at the URL it prints, as the user.
-async fn browser_login(idp: &Idp, user: &User, args: &[&str]) -> support::Output {
-    let mut running = user.spawn(args);
-    let url = running.wait_for_stderr(PROMPT_LIMIT, authorization_url);
-    let answer = idp.complete_browser_login(&url).await.unwrap();
-    assert_eq!(
-        answer.status(),
-        200,
-        "the callback server answered {answer:?}"
-    );
-    running.finish()
-}
-
 #[tokio::test]
 async fn browser_login_opens_the_browser_named_by_browser_and_prints_the_url() {
     let idp = browser_idp(Duration::from_secs(3600)).await;
     let user = User::of(&idp).args(["--auth-mode", "Pkce"]);
-    let opened = user.home().join("opened-urls");
-    let browser = script(
-        user.home(),
-        "browser",
-        &format!("printf '%s\\n' \"$1\" >> '{}'", opened.display()),
-    );
-    let user = user.env("BROWSER", &browser);
+    let browser = RecordingBrowser::new(user.home());
+    let user = user.env("BROWSER", browser.path());
 
-    let mut running = user.spawn(&["token"]);
-    let printed = running.wait_for_stderr(PROMPT_LIMIT, authorization_url);
-    let mut url = None;
-    for _ in 0..600 {
-        if let Ok(text) = std::fs::read_to_string(&opened)
-            && let Some(line) = text.lines().next()
-        {
-            url = Some(url::Url::parse(line).unwrap());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let url = url.expect("the browser was not started with the authorization URL");
-    assert_eq!(url, printed, "the browser and stderr got different URLs");
-    let answer = idp.complete_browser_login(&url).await.unwrap();
-    assert_eq!(answer.status(), 200, "{answer:?}");
-    let first = running.finish().token();
+    let first = browser.login(&idp, &user, &["token"]).await.token();
     assert_eq!(idp.token_requests(GRANT_AUTHORIZATION_CODE).await, 1);
 
     let second = user.run(&["token"]).token();
@@ -460,8 +418,7 @@ async fn browser_login_opens_the_browser_named_by_browser_and_prints_the_url() {
     let out = browser_login(&idp, &user, &["token", "--no-browser"]).await;
     assert_ne!(out.token(), first);
     assert_eq!(idp.token_requests(GRANT_AUTHORIZATION_CODE).await, 2);
-    let opened = std::fs::read_to_string(&opened).unwrap();
-    assert_eq!(opened.lines().count(), 1, "the browser was started again");
+    assert_eq!(browser.opened().len(), 1, "the browser was started again");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The `flyte-auth` binary against a Flyte 2 backend (the local provider's Flyte 2 mode):
-//! client credentials, `FLYTE_API_KEY` and `--api-key`, malformed keys, and what `status`
-//! says about the key, the config file and the variables.
+//! device and browser logins discovered over Connect (and, from the second login on, only
+//! over Connect), client credentials, `FLYTE_API_KEY` and `--api-key`, malformed keys, and
+//! what `status` says about the key, the config file and the variables.
 #![allow(
     clippy::unwrap_used,
     reason = "a failed unwrap is a failed test, with the value in the message"
@@ -8,10 +9,126 @@
 
 mod support;
 
+use std::time::Duration;
+
 use base64::Engine as _;
-use flyte_auth_tests::{API_KEY_CLIENT, GRANT_CLIENT_CREDENTIALS, Idp};
+use flyte_auth_tests::{
+    API_KEY_CLIENT, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, Idp,
+};
 use serde_json::Value;
-use support::User;
+use support::{RecordingBrowser, User, device_login, free_redirect_uri};
+
+const GET_CLIENT: &str = "GetPublicClientConfig";
+const GET_METADATA: &str = "GetOAuth2Metadata";
+
+/// The discovery requests the provider received, in order (the paths).
+async fn discovery_requests(idp: &Idp) -> Vec<String> {
+    idp.stats()
+        .await
+        .requests
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| {
+            p == "/.well-known/oauth-authorization-server"
+                || p == "/config/v1/flyte_client"
+                || p.contains("AuthMetadataService")
+        })
+        .collect()
+}
+
+/// What a cold start that knows the server is a Flyte 2 backend sends: the two Connect
+/// calls, and no flyteadmin request.
+async fn assert_discovery_was_connect_only(idp: &Idp) {
+    let mut paths = discovery_requests(idp).await;
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            format!("/flyteidl2.auth.AuthMetadataService/{GET_METADATA}"),
+            format!("/flyteidl2.auth.AuthMetadataService/{GET_CLIENT}"),
+        ],
+        "a second login asked more than the Connect calls"
+    );
+}
+
+/// The discovery hint files in the user's token cache.
+fn hint_files(user: &User) -> Vec<String> {
+    std::fs::read_dir(user.cache_dir())
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".discovery"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn device_login_to_a_flyte_2_backend_discovers_over_connect_and_remembers_it() {
+    let idp = Idp::builder()
+        .flyte2()
+        .device_poll_interval(Duration::from_secs(1))
+        .start()
+        .await;
+    let user = User::of(&idp).args(["--auth-mode", "DeviceFlow"]);
+
+    let out = device_login(&idp, &user, &["login"]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty(), "login printed something: {out:?}");
+    assert!(out.stderr.contains("Logged in to"), "{out:?}");
+    let token = user.run(&["token"]).token();
+    let stats = idp.stats().await;
+    assert_eq!(stats.device_authorization_requests, 1);
+    assert_eq!(stats.token_requests(GRANT_DEVICE_CODE), 1, "{stats:?}");
+    // Nothing known yet: the public client config came from Connect (the fixture serves no
+    // `/config/v1/flyte_client`, so the GET sent alongside cannot have answered).
+    assert_eq!(stats.connect_requests(GET_CLIENT), 1, "{stats:?}");
+    assert_eq!(hint_files(&user).len(), 1, "no discovery hint was kept");
+
+    // The next process knows it is a Flyte 2 backend: the two Connect calls only.
+    assert!(user.run(&["logout"]).status.success());
+    idp.reset_stats().await;
+    let out = device_login(&idp, &user, &["token"]).await;
+    assert_ne!(out.token(), token);
+    assert_discovery_was_connect_only(&idp).await;
+}
+
+#[tokio::test]
+async fn browser_login_to_a_flyte_2_backend_through_browser_discovers_over_connect() {
+    let idp = Idp::builder()
+        .flyte2()
+        .redirect_uri(free_redirect_uri())
+        .start()
+        .await;
+    let user = User::of(&idp).args(["--auth-mode", "Pkce"]);
+    let browser = RecordingBrowser::new(user.home());
+    let user = user.env("BROWSER", browser.path());
+
+    let token = browser.login(&idp, &user, &["token"]).await.token();
+    let stats = idp.stats().await;
+    assert_eq!(
+        stats.token_requests(GRANT_AUTHORIZATION_CODE),
+        1,
+        "{stats:?}"
+    );
+    assert_eq!(stats.connect_requests(GET_CLIENT), 1, "{stats:?}");
+    assert_eq!(
+        user.run(&["token"]).token(),
+        token,
+        "not served from the store"
+    );
+
+    // `login` logs in again (a valid token is stored): discovery asks Connect only now.
+    idp.reset_stats().await;
+    let out = browser.login(&idp, &user, &["login"]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty(), "login printed something: {out:?}");
+    assert_eq!(idp.token_requests(GRANT_AUTHORIZATION_CODE).await, 1);
+    assert_discovery_was_connect_only(&idp).await;
+    assert_ne!(user.run(&["token"]).token(), token);
+    assert_eq!(browser.opened().len(), 2);
+}
 
 fn key(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)

@@ -5,7 +5,9 @@
 //!   the data of Flyte's `flytekit.clients.auth`, with secrets in [`SecretString`].
 //! - [`Authenticator`]: what callers use (`get_credentials`, `refresh_credentials`,
 //!   `fetch_grpc_call_auth_metadata`), object-safe behind `Arc<dyn Authenticator>`.
-//! - [`TokenStore`]: where credentials persist between processes.
+//! - [`TokenStore`]: where credentials persist between processes; [`DiscoveryHints`]: where
+//!   the [`DiscoveryFlavour`] a server answered discovery in is remembered, so the next process
+//!   asks only that flavour's documents.
 //! - [`TokenFlow`] + [`CachingAuthenticator`]: a flow only says *how to obtain* tokens; caching,
 //!   proactive refresh before expiry, single-flight, persistence, cross-process locking and the
 //!   fall-back from a rejected refresh token to a full login live here, once.
@@ -49,6 +51,7 @@ mod authenticator;
 mod cache;
 mod config;
 mod credentials;
+mod discovery;
 mod endpoint;
 mod error;
 mod redact;
@@ -64,6 +67,7 @@ pub use config::{
     ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, StaticClientConfigStore, parse_header_name,
 };
 pub use credentials::{Credentials, DEFAULT_ENDPOINT, UNKNOWN_EXPIRY_LIFETIME};
+pub use discovery::{DiscoveryFlavour, DiscoveryHints};
 pub use endpoint::Endpoint;
 pub use error::{Error, OAuthError, OAuthErrorCode, StoreError};
 pub use redact::redact_url;

@@ -3,6 +3,7 @@
 use std::{
     collections::HashMap,
     fmt,
+    path::PathBuf,
     sync::{Arc, Mutex},
 };
 
@@ -38,6 +39,14 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
 
     /// A short name for logs and status output (`keyring`, `file`, `memory`).
     fn name(&self) -> &'static str;
+
+    /// The directory this store keeps its files in (token files, lock files), if it keeps
+    /// any: what a program remembers about an endpoint besides its tokens (the discovery
+    /// flavour, [`DiscoveryHints`](crate::DiscoveryHints)) goes next to them. `None` (the
+    /// default, and [`MemoryStore`]'s) means nothing persists on disk. Touches nothing.
+    fn directory(&self) -> Option<PathBuf> {
+        None
+    }
 }
 
 impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
@@ -55,6 +64,9 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     }
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+    fn directory(&self) -> Option<PathBuf> {
+        (**self).directory()
     }
 }
 

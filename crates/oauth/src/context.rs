@@ -8,7 +8,8 @@ use std::{
 };
 
 use flyte_auth_core::{
-    BoxFuture, ClientConfig, ClientConfigStore, Credentials, Endpoint, Error, redact_url,
+    BoxFuture, ClientConfig, ClientConfigStore, Credentials, DiscoveryHints, Endpoint, Error,
+    redact_url,
 };
 use http::HeaderName;
 use tokio::sync::OnceCell;
@@ -313,6 +314,7 @@ impl ClientContext {
             http: None,
             settings: None,
             source: Source::Server,
+            hints: None,
             overrides: Overrides::default(),
         }
     }
@@ -470,6 +472,7 @@ pub struct ClientContextBuilder {
     http: Option<OAuthClient>,
     settings: Option<HttpSettings>,
     source: Source,
+    hints: Option<Arc<dyn DiscoveryHints>>,
     overrides: Overrides,
 }
 
@@ -477,6 +480,7 @@ impl fmt::Debug for ClientContextBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientContextBuilder")
             .field("endpoint", &self.endpoint)
+            .field("hints", &self.hints)
             .field("overrides", &self.overrides)
             .finish_non_exhaustive()
     }
@@ -499,6 +503,15 @@ impl ClientContextBuilder {
     /// Flyte server's discovery documents.
     pub fn discovery(mut self, store: Arc<dyn ClientConfigStore>) -> Self {
         self.source = Source::Store(store);
+        self
+    }
+
+    /// The server's discovery remembers the flavour that answered in `hints`, under the
+    /// endpoint's [`key`](Endpoint::key), and asks that flavour first on the next start
+    /// ([`RemoteClientConfigStore::remember_in`]). Used only when the configuration is
+    /// discovered from the server (not with [`discovery`](Self::discovery)).
+    pub fn discovery_hints(mut self, hints: Arc<dyn DiscoveryHints>) -> Self {
+        self.hints = Some(hints);
         self
     }
 
@@ -532,10 +545,14 @@ impl ClientContextBuilder {
             (None, settings) => OAuthClient::new(settings.unwrap_or_default())?,
         };
         let discovery = match self.source {
-            Source::Server => Some(Arc::new(RemoteClientConfigStore::from_base_url(
-                self.endpoint.base_url(),
-                http.clone(),
-            )) as Arc<dyn ClientConfigStore>),
+            Source::Server => {
+                let mut store =
+                    RemoteClientConfigStore::from_base_url(self.endpoint.base_url(), http.clone());
+                if let Some(hints) = self.hints {
+                    store = store.remember_in(hints, self.endpoint.key());
+                }
+                Some(Arc::new(store) as Arc<dyn ClientConfigStore>)
+            }
             Source::Store(store) => Some(store),
             Source::Nothing => None,
         };

@@ -4,7 +4,10 @@
 
 use std::{fmt, sync::Arc};
 
-use flyte_auth_core::{BoxFuture, ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, Error};
+pub use flyte_auth_core::DiscoveryFlavour;
+use flyte_auth_core::{
+    BoxFuture, ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, DiscoveryHints, Error,
+};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
@@ -27,43 +30,6 @@ pub const CONNECT_PUBLIC_CLIENT_CONFIG_PATH: &str =
 /// The ConnectRPC unary method of a Flyte 2 backend for the OAuth 2 metadata.
 pub const CONNECT_OAUTH2_METADATA_PATH: &str =
     "/flyteidl2.auth.AuthMetadataService/GetOAuth2Metadata";
-
-/// Which generation of Flyte server answered discovery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum DiscoveryFlavour {
-    /// flyteadmin (Flyte 1): `GET /config/v1/flyte_client` and
-    /// `GET /.well-known/oauth-authorization-server`.
-    FlyteAdmin,
-    /// A Flyte 2 backend: the ConnectRPC `flyteidl2.auth.AuthMetadataService` (the
-    /// `.well-known` document where it is served).
-    Flyte2,
-}
-
-impl DiscoveryFlavour {
-    /// `flyteadmin` or `flyte2`, as `status` shows it (and as it may be stored).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::FlyteAdmin => "flyteadmin",
-            Self::Flyte2 => "flyte2",
-        }
-    }
-
-    /// The flavour [`as_str`](Self::as_str) names.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name.trim() {
-            "flyteadmin" => Some(Self::FlyteAdmin),
-            "flyte2" => Some(Self::Flyte2),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for DiscoveryFlavour {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The base URL of a Flyte platform endpoint as written in configs: core's
 /// [`Endpoint`](flyte_auth_core::Endpoint) with `insecure` applied, the one parse of every
@@ -202,8 +168,11 @@ impl Discovery {
 /// - with [`DiscoveryFlavour::Flyte2`] preferred, only the two Connect calls go (at once);
 ///   a preferred flavour that is not served falls back to the other.
 ///
-/// [`Discovery::flavour`] says which answered: keep it (next to the credentials) and
-/// `prefer` it on the next start. An HTML answer where no flavour is served is one error
+/// [`Discovery::flavour`] says which answered. [`remember_in`](Self::remember_in) keeps it
+/// across processes ([`DiscoveryHints`], e.g. `flyte-auth-store`'s `DiscoveryHintFiles`
+/// next to the token files) and prefers what was kept: the second cold start against either
+/// generation sends only the two requests that server answers, and a server that changed
+/// generation costs one fallback, after which the hint is corrected. An HTML answer where no flavour is served is one error
 /// saying the endpoint is not the Flyte API endpoint; a Connect error keeps its code and
 /// message. The answer is fetched on first use and reused; a failure is not remembered, so
 /// the next call tries again. Creating the store touches no network.
@@ -224,6 +193,8 @@ pub struct RemoteClientConfigStore {
     base_url: String,
     client: OAuthClient,
     preferred: Option<DiscoveryFlavour>,
+    /// Where the flavour is remembered, and the endpoint key it is kept under.
+    hints: Option<(Arc<dyn DiscoveryHints>, String)>,
     discovered: OnceCell<Arc<Discovery>>,
 }
 
@@ -231,6 +202,8 @@ impl fmt::Debug for RemoteClientConfigStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteClientConfigStore")
             .field("base_url", &display_url(&self.base_url))
+            .field("preferred", &self.preferred)
+            .field("hints", &self.hints)
             .field("discovered", &self.discovered.initialized())
             .finish_non_exhaustive()
     }
@@ -252,15 +225,36 @@ impl RemoteClientConfigStore {
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             client,
             preferred: None,
+            hints: None,
             discovered: OnceCell::new(),
         }
     }
 
     /// Asks `flavour`'s documents first (the flavour that answered last time), so that a
-    /// cold start sends only the two requests that server answers.
+    /// cold start sends only the two requests that server answers. Wins over a flavour
+    /// recalled from [`remember_in`](Self::remember_in)'s hints.
     #[must_use]
     pub fn prefer(mut self, flavour: DiscoveryFlavour) -> Self {
         self.preferred = Some(flavour);
+        self
+    }
+
+    /// Keeps the flavour that answers in `hints` under `endpoint` (the server's
+    /// [`Endpoint::key`](flyte_auth_core::Endpoint::key)), and on the first
+    /// [`discover`](Self::discover) [`prefer`](Self::prefer)s the flavour recalled from
+    /// there.
+    ///
+    /// A hint only orders the attempts: nothing recalled means asking both flavours, a
+    /// wrong one costs the fallback to the other, and the hint is rewritten whenever the
+    /// flavour that answered differs from it. A hint that cannot be written is logged (at
+    /// `debug`) and never fails discovery.
+    #[must_use]
+    pub fn remember_in(
+        mut self,
+        hints: Arc<dyn DiscoveryHints>,
+        endpoint: impl Into<String>,
+    ) -> Self {
+        self.hints = Some((hints, endpoint.into()));
         self
     }
 
@@ -284,13 +278,20 @@ impl RemoteClientConfigStore {
     pub async fn discover(&self) -> Result<Arc<Discovery>, Error> {
         self.discovered
             .get_or_try_init(|| async {
-                let (flavour, metadata, client) = match self.preferred {
+                let recalled = self.hints.as_ref().and_then(|(h, key)| h.recall(key));
+                let (flavour, metadata, client) = match self.preferred.or(recalled) {
                     None => self.discover_any().await,
                     Some(first) => match self.discover_flavour(first).await {
-                        Err(Fail::NotServed(not_served)) => self
-                            .discover_flavour(other(first))
-                            .await
-                            .map_err(|e| e.or_not_served(not_served)),
+                        Err(Fail::NotServed(not_served)) => {
+                            tracing::debug!(
+                                base_url = %display_url(&self.base_url),
+                                preferred = %first,
+                                "the preferred discovery flavour is not served; asking the other"
+                            );
+                            self.discover_flavour(first.other())
+                                .await
+                                .map_err(|e| e.or_not_served(not_served))
+                        }
                         done => done,
                     },
                 }
@@ -300,6 +301,16 @@ impl RemoteClientConfigStore {
                     %flavour,
                     "discovered the Flyte server's OAuth configuration"
                 );
+                if let Some((hints, key)) = &self.hints
+                    && recalled != Some(flavour)
+                    && let Err(e) = hints.remember(key, flavour)
+                {
+                    tracing::debug!(
+                        endpoint = %key,
+                        error = %e,
+                        "could not remember the discovery flavour; the next start asks both"
+                    );
+                }
                 Ok(Arc::new(Discovery {
                     base_url: self.base_url.clone(),
                     metadata: self.parse_metadata(&metadata),
@@ -329,6 +340,8 @@ impl RemoteClientConfigStore {
                 )
                 .await?
             }
+            // A generation this crate does not know yet: ask what it knows, all at once.
+            _ => return self.discover_any().await,
         };
         Ok((flavour, metadata, client))
     }
@@ -496,13 +509,6 @@ const METADATA_CALL: &str = "Flyte 2 GetOAuth2Metadata call";
 
 /// The flavour that answered, the metadata and the client config.
 type Documents = (DiscoveryFlavour, Map<String, Value>, Map<String, Value>);
-
-fn other(flavour: DiscoveryFlavour) -> DiscoveryFlavour {
-    match flavour {
-        DiscoveryFlavour::FlyteAdmin => DiscoveryFlavour::Flyte2,
-        DiscoveryFlavour::Flyte2 => DiscoveryFlavour::FlyteAdmin,
-    }
-}
 
 /// A document not served at this URL: the other flavour may serve it.
 #[derive(Debug)]

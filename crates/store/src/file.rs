@@ -8,10 +8,8 @@
 //! [`TokenStore::lock`] locks, on a sidecar file, for the cache's "re-read, refresh, write".
 
 use std::{
-    fs::{self, File, OpenOptions},
-    io::{self, Read, Write},
+    fs, io,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
 
@@ -162,56 +160,12 @@ impl FileStore {
     }
 
     fn write_file(&self, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
-        lockfile::create_private_dir(STORE, "write", &self.dir)?;
-        let temp = temp_path(path);
-        let result = write_new_private_file(&temp, contents)
-            .map_err(|e| io_error("write", "could not write", &temp, e))
-            .and_then(|()| {
-                fs::rename(&temp, path).map_err(|e| io_error("write", "could not replace", path, e))
-            });
-        if result.is_err() {
-            let _ = fs::remove_file(&temp);
-            return result;
-        }
-        sync_dir(&self.dir);
-        Ok(())
+        lockfile::write_private_file(STORE, &self.dir, path, contents)
     }
-}
-
-/// A temporary name next to `path`, unique in this process and across processes.
-fn temp_path(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
 }
 
 fn io_error(operation: &'static str, what: &str, path: &Path, e: io::Error) -> StoreError {
     lockfile::io_error(STORE, operation, what, path, e)
-}
-
-/// Creates `path` (which must not exist) readable by its owner only, writes and syncs it.
-fn write_new_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
-}
-
-/// Makes the rename durable (Unix); best effort.
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
 }
 
 #[derive(Serialize)]
@@ -233,7 +187,7 @@ struct FileV1 {
 
 /// Reads and checks a token file; `None` (with a warning) when it is not usable.
 fn read_file(path: &Path, endpoint: &str) -> Option<Credentials> {
-    let bytes = match read_limited(path) {
+    let bytes = match lockfile::read_limited(path, MAX_FILE_SIZE) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return None,
         Err(e) => {
@@ -285,24 +239,6 @@ fn read_file(path: &Path, endpoint: &str) -> Option<Credentials> {
     Some(credentials)
 }
 
-/// The file's bytes; `None` when it does not exist.
-fn read_limited(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_FILE_SIZE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than {MAX_FILE_SIZE} bytes"),
-        ));
-    }
-    Ok(Some(bytes))
-}
-
 impl TokenStore for FileStore {
     fn store(&self, credentials: &Credentials) -> Result<(), StoreError> {
         let json = serde_json::to_vec(&FileOut {
@@ -326,7 +262,7 @@ impl TokenStore for FileStore {
         let path = self.path_for(endpoint);
         match fs::remove_file(&path) {
             Ok(()) => {
-                sync_dir(&self.dir);
+                lockfile::sync_dir(&self.dir);
                 Ok(())
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -340,5 +276,9 @@ impl TokenStore for FileStore {
 
     fn name(&self) -> &'static str {
         STORE
+    }
+
+    fn directory(&self) -> Option<PathBuf> {
+        Some(self.dir.clone())
     }
 }

@@ -372,6 +372,12 @@ impl TokenStore for KeyringStore {
     fn name(&self) -> &'static str {
         STORE
     }
+
+    /// The lock directory: the keyring holds the tokens, the lock files and the discovery
+    /// hints are there.
+    fn directory(&self) -> Option<PathBuf> {
+        self.lock_dir.clone()
+    }
 }
 
 fn unix_now() -> u64 {

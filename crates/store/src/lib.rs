@@ -13,6 +13,10 @@
 //!   otherwise; [`StoreKind`] and [`open_store`] for a `--store auto|keyring|file|memory`
 //!   option.
 //!
+//! - [`DiscoveryHintFiles`] (either feature): which discovery flavour each endpoint's server
+//!   answered (flyteadmin or Flyte 2), in a small `0600` file next to the token files, so the
+//!   next process asks only that flavour's documents.
+//!
 //! Every store implements [`TokenStore`] from `flyte-auth-core`, which the credential cache
 //! (`CachingAuthenticator`) uses. Opening a store touches nothing: the keyring or the disk is
 //! reached on the first call, when a flow needs credentials.
@@ -41,6 +45,8 @@
 mod bounded;
 #[cfg(feature = "file")]
 mod file;
+#[cfg(any(feature = "keyring", feature = "file"))]
+mod hints;
 #[cfg(feature = "keyring")]
 mod keyring_store;
 #[cfg(feature = "keyring")]
@@ -50,11 +56,14 @@ mod lockfile;
 mod select;
 
 pub use flyte_auth_core::{
-    Credentials, Endpoint, Error, MemoryStore, StoreError, StoreLock, TokenStore,
+    Credentials, DiscoveryFlavour, DiscoveryHints, Endpoint, Error, MemoryStore, StoreError,
+    StoreLock, TokenStore,
 };
 
 #[cfg(feature = "file")]
 pub use file::FileStore;
+#[cfg(any(feature = "keyring", feature = "file"))]
+pub use hints::DiscoveryHintFiles;
 #[cfg(feature = "keyring")]
 pub use keyring_store::KeyringStore;
 pub use select::{

@@ -1,5 +1,6 @@
-//! What both persistent stores share on disk: the directory, the per-endpoint file names, and
-//! the cross-process lock on a sidecar file.
+//! What both persistent stores (and the discovery hints) share on disk: the directory, the
+//! per-endpoint file names, atomic `0600` writes, bounded reads, and the cross-process lock on
+//! a sidecar file.
 //!
 //! The lock is an exclusive advisory lock (`std::fs::File::lock`: `flock` on Unix, `LockFileEx`
 //! on Windows) on `<name>.lock` in the store directory, held by an open handle until the guard
@@ -10,9 +11,12 @@
 
 use std::{
     fs::{self, File, OpenOptions, TryLockError},
-    io,
+    io::{self, Read as _, Write as _},
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -129,6 +133,82 @@ pub(crate) fn io_error(
             source: Some(Arc::new(e)),
         }
     }
+}
+
+/// Replaces `path` in `dir` with `contents` atomically: a temporary file in the same
+/// directory, created `0600` (never widened), synced, renamed over `path`; `dir` is created
+/// `0700` first. A reader sees the old file or the new one, never half of one.
+pub(crate) fn write_private_file(
+    store: &'static str,
+    dir: &Path,
+    path: &Path,
+    contents: &[u8],
+) -> Result<(), StoreError> {
+    create_private_dir(store, "write", dir)?;
+    let temp = temp_path(path);
+    let result = write_new_private_file(&temp, contents)
+        .map_err(|e| io_error(store, "write", "could not write", &temp, e))
+        .and_then(|()| {
+            fs::rename(&temp, path)
+                .map_err(|e| io_error(store, "write", "could not replace", path, e))
+        });
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+        return result;
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
+/// A temporary name next to `path`, unique in this process and across processes.
+fn temp_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
+}
+
+/// Creates `path` (which must not exist) readable by its owner only, writes and syncs it.
+fn write_new_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// Makes a rename or removal in `dir` durable (Unix); best effort.
+pub(crate) fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// The bytes of `path`, at most `max`; `None` when it does not exist, an error when it is
+/// larger (it cannot be ours) or cannot be read.
+pub(crate) fn read_limited(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(Some(bytes))
 }
 
 /// Holds the exclusive lock on a sidecar file until dropped.

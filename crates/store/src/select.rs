@@ -284,6 +284,19 @@ impl TokenStore for DefaultStore {
     fn name(&self) -> &'static str {
         self.chosen.get().map_or("auto", |s| s.name())
     }
+
+    /// The file store's directory, which is also the keyring store's lock directory (known
+    /// without probing the keyring).
+    fn directory(&self) -> Option<PathBuf> {
+        #[cfg(any(feature = "keyring", feature = "file"))]
+        {
+            crate::lockfile::store_dir(self.cache_dir.clone())
+        }
+        #[cfg(not(any(feature = "keyring", feature = "file")))]
+        {
+            None
+        }
+    }
 }
 
 /// `store`, naming the other tools' entries for `endpoint` and writing all layouts if asked.

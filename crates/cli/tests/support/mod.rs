@@ -358,3 +358,95 @@ pub(crate) fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
         .expect("make the script executable");
     path
 }
+
+/// How long a test waits for a login prompt on stderr (or for the browser to be started).
+pub(crate) const PROMPT_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `flyte-auth <args>` in device mode and approves the code it prints, as the user.
+pub(crate) async fn device_login(idp: &Idp, user: &User, args: &[&str]) -> Output {
+    let mut running = user.spawn(args);
+    let code = running.wait_for_stderr(PROMPT_LIMIT, user_code);
+    idp.approve_device_code(&code).await.unwrap_or_else(|e| {
+        panic!("approving the device code failed: {e}");
+    });
+    running.finish()
+}
+
+/// Runs `flyte-auth <args>` with `--no-browser` and logs in at the URL it prints, as the user.
+pub(crate) async fn browser_login(idp: &Idp, user: &User, args: &[&str]) -> Output {
+    let mut running = user.spawn(args);
+    let url = running.wait_for_stderr(PROMPT_LIMIT, authorization_url);
+    complete_at(idp, &url).await;
+    running.finish()
+}
+
+/// Signs in and approves at `url` as the user; the client's callback server must answer 200.
+async fn complete_at(idp: &Idp, url: &url::Url) {
+    let answer = idp
+        .complete_browser_login(url)
+        .await
+        .unwrap_or_else(|e| panic!("the browser login failed: {e}"));
+    assert_eq!(
+        answer.status(),
+        200,
+        "the callback server answered {answer:?}"
+    );
+}
+
+/// The browser `$BROWSER` names: a script that appends every URL it is started with to a
+/// file, so the test learns what `flyte-auth` opened and follows it as the user.
+pub(crate) struct RecordingBrowser {
+    script: PathBuf,
+    opened: PathBuf,
+}
+
+impl RecordingBrowser {
+    /// Writes the script into `dir`.
+    pub(crate) fn new(dir: &Path) -> Self {
+        let opened = dir.join("opened-urls");
+        let script = script(
+            dir,
+            "browser",
+            &format!("printf '%s\\n' \"$1\" >> '{}'", opened.display()),
+        );
+        Self { script, opened }
+    }
+
+    /// The script, for `$BROWSER`.
+    pub(crate) fn path(&self) -> &Path {
+        &self.script
+    }
+
+    /// Every URL the browser was started with, in order.
+    pub(crate) fn opened(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.opened)
+            .map(|text| text.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// The URL the browser is started with after it was started `before` times, waiting up
+    /// to [`PROMPT_LIMIT`] for it.
+    pub(crate) async fn url_after(&self, before: usize) -> url::Url {
+        let deadline = Instant::now() + PROMPT_LIMIT;
+        while Instant::now() < deadline {
+            if let Some(line) = self.opened().get(before) {
+                return url::Url::parse(line)
+                    .unwrap_or_else(|e| panic!("the browser got no URL ({e}): {line}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the browser was not started within {PROMPT_LIMIT:?}");
+    }
+
+    /// Runs `flyte-auth <args>` (whose environment names this browser) and logs in at the URL
+    /// the browser was started with, as the user; checks that stderr showed the same URL.
+    pub(crate) async fn login(&self, idp: &Idp, user: &User, args: &[&str]) -> Output {
+        let before = self.opened().len();
+        let mut running = user.spawn(args);
+        let printed = running.wait_for_stderr(PROMPT_LIMIT, authorization_url);
+        let url = self.url_after(before).await;
+        assert_eq!(url, printed, "the browser and stderr got different URLs");
+        complete_at(idp, &url).await;
+        running.finish()
+    }
+}

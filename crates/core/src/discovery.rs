@@ -1,0 +1,85 @@
+//! Which generation of Flyte server answers discovery ([`DiscoveryFlavour`]), and where that is
+//! remembered between processes ([`DiscoveryHints`]).
+
+use std::fmt;
+
+use crate::StoreError;
+
+/// Which generation of Flyte server answered discovery.
+///
+/// Discovery itself (`RemoteClientConfigStore` in `flyte-auth-oauth`) asks a preferred
+/// flavour's two documents first; the flavour is here so that a store of
+/// [`DiscoveryHints`] can keep it without depending on the HTTP stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DiscoveryFlavour {
+    /// flyteadmin (Flyte 1): `GET /config/v1/flyte_client` and
+    /// `GET /.well-known/oauth-authorization-server`.
+    FlyteAdmin,
+    /// A Flyte 2 backend: the ConnectRPC `flyteidl2.auth.AuthMetadataService` (the
+    /// `.well-known` document where it is served).
+    Flyte2,
+}
+
+impl DiscoveryFlavour {
+    /// `flyteadmin` or `flyte2`, as `status` shows it (and as it may be stored).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FlyteAdmin => "flyteadmin",
+            Self::Flyte2 => "flyte2",
+        }
+    }
+
+    /// The flavour [`as_str`](Self::as_str) names.
+    ///
+    /// ```
+    /// use flyte_auth_core::DiscoveryFlavour;
+    /// assert_eq!(DiscoveryFlavour::from_name(" flyte2 "), Some(DiscoveryFlavour::Flyte2));
+    /// assert_eq!(DiscoveryFlavour::from_name("v3"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.trim() {
+            "flyteadmin" => Some(Self::FlyteAdmin),
+            "flyte2" => Some(Self::Flyte2),
+            _ => None,
+        }
+    }
+
+    /// The other generation: what is asked when this one is not served.
+    pub fn other(self) -> Self {
+        match self {
+            Self::FlyteAdmin => Self::Flyte2,
+            Self::Flyte2 => Self::FlyteAdmin,
+        }
+    }
+}
+
+impl fmt::Display for DiscoveryFlavour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the [`DiscoveryFlavour`] that answered is remembered between processes, per
+/// endpoint (keyed by [`Endpoint::key`](crate::Endpoint::key), like stored credentials).
+///
+/// Discovery asks the remembered flavour's two documents only, so a process that starts
+/// cold against a known server sends exactly the requests that server answers; when the
+/// server changed generation, the other flavour answers and is remembered instead.
+///
+/// A hint only orders the attempts: it must never fail a login. [`recall`](Self::recall)
+/// says `None` for anything it cannot use (missing, unreadable, corrupt); an error of
+/// [`remember`](Self::remember) is logged by the caller and otherwise ignored.
+/// `flyte-auth-store` keeps hints in small files next to the token files
+/// (`DiscoveryHintFiles`).
+pub trait DiscoveryHints: Send + Sync + fmt::Debug {
+    /// The flavour that answered for `endpoint` last time, if known.
+    fn recall(&self, endpoint: &str) -> Option<DiscoveryFlavour>;
+
+    /// Keeps `flavour` as the one that answered for `endpoint`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when it cannot be kept; the caller goes on without it.
+    fn remember(&self, endpoint: &str, flavour: DiscoveryFlavour) -> Result<(), StoreError>;
+}
