@@ -35,7 +35,7 @@ use flyte_auth_core::{
     StaticClientConfigStore, StoreError, TokenStore,
 };
 use flyte_auth_device::{DeviceCodeAuthenticator, DeviceCodeFlow, DevicePrompt};
-use flyte_auth_oauth::{HttpSettings, OAuthClient, Overrides};
+use flyte_auth_oauth::{HttpSettings, OAuthClient, Overrides, RetryPolicy};
 use flyte_auth_store::{FileStore, KeyringStore, StoreKind, open_store};
 use flyte_auth_tests::{
     BASIC_CLIENT, FLYTECTL, Fault, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, Idp, context,
@@ -69,7 +69,11 @@ fn http(request_timeout: Duration) -> OAuthClient {
     OAuthClient::new(
         HttpSettings::new()
             .system_proxy(false)
-            .request_timeout(request_timeout),
+            .request_timeout(request_timeout)
+            // Each fault below is one failed attempt, and what is checked is how that one
+            // failure is classified and what it leaves stored; retries have their own tests
+            // (crates/oauth/tests/retry.rs, the factory's maxRetries test).
+            .retry(RetryPolicy::new().max_retries(0)),
     )
     .unwrap()
 }

@@ -35,7 +35,7 @@ use flyte_auth_core::{
 use flyte_auth_device::{DeviceCodeAuthenticator, DeviceCodeFlow, DevicePrompt};
 use flyte_auth_oauth::{
     ClientAuth, ClientAuthMethod, DeviceAuthorizationRequest, Grant, HttpSettings, OAuthClient,
-    Overrides, TokenRequest, TokenResponse, pkce::Pkce,
+    Overrides, RetryPolicy, TokenRequest, TokenResponse, pkce::Pkce,
 };
 use flyte_auth_pkce::{BrowserOpener, PKCEAuthenticator, PkceFlow};
 use flyte_auth_store::{DefaultStore, FileStore, KeyringStore};
@@ -281,7 +281,9 @@ impl RecordingProxy {
         OAuthClient::new(
             HttpSettings::new()
                 .proxy(self.url())
-                .request_timeout(Duration::from_secs(20)),
+                .request_timeout(Duration::from_secs(20))
+                // Each injected fault is one failed attempt whose error is inspected.
+                .retry(RetryPolicy::new().max_retries(0)),
         )
         .unwrap()
     }

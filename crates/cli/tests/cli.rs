@@ -167,7 +167,8 @@ fn an_unreachable_server_is_a_network_error_within_a_bounded_time() {
 #[tokio::test]
 async fn a_server_slower_than_the_timeout_is_a_network_error() {
     let idp = Idp::start().await;
-    idp.inject_fault(Fault::token(503).delay(Duration::from_secs(60)))
+    // Every attempt is slow: the first and the four retries of the default policy.
+    idp.inject_fault(Fault::token(503).delay(Duration::from_secs(60)).times(5))
         .await;
     let user = service_user(&idp, BASIC_CLIENT.secret());
     let out = user.run(&["token", "--timeout", "2"]);

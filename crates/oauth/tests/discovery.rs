@@ -2,7 +2,7 @@
 //! Flyte server discovery against a mock flyteadmin.
 
 use flyte_auth_core::{ClientConfigStore, Error};
-use flyte_auth_oauth::{HttpSettings, OAuthClient, RemoteClientConfigStore};
+use flyte_auth_oauth::{HttpSettings, OAuthClient, RemoteClientConfigStore, RetryPolicy};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
     matchers::{method, path},
@@ -155,7 +155,14 @@ async fn a_failed_discovery_is_not_remembered() {
         .mount(&server)
         .await;
 
-    let store = RemoteClientConfigStore::from_base_url(server.uri(), client());
+    // One attempt per request: the 503 is the answer of this discovery.
+    let once = OAuthClient::new(
+        HttpSettings::new()
+            .system_proxy(false)
+            .retry(RetryPolicy::new().max_retries(0)),
+    )
+    .unwrap();
+    let store = RemoteClientConfigStore::from_base_url(server.uri(), once);
     let e = store.get_client_config().await.unwrap_err();
     assert!(
         matches!(&e, Error::InvalidResponse { status: Some(503), message } if message.contains("upstream connect error")),
@@ -187,7 +194,14 @@ async fn metadata_without_a_token_endpoint_is_an_invalid_response() {
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({})))
         .mount(&server)
         .await;
-    let store = RemoteClientConfigStore::from_base_url(server.uri(), client());
+    // One attempt per request: the 503 is the answer of this discovery.
+    let once = OAuthClient::new(
+        HttpSettings::new()
+            .system_proxy(false)
+            .retry(RetryPolicy::new().max_retries(0)),
+    )
+    .unwrap();
+    let store = RemoteClientConfigStore::from_base_url(server.uri(), once);
     let e = store.get_client_config().await.unwrap_err();
     assert!(
         matches!(&e, Error::InvalidResponse { message, .. } if message.contains("token_endpoint")),
@@ -198,7 +212,14 @@ async fn metadata_without_a_token_endpoint_is_an_invalid_response() {
 #[tokio::test]
 async fn a_server_without_auth_answers_404_and_the_error_says_so() {
     let server = MockServer::start().await;
-    let store = RemoteClientConfigStore::from_base_url(server.uri(), client());
+    // One attempt per request: the 503 is the answer of this discovery.
+    let once = OAuthClient::new(
+        HttpSettings::new()
+            .system_proxy(false)
+            .retry(RetryPolicy::new().max_retries(0)),
+    )
+    .unwrap();
+    let store = RemoteClientConfigStore::from_base_url(server.uri(), once);
     let e = store.get_client_config().await.unwrap_err();
     match &e {
         Error::InvalidResponse { status, message } => {
