@@ -5,7 +5,7 @@
 //! skipped. Each value is read by its setting's kind while the file is parsed, so an error
 //! names the dotted key, what was expected, and the line.
 
-use std::{fmt, marker::PhantomData, path::Path};
+use std::{cell::RefCell, fmt, marker::PhantomData, path::Path};
 
 use flyte_auth_core::Error;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -16,11 +16,17 @@ use super::settings::{Layer, key};
 pub(crate) fn parse(path: &Path, text: &str) -> Result<Layer, Error> {
     let mut layer = Layer::default();
     if !text.trim().is_empty() {
+        let failed_at = RefCell::new(None);
         let top = Mapping {
             path: String::new(),
             layer: &mut layer,
+            failed_at: &failed_at,
         };
-        from_yaml_seed(text, top).map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
+        let named = |message: String| match failed_at.borrow().as_deref() {
+            Some(key) => format!("{}: {key}: {message}", path.display()),
+            None => format!("{}: {message}", path.display()),
+        };
+        from_yaml_seed(text, top).map_err(|e| Error::config(named(e)))?;
     }
     Ok(layer)
 }
@@ -31,6 +37,19 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Layer, Error> {
 struct Mapping<'a> {
     path: String,
     layer: &'a mut Layer,
+    /// The dotted key of the value that failed to parse, the innermost one: what an error
+    /// names.
+    failed_at: &'a RefCell<Option<String>>,
+}
+
+impl Mapping<'_> {
+    /// Notes `path` as where `error` happened, unless a value inside it was noted already.
+    fn failed<E>(&self, path: &str, error: E) -> E {
+        self.failed_at
+            .borrow_mut()
+            .get_or_insert_with(|| path.to_owned());
+        error
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Mapping<'_> {
@@ -67,7 +86,11 @@ impl<'de> Visitor<'de> for Mapping<'_> {
                 "" => name,
                 parent => format!("{parent}.{name}"),
             };
-            if self.layer.read_yaml(&path, &mut map)? {
+            if self
+                .layer
+                .read_yaml(&path, &mut map)
+                .map_err(|e| self.failed(&path, e))?
+            {
                 continue;
             }
             let leads_to_a_setting = key::ALL.iter().filter_map(|k| k.yaml).any(|yaml| {
@@ -76,9 +99,11 @@ impl<'de> Visitor<'de> for Mapping<'_> {
             });
             if leads_to_a_setting {
                 map.next_value_seed(Mapping {
-                    path,
+                    path: path.clone(),
                     layer: &mut *self.layer,
-                })?;
+                    failed_at: self.failed_at,
+                })
+                .map_err(|e| self.failed(&path, e))?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -87,32 +112,27 @@ impl<'de> Visitor<'de> for Mapping<'_> {
     }
 }
 
-/// Deserializes YAML text, naming the dotted key of a value of the wrong type and its line:
-/// `admin.clientId: invalid type: sequence, expected a string at line 2, column 3`.
+/// Deserializes YAML text (a list in an environment variable, for one).
 pub(crate) fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
     from_yaml_seed(text, PhantomData::<T>)
 }
 
-/// [`from_yaml`] with a seed.
+/// [`from_yaml`] with a seed. The error is the parser's, with its line and column:
+/// `invalid type: sequence, expected a string at line 2, column 3`; the config file's
+/// [`Mapping`] adds the dotted key it was reading.
 fn from_yaml_seed<'de, S: DeserializeSeed<'de>>(
     text: &'de str,
     seed: S,
 ) -> Result<S::Value, String> {
     let options = serde_saphyr::options! { with_snippet: false };
-    let mut key = String::new();
-    serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
-        let mut track = serde_path_to_error::Track::new();
-        let value = seed.deserialize(serde_path_to_error::Deserializer::new(de, &mut track));
-        value.inspect_err(|_| key = track.path().to_string())
-    })
-    .map_err(|e| {
-        let message = e.to_string();
-        let message = message.strip_prefix("error: ").unwrap_or(&message);
-        match key.as_str() {
-            "" | "." => message.to_owned(),
-            key => format!("{key}: {message}"),
-        }
-    })
+    serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| seed.deserialize(de))
+        .map_err(|e| {
+            let message = e.to_string();
+            message
+                .strip_prefix("error: ")
+                .unwrap_or(&message)
+                .to_owned()
+        })
 }
 
 #[cfg(test)]
