@@ -771,3 +771,18 @@ async fn copies_that_disagree_are_written_back_without_a_token_request() {
     assert_eq!(store.writes.load(Ordering::SeqCst), 2, "written back once");
     assert_eq!((flow.logins(), flow.refreshes()), (0, 0));
 }
+
+#[test]
+fn the_system_clocks_cheap_time_is_never_earlier_than_now_and_at_most_20_ms_later() {
+    use flyte_auth_core::{Clock as _, SystemClock};
+    for _ in 0..10_000 {
+        let before = std::time::SystemTime::now();
+        let cheap = SystemClock.now_or_later();
+        let after = std::time::SystemTime::now();
+        assert!(cheap >= before, "{cheap:?} is earlier than {before:?}");
+        assert!(
+            cheap <= after + std::time::Duration::from_millis(20),
+            "{cheap:?} is more than 20 ms after {after:?}"
+        );
+    }
+}

@@ -625,6 +625,46 @@ fn describe_transport_error(e: &reqwest::Error, settings: &HttpSettings) -> Stri
 mod tests {
     use super::*;
 
+    fn client(settings: HttpSettings) -> OAuthClient {
+        OAuthClient::new(settings).unwrap()
+    }
+
+    fn url(text: &str) -> reqwest::Url {
+        reqwest::Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn plain_http_without_a_tls_proxy_uses_the_client_without_roots() {
+        let direct = client(HttpSettings::new().system_proxy(false));
+        let plain = direct
+            .client_for(&url("http://127.0.0.1:30080/token"))
+            .unwrap();
+        let tls = direct
+            .client_for(&url("https://idp.example.org/token"))
+            .unwrap();
+        assert!(!std::ptr::eq(plain, tls));
+        assert!(std::ptr::eq(tls, direct.http_client().unwrap()));
+        // Built once each.
+        let again = direct.client_for(&url("http://localhost/x")).unwrap();
+        assert!(std::ptr::eq(plain, again));
+
+        let via_http_proxy = client(HttpSettings::new().proxy("http://proxy.example.org:3128"));
+        assert!(!via_http_proxy.inner.proxy_may_use_tls());
+    }
+
+    #[test]
+    fn a_proxy_reached_over_tls_gets_the_client_with_roots() {
+        for proxy in [
+            "https://proxy.example.org",
+            "socks5://proxy.example.org:1080",
+        ] {
+            let c = client(HttpSettings::new().proxy(proxy));
+            assert!(c.inner.proxy_may_use_tls(), "{proxy}");
+            let chosen = c.client_for(&url("http://127.0.0.1:30080/token")).unwrap();
+            assert!(std::ptr::eq(chosen, c.http_client().unwrap()), "{proxy}");
+        }
+    }
+
     #[test]
     fn snippet_strips_html_shortens_and_redacts() {
         let body = format!(
