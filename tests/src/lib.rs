@@ -60,6 +60,20 @@ pub use clients::{
     FLYTECTL_REDIRECT_URI, POST_CLIENT, form_urlencode,
 };
 pub use context::{client_credentials_flow, context, device_flow, idp_context, pkce_flow};
+
+/// The names of the discovery hint files (`*.discovery`, next to the token files) in `dir`;
+/// none when `dir` cannot be read.
+pub fn discovery_hint_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".discovery"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
 pub use idp::{
     Fault, FaultEndpoint, FlyteClientStyle, FlyteClientUpdate, GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, Idp, IdpBuilder, IdpError,

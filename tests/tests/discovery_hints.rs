@@ -16,7 +16,7 @@ use flyte_auth::{
     PlatformConfig, TokenStore, get_authenticator_with,
 };
 use flyte_auth_store::{DiscoveryHintFiles, FileStore};
-use flyte_auth_tests::{BASIC_CLIENT, GRANT_CLIENT_CREDENTIALS, Idp};
+use flyte_auth_tests::{BASIC_CLIENT, GRANT_CLIENT_CREDENTIALS, Idp, discovery_hint_files};
 
 const WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
 const V1_CLIENT: &str = "/config/v1/flyte_client";
@@ -90,18 +90,6 @@ fn cold() -> Vec<String> {
     sorted(&[WELL_KNOWN, V1_CLIENT, CONNECT_CLIENT])
 }
 
-fn hint_files(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|name| name.ends_with(".discovery"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Logs out (the next start must log in, and so discover) and forgets the requests so far.
 async fn logout(idp: &Idp, cfg: &PlatformConfig, dir: &Path) {
     FileStore::in_dir(dir).delete(cfg.endpoint().key()).unwrap();
@@ -124,7 +112,11 @@ async fn the_second_cold_start_asks_only_the_flavour_that_answered() {
         start(&cfg, Arc::new(FileStore::in_dir(dir.path())), &options).await;
         assert_eq!(discovery_requests(&idp).await, cold(), "flyte2: {flyte2}");
         // Kept next to the token file, by default.
-        assert_eq!(hint_files(dir.path()).len(), 1, "flyte2: {flyte2}");
+        assert_eq!(
+            discovery_hint_files(dir.path()).len(),
+            1,
+            "flyte2: {flyte2}"
+        );
         let want = if flyte2 {
             DiscoveryFlavour::Flyte2
         } else {
@@ -233,7 +225,7 @@ async fn hints_go_where_the_program_says_or_nowhere() {
     let options = FactoryOptions::new()
         .discovery_hints(Arc::new(DiscoveryHintFiles::in_dir(elsewhere.path())));
     start(&cfg, Arc::new(MemoryStore::new()), &options).await;
-    assert_eq!(hint_files(elsewhere.path()).len(), 1);
+    assert_eq!(discovery_hint_files(elsewhere.path()).len(), 1);
     idp.reset_stats().await;
     start(&cfg, Arc::new(MemoryStore::new()), &options).await;
     assert_eq!(discovery_requests(&idp).await, answered(true));
@@ -249,5 +241,5 @@ async fn hints_go_where_the_program_says_or_nowhere() {
             .delete(cfg.endpoint().key())
             .unwrap();
     }
-    assert!(hint_files(dir.path()).is_empty());
+    assert!(discovery_hint_files(dir.path()).is_empty());
 }

@@ -52,18 +52,6 @@ async fn assert_discovery_was_connect_only(idp: &Idp) {
 }
 
 /// The discovery hint files in the user's token cache.
-fn hint_files(user: &User) -> Vec<String> {
-    std::fs::read_dir(user.cache_dir())
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|name| name.ends_with(".discovery"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn device_login_to_a_flyte_2_backend_discovers_over_connect_and_remembers_it() {
     let idp = Idp::builder()
@@ -84,7 +72,11 @@ async fn device_login_to_a_flyte_2_backend_discovers_over_connect_and_remembers_
     // Nothing known yet: the public client config came from Connect (the fixture serves no
     // `/config/v1/flyte_client`, so the GET sent alongside cannot have answered).
     assert_eq!(stats.connect_requests(GET_CLIENT), 1, "{stats:?}");
-    assert_eq!(hint_files(&user).len(), 1, "no discovery hint was kept");
+    assert_eq!(
+        flyte_auth_tests::discovery_hint_files(user.cache_dir()).len(),
+        1,
+        "no discovery hint was kept"
+    );
 
     // The next process knows it is a Flyte 2 backend: the two Connect calls only.
     assert!(user.run(&["logout"]).status.success());

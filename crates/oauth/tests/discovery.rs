@@ -194,14 +194,7 @@ async fn metadata_without_a_token_endpoint_is_an_invalid_response() {
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({})))
         .mount(&server)
         .await;
-    // One attempt per request: the 503 is the answer of this discovery.
-    let once = OAuthClient::new(
-        HttpSettings::new()
-            .system_proxy(false)
-            .retry(RetryPolicy::new().max_retries(0)),
-    )
-    .unwrap();
-    let store = RemoteClientConfigStore::from_base_url(server.uri(), once);
+    let store = RemoteClientConfigStore::from_base_url(server.uri(), client());
     let e = store.get_client_config().await.unwrap_err();
     assert!(
         matches!(&e, Error::InvalidResponse { message, .. } if message.contains("token_endpoint")),
@@ -212,14 +205,7 @@ async fn metadata_without_a_token_endpoint_is_an_invalid_response() {
 #[tokio::test]
 async fn a_server_without_auth_answers_404_and_the_error_says_so() {
     let server = MockServer::start().await;
-    // One attempt per request: the 503 is the answer of this discovery.
-    let once = OAuthClient::new(
-        HttpSettings::new()
-            .system_proxy(false)
-            .retry(RetryPolicy::new().max_retries(0)),
-    )
-    .unwrap();
-    let store = RemoteClientConfigStore::from_base_url(server.uri(), once);
+    let store = RemoteClientConfigStore::from_base_url(server.uri(), client());
     let e = store.get_client_config().await.unwrap_err();
     match &e {
         Error::InvalidResponse { status, message } => {
