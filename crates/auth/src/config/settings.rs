@@ -316,7 +316,8 @@ settings! {
         env: [ADMIN_AUTHORIZATION_HEADER = "FLYTE_ADMIN_AUTHORIZATIONHEADER"],
     }
     /// How many times discovery and the token requests safe to repeat are retried after a
-    /// transient failure (as in the Go client; no retry when unset).
+    /// transient failure (as in the Go client; unset: the oauth crate's `DEFAULT_MAX_RETRIES`,
+    /// 4, the Go client's default).
     max_retries: Count -> Option<u32> {
         yaml: "admin.maxRetries",
     }
