@@ -112,7 +112,8 @@ impl FactoryOptions {
         self
     }
 
-    /// How long `command` and `proxyCommand` may run (30 s otherwise).
+    /// How long `command` and `proxyCommand` may run, instead of the config's
+    /// `admin.commandTimeout` (30 s when neither says).
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = Some(timeout);
         self
@@ -374,7 +375,7 @@ pub fn proxy_authenticator_with(
             .command(cfg.proxy_command().iter().cloned())
             .header_key(PROXY_HEADER_KEY)
             .endpoint(format!("{} (proxy)", cfg.endpoint().key()));
-        if let Some(timeout) = options.command_timeout {
+        if let Some(timeout) = command_timeout(cfg, options) {
             flow = flow.timeout(timeout);
         }
         Ok(Some(cached(flow.build()?, None, None)))
@@ -384,6 +385,13 @@ pub fn proxy_authenticator_with(
         let _ = options;
         Err(not_built("proxyCommand", "command"))
     }
+}
+
+/// The time a token command may take: the options', else the config's
+/// (`admin.commandTimeout`), else the command crate's default (`None`).
+#[cfg(feature = "command")]
+fn command_timeout(cfg: &PlatformConfig, options: &FactoryOptions) -> Option<Duration> {
+    options.command_timeout.or(cfg.command_timeout())
 }
 
 /// The error for a mode whose feature is off.
@@ -635,7 +643,7 @@ fn command(
         Some(header) => flow = flow.header_key(header),
         None => flow = command_header_from_server(flow, cfg, options, store.as_ref())?,
     }
-    if let Some(timeout) = options.command_timeout {
+    if let Some(timeout) = command_timeout(cfg, options) {
         flow = flow.timeout(timeout);
     }
     let store = if options.store_command_token {

@@ -579,6 +579,44 @@ async fn the_external_command_prints_the_token() {
 
 #[cfg(feature = "command")]
 #[tokio::test]
+async fn the_configs_command_timeout_bounds_the_command_and_the_options_win() {
+    let cfg = base("flyte.example.org")
+        .auth_mode(AuthMode::ExternalCommand)
+        .command(["sleep", "30"])
+        .authorization_header("authorization")
+        .command_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let err = get_authenticator(&cfg, None)
+        .unwrap()
+        .get_credentials()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, flyte_auth::Error::Timeout { after, .. } if after == Duration::from_millis(300)),
+        "{err:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let options = FactoryOptions::new().command_timeout(Duration::from_millis(200));
+    let err = get_authenticator_with(&cfg, None, &options)
+        .unwrap()
+        .get_credentials()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, flyte_auth::Error::Timeout { after, .. } if after == Duration::from_millis(200)),
+        "{err:?}"
+    );
+}
+
+#[cfg(feature = "command")]
+#[tokio::test]
 async fn the_command_token_is_stored_only_when_asked() {
     let cfg = base("flyte.example.org")
         .auth_mode(AuthMode::ExternalCommand)

@@ -10,7 +10,8 @@ use flyte_auth::{
 
 use crate::{args::Options, prompt};
 
-/// The factory options the command line (and for the command's timeout, `cfg`) asks for.
+/// The factory options the command line asks for (the factory itself applies the config's
+/// `admin.commandTimeout` when `--command-timeout` is not given).
 pub(crate) fn factory_options(cfg: &PlatformConfig, options: &Options) -> FactoryOptions {
     let mut factory = FactoryOptions::new()
         .no_browser(options.no_browser)
@@ -19,7 +20,7 @@ pub(crate) fn factory_options(cfg: &PlatformConfig, options: &Options) -> Factor
         // A token command may ask the person at the terminal (an MFA prompt); without a
         // terminal its stdin is empty and a time-out kills everything it started.
         .interactive_command(std::io::stdin().is_terminal());
-    if let Some(timeout) = options.command_timeout.or(cfg.command_timeout()) {
+    if let Some(timeout) = options.command_timeout {
         factory = factory.command_timeout(timeout);
     }
     if let Some(timeout) = options.timeout {
