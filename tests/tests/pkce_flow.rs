@@ -341,16 +341,21 @@ async fn a_refresh_token_the_provider_rejects_is_replaced_by_a_new_login() {
     );
 }
 
-/// A Flyte 2 backend serves no `/config/v1/flyte_client`: the browser login finds its client
-/// id, redirect URI and endpoints through the ConnectRPC `AuthMetadataService` instead.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_login_to_a_flyte_2_backend_discovers_through_connect() {
-    let idp = Idp::builder()
+/// The provider as a Flyte 2 backend, with the redirect URI and scopes of a browser login.
+async fn flyte2_idp() -> Idp {
+    Idp::builder()
         .flyte2()
         .redirect_uri("http://localhost:0/callback")
         .scopes(["all", "offline"])
         .start()
-        .await;
+        .await
+}
+
+/// A Flyte 2 backend serves no `/config/v1/flyte_client`: the browser login finds its client
+/// id, redirect URI and endpoints through the ConnectRPC `AuthMetadataService` instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_login_to_a_flyte_2_backend_discovers_through_connect() {
+    let idp = flyte2_idp().await;
     let user = User::approving();
     let auth = authenticator(&idp, Arc::new(MemoryStore::new()), &user);
 
@@ -361,6 +366,19 @@ async fn a_browser_login_to_a_flyte_2_backend_discovers_through_connect() {
     assert!(credentials.refresh_token.is_some());
     assert_eq!(user.opened(), 1);
     assert_eq!(idp.token_requests(GRANT_AUTHORIZATION_CODE).await, 1);
+    let paths: Vec<_> = idp
+        .stats()
+        .await
+        .requests
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.ends_with("/flyteidl2.auth.AuthMetadataService/GetPublicClientConfig")),
+        "the client config came from the Connect call: {paths:?}"
+    );
     let refreshed = auth.refresh_credentials().await.unwrap();
     assert_ne!(refreshed.access_token, credentials.access_token);
 }
@@ -370,12 +388,7 @@ async fn a_browser_login_to_a_flyte_2_backend_discovers_through_connect() {
 /// sends is the browser's business).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_login_sends_proxy_authorization_on_discovery_and_the_code_exchange() {
-    let idp = Idp::builder()
-        .flyte2()
-        .redirect_uri("http://localhost:0/callback")
-        .scopes(["all", "offline"])
-        .start()
-        .await;
+    let idp = flyte2_idp().await;
     let cfg = flyte_auth::PlatformConfig::builder()
         .no_config_file()
         .no_env()
