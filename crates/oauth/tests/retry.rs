@@ -77,17 +77,23 @@ async fn retries_stop_at_max_retries_and_return_the_last_failure() {
 }
 
 #[tokio::test]
-async fn the_default_retries_as_flytes_go_client_does() {
-    assert_eq!(RetryPolicy::new().max_retries, 4);
-    // Two failures, then an answer: the default policy gets the token.
-    let server = failing(2, ResponseTemplate::new(503)).await;
+async fn the_default_retries_four_times_as_flytes_go_client_does() {
+    // The default count, with short waits: four failures, then the answer...
     let policy = RetryPolicy::new().delays(Duration::from_millis(1), Duration::from_millis(5));
-    let token = client(policy)
+    let server = failing(4, ResponseTemplate::new(503)).await;
+    client(policy)
         .token(&request(&server, Grant::ClientCredentials))
         .await
         .unwrap();
-    assert_eq!(token.access_token.expose_secret(), "at-after-retries");
-    assert_eq!(sent(&server).await, 3);
+    assert_eq!(sent(&server).await, 5, "one attempt and four retries");
+    // ...while a fifth failure is the error.
+    let server = failing(5, ResponseTemplate::new(503)).await;
+    let err = client(policy)
+        .token(&request(&server, Grant::ClientCredentials))
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(sent(&server).await, 5);
 }
 
 #[tokio::test]
