@@ -61,15 +61,15 @@ pub use clients::{
 };
 pub use context::{client_credentials_flow, context, device_flow, idp_context, pkce_flow};
 
-/// The names of the discovery hint files (`*.discovery`, next to the token files) in `dir`;
-/// none when `dir` cannot be read.
-pub fn discovery_hint_files(dir: &std::path::Path) -> Vec<String> {
+/// The names of the files in `dir` ending with `suffix` (`.json` for token files,
+/// `.discovery` for discovery hints); none when `dir` cannot be read.
+pub fn file_names_ending_with(dir: &std::path::Path, suffix: &str) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|name| name.ends_with(".discovery"))
+                .filter(|name| name.ends_with(suffix))
                 .collect()
         })
         .unwrap_or_default()

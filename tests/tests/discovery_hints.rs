@@ -16,7 +16,7 @@ use flyte_auth::{
     PlatformConfig, TokenStore, get_authenticator_with,
 };
 use flyte_auth_store::{DiscoveryHintFiles, FileStore};
-use flyte_auth_tests::{BASIC_CLIENT, GRANT_CLIENT_CREDENTIALS, Idp, discovery_hint_files};
+use flyte_auth_tests::{BASIC_CLIENT, GRANT_CLIENT_CREDENTIALS, Idp, file_names_ending_with};
 
 const WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
 const V1_CLIENT: &str = "/config/v1/flyte_client";
@@ -113,7 +113,7 @@ async fn the_second_cold_start_asks_only_the_flavour_that_answered() {
         assert_eq!(discovery_requests(&idp).await, cold(), "flyte2: {flyte2}");
         // Kept next to the token file, by default.
         assert_eq!(
-            discovery_hint_files(dir.path()).len(),
+            file_names_ending_with(dir.path(), ".discovery").len(),
             1,
             "flyte2: {flyte2}"
         );
@@ -225,7 +225,10 @@ async fn hints_go_where_the_program_says_or_nowhere() {
     let options = FactoryOptions::new()
         .discovery_hints(Arc::new(DiscoveryHintFiles::in_dir(elsewhere.path())));
     start(&cfg, Arc::new(MemoryStore::new()), &options).await;
-    assert_eq!(discovery_hint_files(elsewhere.path()).len(), 1);
+    assert_eq!(
+        file_names_ending_with(elsewhere.path(), ".discovery").len(),
+        1
+    );
     idp.reset_stats().await;
     start(&cfg, Arc::new(MemoryStore::new()), &options).await;
     assert_eq!(discovery_requests(&idp).await, answered(true));
@@ -241,5 +244,5 @@ async fn hints_go_where_the_program_says_or_nowhere() {
             .delete(cfg.endpoint().key())
             .unwrap();
     }
-    assert!(discovery_hint_files(dir.path()).is_empty());
+    assert!(file_names_ending_with(dir.path(), ".discovery").is_empty());
 }

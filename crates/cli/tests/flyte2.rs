@@ -73,7 +73,7 @@ async fn device_login_to_a_flyte_2_backend_discovers_over_connect_and_remembers_
     // `/config/v1/flyte_client`, so the GET sent alongside cannot have answered).
     assert_eq!(stats.connect_requests(GET_CLIENT), 1, "{stats:?}");
     assert_eq!(
-        flyte_auth_tests::discovery_hint_files(user.cache_dir()).len(),
+        flyte_auth_tests::file_names_ending_with(user.cache_dir(), ".discovery").len(),
         1,
         "no discovery hint was kept"
     );

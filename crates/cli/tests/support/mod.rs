@@ -83,15 +83,7 @@ impl User {
 
     /// The names of the files in the token cache (empty when it does not exist).
     pub(crate) fn cached_files(&self) -> Vec<String> {
-        std::fs::read_dir(&self.cache_dir)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|name| name.ends_with(".json"))
-                    .collect()
-            })
-            .unwrap_or_default()
+        flyte_auth_tests::file_names_ending_with(&self.cache_dir, ".json")
     }
 
     /// The options of every run: the user's, then the file store's.
