@@ -172,9 +172,9 @@ impl Discovery {
 /// across processes ([`DiscoveryHints`], e.g. `flyte-auth-store`'s `DiscoveryHintFiles`
 /// next to the token files) and prefers what was kept: the second cold start against either
 /// generation sends only the two requests that server answers, and a server that changed
-/// generation costs one fallback, after which the hint is corrected. An HTML answer where no flavour is served is one error
-/// saying the endpoint is not the Flyte API endpoint; a Connect error keeps its code and
-/// message. The answer is fetched on first use and reused; a failure is not remembered, so
+/// generation costs one fallback, after which the hint is corrected. An HTML answer where no
+/// flavour is served is one error saying the endpoint is not the Flyte API endpoint; a Connect
+/// error keeps its code and message. The answer is fetched on first use and reused; a failure is not remembered, so
 /// the next call tries again. Creating the store touches no network.
 ///
 /// ```no_run
