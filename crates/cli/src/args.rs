@@ -1,16 +1,41 @@
 //! The command line: subcommands, and the options every subcommand takes.
+//!
+//! Each option is declared once, as one row of [`OPTIONS`]: its name, the value it takes, its
+//! help and how it sets [`Options`]. The parser and `--help` both read that table; `lexopt`
+//! splits the arguments (`--name value`, `--name=value`, `-vv`, `--`).
+//!
+//! A table rather than clap: `flyte-auth token` is what other tools run before each of their
+//! calls, and building clap's command tree (the options copied into every subcommand) was
+//! half of the instructions of a token served from the cache, and about 100 KB of heap.
 
-use std::{path::PathBuf, time::Duration};
+use std::{ffi::OsString, fmt, path::PathBuf, time::Duration};
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
-use flyte_auth::{AuthMode, config::parse_duration};
+use flyte_auth::{
+    AuthMode,
+    config::{env::parse_bool_word, parse_duration},
+};
 use flyte_auth_store::StoreKind;
+
+/// The program's name, in help and messages.
+pub(crate) const NAME: &str = "flyte-auth";
+
+/// The variable `--store` falls back to.
+const STORE_ENV: &str = "FLYTE_AUTH_STORE";
+/// The variable `--all-layouts` falls back to.
+const ALL_LAYOUTS_ENV: &str = "FLYTE_AUTH_ALL_LAYOUTS";
+
+/// What `flyte-auth` does, shown first in `--help`.
+const ABOUT: &str = "Print a Flyte access token, logging in the way the configuration says \
+                     (browser login with PKCE, device code, client credentials or an external \
+                     command), and keep the login in the OS keyring or a file so that the next \
+                     call is served from the cache. Standard output carries only what was asked \
+                     for; prompts, progress and logs go to standard error.";
 
 /// Shown after the options in `--help`.
 const AFTER_HELP: &str = "\
-Settings come from the Flyte config file (--config, else $FLYTECTL_CONFIG, else
-~/.flyte/config.yaml, section `admin`), overridden by the FLYTE_* environment variables
-(FLYTE_PLATFORM_URL, FLYTE_CREDENTIALS_AUTH_MODE, ...), overridden by the flags above.
+Settings come from the Flyte config file (--config, else the first found of the search above;
+section `admin`), overridden by the FLYTE_* environment variables (FLYTE_PLATFORM_URL,
+FLYTE_CREDENTIALS_AUTH_MODE, ...) and FLYTE_API_KEY, overridden by the flags above.
 
 Exit status:
   0  success
@@ -25,60 +50,34 @@ Examples:
   flyte-auth --endpoint dns:///flyte.example.org:443 --auth-mode DeviceFlow login
   flyte-auth status --json";
 
-/// `flyte-auth`: obtain, cache and refresh the access token for a Flyte server.
-#[derive(Debug, Parser)]
-#[command(
-    name = "flyte-auth",
-    version,
-    about = "Print a Flyte access token; log in, log out and show the login state",
-    long_about = "Print a Flyte access token, logging in the way the configuration says \
-                  (browser login with PKCE, device code, client credentials or an external \
-                  command), and keep the login in the OS keyring or a file so that the next \
-                  call is served from the cache. Standard output carries only what was asked \
-                  for; prompts, progress and logs go to standard error.",
-    after_help = AFTER_HELP
-)]
+/// A parsed command line: what to do, with which options.
+#[derive(Debug)]
 pub(crate) struct Cli {
     /// What to do.
-    #[command(subcommand)]
     pub(crate) command: Command,
-
     /// The options every subcommand takes.
-    #[command(flatten)]
     pub(crate) options: Options,
-
-    /// More log output on standard error: -v info, -vv debug, -vvv trace (default: warnings;
-    /// without -v, RUST_LOG is honoured).
-    #[arg(short, long, action = ArgAction::Count, global = true)]
+    /// `-v` given this many times: 1 info, 2 debug, 3 trace (0: warnings, or `RUST_LOG`).
     pub(crate) verbose: u8,
 }
 
 /// The subcommands.
-#[derive(Debug, Clone, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Command {
     /// Print a valid access token on standard output, and nothing else.
-    ///
-    /// The stored token while it is valid; else a refreshed one; else one from a new login.
-    /// For `curl -H "Authorization: Bearer $(flyte-auth token)"`, or as the `command` of a
-    /// tool that runs a program to get a token.
     Token,
-    /// Log in again: remove the stored credentials for the endpoint, then obtain new ones.
+    /// Log in again.
     Login,
-    /// Remove the stored credentials for the endpoint.
+    /// Remove the stored credentials.
     Logout,
-    /// Show the endpoint, auth mode, token store, expiry and scopes (never a token or a
-    /// secret). Reads the store only: never logs in.
+    /// Show the login state; `--json` for one JSON object.
     Status {
-        /// Print one JSON object, for scripts.
-        #[arg(long)]
+        /// Print one JSON object.
         json: bool,
     },
-    /// Find out why authentication does not work: check the config, the endpoint, the
-    /// server's discovery, the token store, the stored login, the clock and the proxy, step by
-    /// step, with the fix for each failure. Never logs in; shows no token or secret.
+    /// Diagnose; `--json` for one JSON object.
     Doctor {
-        /// Print one JSON object, for bug reports.
-        #[arg(long)]
+        /// Print one JSON object.
         json: bool,
     },
 }
@@ -86,185 +85,52 @@ pub(crate) enum Command {
 /// Where to connect, how to authenticate and where to keep tokens.
 ///
 /// Options not given here come from the environment and the config file.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Options {
-    /// The Flyte config file to read [default: $FLYTECTL_CONFIG, else ~/.flyte/config.yaml].
-    #[arg(long, value_name = "FILE", global = true, help_heading = "Connection")]
+    /// `--config`.
     pub(crate) config: Option<PathBuf>,
-
-    /// The Flyte server: `host:port` or `dns:///host:port` (admin.endpoint,
-    /// FLYTE_PLATFORM_URL).
-    #[arg(
-        long,
-        value_name = "HOST:PORT",
-        global = true,
-        help_heading = "Connection"
-    )]
+    /// `--endpoint`.
     pub(crate) endpoint: Option<String>,
-
-    /// Plain HTTP to the server instead of TLS (admin.insecure); `--insecure=false` overrides
-    /// a config file that says true.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        global = true,
-        help_heading = "Connection"
-    )]
+    /// `--insecure[=BOOL]`.
     pub(crate) insecure: Option<bool>,
-
-    /// Trust this PEM bundle in addition to the system's roots (admin.caCertFilePath).
-    #[arg(long, value_name = "FILE", global = true, help_heading = "Connection")]
+    /// `--ca-cert`.
     pub(crate) ca_cert: Option<PathBuf>,
-
-    /// Do not verify the server's TLS certificate (admin.insecureSkipVerify). Unsafe.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        global = true,
-        help_heading = "Connection"
-    )]
+    /// `--insecure-skip-verify[=BOOL]`.
     pub(crate) insecure_skip_verify: Option<bool>,
-
-    /// Send the OAuth requests through this proxy (admin.httpProxyURL).
-    #[arg(long, value_name = "URL", global = true, help_heading = "Connection")]
+    /// `--http-proxy`.
     pub(crate) http_proxy: Option<String>,
-
-    /// Give up on each HTTP request after this long: seconds, or `30s`, `2m`.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        value_parser = parse_timeout,
-        global = true,
-        help_heading = "Connection"
-    )]
+    /// `--timeout`.
     pub(crate) timeout: Option<Duration>,
-
-    /// How to log in (admin.authType, FLYTE_CREDENTIALS_AUTH_MODE): Pkce (browser),
-    /// DeviceFlow, ClientSecret or ExternalCommand; flytekit's names (standard, basic,
-    /// client_credentials, external_process) work too.
-    #[arg(
-        long,
-        value_name = "MODE",
-        value_parser = parse_auth_mode,
-        global = true,
-        help_heading = "Authentication"
-    )]
+    /// `--auth-mode`.
     pub(crate) auth_mode: Option<AuthMode>,
-
-    /// The OAuth client id (admin.clientId, FLYTE_CREDENTIALS_CLIENT_ID).
-    #[arg(
-        long,
-        value_name = "ID",
-        global = true,
-        help_heading = "Authentication"
-    )]
+    /// `--client-id`.
     pub(crate) client_id: Option<String>,
-
-    /// Read the client secret from this environment variable (admin.clientSecretEnvVar).
-    #[arg(
-        long,
-        value_name = "VAR",
-        global = true,
-        help_heading = "Authentication"
-    )]
+    /// `--client-secret-env`.
     pub(crate) client_secret_env: Option<String>,
-
-    /// Read the client secret from this file (admin.clientSecretLocation).
-    #[arg(
-        long,
-        value_name = "FILE",
-        global = true,
-        help_heading = "Authentication"
-    )]
+    /// `--client-secret-file`.
     pub(crate) client_secret_file: Option<PathBuf>,
-
-    /// Scopes to ask for, comma-separated (admin.scopes, FLYTE_CREDENTIALS_SCOPES).
-    #[arg(
-        long,
-        value_name = "SCOPES",
-        value_delimiter = ',',
-        global = true,
-        help_heading = "Authentication"
-    )]
+    /// `--scopes`.
     pub(crate) scopes: Option<Vec<String>>,
-
-    /// The `audience` parameter some identity providers need (admin.audience).
-    #[arg(
-        long,
-        value_name = "AUDIENCE",
-        global = true,
-        help_heading = "Authentication"
-    )]
+    /// `--audience`.
     pub(crate) audience: Option<String>,
-
-    /// A Flyte 2 API key (what FLYTE_API_KEY holds, which is safer: a flag shows in the
-    /// process list). It selects client credentials with its client id and secret and names
-    /// the endpoint, unless --endpoint names one.
-    #[arg(
-        long,
-        value_name = "KEY",
-        global = true,
-        help_heading = "Authentication"
-    )]
+    /// `--api-key`.
     pub(crate) api_key: Option<String>,
-
-    /// Browser login: only print the URL, do not open a browser.
-    #[arg(long, global = true, help_heading = "Authentication")]
+    /// `--no-browser`.
     pub(crate) no_browser: bool,
-
-    /// Device login: also draw the login URL as a QR code, for a phone to scan.
-    #[arg(long, global = true, help_heading = "Authentication")]
+    /// `--qr`.
     pub(crate) qr: bool,
-
-    /// ExternalCommand: give the token command this long (admin.commandTimeout; default
-    /// 30s): seconds, or `30s`, `2m`.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        value_parser = parse_timeout,
-        global = true,
-        help_heading = "Authentication"
-    )]
+    /// `--command-timeout`.
     pub(crate) command_timeout: Option<Duration>,
-
-    /// Where tokens are kept: `auto` (the OS keyring when it answers, else a file), `keyring`,
-    /// `file` (0600 files in the cache directory) or `memory` (this process only).
-    #[arg(
-        long,
-        value_name = "STORE",
-        value_enum,
-        env = "FLYTE_AUTH_STORE",
-        default_value = "auto",
-        global = true,
-        help_heading = "Token store"
-    )]
+    /// `--store`, else `$FLYTE_AUTH_STORE`, else `auto`.
     pub(crate) store: StoreChoice,
-
-    /// Keyring: write the login to every Flyte tool's entries (pyflyte, the Flyte 2 SDK,
-    /// flytectl), also where none held one, so one `flyte-auth login` logs them all in
-    /// (also `admin.writeAllLayouts: true` in the config file).
-    #[arg(
-        long,
-        env = "FLYTE_AUTH_ALL_LAYOUTS",
-        global = true,
-        help_heading = "Token store"
-    )]
+    /// `--all-layouts`, else `$FLYTE_AUTH_ALL_LAYOUTS`.
     pub(crate) all_layouts: bool,
-
-    /// The directory of the file store and of lock files [default: $FLYTE_AUTH_CACHE_DIR, else
-    /// ~/.cache/flyte-auth].
-    #[arg(long, value_name = "DIR", global = true, help_heading = "Token store")]
+    /// `--cache-dir`.
     pub(crate) cache_dir: Option<PathBuf>,
 }
 
 /// The values of `--store`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) enum StoreChoice {
     /// The OS keyring when it answers, else the file store.
     #[default]
@@ -275,6 +141,21 @@ pub(crate) enum StoreChoice {
     File,
     /// This process only: every run logs in again.
     Memory,
+}
+
+impl StoreChoice {
+    /// Reads `auto`, `keyring`, `file` or `memory`.
+    fn parse(value: &str) -> Result<Self, String> {
+        match value {
+            "auto" => Ok(Self::Auto),
+            "keyring" => Ok(Self::Keyring),
+            "file" => Ok(Self::File),
+            "memory" => Ok(Self::Memory),
+            _ => Err(format!(
+                "`{value}` is not a store; choose auto, keyring, file or memory"
+            )),
+        }
+    }
 }
 
 impl From<StoreChoice> for StoreKind {
@@ -288,39 +169,717 @@ impl From<StoreChoice> for StoreKind {
     }
 }
 
-fn parse_auth_mode(value: &str) -> Result<AuthMode, String> {
-    value.parse::<AuthMode>().map_err(|e| e.to_string())
+/// What a command line asks for.
+#[derive(Debug)]
+pub(crate) enum Parsed {
+    /// Run a subcommand.
+    Run(Box<Cli>),
+    /// Print this text on standard output and succeed (`--help`, `--version`, `help`).
+    Print(String),
 }
 
-fn parse_timeout(value: &str) -> Result<Duration, String> {
-    let timeout = parse_duration(value).map_err(|e| e.to_string())?;
+/// A command line that cannot be run (exit status 2); the message names the argument.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct UsageError(String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+impl From<lexopt::Error> for UsageError {
+    fn from(error: lexopt::Error) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// The help sections the options are listed under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Heading {
+    Connection,
+    Authentication,
+    TokenStore,
+}
+
+impl Heading {
+    const ALL: [Self; 3] = [Self::Connection, Self::Authentication, Self::TokenStore];
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::Connection => "Connection",
+            Self::Authentication => "Authentication",
+            Self::TokenStore => "Token store",
+        }
+    }
+}
+
+/// What an option takes after its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Takes {
+    /// Nothing: `--qr`.
+    Nothing,
+    /// A value, as `--name VALUE` or `--name=VALUE`; the name shown in help.
+    Value(&'static str),
+    /// A boolean only after an equals sign: `--insecure` is true, `--insecure=false` false.
+    OptionalBool,
+}
+
+/// Sets an option's field from its value (`None` for [`Takes::Nothing`], and for
+/// [`Takes::OptionalBool`] without `=`); the error says what is wrong with the value.
+type Setter = fn(&mut Options, Option<OsString>) -> Result<(), String>;
+
+/// One option every subcommand takes.
+struct Opt {
+    /// The name after `--`.
+    long: &'static str,
+    takes: Takes,
+    heading: Heading,
+    help: &'static str,
+    set: Setter,
+}
+
+/// The options every subcommand takes, in the order `--help` lists them.
+const OPTIONS: &[Opt] = &[
+    Opt {
+        long: "config",
+        takes: Takes::Value("FILE"),
+        heading: Heading::Connection,
+        help: "The Flyte config file to read [default: the first that exists of ./config.yaml, \
+               ./.flyte/config.yaml, <git root>/.flyte/config.yaml, $UCTL_CONFIG, \
+               $FLYTECTL_CONFIG, ~/.union/config.yaml, ~/.flyte/config.yaml, then flytekit's \
+               ./flytekit.config and ~/.flyte/config].",
+        set: |o, v| {
+            o.config = Some(path(v));
+            Ok(())
+        },
+    },
+    Opt {
+        long: "endpoint",
+        takes: Takes::Value("HOST:PORT"),
+        heading: Heading::Connection,
+        help: "The Flyte server: `host:port` or `dns:///host:port` (admin.endpoint, \
+               FLYTE_PLATFORM_URL).",
+        set: |o, v| {
+            o.endpoint = Some(text(v)?);
+            Ok(())
+        },
+    },
+    Opt {
+        long: "insecure",
+        takes: Takes::OptionalBool,
+        heading: Heading::Connection,
+        help: "Plain HTTP to the server instead of TLS (admin.insecure); `--insecure=false` \
+               overrides a config file that says true.",
+        set: |o, v| {
+            o.insecure = Some(optional_bool(v)?);
+            Ok(())
+        },
+    },
+    Opt {
+        long: "ca-cert",
+        takes: Takes::Value("FILE"),
+        heading: Heading::Connection,
+        help: "Trust this PEM bundle in addition to the system's roots (admin.caCertFilePath).",
+        set: |o, v| {
+            o.ca_cert = Some(path(v));
+            Ok(())
+        },
+    },
+    Opt {
+        long: "insecure-skip-verify",
+        takes: Takes::OptionalBool,
+        heading: Heading::Connection,
+        help: "Do not verify the server's TLS certificate (admin.insecureSkipVerify). Unsafe.",
+        set: |o, v| {
+            o.insecure_skip_verify = Some(optional_bool(v)?);
+            Ok(())
+        },
+    },
+    Opt {
+        long: "http-proxy",
+        takes: Takes::Value("URL"),
+        heading: Heading::Connection,
+        help: "Send the OAuth requests through this proxy (admin.httpProxyURL).",
+        set: |o, v| {
+            o.http_proxy = Some(text(v)?);
+            Ok(())
+        },
+    },
+    Opt {
+        long: "timeout",
+        takes: Takes::Value("SECONDS"),
+        heading: Heading::Connection,
+        help: "Give up on each HTTP request after this long: seconds, or `30s`, `2m`.",
+        set: |o, v| {
+            o.timeout = Some(timeout(v)?);
+            Ok(())
+        },
+    },
+    Opt {
+        long: "auth-mode",
+        takes: Takes::Value("MODE"),
+        heading: Heading::Authentication,
+        help: "How to log in (admin.authType, FLYTE_CREDENTIALS_AUTH_MODE): Pkce (browser), \
+               DeviceFlow, ClientSecret or ExternalCommand; flytekit's names (standard, basic, \
+               client_credentials, external_process) work too.",
+        set: |o, v| {
+            let mode = text(v)?.parse::<AuthMode>().map_err(|e| e.to_string())?;
+            o.auth_mode = Some(mode);
+            Ok(())
+        },
+    },
+    Opt {
+        long: "client-id",
+        takes: Takes::Value("ID"),
+        heading: Heading::Authentication,
+        help: "The OAuth client id (admin.clientId, FLYTE_CREDENTIALS_CLIENT_ID).",
+        set: |o, v| {
+            o.client_id = Some(text(v)?);
+            Ok(())
+        },
+    },
+    Opt {
+        long: "client-secret-env",
+        takes: Takes::Value("VAR"),
+        heading: Heading::Authentication,
+        help: "Read the client secret from this environment variable \
+               (admin.clientSecretEnvVar).",
+        set: |o, v| {
+            o.client_secret_env = Some(text(v)?);
+            Ok(())
+        },
+    },
+    Opt {
+        long: "client-secret-file",
+        takes: Takes::Value("FILE"),
+        heading: Heading::Authentication,
+        help: "Read the client secret from this file (admin.clientSecretLocation).",
+        set: |o, v| {
+            o.client_secret_file = Some(path(v));
+            Ok(())
+        },
+    },
+    Opt {
+        long: "scopes",
+        takes: Takes::Value("SCOPES"),
+        heading: Heading::Authentication,
+        help: "Scopes to ask for, comma-separated (admin.scopes, FLYTE_CREDENTIALS_SCOPES).",
+        set: |o, v| {
+            let scopes = text(v)?.split(',').map(str::to_owned).collect();
+            o.scopes = Some(scopes);
+            Ok(())
+        },
+    },
+    Opt {
+        long: "audience",
+        takes: Takes::Value("AUDIENCE"),
+        heading: Heading::Authentication,
+        help: "The `audience` parameter some identity providers need (admin.audience).",
+        set: |o, v| {
+            o.audience = Some(text(v)?);
+            Ok(())
+        },
+    },
+    Opt {
+        long: "api-key",
+        takes: Takes::Value("KEY"),
+        heading: Heading::Authentication,
+        help: "A Flyte 2 API key (what FLYTE_API_KEY holds, which is safer: a flag shows in the \
+               process list). It selects client credentials with its client id and secret and \
+               names the endpoint, unless --endpoint names one.",
+        set: |o, v| {
+            o.api_key = Some(text(v)?);
+            Ok(())
+        },
+    },
+    Opt {
+        long: "no-browser",
+        takes: Takes::Nothing,
+        heading: Heading::Authentication,
+        help: "Browser login: only print the URL, do not open a browser.",
+        set: |o, _| {
+            o.no_browser = true;
+            Ok(())
+        },
+    },
+    Opt {
+        long: "qr",
+        takes: Takes::Nothing,
+        heading: Heading::Authentication,
+        help: "Device login: also draw the login URL as a QR code, for a phone to scan.",
+        set: |o, _| {
+            o.qr = true;
+            Ok(())
+        },
+    },
+    Opt {
+        long: "command-timeout",
+        takes: Takes::Value("SECONDS"),
+        heading: Heading::Authentication,
+        help: "ExternalCommand: give the token command this long (admin.commandTimeout; \
+               default 30s): seconds, or `30s`, `2m`.",
+        set: |o, v| {
+            o.command_timeout = Some(timeout(v)?);
+            Ok(())
+        },
+    },
+    Opt {
+        long: "store",
+        takes: Takes::Value("STORE"),
+        heading: Heading::TokenStore,
+        help: "Where tokens are kept: `auto` (the OS keyring when it answers, else a file), \
+               `keyring`, `file` (0600 files in the cache directory) or `memory` (this process \
+               only) [default: $FLYTE_AUTH_STORE, else auto].",
+        set: |o, v| {
+            o.store = StoreChoice::parse(&text(v)?)?;
+            Ok(())
+        },
+    },
+    Opt {
+        long: "all-layouts",
+        takes: Takes::Nothing,
+        heading: Heading::TokenStore,
+        help: "Keyring: write the login to every Flyte tool's entries (pyflyte, the Flyte 2 \
+               SDK, flytectl), also where none held one, so one `flyte-auth login` logs them all \
+               in (also $FLYTE_AUTH_ALL_LAYOUTS=true, or `admin.writeAllLayouts: true` in the \
+               config file).",
+        set: |o, _| {
+            o.all_layouts = true;
+            Ok(())
+        },
+    },
+    Opt {
+        long: "cache-dir",
+        takes: Takes::Value("DIR"),
+        heading: Heading::TokenStore,
+        help: "The directory of the file store and of lock files [default: \
+               $FLYTE_AUTH_CACHE_DIR, else ~/.cache/flyte-auth].",
+        set: |o, v| {
+            o.cache_dir = Some(path(v));
+            Ok(())
+        },
+    },
+];
+
+/// One subcommand.
+struct Sub {
+    name: &'static str,
+    /// The line in the command list.
+    about: &'static str,
+    /// The paragraph of its own `--help`.
+    long_about: &'static str,
+    /// Whether it takes `--json`.
+    json: bool,
+}
+
+/// The subcommands, in the order `--help` lists them.
+const COMMANDS: &[Sub] = &[
+    Sub {
+        name: "token",
+        about: "Print a valid access token on standard output, and nothing else",
+        long_about: "Print a valid access token on standard output, and nothing else: the \
+                     stored token while it is valid; else a refreshed one; else one from a new \
+                     login. For `curl -H \"Authorization: Bearer $(flyte-auth token)\"`, or as \
+                     the `command` of a tool that runs a program to get a token.",
+        json: false,
+    },
+    Sub {
+        name: "login",
+        about: "Log in again: remove the stored credentials for the endpoint, then obtain new \
+                ones",
+        long_about: "Log in again: remove the stored credentials for the endpoint, then obtain \
+                     new ones.",
+        json: false,
+    },
+    Sub {
+        name: "logout",
+        about: "Remove the stored credentials for the endpoint",
+        long_about: "Remove the stored credentials for the endpoint.",
+        json: false,
+    },
+    Sub {
+        name: "status",
+        about: "Show the endpoint, auth mode, token store, expiry and scopes",
+        long_about: "Show the endpoint, auth mode, token store, expiry and scopes (never a token \
+                     or a secret). Reads the store only: never logs in.",
+        json: true,
+    },
+    Sub {
+        name: "doctor",
+        about: "Find out why authentication does not work, step by step",
+        long_about: "Find out why authentication does not work: check the config, the endpoint, \
+                     the server's discovery, the token store, the stored login, the clock and \
+                     the proxy, step by step, with the fix for each failure. Never logs in; \
+                     shows no token or secret.",
+        json: true,
+    },
+];
+
+/// Reads a command line (`args`, the program's name first). `env` looks up the variables that
+/// `--store` and `--all-layouts` fall back to.
+pub(crate) fn parse<I>(
+    args: I,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Parsed, UsageError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    let mut parser = lexopt::Parser::from_iter(args);
+    let mut options = Options::default();
+    let mut given = [false; OPTIONS.len()];
+    let mut sub: Option<&'static Sub> = None;
+    let mut json = false;
+    let mut verbose = 0u8;
+    let mut help_for: Option<Option<&'static Sub>> = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            lexopt::Arg::Short('v') | lexopt::Arg::Long("verbose") => {
+                verbose = verbose.saturating_add(1);
+            }
+            lexopt::Arg::Short('h') | lexopt::Arg::Long("help") => {
+                return Ok(Parsed::Print(help(sub)));
+            }
+            lexopt::Arg::Short('V') | lexopt::Arg::Long("version") => {
+                return Ok(Parsed::Print(format!(
+                    "{NAME} {}\n",
+                    env!("CARGO_PKG_VERSION")
+                )));
+            }
+            lexopt::Arg::Long("json") => json = true,
+            lexopt::Arg::Long(name) => {
+                let Some(index) = OPTIONS.iter().position(|o| o.long == name) else {
+                    return Err(unknown_option(name));
+                };
+                let opt = &OPTIONS[index];
+                if std::mem::replace(&mut given[index], true) {
+                    return Err(UsageError(format!(
+                        "--{} is given more than once",
+                        opt.long
+                    )));
+                }
+                let value = match opt.takes {
+                    Takes::Nothing => None,
+                    Takes::Value(_) => Some(parser.value()?),
+                    Takes::OptionalBool => parser.optional_value(),
+                };
+                (opt.set)(&mut options, value)
+                    .map_err(|message| UsageError(format!("--{}: {message}", opt.long)))?;
+            }
+            lexopt::Arg::Short(short) => return Err(unknown_option(&format!("-{short}"))),
+            lexopt::Arg::Value(value) => {
+                let word = value.to_string_lossy();
+                match (&help_for, sub) {
+                    (None, None) if word == "help" => help_for = Some(None),
+                    (None, None) => sub = Some(subcommand(&word)?),
+                    (Some(None), _) => help_for = Some(Some(subcommand(&word)?)),
+                    _ => {
+                        return Err(UsageError(format!("unexpected argument `{word}`")));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(topic) = help_for {
+        return Ok(Parsed::Print(help(topic)));
+    }
+    let Some(sub) = sub else {
+        return Err(UsageError(
+            "no subcommand: say token, login, logout, status or doctor".to_owned(),
+        ));
+    };
+    if json && !sub.json {
+        return Err(UsageError(format!(
+            "--json is an option of `status` and `doctor`, not of `{}`",
+            sub.name
+        )));
+    }
+    fall_back_to_env(&mut options, &given, env)?;
+    let command = match sub.name {
+        "token" => Command::Token,
+        "login" => Command::Login,
+        "logout" => Command::Logout,
+        "status" => Command::Status { json },
+        _ => Command::Doctor { json },
+    };
+    Ok(Parsed::Run(Box::new(Cli {
+        command,
+        options,
+        verbose,
+    })))
+}
+
+/// `--store` and `--all-layouts`, when not given, from their variables (empty counts as unset).
+fn fall_back_to_env(
+    options: &mut Options,
+    given: &[bool],
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<(), UsageError> {
+    let var = |name: &str| {
+        env(name)
+            .map(|v| v.to_string_lossy().trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let given = |long: &str| {
+        OPTIONS
+            .iter()
+            .zip(given)
+            .any(|(opt, given)| opt.long == long && *given)
+    };
+    if !given("store")
+        && let Some(value) = var(STORE_ENV)
+    {
+        options.store =
+            StoreChoice::parse(&value).map_err(|m| UsageError(format!("{STORE_ENV}: {m}")))?;
+    }
+    if !given("all-layouts")
+        && let Some(value) = var(ALL_LAYOUTS_ENV)
+    {
+        options.all_layouts = parse_bool_word(&value).ok_or_else(|| {
+            UsageError(format!(
+                "{ALL_LAYOUTS_ENV}: `{value}` is not a boolean; say true or false"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+fn subcommand(word: &str) -> Result<&'static Sub, UsageError> {
+    COMMANDS.iter().find(|s| s.name == word).ok_or_else(|| {
+        let mut message = format!("`{word}` is not a subcommand");
+        match closest(word, COMMANDS.iter().map(|s| s.name)) {
+            Some(name) => message.push_str(&format!(" (did you mean `{name}`?)")),
+            None => message.push_str("; say token, login, logout, status or doctor"),
+        }
+        UsageError(message)
+    })
+}
+
+fn unknown_option(name: &str) -> UsageError {
+    let shown = if name.starts_with('-') {
+        name.to_owned()
+    } else {
+        format!("--{name}")
+    };
+    let mut message = format!("unknown option `{shown}`");
+    let names = OPTIONS
+        .iter()
+        .map(|o| o.long)
+        .chain(["verbose", "help", "version", "json"]);
+    if let Some(long) = closest(name.trim_start_matches('-'), names) {
+        message.push_str(&format!(" (did you mean `--{long}`?)"));
+    }
+    UsageError(message)
+}
+
+/// The candidate a mistyped `word` most likely meant: the closest within two edits.
+fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::levenshtein(word, c), c))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, c)| c)
+}
+
+/// The value of an option that takes one (`lexopt` always supplies it).
+fn value(v: Option<OsString>) -> OsString {
+    v.unwrap_or_default()
+}
+
+fn path(v: Option<OsString>) -> PathBuf {
+    PathBuf::from(value(v))
+}
+
+fn text(v: Option<OsString>) -> Result<String, String> {
+    value(v)
+        .into_string()
+        .map_err(|v| format!("{} is not valid UTF-8", v.to_string_lossy()))
+}
+
+/// `--insecure` is true; `--insecure=BOOL` says which.
+fn optional_bool(v: Option<OsString>) -> Result<bool, String> {
+    match v {
+        None => Ok(true),
+        Some(v) => {
+            let v = v.to_string_lossy();
+            parse_bool_word(&v).ok_or_else(|| format!("`{v}` is not a boolean; say true or false"))
+        }
+    }
+}
+
+fn timeout(v: Option<OsString>) -> Result<Duration, String> {
+    let timeout = parse_duration(&text(v)?).map_err(|e| e.to_string())?;
     if timeout.is_zero() {
         return Err("the time-out must be longer than zero".to_owned());
     }
     Ok(timeout)
 }
 
+/// The width `--help` wraps its text to.
+const WIDTH: usize = 100;
+
+/// `--help` of `flyte-auth` (no subcommand) or of one subcommand.
+fn help(sub: Option<&Sub>) -> String {
+    let mut out = String::new();
+    match sub {
+        None => {
+            wrap(&mut out, ABOUT, 0);
+            out.push_str(&format!(
+                "\nUsage: {NAME} [OPTIONS] <COMMAND>\n\nCommands:\n"
+            ));
+            let width = COMMANDS.iter().map(|s| s.name.len()).max().unwrap_or(0);
+            for sub in COMMANDS {
+                out.push_str(&format!("  {:width$}  {}\n", sub.name, sub.about));
+            }
+            out.push_str(&format!(
+                "  {:width$}  Print this help, or a subcommand's\n",
+                "help"
+            ));
+        }
+        Some(sub) => {
+            wrap(&mut out, sub.long_about, 0);
+            out.push_str(&format!("\nUsage: {NAME} {} [OPTIONS]\n", sub.name));
+        }
+    }
+    out.push_str("\nOptions:\n");
+    if sub.is_some_and(|s| s.json) {
+        option(
+            &mut out,
+            "      --json",
+            "Print one JSON object, for scripts and bug reports.",
+        );
+    }
+    option(
+        &mut out,
+        "  -v, --verbose...",
+        "More log output on standard error: -v info, -vv debug, -vvv trace (default: warnings; \
+         without -v, RUST_LOG is honoured).",
+    );
+    option(&mut out, "  -h, --help", "Print help.");
+    option(&mut out, "  -V, --version", "Print the version.");
+    for heading in Heading::ALL {
+        out.push_str(&format!("\n{}:\n", heading.title()));
+        for opt in OPTIONS.iter().filter(|o| o.heading == heading) {
+            let name = match opt.takes {
+                Takes::Nothing => format!("      --{}", opt.long),
+                Takes::Value(value) => format!("      --{} <{value}>", opt.long),
+                Takes::OptionalBool => format!("      --{}[=<BOOL>]", opt.long),
+            };
+            option(&mut out, &name, opt.help);
+        }
+    }
+    out.push('\n');
+    out.push_str(AFTER_HELP);
+    out.push('\n');
+    out
+}
+
+/// One option in `--help`: its name line, then its help indented below.
+fn option(out: &mut String, name: &str, help: &str) {
+    out.push_str(name);
+    out.push('\n');
+    wrap(out, help, 10);
+}
+
+/// Appends `text` as lines of at most [`WIDTH`] characters, each indented by `indent`.
+fn wrap(out: &mut String, text: &str, indent: usize) {
+    let mut column = 0;
+    for word in text.split_whitespace() {
+        if column > 0 && column + 1 + word.len() > WIDTH {
+            out.push('\n');
+            column = 0;
+        }
+        if column == 0 {
+            out.extend(std::iter::repeat_n(' ', indent));
+            column = indent;
+        } else {
+            out.push(' ');
+            column += 1;
+        }
+        out.push_str(word);
+        column += word.len();
+    }
+    out.push('\n');
+}
+
+/// The command line `flyte-auth <args>` parses to, for tests.
+#[cfg(test)]
+pub(crate) fn cli(args: &[&str]) -> Cli {
+    match parse(std::iter::once(NAME).chain(args.iter().copied()), &|_| None) {
+        Ok(Parsed::Run(cli)) => *cli,
+        other => panic!("{args:?} did not parse to a command: {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory as _;
-
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("flyte-auth").chain(args.iter().copied()))
+    fn parse_with(args: &[&str], vars: &[(&str, &str)]) -> Result<Parsed, UsageError> {
+        let vars: Vec<(String, OsString)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
+            .collect();
+        let env = move |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        parse(std::iter::once(NAME).chain(args.iter().copied()), &env)
+    }
+
+    fn error(args: &[&str]) -> String {
+        match parse_with(args, &[]) {
+            Err(e) => e.to_string(),
+            Ok(parsed) => panic!("{args:?} parsed: {parsed:?}"),
+        }
+    }
+
+    fn printed(args: &[&str]) -> String {
+        match parse_with(args, &[]) {
+            Ok(Parsed::Print(text)) => text,
+            other => panic!("{args:?} printed nothing: {other:?}"),
+        }
     }
 
     #[test]
-    fn the_command_line_is_consistent() {
-        Cli::command().debug_assert();
+    fn every_option_in_the_table_is_read_and_sets_its_field() {
+        let defaults = Options::default();
+        let mut names: Vec<&str> = OPTIONS.iter().map(|o| o.long).collect();
+        names.extend(["verbose", "help", "version", "json"]);
+        let unique: std::collections::BTreeSet<_> = names.iter().collect();
+        assert_eq!(
+            unique.len(),
+            names.len(),
+            "an option name is declared twice"
+        );
+        for opt in OPTIONS {
+            let sample = match opt.long {
+                "auth-mode" => "DeviceFlow",
+                "store" => "memory",
+                "timeout" | "command-timeout" => "5s",
+                _ => "x",
+            };
+            let flag = format!("--{}", opt.long);
+            let args: Vec<&str> = match opt.takes {
+                Takes::Nothing | Takes::OptionalBool => vec![&flag, "status"],
+                Takes::Value(_) => vec![&flag, sample, "status"],
+            };
+            let parsed = cli(&args).options;
+            assert_ne!(parsed, defaults, "{flag} changed nothing");
+            // The `=` spelling means the same.
+            if let Takes::Value(_) = opt.takes {
+                let joined = format!("{flag}={sample}");
+                assert_eq!(cli(&[&joined, "status"]).options, parsed, "{joined}");
+            }
+        }
     }
 
     #[test]
     fn options_go_before_or_after_the_subcommand() {
-        let before = parse(&["--endpoint", "h:1", "--insecure", "token"]).unwrap();
-        let after = parse(&["token", "--endpoint", "h:1", "--insecure"]).unwrap();
+        let before = cli(&["--endpoint", "h:1", "--insecure", "token"]);
+        let after = cli(&["token", "--endpoint", "h:1", "--insecure"]);
         for cli in [before, after] {
-            assert!(matches!(cli.command, Command::Token));
+            assert_eq!(cli.command, Command::Token);
             assert_eq!(cli.options.endpoint.as_deref(), Some("h:1"));
             assert_eq!(cli.options.insecure, Some(true));
         }
@@ -328,61 +887,161 @@ mod tests {
 
     #[test]
     fn boolean_options_take_an_optional_value_after_an_equals_sign() {
-        let cli = parse(&["--insecure=false", "--insecure-skip-verify", "status"]).unwrap();
-        assert_eq!(cli.options.insecure, Some(false));
-        assert_eq!(cli.options.insecure_skip_verify, Some(true));
-        assert_eq!(parse(&["status"]).unwrap().options.insecure, None);
+        let parsed = cli(&["--insecure=false", "--insecure-skip-verify", "status"]);
+        assert_eq!(parsed.options.insecure, Some(false));
+        assert_eq!(parsed.options.insecure_skip_verify, Some(true));
+        assert_eq!(cli(&["status"]).options.insecure, None);
+        // Without `=`, the next word is not its value but the subcommand.
+        assert_eq!(
+            cli(&["--insecure", "status"]).command,
+            Command::Status { json: false }
+        );
+        assert!(error(&["--insecure=maybe", "status"]).contains("`maybe` is not a boolean"));
+        // A flag takes no value.
+        assert!(error(&["--qr=yes", "token"]).contains("--qr"));
     }
 
     #[test]
     fn auth_modes_are_read_with_flytekit_names() {
-        let cli = parse(&["--auth-mode", "client_credentials", "token"]).unwrap();
-        assert_eq!(cli.options.auth_mode, Some(AuthMode::ClientSecret));
+        let parsed = cli(&["--auth-mode", "client_credentials", "token"]);
+        assert_eq!(parsed.options.auth_mode, Some(AuthMode::ClientSecret));
         // Not a name any mode or registered authenticator can have.
-        let err = parse(&["--auth-mode", "two words", "token"]).unwrap_err();
-        assert_eq!(err.exit_code(), 2);
-        assert!(err.to_string().contains("two words"), "{err}");
+        let message = error(&["--auth-mode", "two words", "token"]);
+        assert!(message.starts_with("--auth-mode: "), "{message}");
+        assert!(message.contains("two words"), "{message}");
     }
 
     #[test]
     fn scopes_are_comma_separated_and_timeouts_are_durations() {
-        let cli = parse(&["--scopes", "all,offline", "--timeout", "2m", "token"]).unwrap();
+        let parsed = cli(&["--scopes", "all,offline", "--timeout", "2m", "token"]);
         assert_eq!(
-            cli.options.scopes,
+            parsed.options.scopes,
             Some(vec!["all".to_owned(), "offline".to_owned()])
         );
-        assert_eq!(cli.options.timeout, Some(Duration::from_secs(120)));
+        assert_eq!(parsed.options.timeout, Some(Duration::from_secs(120)));
         assert_eq!(
-            parse(&["--timeout", "5", "token"]).unwrap().options.timeout,
+            cli(&["--timeout", "5", "token"]).options.timeout,
             Some(Duration::from_secs(5))
         );
-        assert!(parse(&["--timeout", "0", "token"]).is_err());
-        assert!(parse(&["--timeout", "soon", "token"]).is_err());
+        assert!(error(&["--timeout", "0", "token"]).contains("longer than zero"));
+        assert!(error(&["--timeout", "soon", "token"]).starts_with("--timeout: "));
+        assert!(error(&["token", "--timeout"]).contains("--timeout"));
     }
 
     #[test]
     fn status_takes_json_and_verbosity_counts() {
-        let cli = parse(&["-vv", "status", "--json"]).unwrap();
-        assert!(matches!(cli.command, Command::Status { json: true }));
-        assert_eq!(cli.verbose, 2);
+        let parsed = cli(&["-vv", "status", "--json", "--verbose"]);
+        assert_eq!(parsed.command, Command::Status { json: true });
+        assert_eq!(parsed.verbose, 3);
+        assert_eq!(
+            cli(&["doctor", "--json"]).command,
+            Command::Doctor { json: true }
+        );
+        assert!(error(&["token", "--json"]).contains("--json is an option of `status`"));
     }
 
     #[test]
-    fn help_documents_exit_codes_and_precedence() {
-        let help = Cli::command().render_long_help().to_string();
+    fn mistakes_are_named_with_what_was_meant() {
+        let message = error(&["token", "--endpiont", "h:1"]);
+        assert!(message.contains("unknown option `--endpiont`"), "{message}");
+        assert!(message.contains("did you mean `--endpoint`?"), "{message}");
+        assert_eq!(
+            error(&["token", "--zzzzzzzz"]),
+            "unknown option `--zzzzzzzz`"
+        );
+        assert!(error(&["-x", "token"]).contains("unknown option `-x`"));
+        let message = error(&["tokn"]);
+        assert!(message.contains("did you mean `token`?"), "{message}");
+        assert!(error(&["token", "extra"]).contains("unexpected argument `extra`"));
+        assert!(
+            error(&["--endpoint", "a:1", "--endpoint", "b:2", "token"]).contains("more than once")
+        );
+        assert!(error(&[]).contains("no subcommand"));
+        assert!(
+            error(&["--store", "disk", "token"]).contains("choose auto, keyring, file or memory")
+        );
+    }
+
+    #[test]
+    fn the_store_and_all_layouts_fall_back_to_their_variables_and_flags_win() {
+        let run = |args: &[&str], vars: &[(&str, &str)]| match parse_with(args, vars) {
+            Ok(Parsed::Run(cli)) => cli.options,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(run(&["token"], &[]).store, StoreChoice::Auto);
+        let env = [(STORE_ENV, "file"), (ALL_LAYOUTS_ENV, "yes")];
+        let options = run(&["token"], &env);
+        assert_eq!(options.store, StoreChoice::File);
+        assert!(options.all_layouts);
+        assert_eq!(
+            run(&["token", "--store", "memory"], &env).store,
+            StoreChoice::Memory
+        );
+        assert!(!run(&["token"], &[(ALL_LAYOUTS_ENV, "0"), (STORE_ENV, " ")]).all_layouts);
+        let bad = parse_with(&["token"], &[(STORE_ENV, "disk")]).unwrap_err();
+        assert!(bad.to_string().starts_with("FLYTE_AUTH_STORE: "), "{bad}");
+        let bad = parse_with(&["token"], &[(ALL_LAYOUTS_ENV, "sure")]).unwrap_err();
+        assert!(bad.to_string().contains("not a boolean"), "{bad}");
+    }
+
+    #[test]
+    fn help_documents_every_option_exit_codes_and_precedence() {
+        let help = printed(&["--help"]);
         for expected in [
+            "Usage: flyte-auth [OPTIONS] <COMMAND>",
+            "  token ",
+            "  doctor ",
             "Exit status:",
             "  2  configuration",
             "  3  authentication",
             "  4  network",
+            "overridden by the flags",
+            "      --insecure[=<BOOL>]",
+            "      --endpoint <HOST:PORT>",
+            "  -v, --verbose...",
         ] {
             assert!(help.contains(expected), "{expected} missing from:\n{help}");
         }
-        assert!(help.contains("overridden by the flags"), "{help}");
+        for opt in OPTIONS {
+            assert!(
+                help.contains(&format!("--{}", opt.long)),
+                "--{} missing",
+                opt.long
+            );
+        }
+        for line in help.lines() {
+            assert!(line.chars().count() <= WIDTH, "too long: {line}");
+        }
+        assert!(
+            !help.contains("      --json\n"),
+            "--json is listed only where it applies"
+        );
+        assert_eq!(printed(&["-h"]), help);
+        assert_eq!(printed(&["help"]), help);
     }
 
     #[test]
-    fn a_subcommand_is_required() {
-        assert_eq!(parse(&[]).unwrap_err().exit_code(), 2);
+    fn each_subcommand_has_its_help() {
+        for sub in COMMANDS {
+            let help = printed(&[sub.name, "--help"]);
+            assert!(
+                help.contains(&format!("Usage: flyte-auth {} [OPTIONS]", sub.name)),
+                "{help}"
+            );
+            assert_eq!(help.contains("      --json\n"), sub.json, "{}", sub.name);
+            assert!(help.contains("--endpoint <HOST:PORT>"), "{help}");
+            assert_eq!(printed(&["help", sub.name]), help);
+        }
+        assert!(printed(&["token", "--help"]).starts_with("Print a valid access token"));
+        assert!(error(&["help", "tokne"]).contains("did you mean `token`?"));
+    }
+
+    #[test]
+    fn version_is_the_crate_version() {
+        assert_eq!(
+            printed(&["--version"]),
+            format!("flyte-auth {}\n", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(printed(&["token", "-V"]), printed(&["--version"]));
     }
 }

@@ -14,20 +14,41 @@ mod prompt;
 mod settings;
 mod status;
 
-use std::{io::IsTerminal as _, process::ExitCode};
+use std::{
+    io::{IsTerminal as _, Write as _},
+    process::ExitCode,
+};
 
-use clap::Parser as _;
 use tracing::Level;
 use tracing_subscriber::{
     filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _,
 };
 
-use crate::args::Cli;
+use crate::args::Parsed;
 
 fn main() -> ExitCode {
     // Before any thread exists: the token command this process may start is one level deeper.
     guard::mark_children();
-    let cli = Cli::parse();
+    let cli = match args::parse(std::env::args_os(), &|name| std::env::var_os(name)) {
+        Ok(Parsed::Run(cli)) => *cli,
+        Ok(Parsed::Print(text)) => {
+            let mut stdout = std::io::stdout().lock();
+            return match stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => exit::Failure::Other.into(),
+            };
+        }
+        Err(error) => {
+            eprintln!(
+                "{name}: usage error: {error}\nRun `{name} --help` for the subcommands and options.",
+                name = args::NAME
+            );
+            return exit::Failure::Config.into();
+        }
+    };
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -80,21 +80,13 @@ pub(crate) fn store(options: &Options, cfg: &PlatformConfig) -> Result<Arc<dyn T
 mod tests {
     use std::collections::HashMap;
 
-    use clap::Parser as _;
     use flyte_auth::AuthMode;
 
     use super::*;
-    use crate::args::Cli;
 
     fn options(args: &[&str]) -> Options {
-        Cli::try_parse_from(
-            ["flyte-auth"]
-                .into_iter()
-                .chain(args.iter().copied())
-                .chain(["status"]),
-        )
-        .unwrap()
-        .options
+        let args: Vec<&str> = args.iter().copied().chain(["status"]).collect();
+        crate::args::cli(&args).options
     }
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {

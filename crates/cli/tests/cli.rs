@@ -61,9 +61,37 @@ fn a_config_file_named_but_missing_is_a_configuration_error() {
 #[test]
 fn an_unknown_option_is_a_usage_error() {
     let out = User::new().run(&["token", "--no-such-option"]);
-    assert_eq!(out.code(), Some(2), "{out:?}");
-    assert!(out.stdout.is_empty(), "{out:?}");
-    assert!(out.stderr.contains("--no-such-option"), "{out:?}");
+    let line = out.error(2);
+    assert!(
+        line.contains("usage error: unknown option `--no-such-option`"),
+        "{line}"
+    );
+    assert!(out.stderr.contains("flyte-auth --help"), "{out:?}");
+    // A near miss names what was meant, before anything is read or sent.
+    let line = User::new().run(&["token", "--endpoit", "h:1"]).error(2);
+    assert!(line.contains("did you mean `--endpoint`?"), "{line}");
+}
+
+#[test]
+fn help_and_version_go_to_standard_output_and_succeed() {
+    let user = User::new();
+    let out = user.run(&["--help"]);
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("Usage: flyte-auth [OPTIONS] <COMMAND>"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("Exit status:"), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let out = user.run(&["status", "--help"]);
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert!(out.stdout.contains("      --json"), "{out:?}");
+    let out = user.run(&["--version"]);
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!("flyte-auth {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]

@@ -43,8 +43,17 @@ pub(crate) fn read(
     Ok((layer, used))
 }
 
-/// flytekit's boolean words, strictly: anything else is an error rather than `true`.
-pub(crate) fn parse_bool_word(value: &str) -> Option<bool> {
+/// flytekit's boolean words, strictly: `true`/`false`, `t`/`f`, `1`/`0`, `yes`/`no`, `y`/`n`,
+/// `on`/`off`, in any case and trimmed; anything else is `None` rather than `true`.
+///
+/// ```
+/// use flyte_auth::config::env::parse_bool_word;
+///
+/// assert_eq!(parse_bool_word(" Yes"), Some(true));
+/// assert_eq!(parse_bool_word("0"), Some(false));
+/// assert_eq!(parse_bool_word("sure"), None);
+/// ```
+pub fn parse_bool_word(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "t" | "1" | "yes" | "y" | "on" => Some(true),
         "false" | "f" | "0" | "no" | "n" | "off" => Some(false),
