@@ -192,6 +192,9 @@ pub(crate) fn sync_dir(dir: &Path) {
     let _ = dir;
 }
 
+/// The buffer [`read_limited`] starts with: a login with a refresh and an id token fits.
+const INITIAL_READ: u64 = 8 * 1024;
+
 /// The bytes of `path`, at most `max`; `None` when it does not exist, an error when it is
 /// larger (it cannot be ours) or cannot be read.
 pub(crate) fn read_limited(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
@@ -200,8 +203,10 @@ pub(crate) fn read_limited(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>>
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut bytes = Vec::new();
-    file.take(max + 1).read_to_end(&mut bytes)?;
+    // Room for a usual token file up front: one read instead of a doubling series of them.
+    let initial = usize::try_from(max.saturating_add(1).min(INITIAL_READ)).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(initial);
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
