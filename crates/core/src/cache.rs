@@ -65,30 +65,40 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// The current wall-clock time (expiries are absolute times, shared between processes).
     fn now(&self) -> SystemTime;
 
-    /// A time no earlier than [`now`](Self::now), and at most a few milliseconds later, if it
-    /// can be read more cheaply: what the freshness check of every call uses, so that it can
-    /// only find a token due a little early, never serve one past its time. The default is
-    /// `now()`.
-    fn now_or_later(&self) -> SystemTime {
-        self.now()
+    /// Whether the current time is still before `deadline`: the question the freshness check
+    /// of every call asks. An implementation may answer from a cheaper clock where that
+    /// cannot change the answer, but must never say `true` once [`now`](Self::now) has
+    /// reached `deadline`. The default compares with `now()`.
+    fn is_before(&self, deadline: SystemTime) -> bool {
+        self.now() < deadline
     }
 }
 
 /// [`Clock`] on [`SystemTime::now`]: the default.
 ///
-/// On Linux its [`now_or_later`](Clock::now_or_later) reads `CLOCK_REALTIME_COARSE` and adds
-/// the clock's resolution (4 ms at most on common kernels): a few nanoseconds instead of a
-/// few dozen for the precise clock, on the path every gRPC call takes.
+/// On Linux its [`is_before`](Clock::is_before) first reads `CLOCK_REALTIME_COARSE` (a few
+/// nanoseconds instead of a few dozen for the precise clock, on the path every gRPC call
+/// takes). The coarse clock is the time of the kernel's last tick, so it lags the precise one
+/// by a tick or a few; it answers only when the deadline is more than a second after
+/// it, and the precise clock decides the last second before a deadline.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
+
+/// How far the coarse clock must be from a deadline to answer for the precise one. Its lag is
+/// a few ticks (milliseconds); a second would need the kernel's time-keeping to stall for that
+/// long while this thread runs.
+const COARSE_SLACK: Duration = Duration::from_secs(1);
 
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
     }
 
-    fn now_or_later(&self) -> SystemTime {
-        coarse::now_or_later().unwrap_or_else(SystemTime::now)
+    fn is_before(&self, deadline: SystemTime) -> bool {
+        match coarse::now() {
+            Some(coarse) if coarse + COARSE_SLACK < deadline => true,
+            _ => SystemTime::now() < deadline,
+        }
     }
 }
 
@@ -96,36 +106,38 @@ impl Clock for SystemClock {
 mod coarse {
     use std::time::SystemTime;
 
-    /// Coarse time plus its resolution, which is no earlier than the precise time; `None`
-    /// where there is no coarse clock or its resolution is not small.
+    /// The coarse time, which is never later than the precise time; `None` where there is no
+    /// coarse clock or its resolution is not small.
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    pub(super) fn now_or_later() -> Option<SystemTime> {
+    pub(super) fn now() -> Option<SystemTime> {
         use std::{sync::OnceLock, time::Duration};
 
         use rustix::time::{ClockId, clock_getres, clock_gettime};
 
-        /// A coarser clock than this is not worth the error it adds.
+        /// A coarser clock than this is not the tick-driven one this relies on.
         const LARGEST_RESOLUTION: Duration = Duration::from_millis(20);
-        static RESOLUTION: OnceLock<Option<Duration>> = OnceLock::new();
+        static USABLE: OnceLock<bool> = OnceLock::new();
 
-        let resolution = (*RESOLUTION.get_or_init(|| {
+        let usable = *USABLE.get_or_init(|| {
             let res = clock_getres(ClockId::RealtimeCoarse);
-            let res = Duration::new(
-                u64::try_from(res.tv_sec).ok()?,
-                u32::try_from(res.tv_nsec).ok()?,
-            );
-            (res <= LARGEST_RESOLUTION).then_some(res)
-        }))?;
+            match (u64::try_from(res.tv_sec), u32::try_from(res.tv_nsec)) {
+                (Ok(sec), Ok(nsec)) => Duration::new(sec, nsec) <= LARGEST_RESOLUTION,
+                _ => false,
+            }
+        });
+        if !usable {
+            return None;
+        }
         let now = clock_gettime(ClockId::RealtimeCoarse);
         let since_epoch = Duration::new(
             u64::try_from(now.tv_sec).ok()?,
             u32::try_from(now.tv_nsec).ok()?,
         );
-        SystemTime::UNIX_EPOCH.checked_add(since_epoch + resolution)
+        SystemTime::UNIX_EPOCH.checked_add(since_epoch)
     }
 
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    pub(super) fn now_or_later() -> Option<SystemTime> {
+    pub(super) fn now() -> Option<SystemTime> {
         None
     }
 }
@@ -383,10 +395,9 @@ impl<F: TokenFlow> Inner<F> {
             .map(|c| Arc::clone(&c.credentials))
     }
 
-    /// Whether now is before `refresh_after` (`None`: always). Asks the clock's cheap time,
-    /// which is never earlier than now.
+    /// Whether now is before `refresh_after` (`None`: always).
     fn before(&self, refresh_after: Option<SystemTime>) -> bool {
-        refresh_after.is_none_or(|at| self.clock.now_or_later() < at)
+        refresh_after.is_none_or(|at| self.clock.is_before(at))
     }
 
     /// When `credentials` are due for refresh: a margin before their expiry; at once when the
