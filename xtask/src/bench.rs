@@ -7,7 +7,9 @@
 //! 2. `flyte-auth` built as `cargo install` builds it (release profile), `tests/idp/server.mjs`
 //!    started on a free loopback port (`npm ci --prefix tests/idp` first when its packages are
 //!    missing), then two jobs, each participant run once per round, [`WARM_UP_RUNS`] unmeasured
-//!    rounds and [`RUNS`] measured ones, so that the machine's other work falls on all alike:
+//!    rounds and then [`FAST_RUNS`] measured ones for `flyte-auth` and its floor (milliseconds
+//!    each: many runs steady the ratio of two short times) and [`RUNS`] for the peers (which
+//!    take a second, in the first rounds), so that the machine's other work falls on all alike:
 //!    - a cold token: `flyte-auth token` logging in with client credentials (a fresh
 //!      `--cache-dir` each time: discovery and one token request) next to one `curl` POST of
 //!      the same grant;
@@ -38,8 +40,10 @@ use crate::provider::Provider;
 use crate::tasks::Outcome;
 
 const MINUTE: Duration = Duration::from_secs(60);
-/// Measured runs of each end-to-end command.
+/// Measured runs of each peer's end-to-end command.
 const RUNS: usize = 25;
+/// Measured runs of `flyte-auth` and the floors (`curl`, `/bin/true`), a few milliseconds each.
+const FAST_RUNS: usize = 201;
 /// Unmeasured runs before them (page cache, connection set-up in the provider).
 const WARM_UP_RUNS: usize = 2;
 /// The longest one measured process may take.
@@ -259,7 +263,7 @@ impl Summary {
             "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             "criterion_median_ns": self.micro.iter().map(|(id, ns)| (id.to_string(), json!(ns))).collect::<serde_json::Map<_, _>>(),
             "end_to_end": {
-                "runs": RUNS,
+                "runs": { "flyte_auth_and_floors": FAST_RUNS, "peers": RUNS },
                 "rows": rows,
                 "binary_bytes": e.binary.0,
                 "binary_stripped_bytes": e.binary.1,
@@ -285,7 +289,11 @@ impl Summary {
         for (id, ns) in &self.micro {
             let _ = writeln!(t, "  {id:<52} {}", human_ns(*ns));
         }
-        let _ = writeln!(t, "\nwhole processes, median of {RUNS} interleaved runs:\n");
+        let _ = writeln!(
+            t,
+            "\nwhole processes, medians of interleaved runs ({FAST_RUNS} of flyte-auth and the \
+             floors, {RUNS} of the peers):\n"
+        );
         t.push_str(&e.table());
         let mb = |bytes: u64| bytes as f64 / 1_000_000.0;
         let _ = writeln!(
@@ -410,30 +418,64 @@ fn timed(cmd: &mut Command, limit: Duration) -> Result<(Duration, String), Strin
     ))
 }
 
-/// One participant of an interleaved series: a name, and how to build its command for run `i`.
+/// How to build a participant's command for run `i`.
 type Make<'a> = Box<dyn Fn(usize) -> Command + 'a>;
 
-/// Runs each of `participants` once per round, [`WARM_UP_RUNS`] + [`RUNS`] rounds, so that
-/// what else the machine does falls on all of them alike; checks each output with `check`.
-/// Returns the median of the measured runs of each, in milliseconds.
+/// One participant of an interleaved series: a name, its measured runs, its command.
+struct Participant<'a> {
+    name: String,
+    runs: usize,
+    make: Make<'a>,
+}
+
+impl<'a> Participant<'a> {
+    fn new(name: impl Into<String>, runs: usize, make: impl Fn(usize) -> Command + 'a) -> Self {
+        Self {
+            name: name.into(),
+            runs,
+            make: Box::new(make),
+        }
+    }
+
+    /// Its runs, warm-up included.
+    fn all_runs(&self) -> usize {
+        WARM_UP_RUNS + self.runs
+    }
+}
+
+/// Runs each of `participants` once per round, [`WARM_UP_RUNS`] rounds unmeasured and then
+/// as many as its `runs`, so that what else the machine does falls on all of them alike while
+/// they all run; checks each output with `check`. Returns the median of the measured runs of
+/// each, in milliseconds.
 fn interleaved(
-    participants: &[(String, Make<'_>)],
+    participants: &[Participant<'_>],
     check: &dyn Fn(&str, &str) -> Result<(), String>,
 ) -> Result<Vec<f64>, String> {
-    let mut samples = vec![Vec::with_capacity(RUNS); participants.len()];
-    for round in 0..WARM_UP_RUNS + RUNS {
-        for ((name, make), samples) in participants.iter().zip(&mut samples) {
+    let mut samples: Vec<Vec<Duration>> = participants
+        .iter()
+        .map(|p| Vec::with_capacity(p.runs))
+        .collect();
+    let rounds = participants
+        .iter()
+        .map(Participant::all_runs)
+        .max()
+        .unwrap_or(0);
+    for round in 0..rounds {
+        for (p, samples) in participants.iter().zip(&mut samples) {
+            if round >= p.all_runs() {
+                continue;
+            }
             let (took, stdout) =
-                timed(&mut make(round), RUN_LIMIT).map_err(|e| format!("{name}: {e}"))?;
-            check(name, &stdout)?;
+                timed(&mut (p.make)(round), RUN_LIMIT).map_err(|e| format!("{}: {e}", p.name))?;
+            check(&p.name, &stdout)?;
             if round >= WARM_UP_RUNS {
                 samples.push(took);
             }
         }
     }
     let medians: Vec<f64> = samples.into_iter().map(median).collect();
-    for ((name, _), ms) in participants.iter().zip(&medians) {
-        println!("{name}: median {ms:.2} ms of {RUNS} runs");
+    for (p, ms) in participants.iter().zip(&medians) {
+        println!("{}: median {ms:.2} ms of {} runs", p.name, p.runs);
     }
     Ok(medians)
 }
@@ -633,24 +675,26 @@ fn end_to_end(root: &Path, target_dir: &Path, with_peers: bool) -> Result<EndToE
     };
 
     // Cold: a login per run (flyte-auth: a cache directory of its own each time).
-    let mut cold: Vec<(String, Make<'_>)> = vec![
-        (
-            "flyte-auth token (client credentials, empty cache)".into(),
-            Box::new(|i| flyte_auth(&work.0.join(format!("login-{i}")))),
+    let mut cold = vec![
+        Participant::new(
+            "flyte-auth token (client credentials, empty cache)",
+            FAST_RUNS,
+            |i| flyte_auth(&work.0.join(format!("login-{i}"))),
         ),
-        ("curl, one token POST".into(), Box::new(|_| curl())),
+        Participant::new("curl, one token POST", FAST_RUNS, |_| curl()),
     ];
     for (sdk, label, python) in &peers {
         let data = work.0.join(format!("{sdk}-login"));
-        cold.push((
+        cold.push(Participant::new(
             format!("{label} (token request)"),
-            Box::new(move |_| peer(python, sdk, "login", &data)),
+            RUNS,
+            move |_| peer(python, sdk, "login", &data),
         ));
     }
     let before = provider.stats()?.client_credentials;
     let cold_ms = interleaved(&cold, &check_token)?;
     let grants = provider.stats()?.client_credentials - before;
-    let expected = ((WARM_UP_RUNS + RUNS) * cold.len()) as u64;
+    let expected = cold.iter().map(Participant::all_runs).sum::<usize>() as u64;
     if grants != expected {
         return Err(format!(
             "{expected} cold runs made {grants} client_credentials grants; each should make one"
@@ -661,19 +705,19 @@ fn end_to_end(root: &Path, target_dir: &Path, with_peers: bool) -> Result<EndToE
     let cached_dir = work.0.join("cached");
     let (_, first) = timed(&mut flyte_auth(&cached_dir), RUN_LIMIT)?;
     let first = first.trim().to_owned();
-    let mut cached: Vec<(String, Make<'_>)> = vec![
-        (
-            "flyte-auth token (file cache)".into(),
-            Box::new(|_| flyte_auth(&cached_dir)),
-        ),
-        ("/bin/true".into(), Box::new(|_| Command::new("/bin/true"))),
+    let mut cached = vec![
+        Participant::new("flyte-auth token (file cache)", FAST_RUNS, |_| {
+            flyte_auth(&cached_dir)
+        }),
+        Participant::new("/bin/true", FAST_RUNS, |_| Command::new("/bin/true")),
     ];
     for (sdk, label, python) in &peers {
         let data = work.0.join(format!("{sdk}-cached"));
         timed(&mut peer(python, sdk, "store", &data), RUN_LIMIT)?;
-        cached.push((
+        cached.push(Participant::new(
             format!("{label} (keyring, plaintext file backend)"),
-            Box::new(move |_| peer(python, sdk, "cached", &data)),
+            RUNS,
+            move |_| peer(python, sdk, "cached", &data),
         ));
     }
     let before = provider.stats()?.client_credentials;
@@ -701,12 +745,13 @@ fn end_to_end(root: &Path, target_dir: &Path, with_peers: bool) -> Result<EndToE
         ("cached token", &cached, &cached_ms, 1),
     ] {
         let base = rows.len();
-        for (i, ((name, make), ms)) in participants.iter().zip(medians).enumerate() {
+        for (i, (p, ms)) in participants.iter().zip(medians).enumerate() {
+            // A run number no measured run had (a fresh cache directory for the cold login).
             let rss =
-                peak_rss_kb(&make(WARM_UP_RUNS + RUNS + 1)).map_err(|e| format!("{name}: {e}"))?;
+                peak_rss_kb(&(p.make)(p.all_runs() + 1)).map_err(|e| format!("{}: {e}", p.name))?;
             rows.push(Row {
                 job,
-                name: name.clone(),
+                name: p.name.clone(),
                 median_ms: *ms,
                 floor: (i != floor).then_some(base + floor),
                 peak_rss_kb: Some(rss),
