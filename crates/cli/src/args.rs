@@ -14,7 +14,7 @@ use flyte_auth::{
     AuthMode,
     config::{env::parse_bool_word, parse_duration},
 };
-use flyte_auth_store::StoreKind;
+use flyte_auth_store::{ParseStoreKindError, StoreKind};
 
 /// The program's name, in help and messages.
 pub(crate) const NAME: &str = "flyte-auth";
@@ -122,51 +122,11 @@ pub(crate) struct Options {
     /// `--command-timeout`.
     pub(crate) command_timeout: Option<Duration>,
     /// `--store`, else `$FLYTE_AUTH_STORE`, else `auto`.
-    pub(crate) store: StoreChoice,
+    pub(crate) store: StoreKind,
     /// `--all-layouts`, else `$FLYTE_AUTH_ALL_LAYOUTS`.
     pub(crate) all_layouts: bool,
     /// `--cache-dir`.
     pub(crate) cache_dir: Option<PathBuf>,
-}
-
-/// The values of `--store`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) enum StoreChoice {
-    /// The OS keyring when it answers, else the file store.
-    #[default]
-    Auto,
-    /// The OS keyring (shared with pyflyte).
-    Keyring,
-    /// A 0600 JSON file per endpoint in the cache directory.
-    File,
-    /// This process only: every run logs in again.
-    Memory,
-}
-
-impl StoreChoice {
-    /// Reads `auto`, `keyring`, `file` or `memory`.
-    fn parse(value: &str) -> Result<Self, String> {
-        match value {
-            "auto" => Ok(Self::Auto),
-            "keyring" => Ok(Self::Keyring),
-            "file" => Ok(Self::File),
-            "memory" => Ok(Self::Memory),
-            _ => Err(format!(
-                "`{value}` is not a store; choose auto, keyring, file or memory"
-            )),
-        }
-    }
-}
-
-impl From<StoreChoice> for StoreKind {
-    fn from(choice: StoreChoice) -> Self {
-        match choice {
-            StoreChoice::Auto => StoreKind::Auto,
-            StoreChoice::Keyring => StoreKind::Keyring,
-            StoreChoice::File => StoreKind::File,
-            StoreChoice::Memory => StoreKind::Memory,
-        }
-    }
 }
 
 /// What a command line asks for.
@@ -434,7 +394,9 @@ const OPTIONS: &[Opt] = &[
                `keyring`, `file` (0600 files in the cache directory) or `memory` (this process \
                only) [default: $FLYTE_AUTH_STORE, else auto].",
         set: |o, v| {
-            o.store = StoreChoice::parse(&text(v)?)?;
+            o.store = text(v)?
+                .parse()
+                .map_err(|e: ParseStoreKindError| e.to_string())?;
             Ok(())
         },
     },
@@ -632,8 +594,9 @@ fn fall_back_to_env(
     if !given("store")
         && let Some(value) = var(STORE_ENV)
     {
-        options.store =
-            StoreChoice::parse(&value).map_err(|m| UsageError(format!("{STORE_ENV}: {m}")))?;
+        options.store = value
+            .parse()
+            .map_err(|e: ParseStoreKindError| UsageError(format!("{STORE_ENV}: {e}")))?;
     }
     if !given("all-layouts")
         && let Some(value) = var(ALL_LAYOUTS_ENV)
@@ -958,7 +921,8 @@ mod tests {
         );
         assert!(error(&[]).contains("no subcommand"));
         assert!(
-            error(&["--store", "disk", "token"]).contains("choose auto, keyring, file or memory")
+            error(&["--store", "disk", "token"])
+                .contains("expected one of: auto, keyring, file, memory")
         );
     }
 
@@ -968,14 +932,14 @@ mod tests {
             Ok(Parsed::Run(cli)) => cli.options,
             other => panic!("{other:?}"),
         };
-        assert_eq!(run(&["token"], &[]).store, StoreChoice::Auto);
+        assert_eq!(run(&["token"], &[]).store, StoreKind::Auto);
         let env = [(STORE_ENV, "file"), (ALL_LAYOUTS_ENV, "yes")];
         let options = run(&["token"], &env);
-        assert_eq!(options.store, StoreChoice::File);
+        assert_eq!(options.store, StoreKind::File);
         assert!(options.all_layouts);
         assert_eq!(
             run(&["token", "--store", "memory"], &env).store,
-            StoreChoice::Memory
+            StoreKind::Memory
         );
         assert!(!run(&["token"], &[(ALL_LAYOUTS_ENV, "0"), (STORE_ENV, " ")]).all_layouts);
         let bad = parse_with(&["token"], &[(STORE_ENV, "disk")]).unwrap_err();

@@ -64,7 +64,7 @@ pub(crate) fn load_config(options: &Options) -> Result<PlatformConfig, Error> {
 /// all; `admin.disableKeyring` makes the automatic choice the file store). Touches nothing
 /// yet.
 pub(crate) fn store(options: &Options, cfg: &PlatformConfig) -> Result<Arc<dyn TokenStore>, Error> {
-    let kind = match options.store.into() {
+    let kind = match options.store {
         StoreKind::Auto if cfg.disable_keyring() => StoreKind::File,
         kind => kind,
     };
