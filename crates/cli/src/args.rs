@@ -11,8 +11,9 @@
 use std::{ffi::OsString, fmt, path::PathBuf, time::Duration};
 
 use flyte_auth::{
-    AuthMode,
+    AuthMode, SecretString,
     config::{env::parse_bool_word, parse_duration},
+    redact_url,
 };
 use flyte_auth_store::{ParseStoreKindError, StoreKind};
 
@@ -98,7 +99,7 @@ pub(crate) struct Options {
     /// `--insecure-skip-verify[=BOOL]`.
     pub(crate) insecure_skip_verify: Option<bool>,
     /// `--http-proxy`.
-    pub(crate) http_proxy: Option<String>,
+    pub(crate) http_proxy: Option<ProxyUrl>,
     /// `--timeout`.
     pub(crate) timeout: Option<Duration>,
     /// `--auth-mode`.
@@ -113,8 +114,8 @@ pub(crate) struct Options {
     pub(crate) scopes: Option<Vec<String>>,
     /// `--audience`.
     pub(crate) audience: Option<String>,
-    /// `--api-key`.
-    pub(crate) api_key: Option<String>,
+    /// `--api-key`: a secret, which `Debug` does not show.
+    pub(crate) api_key: Option<SecretString>,
     /// `--no-browser`.
     pub(crate) no_browser: bool,
     /// `--qr`.
@@ -127,6 +128,17 @@ pub(crate) struct Options {
     pub(crate) all_layouts: bool,
     /// `--cache-dir`.
     pub(crate) cache_dir: Option<PathBuf>,
+}
+
+/// `--http-proxy`'s URL. `Debug` shows it without user info and query, as the config's
+/// `Debug` does: a proxy URL may carry a password.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct ProxyUrl(pub(crate) String);
+
+impl fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
 }
 
 /// What a command line asks for.
@@ -264,7 +276,7 @@ const OPTIONS: &[Opt] = &[
         heading: Heading::Connection,
         help: "Send the OAuth requests through this proxy (admin.httpProxyURL).",
         set: |o, v| {
-            o.http_proxy = Some(text(v)?);
+            o.http_proxy = Some(ProxyUrl(text(v)?));
             Ok(())
         },
     },
@@ -351,7 +363,7 @@ const OPTIONS: &[Opt] = &[
                process list). It selects client credentials with its client id and secret and \
                names the endpoint, unless --endpoint names one.",
         set: |o, v| {
-            o.api_key = Some(text(v)?);
+            o.api_key = Some(SecretString::from(text(v)?));
             Ok(())
         },
     },
@@ -656,10 +668,11 @@ fn path(v: Option<OsString>) -> PathBuf {
     PathBuf::from(value(v))
 }
 
+/// The value as text. The error does not repeat it: it may be a secret (`--api-key`).
 fn text(v: Option<OsString>) -> Result<String, String> {
     value(v)
         .into_string()
-        .map_err(|v| format!("{} is not valid UTF-8", v.to_string_lossy()))
+        .map_err(|_| "the value is not valid UTF-8".to_owned())
 }
 
 /// `--insecure` is true; `--insecure=BOOL` says which.
@@ -924,6 +937,39 @@ mod tests {
             error(&["--store", "disk", "token"])
                 .contains("expected one of: auto, keyring, file, memory")
         );
+    }
+
+    #[test]
+    fn an_api_key_or_proxy_password_on_the_command_line_is_not_in_debug_or_errors() {
+        let parsed = cli(&[
+            "--api-key",
+            "sekrit-api-key",
+            "--http-proxy",
+            "http://user:sekrit-pw@proxy:3128",
+            "token",
+        ]);
+        assert_eq!(
+            parsed.options.api_key.as_ref().map(|k| k.expose_secret()),
+            Some("sekrit-api-key")
+        );
+        assert!(!format!("{parsed:?}").contains("sekrit"), "{parsed:?}");
+        assert!(
+            format!("{parsed:?}").contains("http://proxy:3128"),
+            "{parsed:?}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStringExt as _;
+            let key = OsString::from_vec(b"sekrit-\xff-key".to_vec());
+            let args = [
+                OsString::from(NAME),
+                "--api-key".into(),
+                key,
+                "token".into(),
+            ];
+            let message = parse(args, &|_| None).unwrap_err().to_string();
+            assert_eq!(message, "--api-key: the value is not valid UTF-8");
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub(crate) fn config_builder(options: &Options) -> PlatformConfigBuilder {
         builder = builder.insecure_skip_verify(skip);
     }
     if let Some(proxy) = &options.http_proxy {
-        builder = builder.http_proxy_url(proxy);
+        builder = builder.http_proxy_url(&proxy.0);
     }
     if let Some(mode) = &options.auth_mode {
         builder = builder.auth_mode(mode.clone());
@@ -49,7 +49,7 @@ pub(crate) fn config_builder(options: &Options) -> PlatformConfigBuilder {
         builder = builder.audience(audience);
     }
     if let Some(key) = &options.api_key {
-        builder = builder.api_key(key.as_str());
+        builder = builder.api_key(key.clone());
     }
     builder
 }
