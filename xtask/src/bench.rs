@@ -480,28 +480,28 @@ fn interleaved(
     Ok(medians)
 }
 
-/// The peak resident set size of one run of `cmd`, in KiB, as GNU time (`wait4`) reports it.
-/// The run sees only `PATH` and the variables `cmd` sets.
-fn peak_rss_kb(cmd: &Command) -> Result<u64, String> {
-    let output = Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
+/// The peak resident set size of one run of `cmd`, in KiB, as GNU time (`wait4`) reports it
+/// into `report`. The run sees only `PATH` and the variables `cmd` sets, and is stopped after
+/// [`RUN_LIMIT`] like a timed one.
+fn peak_rss_kb(cmd: &Command, report: &Path) -> Result<u64, String> {
+    let mut time = Command::new("/usr/bin/time");
+    time.args(["-f", "%M", "-o"])
+        .arg(report)
         .arg(cmd.get_program())
         .args(cmd.get_args())
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run /usr/bin/time (apt-get install time): {e}"))?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        return Err(format!("`{}` failed: {}", show(cmd), stderr.trim()));
+        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    if !Path::new("/usr/bin/time").exists() {
+        return Err("/usr/bin/time is missing (apt-get install time)".into());
     }
-    stderr
-        .lines()
+    timed(&mut time, RUN_LIMIT)?;
+    let text = std::fs::read_to_string(report)
+        .map_err(|e| format!("cannot read {}: {e}", report.display()))?;
+    text.lines()
         .last()
         .and_then(|l| l.trim().parse().ok())
-        .ok_or_else(|| format!("/usr/bin/time printed no peak RSS: {stderr}"))
+        .ok_or_else(|| format!("/usr/bin/time wrote no peak RSS: {text}"))
 }
 
 /// Counts, with `strace -f`, what one run of `cmd` opens and how many threads it starts.
@@ -747,8 +747,8 @@ fn end_to_end(root: &Path, target_dir: &Path, with_peers: bool) -> Result<EndToE
         let base = rows.len();
         for (i, (p, ms)) in participants.iter().zip(medians).enumerate() {
             // A run number no measured run had (a fresh cache directory for the cold login).
-            let rss =
-                peak_rss_kb(&(p.make)(p.all_runs() + 1)).map_err(|e| format!("{}: {e}", p.name))?;
+            let rss = peak_rss_kb(&(p.make)(p.all_runs() + 1), &work.0.join("peak-rss.txt"))
+                .map_err(|e| format!("{}: {e}", p.name))?;
             rows.push(Row {
                 job,
                 name: p.name.clone(),
