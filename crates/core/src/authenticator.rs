@@ -93,6 +93,37 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
     /// are due for refresh: then await [`auth_header`](Self::auth_header).
     fn fetch_grpc_call_auth_metadata(&self) -> Option<AuthHeader>;
 
+    /// Fresh credentials that need no network call: the ones in memory, else the token
+    /// store's (read, and kept in memory), as long as they are not due for refresh; `None`
+    /// when a refresh or a login is due, or the flow cannot tell: then await
+    /// [`get_credentials`](Self::get_credentials).
+    ///
+    /// Synchronous and without an async runtime, for callers that want a token at once when
+    /// one is at hand (the `flyte-auth token` command serves a stored token this way). The
+    /// default, `None`, always sends the caller to `get_credentials`.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use flyte_auth_core::{Authenticator, BoxFuture, CachingAuthenticator, Credentials, Error, MemoryStore, TokenFlow, TokenStore};
+    /// # #[derive(Debug)] struct Flow;
+    /// # impl TokenFlow for Flow {
+    /// #     fn endpoint(&self) -> &str { "flyte.example.org:443" }
+    /// #     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> { unimplemented!() }
+    /// # }
+    /// let store = Arc::new(MemoryStore::new());
+    /// store.store(&Credentials::new("stored-token", "flyte.example.org:443").with_expires_in(3600))?;
+    /// let auth = CachingAuthenticator::builder(Flow).store(store).build();
+    ///
+    /// // No async runtime needed while the stored token is fresh; when this says `None`,
+    /// // `auth.get_credentials().await?` refreshes or logs in.
+    /// let credentials = auth.fresh_credentials().expect("the stored token is fresh");
+    /// assert_eq!(credentials.access_token.expose_secret(), "stored-token");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn fresh_credentials(&self) -> Option<Arc<Credentials>> {
+        None
+    }
+
     /// Whether there are credentials to use without a login: fresh ones, or ones a refresh
     /// grant can renew, in memory or in the token store (read, never the network).
     ///
@@ -139,6 +170,9 @@ impl<T: Authenticator + ?Sized> Authenticator for Arc<T> {
     }
     fn auth_header(&self) -> BoxFuture<'_, Result<AuthHeader, Error>> {
         (**self).auth_header()
+    }
+    fn fresh_credentials(&self) -> Option<Arc<Credentials>> {
+        (**self).fresh_credentials()
     }
     fn has_credentials(&self) -> bool {
         (**self).has_credentials()

@@ -423,6 +423,12 @@ impl<F: TokenFlow> Inner<F> {
         self.before(self.refresh_after(credentials))
     }
 
+    /// Whether stored `credentials` can be served as they are: fresh, and with no copies in
+    /// the store that disagree (those are written back first, under the store's lock).
+    fn servable(&self, stored: &Credentials) -> bool {
+        !stored.stale_copies && self.is_fresh(stored)
+    }
+
     /// Makes `credentials` the current ones and returns them.
     fn install(&self, mut credentials: Credentials) -> Result<Arc<Credentials>, Error> {
         credentials.stale_copies = false;
@@ -529,10 +535,7 @@ impl<F: TokenFlow> Inner<F> {
             .map(|c| (*c.credentials).clone());
         if candidate.is_none() {
             candidate = self.read_store();
-            if let Some(stored) = candidate
-                .clone()
-                .filter(|c| !force && !c.stale_copies && self.is_fresh(c))
-            {
+            if let Some(stored) = candidate.clone().filter(|c| !force && self.servable(c)) {
                 tracing::debug!(endpoint, "using stored credentials");
                 return self.install(stored);
             }
@@ -608,6 +611,24 @@ impl<F: TokenFlow> Authenticator for CachingAuthenticator<F> {
             .as_ref()
             .filter(|c| self.inner.before(c.refresh_after))
             .map(|c| c.header.clone())
+    }
+
+    fn fresh_credentials(&self) -> Option<Arc<Credentials>> {
+        if let Some(fresh) = self.inner.fresh() {
+            return Some(fresh);
+        }
+        // Credentials in memory that are due for refresh: the store is read again under its
+        // lock, by the refresh.
+        if self.inner.current.load().is_some() {
+            return None;
+        }
+        let stored = self.inner.read_store().filter(|c| self.inner.servable(c))?;
+        tracing::debug!(
+            endpoint = self.inner.flow.endpoint(),
+            "using stored credentials"
+        );
+        // A header the credentials cannot make is an error `get_credentials` reports.
+        self.inner.install(stored).ok()
     }
 
     fn has_credentials(&self) -> bool {

@@ -786,3 +786,90 @@ fn the_system_clock_says_before_only_while_the_deadline_is_ahead() {
         assert!(SystemClock.is_before(SystemTime::now() + Duration::from_secs(3600)));
     }
 }
+
+#[test]
+fn a_fresh_stored_token_is_served_without_a_runtime_and_then_from_memory() {
+    let flow = Arc::new(ScriptedFlow::default());
+    let store = Arc::new(MemoryStore::new());
+    store
+        .store(&Credentials::new("stored", ENDPOINT).with_expires_in(3600))
+        .unwrap();
+    let auth = authenticator(&flow, &store);
+
+    let credentials = auth.fresh_credentials().expect("the stored token is fresh");
+    assert_eq!(credentials.access_token.expose_secret(), "stored");
+    assert_eq!(header_of(&auth), "Bearer stored", "installed in memory");
+    // From memory now: a failing store is not read again.
+    store.fail_next(StoreError::Unavailable {
+        store: "memory",
+        message: "would fail".into(),
+    });
+    let again = auth.fresh_credentials().expect("still fresh");
+    assert!(Arc::ptr_eq(&credentials, &again));
+    assert_eq!((flow.logins(), flow.refreshes()), (0, 0));
+}
+
+#[test]
+fn no_fresh_credentials_when_a_refresh_or_a_login_is_due() {
+    let flow = Arc::new(ScriptedFlow {
+        client_id: Some("flytectl".into()),
+        ..ScriptedFlow::default()
+    });
+    // Nothing stored.
+    let store = Arc::new(MemoryStore::new());
+    assert!(authenticator(&flow, &store).fresh_credentials().is_none());
+    // Expired, with a refresh token: left for `get_credentials` to refresh, and kept.
+    store.store(&expired("old")).unwrap();
+    let auth = authenticator(&flow, &store);
+    assert!(auth.fresh_credentials().is_none());
+    assert!(auth.fetch_grpc_call_auth_metadata().is_none());
+    assert!(store.retrieve(ENDPOINT).unwrap().is_some(), "kept");
+    // Another client's: not served.
+    store
+        .store(
+            &Credentials::new("for-someone-else", ENDPOINT)
+                .with_expires_in(3600)
+                .with_client_id("other-app"),
+        )
+        .unwrap();
+    assert!(authenticator(&flow, &store).fresh_credentials().is_none());
+    // An unreadable store: a miss, not a panic.
+    store.fail_next(StoreError::Unavailable {
+        store: "memory",
+        message: "no D-Bus".into(),
+    });
+    assert!(authenticator(&flow, &store).fresh_credentials().is_none());
+    assert_eq!((flow.logins(), flow.refreshes()), (0, 0));
+}
+
+#[tokio::test]
+async fn stored_copies_that_disagree_are_not_fresh_until_written_back() {
+    let flow = Arc::new(ScriptedFlow::default());
+    let store = Arc::new(DisagreeingStore::default());
+    store
+        .store(&Credentials::new("current", ENDPOINT).with_expires_in(3600))
+        .unwrap();
+    let auth = CachingAuthenticator::builder(Arc::clone(&flow))
+        .store(store.clone())
+        .build();
+    assert!(
+        auth.fresh_credentials().is_none(),
+        "the copies are mended first"
+    );
+    auth.get_credentials().await.unwrap();
+    assert_eq!(store.writes.load(Ordering::SeqCst), 2, "written back once");
+    let fresh = auth.fresh_credentials().expect("fresh once mended");
+    assert_eq!(fresh.access_token.expose_secret(), "current");
+    assert_eq!((flow.logins(), flow.refreshes()), (0, 0));
+}
+
+#[test]
+fn an_arc_of_an_authenticator_forwards_fresh_credentials() {
+    let flow = Arc::new(ScriptedFlow::default());
+    let store = Arc::new(MemoryStore::new());
+    store
+        .store(&Credentials::new("stored", ENDPOINT).with_expires_in(3600))
+        .unwrap();
+    let auth: Arc<dyn Authenticator> = Arc::new(authenticator(&flow, &store));
+    assert!(Authenticator::fresh_credentials(&auth).is_some());
+}
