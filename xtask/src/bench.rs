@@ -23,8 +23,9 @@
 //!
 //!    The provider's request counters check that each cold run made one token request and
 //!    each cached run none. Each participant's peak RSS comes from one more run under GNU
-//!    `time`; one cached `flyte-auth token` runs under `strace -f` (when installed), which
-//!    must see no certificate file opened. The provider is stopped at the end, also on failure.
+//!    `time`; one cached and one cold `flyte-auth token` run under `strace -f` (when
+//!    installed), which must see no certificate file opened, and of the cached run no thread
+//!    and no event loop (no async runtime). The provider is stopped at the end, also on failure.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -220,6 +221,8 @@ struct Trace {
     ca_files_opened: usize,
     files_opened: usize,
     threads_started: usize,
+    /// `epoll` instances created: an async runtime with I/O started.
+    event_loops: usize,
 }
 
 impl Trace {
@@ -228,6 +231,7 @@ impl Trace {
             "ca_files_opened": self.ca_files_opened,
             "files_opened": self.files_opened,
             "threads_started": self.threads_started,
+            "event_loops": self.event_loops,
         })
     }
 }
@@ -310,8 +314,11 @@ impl Summary {
                 let _ = writeln!(
                     t,
                     "\nstrace -f of one {run} flyte-auth token: {} files opened, {} of them \
-                     certificates; {} threads started",
-                    trace.files_opened, trace.ca_files_opened, trace.threads_started
+                     certificates; {} threads started; {} async event loops",
+                    trace.files_opened,
+                    trace.ca_files_opened,
+                    trace.threads_started,
+                    trace.event_loops
                 );
             }
         }
@@ -518,7 +525,13 @@ fn trace(cmd: &Command, out: &Path) -> Result<Option<Trace>, String> {
     }
     let mut traced = Command::new("strace");
     traced
-        .args(["-f", "-qq", "-e", "trace=open,openat,clone,clone3", "-o"])
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=open,openat,clone,clone3,epoll_create,epoll_create1",
+            "-o",
+        ])
         .arg(out)
         .arg(cmd.get_program())
         .args(cmd.get_args())
@@ -542,10 +555,16 @@ fn trace(cmd: &Command, out: &Path) -> Result<Option<Trace>, String> {
         .filter(|l| l.contains("clone(") || l.contains("clone3("))
         .filter(|l| l.contains("CLONE_THREAD"))
         .count();
+    let event_loops = log
+        .lines()
+        .filter(|l| l.contains("epoll_create"))
+        .filter(|l| !l.contains("= -1"))
+        .count();
     Ok(Some(Trace {
         ca_files_opened,
         files_opened: opened.len(),
         threads_started,
+        event_loops,
     }))
 }
 
@@ -774,6 +793,15 @@ fn end_to_end(root: &Path, target_dir: &Path, with_peers: bool) -> Result<EndToE
                 t.ca_files_opened
             ));
         }
+    }
+    if let Some(t) = &cached_trace
+        && (t.threads_started > 0 || t.event_loops > 0)
+    {
+        return Err(format!(
+            "a cached flyte-auth token started {} thread(s) and {} event loop(s); it should \
+             start no async runtime",
+            t.threads_started, t.event_loops
+        ));
     }
     Ok(EndToEnd {
         rows,

@@ -1,6 +1,7 @@
 //! The subcommands: `token`, `login`, `logout`, `status`, `doctor`.
 
 use std::{
+    future::Future,
     io::Write as _,
     sync::Arc,
     time::{Duration, SystemTime},
@@ -15,10 +16,10 @@ use crate::{
 };
 
 /// Runs the subcommand `cli` names.
-pub(crate) async fn run(cli: &Cli) -> Result<(), Error> {
+pub(crate) fn run(cli: &Cli) -> Result<(), Error> {
     let options = &cli.options;
     if let Command::Doctor { json } = &cli.command {
-        return run_doctor(options, *json).await;
+        return block_on(run_doctor(options, *json));
     }
     let cfg = settings::load_config(options)?;
     tracing::debug!(
@@ -30,16 +31,26 @@ pub(crate) async fn run(cli: &Cli) -> Result<(), Error> {
     match &cli.command {
         Command::Token => {
             guard::check(&cfg, guard::depth())?;
-            token(&cfg, options).await
+            token(&cfg, options)
         }
         Command::Login => {
             guard::check(&cfg, guard::depth())?;
-            login(&cfg, options).await
+            block_on(login(&cfg, options))
         }
         Command::Logout => logout(&cfg, options),
         Command::Status { json } => status(&cfg, options, *json),
         Command::Doctor { .. } => Ok(()),
     }
+}
+
+/// Runs `future` to completion on a current-thread async runtime with I/O and timers. Only
+/// what may reach the network starts one: a token served from the store needs none.
+fn block_on<T>(future: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::other(RuntimeError(e)))?
+        .block_on(future)
 }
 
 /// Prints the diagnosis; fails (exit status 1) when a step failed.
@@ -77,11 +88,16 @@ impl std::fmt::Display for DoctorFound {
 impl std::error::Error for DoctorFound {}
 
 /// Prints the access token, and nothing else, on standard output.
-async fn token(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
+///
+/// A fresh token in the store is printed at once; only a refresh or a login starts the async
+/// runtime.
+fn token(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
     let store = settings::store(options, cfg)?;
-    let credentials = connect::authenticator(cfg, options, store)?
-        .get_credentials()
-        .await?;
+    let authenticator = connect::authenticator(cfg, options, store)?;
+    let credentials = match authenticator.fresh_credentials() {
+        Some(credentials) => credentials,
+        None => block_on(authenticator.get_credentials())?,
+    };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", credentials.access_token.expose_secret())
         .and_then(|()| stdout.flush())
@@ -181,6 +197,22 @@ impl std::fmt::Display for StdoutError {
 }
 
 impl std::error::Error for StdoutError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// The async runtime could not be started (no more threads or file descriptors).
+#[derive(Debug)]
+struct RuntimeError(std::io::Error);
+
+impl std::fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot start the async runtime: {}", self.0)
+    }
+}
+
+impl std::error::Error for RuntimeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.0)
     }

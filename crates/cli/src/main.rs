@@ -50,17 +50,8 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("flyte-auth: cannot start the async runtime: {e}");
-            return exit::Failure::Other.into();
-        }
-    };
-    match runtime.block_on(commands::run(&cli)) {
+    // Synchronous: a command starts the async runtime only when it may reach the network.
+    match commands::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::debug!(error = ?error, "failed");
