@@ -637,6 +637,8 @@ impl<F: TokenFlow> Authenticator for CachingAuthenticator<F> {
             return usable(&current.credentials);
         }
         match self.inner.read_store().filter(|c| usable(c)) {
+            // Copies that disagree are written back, then installed, by the first attempt.
+            Some(stored) if stored.stale_copies => true,
             Some(stored) => self.inner.install(stored).is_ok(),
             None => false,
         }

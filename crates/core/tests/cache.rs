@@ -873,3 +873,20 @@ fn an_arc_of_an_authenticator_forwards_fresh_credentials() {
     let auth: Arc<dyn Authenticator> = Arc::new(authenticator(&flow, &store));
     assert!(Authenticator::fresh_credentials(&auth).is_some());
 }
+
+#[tokio::test]
+async fn asking_whether_there_are_credentials_does_not_skip_mending_the_copies() {
+    let flow = Arc::new(ScriptedFlow::default());
+    let store = Arc::new(DisagreeingStore::default());
+    store
+        .store(&Credentials::new("current", ENDPOINT).with_expires_in(3600))
+        .unwrap();
+    let auth = CachingAuthenticator::builder(Arc::clone(&flow))
+        .store(store.clone())
+        .build();
+    assert!(auth.has_credentials());
+    let header = auth.auth_header().await.unwrap();
+    assert_eq!(header.value(), "Bearer current");
+    assert_eq!(store.writes.load(Ordering::SeqCst), 2, "written back once");
+    assert_eq!((flow.logins(), flow.refreshes()), (0, 0));
+}
