@@ -49,7 +49,7 @@ fn block_on<T>(future: impl Future<Output = Result<T, Error>>) -> Result<T, Erro
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::other(RuntimeError(e)))?
+        .map_err(|e| Error::other(CommandError::Runtime(e)))?
         .block_on(future)
 }
 
@@ -67,25 +67,13 @@ async fn run_doctor(options: &Options, json: bool) -> Result<(), Error> {
     stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
-        .map_err(|e| Error::other(StdoutError(e)))?;
+        .map_err(|e| Error::other(CommandError::Stdout(e)))?;
     if report.ok() {
         Ok(())
     } else {
-        Err(Error::other(DoctorFound))
+        Err(Error::other(CommandError::DoctorFound))
     }
 }
-
-/// `doctor` found a failing step (already shown on standard output).
-#[derive(Debug)]
-struct DoctorFound;
-
-impl std::fmt::Display for DoctorFound {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("doctor found a problem (see the steps marked FAIL above)")
-    }
-}
-
-impl std::error::Error for DoctorFound {}
 
 /// Prints the access token, and nothing else, on standard output.
 ///
@@ -101,7 +89,7 @@ fn token(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", credentials.access_token.expose_secret())
         .and_then(|()| stdout.flush())
-        .map_err(|e| Error::other(StdoutError(e)))
+        .map_err(|e| Error::other(CommandError::Stdout(e)))
 }
 
 /// Removes what is stored for the endpoint, then logs in.
@@ -170,7 +158,7 @@ fn status(cfg: &PlatformConfig, options: &Options, json: bool) -> Result<(), Err
     stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
-        .map_err(|e| Error::other(StdoutError(e)))
+        .map_err(|e| Error::other(CommandError::Stdout(e)))
 }
 
 /// `expires at 2024-05-01T13:00:00Z (in 59m 59s)`.
@@ -186,34 +174,16 @@ fn expiry_phrase(credentials: &Credentials) -> String {
     }
 }
 
-/// Standard output could not be written (a closed pipe, a full disk).
-#[derive(Debug)]
-struct StdoutError(std::io::Error);
-
-impl std::fmt::Display for StdoutError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot write to standard output: {}", self.0)
-    }
-}
-
-impl std::error::Error for StdoutError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
-
-/// The async runtime could not be started (no more threads or file descriptors).
-#[derive(Debug)]
-struct RuntimeError(std::io::Error);
-
-impl std::fmt::Display for RuntimeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot start the async runtime: {}", self.0)
-    }
-}
-
-impl std::error::Error for RuntimeError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
+/// What a command itself failed at (the library's errors are `flyte_auth::Error`s already).
+#[derive(Debug, thiserror::Error)]
+enum CommandError {
+    /// Standard output could not be written (a closed pipe, a full disk).
+    #[error("cannot write to standard output: {0}")]
+    Stdout(#[source] std::io::Error),
+    /// The async runtime could not be started (no more threads or file descriptors).
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// `doctor` found a failing step (already shown on standard output).
+    #[error("doctor found a problem (see the steps marked FAIL above)")]
+    DoctorFound,
 }

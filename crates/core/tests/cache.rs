@@ -314,6 +314,13 @@ async fn a_store_write_failure_is_not_a_login_failure() {
     assert!(store.is_empty());
 }
 
+/// A fresh token stored by another client (`other-app`) for the same endpoint.
+fn another_clients() -> Credentials {
+    Credentials::new("for-someone-else", ENDPOINT)
+        .with_expires_in(3600)
+        .with_client_id("other-app")
+}
+
 #[tokio::test]
 async fn stored_credentials_of_another_client_are_not_served() {
     let flow = Arc::new(ScriptedFlow {
@@ -321,13 +328,7 @@ async fn stored_credentials_of_another_client_are_not_served() {
         ..ScriptedFlow::default()
     });
     let store = Arc::new(MemoryStore::new());
-    store
-        .store(
-            &Credentials::new("for-someone-else", ENDPOINT)
-                .with_expires_in(3600)
-                .with_client_id("other-app"),
-        )
-        .unwrap();
+    store.store(&another_clients()).unwrap();
     let auth = authenticator(&flow, &store);
 
     let creds = auth.get_credentials().await.unwrap();
@@ -751,20 +752,28 @@ impl TokenStore for DisagreeingStore {
     }
 }
 
-#[tokio::test]
-async fn copies_that_disagree_are_written_back_without_a_token_request() {
+/// A flow, a store holding `stored` (for an hour) whose copies disagree until it is written
+/// back once, and the authenticator over both.
+fn with_disagreeing_copies(
+    stored: Credentials,
+) -> (
+    Arc<ScriptedFlow>,
+    Arc<DisagreeingStore>,
+    CachingAuthenticator<Arc<ScriptedFlow>>,
+) {
     let flow = Arc::new(ScriptedFlow::default());
     let store = Arc::new(DisagreeingStore::default());
-    store
-        .store(
-            &Credentials::new("current", ENDPOINT)
-                .with_refresh_token("r")
-                .with_expires_in(3600),
-        )
-        .unwrap();
+    store.store(&stored.with_expires_in(3600)).unwrap();
     let auth = CachingAuthenticator::builder(Arc::clone(&flow))
         .store(store.clone())
         .build();
+    (flow, store, auth)
+}
+
+#[tokio::test]
+async fn copies_that_disagree_are_written_back_without_a_token_request() {
+    let (flow, store, auth) =
+        with_disagreeing_copies(Credentials::new("current", ENDPOINT).with_refresh_token("r"));
     let creds = auth.get_credentials().await.unwrap();
     assert_eq!(creds.access_token.expose_secret(), "current");
     assert!(!creds.stale_copies);
@@ -794,11 +803,12 @@ fn a_fresh_stored_token_is_served_without_a_runtime_and_then_from_memory() {
     store
         .store(&Credentials::new("stored", ENDPOINT).with_expires_in(3600))
         .unwrap();
-    let auth = authenticator(&flow, &store);
+    // Through `Arc<dyn Authenticator>`, as the factory returns it (the `Arc` forwards).
+    let auth: Arc<dyn Authenticator> = Arc::new(authenticator(&flow, &store));
 
-    let credentials = auth.fresh_credentials().expect("the stored token is fresh");
+    let credentials = Authenticator::fresh_credentials(&auth).expect("the stored token is fresh");
     assert_eq!(credentials.access_token.expose_secret(), "stored");
-    assert_eq!(header_of(&auth), "Bearer stored", "installed in memory");
+    assert_eq!(header_of(&*auth), "Bearer stored", "installed in memory");
     // From memory now: a failing store is not read again.
     store.fail_next(StoreError::Unavailable {
         store: "memory",
@@ -825,13 +835,7 @@ fn no_fresh_credentials_when_a_refresh_or_a_login_is_due() {
     assert!(auth.fetch_grpc_call_auth_metadata().is_none());
     assert!(store.retrieve(ENDPOINT).unwrap().is_some(), "kept");
     // Another client's: not served.
-    store
-        .store(
-            &Credentials::new("for-someone-else", ENDPOINT)
-                .with_expires_in(3600)
-                .with_client_id("other-app"),
-        )
-        .unwrap();
+    store.store(&another_clients()).unwrap();
     assert!(authenticator(&flow, &store).fresh_credentials().is_none());
     // An unreadable store: a miss, not a panic.
     store.fail_next(StoreError::Unavailable {
@@ -844,14 +848,7 @@ fn no_fresh_credentials_when_a_refresh_or_a_login_is_due() {
 
 #[tokio::test]
 async fn stored_copies_that_disagree_are_not_fresh_until_written_back() {
-    let flow = Arc::new(ScriptedFlow::default());
-    let store = Arc::new(DisagreeingStore::default());
-    store
-        .store(&Credentials::new("current", ENDPOINT).with_expires_in(3600))
-        .unwrap();
-    let auth = CachingAuthenticator::builder(Arc::clone(&flow))
-        .store(store.clone())
-        .build();
+    let (flow, store, auth) = with_disagreeing_copies(Credentials::new("current", ENDPOINT));
     assert!(
         auth.fresh_credentials().is_none(),
         "the copies are mended first"
@@ -863,27 +860,9 @@ async fn stored_copies_that_disagree_are_not_fresh_until_written_back() {
     assert_eq!((flow.logins(), flow.refreshes()), (0, 0));
 }
 
-#[test]
-fn an_arc_of_an_authenticator_forwards_fresh_credentials() {
-    let flow = Arc::new(ScriptedFlow::default());
-    let store = Arc::new(MemoryStore::new());
-    store
-        .store(&Credentials::new("stored", ENDPOINT).with_expires_in(3600))
-        .unwrap();
-    let auth: Arc<dyn Authenticator> = Arc::new(authenticator(&flow, &store));
-    assert!(Authenticator::fresh_credentials(&auth).is_some());
-}
-
 #[tokio::test]
 async fn asking_whether_there_are_credentials_does_not_skip_mending_the_copies() {
-    let flow = Arc::new(ScriptedFlow::default());
-    let store = Arc::new(DisagreeingStore::default());
-    store
-        .store(&Credentials::new("current", ENDPOINT).with_expires_in(3600))
-        .unwrap();
-    let auth = CachingAuthenticator::builder(Arc::clone(&flow))
-        .store(store.clone())
-        .build();
+    let (flow, store, auth) = with_disagreeing_copies(Credentials::new("current", ENDPOINT));
     assert!(auth.has_credentials());
     let header = auth.auth_header().await.unwrap();
     assert_eq!(header.value(), "Bearer current");
