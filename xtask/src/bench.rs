@@ -22,8 +22,8 @@
 //!    backend, so no desktop keyring is needed).
 //!
 //!    The provider's request counters check that each cold run made one token request and
-//!    each cached run none. Each participant's peak RSS comes from one more run under GNU
-//!    `time`; one cached and one cold `flyte-auth token` run under `strace -f` (when
+//!    each cached run none. Each participant's peak RSS is the median of 5 more runs under
+//!    GNU `time`; one cached and one cold `flyte-auth token` run under `strace -f` (when
 //!    installed), which must see no certificate file opened, and of the cached run no thread
 //!    and no event loop (no async runtime). The provider is stopped at the end, also on failure.
 
@@ -45,6 +45,9 @@ const MINUTE: Duration = Duration::from_secs(60);
 const RUNS: usize = 25;
 /// Measured runs of `flyte-auth` and the floors (`curl`, `/bin/true`), a few milliseconds each.
 const FAST_RUNS: usize = 201;
+/// Runs of each participant under GNU `time` for its peak RSS, of which the median is shown
+/// (one run's peak varies by a few hundred KB with what the kernel maps around its faults).
+const RSS_RUNS: usize = 5;
 /// Unmeasured runs before them (page cache, connection set-up in the provider).
 const WARM_UP_RUNS: usize = 2;
 /// The longest one measured process may take.
@@ -267,7 +270,7 @@ impl Summary {
             "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             "criterion_median_ns": self.micro.iter().map(|(id, ns)| (id.to_string(), json!(ns))).collect::<serde_json::Map<_, _>>(),
             "end_to_end": {
-                "runs": { "flyte_auth_and_floors": FAST_RUNS, "peers": RUNS },
+                "runs": { "flyte_auth_and_floors": FAST_RUNS, "peers": RUNS, "peak_rss": RSS_RUNS },
                 "rows": rows,
                 "binary_bytes": e.binary.0,
                 "binary_stripped_bytes": e.binary.1,
@@ -296,7 +299,7 @@ impl Summary {
         let _ = writeln!(
             t,
             "\nwhole processes, medians of interleaved runs ({FAST_RUNS} of flyte-auth and the \
-             floors, {RUNS} of the peers):\n"
+             floors, {RUNS} of the peers; peak RSS: the median of {RSS_RUNS} more runs):\n"
         );
         t.push_str(&e.table());
         let mb = |bytes: u64| bytes as f64 / 1_000_000.0;
@@ -757,7 +760,7 @@ fn end_to_end(root: &Path, target_dir: &Path, with_peers: bool) -> Result<EndToE
         ));
     }
 
-    // Peak RSS, one run each, outside the timing.
+    // Peak RSS, the median of RSS_RUNS runs each, outside the timing.
     let mut rows = Vec::new();
     for (job, participants, medians, floor) in [
         ("cold token", &cold, &cold_ms, 1),
@@ -765,9 +768,13 @@ fn end_to_end(root: &Path, target_dir: &Path, with_peers: bool) -> Result<EndToE
     ] {
         let base = rows.len();
         for (i, (p, ms)) in participants.iter().zip(medians).enumerate() {
-            // A run number no measured run had (a fresh cache directory for the cold login).
-            let rss = peak_rss_kb(&(p.make)(p.all_runs() + 1), &work.0.join("peak-rss.txt"))
+            // Run numbers no measured run had (a fresh cache directory for each cold login).
+            let mut peaks = (1..=RSS_RUNS)
+                .map(|k| peak_rss_kb(&(p.make)(p.all_runs() + k), &work.0.join("peak-rss.txt")))
+                .collect::<Result<Vec<u64>, String>>()
                 .map_err(|e| format!("{}: {e}", p.name))?;
+            peaks.sort_unstable();
+            let rss = peaks[peaks.len() / 2];
             rows.push(Row {
                 job,
                 name: p.name.clone(),
