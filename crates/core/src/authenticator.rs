@@ -99,8 +99,11 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
     /// [`get_credentials`](Self::get_credentials).
     ///
     /// Synchronous and without an async runtime, for callers that want a token at once when
-    /// one is at hand (the `flyte-auth token` command serves a stored token this way). The
-    /// default, `None`, always sends the caller to `get_credentials`.
+    /// one is at hand (the `flyte-auth token` command serves a stored token this way). When
+    /// nothing is in memory it blocks while the store is read, as
+    /// [`has_credentials`](Self::has_credentials) does: a file read, or a keyring call within
+    /// the store's time limit. The default, `None`, always sends the caller to
+    /// `get_credentials`.
     ///
     /// ```
     /// # use std::sync::Arc;
