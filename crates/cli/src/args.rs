@@ -12,7 +12,10 @@ use std::{ffi::OsString, fmt, path::PathBuf, time::Duration};
 
 use flyte_auth::{
     AuthMode, SecretString,
-    config::{env::parse_bool_word, parse_duration},
+    config::{
+        env::{parse_bool_word, split_list},
+        parse_duration,
+    },
     redact_url,
 };
 use flyte_auth_store::{ParseStoreKindError, StoreKind};
@@ -340,8 +343,7 @@ const OPTIONS: &[Opt] = &[
         heading: Heading::Authentication,
         help: "Scopes to ask for, comma-separated (admin.scopes, FLYTE_CREDENTIALS_SCOPES).",
         set: |o, v| {
-            let scopes = text(v)?.split(',').map(str::to_owned).collect();
-            o.scopes = Some(scopes);
+            o.scopes = Some(split_list(&text(v)?));
             Ok(())
         },
     },
@@ -889,7 +891,8 @@ mod tests {
 
     #[test]
     fn scopes_are_comma_separated_and_timeouts_are_durations() {
-        let parsed = cli(&["--scopes", "all,offline", "--timeout", "2m", "token"]);
+        let parsed = cli(&["--scopes", "all, offline,", "--timeout", "2m", "token"]);
+        // As FLYTE_CREDENTIALS_SCOPES is read: items trimmed, empty ones dropped.
         assert_eq!(
             parsed.options.scopes,
             Some(vec!["all".to_owned(), "offline".to_owned()])

@@ -75,8 +75,16 @@ pub(crate) fn parse_list(value: &str) -> Result<Vec<String>, String> {
     Ok(split_list(value))
 }
 
-/// Splits a comma-separated list, trimming items and dropping empty ones.
-fn split_list(value: &str) -> Vec<String> {
+/// A comma-separated list as flytekit reads one (`FLYTE_CREDENTIALS_SCOPES`): items trimmed,
+/// empty ones dropped.
+///
+/// ```
+/// use flyte_auth::config::env::split_list;
+///
+/// assert_eq!(split_list("openid, offline_access,,all "), ["openid", "offline_access", "all"]);
+/// assert!(split_list(" , ").is_empty());
+/// ```
+pub fn split_list(value: &str) -> Vec<String> {
     value
         .split(',')
         .map(str::trim)
