@@ -167,7 +167,13 @@ impl std::error::Error for UsageError {}
 
 impl From<lexopt::Error> for UsageError {
     fn from(error: lexopt::Error) -> Self {
-        Self(error.to_string())
+        match error {
+            // Without the value: it may be a secret given to the wrong flag.
+            lexopt::Error::UnexpectedValue { option, .. } => {
+                Self(format!("{option} takes no value"))
+            }
+            other => Self(other.to_string()),
+        }
     }
 }
 
@@ -875,8 +881,8 @@ mod tests {
             Command::Status { json: false }
         );
         assert!(error(&["--insecure=maybe", "status"]).contains("`maybe` is not a boolean"));
-        // A flag takes no value.
-        assert!(error(&["--qr=yes", "token"]).contains("--qr"));
+        // A flag takes no value, and the error does not repeat it.
+        assert_eq!(error(&["--qr=sekrit", "token"]), "--qr takes no value");
     }
 
     #[test]
