@@ -836,6 +836,7 @@ mod tests {
             names.len(),
             "an option name is declared twice"
         );
+        let mut seen: Vec<(&str, Options)> = Vec::new();
         for opt in OPTIONS {
             let sample = match opt.long {
                 "auth-mode" => "DeviceFlow",
@@ -850,11 +851,16 @@ mod tests {
             };
             let parsed = cli(&args).options;
             assert_ne!(parsed, defaults, "{flag} changed nothing");
+            // Its own field: no two rows set the same one.
+            if let Some((other, _)) = seen.iter().find(|(_, o)| *o == parsed) {
+                panic!("{flag} sets what --{other} sets");
+            }
             // The `=` spelling means the same.
             if let Takes::Value(_) = opt.takes {
                 let joined = format!("{flag}={sample}");
                 assert_eq!(cli(&[&joined, "status"]).options, parsed, "{joined}");
             }
+            seen.push((opt.long, parsed));
         }
     }
 

@@ -837,12 +837,18 @@ fn no_fresh_credentials_when_a_refresh_or_a_login_is_due() {
     // Another client's: not served.
     store.store(&another_clients()).unwrap();
     assert!(authenticator(&flow, &store).fresh_credentials().is_none());
-    // An unreadable store: a miss, not a panic.
+    // An unreadable store: a miss, not a panic; once it reads, its fresh token is served.
+    store
+        .store(&Credentials::new("own", ENDPOINT).with_expires_in(3600))
+        .unwrap();
     store.fail_next(StoreError::Unavailable {
         store: "memory",
         message: "no D-Bus".into(),
     });
-    assert!(authenticator(&flow, &store).fresh_credentials().is_none());
+    let auth = authenticator(&flow, &store);
+    assert!(auth.fresh_credentials().is_none());
+    let own = auth.fresh_credentials().expect("read on the next call");
+    assert_eq!(own.access_token.expose_secret(), "own");
     assert_eq!((flow.logins(), flow.refreshes()), (0, 0));
 }
 
