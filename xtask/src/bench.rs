@@ -22,8 +22,8 @@
 //!    backend, so no desktop keyring is needed).
 //!
 //!    The provider's request counters check that each cold run made one token request and
-//!    each cached run none. Each participant's peak RSS is the median of 5 more runs under
-//!    GNU `time`; one cached and one cold `flyte-auth token` run under `strace -f` (when
+//!    each cached run none. Each participant's peak RSS is the median of [`RSS_RUNS`] more
+//!    runs under GNU `time`; one cached and one cold `flyte-auth token` run under `strace -f` (when
 //!    installed), which must see no certificate file opened, and of the cached run no thread
 //!    and no event loop (no async runtime). The provider is stopped at the end, also on failure.
 
