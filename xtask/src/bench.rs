@@ -13,7 +13,9 @@
 //!    - a cold token: `flyte-auth token` logging in with client credentials (a fresh
 //!      `--cache-dir` each time: discovery and one token request) next to one `curl` POST of
 //!      the same grant;
-//!    - a cached token: `flyte-auth token` served from its file cache next to `/bin/true`.
+//!    - a cached token: `flyte-auth token` served from its file cache next to `/bin/true`
+//!      and `rust-floor` (`xtask/floor`: a Rust program of the same release profile that
+//!      prints one line, the part of the time any Rust program pays to start).
 //!
 //!    With `--with-peers`, flytekit 1.16 and the Flyte 2 SDK (`flyte==2.12.1`) are installed
 //!    from PyPI into virtual environments under `target/bench/peers/` (once) and do the same
@@ -43,11 +45,15 @@ use crate::tasks::Outcome;
 const MINUTE: Duration = Duration::from_secs(60);
 /// Measured runs of each peer's end-to-end command.
 const RUNS: usize = 25;
-/// Measured runs of `flyte-auth` and the floors (`curl`, `/bin/true`), a few milliseconds each.
+/// Measured runs of `flyte-auth` and the floors (`curl`, `/bin/true`, `rust-floor`), a few
+/// milliseconds each.
 const FAST_RUNS: usize = 201;
 /// Runs of each participant under GNU `time` for its peak RSS, of which the median is shown
 /// (one run's peak varies by a few hundred KB with what the kernel maps around its faults).
 const RSS_RUNS: usize = 5;
+/// The cached token's second floor: a Rust program built with the same profile that prints
+/// one line (`xtask/floor`), the cost of starting any Rust program.
+const RUST_FLOOR: &str = "rust-floor (a Rust program printing one line, same profile)";
 /// Unmeasured runs before them (page cache, connection set-up in the provider).
 const WARM_UP_RUNS: usize = 2;
 /// The longest one measured process may take.
@@ -592,7 +598,7 @@ fn end_to_end(root: &Path, target_dir: &Path, with_peers: bool) -> Result<EndToE
         println!("peers (flytekit, the Flyte 2 SDK) not measured: add --with-peers");
         Vec::new()
     };
-    let cli = build_cli()?;
+    let (cli, rust_floor) = build_cli()?;
     let work = WorkDir::create()?;
     let binary = binary_sizes(&cli, &work.0.join("flyte-auth.stripped"))?;
     let provider = Provider::start(&idp_dir, &[("access-token-ttl", "3600".into())])?;
@@ -732,6 +738,7 @@ fn end_to_end(root: &Path, target_dir: &Path, with_peers: bool) -> Result<EndToE
             flyte_auth(&cached_dir)
         }),
         Participant::new("/bin/true", FAST_RUNS, |_| Command::new("/bin/true")),
+        Participant::new(RUST_FLOOR, FAST_RUNS, |_| Command::new(&rust_floor)),
     ];
     for (sdk, label, python) in &peers {
         let data = work.0.join(format!("{sdk}-cached"));
@@ -747,7 +754,7 @@ fn end_to_end(root: &Path, target_dir: &Path, with_peers: bool) -> Result<EndToE
         if name.starts_with("flyte-auth") && stdout.trim() != first {
             return Err("a cached run printed another token than the login".into());
         }
-        if name == "/bin/true" {
+        if name == "/bin/true" || name == RUST_FLOOR {
             return Ok(());
         }
         check_token(name, stdout)
@@ -892,8 +899,9 @@ fn form_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-/// Builds `flyte-auth` in release mode; returns its path.
-fn build_cli() -> Result<PathBuf, String> {
+/// Builds `flyte-auth` and `rust-floor` (`xtask/floor`) with the release profile; returns
+/// their paths.
+fn build_cli() -> Result<(PathBuf, PathBuf), String> {
     let mut cmd = cargo([
         "build",
         "--release",
@@ -901,16 +909,23 @@ fn build_cli() -> Result<PathBuf, String> {
         "flyte-auth-cli",
         "--bin",
         "flyte-auth",
+        "-p",
+        "bench-floor",
+        "--bin",
+        "rust-floor",
         "--message-format=json-render-diagnostics",
     ]);
     println!("$ {}", show(&cmd));
     let messages = capture(&mut cmd, 30 * MINUTE)?;
-    messages
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "flyte-auth")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .ok_or_else(|| "cargo build did not report the `flyte-auth` executable".into())
+    let executable = |name: &str| {
+        messages
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .ok_or_else(|| format!("cargo build did not report the `{name}` executable"))
+    };
+    Ok((executable("flyte-auth")?, executable("rust-floor")?))
 }
 
 /// A temporary directory for the runs' home and token caches; removed on drop.
