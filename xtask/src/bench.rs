@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use serde_json::{Value, json};
 
-use crate::cmd::{capture, cargo, run, show};
+use crate::cmd::{capture, cargo, cargo_build, run, show};
 use crate::provider::Provider;
 use crate::tasks::Outcome;
 
@@ -902,30 +902,24 @@ fn form_encode(text: &str) -> String {
 /// Builds `flyte-auth` and `rust-floor` (`xtask/floor`) with the release profile; returns
 /// their paths.
 fn build_cli() -> Result<(PathBuf, PathBuf), String> {
-    let mut cmd = cargo([
-        "build",
-        "--release",
-        "-p",
-        "flyte-auth-cli",
-        "--bin",
-        "flyte-auth",
-        "-p",
-        "bench-floor",
-        "--bin",
-        "rust-floor",
-        "--message-format=json-render-diagnostics",
-    ]);
-    println!("$ {}", show(&cmd));
-    let messages = capture(&mut cmd, 30 * MINUTE)?;
-    let executable = |name: &str| {
-        messages
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .ok_or_else(|| format!("cargo build did not report the `{name}` executable"))
-    };
-    Ok((executable("flyte-auth")?, executable("rust-floor")?))
+    let built = cargo_build(
+        &[
+            "--release",
+            "-p",
+            "flyte-auth-cli",
+            "--bin",
+            "flyte-auth",
+            "-p",
+            "bench-floor",
+            "--bin",
+            "rust-floor",
+        ],
+        30 * MINUTE,
+    )?;
+    Ok((
+        built.executable("flyte-auth")?,
+        built.executable("rust-floor")?,
+    ))
 }
 
 /// A temporary directory for the runs' home and token caches; removed on drop.
