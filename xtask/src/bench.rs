@@ -4,7 +4,8 @@
 //! 1. `cargo bench` of `flyte-auth-core` (the credential cache) and `flyte-auth-store`
 //!    (`FileStore`), with short warm-up and measurement times; the medians are read from
 //!    criterion's `estimates.json`.
-//! 2. `flyte-auth` built as `cargo install` builds it (release profile), `tests/idp/server.mjs`
+//! 2. `flyte-auth` installed as `cargo install --locked --path crates/cli` installs it (release
+//!    profile, into `target/bench/install`), `tests/idp/server.mjs`
 //!    started on a free loopback port (`npm ci --prefix tests/idp` first when its packages are
 //!    missing), then two jobs, each participant run once per round, [`WARM_UP_RUNS`] unmeasured
 //!    rounds and then [`FAST_RUNS`] measured ones for `flyte-auth` and its floor (milliseconds
@@ -23,6 +24,9 @@
 //!    client, and a token read from their keyring store (the `keyrings.alt` plaintext file
 //!    backend, so no desktop keyring is needed).
 //!
+//!    `--cli PATH` times that `flyte-auth` binary instead of building one (another build of
+//!    the same source, measured the same way).
+//!
 //!    The provider's request counters check that each cold run made one token request and
 //!    each cached run none. Each participant's peak RSS is the median of [`RSS_RUNS`] more
 //!    runs under GNU `time`; one cached and one cold `flyte-auth token` run under `strace -f` (when
@@ -38,7 +42,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use serde_json::{Value, json};
 
-use crate::cmd::{capture, cargo, cargo_build, run, show};
+use crate::cmd::{capture, cargo, run, show};
 use crate::provider::Provider;
 use crate::tasks::Outcome;
 
@@ -96,8 +100,9 @@ const CRITERION: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
-/// `cargo xtask bench`.
-pub(crate) fn bench(with_peers: bool) -> Outcome {
+/// `cargo xtask bench`; `cli` is a `flyte-auth` binary to time instead of the release build
+/// (`--cli`: another build of the same source, measured the same way).
+pub(crate) fn bench(with_peers: bool, cli: Option<&Path>) -> Outcome {
     let root = crate::workspace_root();
     let target_dir = target_dir()?;
 
@@ -123,7 +128,7 @@ pub(crate) fn bench(with_peers: bool) -> Outcome {
         }
     }
 
-    let end_to_end = end_to_end(root, &target_dir, with_peers)?;
+    let end_to_end = end_to_end(root, &target_dir, with_peers, cli)?;
 
     let summary = Summary {
         machine: machine(),
@@ -223,6 +228,8 @@ struct EndToEnd {
     cold_trace: Option<Trace>,
     /// The size of `flyte-auth` as built and stripped, in bytes.
     binary: (u64, Option<u64>),
+    /// The binary given with `--cli`, timed instead of the release build.
+    given: Option<PathBuf>,
 }
 
 /// What `strace -f` saw of one run.
@@ -278,6 +285,7 @@ impl Summary {
             "end_to_end": {
                 "runs": { "flyte_auth_and_floors": FAST_RUNS, "peers": RUNS, "peak_rss": RSS_RUNS },
                 "rows": rows,
+                "binary": e.given.as_ref().map_or_else(|| "cargo install --locked --path crates/cli".into(), |p| p.display().to_string()),
                 "binary_bytes": e.binary.0,
                 "binary_stripped_bytes": e.binary.1,
                 "cached_run_strace": e.cached_trace.as_ref().map(Trace::json),
@@ -311,7 +319,11 @@ impl Summary {
         let mb = |bytes: u64| bytes as f64 / 1_000_000.0;
         let _ = writeln!(
             t,
-            "\nflyte-auth binary (release profile): {:.1} MB as built, {} stripped",
+            "\nflyte-auth binary ({}): {:.1} MB as built, {} stripped",
+            e.given.as_ref().map_or_else(
+                || "cargo install --locked --path crates/cli".into(),
+                |p| p.display().to_string()
+            ),
             mb(e.binary.0),
             e.binary.1.map_or_else(
                 || "? MB (no strip program)".into(),
@@ -577,7 +589,12 @@ fn trace(cmd: &Command, out: &Path) -> Result<Option<Trace>, String> {
     }))
 }
 
-fn end_to_end(root: &Path, target_dir: &Path, with_peers: bool) -> Result<EndToEnd, String> {
+fn end_to_end(
+    root: &Path,
+    target_dir: &Path,
+    with_peers: bool,
+    given: Option<&Path>,
+) -> Result<EndToEnd, String> {
     let idp_dir = root.join("tests").join("idp");
     if !idp_dir.join("node_modules").is_dir() {
         run(
@@ -598,7 +615,7 @@ fn end_to_end(root: &Path, target_dir: &Path, with_peers: bool) -> Result<EndToE
         println!("peers (flytekit, the Flyte 2 SDK) not measured: add --with-peers");
         Vec::new()
     };
-    let (cli, rust_floor) = build_cli()?;
+    let (cli, rust_floor) = install(&target_dir.join("bench").join("install"), given)?;
     let work = WorkDir::create()?;
     let binary = binary_sizes(&cli, &work.0.join("flyte-auth.stripped"))?;
     let provider = Provider::start(&idp_dir, &[("access-token-ttl", "3600".into())])?;
@@ -822,6 +839,7 @@ fn end_to_end(root: &Path, target_dir: &Path, with_peers: bool) -> Result<EndToE
         cached_trace,
         cold_trace,
         binary,
+        given: given.map(Path::to_path_buf),
     })
 }
 
@@ -899,27 +917,34 @@ fn form_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-/// Builds `flyte-auth` and `rust-floor` (`xtask/floor`) with the release profile; returns
-/// their paths.
-fn build_cli() -> Result<(PathBuf, PathBuf), String> {
-    let built = cargo_build(
-        &[
-            "--release",
-            "-p",
-            "flyte-auth-cli",
-            "--bin",
-            "flyte-auth",
-            "-p",
-            "bench-floor",
-            "--bin",
-            "rust-floor",
-        ],
-        30 * MINUTE,
-    )?;
-    Ok((
-        built.executable("flyte-auth")?,
-        built.executable("rust-floor")?,
-    ))
+/// Installs `rust-floor` (`xtask/floor`) and, unless `given`, `flyte-auth` into
+/// `root/bin` as `cargo install --locked --path` does for a user (built in the workspace's
+/// target directory with the release profile and the lockfile, then copied); returns the
+/// paths of `flyte-auth` (or `given`) and `rust-floor`.
+///
+/// The installed copies are what runs, not the linker's output in `target/release`: the same
+/// bytes started about 15% slower from the file the linker wrote than from a copy of it (two
+/// interleaved series of 300 cached-token runs), the page cache holding the two differently.
+fn install(root: &Path, given: Option<&Path>) -> Result<(PathBuf, PathBuf), String> {
+    let install = |package: &str| {
+        let mut cmd = cargo([
+            "install", "--locked", "--force", "--path", package, "--root",
+        ]);
+        cmd.arg(root);
+        run(&mut cmd, 30 * MINUTE)
+    };
+    install("xtask/floor")?;
+    let cli = match given {
+        // Absolute, so that a bare name is not looked up in PATH.
+        Some(path) => {
+            std::fs::canonicalize(path).map_err(|e| format!("--cli {}: {e}", path.display()))?
+        }
+        None => {
+            install("crates/cli")?;
+            root.join("bin").join("flyte-auth")
+        }
+    };
+    Ok((cli, root.join("bin").join("rust-floor")))
 }
 
 /// A temporary directory for the runs' home and token caches; removed on drop.

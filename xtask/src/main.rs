@@ -103,11 +103,24 @@ const TASKS: &[Task] = &[
         about: "criterion benches, then flyte-auth processes against curl and /bin/true (target/bench/)",
         in_ci: false,
         args: || {
-            vec![Arg::new("with-peers").long("with-peers").action(ArgAction::SetTrue).help(
-                "also install flytekit 1.16 and the Flyte 2 SDK into target/bench/peers and time them",
-            )]
+            vec![
+                Arg::new("with-peers").long("with-peers").action(ArgAction::SetTrue).help(
+                    "also install flytekit 1.16 and the Flyte 2 SDK into target/bench/peers and time them",
+                ),
+                Arg::new("cli")
+                    .long("cli")
+                    .value_name("PATH")
+                    .value_parser(value_parser!(std::path::PathBuf))
+                    .help("time this flyte-auth binary (another build of the source) instead of the release build"),
+            ]
         },
-        run: |args| bench::bench(args.get_flag("with-peers")),
+        run: |args| {
+            bench::bench(
+                args.get_flag("with-peers"),
+                args.get_one::<std::path::PathBuf>("cli")
+                    .map(|p| p.as_path()),
+            )
+        },
     },
     Task {
         name: "fuzz",
@@ -280,6 +293,16 @@ mod tests {
                 .subcommand_matches("bench")
                 .unwrap()
                 .get_flag("with-peers")
+        );
+        let given = cli()
+            .try_get_matches_from(["cargo xtask", "bench", "--cli", "/tmp/flyte-auth"])
+            .unwrap();
+        assert_eq!(
+            given
+                .subcommand_matches("bench")
+                .unwrap()
+                .get_one::<std::path::PathBuf>("cli"),
+            Some(&std::path::PathBuf::from("/tmp/flyte-auth"))
         );
         assert!(
             cli()
