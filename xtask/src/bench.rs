@@ -232,6 +232,16 @@ struct EndToEnd {
     given: Option<PathBuf>,
 }
 
+impl EndToEnd {
+    /// Which `flyte-auth` was timed: the installed one, or the path given with `--cli`.
+    fn binary_name(&self) -> String {
+        self.given.as_ref().map_or_else(
+            || "cargo install --locked --path crates/cli".into(),
+            |p| p.display().to_string(),
+        )
+    }
+}
+
 /// What `strace -f` saw of one run.
 struct Trace {
     ca_files_opened: usize,
@@ -285,7 +295,7 @@ impl Summary {
             "end_to_end": {
                 "runs": { "flyte_auth_and_floors": FAST_RUNS, "peers": RUNS, "peak_rss": RSS_RUNS },
                 "rows": rows,
-                "binary": e.given.as_ref().map_or_else(|| "cargo install --locked --path crates/cli".into(), |p| p.display().to_string()),
+                "binary": e.binary_name(),
                 "binary_bytes": e.binary.0,
                 "binary_stripped_bytes": e.binary.1,
                 "cached_run_strace": e.cached_trace.as_ref().map(Trace::json),
@@ -320,10 +330,7 @@ impl Summary {
         let _ = writeln!(
             t,
             "\nflyte-auth binary ({}): {:.1} MB as built, {} stripped",
-            e.given.as_ref().map_or_else(
-                || "cargo install --locked --path crates/cli".into(),
-                |p| p.display().to_string()
-            ),
+            e.binary_name(),
             mb(e.binary.0),
             e.binary.1.map_or_else(
                 || "? MB (no strip program)".into(),

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -53,32 +53,6 @@ pub(crate) fn capture(cmd: &mut Command, limit: Duration) -> Result<String, Stri
         .map_err(|err| format!("cannot read the output of `{}`: {err}", show(cmd)))?;
     check(status, cmd)?;
     Ok(text)
-}
-
-/// Runs `cargo build` with `args`, echoed first, and keeps what cargo reported of it.
-///
-/// Same failure rules as [`run`].
-pub(crate) fn cargo_build(args: &[&str], limit: Duration) -> Result<Built, String> {
-    let mut cmd = cargo(["build"]);
-    cmd.args(args)
-        .arg("--message-format=json-render-diagnostics");
-    println!("$ {}", show(&cmd));
-    capture(&mut cmd, limit).map(Built)
-}
-
-/// Cargo's JSON messages of one build.
-pub(crate) struct Built(String);
-
-impl Built {
-    /// The path of the executable target `name` that the build produced.
-    pub(crate) fn executable(&self, name: &str) -> Result<PathBuf, String> {
-        self.0
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .ok_or_else(|| format!("cargo build did not report the `{name}` executable"))
-    }
 }
 
 /// The command line as a person would type it: `RUSTDOCFLAGS='-D warnings' cargo doc ...`.

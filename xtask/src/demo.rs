@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cmd::{cargo_build, run, show};
+use crate::cmd::{capture, cargo, run, show};
 use crate::provider::{Provider, Stats};
 use crate::tasks::Outcome;
 
@@ -110,21 +110,27 @@ pub(crate) fn demo() -> Outcome {
 
 /// Builds `flyte-auth` and the `demo_browser` example; returns their paths.
 fn build() -> Result<(PathBuf, PathBuf), String> {
-    let built = cargo_build(
-        &[
-            "-p",
-            "flyte-auth-cli",
-            "--bin",
-            "flyte-auth",
-            "--example",
-            "demo_browser",
-        ],
-        30 * MINUTE,
-    )?;
-    Ok((
-        built.executable("flyte-auth")?,
-        built.executable("demo_browser")?,
-    ))
+    let mut cmd = cargo([
+        "build",
+        "-p",
+        "flyte-auth-cli",
+        "--bin",
+        "flyte-auth",
+        "--example",
+        "demo_browser",
+        "--message-format=json-render-diagnostics",
+    ]);
+    println!("$ {}", show(&cmd));
+    let messages = capture(&mut cmd, 30 * MINUTE)?;
+    let executable = |name: &str| {
+        messages
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .ok_or_else(|| format!("cargo build did not report the `{name}` executable"))
+    };
+    Ok((executable("flyte-auth")?, executable("demo_browser")?))
 }
 
 /// A temporary directory holding the demo user's home and token caches; removed on drop.
