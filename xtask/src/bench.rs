@@ -541,13 +541,7 @@ fn peak_rss_kb(cmd: &Command, report: &Path) -> Result<u64, String> {
 
 /// Counts, with `strace -f`, what one run of `cmd` opens and how many threads it starts.
 fn trace(cmd: &Command, out: &Path) -> Result<Option<Trace>, String> {
-    if Command::new("strace")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_err()
-    {
+    if timed(Command::new("strace").arg("-V"), MINUTE).is_err() {
         println!("strace is not installed (apt-get install strace): the cached run is not traced");
         return Ok(None);
     }
@@ -611,7 +605,7 @@ fn end_to_end(
             10 * MINUTE,
         )?;
     }
-    if Command::new("curl").arg("--version").output().is_err() {
+    if timed(Command::new("curl").arg("--version"), MINUTE).is_err() {
         return Err(
             "curl is the floor of the cold token: install it (apt-get install curl)".into(),
         );
@@ -858,15 +852,13 @@ fn binary_sizes(cli: &Path, stripped: &Path) -> Result<(u64, Option<u64>), Strin
             .map_err(|e| format!("cannot read {}: {e}", path.display()))
     };
     let built = size(cli)?;
-    let stripped = Command::new("strip")
-        .arg("-o")
-        .arg(stripped)
-        .arg(cli)
-        .status()
-        .ok()
-        .filter(std::process::ExitStatus::success)
-        .map(|_| size(stripped))
-        .transpose()?;
+    let stripped = timed(
+        Command::new("strip").arg("-o").arg(stripped).arg(cli),
+        MINUTE,
+    )
+    .ok()
+    .map(|_| size(stripped))
+    .transpose()?;
     Ok((built, stripped))
 }
 
@@ -885,15 +877,15 @@ fn peer_venvs(target_dir: &Path) -> Result<Vec<(&'static str, String, PathBuf)>,
                 5 * MINUTE,
             )?;
         }
-        let installed = Command::new(&python)
-            .args([
+        let installed = timed(
+            Command::new(&python).args([
                 "-c",
                 &format!("import importlib.metadata as m; print(m.version('{distribution}'))"),
-            ])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+            ]),
+            MINUTE,
+        )
+        .ok()
+        .map(|(_, stdout)| stdout.trim().to_owned());
         if installed.is_none() {
             run(
                 Command::new(&python).args([
