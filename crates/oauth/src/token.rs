@@ -469,7 +469,10 @@ impl Form {
 pub struct TokenResponse {
     /// The access token.
     pub access_token: SecretString,
-    /// The `token_type` (`Bearer`), when sent.
+    /// The `token_type` as sent: `Bearer` in any case, or `None` when the server left it
+    /// out (read as `Bearer`, as flytekit does). An answer with another type (`DPoP`, `mac`)
+    /// is refused with [`Error::InvalidResponse`] naming it: this client sends bearer tokens
+    /// only.
     pub token_type: Option<String>,
     /// The lifetime in seconds, when sent.
     pub expires_in: Option<u64>,
@@ -535,8 +538,8 @@ impl OAuthClient {
     ///   `error`, `error_description`, `error_uri` and the HTTP status; this includes the
     ///   device flow's `authorization_pending`, `slow_down`, `access_denied`, `expired_token`.
     /// - [`Error::InvalidResponse`] for anything else that is not a token: a body that is not
-    ///   JSON (an HTML page from a proxy), no `access_token`, a body over the size cap, a
-    ///   redirect.
+    ///   JSON (an HTML page from a proxy), no `access_token`, a `token_type` other than
+    ///   `Bearer`, a body over the size cap, a redirect.
     /// - [`Error::Transport`] / [`Error::Timeout`] when no answer arrived.
     ///
     /// ```no_run
@@ -621,14 +624,40 @@ pub(crate) fn parse_token_response(
             });
         }
     };
+    let token_type = string_field(&object, "token_type");
+    if let Some(kind) = token_type.as_deref()
+        && !kind.trim().eq_ignore_ascii_case("bearer")
+    {
+        return Err(not_bearer(raw.status, kind, operation, secrets));
+    }
     Ok(TokenResponse {
         access_token,
-        token_type: string_field(&object, "token_type"),
+        token_type,
         expires_in: seconds_field(&object, "expires_in"),
         refresh_token: string_field(&object, "refresh_token").map(SecretString::new),
         id_token: string_field(&object, "id_token").map(SecretString::new),
         scopes: scopes_field(&object, "scope"),
     })
+}
+
+/// The error for a token of a type other than `Bearer` (RFC 6750): a DPoP (RFC 9449) or MAC
+/// token is bound to a key this client does not hold, and sending it as a bearer token would
+/// only be refused, or accepted where it must not be.
+fn not_bearer(status: u16, kind: &str, operation: &str, secrets: &[&str]) -> Error {
+    const MAX_CHARS: usize = 40;
+    let kind = redact(kind.trim(), secrets);
+    let kind = match kind.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}...", &kind[..cut]),
+        None => kind,
+    };
+    Error::InvalidResponse {
+        status: Some(status),
+        message: format!(
+            "the answer to the {operation} holds a token of type `{kind}`; only Bearer tokens \
+             can be sent: configure the identity provider's client to issue Bearer tokens \
+             (not DPoP or sender-constrained ones)"
+        ),
+    }
 }
 
 /// The JSON object of a successful answer, or the error the answer means.

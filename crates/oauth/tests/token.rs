@@ -619,3 +619,37 @@ async fn device_authorization_accepts_verification_url_and_rejects_missing_codes
         "{e:?}"
     );
 }
+
+/// A token of another type (DPoP, MAC) is bound to a key this client does not hold: sent as
+/// a bearer token it would fail at the server, or worse, be accepted as one. `Bearer` in any
+/// case is fine, and so is no `token_type` at all (some providers leave it out).
+#[tokio::test]
+async fn only_bearer_tokens_are_accepted() {
+    for accepted in [Some("Bearer"), Some("bearer"), Some("BEARER"), None] {
+        let mut body = serde_json::json!({"access_token": "at-XYZ", "expires_in": 60});
+        if let Some(kind) = accepted {
+            body["token_type"] = kind.into();
+        }
+        let (_server, result) = answer(ResponseTemplate::new(200).set_body_json(body)).await;
+        let token = result.unwrap_or_else(|e| panic!("{accepted:?} refused: {e}"));
+        assert_eq!(token.token_type.as_deref(), accepted);
+    }
+    for refused in ["DPoP", "mac", "N_A"] {
+        let (_server, result) =
+            answer(ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"access_token": "at-XYZ", "token_type": refused}),
+            ))
+            .await;
+        let e = result.unwrap_err();
+        assert_no_secret(&e);
+        match &e {
+            Error::InvalidResponse { status, message } => {
+                assert_eq!(*status, Some(200));
+                assert!(message.contains(&format!("`{refused}`")), "{message}");
+                assert!(message.contains("Bearer"), "{message}");
+            }
+            other => panic!("expected InvalidResponse for {refused}, got {other:?}"),
+        }
+        assert!(!e.is_transient() && !e.is_rejected_grant(), "{e:?}");
+    }
+}
