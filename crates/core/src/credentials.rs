@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::SecretString;
 
@@ -18,6 +18,11 @@ pub const DEFAULT_ENDPOINT: &str = "flyte-default";
 /// process starts it again. A token read from another tool's keyring entry with no expiry gets
 /// no such window: see [`Credentials::expiry_is_known`].
 pub const UNKNOWN_EXPIRY_LIFETIME: Duration = Duration::from_secs(5 * 60);
+
+/// The longest a token is trusted for, whatever a server or a store says (`expires_in`, a JWT
+/// `exp`, a stored expiry): ten years. A larger number is read as this one, so no expiry
+/// arithmetic can overflow and a token is still refreshed some day.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 
 /// Stores the credentials of one endpoint together.
 ///
@@ -46,14 +51,24 @@ pub struct Credentials {
     pub refresh_token: Option<SecretString>,
     /// The endpoint these credentials are for (the store's key).
     pub for_endpoint: String,
-    /// The lifetime in seconds, as the server sent it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The lifetime in seconds, as the server sent it (at most [`MAX_TOKEN_LIFETIME`] when
+    /// set through [`with_expires_in`](Self::with_expires_in) or read from a store).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lifetime_from_store"
+    )]
     pub expires_in: Option<u64>,
     /// The OpenID Connect id token, when the server issued one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token: Option<SecretString>,
-    /// When the access token expires, as seconds since the Unix epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// When the access token expires, as seconds since the Unix epoch (no later than
+    /// [`MAX_TOKEN_LIFETIME`] from now when set through a method or read from a store).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "expiry_from_store"
+    )]
     pub expires_at_unix: Option<u64>,
     /// The OAuth client the tokens were issued to, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,19 +127,36 @@ impl Credentials {
         self
     }
 
-    /// Records the server's `expires_in` and the absolute expiry it means, counted from now.
+    /// Records the server's `expires_in` and the absolute expiry it means, counted from now;
+    /// a lifetime over [`MAX_TOKEN_LIFETIME`] is read as that.
     #[must_use]
     pub fn with_expires_in(mut self, seconds: u64) -> Self {
+        let seconds = clamp_lifetime(seconds);
         self.expires_in = Some(seconds);
         self.expires_at_unix = Some(unix_now().saturating_add(seconds));
         self
     }
 
-    /// Sets the absolute expiry.
+    /// Sets the absolute expiry; one more than [`MAX_TOKEN_LIFETIME`] away is read as that.
     #[must_use]
     pub fn with_expires_at(mut self, at: SystemTime) -> Self {
-        self.expires_at_unix = Some(to_unix(at));
+        self.expires_at_unix = Some(clamp_expiry(to_unix(at)));
         self
+    }
+
+    /// Sets the absolute expiry in seconds since the Unix epoch (what stores keep); one more
+    /// than [`MAX_TOKEN_LIFETIME`] away is read as that.
+    #[must_use]
+    pub fn with_expires_at_unix(mut self, seconds: u64) -> Self {
+        self.expires_at_unix = Some(clamp_expiry(seconds));
+        self
+    }
+
+    /// The server's `expires_in` as a duration, at most [`MAX_TOKEN_LIFETIME`] (also when
+    /// the field was set directly): what may be added to a time without overflow.
+    pub fn lifetime(&self) -> Option<Duration> {
+        self.expires_in
+            .map(|seconds| Duration::from_secs(clamp_lifetime(seconds)))
     }
 
     /// Records the client id the tokens were issued to.
@@ -149,8 +181,12 @@ impl Credentials {
     /// store kept (flyte-auth's metadata, flytectl's `expiry`), or the access token's own JWT
     /// `exp` claim. Never an id token's.
     pub fn expires_at(&self) -> Option<SystemTime> {
-        self.expires_at_unix
-            .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+        // Clamped again: the field is public, and may hold anything.
+        self.expires_at_unix.map(|secs| {
+            UNIX_EPOCH
+                .checked_add(Duration::from_secs(clamp_expiry(secs)))
+                .unwrap_or(UNIX_EPOCH)
+        })
     }
 
     /// Whether anyone said when the access token expires ([`expires_at`](Self::expires_at)).
@@ -174,7 +210,8 @@ impl Credentials {
 
     /// Whether the access token has expired at `now` (or expires within `leeway` of it).
     pub fn is_expired_at(&self, now: SystemTime, leeway: Duration) -> bool {
-        self.expires_at().is_some_and(|at| now + leeway >= at)
+        self.expires_at()
+            .is_some_and(|at| now.checked_add(leeway).is_none_or(|limit| limit >= at))
     }
 
     /// Carries forward what a refresh answer may omit (RFC 6749 §6 lets the server keep the
@@ -201,6 +238,26 @@ impl Credentials {
     }
 }
 
+/// A lifetime in seconds, at most [`MAX_TOKEN_LIFETIME`].
+fn clamp_lifetime(seconds: u64) -> u64 {
+    seconds.min(MAX_TOKEN_LIFETIME.as_secs())
+}
+
+/// An expiry in seconds since the Unix epoch, no later than [`MAX_TOKEN_LIFETIME`] from now.
+fn clamp_expiry(at: u64) -> u64 {
+    at.min(unix_now().saturating_add(MAX_TOKEN_LIFETIME.as_secs()))
+}
+
+/// A stored `expires_in`, clamped like [`Credentials::with_expires_in`].
+fn lifetime_from_store<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(Option::<u64>::deserialize(d)?.map(clamp_lifetime))
+}
+
+/// A stored `expires_at_unix`, clamped like [`Credentials::with_expires_at_unix`].
+fn expiry_from_store<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(Option::<u64>::deserialize(d)?.map(clamp_expiry))
+}
+
 pub(crate) fn unix_now() -> u64 {
     to_unix(SystemTime::now())
 }
@@ -224,7 +281,9 @@ fn jwt_expiry(token: &str) -> Option<u64> {
         .ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let exp = claims.get("exp")?;
-    exp.as_u64().or_else(|| exp.as_f64().map(|f| f as u64))
+    // A float is truncated; a negative one is 0 (long expired); `as` saturates a huge one.
+    let exp = exp.as_u64().or_else(|| exp.as_f64().map(|f| f as u64))?;
+    Some(clamp_expiry(exp))
 }
 
 #[cfg(test)]
@@ -301,6 +360,79 @@ mod tests {
                 "{token}"
             );
         }
+    }
+
+    fn jwt_with_raw_exp(exp: &str) -> String {
+        let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.sig",
+            enc.encode(br#"{"alg":"none"}"#),
+            enc.encode(format!(r#"{{"exp":{exp}}}"#))
+        )
+    }
+
+    fn latest_allowed() -> u64 {
+        unix_now() + MAX_TOKEN_LIFETIME.as_secs()
+    }
+
+    #[test]
+    fn a_huge_expires_in_is_clamped_and_never_panics() {
+        let creds = Credentials::new("a", "e").with_expires_in(u64::MAX);
+        assert_eq!(creds.expires_in, Some(MAX_TOKEN_LIFETIME.as_secs()));
+        let at = creds.expires_at().expect("an expiry");
+        assert!(at <= SystemTime::now() + MAX_TOKEN_LIFETIME + Duration::from_secs(1));
+        assert!(!creds.is_expired_within(Duration::from_secs(60)));
+        assert!(creds.is_expired_at(SystemTime::now(), Duration::MAX));
+    }
+
+    #[test]
+    fn a_jwt_exp_out_of_range_never_panics() {
+        for exp in [
+            "1e30",
+            "1.8446744073709552e19",
+            "18446744073709551615",
+            "9e15",
+        ] {
+            let creds = Credentials::new(jwt_with_raw_exp(exp), "e");
+            let at = creds.expires_at_unix.expect(exp);
+            assert!(at <= latest_allowed(), "{exp}: {at}");
+            let _ = creds.expires_at();
+            assert!(!creds.is_expired_within(Duration::ZERO), "{exp}");
+        }
+        for exp in ["-1", "-1e30", "0", "0.5"] {
+            let creds = Credentials::new(jwt_with_raw_exp(exp), "e");
+            assert!(creds.is_expired_within(Duration::ZERO), "{exp}");
+        }
+        for exp in ["NaN", "\"soon\"", "null", "1e400"] {
+            let creds = Credentials::new(jwt_with_raw_exp(exp), "e");
+            assert_eq!(creds.expires_at_unix, None, "{exp}");
+        }
+    }
+
+    #[test]
+    fn an_absolute_expiry_far_away_is_clamped_and_never_panics() {
+        let far = UNIX_EPOCH + Duration::from_secs(i64::MAX as u64 / 2);
+        let creds = Credentials::new("a", "e").with_expires_at(far);
+        assert!(creds.expires_at_unix.unwrap() <= latest_allowed());
+        let mut raw = Credentials::new("a", "e");
+        raw.expires_at_unix = Some(u64::MAX);
+        raw.expires_in = Some(u64::MAX);
+        let _ = raw.expires_at();
+        assert!(!raw.is_expired_within(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn stored_json_with_far_expiry_is_clamped_when_read() {
+        let json = format!(
+            r#"{{"access_token":"a","for_endpoint":"e","expires_in":{m},"expires_at_unix":{m}}}"#,
+            m = u64::MAX
+        );
+        let creds: Credentials = serde_json::from_str(&json).unwrap();
+        assert_eq!(creds.expires_in, Some(MAX_TOKEN_LIFETIME.as_secs()));
+        assert!(creds.expires_at_unix.unwrap() <= latest_allowed());
+        let again: Credentials =
+            serde_json::from_str(&serde_json::to_string(&creds).unwrap()).unwrap();
+        assert_eq!(again, creds, "clamping is stable over a round trip");
     }
 
     #[test]

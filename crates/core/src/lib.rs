@@ -57,6 +57,7 @@ mod error;
 mod redact;
 mod secret;
 mod store;
+pub mod text;
 
 pub use authenticator::{AuthHeader, Authenticator, BoxFuture};
 pub use cache::{
@@ -66,7 +67,7 @@ pub use cache::{
 pub use config::{
     ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, StaticClientConfigStore, parse_header_name,
 };
-pub use credentials::{Credentials, DEFAULT_ENDPOINT, UNKNOWN_EXPIRY_LIFETIME};
+pub use credentials::{Credentials, DEFAULT_ENDPOINT, MAX_TOKEN_LIFETIME, UNKNOWN_EXPIRY_LIFETIME};
 pub use discovery::{DiscoveryFlavour, DiscoveryHints};
 pub use endpoint::Endpoint;
 pub use error::{Error, OAuthError, OAuthErrorCode, StoreError};
