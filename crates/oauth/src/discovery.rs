@@ -275,6 +275,13 @@ impl RemoteClientConfigStore {
 
     /// Both documents, fetched on first call and reused; concurrent first calls share one
     /// fetch.
+    ///
+    /// # Errors
+    ///
+    /// What the requests fail with; [`Error::InvalidResponse`] when no flavour is served; and
+    /// [`Error::Config`], naming the field and the URL, when a Flyte server on `https://`
+    /// announces a token, authorization or device authorization endpoint that is not
+    /// `https://` (only a Flyte endpoint on plain HTTP, such as the local sandbox, may).
     pub async fn discover(&self) -> Result<Arc<Discovery>, Error> {
         self.discovered
             .get_or_try_init(|| async {
@@ -311,9 +318,11 @@ impl RemoteClientConfigStore {
                         "could not remember the discovery flavour; the next start asks both"
                     );
                 }
+                let metadata = self.parse_metadata(&metadata);
+                self.check_cleartext(&metadata)?;
                 Ok(Arc::new(Discovery {
                     base_url: self.base_url.clone(),
-                    metadata: self.parse_metadata(&metadata),
+                    metadata,
                     client: self.parse_client_config(&client),
                     flavour,
                 }))
@@ -462,6 +471,47 @@ impl RemoteClientConfigStore {
         }
     }
 
+    /// Refuses an endpoint announced over TLS that would take secrets off TLS: from a Flyte
+    /// endpoint on `https://`, every endpoint a secret is sent to (the token endpoint gets the
+    /// client secret, refresh tokens, codes with their verifier and device codes; the device
+    /// and authorization endpoints start those logins) must be `https://` too. Only a Flyte
+    /// endpoint the configuration puts on plain HTTP (`insecure: true`, or written `http://`,
+    /// as the local sandbox is) may announce plain-HTTP endpoints: its discovery already
+    /// travels in clear text. A configured `tokenUrl` is the user's choice and never comes
+    /// here.
+    fn check_cleartext(&self, metadata: &AuthorizationServerMetadata) -> Result<(), Error> {
+        if !is_https(&self.base_url) {
+            return Ok(());
+        }
+        let endpoints = [
+            ("token_endpoint", &metadata.token_endpoint),
+            ("authorization_endpoint", &metadata.authorization_endpoint),
+            (
+                "device_authorization_endpoint",
+                &metadata.device_authorization_endpoint,
+            ),
+        ];
+        for (field, url) in endpoints {
+            if let Some(url) = url
+                && !is_https(url)
+            {
+                return Err(Error::config(format!(
+                    "the Flyte server at {} announces {field} {}, which is not an https:// \
+                     URL: secrets and tokens sent there would leave TLS. The server's OAuth \
+                     configuration must name https:// endpoints{}",
+                    display_url(&self.base_url),
+                    display_url(url),
+                    if field == "token_endpoint" {
+                        " (or set tokenUrl to the https:// token endpoint)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn url_field(&self, object: &Map<String, Value>, name: &str) -> Option<String> {
         let value = field_str(object, name)?;
         if value.starts_with('/') {
@@ -550,6 +600,13 @@ impl ClientConfigStore for RemoteClientConfigStore {
     fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>> {
         Box::pin(async move { self.discover().await?.client_config() })
     }
+}
+
+/// Whether `url` starts with `https://` (any case).
+fn is_https(url: &str) -> bool {
+    url.trim_start()
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
 /// `snake_case` to `lowerCamelCase`.

@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 //! Flyte server discovery against a mock flyteadmin.
 
-use flyte_auth_core::{ClientConfigStore, Error};
+mod support;
+
+use flyte_auth_core::{ClientConfigStore, Endpoint, Error};
 use flyte_auth_oauth::{HttpSettings, OAuthClient, RemoteClientConfigStore, RetryPolicy};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
@@ -311,4 +313,127 @@ async fn a_flyte_2_answer_with_unknown_fields_is_read() {
         store.flavour(),
         Some(flyte_auth_oauth::DiscoveryFlavour::Flyte2)
     );
+}
+
+/// A Flyte server on verified TLS whose discovery document is `body` (every path answers it).
+fn tls_flyte(pki: &support::TestPki, body: String) -> support::TlsServer {
+    support::TlsServer::start(pki, Box::leak(body.into_boxed_str()))
+}
+
+fn trusting(pki: &support::TestPki) -> OAuthClient {
+    OAuthClient::new(
+        HttpSettings::new()
+            .system_proxy(false)
+            .ca_cert_pem(pki.ca_pem.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Discovery over verified TLS must not hand the client secret, refresh tokens, codes and
+/// device codes to a plain-HTTP endpoint: each such endpoint is a configuration error naming
+/// the field and the URL (redacted), and nothing is sent there.
+#[tokio::test]
+async fn an_https_server_announcing_a_plain_http_endpoint_is_refused() {
+    let plain = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(r#"{"access_token":"at","token_type":"Bearer"}"#),
+        )
+        .expect(0)
+        .mount(&plain)
+        .await;
+    let http_url = format!("http://user:pw@{}/oauth2/x?secret=leak", host_port(&plain));
+    let pki = support::TestPki::generate();
+    for field in [
+        "token_endpoint",
+        "authorization_endpoint",
+        "device_authorization_endpoint",
+    ] {
+        let mut document = serde_json::json!({
+            "issuer": "https://idp.example.org",
+            "token_endpoint": "https://idp.example.org/token",
+            "authorization_endpoint": "HTTPS://idp.example.org/authorize",
+            "device_authorization_endpoint": "https://idp.example.org/device",
+            "client_id": "flytectl",
+        });
+        document[field] = http_url.clone().into();
+        let server = tls_flyte(&pki, document.to_string());
+        let store =
+            RemoteClientConfigStore::new(&server.addr.to_string(), false, trusting(&pki)).unwrap();
+        assert!(store.base_url().starts_with("https://"));
+        let e = store.get_client_config().await.unwrap_err();
+        let Error::Config { message } = &e else {
+            panic!("expected a configuration error for {field}, got {e:?}");
+        };
+        assert!(message.contains(field), "{message}");
+        let shown = format!("http://{}/oauth2/x", host_port(&plain));
+        assert!(message.contains(&shown), "{message}");
+        assert!(
+            !message.contains("pw") && !message.contains("leak"),
+            "{message}"
+        );
+        assert!(store.cached().is_none());
+    }
+}
+
+/// The local sandbox: a Flyte endpoint on plain HTTP (insecure, or written `http://`) may
+/// announce plain-HTTP endpoints, since its own discovery already travels in clear text.
+#[tokio::test]
+async fn a_plain_http_server_may_announce_plain_http_endpoints() {
+    let server = MockServer::start().await;
+    let base = server.uri();
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "token_endpoint": format!("{base}/oauth2/token"),
+            "authorization_endpoint": "http://localhost:30080/oauth2/authorize",
+            "device_authorization_endpoint": "http://sandbox.internal/oauth2/device",
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/config/v1/flyte_client"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "client_id": "flytectl"
+        })))
+        .mount(&server)
+        .await;
+    for written in [host_port(&server), base.clone()] {
+        let store = RemoteClientConfigStore::new(&written, true, client()).unwrap();
+        let cfg = store.get_client_config().await.unwrap();
+        assert_eq!(cfg.token_endpoint, format!("{base}/oauth2/token"));
+    }
+}
+
+/// A configured `tokenUrl` on plain HTTP is the user's choice: it is used as written, even
+/// with a Flyte endpoint on TLS.
+#[tokio::test]
+async fn a_configured_plain_http_token_url_is_kept() {
+    let pki = support::TestPki::generate();
+    let server = tls_flyte(
+        &pki,
+        serde_json::json!({
+            "token_endpoint": "https://idp.example.org/token",
+            "client_id": "flytectl",
+            "scopes": ["all"],
+        })
+        .to_string(),
+    );
+    let ctx = flyte_auth_oauth::ClientContext::builder(
+        Endpoint::parse(&server.addr.to_string()).unwrap(),
+    )
+    .http_client(trusting(&pki))
+    .overrides(flyte_auth_oauth::Overrides::new().token_endpoint("http://idp.internal/token"))
+    .build()
+    .unwrap();
+    let cfg = ctx
+        .resolve(&[
+            flyte_auth_oauth::Field::TokenEndpoint,
+            flyte_auth_oauth::Field::Scopes,
+        ])
+        .await
+        .unwrap();
+    assert_eq!(cfg.token_endpoint, "http://idp.internal/token");
+    assert_eq!(cfg.scopes, ["all"], "the server was asked");
 }
