@@ -73,6 +73,24 @@ const MAX_FILE_SIZE: u64 = 1024 * 1024;
 /// Advisory locks may not work on some network file systems; the atomic rename still keeps
 /// every file whole there.
 ///
+/// # Nothing on disk is used against the user
+///
+/// On Unix, a directory that belongs to another user (root's included, unless the program
+/// runs as root), or that group or others may write to, is refused by `store`, `retrieve` and
+/// `lock` with [`StoreError::Denied`] naming it and why; `delete` still removes the file (an
+/// unlink harms nobody). Every file found by name (token, lock) is opened without following a
+/// symbolic link and without blocking (a FIFO cannot stall a read), and the opened handle
+/// must be a regular file of the same user: a link or another user's file at the token path
+/// is refused by `retrieve` ([`StoreError::Denied`]; its target is never read), and at the
+/// lock path by `lock` (its target is never created); a FIFO, socket or directory at the
+/// token path is no credentials with a warning, and the next write replaces it. A write
+/// replaces whatever is at the token path (a link is replaced, not followed).
+///
+/// A process killed in the middle of a write leaves its temporary file
+/// (`.<name>-<hash>.json.<pid>.<n>.tmp`) behind; the next write or lock of that endpoint
+/// removes the endpoint's temporary files that are more than a minute old (younger ones may
+/// be another process's write in progress).
+///
 /// # Example
 ///
 /// ```
@@ -185,14 +203,20 @@ struct FileV1 {
     credentials: Credentials,
 }
 
-/// Reads and checks a token file; `None` (with a warning) when it is not usable.
-fn read_file(path: &Path, endpoint: &str) -> Option<Credentials> {
+/// Reads and checks a token file: `None` (with a warning) when it is not usable; an error
+/// (and a warning) when a symbolic link or another user's file is at its place
+/// ([`lockfile::open_found`]: never followed, never read).
+fn read_file(path: &Path, endpoint: &str) -> Result<Option<Credentials>, StoreError> {
     let bytes = match lockfile::read_limited(path, MAX_FILE_SIZE) {
         Ok(Some(bytes)) => bytes,
-        Ok(None) => return None,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "could not read the token file; continuing without stored credentials");
-            return None;
+        Ok(None) => return Ok(None),
+        Err(why) if why.is_foreign() => {
+            tracing::warn!(path = %path.display(), reason = %why, "refusing the token file");
+            return Err(lockfile::refused(STORE, "the token file", path, &why));
+        }
+        Err(why) => {
+            tracing::warn!(path = %path.display(), reason = %why, "could not read the token file; continuing without stored credentials");
+            return Ok(None);
         }
     };
     // Never log the contents, nor serde's messages about them: they may quote a token.
@@ -205,7 +229,7 @@ fn read_file(path: &Path, endpoint: &str) -> Option<Credentials> {
                 column = e.column(),
                 "the token file is not valid JSON of the expected shape; ignoring it"
             );
-            return None;
+            return Ok(None);
         }
     };
     if version != FORMAT_VERSION {
@@ -214,7 +238,7 @@ fn read_file(path: &Path, endpoint: &str) -> Option<Credentials> {
             version,
             "the token file has a format version this program does not know; ignoring it"
         );
-        return None;
+        return Ok(None);
     }
     let mut credentials = match serde_json::from_slice::<FileV1>(&bytes) {
         Ok(v1) => v1.credentials,
@@ -223,7 +247,7 @@ fn read_file(path: &Path, endpoint: &str) -> Option<Credentials> {
                 path = %path.display(),
                 "the token file's credentials are incomplete or malformed; ignoring them"
             );
-            return None;
+            return Ok(None);
         }
     };
     if store_key(&credentials.for_endpoint) != store_key(endpoint) {
@@ -233,10 +257,10 @@ fn read_file(path: &Path, endpoint: &str) -> Option<Credentials> {
             found = %credentials.for_endpoint,
             "the token file belongs to another endpoint; ignoring it"
         );
-        return None;
+        return Ok(None);
     }
     endpoint.clone_into(&mut credentials.for_endpoint);
-    Some(credentials)
+    Ok(Some(credentials))
 }
 
 impl TokenStore for FileStore {
@@ -255,7 +279,10 @@ impl TokenStore for FileStore {
     }
 
     fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, StoreError> {
-        Ok(read_file(&self.path_for(endpoint), endpoint))
+        if !lockfile::check_dir(STORE, &self.dir)? {
+            return Ok(None);
+        }
+        read_file(&self.path_for(endpoint), endpoint)
     }
 
     fn delete(&self, endpoint: &str) -> Result<(), StoreError> {

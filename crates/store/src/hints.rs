@@ -30,7 +30,10 @@ const MAX_HINT_SIZE: u64 = 4 * 1024;
 /// It holds no secret. Reading is lenient: a missing file, or one that cannot be read, is
 /// larger than 4 KiB, is not of this shape, has another version, names another endpoint or
 /// an unknown flavour, is no hint (logged at `debug`), and discovery asks both flavours; the
-/// next successful discovery rewrites it.
+/// next successful discovery rewrites it. As the token files are, it is opened without
+/// following a symbolic link or blocking on a FIFO, and must be a regular file of this user
+/// in a directory of this user that nobody else may write to (on Unix); anything else is no
+/// hint, with a warning naming the path.
 ///
 /// ```
 /// use flyte_auth_store::{DiscoveryFlavour, DiscoveryHintFiles, DiscoveryHints};
@@ -88,10 +91,25 @@ impl DiscoveryHints for DiscoveryHintFiles {
             tracing::debug!(path = %path.display(), why, "ignoring the discovery hint");
             None
         };
+        match lockfile::check_dir(HINTS, &self.dir) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring the discovery hints");
+                return None;
+            }
+        }
         let bytes = match lockfile::read_limited(&path, MAX_HINT_SIZE) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return None,
-            Err(e) => return ignored(&e.to_string()),
+            Err(why @ (lockfile::Unusable::Io(_) | lockfile::Unusable::TooLarge(_))) => {
+                return ignored(&why.to_string());
+            }
+            // A link, a FIFO, another user's file: someone put it there; say so.
+            Err(why) => {
+                tracing::warn!(path = %path.display(), reason = %why, "ignoring the discovery hint");
+                return None;
+            }
         };
         let Ok(hint) = serde_json::from_slice::<HintFile>(&bytes) else {
             return ignored("not a discovery hint file");
@@ -172,6 +190,39 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_or_a_fifo_at_the_hint_path_is_no_hint_and_stalls_nothing() {
+        let (dir, hints) = hints();
+        // A valid hint of the same endpoint elsewhere: following the link would recall it.
+        let elsewhere = DiscoveryHintFiles::in_dir(dir.path().join("elsewhere"));
+        elsewhere
+            .remember(ENDPOINT, DiscoveryFlavour::Flyte2)
+            .unwrap();
+        std::fs::create_dir(hints.dir()).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path_for(ENDPOINT), hints.path_for(ENDPOINT)).unwrap();
+        assert_eq!(hints.recall(ENDPOINT), None);
+
+        std::fs::remove_file(hints.path_for(ENDPOINT)).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(hints.path_for(ENDPOINT))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let (done, recalled) = std::sync::mpsc::channel();
+        let reader = hints.clone();
+        std::thread::spawn(move || done.send(reader.recall(ENDPOINT)));
+        let got = recalled
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("recall hangs on a FIFO");
+        assert_eq!(got, None);
+        // The next discovery replaces it.
+        hints
+            .remember(ENDPOINT, DiscoveryFlavour::FlyteAdmin)
+            .unwrap();
+        assert_eq!(hints.recall(ENDPOINT), Some(DiscoveryFlavour::FlyteAdmin));
     }
 
     #[test]

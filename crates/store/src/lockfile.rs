@@ -8,6 +8,13 @@
 //! process that lock the same endpoint. The file store and the keyring store use the same lock
 //! file for an endpoint. Lock files are never deleted: deleting one would let two processes
 //! lock two different files.
+//!
+//! Nothing on disk can be turned against the user (Unix): the directory must belong to the
+//! effective user and be writable by nobody else ([`check_dir`]); every file found in it by
+//! name (token, lock, hint) is opened without following a symbolic link and without blocking
+//! on a FIFO, and the opened handle must be a regular file of the same user ([`open_found`]).
+//! Temporary files a killed writer left behind are removed by the next write or lock of the
+//! endpoint once they are a minute old ([`remove_stale_temp_files`]).
 
 use std::{
     fs::{self, File, OpenOptions, TryLockError},
@@ -18,7 +25,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
     },
     thread,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use flyte_auth_core::{StoreError, StoreLock};
@@ -34,6 +41,194 @@ pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How many characters of the endpoint go into a file name.
 const MAX_NAME_CHARS: usize = 64;
+
+/// How old a temporary file must be before another write or lock removes it: a write takes
+/// milliseconds, so an older one was left by a process that died (`kill -9`) mid-write.
+pub(crate) const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
+
+/// Why a file (or the directory) was not used. Never holds file contents.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Unusable {
+    /// A symbolic link: not followed.
+    #[error("it is a symbolic link (not followed)")]
+    Link,
+    /// A FIFO, socket, device or directory where a regular file should be.
+    #[error("it is {0}, not a regular file")]
+    NotRegular(&'static str),
+    /// Not owned by the effective user.
+    #[error("it belongs to user id {owner}, not to this user (id {user})")]
+    Owner {
+        /// The owner's user id.
+        owner: u32,
+        /// The effective user id of this process.
+        user: u32,
+    },
+    /// A directory other users may write to (they could replace the files in it).
+    #[error("other users may write to it (mode {mode:o})")]
+    OpenToOthers {
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Larger than a file of ours can be.
+    #[error("it is larger than {0} bytes")]
+    TooLarge(u64),
+    /// It could not be opened or read.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl Unusable {
+    /// Whether it is something nobody but the user should have put there: a symbolic link,
+    /// or another user's file. Such a file is refused with an error, not skipped quietly.
+    pub(crate) fn is_foreign(&self) -> bool {
+        matches!(self, Self::Link | Self::Owner { .. })
+    }
+}
+
+/// The error of a file or directory refused for the reason `why`, naming it.
+pub(crate) fn refused(store: &'static str, what: &str, path: &Path, why: &Unusable) -> StoreError {
+    let advice = match why {
+        Unusable::OpenToOthers { .. } => {
+            "; make it private (`chmod 700`) or choose another directory"
+        }
+        Unusable::Owner { .. } | Unusable::Link | Unusable::NotRegular(_) => {
+            "; remove it, or choose another directory"
+        }
+        Unusable::TooLarge(_) | Unusable::Io(_) => "",
+    };
+    StoreError::Denied {
+        store,
+        message: format!("refusing {what} {}: {why}{advice}", path.display()),
+    }
+}
+
+/// The effective user id of this process.
+#[cfg(unix)]
+fn this_user() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Checks that `meta` belongs to the effective user.
+#[cfg(unix)]
+fn check_owner(meta: &fs::Metadata) -> Result<(), Unusable> {
+    use std::os::unix::fs::MetadataExt as _;
+    let user = this_user();
+    if meta.uid() == user {
+        Ok(())
+    } else {
+        Err(Unusable::Owner {
+            owner: meta.uid(),
+            user,
+        })
+    }
+}
+
+/// What a file type is, for a message.
+fn kind_of(file_type: fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_char_device() || file_type.is_block_device() {
+            return "a device";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_symlink() {
+        "a symbolic link"
+    } else {
+        "something other than a file"
+    }
+}
+
+/// Opens a file found by name in the store directory (token, lock or hint file), with
+/// `options`, so that nothing planted there can be used against the user or stall the
+/// program. On Unix: without following a symbolic link (`O_NOFOLLOW`: a link is
+/// [`Unusable::Link`], its target is neither created nor read), without blocking
+/// (`O_NONBLOCK`: opening a FIFO returns at once; it has no effect on the regular file that
+/// is then required, so it is not cleared) and without taking a terminal (`O_NOCTTY`); the
+/// opened handle (`fstat`, not a second look at the path) must be a regular file owned by
+/// the effective user. `None` when nothing is there.
+pub(crate) fn open_found(path: &Path, options: &mut OpenOptions) -> Result<Option<File>, Unusable> {
+    #[cfg(unix)]
+    {
+        use rustix::fs::OFlags;
+        let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+        // The bits of these flags are small positive numbers on every Unix.
+        std::os::unix::fs::OpenOptionsExt::custom_flags(options, flags.bits() as i32);
+    }
+    let file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        #[cfg(unix)]
+        Err(e) if rustix::io::Errno::from_io_error(&e) == Some(rustix::io::Errno::LOOP) => {
+            return Err(Unusable::Link);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(Unusable::NotRegular(kind_of(meta.file_type())));
+    }
+    #[cfg(unix)]
+    check_owner(&meta)?;
+    Ok(Some(file))
+}
+
+/// Checks that `dir` may hold tokens; `false` when it does not exist.
+///
+/// On Unix it must be a directory owned by the effective user (root's directory is refused
+/// to anyone else) that no other user may write to (group or others could replace the files
+/// in it); a directory other users may only read is a warning (the files in it are `0600`).
+/// A symbolic link to the directory is followed: what matters is the directory itself.
+pub(crate) fn check_dir(store: &'static str, dir: &Path) -> Result<bool, StoreError> {
+    let what = "the token directory";
+    let meta = match fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(io_error(
+                store,
+                "open",
+                "could not inspect the directory",
+                dir,
+                e,
+            ));
+        }
+    };
+    if !meta.is_dir() {
+        return Err(io_error(
+            store,
+            "open",
+            "not a directory:",
+            dir,
+            io::ErrorKind::NotADirectory.into(),
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        check_owner(&meta).map_err(|why| refused(store, what, dir, &why))?;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(refused(store, what, dir, &Unusable::OpenToOthers { mode }));
+        }
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                mode = format!("{mode:o}"),
+                "the token directory is readable by other users; the files in it are 0600"
+            );
+        }
+    }
+    Ok(true)
+}
 
 /// The store directory: `explicit`, else `$FLYTE_AUTH_CACHE_DIR`, else `flyte-auth` under the
 /// user's cache directory. Reads the environment only.
@@ -84,8 +279,8 @@ pub(crate) fn lock_path(dir: &Path, endpoint: &str) -> PathBuf {
     dir.join(format!("{}.lock", file_stem(endpoint)))
 }
 
-/// Creates `dir` (and missing parents) with mode `0700` on Unix; warns when an existing one is
-/// open to other users.
+/// Creates `dir` (and missing parents) with mode `0700` on Unix, then checks it
+/// ([`check_dir`]): a directory of another user, or one others may write to, is refused.
 pub(crate) fn create_private_dir(
     store: &'static str,
     operation: &'static str,
@@ -98,20 +293,7 @@ pub(crate) fn create_private_dir(
     builder
         .create(dir)
         .map_err(|e| io_error(store, operation, "could not create the directory", dir, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        if let Ok(meta) = fs::metadata(dir)
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            tracing::warn!(
-                dir = %dir.display(),
-                mode = format!("{:o}", meta.permissions().mode() & 0o777),
-                "the token directory is accessible to other users; the files in it are 0600"
-            );
-        }
-    }
-    Ok(())
+    check_dir(store, dir).map(drop)
 }
 
 /// An I/O error as a store error naming the path (never file contents).
@@ -137,7 +319,10 @@ pub(crate) fn io_error(
 
 /// Replaces `path` in `dir` with `contents` atomically: a temporary file in the same
 /// directory, created `0600` (never widened), synced, renamed over `path`; `dir` is created
-/// `0700` first. A reader sees the old file or the new one, never half of one.
+/// `0700` first (and refused when unsafe, [`create_private_dir`]), and stale temporary files
+/// of the same name are removed ([`remove_stale_temp_files`]). A reader sees the old file or
+/// the new one, never half of one. Whatever was at `path` (a link included) is replaced, not
+/// followed.
 pub(crate) fn write_private_file(
     store: &'static str,
     dir: &Path,
@@ -145,6 +330,9 @@ pub(crate) fn write_private_file(
     contents: &[u8],
 ) -> Result<(), StoreError> {
     create_private_dir(store, "write", dir)?;
+    if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+        remove_stale_temp_files(dir, stem);
+    }
     let temp = temp_path(path);
     let result = write_new_private_file(&temp, contents)
         .map_err(|e| io_error(store, "write", "could not write", &temp, e))
@@ -160,7 +348,8 @@ pub(crate) fn write_private_file(
     Ok(())
 }
 
-/// A temporary name next to `path`, unique in this process and across processes.
+/// A temporary name next to `path`, unique in this process and across processes:
+/// `.<file name>.<pid>.<n>.tmp`.
 fn temp_path(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -171,12 +360,81 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
 }
 
-/// Creates `path` (which must not exist) readable by its owner only, writes and syncs it.
+/// Whether `name` is a temporary file of one of the files named `<stem>.<extension>`
+/// ([`temp_path`]: `.<stem>.<extension>.<pid>.<n>.tmp`).
+fn is_temp_of(name: &str, stem: &str) -> bool {
+    let Some(rest) = name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_prefix(stem))
+        .and_then(|n| n.strip_prefix('.'))
+        .and_then(|n| n.strip_suffix(".tmp"))
+    else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let parts: Vec<&str> = rest.split('.').collect();
+    matches!(
+        parts.as_slice(),
+        [extension, pid, n]
+            if !extension.is_empty()
+                && extension.bytes().all(|b| b.is_ascii_alphabetic())
+                && digits(pid)
+                && digits(n)
+    )
+}
+
+/// Removes the temporary files of the files named `<stem>.*` in `dir` (one endpoint's) that
+/// are at least [`STALE_TEMP_AGE`] old: a process killed mid-write leaves its temporary file
+/// behind, complete or not. Younger ones may be another process's write in progress and are
+/// kept. Best effort: what cannot be removed is logged at `debug` and left.
+pub(crate) fn remove_stale_temp_files(dir: &Path, stem: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(|name| is_temp_of(name, stem)) {
+            continue;
+        }
+        // The entry's own metadata (`lstat`): a link is judged, and removed, as itself.
+        let stale = entry
+            .metadata()
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|modified| now.duration_since(modified).ok())
+            .is_some_and(|age| age >= STALE_TEMP_AGE);
+        if !stale {
+            continue;
+        }
+        let path = entry.path();
+        match fs::remove_file(&path) {
+            Ok(()) => tracing::debug!(
+                path = %path.display(),
+                "removed a temporary file an interrupted write left behind"
+            ),
+            Err(e) => tracing::debug!(
+                path = %path.display(),
+                error = %e,
+                "could not remove a stale temporary file"
+            ),
+        }
+    }
+}
+
+/// Creates `path` (which must not exist, and is never a link followed) readable by its owner
+/// only, writes and syncs it.
 fn write_new_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::os::unix::fs::OpenOptionsExt::custom_flags(
+            &mut options,
+            rustix::fs::OFlags::NOFOLLOW.bits() as i32,
+        );
+    }
     let mut file = options.open(path)?;
     file.write_all(contents)?;
     file.sync_all()
@@ -195,23 +453,19 @@ pub(crate) fn sync_dir(dir: &Path) {
 /// The buffer [`read_limited`] starts with: a login with a refresh and an id token fits.
 const INITIAL_READ: u64 = 8 * 1024;
 
-/// The bytes of `path`, at most `max`; `None` when it does not exist, an error when it is
-/// larger (it cannot be ours) or cannot be read.
-pub(crate) fn read_limited(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+/// The bytes of `path`, at most `max`; `None` when it does not exist; an error when it is
+/// larger (it cannot be ours), cannot be read, or is not a regular file of this user
+/// ([`open_found`]: never a link followed, never a FIFO waited on).
+pub(crate) fn read_limited(path: &Path, max: u64) -> Result<Option<Vec<u8>>, Unusable> {
+    let Some(file) = open_found(path, OpenOptions::new().read(true))? else {
+        return Ok(None);
     };
     // Room for a usual token file up front: one read instead of a doubling series of them.
     let initial = usize::try_from(max.saturating_add(1).min(INITIAL_READ)).unwrap_or(0);
     let mut bytes = Vec::with_capacity(initial);
     file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than {max} bytes"),
-        ));
+        return Err(Unusable::TooLarge(max));
     }
     Ok(Some(bytes))
 }
@@ -229,7 +483,12 @@ impl Drop for HeldLock {
     }
 }
 
-/// Takes the exclusive lock of `endpoint` in `dir`, waiting at most `timeout`.
+/// Takes the exclusive lock of `endpoint` in `dir`, waiting at most `timeout`; then removes
+/// the endpoint's stale temporary files ([`remove_stale_temp_files`]).
+///
+/// The directory is checked ([`create_private_dir`]) and the lock file opened as
+/// [`open_found`] says: a link, a FIFO or another user's file at its place is refused
+/// ([`StoreError::Denied`], naming it), never followed or created through.
 pub(crate) fn lock(
     store: &'static str,
     dir: &Path,
@@ -242,14 +501,40 @@ pub(crate) fn lock(
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options
-        .open(&path)
-        .map_err(|e| io_error(store, "lock", "could not open the lock file", &path, e))?;
+    let file = match open_found(&path, &mut options) {
+        Ok(Some(file)) => file,
+        // Created when missing: only a race with a deletion gets here.
+        Ok(None) => {
+            return Err(io_error(
+                store,
+                "lock",
+                "could not open the lock file",
+                &path,
+                io::ErrorKind::NotFound.into(),
+            ));
+        }
+        Err(Unusable::Io(e)) => {
+            return Err(io_error(
+                store,
+                "lock",
+                "could not open the lock file",
+                &path,
+                e,
+            ));
+        }
+        Err(why) => {
+            tracing::warn!(path = %path.display(), reason = %why, "refusing the lock file");
+            return Err(refused(store, "the lock file", &path, &why));
+        }
+    };
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(5);
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok(StoreLock::new(HeldLock { file })),
+            Ok(()) => {
+                remove_stale_temp_files(dir, &file_stem(endpoint));
+                return Ok(StoreLock::new(HeldLock { file }));
+            }
             Err(TryLockError::WouldBlock) => {}
             Err(TryLockError::Error(e)) => {
                 return Err(io_error(store, "lock", "could not lock", &path, e));
@@ -316,6 +601,26 @@ mod tests {
         );
         assert_eq!(file_stem("dns:///flyte.example.org:443"), stems[0]);
         assert!(file_stem(&"x".repeat(500)).len() < 100);
+    }
+
+    #[test]
+    fn temporary_names_are_recognised_per_endpoint() {
+        let stem = file_stem("flyte.example.org:443");
+        let temp = temp_path(&Path::new("/d").join(format!("{stem}.json")));
+        let name = temp.file_name().unwrap().to_str().unwrap();
+        assert!(is_temp_of(name, &stem), "{name}");
+        assert!(is_temp_of(&format!(".{stem}.discovery.12.3.tmp"), &stem));
+        for other in [
+            format!("{stem}.json"),
+            format!("{stem}.lock"),
+            format!(".{stem}.json.12.tmp"),
+            format!(".{stem}.json.12.x.tmp"),
+            format!(".{stem}.json.12.3.tmp.more"),
+            format!(".{}.json.12.3.tmp", file_stem("other.example.org:443")),
+            format!(".{stem}x.json.12.3.tmp"),
+        ] {
+            assert!(!is_temp_of(&other, &stem), "{other}");
+        }
     }
 
     #[test]

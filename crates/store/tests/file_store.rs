@@ -426,3 +426,246 @@ fn debug_output_and_errors_show_no_token() {
         "{err:?}"
     );
 }
+
+/// Runs `f` on a thread and fails the test when it has not returned within `limit` (a hang).
+fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, result) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = done.send(f());
+    });
+    result
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("{what} did not return within {limit:?}: it hangs"))
+}
+
+/// Whether `err` is the refusal of `path`, saying `why`.
+#[cfg(unix)]
+fn assert_refused(err: &StoreError, path: &Path, why: &str) {
+    let StoreError::Denied { message, .. } = err else {
+        panic!("expected Denied, got {err:?}");
+    };
+    assert!(
+        message.contains(&path.display().to_string()) && message.contains(why),
+        "{message}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symbolic_link_at_the_lock_path_is_refused_and_its_target_never_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::in_dir(dir.path().join("tokens"));
+    fs::create_dir(store.dir()).unwrap();
+    let target = dir.path().join("victim-file");
+    std::os::unix::fs::symlink(&target, store.lock_path_for(ENDPOINT)).unwrap();
+
+    let (result, logs) = capture_logs(|| store.lock(ENDPOINT));
+    let err = result.unwrap_err();
+    assert_refused(&err, &store.lock_path_for(ENDPOINT), "symbolic link");
+    assert!(logs.contains("WARN"), "{logs}");
+    assert!(!target.exists(), "the link's target was created");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symbolic_link_at_the_token_path_is_never_read_and_a_write_replaces_only_the_link() {
+    let dir = tempfile::tempdir().unwrap();
+    // A valid token file of the same endpoint elsewhere: following the link would serve it.
+    let elsewhere = FileStore::in_dir(dir.path().join("elsewhere"));
+    elsewhere.store(&full_credentials("elsewhere")).unwrap();
+    let target = elsewhere.path_for(ENDPOINT);
+    let before = fs::read(&target).unwrap();
+
+    let store = FileStore::in_dir(dir.path().join("tokens"));
+    fs::create_dir(store.dir()).unwrap();
+    std::os::unix::fs::symlink(&target, store.path_for(ENDPOINT)).unwrap();
+
+    let (result, logs) = capture_logs(|| store.retrieve(ENDPOINT));
+    let err = result.unwrap_err();
+    assert_refused(&err, &store.path_for(ENDPOINT), "symbolic link");
+    assert!(
+        logs.contains("WARN") && !logs.contains("access-elsewhere"),
+        "{logs}"
+    );
+
+    store.store(&full_credentials("mine")).unwrap();
+    assert_eq!(
+        fs::read(&target).unwrap(),
+        before,
+        "the link's target was written"
+    );
+    assert!(
+        !fs::symlink_metadata(store.path_for(ENDPOINT))
+            .unwrap()
+            .is_symlink()
+    );
+    assert_eq!(
+        store.retrieve(ENDPOINT).unwrap(),
+        Some(full_credentials("mine"))
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_directory_others_may_write_to_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    let store = FileStore::in_dir(&tokens);
+    store.store(&full_credentials("before")).unwrap();
+    for mode in [0o777, 0o770, 0o1777] {
+        fs::set_permissions(&tokens, fs::Permissions::from_mode(mode)).unwrap();
+        let err = store.store(&full_credentials("open")).unwrap_err();
+        assert_refused(&err, &tokens, "other users may write to it");
+        let err = store.retrieve(ENDPOINT).unwrap_err();
+        assert_refused(&err, &tokens, "other users may write to it");
+        let err = store.lock(ENDPOINT).unwrap_err();
+        assert_refused(&err, &tokens, "other users may write to it");
+    }
+    // Made private again, it serves what it held before.
+    fs::set_permissions(&tokens, fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(
+        store.retrieve(ENDPOINT).unwrap(),
+        Some(full_credentials("before"))
+    );
+}
+
+/// The user id of this process, as the owner of a file it creates.
+#[cfg(unix)]
+fn this_user(dir: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    let probe = dir.join("owner-probe");
+    fs::write(&probe, b"").unwrap();
+    let uid = fs::metadata(&probe).unwrap().uid();
+    fs::remove_file(&probe).unwrap();
+    uid
+}
+
+#[cfg(unix)]
+#[test]
+fn a_directory_or_a_file_of_another_user_is_refused() {
+    const NOBODY: u32 = 65534;
+    let dir = tempfile::tempdir().unwrap();
+    if this_user(dir.path()) != 0 {
+        // Not root: `/` belongs to root, which is another user.
+        let store = FileStore::in_dir("/");
+        let err = store.retrieve(ENDPOINT).unwrap_err();
+        assert_refused(&err, Path::new("/"), "belongs to user id 0");
+        return;
+    }
+    // Root may give a directory away: one of `nobody` is refused, even to root.
+    let tokens = dir.path().join("tokens");
+    let store = FileStore::in_dir(&tokens);
+    store.store(&full_credentials("before")).unwrap();
+    std::os::unix::fs::chown(&tokens, Some(NOBODY), Some(NOBODY)).unwrap();
+    let err = store.store(&full_credentials("theirs")).unwrap_err();
+    assert_refused(&err, &tokens, "belongs to user id 65534");
+    let err = store.retrieve(ENDPOINT).unwrap_err();
+    assert_refused(&err, &tokens, "belongs to user id 65534");
+    let err = store.lock(ENDPOINT).unwrap_err();
+    assert_refused(&err, &tokens, "belongs to user id 65534");
+
+    // In a directory of this user, a token or lock file of another user is refused too.
+    std::os::unix::fs::chown(&tokens, Some(0), Some(0)).unwrap();
+    std::os::unix::fs::chown(store.path_for(ENDPOINT), Some(NOBODY), None).unwrap();
+    let err = store.retrieve(ENDPOINT).unwrap_err();
+    assert_refused(&err, &store.path_for(ENDPOINT), "belongs to user id 65534");
+    fs::write(store.lock_path_for(ENDPOINT), b"").unwrap();
+    std::os::unix::fs::chown(store.lock_path_for(ENDPOINT), Some(NOBODY), None).unwrap();
+    let err = store.lock(ENDPOINT).unwrap_err();
+    assert_refused(
+        &err,
+        &store.lock_path_for(ENDPOINT),
+        "belongs to user id 65534",
+    );
+}
+
+#[cfg(unix)]
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_at_the_token_or_lock_path_stalls_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::in_dir(dir.path());
+    mkfifo(&store.path_for(ENDPOINT));
+    let limit = Duration::from_secs(10);
+
+    let reader = store.clone();
+    let (result, logs) = within(limit, "retrieve", move || {
+        capture_logs(|| reader.retrieve(ENDPOINT))
+    });
+    assert_eq!(result.unwrap(), None);
+    assert!(
+        logs.contains("WARN")
+            && logs.contains("FIFO")
+            && logs.contains(&store.path_for(ENDPOINT).display().to_string()),
+        "{logs}"
+    );
+
+    // A write replaces it, and what it wrote is read back.
+    let writer = store.clone();
+    within(limit, "store", move || {
+        writer.store(&full_credentials("after")).unwrap();
+    });
+    assert_eq!(
+        store.retrieve(ENDPOINT).unwrap(),
+        Some(full_credentials("after"))
+    );
+
+    mkfifo(&store.lock_path_for(ENDPOINT));
+    let locker = store.clone();
+    let err = within(limit, "lock", move || locker.lock(ENDPOINT).map(drop)).unwrap_err();
+    assert_refused(&err, &store.lock_path_for(ENDPOINT), "FIFO");
+}
+
+/// Plants a temporary file as a write of `store` killed after it wrote leaves it, last
+/// modified `age` ago.
+fn plant_temp(store: &FileStore, endpoint: &str, pid: u32, age: Duration) -> PathBuf {
+    let path = store.path_for(endpoint);
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let temp = path.with_file_name(format!(".{name}.{pid}.0.tmp"));
+    let file = fs::File::create(&temp).unwrap();
+    file.set_modified(std::time::SystemTime::now() - age)
+        .unwrap();
+    temp
+}
+
+#[test]
+fn temporary_files_of_killed_writes_are_removed_by_the_next_write_or_lock_once_a_minute_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::in_dir(dir.path());
+    store.store(&full_credentials("first")).unwrap();
+    let old = Duration::from_secs(120);
+    let young = Duration::from_secs(5);
+
+    let stale = plant_temp(&store, ENDPOINT, 4_000_001, old);
+    let in_progress = plant_temp(&store, ENDPOINT, 4_000_002, young);
+    let other_endpoint = plant_temp(&store, "other.example.org:443", 4_000_003, old);
+    store.store(&full_credentials("second")).unwrap();
+    assert!(!stale.exists(), "an old temporary file was left");
+    assert!(in_progress.exists(), "a write in progress lost its file");
+    assert!(
+        other_endpoint.exists(),
+        "another endpoint's file was touched"
+    );
+
+    let stale = plant_temp(&store, ENDPOINT, 4_000_004, old);
+    drop(store.lock(ENDPOINT).unwrap());
+    assert!(!stale.exists(), "the lock left an old temporary file");
+    assert!(in_progress.exists());
+    assert_eq!(
+        store.retrieve(ENDPOINT).unwrap(),
+        Some(full_credentials("second"))
+    );
+}
