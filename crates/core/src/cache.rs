@@ -4,12 +4,26 @@
 //! What it guarantees, for every flow:
 //! - the hot path ([`Authenticator::fetch_grpc_call_auth_metadata`]) is a lock-free read of a
 //!   prebuilt header;
-//! - credentials are refreshed a margin before their absolute expiry, not after a rejection;
+//! - credentials are refreshed before their absolute expiry, not after a rejection, at a point
+//!   drawn once per token inside its *refresh window*: from the margin before expiry (five
+//!   minutes, or a quarter of the lifetime when that is less: the earliest point) to half the
+//!   margin before it. Processes whose tokens expire at the same second (a fleet of task pods
+//!   started together) so spread their refreshes over the window, as the Go client's
+//!   `admin.tokenRefreshWindow` does. The draw comes from a seed per authenticator (random per
+//!   process; [`CachingAuthenticatorBuilder::jitter_seed`] fixes it) and the token's expiry,
+//!   so every freshness check agrees on the point and the hot path draws nothing;
 //! - one attempt at a time: however many tasks need credentials at once, one refresh or login
 //!   runs, and all of them get its result or its error;
 //! - what is obtained is persisted to the [`TokenStore`]; a failed write is a warning;
-//! - a refresh token the server *rejects* removes the stored entry and runs the full login; a
-//!   transient failure (network, timeout, 5xx) deletes nothing and returns the error;
+//! - a refresh token the server *rejects* removes the stored entry and runs the full login;
+//! - any other failure to renew (network, time-out, 5xx, 429, a garbled answer) deletes
+//!   nothing, and while the current token is still valid it is served on (a warning is logged):
+//!   [`Authenticator::get_credentials`] returns it and the hot path serves its header until
+//!   the next attempt, which the first caller after a back-off makes (5 s, doubling after each
+//!   failure, at most 60 s, never past the expiry; one attempt per back-off however many
+//!   callers). At the expiry the next attempt's error is returned. A token the server refused
+//!   ([`Authenticator::invalidate`]), one of unknown expiry and a forced
+//!   [`Authenticator::refresh_credentials`] get no such grace: the error is returned at once;
 //! - with a store that offers a cross-process lock, the lock is held around "re-read the store,
 //!   refresh only if the stored token is still the stale one, store";
 //! - creating the authenticator touches neither the network nor the store;
@@ -37,9 +51,17 @@ use crate::{
     UNKNOWN_EXPIRY_LIFETIME,
 };
 
-/// How long before expiry credentials are refreshed, unless the token lives so briefly that a
-/// quarter of its lifetime is less (flytectl's `refreshTime` default).
+/// How long before expiry credentials are refreshed at the earliest, unless the token lives so
+/// briefly that a quarter of its lifetime is less (flytectl's `refreshTime` default). The
+/// refresh point of each token is drawn between this margin and half of it before expiry.
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// After a failed renewal, the wait before the next attempt while the current token is served
+/// on; it doubles with each further failure, up to [`RETRY_BACKOFF_MAX`].
+const RETRY_BACKOFF_FIRST: Duration = Duration::from_secs(5);
+
+/// The longest wait between two attempts to renew a token that is served on.
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// Where the cache reads the time: [`SystemClock`] by default; tests pass a clock they move.
 ///
@@ -95,8 +117,8 @@ impl Clock for SystemClock {
     }
 
     fn is_before(&self, deadline: SystemTime) -> bool {
-        match coarse::now() {
-            Some(coarse) if coarse + COARSE_SLACK < deadline => true,
+        match coarse::now().and_then(|coarse| coarse.checked_add(COARSE_SLACK)) {
+            Some(coarse_and_slack) if coarse_and_slack < deadline => true,
             _ => SystemTime::now() < deadline,
         }
     }
@@ -207,8 +229,14 @@ impl<T: TokenFlow + ?Sized> TokenFlow for Arc<T> {
 struct Current {
     credentials: Arc<Credentials>,
     header: AuthHeader,
-    /// `None`: served until the server rejects it (no expiry known, no refresh token).
+    /// When the hot path stops serving the header and the next caller makes an attempt: the
+    /// token's drawn refresh point, or after a failed attempt the end of its back-off. `None`:
+    /// served until the server rejects it (no expiry known, no refresh token).
     refresh_after: Option<SystemTime>,
+    /// Attempts to renew these credentials that failed (the back-off doubles with each).
+    failures: u32,
+    /// The server refused the header ([`Authenticator::invalidate`]): never served again.
+    refused: bool,
 }
 
 type SharedAttempt = Shared<BoxFuture<'static, Result<Arc<Credentials>, Error>>>;
@@ -218,6 +246,8 @@ struct Inner<F> {
     store: Option<Arc<dyn TokenStore>>,
     margin: Duration,
     clock: Arc<dyn Clock>,
+    /// Where each token's refresh point falls inside its window (with the token's expiry).
+    jitter_seed: u64,
     current: ArcSwapOption<Current>,
     in_flight: Mutex<Option<SharedAttempt>>,
 }
@@ -273,6 +303,7 @@ pub struct CachingAuthenticatorBuilder<F> {
     store: Option<Arc<dyn TokenStore>>,
     margin: Duration,
     clock: Arc<dyn Clock>,
+    jitter_seed: Option<u64>,
 }
 
 impl<F: TokenFlow> CachingAuthenticatorBuilder<F> {
@@ -288,10 +319,20 @@ impl<F: TokenFlow> CachingAuthenticatorBuilder<F> {
         self
     }
 
-    /// Refreshes this long before expiry ([`DEFAULT_REFRESH_MARGIN`] by default). For tokens
-    /// living less than four times the margin, a quarter of their lifetime is used instead.
+    /// Refreshes this long before expiry at the earliest ([`DEFAULT_REFRESH_MARGIN`] by
+    /// default), and at half of it at the latest: each token's refresh point is drawn in
+    /// between (the Go client's `admin.tokenRefreshWindow`). For tokens living less than four
+    /// times the margin, a quarter of their lifetime is used instead.
     pub fn refresh_margin(mut self, margin: Duration) -> Self {
         self.margin = margin;
+        self
+    }
+
+    /// Seeds the draw of each token's refresh point inside its window (by default a seed
+    /// drawn once per authenticator from the process's random hashing keys). The point is a
+    /// function of the seed and the token's expiry: tests pass a fixed seed to know it.
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter_seed = Some(seed);
         self
     }
 
@@ -310,6 +351,7 @@ impl<F: TokenFlow> CachingAuthenticatorBuilder<F> {
                 store: self.store,
                 margin: self.margin,
                 clock: self.clock,
+                jitter_seed: self.jitter_seed.unwrap_or_else(random_seed),
                 current: ArcSwapOption::empty(),
                 in_flight: Mutex::new(None),
             }),
@@ -325,6 +367,7 @@ impl<F: TokenFlow> CachingAuthenticator<F> {
             store: None,
             margin: DEFAULT_REFRESH_MARGIN,
             clock: Arc::new(SystemClock),
+            jitter_seed: None,
         }
     }
 
@@ -400,11 +443,12 @@ impl<F: TokenFlow> Inner<F> {
         refresh_after.is_none_or(|at| self.clock.is_before(at))
     }
 
-    /// When `credentials` are due for refresh: a margin before their expiry; at once when the
+    /// When `credentials` are due for refresh: at a point drawn inside their refresh window
+    /// (from the margin before their expiry to half the margin before it); at once when the
     /// expiry is unknown and a refresh token can tell (the answer states one); never when the
     /// expiry is unknown and nothing can be done but use the token (`None`).
     fn refresh_after(&self, credentials: &Credentials) -> Option<SystemTime> {
-        let Some(expires_at) = credentials.expires_at() else {
+        let Some(expires_at) = expiry(credentials) else {
             return credentials
                 .refresh_token
                 .as_ref()
@@ -416,7 +460,13 @@ impl<F: TokenFlow> Inner<F> {
             .map(Duration::from_secs)
             .unwrap_or_else(|| expires_at.duration_since(now).unwrap_or_default());
         let margin = self.margin.min(lifetime / 4);
-        Some(expires_at - margin)
+        let draw = splitmix64(self.jitter_seed ^ splitmix64(credentials.expires_at_unix?));
+        let before_expiry = margin - fraction_of(margin / 2, draw);
+        Some(
+            expires_at
+                .checked_sub(before_expiry)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        )
     }
 
     fn is_fresh(&self, credentials: &Credentials) -> bool {
@@ -429,8 +479,21 @@ impl<F: TokenFlow> Inner<F> {
         !stored.stale_copies && self.is_fresh(stored)
     }
 
-    /// Makes `credentials` the current ones and returns them.
-    fn install(&self, mut credentials: Credentials) -> Result<Arc<Credentials>, Error> {
+    /// Makes `credentials` the current ones, due for refresh at their drawn point, and returns
+    /// them.
+    fn install(&self, credentials: Credentials) -> Result<Arc<Credentials>, Error> {
+        let refresh_after = self.refresh_after(&credentials);
+        self.install_until(credentials, refresh_after, 0)
+    }
+
+    /// Makes `credentials` the current ones, served until `refresh_after`, after `failures`
+    /// failed attempts to renew them, and returns them.
+    fn install_until(
+        &self,
+        mut credentials: Credentials,
+        refresh_after: Option<SystemTime>,
+        failures: u32,
+    ) -> Result<Arc<Credentials>, Error> {
         credentials.stale_copies = false;
         let name = self
             .flow
@@ -441,14 +504,51 @@ impl<F: TokenFlow> Inner<F> {
             })
             .unwrap_or(HeaderName::from_static(DEFAULT_HEADER_KEY));
         let header = AuthHeader::bearer(name, &credentials)?;
-        let refresh_after = self.refresh_after(&credentials);
         let credentials = Arc::new(credentials);
         self.current.store(Some(Arc::new(Current {
             credentials: Arc::clone(&credentials),
             header,
             refresh_after,
+            failures,
+            refused: false,
         })));
         Ok(credentials)
+    }
+
+    /// After an attempt to renew `current` failed with `error` (anything but a rejected grant):
+    /// serves `current` on while it is valid and the server has not refused it, until the next
+    /// attempt after a back-off; else returns `error`.
+    fn keep_serving(
+        &self,
+        current: Option<Credentials>,
+        error: Error,
+    ) -> Result<Arc<Credentials>, Error> {
+        let Some((current, expires_at)) =
+            current.and_then(|c| expiry(&c).map(|expires_at| (c, expires_at)))
+        else {
+            return Err(error);
+        };
+        if !self.clock.is_before(expires_at) {
+            return Err(error);
+        }
+        let in_memory = self.current.load();
+        let same = in_memory
+            .as_ref()
+            .filter(|c| c.credentials.access_token == current.access_token);
+        if same.is_some_and(|c| c.refused) {
+            return Err(error);
+        }
+        let failures = same.map_or(0, |c| c.failures).saturating_add(1);
+        let now = self.clock.now();
+        let retry_at = later(now, backoff(failures)).min(expires_at);
+        tracing::warn!(
+            endpoint = self.flow.endpoint(),
+            error = %error,
+            expires_in_secs = expires_at.duration_since(now).unwrap_or_default().as_secs(),
+            retry_in_secs = retry_at.duration_since(now).unwrap_or_default().as_secs(),
+            "could not renew the credentials; serving the current token until it expires"
+        );
+        self.install_until(current, Some(retry_at), failures)
     }
 
     /// Reads the store; a failure or a foreign entry is a warning and a miss.
@@ -511,9 +611,9 @@ impl<F: TokenFlow> Inner<F> {
     fn accept(&self, mut credentials: Credentials) -> Result<Arc<Credentials>, Error> {
         let now = self.clock.now();
         if let Some(seconds) = credentials.expires_in {
-            credentials = credentials.with_expires_at(now + Duration::from_secs(seconds));
-        } else if credentials.expires_at().is_none() {
-            credentials = credentials.with_expires_at(now + UNKNOWN_EXPIRY_LIFETIME);
+            credentials = credentials.with_expires_at(later(now, Duration::from_secs(seconds)));
+        } else if !credentials.expiry_is_known() {
+            credentials = credentials.with_expires_at(later(now, UNKNOWN_EXPIRY_LIFETIME));
         }
         credentials.for_endpoint = self.flow.endpoint().to_owned();
         if credentials.client_id.is_none() {
@@ -573,6 +673,9 @@ impl<F: TokenFlow> Inner<F> {
             return self.install_stored(current);
         }
 
+        // What is served on if renewing fails: the current token, unless the caller saw the
+        // server refuse it (`refresh_credentials`).
+        let mut serve_on = candidate.clone().filter(|_| !force);
         if let Some(current) = candidate.filter(|c| c.refresh_token.is_some())
             && let Some(refresh) = self.flow.refresh(&current)
         {
@@ -582,14 +685,18 @@ impl<F: TokenFlow> Inner<F> {
                 Err(e) if e.is_rejected_grant() => {
                     tracing::info!(endpoint, error = %e, "the refresh token was rejected; starting a new login");
                     self.forget_stored();
+                    serve_on = None;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return self.keep_serving(serve_on, e),
             }
         }
 
         tracing::debug!(endpoint, "running the full login");
-        let new = self.flow.login().await?;
-        self.accept(new)
+        match self.flow.login().await {
+            Ok(new) => self.accept(new),
+            Err(e) if e.is_rejected_grant() => Err(e),
+            Err(e) => self.keep_serving(serve_on, e),
+        }
     }
 }
 
@@ -632,10 +739,12 @@ impl<F: TokenFlow> Authenticator for CachingAuthenticator<F> {
     }
 
     fn has_credentials(&self) -> bool {
-        let usable = |c: &Credentials| c.refresh_token.is_some() || self.inner.is_fresh(c);
         if let Some(current) = self.inner.current.load().as_ref() {
-            return usable(&current.credentials);
+            // As the hot path sees it (a token served on after a failed renewal included).
+            return current.credentials.refresh_token.is_some()
+                || self.inner.before(current.refresh_after);
         }
+        let usable = |c: &Credentials| c.refresh_token.is_some() || self.inner.is_fresh(c);
         match self.inner.read_store().filter(|c| usable(c)) {
             // Copies that disagree are written back, then installed, by the first attempt.
             Some(stored) if stored.stale_copies => true,
@@ -651,8 +760,62 @@ impl<F: TokenFlow> Authenticator for CachingAuthenticator<F> {
                 credentials: Arc::clone(&c.credentials),
                 header: c.header.clone(),
                 refresh_after: Some(SystemTime::UNIX_EPOCH),
+                failures: c.failures,
+                refused: true,
             })),
             other => other.clone(),
         });
     }
+}
+
+/// When `credentials` expire, without overflow: an expiry past what this platform's clock
+/// represents is read as the latest time it does.
+fn expiry(credentials: &Credentials) -> Option<SystemTime> {
+    let seconds = credentials.expires_at_unix?;
+    Some(later(SystemTime::UNIX_EPOCH, Duration::from_secs(seconds)))
+}
+
+/// `at + by`, saturating: a duration too long to add on this platform reaches (within a factor
+/// of two) the latest time it represents, never a panic.
+fn later(at: SystemTime, by: Duration) -> SystemTime {
+    let mut by = by;
+    loop {
+        if let Some(sum) = at.checked_add(by) {
+            return sum;
+        }
+        by /= 2;
+    }
+}
+
+/// The wait before the next attempt to renew a token that is served on, after `failures`
+/// failed attempts (at least one): 5 s, doubling, at most a minute.
+fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    RETRY_BACKOFF_FIRST
+        .saturating_mul(1 << doublings)
+        .min(RETRY_BACKOFF_MAX)
+}
+
+/// A seed that differs between processes (std's random hashing keys), so a fleet's draws
+/// differ.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher as _, RandomState};
+    RandomState::new().hash_one(0_u8)
+}
+
+/// A well-mixed 64-bit value from `x` (SplitMix64's finaliser): one draw, no state.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// `of` scaled by `draw / 2^64`: a duration in `[0, of)`, in integers (32 bits of the draw are
+/// plenty, and keep the product inside `u128` for any `Duration`).
+fn fraction_of(of: Duration, draw: u64) -> Duration {
+    let nanos = (of.as_nanos() * u128::from(draw >> 32)) >> 32;
+    let seconds = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
+    let subsec = u32::try_from(nanos % 1_000_000_000).unwrap_or_default();
+    Duration::new(seconds, subsec)
 }

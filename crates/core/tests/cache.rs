@@ -265,15 +265,15 @@ async fn fresh_stored_credentials_are_used_without_any_token_request() {
 #[tokio::test]
 async fn credentials_are_refreshed_a_margin_before_expiry() {
     let flow = Arc::new(ScriptedFlow::default());
-    // A 5-minute token with 60 s left is within a quarter of its lifetime: refreshed now,
-    // before any server rejects it.
+    // A 5-minute token with 30 s left is past its refresh window (from a quarter of its
+    // lifetime before expiry to an eighth): refreshed now, before any server rejects it.
     let store = Arc::new(MemoryStore::new());
     store
         .store(
             &Credentials::new("short-lived", ENDPOINT)
                 .with_refresh_token("r")
                 .with_expires_in(300)
-                .with_expires_at(SystemTime::now() + Duration::from_secs(60)),
+                .with_expires_at(SystemTime::now() + Duration::from_secs(30)),
         )
         .unwrap();
     let creds = authenticator(&flow, &store)
@@ -589,10 +589,11 @@ async fn expiry_and_refresh_follow_the_injected_clock() {
         "Bearer login-1",
         "6 minutes left: still served"
     );
-    clock.advance(Duration::from_secs(2 * 60));
+    clock.advance(Duration::from_secs(4 * 60));
     assert!(
         auth.fetch_grpc_call_auth_metadata().is_none(),
-        "4 minutes left: within the 5-minute margin, not served from the hot path"
+        "2 minutes left: past the refresh window (5 to 2.5 minutes before expiry), not served \
+         from the hot path"
     );
     let creds = auth.get_credentials().await.unwrap();
     assert_eq!(creds.access_token.expose_secret(), "refreshed-1");
@@ -873,5 +874,95 @@ async fn asking_whether_there_are_credentials_does_not_skip_mending_the_copies()
     let header = auth.auth_header().await.unwrap();
     assert_eq!(header.value(), "Bearer current");
     assert_eq!(store.writes.load(Ordering::SeqCst), 2, "written back once");
+    assert_eq!((flow.logins(), flow.refreshes()), (0, 0));
+}
+
+/// The first second, counted from the login, at which the hot path no longer serves an
+/// hour-long token, for an authenticator whose draws are seeded with `seed`.
+async fn refresh_second(seed: u64) -> u64 {
+    let (flow, store, clock) = (
+        Arc::new(ScriptedFlow::default()),
+        Arc::new(MemoryStore::new()),
+        ManualClock::new(),
+    );
+    let auth = CachingAuthenticator::builder(flow)
+        .store(store)
+        .clock(clock.clone())
+        .jitter_seed(seed)
+        .build();
+    auth.get_credentials().await.unwrap();
+    // Served until five minutes before expiry, the earliest refresh point, as ever.
+    clock.advance(Duration::from_secs(55 * 60 - 1));
+    for second in 55 * 60 - 1..=3600 {
+        if auth.fetch_grpc_call_auth_metadata().is_none() {
+            return second;
+        }
+        clock.advance(Duration::from_secs(1));
+    }
+    panic!("still served at expiry");
+}
+
+#[tokio::test]
+async fn refresh_points_are_drawn_inside_the_window_and_spread_over_it() {
+    let mut seconds = Vec::new();
+    for seed in 0..200 {
+        let second = refresh_second(seed).await;
+        // From the 5-minute margin before expiry to half of it.
+        assert!(
+            (55 * 60..=3600 - 150).contains(&second),
+            "seed {seed}: refresh at {second} s"
+        );
+        seconds.push(second);
+    }
+    // A fleet that logged in at the same second does not refresh at the same second.
+    seconds.sort_unstable();
+    let (first, last) = (seconds[0], seconds[seconds.len() - 1]);
+    assert!(
+        first < 55 * 60 + 15 && last > 3600 - 165,
+        "over the whole window: {first}..{last}"
+    );
+    seconds.dedup();
+    assert!(seconds.len() > 80, "{} distinct seconds", seconds.len());
+    // The same seed draws the same point.
+    assert_eq!(refresh_second(7).await, refresh_second(7).await);
+}
+
+#[tokio::test]
+async fn a_lifetime_too_large_for_the_clock_neither_panics_nor_expires() {
+    /// Answers with the largest lifetime a server can state.
+    #[derive(Debug)]
+    struct Forever;
+    impl TokenFlow for Forever {
+        fn endpoint(&self) -> &str {
+            ENDPOINT
+        }
+        fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
+            // Set as the field, past any bound `with_expires_in` may apply.
+            let mut credentials = Credentials::new("forever", ENDPOINT);
+            credentials.expires_in = Some(u64::MAX);
+            Box::pin(async { Ok(credentials) })
+        }
+    }
+    let store = Arc::new(MemoryStore::new());
+    let auth = CachingAuthenticator::builder(Forever)
+        .store(store.clone())
+        .build();
+    let creds = auth.get_credentials().await.unwrap();
+    assert_eq!(creds.access_token.expose_secret(), "forever");
+    assert_eq!(header_of(&auth), "Bearer forever");
+    assert!(auth.fresh_credentials().is_some());
+    assert!(auth.has_credentials());
+
+    // A stored expiry as far as the format goes, read by a new process.
+    let mut stored = Credentials::new("stored-forever", ENDPOINT).with_refresh_token("r");
+    stored.expires_at_unix = Some(u64::MAX);
+    stored.expires_in = Some(u64::MAX);
+    store.store(&stored).unwrap();
+    let flow = Arc::new(ScriptedFlow::default());
+    let auth = authenticator(&flow, &store);
+    assert!(auth.has_credentials());
+    let creds = auth.fresh_credentials().expect("fresh");
+    assert_eq!(creds.access_token.expose_secret(), "stored-forever");
+    assert_eq!(header_of(&auth), "Bearer stored-forever");
     assert_eq!((flow.logins(), flow.refreshes()), (0, 0));
 }
