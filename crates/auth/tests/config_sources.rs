@@ -524,3 +524,177 @@ fn malformed_api_keys_are_refused_in_one_line() {
         );
     }
 }
+
+// --- files found by the search that another user could have written ---------------------------
+
+/// The user id of `nobody`, to whom planted files are given.
+#[cfg(unix)]
+const NOBODY: u32 = 65534;
+
+/// Gives `rel` and everything under it to `nobody`. Needs root, as CI runs the tests.
+#[cfg(unix)]
+fn give_to_nobody(world: &World, rel: &str) {
+    fn walk(path: &Path) {
+        std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap_or_else(|e| {
+            panic!(
+                "chown {} to nobody: {e} (these tests run as root)",
+                path.display()
+            )
+        });
+        if path.is_dir() {
+            for entry in fs::read_dir(path).unwrap() {
+                walk(&entry.unwrap().path());
+            }
+        }
+    }
+    walk(&world.root().join(rel));
+}
+
+#[cfg(unix)]
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Another user's `.git` and `.flyte/config.yaml` above the working directory: the planted
+/// file is skipped, reported, and the search goes on to the user's own file.
+#[cfg(unix)]
+#[test]
+fn a_file_found_by_the_search_and_owned_by_another_user_is_skipped() {
+    let world = World::new();
+    world.write(
+        "repo/.flyte/config.yaml",
+        "admin:\n  endpoint: dns:///attacker.example.org\n  authType: ExternalCommand\n  \
+         command: [touch, /tmp/pwned]\n",
+    );
+    world.write("home/.flyte/config.yaml", &yaml("home.example.org"));
+    give_to_nobody(&world, "repo");
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "home.example.org");
+    let sources = cfg.sources();
+    assert_eq!(sources.found_by, Some("~/.flyte/config.yaml"));
+    let planted = world.root().join("repo/.flyte/config.yaml");
+    let [skipped] = &sources.skipped[..] else {
+        panic!("{:?}", sources.skipped)
+    };
+    assert_eq!(skipped.path, planted);
+    assert_eq!(skipped.found_by, "<git root>/.flyte/config.yaml");
+    assert!(
+        matches!(
+            skipped.why,
+            flyte_auth::SkipReason::Owner { owner: NOBODY, .. }
+        ),
+        "{skipped:?}"
+    );
+    let shown = skipped.to_string();
+    assert!(shown.contains("belongs to user id 65534"), "{shown}");
+    assert!(
+        shown.contains(&format!("--config {}", planted.display())),
+        "{shown}"
+    );
+
+    // With nothing else to read, the error says what was skipped and why.
+    fs::remove_file(world.root().join("home/.flyte/config.yaml")).unwrap();
+    let err = world.load().unwrap_err().to_string();
+    assert!(err.contains("no Flyte endpoint"), "{err}");
+    assert!(err.contains("skipped") && err.contains("65534"), "{err}");
+}
+
+/// The user's own file in a directory group or others may write to: they could have replaced
+/// it. Skipped and reported; so is a file others may write to.
+#[cfg(unix)]
+#[test]
+fn a_found_file_in_a_directory_others_may_write_is_skipped() {
+    let world = World::new();
+    world.write("repo/work/config.yaml", &yaml("shared.example.org"));
+    world.write("home/.flyte/config.yaml", &yaml("home.example.org"));
+    let work = world.root().join("repo/work");
+    chmod(&work, 0o777);
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "home.example.org");
+    let skipped = &cfg.sources().skipped;
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].found_by, "./config.yaml");
+    assert_eq!(
+        skipped[0].why,
+        flyte_auth::SkipReason::Writable {
+            path: work.clone(),
+            mode: 0o777
+        }
+    );
+    assert!(
+        skipped[0]
+            .to_string()
+            .contains("writable by group or others"),
+        "{}",
+        skipped[0]
+    );
+
+    chmod(&work, 0o755);
+    chmod(&work.join("config.yaml"), 0o666);
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "home.example.org");
+    assert!(matches!(
+        cfg.sources().skipped[0].why,
+        flyte_auth::SkipReason::Writable { mode: 0o666, .. }
+    ));
+
+    chmod(&work.join("config.yaml"), 0o644);
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "shared.example.org");
+    assert!(cfg.sources().skipped.is_empty());
+}
+
+/// A file the user names is the user's choice: used whoever owns it.
+#[cfg(unix)]
+#[test]
+fn a_file_named_explicitly_is_used_whoever_owns_it() {
+    let world = World::new();
+    world.write("elsewhere/team.yaml", &yaml("team.example.org"));
+    give_to_nobody(&world, "elsewhere");
+    chmod(&world.root().join("elsewhere"), 0o777);
+    let named = world.root().join("elsewhere/team.yaml");
+    let env = world.env.clone();
+    let cfg = PlatformConfig::builder()
+        .env(move |n| env.get(n).cloned())
+        .current_dir(world.root().join("repo/work"))
+        .config_file(&named)
+        .build()
+        .unwrap();
+    assert_eq!(cfg.endpoint().key(), "team.example.org");
+    assert!(cfg.sources().skipped.is_empty());
+    for var in ["FLYTECTL_CONFIG", "UCTL_CONFIG"] {
+        let mut world_var = World::new();
+        world_var.env = world.env.clone();
+        world_var.var(var, named.to_str().unwrap());
+        let cfg = world_var.load().unwrap();
+        assert_eq!(cfg.endpoint().key(), "team.example.org", "{var}");
+    }
+}
+
+/// The git root is looked for up to the home directory, not above it.
+#[test]
+fn the_search_for_a_git_root_stops_at_home() {
+    let world = World::new();
+    // The temporary directory holds `home`: a `.git` and a config above home.
+    fs::create_dir_all(world.root().join(".git")).unwrap();
+    world.write(".flyte/config.yaml", &yaml("above-home.example.org"));
+    fs::create_dir_all(world.root().join("home/work")).unwrap();
+    let env = world.env.clone();
+    let load = |dir: &str| {
+        let env = env.clone();
+        PlatformConfig::builder()
+            .env(move |n| env.get(n).cloned())
+            .current_dir(world.root().join(dir))
+            .build()
+    };
+    let err = load("home/work").unwrap_err().to_string();
+    assert!(err.contains("no Flyte endpoint"), "{err}");
+    // Outside home the same root is found.
+    let cfg = load("elsewhere").unwrap();
+    assert_eq!(cfg.endpoint().key(), "above-home.example.org");
+    assert_eq!(
+        cfg.sources().found_by,
+        Some("<git root>/.flyte/config.yaml")
+    );
+}

@@ -7,7 +7,8 @@
 //!    `<git root>/.flyte/config.yaml`, `$UCTL_CONFIG`, `$FLYTECTL_CONFIG`,
 //!    `~/.union/config.yaml`, `~/.flyte/config.yaml`; and when none of those exists,
 //!    flytekit's INI files `./flytekit.config`, `~/.flyte/config`. A file named by a variable
-//!    must exist; the others may be missing;
+//!    must exist; the others may be missing. The git root is looked for up to the user's home
+//!    directory, and not across file systems;
 //! 2. the `FLYTE_*` environment variables ([`mod@env`] lists them: `FLYTE_ADMIN_*` and
 //!    flytekit's `FLYTE_PLATFORM_*` / `FLYTE_CREDENTIALS_*`);
 //! 3. an API key (`FLYTE_API_KEY` or [`PlatformConfigBuilder::api_key`]): its endpoint, client
@@ -16,6 +17,16 @@
 //! 4. values set explicitly on a [`PlatformConfigBuilder`].
 //!
 //! [`PlatformConfig::sources`] tells which file and which variables were used.
+//!
+//! A file found by the search, not named, may have been put there by someone else (another
+//! user who owns `/tmp/.git` and `/tmp/.flyte/config.yaml` would choose the command run and
+//! the server a secret is sent to, for anyone working under `/tmp`). So on Unix, as git does
+//! for the same attack (`safe.directory`), it is used only when it is a regular file, and it
+//! and its directory belong to the effective user (or root) and are not writable by group or
+//! others; otherwise it is skipped with a warning, recorded in [`ConfigSources::skipped`],
+//! and the search goes on. A file named by [`PlatformConfigBuilder::config_file`] or a
+//! variable is used as named; one that is not a regular file (a pipe) is read for at most a
+//! few seconds.
 //!
 //! Everything is checked while loading: a wrong type, a bad duration or an unknown auth type
 //! fails with a message naming the file, the dotted key (`admin.pkceConfig.timeout`) and what
@@ -61,6 +72,7 @@ mod kind;
 mod layer;
 mod mode;
 mod settings;
+mod trust;
 
 use std::{
     fmt,
@@ -73,6 +85,7 @@ pub use duration::{ParseDurationError, parse_duration};
 use layer::Source;
 pub use mode::{AuthMode, ParseAuthModeError};
 use settings::{Layer, key};
+pub use trust::SkipReason;
 
 /// The environment, as a lookup from variable name to value.
 type EnvFn = dyn Fn(&str) -> Option<String> + Send + Sync;
@@ -116,6 +129,34 @@ pub struct ConfigSources {
     pub ini: bool,
     /// The names of the environment variables that were set and used (never their values).
     pub variables: Vec<String>,
+    /// Files the search found but did not use, because another user could have written them
+    /// or they are not regular files; each was skipped with a warning.
+    pub skipped: Vec<SkippedFile>,
+}
+
+/// A config file the search found and did not use (see the [module documentation](self)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SkippedFile {
+    /// The file.
+    pub path: PathBuf,
+    /// How it was found: `./config.yaml`, `<git root>/.flyte/config.yaml`, ...
+    pub found_by: &'static str,
+    /// Why it was not used.
+    pub why: SkipReason,
+}
+
+impl fmt::Display for SkippedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (found as {}): {}; to use it anyway, name it: `--config {}` or FLYTECTL_CONFIG",
+            self.path.display(),
+            self.found_by,
+            self.why,
+            self.path.display()
+        )
+    }
 }
 
 /// An API key in use (the secret is not kept here).
@@ -494,6 +535,7 @@ enum FileOutcome {
     Read(Box<FileRead>),
     /// Nothing found; these were looked for.
     NotFound(Vec<PathBuf>),
+    /// No file was to be read.
     Skipped,
 }
 
@@ -508,18 +550,21 @@ fn home_dir(env: &dyn Fn(&str) -> Option<String>, process_env: bool) -> Option<P
 }
 
 /// The nearest directory at or above `dir` holding `.git` (a directory, or a file for a
-/// worktree), as `git rev-parse --show-toplevel` finds it.
-fn git_root(dir: &Path) -> Option<PathBuf> {
-    dir.ancestors()
-        .take(64)
+/// worktree), as `git rev-parse --show-toplevel` finds it; not above `home`, and not on
+/// another file system.
+fn git_root(dir: &Path, home: Option<&Path>) -> Option<PathBuf> {
+    trust::walk_up(dir, home)
+        .into_iter()
         .find(|d| d.join(".git").exists())
         .map(Path::to_path_buf)
 }
 
-/// The places searched when no file is given, in order: `(path, how it was found, must it
-/// exist)`. A path named by a variable must exist.
+/// The places searched when no file is given, in order: `(path, how it was found, named)`.
+/// A path named by a variable must exist and is used whoever owns it; the others are used
+/// only when they may be trusted.
 fn search_path(inputs: &Inputs<'_>) -> Vec<(PathBuf, &'static str, bool)> {
     let mut places = Vec::new();
+    let home = home_dir(inputs.env, inputs.process_env);
     if let Some(cwd) = &inputs.cwd {
         places.push((cwd.join("config.yaml"), "./config.yaml", false));
         places.push((
@@ -527,7 +572,7 @@ fn search_path(inputs: &Inputs<'_>) -> Vec<(PathBuf, &'static str, bool)> {
             "./.flyte/config.yaml",
             false,
         ));
-        if let Some(root) = git_root(cwd) {
+        if let Some(root) = git_root(cwd, home.as_deref()) {
             places.push((
                 root.join(".flyte").join("config.yaml"),
                 "<git root>/.flyte/config.yaml",
@@ -543,7 +588,6 @@ fn search_path(inputs: &Inputs<'_>) -> Vec<(PathBuf, &'static str, bool)> {
             places.push((PathBuf::from(path), found_by, true));
         }
     }
-    let home = home_dir(inputs.env, inputs.process_env);
     if let Some(home) = &home {
         places.push((
             home.join(".union").join("config.yaml"),
@@ -566,14 +610,42 @@ fn search_path(inputs: &Inputs<'_>) -> Vec<(PathBuf, &'static str, bool)> {
     places
 }
 
-fn read_config_file(inputs: &Inputs<'_>, choice: &FileChoice) -> Result<FileOutcome, Error> {
+/// Reads the config file `choice` says, recording in `skipped` the files the search found
+/// and did not use.
+fn read_config_file(
+    inputs: &Inputs<'_>,
+    choice: &FileChoice,
+    skipped: &mut Vec<SkippedFile>,
+) -> Result<FileOutcome, Error> {
     let places = match choice {
         FileChoice::Skip => return Ok(FileOutcome::Skipped),
         FileChoice::Path(path) => vec![(path.clone(), "given", true)],
         FileChoice::Default => search_path(inputs),
     };
-    for (path, found_by, must_exist) in &places {
-        match read_capped(path, MAX_CONFIG_FILE_BYTES) {
+    for (path, found_by, named) in &places {
+        let read = if *named {
+            trust::read_named(path, MAX_CONFIG_FILE_BYTES)
+        } else {
+            match trust::read_found(path, MAX_CONFIG_FILE_BYTES) {
+                Ok(trust::Found::Text(text)) => Ok(text),
+                Ok(trust::Found::Missing) => {
+                    tracing::trace!(path = %path.display(), "no Flyte config file here");
+                    continue;
+                }
+                Ok(trust::Found::Untrusted(why)) => {
+                    let file = SkippedFile {
+                        path: path.clone(),
+                        found_by,
+                        why,
+                    };
+                    tracing::warn!("skipping the Flyte config file {file}");
+                    skipped.push(file);
+                    continue;
+                }
+                Err(e) => Err(e),
+            }
+        };
+        match read {
             Ok(text) => {
                 tracing::debug!(path = %path.display(), found_by, "read the Flyte config file");
                 let ini = is_ini(path, &text);
@@ -589,9 +661,6 @@ fn read_config_file(inputs: &Inputs<'_>, choice: &FileChoice) -> Result<FileOutc
                     ini,
                     layer,
                 })));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
-                tracing::trace!(path = %path.display(), "no Flyte config file here");
             }
             Err(e) => {
                 let named_by = match *found_by {
@@ -637,7 +706,8 @@ fn resolve(
     let env_source = Source::Env(used.clone());
     let env_layer = env_layer.checked(&env_source)?;
     let mut variables: Vec<String> = used.iter().map(|v| (*v).to_owned()).collect();
-    let outcome = read_config_file(inputs, choice)?;
+    let mut skipped = Vec::new();
+    let outcome = read_config_file(inputs, choice, &mut skipped)?;
     let (file_read, file_layer) = match &outcome {
         FileOutcome::Read(read) => (Some(&**read), read.layer.clone()),
         _ => (None, Layer::default()),
@@ -693,7 +763,9 @@ fn resolve(
             key.endpoint.clone()
         }
         (None, None, Some(endpoint)) => endpoint,
-        (None, None, None) => return Err(Error::config(no_endpoint_message(&outcome))),
+        (None, None, None) => {
+            return Err(Error::config(no_endpoint_message(&outcome, &skipped)));
+        }
     };
 
     // The client secret, in flytekit's order: FLYTE_CREDENTIALS_CLIENT_SECRET (or the INI
@@ -774,6 +846,7 @@ fn resolve(
             found_by: file_read.map(|r| r.found_by),
             ini: file_read.is_some_and(|r| r.ini),
             variables,
+            skipped,
         },
         api_key: api_key.map(|(key, origin)| ApiKeyInUse {
             origin,
@@ -789,26 +862,10 @@ const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 /// The largest client secret file read.
 const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
-/// The text of `path`, refusing more than `cap` bytes (a path such as `/dev/zero` must not
-/// exhaust memory).
-fn read_capped(path: &Path, cap: u64) -> std::io::Result<String> {
-    use std::io::Read as _;
-    let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(cap + 1)
-        .read_to_string(&mut text)?;
-    if text.len() as u64 > cap {
-        return Err(std::io::Error::other(format!(
-            "the file is larger than {cap} bytes"
-        )));
-    }
-    Ok(text)
-}
-
 /// The secret in `path`, without surrounding white space (as the Go client reads it);
 /// `None` when nothing else is left.
 fn read_secret_file(path: &Path, source: &Source) -> Result<Option<SecretString>, Error> {
-    let text = read_capped(path, MAX_SECRET_FILE_BYTES).map_err(|e| {
+    let text = trust::read_named(path, MAX_SECRET_FILE_BYTES).map_err(|e| {
         source.error(
             key::client_secret_location,
             format!("cannot read the client secret file {}: {e}", path.display()),
@@ -818,8 +875,8 @@ fn read_secret_file(path: &Path, source: &Source) -> Result<Option<SecretString>
     Ok((!secret.is_empty()).then(|| SecretString::from(secret.to_owned())))
 }
 
-fn no_endpoint_message(outcome: &FileOutcome) -> String {
-    let file = match outcome {
+fn no_endpoint_message(outcome: &FileOutcome, skipped: &[SkippedFile]) -> String {
+    let mut file = match outcome {
         FileOutcome::Read(read) => format!("in {}", read.path.display()),
         FileOutcome::NotFound(searched) if !searched.is_empty() => format!(
             "in a config file (none found; searched {})",
@@ -831,6 +888,9 @@ fn no_endpoint_message(outcome: &FileOutcome) -> String {
         ),
         _ => "in the config file".to_owned(),
     };
+    for skipped in skipped {
+        file.push_str(&format!(" (skipped {skipped})"));
+    }
     format!(
         "no Flyte endpoint is configured: set admin.endpoint (such as \
          `dns:///flyte.example.org:443`) {file}, or {}, or {}",

@@ -1,0 +1,371 @@
+//! Reading config files so that none can be used against the user or stall the program.
+//!
+//! A file **found by the search** (`./config.yaml`, `<git root>/.flyte/config.yaml`, `~/...`)
+//! may have been put there by someone else: another user who owns `/tmp/.git` and
+//! `/tmp/.flyte/config.yaml` would otherwise choose the `command` flyte-auth runs and the
+//! server a client secret is sent to, for anyone working under `/tmp`. So, on Unix, git's
+//! rule for the same attack (CVE-2022-24765, `safe.directory`) applies: such a file is used
+//! only when it and the directory it sits in belong to the effective user (or to root) and
+//! neither is writable by group or others; and it is opened without blocking and must be a
+//! regular file. Anything else has a [`SkipReason`] and is skipped with a warning by the caller.
+//!
+//! A file the user **names** (`--config`, `FLYTECTL_CONFIG`, `UCTL_CONFIG`, the client secret
+//! file) is used as named, whoever owns it; it may be a pipe (`--config <(...)`), so reading
+//! it is bounded in size and in time ([`NAMED_FILE_TIMEOUT`]).
+
+use std::{
+    fmt,
+    fs::File,
+    io::{self, Read},
+    path::{Path, PathBuf},
+    sync::mpsc,
+    time::Duration,
+};
+
+/// How long reading a named file that is not a regular file (a pipe, a FIFO) may take.
+pub(crate) const NAMED_FILE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a config file found by the search was not used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// The file or its directory belongs to another user (neither this user nor root).
+    Owner {
+        /// The file, or the directory it sits in.
+        path: PathBuf,
+        /// Its owner's user id.
+        owner: u32,
+        /// The effective user id of this process.
+        user: u32,
+    },
+    /// The file or its directory may be written by group or others.
+    Writable {
+        /// The file, or the directory it sits in.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Not a regular file: a FIFO, a socket, a device or a directory.
+    NotRegular {
+        /// What it is, in words (`a FIFO`).
+        kind: &'static str,
+    },
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Owner { path, owner, user } => write!(
+                f,
+                "{} belongs to user id {owner}, not to this user (id {user}) or root",
+                path.display()
+            ),
+            Self::Writable { path, mode } => write!(
+                f,
+                "{} is writable by group or others (mode {mode:o})",
+                path.display()
+            ),
+            Self::NotRegular { kind } => write!(f, "it is {kind}, not a regular file"),
+        }
+    }
+}
+
+/// What the search found at one place.
+pub(crate) enum Found {
+    /// Nothing.
+    Missing,
+    /// A file that may be used, and its text.
+    Text(String),
+    /// A file that must not be used, and why.
+    Untrusted(SkipReason),
+}
+
+/// Reads a config file found by the search, if it may be used (see the module
+/// documentation); at most `cap` bytes.
+pub(crate) fn read_found(path: &Path, cap: u64) -> io::Result<Found> {
+    let mut options = File::options();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use rustix::fs::OFlags;
+        // `O_NONBLOCK`: opening a FIFO returns at once (it is then refused, never read);
+        // `O_NOCTTY`: a terminal does not become ours. The bits are small positive numbers.
+        let flags = OFlags::NONBLOCK | OFlags::NOCTTY;
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, flags.bits() as i32);
+    }
+    let file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Missing),
+        Err(e) => return Err(e),
+    };
+    // The opened file's own metadata: what is read is what was checked.
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(Found::Untrusted(SkipReason::NotRegular {
+            kind: kind_of(&meta),
+        }));
+    }
+    #[cfg(unix)]
+    {
+        if let Some(why) = untrusted(path, &meta) {
+            return Ok(Found::Untrusted(why));
+        }
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if let Some(why) = untrusted(dir, &std::fs::metadata(dir)?) {
+            return Ok(Found::Untrusted(why));
+        }
+    }
+    read_capped(file, cap).map(Found::Text)
+}
+
+/// Reads a file the user named, at most `cap` bytes. A regular file is read at once; anything
+/// else (a pipe, a FIFO) is opened and read on a thread of its own, for at most
+/// [`NAMED_FILE_TIMEOUT`] (a FIFO nobody writes to would otherwise block for ever; the
+/// thread is then left blocked, and the caller goes on with an error).
+pub(crate) fn read_named(path: &Path, cap: u64) -> io::Result<String> {
+    read_named_within(path, cap, NAMED_FILE_TIMEOUT)
+}
+
+fn read_named_within(path: &Path, cap: u64, limit: Duration) -> io::Result<String> {
+    // `stat` does not open the file, so it does not block on a FIFO.
+    if std::fs::metadata(path)?.is_file() {
+        return read_capped(File::open(path)?, cap);
+    }
+    let (tx, rx) = mpsc::channel();
+    let owned = path.to_owned();
+    std::thread::Builder::new()
+        .name("flyte-auth-read-config".into())
+        .spawn(move || {
+            let result = File::open(&owned).and_then(|file| read_capped(file, cap));
+            // The caller may have given up waiting; then nobody needs the answer.
+            let _ = tx.send(result);
+        })?;
+    rx.recv_timeout(limit).unwrap_or_else(|_| {
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "it is not a regular file, and reading it took more than {}s",
+                limit.as_secs()
+            ),
+        ))
+    })
+}
+
+/// The text of `file`, refusing more than `cap` bytes (a path such as `/dev/zero` must not
+/// exhaust memory).
+fn read_capped(file: File, cap: u64) -> io::Result<String> {
+    let mut text = String::new();
+    file.take(cap + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > cap {
+        return Err(io::Error::other(format!(
+            "the file is larger than {cap} bytes"
+        )));
+    }
+    Ok(text)
+}
+
+/// Why `path` (with metadata `meta`) must not be trusted: another user owns it, or group or
+/// others may write to it.
+#[cfg(unix)]
+fn untrusted(path: &Path, meta: &std::fs::Metadata) -> Option<SkipReason> {
+    use std::os::unix::fs::MetadataExt as _;
+    let user = rustix::process::geteuid().as_raw();
+    let owner = meta.uid();
+    if owner != user && owner != 0 {
+        return Some(SkipReason::Owner {
+            path: path.to_owned(),
+            owner,
+            user,
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    (mode & 0o022 != 0).then(|| SkipReason::Writable {
+        path: path.to_owned(),
+        mode,
+    })
+}
+
+/// What a file that is not a regular file is, for a message.
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    let file_type = meta.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_char_device() || file_type.is_block_device() {
+            return "a device";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else {
+        "something other than a file"
+    }
+}
+
+/// Where the search for a git root from `start` stops: at `home` (the user's home directory,
+/// which is still searched), and on Unix before a directory on another file system (as git
+/// does without `GIT_DISCOVERY_ACROSS_FILESYSTEM`). The directories to search, nearest first,
+/// at most 64.
+pub(crate) fn walk_up<'a>(start: &'a Path, home: Option<&Path>) -> Vec<&'a Path> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        let home = home.and_then(id);
+        let Some((device, _)) = id(start) else {
+            return Vec::new();
+        };
+        let mut dirs = Vec::new();
+        for dir in start.ancestors().take(64) {
+            let Some(here) = id(dir) else { break };
+            if here.0 != device {
+                break;
+            }
+            dirs.push(dir);
+            if Some(here) == home {
+                break;
+            }
+        }
+        dirs
+    }
+    #[cfg(not(unix))]
+    {
+        let mut dirs = Vec::new();
+        for dir in start.ancestors().take(64) {
+            dirs.push(dir);
+            if Some(dir) == home {
+                break;
+            }
+        }
+        dirs
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::{os::unix::fs::PermissionsExt as _, time::Instant};
+
+    use super::*;
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    #[test]
+    fn a_private_file_in_a_private_directory_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, "admin: {}\n").unwrap();
+        chmod(&path, 0o644);
+        match read_found(&path, 100).unwrap() {
+            Found::Text(text) => assert_eq!(text, "admin: {}\n"),
+            _ => panic!("not read"),
+        }
+        assert!(matches!(
+            read_found(&dir.path().join("none"), 100).unwrap(),
+            Found::Missing
+        ));
+    }
+
+    #[test]
+    fn a_file_or_directory_others_may_write_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, "admin: {}\n").unwrap();
+        chmod(&path, 0o664);
+        let Found::Untrusted(why) = read_found(&path, 100).unwrap() else {
+            panic!("read")
+        };
+        assert_eq!(
+            why,
+            SkipReason::Writable {
+                path: path.clone(),
+                mode: 0o664
+            }
+        );
+        assert!(why.to_string().contains("writable by group or others"));
+        chmod(&path, 0o600);
+        chmod(dir.path(), 0o1777);
+        let Found::Untrusted(why) = read_found(&path, 100).unwrap() else {
+            panic!("read")
+        };
+        assert_eq!(
+            why,
+            SkipReason::Writable {
+                path: dir.path().to_owned(),
+                mode: 0o1777
+            }
+        );
+    }
+
+    #[test]
+    fn a_fifo_found_by_the_search_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let Found::Untrusted(why) = read_found(&path, 100).unwrap() else {
+            panic!("read")
+        };
+        assert_eq!(why, SkipReason::NotRegular { kind: "a FIFO" });
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_named_fifo_is_read_when_written_and_given_up_on_when_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipe");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let err = read_named_within(&path, 100, Duration::from_millis(300)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(3));
+
+        // Another FIFO: the thread given up on above still waits to read the first one.
+        let path = dir.path().join("written");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let writer_path = path.clone();
+        let writer = std::thread::spawn(move || std::fs::write(writer_path, "admin: {}\n"));
+        let text = read_named_within(&path, 100, Duration::from_secs(10)).unwrap();
+        assert_eq!(text, "admin: {}\n");
+        writer.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn the_walk_up_stops_at_home() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("home/project/src");
+        std::fs::create_dir_all(&deep).unwrap();
+        let home = dir.path().join("home");
+        let dirs = walk_up(&deep, Some(&home));
+        assert_eq!(dirs.last().copied(), Some(home.as_path()));
+        assert_eq!(dirs.len(), 3);
+        // Not under home: up to the root of this file system.
+        let all = walk_up(&deep, Some(Path::new("/nonexistent")));
+        assert!(all.len() > 3);
+    }
+}
