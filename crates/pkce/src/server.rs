@@ -5,7 +5,9 @@
 //! A minimal HTTP/1.1 server on tokio's `TcpListener`: it reads a request head (bounded in
 //! size and time), looks at the request line only, and answers with `Connection: close`.
 //! Connections are handled concurrently, so a browser's speculative pre-connection that sends
-//! nothing does not delay the real callback. Dropping the server closes its listeners.
+//! nothing does not delay the real callback; at most `MAX_CONNECTIONS` at once, and one
+//! that sends nothing for `FIRST_BYTE_TIMEOUT` is closed, so idle connections cannot keep
+//! the callback out. Dropping the server closes its listeners.
 
 use std::{
     future::Future,
@@ -38,10 +40,16 @@ const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// How long a connection may take to send its request head.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a connection may stay silent before its first byte: a browser sends its request
+/// at once, so a connection that sends nothing for this long (a speculative pre-connection,
+/// or any program on the machine) is closed and frees its slot for the real callback.
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long writing an answer may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How many connections are read at once; more are closed at once.
+/// How many connections are served at once; more wait in the listen queue until a slot is
+/// free (within [`FIRST_BYTE_TIMEOUT`] when the slots are held by idle connections).
 const MAX_CONNECTIONS: usize = 64;
 
 /// How many times a free port is looked for on both 127.0.0.1 and ::1 (port 0 only).
@@ -160,11 +168,8 @@ impl CallbackServer {
                         Step::Code(code) => return Ok(CodeCallback { code, stream }),
                     }
                 }
-                accepted = accept_any(&self.listeners) => match accepted {
-                    Ok(stream) if connections.len() < MAX_CONNECTIONS => {
-                        connections.push(Box::pin(read_head(stream)));
-                    }
-                    Ok(stream) => drop(stream),
+                accepted = accept_any(&self.listeners), if connections.len() < MAX_CONNECTIONS => match accepted {
+                    Ok(stream) => connections.push(Box::pin(read_head(stream))),
                     Err(e) => {
                         tracing::warn!(error = %e, "the login callback server could not accept a connection");
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -381,7 +386,8 @@ async fn accept_any(listeners: &[TcpListener]) -> io::Result<TcpStream> {
     .await
 }
 
-/// Reads a request head within [`MAX_HEAD_BYTES`] and [`READ_TIMEOUT`].
+/// Reads a request head within [`MAX_HEAD_BYTES`] and [`READ_TIMEOUT`]; a connection that
+/// sends nothing within [`FIRST_BYTE_TIMEOUT`] is closed.
 async fn read_head(mut stream: TcpStream) -> ConnEvent {
     let mut buf = Vec::with_capacity(2048);
     let read = tokio::time::timeout(READ_TIMEOUT, async {
@@ -393,15 +399,21 @@ async fn read_head(mut stream: TcpStream) -> ConnEvent {
             if buf.len() > MAX_HEAD_BYTES {
                 return Err(HeadError::TooLarge);
             }
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return Ok(None),
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            let wait = if buf.is_empty() {
+                FIRST_BYTE_TIMEOUT
+            } else {
+                READ_TIMEOUT
+            };
+            match tokio::time::timeout(wait, stream.read(&mut chunk)).await {
+                Err(_) | Ok(Ok(0) | Err(_)) => return Ok(None),
+                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
             }
         }
     })
     .await;
     let head = match read {
-        // Timed out or closed before a full head: a pre-connection, or a client that left.
+        // Silent, timed out or closed before a full head: a pre-connection, or a client that
+        // left.
         Err(_) | Ok(Ok(None)) => return ConnEvent::Done,
         Ok(Err(e)) => Err(e),
         Ok(Ok(Some(end))) => parse_request_line(&buf[..end]),

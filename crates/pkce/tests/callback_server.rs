@@ -660,3 +660,51 @@ async fn a_cancelled_login_closes_the_callback_server() {
         "dropping the login closed its listeners"
     );
 }
+
+/// Connections that send nothing (a browser's speculative ones, or anything else on the
+/// machine) cannot take every slot of the callback server: they are closed after a short
+/// wait for their first byte, and the browser's callback, queued meanwhile, gets through.
+#[tokio::test]
+async fn idle_connections_filling_every_slot_do_not_block_the_callback() {
+    const IDLE: usize = 80;
+    let idp = MockServer::start().await;
+    token_endpoint_for_code(&idp, "c", json!({"access_token": "a"})).await;
+    let browser = ScriptedBrowser::new();
+    let opener = browser.opener(move |url, _browser| async move {
+        let redirect = url::Url::parse(&param(&url, "redirect_uri").unwrap()).unwrap();
+        let addr = format!("127.0.0.1:{}", redirect.port().unwrap());
+        let mut idle = Vec::new();
+        for _ in 0..IDLE {
+            idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+        }
+        // Let the server take in what it accepts before the real callback arrives.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = std::time::Instant::now();
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(8))
+            .build()
+            .unwrap();
+        let response = http.get(approve(&url, "c")).send().await;
+        let response = response.unwrap_or_else(|e| {
+            panic!(
+                "the callback went unanswered after {:?}: {e}",
+                started.elapsed()
+            )
+        });
+        assert_eq!(response.status(), 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(idle);
+    });
+    let client = client(&idp, "http://127.0.0.1:0/callback")
+        .browser(opener)
+        .build()
+        .unwrap();
+
+    run(&client).await.unwrap();
+    browser.finished().await;
+}
