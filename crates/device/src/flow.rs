@@ -182,15 +182,14 @@ impl DeviceCodeFlow {
         let clock = &self.polling.clock;
         let started = clock.now();
         let mut interval = authorization
-            .interval
-            .filter(|&secs| secs > 0)
-            .map(Duration::from_secs)
+            .server_interval()
             .unwrap_or(self.polling.default_interval);
         let (limit, why) = match authorization.lifetime() {
             Some(lifetime) if lifetime <= self.polling.timeout => (lifetime, Deadline::CodeExpired),
             _ => (self.polling.timeout, Deadline::LoginTimeout),
         };
-        let deadline = started + limit;
+        // `None`: a timeout so long that no clock reaches it.
+        let deadline = started.checked_add(limit);
         let request = TokenRequest::device_code(
             resolved.token_endpoint.clone(),
             resolved.client.clone(),
@@ -203,7 +202,9 @@ impl DeviceCodeFlow {
         loop {
             let wait = backoff.unwrap_or(interval);
             let now = clock.now();
-            if now + wait >= deadline {
+            if let Some(deadline) = deadline
+                && now.checked_add(wait).is_none_or(|next| next >= deadline)
+            {
                 clock.sleep(deadline.saturating_duration_since(now)).await;
                 return Err(self.deadline_error(why, limit, last_failure.as_ref()));
             }
@@ -220,7 +221,7 @@ impl DeviceCodeFlow {
                             last_failure = None;
                         }
                         Some(OAuthErrorCode::SlowDown) => {
-                            interval += SLOW_DOWN_INCREMENT;
+                            interval = interval.saturating_add(SLOW_DOWN_INCREMENT);
                             tracing::debug!(
                                 polls,
                                 interval_secs = interval.as_secs(),

@@ -2,6 +2,8 @@
 
 use std::{fmt, io::Write as _, sync::Arc, time::Duration};
 
+use flyte_auth_core::text::printable;
+
 /// Shows a [`DevicePrompt`] to the user: a terminal line, a GUI dialog, a notebook widget.
 ///
 /// Called once per device login, from the task running the login, before polling starts;
@@ -14,6 +16,10 @@ pub type PromptCallback = Arc<dyn Fn(&DevicePrompt) + Send + Sync>;
 /// sent one (it carries the code, so the user only confirms), else `verification_uri`, where
 /// the user types [`user_code`](Self::user_code). Nothing here is secret: the device code that
 /// is redeemed for tokens is not part of the prompt.
+///
+/// What the server sent is kept printable ([`printable`]): a control character in the user
+/// code or a URL (an escape sequence that clears the line, draws a second URL, or makes a
+/// hidden link) is shown escaped, as `\u{1b}`, never passed to the terminal.
 ///
 /// `Display` writes the default message, the one written to stderr:
 ///
@@ -60,9 +66,11 @@ impl DevicePrompt {
     ) -> Self {
         Self {
             endpoint: endpoint.into(),
-            verification_uri: verification_uri.into(),
-            verification_uri_complete: verification_uri_complete.filter(|u| !u.trim().is_empty()),
-            user_code: user_code.into(),
+            verification_uri: printable(&verification_uri.into()).into_owned(),
+            verification_uri_complete: verification_uri_complete
+                .filter(|u| !u.trim().is_empty())
+                .map(|u| printable(&u).into_owned()),
+            user_code: printable(&user_code.into()).into_owned(),
             expires_in,
         }
     }
@@ -101,15 +109,17 @@ impl fmt::Display for DevicePrompt {
         writeln!(
             f,
             "To log in to {}, open this address in a browser, on this or any other device:",
-            self.endpoint
+            printable(&self.endpoint)
         )?;
         writeln!(f)?;
-        writeln!(f, "    {}", self.url())?;
+        // Again here: the fields are public, and may have been set directly.
+        writeln!(f, "    {}", printable(self.url()))?;
         writeln!(f)?;
+        let code = printable(&self.user_code);
         if self.url_has_code() {
-            write!(f, "and check that it shows the code {}.", self.user_code)?;
+            write!(f, "and check that it shows the code {code}.")?;
         } else {
-            write!(f, "and enter the code {}.", self.user_code)?;
+            write!(f, "and enter the code {code}.")?;
         }
         if let Some(valid) = self.expires_in {
             write!(f, " The code is valid for {}.", human_duration(valid))?;

@@ -13,6 +13,15 @@ use crate::{
 /// How often to poll when the server does not say (RFC 8628 §3.2).
 pub const DEFAULT_DEVICE_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
+/// The longest poll interval a server's `interval` is taken as: five minutes. A device
+/// login is a person typing a code; a larger number (`1e30`) is a broken server, and waiting
+/// longer would only outlast the login.
+pub const MAX_DEVICE_POLL_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// The longest a device code's `expires_in` is taken as: one day (RFC 8628 suggests
+/// minutes; the login's own timeout, ten minutes by default, usually ends it first).
+pub const MAX_DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// A device authorization request: the client, the scopes, Flyte's `audience` and any extra
 /// parameter.
 ///
@@ -147,23 +156,33 @@ pub struct DeviceAuthorization {
     /// open it) in preference to `verification_uri`.
     pub verification_uri_complete: Option<String>,
     /// How many seconds the codes stay valid, when the server says (a number or a numeric
-    /// string).
+    /// string; at most [`MAX_DEVICE_CODE_LIFETIME`]).
     pub expires_in: Option<u64>,
-    /// The minimum number of seconds between two polls, when the server says.
+    /// The minimum number of seconds between two polls, when the server says (at most
+    /// [`MAX_DEVICE_POLL_INTERVAL`]).
     pub interval: Option<u64>,
 }
 
 impl DeviceAuthorization {
     /// The poll interval: the server's `interval`, else [`DEFAULT_DEVICE_POLL_INTERVAL`].
     pub fn poll_interval(&self) -> Duration {
-        self.interval
-            .map(Duration::from_secs)
+        self.server_interval()
             .unwrap_or(DEFAULT_DEVICE_POLL_INTERVAL)
     }
 
-    /// How long the codes stay valid, when the server says.
+    /// The server's `interval`, when it gave one above zero, at most
+    /// [`MAX_DEVICE_POLL_INTERVAL`] (also when the field was set directly).
+    pub fn server_interval(&self) -> Option<Duration> {
+        self.interval
+            .filter(|&secs| secs > 0)
+            .map(|secs| Duration::from_secs(secs).min(MAX_DEVICE_POLL_INTERVAL))
+    }
+
+    /// How long the codes stay valid, when the server says: at most
+    /// [`MAX_DEVICE_CODE_LIFETIME`].
     pub fn lifetime(&self) -> Option<Duration> {
-        self.expires_in.map(Duration::from_secs)
+        self.expires_in
+            .map(|secs| Duration::from_secs(secs).min(MAX_DEVICE_CODE_LIFETIME))
     }
 
     /// The URL to show the user: `verification_uri_complete` when present, else
@@ -219,8 +238,10 @@ impl OAuthClient {
             verification_uri,
             verification_uri_complete: string_field(&object, "verification_uri_complete")
                 .or_else(|| string_field(&object, "verification_url_complete")),
-            expires_in: seconds_field(&object, "expires_in"),
-            interval: seconds_field(&object, "interval"),
+            expires_in: seconds_field(&object, "expires_in")
+                .map(|secs| secs.min(MAX_DEVICE_CODE_LIFETIME.as_secs())),
+            interval: seconds_field(&object, "interval")
+                .map(|secs| secs.min(MAX_DEVICE_POLL_INTERVAL.as_secs())),
         })
     }
 }

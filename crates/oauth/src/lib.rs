@@ -62,7 +62,10 @@ mod token;
 mod transport;
 
 pub use context::{ClientContext, ClientContextBuilder, Field, Overrides};
-pub use device::{DEFAULT_DEVICE_POLL_INTERVAL, DeviceAuthorization, DeviceAuthorizationRequest};
+pub use device::{
+    DEFAULT_DEVICE_POLL_INTERVAL, DeviceAuthorization, DeviceAuthorizationRequest,
+    MAX_DEVICE_CODE_LIFETIME, MAX_DEVICE_POLL_INTERVAL,
+};
 pub use discovery::{
     AuthorizationServerMetadata, CONNECT_OAUTH2_METADATA_PATH, CONNECT_PUBLIC_CLIENT_CONFIG_PATH,
     Discovery, DiscoveryFlavour, FLYTE_CLIENT_CONFIG_PATH, OAUTH_METADATA_PATH, PublicClientConfig,
