@@ -275,6 +275,7 @@ pub fn get_authenticator(
 /// | `command` | the external command |
 /// | `pkceConfig.timeout` / `.refreshTime` | how long the browser login waits; refresh margin |
 /// | `deviceFlowConfig.pollInterval` / `.timeout` / `.refreshTime` | device polling; refresh margin |
+/// | `tokenRefreshWindow` | the refresh margin of every flow whose own `refreshTime` is unset (`0s`: the default) |
 /// | `proxyCommand` | `proxy-authorization` on every OAuth request (discovery, token, device, code exchange); [`proxy_authenticator`] gives the same header for the API calls |
 ///
 /// Building an authenticator touches neither the network nor the token store (the CA file is
@@ -378,7 +379,7 @@ pub fn proxy_authenticator_with(
         if let Some(timeout) = command_timeout(cfg, options) {
             flow = flow.timeout(timeout);
         }
-        Ok(Some(cached(flow.build()?, None, None)))
+        Ok(Some(cached(flow.build()?, None, refresh_margin(cfg, None))))
     }
     #[cfg(not(feature = "command"))]
     {
@@ -532,6 +533,18 @@ fn cached<F: flyte_auth_core::TokenFlow>(
     Arc::new(builder.build())
 }
 
+/// The refresh margin of a flow: its own `refreshTime`, else `admin.tokenRefreshWindow`, else
+/// (unset, or `0s`, the Go client's default) core's default.
+#[cfg(any(
+    feature = "pkce",
+    feature = "device",
+    feature = "clientcreds",
+    feature = "command"
+))]
+fn refresh_margin(cfg: &PlatformConfig, flow_refresh_time: Option<Duration>) -> Option<Duration> {
+    flow_refresh_time.or_else(|| cfg.token_refresh_window().filter(|w| !w.is_zero()))
+}
+
 #[cfg(feature = "pkce")]
 fn pkce(
     cfg: &PlatformConfig,
@@ -553,7 +566,8 @@ fn pkce(
     if let Some(prompt) = &options.login_prompt {
         flow = flow.prompt(prompt.clone());
     }
-    Ok(cached(flow.build()?, store, cfg.pkce_refresh_time()))
+    let margin = refresh_margin(cfg, cfg.pkce_refresh_time());
+    Ok(cached(flow.build()?, store, margin))
 }
 
 #[cfg(not(feature = "pkce"))]
@@ -580,7 +594,7 @@ fn client_credentials(
         secret,
     )
     .build()?;
-    Ok(cached(flow, store, None))
+    Ok(cached(flow, store, refresh_margin(cfg, None)))
 }
 
 #[cfg(not(feature = "clientcreds"))]
@@ -614,7 +628,8 @@ fn device(
         let prompt = Arc::clone(prompt);
         flow = flow.prompt(move |p| prompt(p));
     }
-    Ok(cached(flow.build()?, store, cfg.device_flow_refresh_time()))
+    let margin = refresh_margin(cfg, cfg.device_flow_refresh_time());
+    Ok(cached(flow.build()?, store, margin))
 }
 
 #[cfg(not(feature = "device"))]
@@ -651,7 +666,7 @@ fn command(
     } else {
         None
     };
-    Ok(cached(flow.build()?, store, None))
+    Ok(cached(flow.build()?, store, refresh_margin(cfg, None)))
 }
 
 /// Without `authorizationHeader`, the command's token goes in the header the server names

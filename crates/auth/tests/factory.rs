@@ -228,6 +228,45 @@ fn unset_flow_settings_keep_the_flows_defaults_and_set_ones_win() {
     assert!(debug.contains("refresh_margin: 77s"), "{debug}");
 }
 
+/// `admin.tokenRefreshWindow` is the refresh margin of every flow whose own `refreshTime` is
+/// unset; `0s`, the Go client's default, keeps the cache's.
+#[cfg(all(feature = "device", feature = "clientcreds"))]
+#[test]
+fn the_token_refresh_window_is_the_margin_unless_a_flow_sets_its_own() {
+    let margin = |builder: PlatformConfigBuilder| {
+        let debug = format!(
+            "{:?}",
+            get_authenticator(&builder.build().unwrap(), None).unwrap()
+        );
+        debug
+            .split("refresh_margin: ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .unwrap()
+            .to_owned()
+    };
+    let client = |window: u64| {
+        base("localhost:1")
+            .auth_mode(AuthMode::ClientSecret)
+            .client_id("svc")
+            .client_secret("s")
+            .token_refresh_window(Duration::from_secs(window))
+    };
+    assert_eq!(margin(client(600)), "600s");
+    let default = format!("{:?}", flyte_auth::DEFAULT_REFRESH_MARGIN);
+    assert_eq!(margin(client(0)), default);
+    let device = || {
+        base("localhost:1")
+            .auth_mode(AuthMode::DeviceFlow)
+            .token_refresh_window(Duration::from_secs(600))
+    };
+    assert_eq!(margin(device()), "600s");
+    assert_eq!(
+        margin(device().device_flow_refresh_time(Duration::from_secs(77))),
+        "77s"
+    );
+}
+
 #[test]
 fn a_mode_missing_its_settings_is_a_config_error() {
     let cfg = base("flyte.example.org")

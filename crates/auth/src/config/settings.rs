@@ -355,6 +355,13 @@ settings! {
     device_flow_refresh_time: Period -> Option<Duration> {
         yaml: "admin.deviceFlowConfig.refreshTime",
     }
+    /// How long before expiry a token is refreshed at the earliest, for every flow (the Go
+    /// client's setting; a flow's own `refreshTime` wins): each token's refresh point is drawn
+    /// between this and half of it before expiry, so processes do not refresh in step. Unset
+    /// or `0s` (the Go client's default): core's `DEFAULT_REFRESH_MARGIN`, 5 minutes.
+    token_refresh_window: Period -> Option<Duration> {
+        yaml: "admin.tokenRefreshWindow",
+    }
 }
 
 #[cfg(test)]
