@@ -411,8 +411,10 @@ impl RemoteClientConfigStore {
             let error = Error::InvalidResponse {
                 status: Some(raw.status),
                 message: format!(
-                    "{operation} to {}: Connect error `{code}`: {message}",
-                    display_url(&url)
+                    "{operation} to {}: Connect error `{}`: {}",
+                    display_url(&url),
+                    flyte_auth_core::text::printable(&code),
+                    flyte_auth_core::text::printable(&message),
                 ),
             };
             // `unimplemented`/`not_found`: a Connect server without this service.

@@ -4,7 +4,9 @@
 use std::fmt;
 
 use base64::Engine as _;
-use flyte_auth_core::{Credentials, Error, OAuthError, SecretString};
+use flyte_auth_core::{
+    Credentials, Error, MAX_TOKEN_LIFETIME, OAuthError, SecretString, text::printable,
+};
 use serde_json::{Map, Value};
 
 use crate::{
@@ -474,7 +476,9 @@ pub struct TokenResponse {
     /// is refused with [`Error::InvalidResponse`] naming it: this client sends bearer tokens
     /// only.
     pub token_type: Option<String>,
-    /// The lifetime in seconds, when sent.
+    /// The lifetime in seconds, when sent; at most
+    /// [`MAX_TOKEN_LIFETIME`](flyte_auth_core::MAX_TOKEN_LIFETIME) (a larger number, such as
+    /// `1e30`, is read as that).
     pub expires_in: Option<u64>,
     /// The refresh token, when sent. A refresh answer without one leaves this `None`; the
     /// credential cache then keeps the old refresh token (RFC 6749 §6).
@@ -633,7 +637,8 @@ pub(crate) fn parse_token_response(
     Ok(TokenResponse {
         access_token,
         token_type,
-        expires_in: seconds_field(&object, "expires_in"),
+        expires_in: seconds_field(&object, "expires_in")
+            .map(|secs| secs.min(MAX_TOKEN_LIFETIME.as_secs())),
         refresh_token: string_field(&object, "refresh_token").map(SecretString::new),
         id_token: string_field(&object, "id_token").map(SecretString::new),
         scopes: scopes_field(&object, "scope"),
@@ -676,12 +681,14 @@ pub(crate) fn json_object_or_error(
         && let Some(Value::String(code)) = object.get("error")
         && !code.is_empty()
     {
-        let mut error = OAuthError::new(redact(code, secrets).as_str()).with_status(raw.status);
+        // Shown on a terminal and in logs: control characters are escaped, never passed on.
+        let shown = |text: &str| printable(&redact(text, secrets)).into_owned();
+        let mut error = OAuthError::new(shown(code).as_str()).with_status(raw.status);
         if let Some(d) = string_field(object, "error_description") {
-            error = error.with_description(redact(&d, secrets));
+            error = error.with_description(shown(&d));
         }
         if let Some(u) = string_field(object, "error_uri") {
-            error = error.with_uri(redact(&u, secrets));
+            error = error.with_uri(shown(&u));
         }
         return Err(Error::OAuth(error));
     }
