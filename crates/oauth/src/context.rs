@@ -209,6 +209,10 @@ impl Overrides {
             &mut cfg.authorization_endpoint,
             &self.authorization_endpoint,
         );
+        if self.authorization_endpoint.is_some() {
+            // Another authorization server: the discovered one's issuer says nothing of it.
+            cfg.authorization_response_issuer = None;
+        }
         set(&mut cfg.client_id, &self.client_id);
         set(&mut cfg.redirect_uri, &self.redirect_uri);
         set(&mut cfg.header_key, &self.header_key);
@@ -361,7 +365,7 @@ impl ClientContext {
             {
                 match inner
                     .discovered
-                    .get_or_try_init(|| store.get_client_config())
+                    .get_or_try_init(|| self.discover(store.as_ref()))
                     .await
                 {
                     Ok(cfg) => {
@@ -414,6 +418,25 @@ impl ClientContext {
             }
         }
         Ok(cfg)
+    }
+
+    /// `store`'s client configuration, within the deadline of the HTTP settings
+    /// ([`HttpSettings::deadline`]): a discovery is one operation, however many documents,
+    /// flavours and retries it takes.
+    async fn discover(&self, store: &dyn ClientConfigStore) -> Result<ClientConfig, Error> {
+        match self.inner.http.settings().deadline {
+            Some(deadline) => {
+                let operation = format!("discovery at {}", self.inner.endpoint);
+                crate::retry::until_deadline(
+                    &operation,
+                    std::time::Instant::now(),
+                    deadline,
+                    store.get_client_config(),
+                )
+                .await
+            }
+            None => store.get_client_config().await,
+        }
     }
 
     /// The header the token goes in: the configured one, else the server's once discovery

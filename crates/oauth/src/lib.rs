@@ -71,7 +71,7 @@ pub use discovery::{
     Discovery, DiscoveryFlavour, FLYTE_CLIENT_CONFIG_PATH, OAUTH_METADATA_PATH, PublicClientConfig,
     RemoteClientConfigStore, platform_base_url,
 };
-pub use retry::{DEFAULT_MAX_RETRIES, RetryPolicy};
+pub use retry::{DEFAULT_MAX_RETRIES, DEFAULT_PER_RETRY_TIMEOUT, RetryPolicy};
 pub use settings::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_SIZE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_USER_AGENT,
     HttpSettings,

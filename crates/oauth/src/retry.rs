@@ -16,6 +16,11 @@ use flyte_auth_core::Error;
 
 use crate::transport::RawResponse;
 
+/// The time allowed for each attempt of a retried request by default: 15 seconds, the default
+/// of Flyte's Go client (`admin.perRetryTimeout`). A request that has not answered by then is
+/// abandoned and retried (if the policy allows another attempt).
+pub const DEFAULT_PER_RETRY_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// How many times a transient failure is retried by default: four, the default of Flyte's Go
 /// client (`admin.maxRetries`). With the default delays a server that keeps failing costs at
 /// most 3.75 s of waiting before the last failure is returned; set
@@ -28,7 +33,13 @@ pub const DEFAULT_MAX_RETRIES: u32 = 4;
 /// The wait before retry `n` (from 0) is `base_delay * 2^n`, at most `max_delay`, with up to
 /// half of it taken off at random (jitter), or what the server's `Retry-After` says (in
 /// seconds). No retry starts when it would end past `max_elapsed` since the first attempt;
-/// the last failure is returned then.
+/// the last failure is returned then. Each attempt may take `per_attempt_timeout` (Flyte's
+/// `perRetryTimeout`, [`DEFAULT_PER_RETRY_TIMEOUT`]) or the request time-out of the
+/// settings, whichever is shorter.
+///
+/// The policy bounds a request in attempts; [`HttpSettings::deadline`](crate::HttpSettings::deadline)
+/// bounds it in time: with a deadline, every attempt and every wait of one request ends within
+/// it, and a retry that could not start before it is not made.
 ///
 /// ```
 /// use std::time::Duration;
@@ -46,8 +57,9 @@ pub const DEFAULT_MAX_RETRIES: u32 = 4;
 pub struct RetryPolicy {
     /// Retries after the first attempt (Flyte's `maxRetries`).
     pub max_retries: u32,
-    /// The time allowed for each attempt (Flyte's `perRetryTimeout`); `None`: the request
-    /// timeout of the settings only.
+    /// The time allowed for each attempt (Flyte's `perRetryTimeout`,
+    /// [`DEFAULT_PER_RETRY_TIMEOUT`] by default); `None`: the request timeout of the settings
+    /// only.
     pub per_attempt_timeout: Option<Duration>,
     /// The wait before the first retry, doubled for each next one.
     pub base_delay: Duration,
@@ -62,7 +74,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             max_retries: DEFAULT_MAX_RETRIES,
-            per_attempt_timeout: None,
+            per_attempt_timeout: Some(DEFAULT_PER_RETRY_TIMEOUT),
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(5),
             max_elapsed: Duration::from_secs(60),
@@ -71,8 +83,8 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The default: [`DEFAULT_MAX_RETRIES`] retries, 250 ms doubling up to 5 s between
-    /// attempts, none started after 60 s.
+    /// The default: [`DEFAULT_MAX_RETRIES`] retries, [`DEFAULT_PER_RETRY_TIMEOUT`] per
+    /// attempt, 250 ms doubling up to 5 s between attempts, none started after 60 s.
     pub fn new() -> Self {
         Self::default()
     }
@@ -83,7 +95,7 @@ impl RetryPolicy {
         self
     }
 
-    /// The time allowed for each attempt.
+    /// The time allowed for each attempt (Flyte's `perRetryTimeout`).
     pub fn per_attempt_timeout(mut self, timeout: Duration) -> Self {
         self.per_attempt_timeout = Some(timeout);
         self
@@ -113,10 +125,13 @@ impl RetryPolicy {
         full - full / 2 * u32::try_from(jitter).unwrap_or(0) / 1000
     }
 
-    /// Runs `attempt` until it succeeds, fails for good, or the policy says stop.
+    /// Runs `attempt` until it succeeds, fails for good, or the policy says stop; with a
+    /// `deadline`, everything ends within it: each attempt is cut at the time left, and no
+    /// retry is made that could not start before it.
     pub(crate) async fn run<F, Fut>(
         &self,
         operation: &str,
+        deadline: Option<Duration>,
         mut attempt: F,
     ) -> Result<RawResponse, Error>
     where
@@ -126,17 +141,25 @@ impl RetryPolicy {
         let start = Instant::now();
         let mut n = 0;
         loop {
-            let result = match self.per_attempt_timeout {
-                Some(limit) => tokio::time::timeout(limit, attempt())
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Error::Timeout {
-                            operation: format!("{operation} (one attempt, perRetryTimeout)"),
-                            after: limit,
-                        })
-                    }),
-                None => attempt().await,
-            };
+            // The per-attempt limit cuts the attempt when it comes before the deadline.
+            let per_attempt = self.per_attempt_timeout.filter(|limit| {
+                deadline.is_none_or(|deadline| start.elapsed() + *limit < deadline)
+            });
+            let result =
+                match (per_attempt, deadline) {
+                    (Some(limit), _) => tokio::time::timeout(limit, attempt())
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(Error::Timeout {
+                                operation: format!("{operation} (one attempt, perRetryTimeout)"),
+                                after: limit,
+                            })
+                        }),
+                    (None, Some(deadline)) => {
+                        until_deadline(operation, start, deadline, attempt()).await
+                    }
+                    (None, None) => attempt().await,
+                };
             let retry_after = match &result {
                 Ok(raw) if raw.status >= 500 || raw.status == 429 => raw.retry_after,
                 Err(e) if e.is_transient() => None,
@@ -146,7 +169,8 @@ impl RetryPolicy {
                 return result;
             }
             let wait = retry_after.unwrap_or_else(|| self.backoff(n));
-            if start.elapsed() + wait > self.max_elapsed {
+            let next = start.elapsed() + wait;
+            if next > self.max_elapsed || deadline.is_some_and(|limit| next >= limit) {
                 tracing::debug!(
                     operation,
                     "not retrying: the next attempt would start too late"
@@ -163,6 +187,27 @@ impl RetryPolicy {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// `future`, cut at `deadline` after `start` ([`HttpSettings::deadline`](crate::HttpSettings::deadline)).
+/// A time-out of its own that ends there too (a request time-out as long as the deadline) is
+/// reported as the deadline's, whichever timer fired first.
+pub(crate) async fn until_deadline<T>(
+    operation: &str,
+    start: Instant,
+    deadline: Duration,
+    future: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let left = deadline.saturating_sub(start.elapsed());
+    match tokio::time::timeout(left, future).await {
+        Ok(Err(Error::Timeout { .. })) if start.elapsed() >= deadline => {}
+        Ok(result) => return result,
+        Err(_) => {}
+    }
+    Err(Error::Timeout {
+        operation: format!("{operation} (the deadline, retries included)"),
+        after: deadline,
+    })
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is not used by token endpoints; it falls back

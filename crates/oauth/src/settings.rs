@@ -58,6 +58,10 @@ pub struct HttpSettings {
     pub user_agent: String,
     /// How discovery and the grants safe to repeat are retried after transient failures.
     pub retry: crate::RetryPolicy,
+    /// The longest one operation may take, everything included: a whole discovery (every
+    /// document and flavour asked, with their retries), or one request with all its retries
+    /// and waits. `None` (the default): bounded by the time-outs and the retry policy only.
+    pub deadline: Option<Duration>,
 }
 
 impl Default for HttpSettings {
@@ -73,6 +77,7 @@ impl Default for HttpSettings {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
             retry: crate::RetryPolicy::default(),
+            deadline: None,
         }
     }
 }
@@ -80,7 +85,8 @@ impl Default for HttpSettings {
 impl HttpSettings {
     /// The defaults: certificates verified against the system's and the bundled (webpki) roots,
     /// the system's proxy settings (`HTTPS_PROXY`, `NO_PROXY`, ...), 10 s to connect, 30 s per
-    /// request, 1 MiB per response body.
+    /// request, 1 MiB per response body, retries as [`RetryPolicy::new`](crate::RetryPolicy::new),
+    /// no [`deadline`](Self::deadline).
     pub fn new() -> Self {
         Self::default()
     }
@@ -151,6 +157,35 @@ impl HttpSettings {
         self
     }
 
+    /// The longest one operation may take, everything included ("give up after this long",
+    /// as `curl --max-time`): a whole discovery, through a [`ClientContext`](crate::ClientContext),
+    /// or one request with all its retries and the waits between them. Each attempt is cut at
+    /// the time left; a retry that could not start before the deadline is not made (the last
+    /// failure is returned then, so a server answering 503 is reported as such); a request
+    /// cut at the deadline fails with [`Error::Timeout`](flyte_auth_core::Error::Timeout)
+    /// naming the deadline. No deadline by default.
+    ///
+    /// Waiting for the user (the browser login, the device flow's approval) is not an
+    /// operation: each request those logins make is bounded by the deadline, the wait for
+    /// the user by the login's own time-out.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flyte_auth_oauth::HttpSettings;
+    /// let settings = HttpSettings::new().deadline(Duration::from_secs(5));
+    /// assert_eq!(settings.deadline, Some(Duration::from_secs(5)));
+    /// ```
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// The time one request may take: the request time-out, or the deadline when shorter.
+    pub(crate) fn request_limit(&self) -> Duration {
+        self.deadline
+            .map_or(self.request_timeout, |d| d.min(self.request_timeout))
+    }
+
     /// The `User-Agent` header ([`DEFAULT_USER_AGENT`] by default).
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = user_agent.into();
@@ -186,6 +221,7 @@ impl fmt::Debug for HttpSettings {
             .field("max_body_size", &self.max_body_size)
             .field("user_agent", &self.user_agent)
             .field("retry", &self.retry)
+            .field("deadline", &self.deadline)
             .finish()
     }
 }

@@ -169,9 +169,10 @@ impl OAuthClient {
         form: String,
         basic_auth: Option<String>,
     ) -> Result<RawResponse, Error> {
-        let policy = self.inner.settings.retry;
-        policy
-            .run(operation, || {
+        let settings = &self.inner.settings;
+        settings
+            .retry
+            .run(operation, settings.deadline, || {
                 self.post_form(operation, url, form.clone(), basic_auth.clone())
             })
             .await
@@ -213,9 +214,10 @@ impl OAuthClient {
     ) -> Result<RawResponse, Error> {
         let target = parse_url(url, operation)?;
         let http = self.client_for(&target)?;
-        let policy = self.inner.settings.retry;
-        policy
-            .run(operation, || {
+        let settings = &self.inner.settings;
+        settings
+            .retry
+            .run(operation, settings.deadline, || {
                 let request = http
                     .get(target.clone())
                     .header(reqwest::header::ACCEPT, "application/json");
@@ -253,7 +255,7 @@ impl OAuthClient {
             request = request.header(name, value);
         }
         let settings = &self.inner.settings;
-        let limit = settings.request_timeout;
+        let limit = settings.request_limit();
         let exchange = async {
             let mut response = request
                 .send()

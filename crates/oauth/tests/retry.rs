@@ -223,3 +223,103 @@ async fn discovery_is_retried_after_a_5xx() {
     let config = store.get_client_config().await.unwrap();
     assert_eq!(config.token_endpoint, format!("{}/token", server.uri()));
 }
+
+// --- The deadline of an operation ----------------------------------------------------------
+
+fn with_deadline(policy: RetryPolicy, deadline: Duration) -> OAuthClient {
+    OAuthClient::new(
+        HttpSettings::new()
+            .system_proxy(false)
+            .retry(policy)
+            .deadline(deadline),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_deadline_bounds_every_attempt_and_retry_of_a_request_that_never_answers() {
+    // Every attempt hangs: the default policy would make five of 15 s each.
+    let server = failing(
+        10,
+        ResponseTemplate::new(200).set_delay(Duration::from_secs(60)),
+    )
+    .await;
+    let start = Instant::now();
+    let err = with_deadline(RetryPolicy::new(), Duration::from_secs(1))
+        .token(&request(&server, Grant::ClientCredentials))
+        .await
+        .unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+    match &err {
+        flyte_auth_core::Error::Timeout { after, .. } => {
+            assert_eq!(*after, Duration::from_secs(1));
+        }
+        other => panic!("not a time-out: {other:?}"),
+    }
+    assert!(err.to_string().contains("deadline"), "{err}");
+    assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn no_retry_is_made_that_could_not_start_before_the_deadline() {
+    // A server that keeps answering 503, and waits of 300 ms doubling: the default four
+    // retries would take more than two seconds.
+    let server = failing(10, ResponseTemplate::new(503)).await;
+    let policy = RetryPolicy::new().delays(Duration::from_millis(300), Duration::from_secs(5));
+    let start = Instant::now();
+    let err = with_deadline(policy, Duration::from_secs(1))
+        .token(&request(&server, Grant::ClientCredentials))
+        .await
+        .unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    // The server's own answer, not a time-out: it says what went wrong.
+    assert!(
+        !matches!(err, flyte_auth_core::Error::Timeout { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("503"), "{err}");
+    let attempts = sent(&server).await;
+    assert!((2..5).contains(&attempts), "{attempts} attempts");
+}
+
+#[tokio::test]
+async fn a_discovery_is_one_operation_under_the_deadline() {
+    // Every document hangs: each would be asked five times, in every flavour.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(60)))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(60)))
+        .mount(&server)
+        .await;
+    let endpoint = flyte_auth_core::Endpoint::parse(&server.uri()).unwrap();
+    let ctx = flyte_auth_oauth::ClientContext::builder(endpoint)
+        .http_client(with_deadline(RetryPolicy::new(), Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let err = ctx
+        .resolve(&[flyte_auth_oauth::Field::TokenEndpoint])
+        .await
+        .unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        matches!(err, flyte_auth_core::Error::Timeout { after, .. } if after == Duration::from_secs(1)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("discovery"), "{err}");
+}
