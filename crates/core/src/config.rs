@@ -41,6 +41,10 @@ pub struct ClientConfig {
     pub header_key: String,
     /// The `audience` parameter some identity providers need (Auth0, Keycloak).
     pub audience: Option<String>,
+    /// The issuer every browser login's callback must name in `iss` (RFC 9207): set when
+    /// the authorization server announces `authorization_response_iss_parameter_supported`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_response_issuer: Option<String>,
 }
 
 impl ClientConfig {
@@ -55,6 +59,7 @@ impl ClientConfig {
             scopes: Vec::new(),
             header_key: DEFAULT_HEADER_KEY.to_owned(),
             audience: None,
+            authorization_response_issuer: None,
         }
     }
 
@@ -107,6 +112,13 @@ impl ClientConfig {
     pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
         let audience = audience.into();
         self.audience = (!audience.is_empty()).then_some(audience);
+        self
+    }
+
+    /// Sets the issuer the browser login's callback must name (RFC 9207 mix-up defence).
+    #[must_use]
+    pub fn with_authorization_response_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.authorization_response_issuer = Some(issuer.into());
         self
     }
 }
@@ -165,6 +177,10 @@ impl std::fmt::Debug for ClientConfig {
             .field("scopes", &self.scopes)
             .field("header_key", &self.header_key)
             .field("audience", &self.audience)
+            .field(
+                "authorization_response_issuer",
+                &self.authorization_response_issuer,
+            )
             .finish()
     }
 }

@@ -77,6 +77,10 @@ pub struct AuthorizationServerMetadata {
     pub code_challenge_methods_supported: Vec<String>,
     /// `token_endpoint_auth_methods_supported`.
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// `authorization_response_iss_parameter_supported` (RFC 9207): every authorization
+    /// response names the issuer in `iss`, and a browser login refuses one that does not
+    /// name [`issuer`](Self::issuer).
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
 /// flyteadmin's public client configuration (`/config/v1/flyte_client`).
@@ -146,6 +150,16 @@ impl Discovery {
         .with_audience(self.client.audience.clone().unwrap_or_default());
         if let Some(device) = &self.metadata.device_authorization_endpoint {
             config = config.with_device_authorization_endpoint(device.clone());
+        }
+        if self.metadata.authorization_response_iss_parameter_supported {
+            match &self.metadata.issuer {
+                Some(issuer) => config = config.with_authorization_response_issuer(issuer),
+                None => tracing::warn!(
+                    base_url = %display_url(&self.base_url),
+                    "the authorization server metadata announces the `iss` authorization \
+                     response parameter but names no issuer; the browser login cannot check it"
+                ),
+            }
         }
         Ok(config)
     }
@@ -540,6 +554,10 @@ impl RemoteClientConfigStore {
             token_endpoint_auth_methods_supported: field_list(
                 object,
                 "token_endpoint_auth_methods_supported",
+            ),
+            authorization_response_iss_parameter_supported: matches!(
+                field(object, "authorization_response_iss_parameter_supported"),
+                Some(Value::Bool(true))
             ),
         }
     }

@@ -437,3 +437,60 @@ async fn a_configured_plain_http_token_url_is_kept() {
     assert_eq!(cfg.token_endpoint, "http://idp.internal/token");
     assert_eq!(cfg.scopes, ["all"], "the server was asked");
 }
+
+/// RFC 9207: the metadata's `authorization_response_iss_parameter_supported` makes the
+/// discovered issuer the one every browser login's callback must name; without it, or for
+/// an authorization endpoint the configuration replaces, nothing is required.
+#[tokio::test]
+async fn the_iss_announcement_names_the_issuer_callbacks_must_carry() {
+    for announced in [true, false] {
+        let server = MockServer::start().await;
+        let base = server.uri();
+        Mock::given(method("GET"))
+            .and(path("/.well-known/oauth-authorization-server"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "issuer": format!("{base}/oauth2"),
+                "authorization_endpoint": format!("{base}/oauth2/authorize"),
+                "token_endpoint": format!("{base}/oauth2/token"),
+                "authorization_response_iss_parameter_supported": announced,
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/config/v1/flyte_client"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"client_id": "flytectl"})),
+            )
+            .mount(&server)
+            .await;
+        let store = RemoteClientConfigStore::from_base_url(base.clone(), client());
+        let discovery = store.discover().await.unwrap();
+        assert_eq!(
+            discovery
+                .metadata
+                .authorization_response_iss_parameter_supported,
+            announced
+        );
+        let cfg = store.get_client_config().await.unwrap();
+        let expected = announced.then(|| format!("{base}/oauth2"));
+        assert_eq!(cfg.authorization_response_issuer, expected);
+
+        let replaced = flyte_auth_oauth::ClientContext::builder(Endpoint::parse(&base).unwrap())
+            .discovery(std::sync::Arc::new(store))
+            .overrides(
+                flyte_auth_oauth::Overrides::new()
+                    .authorization_endpoint("https://other-idp.example.org/authorize"),
+            )
+            .build()
+            .unwrap();
+        let cfg = replaced
+            .resolve(&[
+                flyte_auth_oauth::Field::AuthorizationEndpoint,
+                flyte_auth_oauth::Field::TokenEndpoint,
+            ])
+            .await
+            .unwrap();
+        assert_eq!(cfg.authorization_response_issuer, None);
+    }
+}

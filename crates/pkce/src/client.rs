@@ -62,6 +62,47 @@ impl LoginOptions {
     }
 }
 
+/// The browser came back with an authorization response that does not name the issuer the
+/// login was sent to (RFC 9207): it comes from another authorization server, as in a mix-up
+/// attack, and its code is not exchanged. Returned inside core's `Error::Other`:
+///
+/// ```
+/// # fn check(error: &flyte_auth_core::Error) -> bool {
+/// use flyte_auth_pkce::IssuerMismatch;
+/// matches!(error, flyte_auth_core::Error::Other(e) if e.downcast_ref::<IssuerMismatch>().is_some())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the browser login was refused: the authorization server announces the `iss` parameter \
+     (RFC 9207), and the callback names {}, not the issuer {expected} the login was sent to \
+     (the answer comes from another authorization server)",
+    received.as_deref().map_or_else(|| "no issuer".to_owned(), |iss| format!("the issuer {iss}"))
+)]
+#[non_exhaustive]
+pub struct IssuerMismatch {
+    /// The issuer of the authorization server the login was sent to.
+    pub expected: String,
+    /// The `iss` of the callback (shortened), or `None` when it had none.
+    pub received: Option<String>,
+}
+
+impl IssuerMismatch {
+    /// The longest `iss` kept from a callback.
+    const MAX_CHARS: usize = 200;
+
+    pub(crate) fn new(expected: &str, received: Option<&str>) -> Self {
+        let received = received.map(|iss| match iss.char_indices().nth(Self::MAX_CHARS) {
+            Some((cut, _)) => format!("{}...", &iss[..cut]),
+            None => iss.to_owned(),
+        });
+        Self {
+            expected: expected.to_owned(),
+            received,
+        }
+    }
+}
+
 /// Sets `name` to `value`, replacing an earlier value (the semantics of a Python dict update).
 pub(crate) fn set_param(params: &mut Vec<(String, String)>, name: String, value: String) {
     match params.iter_mut().find(|(n, _)| *n == name) {
@@ -215,6 +256,7 @@ pub struct AuthorizationClient {
     redirect: RedirectTarget,
     audience: Option<String>,
     scopes: Vec<String>,
+    issuer: Option<String>,
     metadata: EndpointMetadata,
     http: OAuthClient,
     options: LoginOptions,
@@ -231,6 +273,7 @@ impl fmt::Debug for AuthorizationClient {
             .field("redirect_uri", &self.redirect.uri())
             .field("audience", &self.audience)
             .field("scopes", &self.scopes)
+            .field("issuer", &self.issuer)
             .field("timeout", &self.options.timeout)
             .field("browser", &self.options.browser)
             .finish_non_exhaustive()
@@ -248,6 +291,7 @@ pub struct AuthorizationClientBuilder {
     redirect_uri: String,
     audience: Option<String>,
     scopes: Vec<String>,
+    issuer: Option<String>,
     http: Option<OAuthClient>,
     options: LoginOptions,
 }
@@ -268,6 +312,16 @@ impl AuthorizationClientBuilder {
         S: Into<String>,
     {
         self.scopes = clean_scopes(scopes);
+        self
+    }
+
+    /// The issuer identifier of the authorization server, when its metadata announces
+    /// `authorization_response_iss_parameter_supported` (RFC 9207): a callback whose `iss`
+    /// is missing or differs is then refused with [`IssuerMismatch`] and its code is not
+    /// exchanged. Compared as a plain string; an empty string means no check.
+    pub fn authorization_response_issuer(mut self, issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        self.issuer = (!issuer.trim().is_empty()).then_some(issuer);
         self
     }
 
@@ -318,6 +372,7 @@ impl AuthorizationClientBuilder {
             redirect,
             audience: self.audience,
             scopes: self.scopes,
+            issuer: self.issuer,
             metadata,
             http,
             options: self.options,
@@ -346,6 +401,7 @@ impl AuthorizationClient {
             redirect_uri: redirect_uri.into(),
             audience: None,
             scopes: Vec::new(),
+            issuer: None,
             http: None,
             options: LoginOptions::new(false),
         }
@@ -395,6 +451,8 @@ impl AuthorizationClient {
     ///
     /// - [`Error::Authentication`] when the port cannot be listened on (naming the port and
     ///   the redirect URI), or the callback carries neither a code nor an error;
+    /// - [`Error::Other`] holding an [`IssuerMismatch`] when the authorization server
+    ///   announces RFC 9207's `iss` and the callback names another issuer or none;
     /// - [`Error::OAuth`] when the identity provider sends the browser back with `error=`
     ///   (`access_denied` when the user refused), or refuses the code exchange;
     /// - [`Error::Timeout`] when the browser has not come back in time;
@@ -435,7 +493,13 @@ impl AuthorizationClient {
             }
         };
         let callback = server
-            .wait_for_code(&state, &self.metadata, self.options.timeout, opener)
+            .wait_for_code(
+                &state,
+                self.issuer.as_deref(),
+                &self.metadata,
+                self.options.timeout,
+                opener,
+            )
             .await?;
 
         tracing::debug!(endpoint = %self.endpoint, "exchanging the authorization code");

@@ -109,6 +109,9 @@ impl PkceFlow {
                 if let Some(audience) = cfg.audience {
                     builder = builder.audience(audience);
                 }
+                if let Some(issuer) = cfg.authorization_response_issuer {
+                    builder = builder.authorization_response_issuer(issuer);
+                }
                 let client =
                     AuthorizationClient::with_options(builder, self.options.clone()).build()?;
                 tracing::debug!(endpoint = %self.ctx.endpoint(), client = ?client, "browser login configured");

@@ -63,7 +63,7 @@ mod server;
 use std::time::Duration;
 
 pub use browser::{BrowserOpener, LoginEvent, LoginPrompt};
-pub use client::{AuthorizationClient, AuthorizationClientBuilder};
+pub use client::{AuthorizationClient, AuthorizationClientBuilder, IssuerMismatch};
 pub use flow::{PKCEAuthenticator, PkceFlow, PkceFlowBuilder};
 pub use pages::EndpointMetadata;
 

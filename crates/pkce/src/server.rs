@@ -28,6 +28,7 @@ use tokio::{
 use url::Url;
 
 use crate::{
+    IssuerMismatch,
     challenge::constant_time_eq,
     pages::{EndpointMetadata, Page, reason_phrase},
     redirect::{LoopbackHost, RedirectTarget},
@@ -125,12 +126,16 @@ impl CallbackServer {
     /// - any path but the callback's: 404, keep waiting;
     /// - a callback whose `state` is missing or wrong: an error page, keep waiting (it may be
     ///   a stale tab or a forged request; the real callback can still come);
+    /// - with an `expected_issuer` (the server announced RFC 9207's `iss`), a callback whose
+    ///   `iss` is missing or another: an error page, and [`IssuerMismatch`] in
+    ///   [`Error::Other`] (the response comes from another authorization server: a mix-up);
     /// - `error=...`: a page saying so, and [`Error::OAuth`] with the code and description;
     /// - neither `code` nor `error`: an error page and [`Error::Authentication`];
     /// - `code`: returned with its connection, which the caller answers.
     pub(crate) async fn wait_for_code(
         self,
         state: &str,
+        expected_issuer: Option<&str>,
         metadata: &EndpointMetadata,
         timeout: Duration,
         side: impl Future<Output = ()>,
@@ -154,7 +159,7 @@ impl CallbackServer {
                 }
                 Some(event) = connections.next(), if !connections.is_empty() => {
                     let ConnEvent::Request(stream, head) = event else { continue };
-                    match self.classify(head, state, metadata) {
+                    match self.classify(head, state, expected_issuer, metadata) {
                         Step::Answer(page) => {
                             connections.push(Box::pin(async move {
                                 respond(stream, &page).await;
@@ -184,6 +189,7 @@ impl CallbackServer {
         &self,
         head: Result<Head, HeadError>,
         expected_state: &str,
+        expected_issuer: Option<&str>,
         metadata: &EndpointMetadata,
     ) -> Step {
         let head = match head {
@@ -217,6 +223,7 @@ impl CallbackServer {
                 "error" => &mut params.error,
                 "error_description" => &mut params.error_description,
                 "error_uri" => &mut params.error_uri,
+                "iss" => &mut params.iss,
                 _ => continue,
             };
             slot.get_or_insert_with(|| value.into_owned());
@@ -233,6 +240,25 @@ impl CallbackServer {
                 "a login callback with a missing or wrong `state` was refused (a stale browser tab, or a forged request); still waiting for the real one"
             );
             return Step::Answer(Page::state_mismatch());
+        }
+
+        if let Some(expected) = expected_issuer
+            && params.iss.as_deref() != Some(expected)
+        {
+            let mismatch = IssuerMismatch::new(expected, params.iss.as_deref());
+            tracing::warn!(
+                redirect_uri = %self.redirect_uri,
+                error = %mismatch,
+                "a login callback from another authorization server was refused"
+            );
+            return Step::Fail(
+                Page::failure(
+                    metadata,
+                    "the answer came from another identity provider than the one the login was \
+                     sent to, and was refused.",
+                ),
+                Error::other(mismatch),
+            );
         }
 
         if let Some(code) = params.error.filter(|e| !e.trim().is_empty()) {
@@ -287,6 +313,7 @@ struct CallbackParams {
     error: Option<String>,
     error_description: Option<String>,
     error_uri: Option<String>,
+    iss: Option<String>,
 }
 
 type ConnFuture = Pin<Box<dyn Future<Output = ConnEvent> + Send>>;

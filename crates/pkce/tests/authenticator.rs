@@ -505,3 +505,76 @@ async fn debug_output_never_shows_tokens() {
     assert!(!printed.contains("SECRET"), "{printed}");
     assert!(printed.contains("flytectl"), "{printed}");
 }
+
+/// The mix-up defence end to end: the Flyte server's discovery announces RFC 9207's `iss`
+/// parameter, so the browser login refuses a callback naming another issuer and never
+/// exchanges its code; the callback naming the discovered issuer logs in.
+#[tokio::test]
+async fn a_discovered_iss_announcement_makes_the_login_refuse_another_issuer() {
+    for (iss, accepted) in [("https://attacker.example.org", false), ("", true)] {
+        let idp = MockServer::start().await;
+        let base = idp.uri();
+        let issuer = format!("{base}/oauth2");
+        Mock::given(method("GET"))
+            .and(path("/.well-known/oauth-authorization-server"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "issuer": issuer,
+                "authorization_endpoint": format!("{base}/authorize"),
+                "token_endpoint": format!("{base}/token"),
+                "authorization_response_iss_parameter_supported": true,
+            })))
+            .mount(&idp)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/config/v1/flyte_client"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "client_id": "flytectl",
+                "redirect_uri": "http://127.0.0.1:0/callback",
+            })))
+            .mount(&idp)
+            .await;
+        token_endpoint_for_code(&idp, "c", json!({"access_token": "at"})).await;
+        let discovery = flyte_auth_oauth::RemoteClientConfigStore::from_base_url(
+            base.clone(),
+            flyte_auth_oauth::OAuthClient::new(
+                flyte_auth_oauth::HttpSettings::new().system_proxy(false),
+            )
+            .unwrap(),
+        );
+        let returned = if iss.is_empty() {
+            issuer.clone()
+        } else {
+            iss.to_owned()
+        };
+        let browser = ScriptedBrowser::new();
+        let opener = browser.opener(move |url, browser| {
+            let returned = returned.clone();
+            async move {
+                let encoded: String =
+                    url::form_urlencoded::byte_serialize(returned.as_bytes()).collect();
+                browser
+                    .visit(&format!("{}&iss={encoded}", approve(&url, "c")))
+                    .await;
+            }
+        });
+        let auth = authenticator(Arc::new(discovery))
+            .browser(opener)
+            .build()
+            .unwrap();
+
+        let result = get(&auth).await;
+        browser.finished().await;
+        let exchanged = token_requests(&idp).await.len();
+        if accepted {
+            assert_eq!(result.unwrap().access_token.expose_secret(), "at");
+            assert_eq!(exchanged, 1);
+        } else {
+            let e = result.unwrap_err();
+            assert!(
+                matches!(&e, Error::Other(inner) if inner.downcast_ref::<flyte_auth_pkce::IssuerMismatch>().is_some()),
+                "{e:?}"
+            );
+            assert_eq!(exchanged, 0, "the mixed-up code was exchanged");
+        }
+    }
+}

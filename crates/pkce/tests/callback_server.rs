@@ -708,3 +708,80 @@ async fn idle_connections_filling_every_slot_do_not_block_the_callback() {
     run(&client).await.unwrap();
     browser.finished().await;
 }
+
+/// RFC 9207: when the authorization server announces `iss` in its responses, a callback
+/// naming another issuer, or none, comes from another authorization server (a mix-up): it
+/// ends the login with a typed error and its code is never exchanged. The right one passes.
+#[tokio::test]
+async fn a_callback_from_another_issuer_is_refused_when_the_server_announces_iss() {
+    const ISSUER: &str = "https://idp.example.org/oauth2";
+    for (iss, accepted) in [
+        (Some(ISSUER), true),
+        (Some("https://attacker.example.org"), false),
+        (Some("https://idp.example.org/oauth2/"), false),
+        (None, false),
+    ] {
+        let idp = MockServer::start().await;
+        token_endpoint_for_code(&idp, "c", json!({"access_token": "a"})).await;
+        let browser = ScriptedBrowser::new();
+        let opener = browser.opener(move |url, browser| async move {
+            let mut back = approve(&url, "c");
+            if let Some(iss) = iss {
+                back = format!(
+                    "{back}&iss={}",
+                    url::form_urlencoded::byte_serialize(iss.as_bytes()).collect::<String>()
+                );
+            }
+            browser.visit(&back).await;
+        });
+        let client = client(&idp, "http://127.0.0.1:0/callback")
+            .authorization_response_issuer(ISSUER)
+            .browser(opener)
+            .build()
+            .unwrap();
+
+        let result = run(&client).await;
+        browser.finished().await;
+        let forms = token_requests(&idp).await;
+        let pages = browser.pages();
+        if accepted {
+            result.unwrap();
+            assert_eq!(forms.len(), 1);
+            assert_eq!(pages[0].status, 200);
+            continue;
+        }
+        let e = result.unwrap_err();
+        let Error::Other(inner) = &e else {
+            panic!("expected the issuer mismatch for {iss:?}, got {e:?}");
+        };
+        let mismatch = inner
+            .downcast_ref::<flyte_auth_pkce::IssuerMismatch>()
+            .unwrap_or_else(|| panic!("not an IssuerMismatch: {inner:?}"));
+        assert_eq!(mismatch.expected, ISSUER);
+        assert_eq!(mismatch.received.as_deref(), iss);
+        assert!(e.to_string().contains(ISSUER), "{e}");
+        assert!(forms.is_empty(), "the code of {iss:?} was exchanged");
+        assert_eq!(pages.len(), 1);
+        assert_ne!(pages[0].status, 200, "{}", pages[0].body);
+        assert!(
+            pages[0].body.contains("another identity provider"),
+            "{}",
+            pages[0].body
+        );
+    }
+}
+
+/// Without the server's announcement there is nothing to compare: `iss` is not required.
+#[tokio::test]
+async fn without_the_announcement_a_callback_without_iss_is_accepted() {
+    let idp = MockServer::start().await;
+    token_endpoint_for_code(&idp, "c", json!({"access_token": "a"})).await;
+    let browser = ScriptedBrowser::new();
+    let client = client(&idp, "http://127.0.0.1:0/callback")
+        .authorization_response_issuer("")
+        .browser(browser.approving("c"))
+        .build()
+        .unwrap();
+    run(&client).await.unwrap();
+    browser.finished().await;
+}
