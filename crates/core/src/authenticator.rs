@@ -82,6 +82,11 @@ impl fmt::Debug for AuthHeader {
 pub trait Authenticator: Send + Sync + fmt::Debug {
     /// Valid credentials: cached ones while they are fresh, else from the store, a refresh
     /// grant, or the flow's full login. Concurrent callers share one attempt and its result.
+    ///
+    /// When renewing fails for another reason than a rejected grant (the identity provider is
+    /// down), [`CachingAuthenticator`](crate::CachingAuthenticator) returns the current
+    /// credentials while they are valid, and tries again after a back-off; the error comes
+    /// once they have expired.
     fn get_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>>;
 
     /// Obtains new credentials even when the cached ones look valid (the server rejected
@@ -90,7 +95,8 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
 
     /// The header for the current credentials if they are fresh, without blocking, locking,
     /// allocating a new string or touching the network; `None` when there are none yet or they
-    /// are due for refresh: then await [`auth_header`](Self::auth_header).
+    /// are due for refresh (or, served on through a failed renewal, for the next attempt):
+    /// then await [`auth_header`](Self::auth_header).
     fn fetch_grpc_call_auth_metadata(&self) -> Option<AuthHeader>;
 
     /// Fresh credentials that need no network call: the ones in memory, else the token
