@@ -213,10 +213,6 @@ impl Overrides {
             // Another authorization server: the discovered one's issuer says nothing of it.
             cfg.authorization_response_issuer = None;
         }
-        if self.authorization_endpoint.is_some() {
-            // Another authorization server: the discovered one's issuer says nothing of it.
-            cfg.authorization_response_issuer = None;
-        }
         set(&mut cfg.client_id, &self.client_id);
         set(&mut cfg.redirect_uri, &self.redirect_uri);
         set(&mut cfg.header_key, &self.header_key);
