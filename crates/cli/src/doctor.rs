@@ -190,19 +190,39 @@ fn config_step(cfg: Option<&PlatformConfig>, error: Option<&Error>) -> Step {
         (None, Some(file)) => format!("read {file}"),
         (None, None) => "no config file (flags and environment only)".to_owned(),
     };
-    let detail = if variables.is_empty() {
+    let mut detail = if variables.is_empty() {
         detail
     } else {
         format!("{detail}; variables set: {}", variables.join(", "))
     };
+    // Files the search found and did not use: another user could have written them.
+    let skipped: Vec<String> = cfg
+        .map(|c| {
+            c.sources()
+                .skipped
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    for file in &skipped {
+        let _ = write!(detail, "; skipped {file}");
+    }
     let step = match error {
         Some(_) => Step::new("config", Outcome::Fail, detail).fix(
             "fix the file or variable named above, or give the setting as a flag (--endpoint, \
              --auth-mode, --config FILE; see `flyte-auth --help`)",
         ),
+        None if !skipped.is_empty() => Step::new("config", Outcome::Warn, detail).fix(
+            "a config file found in this directory or above it was skipped: if it is yours, \
+             make it and its directory yours and not writable by others (chown, chmod go-w), \
+             or name it with --config FILE",
+        ),
         None => Step::new("config", Outcome::Ok, detail),
     };
-    step.fact("file", file).fact("variables", variables)
+    step.fact("file", file)
+        .fact("variables", variables)
+        .fact("skipped", skipped)
 }
 
 /// Whether the auth mode's settings are complete (what `token` would refuse).

@@ -16,6 +16,8 @@ pub(crate) struct Status {
     config_file: Option<String>,
     /// How the config file was found (`./config.yaml`, `$FLYTECTL_CONFIG`, ...).
     config_file_found_by: Option<&'static str>,
+    /// Config files the search found and did not use (another user could have written them).
+    skipped_config_files: Vec<SkippedFile>,
     /// The environment variables that were used (names only).
     variables: Vec<String>,
     /// The API key in use: its endpoint and client id (never the secret).
@@ -29,6 +31,15 @@ pub(crate) struct Status {
     store_error: Option<String>,
     logged_in: bool,
     credentials: Option<StoredCredentials>,
+}
+
+/// A config file the search found and did not use.
+#[derive(Debug, Serialize)]
+struct SkippedFile {
+    path: String,
+    found_by: &'static str,
+    /// Why, and how to use it anyway.
+    reason: String,
 }
 
 /// An API key in use, without its secret.
@@ -75,6 +86,16 @@ impl Status {
             base_url: cfg.base_url(),
             config_file: cfg.config_file().map(|p| p.display().to_string()),
             config_file_found_by: cfg.sources().found_by,
+            skipped_config_files: cfg
+                .sources()
+                .skipped
+                .iter()
+                .map(|skipped| SkippedFile {
+                    path: skipped.path.display().to_string(),
+                    found_by: skipped.found_by,
+                    reason: skipped.reason(),
+                })
+                .collect(),
             variables: cfg.sources().variables.clone(),
             api_key: cfg.api_key().map(|key| ApiKey {
                 origin: key.origin,
@@ -120,6 +141,15 @@ impl Status {
             (None, _) => "none".to_owned(),
         };
         line("config file:", &file);
+        for skipped in &self.skipped_config_files {
+            line(
+                "skipped file:",
+                &format!(
+                    "{} (found as {}): {}; to use it, name it: --config {}",
+                    skipped.path, skipped.found_by, skipped.reason, skipped.path
+                ),
+            );
+        }
         if !self.variables.is_empty() {
             line("variables:", &self.variables.join(" "));
         }

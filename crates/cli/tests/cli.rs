@@ -488,3 +488,108 @@ async fn status_never_logs_in() {
     assert_eq!(stats.device_authorization_requests, 0);
     assert_eq!(stats.token_requests(GRANT_DEVICE_CODE), 0);
 }
+
+// --- A config file planted by another user --------------------------------------------------
+
+/// Runs `command` to its end, killing it after a minute.
+#[cfg(unix)]
+fn output_within_a_minute(mut command: std::process::Command) -> std::process::Output {
+    let started = std::time::Instant::now();
+    let mut child = command.spawn().unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("flyte-auth ran longer than a minute");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Another user owns a directory above the working directory with `.git` and
+/// `.flyte/config.yaml` (as in `/tmp`): a `proxyCommand`, the victim's file as the client
+/// secret and a server of theirs. `flyte-auth token` below it runs nothing of theirs and
+/// sends nothing to their server; stderr names the skipped file and how to use it anyway.
+#[cfg(unix)]
+#[test]
+fn a_config_planted_above_the_working_directory_by_another_user_is_not_used() {
+    fn give_to_nobody(path: &std::path::Path) {
+        std::os::unix::fs::chown(path, Some(65534), Some(65534)).unwrap_or_else(|e| {
+            panic!(
+                "chown {} to nobody: {e} (the tests run as root)",
+                path.display()
+            )
+        });
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path).unwrap() {
+                give_to_nobody(&entry.unwrap().path());
+            }
+        }
+    }
+    let mut server = mockito::Server::new();
+    let requests: Vec<mockito::Mock> = ["GET", "POST"]
+        .into_iter()
+        .map(|method| {
+            server
+                .mock(method, mockito::Matcher::Any)
+                .with_status(500)
+                .expect(0)
+                .create()
+        })
+        .collect();
+    let user = User::new();
+    let secret = user.home().join("victim-secret");
+    std::fs::write(&secret, "the-victims-secret\n").unwrap();
+    let marker = user.home().join("proxy-command-ran");
+
+    let planted = tempfile::tempdir().unwrap();
+    let root = planted.path().join("shared");
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    std::fs::create_dir_all(root.join(".flyte")).unwrap();
+    std::fs::create_dir_all(root.join("project/src")).unwrap();
+    let config = root.join(".flyte/config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "admin:\n  endpoint: {url}\n  insecure: true\n  clientId: svc\n  \
+             clientSecretLocation: {secret}\n  tokenUrl: {url}/token\n  \
+             authorizationHeader: authorization\n  proxyCommand: [sh, -c, 'touch {marker}; echo t']\n",
+            url = server.url(),
+            secret = secret.display(),
+            marker = marker.display(),
+        ),
+    )
+    .unwrap();
+    give_to_nobody(&root);
+
+    let mut command = user.command(&["token"]);
+    command.current_dir(root.join("project/src"));
+    let out = output_within_a_minute(command);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!marker.exists(), "the planted proxyCommand ran: {stderr}");
+    for mock in &requests {
+        mock.assert();
+    }
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains(&config.display().to_string()),
+        "the skipped file is not named: {stderr}"
+    );
+    assert!(stderr.contains("--config"), "{stderr}");
+    assert!(stderr.contains("65534"), "{stderr}");
+    assert!(!stderr.contains("the-victims-secret"), "{stderr}");
+
+    // `status` shows it too.
+    let mut command = user.command(&["status", "--json", "--endpoint", "flyte.example.org"]);
+    command.current_dir(root.join("project/src"));
+    let out = output_within_a_minute(command);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["skipped_config_files"][0]["path"],
+        config.display().to_string(),
+        "{json}"
+    );
+    assert_eq!(json["config_file"], Value::Null, "{json}");
+    assert!(!marker.exists());
+}

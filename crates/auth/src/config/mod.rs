@@ -146,6 +146,14 @@ pub struct SkippedFile {
     pub why: SkipReason,
 }
 
+impl SkippedFile {
+    /// Why it was not used, in words: `it belongs to user id 1001, ...` or `its directory
+    /// /tmp is writable by group or others (mode 1777)`.
+    pub fn reason(&self) -> String {
+        self.why.of_file(&self.path)
+    }
+}
+
 impl fmt::Display for SkippedFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -153,7 +161,7 @@ impl fmt::Display for SkippedFile {
             "{} (found as {}): {}; to use it anyway, name it: `--config {}` or FLYTECTL_CONFIG",
             self.path.display(),
             self.found_by,
-            self.why,
+            self.reason(),
             self.path.display()
         )
     }

@@ -52,20 +52,38 @@ pub enum SkipReason {
     },
 }
 
+impl SkipReason {
+    /// The reason, of the config file `file`: `it ...` when it is about the file, `its
+    /// directory <path> ...` when about the directory.
+    pub(crate) fn of_file(&self, file: &Path) -> String {
+        let subject = |path: &Path| {
+            if path == file {
+                "it".to_owned()
+            } else {
+                format!("its directory {}", path.display())
+            }
+        };
+        match self {
+            Self::Owner { path, owner, user } => format!(
+                "{} belongs to user id {owner}, not to this user (id {user}) or root",
+                subject(path)
+            ),
+            Self::Writable { path, mode } => format!(
+                "{} is writable by group or others (mode {mode:o})",
+                subject(path)
+            ),
+            Self::NotRegular { kind } => format!("it is {kind}, not a regular file"),
+        }
+    }
+}
+
 impl fmt::Display for SkipReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Owner { path, owner, user } => write!(
-                f,
-                "{} belongs to user id {owner}, not to this user (id {user}) or root",
-                path.display()
-            ),
-            Self::Writable { path, mode } => write!(
-                f,
-                "{} is writable by group or others (mode {mode:o})",
-                path.display()
-            ),
-            Self::NotRegular { kind } => write!(f, "it is {kind}, not a regular file"),
+            Self::Owner { path, .. } | Self::Writable { path, .. } => {
+                write!(f, "{}: {}", path.display(), self.of_file(path))
+            }
+            Self::NotRegular { .. } => f.write_str(&self.of_file(Path::new(""))),
         }
     }
 }
