@@ -395,21 +395,11 @@ impl KeyringStore {
         let service = names.flytekit.as_str();
         let mut copies = Vec::new();
 
-        let access = read_secret(service, ACCESS_TOKEN)?.filter(|t| !t.is_empty());
-        let id = read_secret(service, ID_TOKEN)?.filter(|t| !t.is_empty());
-        let refresh = read_secret(service, REFRESH_TOKEN)?.filter(|t| !t.is_empty());
+        let access = read_secret(service, ACCESS_TOKEN)?;
+        let id = read_secret(service, ID_TOKEN)?;
+        let refresh = read_secret(service, REFRESH_TOKEN)?;
         let metadata = read_secret(service, METADATA)?.and_then(|m| Metadata::parse(&m, service));
-        // As flytekit: nothing unless there is an access or an id token. With an id token
-        // only (some identity providers issue nothing else), the id token is the bearer token.
-        if let Some(bearer) = access.or_else(|| id.clone()) {
-            copies.push(Copy {
-                layout: Layout::Flytekit,
-                access_token: bearer,
-                refresh_token: refresh,
-                id_token: id,
-                expires_at_unix: None,
-            });
-        }
+        copies.extend(layouts::flytekit_copy(access, refresh, id));
         if let Some(json) = read_secret(&names.flyte2, FLYTE2_TOKENS)? {
             match layouts::parse_flyte2(&json) {
                 Some(copy) => copies.push(copy),

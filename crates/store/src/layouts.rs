@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use flyte_auth_core::{Credentials, SecretString};
+use flyte_auth_core::{Credentials, MAX_TOKEN_LIFETIME, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -95,6 +95,74 @@ impl Copy {
     fn same_tokens(&self, other: &Copy) -> bool {
         self.access_token == other.access_token && self.refresh_token == other.refresh_token
     }
+}
+
+/// flytekit's copy (also flyte-auth's own), from its three entries. As flytekit: nothing
+/// unless there is an access or an id token. With an id token only (some identity providers
+/// issue nothing else), the id token is the bearer token.
+pub(crate) fn flytekit_copy(
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    id_token: Option<String>,
+) -> Option<Copy> {
+    let non_empty = |t: Option<String>| t.filter(|t| !t.is_empty());
+    let id_token = non_empty(id_token);
+    let bearer = non_empty(access_token).or_else(|| id_token.clone())?;
+    Some(Copy {
+        layout: Layout::Flytekit,
+        access_token: bearer,
+        refresh_token: non_empty(refresh_token),
+        id_token,
+        expires_at_unix: None,
+    })
+}
+
+/// The text of every keyring entry that may hold one endpoint's login, as any tool (or a
+/// person) left it: what [`credentials_from_entries`] reads. For fuzzing and tests.
+#[doc(hidden)]
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RawEntries {
+    /// flytekit's `access_token` entry.
+    pub access_token: Option<String>,
+    /// flytekit's `refresh_token` entry.
+    pub refresh_token: Option<String>,
+    /// flytekit's `id_token` entry.
+    pub id_token: Option<String>,
+    /// flyte-auth's `flyte_auth_metadata` entry.
+    pub metadata: Option<String>,
+    /// The Flyte 2 SDK's `tokens` entry.
+    pub flyte2: Option<String>,
+    /// flytectl's entry.
+    pub flytectl: Option<String>,
+}
+
+/// The login [`KeyringStore::retrieve`](crate::KeyringStore) makes of `entries` at `now`
+/// (seconds since the Unix epoch): the same parsing and the same choice of a copy, without a
+/// keyring. For fuzzing and tests.
+#[doc(hidden)]
+pub fn credentials_from_entries(
+    entries: &RawEntries,
+    endpoint: &str,
+    now: u64,
+) -> Option<Credentials> {
+    let metadata = entries
+        .metadata
+        .as_deref()
+        .and_then(|m| Metadata::parse(m, endpoint));
+    let copies: Vec<Copy> = [
+        flytekit_copy(
+            entries.access_token.clone(),
+            entries.refresh_token.clone(),
+            entries.id_token.clone(),
+        ),
+        entries.flyte2.as_deref().and_then(parse_flyte2),
+        entries.flytectl.as_deref().and_then(parse_flytectl),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    choose(&copies, metadata.as_ref(), endpoint, now)
 }
 
 /// flyte-auth's metadata entry (see the docs of [`KeyringStore`](crate::KeyringStore)).
@@ -189,14 +257,19 @@ impl Metadata {
     }
 
     /// Adds what the metadata holds to `credentials` (which hold the tokens it describes).
-    fn apply(&self, credentials: &mut Credentials) {
-        if self.expires_at_unix.is_some() {
-            credentials.expires_at_unix = self.expires_at_unix;
+    /// Numbers out of range (written by hand, or by a version that did not clamp them) are
+    /// clamped as a server's are.
+    fn apply(&self, mut credentials: Credentials) -> Credentials {
+        if let Some(at) = self.expires_at_unix {
+            credentials = credentials.with_expires_at_unix(at);
         }
-        credentials.expires_in = self.expires_in;
+        credentials.expires_in = self
+            .expires_in
+            .map(|secs| secs.min(MAX_TOKEN_LIFETIME.as_secs()));
         credentials.client_id.clone_from(&self.client_id);
         credentials.scopes.clone_from(&self.scopes);
         credentials.header_key.clone_from(&self.header_key);
+        credentials
     }
 }
 
@@ -261,13 +334,13 @@ pub(crate) fn choose(
         credentials = credentials.with_id_token(id);
     }
     if let Some(at) = chosen.expires_at_unix {
-        credentials.expires_at_unix = Some(at);
+        credentials = credentials.with_expires_at_unix(at);
     }
     if let Some(m) = metadata.filter(|m| m.access_token_sha256 == fingerprint(&chosen.access_token))
     {
-        m.apply(&mut credentials);
+        credentials = m.apply(credentials);
         if let Some(at) = chosen.expires_at_unix {
-            credentials.expires_at_unix = Some(at);
+            credentials = credentials.with_expires_at_unix(at);
         }
     }
     credentials.stale_copies = copies.iter().any(|c| !c.same_tokens(chosen));
@@ -515,6 +588,54 @@ mod tests {
         let chosen = choose(&agreeing, Some(&metadata), "e", 200).unwrap();
         assert!(!chosen.stale_copies);
         assert_eq!(chosen.access_token.expose_secret(), "a1");
+    }
+
+    fn latest_allowed() -> u64 {
+        now() + flyte_auth_core::MAX_TOKEN_LIFETIME.as_secs()
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    /// What every stored login must give: an expiry that can be used in arithmetic, and one
+    /// that flytectl's format can write.
+    fn assert_sane(credentials: &Credentials) {
+        let at = credentials.expires_at_unix.expect("an expiry");
+        assert!(at <= latest_allowed(), "{at}");
+        assert!(
+            credentials
+                .expires_in
+                .is_none_or(|s| s <= latest_allowed() - now())
+        );
+        let _ = credentials.expires_at();
+        assert!(!format_flytectl(credentials).contains(GO_ZERO_TIME));
+    }
+
+    #[test]
+    fn far_expiries_other_tools_or_versions_stored_are_clamped() {
+        // flyte-auth's metadata, written by a version that did not clamp (or edited by hand).
+        let ours = Credentials::new("a1", "e").with_refresh_token("r1");
+        let mut metadata = Metadata::of(&ours, 100, &[]);
+        metadata.expires_at_unix = Some(u64::MAX);
+        metadata.expires_in = Some(u64::MAX);
+        let json = serde_json::to_string(&metadata).unwrap();
+        let metadata = Metadata::parse(&json, "e").unwrap();
+        let copies = [copy(Layout::Flytekit, "a1", Some("r1"))];
+        assert_sane(&choose(&copies, Some(&metadata), "e", now()).unwrap());
+
+        // flytectl's `expiry`, as far as RFC 3339 goes.
+        let go = r#"{"access_token":"a","refresh_token":"r","expiry":"9999-12-31T23:59:59Z"}"#;
+        let c = parse_flytectl(go).unwrap();
+        assert_sane(&choose(&[c], None, "e", now()).unwrap());
+
+        // A copy whose own expiry is out of range.
+        let mut far = copy(Layout::Flytectl, "a", None);
+        far.expires_at_unix = Some(u64::MAX);
+        assert_sane(&choose(&[far], None, "e", now()).unwrap());
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub use file::FileStore;
 pub use hints::DiscoveryHintFiles;
 #[cfg(feature = "keyring")]
 pub use keyring_store::KeyringStore;
+#[cfg(feature = "keyring")]
+#[doc(hidden)]
+pub use layouts::{RawEntries, credentials_from_entries};
 pub use select::{
     DefaultStore, ParseStoreKindError, StoreKind, default_store, open_store, open_store_for,
 };
