@@ -210,7 +210,8 @@ fn read_file(path: &Path, endpoint: &str) -> Result<Option<Credentials>, StoreEr
     let bytes = match lockfile::read_limited(path, MAX_FILE_SIZE) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Ok(None),
-        Err(why) if why.is_foreign() => {
+        // Something nobody but the user should have put there: refused, not skipped.
+        Err(why @ (lockfile::Unusable::Link | lockfile::Unusable::Owner { .. })) => {
             tracing::warn!(path = %path.display(), reason = %why, "refusing the token file");
             return Err(lockfile::refused(STORE, "the token file", path, &why));
         }

@@ -122,7 +122,10 @@ const PROBE_SERVICE: &str = "flyte-auth-probe";
 /// `$FLYTE_AUTH_CACHE_DIR` or the user's cache directory `flyte-auth`, or the directory given
 /// to [`with_lock_dir`](Self::with_lock_dir)), waiting at most 30 s. That way two processes do
 /// not both redeem the same rotating refresh token. Without a known directory (or after
-/// [`without_lock`](Self::without_lock)) it offers no lock (`Ok(None)`).
+/// [`without_lock`](Self::without_lock)) it offers no lock (`Ok(None)`). The directory and
+/// the lock file are checked as the file store's are: a directory of another user or one
+/// others may write to, or a link, FIFO or another user's file at the lock path, is refused
+/// with [`StoreError::Denied`] (never followed, never created through).
 ///
 /// # Example
 ///

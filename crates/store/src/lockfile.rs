@@ -77,14 +77,6 @@ pub(crate) enum Unusable {
     Io(#[from] io::Error),
 }
 
-impl Unusable {
-    /// Whether it is something nobody but the user should have put there: a symbolic link,
-    /// or another user's file. Such a file is refused with an error, not skipped quietly.
-    pub(crate) fn is_foreign(&self) -> bool {
-        matches!(self, Self::Link | Self::Owner { .. })
-    }
-}
-
 /// The error of a file or directory refused for the reason `why`, naming it.
 pub(crate) fn refused(store: &'static str, what: &str, path: &Path, why: &Unusable) -> StoreError {
     let advice = match why {

@@ -205,7 +205,13 @@ pub fn default_store() -> Arc<dyn TokenStore> {
 /// ([`KeyringStore::probe_writable`](crate::KeyringStore::probe_writable): read a missing
 /// entry, write and delete a throw-away one, all within [`DefaultStore::PROBE_TIMEOUT`]); the
 /// answer is kept for the rest of the process, and the choice is logged once with
-/// `tracing::info!`. A read alone is not enough: on a headless Linux machine with
+/// `tracing::info!`. A fallback is never silent: the first login a `DefaultStore` saves to a
+/// file (or keeps in memory) because the keyring did not answer is logged with
+/// `tracing::warn!`, naming the file and why the keyring was passed over. And it is undone:
+/// [`delete`](TokenStore::delete) removes the login from the keyring *and* the file store,
+/// so a login saved to a file while the keyring was away is not left behind by a logout
+/// once the keyring is back (nor the other way round). The chosen store's failure is the
+/// error; the other store's is logged (at `debug` when that store is unavailable here). A read alone is not enough: on a headless Linux machine with
 /// gnome-keyring installed, D-Bus activation starts a Secret Service that answers reads but
 /// has no unlocked collection, so every write would fail and no login would ever be kept. Creating a `DefaultStore`
 /// touches nothing, so a program that never needs credentials never waits on a keyring.
@@ -226,7 +232,19 @@ pub struct DefaultStore {
     /// The keyring store it picks, when it picks one.
     #[cfg(feature = "keyring")]
     keyring: KeyringStore,
-    chosen: OnceLock<Arc<dyn TokenStore>>,
+    chosen: OnceLock<Choice>,
+    /// Whether a login saved by the fallback was reported at `warn` already.
+    warned: AtomicBool,
+}
+
+/// What a [`DefaultStore`] chose, and why.
+struct Choice {
+    store: Arc<dyn TokenStore>,
+    /// Why the keyring was passed over, when this build has one and it did not answer.
+    keyring_failure: Option<String>,
+    /// The file store, when it is the one chosen.
+    #[cfg(feature = "file")]
+    file: Option<FileStore>,
 }
 
 impl DefaultStore {
@@ -240,11 +258,16 @@ impl DefaultStore {
             keyring: keyring_store(cache_dir.clone()),
             cache_dir,
             chosen: OnceLock::new(),
+            warned: AtomicBool::new(false),
         }
     }
 
     /// Decides now (if not yet done) and returns the chosen store.
     pub fn chosen(&self) -> &Arc<dyn TokenStore> {
+        &self.choice().store
+    }
+
+    fn choice(&self) -> &Choice {
         self.chosen.get_or_init(|| {
             choose(
                 #[cfg(feature = "keyring")]
@@ -253,28 +276,102 @@ impl DefaultStore {
             )
         })
     }
+
+    /// Says, at `warn` the first time, that a login went to the fallback store.
+    fn report_fallback(&self, choice: &Choice, endpoint: &str) {
+        let Some(why) = &choice.keyring_failure else {
+            return;
+        };
+        let first = !self.warned.swap(true, Ordering::SeqCst);
+        #[cfg(feature = "file")]
+        if let Some(file) = &choice.file {
+            let path = file.path_for(endpoint);
+            let message = "the keyring did not answer; the login was saved to a file instead (readable by this user only; `logout` removes it)";
+            if first {
+                tracing::warn!(path = %path.display(), keyring = %why, "{message}");
+            } else {
+                tracing::debug!(path = %path.display(), keyring = %why, "{message}");
+            }
+            return;
+        }
+        let message = "the keyring did not answer and no file store is available; the login is kept in this process's memory only";
+        if first {
+            tracing::warn!(endpoint, keyring = %why, "{message}");
+        } else {
+            tracing::debug!(endpoint, keyring = %why, "{message}");
+        }
+    }
+
+    /// Removes the login of `endpoint` from the persistent stores that were not chosen: one
+    /// saved there by an earlier process (a fallback while the keyring was away, or the
+    /// keyring's before it stopped answering) must not outlive a logout.
+    fn delete_elsewhere(&self, chosen: &'static str, endpoint: &str) {
+        #[cfg(feature = "file")]
+        if chosen != "file"
+            && let Ok(file) = FileStore::open(self.cache_dir.clone())
+        {
+            let path = file.path_for(endpoint);
+            let existed = path.symlink_metadata().is_ok();
+            match file.delete(endpoint) {
+                Ok(()) if existed => tracing::info!(
+                    path = %path.display(),
+                    "removed the login the file store kept too"
+                ),
+                Ok(()) => {}
+                Err(e) => tracing::warn!(
+                    path = %path.display(),
+                    error = %e,
+                    "could not remove the login the file store may keep"
+                ),
+            }
+        }
+        #[cfg(feature = "keyring")]
+        if chosen != "keyring" {
+            match self.keyring.delete(endpoint) {
+                Ok(()) => {}
+                Err(e @ StoreError::Unavailable { .. }) => tracing::debug!(
+                    error = %e,
+                    "the keyring is not available; a login it may keep was not removed"
+                ),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "could not remove the login the keyring may keep"
+                ),
+            }
+        }
+        #[cfg(not(any(feature = "file", feature = "keyring")))]
+        let _ = (chosen, endpoint);
+    }
 }
 
 impl fmt::Debug for DefaultStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DefaultStore")
             .field("cache_dir", &self.cache_dir)
-            .field("chosen", &self.chosen.get().map(|s| s.name()))
+            .field("chosen", &self.chosen.get().map(|c| c.store.name()))
             .finish()
     }
 }
 
 impl TokenStore for DefaultStore {
     fn store(&self, credentials: &Credentials) -> Result<(), StoreError> {
-        self.chosen().store(credentials)
+        let choice = self.choice();
+        choice.store.store(credentials)?;
+        self.report_fallback(choice, &credentials.for_endpoint);
+        Ok(())
     }
 
     fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, StoreError> {
         self.chosen().retrieve(endpoint)
     }
 
+    /// Deletes the login from the chosen store (its failure is the error), then from the
+    /// other persistent store (its failure is logged).
     fn delete(&self, endpoint: &str) -> Result<(), StoreError> {
-        self.chosen().delete(endpoint)
+        let chosen = self.chosen();
+        let result = chosen.delete(endpoint);
+        self.delete_elsewhere(chosen.name(), endpoint);
+        result
     }
 
     fn lock(&self, endpoint: &str) -> Result<Option<StoreLock>, StoreError> {
@@ -282,7 +379,7 @@ impl TokenStore for DefaultStore {
     }
 
     fn name(&self) -> &'static str {
-        self.chosen.get().map_or("auto", |s| s.name())
+        self.chosen.get().map_or("auto", |c| c.store.name())
     }
 
     /// The file store's directory, which is also the keyring store's lock directory (known
@@ -332,17 +429,24 @@ fn keyring_answers() -> &'static Result<(), StoreError> {
 fn choose(
     #[cfg(feature = "keyring")] keyring: &KeyringStore,
     cache_dir: Option<PathBuf>,
-) -> Arc<dyn TokenStore> {
+) -> Choice {
     #[cfg(feature = "keyring")]
     let keyring_failure = match keyring_answers() {
         Ok(()) => {
             announce(format_args!("storing tokens in the OS keyring"));
-            return Arc::new(keyring.clone());
+            return Choice {
+                store: Arc::new(keyring.clone()),
+                keyring_failure: None,
+                #[cfg(feature = "file")]
+                file: None,
+            };
         }
         Err(e) => e.to_string(),
     };
     #[cfg(not(feature = "keyring"))]
     let keyring_failure = "this build has no keyring support".to_owned();
+    // Only a build with a keyring falls back from it.
+    let fallback = cfg!(feature = "keyring").then(|| keyring_failure.clone());
 
     #[cfg(feature = "file")]
     let file_failure = match FileStore::open(cache_dir) {
@@ -351,7 +455,11 @@ fn choose(
                 "no keyring available ({keyring_failure}); storing tokens in {} (files readable by this user only)",
                 store.dir().display()
             ));
-            return Arc::new(store);
+            return Choice {
+                store: Arc::new(store.clone()),
+                keyring_failure: fallback,
+                file: Some(store),
+            };
         }
         Err(e) => e.to_string(),
     };
@@ -365,7 +473,12 @@ fn choose(
         "no keyring available ({keyring_failure}) and no file store ({file_failure}); \
          tokens are kept in memory only, so each new process will log in again"
     ));
-    Arc::new(MemoryStore::new())
+    Choice {
+        store: Arc::new(MemoryStore::new()),
+        keyring_failure: fallback,
+        #[cfg(feature = "file")]
+        file: None,
+    }
 }
 
 /// Logs the choice: at `info` the first time in this process, at `debug` afterwards.

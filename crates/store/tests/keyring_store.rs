@@ -23,6 +23,8 @@ use std::{
 
 use common::{child_role, python, spawn_self, unique};
 use flyte_auth_store::{Credentials, KeyringStore, StoreError, TokenStore};
+#[cfg(feature = "file")]
+use flyte_auth_store::{DefaultStore, FileStore};
 
 const CHILD_LIMIT: Duration = Duration::from_secs(120);
 
@@ -463,6 +465,121 @@ fn a_bus_that_never_answers_gives_unavailable_after_the_time_limit() {
     );
     assert!(
         finished.stdout.contains("did not answer"),
+        "{}",
+        finished.stdout
+    );
+}
+
+/// A logout through the default store (the keyring, here) also removes a login an earlier
+/// process saved to the file store while the keyring did not answer.
+#[cfg(feature = "file")]
+#[test]
+fn a_default_store_logout_removes_the_login_from_the_keyring_and_the_file_store() {
+    let _ = keyring();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = Endpoint::new("logout-both");
+    let files = FileStore::in_dir(dir.path());
+    files
+        .store(&Credentials::new("file-token", endpoint.as_str()))
+        .unwrap();
+
+    let store = DefaultStore::new(Some(dir.path().to_owned()));
+    store
+        .store(&Credentials::new("keyring-token", endpoint.as_str()))
+        .unwrap();
+    assert_eq!(store.name(), "keyring");
+    store.delete(endpoint.as_str()).unwrap();
+
+    assert_eq!(
+        KeyringStore::new().retrieve(endpoint.as_str()).unwrap(),
+        None
+    );
+    assert_eq!(
+        files.retrieve(endpoint.as_str()).unwrap(),
+        None,
+        "the login kept in the file outlived the logout"
+    );
+}
+
+/// The default store's fallback is visible and undone.
+///
+/// Run directly (with a Secret Service): the login goes to the keyring, nothing is reported
+/// at `warn`. In a child with no session bus (`no-keyring`): the login goes to the file store
+/// and the first save says so at `warn`, naming the file; a logout removes the file.
+#[cfg(feature = "file")]
+#[test]
+fn a_login_saved_by_the_fallback_is_reported_and_removed_by_a_logout() {
+    let (dir, _keep) = match std::env::var_os("FLYTE_AUTH_STORE_TEST_DIR") {
+        Some(dir) => (std::path::PathBuf::from(dir), None),
+        None => {
+            let temp = tempfile::tempdir().unwrap();
+            (temp.path().to_owned(), Some(temp))
+        }
+    };
+    let endpoint = Endpoint::new("fallback");
+    let path = FileStore::in_dir(&dir).path_for(endpoint.as_str());
+    let store = DefaultStore::new(Some(dir.clone()));
+    let creds = Credentials::new("FALLBACK-TOKEN", endpoint.as_str());
+    let (saved, logs) = common::capture_logs(|| store.store(&creds));
+    saved.unwrap();
+    assert!(!logs.contains("FALLBACK-TOKEN"), "{logs}");
+    // What the choice said (the directory's own checks may warn too).
+    let said = |logs: &str| -> Vec<String> {
+        logs.lines()
+            .filter(|l| l.contains("WARN flyte_auth_store::select"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let warnings = said(&logs);
+    match child_role().as_deref() {
+        Some("no-keyring") => {
+            assert_eq!(store.name(), "file");
+            assert!(path.is_file());
+            assert!(
+                warnings.len() == 1
+                    && warnings[0].contains("keyring did not answer")
+                    && warnings[0].contains(&path.display().to_string()),
+                "{logs}"
+            );
+            // Once per store: a refresh saved later is not reported again.
+            let (saved, logs) = common::capture_logs(|| store.store(&creds));
+            saved.unwrap();
+            assert!(said(&logs).is_empty(), "{logs}");
+            let (deleted, logs) = common::capture_logs(|| store.delete(endpoint.as_str()));
+            deleted.unwrap();
+            assert!(said(&logs).is_empty(), "{logs}");
+            assert!(!path.exists(), "the logout left the file");
+        }
+        Some(other) => panic!("unknown role {other}"),
+        None => {
+            assert_eq!(store.name(), "keyring", "{logs}");
+            assert!(warnings.is_empty(), "{logs}");
+            assert!(!path.exists());
+            store.delete(endpoint.as_str()).unwrap();
+        }
+    }
+    println!("saved to {}", store.name());
+}
+
+#[cfg(feature = "file")]
+#[test]
+fn without_a_keyring_the_default_store_says_where_the_login_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let finished = spawn_self(
+        "a_login_saved_by_the_fallback_is_reported_and_removed_by_a_logout",
+        "no-keyring",
+        &[
+            (
+                "DBUS_SESSION_BUS_ADDRESS",
+                OsString::from("unix:path=/nonexistent/flyte-auth-test/bus"),
+            ),
+            ("FLYTE_AUTH_STORE_TEST_DIR", OsString::from(dir.path())),
+        ],
+    )
+    .wait(CHILD_LIMIT);
+    finished.assert_test_passed();
+    assert!(
+        finished.stdout.contains("saved to file"),
         "{}",
         finished.stdout
     );
