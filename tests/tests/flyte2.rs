@@ -442,7 +442,7 @@ fn proxied_client(idp: &Idp) -> OAuthClient {
         .build()
         .unwrap();
     let proxy: Arc<dyn Authenticator> = proxy_authenticator(&cfg).unwrap().unwrap();
-    http().with_request_header(proxy)
+    http().with_request_header(cfg.endpoint(), proxy)
 }
 
 #[tokio::test]

@@ -400,7 +400,7 @@ async fn the_browser_login_sends_proxy_authorization_on_discovery_and_the_code_e
     let proxy = flyte_auth::proxy_authenticator(&cfg).unwrap().unwrap();
     let http = OAuthClient::new(HttpSettings::new().system_proxy(false))
         .unwrap()
-        .with_request_header(proxy);
+        .with_request_header(cfg.endpoint(), proxy);
     let user = User::approving();
     let auth = authenticator_through(&idp, Arc::new(MemoryStore::new()), &user, http);
 

@@ -164,10 +164,10 @@ impl FactoryOptions {
         self
     }
 
-    /// The `proxy-authorization` authenticator every OAuth request carries, instead of one
-    /// built from the config's `proxyCommand`: pass the one given to `AuthLayer::with_proxy`
-    /// or `AuthenticatedClient::with_proxy` (from [`proxy_authenticator`]), so that the proxy
-    /// command runs once for both.
+    /// The `proxy-authorization` authenticator every OAuth request to the Flyte endpoint
+    /// carries, instead of one built from the config's `proxyCommand`: pass the one given to
+    /// `AuthLayer::with_proxy` or `AuthenticatedClient::with_proxy` (from
+    /// [`proxy_authenticator`]), so that the proxy command runs once for both.
     pub fn proxy_authenticator(mut self, proxy: Arc<dyn Authenticator>) -> Self {
         self.proxy = Some(proxy);
         self
@@ -276,7 +276,7 @@ pub fn get_authenticator(
 /// | `pkceConfig.timeout` / `.refreshTime` | how long the browser login waits; refresh margin |
 /// | `deviceFlowConfig.pollInterval` / `.timeout` / `.refreshTime` | device polling; refresh margin |
 /// | `tokenRefreshWindow` | the refresh margin of every flow whose own `refreshTime` is unset (`0s`: the default) |
-/// | `proxyCommand` | `proxy-authorization` on every OAuth request (discovery, token, device, code exchange); [`proxy_authenticator`] gives the same header for the API calls |
+/// | `proxyCommand` | `proxy-authorization` on every OAuth request to the Flyte endpoint's origin (discovery; token, device and code exchange at Flyte's own authorization server, never at an identity provider elsewhere); [`proxy_authenticator`] gives the same header for the API calls |
 ///
 /// Building an authenticator touches neither the network nor the token store (the CA file is
 /// read, to build the HTTP client): discovery, logins and store reads happen on the first
@@ -431,15 +431,16 @@ mod oauth {
                     .unwrap_or_else(|| cfg.http_settings()),
             )?,
         };
-        // With `proxyCommand`, every OAuth request carries `proxy-authorization` too
-        // (discovery, token, device, code exchange): an authenticating proxy such as GCP IAP
-        // rejects them otherwise.
+        // With `proxyCommand`, every OAuth request to the Flyte endpoint's origin carries
+        // `proxy-authorization` too (discovery, and the token, device and code exchange
+        // requests of Flyte's own authorization server): an authenticating proxy such as GCP
+        // IAP rejects them otherwise. An identity provider elsewhere never receives it.
         let proxy = match &options.proxy {
             Some(proxy) => Some(Arc::clone(proxy)),
             None => super::proxy_authenticator_with(cfg, options)?,
         };
         Ok(match proxy {
-            Some(proxy) => client.with_request_header(proxy),
+            Some(proxy) => client.with_request_header(cfg.endpoint(), proxy),
             None => client,
         })
     }

@@ -36,8 +36,16 @@ const SNIPPET_CHARS: usize = 200;
 #[derive(Clone)]
 pub struct OAuthClient {
     inner: Arc<Inner>,
-    /// Sends its header on every request: `proxy-authorization` from `proxyCommand`.
-    request_header: Option<Arc<dyn flyte_auth_core::Authenticator>>,
+    /// Sends its header on every request to one origin: `proxy-authorization` from
+    /// `proxyCommand`, to the Flyte endpoint.
+    request_header: Option<RequestHeader>,
+}
+
+/// An authenticator whose header goes on every request to one origin.
+#[derive(Clone)]
+struct RequestHeader {
+    origin: url::Origin,
+    authenticator: Arc<dyn flyte_auth_core::Authenticator>,
 }
 
 struct Inner {
@@ -116,15 +124,24 @@ impl OAuthClient {
         })
     }
 
-    /// This client (same pool), sending the header of `authenticator` on every request:
-    /// discovery, token, device authorization and code exchange. For `proxyCommand`: a proxy
-    /// in front of Flyte (GCP IAP) rejects every request without `proxy-authorization`.
-    /// The header is asked for per request (the authenticator caches it).
+    /// This client (same pool), sending the header of `authenticator` on every request to
+    /// `endpoint`'s origin (scheme, host and port): discovery, and the token, device
+    /// authorization and code exchange requests of an authorization server on that origin
+    /// (Flyte's built-in one). For `proxyCommand`: a proxy in front of Flyte (GCP IAP)
+    /// rejects every request without `proxy-authorization`. An identity provider on another
+    /// origin is not behind that proxy and never receives its token. The header is asked
+    /// for per request (the authenticator caches it).
     pub fn with_request_header(
         mut self,
+        endpoint: &flyte_auth_core::Endpoint,
         authenticator: Arc<dyn flyte_auth_core::Authenticator>,
     ) -> Self {
-        self.request_header = Some(authenticator);
+        let origin = reqwest::Url::parse(&endpoint.base_url())
+            .map_or_else(|_| url::Origin::new_opaque(), |url| url.origin());
+        self.request_header = Some(RequestHeader {
+            origin,
+            authenticator,
+        });
         self
     }
 
@@ -249,10 +266,17 @@ impl OAuthClient {
         url: &str,
         mut request: reqwest::RequestBuilder,
     ) -> Result<RawResponse, Error> {
-        if let Some(authenticator) = &self.request_header {
-            let (name, mut value) = authenticator.auth_header().await?.into_parts();
-            value.set_sensitive(true);
-            request = request.header(name, value);
+        if let Some(header) = &self.request_header {
+            if reqwest::Url::parse(url).is_ok_and(|target| target.origin() == header.origin) {
+                let (name, mut value) = header.authenticator.auth_header().await?.into_parts();
+                value.set_sensitive(true);
+                request = request.header(name, value);
+            } else {
+                tracing::debug!(
+                    url = %display_url(url),
+                    "not the Flyte endpoint's origin: the request header is not sent"
+                );
+            }
         }
         let settings = &self.inner.settings;
         let limit = settings.request_limit();

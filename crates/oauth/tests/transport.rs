@@ -204,7 +204,10 @@ async fn the_request_header_goes_on_discovery_and_token_requests() {
         .await;
     let client = OAuthClient::new(HttpSettings::new().system_proxy(false))
         .unwrap()
-        .with_request_header(std::sync::Arc::new(ProxyToken(Some("iap-token"))));
+        .with_request_header(
+            &flyte_auth_core::Endpoint::parse(&server.uri()).unwrap(),
+            std::sync::Arc::new(ProxyToken(Some("iap-token"))),
+        );
     let store = RemoteClientConfigStore::from_base_url(server.uri(), client.clone())
         .prefer(flyte_auth_oauth::DiscoveryFlavour::FlyteAdmin);
     let cfg = flyte_auth_core::ClientConfigStore::get_client_config(&store)
@@ -223,7 +226,10 @@ async fn without_the_proxy_token_no_request_is_sent() {
         .await;
     let client = OAuthClient::new(HttpSettings::new().system_proxy(false))
         .unwrap()
-        .with_request_header(std::sync::Arc::new(ProxyToken(None)));
+        .with_request_header(
+            &flyte_auth_core::Endpoint::parse(&server.uri()).unwrap(),
+            std::sync::Arc::new(ProxyToken(None)),
+        );
     let err = client
         .token(&request(format!("{}/token", server.uri())))
         .await
@@ -231,5 +237,75 @@ async fn without_the_proxy_token_no_request_is_sent() {
     assert!(
         err.to_string().contains("the proxy command failed"),
         "{err}"
+    );
+}
+
+/// The proxy in front of Flyte is not in front of a third-party identity provider: the
+/// `proxy-authorization` token goes to the Flyte endpoint's origin only (discovery, and the
+/// built-in authorization server there), never to a token endpoint on another origin, which
+/// would receive a credential meant for the proxy.
+#[tokio::test]
+async fn the_request_header_goes_to_the_flyte_origin_only() {
+    let flyte = MockServer::start().await;
+    let idp = MockServer::start().await;
+    for document in [
+        "/.well-known/oauth-authorization-server",
+        "/config/v1/flyte_client",
+    ] {
+        Mock::given(method("GET"))
+            .and(path(document))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "token_endpoint": format!("{}/token", idp.uri()),
+                "client_id": "flytectl"
+            })))
+            .mount(&flyte)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(TOKEN))
+        .mount(&idp)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(TOKEN))
+        .mount(&flyte)
+        .await;
+    let client = OAuthClient::new(HttpSettings::new().system_proxy(false))
+        .unwrap()
+        .with_request_header(
+            // Written as configs write it: the origin is compared, not the spelling.
+            &flyte_auth_core::Endpoint::parse(&format!("dns:///{}", flyte.address()))
+                .unwrap()
+                .with_insecure(true),
+            std::sync::Arc::new(ProxyToken(Some("iap-token"))),
+        );
+    let store = RemoteClientConfigStore::from_base_url(flyte.uri(), client.clone())
+        .prefer(flyte_auth_oauth::DiscoveryFlavour::FlyteAdmin);
+    let cfg = flyte_auth_core::ClientConfigStore::get_client_config(&store)
+        .await
+        .unwrap();
+    client.token(&request(cfg.token_endpoint)).await.unwrap();
+    client
+        .token(&request(format!("{}/token", flyte.uri())))
+        .await
+        .unwrap();
+
+    let carried = |r: &wiremock::Request| {
+        r.headers
+            .get("proxy-authorization")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let at_flyte = flyte.received_requests().await.unwrap();
+    assert_eq!(at_flyte.len(), 3, "two documents and a token request");
+    for r in &at_flyte {
+        assert_eq!(carried(r).as_deref(), Some("Bearer iap-token"), "{}", r.url);
+    }
+    let at_idp = idp.received_requests().await.unwrap();
+    assert_eq!(at_idp.len(), 1);
+    assert_eq!(
+        carried(&at_idp[0]),
+        None,
+        "the proxy token went to the identity provider"
     );
 }
