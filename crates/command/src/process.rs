@@ -28,7 +28,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flyte_auth_core::{Error, SecretString};
+use flyte_auth_core::{Error, SecretString, text::printable_lines};
 use zeroize::Zeroizing;
 
 /// The most the command may print on stdout.
@@ -95,15 +95,13 @@ impl Tail {
     }
 
     /// The text for an error message: the last [`STDERR_TAIL`] bytes, lossy UTF-8, control
-    /// characters (terminal escapes) removed, every word of `hide` replaced by `[redacted]`.
+    /// characters (terminal escapes) but line breaks and tabs escaped visibly
+    /// ([`printable_lines`]), every word of `hide` replaced by `[redacted]`.
     pub(crate) fn text(&self, hide: &[&str]) -> String {
         let start = self.bytes.len().saturating_sub(STDERR_TAIL);
         let truncated = self.truncated || start > 0;
         let raw = String::from_utf8_lossy(&self.bytes[start..]);
-        let mut text: String = raw
-            .chars()
-            .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
-            .collect();
+        let mut text = printable_lines(&raw).into_owned();
         if truncated {
             // The first line is probably cut: drop it and say that something came before.
             let rest = text.split_once('\n').map_or("", |(_, rest)| rest);
@@ -446,11 +444,15 @@ mod tests {
     }
 
     #[test]
-    fn stderr_loses_terminal_escapes_and_hidden_words() {
+    fn stderr_escapes_terminal_sequences_visibly_and_hides_words() {
         let mut tail = Tail::default();
-        tail.push(b"\x1b[31merror\x1b[0m: token abcdefgh1234 rejected\r\n\xff");
+        tail.push(b"\x1b[31merror\x1b[0m: token abcdefgh1234 rejected\r\n\xff\x1b]0;t\x07\rx");
         let text = tail.text(&["abcdefgh1234"]);
-        assert_eq!(text, "[31merror[0m: token [redacted] rejected\n\u{fffd}");
+        // Escaped where they were, not dropped: nothing the command wrote is hidden.
+        assert_eq!(
+            text,
+            "\\u{1b}[31merror\\u{1b}[0m: token [redacted] rejected\n\u{fffd}\\u{1b}]0;t\\u{7}\\u{d}x"
+        );
     }
 
     #[test]
