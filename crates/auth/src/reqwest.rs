@@ -7,7 +7,7 @@
 //! use flyte_auth::{AuthenticatedClient, PlatformConfig, get_authenticator, proxy_authenticator};
 //!
 //! let cfg = PlatformConfig::load()?;
-//! let client = AuthenticatedClient::new(reqwest::Client::new(), get_authenticator(&cfg, None)?)
+//! let client = AuthenticatedClient::new(reqwest::Client::builder(), get_authenticator(&cfg, None)?)?
 //!     .maybe_proxy(proxy_authenticator(&cfg)?);
 //! let url = format!("{}/api/v1/projects", cfg.base_url());
 //! let projects = client.send(client.get(&url)).await?;
@@ -29,11 +29,22 @@
 //!    (`RequestBuilder::try_clone` succeeds: any body but a stream). A streamed body is not
 //!    sent again: the 401 is returned, and the next request carries the new token. HTTP 407
 //!    does the same with the proxy authenticator.
+//!
+//! # Redirects
+//!
+//! The token goes only to the origin (scheme, host and port) a request is made for: a
+//! redirect within that origin is followed (up to ten), one to another origin is not, and
+//! its 3xx answer is returned for the caller to follow (without the token). `reqwest` itself
+//! drops only `authorization` and `proxy-authorization` on a redirect to another host, not
+//! the header a Flyte server may name instead (`flyte-authorization`).
 
 use std::{fmt, sync::Arc};
 
-use ::reqwest::{Client, IntoUrl, Method, RequestBuilder, Response, StatusCode};
-use flyte_auth_core::{AuthHeader, Authenticator, Error};
+use ::reqwest::{
+    Client, ClientBuilder, IntoUrl, Method, Request, RequestBuilder, Response, StatusCode,
+    redirect::Policy,
+};
+use flyte_auth_core::{Authenticator, Error};
 
 use crate::rejected::{Headers, NoneStored};
 
@@ -60,16 +71,34 @@ impl fmt::Debug for AuthenticatedClient {
     }
 }
 
+/// The most redirects followed for one request (as `reqwest`'s default policy).
+const MAX_REDIRECTS: usize = 10;
+
 impl AuthenticatedClient {
-    /// Requests through `client`, with `auth`'s header.
-    pub fn new(client: Client, auth: Arc<dyn Authenticator>) -> Self {
-        Self {
+    /// Requests through the client `http` builds (its TLS, proxy and time-out settings),
+    /// with `auth`'s header. Its redirect policy is replaced: redirects are followed within
+    /// the origin of the request only (see the [module documentation](self)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when `reqwest` cannot build the client (its TLS set-up fails).
+    pub fn new(http: ClientBuilder, auth: Arc<dyn Authenticator>) -> Result<Self, Error> {
+        let client = http
+            .redirect(same_origin_redirects())
+            .build()
+            .map_err(|e| {
+                Error::config(format!(
+                    "could not build the HTTP client: {}",
+                    error_chain(&e)
+                ))
+            })?;
+        Ok(Self {
             client,
             auth,
             proxy: None,
             eager: false,
             none_stored: NoneStored::default(),
-        }
+        })
     }
 
     /// Every request waits for a token, logging in first when needed, and is not sent
@@ -134,14 +163,16 @@ impl AuthenticatedClient {
     /// and sends it once more if it can be replayed. Any status other than a rejection is
     /// the caller's to look at.
     ///
-    /// `request` may come from any `reqwest::Client`; it is sent by its own.
+    /// `request` may come from any `reqwest::Client`; it is sent by this one, so that its
+    /// redirect policy applies.
     ///
     /// # Errors
     ///
     /// The authenticator's error when no token can be had (before anything is sent, or
-    /// when the refresh after a 401 fails); [`Error::Transport`] or [`Error::Timeout`] when
-    /// the request fails on the way (URL shown without query string).
+    /// when the refresh after a 401 fails); [`Error::Transport`] when the request cannot be
+    /// built or fails on the way (URL shown without query string).
     pub async fn send(&self, request: RequestBuilder) -> Result<Response, Error> {
+        let request = request.build_split().1.map_err(transport_error)?;
         let replay = request.try_clone();
         let mut headers = Headers::new(
             Arc::clone(&self.auth),
@@ -149,7 +180,7 @@ impl AuthenticatedClient {
             self.eager,
             self.none_stored.clone(),
         );
-        let response = send_with(&mut headers, request).await?;
+        let response = self.send_with(&mut headers, request).await?;
         let main = response.status() == StatusCode::UNAUTHORIZED;
         let proxy =
             response.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED && self.proxy.is_some();
@@ -161,7 +192,7 @@ impl AuthenticatedClient {
             Some(request) => {
                 drop(response);
                 tracing::debug!("sending the rejected request again with the new token");
-                send_with(&mut headers, request).await
+                self.send_with(&mut headers, request).await
             }
             None => {
                 tracing::debug!(
@@ -173,16 +204,51 @@ impl AuthenticatedClient {
     }
 }
 
-async fn send_with(headers: &mut Headers, mut request: RequestBuilder) -> Result<Response, Error> {
-    for header in headers.next().await? {
-        request = with_header(request, header);
+impl AuthenticatedClient {
+    async fn send_with(
+        &self,
+        headers: &mut Headers,
+        mut request: Request,
+    ) -> Result<Response, Error> {
+        for header in headers.next().await? {
+            let (name, value) = header.into_parts();
+            request.headers_mut().append(name, value);
+        }
+        self.client.execute(request).await.map_err(transport_error)
     }
-    request.send().await.map_err(transport_error)
 }
 
-fn with_header(request: RequestBuilder, header: AuthHeader) -> RequestBuilder {
-    let (name, value) = header.into_parts();
-    request.header(name, value)
+/// Follows a redirect only within the origin of the request: the token stays there.
+fn same_origin_redirects() -> Policy {
+    Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if !same_origin {
+            tracing::debug!(
+                to = %flyte_auth_core::redact_url(attempt.url().as_str()),
+                "a redirect to another origin is not followed; the token stays with the first"
+            );
+            attempt.stop()
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// The messages of an error and its sources, joined with `: `.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 /// A `reqwest` failure as core's error, without query string or user info in the URL.
@@ -192,13 +258,7 @@ fn transport_error(e: ::reqwest::Error) -> Error {
         .map(|u| flyte_auth_core::redact_url(u.as_str()))
         .unwrap_or_default();
     let e = e.without_url();
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let message = error_chain(&e);
     Error::Transport {
         url,
         message,

@@ -91,19 +91,13 @@ async fn requests(server: &MockServer) -> Vec<wiremock::Request> {
 }
 
 fn client(auth: Arc<dyn Authenticator>) -> AuthenticatedClient {
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .unwrap();
-    AuthenticatedClient::new(http, auth).eager()
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
+    AuthenticatedClient::new(http, auth).unwrap().eager()
 }
 
 fn lazy_client(auth: Arc<dyn Authenticator>) -> AuthenticatedClient {
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .unwrap();
-    AuthenticatedClient::new(http, auth)
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
+    AuthenticatedClient::new(http, auth).unwrap()
 }
 
 #[tokio::test]
@@ -302,4 +296,72 @@ async fn a_transport_failure_names_the_url_without_its_query() {
     }
     assert!(!err.to_string().contains("s3cr3t"), "{err}");
     assert!(!format!("{err:?}").contains("s3cr3t"), "{err:?}");
+}
+
+/// The token goes to the origin the request was made for: a redirect within it is followed
+/// with the token, one to another origin (another port here) is not followed, so a
+/// discovered header name (`flyte-authorization`, which `reqwest` itself does not strip on
+/// a cross-origin redirect as it strips `authorization`) never reaches the other server. The
+/// 3xx is returned for the caller to follow.
+#[tokio::test]
+async fn the_token_does_not_follow_a_redirect_to_another_origin() {
+    let flyte = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(path("/moved"))
+        .respond_with(ResponseTemplate::new(307).insert_header("location", "/api"))
+        .mount(&flyte)
+        .await;
+    for header_name in ["flyte-authorization", "authorization"] {
+        Mock::given(path("/api"))
+            .and(header(header_name, "Bearer token-1"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&flyte)
+            .await;
+    }
+    Mock::given(path("/away"))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("location", format!("{}/landing", elsewhere.uri())),
+        )
+        .mount(&flyte)
+        .await;
+    Mock::given(path("/landing"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&elsewhere)
+        .await;
+    for header_name in ["flyte-authorization", "authorization"] {
+        let (auth, _) = issuer("token", header_name, usize::MAX);
+        let client = client(auth);
+        let same = client
+            .send(client.get(format!("{}/moved", flyte.uri())))
+            .await
+            .unwrap();
+        assert_eq!(
+            same.status(),
+            200,
+            "a same-origin redirect is followed with the {header_name} header"
+        );
+
+        let away = client
+            .send(client.get(format!("{}/away", flyte.uri())))
+            .await
+            .unwrap();
+        assert_eq!(away.status(), 302, "{header_name}");
+        assert_eq!(
+            away.headers()["location"],
+            format!("{}/landing", elsewhere.uri()).as_str()
+        );
+    }
+    let leaked: Vec<_> = requests(&elsewhere)
+        .await
+        .into_iter()
+        .filter(|r| {
+            r.headers.contains_key("flyte-authorization") || r.headers.contains_key("authorization")
+        })
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "the token reached another origin: {leaked:?}"
+    );
+    assert!(requests(&elsewhere).await.is_empty(), "not followed at all");
 }
