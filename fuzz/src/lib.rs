@@ -1,6 +1,9 @@
 //! What the fuzz targets share: the readable input format of a server answer, the secrets
 //! that must never appear in an error, a loopback HTTP server that answers with the fuzzer's
-//! bytes, and one async runtime per process.
+//! bytes, one async runtime per process, and ([`checks`]) what each target checks.
+//!
+//! This file and `checks.rs` use nothing of libFuzzer: the workspace's test suite includes
+//! them as a module (`tests/tests/fuzz_regressions.rs`) to replay `regressions/`.
 //!
 //! # Input format of an HTTP answer
 //!
@@ -23,6 +26,8 @@ use std::{
 };
 
 use flyte_auth_oauth::{HttpSettings, OAuthClient};
+
+pub mod checks;
 
 /// Secrets the fuzzed requests send: no error may contain them. One has a space and
 /// characters that need form encoding, like the test provider's `client_secret_post` secret.
