@@ -11,6 +11,7 @@ use flyte_auth::{
     AuthMode, Credentials, Error, PlatformConfig, StoreError, TokenStore,
     oauth::{HttpSettings, OAuthClient, RemoteClientConfigStore},
     redact_url,
+    text::printable,
 };
 use serde::Serialize;
 
@@ -89,7 +90,9 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".to_owned())
     }
 
-    /// The text for people: one line per step, the fix under a failed one.
+    /// The text for people: one line per step, the fix under a failed one. What a server
+    /// sent (discovery values, error messages) is in the details: control characters are
+    /// escaped, never passed to the terminal.
     pub(crate) fn to_text(&self) -> String {
         let mut out = String::new();
         for step in &self.steps {
@@ -99,9 +102,14 @@ impl Report {
                 Outcome::Fail => "FAIL",
                 Outcome::Skip => "skip",
             };
-            let _ = writeln!(out, "[{mark}] {:<12} {}", step.name, step.detail);
+            let _ = writeln!(
+                out,
+                "[{mark}] {:<12} {}",
+                step.name,
+                printable(&step.detail)
+            );
             if let Some(fix) = &step.fix {
-                let _ = writeln!(out, "       {:<12} fix: {fix}", "");
+                let _ = writeln!(out, "       {:<12} fix: {}", "", printable(fix));
             }
         }
         let _ = writeln!(
@@ -500,4 +508,30 @@ fn proxy_step(cfg: &PlatformConfig) -> Step {
         .fact("http_proxy_url", configured)
         .fact("environment", variables)
         .fact("proxy_command", proxy_command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_output_escapes_control_characters_a_server_sent() {
+        let report = Report {
+            ok: false,
+            steps: vec![
+                Step::new(
+                    "discovery",
+                    Outcome::Ok,
+                    "answers; token endpoint https://idp.example.org/token\x1b[2K\rhttps://evil",
+                )
+                .fix("see \x1b]8;;https://evil.example\x07here\x1b]8;;\x07"),
+            ],
+        };
+        let text = report.to_text();
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(text.contains("token\\u{1b}[2K\\u{d}https://evil"), "{text}");
+    }
 }
