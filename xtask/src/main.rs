@@ -79,7 +79,7 @@ const TASKS: &[Task] = &[
     },
     Task {
         name: "isolation",
-        about: "cargo check -p <crate> for each library crate alone, per feature set",
+        about: "cargo check -p <crate> for each library crate alone, per feature set; cargo test of the tests that exist only without a feature",
         in_ci: true,
         args: no_args,
         run: |_| tasks::isolation(),

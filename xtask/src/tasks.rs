@@ -1,6 +1,7 @@
 //! The checks: one function per `cargo xtask <task>`.
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cmd::{capture, cargo, run, show};
@@ -127,10 +128,16 @@ fn feature_sets(package: &workspace::Package) -> Vec<Vec<String>> {
     sets
 }
 
-/// `cargo check -p <crate>` for each library crate alone, with each of its feature sets.
+/// `cargo check -p <crate>` for each library crate alone, with each of its feature sets; and
+/// `cargo test` of the tests that only exist without a feature.
 ///
 /// Cargo resolves features for the selected package only, so this catches a crate that
 /// compiles inside the workspace only thanks to features another crate turns on.
+///
+/// The test suite runs with `--all-features`, where a test under `#[cfg(not(feature = "x"))]`
+/// is not even compiled. So every such test (found in the crate's `tests/*.rs` and `src/`) is
+/// run here, with every feature of its crate but the ones its gates name, and must be reported
+/// as passed; a test gated any other way that names a feature's absence fails this step.
 pub(crate) fn isolation() -> Outcome {
     let mut failed = Vec::new();
     let mut count = 0;
@@ -145,13 +152,214 @@ pub(crate) fn isolation() -> Outcome {
             }
         }
     }
+    let mut gated_runs = 0;
+    for package in workspace::libraries()? {
+        for (target, tests) in gated_targets(&package)? {
+            gated_runs += 1;
+            if let Err(err) = run_gated(&package, &target, &tests) {
+                println!("FAILED: {err}");
+                failed.push(err);
+            }
+        }
+    }
     if failed.is_empty() {
-        Ok(Some(format!("{count} crate/feature builds")))
+        Ok(Some(format!(
+            "{count} crate/feature builds, {gated_runs} runs of tests that exist without a feature"
+        )))
     } else {
         Err(format!(
             "{} of {count} builds failed:\n  {}",
             failed.len(),
             failed.join("\n  ")
+        ))
+    }
+}
+
+/// A test compiled only without a feature: `#[cfg(not(feature = "<feature>"))]` on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GatedTest {
+    name: String,
+    feature: String,
+}
+
+/// The tests of `text` (a Rust source file) that are compiled only without a feature. A test
+/// under another gate that is false with every feature on (`not(...)` or `all(...)` naming a
+/// feature's absence: `all(unix, not(feature = "x"))`) is an error: this step could not tell
+/// which build runs it. (`any(not(feature = "x"), unix)` may be true with every feature on,
+/// and is left to the suite.)
+fn gated_tests(text: &str) -> Result<Vec<GatedTest>, String> {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(predicate) = line
+            .strip_prefix("#[cfg(")
+            .and_then(|rest| rest.strip_suffix(")]"))
+        else {
+            continue;
+        };
+        let false_with_all_features = (predicate.starts_with("not(")
+            && predicate.contains("feature"))
+            || (predicate.starts_with("all(")
+                && (predicate.contains("not(feature") || predicate.contains("not(any(feature")));
+        if !false_with_all_features {
+            continue;
+        }
+        // The attributes and comments after the gate, up to the item it applies to.
+        let mut is_test = false;
+        let mut name = None;
+        for next in &lines[i + 1..] {
+            if next.starts_with("#[") {
+                is_test |=
+                    *next == "#[test]" || next.contains("::test]") || next.contains("::test(");
+            } else if !(next.is_empty() || next.starts_with("//")) {
+                name = next
+                    .strip_prefix("async fn ")
+                    .or_else(|| next.strip_prefix("fn "))
+                    .and_then(|rest| rest.split(['(', '<']).next())
+                    .map(str::to_owned);
+                break;
+            }
+        }
+        if !is_test {
+            continue;
+        }
+        let feature = line
+            .strip_prefix("#[cfg(not(feature = \"")
+            .and_then(|rest| rest.strip_suffix("\"))]"));
+        match (feature, name) {
+            (Some(feature), Some(name)) if !feature.contains('"') => found.push(GatedTest {
+                name,
+                feature: feature.to_owned(),
+            }),
+            _ => {
+                return Err(format!(
+                    "line {}: a test under `{line}`: gate it with exactly one \
+                     `#[cfg(not(feature = \"x\"))]` on a `fn`, so that `cargo xtask isolation` \
+                     knows which build runs it",
+                    i + 1
+                ));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A test target (`--test <name>` or `--lib`) and its gated tests.
+type GatedTarget = (Vec<String>, Vec<GatedTest>);
+
+/// The `.rs` files under `dir`, recursively, sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The test targets of `package` that hold gated tests: `--test <name>` for each file of
+/// `tests/`, `--lib` for `src/`; with their gated tests.
+fn gated_targets(package: &workspace::Package) -> Result<Vec<GatedTarget>, String> {
+    let mut targets = Vec::new();
+    let mut in_files = |files: Vec<PathBuf>, target: Vec<String>| -> Result<(), String> {
+        let mut tests = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            tests.extend(gated_tests(&text).map_err(|e| format!("{}: {e}", file.display()))?);
+        }
+        if !tests.is_empty() {
+            targets.push((target, tests));
+        }
+        Ok(())
+    };
+    // Each file directly in `tests/` is a test target; its modules are in subdirectories.
+    for file in rust_files(&package.dir.join("tests")) {
+        if file.parent() == Some(package.dir.join("tests").as_path())
+            && let Some(stem) = file.file_stem().and_then(|s| s.to_str())
+        {
+            in_files(
+                vec![file.clone()],
+                vec!["--test".to_owned(), stem.to_owned()],
+            )?;
+        }
+    }
+    in_files(
+        rust_files(&package.dir.join("src")),
+        vec!["--lib".to_owned()],
+    )?;
+    Ok(targets)
+}
+
+/// The `cargo test` arguments for `tests` of `package`: every feature but the ones the gates
+/// name, which must be features of the package.
+fn gated_features(
+    package: &workspace::Package,
+    tests: &[GatedTest],
+) -> Result<Vec<String>, String> {
+    let off: BTreeSet<&str> = tests.iter().map(|t| t.feature.as_str()).collect();
+    if let Some(unknown) = off
+        .iter()
+        .find(|f| !package.user_features().any(|u| u == **f))
+    {
+        return Err(format!(
+            "{}: a test is gated on the absence of `{unknown}`, which is not one of its features",
+            package.name
+        ));
+    }
+    let on: Vec<&str> = package
+        .user_features()
+        .filter(|f| !off.contains(f))
+        .collect();
+    let mut args = vec!["--no-default-features".to_owned()];
+    if !on.is_empty() {
+        args.extend(["--features".to_owned(), on.join(",")]);
+    }
+    Ok(args)
+}
+
+/// Runs the gated `tests` of `target` and checks that each was run and passed.
+fn run_gated(
+    package: &workspace::Package,
+    target: &[String],
+    tests: &[GatedTest],
+) -> Result<(), String> {
+    let mut cmd = cargo(["test", "-p", &package.name]);
+    cmd.args(gated_features(package, tests)?)
+        .args(target)
+        .arg("--");
+    cmd.args(tests.iter().map(|t| &t.name));
+    println!("$ {}", show(&cmd));
+    let out = capture(&mut cmd, 20 * MINUTE)?;
+    print!("{out}");
+    let missing: Vec<&str> = tests
+        .iter()
+        .map(|t| t.name.as_str())
+        .filter(|name| {
+            !out.lines().any(|l| {
+                l.starts_with("test ")
+                    && l.ends_with(" ... ok")
+                    && l.trim_end_matches(" ... ok").ends_with(name)
+            })
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` did not run {}: a feature the others turn on may need the one its gate turns off",
+            show(&cmd),
+            missing.join(", ")
         ))
     }
 }
@@ -360,6 +568,7 @@ mod tests {
             ],
             publishable: true,
             has_lib: true,
+            dir: PathBuf::new(),
         };
         let sets: Vec<String> = feature_sets(&umbrella)
             .iter()
@@ -380,5 +589,84 @@ mod tests {
             ..umbrella
         };
         assert_eq!(feature_sets(&plain), [Vec::<String>::new()]);
+    }
+
+    #[test]
+    fn tests_that_exist_only_without_a_feature_are_found_by_their_gate() {
+        let text = r#"
+#[cfg(not(feature = "device"))]
+#[test]
+fn without_device() {}
+
+/// A doc comment between.
+#[cfg(not(feature = "pkce"))]
+#[tokio::test(flavor = "current_thread")]
+async fn without_pkce() {}
+
+#[cfg(not(feature = "command"))]
+fn not_a_test() {}
+
+#[cfg(feature = "device")]
+#[test]
+fn with_device() {}
+"#;
+        assert_eq!(
+            gated_tests(text).unwrap(),
+            [
+                GatedTest {
+                    name: "without_device".into(),
+                    feature: "device".into()
+                },
+                GatedTest {
+                    name: "without_pkce".into(),
+                    feature: "pkce".into()
+                },
+            ]
+        );
+        let err = gated_tests("#[cfg(all(unix, not(feature = \"x\")))]\n#[test]\nfn t() {}\n")
+            .unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn gated_tests_run_with_every_other_feature() {
+        let package = workspace::Package {
+            name: "flyte-auth".into(),
+            features: vec![
+                "command".into(),
+                "default".into(),
+                "device".into(),
+                "pkce".into(),
+            ],
+            publishable: true,
+            has_lib: true,
+            dir: PathBuf::new(),
+        };
+        let gated = |feature: &str| GatedTest {
+            name: "t".into(),
+            feature: feature.into(),
+        };
+        assert_eq!(
+            gated_features(&package, &[gated("device"), gated("pkce")]).unwrap(),
+            ["--no-default-features", "--features", "command"]
+        );
+        assert!(gated_features(&package, &[gated("nope")]).is_err());
+    }
+
+    /// The tests of this workspace gated on a feature's absence are found, so the step runs
+    /// them (the suite's `--all-features` never compiles them).
+    #[test]
+    fn this_workspaces_gated_tests_are_found() {
+        let root = crate::workspace_root();
+        let text = std::fs::read_to_string(root.join("crates/store/tests/select.rs")).unwrap();
+        let names: Vec<String> = gated_tests(&text)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert!(
+            names.contains(&"a_kind_this_build_lacks_is_unavailable".to_owned()),
+            "{names:?}"
+        );
     }
 }

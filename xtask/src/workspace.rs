@@ -2,6 +2,7 @@
 //! xtask keeps working as crates and features come and go.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -21,6 +22,8 @@ pub(crate) struct Package {
     pub(crate) publishable: bool,
     /// Has a `lib` (or proc-macro) target.
     pub(crate) has_lib: bool,
+    /// The directory of its `Cargo.toml`.
+    pub(crate) dir: PathBuf,
 }
 
 impl Package {
@@ -94,11 +97,17 @@ fn parse_metadata(json: &str) -> Result<Vec<Package>, String> {
                 })
             })
         });
+        let dir = p["manifest_path"]
+            .as_str()
+            .map(PathBuf::from)
+            .and_then(|manifest| manifest.parent().map(PathBuf::from))
+            .unwrap_or_default();
         packages.push(Package {
             name,
             features,
             publishable,
             has_lib,
+            dir,
         });
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name));
