@@ -14,7 +14,8 @@
 //!   findings are grouped by that message. New corpus entries go to
 //!   `fuzz/target/work/<target>/`; the committed seeds in `fuzz/corpus/<target>/` are only read.
 //! - `fuzz/regressions/<target>/` holds inputs that once failed; each is replayed first and
-//!   must now pass.
+//!   must now pass. `cargo test` replays them as well, without cargo-fuzz, through the
+//!   targets' checks in `fuzz/src/checks.rs` (`tests/tests/fuzz_regressions.rs`).
 //! - libFuzzer's output goes to `target/fuzz/<target>.log`; the targets' temporary files go to
 //!   `fuzz/target/tmp/<target>/` (`TMPDIR`), removed after the run.
 //!
@@ -177,6 +178,8 @@ fn host_triple() -> &'static str {
 fn dictionary(fuzz_dir: &Path, target: &str) -> Option<PathBuf> {
     let name = match target {
         "token_response" | "device_authorization" | "discovery" => "oauth",
+        "expiry_arithmetic" => "expiry",
+        "stored_entry" => "stored",
         "callback_query" => "callback",
         "config_file" => "config",
         _ => return None,
