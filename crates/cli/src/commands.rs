@@ -31,11 +31,13 @@ pub(crate) fn run(cli: &Cli) -> Result<(), Error> {
     match &cli.command {
         Command::Token => {
             guard::check(&cfg, guard::depth())?;
-            token(&cfg, options)
+            guard::mark_config(&cfg);
+            token(&cfg, options).map_err(|e| guard::explain(&cfg, e))
         }
         Command::Login => {
             guard::check(&cfg, guard::depth())?;
-            block_on(login(&cfg, options))
+            guard::mark_config(&cfg);
+            block_on(login(&cfg, options)).map_err(|e| guard::explain(&cfg, e))
         }
         Command::Logout => logout(&cfg, options),
         Command::Status { json } => status(&cfg, options, *json),

@@ -213,6 +213,36 @@ fn a_flyte_auth_started_by_flyte_auth_that_would_start_it_again_stops() {
     assert!(out.elapsed < Duration::from_secs(20), "{out:?}");
 }
 
+/// `~/.flyte/config.yaml` whose `command` runs `flyte-auth token` through a shell (so the
+/// first flyte-auth cannot see that it is itself): the flyte-auth it starts reads the same
+/// configuration and refuses at once; the first reports it as a configuration error, once,
+/// without asking the (unreachable) server anything first.
+#[test]
+fn a_command_that_runs_flyte_auth_through_a_shell_is_refused_at_the_first_nested_run() {
+    let user = User::new();
+    let flyte = user.home().join(".flyte");
+    std::fs::create_dir_all(&flyte).unwrap();
+    std::fs::write(
+        flyte.join("config.yaml"),
+        format!(
+            "admin:\n  endpoint: http://127.0.0.1:{}\n  authType: ExternalCommand\n  \
+             command: [sh, -c, \"exec {} token\"]\n",
+            support::closed_port(),
+            binary().display()
+        ),
+    )
+    .unwrap();
+    let out = user.run(&["token"]);
+    let line = out.error(2);
+    assert!(line.contains("run itself"), "{line}");
+    assert_eq!(
+        out.stderr.matches("run itself").count(),
+        1,
+        "the hint is repeated: {out:?}"
+    );
+    assert!(out.elapsed < Duration::from_secs(2), "{out:?}");
+}
+
 #[test]
 fn status_names_the_configuration_error_token_fails_on() {
     let user = User::new().args([

@@ -423,7 +423,6 @@ impl TokenFlow for CommandFlow {
 
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
         Box::pin(async move {
-            self.discover_header().await;
             let job = Arc::clone(&self.job);
             tracing::debug!(
                 program = %job.program,
@@ -453,7 +452,11 @@ impl TokenFlow for CommandFlow {
                     String::new(),
                 )
             })??;
-            self.credentials(finished)
+            let credentials = self.credentials(finished)?;
+            // Asked once the command has answered: a command that fails (a flyte-auth refusing
+            // to run itself, say) is reported without waiting for the server first.
+            self.discover_header().await;
+            Ok(credentials)
         })
     }
 
