@@ -103,8 +103,10 @@ pub(crate) struct Options {
     pub(crate) insecure_skip_verify: Option<bool>,
     /// `--http-proxy`.
     pub(crate) http_proxy: Option<ProxyUrl>,
-    /// `--timeout`.
+    /// `--timeout`: the deadline of the whole command.
     pub(crate) timeout: Option<Duration>,
+    /// `--per-retry-timeout`.
+    pub(crate) per_retry_timeout: Option<Duration>,
     /// `--auth-mode`.
     pub(crate) auth_mode: Option<AuthMode>,
     /// `--client-id`.
@@ -293,9 +295,25 @@ const OPTIONS: &[Opt] = &[
         long: "timeout",
         takes: Takes::Value("SECONDS"),
         heading: Heading::Connection,
-        help: "Give up on each HTTP request after this long: seconds, or `30s`, `2m`.",
+        help: "Give up after this long: the whole command, every request, retry and wait \
+               included, ends within it (exit status 4): seconds, or `30s`, `2m`. A browser or \
+               device login adds the time it gives you to log in (admin.pkceConfig.timeout, \
+               2m; admin.deviceFlowConfig.timeout, 10m), and ExternalCommand the time of the \
+               token command (--command-timeout).",
         set: |o, v| {
             o.timeout = Some(timeout(v)?);
+            Ok(())
+        },
+    },
+    Opt {
+        long: "per-retry-timeout",
+        takes: Takes::Value("SECONDS"),
+        heading: Heading::Connection,
+        help: "Give each attempt of a request that is retried (discovery, client credentials, \
+               refresh) this long before trying again (admin.perRetryTimeout; default 15s): \
+               seconds, or `30s`, `2m`.",
+        set: |o, v| {
+            o.per_retry_timeout = Some(timeout(v)?);
             Ok(())
         },
     },
@@ -841,7 +859,7 @@ mod tests {
             let sample = match opt.long {
                 "auth-mode" => "DeviceFlow",
                 "store" => "memory",
-                "timeout" | "command-timeout" => "5s",
+                "timeout" | "command-timeout" | "per-retry-timeout" => "5s",
                 _ => "x",
             };
             let flag = format!("--{}", opt.long);
@@ -917,6 +935,12 @@ mod tests {
         assert!(error(&["--timeout", "0", "token"]).contains("longer than zero"));
         assert!(error(&["--timeout", "soon", "token"]).starts_with("--timeout: "));
         assert!(error(&["token", "--timeout"]).contains("--timeout"));
+        assert_eq!(
+            cli(&["--per-retry-timeout", "2s", "token"])
+                .options
+                .per_retry_timeout,
+            Some(Duration::from_secs(2))
+        );
     }
 
     #[test]

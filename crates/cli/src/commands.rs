@@ -4,10 +4,10 @@ use std::{
     future::Future,
     io::Write as _,
     sync::Arc,
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
-use flyte_auth::{Credentials, Error, PlatformConfig};
+use flyte_auth::{AuthMode, Credentials, Error, PlatformConfig};
 
 use crate::{
     args::{Cli, Command, Options},
@@ -17,6 +17,8 @@ use crate::{
 
 /// Runs the subcommand `cli` names.
 pub(crate) fn run(cli: &Cli) -> Result<(), Error> {
+    // `--timeout` counts from here: reading the config and the store is part of the command.
+    let started = Instant::now();
     let options = &cli.options;
     if let Command::Doctor { json } = &cli.command {
         return block_on(run_doctor(options, *json));
@@ -32,12 +34,15 @@ pub(crate) fn run(cli: &Cli) -> Result<(), Error> {
         Command::Token => {
             guard::check(&cfg, guard::depth())?;
             guard::mark_config(&cfg);
-            token(&cfg, options).map_err(|e| guard::explain(&cfg, e))
+            token(&cfg, options, TimeLimit::new(&cfg, options, started))
+                .map_err(|e| guard::explain(&cfg, e))
         }
         Command::Login => {
             guard::check(&cfg, guard::depth())?;
             guard::mark_config(&cfg);
-            block_on(login(&cfg, options)).map_err(|e| guard::explain(&cfg, e))
+            let limit = TimeLimit::new(&cfg, options, started);
+            block_on(limit.bound("logging in", login(&cfg, options)))
+                .map_err(|e| guard::explain(&cfg, e))
         }
         Command::Logout => logout(&cfg, options),
         Command::Status { json } => status(&cfg, options, *json),
@@ -53,6 +58,90 @@ fn block_on<T>(future: impl Future<Output = Result<T, Error>>) -> Result<T, Erro
         .build()
         .map_err(|e| Error::other(CommandError::Runtime(e)))?
         .block_on(future)
+}
+
+/// How long `token` and `login` may run in all (`--timeout`): everything the command does on
+/// the network (discovery, refresh, token requests, their retries and waits) ends within it.
+///
+/// Waiting for a person or a program is not network time, and has its own limit: a browser
+/// or device login adds the time it gives the user (`admin.pkceConfig.timeout`,
+/// `admin.deviceFlowConfig.timeout`), `ExternalCommand` the token command's time-out
+/// (`--command-timeout`, `admin.commandTimeout`; the command is stopped by its own limit, with
+/// its process group, rather than left running when this process ends).
+#[derive(Debug, Clone, Copy)]
+struct TimeLimit {
+    /// When the command started.
+    started: Instant,
+    /// `--timeout`, or `None`: no limit.
+    network: Option<Duration>,
+    /// What the auth mode adds to it, and why.
+    allowance: Option<(Duration, &'static str)>,
+}
+
+impl TimeLimit {
+    fn new(cfg: &PlatformConfig, options: &Options, started: Instant) -> Self {
+        let allowance = match cfg.auth_mode_ref() {
+            AuthMode::Pkce => Some((
+                cfg.pkce_timeout()
+                    .unwrap_or(flyte_auth::pkce::DEFAULT_LOGIN_TIMEOUT),
+                "the browser login",
+            )),
+            AuthMode::DeviceFlow => Some((
+                cfg.device_flow_timeout()
+                    .unwrap_or(flyte_auth::device::DEFAULT_LOGIN_TIMEOUT),
+                "the device login",
+            )),
+            AuthMode::ExternalCommand => Some((
+                options
+                    .command_timeout
+                    .or(cfg.command_timeout())
+                    .unwrap_or(flyte_auth::command::DEFAULT_TIMEOUT),
+                "the token command",
+            )),
+            _ => None,
+        };
+        Self {
+            started,
+            network: options.timeout,
+            allowance,
+        }
+    }
+
+    /// The whole limit, when there is one.
+    fn total(&self) -> Option<Duration> {
+        let network = self.network?;
+        Some(network.saturating_add(self.allowance.map_or(Duration::ZERO, |(extra, _)| extra)))
+    }
+
+    /// `future` (what `doing` does on the network), ended at the limit. A time-out of the
+    /// future's own that ends at the limit is reported as the limit's too.
+    async fn bound<T>(
+        &self,
+        doing: &str,
+        future: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let Some(total) = self.total() else {
+            return future.await;
+        };
+        let end = self.started + total;
+        match tokio::time::timeout_at(end.into(), future).await {
+            Ok(Err(Error::Timeout { .. })) if Instant::now() >= end => {}
+            Ok(result) => return result,
+            Err(_) => {}
+        }
+        tracing::debug!(doing, limit_s = total.as_secs_f32(), "--timeout reached");
+        let operation = match self.allowance {
+            Some((extra, what)) => format!(
+                "{doing} (--timeout, plus the {} {what} may take)",
+                humantime::format_duration(extra)
+            ),
+            None => format!("{doing} (--timeout)"),
+        };
+        Err(Error::Timeout {
+            operation,
+            after: total,
+        })
+    }
 }
 
 /// Prints the diagnosis; fails (exit status 1) when a step failed.
@@ -80,13 +169,13 @@ async fn run_doctor(options: &Options, json: bool) -> Result<(), Error> {
 /// Prints the access token, and nothing else, on standard output.
 ///
 /// A fresh token in the store is printed at once; only a refresh or a login starts the async
-/// runtime.
-fn token(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
+/// runtime, and ends within `limit`.
+fn token(cfg: &PlatformConfig, options: &Options, limit: TimeLimit) -> Result<(), Error> {
     let store = settings::store(options, cfg)?;
     let authenticator = connect::authenticator(cfg, options, store)?;
     let credentials = match authenticator.fresh_credentials() {
         Some(credentials) => credentials,
-        None => block_on(authenticator.get_credentials())?,
+        None => block_on(limit.bound("getting a token", authenticator.get_credentials()))?,
     };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", credentials.access_token.expose_secret())

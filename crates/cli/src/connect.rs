@@ -8,7 +8,7 @@ use flyte_auth::{
     Authenticator, Error, FactoryOptions, PlatformConfig, TokenStore, get_authenticator_with,
 };
 
-use crate::{args::Options, prompt};
+use crate::{args::Options, prompt, settings};
 
 /// The factory options the command line asks for (the factory itself applies the config's
 /// `admin.commandTimeout` when `--command-timeout` is not given).
@@ -23,13 +23,8 @@ pub(crate) fn factory_options(cfg: &PlatformConfig, options: &Options) -> Factor
     if let Some(timeout) = options.command_timeout {
         factory = factory.command_timeout(timeout);
     }
-    if let Some(timeout) = options.timeout {
-        // `--timeout` bounds every request; connecting may take no longer than that either.
-        let settings = cfg.http_settings();
-        let connect = settings.connect_timeout.min(timeout);
-        factory = factory.http_settings(settings.request_timeout(timeout).connect_timeout(connect));
-    }
-    factory
+    // `--timeout` is the deadline of each operation (`commands` bounds the whole command).
+    factory.http_settings(settings::http_settings(cfg, options))
 }
 
 /// The authenticator `cfg.auth_mode()` names, persisting logins to `store`. Touches neither

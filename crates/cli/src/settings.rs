@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use flyte_auth::{Error, PlatformConfig, TokenStore, config::PlatformConfigBuilder};
+use flyte_auth::{
+    Error, PlatformConfig, TokenStore, config::PlatformConfigBuilder, oauth::HttpSettings,
+};
 use flyte_auth_store::{StoreKind, open_store_for};
 
 use crate::args::Options;
@@ -51,7 +53,21 @@ pub(crate) fn config_builder(options: &Options) -> PlatformConfigBuilder {
     if let Some(key) = &options.api_key {
         builder = builder.api_key(key.clone());
     }
+    if let Some(timeout) = options.per_retry_timeout {
+        builder = builder.per_retry_timeout(timeout);
+    }
     builder
+}
+
+/// The HTTP settings of every OAuth request: the config's (TLS, proxy, retries), with
+/// `--timeout` as the deadline of each operation (a discovery, a request with its retries).
+/// The command as a whole is bounded in `commands`.
+pub(crate) fn http_settings(cfg: &PlatformConfig, options: &Options) -> HttpSettings {
+    let settings = cfg.http_settings();
+    match options.timeout {
+        Some(timeout) => settings.deadline(timeout),
+        None => settings,
+    }
 }
 
 /// Loads the platform config from the process environment, the config file and the flags.
@@ -78,7 +94,7 @@ pub(crate) fn store(options: &Options, cfg: &PlatformConfig) -> Result<Arc<dyn T
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::{collections::HashMap, time::Duration};
 
     use flyte_auth::AuthMode;
 
@@ -227,6 +243,44 @@ mod tests {
         assert_eq!(cfg.http_proxy_url(), Some("http://proxy:3128"));
         // Unset: the browser login keeps its own default.
         assert_eq!(cfg.pkce_timeout(), None);
+    }
+
+    #[test]
+    fn timeout_is_the_deadline_of_each_operation_and_per_retry_timeout_bounds_an_attempt() {
+        let given = options(&[
+            "--endpoint",
+            "h:1",
+            "--timeout",
+            "5",
+            "--per-retry-timeout",
+            "2s",
+        ]);
+        let cfg = config_builder(&given)
+            .no_config_file()
+            .env(env(&[]))
+            .build()
+            .unwrap();
+        assert_eq!(cfg.per_retry_timeout(), Some(Duration::from_secs(2)));
+        let settings = http_settings(&cfg, &given);
+        assert_eq!(settings.deadline, Some(Duration::from_secs(5)));
+        assert_eq!(
+            settings.retry.per_attempt_timeout,
+            Some(Duration::from_secs(2))
+        );
+
+        // Neither: no deadline, and the Go client's time per attempt.
+        let plain = options(&["--endpoint", "h:1"]);
+        let cfg = config_builder(&plain)
+            .no_config_file()
+            .env(env(&[]))
+            .build()
+            .unwrap();
+        let settings = http_settings(&cfg, &plain);
+        assert_eq!(settings.deadline, None);
+        assert_eq!(
+            settings.retry.per_attempt_timeout,
+            Some(flyte_auth::oauth::DEFAULT_PER_RETRY_TIMEOUT)
+        );
     }
 
     #[test]

@@ -489,6 +489,66 @@ async fn status_never_logs_in() {
     assert_eq!(stats.token_requests(GRANT_DEVICE_CODE), 0);
 }
 
+// --- The overall deadline (--timeout) ------------------------------------------------------
+
+/// A loopback server that accepts every connection and never answers: each request hangs
+/// until the client gives up.
+fn silent_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    address
+}
+
+#[test]
+fn timeout_bounds_the_whole_command_retries_and_discovery_included() {
+    let endpoint = silent_server();
+    let user = User::new().env("SVC_SECRET", "some-secret-value").args([
+        "--endpoint",
+        &endpoint,
+        "--insecure",
+        "--auth-mode",
+        "ClientSecret",
+        "--client-id",
+        "svc",
+        "--client-secret-env",
+        "SVC_SECRET",
+    ]);
+    // Discovery and the token request both hang; each would be retried four times.
+    let out = user.run(&["token", "--timeout", "2"]);
+    let line = out.error(4);
+    assert!(line.contains("(--timeout) timed out after 2s"), "{line}");
+    assert!(out.elapsed < Duration::from_secs(3), "{out:?}");
+
+    // Only the token endpoint hangs: discovery is not needed.
+    let user = User::new()
+        .env("SVC_SECRET", "some-secret-value")
+        .env("FLYTE_ADMIN_TOKENURL", format!("http://{endpoint}/token"))
+        .env("FLYTE_ADMIN_AUTHORIZATIONHEADER", "authorization")
+        .args([
+            "--endpoint",
+            "flyte.invalid:443",
+            "--auth-mode",
+            "ClientSecret",
+            "--client-id",
+            "svc",
+            "--client-secret-env",
+            "SVC_SECRET",
+            "--scopes",
+            "all",
+        ]);
+    let out = user.run(&["token", "--timeout", "2"]);
+    let line = out.error(4);
+    assert!(line.contains("(--timeout) timed out after 2s"), "{line}");
+    assert!(out.elapsed < Duration::from_secs(3), "{out:?}");
+    assert!(!out.stderr.contains("some-secret-value"), "{out:?}");
+}
+
 // --- A config file planted by another user --------------------------------------------------
 
 /// Runs `command` to its end, killing it after a minute.

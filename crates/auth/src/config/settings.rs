@@ -321,7 +321,9 @@ settings! {
     max_retries: Count -> Option<u32> {
         yaml: "admin.maxRetries",
     }
-    /// The time allowed for each attempt of a retried request (as in the Go client).
+    /// The time allowed for each attempt of a retried request (discovery, client
+    /// credentials, refresh) before it is abandoned and retried, as in the Go client (unset:
+    /// the oauth crate's `DEFAULT_PER_RETRY_TIMEOUT`, 15 seconds, the Go client's default).
     per_retry_timeout: Period -> Option<Duration> {
         yaml: "admin.perRetryTimeout",
     }
