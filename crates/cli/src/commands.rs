@@ -278,3 +278,98 @@ enum CommandError {
     #[error("doctor found a problem (see the steps marked FAIL above)")]
     DoctorFound,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(args: &[&str]) -> TimeLimit {
+        let args: Vec<&str> = ["--endpoint", "h:1"]
+            .into_iter()
+            .chain(args.iter().copied())
+            .chain(["token"])
+            .collect();
+        let options = crate::args::cli(&args).options;
+        let cfg = settings::config_builder(&options)
+            .no_config_file()
+            .env(|_: &str| None::<String>)
+            .build()
+            .unwrap();
+        TimeLimit::new(&cfg, &options, Instant::now())
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn timeout_is_the_whole_limit_when_nobody_is_waited_for() {
+        let secret = ["--auth-mode", "ClientSecret", "--client-id", "svc"];
+        let with_timeout: Vec<&str> = secret.iter().copied().chain(["--timeout", "5"]).collect();
+        assert_eq!(limit(&with_timeout).total(), Some(5 * SECOND));
+        assert_eq!(limit(&secret).total(), None, "no --timeout, no limit");
+    }
+
+    #[test]
+    fn a_login_adds_the_time_it_gives_the_user_and_a_token_command_its_own() {
+        let total = |mode: &str, extra: &[&str]| {
+            let args: Vec<&str> = ["--auth-mode", mode, "--timeout", "5"]
+                .into_iter()
+                .chain(extra.iter().copied())
+                .collect();
+            limit(&args).total()
+        };
+        assert_eq!(total("Pkce", &[]), Some(125 * SECOND));
+        assert_eq!(total("DeviceFlow", &[]), Some(605 * SECOND));
+        assert_eq!(
+            total("ExternalCommand", &["--command-timeout", "7"]),
+            Some(12 * SECOND)
+        );
+        assert_eq!(total("ExternalCommand", &[]), Some(35 * SECOND));
+    }
+
+    #[test]
+    fn what_does_not_end_by_the_limit_is_a_time_out_naming_timeout() {
+        let limit = TimeLimit {
+            started: Instant::now(),
+            network: Some(Duration::from_millis(200)),
+            allowance: None,
+        };
+        let result: Result<(), Error> =
+            block_on(limit.bound("getting a token", std::future::pending()));
+        let err = result.unwrap_err();
+        assert!(limit.started.elapsed() < SECOND, "{err}");
+        assert!(
+            matches!(err, Error::Timeout { after, .. } if after == Duration::from_millis(200)),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "getting a token (--timeout) timed out after 0.2s"
+        );
+
+        // A time-out of its own is the limit's when it ends at (or after) the limit...
+        let own = || async {
+            Err::<(), _>(Error::Timeout {
+                operation: "token request".into(),
+                after: Duration::from_millis(300),
+            })
+        };
+        let limit = TimeLimit {
+            started: Instant::now() - Duration::from_millis(300),
+            network: Some(Duration::from_millis(100)),
+            allowance: Some((Duration::from_millis(100), "the token command")),
+        };
+        let err = block_on(limit.bound("getting a token", own())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "getting a token (--timeout, plus the 100ms the token command may take) timed out \
+             after 0.2s"
+        );
+        // ...and its own before.
+        let limit = TimeLimit {
+            started: Instant::now(),
+            ..limit
+        };
+        let err = block_on(limit.bound("getting a token", own())).unwrap_err();
+        assert_eq!(err.to_string(), "token request timed out after 0.3s");
+    }
+}

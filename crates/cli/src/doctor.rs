@@ -9,7 +9,7 @@ use std::{
 
 use flyte_auth::{
     AuthMode, Credentials, Error, PlatformConfig, StoreError, TokenStore,
-    oauth::{HttpSettings, OAuthClient, RemoteClientConfigStore},
+    oauth::{OAuthClient, RemoteClientConfigStore},
     redact_url,
     text::printable,
 };
@@ -254,13 +254,10 @@ fn auth_step(cfg: &PlatformConfig, options: &Options) -> Step {
     .fact("auth_mode", mode)
 }
 
-/// The HTTP client the flows would use (the config's TLS and proxy settings, `--timeout`).
+/// The HTTP client the flows would use (the config's TLS, proxy and retry settings, with
+/// `--timeout` as the deadline of each request and its retries).
 fn client(cfg: &PlatformConfig, options: &Options) -> Option<OAuthClient> {
-    let mut settings: HttpSettings = cfg.http_settings();
-    if let Some(timeout) = options.timeout {
-        settings = settings.request_timeout(timeout).connect_timeout(timeout);
-    }
-    OAuthClient::new(settings).ok()
+    OAuthClient::new(settings::http_settings(cfg, options)).ok()
 }
 
 /// Whether the server's discovery answers, and in which flavour; and the server's `Date`.
