@@ -143,7 +143,7 @@ impl RetryPolicy {
         loop {
             // The per-attempt limit cuts the attempt when it comes before the deadline.
             let per_attempt = self.per_attempt_timeout.filter(|limit| {
-                deadline.is_none_or(|deadline| start.elapsed() + *limit < deadline)
+                deadline.is_none_or(|deadline| start.elapsed().saturating_add(*limit) < deadline)
             });
             let result =
                 match (per_attempt, deadline) {
@@ -169,7 +169,7 @@ impl RetryPolicy {
                 return result;
             }
             let wait = retry_after.unwrap_or_else(|| self.backoff(n));
-            let next = start.elapsed() + wait;
+            let next = start.elapsed().saturating_add(wait);
             if next > self.max_elapsed || deadline.is_some_and(|limit| next >= limit) {
                 tracing::debug!(
                     operation,

@@ -323,3 +323,47 @@ async fn a_discovery_is_one_operation_under_the_deadline() {
     );
     assert!(err.to_string().contains("discovery"), "{err}");
 }
+
+/// `/token` asks to come back in a second, then to come back in `u64::MAX` seconds.
+async fn retry_after_one_second_then_never() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(503).insert_header("retry-after", u64::MAX.to_string().as_str()),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn a_retry_after_or_a_time_limit_of_any_size_is_not_a_panic() {
+    // The second answer comes more than a second in: its wait cannot be added to that.
+    let server = retry_after_one_second_then_never().await;
+    let err = client(quick(3))
+        .token(&request(&server, Grant::ClientCredentials))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
+    assert_eq!(
+        sent(&server).await,
+        2,
+        "a wait past the limit is not waited"
+    );
+
+    let server = retry_after_one_second_then_never().await;
+    let huge = Duration::from_secs(u64::MAX);
+    let err = with_deadline(RetryPolicy::new().per_attempt_timeout(huge), huge)
+        .token(&request(&server, Grant::ClientCredentials))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
+    assert_eq!(sent(&server).await, 2);
+}
