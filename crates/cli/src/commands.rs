@@ -120,10 +120,13 @@ impl TimeLimit {
         doing: &str,
         future: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        let Some(total) = self.total() else {
+        // A limit past the clock's range is no limit.
+        let Some((total, end)) = self
+            .total()
+            .and_then(|total| Some((total, self.started.checked_add(total)?)))
+        else {
             return future.await;
         };
-        let end = self.started + total;
         match tokio::time::timeout_at(end.into(), future).await {
             Ok(Err(Error::Timeout { .. })) if Instant::now() >= end => {}
             Ok(result) => return result,
@@ -324,6 +327,17 @@ mod tests {
             Some(12 * SECOND)
         );
         assert_eq!(total("ExternalCommand", &[]), Some(35 * SECOND));
+    }
+
+    #[test]
+    fn a_limit_of_any_size_is_not_a_panic() {
+        let limit = TimeLimit {
+            started: Instant::now(),
+            network: Some(Duration::from_secs(u64::MAX)),
+            allowance: Some((Duration::from_secs(u64::MAX), "the device login")),
+        };
+        assert_eq!(limit.total(), Some(Duration::MAX));
+        block_on(limit.bound("getting a token", async { Ok(()) })).unwrap();
     }
 
     #[test]
