@@ -1,5 +1,6 @@
 //! The error type shared by every crate of `flyte-auth`.
 
+use crate::text::printable;
 use std::{fmt, sync::Arc, time::Duration};
 
 /// Everything that can go wrong while obtaining credentials.
@@ -234,15 +235,18 @@ impl OAuthError {
 
 impl fmt::Display for OAuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the authorization server answered `{}`", self.code)?;
+        // Every part but the status came from outside the program (a server, or a browser's
+        // callback): escaped here once, so no caller can print a control sequence by mistake.
+        let code = printable(self.code.as_str());
+        write!(f, "the authorization server answered `{code}`")?;
         if let Some(status) = self.status {
             write!(f, " (HTTP {status})")?;
         }
         if let Some(d) = &self.description {
-            write!(f, ": {d}")?;
+            write!(f, ": {}", printable(d))?;
         }
         if let Some(u) = &self.uri {
-            write!(f, " (see {u})")?;
+            write!(f, " (see {})", printable(u))?;
         }
         if let Some(hint) = self.code.hint() {
             write!(f, "; {hint}")?;
@@ -410,6 +414,19 @@ mod tests {
         assert!(msg.contains("HTTP 400"), "{msg}");
         assert!(msg.contains("log in again"), "{msg}");
         assert!(e.is_rejected_grant() && !e.is_transient());
+    }
+
+    #[test]
+    fn oauth_error_shows_no_control_character_from_outside() {
+        // A browser's callback or a server may send any bytes; the error must still be safe
+        // to print.
+        let e: Error = OAuthError::new("access_denied\x1b[2K")
+            .with_description("see \x1b]8;;https://evil.example\x07here\x1b]8;;\x07\u{9b}31m")
+            .with_uri("https://idp.example/\x1b[1Aerr")
+            .into();
+        let msg = e.to_string();
+        assert!(!msg.chars().any(|c| c.is_control()), "{msg:?}");
+        assert!(msg.contains("\\u{1b}]8;;https://evil.example"), "{msg}");
     }
 
     #[test]
