@@ -27,6 +27,15 @@ use super::{
 /// The endpoint every target's credentials are for.
 const ENDPOINT: &str = "flyte.example.org:443";
 
+/// [`ENDPOINT`], parsed.
+fn endpoint() -> &'static Endpoint {
+    static PARSED: OnceLock<Endpoint> = OnceLock::new();
+    PARSED.get_or_init(|| match Endpoint::parse(ENDPOINT) {
+        Ok(endpoint) => endpoint,
+        Err(e) => panic!("the endpoint parses: {e}"),
+    })
+}
+
 fn client() -> &'static OAuthClient {
     static CLIENT: OnceLock<OAuthClient> = OnceLock::new();
     CLIENT.get_or_init(oauth_client)
@@ -266,8 +275,8 @@ impl Clock for VirtualClock {
 struct Fixed(Credentials);
 
 impl TokenFlow for Fixed {
-    fn endpoint(&self) -> &str {
-        ENDPOINT
+    fn endpoint(&self) -> &Endpoint {
+        endpoint()
     }
 
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
@@ -317,10 +326,7 @@ pub fn expiry_arithmetic(input: &[u8]) {
     server.set("/arith/token", Answer::parse(token_answer.as_bytes()));
     let config = ClientConfig::new(format!("{}/arith/token", server.base_url()), "flytectl")
         .with_device_authorization_endpoint(format!("{}/arith/device", server.base_url()));
-    let Ok(endpoint) = Endpoint::parse(ENDPOINT) else {
-        panic!("the endpoint parses");
-    };
-    let Ok(ctx) = ClientContext::builder(endpoint)
+    let Ok(ctx) = ClientContext::builder(endpoint().clone())
         .discovery(Arc::new(StaticClientConfigStore::new(config)))
         .http_client(client().clone())
         .build()
@@ -465,20 +471,20 @@ fn file_store() -> &'static FileStore {
 /// survives a store-and-retrieve round trip.
 pub fn token_file(input: &[u8]) {
     let store = file_store();
-    if let Err(e) = std::fs::write(store.path_for(ENDPOINT), input) {
+    if let Err(e) = std::fs::write(store.path_for(endpoint()), input) {
         panic!("the temporary directory is not writable: {e}");
     }
-    let read = match store.retrieve(ENDPOINT) {
+    let read = match store.retrieve(endpoint()) {
         Ok(read) => read,
         Err(e) => panic!("a token file that cannot be used is no credentials, not an error: {e}"),
     };
     if let Some(credentials) = read {
-        assert_eq!(credentials.for_endpoint, ENDPOINT);
+        assert_eq!(credentials.for_endpoint, endpoint().key());
         assert_sane_expiry(&credentials);
-        if let Err(e) = store.store(&credentials) {
+        if let Err(e) = store.store(endpoint(), &credentials) {
             panic!("what was read cannot be stored: {e}");
         }
-        let again = match store.retrieve(ENDPOINT) {
+        let again = match store.retrieve(endpoint()) {
             Ok(Some(again)) => again,
             other => panic!("the file just written is not read back: {other:?}"),
         };

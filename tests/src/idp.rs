@@ -873,6 +873,12 @@ impl Idp {
         self.addr.to_string()
     }
 
+    /// [`host_port`](Self::host_port), parsed: what the flows of
+    /// [`idp_context`](crate::idp_context) file their tokens under.
+    pub fn endpoint(&self) -> flyte_auth_core::Endpoint {
+        flyte_auth_core::Endpoint::parse(&self.host_port()).expect("a valid endpoint")
+    }
+
     /// `dns:///127.0.0.1:PORT`, as written in a flytectl config file (with `insecure: true`).
     pub fn config_endpoint(&self) -> String {
         format!("dns:///{}", self.addr)

@@ -120,7 +120,7 @@ fn processes_started_together_on_an_expired_token_refresh_it_once() {
             .await;
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::in_dir(dir.path());
-        let endpoint = idp.host_port();
+        let endpoint = idp.endpoint();
         let login = log_in(&idp, dir.path()).await;
         let polls = idp.token_requests(GRANT_DEVICE_CODE).await;
 
@@ -137,7 +137,10 @@ fn processes_started_together_on_an_expired_token_refresh_it_once() {
             if round > 1 {
                 let stored = store.retrieve(&endpoint).unwrap().unwrap();
                 store
-                    .store(&stored.with_expires_at(SystemTime::now() - Duration::from_secs(60)))
+                    .store(
+                        &endpoint,
+                        &stored.with_expires_at(SystemTime::now() - Duration::from_secs(60)),
+                    )
                     .unwrap();
             }
             let stored = store.retrieve(&endpoint).unwrap().unwrap();
@@ -273,7 +276,7 @@ async fn two_flyte_auth_token_processes_on_an_expired_login_refresh_it_once() {
     let home = tempfile::tempdir().unwrap();
     let cache_dir = home.path().join("token-cache");
     let store = FileStore::in_dir(&cache_dir);
-    let endpoint = idp.host_port();
+    let endpoint = idp.endpoint();
 
     // The first `flyte-auth token` logs in with the device flow; the test approves the code.
     let mut login = Child::start(
@@ -301,6 +304,7 @@ async fn two_flyte_auth_token_processes_on_an_expired_login_refresh_it_once() {
         if round > 1 {
             store
                 .store(
+                    &endpoint,
                     &previous
                         .clone()
                         .with_expires_at(SystemTime::now() - Duration::from_secs(60)),

@@ -123,7 +123,7 @@ async fn a_login_approved_while_polling_gives_tokens_and_stores_them() {
     assert!(stats.token_requests(GRANT_DEVICE_CODE) >= 1);
     assert_eq!(stats.token_requests(GRANT_REFRESH_TOKEN), 0);
 
-    let stored = store.retrieve(&idp.host_port()).unwrap().unwrap();
+    let stored = store.retrieve(&idp.endpoint()).unwrap().unwrap();
     assert_eq!(stored.access_token, credentials.access_token);
     assert_eq!(stored.refresh_token, credentials.refresh_token);
     assert_eq!(stored.client_id.as_deref(), Some(FLYTECTL));
@@ -226,7 +226,7 @@ async fn an_expired_token_is_refreshed_once_and_the_rotated_refresh_token_stored
         "no new login"
     );
     assert_eq!(screen.count(), 1);
-    let stored = store.retrieve(&idp.host_port()).unwrap().unwrap();
+    let stored = store.retrieve(&idp.endpoint()).unwrap().unwrap();
     assert_eq!(stored.access_token, second.access_token);
     assert_eq!(stored.refresh_token, second.refresh_token);
 }
@@ -237,6 +237,7 @@ async fn a_rejected_refresh_token_falls_back_to_a_new_device_login() {
     let store = Arc::new(MemoryStore::new());
     store
         .store(
+            &idp.endpoint(),
             &Credentials::new("expired-access-token", idp.host_port())
                 .with_refresh_token("a-refresh-token-the-provider-never-issued")
                 .with_client_id(FLYTECTL)
@@ -256,7 +257,7 @@ async fn a_rejected_refresh_token_falls_back_to_a_new_device_login() {
     assert_eq!(stats.token_requests(GRANT_REFRESH_TOKEN), 1);
     assert_eq!(stats.device_authorization_requests, 1);
     assert_eq!(screen.count(), 1);
-    let stored = store.retrieve(&idp.host_port()).unwrap().unwrap();
+    let stored = store.retrieve(&idp.endpoint()).unwrap().unwrap();
     assert_eq!(stored.access_token, credentials.access_token);
 }
 

@@ -92,7 +92,7 @@ fn cold() -> Vec<String> {
 
 /// Logs out (the next start must log in, and so discover) and forgets the requests so far.
 async fn logout(idp: &Idp, cfg: &PlatformConfig, dir: &Path) {
-    FileStore::in_dir(dir).delete(cfg.endpoint().key()).unwrap();
+    FileStore::in_dir(dir).delete(cfg.endpoint()).unwrap();
     idp.reset_stats().await;
 }
 
@@ -241,7 +241,7 @@ async fn hints_go_where_the_program_says_or_nowhere() {
         start(&cfg, Arc::new(FileStore::in_dir(dir.path())), &off).await;
         assert_eq!(discovery_requests(&idp).await, cold());
         FileStore::in_dir(dir.path())
-            .delete(cfg.endpoint().key())
+            .delete(cfg.endpoint())
             .unwrap();
     }
     assert!(file_names_ending_with(dir.path(), ".discovery").is_empty());

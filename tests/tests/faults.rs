@@ -31,8 +31,8 @@ use std::{
 
 use flyte_auth_clientcreds::{ClientCredentialsAuthenticator, ClientCredentialsFlow};
 use flyte_auth_core::{
-    Authenticator, CachingAuthenticator, ClientConfig, Credentials, Error, OAuthErrorCode,
-    StaticClientConfigStore, StoreError, TokenStore,
+    Authenticator, CachingAuthenticator, ClientConfig, Credentials, Endpoint, Error,
+    OAuthErrorCode, StaticClientConfigStore, StoreError, TokenStore,
 };
 use flyte_auth_device::{DeviceCodeAuthenticator, DeviceCodeFlow, DevicePrompt};
 use flyte_auth_oauth::{HttpSettings, OAuthClient, Overrides, RetryPolicy};
@@ -64,6 +64,9 @@ const STORE_DIR_ENV: &str = "FLYTE_AUTH_FAULTS_STORE_DIR";
 
 /// The key credentials are stored under in the tests that need no provider's address.
 const ENDPOINT: &str = "flyte.faults.example.org";
+/// [`ENDPOINT`], parsed.
+static EP: std::sync::LazyLock<Endpoint> =
+    std::sync::LazyLock::new(|| Endpoint::parse(ENDPOINT).expect("a valid endpoint"));
 
 fn http(request_timeout: Duration) -> OAuthClient {
     OAuthClient::new(
@@ -280,7 +283,7 @@ async fn a_connection_closed_in_the_middle_of_the_token_answer_is_a_transient_er
     );
     assert!(server.requests() >= 1);
     assert!(auth.fetch_grpc_call_auth_metadata().is_none());
-    assert!(store.retrieve(ENDPOINT).unwrap().is_none());
+    assert!(store.retrieve(&EP).unwrap().is_none());
     assert!(token_files(dir.path()).is_empty(), "nothing half-written");
 }
 
@@ -290,13 +293,16 @@ async fn a_connection_closed_in_the_middle_of_a_refresh_keeps_the_stored_refresh
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FileStore::in_dir(dir.path()));
     store
-        .store(&expired(
-            "stored-access-token-a1",
-            Some("stored-refresh-token-a1"),
-            FLYTECTL,
-        ))
+        .store(
+            &EP,
+            &expired(
+                "stored-access-token-a1",
+                Some("stored-refresh-token-a1"),
+                FLYTECTL,
+            ),
+        )
         .unwrap();
-    let before = std::fs::read(store.path_for(ENDPOINT)).unwrap();
+    let before = std::fs::read(store.path_for(&EP)).unwrap();
     let cfg = ClientConfig::new(server.url("/token"), FLYTECTL)
         .with_device_authorization_endpoint(server.url("/device/auth"))
         .with_scopes(["all", "offline"]);
@@ -325,13 +331,13 @@ async fn a_connection_closed_in_the_middle_of_a_refresh_keeps_the_stored_refresh
     assert!(!format!("{err} {err:?}").contains(PARTIAL_TOKEN), "{err}");
     assert_eq!(server.requests(), 1, "one refresh request, no login");
     assert_eq!(prompts.load(Ordering::SeqCst), 0, "no device login started");
-    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(
         stored.refresh_token.unwrap().expose_secret(),
         "stored-refresh-token-a1"
     );
     assert_eq!(
-        std::fs::read(store.path_for(ENDPOINT)).unwrap(),
+        std::fs::read(store.path_for(&EP)).unwrap(),
         before,
         "the token file is untouched"
     );
@@ -360,7 +366,7 @@ async fn a_500_from_the_token_endpoint_is_transient_and_the_next_call_succeeds()
         Some(OAuthErrorCode::TemporarilyUnavailable),
         "{err}"
     );
-    assert!(store.retrieve(ENDPOINT).unwrap().is_none());
+    assert!(store.retrieve(&EP).unwrap().is_none());
 
     // A proxy's HTML page with a 500.
     idp.inject_fault(
@@ -381,13 +387,13 @@ async fn a_500_from_the_token_endpoint_is_transient_and_the_next_call_succeeds()
         "{err:?}"
     );
     assert!(err.is_transient(), "{err}");
-    assert!(store.retrieve(ENDPOINT).unwrap().is_none());
+    assert!(store.retrieve(&EP).unwrap().is_none());
     assert!(auth.fetch_grpc_call_auth_metadata().is_none());
 
     // The server is back.
     let creds = get(&auth).await.unwrap();
     assert_eq!(idp.token_requests(GRANT_CLIENT_CREDENTIALS).await, 3);
-    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(stored.access_token, creds.access_token);
     assert!(auth.fetch_grpc_call_auth_metadata().is_some());
 }
@@ -413,7 +419,7 @@ async fn a_500_during_a_refresh_keeps_the_stored_refresh_token_and_the_next_call
     let idp = Idp::start().await;
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn TokenStore> = Arc::new(FileStore::in_dir(dir.path()));
-    let endpoint = idp.host_port();
+    let endpoint = idp.endpoint();
 
     // A device login, as a first run of a CLI does.
     let (tx, mut prompts) = mpsc::unbounded_channel();
@@ -432,7 +438,7 @@ async fn a_500_during_a_refresh_keeps_the_stored_refresh_token_and_the_next_call
     // Later, the access token has expired.
     let mut stored = store.retrieve(&endpoint).unwrap().unwrap();
     stored = stored.with_expires_at(SystemTime::now() - Duration::from_secs(60));
-    store.store(&stored).unwrap();
+    store.store(&endpoint, &stored).unwrap();
 
     // The next run refreshes; the token endpoint answers 500 once.
     let (tx, mut later_prompts) = mpsc::unbounded_channel();
@@ -470,9 +476,12 @@ async fn a_token_endpoint_slower_than_the_request_timeout_ends_in_a_timeout_erro
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FileStore::in_dir(dir.path()));
     store
-        .store(&expired("old-access-token-b2", None, BASIC_CLIENT.id()))
+        .store(
+            &EP,
+            &expired("old-access-token-b2", None, BASIC_CLIENT.id()),
+        )
         .unwrap();
-    let before = std::fs::read(store.path_for(ENDPOINT)).unwrap();
+    let before = std::fs::read(store.path_for(&EP)).unwrap();
     let auth = client_credentials(
         idp.token_endpoint().as_str(),
         store.clone(),
@@ -492,12 +501,12 @@ async fn a_token_endpoint_slower_than_the_request_timeout_ends_in_a_timeout_erro
     }
     assert!(err.is_transient());
     assert!(err.to_string().contains("timed out"), "{err}");
-    assert_eq!(std::fs::read(store.path_for(ENDPOINT)).unwrap(), before);
+    assert_eq!(std::fs::read(store.path_for(&EP)).unwrap(), before);
 
     // The next call gets the server's normal answer.
     let creds = get(&auth).await.unwrap();
     assert_eq!(
-        store.retrieve(ENDPOINT).unwrap().unwrap().access_token,
+        store.retrieve(&EP).unwrap().unwrap().access_token,
         creds.access_token
     );
 }
@@ -520,7 +529,7 @@ async fn a_cache_directory_that_cannot_be_created_still_gives_a_token_with_a_war
 
     for cache_dir in unwritable {
         let store = Arc::new(FileStore::in_dir(&cache_dir));
-        let probe = store.store(&Credentials::new("probe-token", ENDPOINT));
+        let probe = store.store(&EP, &Credentials::new("probe-token", ENDPOINT));
         assert!(
             matches!(
                 probe,
@@ -573,9 +582,12 @@ fn a_write_failing_like_on_a_full_disk_keeps_the_old_token_file_and_the_login_wo
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::in_dir(dir.path());
         store
-            .store(&expired("old-access-token-c3", None, BASIC_CLIENT.id()))
+            .store(
+                &EP,
+                &expired("old-access-token-c3", None, BASIC_CLIENT.id()),
+            )
             .unwrap();
-        let before = std::fs::read(store.path_for(ENDPOINT)).unwrap();
+        let before = std::fs::read(store.path_for(&EP)).unwrap();
 
         // Every write to a file fails in the child (EFBIG), as on a full disk (ENOSPC).
         let mut command = Command::new("sh");
@@ -592,7 +604,7 @@ fn a_write_failing_like_on_a_full_disk_keeps_the_old_token_file_and_the_login_wo
 
         finished.assert_test_passed();
         assert_eq!(
-            std::fs::read(store.path_for(ENDPOINT)).unwrap(),
+            std::fs::read(store.path_for(&EP)).unwrap(),
             before,
             "the old token file must be intact"
         );
@@ -600,7 +612,7 @@ fn a_write_failing_like_on_a_full_disk_keeps_the_old_token_file_and_the_login_wo
             token_files(dir.path()),
             vec![
                 store
-                    .path_for(ENDPOINT)
+                    .path_for(&EP)
                     .file_name()
                     .unwrap()
                     .to_string_lossy()
@@ -624,7 +636,7 @@ fn child_with_file_size_limit() {
 
     runtime().block_on(async {
         let store = Arc::new(FileStore::in_dir(&dir));
-        let direct = store.store(&Credentials::new("probe-token", ENDPOINT));
+        let direct = store.store(&EP, &Credentials::new("probe-token", ENDPOINT));
         assert!(matches!(direct, Err(StoreError::Io { .. })), "{direct:?}");
         let (logs, guard) = Logs::capture();
         let auth = client_credentials(&token_url, store.clone(), Duration::from_secs(10));
@@ -640,7 +652,7 @@ fn child_with_file_size_limit() {
             "{}",
             logs.text()
         );
-        let kept = store.retrieve(ENDPOINT).unwrap().unwrap();
+        let kept = store.retrieve(&EP).unwrap().unwrap();
         assert_eq!(kept.access_token.expose_secret(), "old-access-token-c3");
     });
 }
@@ -674,7 +686,7 @@ fn without_a_keyring_the_automatic_store_falls_back_to_files() {
 
         finished.assert_test_passed();
         let stored = FileStore::in_dir(dir.path())
-            .retrieve(ENDPOINT)
+            .retrieve(&EP)
             .unwrap()
             .unwrap();
         assert!(!stored.access_token.expose_secret().is_empty());
@@ -702,7 +714,7 @@ fn child_auto_store_uses_files() {
         assert_eq!(store.name(), "file");
         assert_eq!(
             FileStore::in_dir(&dir)
-                .retrieve(ENDPOINT)
+                .retrieve(&EP)
                 .unwrap()
                 .unwrap()
                 .access_token,
@@ -804,7 +816,7 @@ fn a_locked_keyring_is_a_typed_error_and_the_automatic_store_falls_back_to_files
         );
         assert!(
             FileStore::in_dir(dir.path())
-                .retrieve(ENDPOINT)
+                .retrieve(&EP)
                 .unwrap()
                 .is_some()
         );
@@ -822,7 +834,7 @@ fn child_locked_keyring() {
         .with_timeout(Duration::from_secs(10))
         .with_lock_dir(lock_dir.path());
     let started = Instant::now();
-    let refused = keyring.store(&Credentials::new("locked-token", ENDPOINT));
+    let refused = keyring.store(&EP, &Credentials::new("locked-token", ENDPOINT));
     assert!(started.elapsed() < Duration::from_secs(30));
     assert!(
         matches!(
@@ -843,7 +855,7 @@ fn child_locked_keyring() {
         assert_eq!(store.name(), "file");
         assert_eq!(
             FileStore::in_dir(&dir)
-                .retrieve(ENDPOINT)
+                .retrieve(&EP)
                 .unwrap()
                 .unwrap()
                 .access_token,
@@ -860,10 +872,13 @@ async fn a_garbage_token_file_means_a_new_login_and_is_replaced_by_a_valid_one()
     let idp = Idp::start().await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FileStore::in_dir(dir.path()));
-    let path = store.path_for(ENDPOINT);
+    let path = store.path_for(&EP);
     let valid = {
         store
-            .store(&Credentials::new("a-valid-token", ENDPOINT).with_expires_in(3600))
+            .store(
+                &EP,
+                &Credentials::new("a-valid-token", ENDPOINT).with_expires_in(3600),
+            )
             .unwrap();
         std::fs::read(&path).unwrap()
     };
@@ -899,7 +914,7 @@ async fn a_garbage_token_file_means_a_new_login_and_is_replaced_by_a_valid_one()
             "{what}: a new login"
         );
         let rewritten = store
-            .retrieve(ENDPOINT)
+            .retrieve(&EP)
             .unwrap()
             .unwrap_or_else(|| panic!("{what}: the file was not rewritten"));
         assert_eq!(rewritten.access_token, creds.access_token, "{what}");

@@ -29,10 +29,10 @@ use std::{
 use flyte_auth_core::{
     Authenticator, CachingAuthenticator, Credentials, Endpoint, MemoryStore, TokenStore,
 };
-use flyte_auth_device::DeviceCodeAuthenticator;
-use flyte_auth_oauth::{HttpSettings, OAuthClient};
+use flyte_auth_device::{DeviceCodeAuthenticator, DeviceCodeFlow, DeviceCodeFlowBuilder};
+use flyte_auth_oauth::{ClientContext, HttpSettings, OAuthClient, RemoteClientConfigStore};
 use flyte_auth_store::KeyringStore;
-use flyte_auth_tests::{GRANT_REFRESH_TOKEN, Idp, device_flow};
+use flyte_auth_tests::{GRANT_REFRESH_TOKEN, Idp};
 use tokio::sync::mpsc;
 
 /// Bounds every wait on the code under test.
@@ -58,16 +58,29 @@ fn endpoint(idp: &Idp) -> Endpoint {
         .with_insecure(true)
 }
 
-/// A keyring store for the provider's endpoint, locking in `dir`.
-fn keyring(idp: &Idp, dir: &Path) -> KeyringStore {
+/// A keyring store, locking in `dir`.
+fn keyring(dir: &Path) -> KeyringStore {
     let store = KeyringStore::new()
         .with_timeout(Duration::from_secs(30))
-        .with_lock_dir(dir)
-        .with_endpoint(&endpoint(idp));
+        .with_lock_dir(dir);
     store.probe_writable().unwrap_or_else(|e| {
         panic!("these tests need an unlocked Secret Service: run them inside `.ci/with-secret-service` ({e})")
     });
     store
+}
+
+/// The device flow at `idp`, for its endpoint as a flytectl config writes it (the spelling
+/// the other tools name their keyring entries by).
+fn device_flow(idp: &Idp, http: OAuthClient) -> DeviceCodeFlowBuilder {
+    let discovery = RemoteClientConfigStore::from_base_url(idp.base_url().as_str(), http.clone());
+    let ctx = ClientContext::builder(endpoint(idp))
+        .http_client(http)
+        .discovery(Arc::new(discovery))
+        .build()
+        .unwrap();
+    DeviceCodeFlow::builder(ctx)
+        .poll_interval(Duration::from_millis(200))
+        .timeout(Duration::from_secs(60))
 }
 
 /// A device-flow authenticator on `store` that fails (cancels) instead of starting a login.
@@ -243,7 +256,7 @@ fn run_for(mut command: Command, what: &str, limit: Duration) -> (bool, String, 
 }
 
 /// Deletes every layout's entries for the provider's endpoint when dropped.
-struct Cleanup(KeyringStore, String);
+struct Cleanup(KeyringStore, Endpoint);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -257,8 +270,8 @@ impl Drop for Cleanup {
 async fn logins_of_flytekit_flyte2_and_flytectl_are_used_and_a_refresh_updates_every_layout() {
     let idp = Idp::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let store = keyring(&idp, dir.path());
-    let _cleanup = Cleanup(store.clone(), idp.host_port());
+    let store = keyring(dir.path());
+    let _cleanup = Cleanup(store.clone(), endpoint(&idp));
     let login = log_in(&idp, Arc::new(MemoryStore::new())).await;
     let (access, refresh) = tokens(&login);
     let expiry = python(
@@ -301,7 +314,7 @@ async fn logins_of_flytekit_flyte2_and_flytectl_are_used_and_a_refresh_updates_e
         );
     }
     // The refresh token they hold still redeems: a new process refreshes it, no login.
-    let other = no_login_authenticator(&idp, Arc::new(keyring(&idp, dir.path())));
+    let other = no_login_authenticator(&idp, Arc::new(keyring(dir.path())));
     let again = within("refresh", other.refresh_credentials())
         .await
         .unwrap();
@@ -313,19 +326,19 @@ async fn logins_of_flytekit_flyte2_and_flytectl_are_used_and_a_refresh_updates_e
 async fn an_interrupted_write_is_recovered_by_the_next_process_without_a_new_login() {
     let idp = Idp::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let store = keyring(&idp, dir.path()).write_all_layouts(true);
-    let _cleanup = Cleanup(store.clone(), idp.host_port());
+    let store = keyring(dir.path()).write_all_layouts(true);
+    let _cleanup = Cleanup(store.clone(), endpoint(&idp));
     log_in(&idp, Arc::new(store.clone())).await;
 
     // refresh_token, access_token, metadata, Flyte 2, flytectl: stop after each of the first four.
     for written in 1..5 {
-        let failing = keyring(&idp, dir.path()).fail_writes_after(written);
+        let failing = keyring(dir.path()).fail_writes_after(written);
         let dying = no_login_authenticator(&idp, Arc::new(failing));
         let refreshed = within("refresh", dying.refresh_credentials())
             .await
             .unwrap();
 
-        let next = no_login_authenticator(&idp, Arc::new(keyring(&idp, dir.path())));
+        let next = no_login_authenticator(&idp, Arc::new(keyring(dir.path())));
         // Found the new refresh token (the old one was rotated away: redeeming it would fail
         // and start a login, which this authenticator refuses). Where the write stopped before
         // the metadata, the new access token's expiry is unknown, so it is refreshed once.
@@ -420,8 +433,8 @@ async fn an_expired_opaque_token_stored_by_flytekit_is_refreshed_once_not_printe
         .start()
         .await;
     let home = tempfile::tempdir().unwrap();
-    let store = keyring(&idp, home.path());
-    let _cleanup = Cleanup(store.clone(), idp.host_port());
+    let store = keyring(home.path());
+    let _cleanup = Cleanup(store.clone(), endpoint(&idp));
     let login = log_in(&idp, Arc::new(MemoryStore::new())).await;
     let (dead, refresh) = tokens(&login);
     // flytekit stores it with the id token, whose `exp` is an hour away, and no expiry.
@@ -469,4 +482,125 @@ async fn an_expired_opaque_token_stored_by_flytekit_is_refreshed_once_not_printe
     );
     // flytekit sees the refreshed login too.
     assert_eq!(retrieved(&idp, FLYTEKIT_RETRIEVE).0, first);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The README's quick start: a config spelled as the user writes it, `get_authenticator` with
+// the default store, and nothing else.
+
+/// Runs a Python script with `env`; returns its output.
+fn python_with(script: &str, env: &[(&str, &str)]) -> String {
+    let mut command = Command::new("python3");
+    command.arg("-c").arg(script);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let finished = run(command, "python3");
+    assert!(
+        finished.0,
+        "python3 failed; these tests need `pip install keyring secretstorage flytekit`\n{}\n{}",
+        finished.1, finished.2
+    );
+    finished.1
+}
+
+/// An access token whose own `exp` claim is an hour away (unsigned: only `exp` is read).
+fn jwt_valid_for_an_hour() -> String {
+    use base64::Engine as _;
+    let exp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}.signature",
+        b64.encode(r#"{"alg":"none"}"#),
+        b64.encode(format!(r#"{{"exp":{exp}}}"#))
+    )
+}
+
+/// The quick start's authenticator: `get_authenticator` on a `DefaultStore` (as
+/// `default_store()` makes it, with its files in `dir`) for `written`, nothing registered.
+fn quick_start(written: &str, dir: &Path) -> Arc<dyn flyte_auth::Authenticator> {
+    let cfg = flyte_auth::PlatformConfig::builder()
+        .no_config_file()
+        .no_env()
+        .endpoint(written)
+        .auth_mode(flyte_auth::AuthMode::DeviceFlow)
+        .build()
+        .unwrap();
+    let store = Arc::new(flyte_auth_store::DefaultStore::new(Some(dir.to_owned())));
+    assert_eq!(
+        store.chosen().name(),
+        "keyring",
+        "this test needs an unlocked Secret Service: run it inside `.ci/with-secret-service`"
+    );
+    flyte_auth::get_authenticator(&cfg, Some(store)).unwrap()
+}
+
+/// Deletes every layout's entries for an endpoint when dropped.
+struct Forget(Endpoint);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        let _ = KeyringStore::new().delete(&self.0);
+    }
+}
+
+#[test]
+fn the_quick_start_finds_a_flytectl_login_under_the_endpoint_as_written() {
+    let written = format!(
+        "dns:///quick-start-flytectl-{}.flyte-auth-test.example.org",
+        std::process::id()
+    );
+    let _forget = Forget(Endpoint::parse(&written).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let expiry = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let expiry = python_with(RFC3339, &[("T", &expiry.to_string())]);
+    python_with(
+        FLYTECTL_WRITE,
+        &[
+            ("ENDPOINT", &written),
+            ("ACCESS", "flytectl-access"),
+            ("REFRESH", "flytectl-refresh"),
+            ("EXPIRY", expiry.trim()),
+        ],
+    );
+
+    let auth = quick_start(&written, dir.path());
+    let found = auth
+        .fresh_credentials()
+        .expect("flytectl's login, under `<endpoint as written>:flytectl-user`");
+    assert_eq!(found.access_token.expose_secret(), "flytectl-access");
+}
+
+#[test]
+fn the_quick_start_finds_a_flytekit_login_under_host_443() {
+    let host = format!(
+        "quick-start-flytekit-{}.flyte-auth-test.example.org",
+        std::process::id()
+    );
+    let written = format!("dns:///{host}:443");
+    let _forget = Forget(Endpoint::parse(&written).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let access = jwt_valid_for_an_hour();
+    python_with(
+        FLYTEKIT_STORE,
+        &[
+            ("FLYTEKIT_SERVICE", &format!("{host}:443")),
+            ("ACCESS", &access),
+            ("REFRESH", "flytekit-refresh"),
+        ],
+    );
+
+    let auth = quick_start(&written, dir.path());
+    let found = auth
+        .fresh_credentials()
+        .expect("flytekit's login, under the service `host:443`");
+    assert_eq!(found.access_token.expose_secret(), access);
 }

@@ -215,7 +215,7 @@ async fn a_browser_login_through_discovery_yields_tokens_once_for_many_callers()
     assert!(page.body.contains("Login successful"), "{}", page.body);
 
     // Persisted, with a refresh token and the client id, and served on the hot path.
-    let stored = store.retrieve(&idp.host_port()).unwrap().unwrap();
+    let stored = store.retrieve(&idp.endpoint()).unwrap().unwrap();
     assert_eq!(stored.access_token.expose_secret(), tokens[0]);
     assert!(stored.refresh_token.is_some());
     assert_eq!(stored.client_id.as_deref(), Some("flytectl"));
@@ -249,7 +249,7 @@ async fn refresh_redeems_and_rotates_the_refresh_token_without_a_browser() {
     assert_ne!(new_rt, old_rt, "the provider rotates refresh tokens");
     assert_eq!(idp.token_requests(GRANT_REFRESH_TOKEN).await, 1);
     assert_eq!(user.opened(), 1, "no second browser window");
-    let stored = store.retrieve(&idp.host_port()).unwrap().unwrap();
+    let stored = store.retrieve(&idp.endpoint()).unwrap().unwrap();
     assert_eq!(
         stored.refresh_token.as_ref(),
         Some(new_rt),
@@ -315,6 +315,7 @@ async fn a_refresh_token_the_provider_rejects_is_replaced_by_a_new_login() {
     let store = Arc::new(MemoryStore::new());
     store
         .store(
+            &idp.endpoint(),
             &Credentials::new("expired-access", idp.host_port())
                 .with_refresh_token("not-a-refresh-token-of-this-provider")
                 .with_expires_at(SystemTime::now() - Duration::from_secs(60)),
@@ -333,7 +334,7 @@ async fn a_refresh_token_the_provider_rejects_is_replaced_by_a_new_login() {
         "the refresh was tried first"
     );
     assert_eq!(user.opened(), 1, "then the browser login ran");
-    let stored = store.retrieve(&idp.host_port()).unwrap().unwrap();
+    let stored = store.retrieve(&idp.endpoint()).unwrap().unwrap();
     assert_eq!(stored.access_token, creds.access_token);
     assert_ne!(
         stored.refresh_token.unwrap().expose_secret(),

@@ -504,7 +504,7 @@ async fn client_credentials_put_no_secret_in_logs_errors_or_debug_output() {
         shown.debug(&auth.flow());
         shown.debug(&auth.cached_credentials());
         shown.debug(&*store);
-        shown.debug(&store.retrieve(&idp.host_port()));
+        shown.debug(&store.retrieve(&idp.endpoint()));
     }
 
     // A wrong secret, refused by the provider.
@@ -1084,15 +1084,16 @@ async fn configurations_requests_and_stores_show_no_secret() {
     shown.debug(&StaticClientConfigStore::new(cfg.clone()));
 
     // Stores, with credentials in them.
+    let endpoint = flyte_auth_core::Endpoint::parse("flyte.example.org:443").unwrap();
     let memory = MemoryStore::new();
-    memory.store(&credentials).unwrap();
+    memory.store(&endpoint, &credentials).unwrap();
     shown.debug(&memory);
     let dir = tempfile::tempdir().unwrap();
     let file = FileStore::in_dir(dir.path());
-    file.store(&credentials).unwrap();
+    file.store(&endpoint, &credentials).unwrap();
     shown.debug(&file);
-    shown.debug(&file.retrieve("flyte.example.org:443"));
-    shown.debug(&file.lock("flyte.example.org:443"));
+    shown.debug(&file.retrieve(&endpoint));
+    shown.debug(&file.lock(&endpoint));
     shown.debug(&KeyringStore::new());
     shown.debug(&DefaultStore::new(Some(dir.path().to_owned())));
 

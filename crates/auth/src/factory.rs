@@ -375,7 +375,7 @@ pub fn proxy_authenticator_with(
         let mut flow = CommandFlow::builder()
             .command(cfg.proxy_command().iter().cloned())
             .header_key(PROXY_HEADER_KEY)
-            .endpoint(format!("{} (proxy)", cfg.endpoint().key()));
+            .endpoint(cfg.endpoint().clone());
         if let Some(timeout) = command_timeout(cfg, options) {
             flow = flow.timeout(timeout);
         }
@@ -653,7 +653,7 @@ fn command(
 ) -> Result<Arc<dyn Authenticator>, Error> {
     let mut flow = flyte_auth_command::CommandFlow::builder()
         .command(cfg.command().iter().cloned())
-        .endpoint(cfg.endpoint().key())
+        .endpoint(cfg.endpoint().clone())
         .interactive(options.interactive_command);
     match cfg.authorization_header() {
         Some(header) => flow = flow.header_key(header),

@@ -36,17 +36,17 @@ pub type AuthenticatorFactory = Arc<
 /// use std::sync::Arc;
 /// use flyte_auth::{
 ///     Authenticator, AuthenticatorRegistry, BoxFuture, CachingAuthenticator, Credentials,
-///     Error, FactoryOptions, PlatformConfig, TokenFlow, get_authenticator_with,
+///     Endpoint, Error, FactoryOptions, PlatformConfig, TokenFlow, get_authenticator_with,
 /// };
 ///
 /// /// A company's own way to obtain tokens.
 /// #[derive(Debug)]
 /// struct CorpSso {
-///     endpoint: String,
+///     endpoint: Endpoint,
 /// }
 ///
 /// impl TokenFlow for CorpSso {
-///     fn endpoint(&self) -> &str {
+///     fn endpoint(&self) -> &Endpoint {
 ///         &self.endpoint
 ///     }
 ///     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
@@ -56,7 +56,7 @@ pub type AuthenticatorFactory = Arc<
 ///
 /// let registry = Arc::new(AuthenticatorRegistry::new());
 /// registry.register("corp-sso", |cfg, store| {
-///     let flow = CorpSso { endpoint: cfg.endpoint().key().to_owned() };
+///     let flow = CorpSso { endpoint: cfg.endpoint().clone() };
 ///     Ok(Arc::new(CachingAuthenticator::builder(flow).maybe_store(store).build()))
 /// })?;
 ///
@@ -234,7 +234,7 @@ impl AuthenticatorRegistry {
 /// register_authenticator("vault-token", |cfg, store| {
 ///     let flow = flyte_auth::command::CommandFlow::builder()
 ///         .command(["vault", "read", "-field=token", "secret/flyte"])
-///         .endpoint(cfg.endpoint().key())
+///         .endpoint(cfg.endpoint().clone())
 ///         .build()?;
 ///     Ok(Arc::new(flyte_auth::CachingAuthenticator::builder(flow).maybe_store(store).build()))
 /// })?;

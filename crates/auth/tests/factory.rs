@@ -27,9 +27,9 @@ use std::{
 
 use flyte_auth::{
     AuthMode, Authenticator, AuthenticatorFactory, AuthenticatorRegistry, BoxFuture,
-    CachingAuthenticator, Credentials, Error, FactoryOptions, MemoryStore, PlatformConfig,
-    StoreError, TokenFlow, TokenStore, config::PlatformConfigBuilder, get_authenticator,
-    get_authenticator_with, proxy_authenticator,
+    CachingAuthenticator, Credentials, Endpoint, Error, FactoryOptions, MemoryStore,
+    PlatformConfig, StoreError, TokenFlow, TokenStore, config::PlatformConfigBuilder,
+    get_authenticator, get_authenticator_with, proxy_authenticator,
 };
 use serde_json::json;
 use wiremock::{
@@ -77,15 +77,15 @@ impl CountingStore {
 }
 
 impl TokenStore for CountingStore {
-    fn store(&self, _: &Credentials) -> Result<(), StoreError> {
+    fn store(&self, _: &Endpoint, _: &Credentials) -> Result<(), StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
-    fn retrieve(&self, _: &str) -> Result<Option<Credentials>, StoreError> {
+    fn retrieve(&self, _: &Endpoint) -> Result<Option<Credentials>, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Ok(None)
     }
-    fn delete(&self, _: &str) -> Result<(), StoreError> {
+    fn delete(&self, _: &Endpoint) -> Result<(), StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -521,13 +521,13 @@ async fn the_request_timeout_option_bounds_every_oauth_request() {
 }
 
 /// Stored credentials that are due for refresh and carry a refresh token.
-fn expired_login(endpoint: &str, header_key: &str) -> Arc<MemoryStore> {
+fn expired_login(endpoint: &Endpoint, header_key: &str) -> Arc<MemoryStore> {
     let store = Arc::new(MemoryStore::new());
-    let mut stale = Credentials::new("stale-token", endpoint)
+    let mut stale = Credentials::new("stale-token", endpoint.key())
         .with_refresh_token("refresh-1")
         .with_expires_at(SystemTime::now() - Duration::from_secs(60));
     stale.header_key = Some(header_key.to_owned());
-    store.store(&stale).unwrap();
+    store.store(endpoint, &stale).unwrap();
     store
 }
 
@@ -550,7 +550,7 @@ async fn browser_login_refreshes_at_token_url_with_the_configured_audience() {
         .audience("my-audience")
         .build()
         .unwrap();
-    let store = expired_login(&endpoint, "flyte-authorization");
+    let store = expired_login(cfg.endpoint(), "flyte-authorization");
     let options = FactoryOptions::new().no_browser(true);
     let auth = get_authenticator_with(&cfg, Some(store), &options).unwrap();
     let credentials = auth.get_credentials().await.unwrap();
@@ -590,7 +590,7 @@ async fn device_login_refreshes_at_token_url_with_the_configured_header() {
         .authorization_header("x-flyte-token")
         .build()
         .unwrap();
-    let store = expired_login(&endpoint, "authorization");
+    let store = expired_login(cfg.endpoint(), "authorization");
     let auth = get_authenticator(&cfg, Some(store)).unwrap();
     let credentials = auth.get_credentials().await.unwrap();
     assert_eq!(
@@ -699,11 +699,11 @@ async fn proxy_command_gives_a_proxy_authorization_header() {
 /// A plugin's flow: a fixed token, named after the config's endpoint.
 #[derive(Debug)]
 struct PluginFlow {
-    endpoint: String,
+    endpoint: Endpoint,
 }
 
 impl TokenFlow for PluginFlow {
-    fn endpoint(&self) -> &str {
+    fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
@@ -715,7 +715,7 @@ fn plugin_factory(calls: Arc<AtomicUsize>) -> AuthenticatorFactory {
     Arc::new(move |cfg: &PlatformConfig, store| {
         calls.fetch_add(1, Ordering::SeqCst);
         let flow = PluginFlow {
-            endpoint: cfg.endpoint().key().to_owned(),
+            endpoint: cfg.endpoint().clone(),
         };
         let auth = CachingAuthenticator::builder(flow)
             .maybe_store(store)

@@ -12,9 +12,13 @@ use std::sync::{
 };
 
 use flyte_auth::{
-    AuthenticatedClient, Authenticator, BoxFuture, CachingAuthenticator, Credentials, Error,
-    TokenFlow,
+    AuthenticatedClient, Authenticator, BoxFuture, CachingAuthenticator, Credentials, Endpoint,
+    Error, TokenFlow,
 };
+
+/// The test server's endpoint, parsed.
+static EP: std::sync::LazyLock<Endpoint> =
+    std::sync::LazyLock::new(|| Endpoint::parse("flyte.test").expect("a valid endpoint"));
 use http::HeaderName;
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
@@ -32,8 +36,8 @@ struct Issuer {
 }
 
 impl TokenFlow for Issuer {
-    fn endpoint(&self) -> &str {
-        "flyte.test"
+    fn endpoint(&self) -> &Endpoint {
+        &EP
     }
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
         Box::pin(async move {

@@ -21,10 +21,14 @@ use std::{
 };
 
 use flyte_auth::{
-    AuthLayer, Authenticator, BoxFuture, CachingAuthenticator, Credentials, Error, MemoryStore,
-    TokenFlow, TokenStore,
+    AuthLayer, Authenticator, BoxFuture, CachingAuthenticator, Credentials, Endpoint, Error,
+    MemoryStore, TokenFlow, TokenStore,
     tower::{AuthService, Replay, RequestBody},
 };
+
+/// The test server's endpoint, parsed.
+static EP: std::sync::LazyLock<Endpoint> =
+    std::sync::LazyLock::new(|| Endpoint::parse("flyte.test").expect("a valid endpoint"));
 use http::{HeaderName, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use tonic::{
@@ -45,8 +49,8 @@ struct Issuer {
 }
 
 impl TokenFlow for Issuer {
-    fn endpoint(&self) -> &str {
-        "flyte.test"
+    fn endpoint(&self) -> &Endpoint {
+        &EP
     }
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
         Box::pin(async move {
@@ -212,14 +216,18 @@ struct CountingStore {
 }
 
 impl TokenStore for CountingStore {
-    fn store(&self, credentials: &Credentials) -> Result<(), flyte_auth::StoreError> {
-        self.inner.store(credentials)
+    fn store(
+        &self,
+        endpoint: &Endpoint,
+        credentials: &Credentials,
+    ) -> Result<(), flyte_auth::StoreError> {
+        self.inner.store(endpoint, credentials)
     }
-    fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, flyte_auth::StoreError> {
+    fn retrieve(&self, endpoint: &Endpoint) -> Result<Option<Credentials>, flyte_auth::StoreError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.retrieve(endpoint)
     }
-    fn delete(&self, endpoint: &str) -> Result<(), flyte_auth::StoreError> {
+    fn delete(&self, endpoint: &Endpoint) -> Result<(), flyte_auth::StoreError> {
         self.inner.delete(endpoint)
     }
     fn name(&self) -> &'static str {
@@ -271,7 +279,10 @@ async fn stored_credentials_are_sent_at_once_without_a_login() {
     let addr = start_server(gate.clone()).await;
     let store = Arc::new(MemoryStore::new());
     store
-        .store(&Credentials::new("stored", "flyte.test").with_expires_in(3600))
+        .store(
+            &EP,
+            &Credentials::new("stored", "flyte.test").with_expires_in(3600),
+        )
         .unwrap();
     let logins = Arc::new(AtomicUsize::new(0));
     let flow = Issuer {

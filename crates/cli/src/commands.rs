@@ -191,7 +191,7 @@ async fn login(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
     let store = settings::store(options, cfg)?;
     // Built first, so that a config it refuses leaves the stored login alone.
     let authenticator = connect::authenticator(cfg, options, Arc::clone(&store))?;
-    store.delete(cfg.endpoint().key())?;
+    store.delete(cfg.endpoint())?;
     let credentials = authenticator.get_credentials().await?;
     eprintln!(
         "Logged in to {} ({}); the token {}. Kept in the {} store.",
@@ -206,12 +206,8 @@ async fn login(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
 /// Removes what is stored for the endpoint.
 fn logout(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
     let store = settings::store(options, cfg)?;
-    let stored = store
-        .retrieve(cfg.endpoint().key())
-        .ok()
-        .flatten()
-        .is_some();
-    store.delete(cfg.endpoint().key())?;
+    let stored = store.retrieve(cfg.endpoint()).ok().flatten().is_some();
+    store.delete(cfg.endpoint())?;
     if stored {
         eprintln!(
             "Logged out of {}: the stored credentials were removed from the {} store.",
@@ -231,9 +227,7 @@ fn logout(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
 /// Prints what is configured and stored; logs in never.
 fn status(cfg: &PlatformConfig, options: &Options, json: bool) -> Result<(), Error> {
     let store = settings::store(options, cfg)?;
-    let stored = store
-        .retrieve(cfg.endpoint().key())
-        .map_err(|e| e.to_string());
+    let stored = store.retrieve(cfg.endpoint()).map_err(|e| e.to_string());
     // The error `token` would fail on before any network access, if any.
     let config_error = cfg
         .validate()

@@ -8,7 +8,7 @@ use std::{
 };
 
 use flyte_auth::{
-    AuthMode, Credentials, Error, PlatformConfig, StoreError, TokenStore,
+    AuthMode, Credentials, Endpoint, Error, PlatformConfig, StoreError, TokenStore,
     oauth::{OAuthClient, RemoteClientConfigStore},
     redact_url,
     text::printable,
@@ -391,11 +391,15 @@ fn store_step(
         }
     };
     let name = store.name().to_owned();
-    let probe = Credentials::new("flyte-auth-doctor-probe", PROBE_ENDPOINT);
+    let endpoint = match Endpoint::parse(PROBE_ENDPOINT) {
+        Ok(endpoint) => endpoint,
+        Err(e) => return (Step::new("token store", Outcome::Fail, e.to_string()), None),
+    };
+    let probe = Credentials::new("flyte-auth-doctor-probe", endpoint.key());
     let check = store
-        .retrieve(PROBE_ENDPOINT)
-        .and_then(|_| store.store(&probe))
-        .and_then(|()| store.delete(PROBE_ENDPOINT));
+        .retrieve(&endpoint)
+        .and_then(|_| store.store(&endpoint, &probe))
+        .and_then(|()| store.delete(&endpoint));
     let step = match check {
         Ok(()) => Step::new(
             "token store",
@@ -426,7 +430,7 @@ fn login_step(cfg: &PlatformConfig, store: Option<&dyn TokenStore>) -> Step {
     let Some(store) = store else {
         return Step::new("login", Outcome::Skip, "the token store is not usable");
     };
-    match store.retrieve(cfg.endpoint().key()) {
+    match store.retrieve(cfg.endpoint()) {
         Ok(None) => Step::new(
             "login",
             Outcome::Ok,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use flyte_auth::{
     Error, PlatformConfig, TokenStore, config::PlatformConfigBuilder, oauth::HttpSettings,
 };
-use flyte_auth_store::{StoreKind, open_store_for};
+use flyte_auth_store::{StoreKind, open_store_with};
 
 use crate::args::Options;
 
@@ -75,19 +75,17 @@ pub(crate) fn load_config(options: &Options) -> Result<PlatformConfig, Error> {
     config_builder(options).build()
 }
 
-/// Opens the store `--store` names, in `--cache-dir` when given, for `cfg`'s endpoint (the
-/// keyring names the other Flyte tools' entries by it as written; `--all-layouts` writes them
-/// all; `admin.disableKeyring` makes the automatic choice the file store). Touches nothing
-/// yet.
+/// Opens the store `--store` names, in `--cache-dir` when given (`--all-layouts` or
+/// `admin.writeAllLayouts` makes the keyring write every Flyte tool's layout;
+/// `admin.disableKeyring` makes the automatic choice the file store). Touches nothing yet.
 pub(crate) fn store(options: &Options, cfg: &PlatformConfig) -> Result<Arc<dyn TokenStore>, Error> {
     let kind = match options.store {
         StoreKind::Auto if cfg.disable_keyring() => StoreKind::File,
         kind => kind,
     };
-    Ok(open_store_for(
+    Ok(open_store_with(
         kind,
         options.cache_dir.clone(),
-        cfg.endpoint(),
         options.all_layouts || cfg.write_all_layouts(),
     )?)
 }

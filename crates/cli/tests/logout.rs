@@ -27,7 +27,7 @@ fn logout_with_the_automatic_store_removes_a_login_the_file_store_kept() {
     // What a run without a keyring left: its login in the file store.
     let files = FileStore::in_dir(&cache);
     files
-        .store(&Credentials::new("file-token", endpoint.key()))
+        .store(&endpoint, &Credentials::new("file-token", endpoint.key()))
         .unwrap();
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_flyte-auth"))
@@ -59,7 +59,7 @@ fn logout_with_the_automatic_store_removes_a_login_the_file_store_kept() {
          test -p flyte-auth-cli --test logout`: {stderr}"
     );
     assert_eq!(
-        files.retrieve(endpoint.key()).unwrap(),
+        files.retrieve(&endpoint).unwrap(),
         None,
         "the login kept in the file store outlived the logout"
     );

@@ -25,7 +25,7 @@
 use std::fmt;
 
 use flyte_auth_core::{
-    BoxFuture, CachingAuthenticator, Credentials, Error, SecretString, TokenFlow,
+    BoxFuture, CachingAuthenticator, Credentials, Endpoint, Error, SecretString, TokenFlow,
 };
 use flyte_auth_oauth::{ClientAuth, ClientAuthMethod, ClientContext, Field, TokenRequest};
 use http::HeaderName;
@@ -168,8 +168,8 @@ impl ClientCredentialsFlowBuilder {
 }
 
 impl TokenFlow for ClientCredentialsFlow {
-    fn endpoint(&self) -> &str {
-        self.ctx.endpoint().key()
+    fn endpoint(&self) -> &Endpoint {
+        self.ctx.endpoint()
     }
 
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {

@@ -41,7 +41,7 @@ use std::{fmt, sync::Arc, thread, time::Duration};
 
 use flyte_auth_core::{
     BoxFuture, CachingAuthenticator, ClientConfigStore, Credentials, DEFAULT_ENDPOINT,
-    DEFAULT_HEADER_KEY, Error, SecretString, TokenFlow, parse_header_name,
+    DEFAULT_HEADER_KEY, Endpoint, Error, SecretString, TokenFlow, parse_header_name,
 };
 use http::HeaderName;
 use tokio::sync::{OnceCell, oneshot};
@@ -87,11 +87,12 @@ pub type CommandAuthenticator = CachingAuthenticator<CommandFlow>;
 /// ```
 /// use std::time::Duration;
 /// use flyte_auth_command::CommandFlow;
+/// use flyte_auth_core::Endpoint;
 ///
 /// let flow = CommandFlow::builder()
 ///     .command(["gcloud", "auth", "print-identity-token"])
 ///     .timeout(Duration::from_secs(10))
-///     .endpoint("flyte.example.org")
+///     .endpoint(Endpoint::parse("dns:///flyte.example.org")?)
 ///     .build()?;
 /// assert_eq!(flow.timeout(), Duration::from_secs(10));
 /// # Ok::<(), flyte_auth_core::Error>(())
@@ -103,7 +104,7 @@ pub struct CommandFlowBuilder {
     header_key: Option<String>,
     header_from: Option<Arc<dyn ClientConfigStore>>,
     timeout: Option<Duration>,
-    endpoint: Option<String>,
+    endpoint: Option<Endpoint>,
     interactive: bool,
 }
 
@@ -164,11 +165,12 @@ impl CommandFlowBuilder {
         self
     }
 
-    /// The endpoint the token is for: the key in a token store, if the caching authenticator
-    /// has one ([`DEFAULT_ENDPOINT`] by default). Give a proxy authenticator that shares a
-    /// store with the main one a key of its own.
-    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = Some(endpoint.into());
+    /// The server the token is for: what a token store files it under, if the caching
+    /// authenticator has one ([`DEFAULT_ENDPOINT`] by default). A proxy authenticator for
+    /// the same server must not share a store with the main one: both would file their
+    /// tokens under this endpoint.
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = Some(endpoint);
         self
     }
 
@@ -188,7 +190,7 @@ impl CommandFlowBuilder {
     /// # Errors
     ///
     /// [`Error::Config`] when the command or its program name is empty, the header key is not
-    /// a valid header name, the time-out is zero, or the endpoint is empty.
+    /// a valid header name, or the time-out is zero.
     pub fn build(self) -> Result<CommandFlow, Error> {
         let mut command = self.command.into_iter();
         let program = command
@@ -214,12 +216,10 @@ impl CommandFlowBuilder {
                 "the time-out of command `{program}` is zero"
             )));
         }
-        let endpoint = self.endpoint.unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
-        if endpoint.trim().is_empty() {
-            return Err(Error::config(format!(
-                "the endpoint of command `{program}` is empty"
-            )));
-        }
+        let endpoint = match self.endpoint {
+            Some(endpoint) => endpoint,
+            None => Endpoint::parse(DEFAULT_ENDPOINT)?,
+        };
         Ok(CommandFlow {
             job: Arc::new(Job {
                 program,
@@ -250,7 +250,7 @@ pub struct CommandFlow {
     header: Option<HeaderName>,
     header_from: Option<Arc<dyn ClientConfigStore>>,
     discovered_header: OnceCell<HeaderName>,
-    endpoint: String,
+    endpoint: Endpoint,
 }
 
 impl fmt::Debug for CommandFlow {
@@ -395,7 +395,7 @@ impl CommandFlow {
                  line breaks, control or non-ASCII characters inside",
             ));
         }
-        let credentials = Credentials::new(token, self.endpoint.as_str());
+        let credentials = Credentials::new(token, self.endpoint.key());
         match credentials.expires_at() {
             Some(at) if credentials.is_expired_within(Duration::ZERO) => {
                 let ago = at.elapsed().unwrap_or_default().as_secs();
@@ -417,7 +417,7 @@ impl CommandFlow {
 }
 
 impl TokenFlow for CommandFlow {
-    fn endpoint(&self) -> &str {
+    fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
 

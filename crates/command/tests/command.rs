@@ -10,8 +10,8 @@ use std::{
 
 use flyte_auth_command::{CommandAuthenticator, CommandFlow, CommandFlowBuilder, MAX_OUTPUT};
 use flyte_auth_core::{
-    Authenticator, BoxFuture, CachingAuthenticator, ClientConfig, ClientConfigStore, Error,
-    MemoryStore, TokenFlow, TokenStore,
+    Authenticator, BoxFuture, CachingAuthenticator, ClientConfig, ClientConfigStore, Endpoint,
+    Error, MemoryStore, TokenFlow, TokenStore,
 };
 
 /// The authenticator of `flow`, as the factory makes it.
@@ -448,17 +448,19 @@ async fn dropping_a_run_kills_the_command() {
 #[tokio::test]
 async fn a_store_keeps_the_token_under_the_endpoint() {
     let store = Arc::new(MemoryStore::new());
+    let endpoint = Endpoint::parse("dns:///flyte.example.org:443").unwrap();
     let auth = CommandFlow::builder()
         .command(["printf", "stored-tok"])
-        .endpoint("flyte.example.org")
+        .endpoint(endpoint.clone())
         .build()
         .unwrap();
     let auth = CachingAuthenticator::builder(auth)
         .store(store.clone())
         .build();
     auth.get_credentials().await.unwrap();
-    let stored = store.retrieve("flyte.example.org").unwrap().unwrap();
+    let stored = store.retrieve(&endpoint).unwrap().unwrap();
     assert_eq!(stored.access_token.expose_secret(), "stored-tok");
+    assert_eq!(stored.for_endpoint, "flyte.example.org");
 }
 
 #[test]

@@ -16,12 +16,15 @@ use std::{
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use flyte_auth_core::{
-    Authenticator, BoxFuture, CachingAuthenticator, Credentials, Error, MemoryStore, TokenFlow,
-    TokenStore,
+    Authenticator, BoxFuture, CachingAuthenticator, Credentials, Endpoint, Error, MemoryStore,
+    TokenFlow, TokenStore,
 };
 use futures_util::FutureExt as _;
 
 const ENDPOINT: &str = "flyte.example.org:443";
+/// [`ENDPOINT`], parsed.
+static EP: std::sync::LazyLock<Endpoint> =
+    std::sync::LazyLock::new(|| Endpoint::parse(ENDPOINT).expect("a valid endpoint"));
 
 /// How many tasks ask for credentials at once in the single-flight benchmark.
 const TASKS: usize = 1000;
@@ -35,8 +38,8 @@ struct CountingFlow {
 }
 
 impl TokenFlow for CountingFlow {
-    fn endpoint(&self) -> &str {
-        ENDPOINT
+    fn endpoint(&self) -> &Endpoint {
+        &EP
     }
 
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
@@ -80,6 +83,7 @@ fn expired_authenticator() -> (
     let store = Arc::new(MemoryStore::new());
     store
         .store(
+            &EP,
             &Credentials::new("stale", ENDPOINT)
                 .with_refresh_token("old-refresh")
                 .with_expires_at(SystemTime::now() - Duration::from_secs(60)),

@@ -113,15 +113,17 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// # use flyte_auth_core::{Authenticator, BoxFuture, CachingAuthenticator, Credentials, Error, MemoryStore, TokenFlow, TokenStore};
-    /// # #[derive(Debug)] struct Flow;
+    /// # use flyte_auth_core::{Authenticator, BoxFuture, CachingAuthenticator, Credentials, Endpoint, Error, MemoryStore, TokenFlow, TokenStore};
+    /// # #[derive(Debug)] struct Flow(Endpoint);
     /// # impl TokenFlow for Flow {
-    /// #     fn endpoint(&self) -> &str { "flyte.example.org:443" }
+    /// #     fn endpoint(&self) -> &Endpoint { &self.0 }
     /// #     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> { unimplemented!() }
     /// # }
+    /// let endpoint = Endpoint::parse("dns:///flyte.example.org:443")?;
     /// let store = Arc::new(MemoryStore::new());
-    /// store.store(&Credentials::new("stored-token", "flyte.example.org:443").with_expires_in(3600))?;
-    /// let auth = CachingAuthenticator::builder(Flow).store(store).build();
+    /// let stored = Credentials::new("stored-token", endpoint.key()).with_expires_in(3600);
+    /// store.store(&endpoint, &stored)?;
+    /// let auth = CachingAuthenticator::builder(Flow(endpoint)).store(store).build();
     ///
     /// // No async runtime needed while the stored token is fresh; when this says `None`,
     /// // `auth.get_credentials().await?` refreshes or logs in.

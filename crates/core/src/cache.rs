@@ -47,8 +47,8 @@ use futures_util::future::{FutureExt as _, Shared};
 use http::HeaderName;
 
 use crate::{
-    AuthHeader, Authenticator, BoxFuture, Credentials, DEFAULT_HEADER_KEY, Error, TokenStore,
-    UNKNOWN_EXPIRY_LIFETIME,
+    AuthHeader, Authenticator, BoxFuture, Credentials, DEFAULT_HEADER_KEY, Endpoint, Error,
+    TokenStore, UNKNOWN_EXPIRY_LIFETIME,
 };
 
 /// How long before expiry credentials are refreshed at the earliest, unless the token lives so
@@ -169,8 +169,10 @@ mod coarse {
 /// Implemented by each flow crate (browser login with PKCE, device code, client credentials,
 /// external command) and by applications with flows of their own.
 pub trait TokenFlow: Send + Sync + fmt::Debug + 'static {
-    /// The endpoint the credentials are for: the key in the [`TokenStore`].
-    fn endpoint(&self) -> &str;
+    /// The server the credentials are for: what the [`TokenStore`] files them under (its
+    /// [`key`](Endpoint::key)) and finds other tools' logins by (its
+    /// [`as_written`](Endpoint::as_written) spelling).
+    fn endpoint(&self) -> &Endpoint;
 
     /// Runs the full flow: a browser login, a device-code login, a client-credentials grant,
     /// an external command.
@@ -204,7 +206,7 @@ pub trait TokenFlow: Send + Sync + fmt::Debug + 'static {
 }
 
 impl<T: TokenFlow + ?Sized> TokenFlow for Arc<T> {
-    fn endpoint(&self) -> &str {
+    fn endpoint(&self) -> &Endpoint {
         (**self).endpoint()
     }
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
@@ -261,7 +263,7 @@ struct Inner<F> {
 /// # use flyte_auth_core::*;
 /// # #[derive(Debug)] struct MyFlow;
 /// # impl TokenFlow for MyFlow {
-/// #     fn endpoint(&self) -> &str { "e" }
+/// #     fn endpoint(&self) -> &Endpoint { unimplemented!() }
 /// #     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> { unimplemented!() }
 /// # }
 /// use std::{sync::Arc, time::Duration};
@@ -542,7 +544,7 @@ impl<F: TokenFlow> Inner<F> {
         let now = self.clock.now();
         let retry_at = later(now, backoff(failures)).min(expires_at);
         tracing::warn!(
-            endpoint = self.flow.endpoint(),
+            endpoint = %self.flow.endpoint(),
             error = %error,
             expires_in_secs = expires_at.duration_since(now).unwrap_or_default().as_secs(),
             retry_in_secs = retry_at.duration_since(now).unwrap_or_default().as_secs(),
@@ -558,7 +560,7 @@ impl<F: TokenFlow> Inner<F> {
         let stored = match store.retrieve(endpoint) {
             Ok(stored) => stored?,
             Err(e) => {
-                tracing::warn!(store = store.name(), endpoint, error = %e, "could not read stored credentials; continuing without them");
+                tracing::warn!(store = store.name(), endpoint = %endpoint, error = %e, "could not read stored credentials; continuing without them");
                 return None;
             }
         };
@@ -566,7 +568,7 @@ impl<F: TokenFlow> Inner<F> {
             (Some(ours), Some(theirs)) if ours != theirs => {
                 tracing::debug!(
                     store = store.name(),
-                    endpoint,
+                    endpoint = %endpoint,
                     "stored credentials belong to another client id; not using them"
                 );
                 None
@@ -577,9 +579,9 @@ impl<F: TokenFlow> Inner<F> {
 
     fn persist(&self, credentials: &Credentials) {
         if let Some(store) = &self.store
-            && let Err(e) = store.store(credentials)
+            && let Err(e) = store.store(self.flow.endpoint(), credentials)
         {
-            tracing::warn!(store = store.name(), endpoint = self.flow.endpoint(), error = %e, "could not save credentials; the next process will have to log in again");
+            tracing::warn!(store = store.name(), endpoint = %self.flow.endpoint(), error = %e, "could not save credentials; the next process will have to log in again");
         }
     }
 
@@ -588,7 +590,7 @@ impl<F: TokenFlow> Inner<F> {
         if let Some(store) = &self.store
             && let Err(e) = store.delete(self.flow.endpoint())
         {
-            tracing::warn!(store = store.name(), endpoint = self.flow.endpoint(), error = %e, "could not delete rejected credentials");
+            tracing::warn!(store = store.name(), endpoint = %self.flow.endpoint(), error = %e, "could not delete rejected credentials");
         }
     }
 
@@ -597,7 +599,7 @@ impl<F: TokenFlow> Inner<F> {
     fn install_stored(&self, credentials: Credentials) -> Result<Arc<Credentials>, Error> {
         if credentials.stale_copies {
             tracing::debug!(
-                endpoint = self.flow.endpoint(),
+                endpoint = %self.flow.endpoint(),
                 "the store's copies of the login disagree; writing the current tokens to all of them"
             );
             self.persist(&credentials);
@@ -615,7 +617,7 @@ impl<F: TokenFlow> Inner<F> {
         } else if !credentials.expiry_is_known() {
             credentials = credentials.with_expires_at(later(now, UNKNOWN_EXPIRY_LIFETIME));
         }
-        credentials.for_endpoint = self.flow.endpoint().to_owned();
+        credentials.for_endpoint = self.flow.endpoint().key().to_owned();
         if credentials.client_id.is_none() {
             credentials.client_id = self.flow.client_id();
         }
@@ -636,7 +638,7 @@ impl<F: TokenFlow> Inner<F> {
         if candidate.is_none() {
             candidate = self.read_store();
             if let Some(stored) = candidate.clone().filter(|c| !force && self.servable(c)) {
-                tracing::debug!(endpoint, "using stored credentials");
+                tracing::debug!(endpoint = %endpoint, "using stored credentials");
                 return self.install(stored);
             }
         }
@@ -644,7 +646,7 @@ impl<F: TokenFlow> Inner<F> {
         let _lock = match self.store.as_ref().map(|s| s.lock(endpoint)) {
             Some(Ok(lock)) => lock,
             Some(Err(e)) => {
-                tracing::warn!(endpoint, error = %e, "could not lock the token store; refreshing without the lock");
+                tracing::warn!(endpoint = %endpoint, error = %e, "could not lock the token store; refreshing without the lock");
                 None
             }
             None => None,
@@ -658,7 +660,7 @@ impl<F: TokenFlow> Inner<F> {
                 if self.is_fresh(&stored) && !(force && same) {
                     if !same {
                         tracing::debug!(
-                            endpoint,
+                            endpoint = %endpoint,
                             "another process refreshed the credentials; using them"
                         );
                     }
@@ -679,11 +681,11 @@ impl<F: TokenFlow> Inner<F> {
         if let Some(current) = candidate.filter(|c| c.refresh_token.is_some())
             && let Some(refresh) = self.flow.refresh(&current)
         {
-            tracing::debug!(endpoint, "refreshing credentials");
+            tracing::debug!(endpoint = %endpoint, "refreshing credentials");
             match refresh.await {
                 Ok(new) => return self.accept(new.carry_forward(&current)),
                 Err(e) if e.is_rejected_grant() => {
-                    tracing::info!(endpoint, error = %e, "the refresh token was rejected; starting a new login");
+                    tracing::info!(endpoint = %endpoint, error = %e, "the refresh token was rejected; starting a new login");
                     self.forget_stored();
                     serve_on = None;
                 }
@@ -691,7 +693,7 @@ impl<F: TokenFlow> Inner<F> {
             }
         }
 
-        tracing::debug!(endpoint, "running the full login");
+        tracing::debug!(endpoint = %endpoint, "running the full login");
         match self.flow.login().await {
             Ok(new) => self.accept(new),
             Err(e) if e.is_rejected_grant() => Err(e),
@@ -731,7 +733,7 @@ impl<F: TokenFlow> Authenticator for CachingAuthenticator<F> {
         }
         let stored = self.inner.read_store().filter(|c| self.inner.servable(c))?;
         tracing::debug!(
-            endpoint = self.inner.flow.endpoint(),
+            endpoint = %self.inner.flow.endpoint(),
             "using stored credentials"
         );
         // A header the credentials cannot make is an error `get_credentials` reports.

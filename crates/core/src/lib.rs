@@ -17,16 +17,16 @@
 //! ```
 //! use std::sync::Arc;
 //! use flyte_auth_core::{
-//!     Authenticator, BoxFuture, CachingAuthenticator, Credentials, Error, TokenFlow,
+//!     Authenticator, BoxFuture, CachingAuthenticator, Credentials, Endpoint, Error, TokenFlow,
 //! };
 //!
 //! /// A flow that hands out a fixed token (a real flow calls a token endpoint).
 //! #[derive(Debug)]
-//! struct Fixed;
+//! struct Fixed(Endpoint);
 //!
 //! impl TokenFlow for Fixed {
-//!     fn endpoint(&self) -> &str {
-//!         "flyte.example.org"
+//!     fn endpoint(&self) -> &Endpoint {
+//!         &self.0
 //!     }
 //!     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
 //!         Box::pin(async {
@@ -36,7 +36,8 @@
 //! }
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let auth: Arc<dyn Authenticator> = Arc::new(CachingAuthenticator::builder(Fixed).build());
+//! let flow = Fixed(Endpoint::parse("dns:///flyte.example.org")?);
+//! let auth: Arc<dyn Authenticator> = Arc::new(CachingAuthenticator::builder(flow).build());
 //! // Nothing is fetched yet: the hot path has no header to offer.
 //! assert!(auth.fetch_grpc_call_auth_metadata().is_none());
 //! auth.get_credentials().await?;

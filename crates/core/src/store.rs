@@ -7,9 +7,15 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use crate::{Credentials, StoreError};
+use crate::{Credentials, Endpoint, StoreError};
 
 /// Persists [`Credentials`] by endpoint: flytekit's `KeyringStore` interface.
+///
+/// Every operation names the server by its parsed [`Endpoint`]: a store files tokens under
+/// [`Endpoint::key`] (so every spelling of one server shares one login), and a store that
+/// shares entries with other Flyte tools (the keyring) finds theirs by
+/// [`Endpoint::as_written`], the spelling they key them by. Every caller hands the same
+/// `Endpoint` to every store, so every caller finds the same logins.
 ///
 /// Calls are blocking (keyrings and files are): the credential cache calls them only when a
 /// flow needs credentials, never on the per-request hot path, and never when an authenticator
@@ -19,20 +25,23 @@ use crate::{Credentials, StoreError};
 /// ([`TokenStore::lock`]): the cache takes it around "re-read, refresh if still stale, store",
 /// so that two CLIs started at once do not both redeem the same rotating refresh token.
 pub trait TokenStore: Send + Sync + fmt::Debug {
-    /// Saves credentials under `credentials.for_endpoint`, replacing what was there.
-    fn store(&self, credentials: &Credentials) -> Result<(), StoreError>;
+    /// Saves `credentials` as the login of `endpoint`, replacing what was there. The store
+    /// files them under `endpoint`; their [`for_endpoint`](Credentials::for_endpoint) is not
+    /// consulted.
+    fn store(&self, endpoint: &Endpoint, credentials: &Credentials) -> Result<(), StoreError>;
 
-    /// The credentials stored for `endpoint`, if any.
-    fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, StoreError>;
+    /// The credentials stored for `endpoint`, if any, with
+    /// [`for_endpoint`](Credentials::for_endpoint) set to its [`key`](Endpoint::key).
+    fn retrieve(&self, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError>;
 
     /// Removes what is stored for `endpoint`; removing nothing is not an error.
-    fn delete(&self, endpoint: &str) -> Result<(), StoreError>;
+    fn delete(&self, endpoint: &Endpoint) -> Result<(), StoreError>;
 
     /// Takes a cross-process lock for `endpoint`, held until the returned guard is dropped.
     ///
     /// `Ok(None)` means the store has no such lock (the default). Implementations must not
     /// wait forever: give up after a bounded time with an error, and the cache goes on unlocked.
-    fn lock(&self, endpoint: &str) -> Result<Option<StoreLock>, StoreError> {
+    fn lock(&self, endpoint: &Endpoint) -> Result<Option<StoreLock>, StoreError> {
         let _ = endpoint;
         Ok(None)
     }
@@ -50,16 +59,16 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
 }
 
 impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
-    fn store(&self, credentials: &Credentials) -> Result<(), StoreError> {
-        (**self).store(credentials)
+    fn store(&self, endpoint: &Endpoint, credentials: &Credentials) -> Result<(), StoreError> {
+        (**self).store(endpoint, credentials)
     }
-    fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, StoreError> {
+    fn retrieve(&self, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError> {
         (**self).retrieve(endpoint)
     }
-    fn delete(&self, endpoint: &str) -> Result<(), StoreError> {
+    fn delete(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
         (**self).delete(endpoint)
     }
-    fn lock(&self, endpoint: &str) -> Result<Option<StoreLock>, StoreError> {
+    fn lock(&self, endpoint: &Endpoint) -> Result<Option<StoreLock>, StoreError> {
         (**self).lock(endpoint)
     }
     fn name(&self) -> &'static str {
@@ -95,12 +104,16 @@ impl fmt::Debug for StoreLock {
 /// It can also be told to fail its next calls, to test how callers cope with a broken store.
 ///
 /// ```
-/// use flyte_auth_core::{Credentials, MemoryStore, TokenStore};
+/// use flyte_auth_core::{Credentials, Endpoint, MemoryStore, TokenStore};
 /// let store = MemoryStore::new();
-/// store.store(&Credentials::new("t", "flyte.example.org")).unwrap();
-/// assert!(store.retrieve("flyte.example.org").unwrap().is_some());
-/// store.delete("flyte.example.org").unwrap();
-/// assert!(store.retrieve("flyte.example.org").unwrap().is_none());
+/// let endpoint = Endpoint::parse("dns:///flyte.example.org")?;
+/// store.store(&endpoint, &Credentials::new("t", endpoint.key()))?;
+/// // Any spelling of the server finds the login.
+/// let same = Endpoint::parse("https://flyte.example.org:443")?;
+/// assert!(store.retrieve(&same)?.is_some());
+/// store.delete(&endpoint)?;
+/// assert!(store.retrieve(&endpoint)?.is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -148,21 +161,23 @@ impl MemoryStore {
 }
 
 impl TokenStore for MemoryStore {
-    fn store(&self, credentials: &Credentials) -> Result<(), StoreError> {
+    fn store(&self, endpoint: &Endpoint, credentials: &Credentials) -> Result<(), StoreError> {
         self.injected()?;
+        let mut credentials = credentials.clone();
+        endpoint.key().clone_into(&mut credentials.for_endpoint);
         self.lock_entries()
-            .insert(credentials.for_endpoint.clone(), credentials.clone());
+            .insert(endpoint.key().to_owned(), credentials);
         Ok(())
     }
 
-    fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, StoreError> {
+    fn retrieve(&self, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError> {
         self.injected()?;
-        Ok(self.lock_entries().get(endpoint).cloned())
+        Ok(self.lock_entries().get(endpoint.key()).cloned())
     }
 
-    fn delete(&self, endpoint: &str) -> Result<(), StoreError> {
+    fn delete(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
         self.injected()?;
-        self.lock_entries().remove(endpoint);
+        self.lock_entries().remove(endpoint.key());
         Ok(())
     }
 

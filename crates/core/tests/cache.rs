@@ -15,11 +15,14 @@ use std::{
 };
 
 use flyte_auth_core::{
-    Authenticator, BoxFuture, CachingAuthenticator, Credentials, Error, MemoryStore, OAuthError,
-    StoreError, StoreLock, TokenFlow, TokenStore,
+    Authenticator, BoxFuture, CachingAuthenticator, Credentials, Endpoint, Error, MemoryStore,
+    OAuthError, StoreError, StoreLock, TokenFlow, TokenStore,
 };
 
 const ENDPOINT: &str = "flyte.example.org:443";
+/// [`ENDPOINT`], parsed.
+static EP: std::sync::LazyLock<Endpoint> =
+    std::sync::LazyLock::new(|| Endpoint::parse(ENDPOINT).expect("a valid endpoint"));
 
 /// A flow whose answers the test scripts; it counts what it was asked to do.
 #[derive(Debug, Default)]
@@ -53,8 +56,8 @@ impl ScriptedFlow {
 }
 
 impl TokenFlow for ScriptedFlow {
-    fn endpoint(&self) -> &str {
-        ENDPOINT
+    fn endpoint(&self) -> &Endpoint {
+        &EP
     }
 
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
@@ -129,7 +132,7 @@ fn connection_refused() -> Error {
 async fn a_thousand_concurrent_tasks_on_an_expired_token_cause_one_token_request() {
     let flow = Arc::new(ScriptedFlow::with_delay(Duration::from_millis(50)));
     let store = Arc::new(MemoryStore::new());
-    store.store(&expired("stale")).unwrap();
+    store.store(&EP, &expired("stale")).unwrap();
     let auth = Arc::new(authenticator(&flow, &store));
 
     let tasks: Vec<_> = (0..1000)
@@ -145,7 +148,7 @@ async fn a_thousand_concurrent_tasks_on_an_expired_token_cause_one_token_request
 
     assert_eq!(flow.refreshes(), 1);
     assert_eq!(flow.logins(), 0);
-    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(stored.access_token.expose_secret(), "refreshed-1");
     // The answer had no refresh token: the old one is carried forward and persisted.
     assert_eq!(stored.refresh_token.unwrap().expose_secret(), "old-refresh");
@@ -155,7 +158,7 @@ async fn a_thousand_concurrent_tasks_on_an_expired_token_cause_one_token_request
 async fn a_rejected_refresh_token_is_deleted_and_the_full_login_runs_once() {
     let flow = Arc::new(ScriptedFlow::default());
     let store = Arc::new(MemoryStore::new());
-    store.store(&expired("stale")).unwrap();
+    store.store(&EP, &expired("stale")).unwrap();
     flow.answer_refresh(Err(invalid_grant()));
     let auth = authenticator(&flow, &store);
 
@@ -163,7 +166,7 @@ async fn a_rejected_refresh_token_is_deleted_and_the_full_login_runs_once() {
 
     assert_eq!(creds.access_token.expose_secret(), "login-1");
     assert_eq!((flow.refreshes(), flow.logins()), (1, 1));
-    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(stored.access_token.expose_secret(), "login-1");
     assert_eq!(stored.refresh_token.unwrap().expose_secret(), "refresh-1");
 }
@@ -172,7 +175,7 @@ async fn a_rejected_refresh_token_is_deleted_and_the_full_login_runs_once() {
 async fn a_transient_refresh_failure_deletes_nothing_and_returns_the_error() {
     let flow = Arc::new(ScriptedFlow::default());
     let store = Arc::new(MemoryStore::new());
-    store.store(&expired("stale")).unwrap();
+    store.store(&EP, &expired("stale")).unwrap();
     flow.answer_refresh(Err(connection_refused()));
     let auth = authenticator(&flow, &store);
 
@@ -180,7 +183,7 @@ async fn a_transient_refresh_failure_deletes_nothing_and_returns_the_error() {
 
     assert!(err.is_transient(), "{err}");
     assert_eq!(flow.logins(), 0, "no login after a network error");
-    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(stored.access_token.expose_secret(), "stale");
     assert_eq!(stored.refresh_token.unwrap().expose_secret(), "old-refresh");
 
@@ -193,7 +196,7 @@ async fn a_transient_refresh_failure_deletes_nothing_and_returns_the_error() {
 async fn an_error_reaches_every_waiter_and_is_requested_once() {
     let flow = Arc::new(ScriptedFlow::with_delay(Duration::from_millis(50)));
     let store = Arc::new(MemoryStore::new());
-    store.store(&expired("stale")).unwrap();
+    store.store(&EP, &expired("stale")).unwrap();
     flow.answer_refresh(Err(connection_refused()));
     let auth = Arc::new(authenticator(&flow, &store));
 
@@ -247,7 +250,10 @@ async fn fresh_stored_credentials_are_used_without_any_token_request() {
     let flow = Arc::new(ScriptedFlow::default());
     let store = Arc::new(MemoryStore::new());
     store
-        .store(&Credentials::new("stored", ENDPOINT).with_expires_in(3600))
+        .store(
+            &EP,
+            &Credentials::new("stored", ENDPOINT).with_expires_in(3600),
+        )
         .unwrap();
     let auth = authenticator(&flow, &store);
 
@@ -270,6 +276,7 @@ async fn credentials_are_refreshed_a_margin_before_expiry() {
     let store = Arc::new(MemoryStore::new());
     store
         .store(
+            &EP,
             &Credentials::new("short-lived", ENDPOINT)
                 .with_refresh_token("r")
                 .with_expires_in(300)
@@ -286,7 +293,10 @@ async fn credentials_are_refreshed_a_margin_before_expiry() {
     // the margin shrinks for short lifetimes.
     let store = Arc::new(MemoryStore::new());
     store
-        .store(&Credentials::new("five-minutes", ENDPOINT).with_expires_in(300))
+        .store(
+            &EP,
+            &Credentials::new("five-minutes", ENDPOINT).with_expires_in(300),
+        )
         .unwrap();
     let auth = authenticator(&flow, &store);
     let creds = auth.get_credentials().await.unwrap();
@@ -328,7 +338,7 @@ async fn stored_credentials_of_another_client_are_not_served() {
         ..ScriptedFlow::default()
     });
     let store = Arc::new(MemoryStore::new());
-    store.store(&another_clients()).unwrap();
+    store.store(&EP, &another_clients()).unwrap();
     let auth = authenticator(&flow, &store);
 
     let creds = auth.get_credentials().await.unwrap();
@@ -345,20 +355,20 @@ struct RacingStore {
 }
 
 impl TokenStore for RacingStore {
-    fn store(&self, credentials: &Credentials) -> Result<(), StoreError> {
-        self.inner.store(credentials)
+    fn store(&self, endpoint: &Endpoint, credentials: &Credentials) -> Result<(), StoreError> {
+        self.inner.store(endpoint, credentials)
     }
-    fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, StoreError> {
+    fn retrieve(&self, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError> {
         self.inner.retrieve(endpoint)
     }
-    fn delete(&self, endpoint: &str) -> Result<(), StoreError> {
+    fn delete(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
         self.inner.delete(endpoint)
     }
-    fn lock(&self, _endpoint: &str) -> Result<Option<StoreLock>, StoreError> {
+    fn lock(&self, endpoint: &Endpoint) -> Result<Option<StoreLock>, StoreError> {
         self.locks.fetch_add(1, Ordering::SeqCst);
         // While we waited, the other process refreshed and stored its result.
         if let Some(theirs) = self.other_process_refresh.lock().unwrap().take() {
-            self.inner.store(&theirs)?;
+            self.inner.store(endpoint, &theirs)?;
         }
         Ok(Some(StoreLock::new(())))
     }
@@ -379,7 +389,7 @@ async fn under_the_store_lock_a_token_refreshed_by_another_process_is_reused() {
         )),
         locks: AtomicUsize::new(0),
     });
-    store.store(&expired("stale")).unwrap();
+    store.store(&EP, &expired("stale")).unwrap();
     let auth = CachingAuthenticator::builder(Arc::clone(&flow))
         .store(store.clone())
         .build();
@@ -401,8 +411,8 @@ async fn under_the_store_lock_the_newest_refresh_token_is_the_one_redeemed() {
     #[derive(Debug, Default)]
     struct Recording(Mutex<Vec<String>>);
     impl TokenFlow for Recording {
-        fn endpoint(&self) -> &str {
-            ENDPOINT
+        fn endpoint(&self) -> &Endpoint {
+            &EP
         }
         fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
             Box::pin(async { Err(Error::authentication("no login in this test")) })
@@ -428,7 +438,7 @@ async fn under_the_store_lock_the_newest_refresh_token_is_the_one_redeemed() {
         other_process_refresh: Mutex::new(Some(theirs)),
         locks: AtomicUsize::new(0),
     });
-    store.store(&expired("stale")).unwrap();
+    store.store(&EP, &expired("stale")).unwrap();
     let auth = CachingAuthenticator::builder(Arc::clone(&flow))
         .store(store.clone())
         .build();
@@ -479,8 +489,8 @@ async fn a_stored_token_keeps_the_header_the_server_named_before_any_discovery()
     #[derive(Debug, Default)]
     struct Discovering(Mutex<bool>);
     impl TokenFlow for Discovering {
-        fn endpoint(&self) -> &str {
-            ENDPOINT
+        fn endpoint(&self) -> &Endpoint {
+            &EP
         }
         fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
             *self.0.lock().unwrap() = true;
@@ -577,7 +587,7 @@ async fn expiry_and_refresh_follow_the_injected_clock() {
         "login-1"
     );
     // The hour is counted on the injected clock.
-    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(
         stored.expires_at(),
         Some(clock.now_for_test() + Duration::from_secs(3600))
@@ -628,6 +638,7 @@ async fn a_stored_token_of_unknown_expiry_is_refreshed_once_and_its_expiry_store
     };
     store
         .store(
+            &EP,
             &Credentials::new("opaque-dead", ENDPOINT)
                 .with_refresh_token("r0")
                 .with_id_token(id_token),
@@ -638,7 +649,7 @@ async fn a_stored_token_of_unknown_expiry_is_refreshed_once_and_its_expiry_store
     let creds = first.get_credentials().await.unwrap();
     assert_eq!(creds.access_token.expose_secret(), "refreshed-1");
     assert_eq!(flow.refreshes(), 1);
-    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(stored.access_token.expose_secret(), "refreshed-1");
     assert!(stored.expiry_is_known(), "the server's expiry is stored");
 
@@ -662,7 +673,7 @@ async fn a_stored_token_of_unknown_expiry_without_refresh_token_is_used_as_long_
         ManualClock::new(),
     );
     store
-        .store(&Credentials::new("opaque-forever", ENDPOINT))
+        .store(&EP, &Credentials::new("opaque-forever", ENDPOINT))
         .unwrap();
     let auth = on_clock(&flow, &store, &clock);
     let creds = auth.get_credentials().await.unwrap();
@@ -683,8 +694,8 @@ struct SilentFlow {
 }
 
 impl TokenFlow for SilentFlow {
-    fn endpoint(&self) -> &str {
-        ENDPOINT
+    fn endpoint(&self) -> &Endpoint {
+        &EP
     }
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
         Box::pin(async move {
@@ -707,7 +718,7 @@ async fn the_trust_window_of_a_token_without_lifetime_starts_once_and_is_stored(
     };
     let arrived = clock.now_for_test();
     auth(&flow).get_credentials().await.unwrap();
-    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(
         stored.expires_at(),
         Some(arrived + flyte_auth_core::UNKNOWN_EXPIRY_LIFETIME)
@@ -731,21 +742,21 @@ struct DisagreeingStore {
 }
 
 impl TokenStore for DisagreeingStore {
-    fn store(&self, credentials: &Credentials) -> Result<(), StoreError> {
+    fn store(&self, endpoint: &Endpoint, credentials: &Credentials) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.store(credentials)
+        self.inner.store(endpoint, credentials)
     }
-    fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, StoreError> {
+    fn retrieve(&self, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError> {
         let mut stored = self.inner.retrieve(endpoint)?;
         if let Some(c) = stored.as_mut() {
             c.stale_copies = self.writes.load(Ordering::SeqCst) == 1;
         }
         Ok(stored)
     }
-    fn delete(&self, endpoint: &str) -> Result<(), StoreError> {
+    fn delete(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
         self.inner.delete(endpoint)
     }
-    fn lock(&self, _endpoint: &str) -> Result<Option<StoreLock>, StoreError> {
+    fn lock(&self, _endpoint: &Endpoint) -> Result<Option<StoreLock>, StoreError> {
         Ok(Some(StoreLock::new(())))
     }
     fn name(&self) -> &'static str {
@@ -764,7 +775,7 @@ fn with_disagreeing_copies(
 ) {
     let flow = Arc::new(ScriptedFlow::default());
     let store = Arc::new(DisagreeingStore::default());
-    store.store(&stored.with_expires_in(3600)).unwrap();
+    store.store(&EP, &stored.with_expires_in(3600)).unwrap();
     let auth = CachingAuthenticator::builder(Arc::clone(&flow))
         .store(store.clone())
         .build();
@@ -802,7 +813,10 @@ fn a_fresh_stored_token_is_served_without_a_runtime_and_then_from_memory() {
     let flow = Arc::new(ScriptedFlow::default());
     let store = Arc::new(MemoryStore::new());
     store
-        .store(&Credentials::new("stored", ENDPOINT).with_expires_in(3600))
+        .store(
+            &EP,
+            &Credentials::new("stored", ENDPOINT).with_expires_in(3600),
+        )
         .unwrap();
     // Through `Arc<dyn Authenticator>`, as the factory returns it (the `Arc` forwards).
     let auth: Arc<dyn Authenticator> = Arc::new(authenticator(&flow, &store));
@@ -830,17 +844,20 @@ fn no_fresh_credentials_when_a_refresh_or_a_login_is_due() {
     let store = Arc::new(MemoryStore::new());
     assert!(authenticator(&flow, &store).fresh_credentials().is_none());
     // Expired, with a refresh token: left for `get_credentials` to refresh, and kept.
-    store.store(&expired("old")).unwrap();
+    store.store(&EP, &expired("old")).unwrap();
     let auth = authenticator(&flow, &store);
     assert!(auth.fresh_credentials().is_none());
     assert!(auth.fetch_grpc_call_auth_metadata().is_none());
-    assert!(store.retrieve(ENDPOINT).unwrap().is_some(), "kept");
+    assert!(store.retrieve(&EP).unwrap().is_some(), "kept");
     // Another client's: not served.
-    store.store(&another_clients()).unwrap();
+    store.store(&EP, &another_clients()).unwrap();
     assert!(authenticator(&flow, &store).fresh_credentials().is_none());
     // An unreadable store: a miss, not a panic; once it reads, its fresh token is served.
     store
-        .store(&Credentials::new("own", ENDPOINT).with_expires_in(3600))
+        .store(
+            &EP,
+            &Credentials::new("own", ENDPOINT).with_expires_in(3600),
+        )
         .unwrap();
     store.fail_next(StoreError::Unavailable {
         store: "memory",
@@ -933,8 +950,8 @@ async fn a_lifetime_too_large_for_the_clock_neither_panics_nor_expires() {
     #[derive(Debug)]
     struct Forever;
     impl TokenFlow for Forever {
-        fn endpoint(&self) -> &str {
-            ENDPOINT
+        fn endpoint(&self) -> &Endpoint {
+            &EP
         }
         fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
             // Set as the field, past any bound `with_expires_in` may apply.
@@ -957,7 +974,7 @@ async fn a_lifetime_too_large_for_the_clock_neither_panics_nor_expires() {
     let mut stored = Credentials::new("stored-forever", ENDPOINT).with_refresh_token("r");
     stored.expires_at_unix = Some(u64::MAX);
     stored.expires_in = Some(u64::MAX);
-    store.store(&stored).unwrap();
+    store.store(&EP, &stored).unwrap();
     let flow = Arc::new(ScriptedFlow::default());
     let auth = authenticator(&flow, &store);
     assert!(auth.has_credentials());

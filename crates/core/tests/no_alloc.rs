@@ -17,7 +17,7 @@ use std::{
 };
 
 use flyte_auth_core::{
-    Authenticator, BoxFuture, CachingAuthenticator, Credentials, Error, TokenFlow,
+    Authenticator, BoxFuture, CachingAuthenticator, Credentials, Endpoint, Error, TokenFlow,
 };
 use futures_util::FutureExt as _;
 use http::HeaderName;
@@ -71,6 +71,9 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
 }
 
 const ENDPOINT: &str = "flyte.example.org:443";
+/// [`ENDPOINT`], parsed.
+static EP: std::sync::LazyLock<Endpoint> =
+    std::sync::LazyLock::new(|| Endpoint::parse(ENDPOINT).expect("a valid endpoint"));
 const CALLS: usize = 10_000;
 
 #[derive(Debug)]
@@ -79,8 +82,8 @@ struct Fixed {
 }
 
 impl TokenFlow for Fixed {
-    fn endpoint(&self) -> &str {
-        ENDPOINT
+    fn endpoint(&self) -> &Endpoint {
+        &EP
     }
 
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {

@@ -17,11 +17,14 @@ use std::{
 };
 
 use flyte_auth_core::{
-    Authenticator, BoxFuture, CachingAuthenticator, Credentials, Error, MemoryStore, OAuthError,
-    TokenFlow, TokenStore,
+    Authenticator, BoxFuture, CachingAuthenticator, Credentials, Endpoint, Error, MemoryStore,
+    OAuthError, TokenFlow, TokenStore,
 };
 
 const ENDPOINT: &str = "flyte.example.org:443";
+/// [`ENDPOINT`], parsed.
+static EP: std::sync::LazyLock<Endpoint> =
+    std::sync::LazyLock::new(|| Endpoint::parse(ENDPOINT).expect("a valid endpoint"));
 
 /// Logs in as `login-N`, or answers the scripted login error; every refresh answers the
 /// scripted refresh error, or `refreshed-N`.
@@ -34,8 +37,8 @@ struct Flow {
 }
 
 impl TokenFlow for Flow {
-    fn endpoint(&self) -> &str {
-        ENDPOINT
+    fn endpoint(&self) -> &Endpoint {
+        &EP
     }
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
         Box::pin(async move {
@@ -81,7 +84,7 @@ fn setup(
     *flow.refresh_error.lock().unwrap() = error;
     let store = Arc::new(MemoryStore::new());
     if let Some(c) = stored {
-        store.store(&c).unwrap();
+        store.store(&EP, &c).unwrap();
     }
     let auth = CachingAuthenticator::builder(Arc::clone(&flow))
         .store(store.clone())
@@ -111,7 +114,7 @@ async fn a_refresh_answered_with_a_4xx_that_is_not_429_runs_the_full_login() {
         let creds = auth.get_credentials().await.unwrap();
         assert_eq!(creds.access_token.expose_secret(), "login-1", "{shown}");
         assert_eq!(flow.logins.load(Ordering::SeqCst), 1, "{shown}");
-        let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+        let stored = store.retrieve(&EP).unwrap().unwrap();
         assert_eq!(stored.access_token.expose_secret(), "login-1", "{shown}");
     }
 }
@@ -134,7 +137,7 @@ async fn a_refresh_answered_with_5xx_429_or_no_answer_deletes_nothing() {
         let err = auth.get_credentials().await.unwrap_err();
         assert!(err.is_transient(), "{shown}");
         assert_eq!(flow.logins.load(Ordering::SeqCst), 0, "{shown}");
-        let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+        let stored = store.retrieve(&EP).unwrap().unwrap();
         assert_eq!(
             stored.refresh_token.unwrap().expose_secret(),
             "rt",
@@ -287,7 +290,7 @@ async fn a_valid_token_is_served_through_an_identity_provider_outage() {
     assert_eq!(fresh.access_token.expose_secret(), "login-1");
     assert!(auth.has_credentials());
     assert_eq!(counts(&flow), (1, 1));
-    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(stored.refresh_token.unwrap().expose_secret(), "refresh-1");
 
     // A new process (`flyte-auth token`) finds the stored token due, tries once, serves it.
@@ -364,7 +367,7 @@ async fn a_refresh_rejected_after_an_outage_still_runs_the_full_login() {
     let creds = auth.get_credentials().await.unwrap();
     assert_eq!(creds.access_token.expose_secret(), "login-2");
     assert_eq!(counts(&flow), (2, 2));
-    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(stored.access_token.expose_secret(), "login-2");
     assert_eq!(served(&auth).as_deref(), Some("Bearer login-2"));
 }
@@ -396,6 +399,7 @@ async fn a_token_without_refresh_token_is_served_while_obtaining_a_new_one_fails
     let two_minutes_left = flyte_auth_core::Clock::now(&*clock) + Duration::from_secs(120);
     store
         .store(
+            &EP,
             &Credentials::new("granted", ENDPOINT)
                 .with_expires_in(3600)
                 .with_expires_at(two_minutes_left),

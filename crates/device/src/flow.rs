@@ -3,7 +3,9 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use flyte_auth_core::{BoxFuture, Credentials, Error, OAuthErrorCode, SecretString, TokenFlow};
+use flyte_auth_core::{
+    BoxFuture, Credentials, Endpoint, Error, OAuthErrorCode, SecretString, TokenFlow,
+};
 use flyte_auth_oauth::{
     ClientAuth, ClientContext, DeviceAuthorization, DeviceAuthorizationRequest, Field,
     TokenRequest, TokenResponse,
@@ -156,7 +158,7 @@ impl DeviceCodeFlow {
         );
         let authorization = self.ctx.http().device_authorization(&request).await?;
         let prompt = DevicePrompt::new(
-            self.endpoint().to_owned(),
+            self.endpoint().key().to_owned(),
             authorization.verification_uri.clone(),
             authorization.verification_uri_complete.clone(),
             authorization.user_code.clone(),
@@ -295,8 +297,8 @@ impl DeviceCodeFlow {
 }
 
 impl TokenFlow for DeviceCodeFlow {
-    fn endpoint(&self) -> &str {
-        self.ctx.endpoint().key()
+    fn endpoint(&self) -> &Endpoint {
+        self.ctx.endpoint()
     }
 
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {

@@ -29,6 +29,9 @@ use wiremock::{
 const DEVICE_GRANT: &str = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code";
 const REFRESH_GRANT: &str = "grant_type=refresh_token";
 const ENDPOINT: &str = "flyte.example.org";
+/// [`ENDPOINT`], parsed.
+static EP: std::sync::LazyLock<Endpoint> =
+    std::sync::LazyLock::new(|| Endpoint::parse(ENDPOINT).expect("a valid endpoint"));
 /// Bounds every test that waits on a real socket, so that a bug shows as a failure, not a hang.
 const NO_HANG: Duration = Duration::from_secs(30);
 
@@ -728,7 +731,7 @@ fn expired_credentials(refresh: &str) -> Credentials {
 async fn a_valid_refresh_token_is_redeemed_without_a_device_login() {
     let world = World::start().await;
     let store = Arc::new(MemoryStore::new());
-    store.store(&expired_credentials("rt-old")).unwrap();
+    store.store(&EP, &expired_credentials("rt-old")).unwrap();
     Mock::given(method("POST"))
         .and(path("/token"))
         .and(body_string_contains(REFRESH_GRANT))
@@ -760,7 +763,7 @@ async fn a_valid_refresh_token_is_redeemed_without_a_device_login() {
         param(&refresh[0], "audience"),
         Some("https://flyte.example.org")
     );
-    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(stored.access_token.expose_secret(), "at-new");
     assert_eq!(
         stored.refresh_token.unwrap().expose_secret(),
@@ -773,7 +776,9 @@ async fn a_valid_refresh_token_is_redeemed_without_a_device_login() {
 async fn a_rejected_refresh_token_falls_back_to_the_device_login() {
     let world = World::start().await;
     let store = Arc::new(MemoryStore::new());
-    store.store(&expired_credentials("rt-revoked")).unwrap();
+    store
+        .store(&EP, &expired_credentials("rt-revoked"))
+        .unwrap();
     Mock::given(method("POST"))
         .and(path("/token"))
         .and(body_string_contains(REFRESH_GRANT))
@@ -798,7 +803,7 @@ async fn a_rejected_refresh_token_falls_back_to_the_device_login() {
     assert_eq!(credentials.access_token.expose_secret(), "at-device");
     assert_eq!(script.polls(), 2);
     assert_eq!(world.prompts().len(), 1);
-    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(stored.access_token.expose_secret(), "at-device");
     assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-device");
     assert_eq!(stored.client_id.as_deref(), Some("flytectl"));
@@ -808,7 +813,7 @@ async fn a_rejected_refresh_token_falls_back_to_the_device_login() {
 async fn a_transient_refresh_failure_keeps_the_stored_login_and_runs_no_device_login() {
     let world = World::start().await;
     let store = Arc::new(MemoryStore::new());
-    store.store(&expired_credentials("rt-old")).unwrap();
+    store.store(&EP, &expired_credentials("rt-old")).unwrap();
     Mock::given(method("POST"))
         .and(path("/token"))
         .and(body_string_contains(REFRESH_GRANT))
@@ -825,7 +830,7 @@ async fn a_transient_refresh_failure_keeps_the_stored_login_and_runs_no_device_l
 
     assert!(error.is_transient(), "{error:?}");
     assert!(world.prompts().is_empty());
-    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-old");
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use flyte_auth_core::{BoxFuture, CachingAuthenticator, Credentials, Error, TokenFlow};
+use flyte_auth_core::{BoxFuture, CachingAuthenticator, Credentials, Endpoint, Error, TokenFlow};
 use flyte_auth_oauth::{ClientContext, Field};
 use http::HeaderName;
 use tokio::sync::OnceCell;
@@ -122,8 +122,8 @@ impl PkceFlow {
 }
 
 impl TokenFlow for PkceFlow {
-    fn endpoint(&self) -> &str {
-        self.ctx.endpoint().key()
+    fn endpoint(&self) -> &Endpoint {
+        self.ctx.endpoint()
     }
 
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {

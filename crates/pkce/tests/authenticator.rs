@@ -27,6 +27,9 @@ use wiremock::{
 };
 
 const ENDPOINT: &str = "flyte.example.org";
+/// [`ENDPOINT`], parsed.
+static EP: std::sync::LazyLock<Endpoint> =
+    std::sync::LazyLock::new(|| Endpoint::parse(ENDPOINT).expect("a valid endpoint"));
 
 /// A client config store that counts how often it is asked.
 #[derive(Debug)]
@@ -191,6 +194,7 @@ async fn creating_the_authenticator_touches_no_network_and_a_stored_token_is_reu
     let store = Arc::new(MemoryStore::new());
     store
         .store(
+            &EP,
             &Credentials::new("stored", ENDPOINT)
                 .with_refresh_token("rt")
                 .with_expires_in(3600),
@@ -234,7 +238,7 @@ async fn refresh_sends_client_id_and_keeps_the_old_refresh_and_id_tokens_when_th
         .mount(&idp)
         .await;
     let store = Arc::new(MemoryStore::new());
-    store.store(&expired("at-1", "rt-1")).unwrap();
+    store.store(&EP, &expired("at-1", "rt-1")).unwrap();
     let browser = ScriptedBrowser::new();
     let auth = authenticator(counting(config(&idp)))
         .store(store.clone())
@@ -251,7 +255,7 @@ async fn refresh_sends_client_id_and_keeps_the_old_refresh_and_id_tokens_when_th
         "rt-1"
     );
     assert_eq!(creds.id_token.as_ref().unwrap().expose_secret(), "id-old");
-    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(stored.access_token.expose_secret(), "at-2");
     assert_eq!(
         stored.refresh_token.unwrap().expose_secret(),
@@ -285,7 +289,7 @@ async fn a_rotated_refresh_token_replaces_the_old_one() {
         .mount(&idp)
         .await;
     let store = Arc::new(MemoryStore::new());
-    store.store(&expired("at-1", "rt-1")).unwrap();
+    store.store(&EP, &expired("at-1", "rt-1")).unwrap();
     let auth = authenticator(counting(config(&idp)))
         .store(store.clone())
         .no_browser()
@@ -299,7 +303,7 @@ async fn a_rotated_refresh_token_replaces_the_old_one() {
         "rt-2"
     );
     assert_eq!(creds.id_token.as_ref().unwrap().expose_secret(), "id-2");
-    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-2");
 }
 
@@ -322,7 +326,7 @@ async fn a_rejected_refresh_token_is_deleted_and_a_new_browser_login_runs() {
     )
     .await;
     let store = Arc::new(MemoryStore::new());
-    store.store(&expired("at-1", "rt-1")).unwrap();
+    store.store(&EP, &expired("at-1", "rt-1")).unwrap();
     let browser = ScriptedBrowser::new();
     let auth = authenticator(counting(config(&idp)))
         .store(store.clone())
@@ -335,7 +339,7 @@ async fn a_rejected_refresh_token_is_deleted_and_a_new_browser_login_runs() {
 
     assert_eq!(creds.access_token.expose_secret(), "at-new");
     assert_eq!(browser.opened(), 1);
-    let stored = store.retrieve(ENDPOINT).unwrap().unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(stored.access_token.expose_secret(), "at-new");
     assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-new");
     // The code exchange carries every authorization parameter, as flytekit's
@@ -359,7 +363,7 @@ async fn a_transient_refresh_failure_keeps_the_stored_credentials_and_opens_no_b
         .mount(&idp)
         .await;
     let store = Arc::new(MemoryStore::new());
-    store.store(&expired("at-1", "rt-1")).unwrap();
+    store.store(&EP, &expired("at-1", "rt-1")).unwrap();
     let browser = ScriptedBrowser::new();
     let auth = authenticator(counting(config(&idp)))
         .store(store.clone())
@@ -382,7 +386,7 @@ async fn a_transient_refresh_failure_keeps_the_stored_credentials_and_opens_no_b
     assert_eq!(browser.opened(), 0);
     assert_eq!(
         store
-            .retrieve(ENDPOINT)
+            .retrieve(&EP)
             .unwrap()
             .unwrap()
             .refresh_token
@@ -425,7 +429,7 @@ async fn an_empty_redirect_uri_in_the_servers_config_means_flytes_default() {
         .mount(&idp)
         .await;
     let store = Arc::new(MemoryStore::new());
-    store.store(&expired("at-1", "rt-1")).unwrap();
+    store.store(&EP, &expired("at-1", "rt-1")).unwrap();
     let auth = authenticator(counting(config(&idp).with_redirect_uri("")))
         .store(store)
         .no_browser()

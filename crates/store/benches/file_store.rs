@@ -9,9 +9,12 @@
 use std::{hint::black_box, time::Duration};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use flyte_auth_store::{Credentials, FileStore, TokenStore};
+use flyte_auth_store::{Credentials, Endpoint, FileStore, TokenStore};
 
 const ENDPOINT: &str = "flyte.example.org:443";
+/// [`ENDPOINT`], parsed.
+static EP: std::sync::LazyLock<Endpoint> =
+    std::sync::LazyLock::new(|| Endpoint::parse(ENDPOINT).expect("a valid endpoint"));
 
 /// Credentials of a realistic size: a JWT-sized access token, a refresh token, an id token.
 fn credentials() -> Credentials {
@@ -28,14 +31,15 @@ fn file_store(c: &mut Criterion) {
     let store = FileStore::in_dir(dir.path());
     let credentials = credentials();
     store
-        .store(&credentials)
+        .store(&EP, &credentials)
         .expect("the temporary directory is writable");
 
+    let missing = Endpoint::parse("nothing.example.org:443").expect("a valid endpoint");
     let mut group = c.benchmark_group("file_store");
     group.bench_function("retrieve", |b| {
         b.iter(|| {
             store
-                .retrieve(black_box(ENDPOINT))
+                .retrieve(black_box(&*EP))
                 .expect("the token file is readable")
                 .expect("a token was stored")
         });
@@ -43,22 +47,20 @@ fn file_store(c: &mut Criterion) {
     group.bench_function("retrieve_missing", |b| {
         b.iter(|| {
             store
-                .retrieve(black_box("nothing.example.org:443"))
+                .retrieve(black_box(&missing))
                 .expect("a missing file is not an error")
         });
     });
     group.bench_function("store", |b| {
         b.iter(|| {
             store
-                .store(black_box(&credentials))
+                .store(black_box(&EP), black_box(&credentials))
                 .expect("the temporary directory is writable");
         });
     });
     group.bench_function("lock_unlock", |b| {
         b.iter(|| {
-            let guard = store
-                .lock(black_box(ENDPOINT))
-                .expect("nobody else holds it");
+            let guard = store.lock(black_box(&EP)).expect("nobody else holds it");
             drop(black_box(guard));
         });
     });

@@ -13,10 +13,10 @@ use std::{
     time::Duration,
 };
 
-use flyte_auth_core::{Credentials, StoreError, StoreLock, TokenStore};
+use flyte_auth_core::{Credentials, Endpoint, StoreError, StoreLock, TokenStore};
 use serde::{Deserialize, Serialize};
 
-use crate::{lockfile, store_key};
+use crate::lockfile;
 
 const STORE: &str = "file";
 
@@ -37,9 +37,10 @@ const MAX_FILE_SIZE: u64 = 1024 * 1024;
 /// `%LOCALAPPDATA%\flyte-auth` on Windows). It is created on the first write, with mode
 /// `0700` on Unix.
 ///
-/// Each endpoint has a file `<name>-<hash>.json`: `<name>` is the endpoint with every
+/// Each endpoint has a file `<name>-<hash>.json`: `<name>` is the endpoint's key
+/// ([`Endpoint::key`], so every spelling of a server shares the file) with every
 /// character other than `A-Z a-z 0-9 . _ -` replaced by `_` (at most 64 of them), `<hash>`
-/// the first 16 hex digits of the SHA-256 of the endpoint, so that `host:443`, `host_443` and
+/// the first 16 hex digits of the SHA-256 of the key, so that `host:443`, `host_443` and
 /// `host/443` get distinct files and no endpoint can name a path outside the directory.
 ///
 /// # Format
@@ -94,22 +95,24 @@ const MAX_FILE_SIZE: u64 = 1024 * 1024;
 /// # Example
 ///
 /// ```
-/// use flyte_auth_store::{Credentials, FileStore, TokenStore};
+/// use flyte_auth_store::{Credentials, Endpoint, FileStore, TokenStore};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let store = FileStore::in_dir(dir.path());
-/// store.store(&Credentials::new("token", "flyte.example.org:443").with_client_id("flytectl"))?;
+/// let endpoint = Endpoint::parse("dns:///flyte.example.org:443")?;
+/// let login = Credentials::new("token", endpoint.key()).with_client_id("flytectl");
+/// store.store(&endpoint, &login)?;
 ///
 /// {
 ///     // What the credential cache does around a refresh:
-///     let _guard = store.lock("flyte.example.org:443")?;
-///     let current = store.retrieve("flyte.example.org:443")?.expect("stored above");
+///     let _guard = store.lock(&endpoint)?;
+///     let current = store.retrieve(&endpoint)?.expect("stored above");
 ///     assert_eq!(current.client_id.as_deref(), Some("flytectl"));
-///     store.store(&Credentials::new("new token", "flyte.example.org:443"))?;
+///     store.store(&endpoint, &Credentials::new("new token", endpoint.key()))?;
 /// } // unlocked here
 ///
-/// store.delete("flyte.example.org:443")?;
-/// assert!(store.retrieve("flyte.example.org:443")?.is_none());
+/// store.delete(&endpoint)?;
+/// assert!(store.retrieve(&endpoint)?.is_none());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -166,15 +169,15 @@ impl FileStore {
         &self.dir
     }
 
-    /// The token file of `endpoint`.
-    pub fn path_for(&self, endpoint: &str) -> PathBuf {
+    /// The token file of `endpoint` (named by its [`key`](Endpoint::key)).
+    pub fn path_for(&self, endpoint: &Endpoint) -> PathBuf {
         self.dir
-            .join(format!("{}.json", lockfile::file_stem(endpoint)))
+            .join(format!("{}.json", lockfile::file_stem(endpoint.key())))
     }
 
     /// The sidecar lock file of `endpoint`.
-    pub fn lock_path_for(&self, endpoint: &str) -> PathBuf {
-        lockfile::lock_path(&self.dir, endpoint)
+    pub fn lock_path_for(&self, endpoint: &Endpoint) -> PathBuf {
+        lockfile::lock_path(&self.dir, endpoint.key())
     }
 
     fn write_file(&self, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
@@ -206,7 +209,7 @@ struct FileV1 {
 /// Reads and checks a token file: `None` (with a warning) when it is not usable; an error
 /// (and a warning) when a symbolic link or another user's file is at its place
 /// ([`lockfile::open_found`]: never followed, never read).
-fn read_file(path: &Path, endpoint: &str) -> Result<Option<Credentials>, StoreError> {
+fn read_file(path: &Path, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError> {
     let bytes = match lockfile::read_limited(path, MAX_FILE_SIZE) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Ok(None),
@@ -251,24 +254,34 @@ fn read_file(path: &Path, endpoint: &str) -> Result<Option<Credentials>, StoreEr
             return Ok(None);
         }
     };
-    if store_key(&credentials.for_endpoint) != store_key(endpoint) {
+    if !is_for(&credentials.for_endpoint, endpoint) {
         tracing::warn!(
             path = %path.display(),
-            endpoint,
+            endpoint = %endpoint,
             found = %credentials.for_endpoint,
             "the token file belongs to another endpoint; ignoring it"
         );
         return Ok(None);
     }
-    endpoint.clone_into(&mut credentials.for_endpoint);
+    endpoint.key().clone_into(&mut credentials.for_endpoint);
     Ok(Some(credentials))
 }
 
+/// Whether a file's `for_endpoint` names `endpoint`: its key, or another spelling of it (files
+/// written by earlier versions).
+fn is_for(found: &str, endpoint: &Endpoint) -> bool {
+    found == endpoint.key()
+        || Endpoint::parse(found)
+            .is_ok_and(|f| f.with_insecure(endpoint.is_insecure()).key() == endpoint.key())
+}
+
 impl TokenStore for FileStore {
-    fn store(&self, credentials: &Credentials) -> Result<(), StoreError> {
+    fn store(&self, endpoint: &Endpoint, credentials: &Credentials) -> Result<(), StoreError> {
+        let mut credentials = credentials.clone();
+        endpoint.key().clone_into(&mut credentials.for_endpoint);
         let json = serde_json::to_vec(&FileOut {
             version: FORMAT_VERSION,
-            credentials,
+            credentials: &credentials,
         })
         .map_err(|e| StoreError::Io {
             store: STORE,
@@ -276,17 +289,17 @@ impl TokenStore for FileStore {
             message: format!("could not encode the credentials: {e}"),
             source: None,
         })?;
-        self.write_file(&self.path_for(&credentials.for_endpoint), &json)
+        self.write_file(&self.path_for(endpoint), &json)
     }
 
-    fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, StoreError> {
+    fn retrieve(&self, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError> {
         if !lockfile::check_dir(STORE, &self.dir)? {
             return Ok(None);
         }
         read_file(&self.path_for(endpoint), endpoint)
     }
 
-    fn delete(&self, endpoint: &str) -> Result<(), StoreError> {
+    fn delete(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
         let path = self.path_for(endpoint);
         match fs::remove_file(&path) {
             Ok(()) => {
@@ -298,8 +311,8 @@ impl TokenStore for FileStore {
         }
     }
 
-    fn lock(&self, endpoint: &str) -> Result<Option<StoreLock>, StoreError> {
-        lockfile::lock(STORE, &self.dir, endpoint, self.lock_timeout).map(Some)
+    fn lock(&self, endpoint: &Endpoint) -> Result<Option<StoreLock>, StoreError> {
+        lockfile::lock(STORE, &self.dir, endpoint.key(), self.lock_timeout).map(Some)
     }
 
     fn name(&self) -> &'static str {

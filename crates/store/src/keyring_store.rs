@@ -47,11 +47,10 @@ const PROBE_SERVICE: &str = "flyte-auth-probe";
 /// | Flyte 2 SDK | endpoint without its scheme | `tokens` | `{"access_token": ..., "refresh_token": ...}` |
 /// | flytectl | `flytectl` | `<endpoint as written>:flytectl-user` | Go's `oauth2.Token` as JSON, with an RFC 3339 `expiry` (Go's zero time when unknown) |
 ///
-/// Every endpoint is known to the store by its key ([`Endpoint::key`],
-/// [`Credentials::for_endpoint`]); the other tools name their entries by the endpoint as the
-/// user wrote it, so register it with [`with_endpoint`](Self::with_endpoint) (or
-/// [`register_endpoint`](Self::register_endpoint)). An endpoint never registered is taken as
-/// written the way its key is.
+/// Every call names the server by its [`Endpoint`]: the entries of every layout are named by
+/// the endpoint as the user wrote it ([`Endpoint::as_written`]), as the other tools name
+/// theirs, so any program configured like flytekit or flytectl finds their logins; the
+/// credentials returned are for [`Endpoint::key`] and the lock file is named by it.
 ///
 /// # Reading: the newest usable copy
 ///
@@ -133,8 +132,8 @@ const PROBE_SERVICE: &str = "flyte-auth-probe";
 /// use flyte_auth_store::{Credentials, Endpoint, KeyringStore, StoreError, TokenStore};
 ///
 /// let endpoint = Endpoint::parse("dns:///flyte.example.org")?;
-/// let store = KeyringStore::new().with_endpoint(&endpoint);
-/// match store.retrieve(endpoint.key()) {
+/// let store = KeyringStore::new();
+/// match store.retrieve(&endpoint) {
 ///     Ok(Some(creds)) => println!("found a token for {}", creds.for_endpoint),
 ///     Ok(None) => println!("not logged in"),
 ///     Err(StoreError::Unavailable { message, .. }) => println!("no keyring here: {message}"),
@@ -148,14 +147,14 @@ pub struct KeyringStore {
     lock_dir: Option<PathBuf>,
     lock_timeout: Duration,
     all_layouts: bool,
-    /// Shared by clones: endpoint key -> as written, and what was found per endpoint.
+    /// Shared by clones: what was found per endpoint.
     shared: Arc<Mutex<Shared>>,
 }
 
 /// What clones of one store share.
 #[derive(Debug, Default)]
 struct Shared {
-    written: HashMap<String, String>,
+    /// By the endpoint as written (the names of its entries).
     seen: HashMap<String, Seen>,
     /// Entry writes allowed before the next one fails ([`KeyringStore::fail_writes_after`]).
     writes_left: Option<usize>,
@@ -186,22 +185,6 @@ impl KeyringStore {
             all_layouts: false,
             shared: Arc::default(),
         }
-    }
-
-    /// Names the other tools' entries for `endpoint` by the endpoint as the user wrote it
-    /// ([`Endpoint::as_written`]); the store is still addressed by [`Endpoint::key`]. Can be
-    /// called for several endpoints.
-    #[must_use]
-    pub fn with_endpoint(self, endpoint: &Endpoint) -> Self {
-        self.register_endpoint(endpoint);
-        self
-    }
-
-    /// [`with_endpoint`](Self::with_endpoint) on a store already shared (clones share it).
-    pub fn register_endpoint(&self, endpoint: &Endpoint) {
-        self.shared()
-            .written
-            .insert(endpoint.key().to_owned(), endpoint.as_written().to_owned());
     }
 
     /// Writes every layout (flytekit, Flyte 2 SDK, flytectl) on each [`store`](TokenStore::store),
@@ -310,14 +293,14 @@ impl KeyringStore {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The entry names of every layout for the endpoint `key`.
-    fn names(&self, key: &str) -> Names {
-        let shared = self.shared();
-        Names::new(shared.written.get(key).map_or(key, String::as_str))
+    fn remember(&self, endpoint: &Endpoint, seen: Seen) {
+        self.shared()
+            .seen
+            .insert(endpoint.as_written().to_owned(), seen);
     }
 
-    fn remember(&self, key: &str, seen: Seen) {
-        self.shared().seen.insert(key.to_owned(), seen);
+    fn seen(&self, endpoint: &Endpoint) -> Option<Seen> {
+        self.shared().seen.get(endpoint.as_written()).cloned()
     }
 }
 
@@ -339,35 +322,38 @@ impl fmt::Debug for KeyringStore {
 }
 
 impl TokenStore for KeyringStore {
-    fn store(&self, credentials: &Credentials) -> Result<(), StoreError> {
+    fn store(&self, endpoint: &Endpoint, credentials: &Credentials) -> Result<(), StoreError> {
+        let endpoint = endpoint.clone();
         let credentials = credentials.clone();
         let this = self.clone();
-        bounded::run("write", self.timeout, move || this.write(&credentials))
+        bounded::run("write", self.timeout, move || {
+            this.write(&endpoint, &credentials)
+        })
     }
 
-    fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, StoreError> {
-        let endpoint = endpoint.to_owned();
+    fn retrieve(&self, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError> {
+        let endpoint = endpoint.clone();
         let this = self.clone();
         bounded::run("read", self.timeout, move || {
             let (copies, metadata) = this.read(&endpoint)?;
             Ok(layouts::choose(
                 &copies,
                 metadata.as_ref(),
-                &endpoint,
+                endpoint.key(),
                 unix_now(),
             ))
         })
     }
 
-    fn delete(&self, endpoint: &str) -> Result<(), StoreError> {
-        let endpoint = endpoint.to_owned();
+    fn delete(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        let endpoint = endpoint.clone();
         let this = self.clone();
         bounded::run("delete", self.timeout, move || this.remove(&endpoint))
     }
 
-    fn lock(&self, endpoint: &str) -> Result<Option<StoreLock>, StoreError> {
+    fn lock(&self, endpoint: &Endpoint) -> Result<Option<StoreLock>, StoreError> {
         match &self.lock_dir {
-            Some(dir) => lockfile::lock(STORE, dir, endpoint, self.lock_timeout).map(Some),
+            Some(dir) => lockfile::lock(STORE, dir, endpoint.key(), self.lock_timeout).map(Some),
             None => Ok(None),
         }
     }
@@ -391,10 +377,10 @@ fn unix_now() -> u64 {
 }
 
 impl KeyringStore {
-    /// Reads every layout's copy for the endpoint `key` (each entry once) and the metadata,
-    /// and remembers which layouts held a login.
-    fn read(&self, key: &str) -> Result<(Vec<Copy>, Option<Metadata>), StoreError> {
-        let names = self.names(key);
+    /// Reads every layout's copy for `endpoint` (each entry once) and the metadata, and
+    /// remembers which layouts held a login.
+    fn read(&self, endpoint: &Endpoint) -> Result<(Vec<Copy>, Option<Metadata>), StoreError> {
+        let names = Names::new(endpoint.as_written());
         let service = names.flytekit.as_str();
         let mut copies = Vec::new();
 
@@ -422,7 +408,7 @@ impl KeyringStore {
             }
         }
         self.remember(
-            key,
+            endpoint,
             Seen {
                 layouts: copies.iter().map(|c| c.layout).collect(),
                 refresh_tokens: layouts::previous_refresh_tokens(&copies, metadata.as_ref()),
@@ -433,17 +419,15 @@ impl KeyringStore {
 
     /// Writes `credentials` to this store's layout and every other layout that held a login
     /// (or all of them), in the crash-safe order of the type's docs.
-    fn write(&self, credentials: &Credentials) -> Result<(), StoreError> {
-        let key = &credentials.for_endpoint;
-        let known = self.shared().seen.get(key).cloned();
-        let seen = match known {
+    fn write(&self, endpoint: &Endpoint, credentials: &Credentials) -> Result<(), StoreError> {
+        let seen = match self.seen(endpoint) {
             Some(seen) => seen,
             None => {
-                self.read(key)?;
-                self.shared().seen.get(key).cloned().unwrap_or_default()
+                self.read(endpoint)?;
+                self.seen(endpoint).unwrap_or_default()
             }
         };
-        let names = self.names(key);
+        let names = Names::new(endpoint.as_written());
         let service = names.flytekit.as_str();
         let tokens = [
             (REFRESH_TOKEN, credentials.refresh_token.as_ref()),
@@ -488,7 +472,7 @@ impl KeyringStore {
         let mut refresh_tokens = metadata.retired_refresh_sha256;
         refresh_tokens.extend(metadata.refresh_token_sha256);
         self.remember(
-            key,
+            endpoint,
             Seen {
                 layouts: written,
                 refresh_tokens,
@@ -497,10 +481,10 @@ impl KeyringStore {
         Ok(())
     }
 
-    /// Deletes every layout's entries for the endpoint `key`, and remembers which held a login
-    /// (a new login stored by this process goes to them again).
-    fn remove(&self, key: &str) -> Result<(), StoreError> {
-        let names = self.names(key);
+    /// Deletes every layout's entries for `endpoint`, and remembers which held a login (a new
+    /// login stored by this process goes to them again).
+    fn remove(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        let names = Names::new(endpoint.as_written());
         let service = names.flytekit.as_str();
         let mut layouts = BTreeSet::new();
         for user in [ACCESS_TOKEN, REFRESH_TOKEN, ID_TOKEN, METADATA] {
@@ -515,7 +499,7 @@ impl KeyringStore {
             layouts.insert(Layout::Flytectl);
         }
         self.remember(
-            key,
+            endpoint,
             Seen {
                 layouts,
                 refresh_tokens: Vec::new(),

@@ -22,13 +22,14 @@
 //! reached on the first call, when a flow needs credentials.
 //!
 //! ```
-//! use flyte_auth_store::{Credentials, StoreKind, TokenStore, open_store};
+//! use flyte_auth_store::{Credentials, Endpoint, StoreKind, TokenStore, open_store};
 //!
 //! # #[cfg(feature = "file")] {
 //! let dir = tempfile::tempdir()?;
 //! let store = open_store("file".parse::<StoreKind>()?, Some(dir.path().to_owned()))?;
-//! store.store(&Credentials::new("token", "flyte.example.org:443").with_expires_in(3600))?;
-//! let back = store.retrieve("flyte.example.org:443")?.expect("stored above");
+//! let endpoint = Endpoint::parse("dns:///flyte.example.org:443")?;
+//! store.store(&endpoint, &Credentials::new("token", endpoint.key()).with_expires_in(3600))?;
+//! let back = store.retrieve(&endpoint)?.expect("stored above");
 //! assert_eq!(back.access_token.expose_secret(), "token");
 //! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -70,7 +71,7 @@ pub use keyring_store::KeyringStore;
 #[doc(hidden)]
 pub use layouts::{RawEntries, credentials_from_entries};
 pub use select::{
-    DefaultStore, ParseStoreKindError, StoreKind, default_store, open_store, open_store_for,
+    DefaultStore, ParseStoreKindError, StoreKind, default_store, open_store, open_store_with,
 };
 
 /// The endpoint as stores key it: as configured, without the `dns:///` prefix of Flyte

@@ -111,58 +111,37 @@ pub fn open_store(
     kind: StoreKind,
     cache_dir: Option<PathBuf>,
 ) -> Result<Arc<dyn TokenStore>, StoreError> {
-    open(kind, cache_dir, None, false)
+    open_store_with(kind, cache_dir, false)
 }
 
-/// [`open_store`] for a configured endpoint: the keyring store (chosen or automatic) names the
-/// other Flyte tools' entries by the endpoint as written
-/// ([`KeyringStore::with_endpoint`](crate::KeyringStore::with_endpoint)), and with
-/// `write_all_layouts` writes every tool's layout on each login
+/// [`open_store`], where the keyring store (chosen or automatic) with `write_all_layouts`
+/// writes every Flyte tool's layout on each login
 /// ([`KeyringStore::write_all_layouts`](crate::KeyringStore::write_all_layouts)). The file and
 /// memory stores do not care.
 ///
 /// ```
-/// use flyte_auth_store::{Endpoint, StoreKind, open_store_for};
-/// let endpoint = Endpoint::parse("dns:///flyte.example.org")?;
-/// let store = open_store_for(StoreKind::Keyring, None, &endpoint, true)?;
+/// use flyte_auth_store::{StoreKind, open_store_with};
+/// let store = open_store_with(StoreKind::Keyring, None, true)?;
 /// assert_eq!(store.name(), "keyring");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn open_store_for(
+pub fn open_store_with(
     kind: StoreKind,
     cache_dir: Option<PathBuf>,
-    endpoint: &Endpoint,
-    write_all_layouts: bool,
-) -> Result<Arc<dyn TokenStore>, StoreError> {
-    open(kind, cache_dir, Some(endpoint), write_all_layouts)
-}
-
-fn open(
-    kind: StoreKind,
-    cache_dir: Option<PathBuf>,
-    endpoint: Option<&Endpoint>,
     write_all_layouts: bool,
 ) -> Result<Arc<dyn TokenStore>, StoreError> {
     #[cfg(not(feature = "keyring"))]
-    let _ = (endpoint, write_all_layouts);
+    let _ = write_all_layouts;
     match kind {
-        StoreKind::Auto => {
-            #[allow(unused_mut, reason = "only the keyring store is configured here")]
-            let mut store = DefaultStore::new(cache_dir);
-            #[cfg(feature = "keyring")]
-            {
-                store.keyring = configured(store.keyring, endpoint, write_all_layouts);
-            }
-            Ok(Arc::new(store))
-        }
+        StoreKind::Auto => Ok(Arc::new(
+            DefaultStore::new(cache_dir).write_all_layouts(write_all_layouts),
+        )),
         StoreKind::Keyring => {
             #[cfg(feature = "keyring")]
             {
-                Ok(Arc::new(configured(
-                    keyring_store(cache_dir),
-                    endpoint,
-                    write_all_layouts,
-                )))
+                Ok(Arc::new(
+                    keyring_store(cache_dir).write_all_layouts(write_all_layouts),
+                ))
             }
             #[cfg(not(feature = "keyring"))]
             {
@@ -262,6 +241,25 @@ impl DefaultStore {
         }
     }
 
+    /// Writes every Flyte tool's layout when the keyring is chosen
+    /// ([`KeyringStore::write_all_layouts`](crate::KeyringStore::write_all_layouts)); no
+    /// effect on the other stores.
+    #[must_use]
+    pub fn write_all_layouts(self, all: bool) -> Self {
+        #[cfg(feature = "keyring")]
+        {
+            Self {
+                keyring: self.keyring.write_all_layouts(all),
+                ..self
+            }
+        }
+        #[cfg(not(feature = "keyring"))]
+        {
+            let _ = all;
+            self
+        }
+    }
+
     /// Decides now (if not yet done) and returns the chosen store.
     pub fn chosen(&self) -> &Arc<dyn TokenStore> {
         &self.choice().store
@@ -278,7 +276,7 @@ impl DefaultStore {
     }
 
     /// Says, at `warn` the first time, that a login went to the fallback store.
-    fn report_fallback(&self, choice: &Choice, endpoint: &str) {
+    fn report_fallback(&self, choice: &Choice, endpoint: &Endpoint) {
         let Some(why) = &choice.keyring_failure else {
             return;
         };
@@ -296,16 +294,16 @@ impl DefaultStore {
         }
         let message = "the keyring did not answer and no file store is available; the login is kept in this process's memory only";
         if first {
-            tracing::warn!(endpoint, keyring = %why, "{message}");
+            tracing::warn!(endpoint = %endpoint, keyring = %why, "{message}");
         } else {
-            tracing::debug!(endpoint, keyring = %why, "{message}");
+            tracing::debug!(endpoint = %endpoint, keyring = %why, "{message}");
         }
     }
 
     /// Removes the login of `endpoint` from the persistent stores that were not chosen: one
     /// saved there by an earlier process (a fallback while the keyring was away, or the
     /// keyring's before it stopped answering) must not outlive a logout.
-    fn delete_elsewhere(&self, chosen: &'static str, endpoint: &str) {
+    fn delete_elsewhere(&self, chosen: &'static str, endpoint: &Endpoint) {
         #[cfg(feature = "file")]
         if chosen != "file"
             && let Ok(file) = FileStore::open(self.cache_dir.clone())
@@ -354,27 +352,27 @@ impl fmt::Debug for DefaultStore {
 }
 
 impl TokenStore for DefaultStore {
-    fn store(&self, credentials: &Credentials) -> Result<(), StoreError> {
+    fn store(&self, endpoint: &Endpoint, credentials: &Credentials) -> Result<(), StoreError> {
         let choice = self.choice();
-        choice.store.store(credentials)?;
-        self.report_fallback(choice, &credentials.for_endpoint);
+        choice.store.store(endpoint, credentials)?;
+        self.report_fallback(choice, endpoint);
         Ok(())
     }
 
-    fn retrieve(&self, endpoint: &str) -> Result<Option<Credentials>, StoreError> {
+    fn retrieve(&self, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError> {
         self.chosen().retrieve(endpoint)
     }
 
     /// Deletes the login from the chosen store (its failure is the error), then from the
     /// other persistent store (its failure is logged).
-    fn delete(&self, endpoint: &str) -> Result<(), StoreError> {
+    fn delete(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
         let chosen = self.chosen();
         let result = chosen.delete(endpoint);
         self.delete_elsewhere(chosen.name(), endpoint);
         result
     }
 
-    fn lock(&self, endpoint: &str) -> Result<Option<StoreLock>, StoreError> {
+    fn lock(&self, endpoint: &Endpoint) -> Result<Option<StoreLock>, StoreError> {
         self.chosen().lock(endpoint)
     }
 
@@ -393,16 +391,6 @@ impl TokenStore for DefaultStore {
         {
             None
         }
-    }
-}
-
-/// `store`, naming the other tools' entries for `endpoint` and writing all layouts if asked.
-#[cfg(feature = "keyring")]
-fn configured(store: KeyringStore, endpoint: Option<&Endpoint>, all: bool) -> KeyringStore {
-    let store = store.write_all_layouts(all);
-    match endpoint {
-        Some(endpoint) => store.with_endpoint(endpoint),
-        None => store,
     }
 }
 

@@ -15,13 +15,16 @@ use std::{
 };
 
 use common::{capture_logs, child_role, spawn_self};
-use flyte_auth_store::{Credentials, FileStore, StoreError, TokenStore};
+use flyte_auth_store::{Credentials, Endpoint, FileStore, StoreError, TokenStore};
 
 const ENDPOINT: &str = "flyte.example.org:443";
+/// [`ENDPOINT`], parsed.
+static EP: std::sync::LazyLock<Endpoint> =
+    std::sync::LazyLock::new(|| Endpoint::parse(ENDPOINT).expect("a valid endpoint"));
 const CHILD_LIMIT: Duration = Duration::from_secs(300);
 
 fn full_credentials(tag: &str) -> Credentials {
-    Credentials::new(format!("access-{tag}"), ENDPOINT)
+    Credentials::new(format!("access-{tag}"), EP.key())
         .with_refresh_token(format!("refresh-{tag}"))
         .with_id_token(format!("id-{tag}"))
         .with_expires_in(3600)
@@ -33,19 +36,19 @@ fn full_credentials(tag: &str) -> Credentials {
 fn credentials_round_trip_with_every_field() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::in_dir(dir.path().join("tokens"));
-    assert_eq!(store.retrieve(ENDPOINT).unwrap(), None);
+    assert_eq!(store.retrieve(&EP).unwrap(), None);
 
     let creds = full_credentials("1");
-    store.store(&creds).unwrap();
-    assert_eq!(store.retrieve(ENDPOINT).unwrap(), Some(creds));
+    store.store(&EP, &creds).unwrap();
+    assert_eq!(store.retrieve(&EP).unwrap(), Some(creds));
 
-    let newer = Credentials::new("access-2", ENDPOINT).with_expires_in(60);
-    store.store(&newer).unwrap();
-    assert_eq!(store.retrieve(ENDPOINT).unwrap(), Some(newer));
+    let newer = Credentials::new("access-2", EP.key()).with_expires_in(60);
+    store.store(&EP, &newer).unwrap();
+    assert_eq!(store.retrieve(&EP).unwrap(), Some(newer));
 
-    store.delete(ENDPOINT).unwrap();
-    assert_eq!(store.retrieve(ENDPOINT).unwrap(), None);
-    store.delete(ENDPOINT).unwrap(); // nothing to delete is fine
+    store.delete(&EP).unwrap();
+    assert_eq!(store.retrieve(&EP).unwrap(), None);
+    store.delete(&EP).unwrap(); // nothing to delete is fine
     assert_eq!(store.name(), "file");
 }
 
@@ -53,12 +56,12 @@ fn credentials_round_trip_with_every_field() {
 fn the_file_is_versioned_json_holding_the_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::in_dir(dir.path());
-    store.store(&full_credentials("v")).unwrap();
+    store.store(&EP, &full_credentials("v")).unwrap();
     let json: serde_json::Value =
-        serde_json::from_slice(&fs::read(store.path_for(ENDPOINT)).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(store.path_for(&EP)).unwrap()).unwrap();
     assert_eq!(json["version"], 1);
     assert_eq!(json["credentials"]["access_token"], "access-v");
-    assert_eq!(json["credentials"]["for_endpoint"], ENDPOINT);
+    assert_eq!(json["credentials"]["for_endpoint"], EP.key());
     assert_eq!(json["credentials"]["client_id"], "client-v");
 }
 
@@ -71,21 +74,21 @@ fn directory_is_0700_and_files_are_0600_with_no_temporary_files_left() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("cache").join("flyte-auth");
     let store = FileStore::in_dir(&tokens);
-    store.store(&full_credentials("p")).unwrap();
-    store.store(&full_credentials("q")).unwrap();
-    drop(store.lock(ENDPOINT).unwrap());
+    store.store(&EP, &full_credentials("p")).unwrap();
+    store.store(&EP, &full_credentials("q")).unwrap();
+    drop(store.lock(&EP).unwrap());
 
     assert_eq!(mode(&tokens), 0o700, "token directory");
     assert_eq!(mode(&dir.path().join("cache")), 0o700, "created parent");
-    assert_eq!(mode(&store.path_for(ENDPOINT)), 0o600, "token file");
-    assert_eq!(mode(&store.lock_path_for(ENDPOINT)), 0o600, "lock file");
+    assert_eq!(mode(&store.path_for(&EP)), 0o600, "token file");
+    assert_eq!(mode(&store.lock_path_for(&EP)), 0o600, "lock file");
 
     let mut names: Vec<String> = fs::read_dir(&tokens)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    let expected = [&store.path_for(ENDPOINT), &store.lock_path_for(ENDPOINT)]
+    let expected = [&store.path_for(&EP), &store.lock_path_for(&EP)]
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned());
     assert_eq!(names, expected, "only the token file and its lock file");
 }
@@ -94,15 +97,19 @@ fn directory_is_0700_and_files_are_0600_with_no_temporary_files_left() {
 fn unusable_files_are_no_credentials_with_a_warning_that_shows_no_token() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::in_dir(dir.path());
-    store.store(&full_credentials("good")).unwrap();
-    let path = store.path_for(ENDPOINT);
+    store.store(&EP, &full_credentials("good")).unwrap();
+    let path = store.path_for(&EP);
     let good = fs::read(&path).unwrap();
 
     let other = FileStore::in_dir(dir.path().join("other"));
+    let elsewhere = Endpoint::parse("other.example.org").unwrap();
     other
-        .store(&Credentials::new("access-other", "other.example.org"))
+        .store(
+            &elsewhere,
+            &Credentials::new("access-other", "other.example.org"),
+        )
         .unwrap();
-    let foreign = fs::read(other.path_for("other.example.org")).unwrap();
+    let foreign = fs::read(other.path_for(&elsewhere)).unwrap();
 
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("garbage", b"\x00\xffnot json at all".to_vec()),
@@ -120,7 +127,7 @@ fn unusable_files_are_no_credentials_with_a_warning_that_shows_no_token() {
     ];
     for (what, bytes) in cases {
         fs::write(&path, &bytes).unwrap();
-        let (got, logs) = capture_logs(|| store.retrieve(ENDPOINT));
+        let (got, logs) = capture_logs(|| store.retrieve(&EP));
         assert_eq!(got.unwrap(), None, "{what}");
         assert!(logs.contains("WARN"), "{what}: no warning in {logs:?}");
         for token in ["access-good", "refresh-good", "access-v2", "access-other"] {
@@ -134,53 +141,61 @@ fn unusable_files_are_no_credentials_with_a_warning_that_shows_no_token() {
     // A path that cannot be read as a file at all.
     fs::remove_file(&path).unwrap();
     fs::create_dir(&path).unwrap();
-    let (got, logs) = capture_logs(|| store.retrieve(ENDPOINT));
+    let (got, logs) = capture_logs(|| store.retrieve(&EP));
     assert_eq!(got.unwrap(), None);
     assert!(logs.contains("WARN"), "{logs}");
     fs::remove_dir(&path).unwrap();
 
     // The next write replaces a broken file.
     fs::write(&path, b"{broken").unwrap();
-    store.store(&full_credentials("again")).unwrap();
+    store.store(&EP, &full_credentials("again")).unwrap();
     assert_eq!(
-        store.retrieve(ENDPOINT).unwrap(),
+        store.retrieve(&EP).unwrap(),
         Some(full_credentials("again"))
     );
 }
 
 #[test]
-fn distinct_endpoints_use_distinct_files() {
+fn distinct_endpoints_use_distinct_files_and_every_spelling_of_one_shares_its_file() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::in_dir(dir.path());
     let endpoints = [
         "flyte.example.org:443",
-        "flyte.example.org_443",
-        "flyte.example.org/443",
-        "flyte.example.org",
-        "FLYTE.example.org:443",
+        "flyte.example.org:8443",
+        "flyte.example.org_8443",
         "localhost:30080",
-        "../escape",
-    ];
+        "[::1]:8089",
+    ]
+    .map(|e| Endpoint::parse(e).unwrap());
     for (i, endpoint) in endpoints.iter().enumerate() {
         store
-            .store(&Credentials::new(format!("token-{i}"), *endpoint))
+            .store(
+                endpoint,
+                &Credentials::new(format!("token-{i}"), endpoint.key()),
+            )
             .unwrap();
     }
     for (i, endpoint) in endpoints.iter().enumerate() {
         let got = store.retrieve(endpoint).unwrap().unwrap();
         assert_eq!(got.access_token.expose_secret(), format!("token-{i}"));
-        assert_eq!(got.for_endpoint, *endpoint);
+        assert_eq!(got.for_endpoint, endpoint.key());
         assert_eq!(store.path_for(endpoint).parent(), Some(dir.path()));
     }
     let files = fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(files, endpoints.len());
 
-    // The `dns:///` prefix of Flyte configs names the same endpoint.
-    let got = store
-        .retrieve("dns:///flyte.example.org:443")
-        .unwrap()
-        .unwrap();
-    assert_eq!(got.access_token.expose_secret(), "token-0");
+    // Every spelling of a server names the same endpoint.
+    for spelling in [
+        "dns:///flyte.example.org:443",
+        "https://FLYTE.example.org/",
+        "flyte.example.org",
+    ] {
+        let got = store
+            .retrieve(&Endpoint::parse(spelling).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.access_token.expose_secret(), "token-0", "{spelling}");
+    }
 }
 
 #[test]
@@ -190,13 +205,10 @@ fn store_and_retrieve_work_while_this_process_holds_the_lock() {
     let (done, finished) = mpsc::channel();
     let worker = store.clone();
     thread::spawn(move || {
-        let guard = worker
-            .lock(ENDPOINT)
-            .unwrap()
-            .expect("the file store locks");
-        worker.store(&full_credentials("locked")).unwrap();
-        let got = worker.retrieve(ENDPOINT).unwrap();
-        worker.delete(ENDPOINT).unwrap();
+        let guard = worker.lock(&EP).unwrap().expect("the file store locks");
+        worker.store(&EP, &full_credentials("locked")).unwrap();
+        let got = worker.retrieve(&EP).unwrap();
+        worker.delete(&EP).unwrap();
         drop(guard);
         done.send(got).unwrap();
     });
@@ -219,7 +231,7 @@ fn lock_contender() {
     match child_role().as_deref() {
         Some("try") => {
             let store = FileStore::in_dir(role_dir()).with_lock_timeout(Duration::from_millis(300));
-            match store.lock(ENDPOINT) {
+            match store.lock(&EP) {
                 Err(StoreError::Io {
                     operation: "lock", ..
                 }) => {}
@@ -228,7 +240,7 @@ fn lock_contender() {
         }
         Some("wait") => {
             let store = FileStore::in_dir(role_dir()).with_lock_timeout(Duration::from_secs(120));
-            let guard = store.lock(ENDPOINT).unwrap();
+            let guard = store.lock(&EP).unwrap();
             assert!(guard.is_some());
             println!("acquired");
         }
@@ -236,8 +248,8 @@ fn lock_contender() {
         None => {
             let dir = tempfile::tempdir().unwrap();
             let store = FileStore::in_dir(dir.path()).with_lock_timeout(Duration::from_millis(200));
-            let held = store.lock(ENDPOINT).unwrap().expect("the file store locks");
-            match store.lock(ENDPOINT) {
+            let held = store.lock(&EP).unwrap().expect("the file store locks");
+            match store.lock(&EP) {
                 Err(
                     e @ StoreError::Io {
                         operation: "lock", ..
@@ -248,9 +260,10 @@ fn lock_contender() {
                 other => panic!("a second lock must wait and give up, got {other:?}"),
             }
             // Another endpoint has its own lock.
-            assert!(store.lock("other.example.org").unwrap().is_some());
+            let other = Endpoint::parse("other.example.org").unwrap();
+            assert!(store.lock(&other).unwrap().is_some());
             drop(held);
-            assert!(store.lock(ENDPOINT).unwrap().is_some());
+            assert!(store.lock(&EP).unwrap().is_some());
         }
     }
 }
@@ -261,7 +274,7 @@ fn the_lock_excludes_other_processes_until_it_is_released() {
     let store = FileStore::in_dir(dir.path());
     let env = [("FLYTE_AUTH_STORE_TEST_DIR", OsString::from(dir.path()))];
 
-    let guard = store.lock(ENDPOINT).unwrap().expect("the file store locks");
+    let guard = store.lock(&EP).unwrap().expect("the file store locks");
     spawn_self("lock_contender", "try", &env)
         .wait(CHILD_LIMIT)
         .assert_test_passed();
@@ -297,13 +310,13 @@ fn concurrent_writer() {
     for i in 0..ITERATIONS {
         let tag = format!("{worker}-{i}");
         let guard = if i % 2 == 0 {
-            store.lock(ENDPOINT).unwrap()
+            store.lock(&EP).unwrap()
         } else {
             None
         };
-        store.store(&full_credentials(&tag)).unwrap();
+        store.store(&EP, &full_credentials(&tag)).unwrap();
         let got = store
-            .retrieve(ENDPOINT)
+            .retrieve(&EP)
             .unwrap()
             .unwrap_or_else(|| panic!("iteration {i}: the file was unreadable or torn"));
         drop(guard);
@@ -343,7 +356,7 @@ fn eight_processes_writing_and_reading_one_endpoint_never_see_a_torn_file() {
         worker.wait(CHILD_LIMIT).assert_test_passed();
     }
     let last = FileStore::in_dir(dir.path())
-        .retrieve(ENDPOINT)
+        .retrieve(&EP)
         .unwrap()
         .expect("the last write is there");
     assert!(
@@ -363,11 +376,11 @@ fn default_directory() {
             let wanted = PathBuf::from(std::env::var_os("FLYTE_AUTH_CACHE_DIR").unwrap());
             assert_eq!(store.dir(), wanted);
             store
-                .store(&Credentials::new("from-env", ENDPOINT))
+                .store(&EP, &Credentials::new("from-env", EP.key()))
                 .unwrap();
             assert!(
                 wanted
-                    .join(store.path_for(ENDPOINT).file_name().unwrap())
+                    .join(store.path_for(&EP).file_name().unwrap())
                     .is_file()
             );
         }
@@ -396,10 +409,7 @@ fn the_environment_variable_chooses_the_directory() {
     )
     .wait(CHILD_LIMIT)
     .assert_test_passed();
-    let got = FileStore::in_dir(&tokens)
-        .retrieve(ENDPOINT)
-        .unwrap()
-        .unwrap();
+    let got = FileStore::in_dir(&tokens).retrieve(&EP).unwrap().unwrap();
     assert_eq!(got.access_token.expose_secret(), "from-env");
 }
 
@@ -411,7 +421,7 @@ fn debug_output_and_errors_show_no_token() {
     fs::write(&blocked, b"").unwrap();
     let store = FileStore::in_dir(&blocked);
     let creds = full_credentials("SECRET");
-    let (result, logs) = capture_logs(|| store.store(&creds));
+    let (result, logs) = capture_logs(|| store.store(&EP, &creds));
     let err = result.unwrap_err();
     let shown = format!("{err} {err:?} {store:?} {logs}");
     assert!(!shown.contains("SECRET"), "{shown}");
@@ -461,11 +471,11 @@ fn a_symbolic_link_at_the_lock_path_is_refused_and_its_target_never_created() {
     let store = FileStore::in_dir(dir.path().join("tokens"));
     fs::create_dir(store.dir()).unwrap();
     let target = dir.path().join("victim-file");
-    std::os::unix::fs::symlink(&target, store.lock_path_for(ENDPOINT)).unwrap();
+    std::os::unix::fs::symlink(&target, store.lock_path_for(&EP)).unwrap();
 
-    let (result, logs) = capture_logs(|| store.lock(ENDPOINT));
+    let (result, logs) = capture_logs(|| store.lock(&EP));
     let err = result.unwrap_err();
-    assert_refused(&err, &store.lock_path_for(ENDPOINT), "symbolic link");
+    assert_refused(&err, &store.lock_path_for(&EP), "symbolic link");
     assert!(logs.contains("WARN"), "{logs}");
     assert!(!target.exists(), "the link's target was created");
 }
@@ -476,37 +486,36 @@ fn a_symbolic_link_at_the_token_path_is_never_read_and_a_write_replaces_only_the
     let dir = tempfile::tempdir().unwrap();
     // A valid token file of the same endpoint elsewhere: following the link would serve it.
     let elsewhere = FileStore::in_dir(dir.path().join("elsewhere"));
-    elsewhere.store(&full_credentials("elsewhere")).unwrap();
-    let target = elsewhere.path_for(ENDPOINT);
+    elsewhere
+        .store(&EP, &full_credentials("elsewhere"))
+        .unwrap();
+    let target = elsewhere.path_for(&EP);
     let before = fs::read(&target).unwrap();
 
     let store = FileStore::in_dir(dir.path().join("tokens"));
     fs::create_dir(store.dir()).unwrap();
-    std::os::unix::fs::symlink(&target, store.path_for(ENDPOINT)).unwrap();
+    std::os::unix::fs::symlink(&target, store.path_for(&EP)).unwrap();
 
-    let (result, logs) = capture_logs(|| store.retrieve(ENDPOINT));
+    let (result, logs) = capture_logs(|| store.retrieve(&EP));
     let err = result.unwrap_err();
-    assert_refused(&err, &store.path_for(ENDPOINT), "symbolic link");
+    assert_refused(&err, &store.path_for(&EP), "symbolic link");
     assert!(
         logs.contains("WARN") && !logs.contains("access-elsewhere"),
         "{logs}"
     );
 
-    store.store(&full_credentials("mine")).unwrap();
+    store.store(&EP, &full_credentials("mine")).unwrap();
     assert_eq!(
         fs::read(&target).unwrap(),
         before,
         "the link's target was written"
     );
     assert!(
-        !fs::symlink_metadata(store.path_for(ENDPOINT))
+        !fs::symlink_metadata(store.path_for(&EP))
             .unwrap()
             .is_symlink()
     );
-    assert_eq!(
-        store.retrieve(ENDPOINT).unwrap(),
-        Some(full_credentials("mine"))
-    );
+    assert_eq!(store.retrieve(&EP).unwrap(), Some(full_credentials("mine")));
 }
 
 #[cfg(unix)]
@@ -516,20 +525,20 @@ fn a_directory_others_may_write_to_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     let store = FileStore::in_dir(&tokens);
-    store.store(&full_credentials("before")).unwrap();
+    store.store(&EP, &full_credentials("before")).unwrap();
     for mode in [0o777, 0o770, 0o1777] {
         fs::set_permissions(&tokens, fs::Permissions::from_mode(mode)).unwrap();
-        let err = store.store(&full_credentials("open")).unwrap_err();
+        let err = store.store(&EP, &full_credentials("open")).unwrap_err();
         assert_refused(&err, &tokens, "other users may write to it");
-        let err = store.retrieve(ENDPOINT).unwrap_err();
+        let err = store.retrieve(&EP).unwrap_err();
         assert_refused(&err, &tokens, "other users may write to it");
-        let err = store.lock(ENDPOINT).unwrap_err();
+        let err = store.lock(&EP).unwrap_err();
         assert_refused(&err, &tokens, "other users may write to it");
     }
     // Made private again, it serves what it held before.
     fs::set_permissions(&tokens, fs::Permissions::from_mode(0o700)).unwrap();
     assert_eq!(
-        store.retrieve(ENDPOINT).unwrap(),
+        store.retrieve(&EP).unwrap(),
         Some(full_credentials("before"))
     );
 }
@@ -553,35 +562,31 @@ fn a_directory_or_a_file_of_another_user_is_refused() {
     if this_user(dir.path()) != 0 {
         // Not root: `/` belongs to root, which is another user.
         let store = FileStore::in_dir("/");
-        let err = store.retrieve(ENDPOINT).unwrap_err();
+        let err = store.retrieve(&EP).unwrap_err();
         assert_refused(&err, Path::new("/"), "belongs to user id 0");
         return;
     }
     // Root may give a directory away: one of `nobody` is refused, even to root.
     let tokens = dir.path().join("tokens");
     let store = FileStore::in_dir(&tokens);
-    store.store(&full_credentials("before")).unwrap();
+    store.store(&EP, &full_credentials("before")).unwrap();
     std::os::unix::fs::chown(&tokens, Some(NOBODY), Some(NOBODY)).unwrap();
-    let err = store.store(&full_credentials("theirs")).unwrap_err();
+    let err = store.store(&EP, &full_credentials("theirs")).unwrap_err();
     assert_refused(&err, &tokens, "belongs to user id 65534");
-    let err = store.retrieve(ENDPOINT).unwrap_err();
+    let err = store.retrieve(&EP).unwrap_err();
     assert_refused(&err, &tokens, "belongs to user id 65534");
-    let err = store.lock(ENDPOINT).unwrap_err();
+    let err = store.lock(&EP).unwrap_err();
     assert_refused(&err, &tokens, "belongs to user id 65534");
 
     // In a directory of this user, a token or lock file of another user is refused too.
     std::os::unix::fs::chown(&tokens, Some(0), Some(0)).unwrap();
-    std::os::unix::fs::chown(store.path_for(ENDPOINT), Some(NOBODY), None).unwrap();
-    let err = store.retrieve(ENDPOINT).unwrap_err();
-    assert_refused(&err, &store.path_for(ENDPOINT), "belongs to user id 65534");
-    fs::write(store.lock_path_for(ENDPOINT), b"").unwrap();
-    std::os::unix::fs::chown(store.lock_path_for(ENDPOINT), Some(NOBODY), None).unwrap();
-    let err = store.lock(ENDPOINT).unwrap_err();
-    assert_refused(
-        &err,
-        &store.lock_path_for(ENDPOINT),
-        "belongs to user id 65534",
-    );
+    std::os::unix::fs::chown(store.path_for(&EP), Some(NOBODY), None).unwrap();
+    let err = store.retrieve(&EP).unwrap_err();
+    assert_refused(&err, &store.path_for(&EP), "belongs to user id 65534");
+    fs::write(store.lock_path_for(&EP), b"").unwrap();
+    std::os::unix::fs::chown(store.lock_path_for(&EP), Some(NOBODY), None).unwrap();
+    let err = store.lock(&EP).unwrap_err();
+    assert_refused(&err, &store.lock_path_for(&EP), "belongs to user id 65534");
 }
 
 #[cfg(unix)]
@@ -598,40 +603,40 @@ fn mkfifo(path: &Path) {
 fn a_fifo_at_the_token_or_lock_path_stalls_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::in_dir(dir.path());
-    mkfifo(&store.path_for(ENDPOINT));
+    mkfifo(&store.path_for(&EP));
     let limit = Duration::from_secs(10);
 
     let reader = store.clone();
     let (result, logs) = within(limit, "retrieve", move || {
-        capture_logs(|| reader.retrieve(ENDPOINT))
+        capture_logs(|| reader.retrieve(&EP))
     });
     assert_eq!(result.unwrap(), None);
     assert!(
         logs.contains("WARN")
             && logs.contains("FIFO")
-            && logs.contains(&store.path_for(ENDPOINT).display().to_string()),
+            && logs.contains(&store.path_for(&EP).display().to_string()),
         "{logs}"
     );
 
     // A write replaces it, and what it wrote is read back.
     let writer = store.clone();
     within(limit, "store", move || {
-        writer.store(&full_credentials("after")).unwrap();
+        writer.store(&EP, &full_credentials("after")).unwrap();
     });
     assert_eq!(
-        store.retrieve(ENDPOINT).unwrap(),
+        store.retrieve(&EP).unwrap(),
         Some(full_credentials("after"))
     );
 
-    mkfifo(&store.lock_path_for(ENDPOINT));
+    mkfifo(&store.lock_path_for(&EP));
     let locker = store.clone();
-    let err = within(limit, "lock", move || locker.lock(ENDPOINT).map(drop)).unwrap_err();
-    assert_refused(&err, &store.lock_path_for(ENDPOINT), "FIFO");
+    let err = within(limit, "lock", move || locker.lock(&EP).map(drop)).unwrap_err();
+    assert_refused(&err, &store.lock_path_for(&EP), "FIFO");
 }
 
 /// Plants a temporary file as a write of `store` killed after it wrote leaves it, last
 /// modified `age` ago.
-fn plant_temp(store: &FileStore, endpoint: &str, pid: u32, age: Duration) -> PathBuf {
+fn plant_temp(store: &FileStore, endpoint: &Endpoint, pid: u32, age: Duration) -> PathBuf {
     let path = store.path_for(endpoint);
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     let temp = path.with_file_name(format!(".{name}.{pid}.0.tmp"));
@@ -645,14 +650,19 @@ fn plant_temp(store: &FileStore, endpoint: &str, pid: u32, age: Duration) -> Pat
 fn temporary_files_of_killed_writes_are_removed_by_the_next_write_or_lock_once_a_minute_old() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::in_dir(dir.path());
-    store.store(&full_credentials("first")).unwrap();
+    store.store(&EP, &full_credentials("first")).unwrap();
     let old = Duration::from_secs(120);
     let young = Duration::from_secs(5);
 
-    let stale = plant_temp(&store, ENDPOINT, 4_000_001, old);
-    let in_progress = plant_temp(&store, ENDPOINT, 4_000_002, young);
-    let other_endpoint = plant_temp(&store, "other.example.org:443", 4_000_003, old);
-    store.store(&full_credentials("second")).unwrap();
+    let stale = plant_temp(&store, &EP, 4_000_001, old);
+    let in_progress = plant_temp(&store, &EP, 4_000_002, young);
+    let other_endpoint = plant_temp(
+        &store,
+        &Endpoint::parse("other.example.org:443").unwrap(),
+        4_000_003,
+        old,
+    );
+    store.store(&EP, &full_credentials("second")).unwrap();
     assert!(!stale.exists(), "an old temporary file was left");
     assert!(in_progress.exists(), "a write in progress lost its file");
     assert!(
@@ -660,12 +670,12 @@ fn temporary_files_of_killed_writes_are_removed_by_the_next_write_or_lock_once_a
         "another endpoint's file was touched"
     );
 
-    let stale = plant_temp(&store, ENDPOINT, 4_000_004, old);
-    drop(store.lock(ENDPOINT).unwrap());
+    let stale = plant_temp(&store, &EP, 4_000_004, old);
+    drop(store.lock(&EP).unwrap());
     assert!(!stale.exists(), "the lock left an old temporary file");
     assert!(in_progress.exists());
     assert_eq!(
-        store.retrieve(ENDPOINT).unwrap(),
+        store.retrieve(&EP).unwrap(),
         Some(full_credentials("second"))
     );
 }

@@ -32,8 +32,7 @@ impl Server {
     fn store(&self) -> KeyringStore {
         let store = KeyringStore::new()
             .with_timeout(Duration::from_secs(30))
-            .without_lock()
-            .with_endpoint(&self.endpoint);
+            .without_lock();
         if let Err(e) = store.probe_writable() {
             panic!(
                 "the keyring tests need a D-Bus session with an unlocked Secret Service; run \
@@ -44,6 +43,9 @@ impl Server {
     }
     fn key(&self) -> &str {
         self.endpoint.key()
+    }
+    fn ep(&self) -> &Endpoint {
+        &self.endpoint
     }
     fn written(&self) -> &str {
         self.endpoint.as_written()
@@ -69,9 +71,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = KeyringStore::new()
-            .with_endpoint(&self.endpoint)
-            .delete(self.endpoint.key());
+        let _ = KeyringStore::new().delete(&self.endpoint);
     }
 }
 
@@ -143,7 +143,7 @@ fn a_login_stored_by_the_real_flytekit_is_used_and_an_id_token_sets_no_expiry() 
         Some("fk-id"),
     );
     let got = store
-        .retrieve(server.key())
+        .retrieve(server.ep())
         .unwrap()
         .expect("flytekit's login");
     assert_eq!(got.access_token.expose_secret(), "fk-access");
@@ -163,7 +163,7 @@ fn a_login_stored_by_the_real_flyte2_sdk_is_used() {
     let store = server.store();
     python_store(&server, FLYTE2_STORE, "f2-access", Some("f2-refresh"), None);
     let got = store
-        .retrieve(server.key())
+        .retrieve(server.ep())
         .unwrap()
         .expect("Flyte 2's login");
     assert_eq!(got.access_token.expose_secret(), "f2-access");
@@ -182,7 +182,7 @@ fn flytectl_s_entry_is_read_with_its_expiry_and_written_back_as_go_writes_it() {
     );
     server.py(FLYTECTL_WRITE, &[("TOKEN_JSON", &json)]);
     let got = store
-        .retrieve(server.key())
+        .retrieve(server.ep())
         .unwrap()
         .expect("flytectl's login");
     assert_eq!(got.access_token.expose_secret(), "ctl-access");
@@ -192,7 +192,7 @@ fn flytectl_s_entry_is_read_with_its_expiry_and_written_back_as_go_writes_it() {
     // Go's zero time: expiry unknown.
     let zero = r#"{"access_token":"ctl-2","expiry":"0001-01-01T00:00:00Z"}"#;
     server.py(FLYTECTL_WRITE, &[("TOKEN_JSON", zero)]);
-    let got = store.retrieve(server.key()).unwrap().unwrap();
+    let got = store.retrieve(server.ep()).unwrap().unwrap();
     assert_eq!(got.access_token.expose_secret(), "ctl-2");
     assert!(!got.expiry_is_known());
 
@@ -200,6 +200,7 @@ fn flytectl_s_entry_is_read_with_its_expiry_and_written_back_as_go_writes_it() {
     // item Go wrote rather than adding one beside it.
     store
         .store(
+            server.ep(),
             &Credentials::new("rs-access", server.key())
                 .with_refresh_token("rs-refresh")
                 .with_expires_in(3600),
@@ -214,7 +215,7 @@ fn flytectl_s_entry_is_read_with_its_expiry_and_written_back_as_go_writes_it() {
     assert_eq!(token["expires_in"], 3600);
     let written = token["expiry"].as_str().unwrap();
     assert!(written.ends_with('Z') && written.len() == 20, "{written}");
-    let back = store.retrieve(server.key()).unwrap().unwrap();
+    let back = store.retrieve(server.ep()).unwrap().unwrap();
     assert_eq!(back.access_token.expose_secret(), "rs-access");
     assert!(!back.stale_copies);
 }
@@ -228,7 +229,7 @@ fn flyte_auth_s_login_is_retrieved_by_every_tool_when_all_layouts_are_written() 
         .with_id_token("rs-id")
         .with_expires_in(3600)
         .with_client_id("flytectl");
-    store.store(&creds).unwrap();
+    store.store(server.ep(), &creds).unwrap();
 
     let fk = server.py(FLYTEKIT_RETRIEVE, &[]);
     assert_eq!(
@@ -246,15 +247,15 @@ fn flyte_auth_s_login_is_retrieved_by_every_tool_when_all_layouts_are_written() 
     assert_eq!(ctl["token"]["access_token"], "rs-access");
     assert_eq!(ctl["token"]["refresh_token"], "rs-refresh");
 
-    let back = store.retrieve(server.key()).unwrap().unwrap();
+    let back = store.retrieve(server.ep()).unwrap().unwrap();
     assert_eq!(back, creds);
 
     // `delete` removes every layout's entry.
-    store.delete(server.key()).unwrap();
+    store.delete(server.ep()).unwrap();
     assert!(server.py(FLYTEKIT_RETRIEVE, &[]).is_null());
     assert!(server.py(FLYTE2_RETRIEVE, &[]).is_null());
     assert_eq!(server.py(FLYTECTL_READ, &[])["count"], 0);
-    assert_eq!(store.retrieve(server.key()).unwrap(), None);
+    assert_eq!(store.retrieve(server.ep()).unwrap(), None);
 }
 
 #[test]
@@ -263,9 +264,10 @@ fn only_the_layouts_that_held_a_login_are_updated_and_a_newer_copy_wins() {
     let store = server.store();
     // flyte-auth and the Flyte 2 SDK share one login.
     python_store(&server, FLYTE2_STORE, "a1", Some("r1"), None);
-    let first = store.retrieve(server.key()).unwrap().unwrap();
+    let first = store.retrieve(server.ep()).unwrap().unwrap();
     store
         .store(
+            server.ep(),
             &first
                 .clone()
                 .with_expires_in(3600)
@@ -281,23 +283,23 @@ fn only_the_layouts_that_held_a_login_are_updated_and_a_newer_copy_wins() {
 
     // The Flyte 2 SDK refreshes on its own: its copy is newer than what flyte-auth wrote.
     python_store(&server, FLYTE2_STORE, "a2", Some("r2"), None);
-    let got = store.retrieve(server.key()).unwrap().unwrap();
+    let got = store.retrieve(server.ep()).unwrap().unwrap();
     assert_eq!(got.access_token.expose_secret(), "a2");
     assert_eq!(got.refresh_token.as_ref().unwrap().expose_secret(), "r2");
     assert!(got.stale_copies, "flytekit's copy still holds r1");
 
     // Writing it back makes every copy agree; r1 is retired.
-    store.store(&got).unwrap();
+    store.store(server.ep(), &got).unwrap();
     let fk = server.py(FLYTEKIT_RETRIEVE, &[]);
     assert_eq!(
         (fk["access"].as_str(), fk["refresh"].as_str()),
         (Some("a2"), Some("r2"))
     );
-    assert!(!store.retrieve(server.key()).unwrap().unwrap().stale_copies);
+    assert!(!store.retrieve(server.ep()).unwrap().unwrap().stale_copies);
 
     // An old copy holding the retired r1 (a tool that never saw the refresh) is never used.
     python_store(&server, FLYTE2_STORE, "a1", Some("r1"), None);
-    let got = store.retrieve(server.key()).unwrap().unwrap();
+    let got = store.retrieve(server.ep()).unwrap().unwrap();
     assert_eq!(got.refresh_token.as_ref().unwrap().expose_secret(), "r2");
     assert!(got.stale_copies);
 }
@@ -309,6 +311,7 @@ fn a_write_interrupted_at_any_entry_leaves_the_new_refresh_token_found() {
         .store()
         .write_all_layouts(true)
         .store(
+            server.ep(),
             &Credentials::new("a1", server.key())
                 .with_refresh_token("r1")
                 .with_expires_in(3600),
@@ -320,26 +323,29 @@ fn a_write_interrupted_at_any_entry_leaves_the_new_refresh_token_found() {
         let new = Credentials::new(format!("a-{written}"), server.key())
             .with_refresh_token(format!("r-{written}"))
             .with_expires_in(3600);
-        failing.retrieve(server.key()).unwrap();
-        assert!(failing.store(&new).is_err(), "the injected failure");
+        failing.retrieve(server.ep()).unwrap();
+        assert!(
+            failing.store(server.ep(), &new).is_err(),
+            "the injected failure"
+        );
 
         // The next process finds the new refresh token, and knows the copies disagree.
         let next = server.store();
-        let got = next.retrieve(server.key()).unwrap().unwrap();
+        let got = next.retrieve(server.ep()).unwrap().unwrap();
         assert_eq!(
             got.refresh_token.as_ref().unwrap().expose_secret(),
             format!("r-{written}"),
             "after {written} writes"
         );
         assert!(got.stale_copies, "after {written} writes");
-        next.store(&got).unwrap();
+        next.store(server.ep(), &got).unwrap();
         let f2 = server.py(FLYTE2_RETRIEVE, &[]);
         assert_eq!(f2["refresh"], format!("r-{written}"));
         assert_eq!(
             server.py(FLYTECTL_READ, &[])["token"]["refresh_token"],
             format!("r-{written}")
         );
-        assert!(!next.retrieve(server.key()).unwrap().unwrap().stale_copies);
+        assert!(!next.retrieve(server.ep()).unwrap().unwrap().stale_copies);
     }
 }
 

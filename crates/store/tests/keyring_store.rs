@@ -22,7 +22,7 @@ use std::{
 };
 
 use common::{child_role, python, spawn_self, unique};
-use flyte_auth_store::{Credentials, KeyringStore, StoreError, TokenStore};
+use flyte_auth_store::{Credentials, Endpoint, KeyringStore, StoreError, TokenStore};
 #[cfg(feature = "file")]
 use flyte_auth_store::{DefaultStore, FileStore};
 
@@ -40,19 +40,29 @@ fn keyring() -> KeyringStore {
     store
 }
 
-/// A service name (endpoint) of its own for one test; its entries are deleted at the end.
-struct Endpoint(String);
+/// An endpoint of its own for one test, written `host:443` (flytekit's service name); its
+/// entries are deleted at the end.
+struct Server(Endpoint);
 
-impl Endpoint {
+impl Server {
     fn new(test: &str) -> Self {
-        Self(format!("{}.flyte-auth-test.example.org:443", unique(test)))
+        let written = format!("{}.flyte-auth-test.example.org:443", unique(test));
+        Self(Endpoint::parse(&written).unwrap())
     }
+    /// The endpoint as written: flytekit's service.
     fn as_str(&self) -> &str {
+        self.0.as_written()
+    }
+    fn ep(&self) -> &Endpoint {
         &self.0
+    }
+    /// What stored credentials are for: the host, without the default port.
+    fn key(&self) -> &str {
+        self.0.key()
     }
 }
 
-impl Drop for Endpoint {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = KeyringStore::new().delete(&self.0);
     }
@@ -117,11 +127,11 @@ items = list(secretstorage.search_items(conn, {"service": os.environ["SVC"], "us
 print(len(items))
 "#;
 
-fn python_reads(endpoint: &Endpoint) -> serde_json::Value {
+fn python_reads(endpoint: &Server) -> serde_json::Value {
     serde_json::from_str(&python(PY_READ, &[("SVC", endpoint.as_str())])).unwrap()
 }
 
-fn python_item_count(endpoint: &Endpoint, username: &str) -> usize {
+fn python_item_count(endpoint: &Server, username: &str) -> usize {
     python(
         PY_COUNT,
         &[("SVC", endpoint.as_str()), ("USERNAME", username)],
@@ -134,21 +144,21 @@ fn python_item_count(endpoint: &Endpoint, username: &str) -> usize {
 #[test]
 fn credentials_round_trip_with_every_field() {
     let store = keyring();
-    let endpoint = Endpoint::new("round-trip");
-    assert_eq!(store.retrieve(endpoint.as_str()).unwrap(), None);
+    let endpoint = Server::new("round-trip");
+    assert_eq!(store.retrieve(endpoint.ep()).unwrap(), None);
 
-    let creds = Credentials::new("access-1", endpoint.as_str())
+    let creds = Credentials::new("access-1", endpoint.key())
         .with_refresh_token("refresh-1")
         .with_id_token("id-1")
         .with_expires_in(3600)
         .with_client_id("flytectl")
         .with_scopes(["all", "offline"]);
-    store.store(&creds).unwrap();
-    assert_eq!(store.retrieve(endpoint.as_str()).unwrap(), Some(creds));
+    store.store(endpoint.ep(), &creds).unwrap();
+    assert_eq!(store.retrieve(endpoint.ep()).unwrap(), Some(creds));
 
-    store.delete(endpoint.as_str()).unwrap();
-    assert_eq!(store.retrieve(endpoint.as_str()).unwrap(), None);
-    store.delete(endpoint.as_str()).unwrap(); // nothing to delete is fine
+    store.delete(endpoint.ep()).unwrap();
+    assert_eq!(store.retrieve(endpoint.ep()).unwrap(), None);
+    store.delete(endpoint.ep()).unwrap(); // nothing to delete is fine
     assert_eq!(store.name(), "keyring");
 }
 
@@ -160,7 +170,7 @@ fn the_lock_is_the_sidecar_file_the_file_store_uses_too() {
     let store = KeyringStore::new()
         .with_lock_dir(dir.path())
         .with_lock_timeout(short);
-    let endpoint = "flyte.example.org:443";
+    let endpoint = &Endpoint::parse("flyte.example.org:443").unwrap();
     let held = store
         .lock(endpoint)
         .unwrap()
@@ -188,23 +198,24 @@ fn the_lock_is_the_sidecar_file_the_file_store_uses_too() {
 #[test]
 fn a_store_without_refresh_or_id_token_removes_the_old_ones() {
     let store = keyring();
-    let endpoint = Endpoint::new("replace");
+    let endpoint = Server::new("replace");
     store
         .store(
-            &Credentials::new("access-1", endpoint.as_str())
+            endpoint.ep(),
+            &Credentials::new("access-1", endpoint.key())
                 .with_refresh_token("refresh-1")
                 .with_id_token("id-1"),
         )
         .unwrap();
-    let bare = Credentials::new("access-2", endpoint.as_str()).with_expires_in(60);
-    store.store(&bare).unwrap();
-    assert_eq!(store.retrieve(endpoint.as_str()).unwrap(), Some(bare));
+    let bare = Credentials::new("access-2", endpoint.key()).with_expires_in(60);
+    store.store(endpoint.ep(), &bare).unwrap();
+    assert_eq!(store.retrieve(endpoint.ep()).unwrap(), Some(bare));
 }
 
 #[test]
 fn a_login_stored_by_python_keyring_is_read() {
     let store = keyring();
-    let endpoint = Endpoint::new("from-python");
+    let endpoint = Server::new("from-python");
     let exp = now() + 1800;
     let access = jwt("user", exp);
     python(
@@ -218,13 +229,13 @@ fn a_login_stored_by_python_keyring_is_read() {
     );
 
     let got = store
-        .retrieve(endpoint.as_str())
+        .retrieve(endpoint.ep())
         .unwrap()
         .expect("python's entries");
     assert_eq!(got.access_token.expose_secret(), access);
     assert_eq!(got.refresh_token.unwrap().expose_secret(), "py-refresh");
     assert_eq!(got.id_token.unwrap().expose_secret(), "py-id");
-    assert_eq!(got.for_endpoint, endpoint.as_str());
+    assert_eq!(got.for_endpoint, endpoint.key());
     // pyflyte stores no expiry: it comes from the token's `exp` claim.
     assert_eq!(got.expires_at_unix, Some(exp));
     assert_eq!(got.client_id, None);
@@ -233,10 +244,11 @@ fn a_login_stored_by_python_keyring_is_read() {
 #[test]
 fn what_this_store_writes_is_read_by_python_keyring_like_pyflyte() {
     let store = keyring();
-    let endpoint = Endpoint::new("to-python");
+    let endpoint = Server::new("to-python");
     store
         .store(
-            &Credentials::new("rs-access", endpoint.as_str())
+            endpoint.ep(),
+            &Credentials::new("rs-access", endpoint.key())
                 .with_refresh_token("rs-refresh")
                 .with_id_token("rs-id")
                 .with_expires_in(3600)
@@ -264,10 +276,11 @@ fn what_this_store_writes_is_read_by_python_keyring_like_pyflyte() {
 #[test]
 fn python_replacing_a_token_updates_the_same_item_and_stale_metadata_is_ignored() {
     let store = keyring();
-    let endpoint = Endpoint::new("py-replaces");
+    let endpoint = Server::new("py-replaces");
     store
         .store(
-            &Credentials::new("rs-access", endpoint.as_str())
+            endpoint.ep(),
+            &Credentials::new("rs-access", endpoint.key())
                 .with_refresh_token("rs-refresh")
                 .with_expires_in(60)
                 .with_client_id("flytectl"),
@@ -288,7 +301,7 @@ fn python_replacing_a_token_updates_the_same_item_and_stale_metadata_is_ignored(
     assert_eq!(python_item_count(&endpoint, "access_token"), 1);
     assert_eq!(python_item_count(&endpoint, "refresh_token"), 1);
 
-    let got = store.retrieve(endpoint.as_str()).unwrap().unwrap();
+    let got = store.retrieve(endpoint.ep()).unwrap().unwrap();
     assert_eq!(got.access_token.expose_secret(), newer);
     assert_eq!(got.refresh_token.unwrap().expose_secret(), "py-refresh");
     // Our metadata described the old token: its 60 s expiry and client id no longer apply.
@@ -297,7 +310,10 @@ fn python_replacing_a_token_updates_the_same_item_and_stale_metadata_is_ignored(
 
     // And the other way round: our write replaces Python's items.
     store
-        .store(&Credentials::new("rs-again", endpoint.as_str()).with_refresh_token("rs-refresh-2"))
+        .store(
+            endpoint.ep(),
+            &Credentials::new("rs-again", endpoint.key()).with_refresh_token("rs-refresh-2"),
+        )
         .unwrap();
     assert_eq!(python_item_count(&endpoint, "access_token"), 1);
     assert_eq!(python_reads(&endpoint)["access_token"], "rs-again");
@@ -306,17 +322,17 @@ fn python_replacing_a_token_updates_the_same_item_and_stale_metadata_is_ignored(
 #[test]
 fn an_id_token_alone_is_enough_and_a_refresh_token_alone_is_not() {
     let store = keyring();
-    let endpoint = Endpoint::new("id-only");
+    let endpoint = Server::new("id-only");
     python(
         PY_WRITE,
         &[("SVC", endpoint.as_str()), ("REFRESH_TOKEN", "py-refresh")],
     );
-    assert_eq!(store.retrieve(endpoint.as_str()).unwrap(), None);
+    assert_eq!(store.retrieve(endpoint.ep()).unwrap(), None);
 
     let id = jwt("user", now() + 600);
     python(PY_WRITE, &[("SVC", endpoint.as_str()), ("ID_TOKEN", &id)]);
     let got = store
-        .retrieve(endpoint.as_str())
+        .retrieve(endpoint.ep())
         .unwrap()
         .expect("an id token is enough");
     assert_eq!(got.id_token.unwrap().expose_secret(), id);
@@ -331,7 +347,7 @@ fn an_id_token_alone_is_enough_and_a_refresh_token_alone_is_not() {
 #[test]
 fn delete_removes_what_python_wrote_too() {
     let store = keyring();
-    let endpoint = Endpoint::new("delete-python");
+    let endpoint = Server::new("delete-python");
     python(
         PY_WRITE,
         &[
@@ -341,7 +357,7 @@ fn delete_removes_what_python_wrote_too() {
             ("ID_TOKEN", "i"),
         ],
     );
-    store.delete(endpoint.as_str()).unwrap();
+    store.delete(endpoint.ep()).unwrap();
     let seen = python_reads(&endpoint);
     for user in [
         "access_token",
@@ -356,15 +372,13 @@ fn delete_removes_what_python_wrote_too() {
 #[test]
 fn the_dns_prefix_of_flyte_configs_names_the_same_service() {
     let store = keyring();
-    let endpoint = Endpoint::new("dns-prefix");
+    let endpoint = Server::new("dns-prefix");
+    let prefixed = Endpoint::parse(&format!("dns:///{}", endpoint.as_str())).unwrap();
     store
-        .store(&Credentials::new(
-            "prefixed",
-            format!("dns:///{}", endpoint.as_str()),
-        ))
+        .store(&prefixed, &Credentials::new("prefixed", prefixed.key()))
         .unwrap();
     assert_eq!(python_reads(&endpoint)["access_token"], "prefixed");
-    let got = store.retrieve(endpoint.as_str()).unwrap().unwrap();
+    let got = store.retrieve(endpoint.ep()).unwrap().unwrap();
     assert_eq!(got.access_token.expose_secret(), "prefixed");
 }
 
@@ -381,13 +395,16 @@ fn keyring_calls_end_within_their_time_limit() {
         Some(_) => KeyringStore::new(),
         None => keyring(),
     };
-    let endpoint = format!("{}.example.org", unique("bounded"));
+    let endpoint = Endpoint::parse(&format!("{}.example.org", unique("bounded"))).unwrap();
     let creds =
-        Credentials::new("SECRET-ACCESS", endpoint.as_str()).with_refresh_token("SECRET-REFRESH");
+        Credentials::new("SECRET-ACCESS", endpoint.key()).with_refresh_token("SECRET-REFRESH");
     let started = Instant::now();
     let results = [
         ("probe", store.probe().map(|()| String::new())),
-        ("store", store.store(&creds).map(|()| String::new())),
+        (
+            "store",
+            store.store(&endpoint, &creds).map(|()| String::new()),
+        ),
         (
             "retrieve",
             store.retrieve(&endpoint).map(|c| format!("{c:?}")),
@@ -477,25 +494,28 @@ fn a_bus_that_never_answers_gives_unavailable_after_the_time_limit() {
 fn a_default_store_logout_removes_the_login_from_the_keyring_and_the_file_store() {
     let _ = keyring();
     let dir = tempfile::tempdir().unwrap();
-    let endpoint = Endpoint::new("logout-both");
+    let endpoint = Server::new("logout-both");
     let files = FileStore::in_dir(dir.path());
     files
-        .store(&Credentials::new("file-token", endpoint.as_str()))
+        .store(
+            endpoint.ep(),
+            &Credentials::new("file-token", endpoint.key()),
+        )
         .unwrap();
 
     let store = DefaultStore::new(Some(dir.path().to_owned()));
     store
-        .store(&Credentials::new("keyring-token", endpoint.as_str()))
+        .store(
+            endpoint.ep(),
+            &Credentials::new("keyring-token", endpoint.key()),
+        )
         .unwrap();
     assert_eq!(store.name(), "keyring");
-    store.delete(endpoint.as_str()).unwrap();
+    store.delete(endpoint.ep()).unwrap();
 
+    assert_eq!(KeyringStore::new().retrieve(endpoint.ep()).unwrap(), None);
     assert_eq!(
-        KeyringStore::new().retrieve(endpoint.as_str()).unwrap(),
-        None
-    );
-    assert_eq!(
-        files.retrieve(endpoint.as_str()).unwrap(),
+        files.retrieve(endpoint.ep()).unwrap(),
         None,
         "the login kept in the file outlived the logout"
     );
@@ -516,11 +536,11 @@ fn a_login_saved_by_the_fallback_is_reported_and_removed_by_a_logout() {
             (temp.path().to_owned(), Some(temp))
         }
     };
-    let endpoint = Endpoint::new("fallback");
-    let path = FileStore::in_dir(&dir).path_for(endpoint.as_str());
+    let endpoint = Server::new("fallback");
+    let path = FileStore::in_dir(&dir).path_for(endpoint.ep());
     let store = DefaultStore::new(Some(dir.clone()));
-    let creds = Credentials::new("FALLBACK-TOKEN", endpoint.as_str());
-    let (saved, logs) = common::capture_logs(|| store.store(&creds));
+    let creds = Credentials::new("FALLBACK-TOKEN", endpoint.key());
+    let (saved, logs) = common::capture_logs(|| store.store(endpoint.ep(), &creds));
     saved.unwrap();
     assert!(!logs.contains("FALLBACK-TOKEN"), "{logs}");
     // What the choice said (the directory's own checks may warn too).
@@ -542,10 +562,10 @@ fn a_login_saved_by_the_fallback_is_reported_and_removed_by_a_logout() {
                 "{logs}"
             );
             // Once per store: a refresh saved later is not reported again.
-            let (saved, logs) = common::capture_logs(|| store.store(&creds));
+            let (saved, logs) = common::capture_logs(|| store.store(endpoint.ep(), &creds));
             saved.unwrap();
             assert!(said(&logs).is_empty(), "{logs}");
-            let (deleted, logs) = common::capture_logs(|| store.delete(endpoint.as_str()));
+            let (deleted, logs) = common::capture_logs(|| store.delete(endpoint.ep()));
             deleted.unwrap();
             assert!(said(&logs).is_empty(), "{logs}");
             assert!(!path.exists(), "the logout left the file");
@@ -555,7 +575,7 @@ fn a_login_saved_by_the_fallback_is_reported_and_removed_by_a_logout() {
             assert_eq!(store.name(), "keyring", "{logs}");
             assert!(warnings.is_empty(), "{logs}");
             assert!(!path.exists());
-            store.delete(endpoint.as_str()).unwrap();
+            store.delete(endpoint.ep()).unwrap();
         }
     }
     println!("saved to {}", store.name());

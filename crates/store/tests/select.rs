@@ -7,7 +7,7 @@ mod common;
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use common::{child_role, spawn_self, unique};
-use flyte_auth_store::{Credentials, DefaultStore, StoreKind, TokenStore, open_store};
+use flyte_auth_store::{Credentials, DefaultStore, Endpoint, StoreKind, TokenStore, open_store};
 
 #[test]
 fn store_kinds_parse_from_their_names_and_print_back() {
@@ -45,12 +45,13 @@ fn each_kind_opens_its_store_without_touching_it() {
 fn the_file_kind_keeps_credentials_in_the_given_directory() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(StoreKind::File, Some(dir.path().to_owned())).unwrap();
+    let endpoint = Endpoint::parse("dns:///flyte.example.org").unwrap();
     store
-        .store(&Credentials::new("t", "flyte.example.org"))
+        .store(&endpoint, &Credentials::new("t", endpoint.key()))
         .unwrap();
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     let again = open_store(StoreKind::File, Some(dir.path().to_owned())).unwrap();
-    assert!(again.retrieve("flyte.example.org").unwrap().is_some());
+    assert!(again.retrieve(&endpoint).unwrap().is_some());
 }
 
 #[cfg(not(feature = "keyring"))]
@@ -87,9 +88,10 @@ fn auto_choice() {
     };
     assert_eq!(store.name(), "auto");
 
-    let endpoint = format!("{}.flyte-auth-test.example.org", unique("auto"));
+    let endpoint =
+        Endpoint::parse(&format!("{}.flyte-auth-test.example.org", unique("auto"))).unwrap();
     store
-        .store(&Credentials::new("auto-token", endpoint.as_str()))
+        .store(&endpoint, &Credentials::new("auto-token", endpoint.key()))
         .unwrap();
     assert_eq!(
         store.name(),
