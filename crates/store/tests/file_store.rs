@@ -679,3 +679,19 @@ fn temporary_files_of_killed_writes_are_removed_by_the_next_write_or_lock_once_a
         Some(full_credentials("second"))
     );
 }
+
+#[test]
+fn a_file_naming_its_endpoint_in_another_spelling_is_read_for_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::in_dir(dir.path());
+    store.store(&EP, &full_credentials("older")).unwrap();
+    // As an earlier version (or a program on the store alone) may have written it.
+    let path = store.path_for(&EP);
+    let mut json: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    json["credentials"]["for_endpoint"] = "dns:///FLYTE.example.org:443".into();
+    fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+
+    let got = store.retrieve(&EP).unwrap().unwrap();
+    assert_eq!(got.access_token.expose_secret(), "access-older");
+    assert_eq!(got.for_endpoint, EP.key());
+}
