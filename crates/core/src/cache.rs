@@ -86,81 +86,15 @@ const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(60);
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// The current wall-clock time (expiries are absolute times, shared between processes).
     fn now(&self) -> SystemTime;
-
-    /// Whether the current time is still before `deadline`: the question the freshness check
-    /// of every call asks. An implementation may answer from a cheaper clock where that
-    /// cannot change the answer, but must never say `true` once [`now`](Self::now) has
-    /// reached `deadline`. The default compares with `now()`.
-    fn is_before(&self, deadline: SystemTime) -> bool {
-        self.now() < deadline
-    }
 }
 
 /// [`Clock`] on [`SystemTime::now`]: the default.
-///
-/// On Linux its [`is_before`](Clock::is_before) first reads `CLOCK_REALTIME_COARSE` (a few
-/// nanoseconds instead of a few dozen for the precise clock, on the path every gRPC call
-/// takes). The coarse clock is the time of the kernel's last tick, so it lags the precise one
-/// by a tick or a few; it answers only when the deadline is more than a second after
-/// it, and the precise clock decides the last second before a deadline.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
-
-/// How far the coarse clock must be from a deadline to answer for the precise one. Its lag is
-/// a few ticks (milliseconds); a second would need the kernel's time-keeping to stall for that
-/// long while this thread runs.
-const COARSE_SLACK: Duration = Duration::from_secs(1);
 
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
-    }
-
-    fn is_before(&self, deadline: SystemTime) -> bool {
-        match coarse::now().and_then(|coarse| coarse.checked_add(COARSE_SLACK)) {
-            Some(coarse_and_slack) if coarse_and_slack < deadline => true,
-            _ => SystemTime::now() < deadline,
-        }
-    }
-}
-
-/// The coarse wall clock, where the kernel has one.
-mod coarse {
-    use std::time::SystemTime;
-
-    /// The coarse time, which is never later than the precise time; `None` where there is no
-    /// coarse clock or its resolution is not small.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    pub(super) fn now() -> Option<SystemTime> {
-        use std::{sync::OnceLock, time::Duration};
-
-        use rustix::time::{ClockId, clock_getres, clock_gettime};
-
-        /// A coarser clock than this is not the tick-driven one this relies on.
-        const LARGEST_RESOLUTION: Duration = Duration::from_millis(20);
-        static USABLE: OnceLock<bool> = OnceLock::new();
-
-        let usable = *USABLE.get_or_init(|| {
-            let res = clock_getres(ClockId::RealtimeCoarse);
-            match (u64::try_from(res.tv_sec), u32::try_from(res.tv_nsec)) {
-                (Ok(sec), Ok(nsec)) => Duration::new(sec, nsec) <= LARGEST_RESOLUTION,
-                _ => false,
-            }
-        });
-        if !usable {
-            return None;
-        }
-        let now = clock_gettime(ClockId::RealtimeCoarse);
-        let since_epoch = Duration::new(
-            u64::try_from(now.tv_sec).ok()?,
-            u32::try_from(now.tv_nsec).ok()?,
-        );
-        SystemTime::UNIX_EPOCH.checked_add(since_epoch)
-    }
-
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    pub(super) fn now() -> Option<SystemTime> {
-        None
     }
 }
 
@@ -442,7 +376,7 @@ impl<F: TokenFlow> Inner<F> {
 
     /// Whether now is before `refresh_after` (`None`: always).
     fn before(&self, refresh_after: Option<SystemTime>) -> bool {
-        refresh_after.is_none_or(|at| self.clock.is_before(at))
+        refresh_after.is_none_or(|at| self.clock.now() < at)
     }
 
     /// When `credentials` are due for refresh: at a point drawn inside their refresh window
@@ -530,7 +464,7 @@ impl<F: TokenFlow> Inner<F> {
         else {
             return Err(error);
         };
-        if !self.clock.is_before(expires_at) {
+        if self.clock.now() >= expires_at {
             return Err(error);
         }
         let in_memory = self.current.load();
@@ -740,7 +674,7 @@ impl<F: TokenFlow> Authenticator for CachingAuthenticator<F> {
         self.inner.install(stored).ok()
     }
 
-    fn has_credentials(&self) -> bool {
+    fn load_credentials_without_login(&self) -> bool {
         if let Some(current) = self.inner.current.load().as_ref() {
             // As the hot path sees it (a token served on after a failed renewal included).
             return current.credentials.refresh_token.is_some()

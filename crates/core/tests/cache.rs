@@ -227,6 +227,61 @@ async fn the_header_changes_after_a_refresh() {
     assert_eq!(flow.refreshes(), 1);
 }
 
+/// A flow with no refresh grant (client credentials, an external command): every renewal is a
+/// new login.
+#[derive(Debug, Default)]
+struct LoginOnlyFlow {
+    logins: AtomicUsize,
+}
+
+impl TokenFlow for LoginOnlyFlow {
+    fn endpoint(&self) -> &Endpoint {
+        &EP
+    }
+
+    fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
+        Box::pin(async move {
+            let n = self.logins.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            // A refresh token the flow cannot redeem, as some token endpoints send one anyway.
+            Ok(Credentials::new(format!("login-{n}"), ENDPOINT)
+                .with_refresh_token("unused")
+                .with_expires_in(3600))
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_refresh_grant_an_expired_or_refused_token_is_replaced_by_one_login() {
+    let flow = Arc::new(LoginOnlyFlow::default());
+    let store = Arc::new(MemoryStore::new());
+    store.store(&EP, &expired("stale")).unwrap();
+    let auth = Arc::new(
+        CachingAuthenticator::builder(Arc::clone(&flow))
+            .store(store.clone())
+            .build(),
+    );
+
+    let creds = auth.get_credentials().await.unwrap();
+    assert_eq!(creds.access_token.expose_secret(), "login-1");
+
+    // The server refused the token on many calls at once: each caller asks for new credentials.
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let auth = Arc::clone(&auth);
+            tokio::spawn(async move { auth.refresh_credentials().await })
+        })
+        .collect();
+    for task in tasks {
+        let creds = task.await.unwrap().unwrap();
+        assert_eq!(creds.access_token.expose_secret(), "login-2");
+    }
+    assert_eq!(flow.logins.load(Ordering::SeqCst), 2);
+    assert_eq!(header_of(&*auth), "Bearer login-2");
+    let stored = store.retrieve(&EP).unwrap().unwrap();
+    assert_eq!(stored.access_token.expose_secret(), "login-2");
+}
+
 #[tokio::test]
 async fn creating_an_authenticator_touches_neither_the_store_nor_the_flow() {
     let flow = Arc::new(ScriptedFlow::default());
@@ -749,7 +804,7 @@ impl TokenStore for DisagreeingStore {
     fn retrieve(&self, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError> {
         let mut stored = self.inner.retrieve(endpoint)?;
         if let Some(c) = stored.as_mut() {
-            c.stale_copies = self.writes.load(Ordering::SeqCst) == 1;
+            c.set_stale_copies(self.writes.load(Ordering::SeqCst) == 1);
         }
         Ok(stored)
     }
@@ -788,24 +843,9 @@ async fn copies_that_disagree_are_written_back_without_a_token_request() {
         with_disagreeing_copies(Credentials::new("current", ENDPOINT).with_refresh_token("r"));
     let creds = auth.get_credentials().await.unwrap();
     assert_eq!(creds.access_token.expose_secret(), "current");
-    assert!(!creds.stale_copies);
+    assert!(!creds.has_stale_copies());
     assert_eq!(store.writes.load(Ordering::SeqCst), 2, "written back once");
     assert_eq!((flow.logins(), flow.refreshes()), (0, 0));
-}
-
-#[test]
-fn the_system_clock_says_before_only_while_the_deadline_is_ahead() {
-    use flyte_auth_core::{Clock as _, SystemClock};
-    use std::time::{Duration, SystemTime};
-    for _ in 0..10_000 {
-        // Reached deadlines: the coarse clock, a few milliseconds behind, must not answer.
-        let reached = SystemTime::now();
-        assert!(!SystemClock.is_before(reached), "{reached:?} is reached");
-        assert!(!SystemClock.is_before(reached - Duration::from_millis(2)));
-        // Deadlines ahead, near (the precise clock decides) and far (the coarse one does).
-        assert!(SystemClock.is_before(SystemTime::now() + Duration::from_millis(500)));
-        assert!(SystemClock.is_before(SystemTime::now() + Duration::from_secs(3600)));
-    }
 }
 
 #[test]
@@ -887,7 +927,7 @@ async fn stored_copies_that_disagree_are_not_fresh_until_written_back() {
 #[tokio::test]
 async fn asking_whether_there_are_credentials_does_not_skip_mending_the_copies() {
     let (flow, store, auth) = with_disagreeing_copies(Credentials::new("current", ENDPOINT));
-    assert!(auth.has_credentials());
+    assert!(auth.load_credentials_without_login());
     let header = auth.auth_header().await.unwrap();
     assert_eq!(header.value(), "Bearer current");
     assert_eq!(store.writes.load(Ordering::SeqCst), 2, "written back once");
@@ -968,7 +1008,7 @@ async fn a_lifetime_too_large_for_the_clock_neither_panics_nor_expires() {
     assert_eq!(creds.access_token.expose_secret(), "forever");
     assert_eq!(header_of(&auth), "Bearer forever");
     assert!(auth.fresh_credentials().is_some());
-    assert!(auth.has_credentials());
+    assert!(auth.load_credentials_without_login());
 
     // A stored expiry as far as the format goes, read by a new process.
     let mut stored = Credentials::new("stored-forever", ENDPOINT).with_refresh_token("r");
@@ -977,7 +1017,7 @@ async fn a_lifetime_too_large_for_the_clock_neither_panics_nor_expires() {
     store.store(&EP, &stored).unwrap();
     let flow = Arc::new(ScriptedFlow::default());
     let auth = authenticator(&flow, &store);
-    assert!(auth.has_credentials());
+    assert!(auth.load_credentials_without_login());
     let creds = auth.fresh_credentials().expect("fresh");
     assert_eq!(creds.access_token.expose_secret(), "stored-forever");
     assert_eq!(header_of(&auth), "Bearer stored-forever");
