@@ -441,7 +441,7 @@ pub fn stored_entry(input: &[u8]) {
     };
     // `stale_copies` is what the reading found, never stored.
     let mut expected = credentials;
-    expected.stale_copies = false;
+    expected.set_stale_copies(false);
     assert_eq!(
         back, expected,
         "the credentials changed in a round trip through their JSON"

@@ -49,7 +49,9 @@ impl Headers {
     pub(crate) async fn next(&mut self) -> Result<Vec<AuthHeader>, Error> {
         let main = match self.auth.fetch_grpc_call_auth_metadata() {
             Some(header) => Some(header),
-            None if self.eager || self.has_credentials() => Some(self.auth.auth_header().await?),
+            None if self.eager || self.load_credentials_without_login() => {
+                Some(self.auth.auth_header().await?)
+            }
             None => {
                 tracing::debug!("no credentials yet; sending the request without a token");
                 None
@@ -64,13 +66,13 @@ impl Headers {
         Ok(main.into_iter().chain(proxy).collect())
     }
 
-    /// [`Authenticator::has_credentials`], unless it already said no and nothing was
+    /// [`Authenticator::load_credentials_without_login`], unless it already said no and nothing was
     /// obtained since.
-    fn has_credentials(&self) -> bool {
+    fn load_credentials_without_login(&self) -> bool {
         if self.none_stored.0.load(Ordering::Relaxed) {
             return false;
         }
-        let has = self.auth.has_credentials();
+        let has = self.auth.load_credentials_without_login();
         if !has {
             self.none_stored.0.store(true, Ordering::Relaxed);
         }

@@ -26,9 +26,10 @@
 //!
 //! 1. **Lazy** (the default): adds the header when credentials exist without a login — fresh
 //!    in memory ([`Authenticator::fetch_grpc_call_auth_metadata`], a lock-free read), in the
-//!    token store, or renewable by a refresh grant ([`Authenticator::has_credentials`]). With
-//!    nothing cached the request goes out without a token, so a server without auth (a sandbox,
-//!    a dev cluster) works without any login; the first rejection starts the login.
+//!    token store, or renewable by a refresh grant
+//!    ([`Authenticator::load_credentials_without_login`]). With nothing cached the request goes
+//!    out without a token, so a server without auth (a sandbox, a dev cluster) works without
+//!    any login; the first rejection starts the login.
 //!    **Eager** ([`AuthLayer::eager`]): every request waits for a token
 //!    ([`Authenticator::auth_header`]) and is not sent when none can be obtained.
 //! 2. With a proxy authenticator ([`AuthLayer::with_proxy`]), adds its header

@@ -107,7 +107,7 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
     /// Synchronous and without an async runtime, for callers that want a token at once when
     /// one is at hand (the `flyte-auth token` command serves a stored token this way). When
     /// nothing is in memory it blocks while the store is read, as
-    /// [`has_credentials`](Self::has_credentials) does: a file read, or a keyring call within
+    /// [`load_credentials_without_login`](Self::load_credentials_without_login) does: a file read, or a keyring call within
     /// the store's time limit. The default, `None`, always sends the caller to
     /// `get_credentials`.
     ///
@@ -136,11 +136,12 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
     }
 
     /// Whether there are credentials to use without a login: fresh ones, or ones a refresh
-    /// grant can renew, in memory or in the token store (read, never the network).
+    /// grant can renew, in memory or in the token store (read, never the network). A fresh
+    /// stored token is loaded into memory, so the next call serves it.
     ///
     /// Lazy integrations call it to decide whether to send a token before the server asks for
     /// one. The default, `true`, makes them behave eagerly.
-    fn has_credentials(&self) -> bool {
+    fn load_credentials_without_login(&self) -> bool {
         true
     }
 
@@ -185,8 +186,8 @@ impl<T: Authenticator + ?Sized> Authenticator for Arc<T> {
     fn fresh_credentials(&self) -> Option<Arc<Credentials>> {
         (**self).fresh_credentials()
     }
-    fn has_credentials(&self) -> bool {
-        (**self).has_credentials()
+    fn load_credentials_without_login(&self) -> bool {
+        (**self).load_credentials_without_login()
     }
     fn invalidate(&self, rejected: &HeaderValue) {
         (**self).invalidate(rejected)

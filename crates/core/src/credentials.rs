@@ -81,13 +81,9 @@ pub struct Credentials {
     /// right header before any discovery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_key: Option<String>,
-    /// Set by a store that keeps several copies of a login (the keyring's layouts for
-    /// flytekit, the Flyte 2 SDK and flytectl) when the copies disagree: another tool
-    /// refreshed one of them, or a write was interrupted. The cache then writes these
-    /// credentials back under the store's lock, so that every copy holds the current tokens.
-    /// Never stored.
+    /// See [`has_stale_copies`](Self::has_stale_copies). Never stored.
     #[serde(skip)]
-    pub stale_copies: bool,
+    pub(crate) stale_copies: bool,
 }
 
 impl Credentials {
@@ -110,6 +106,21 @@ impl Credentials {
             header_key: None,
             stale_copies: false,
         }
+    }
+
+    /// Whether the store that returned these credentials keeps several copies of the login
+    /// (the keyring's layouts for flytekit, the Flyte 2 SDK and flytectl) and they disagree:
+    /// another tool refreshed one of them, or a write was interrupted. The cache then writes
+    /// these credentials back under the store's lock, so that every copy holds the current
+    /// tokens.
+    pub fn has_stale_copies(&self) -> bool {
+        self.stale_copies
+    }
+
+    /// For a [`TokenStore`](crate::TokenStore) that keeps several copies of a login: says
+    /// whether the copies it read disagree (see [`has_stale_copies`](Self::has_stale_copies)).
+    pub fn set_stale_copies(&mut self, stale: bool) {
+        self.stale_copies = stale;
     }
 
     /// Sets the refresh token.

@@ -1,7 +1,7 @@
 //! What the cache does with a refresh the server answers with a 4xx (the full login) or a 5xx,
 //! 429 or network error (nothing deleted; the current token served until it expires, the
 //! refresh tried again after a back-off), and the two methods lazy integrations use:
-//! `has_credentials` (a token without a login?) and `invalidate` (drop a refused token).
+//! `load_credentials_without_login` (a token without a login?) and `invalidate` (drop a refused token).
 
 #![allow(
     clippy::unwrap_used,
@@ -149,19 +149,22 @@ async fn a_refresh_answered_with_5xx_429_or_no_answer_deletes_nothing() {
 #[tokio::test]
 async fn has_credentials_reads_memory_and_store_but_never_logs_in() {
     let (flow, _, auth) = setup(None, None);
-    assert!(!auth.has_credentials(), "nothing anywhere");
+    assert!(!auth.load_credentials_without_login(), "nothing anywhere");
 
     let (_, _, auth) = setup(Some(expired("old", Some("rt"))), None);
-    assert!(auth.has_credentials(), "a refresh token renews it");
+    assert!(
+        auth.load_credentials_without_login(),
+        "a refresh token renews it"
+    );
     let (_, _, auth) = setup(Some(expired("old", None)), None);
     assert!(
-        !auth.has_credentials(),
+        !auth.load_credentials_without_login(),
         "expired and not renewable: only a login helps"
     );
 
     let fresh = Credentials::new("stored", ENDPOINT).with_expires_in(3600);
     let (_, _, auth) = setup(Some(fresh), None);
-    assert!(auth.has_credentials());
+    assert!(auth.load_credentials_without_login());
     assert_eq!(
         auth.fetch_grpc_call_auth_metadata().unwrap().value(),
         "Bearer stored",
@@ -185,7 +188,10 @@ async fn an_invalidated_token_is_not_served_again_and_the_next_call_refreshes() 
         auth.fetch_grpc_call_auth_metadata().is_none(),
         "still served"
     );
-    assert!(auth.has_credentials(), "its refresh token is kept");
+    assert!(
+        auth.load_credentials_without_login(),
+        "its refresh token is kept"
+    );
     let creds = auth.get_credentials().await.unwrap();
     assert_eq!(creds.access_token.expose_secret(), "refreshed-1");
     assert_eq!(
@@ -288,7 +294,7 @@ async fn a_valid_token_is_served_through_an_identity_provider_outage() {
         .fresh_credentials()
         .expect("served until the next attempt");
     assert_eq!(fresh.access_token.expose_secret(), "login-1");
-    assert!(auth.has_credentials());
+    assert!(auth.load_credentials_without_login());
     assert_eq!(counts(&flow), (1, 1));
     let stored = store.retrieve(&EP).unwrap().unwrap();
     assert_eq!(stored.refresh_token.unwrap().expose_secret(), "refresh-1");
@@ -412,7 +418,7 @@ async fn a_token_without_refresh_token_is_served_while_obtaining_a_new_one_fails
     assert_eq!(creds.access_token.expose_secret(), "granted");
     assert_eq!(counts(&flow), (1, 0));
     assert_eq!(served(&auth).as_deref(), Some("Bearer granted"));
-    assert!(auth.has_credentials(), "a token to send");
+    assert!(auth.load_credentials_without_login(), "a token to send");
 
     // Once the provider is back, the next attempt after the back-off obtains a new token.
     *flow.login_error.lock().unwrap() = None;

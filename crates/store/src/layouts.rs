@@ -343,7 +343,7 @@ pub(crate) fn choose(
             credentials = credentials.with_expires_at_unix(at);
         }
     }
-    credentials.stale_copies = copies.iter().any(|c| !c.same_tokens(chosen));
+    credentials.set_stale_copies(copies.iter().any(|c| !c.same_tokens(chosen)));
     Some(credentials)
 }
 
@@ -576,7 +576,7 @@ mod tests {
             "a2",
             "flytectl refreshed since"
         );
-        assert!(chosen.stale_copies);
+        assert!(chosen.has_stale_copies());
 
         let only_retired = [copy(Layout::Flyte2, "a0", Some("r0"))];
         assert!(choose(&only_retired, Some(&metadata), "e", 200).is_none());
@@ -586,7 +586,7 @@ mod tests {
             copy(Layout::Flyte2, "a1", Some("r1")),
         ];
         let chosen = choose(&agreeing, Some(&metadata), "e", 200).unwrap();
-        assert!(!chosen.stale_copies);
+        assert!(!chosen.has_stale_copies());
         assert_eq!(chosen.access_token.expose_secret(), "a1");
     }
 

@@ -153,7 +153,7 @@ fn a_login_stored_by_the_real_flytekit_is_used_and_an_id_token_sets_no_expiry() 
     );
     assert_eq!(got.for_endpoint, server.key());
     assert!(!got.expiry_is_known(), "flytekit stores no expiry");
-    assert!(!got.stale_copies);
+    assert!(!got.has_stale_copies());
     assert_eq!(got.id_token.unwrap().expose_secret(), "fk-id");
 }
 
@@ -217,7 +217,7 @@ fn flytectl_s_entry_is_read_with_its_expiry_and_written_back_as_go_writes_it() {
     assert!(written.ends_with('Z') && written.len() == 20, "{written}");
     let back = store.retrieve(server.ep()).unwrap().unwrap();
     assert_eq!(back.access_token.expose_secret(), "rs-access");
-    assert!(!back.stale_copies);
+    assert!(!back.has_stale_copies());
 }
 
 #[test]
@@ -286,7 +286,7 @@ fn only_the_layouts_that_held_a_login_are_updated_and_a_newer_copy_wins() {
     let got = store.retrieve(server.ep()).unwrap().unwrap();
     assert_eq!(got.access_token.expose_secret(), "a2");
     assert_eq!(got.refresh_token.as_ref().unwrap().expose_secret(), "r2");
-    assert!(got.stale_copies, "flytekit's copy still holds r1");
+    assert!(got.has_stale_copies(), "flytekit's copy still holds r1");
 
     // Writing it back makes every copy agree; r1 is retired.
     store.store(server.ep(), &got).unwrap();
@@ -295,13 +295,19 @@ fn only_the_layouts_that_held_a_login_are_updated_and_a_newer_copy_wins() {
         (fk["access"].as_str(), fk["refresh"].as_str()),
         (Some("a2"), Some("r2"))
     );
-    assert!(!store.retrieve(server.ep()).unwrap().unwrap().stale_copies);
+    assert!(
+        !store
+            .retrieve(server.ep())
+            .unwrap()
+            .unwrap()
+            .has_stale_copies()
+    );
 
     // An old copy holding the retired r1 (a tool that never saw the refresh) is never used.
     python_store(&server, FLYTE2_STORE, "a1", Some("r1"), None);
     let got = store.retrieve(server.ep()).unwrap().unwrap();
     assert_eq!(got.refresh_token.as_ref().unwrap().expose_secret(), "r2");
-    assert!(got.stale_copies);
+    assert!(got.has_stale_copies());
 }
 
 #[test]
@@ -337,7 +343,7 @@ fn a_write_interrupted_at_any_entry_leaves_the_new_refresh_token_found() {
             format!("r-{written}"),
             "after {written} writes"
         );
-        assert!(got.stale_copies, "after {written} writes");
+        assert!(got.has_stale_copies(), "after {written} writes");
         next.store(server.ep(), &got).unwrap();
         let f2 = server.py(FLYTE2_RETRIEVE, &[]);
         assert_eq!(f2["refresh"], format!("r-{written}"));
@@ -345,7 +351,13 @@ fn a_write_interrupted_at_any_entry_leaves_the_new_refresh_token_found() {
             server.py(FLYTECTL_READ, &[])["token"]["refresh_token"],
             format!("r-{written}")
         );
-        assert!(!next.retrieve(server.ep()).unwrap().unwrap().stale_copies);
+        assert!(
+            !next
+                .retrieve(server.ep())
+                .unwrap()
+                .unwrap()
+                .has_stale_copies()
+        );
     }
 }
 
