@@ -1,7 +1,7 @@
 //! [`KeyringStore`]: credentials in the OS keyring, in the layouts of every Flyte tool.
 //!
-//! The layouts, the metadata entry, the coherence rule and the failure model are documented on
-//! [`KeyringStore`]; the formats and the choice of the newest copy are in `layouts.rs`.
+//! The layouts, the metadata entry and the coherence rule are described in the crate's README;
+//! the formats and the choice of the newest copy are in `layouts.rs`.
 //! Every call goes through [`bounded::run`], which gives it a helper thread and a time limit.
 
 use std::{
@@ -36,97 +36,30 @@ const PROBE_SERVICE: &str = "flyte-auth-probe";
 ///
 /// Creating it touches nothing; the keyring is opened (once per process) by the first call.
 ///
-/// # Layouts
+/// Each Flyte tool keeps a login in its own entries, all named by the endpoint as the user
+/// wrote it ([`Endpoint::as_written`]), so a program configured like flytekit or flytectl
+/// finds their logins; the credentials returned are for [`Endpoint::key`], and the lock file
+/// is named by it. The crate's README (`crates/store/README.md`) has the layouts and the
+/// metadata entry in full.
 ///
-/// Each Flyte tool keeps a login in its own entries:
-///
-/// | layout | service | username | secret |
-/// | --- | --- | --- | --- |
-/// | flytekit 1.x, and this store's own | endpoint as written, without `dns:///` | `access_token`, `refresh_token`, `id_token` | the token |
-/// | this store | same | `flyte_auth_metadata` | a small JSON object (below); no other tool reads it |
-/// | Flyte 2 SDK | endpoint without its scheme | `tokens` | `{"access_token": ..., "refresh_token": ...}` |
-/// | flytectl | `flytectl` | `<endpoint as written>:flytectl-user` | Go's `oauth2.Token` as JSON, with an RFC 3339 `expiry` (Go's zero time when unknown) |
-///
-/// Every call names the server by its [`Endpoint`]: the entries of every layout are named by
-/// the endpoint as the user wrote it ([`Endpoint::as_written`]), as the other tools name
-/// theirs, so any program configured like flytekit or flytectl finds their logins; the
-/// credentials returned are for [`Endpoint::key`] and the lock file is named by it.
-///
-/// # Reading: the newest usable copy
-///
-/// [`retrieve`](TokenStore::retrieve) reads every layout, each entry once, and returns the
-/// newest usable copy: a copy that differs from
-/// what this store wrote last was written after it by another tool and comes first; a copy
-/// whose refresh token this store retired (rotated away by a refresh it stored) is never
-/// returned, since redeeming it would revoke the grant where the identity provider detects
-/// reuse. The expiry comes from this store's metadata (when it describes the token),
-/// flytectl's `expiry`, or the access token's own JWT `exp`; otherwise it is unknown
-/// ([`Credentials::expiry_is_known`]) and the credential cache refreshes once. When the copies
-/// disagree, the credentials say so ([`Credentials::stale_copies`]) and the cache writes them
-/// back under the lock.
-///
-/// # Writing: coherent copies
-///
-/// [`store`](TokenStore::store) writes this store's layout, then every other layout that held a
-/// login for the endpoint when it was last read or deleted in this process (read now when it
-/// was not), each in its own format, so that no tool keeps a refresh token that was rotated
-/// away. With [`write_all_layouts`](Self::write_all_layouts) every layout is written, so one
-/// login serves pyflyte, the Flyte 2 SDK and flytectl. The order makes an interrupted write
-/// safe: first `refresh_token`, `access_token`, `id_token` (flytekit's order), then the
-/// metadata, then the Flyte 2 SDK's and flytectl's entries. Whatever entry the write stopped
-/// at, the next read finds a copy with the new refresh token (it differs from the metadata, or
-/// the metadata retired the old one) and writes it everywhere, with no new login.
-///
-/// The metadata holds what flytekit does not store (the absolute expiry, `expires_in`, the
-/// client id, the granted scopes, the header name), fingerprints of the tokens written (the
-/// first 16 hex digits of their SHA-256), when they were written, and the fingerprints of the
-/// refresh tokens the write replaced:
-///
-/// ```json
-/// {"version":1,"access_token_sha256":"9f86d081884c7d65","refresh_token_sha256":"4e07408562bedb8b",
-///  "written_at_unix":1767222000,"retired_refresh_sha256":["2c26b46b68ffc68f"],
-///  "expires_at_unix":1767225600,"expires_in":3600,"client_id":"flytectl","scopes":["all"]}
-/// ```
-///
-/// [`delete`](TokenStore::delete) removes the entries of every layout.
-///
-/// On the Secret Service, flytekit's and the Flyte 2 SDK's entries carry the attributes
-/// `service` and `username` like Python's, and also `application = "Python keyring library"`
-/// as Python's do: Python's `set_password` replaces an item only when all of its attributes
-/// match, so without it each tool would add a second item beside the other's instead of
-/// updating it. flytectl's entry carries `service` and `username` only, as Go's keyring writes
-/// it. When duplicates exist anyway (written by older tools), a read takes the first, as
-/// Python does, and the next write removes them all and keeps one item.
-///
-/// Sharing is tested against the Secret Service with the real flytekit and Flyte 2 SDK. On
-/// macOS the libraries write Keychain generic passwords with service = service and account =
-/// username. On Windows they name Credential Manager entries differently (Python: target
-/// `endpoint` or `username@endpoint`; this store: `username.endpoint`), so entries are not
-/// shared there.
-///
-/// # Bounded, typed failures
-///
-/// Every call runs on a helper thread and is abandoned after a time limit
-/// ([`KeyringStore::DEFAULT_TIMEOUT`]) with [`StoreError::Unavailable`]; while an abandoned
-/// call has not returned, later calls fail at once instead of queueing behind it. No D-Bus
-/// session, no Secret Service, or a Secret Service with no collection to write to gives
-/// [`StoreError::Unavailable`] (a caller can fall back to another store); a locked keyring
-/// that refuses access gives [`StoreError::Denied`]; other failures give [`StoreError::Io`].
-/// Nothing panics, and no token ever appears in an error or a log line.
-///
-/// # Cross-process lock
-///
-/// A keyring has no locks, so [`TokenStore::lock`] locks the same sidecar file as
-/// [`FileStore`](crate::FileStore) would (`<endpoint name>-<hash>.lock`, mode `0600`, in
-/// `$FLYTE_AUTH_CACHE_DIR` or the user's cache directory `flyte-auth`, or the directory given
-/// to [`with_lock_dir`](Self::with_lock_dir)), waiting at most 30 s. That way two processes do
-/// not both redeem the same rotating refresh token. Without a known directory (or after
-/// [`without_lock`](Self::without_lock)) it offers no lock (`Ok(None)`). The directory and
-/// the lock file are checked as the file store's are: a directory of another user or one
-/// others may write to, or a link, FIFO or another user's file at the lock path, is refused
-/// with [`StoreError::Denied`] (never followed, never created through).
-///
-/// # Example
+/// - [`retrieve`](TokenStore::retrieve) reads every layout and returns the newest usable copy;
+///   a copy whose refresh token this store retired (rotated away) is never returned. When the
+///   copies disagree, the credentials say so ([`Credentials::has_stale_copies`]) and the cache
+///   writes them back under the lock. An expiry is never invented: without one the
+///   credentials say so ([`Credentials::expiry_is_known`]).
+/// - [`store`](TokenStore::store) writes this store's layout and every layout that held a login
+///   for the endpoint (all of them with [`write_all_layouts`](Self::write_all_layouts)), in an
+///   order that leaves the new refresh token findable wherever a write stops.
+/// - [`delete`](TokenStore::delete) removes the entries of every layout.
+/// - Every call runs on a helper thread and is abandoned after a time limit
+///   ([`KeyringStore::DEFAULT_TIMEOUT`]) with [`StoreError::Unavailable`], as is a missing
+///   keyring (a caller can fall back to another store); a locked keyring that refuses access
+///   is [`StoreError::Denied`]; other failures are [`StoreError::Io`]. Nothing panics, and no
+///   token appears in an error or a log line.
+/// - A keyring has no locks, so [`TokenStore::lock`] locks the sidecar file a
+///   [`FileStore`](crate::FileStore) would, in the cache directory or
+///   [`with_lock_dir`](Self::with_lock_dir)'s; after [`without_lock`](Self::without_lock), or
+///   with no known directory, it offers none.
 ///
 /// ```no_run
 /// use flyte_auth_store::{Credentials, Endpoint, KeyringStore, StoreError, TokenStore};

@@ -180,22 +180,16 @@ pub fn default_store() -> Arc<dyn TokenStore> {
 
 /// The keyring when one answers, else the file store, else memory; decided on first use.
 ///
-/// The first call that needs the store probes the keyring
-/// ([`KeyringStore::probe_writable`](crate::KeyringStore::probe_writable): read a missing
-/// entry, write and delete a throw-away one, all within [`DefaultStore::PROBE_TIMEOUT`]); the
-/// answer is kept for the rest of the process, and the choice is logged once with
-/// `tracing::info!`. A fallback is never silent: the first login a `DefaultStore` saves to a
-/// file (or keeps in memory) because the keyring did not answer is logged with
-/// `tracing::warn!`, naming the file and why the keyring was passed over. And it is undone:
-/// [`delete`](TokenStore::delete) removes the login from the keyring *and* the file store,
-/// so a login saved to a file while the keyring was away is not left behind by a logout
-/// once the keyring is back (nor the other way round). The chosen store's failure is the
-/// error; the other store's is logged (at `debug` when that store is unavailable here). A read alone is not enough: on a headless Linux machine with
-/// gnome-keyring installed, D-Bus activation starts a Secret Service that answers reads but
-/// has no unlocked collection, so every write would fail and no login would ever be kept. Creating a `DefaultStore`
-/// touches nothing, so a program that never needs credentials never waits on a keyring.
+/// Creating it touches nothing. The first call that needs the store probes the keyring
+/// ([`KeyringStore::probe_writable`](crate::KeyringStore::probe_writable): a write, not only a
+/// read, within [`DefaultStore::PROBE_TIMEOUT`]; the crate's README says why) and keeps the
+/// answer for the process, logged once at `info`. The first login saved to a file (or kept in
+/// memory) because the keyring did not answer is logged at `warn`, naming the file and the
+/// keyring's error. [`delete`](TokenStore::delete) removes the login from the keyring *and* the
+/// file store, so a fallback does not outlive a logout; the chosen store's failure is the
+/// error, the other's is logged.
 ///
-/// Until then [`TokenStore::name`] says `auto`; afterwards the chosen store's name.
+/// Until the probe [`TokenStore::name`] says `auto`; afterwards the chosen store's name.
 ///
 /// ```
 /// use flyte_auth_store::{DefaultStore, TokenStore};
