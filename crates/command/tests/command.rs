@@ -78,12 +78,6 @@ impl Drop for Scratch {
     }
 }
 
-fn runs(counter: &Path) -> usize {
-    std::fs::read_to_string(counter)
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
-}
-
 /// Whether process `pid` is gone (or a zombie nobody reaped: killed, not running).
 fn is_dead(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -372,51 +366,6 @@ async fn neither_arguments_nor_tokens_show_in_debug_or_errors() {
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     let printed = format!("{err} {err:?} {slow:?}");
     assert!(!printed.contains("ABC"), "{printed}");
-}
-
-#[tokio::test]
-async fn tokens_are_cached_and_refresh_runs_the_command_again() {
-    let dir = Scratch::new("refresh");
-    let counter = dir.join("runs");
-    let auth = new(sh_with(
-        "echo run >> \"$1\"; printf 'tok-%s' $(wc -l < \"$1\")",
-        &counter,
-    ))
-    .unwrap();
-
-    let first = auth.get_credentials().await.unwrap();
-    assert_eq!(first.access_token.expose_secret(), "tok-1");
-    auth.get_credentials().await.unwrap();
-    assert_eq!(runs(&counter), 1, "a fresh token is served from the cache");
-
-    let second = auth.refresh_credentials().await.unwrap();
-    assert_eq!(second.access_token.expose_secret(), "tok-2");
-    assert_eq!(runs(&counter), 2);
-    let header = auth.fetch_grpc_call_auth_metadata().unwrap();
-    assert_eq!(header.value().to_str().unwrap(), "Bearer tok-2");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_callers_share_one_run() {
-    let dir = Scratch::new("concurrent");
-    let counter = dir.join("runs");
-    let auth = Arc::new(
-        new(sh_with(
-            "echo run >> \"$1\"; sleep 0.5; printf shared-tok",
-            &counter,
-        ))
-        .unwrap(),
-    );
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..20 {
-        let auth = Arc::clone(&auth);
-        tasks.spawn(async move { auth.get_credentials().await });
-    }
-    while let Some(result) = tasks.join_next().await {
-        let creds = result.unwrap().unwrap();
-        assert_eq!(creds.access_token.expose_secret(), "shared-tok");
-    }
-    assert_eq!(runs(&counter), 1);
 }
 
 #[tokio::test]

@@ -772,88 +772,6 @@ async fn a_valid_refresh_token_is_redeemed_without_a_device_login() {
     );
 }
 
-#[tokio::test]
-async fn a_rejected_refresh_token_falls_back_to_the_device_login() {
-    let world = World::start().await;
-    let store = Arc::new(MemoryStore::new());
-    store
-        .store(&EP, &expired_credentials("rt-revoked"))
-        .unwrap();
-    Mock::given(method("POST"))
-        .and(path("/token"))
-        .and(body_string_contains(REFRESH_GRANT))
-        .respond_with(oauth_error("invalid_grant"))
-        .expect(1)
-        .mount(&world.server)
-        .await;
-    world
-        .device_endpoint_answers(device_answer(Some(5), 600, true))
-        .await;
-    let script = world
-        .polls_answer(vec![pending()], token("at-device", "rt-device"))
-        .await;
-    let auth = world
-        .builder()
-        .store(Arc::clone(&store) as Arc<dyn TokenStore>)
-        .build()
-        .unwrap();
-
-    let credentials = login(&auth).await.unwrap();
-
-    assert_eq!(credentials.access_token.expose_secret(), "at-device");
-    assert_eq!(script.polls(), 2);
-    assert_eq!(world.prompts().len(), 1);
-    let stored = store.retrieve(&EP).unwrap().unwrap();
-    assert_eq!(stored.access_token.expose_secret(), "at-device");
-    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-device");
-    assert_eq!(stored.client_id.as_deref(), Some("flytectl"));
-}
-
-#[tokio::test]
-async fn a_transient_refresh_failure_keeps_the_stored_login_and_runs_no_device_login() {
-    let world = World::start().await;
-    let store = Arc::new(MemoryStore::new());
-    store.store(&EP, &expired_credentials("rt-old")).unwrap();
-    Mock::given(method("POST"))
-        .and(path("/token"))
-        .and(body_string_contains(REFRESH_GRANT))
-        .respond_with(bad_gateway())
-        .mount(&world.server)
-        .await;
-    let auth = world
-        .builder()
-        .store(Arc::clone(&store) as Arc<dyn TokenStore>)
-        .build()
-        .unwrap();
-
-    let error = login(&auth).await.unwrap_err();
-
-    assert!(error.is_transient(), "{error:?}");
-    assert!(world.prompts().is_empty());
-    let stored = store.retrieve(&EP).unwrap().unwrap();
-    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-old");
-}
-
-#[tokio::test]
-async fn concurrent_callers_share_one_device_login() {
-    let world = World::start().await;
-    world
-        .device_endpoint_answers(device_answer(Some(5), 600, true))
-        .await;
-    let script = world
-        .polls_answer(vec![pending()], token("at-1", "rt-1"))
-        .await;
-    let auth = world.authenticator();
-
-    let (a, b, c) = tokio::join!(login(&auth), login(&auth), login(&auth));
-
-    for result in [a, b, c] {
-        assert_eq!(result.unwrap().access_token.expose_secret(), "at-1");
-    }
-    assert_eq!(world.prompts().len(), 1);
-    assert_eq!(script.polls(), 2);
-}
-
 /// A config store that counts how often it is asked.
 #[derive(Debug)]
 struct CountingStore {
@@ -916,18 +834,16 @@ async fn check_server_passes_when_the_device_flow_is_offered() {
 }
 
 #[tokio::test]
-async fn the_servers_header_name_is_used_and_kept_with_the_stored_token() {
+async fn the_servers_header_name_is_used() {
     let world = World::start().await;
     world
         .device_endpoint_answers(device_answer(Some(5), 600, true))
         .await;
     world.polls_answer(vec![], token("at-1", "rt-1")).await;
     let config = world.config().with_header_key("flyte-authorization");
-    let store = Arc::new(MemoryStore::new());
     let auth = world
         .builder()
-        .cfg_store(Arc::new(StaticClientConfigStore::new(config.clone())))
-        .store(Arc::clone(&store) as Arc<dyn TokenStore>)
+        .cfg_store(Arc::new(StaticClientConfigStore::new(config)))
         .build()
         .unwrap();
 
@@ -938,25 +854,6 @@ async fn the_servers_header_name_is_used_and_kept_with_the_stored_token() {
 
     assert_eq!(header.name().as_str(), "flyte-authorization");
     assert_eq!(header.value().to_str().unwrap(), "Bearer at-1");
-
-    // A later process reads the token back and sends it under the same header before it
-    // asks the server anything.
-    let cfg_store = Arc::new(CountingStore {
-        config,
-        calls: AtomicUsize::new(0),
-    });
-    let later = world
-        .builder()
-        .cfg_store(Arc::clone(&cfg_store) as Arc<dyn ClientConfigStore>)
-        .store(Arc::clone(&store) as Arc<dyn TokenStore>)
-        .build()
-        .unwrap();
-    let header = tokio::time::timeout(NO_HANG, later.auth_header())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(header.name().as_str(), "flyte-authorization");
-    assert_eq!(cfg_store.calls.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
