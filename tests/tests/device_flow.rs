@@ -1,6 +1,7 @@
 //! The device login against the real OpenID provider: approved and denied logins, the
-//! server's poll interval, a proxy error page while polling, refresh with rotation, a
-//! rejected refresh token, and reuse of the stored login by a new authenticator.
+//! server's poll interval, a proxy error page while polling, and refresh with rotation. The
+//! cache's own promises (a rejected refresh token, a stored login reused) are tested once, in
+//! `flyte-auth-core`.
 
 #![allow(
     clippy::unwrap_used,
@@ -229,57 +230,4 @@ async fn an_expired_token_is_refreshed_once_and_the_rotated_refresh_token_stored
     let stored = store.retrieve(&idp.endpoint()).unwrap().unwrap();
     assert_eq!(stored.access_token, second.access_token);
     assert_eq!(stored.refresh_token, second.refresh_token);
-}
-
-#[tokio::test]
-async fn a_rejected_refresh_token_falls_back_to_a_new_device_login() {
-    let idp = Idp::start().await;
-    let store = Arc::new(MemoryStore::new());
-    store
-        .store(
-            &idp.endpoint(),
-            &Credentials::new("expired-access-token", idp.host_port())
-                .with_refresh_token("a-refresh-token-the-provider-never-issued")
-                .with_client_id(FLYTECTL)
-                .with_expires_at(SystemTime::now() - Duration::from_secs(60)),
-        )
-        .unwrap();
-    let screen = Screen::default();
-    let auth = authenticator(&idp, &store, &screen);
-
-    let credentials = log_in(&idp, &auth, &screen).await;
-
-    assert_ne!(
-        credentials.access_token.expose_secret(),
-        "expired-access-token"
-    );
-    let stats = idp.stats().await;
-    assert_eq!(stats.token_requests(GRANT_REFRESH_TOKEN), 1);
-    assert_eq!(stats.device_authorization_requests, 1);
-    assert_eq!(screen.count(), 1);
-    let stored = store.retrieve(&idp.endpoint()).unwrap().unwrap();
-    assert_eq!(stored.access_token, credentials.access_token);
-}
-
-#[tokio::test]
-async fn a_new_authenticator_uses_the_stored_login_without_logging_in() {
-    let idp = Idp::start().await;
-    let store = Arc::new(MemoryStore::new());
-    let screen = Screen::default();
-    let first = log_in(&idp, &authenticator(&idp, &store, &screen), &screen).await;
-    let polls = idp.token_requests(GRANT_DEVICE_CODE).await;
-
-    let later_screen = Screen::default();
-    let later = authenticator(&idp, &store, &later_screen);
-    let credentials = tokio::time::timeout(NO_HANG, later.get_credentials())
-        .await
-        .unwrap()
-        .unwrap();
-
-    assert_eq!(credentials.access_token, first.access_token);
-    assert_eq!(later_screen.count(), 0, "no prompt");
-    let stats = idp.stats().await;
-    assert_eq!(stats.device_authorization_requests, 1);
-    assert_eq!(stats.token_requests(GRANT_DEVICE_CODE), polls);
-    assert_eq!(stats.token_requests(GRANT_REFRESH_TOKEN), 0);
 }

@@ -31,20 +31,15 @@ use std::{
 
 use flyte_auth_clientcreds::{ClientCredentialsAuthenticator, ClientCredentialsFlow};
 use flyte_auth_core::{
-    Authenticator, CachingAuthenticator, ClientConfig, Credentials, Endpoint, Error,
-    OAuthErrorCode, StaticClientConfigStore, StoreError, TokenStore,
+    Authenticator, CachingAuthenticator, Credentials, Endpoint, Error, OAuthErrorCode, StoreError,
+    TokenStore,
 };
-use flyte_auth_device::{DeviceCodeAuthenticator, DeviceCodeFlow, DevicePrompt};
 use flyte_auth_oauth::{HttpSettings, OAuthClient, Overrides, RetryPolicy};
 use flyte_auth_store::{FileStore, KeyringStore, StoreKind, open_store};
-use flyte_auth_tests::{
-    BASIC_CLIENT, FLYTECTL, Fault, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, Idp, context,
-    device_flow,
-};
+use flyte_auth_tests::{BASIC_CLIENT, Fault, GRANT_CLIENT_CREDENTIALS, Idp, context};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
-    sync::mpsc,
     task::JoinHandle,
 };
 use tracing_subscriber::util::SubscriberInitExt;
@@ -101,15 +96,11 @@ async fn get(auth: &impl Authenticator) -> Result<Arc<Credentials>, Error> {
         .expect("get_credentials must not hang")
 }
 
-/// Credentials that expired a minute ago, as a previous run left them.
-fn expired(access: &str, refresh: Option<&str>, client_id: &str) -> Credentials {
-    let creds = Credentials::new(access, ENDPOINT)
-        .with_client_id(client_id)
-        .with_expires_at(SystemTime::now() - Duration::from_secs(60));
-    match refresh {
-        Some(refresh) => creds.with_refresh_token(refresh),
-        None => creds,
-    }
+/// The basic client's credentials that expired a minute ago, as a previous run left them.
+fn expired(access: &str) -> Credentials {
+    Credentials::new(access, ENDPOINT)
+        .with_client_id(BASIC_CLIENT.id())
+        .with_expires_at(SystemTime::now() - Duration::from_secs(60))
 }
 
 fn token_files(dir: &Path) -> Vec<String> {
@@ -287,62 +278,6 @@ async fn a_connection_closed_in_the_middle_of_the_token_answer_is_a_transient_er
     assert!(token_files(dir.path()).is_empty(), "nothing half-written");
 }
 
-#[tokio::test]
-async fn a_connection_closed_in_the_middle_of_a_refresh_keeps_the_stored_refresh_token() {
-    let server = HangUpServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(FileStore::in_dir(dir.path()));
-    store
-        .store(
-            &EP,
-            &expired(
-                "stored-access-token-a1",
-                Some("stored-refresh-token-a1"),
-                FLYTECTL,
-            ),
-        )
-        .unwrap();
-    let before = std::fs::read(store.path_for(&EP)).unwrap();
-    let cfg = ClientConfig::new(server.url("/token"), FLYTECTL)
-        .with_device_authorization_endpoint(server.url("/device/auth"))
-        .with_scopes(["all", "offline"]);
-    let prompts = Arc::new(AtomicUsize::new(0));
-    let shown = Arc::clone(&prompts);
-    let ctx = context(
-        ENDPOINT,
-        http(Duration::from_secs(10)),
-        Some(Arc::new(StaticClientConfigStore::new(cfg))),
-        Overrides::new(),
-    );
-    let flow = DeviceCodeFlow::builder(ctx)
-        .timeout(Duration::from_secs(30))
-        .prompt(move |_| {
-            shown.fetch_add(1, Ordering::SeqCst);
-        })
-        .build()
-        .unwrap();
-    let auth = CachingAuthenticator::builder(flow)
-        .store(store.clone())
-        .build();
-
-    let err = get(&auth).await.unwrap_err();
-
-    assert!(err.is_transient(), "{err:?}");
-    assert!(!format!("{err} {err:?}").contains(PARTIAL_TOKEN), "{err}");
-    assert_eq!(server.requests(), 1, "one refresh request, no login");
-    assert_eq!(prompts.load(Ordering::SeqCst), 0, "no device login started");
-    let stored = store.retrieve(&EP).unwrap().unwrap();
-    assert_eq!(
-        stored.refresh_token.unwrap().expose_secret(),
-        "stored-refresh-token-a1"
-    );
-    assert_eq!(
-        std::fs::read(store.path_for(&EP)).unwrap(),
-        before,
-        "the token file is untouched"
-    );
-}
-
 // ---------------------------------------------------------------------------------------------
 // 500 answers, then recovery.
 
@@ -398,75 +333,6 @@ async fn a_500_from_the_token_endpoint_is_transient_and_the_next_call_succeeds()
     assert!(auth.fetch_grpc_call_auth_metadata().is_some());
 }
 
-/// A device authenticator that discovers everything from the provider and shows its prompts
-/// on `prompts`.
-fn device_authenticator(
-    idp: &Idp,
-    store: Arc<dyn TokenStore>,
-    prompts: mpsc::UnboundedSender<DevicePrompt>,
-) -> DeviceCodeAuthenticator {
-    let flow = device_flow(idp, http(Duration::from_secs(10)))
-        .prompt(move |p| {
-            let _ = prompts.send(p.clone());
-        })
-        .build()
-        .unwrap();
-    CachingAuthenticator::builder(flow).store(store).build()
-}
-
-#[tokio::test]
-async fn a_500_during_a_refresh_keeps_the_stored_refresh_token_and_the_next_call_refreshes() {
-    let idp = Idp::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn TokenStore> = Arc::new(FileStore::in_dir(dir.path()));
-    let endpoint = idp.endpoint();
-
-    // A device login, as a first run of a CLI does.
-    let (tx, mut prompts) = mpsc::unbounded_channel();
-    let first_run = device_authenticator(&idp, store.clone(), tx);
-    let user = async {
-        let prompt = prompts.recv().await.unwrap();
-        idp.approve_device_code(&prompt.user_code).await.unwrap();
-    };
-    let (login, ()) = tokio::time::timeout(NO_HANG, async {
-        tokio::join!(first_run.get_credentials(), user)
-    })
-    .await
-    .unwrap();
-    let login = login.unwrap();
-    drop(first_run);
-    // Later, the access token has expired.
-    let mut stored = store.retrieve(&endpoint).unwrap().unwrap();
-    stored = stored.with_expires_at(SystemTime::now() - Duration::from_secs(60));
-    store.store(&endpoint, &stored).unwrap();
-
-    // The next run refreshes; the token endpoint answers 500 once.
-    let (tx, mut later_prompts) = mpsc::unbounded_channel();
-    let auth = device_authenticator(&idp, store.clone(), tx);
-    idp.inject_fault(Fault::token(500)).await;
-    let err = get(&auth).await.unwrap_err();
-
-    assert!(err.is_transient(), "{err:?}");
-    assert!(!err.is_rejected_grant(), "{err}");
-    assert!(later_prompts.try_recv().is_err(), "no new device login");
-    let kept = store.retrieve(&endpoint).unwrap().unwrap();
-    assert_eq!(kept.refresh_token, login.refresh_token);
-    assert_eq!(kept.access_token, login.access_token);
-    assert_eq!(idp.token_requests(GRANT_REFRESH_TOKEN).await, 1);
-
-    // The call after that refreshes with the kept refresh token.
-    let refreshed = get(&auth).await.unwrap();
-
-    assert_ne!(refreshed.access_token, login.access_token);
-    assert_ne!(refreshed.refresh_token, login.refresh_token, "rotated");
-    assert_eq!(idp.token_requests(GRANT_REFRESH_TOKEN).await, 2);
-    assert_eq!(idp.stats().await.device_authorization_requests, 1);
-    assert!(later_prompts.try_recv().is_err(), "no new device login");
-    let stored = store.retrieve(&endpoint).unwrap().unwrap();
-    assert_eq!(stored.access_token, refreshed.access_token);
-    assert_eq!(stored.refresh_token, refreshed.refresh_token);
-}
-
 // ---------------------------------------------------------------------------------------------
 // A slow server.
 
@@ -475,12 +341,7 @@ async fn a_token_endpoint_slower_than_the_request_timeout_ends_in_a_timeout_erro
     let idp = Idp::start().await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FileStore::in_dir(dir.path()));
-    store
-        .store(
-            &EP,
-            &expired("old-access-token-b2", None, BASIC_CLIENT.id()),
-        )
-        .unwrap();
+    store.store(&EP, &expired("old-access-token-b2")).unwrap();
     let before = std::fs::read(store.path_for(&EP)).unwrap();
     let auth = client_credentials(
         idp.token_endpoint().as_str(),
@@ -581,12 +442,7 @@ fn a_write_failing_like_on_a_full_disk_keeps_the_old_token_file_and_the_login_wo
         let idp = Idp::start().await;
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::in_dir(dir.path());
-        store
-            .store(
-                &EP,
-                &expired("old-access-token-c3", None, BASIC_CLIENT.id()),
-            )
-            .unwrap();
+        store.store(&EP, &expired("old-access-token-c3")).unwrap();
         let before = std::fs::read(store.path_for(&EP)).unwrap();
 
         // Every write to a file fails in the child (EFBIG), as on a full disk (ENOSPC).
