@@ -81,7 +81,7 @@ fn strip_scheme(written: &str) -> &str {
 
 /// One layout's copy of a login, as read.
 #[derive(Debug, Clone)]
-pub(crate) struct Copy {
+pub(crate) struct LoginCopy {
     pub(crate) layout: Layout,
     /// Empty when the layout holds a refresh token only (the Flyte 2 SDK allows it).
     pub(crate) access_token: String,
@@ -91,8 +91,8 @@ pub(crate) struct Copy {
     pub(crate) expires_at_unix: Option<u64>,
 }
 
-impl Copy {
-    fn same_tokens(&self, other: &Copy) -> bool {
+impl LoginCopy {
+    fn same_tokens(&self, other: &LoginCopy) -> bool {
         self.access_token == other.access_token && self.refresh_token == other.refresh_token
     }
 }
@@ -104,11 +104,11 @@ pub(crate) fn flytekit_copy(
     access_token: Option<String>,
     refresh_token: Option<String>,
     id_token: Option<String>,
-) -> Option<Copy> {
+) -> Option<LoginCopy> {
     let non_empty = |t: Option<String>| t.filter(|t| !t.is_empty());
     let id_token = non_empty(id_token);
     let bearer = non_empty(access_token).or_else(|| id_token.clone())?;
-    Some(Copy {
+    Some(LoginCopy {
         layout: Layout::Flytekit,
         access_token: bearer,
         refresh_token: non_empty(refresh_token),
@@ -150,7 +150,7 @@ pub fn credentials_from_entries(
         .metadata
         .as_deref()
         .and_then(|m| Metadata::parse(m, endpoint));
-    let copies: Vec<Copy> = [
+    let copies: Vec<LoginCopy> = [
         flytekit_copy(
             entries.access_token.clone(),
             entries.refresh_token.clone(),
@@ -243,14 +243,14 @@ impl Metadata {
     }
 
     /// Whether `copy` holds the tokens flyte-auth wrote last.
-    fn describes(&self, copy: &Copy) -> bool {
+    fn describes(&self, copy: &LoginCopy) -> bool {
         self.access_token_sha256 == fingerprint(&copy.access_token)
             && self.refresh_token_sha256.as_ref().is_none_or(|fp| {
                 copy.refresh_token.as_deref().map(fingerprint).as_ref() == Some(fp)
             })
     }
 
-    fn retired(&self, copy: &Copy) -> bool {
+    fn retired(&self, copy: &LoginCopy) -> bool {
         copy.refresh_token
             .as_deref()
             .is_some_and(|t| self.retired_refresh_sha256.contains(&fingerprint(t)))
@@ -293,7 +293,7 @@ pub(crate) fn fingerprint(token: &str) -> String {
 ///   tool, or by a write that was interrupted), so it comes first; among those, the latest
 ///   known expiry first, then an unknown one, then an expired one.
 pub(crate) fn choose(
-    copies: &[Copy],
+    copies: &[LoginCopy],
     metadata: Option<&Metadata>,
     endpoint: &str,
     now: u64,
@@ -349,7 +349,10 @@ pub(crate) fn choose(
 
 /// The refresh tokens (fingerprints) the copies hold, and those the metadata already retired:
 /// what a write of a new login retires.
-pub(crate) fn previous_refresh_tokens(copies: &[Copy], metadata: Option<&Metadata>) -> Vec<String> {
+pub(crate) fn previous_refresh_tokens(
+    copies: &[LoginCopy],
+    metadata: Option<&Metadata>,
+) -> Vec<String> {
     let mut seen: Vec<String> = copies
         .iter()
         .filter_map(|c| c.refresh_token.as_deref().map(fingerprint))
@@ -374,14 +377,14 @@ struct Flyte2Tokens {
 }
 
 /// Reads the Flyte 2 SDK's entry; `None` when it holds no token or is not its JSON.
-pub(crate) fn parse_flyte2(json: &str) -> Option<Copy> {
+pub(crate) fn parse_flyte2(json: &str) -> Option<LoginCopy> {
     let tokens: Flyte2Tokens = serde_json::from_str(json).ok()?;
     let access_token = tokens.access_token.unwrap_or_default();
     let refresh_token = tokens.refresh_token.filter(|t| !t.is_empty());
     if access_token.is_empty() && refresh_token.is_none() {
         return None;
     }
-    Some(Copy {
+    Some(LoginCopy {
         layout: Layout::Flyte2,
         access_token,
         refresh_token,
@@ -428,7 +431,7 @@ fn is_zero(n: &i64) -> bool {
 const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// Reads flytectl's entry; `None` when it holds no access token or is not its JSON.
-pub(crate) fn parse_flytectl(json: &str) -> Option<Copy> {
+pub(crate) fn parse_flytectl(json: &str) -> Option<LoginCopy> {
     let token: GoToken = serde_json::from_str(json).ok()?;
     if token.access_token.is_empty() {
         return None;
@@ -439,7 +442,7 @@ pub(crate) fn parse_flytectl(json: &str) -> Option<Copy> {
         .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
         .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
         .filter(|&secs| secs > 0);
-    Some(Copy {
+    Some(LoginCopy {
         layout: Layout::Flytectl,
         access_token: token.access_token,
         refresh_token: Some(token.refresh_token).filter(|t| !t.is_empty()),
@@ -478,8 +481,8 @@ pub(crate) fn format_flytectl(credentials: &Credentials) -> String {
 mod tests {
     use super::*;
 
-    fn copy(layout: Layout, access: &str, refresh: Option<&str>) -> Copy {
-        Copy {
+    fn copy(layout: Layout, access: &str, refresh: Option<&str>) -> LoginCopy {
+        LoginCopy {
             layout,
             access_token: access.to_owned(),
             refresh_token: refresh.map(str::to_owned),

@@ -311,6 +311,7 @@ fn only_the_layouts_that_held_a_login_are_updated_and_a_newer_copy_wins() {
 }
 
 #[test]
+#[cfg(feature = "test-hooks")]
 fn a_write_interrupted_at_any_entry_leaves_the_new_refresh_token_found() {
     let server = Server::new("crash");
     server
