@@ -1,8 +1,10 @@
 //! The command line: subcommands, and the options every subcommand takes.
 //!
 //! Each option is declared once, as one row of [`OPTIONS`]: its name, the value it takes, its
-//! help and how it sets [`Options`]. The parser and `--help` both read that table; `lexopt`
-//! splits the arguments (`--name value`, `--name=value`, `-vv`, `--`).
+//! help and what it sets: a setting of the [`PlatformConfigBuilder`] (the flags are the
+//! explicit layer over the config file and the `FLYTE_*` environment) or a field of
+//! [`Options`]. The parser and `--help` both read that table; `lexopt` splits the arguments
+//! (`--name value`, `--name=value`, `-vv`, `--`).
 //!
 //! A table rather than clap: `flyte-auth token` is what other tools run before each of their
 //! calls, and building clap's command tree (the options copied into every subcommand) was
@@ -11,14 +13,16 @@
 use std::{ffi::OsString, fmt, path::PathBuf, time::Duration};
 
 use flyte_auth::{
-    AuthMode, SecretString,
+    AuthMode, PlatformConfig, SecretString,
     config::{
+        PlatformConfigBuilder,
         env::{parse_bool_word, split_list},
         parse_duration,
     },
-    redact_url,
 };
-use flyte_auth_store::{ParseStoreKindError, StoreKind};
+use flyte_auth_store::ParseStoreKindError;
+
+pub(crate) use crate::options::Options;
 
 /// The program's name, in help and messages.
 pub(crate) const NAME: &str = "flyte-auth";
@@ -59,7 +63,10 @@ Examples:
 pub(crate) struct Cli {
     /// What to do.
     pub(crate) command: Command,
-    /// The options every subcommand takes.
+    /// The config to load: the flags that name a setting are set on it, over the config file
+    /// (`--config` when given, which must then exist) and the environment.
+    pub(crate) config: PlatformConfigBuilder,
+    /// The other options.
     pub(crate) options: Options,
     /// `-v` given this many times: 1 info, 2 debug, 3 trace (0: warnings, or `RUST_LOG`).
     pub(crate) verbose: u8,
@@ -84,66 +91,6 @@ pub(crate) enum Command {
         /// Print one JSON object.
         json: bool,
     },
-}
-
-/// Where to connect, how to authenticate and where to keep tokens.
-///
-/// Options not given here come from the environment and the config file.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Options {
-    /// `--config`.
-    pub(crate) config: Option<PathBuf>,
-    /// `--endpoint`.
-    pub(crate) endpoint: Option<String>,
-    /// `--insecure[=BOOL]`.
-    pub(crate) insecure: Option<bool>,
-    /// `--ca-cert`.
-    pub(crate) ca_cert: Option<PathBuf>,
-    /// `--insecure-skip-verify[=BOOL]`.
-    pub(crate) insecure_skip_verify: Option<bool>,
-    /// `--http-proxy`.
-    pub(crate) http_proxy: Option<ProxyUrl>,
-    /// `--timeout`: the deadline of the whole command.
-    pub(crate) timeout: Option<Duration>,
-    /// `--per-retry-timeout`.
-    pub(crate) per_retry_timeout: Option<Duration>,
-    /// `--auth-mode`.
-    pub(crate) auth_mode: Option<AuthMode>,
-    /// `--client-id`.
-    pub(crate) client_id: Option<String>,
-    /// `--client-secret-env`.
-    pub(crate) client_secret_env: Option<String>,
-    /// `--client-secret-file`.
-    pub(crate) client_secret_file: Option<PathBuf>,
-    /// `--scopes`.
-    pub(crate) scopes: Option<Vec<String>>,
-    /// `--audience`.
-    pub(crate) audience: Option<String>,
-    /// `--api-key`: a secret, which `Debug` does not show.
-    pub(crate) api_key: Option<SecretString>,
-    /// `--no-browser`.
-    pub(crate) no_browser: bool,
-    /// `--qr`.
-    pub(crate) qr: bool,
-    /// `--command-timeout`.
-    pub(crate) command_timeout: Option<Duration>,
-    /// `--store`, else `$FLYTE_AUTH_STORE`, else `auto`.
-    pub(crate) store: StoreKind,
-    /// `--all-layouts`, else `$FLYTE_AUTH_ALL_LAYOUTS`.
-    pub(crate) all_layouts: bool,
-    /// `--cache-dir`.
-    pub(crate) cache_dir: Option<PathBuf>,
-}
-
-/// `--http-proxy`'s URL. `Debug` shows it without user info and query, as the config's
-/// `Debug` does: a proxy URL may carry a password.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct ProxyUrl(pub(crate) String);
-
-impl fmt::Debug for ProxyUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", redact_url(&self.0))
-    }
 }
 
 /// What a command line asks for.
@@ -210,9 +157,9 @@ enum Takes {
     OptionalBool,
 }
 
-/// Sets an option's field from its value (`None` for [`Takes::Nothing`], and for
+/// Sets an option's setting or field from its value (`None` for [`Takes::Nothing`], and for
 /// [`Takes::OptionalBool`] without `=`); the error says what is wrong with the value.
-type Setter = fn(&mut Options, Option<OsString>) -> Result<(), String>;
+type Setter = fn(&mut PlatformConfigBuilder, &mut Options, Option<OsString>) -> Result<(), String>;
 
 /// One option every subcommand takes.
 struct Opt {
@@ -234,10 +181,7 @@ const OPTIONS: &[Opt] = &[
                ./.flyte/config.yaml, <git root>/.flyte/config.yaml, $UCTL_CONFIG, \
                $FLYTECTL_CONFIG, ~/.union/config.yaml, ~/.flyte/config.yaml, then flytekit's \
                ./flytekit.config and ~/.flyte/config].",
-        set: |o, v| {
-            o.config = Some(path(v));
-            Ok(())
-        },
+        set: |c, _, v| set(c, PlatformConfigBuilder::config_file, path(v)),
     },
     Opt {
         long: "endpoint",
@@ -245,10 +189,7 @@ const OPTIONS: &[Opt] = &[
         heading: Heading::Connection,
         help: "The Flyte server: `host:port` or `dns:///host:port` (admin.endpoint, \
                FLYTE_PLATFORM_URL).",
-        set: |o, v| {
-            o.endpoint = Some(text(v)?);
-            Ok(())
-        },
+        set: |c, _, v| set(c, PlatformConfigBuilder::endpoint, text(v)?),
     },
     Opt {
         long: "insecure",
@@ -256,29 +197,26 @@ const OPTIONS: &[Opt] = &[
         heading: Heading::Connection,
         help: "Plain HTTP to the server instead of TLS (admin.insecure); `--insecure=false` \
                overrides a config file that says true.",
-        set: |o, v| {
-            o.insecure = Some(optional_bool(v)?);
-            Ok(())
-        },
+        set: |c, _, v| set(c, PlatformConfigBuilder::insecure, optional_bool(v)?),
     },
     Opt {
         long: "ca-cert",
         takes: Takes::Value("FILE"),
         heading: Heading::Connection,
         help: "Trust this PEM bundle in addition to the system's roots (admin.caCertFilePath).",
-        set: |o, v| {
-            o.ca_cert = Some(path(v));
-            Ok(())
-        },
+        set: |c, _, v| set(c, PlatformConfigBuilder::ca_cert_file_path, path(v)),
     },
     Opt {
         long: "insecure-skip-verify",
         takes: Takes::OptionalBool,
         heading: Heading::Connection,
         help: "Do not verify the server's TLS certificate (admin.insecureSkipVerify). Unsafe.",
-        set: |o, v| {
-            o.insecure_skip_verify = Some(optional_bool(v)?);
-            Ok(())
+        set: |c, _, v| {
+            set(
+                c,
+                PlatformConfigBuilder::insecure_skip_verify,
+                optional_bool(v)?,
+            )
         },
     },
     Opt {
@@ -286,10 +224,7 @@ const OPTIONS: &[Opt] = &[
         takes: Takes::Value("URL"),
         heading: Heading::Connection,
         help: "Send the OAuth requests through this proxy (admin.httpProxyURL).",
-        set: |o, v| {
-            o.http_proxy = Some(ProxyUrl(text(v)?));
-            Ok(())
-        },
+        set: |c, _, v| set(c, PlatformConfigBuilder::http_proxy_url, text(v)?),
     },
     Opt {
         long: "timeout",
@@ -300,7 +235,7 @@ const OPTIONS: &[Opt] = &[
                device login adds the time it gives you to log in (admin.pkceConfig.timeout, \
                2m; admin.deviceFlowConfig.timeout, 10m), and ExternalCommand the time of the \
                token command (--command-timeout).",
-        set: |o, v| {
+        set: |_, o, v| {
             o.timeout = Some(timeout(v)?);
             Ok(())
         },
@@ -312,10 +247,7 @@ const OPTIONS: &[Opt] = &[
         help: "Give each attempt of a request that is retried (discovery, client credentials, \
                refresh) this long before trying again (admin.perRetryTimeout; default 15s): \
                seconds, or `30s`, `2m`.",
-        set: |o, v| {
-            o.per_retry_timeout = Some(timeout(v)?);
-            Ok(())
-        },
+        set: |c, _, v| set(c, PlatformConfigBuilder::per_retry_timeout, timeout(v)?),
     },
     Opt {
         long: "auth-mode",
@@ -324,10 +256,9 @@ const OPTIONS: &[Opt] = &[
         help: "How to log in (admin.authType, FLYTE_CREDENTIALS_AUTH_MODE): Pkce (browser), \
                DeviceFlow, ClientSecret or ExternalCommand; flytekit's names (standard, basic, \
                client_credentials, external_process) work too.",
-        set: |o, v| {
+        set: |c, _, v| {
             let mode = text(v)?.parse::<AuthMode>().map_err(|e| e.to_string())?;
-            o.auth_mode = Some(mode);
-            Ok(())
+            set(c, PlatformConfigBuilder::auth_mode, mode)
         },
     },
     Opt {
@@ -335,10 +266,7 @@ const OPTIONS: &[Opt] = &[
         takes: Takes::Value("ID"),
         heading: Heading::Authentication,
         help: "The OAuth client id (admin.clientId, FLYTE_CREDENTIALS_CLIENT_ID).",
-        set: |o, v| {
-            o.client_id = Some(text(v)?);
-            Ok(())
-        },
+        set: |c, _, v| set(c, PlatformConfigBuilder::client_id, text(v)?),
     },
     Opt {
         long: "client-secret-env",
@@ -346,40 +274,28 @@ const OPTIONS: &[Opt] = &[
         heading: Heading::Authentication,
         help: "Read the client secret from this environment variable \
                (admin.clientSecretEnvVar).",
-        set: |o, v| {
-            o.client_secret_env = Some(text(v)?);
-            Ok(())
-        },
+        set: |c, _, v| set(c, PlatformConfigBuilder::client_secret_env_var, text(v)?),
     },
     Opt {
         long: "client-secret-file",
         takes: Takes::Value("FILE"),
         heading: Heading::Authentication,
         help: "Read the client secret from this file (admin.clientSecretLocation).",
-        set: |o, v| {
-            o.client_secret_file = Some(path(v));
-            Ok(())
-        },
+        set: |c, _, v| set(c, PlatformConfigBuilder::client_secret_location, path(v)),
     },
     Opt {
         long: "scopes",
         takes: Takes::Value("SCOPES"),
         heading: Heading::Authentication,
         help: "Scopes to ask for, comma-separated (admin.scopes, FLYTE_CREDENTIALS_SCOPES).",
-        set: |o, v| {
-            o.scopes = Some(split_list(&text(v)?));
-            Ok(())
-        },
+        set: |c, _, v| set(c, PlatformConfigBuilder::scopes, split_list(&text(v)?)),
     },
     Opt {
         long: "audience",
         takes: Takes::Value("AUDIENCE"),
         heading: Heading::Authentication,
         help: "The `audience` parameter some identity providers need (admin.audience).",
-        set: |o, v| {
-            o.audience = Some(text(v)?);
-            Ok(())
-        },
+        set: |c, _, v| set(c, PlatformConfigBuilder::audience, text(v)?),
     },
     Opt {
         long: "api-key",
@@ -388,9 +304,12 @@ const OPTIONS: &[Opt] = &[
         help: "A Flyte 2 API key (what FLYTE_API_KEY holds, which is safer: a flag shows in the \
                process list). It selects client credentials with its client id and secret and \
                names the endpoint, unless --endpoint names one.",
-        set: |o, v| {
-            o.api_key = Some(SecretString::from(text(v)?));
-            Ok(())
+        set: |c, _, v| {
+            set(
+                c,
+                PlatformConfigBuilder::api_key,
+                SecretString::from(text(v)?),
+            )
         },
     },
     Opt {
@@ -398,7 +317,7 @@ const OPTIONS: &[Opt] = &[
         takes: Takes::Nothing,
         heading: Heading::Authentication,
         help: "Browser login: only print the URL, do not open a browser.",
-        set: |o, _| {
+        set: |_, o, _| {
             o.no_browser = true;
             Ok(())
         },
@@ -408,7 +327,7 @@ const OPTIONS: &[Opt] = &[
         takes: Takes::Nothing,
         heading: Heading::Authentication,
         help: "Device login: also draw the login URL as a QR code, for a phone to scan.",
-        set: |o, _| {
+        set: |_, o, _| {
             o.qr = true;
             Ok(())
         },
@@ -419,10 +338,7 @@ const OPTIONS: &[Opt] = &[
         heading: Heading::Authentication,
         help: "ExternalCommand: give the token command this long (admin.commandTimeout; \
                default 30s): seconds, or `30s`, `2m`.",
-        set: |o, v| {
-            o.command_timeout = Some(timeout(v)?);
-            Ok(())
-        },
+        set: |c, _, v| set(c, PlatformConfigBuilder::command_timeout, timeout(v)?),
     },
     Opt {
         long: "store",
@@ -431,7 +347,7 @@ const OPTIONS: &[Opt] = &[
         help: "Where tokens are kept: `auto` (the OS keyring when it answers, else a file), \
                `keyring`, `file` (0600 files in the cache directory) or `memory` (this process \
                only) [default: $FLYTE_AUTH_STORE, else auto].",
-        set: |o, v| {
+        set: |_, o, v| {
             o.store = text(v)?
                 .parse()
                 .map_err(|e: ParseStoreKindError| e.to_string())?;
@@ -446,7 +362,7 @@ const OPTIONS: &[Opt] = &[
                SDK, flytectl), also where none held one, so one `flyte-auth login` logs them all \
                in (also $FLYTE_AUTH_ALL_LAYOUTS=true, or `admin.writeAllLayouts: true` in the \
                config file).",
-        set: |o, _| {
+        set: |_, o, _| {
             o.all_layouts = true;
             Ok(())
         },
@@ -457,7 +373,7 @@ const OPTIONS: &[Opt] = &[
         heading: Heading::TokenStore,
         help: "The directory of the file store and of lock files [default: \
                $FLYTE_AUTH_CACHE_DIR, else ~/.cache/flyte-auth].",
-        set: |o, v| {
+        set: |_, o, v| {
             o.cache_dir = Some(path(v));
             Ok(())
         },
@@ -529,6 +445,7 @@ where
     I::Item: Into<OsString>,
 {
     let mut parser = lexopt::Parser::from_iter(args);
+    let mut config = PlatformConfig::builder();
     let mut options = Options::default();
     let mut given = [false; OPTIONS.len()];
     let mut sub: Option<&'static Sub> = None;
@@ -566,7 +483,7 @@ where
                     Takes::Value(_) => Some(parser.value()?),
                     Takes::OptionalBool => parser.optional_value(),
                 };
-                (opt.set)(&mut options, value)
+                (opt.set)(&mut config, &mut options, value)
                     .map_err(|message| UsageError(format!("--{}: {message}", opt.long)))?;
             }
             lexopt::Arg::Short(short) => return Err(unknown_option(&format!("-{short}"))),
@@ -607,6 +524,7 @@ where
     };
     Ok(Parsed::Run(Box::new(Cli {
         command,
+        config,
         options,
         verbose,
     })))
@@ -683,6 +601,16 @@ fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<
         .filter(|(distance, _)| *distance <= 2)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)
+}
+
+/// Sets a setting on the config builder: `method` is the builder's method of that name.
+fn set<T>(
+    config: &mut PlatformConfigBuilder,
+    method: fn(PlatformConfigBuilder, T) -> PlatformConfigBuilder,
+    value: T,
+) -> Result<(), String> {
+    *config = method(std::mem::replace(config, PlatformConfig::builder()), value);
+    Ok(())
 }
 
 /// The value of an option that takes one (`lexopt` always supplies it).
@@ -818,6 +746,13 @@ pub(crate) fn cli(args: &[&str]) -> Cli {
 
 #[cfg(test)]
 mod tests {
+    use std::{
+        collections::{BTreeSet, HashMap},
+        path::Path,
+    };
+
+    use flyte_auth_store::StoreKind;
+
     use super::*;
 
     fn parse_with(args: &[&str], vars: &[(&str, &str)]) -> Result<Parsed, UsageError> {
@@ -843,18 +778,59 @@ mod tests {
         }
     }
 
+    /// The config builder of `flyte-auth <args> status`, reading no file and no environment
+    /// but `vars`.
+    fn config(args: &[&str], vars: &[(&str, &str)]) -> PlatformConfigBuilder {
+        let args: Vec<&str> = args.iter().copied().chain(["status"]).collect();
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        cli(&args).config.env(move |name| vars.get(name).cloned())
+    }
+
+    /// The config of `flyte-auth <args> status`, from the flags alone.
+    fn built(args: &[&str]) -> PlatformConfig {
+        config(args, &[]).no_config_file().build().unwrap()
+    }
+
+    /// The error building the config of `flyte-auth <args> status` fails with.
+    fn built_err(args: &[&str]) -> String {
+        match config(args, &[]).no_config_file().build() {
+            Ok(cfg) => panic!("{args:?} built {cfg:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn config_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
     #[test]
-    fn every_option_in_the_table_is_read_and_sets_its_field() {
-        let defaults = Options::default();
+    fn every_option_in_the_table_is_read_and_sets_its_own_setting_or_field() {
         let mut names: Vec<&str> = OPTIONS.iter().map(|o| o.long).collect();
         names.extend(["verbose", "help", "version", "json"]);
-        let unique: std::collections::BTreeSet<_> = names.iter().collect();
+        let unique: BTreeSet<_> = names.iter().collect();
         assert_eq!(
             unique.len(),
             names.len(),
             "an option name is declared twice"
         );
-        let mut seen: Vec<(&str, Options)> = Vec::new();
+        // What a command line sets: the config it builds (or its error), and the options.
+        let effect = |args: &[&str]| {
+            let args: Vec<&str> = args.iter().copied().chain(["status"]).collect();
+            let cli = cli(&args);
+            let cfg = match cli.config.no_env().build() {
+                Ok(cfg) => format!("{cfg:?}"),
+                Err(e) => e.to_string(),
+            };
+            format!("{cfg} {:?}", cli.options)
+        };
+        let defaults = effect(&["--endpoint", "h:1"]);
+        let mut seen: Vec<(&str, String)> = Vec::new();
         for opt in OPTIONS {
             let sample = match opt.long {
                 "auth-mode" => "DeviceFlow",
@@ -863,23 +839,138 @@ mod tests {
                 _ => "x",
             };
             let flag = format!("--{}", opt.long);
-            let args: Vec<&str> = match opt.takes {
-                Takes::Nothing | Takes::OptionalBool => vec![&flag, "status"],
-                Takes::Value(_) => vec![&flag, sample, "status"],
+            let mut args = match opt.long {
+                "endpoint" => vec![],
+                _ => vec!["--endpoint", "h:1"],
             };
-            let parsed = cli(&args).options;
+            args.push(&flag);
+            if let Takes::Value(_) = opt.takes {
+                args.push(sample);
+            }
+            let parsed = effect(&args);
             assert_ne!(parsed, defaults, "{flag} changed nothing");
-            // Its own field: no two rows set the same one.
+            // Its own setting or field: no two rows set the same one.
             if let Some((other, _)) = seen.iter().find(|(_, o)| *o == parsed) {
                 panic!("{flag} sets what --{other} sets");
             }
             // The `=` spelling means the same.
             if let Takes::Value(_) = opt.takes {
                 let joined = format!("{flag}={sample}");
-                assert_eq!(cli(&[&joined, "status"]).options, parsed, "{joined}");
+                args.truncate(args.len() - 2);
+                args.push(&joined);
+                assert_eq!(effect(&args), parsed, "{joined}");
             }
             seen.push((opt.long, parsed));
         }
+    }
+
+    #[test]
+    fn flags_win_over_the_environment_which_wins_over_the_file() {
+        let (_dir, path) = config_file(
+            "admin:\n  endpoint: dns:///file.example.org:443\n  authType: Pkce\n  \
+             clientId: from-file\n  scopes: [file]\n  insecure: true\n",
+        );
+        let path = path.to_str().unwrap().to_owned();
+        let environment = [
+            ("FLYTE_PLATFORM_URL", "env.example.org:443"),
+            ("FLYTE_CREDENTIALS_AUTH_MODE", "DeviceFlow"),
+            ("FLYTE_CREDENTIALS_CLIENT_ID", "from-env"),
+        ];
+
+        let cfg = config(&["--config", &path], &[]).build().unwrap();
+        assert_eq!(cfg.endpoint().key(), "file.example.org:443");
+        assert_eq!(cfg.auth_mode(), AuthMode::Pkce);
+        assert_eq!(cfg.client_id(), Some("from-file"));
+        assert!(cfg.insecure());
+
+        let cfg = config(&["--config", &path], &environment).build().unwrap();
+        assert_eq!(cfg.endpoint().key(), "env.example.org:443");
+        assert_eq!(cfg.auth_mode(), AuthMode::DeviceFlow);
+        assert_eq!(cfg.client_id(), Some("from-env"));
+        assert_eq!(cfg.scopes(), ["file"]);
+
+        let flags = [
+            "--config",
+            &path,
+            "--endpoint",
+            "dns:///flag.example.org:8443",
+            "--auth-mode",
+            "ExternalCommand",
+            "--client-id",
+            "from-flag",
+            "--scopes",
+            "all, offline",
+            "--insecure=false",
+            "--audience",
+            "https://aud",
+        ];
+        let cfg = config(&flags, &environment[..2]).build().unwrap();
+        assert_eq!(cfg.endpoint().key(), "flag.example.org:8443");
+        assert_eq!(cfg.auth_mode(), AuthMode::ExternalCommand);
+        assert_eq!(cfg.client_id(), Some("from-flag"));
+        assert_eq!(cfg.scopes(), ["all", "offline"]);
+        assert!(!cfg.insecure());
+        assert_eq!(cfg.audience(), Some("https://aud"));
+        assert_eq!(cfg.config_file(), Some(Path::new(&path)));
+    }
+
+    #[test]
+    fn a_client_secret_from_an_environment_variable_or_a_file_is_read_but_never_shown() {
+        let flags = [
+            "--endpoint",
+            "h:1",
+            "--client-id",
+            "svc",
+            "--client-secret-env",
+            "MY_SECRET",
+        ];
+        let cfg = config(&flags, &[("MY_SECRET", "hunter2-secret")])
+            .no_config_file()
+            .build()
+            .unwrap();
+        // A secret found through the variable selects client credentials, as in flytekit.
+        assert_eq!(cfg.auth_mode(), AuthMode::ClientSecret);
+        assert_eq!(
+            cfg.client_secret().unwrap().expose_secret(),
+            "hunter2-secret"
+        );
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+        cfg.validate().unwrap();
+
+        let (_dir, path) = config_file("file-secret\n");
+        let cfg = built(&[
+            "--endpoint",
+            "h:1",
+            "--client-id",
+            "svc",
+            "--client-secret-file",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(cfg.client_secret().unwrap().expose_secret(), "file-secret");
+    }
+
+    #[test]
+    fn transport_flags_reach_the_config() {
+        let cfg = built(&[
+            "--endpoint",
+            "h:1",
+            "--ca-cert",
+            "/etc/ca.pem",
+            "--insecure-skip-verify",
+            "--http-proxy",
+            "http://proxy:3128",
+        ]);
+        assert_eq!(cfg.ca_cert_file_path(), Some(Path::new("/etc/ca.pem")));
+        assert!(cfg.insecure_skip_verify());
+        assert_eq!(cfg.http_proxy_url(), Some("http://proxy:3128"));
+        // Unset: the browser login keeps its own default.
+        assert_eq!(cfg.pkce_timeout(), None);
+    }
+
+    #[test]
+    fn no_endpoint_anywhere_is_a_configuration_error() {
+        let err = config(&[], &[]).no_config_file().build().unwrap_err();
+        assert!(matches!(err, flyte_auth::Error::Config { .. }), "{err:?}");
     }
 
     #[test]
@@ -888,17 +979,30 @@ mod tests {
         let after = cli(&["token", "--endpoint", "h:1", "--insecure"]);
         for cli in [before, after] {
             assert_eq!(cli.command, Command::Token);
-            assert_eq!(cli.options.endpoint.as_deref(), Some("h:1"));
-            assert_eq!(cli.options.insecure, Some(true));
+            let cfg = cli.config.no_config_file().no_env().build().unwrap();
+            assert_eq!(cfg.endpoint().as_written(), "h:1");
+            assert!(cfg.insecure());
         }
     }
 
     #[test]
     fn boolean_options_take_an_optional_value_after_an_equals_sign() {
-        let parsed = cli(&["--insecure=false", "--insecure-skip-verify", "status"]);
-        assert_eq!(parsed.options.insecure, Some(false));
-        assert_eq!(parsed.options.insecure_skip_verify, Some(true));
-        assert_eq!(cli(&["status"]).options.insecure, None);
+        let cfg = built(&[
+            "--endpoint",
+            "h:1",
+            "--insecure=false",
+            "--insecure-skip-verify",
+        ]);
+        assert!(!cfg.insecure());
+        assert!(cfg.insecure_skip_verify());
+        // `--insecure=false` wins over the environment's true.
+        let environment = [("FLYTE_PLATFORM_INSECURE", "true")];
+        let insecure = |args: &[&str]| {
+            let cfg = config(args, &environment).no_config_file().build();
+            cfg.unwrap().insecure()
+        };
+        assert!(insecure(&["--endpoint", "h:1"]));
+        assert!(!insecure(&["--endpoint", "h:1", "--insecure=false"]));
         // Without `=`, the next word is not its value but the subcommand.
         assert_eq!(
             cli(&["--insecure", "status"]).command,
@@ -911,8 +1015,8 @@ mod tests {
 
     #[test]
     fn auth_modes_are_read_with_flytekit_names() {
-        let parsed = cli(&["--auth-mode", "client_credentials", "token"]);
-        assert_eq!(parsed.options.auth_mode, Some(AuthMode::ClientSecret));
+        let cfg = built(&["--endpoint", "h:1", "--auth-mode", "client_credentials"]);
+        assert_eq!(cfg.auth_mode(), AuthMode::ClientSecret);
         // Not a name any mode or registered authenticator can have.
         let message = error(&["--auth-mode", "two words", "token"]);
         assert!(message.starts_with("--auth-mode: "), "{message}");
@@ -922,12 +1026,10 @@ mod tests {
     #[test]
     fn scopes_are_comma_separated_and_timeouts_are_durations() {
         let parsed = cli(&["--scopes", "all, offline,", "--timeout", "2m", "token"]);
-        // As FLYTE_CREDENTIALS_SCOPES is read: items trimmed, empty ones dropped.
-        assert_eq!(
-            parsed.options.scopes,
-            Some(vec!["all".to_owned(), "offline".to_owned()])
-        );
         assert_eq!(parsed.options.timeout, Some(Duration::from_secs(120)));
+        // As FLYTE_CREDENTIALS_SCOPES is read: items trimmed, empty ones dropped.
+        let cfg = built(&["--endpoint", "h:1", "--scopes", "all, offline,"]);
+        assert_eq!(cfg.scopes(), ["all", "offline"]);
         assert_eq!(
             cli(&["--timeout", "5", "token"]).options.timeout,
             Some(Duration::from_secs(5))
@@ -935,12 +1037,10 @@ mod tests {
         assert!(error(&["--timeout", "0", "token"]).contains("longer than zero"));
         assert!(error(&["--timeout", "soon", "token"]).starts_with("--timeout: "));
         assert!(error(&["token", "--timeout"]).contains("--timeout"));
-        assert_eq!(
-            cli(&["--per-retry-timeout", "2s", "token"])
-                .options
-                .per_retry_timeout,
-            Some(Duration::from_secs(2))
-        );
+        let cfg = built(&["--endpoint", "h:1", "--per-retry-timeout", "2s"]);
+        assert_eq!(cfg.per_retry_timeout(), Some(Duration::from_secs(2)));
+        let cfg = built(&["--endpoint", "h:1", "--command-timeout", "7"]);
+        assert_eq!(cfg.command_timeout(), Some(Duration::from_secs(7)));
     }
 
     #[test]
@@ -980,22 +1080,28 @@ mod tests {
 
     #[test]
     fn an_api_key_or_proxy_password_on_the_command_line_is_not_in_debug_or_errors() {
-        let parsed = cli(&[
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::STANDARD
+            .encode("flyte.example.org:svc:sekrit-secret:org");
+        let args = [
             "--api-key",
-            "sekrit-api-key",
+            &key,
             "--http-proxy",
             "http://user:sekrit-pw@proxy:3128",
-            "token",
-        ]);
-        assert_eq!(
-            parsed.options.api_key.as_ref().map(|k| k.expose_secret()),
-            Some("sekrit-api-key")
-        );
+        ];
+        let parsed = config(&args, &[]);
         assert!(!format!("{parsed:?}").contains("sekrit"), "{parsed:?}");
-        assert!(
-            format!("{parsed:?}").contains("http://proxy:3128"),
-            "{parsed:?}"
+        let cfg = parsed.no_config_file().build().unwrap();
+        assert_eq!(cfg.endpoint().key(), "flyte.example.org");
+        assert_eq!(
+            cfg.client_secret().map(|s| s.expose_secret()),
+            Some("sekrit-secret")
         );
+        assert!(!format!("{cfg:?}").contains("sekrit"), "{cfg:?}");
+        assert!(format!("{cfg:?}").contains("http://proxy:3128"), "{cfg:?}");
+        // A key that does not decode: the error does not repeat it.
+        let err = built_err(&["--api-key", "sekrit:key"]);
+        assert!(!err.contains("sekrit"), "{err}");
         #[cfg(unix)]
         {
             use std::os::unix::ffi::OsStringExt as _;

@@ -7,23 +7,23 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use flyte_auth::{AuthMode, Credentials, Error, PlatformConfig};
+use flyte_auth::{AuthMode, Credentials, Error, PlatformConfig, config::PlatformConfigBuilder};
 
 use crate::{
     args::{Cli, Command, Options},
-    connect, doctor, guard, settings,
+    doctor, guard,
     status::{Status, human, rfc3339},
 };
 
 /// Runs the subcommand `cli` names.
-pub(crate) fn run(cli: &Cli) -> Result<(), Error> {
+pub(crate) fn run(cli: Cli) -> Result<(), Error> {
     // `--timeout` counts from here: reading the config and the store is part of the command.
     let started = Instant::now();
     let options = &cli.options;
-    if let Command::Doctor { json } = &cli.command {
-        return block_on(run_doctor(options, *json));
+    if let Command::Doctor { json } = cli.command {
+        return block_on(run_doctor(cli.config, options, json));
     }
-    let cfg = settings::load_config(options)?;
+    let cfg = cli.config.build()?;
     tracing::debug!(
         endpoint = %cfg.endpoint(),
         auth_mode = %cfg.auth_mode(),
@@ -92,9 +92,7 @@ impl TimeLimit {
                 "the device login",
             )),
             AuthMode::ExternalCommand => Some((
-                options
-                    .command_timeout
-                    .or(cfg.command_timeout())
+                cfg.command_timeout()
                     .unwrap_or(flyte_auth::command::DEFAULT_TIMEOUT),
                 "the token command",
             )),
@@ -148,8 +146,12 @@ impl TimeLimit {
 }
 
 /// Prints the diagnosis; fails (exit status 1) when a step failed.
-async fn run_doctor(options: &Options, json: bool) -> Result<(), Error> {
-    let report = doctor::diagnose(options).await;
+async fn run_doctor(
+    config: PlatformConfigBuilder,
+    options: &Options,
+    json: bool,
+) -> Result<(), Error> {
+    let report = doctor::diagnose(config, options).await;
     let text = if json {
         let mut text = report.to_json();
         text.push('\n');
@@ -174,8 +176,8 @@ async fn run_doctor(options: &Options, json: bool) -> Result<(), Error> {
 /// A fresh token in the store is printed at once; only a refresh or a login starts the async
 /// runtime, and ends within `limit`.
 fn token(cfg: &PlatformConfig, options: &Options, limit: TimeLimit) -> Result<(), Error> {
-    let store = settings::store(options, cfg)?;
-    let authenticator = connect::authenticator(cfg, options, store)?;
+    let store = options.store(cfg)?;
+    let authenticator = options.authenticator(cfg, store)?;
     let credentials = match authenticator.fresh_credentials() {
         Some(credentials) => credentials,
         None => block_on(limit.bound("getting a token", authenticator.get_credentials()))?,
@@ -188,9 +190,9 @@ fn token(cfg: &PlatformConfig, options: &Options, limit: TimeLimit) -> Result<()
 
 /// Removes what is stored for the endpoint, then logs in.
 async fn login(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
-    let store = settings::store(options, cfg)?;
+    let store = options.store(cfg)?;
     // Built first, so that a config it refuses leaves the stored login alone.
-    let authenticator = connect::authenticator(cfg, options, Arc::clone(&store))?;
+    let authenticator = options.authenticator(cfg, Arc::clone(&store))?;
     store.delete(cfg.endpoint())?;
     let credentials = authenticator.get_credentials().await?;
     eprintln!(
@@ -205,7 +207,7 @@ async fn login(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
 
 /// Removes what is stored for the endpoint.
 fn logout(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
-    let store = settings::store(options, cfg)?;
+    let store = options.store(cfg)?;
     let stored = store.retrieve(cfg.endpoint()).ok().flatten().is_some();
     store.delete(cfg.endpoint())?;
     if stored {
@@ -226,14 +228,14 @@ fn logout(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
 
 /// Prints what is configured and stored; logs in never.
 fn status(cfg: &PlatformConfig, options: &Options, json: bool) -> Result<(), Error> {
-    let store = settings::store(options, cfg)?;
+    let store = options.store(cfg)?;
     let stored = store.retrieve(cfg.endpoint()).map_err(|e| e.to_string());
     // The error `token` would fail on before any network access, if any.
     let config_error = cfg
         .validate()
         .err()
         .or_else(|| guard::check(cfg, guard::depth()).err())
-        .or_else(|| connect::authenticator(cfg, options, Arc::clone(&store)).err());
+        .or_else(|| options.authenticator(cfg, Arc::clone(&store)).err());
     let status = Status::new(cfg, store.name(), stored, config_error);
     let text = if json {
         let mut text = status.to_json();
@@ -286,13 +288,9 @@ mod tests {
             .chain(args.iter().copied())
             .chain(["token"])
             .collect();
-        let options = crate::args::cli(&args).options;
-        let cfg = settings::config_builder(&options)
-            .no_config_file()
-            .env(|_: &str| None::<String>)
-            .build()
-            .unwrap();
-        TimeLimit::new(&cfg, &options, Instant::now())
+        let cli = crate::args::cli(&args);
+        let cfg = cli.config.no_config_file().no_env().build().unwrap();
+        TimeLimit::new(&cfg, &cli.options, Instant::now())
     }
 
     const SECOND: Duration = Duration::from_secs(1);

@@ -9,13 +9,14 @@ use std::{
 
 use flyte_auth::{
     AuthMode, Credentials, Endpoint, Error, PlatformConfig, StoreError, TokenStore,
+    config::PlatformConfigBuilder,
     oauth::{OAuthClient, RemoteClientConfigStore},
     redact_url,
     text::printable,
 };
 use serde::Serialize;
 
-use crate::{args::Options, connect, guard, settings, status::rfc3339};
+use crate::{args::Options, guard, status::rfc3339};
 
 /// A clock further off the server's than this makes tokens look expired or not yet valid.
 const CLOCK_TOLERANCE: Duration = Duration::from_secs(60);
@@ -126,9 +127,9 @@ impl Report {
 }
 
 /// Runs every step.
-pub(crate) async fn diagnose(options: &Options) -> Report {
+pub(crate) async fn diagnose(config: PlatformConfigBuilder, options: &Options) -> Report {
     let mut steps = Vec::new();
-    let cfg = match settings::load_config(options) {
+    let cfg = match config.build() {
         Ok(cfg) => {
             steps.push(config_step(Some(&cfg), None));
             cfg
@@ -243,7 +244,7 @@ fn auth_step(cfg: &PlatformConfig, options: &Options) -> Step {
         .or_else(|| {
             let store: std::sync::Arc<dyn TokenStore> =
                 std::sync::Arc::new(flyte_auth::MemoryStore::new());
-            connect::authenticator(cfg, options, store).err()
+            options.authenticator(cfg, store).err()
         });
     match problem {
         Some(e) => Step::new("auth", Outcome::Fail, format!("{mode}: {e}")).fix(
@@ -257,7 +258,7 @@ fn auth_step(cfg: &PlatformConfig, options: &Options) -> Step {
 /// The HTTP client the flows would use (the config's TLS, proxy and retry settings, with
 /// `--timeout` as the deadline of each request and its retries).
 fn client(cfg: &PlatformConfig, options: &Options) -> Option<OAuthClient> {
-    OAuthClient::new(settings::http_settings(cfg, options)).ok()
+    OAuthClient::new(options.http_settings(cfg)).ok()
 }
 
 /// Whether the server's discovery answers, and in which flavour; and the server's `Date`.
@@ -380,7 +381,7 @@ fn store_step(
     cfg: &PlatformConfig,
     options: &Options,
 ) -> (Step, Option<std::sync::Arc<dyn TokenStore>>) {
-    let store = match settings::store(options, cfg) {
+    let store = match options.store(cfg) {
         Ok(store) => store,
         Err(e) => {
             return (

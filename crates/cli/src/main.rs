@@ -6,12 +6,11 @@
 
 mod args;
 mod commands;
-mod connect;
 mod doctor;
 mod exit;
 mod guard;
+mod options;
 mod prompt;
-mod settings;
 mod status;
 
 use std::{
@@ -51,7 +50,7 @@ fn main() -> ExitCode {
     };
     init_logging(cli.verbose);
     // Synchronous: a command starts the async runtime only when it may reach the network.
-    match commands::run(&cli) {
+    match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::debug!(error = ?error, "failed");
