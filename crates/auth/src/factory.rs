@@ -300,10 +300,10 @@ pub fn get_authenticator(
 ///
 /// # Errors
 ///
-/// [`Error::Config`] when the settings the mode needs are missing
-/// ([`PlatformConfig::validate`]), a header name or the CA file is invalid, the program was
-/// built without the mode's feature, or a plugin name is not registered (the message lists
-/// the built-in names and the registered ones). A plugin factory's own error is returned
+/// [`Error::Config`] when the settings the mode needs are missing (each flow's builder
+/// checks its own; [`PlatformConfig::validate`] asks them), a header name or the CA file is
+/// invalid, the program was built without the mode's feature, or a plugin name is not
+/// registered (the message lists the built-in names and the registered ones). A plugin factory's own error is returned
 /// as is.
 pub fn get_authenticator_with(
     cfg: &PlatformConfig,
@@ -318,7 +318,6 @@ pub fn get_authenticator_with(
         }
         return registry.create(name, cfg, store);
     }
-    cfg.validate()?;
     tracing::debug!(mode = %mode, endpoint = %cfg.endpoint(), "creating the authenticator");
     match mode {
         AuthMode::Pkce => pkce(cfg, store, options),
@@ -586,7 +585,7 @@ fn client_credentials(
     store: Option<Arc<dyn TokenStore>>,
     options: &FactoryOptions,
 ) -> Result<Arc<dyn Authenticator>, Error> {
-    // validate() has checked that both are present.
+    // The builder refuses an empty client id or secret.
     let client_id = cfg.client_id().unwrap_or_default();
     let secret = cfg.client_secret().cloned().unwrap_or_default();
     let flow = flyte_auth_clientcreds::ClientCredentialsFlow::builder(
@@ -594,7 +593,16 @@ fn client_credentials(
         client_id,
         secret,
     )
-    .build()?;
+    .build()
+    .map_err(
+        |e| match (e, cfg.client_secret(), cfg.client_secret_env_var()) {
+            // Why there is no secret, when the config named a variable for it.
+            (Error::Config { message }, None, Some(var)) => Error::config(format!(
+                "{message} (admin.clientSecretEnvVar names {var}, which is not set or empty)"
+            )),
+            (e, ..) => e,
+        },
+    )?;
     Ok(cached(flow, store, refresh_margin(cfg, None)))
 }
 

@@ -149,13 +149,15 @@ impl ClientCredentialsFlowBuilder {
     pub fn build(self) -> Result<ClientCredentialsFlow, Error> {
         if self.client_id.trim().is_empty() {
             return Err(Error::config(
-                "client credentials need a client id (clientId / FLYTE_CREDENTIALS_CLIENT_ID)",
+                "auth type ClientSecret needs a client id: set admin.clientId or \
+                 FLYTE_CREDENTIALS_CLIENT_ID",
             ));
         }
         if self.client_secret.expose_secret().trim().is_empty() {
             return Err(Error::config(
-                "client credentials need a client secret (clientSecretLocation, \
-                 clientSecretEnvVar or FLYTE_CREDENTIALS_CLIENT_SECRET)",
+                "auth type ClientSecret needs a client secret: set admin.clientSecretLocation \
+                 (a file holding it), admin.clientSecretEnvVar (the name of a variable holding \
+                 it) or FLYTE_CREDENTIALS_CLIENT_SECRET",
             ));
         }
         Ok(ClientCredentialsFlow {
@@ -196,6 +198,29 @@ impl TokenFlow for ClientCredentialsFlow {
 
     fn header_name(&self) -> Option<HeaderName> {
         self.ctx.header_name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(client_id: &str, secret: &str) -> Result<ClientCredentialsFlow, Error> {
+        let ctx = ClientContext::builder(Endpoint::parse("flyte.example.org")?).build()?;
+        ClientCredentialsFlow::builder(ctx, client_id, secret).build()
+    }
+
+    #[test]
+    fn a_missing_client_id_or_secret_is_refused_naming_where_to_set_it() {
+        let err = build(" ", "s3cr3t").unwrap_err().to_string();
+        assert!(
+            err.contains("needs a client id: set admin.clientId"),
+            "{err}"
+        );
+        let err = build("svc", "").unwrap_err().to_string();
+        assert!(err.contains("needs a client secret: set"), "{err}");
+        assert!(err.contains("admin.clientSecretEnvVar"), "{err}");
+        build("svc", "s3cr3t").unwrap();
     }
 }
 

@@ -198,8 +198,9 @@ impl CommandFlowBuilder {
             .map(|p| p.expose_secret().to_owned())
             .ok_or_else(|| {
                 Error::config(
-                    "the command is empty: give the program and its arguments, e.g. \
-                     [\"gcloud\", \"auth\", \"print-identity-token\"]",
+                    "the command is empty: auth type ExternalCommand needs a command \
+                     (admin.command or FLYTE_CREDENTIALS_COMMAND), the program and its \
+                     arguments, e.g. [\"gcloud\", \"auth\", \"print-identity-token\"]",
                 )
             })?;
         if program.trim().is_empty() {

@@ -197,20 +197,66 @@ impl DeviceCodeFlowBuilder {
     ///
     /// # Errors
     ///
-    /// None today; a `Result` like every flow's builder, so that checks can be added.
+    /// [`Error::Config`](flyte_auth_core::Error::Config) when the timeout or the poll interval
+    /// is zero.
     pub fn build(self) -> Result<DeviceCodeFlow, flyte_auth_core::Error> {
+        let timeout = self.timeout.unwrap_or(DEFAULT_LOGIN_TIMEOUT);
+        if timeout.is_zero() {
+            return Err(flyte_auth_core::Error::config(
+                "deviceFlowConfig.timeout is zero: the device login could never be approved",
+            ));
+        }
+        let default_interval = self.poll_interval.unwrap_or(DEFAULT_DEVICE_POLL_INTERVAL);
+        if default_interval.is_zero() {
+            return Err(flyte_auth_core::Error::config(
+                "deviceFlowConfig.pollInterval is zero: the device flow would poll without pause",
+            ));
+        }
         Ok(DeviceCodeFlow {
             ctx: self.ctx,
             client_secret: self.client_secret,
             extra: self.extra,
             polling: Polling {
-                default_interval: self.poll_interval.unwrap_or(DEFAULT_DEVICE_POLL_INTERVAL),
-                timeout: self.timeout.unwrap_or(DEFAULT_LOGIN_TIMEOUT),
+                default_interval,
+                timeout,
                 clock: self.clock.unwrap_or_else(|| Arc::new(TokioClock)),
             },
             prompt: self.prompt.unwrap_or_else(|| Arc::new(prompt_on_stderr)),
             cancel: CancelHandle::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flyte_auth_core::{Endpoint, Error};
+
+    use super::*;
+
+    fn builder() -> DeviceCodeFlowBuilder {
+        let ctx = ClientContext::builder(Endpoint::parse("flyte.example.org").unwrap())
+            .build()
+            .unwrap();
+        DeviceCodeFlow::builder(ctx)
+    }
+
+    #[test]
+    fn a_zero_timeout_or_poll_interval_is_refused_naming_the_setting() {
+        let err = builder().timeout(Duration::ZERO).build().unwrap_err();
+        assert!(matches!(err, Error::Config { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("deviceFlowConfig.timeout"),
+            "{err}"
+        );
+        let err = builder().poll_interval(Duration::ZERO).build().unwrap_err();
+        assert!(
+            err.to_string().contains("deviceFlowConfig.pollInterval"),
+            "{err}"
+        );
+        builder()
+            .poll_interval(Duration::from_millis(20))
+            .build()
+            .unwrap();
     }
 }
 

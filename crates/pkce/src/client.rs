@@ -55,7 +55,7 @@ impl LoginOptions {
     pub(crate) fn check(&self) -> Result<(), Error> {
         if self.timeout.is_zero() {
             return Err(Error::config(
-                "the browser login timeout is zero: the login could never finish (pkceConfig.timeout)",
+                "pkceConfig.timeout is zero: the browser login could never finish",
             ));
         }
         Ok(())

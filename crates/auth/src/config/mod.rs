@@ -310,6 +310,11 @@ impl PlatformConfig {
     /// interactive flows. Loading does not check this, so that a config can be read (to show
     /// it, or to find the endpoint) before it is complete.
     ///
+    /// The checks are the flows' own: this builds the authenticator
+    /// [`get_authenticator`](crate::get_authenticator) would (touching neither the network nor
+    /// a store) and returns its error, so a mode whose feature this program was built without
+    /// fails too. A plugin's settings are its own: a [`AuthMode::Plugin`] passes.
+    ///
     /// ```
     /// let cfg = flyte_auth::PlatformConfig::builder()
     ///     .no_config_file()
@@ -322,65 +327,10 @@ impl PlatformConfig {
     /// # Ok::<(), flyte_auth::Error>(())
     /// ```
     pub fn validate(&self) -> Result<(), Error> {
-        let mode = self.auth_mode_ref();
-        match mode {
-            AuthMode::ClientSecret => {
-                if self.client_id().is_none() {
-                    return Err(Error::config(format!(
-                        "auth type {mode} needs a client id: set admin.clientId or {}",
-                        env::CREDENTIALS_CLIENT_ID
-                    )));
-                }
-                if self.client_secret().is_none() {
-                    let hint = match self.client_secret_env_var() {
-                        Some(var) => format!(
-                            " (admin.clientSecretEnvVar names {var}, which is not set or empty)"
-                        ),
-                        None => String::new(),
-                    };
-                    return Err(Error::config(format!(
-                        "auth type {mode} needs a client secret{hint}: set \
-                         admin.clientSecretLocation (a file holding it), admin.clientSecretEnvVar \
-                         (the name of a variable holding it) or {}",
-                        env::CREDENTIALS_CLIENT_SECRET
-                    )));
-                }
-            }
-            AuthMode::ExternalCommand => {
-                if self.command().is_empty() {
-                    return Err(Error::config(format!(
-                        "auth type {mode} needs a command: set admin.command (a list: the program \
-                         and its arguments) or {}",
-                        env::CREDENTIALS_COMMAND
-                    )));
-                }
-            }
-            AuthMode::Pkce => {
-                if self.pkce_timeout().is_some_and(|t| t.is_zero()) {
-                    return Err(Error::config(
-                        "admin.pkceConfig.timeout is zero: the browser login could never finish",
-                    ));
-                }
-            }
-            AuthMode::DeviceFlow => {
-                if self.device_flow_timeout().is_some_and(|t| t.is_zero()) {
-                    return Err(Error::config(
-                        "admin.deviceFlowConfig.timeout is zero: the login could never be approved",
-                    ));
-                }
-                if self
-                    .device_flow_poll_interval()
-                    .is_some_and(|t| t.is_zero())
-                {
-                    return Err(Error::config(
-                        "admin.deviceFlowConfig.pollInterval is zero: it must be at least one second",
-                    ));
-                }
-            }
-            // A registered authenticator checks its own settings.
-            AuthMode::Plugin(_) => {}
+        if let AuthMode::Plugin(_) = self.auth_mode_ref() {
+            return Ok(());
         }
-        Ok(())
+        crate::get_authenticator_with(self, None, &crate::FactoryOptions::default()).map(drop)
     }
 }
 
