@@ -231,10 +231,8 @@ fn status(cfg: &PlatformConfig, options: &Options, json: bool) -> Result<(), Err
     let store = options.store(cfg)?;
     let stored = store.retrieve(cfg.endpoint()).map_err(|e| e.to_string());
     // The error `token` would fail on before any network access, if any.
-    let config_error = cfg
-        .validate()
+    let config_error = guard::check(cfg, guard::depth())
         .err()
-        .or_else(|| guard::check(cfg, guard::depth()).err())
         .or_else(|| options.authenticator(cfg, Arc::clone(&store)).err());
     let status = Status::new(cfg, store.name(), stored, config_error);
     let text = if json {

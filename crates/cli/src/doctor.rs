@@ -237,15 +237,11 @@ fn config_step(cfg: Option<&PlatformConfig>, error: Option<&Error>) -> Step {
 /// Whether the auth mode's settings are complete (what `token` would refuse).
 fn auth_step(cfg: &PlatformConfig, options: &Options) -> Step {
     let mode = cfg.auth_mode().to_string();
-    let problem = cfg
-        .validate()
-        .err()
-        .or_else(|| guard::check(cfg, guard::depth()).err())
-        .or_else(|| {
-            let store: std::sync::Arc<dyn TokenStore> =
-                std::sync::Arc::new(flyte_auth::MemoryStore::new());
-            options.authenticator(cfg, store).err()
-        });
+    let problem = guard::check(cfg, guard::depth()).err().or_else(|| {
+        let store: std::sync::Arc<dyn TokenStore> =
+            std::sync::Arc::new(flyte_auth::MemoryStore::new());
+        options.authenticator(cfg, store).err()
+    });
     match problem {
         Some(e) => Step::new("auth", Outcome::Fail, format!("{mode}: {e}")).fix(
             "complete the settings the message names (config file, FLYTE_* variables or flags)",
