@@ -275,14 +275,10 @@ async fn discovery_steps(
     };
     let needs = !matches!(cfg.auth_mode(), AuthMode::ExternalCommand) && cfg.token_url().is_none();
     // The server's clock, from any answer of the platform URL.
-    let answer = match client.http_client() {
-        Ok(http) => http.get(cfg.base_url()).send().await.ok(),
-        Err(_) => None,
-    };
-    let date = answer.and_then(|r| {
-        let date = r.headers().get("date")?.to_str().ok()?.to_owned();
-        httpdate::parse_http_date(&date).ok()
-    });
+    let date = client
+        .server_date(&cfg.base_url())
+        .await
+        .and_then(|date| httpdate::parse_http_date(&date).ok());
     let store = RemoteClientConfigStore::from_base_url(cfg.base_url(), client.clone());
     let step = match store.discover().await {
         Ok(found) => {

@@ -54,9 +54,9 @@
 mod context;
 mod device;
 mod discovery;
+mod http_settings;
 pub mod pkce;
 mod retry;
-mod settings;
 mod tls;
 mod token;
 mod transport;
@@ -71,11 +71,11 @@ pub use discovery::{
     Discovery, DiscoveryFlavour, FLYTE_CLIENT_CONFIG_PATH, OAUTH_METADATA_PATH, PublicClientConfig,
     RemoteClientConfigStore, platform_base_url,
 };
-pub use retry::{DEFAULT_MAX_RETRIES, DEFAULT_PER_RETRY_TIMEOUT, RetryPolicy};
-pub use settings::{
+pub use http_settings::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_SIZE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_USER_AGENT,
     HttpSettings,
 };
+pub use retry::{DEFAULT_MAX_RETRIES, DEFAULT_PER_RETRY_TIMEOUT, RetryPolicy};
 pub use token::{
     ClientAuth, ClientAuthMethod, DEVICE_CODE_GRANT_TYPE, Grant, TokenRequest, TokenResponse,
 };

@@ -150,12 +150,17 @@ impl OAuthClient {
         &self.inner.settings
     }
 
-    /// The underlying `reqwest` client, for requests this crate does not cover, built now if
-    /// no request has built it yet. It carries the same TLS, proxy and timeout settings; the
-    /// body size cap and the error mapping are not applied to what you do with it.
-    ///
-    /// Fails with [`Error::Config`] when the TLS configuration cannot be set up.
-    pub fn http_client(&self) -> Result<&reqwest::Client, Error> {
+    /// The `Date` header of the answer to a GET of `url`, whatever its status: the server's
+    /// clock, for a check of the local one. `None` when nothing answers (or the TLS
+    /// configuration cannot be set up) or the answer has no readable `Date`.
+    pub async fn server_date(&self, url: &str) -> Option<String> {
+        let answer = self.http_client().ok()?.get(url).send().await.ok()?;
+        let date = answer.headers().get(reqwest::header::DATE)?.to_str().ok()?;
+        Some(date.to_owned())
+    }
+
+    /// The `reqwest` client with certificate roots, built now if no request has built it yet.
+    fn http_client(&self) -> Result<&reqwest::Client, Error> {
         self.inner
             .http
             .get_or_init(|| self.inner.build(Roots::Verify))

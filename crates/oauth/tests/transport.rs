@@ -309,3 +309,20 @@ async fn the_request_header_goes_to_the_flyte_origin_only() {
         "the proxy token went to the identity provider"
     );
 }
+
+#[tokio::test]
+async fn the_server_date_is_read_from_any_answer() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(404).insert_header("date", "Mon, 07 Dec 2026 19:00:00 GMT"),
+        )
+        .mount(&server)
+        .await;
+    let client = OAuthClient::new(HttpSettings::new()).unwrap();
+    assert_eq!(
+        client.server_date(&server.uri()).await.as_deref(),
+        Some("Mon, 07 Dec 2026 19:00:00 GMT")
+    );
+    assert_eq!(client.server_date("http://127.0.0.1:1/").await, None);
+}
