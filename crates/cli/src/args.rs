@@ -22,7 +22,7 @@ use flyte_auth::{
 };
 use flyte_auth_store::ParseStoreKindError;
 
-pub(crate) use crate::options::Options;
+use crate::options::Options;
 
 /// The program's name, in help and messages.
 pub(crate) const NAME: &str = "flyte-auth";

@@ -10,8 +10,9 @@ use std::{
 use flyte_auth::{AuthMode, Credentials, Error, PlatformConfig, config::PlatformConfigBuilder};
 
 use crate::{
-    args::{Cli, Command, Options},
+    args::{Cli, Command},
     doctor, guard,
+    options::Options,
     status::{Status, human, rfc3339},
 };
 

@@ -16,7 +16,7 @@ use flyte_auth::{
 };
 use serde::Serialize;
 
-use crate::{args::Options, guard, status::rfc3339};
+use crate::{guard, options::Options, status::rfc3339};
 
 /// A clock further off the server's than this makes tokens look expired or not yet valid.
 const CLOCK_TOLERANCE: Duration = Duration::from_secs(60);
