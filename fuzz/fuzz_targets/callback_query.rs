@@ -49,7 +49,8 @@ fn send(addr: &str, request: &[u8]) {
 }
 
 /// Plays the browser: the fuzzer's request, then the one that ends the login.
-fn browse(url: &url::Url) -> Result<(), String> {
+fn browse(url: &str) -> Result<(), String> {
+    let url = url::Url::parse(url).map_err(|e| e.to_string())?;
     let mut state = String::new();
     let mut redirect = String::new();
     for (name, value) in url.query_pairs() {

@@ -17,7 +17,7 @@ use std::{
 };
 
 use flyte_auth_pkce::{
-    BrowserOpener, PKCEAuthenticator,
+    BrowserOpener, PkceAuthenticator,
     flyte_auth_core::{
         Authenticator, CachingAuthenticator, Credentials, Error, MemoryStore, OAuthErrorCode,
         TokenStore,
@@ -75,9 +75,9 @@ impl User {
     fn browser(&self) -> BrowserOpener {
         let user = self.clone();
         BrowserOpener::new(move |url| {
+            let url = Url::parse(url).unwrap();
             user.opened.fetch_add(1, Ordering::SeqCst);
             user.urls.lock().unwrap().push(url.clone());
-            let url = url.clone();
             let this = user.clone();
             let task = tokio::spawn(async move {
                 let outcome = if this.approve {
@@ -130,7 +130,7 @@ async fn idp() -> Idp {
 }
 
 /// An authenticator configured by Flyte discovery from the provider, as `pyflyte` does.
-fn authenticator(idp: &Idp, store: Arc<MemoryStore>, user: &User) -> PKCEAuthenticator {
+fn authenticator(idp: &Idp, store: Arc<MemoryStore>, user: &User) -> PkceAuthenticator {
     let http = OAuthClient::new(HttpSettings::new().system_proxy(false)).unwrap();
     authenticator_through(idp, store, user, http)
 }
@@ -141,7 +141,7 @@ fn authenticator_through(
     store: Arc<MemoryStore>,
     user: &User,
     http: OAuthClient,
-) -> PKCEAuthenticator {
+) -> PkceAuthenticator {
     let flow = pkce_flow(idp, http, user.browser())
         .timeout(NO_HANG)
         .build()
@@ -149,7 +149,7 @@ fn authenticator_through(
     CachingAuthenticator::builder(flow).store(store).build()
 }
 
-async fn get(auth: &PKCEAuthenticator) -> Result<Arc<Credentials>, Error> {
+async fn get(auth: &PkceAuthenticator) -> Result<Arc<Credentials>, Error> {
     tokio::time::timeout(NO_HANG, auth.get_credentials())
         .await
         .expect("get_credentials does not hang")

@@ -37,7 +37,7 @@ use flyte_auth_oauth::{
     ClientAuth, ClientAuthMethod, DeviceAuthorizationRequest, Grant, HttpSettings, OAuthClient,
     Overrides, RetryPolicy, TokenRequest, TokenResponse, pkce::Pkce,
 };
-use flyte_auth_pkce::{BrowserOpener, PKCEAuthenticator, PkceFlow};
+use flyte_auth_pkce::{BrowserOpener, PkceAuthenticator, PkceFlow};
 use flyte_auth_store::{DefaultStore, FileStore, KeyringStore};
 use flyte_auth_tests::{
     BASIC_CLIENT, ConfidentialClient, FLYTECTL, Fault, GRANT_REFRESH_TOKEN, Idp, POST_CLIENT,
@@ -621,7 +621,7 @@ impl User {
     fn browser(&self) -> BrowserOpener {
         let user = self.clone();
         BrowserOpener::new(move |url| {
-            let url = url.clone();
+            let url = Url::parse(url).unwrap();
             let this = user.clone();
             let task = tokio::spawn(async move {
                 let outcome = if this.approve {
@@ -651,7 +651,7 @@ fn browser_authenticator(
     proxy: &RecordingProxy,
     store: Arc<MemoryStore>,
     user: &User,
-) -> PKCEAuthenticator {
+) -> PkceAuthenticator {
     let flow = pkce_flow(idp, proxy.http(), user.browser())
         .timeout(NO_HANG)
         .build()

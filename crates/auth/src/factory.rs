@@ -290,7 +290,7 @@ pub fn get_authenticator(
 ///
 /// | `auth_mode` | authenticator (flow) | needs the feature |
 /// | --- | --- | --- |
-/// | [`AuthMode::Pkce`] | `PKCEAuthenticator` (`PkceFlow`) | `pkce` |
+/// | [`AuthMode::Pkce`] | `PkceAuthenticator` (`PkceFlow`) | `pkce` |
 /// | [`AuthMode::ClientSecret`] | `ClientCredentialsAuthenticator` (`ClientCredentialsFlow`) | `clientcreds` |
 /// | [`AuthMode::DeviceFlow`] | `DeviceCodeAuthenticator` (`DeviceCodeFlow`) | `device` |
 /// | [`AuthMode::ExternalCommand`] | `CommandAuthenticator` (`CommandFlow`) | `command` |

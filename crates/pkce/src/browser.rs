@@ -5,7 +5,7 @@ use std::{fmt, sync::Arc};
 
 use url::Url;
 
-type OpenFn = dyn Fn(&Url) -> Result<(), String> + Send + Sync;
+type OpenFn = dyn Fn(&str) -> Result<(), String> + Send + Sync;
 type PromptFn = dyn Fn(&LoginEvent<'_>) + Send + Sync;
 
 /// How the authorization URL is opened.
@@ -51,7 +51,7 @@ impl BrowserOpener {
     }
 
     /// Calls `open` with the authorization URL. It must not block.
-    pub fn new(open: impl Fn(&Url) -> Result<(), String> + Send + Sync + 'static) -> Self {
+    pub fn new(open: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static) -> Self {
         Self(Opener::Custom(Arc::new(open)))
     }
 
@@ -64,7 +64,7 @@ impl BrowserOpener {
     pub(crate) async fn open(&self, url: &Url) -> Result<(), String> {
         match &self.0 {
             Opener::Disabled => Ok(()),
-            Opener::Custom(open) => open(url),
+            Opener::Custom(open) => open(url.as_str()),
             Opener::System => {
                 let target = url.as_str().to_owned();
                 match tokio::task::spawn_blocking(move || webbrowser::open(&target)).await {

@@ -224,7 +224,7 @@ pub(crate) use login_option_methods;
 /// with PKCE (RFC 7636, S256) through the system browser and a loopback callback server
 /// (RFC 8252 §7.3); [`refresh_access_token`](Self::refresh_access_token) redeems a refresh
 /// token. It keeps no credentials: wrap it in a
-/// [`PKCEAuthenticator`](crate::PKCEAuthenticator) (or a core `CachingAuthenticator`) for
+/// [`PkceAuthenticator`](crate::PkceAuthenticator) (or a core `CachingAuthenticator`) for
 /// caching, refresh before expiry and single-flight.
 ///
 /// Every login uses a new verifier and a new `state`. Creating the client touches no network.

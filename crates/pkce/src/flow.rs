@@ -1,4 +1,4 @@
-//! [`PkceFlow`] (the browser login as a core `TokenFlow`) and [`PKCEAuthenticator`].
+//! [`PkceFlow`] (the browser login as a core `TokenFlow`) and [`PkceAuthenticator`].
 
 use std::fmt;
 
@@ -31,9 +31,13 @@ const FIELDS: &[Field] = &[
 /// attempt (one browser window, however many tasks ask); a refresh token the server rejects
 /// is deleted from the store and a new login starts. Creating it touches neither the network
 /// nor the store: the client configuration is fetched on the first login or refresh.
-pub type PKCEAuthenticator = CachingAuthenticator<PkceFlow>;
+pub type PkceAuthenticator = CachingAuthenticator<PkceFlow>;
 
-/// The browser login as a [`TokenFlow`]: what [`PKCEAuthenticator`] wraps.
+/// flytekit's name of [`PkceAuthenticator`].
+#[deprecated(note = "renamed to `PkceAuthenticator`")]
+pub type PKCEAuthenticator = PkceAuthenticator;
+
+/// The browser login as a [`TokenFlow`]: what [`PkceAuthenticator`] wraps.
 ///
 /// The client configuration (endpoints, client id, redirect URI, scopes, audience, header)
 /// comes from its [`ClientContext`] on the first login or refresh, not before, and an

@@ -1,7 +1,7 @@
 //! Browser login for `flyte-auth`: the OAuth 2.0 authorization code flow with PKCE
 //! (RFC 7636) and a loopback redirect (RFC 8252 §7.3), as `pyflyte` and `flytectl` do it.
 //!
-//! - [`PKCEAuthenticator`]: flytekit's `PKCEAuthenticator`, core's `CachingAuthenticator`
+//! - [`PkceAuthenticator`]: flytekit's `PKCEAuthenticator`, core's `CachingAuthenticator`
 //!   around [`PkceFlow`]: an [`Authenticator`](flyte_auth_core::Authenticator) with caching, refresh before expiry,
 //!   single-flight (one browser window however many tasks ask at once) and persistence, from
 //!   `flyte-auth-core`.
@@ -64,7 +64,9 @@ use std::time::Duration;
 
 pub use browser::{BrowserOpener, LoginEvent, LoginPrompt};
 pub use client::{AuthorizationClient, AuthorizationClientBuilder, IssuerMismatch};
-pub use flow::{PKCEAuthenticator, PkceFlow, PkceFlowBuilder};
+#[expect(deprecated, reason = "flytekit's name, kept as a deprecated alias")]
+pub use flow::PKCEAuthenticator;
+pub use flow::{PkceAuthenticator, PkceFlow, PkceFlowBuilder};
 pub use pages::EndpointMetadata;
 
 /// The core types this crate's API uses (`Authenticator`, `Credentials`, `Error`,

@@ -1,4 +1,4 @@
-//! `PKCEAuthenticator` end to end against a mock identity provider: what the browser flow adds
+//! `PkceAuthenticator` end to end against a mock identity provider: what the browser flow adds
 //! to core's cache (the server's header key, refresh with `client_id` and flytekit's
 //! parameters, no network at construction, the server's configuration and its checks).
 #![allow(clippy::unwrap_used, reason = "tests")]
@@ -18,7 +18,7 @@ use flyte_auth_core::{
     Endpoint, Error, MemoryStore, StaticClientConfigStore, TokenStore,
 };
 use flyte_auth_oauth::{ClientContext, Overrides};
-use flyte_auth_pkce::{BrowserOpener, PKCEAuthenticator, PkceFlow, PkceFlowBuilder};
+use flyte_auth_pkce::{BrowserOpener, PkceAuthenticator, PkceFlow, PkceFlowBuilder};
 use serde_json::json;
 use support::*;
 use wiremock::{
@@ -114,7 +114,7 @@ impl Assembly {
         self.with_flow(move |flow| flow.refresh_access_token_params(params))
     }
 
-    fn build(self) -> Result<PKCEAuthenticator, Error> {
+    fn build(self) -> Result<PkceAuthenticator, Error> {
         let ctx = ClientContext::builder(Endpoint::parse(ENDPOINT)?)
             .discovery(self.cfg_store)
             .overrides(self.overrides)
@@ -139,7 +139,7 @@ fn expired(access: &str, refresh: &str) -> Credentials {
         .with_expires_at(SystemTime::now() - Duration::from_secs(60))
 }
 
-async fn get(auth: &PKCEAuthenticator) -> Result<Arc<Credentials>, Error> {
+async fn get(auth: &PkceAuthenticator) -> Result<Arc<Credentials>, Error> {
     tokio::time::timeout(NO_HANG * 2, auth.get_credentials())
         .await
         .expect("get_credentials does not hang")

@@ -476,7 +476,7 @@ async fn a_browser_that_cannot_be_opened_is_reported_and_the_login_keeps_waiting
     let events = std::sync::Arc::clone(&prompt.events);
     let opener = BrowserOpener::new(move |url| {
         // The user copies the URL from the terminal once told the browser failed.
-        let target = approve(url, "c");
+        let target = approve(&url::Url::parse(url).unwrap(), "c");
         let events = std::sync::Arc::clone(&events);
         tokio::spawn(async move {
             for _ in 0..200 {

@@ -101,6 +101,7 @@ impl ScriptedBrowser {
     {
         let this = self.clone();
         BrowserOpener::new(move |url| {
+            let url = Url::parse(url).expect("authorization URL");
             this.opened.fetch_add(1, Ordering::SeqCst);
             this.urls.lock().expect("urls lock").push(url.clone());
             let handle = tokio::spawn(script(url.clone(), this.clone()));
