@@ -1,17 +1,15 @@
 //! Every setting, declared once.
 //!
-//! Each row of the table at the end names a setting's field, its [kind](super::kind) (how it is
-//! written and shown), what its getter returns (no getter: written by hand in `mod.rs`), and its
-//! name in each source: the YAML file's dotted key, the environment variables (the first set
-//! one wins) and flytekit's INI option. Its doc comment documents the getter and the builder
-//! method. From the table come: the [`Layer`] holding one source's values, the [`key`]
-//! constants naming a setting in errors, the variables' constants in
-//! [`env`](super::env), the reading of the YAML file, the environment and the INI file, the
-//! merge, `Debug`, the getters of [`PlatformConfig`] and the methods of
-//! [`PlatformConfigBuilder`].
+//! Each row of the table names a setting's field, its [kind](super::kind) (how it is written
+//! and shown), and its name in each source: the YAML file's dotted key, the environment
+//! variables (the first set one wins) and flytekit's INI option. From the table come: the
+//! [`Layer`] holding one source's values, the [`key`] constants naming a setting in errors,
+//! the variables' constants in [`env`](super::env), the reading of the YAML file, the
+//! environment and the INI file, the merge and `Debug`. The getters of [`PlatformConfig`] and
+//! the methods of [`PlatformConfigBuilder`] are written out below the table.
 //!
-//! Adding a setting is adding a row. Unset values stay unset (`None`): the flow that uses a
-//! setting applies its own default.
+//! Adding a setting is adding a row, a getter and a builder method. Unset values stay unset
+//! (`None`): the flow that uses a setting applies its own default.
 
 use std::{
     fmt,
@@ -25,8 +23,7 @@ use serde::de::MapAccess;
 use super::{
     AuthMode, PlatformConfig, PlatformConfigBuilder,
     kind::{
-        Command, Count, FilePath, Flag, Kind, List, Mode, Period, Secret, Shown, Text, Url, View,
-        Yaml,
+        Command, Count, FilePath, Flag, Kind, List, Mode, Period, Secret, Shown, Text, Url, Yaml,
     },
     layer::Key,
 };
@@ -36,40 +33,8 @@ macro_rules! settings {
     (@opt) => { None };
     (@opt $value:expr) => { Some($value) };
 
-    // The getter: none when the row names no return type.
-    (@getter [$($doc:literal)*] $field:ident [] $($rest:tt)*) => {};
-    (@getter [$($doc:literal)*] $field:ident [$get:ty] [$($yaml:literal)?] [$($var:literal)*]
-        [$($section:ident $option:ident)?]) => {
-        $(#[doc = $doc])*
-        ///
-        /// Where it comes from, the first that sets it winning: the builder method of the same
-        /// name,
-        $(#[doc = concat!("- `", $var, "`,")])*
-        $(#[doc = concat!("- `", $yaml, "` in the config file,")])?
-        $(#[doc = concat!("- `[", stringify!($section), "] ", stringify!($option), "` in flytekit's INI file.")])?
-        pub fn $field(&self) -> $get {
-            View::view(&self.settings.$field)
-        }
-    };
-
-    // The builder method's argument, by kind.
-    (@arg Text) => { impl Into<String> };
-    (@arg Url) => { impl Into<String> };
-    (@arg FilePath) => { impl Into<PathBuf> };
-    (@arg Secret) => { impl Into<SecretString> };
-    (@arg Flag) => { bool };
-    (@arg List) => { impl IntoIterator<Item = impl Into<String>> };
-    (@arg Command) => { impl IntoIterator<Item = impl Into<String>> };
-    (@arg Period) => { Duration };
-    (@arg Count) => { u32 };
-    (@arg Mode) => { AuthMode };
-    (@value List $value:ident) => { $value.into_iter().map(Into::into).collect() };
-    (@value Command $value:ident) => { $value.into_iter().map(Into::into).collect() };
-    (@value $kind:ident $value:ident) => { $value.into() };
-
     ($(
-        $(#[doc = $doc:literal])*
-        $field:ident: $kind:ident $(-> $get:ty)? {
+        $field:ident: $kind:ident {
             $(yaml: $yaml:literal,)?
             $(env: [$($var:ident = $name:literal),+],)?
             $(ini: $section:ident.$option:ident,)?
@@ -159,23 +124,6 @@ macro_rules! settings {
                 set
             }
         }
-
-        impl PlatformConfig {
-            $(settings!(@getter [$($doc)*] $field [$($get)?] [$($yaml)?] [$($($name)+)?]
-                [$($section $option)?]);)*
-        }
-
-        impl PlatformConfigBuilder {
-            $(
-                $(#[doc = $doc])*
-                ///
-                /// Set here, it wins over the config file and the environment.
-                pub fn $field(mut self, value: settings!(@arg $kind)) -> Self {
-                    self.explicit.$field = Some(settings!(@value $kind value));
-                    self
-                }
-            )*
-        }
     };
 }
 
@@ -188,20 +136,17 @@ impl fmt::Debug for Layer {
 }
 
 settings! {
-    /// The server: `host:port`, `dns:///host:port`, `https://host` or `http://host:port`.
     endpoint: Text {
         yaml: "admin.endpoint",
         env: [ADMIN_ENDPOINT = "FLYTE_ADMIN_ENDPOINT", PLATFORM_URL = "FLYTE_PLATFORM_URL"],
         ini: platform.url,
     }
-    /// Plain text to the server, no TLS.
     insecure: Flag {
         yaml: "admin.insecure",
         env: [ADMIN_INSECURE = "FLYTE_ADMIN_INSECURE", PLATFORM_INSECURE = "FLYTE_PLATFORM_INSECURE"],
         ini: platform.insecure,
     }
-    /// TLS without certificate verification.
-    insecure_skip_verify: Flag -> bool {
+    insecure_skip_verify: Flag {
         yaml: "admin.insecureSkipVerify",
         env: [
             ADMIN_INSECURE_SKIP_VERIFY = "FLYTE_ADMIN_INSECURESKIPVERIFY",
@@ -209,8 +154,7 @@ settings! {
         ],
         ini: platform.insecure_skip_verify,
     }
-    /// A PEM bundle to trust in addition to the system roots.
-    ca_cert_file_path: FilePath -> Option<&Path> {
+    ca_cert_file_path: FilePath {
         yaml: "admin.caCertFilePath",
         env: [
             ADMIN_CA_CERT_FILE_PATH = "FLYTE_ADMIN_CACERTFILEPATH",
@@ -218,8 +162,7 @@ settings! {
         ],
         ini: platform.ca_cert_file_path,
     }
-    /// The proxy of the OAuth requests (`http://`, `https://`, `socks5://`, `socks5h://`).
-    http_proxy_url: Url -> Option<&str> {
+    http_proxy_url: Url {
         yaml: "admin.httpProxyURL",
         env: [
             ADMIN_HTTP_PROXY_URL = "FLYTE_ADMIN_HTTPPROXYURL",
@@ -227,41 +170,29 @@ settings! {
         ],
         ini: platform.http_proxy_url,
     }
-    /// Keep tokens out of the system keyring (the automatic store is then the file store).
-    disable_keyring: Flag -> bool {
+    disable_keyring: Flag {
         yaml: "admin.disableKeyring",
         env: [ADMIN_DISABLE_KEYRING = "FLYTE_ADMIN_DISABLEKEYRING"],
     }
-    /// Write the keyring entries of every Flyte tool (flytekit, the Flyte 2 SDK, flytectl) on
-    /// each login, even where none held one, so one login serves them all (off by default:
-    /// only the layouts that held a login are updated).
-    write_all_layouts: Flag -> bool {
+    write_all_layouts: Flag {
         yaml: "admin.writeAllLayouts",
         env: [ADMIN_WRITE_ALL_LAYOUTS = "FLYTE_ADMIN_WRITEALLLAYOUTS"],
     }
-    /// The flow. Set on the builder, it also wins over the switch to client credentials that
-    /// a secret found through `clientSecretLocation` or `clientSecretEnvVar` makes.
     auth_mode: Mode {
         yaml: "admin.authType",
         env: [ADMIN_AUTH_TYPE = "FLYTE_ADMIN_AUTHTYPE", CREDENTIALS_AUTH_MODE = "FLYTE_CREDENTIALS_AUTH_MODE"],
         ini: credentials.auth_mode,
     }
-    /// The OAuth client id (an API key's wins over the file's and the environment's).
-    client_id: Text -> Option<&str> {
+    client_id: Text {
         yaml: "admin.clientId",
         env: [ADMIN_CLIENT_ID = "FLYTE_ADMIN_CLIENTID", CREDENTIALS_CLIENT_ID = "FLYTE_CREDENTIALS_CLIENT_ID"],
         ini: credentials.client_id,
     }
-    /// The client secret itself (no key in the YAML file). Surrounding white space is removed.
-    /// The one used comes from the builder, else an API key, else the variable
-    /// `clientSecretEnvVar` names, else the file `clientSecretLocation` names, else
-    /// `FLYTE_CREDENTIALS_CLIENT_SECRET` (or the INI file's `client_secret`).
-    client_secret: Secret -> Option<&SecretString> {
+    client_secret: Secret {
         env: [CREDENTIALS_CLIENT_SECRET = "FLYTE_CREDENTIALS_CLIENT_SECRET"],
         ini: credentials.client_secret,
     }
-    /// A file holding the client secret (surrounding white space is ignored).
-    client_secret_location: FilePath -> Option<&Path> {
+    client_secret_location: FilePath {
         yaml: "admin.clientSecretLocation",
         env: [
             ADMIN_CLIENT_SECRET_LOCATION = "FLYTE_ADMIN_CLIENTSECRETLOCATION",
@@ -269,8 +200,7 @@ settings! {
         ],
         ini: credentials.client_secret_location,
     }
-    /// The name of an environment variable holding the client secret.
-    client_secret_env_var: Text -> Option<&str> {
+    client_secret_env_var: Text {
         yaml: "admin.clientSecretEnvVar",
         env: [
             ADMIN_CLIENT_SECRET_ENV_VAR = "FLYTE_ADMIN_CLIENTSECRETENVVAR",
@@ -278,26 +208,22 @@ settings! {
         ],
         ini: credentials.client_secret_env_var,
     }
-    /// Scopes to ask for; empty means the server's.
-    scopes: List -> &[String] {
+    scopes: List {
         yaml: "admin.scopes",
         env: [ADMIN_SCOPES = "FLYTE_ADMIN_SCOPES", CREDENTIALS_SCOPES = "FLYTE_CREDENTIALS_SCOPES"],
         ini: credentials.scopes,
     }
-    /// The `audience` parameter of the token requests.
-    audience: Text -> Option<&str> {
+    audience: Text {
         yaml: "admin.audience",
         env: [ADMIN_AUDIENCE = "FLYTE_ADMIN_AUDIENCE", CREDENTIALS_AUDIENCE = "FLYTE_CREDENTIALS_AUDIENCE"],
         ini: credentials.audience,
     }
-    /// The program and arguments that print a token; empty if unset.
-    command: Command -> &[String] {
+    command: Command {
         yaml: "admin.command",
         env: [ADMIN_COMMAND = "FLYTE_ADMIN_COMMAND", CREDENTIALS_COMMAND = "FLYTE_CREDENTIALS_COMMAND"],
         ini: credentials.command,
     }
-    /// The program and arguments that print a token for `proxy-authorization`; empty if unset.
-    proxy_command: Command -> &[String] {
+    proxy_command: Command {
         yaml: "admin.proxyCommand",
         env: [
             ADMIN_PROXY_COMMAND = "FLYTE_ADMIN_PROXYCOMMAND",
@@ -305,64 +231,409 @@ settings! {
         ],
         ini: credentials.proxy_command,
     }
-    /// The token endpoint to use instead of the discovered one.
-    token_url: Url -> Option<&str> {
+    token_url: Url {
         yaml: "admin.tokenUrl",
         env: [ADMIN_TOKEN_URL = "FLYTE_ADMIN_TOKENURL"],
     }
-    /// The header to send the token in instead of the discovered one.
-    authorization_header: Text -> Option<&str> {
+    authorization_header: Text {
         yaml: "admin.authorizationHeader",
         env: [ADMIN_AUTHORIZATION_HEADER = "FLYTE_ADMIN_AUTHORIZATIONHEADER"],
     }
+    max_retries: Count {
+        yaml: "admin.maxRetries",
+    }
+    per_retry_timeout: Period {
+        yaml: "admin.perRetryTimeout",
+    }
+    command_timeout: Period {
+        yaml: "admin.commandTimeout",
+    }
+    pkce_timeout: Period {
+        yaml: "admin.pkceConfig.timeout",
+    }
+    pkce_refresh_time: Period {
+        yaml: "admin.pkceConfig.refreshTime",
+    }
+    device_flow_timeout: Period {
+        yaml: "admin.deviceFlowConfig.timeout",
+    }
+    device_flow_poll_interval: Period {
+        yaml: "admin.deviceFlowConfig.pollInterval",
+    }
+    device_flow_refresh_time: Period {
+        yaml: "admin.deviceFlowConfig.refreshTime",
+    }
+    token_refresh_window: Period {
+        yaml: "admin.tokenRefreshWindow",
+    }
+}
+
+impl PlatformConfig {
+    /// TLS without certificate verification.
+    ///
+    /// From: the builder, `admin.insecureSkipVerify`, `FLYTE_ADMIN_INSECURESKIPVERIFY`,
+    /// `FLYTE_PLATFORM_INSECURE_SKIP_VERIFY`, `[platform] insecure_skip_verify` (INI).
+    pub fn insecure_skip_verify(&self) -> bool {
+        self.settings.insecure_skip_verify.unwrap_or(false)
+    }
+
+    /// A PEM bundle to trust in addition to the system roots.
+    ///
+    /// From: the builder, `admin.caCertFilePath`, `FLYTE_ADMIN_CACERTFILEPATH`,
+    /// `FLYTE_PLATFORM_CA_CERT_FILE_PATH`, `[platform] ca_cert_file_path` (INI).
+    pub fn ca_cert_file_path(&self) -> Option<&Path> {
+        self.settings.ca_cert_file_path.as_deref()
+    }
+
+    /// The proxy of the OAuth requests (`http://`, `https://`, `socks5://`, `socks5h://`).
+    ///
+    /// From: the builder, `admin.httpProxyURL`, `FLYTE_ADMIN_HTTPPROXYURL`,
+    /// `FLYTE_PLATFORM_HTTP_PROXY_URL`, `[platform] http_proxy_url` (INI).
+    pub fn http_proxy_url(&self) -> Option<&str> {
+        self.settings.http_proxy_url.as_deref()
+    }
+
+    /// Keep tokens out of the system keyring (the automatic store is then the file store).
+    ///
+    /// From: the builder, `admin.disableKeyring`, `FLYTE_ADMIN_DISABLEKEYRING`.
+    pub fn disable_keyring(&self) -> bool {
+        self.settings.disable_keyring.unwrap_or(false)
+    }
+
+    /// Write the keyring entries of every Flyte tool (flytekit, the Flyte 2 SDK, flytectl) on
+    /// each login, even where none held one, so one login serves them all (off by default:
+    /// only the layouts that held a login are updated).
+    ///
+    /// From: the builder, `admin.writeAllLayouts`, `FLYTE_ADMIN_WRITEALLLAYOUTS`.
+    pub fn write_all_layouts(&self) -> bool {
+        self.settings.write_all_layouts.unwrap_or(false)
+    }
+
+    /// The OAuth client id (an API key's wins over the file's and the environment's).
+    ///
+    /// From: the builder, `admin.clientId`, `FLYTE_ADMIN_CLIENTID`, `FLYTE_CREDENTIALS_CLIENT_ID`,
+    /// `[credentials] client_id` (INI).
+    pub fn client_id(&self) -> Option<&str> {
+        self.settings.client_id.as_deref()
+    }
+
+    /// The client secret itself (no key in the YAML file). Surrounding white space is removed.
+    /// The one used comes from the builder, else an API key, else the variable
+    /// `clientSecretEnvVar` names, else the file `clientSecretLocation` names, else
+    /// `FLYTE_CREDENTIALS_CLIENT_SECRET` (or the INI file's `client_secret`).
+    ///
+    /// From: the builder, `FLYTE_CREDENTIALS_CLIENT_SECRET`, `[credentials] client_secret` (INI).
+    pub fn client_secret(&self) -> Option<&SecretString> {
+        self.settings.client_secret.as_ref()
+    }
+
+    /// A file holding the client secret (surrounding white space is ignored).
+    ///
+    /// From: the builder, `admin.clientSecretLocation`, `FLYTE_ADMIN_CLIENTSECRETLOCATION`,
+    /// `FLYTE_CREDENTIALS_CLIENT_SECRET_LOCATION`, `[credentials] client_secret_location` (INI).
+    pub fn client_secret_location(&self) -> Option<&Path> {
+        self.settings.client_secret_location.as_deref()
+    }
+
+    /// The name of an environment variable holding the client secret.
+    ///
+    /// From: the builder, `admin.clientSecretEnvVar`, `FLYTE_ADMIN_CLIENTSECRETENVVAR`,
+    /// `FLYTE_CREDENTIALS_CLIENT_SECRET_ENV_VAR`, `[credentials] client_secret_env_var` (INI).
+    pub fn client_secret_env_var(&self) -> Option<&str> {
+        self.settings.client_secret_env_var.as_deref()
+    }
+
+    /// Scopes to ask for; empty means the server's.
+    ///
+    /// From: the builder, `admin.scopes`, `FLYTE_ADMIN_SCOPES`, `FLYTE_CREDENTIALS_SCOPES`,
+    /// `[credentials] scopes` (INI).
+    pub fn scopes(&self) -> &[String] {
+        self.settings.scopes.as_deref().unwrap_or_default()
+    }
+
+    /// The `audience` parameter of the token requests.
+    ///
+    /// From: the builder, `admin.audience`, `FLYTE_ADMIN_AUDIENCE`, `FLYTE_CREDENTIALS_AUDIENCE`,
+    /// `[credentials] audience` (INI).
+    pub fn audience(&self) -> Option<&str> {
+        self.settings.audience.as_deref()
+    }
+
+    /// The program and arguments that print a token; empty if unset.
+    ///
+    /// From: the builder, `admin.command`, `FLYTE_ADMIN_COMMAND`, `FLYTE_CREDENTIALS_COMMAND`,
+    /// `[credentials] command` (INI).
+    pub fn command(&self) -> &[String] {
+        self.settings.command.as_deref().unwrap_or_default()
+    }
+
+    /// The program and arguments that print a token for `proxy-authorization`; empty if unset.
+    ///
+    /// From: the builder, `admin.proxyCommand`, `FLYTE_ADMIN_PROXYCOMMAND`,
+    /// `FLYTE_CREDENTIALS_PROXY_COMMAND`, `[credentials] proxy_command` (INI).
+    pub fn proxy_command(&self) -> &[String] {
+        self.settings.proxy_command.as_deref().unwrap_or_default()
+    }
+
+    /// The token endpoint to use instead of the discovered one.
+    ///
+    /// From: the builder, `admin.tokenUrl`, `FLYTE_ADMIN_TOKENURL`.
+    pub fn token_url(&self) -> Option<&str> {
+        self.settings.token_url.as_deref()
+    }
+
+    /// The header to send the token in instead of the discovered one.
+    ///
+    /// From: the builder, `admin.authorizationHeader`, `FLYTE_ADMIN_AUTHORIZATIONHEADER`.
+    pub fn authorization_header(&self) -> Option<&str> {
+        self.settings.authorization_header.as_deref()
+    }
+
     /// How many times discovery and the token requests safe to repeat are retried after a
     /// transient failure (as in the Go client; unset: the oauth crate's `DEFAULT_MAX_RETRIES`,
     /// 4, the Go client's default).
-    max_retries: Count -> Option<u32> {
-        yaml: "admin.maxRetries",
+    ///
+    /// From: the builder, `admin.maxRetries`.
+    pub fn max_retries(&self) -> Option<u32> {
+        self.settings.max_retries
     }
+
     /// The time allowed for each attempt of a retried request (discovery, client
     /// credentials, refresh) before it is abandoned and retried, as in the Go client (unset:
     /// the oauth crate's `DEFAULT_PER_RETRY_TIMEOUT`, 15 seconds, the Go client's default).
-    per_retry_timeout: Period -> Option<Duration> {
-        yaml: "admin.perRetryTimeout",
+    ///
+    /// From: the builder, `admin.perRetryTimeout`.
+    pub fn per_retry_timeout(&self) -> Option<Duration> {
+        self.settings.per_retry_timeout
     }
+
     /// The time the token command (`admin.command`) may take (unset: the command crate's
     /// `DEFAULT_TIMEOUT`, 30 seconds).
-    command_timeout: Period -> Option<Duration> {
-        yaml: "admin.commandTimeout",
+    ///
+    /// From: the builder, `admin.commandTimeout`.
+    pub fn command_timeout(&self) -> Option<Duration> {
+        self.settings.command_timeout
     }
+
     /// How long the browser login waits for the user (unset: the PKCE crate's
     /// `DEFAULT_LOGIN_TIMEOUT`, 2 minutes, as flytectl).
-    pkce_timeout: Period -> Option<Duration> {
-        yaml: "admin.pkceConfig.timeout",
+    ///
+    /// From: the builder, `admin.pkceConfig.timeout`.
+    pub fn pkce_timeout(&self) -> Option<Duration> {
+        self.settings.pkce_timeout
     }
+
     /// Refresh a browser-login token this long before it expires (unset: core's
     /// `DEFAULT_REFRESH_MARGIN`, 5 minutes).
-    pkce_refresh_time: Period -> Option<Duration> {
-        yaml: "admin.pkceConfig.refreshTime",
+    ///
+    /// From: the builder, `admin.pkceConfig.refreshTime`.
+    pub fn pkce_refresh_time(&self) -> Option<Duration> {
+        self.settings.pkce_refresh_time
     }
+
     /// How long the device login waits for the user's approval (unset: the device crate's
     /// `DEFAULT_LOGIN_TIMEOUT`, 10 minutes).
-    device_flow_timeout: Period -> Option<Duration> {
-        yaml: "admin.deviceFlowConfig.timeout",
+    ///
+    /// From: the builder, `admin.deviceFlowConfig.timeout`.
+    pub fn device_flow_timeout(&self) -> Option<Duration> {
+        self.settings.device_flow_timeout
     }
+
     /// How often the device flow polls when the server names no interval (unset: the device
     /// crate's `DEFAULT_DEVICE_POLL_INTERVAL`, 5 seconds).
-    device_flow_poll_interval: Period -> Option<Duration> {
-        yaml: "admin.deviceFlowConfig.pollInterval",
+    ///
+    /// From: the builder, `admin.deviceFlowConfig.pollInterval`.
+    pub fn device_flow_poll_interval(&self) -> Option<Duration> {
+        self.settings.device_flow_poll_interval
     }
+
     /// Refresh a device-flow token this long before it expires (unset: core's
     /// `DEFAULT_REFRESH_MARGIN`, 5 minutes).
-    device_flow_refresh_time: Period -> Option<Duration> {
-        yaml: "admin.deviceFlowConfig.refreshTime",
+    ///
+    /// From: the builder, `admin.deviceFlowConfig.refreshTime`.
+    pub fn device_flow_refresh_time(&self) -> Option<Duration> {
+        self.settings.device_flow_refresh_time
     }
+
     /// How long before expiry a token is refreshed at the earliest, for every flow (the Go
     /// client's setting; a flow's own `refreshTime` wins): each token's refresh point is drawn
     /// between this and half of it before expiry, so processes do not refresh in step. Unset
     /// or `0s` (the Go client's default): core's `DEFAULT_REFRESH_MARGIN`, 5 minutes.
-    token_refresh_window: Period -> Option<Duration> {
-        yaml: "admin.tokenRefreshWindow",
+    ///
+    /// From: the builder, `admin.tokenRefreshWindow`.
+    pub fn token_refresh_window(&self) -> Option<Duration> {
+        self.settings.token_refresh_window
+    }
+}
+
+impl PlatformConfigBuilder {
+    /// The server: `host:port`, `dns:///host:port`, `https://host` or `http://host:port`.
+    ///
+    /// Set here, it wins over the config file and the environment.
+    pub fn endpoint(mut self, value: impl Into<String>) -> Self {
+        self.explicit.endpoint = Some(value.into());
+        self
+    }
+
+    /// Plain text to the server, no TLS.
+    ///
+    /// Set here, it wins over the config file and the environment.
+    pub fn insecure(mut self, value: bool) -> Self {
+        self.explicit.insecure = Some(value);
+        self
+    }
+
+    /// Sets [`PlatformConfig::insecure_skip_verify`], over the file and the environment.
+    pub fn insecure_skip_verify(mut self, value: bool) -> Self {
+        self.explicit.insecure_skip_verify = Some(value);
+        self
+    }
+
+    /// Sets [`PlatformConfig::ca_cert_file_path`], over the file and the environment.
+    pub fn ca_cert_file_path(mut self, value: impl Into<PathBuf>) -> Self {
+        self.explicit.ca_cert_file_path = Some(value.into());
+        self
+    }
+
+    /// Sets [`PlatformConfig::http_proxy_url`], over the file and the environment.
+    pub fn http_proxy_url(mut self, value: impl Into<String>) -> Self {
+        self.explicit.http_proxy_url = Some(value.into());
+        self
+    }
+
+    /// Sets [`PlatformConfig::disable_keyring`], over the file and the environment.
+    pub fn disable_keyring(mut self, value: bool) -> Self {
+        self.explicit.disable_keyring = Some(value);
+        self
+    }
+
+    /// Sets [`PlatformConfig::write_all_layouts`], over the file and the environment.
+    pub fn write_all_layouts(mut self, value: bool) -> Self {
+        self.explicit.write_all_layouts = Some(value);
+        self
+    }
+
+    /// The flow. Set on the builder, it also wins over the switch to client credentials that
+    /// a secret found through `clientSecretLocation` or `clientSecretEnvVar` makes.
+    ///
+    /// Set here, it wins over the config file and the environment.
+    pub fn auth_mode(mut self, value: AuthMode) -> Self {
+        self.explicit.auth_mode = Some(value);
+        self
+    }
+
+    /// Sets [`PlatformConfig::client_id`], over the file and the environment.
+    pub fn client_id(mut self, value: impl Into<String>) -> Self {
+        self.explicit.client_id = Some(value.into());
+        self
+    }
+
+    /// Sets [`PlatformConfig::client_secret`], over the file and the environment.
+    pub fn client_secret(mut self, value: impl Into<SecretString>) -> Self {
+        self.explicit.client_secret = Some(value.into());
+        self
+    }
+
+    /// Sets [`PlatformConfig::client_secret_location`], over the file and the environment.
+    pub fn client_secret_location(mut self, value: impl Into<PathBuf>) -> Self {
+        self.explicit.client_secret_location = Some(value.into());
+        self
+    }
+
+    /// Sets [`PlatformConfig::client_secret_env_var`], over the file and the environment.
+    pub fn client_secret_env_var(mut self, value: impl Into<String>) -> Self {
+        self.explicit.client_secret_env_var = Some(value.into());
+        self
+    }
+
+    /// Sets [`PlatformConfig::scopes`], over the file and the environment.
+    pub fn scopes(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.explicit.scopes = Some(value.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets [`PlatformConfig::audience`], over the file and the environment.
+    pub fn audience(mut self, value: impl Into<String>) -> Self {
+        self.explicit.audience = Some(value.into());
+        self
+    }
+
+    /// Sets [`PlatformConfig::command`], over the file and the environment.
+    pub fn command(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.explicit.command = Some(value.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets [`PlatformConfig::proxy_command`], over the file and the environment.
+    pub fn proxy_command(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.explicit.proxy_command = Some(value.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets [`PlatformConfig::token_url`], over the file and the environment.
+    pub fn token_url(mut self, value: impl Into<String>) -> Self {
+        self.explicit.token_url = Some(value.into());
+        self
+    }
+
+    /// Sets [`PlatformConfig::authorization_header`], over the file and the environment.
+    pub fn authorization_header(mut self, value: impl Into<String>) -> Self {
+        self.explicit.authorization_header = Some(value.into());
+        self
+    }
+
+    /// Sets [`PlatformConfig::max_retries`], over the file and the environment.
+    pub fn max_retries(mut self, value: u32) -> Self {
+        self.explicit.max_retries = Some(value);
+        self
+    }
+
+    /// Sets [`PlatformConfig::per_retry_timeout`], over the file and the environment.
+    pub fn per_retry_timeout(mut self, value: Duration) -> Self {
+        self.explicit.per_retry_timeout = Some(value);
+        self
+    }
+
+    /// Sets [`PlatformConfig::command_timeout`], over the file and the environment.
+    pub fn command_timeout(mut self, value: Duration) -> Self {
+        self.explicit.command_timeout = Some(value);
+        self
+    }
+
+    /// Sets [`PlatformConfig::pkce_timeout`], over the file and the environment.
+    pub fn pkce_timeout(mut self, value: Duration) -> Self {
+        self.explicit.pkce_timeout = Some(value);
+        self
+    }
+
+    /// Sets [`PlatformConfig::pkce_refresh_time`], over the file and the environment.
+    pub fn pkce_refresh_time(mut self, value: Duration) -> Self {
+        self.explicit.pkce_refresh_time = Some(value);
+        self
+    }
+
+    /// Sets [`PlatformConfig::device_flow_timeout`], over the file and the environment.
+    pub fn device_flow_timeout(mut self, value: Duration) -> Self {
+        self.explicit.device_flow_timeout = Some(value);
+        self
+    }
+
+    /// Sets [`PlatformConfig::device_flow_poll_interval`], over the file and the environment.
+    pub fn device_flow_poll_interval(mut self, value: Duration) -> Self {
+        self.explicit.device_flow_poll_interval = Some(value);
+        self
+    }
+
+    /// Sets [`PlatformConfig::device_flow_refresh_time`], over the file and the environment.
+    pub fn device_flow_refresh_time(mut self, value: Duration) -> Self {
+        self.explicit.device_flow_refresh_time = Some(value);
+        self
+    }
+
+    /// Sets [`PlatformConfig::token_refresh_window`], over the file and the environment.
+    pub fn token_refresh_window(mut self, value: Duration) -> Self {
+        self.explicit.token_refresh_window = Some(value);
+        self
     }
 }
 
