@@ -12,7 +12,7 @@ use flyte_auth_core::{
     Authenticator, BoxFuture, CachingAuthenticator, ClientConfig, Credentials, Endpoint, Error,
     MAX_TOKEN_LIFETIME, StaticClientConfigStore, TokenFlow,
 };
-use flyte_auth_device::{Clock, DeviceCodeFlow, DevicePrompt};
+use flyte_auth_device::{DeviceCodeFlow, DevicePrompt, PollTimer};
 use flyte_auth_oauth::{
     ClientAuth, ClientContext, DeviceAuthorizationRequest, MAX_DEVICE_CODE_LIFETIME,
     MAX_DEVICE_POLL_INTERVAL, OAuthClient, TokenResponse,
@@ -250,7 +250,7 @@ struct VirtualClock {
     sleeps: Mutex<Vec<Duration>>,
 }
 
-impl Clock for VirtualClock {
+impl PollTimer for VirtualClock {
     fn now(&self) -> Instant {
         let slept = self
             .sleeps
@@ -340,7 +340,7 @@ pub fn expiry_arithmetic(input: &[u8]) {
     let prompts: Arc<Mutex<Vec<String>>> = Arc::default();
     let shown = Arc::clone(&prompts);
     let mut flow = DeviceCodeFlow::builder(ctx)
-        .clock(Arc::clone(&clock) as Arc<dyn Clock>)
+        .poll_timer(Arc::clone(&clock) as Arc<dyn PollTimer>)
         .prompt(move |p| {
             shown
                 .lock()

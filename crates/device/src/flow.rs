@@ -13,7 +13,7 @@ use flyte_auth_oauth::{
 use futures_util::future::{Either, select};
 use http::HeaderName;
 
-use crate::{CancelHandle, Clock, DevicePrompt, PromptCallback};
+use crate::{CancelHandle, DevicePrompt, PollTimer, PromptCallback};
 
 /// How long a device login waits for the user at most, unless configured otherwise
 /// (flytectl's `deviceFlowConfig.timeout`).
@@ -50,7 +50,7 @@ const LOGIN_FIELDS: &[Field] = &[
 pub(crate) struct Polling {
     pub(crate) default_interval: Duration,
     pub(crate) timeout: Duration,
-    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) timer: Arc<dyn PollTimer>,
 }
 
 /// The device code login and the refresh grant as a [`TokenFlow`]: what
@@ -181,8 +181,8 @@ impl DeviceCodeFlow {
         resolved: &Resolved,
         authorization: &DeviceAuthorization,
     ) -> Result<TokenResponse, Error> {
-        let clock = &self.polling.clock;
-        let started = clock.now();
+        let timer = &self.polling.timer;
+        let started = timer.now();
         let mut interval = authorization
             .server_interval()
             .unwrap_or(self.polling.default_interval);
@@ -203,14 +203,14 @@ impl DeviceCodeFlow {
         let mut polls: u32 = 0;
         loop {
             let wait = backoff.unwrap_or(interval);
-            let now = clock.now();
+            let now = timer.now();
             if let Some(deadline) = deadline
                 && now.checked_add(wait).is_none_or(|next| next >= deadline)
             {
-                clock.sleep(deadline.saturating_duration_since(now)).await;
+                timer.sleep(deadline.saturating_duration_since(now)).await;
                 return Err(self.deadline_error(why, limit, last_failure.as_ref()));
             }
-            clock.sleep(wait).await;
+            timer.sleep(wait).await;
             polls += 1;
             match self.ctx.http().token(&request).await {
                 Ok(token) => return Ok(token),

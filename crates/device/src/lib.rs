@@ -36,7 +36,7 @@
 //! 4. [`CancelHandle::cancel`] ends a running login with [`Error::Cancelled`](flyte_auth_core::Error::Cancelled); dropping the
 //!    future that awaits credentials ends it too.
 //!
-//! Waiting goes through a [`Clock`] ([`TokioClock`], on `tokio::time`, by default).
+//! Waiting goes through a [`PollTimer`] ([`TokioTimer`], on `tokio::time`, by default).
 //!
 //! # Construction touches no network
 //!
@@ -63,9 +63,9 @@
 //! ```
 
 mod cancel;
-mod clock;
 mod flow;
 mod prompt;
+mod timer;
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -74,9 +74,9 @@ use flyte_auth_oauth::ClientContext;
 pub use flyte_auth_oauth::DEFAULT_DEVICE_POLL_INTERVAL;
 
 pub use cancel::CancelHandle;
-pub use clock::{Clock, TokioClock};
 pub use flow::{DEFAULT_LOGIN_TIMEOUT, DeviceCodeFlow, MAX_ERROR_BACKOFF, SLOW_DOWN_INCREMENT};
 pub use prompt::{DevicePrompt, PromptCallback, prompt_on_stderr};
+pub use timer::{PollTimer, TokioTimer};
 
 use flow::Polling;
 
@@ -120,7 +120,7 @@ impl DeviceCodeFlow {
             poll_interval: None,
             timeout: None,
             prompt: None,
-            clock: None,
+            timer: None,
         }
     }
 }
@@ -134,7 +134,7 @@ pub struct DeviceCodeFlowBuilder {
     poll_interval: Option<Duration>,
     timeout: Option<Duration>,
     prompt: Option<PromptCallback>,
-    clock: Option<Arc<dyn Clock>>,
+    timer: Option<Arc<dyn PollTimer>>,
 }
 
 impl fmt::Debug for DeviceCodeFlowBuilder {
@@ -187,9 +187,9 @@ impl DeviceCodeFlowBuilder {
         self
     }
 
-    /// The time source of the poll loop ([`TokioClock`] by default); for tests.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
+    /// The time source of the poll loop ([`TokioTimer`] by default); for tests.
+    pub fn poll_timer(mut self, timer: Arc<dyn PollTimer>) -> Self {
+        self.timer = Some(timer);
         self
     }
 
@@ -219,7 +219,7 @@ impl DeviceCodeFlowBuilder {
             polling: Polling {
                 default_interval,
                 timeout,
-                clock: self.clock.unwrap_or_else(|| Arc::new(TokioClock)),
+                timer: self.timer.unwrap_or_else(|| Arc::new(TokioTimer)),
             },
             prompt: self.prompt.unwrap_or_else(|| Arc::new(prompt_on_stderr)),
             cancel: CancelHandle::new(),

@@ -17,7 +17,7 @@ use flyte_auth_core::{
     Endpoint, Error, MemoryStore, OAuthErrorCode, StaticClientConfigStore, TokenStore,
 };
 use flyte_auth_device::{
-    CancelHandle, Clock, DeviceCodeAuthenticator, DeviceCodeFlow, DevicePrompt,
+    CancelHandle, DeviceCodeAuthenticator, DeviceCodeFlow, DevicePrompt, PollTimer,
 };
 use flyte_auth_oauth::ClientContext;
 use serde_json::json;
@@ -56,7 +56,7 @@ impl ManualClock {
     }
 }
 
-impl Clock for ManualClock {
+impl PollTimer for ManualClock {
     fn now(&self) -> Instant {
         self.start + self.elapsed()
     }
@@ -235,7 +235,7 @@ impl World {
             store: None,
             poll_interval: None,
             timeout: None,
-            clock: Some(Arc::clone(&self.clock) as Arc<dyn Clock>),
+            clock: Some(Arc::clone(&self.clock) as Arc<dyn PollTimer>),
             prompts: Arc::clone(&self.prompts),
         }
     }
@@ -273,7 +273,7 @@ struct Assembly {
     store: Option<Arc<dyn TokenStore>>,
     poll_interval: Option<Duration>,
     timeout: Option<Duration>,
-    clock: Option<Arc<dyn Clock>>,
+    clock: Option<Arc<dyn PollTimer>>,
     prompts: Arc<Mutex<Vec<DevicePrompt>>>,
 }
 
@@ -311,7 +311,7 @@ impl Assembly {
         let mut flow =
             DeviceCodeFlow::builder(ctx).prompt(move |p| prompts.lock().unwrap().push(p.clone()));
         if let Some(clock) = self.clock {
-            flow = flow.clock(clock);
+            flow = flow.poll_timer(clock);
         }
         if let Some(interval) = self.poll_interval {
             flow = flow.poll_interval(interval);

@@ -12,7 +12,7 @@ use flyte_auth_core::{
     Authenticator, BoxFuture, CachingAuthenticator, ClientConfig, Credentials, Endpoint, Error,
     MAX_TOKEN_LIFETIME, StaticClientConfigStore,
 };
-use flyte_auth_device::{Clock, DeviceCodeAuthenticator, DeviceCodeFlow, DevicePrompt};
+use flyte_auth_device::{DeviceCodeAuthenticator, DeviceCodeFlow, DevicePrompt, PollTimer};
 use flyte_auth_oauth::{ClientContext, MAX_DEVICE_POLL_INTERVAL};
 use serde_json::json;
 use wiremock::{
@@ -30,7 +30,7 @@ struct ManualClock {
     sleeps: Mutex<Vec<Duration>>,
 }
 
-impl Clock for ManualClock {
+impl PollTimer for ManualClock {
     fn now(&self) -> Instant {
         self.start + *self.offset.lock().unwrap()
     }
@@ -81,7 +81,7 @@ impl World {
             .unwrap();
         let prompts = Arc::clone(&self.prompts);
         let mut flow = DeviceCodeFlow::builder(ctx)
-            .clock(Arc::clone(&self.clock) as Arc<dyn Clock>)
+            .poll_timer(Arc::clone(&self.clock) as Arc<dyn PollTimer>)
             .prompt(move |p| prompts.lock().unwrap().push(p.clone()));
         if let Some(timeout) = timeout {
             flow = flow.timeout(timeout);
