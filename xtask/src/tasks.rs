@@ -112,7 +112,7 @@ fn advisory_db() -> Option<PathBuf> {
 ///
 /// Default features; no features (when it has any); and each feature alone. For `flyte-auth`
 /// that is each flow (`command`, `pkce`, `device`, `clientcreds`) and each store (`keyring`,
-/// `file-store`) alone, whatever features its manifest declares at the time.
+/// `file`) alone, whatever features its manifest declares at the time.
 fn feature_sets(package: &workspace::Package) -> Vec<Vec<String>> {
     let mut sets = vec![vec![]];
     if package.features.iter().any(|f| f != "default") {

@@ -489,12 +489,12 @@ mod oauth {
             Hints::Off => None,
             Hints::Custom(hints) => Some(Arc::clone(hints)),
             Hints::NextToStore => {
-                #[cfg(any(feature = "keyring", feature = "file-store"))]
+                #[cfg(any(feature = "keyring", feature = "file"))]
                 {
                     let dir = store?.directory()?;
                     Some(Arc::new(flyte_auth_store::DiscoveryHintFiles::in_dir(dir)))
                 }
-                #[cfg(not(any(feature = "keyring", feature = "file-store")))]
+                #[cfg(not(any(feature = "keyring", feature = "file")))]
                 {
                     let _ = store;
                     None

@@ -49,7 +49,7 @@
 //! | `clientcreds` | client credentials grant for services: `flyte_auth::clientcreds` |
 //! | `command` | a command prints the token (also for `proxy-authorization`): `flyte_auth::command` |
 //! | `keyring` | token store in the OS keyring, pyflyte's layout: `flyte_auth::store` |
-//! | `file-store` | token store in a 0600 file per endpoint: `flyte_auth::store` |
+//! | `file` | token store in a 0600 file per endpoint: `flyte_auth::store` |
 //! | `tower` | `AuthLayer`: the token on the requests of a tower service (a `tonic` 0.12 or 0.14 channel), lazily; a new one and a replay of unary calls after `UNAUTHENTICATED` / 401: `flyte_auth::tower` |
 //! | `reqwest` | `AuthenticatedClient`: the token on every `reqwest` request, a new one and one replay after a 401: `flyte_auth::reqwest` |
 //!
@@ -95,7 +95,7 @@ pub use flyte_auth_device as device;
 pub use flyte_auth_oauth as oauth;
 #[cfg(feature = "pkce")]
 pub use flyte_auth_pkce as pkce;
-#[cfg(any(feature = "keyring", feature = "file-store"))]
+#[cfg(any(feature = "keyring", feature = "file"))]
 pub use flyte_auth_store as store;
 
 /// The examples of README.md, compiled and run as doctests.
