@@ -94,7 +94,7 @@ pub enum LoginEvent<'a> {
     /// `browser_opened` is false): the user logs in at `url`.
     Started {
         /// The authorization URL.
-        url: &'a Url,
+        url: &'a str,
         /// The endpoint the login is for.
         endpoint: &'a str,
         /// Whether a browser is going to be opened.
@@ -103,7 +103,7 @@ pub enum LoginEvent<'a> {
     /// The browser could not be opened: the user must open `url` by hand.
     BrowserFailed {
         /// The authorization URL.
-        url: &'a Url,
+        url: &'a str,
         /// Why (the opener's message).
         reason: &'a str,
     },

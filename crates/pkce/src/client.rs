@@ -476,7 +476,7 @@ impl AuthorizationClient {
             "starting the browser login"
         );
         self.options.prompt.show(&LoginEvent::Started {
-            url: &url,
+            url: url.as_str(),
             endpoint: &self.endpoint,
             browser_opened: open_browser,
         });
@@ -487,7 +487,7 @@ impl AuthorizationClient {
             if let Err(reason) = self.options.browser.open(&url).await {
                 tracing::warn!(%reason, "could not open a browser for the login");
                 self.options.prompt.show(&LoginEvent::BrowserFailed {
-                    url: &url,
+                    url: url.as_str(),
                     reason: &reason,
                 });
             }

@@ -446,7 +446,7 @@ async fn without_a_browser_the_url_is_shown_and_the_login_completes_when_the_use
         } = event
         {
             seen.lock().unwrap().push(*browser_opened);
-            let target = approve(url, "c");
+            let target = approve(&url::Url::parse(url).unwrap(), "c");
             tokio::spawn(async move {
                 visit(&target).await;
             });
