@@ -3,8 +3,6 @@
 
 use std::{fmt, sync::Arc};
 
-use url::Url;
-
 type OpenFn = dyn Fn(&str) -> Result<(), String> + Send + Sync;
 type PromptFn = dyn Fn(&LoginEvent<'_>) + Send + Sync;
 
@@ -61,12 +59,12 @@ impl BrowserOpener {
     }
 
     /// Opens `url`; `Ok(())` when nothing is to be opened.
-    pub(crate) async fn open(&self, url: &Url) -> Result<(), String> {
+    pub(crate) async fn open(&self, url: &str) -> Result<(), String> {
         match &self.0 {
             Opener::Disabled => Ok(()),
-            Opener::Custom(open) => open(url.as_str()),
+            Opener::Custom(open) => open(url),
             Opener::System => {
-                let target = url.as_str().to_owned();
+                let target = url.to_owned();
                 match tokio::task::spawn_blocking(move || webbrowser::open(&target)).await {
                     Ok(result) => result.map_err(|e| e.to_string()),
                     Err(e) => Err(format!("the browser could not be started: {e}")),

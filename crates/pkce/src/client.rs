@@ -484,7 +484,7 @@ impl AuthorizationClient {
             if !open_browser {
                 return;
             }
-            if let Err(reason) = self.options.browser.open(&url).await {
+            if let Err(reason) = self.options.browser.open(url.as_str()).await {
                 tracing::warn!(%reason, "could not open a browser for the login");
                 self.options.prompt.show(&LoginEvent::BrowserFailed {
                     url: url.as_str(),
