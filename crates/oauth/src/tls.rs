@@ -20,6 +20,10 @@ pub(crate) fn danger_accept_any_certificate_config() -> Result<rustls::ClientCon
              path can read the client secret and the tokens; use caCertFilePath instead"
         );
     });
+    // ring, which reqwest also uses when the program installed no default provider (README,
+    // "TLS"). rustls 0.23.48 deprecates this constructor, as ring has no post-quantum key
+    // exchange, and offers no other one for ring.
+    #[allow(deprecated, reason = "ring on purpose: README, TLS")]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()?
