@@ -90,7 +90,10 @@ mod tests {
              scopes = all, offline\ncommand = gcloud,auth,\n  print-access-token\n\n[sdk]\nworkflow_packages = x\n",
         )
         .unwrap();
-        assert_eq!(layer.endpoint.as_deref(), Some("dns:///flyte.example.org"));
+        assert_eq!(
+            layer.endpoint.as_ref().map(|e| e.as_written()),
+            Some("dns:///flyte.example.org")
+        );
         assert_eq!(layer.insecure, Some(true));
         assert_eq!(layer.client_id.as_deref(), Some("svc"));
         assert_eq!(

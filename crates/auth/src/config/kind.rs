@@ -4,7 +4,7 @@
 
 use std::{fmt, marker::PhantomData, path::PathBuf, time::Duration};
 
-use flyte_auth_core::{SecretString, redact_url};
+use flyte_auth_core::{Endpoint, Error, SecretString, redact_url};
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Unexpected, Visitor};
 
 use super::{AuthMode, duration, env};
@@ -57,6 +57,24 @@ impl Kind for Text {
     const NUMBERS: bool = true;
     fn parse(text: &str) -> Result<String, Invalid> {
         Ok(text.to_owned())
+    }
+}
+
+/// A Flyte server address, parsed once, when it is read; shown as written.
+pub(crate) struct Address;
+
+impl Kind for Address {
+    type Value = Endpoint;
+    const EXPECTED: &'static str = "a string";
+    const NUMBERS: bool = true;
+    fn parse(text: &str) -> Result<Endpoint, Invalid> {
+        Endpoint::parse(text).map_err(|e| match e {
+            Error::Config { message } => Invalid::Message(message),
+            other => Invalid::Message(other.to_string()),
+        })
+    }
+    fn show(value: &Endpoint, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(value.as_written(), f)
     }
 }
 

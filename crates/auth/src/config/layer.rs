@@ -69,16 +69,9 @@ impl Source {
 }
 
 impl Layer {
-    /// Normalises and checks the values whose form the types alone do not guarantee:
-    /// the endpoint parses as a [`flyte_auth_core::Endpoint`], URLs and the header name are checked.
-    pub(crate) fn checked(mut self, source: &Source) -> Result<Self, Error> {
-        if let Some(endpoint) = self.endpoint.take() {
-            flyte_auth_core::Endpoint::parse(&endpoint).map_err(|e| match e {
-                Error::Config { message } => source.error(key::endpoint, message),
-                other => other,
-            })?;
-            self.endpoint = Some(endpoint.trim().to_owned());
-        }
+    /// Checks the values whose form their kind alone does not guarantee: the URLs, the
+    /// header name and the name of the secret's variable.
+    pub(crate) fn checked(self, source: &Source) -> Result<Self, Error> {
         if let Some(url) = &self.http_proxy_url {
             check_url(url, &["http", "https", "socks5", "socks5h"])
                 .map_err(|m| source.error(key::http_proxy_url, m))?;
@@ -175,12 +168,12 @@ mod tests {
             "http://localhost:30080",
             "[::1]:8089",
         ] {
-            let layer = Layer {
-                endpoint: Some(format!("  {raw} ")),
-                ..Layer::default()
-            };
-            let checked = layer.checked(&Source::Explicit).unwrap();
-            assert_eq!(checked.endpoint.as_deref(), Some(raw));
+            let cfg = crate::PlatformConfig::for_endpoint(format!("  {raw} ")).unwrap();
+            assert_eq!(cfg.endpoint().as_written(), raw);
+            let (layer, _) =
+                env::read(&|name| (name == env::PLATFORM_URL).then(|| format!(" {raw}  ")))
+                    .unwrap();
+            assert_eq!(layer.endpoint.unwrap().as_written(), raw);
         }
     }
 
@@ -192,13 +185,19 @@ mod tests {
             "flyte.example.org:99999",
             "a b",
         ] {
-            let layer = Layer {
-                endpoint: Some(raw.to_owned()),
-                ..Layer::default()
-            };
-            let err = layer.checked(&Source::Explicit).unwrap_err().to_string();
+            let err = crate::PlatformConfig::for_endpoint(raw)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("dns:///host[:port]"), "{raw}: {err}");
-            assert!(err.contains("endpoint"), "{raw}: {err}");
+            assert!(err.contains("explicit setting `endpoint`"), "{raw}: {err}");
+            let err = env::read(&|name| (name == env::ADMIN_ENDPOINT).then(|| raw.to_owned()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("dns:///host[:port]"), "{raw}: {err}");
+            assert!(
+                err.contains("environment variable FLYTE_ADMIN_ENDPOINT"),
+                "{raw}: {err}"
+            );
         }
     }
 

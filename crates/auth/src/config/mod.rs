@@ -106,7 +106,7 @@ type EnvFn = dyn Fn(&str) -> Option<String> + Send + Sync;
 /// carry credentials), and URLs lose their user info and query.
 #[derive(Clone)]
 pub struct PlatformConfig {
-    /// The server, parsed (`settings.endpoint` as written).
+    /// The server (also in `settings`, for `Debug`).
     endpoint: Endpoint,
     /// Every setting, merged: the resolved endpoint, flow, client id and secret included.
     settings: Layer,
@@ -387,6 +387,8 @@ pub struct PlatformConfigBuilder {
     file: FileChoice,
     env: Option<Box<EnvFn>>,
     current_dir: Option<PathBuf>,
+    /// The endpoint as given, parsed by `build`.
+    endpoint: Option<String>,
     explicit: Layer,
     api_key: Option<SecretString>,
 }
@@ -467,7 +469,14 @@ impl PlatformConfigBuilder {
                     .or_else(|| std::env::current_dir().ok()),
             },
         };
-        resolve(&inputs, &self.file, self.explicit, self.api_key.as_ref())
+        let mut explicit = self.explicit;
+        if let Some(endpoint) = &self.endpoint {
+            explicit.endpoint = Some(Endpoint::parse(endpoint).map_err(|e| match e {
+                Error::Config { message } => Source::Explicit.error(key::endpoint, message),
+                other => other,
+            })?);
+        }
+        resolve(&inputs, &self.file, explicit, self.api_key.as_ref())
     }
 }
 
@@ -714,12 +723,9 @@ fn resolve(
     // for, not to one a stale config file names.
     let endpoint = match (&explicit.endpoint, &api_key, settings.endpoint.take()) {
         (Some(endpoint), _, _) => endpoint.clone(),
-        (None, Some((key, origin)), _) => {
-            Endpoint::parse(&key.endpoint).map_err(|e| {
-                Error::config(format!("the endpoint of the API key from {origin}: {e}"))
-            })?;
-            key.endpoint.clone()
-        }
+        (None, Some((key, origin)), _) => Endpoint::parse(&key.endpoint).map_err(|e| {
+            Error::config(format!("the endpoint of the API key from {origin}: {e}"))
+        })?,
         (None, None, Some(endpoint)) => endpoint,
         (None, None, None) => {
             return Err(Error::config(no_endpoint_message(&outcome, &skipped)));
@@ -793,11 +799,10 @@ fn resolve(
         settings.client_id = Some(key.client_id.clone());
     }
 
-    // `checked` has parsed it already.
-    let parsed = Endpoint::parse(&endpoint)?.with_insecure(settings.insecure.unwrap_or(false));
-    settings.endpoint = Some(endpoint);
+    let endpoint = endpoint.with_insecure(settings.insecure.unwrap_or(false));
+    settings.endpoint = Some(endpoint.clone());
     Ok(PlatformConfig {
-        endpoint: parsed,
+        endpoint,
         settings,
         sources: ConfigSources {
             file: file_read.map(|r| r.path.clone()),

@@ -23,7 +23,8 @@ use serde::de::MapAccess;
 use super::{
     AuthMode, PlatformConfig, PlatformConfigBuilder,
     kind::{
-        Command, Count, FilePath, Flag, Kind, List, Mode, Period, Secret, Shown, Text, Url, Yaml,
+        Address, Command, Count, FilePath, Flag, Kind, List, Mode, Period, Secret, Shown, Text,
+        Url, Yaml,
     },
     layer::Key,
 };
@@ -136,7 +137,7 @@ impl fmt::Debug for Layer {
 }
 
 settings! {
-    endpoint: Text {
+    endpoint: Address {
         yaml: "admin.endpoint",
         env: [ADMIN_ENDPOINT = "FLYTE_ADMIN_ENDPOINT", PLATFORM_URL = "FLYTE_PLATFORM_URL"],
         ini: platform.url,
@@ -471,7 +472,7 @@ impl PlatformConfigBuilder {
     ///
     /// Set here, it wins over the config file and the environment.
     pub fn endpoint(mut self, value: impl Into<String>) -> Self {
-        self.explicit.endpoint = Some(value.into());
+        self.endpoint = Some(value.into());
         self
     }
 
