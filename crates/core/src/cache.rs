@@ -346,7 +346,7 @@ impl<F: TokenFlow> CachingAuthenticator<F> {
             if let Some(running) = slot.as_ref() {
                 running.clone()
             } else {
-                if !force && let Some(c) = self.inner.fresh() {
+                if !force && let Some(c) = self.inner.fresh_in_memory() {
                     return Box::pin(async move { Ok(c) });
                 }
                 let inner = Arc::clone(&self.inner);
@@ -366,16 +366,16 @@ impl<F: TokenFlow> CachingAuthenticator<F> {
 
 impl<F: TokenFlow> Inner<F> {
     /// The cached credentials if they are not yet due for refresh.
-    fn fresh(&self) -> Option<Arc<Credentials>> {
+    fn fresh_in_memory(&self) -> Option<Arc<Credentials>> {
         let current = self.current.load();
         current
             .as_ref()
-            .filter(|c| self.before(c.refresh_after))
+            .filter(|c| self.not_due(c.refresh_after))
             .map(|c| Arc::clone(&c.credentials))
     }
 
-    /// Whether now is before `refresh_after` (`None`: always).
-    fn before(&self, refresh_after: Option<SystemTime>) -> bool {
+    /// Whether `refresh_after` has not come yet (`None`: it never comes).
+    fn not_due(&self, refresh_after: Option<SystemTime>) -> bool {
         refresh_after.is_none_or(|at| self.clock.now() < at)
     }
 
@@ -406,7 +406,7 @@ impl<F: TokenFlow> Inner<F> {
     }
 
     fn is_fresh(&self, credentials: &Credentials) -> bool {
-        self.before(self.refresh_after(credentials))
+        self.not_due(self.refresh_after(credentials))
     }
 
     /// Whether stored `credentials` can be served as they are: fresh, and with no copies in
@@ -638,7 +638,7 @@ impl<F: TokenFlow> Inner<F> {
 
 impl<F: TokenFlow> Authenticator for CachingAuthenticator<F> {
     fn get_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>> {
-        match self.inner.fresh() {
+        match self.inner.fresh_in_memory() {
             Some(c) => Box::pin(async move { Ok(c) }),
             None => self.attempt(false),
         }
@@ -652,12 +652,12 @@ impl<F: TokenFlow> Authenticator for CachingAuthenticator<F> {
         let current = self.inner.current.load();
         current
             .as_ref()
-            .filter(|c| self.inner.before(c.refresh_after))
+            .filter(|c| self.inner.not_due(c.refresh_after))
             .map(|c| c.header.clone())
     }
 
     fn fresh_credentials(&self) -> Option<Arc<Credentials>> {
-        if let Some(fresh) = self.inner.fresh() {
+        if let Some(fresh) = self.inner.fresh_in_memory() {
             return Some(fresh);
         }
         // Credentials in memory that are due for refresh: the store is read again under its
@@ -678,7 +678,7 @@ impl<F: TokenFlow> Authenticator for CachingAuthenticator<F> {
         if let Some(current) = self.inner.current.load().as_ref() {
             // As the hot path sees it (a token served on after a failed renewal included).
             return current.credentials.refresh_token.is_some()
-                || self.inner.before(current.refresh_after);
+                || self.inner.not_due(current.refresh_after);
         }
         let usable = |c: &Credentials| c.refresh_token.is_some() || self.inner.is_fresh(c);
         match self.inner.read_store().filter(|c| usable(c)) {
