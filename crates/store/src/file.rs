@@ -16,7 +16,7 @@ use std::{
 use flyte_auth_core::{Credentials, Endpoint, StoreError, StoreLock, TokenStore};
 use serde::{Deserialize, Serialize};
 
-use crate::lockfile;
+use crate::disk;
 
 const STORE: &str = "file";
 
@@ -123,10 +123,10 @@ pub struct FileStore {
 
 impl FileStore {
     /// The environment variable that overrides the default directory.
-    pub const ENV_CACHE_DIR: &'static str = lockfile::ENV_CACHE_DIR;
+    pub const ENV_CACHE_DIR: &'static str = disk::ENV_CACHE_DIR;
 
     /// How long [`TokenStore::lock`] waits for another holder before it gives up.
-    pub const DEFAULT_LOCK_TIMEOUT: Duration = lockfile::DEFAULT_LOCK_TIMEOUT;
+    pub const DEFAULT_LOCK_TIMEOUT: Duration = disk::DEFAULT_LOCK_TIMEOUT;
 
     /// A store in `$FLYTE_AUTH_CACHE_DIR`, else in `flyte-auth` under the user's cache
     /// directory.
@@ -138,7 +138,7 @@ impl FileStore {
 
     /// A store in `dir` when given, else as [`FileStore::new`].
     pub fn open(dir: Option<PathBuf>) -> Result<Self, StoreError> {
-        lockfile::store_dir(dir)
+        disk::store_dir(dir)
             .map(Self::in_dir)
             .ok_or_else(|| StoreError::Unavailable {
                 store: STORE,
@@ -172,21 +172,21 @@ impl FileStore {
     /// The token file of `endpoint` (named by its [`key`](Endpoint::key)).
     pub fn path_for(&self, endpoint: &Endpoint) -> PathBuf {
         self.dir
-            .join(format!("{}.json", lockfile::file_stem(endpoint.key())))
+            .join(format!("{}.json", disk::file_stem(endpoint.key())))
     }
 
     /// The sidecar lock file of `endpoint`.
     pub fn lock_path_for(&self, endpoint: &Endpoint) -> PathBuf {
-        lockfile::lock_path(&self.dir, endpoint.key())
+        disk::lock_path(&self.dir, endpoint.key())
     }
 
     fn write_file(&self, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
-        lockfile::write_private_file(STORE, &self.dir, path, contents)
+        disk::write_private_file(STORE, &self.dir, path, contents)
     }
 }
 
 fn io_error(operation: &'static str, what: &str, path: &Path, e: io::Error) -> StoreError {
-    lockfile::io_error(STORE, operation, what, path, e)
+    disk::io_error(STORE, operation, what, path, e)
 }
 
 #[derive(Serialize)]
@@ -208,15 +208,15 @@ struct FileV1 {
 
 /// Reads and checks a token file: `None` (with a warning) when it is not usable; an error
 /// (and a warning) when a symbolic link or another user's file is at its place
-/// ([`lockfile::open_found`]: never followed, never read).
+/// ([`disk::open_found`]: never followed, never read).
 fn read_file(path: &Path, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError> {
-    let bytes = match lockfile::read_limited(path, MAX_FILE_SIZE) {
+    let bytes = match disk::read_limited(path, MAX_FILE_SIZE) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Ok(None),
         // Something nobody but the user should have put there: refused, not skipped.
-        Err(why @ (lockfile::Unusable::Link | lockfile::Unusable::Owner { .. })) => {
+        Err(why @ (disk::Unusable::Link | disk::Unusable::Owner { .. })) => {
             tracing::warn!(path = %path.display(), reason = %why, "refusing the token file");
-            return Err(lockfile::refused(STORE, "the token file", path, &why));
+            return Err(disk::refused(STORE, "the token file", path, &why));
         }
         Err(why) => {
             tracing::warn!(path = %path.display(), reason = %why, "could not read the token file; continuing without stored credentials");
@@ -293,7 +293,7 @@ impl TokenStore for FileStore {
     }
 
     fn retrieve(&self, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError> {
-        if !lockfile::check_dir(STORE, &self.dir)? {
+        if !disk::check_dir(STORE, &self.dir)? {
             return Ok(None);
         }
         read_file(&self.path_for(endpoint), endpoint)
@@ -303,7 +303,7 @@ impl TokenStore for FileStore {
         let path = self.path_for(endpoint);
         match fs::remove_file(&path) {
             Ok(()) => {
-                lockfile::sync_dir(&self.dir);
+                disk::sync_dir(&self.dir);
                 Ok(())
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -312,7 +312,7 @@ impl TokenStore for FileStore {
     }
 
     fn lock(&self, endpoint: &Endpoint) -> Result<Option<StoreLock>, StoreError> {
-        lockfile::lock(STORE, &self.dir, endpoint.key(), self.lock_timeout).map(Some)
+        disk::lock(STORE, &self.dir, endpoint.key(), self.lock_timeout).map(Some)
     }
 
     fn name(&self) -> &'static str {

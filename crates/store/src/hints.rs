@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use flyte_auth_core::{DiscoveryFlavour, DiscoveryHints, StoreError};
 use serde::{Deserialize, Serialize};
 
-use crate::{lockfile, store_key};
+use crate::{disk, store_key};
 
 /// The name in errors.
 const HINTS: &str = "discovery hint";
@@ -62,7 +62,7 @@ impl DiscoveryHintFiles {
     /// (`$FLYTE_AUTH_CACHE_DIR`, else `flyte-auth` in the user's cache directory); `None`
     /// when no directory is known.
     pub fn open(dir: Option<PathBuf>) -> Option<Self> {
-        lockfile::store_dir(dir).map(Self::in_dir)
+        disk::store_dir(dir).map(Self::in_dir)
     }
 
     /// The directory of the files.
@@ -73,7 +73,7 @@ impl DiscoveryHintFiles {
     /// The hint file of `endpoint`.
     pub fn path_for(&self, endpoint: &str) -> PathBuf {
         self.dir
-            .join(format!("{}.discovery", lockfile::file_stem(endpoint)))
+            .join(format!("{}.discovery", disk::file_stem(endpoint)))
     }
 }
 
@@ -91,7 +91,7 @@ impl DiscoveryHints for DiscoveryHintFiles {
             tracing::debug!(path = %path.display(), why, "ignoring the discovery hint");
             None
         };
-        match lockfile::check_dir(HINTS, &self.dir) {
+        match disk::check_dir(HINTS, &self.dir) {
             Ok(true) => {}
             Ok(false) => return None,
             Err(e) => {
@@ -99,10 +99,10 @@ impl DiscoveryHints for DiscoveryHintFiles {
                 return None;
             }
         }
-        let bytes = match lockfile::read_limited(&path, MAX_HINT_SIZE) {
+        let bytes = match disk::read_limited(&path, MAX_HINT_SIZE) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return None,
-            Err(why @ (lockfile::Unusable::Io(_) | lockfile::Unusable::TooLarge(_))) => {
+            Err(why @ (disk::Unusable::Io(_) | disk::Unusable::TooLarge(_))) => {
                 return ignored(&why.to_string());
             }
             // A link, a FIFO, another user's file: someone put it there; say so.
@@ -139,7 +139,7 @@ impl DiscoveryHints for DiscoveryHintFiles {
             message: format!("could not encode the hint: {e}"),
             source: None,
         })?;
-        lockfile::write_private_file(HINTS, &self.dir, &self.path_for(endpoint), &json)
+        disk::write_private_file(HINTS, &self.dir, &self.path_for(endpoint), &json)
     }
 }
 

@@ -15,12 +15,11 @@ use std::{
 use flyte_auth_core::{Credentials, Endpoint, StoreError, StoreLock, TokenStore};
 
 use crate::{
-    bounded,
+    bounded, disk,
     layouts::{
         self, ACCESS_TOKEN, FLYTE2_TOKENS, FLYTECTL_SERVICE, ID_TOKEN, Layout, LoginCopy, METADATA,
         Metadata, Names, REFRESH_TOKEN,
     },
-    lockfile,
 };
 
 const STORE: &str = "keyring";
@@ -114,8 +113,8 @@ impl KeyringStore {
     pub fn new() -> Self {
         Self {
             timeout: Self::DEFAULT_TIMEOUT,
-            lock_dir: lockfile::store_dir(None),
-            lock_timeout: lockfile::DEFAULT_LOCK_TIMEOUT,
+            lock_dir: disk::store_dir(None),
+            lock_timeout: disk::DEFAULT_LOCK_TIMEOUT,
             all_layouts: false,
             shared: Arc::default(),
         }
@@ -296,7 +295,7 @@ impl TokenStore for KeyringStore {
 
     fn lock(&self, endpoint: &Endpoint) -> Result<Option<StoreLock>, StoreError> {
         match &self.lock_dir {
-            Some(dir) => lockfile::lock(STORE, dir, endpoint.key(), self.lock_timeout).map(Some),
+            Some(dir) => disk::lock(STORE, dir, endpoint.key(), self.lock_timeout).map(Some),
             None => Ok(None),
         }
     }

@@ -44,6 +44,8 @@
 
 #[cfg(feature = "keyring")]
 mod bounded;
+#[cfg(any(feature = "keyring", feature = "file"))]
+mod disk;
 #[cfg(feature = "file")]
 mod file;
 #[cfg(any(feature = "keyring", feature = "file"))]
@@ -52,8 +54,6 @@ mod hints;
 mod keyring_store;
 #[cfg(feature = "keyring")]
 mod layouts;
-#[cfg(any(feature = "keyring", feature = "file"))]
-mod lockfile;
 mod select;
 
 pub use flyte_auth_core::{

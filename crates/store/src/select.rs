@@ -379,7 +379,7 @@ impl TokenStore for DefaultStore {
     fn directory(&self) -> Option<PathBuf> {
         #[cfg(any(feature = "keyring", feature = "file"))]
         {
-            crate::lockfile::store_dir(self.cache_dir.clone())
+            crate::disk::store_dir(self.cache_dir.clone())
         }
         #[cfg(not(any(feature = "keyring", feature = "file")))]
         {
