@@ -88,8 +88,8 @@ pub struct KeyringStore {
 struct Shared {
     /// By the endpoint as written (the names of its entries).
     seen: HashMap<String, Seen>,
-    /// Entry writes allowed before the next one fails ([`KeyringStore::fail_writes_after`]).
-    #[cfg(feature = "test-hooks")]
+    /// Entry writes allowed before the next one fails (`KeyringStore::fail_writes_after`,
+    /// feature `test-hooks`); `None` otherwise.
     writes_left: Option<usize>,
 }
 
@@ -139,14 +139,7 @@ impl KeyringStore {
         self
     }
 
-    /// Without the `test-hooks` feature every write may go ahead.
-    #[cfg(not(feature = "test-hooks"))]
-    fn may_write(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    /// Counts one entry write against [`fail_writes_after`](Self::fail_writes_after).
-    #[cfg(feature = "test-hooks")]
+    /// Counts one entry write against `fail_writes_after`.
     fn may_write(&self) -> Result<(), StoreError> {
         let mut shared = self.shared();
         match shared.writes_left.as_mut() {
