@@ -283,6 +283,8 @@ pub struct TlsServer {
 impl TlsServer {
     pub fn start(pki: &TestPki, body: &'static str) -> Self {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        // The provider the client uses (src/tls.rs); rustls 0.23.48 deprecates its constructor.
+        #[allow(deprecated, reason = "ring on purpose: README, TLS")]
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
