@@ -14,6 +14,7 @@ mod cmd;
 mod demo;
 mod fuzz;
 mod provider;
+mod publish;
 mod tasks;
 mod workspace;
 
@@ -90,6 +91,20 @@ const TASKS: &[Task] = &[
         in_ci: true,
         args: no_args,
         run: |_| tasks::footprint(),
+    },
+    Task {
+        name: "package",
+        about: "cargo package -p <each library crate>: packed and built as crates.io would",
+        in_ci: true,
+        args: no_args,
+        run: |_| publish::package(),
+    },
+    Task {
+        name: "newest",
+        about: "the library crates built and unit-tested with -D warnings after cargo update (target/newest/)",
+        in_ci: true,
+        args: no_args,
+        run: |_| publish::newest(),
     },
     Task {
         name: "demo",
