@@ -23,11 +23,17 @@ static EP: std::sync::LazyLock<Endpoint> =
     std::sync::LazyLock::new(|| Endpoint::parse(ENDPOINT).expect("a valid endpoint"));
 const CHILD_LIMIT: Duration = Duration::from_secs(300);
 
+/// One expiry for every credentials this process builds, an hour after its start, so two
+/// built a second apart still compare equal.
+static EXPIRES_AT: std::sync::LazyLock<std::time::SystemTime> =
+    std::sync::LazyLock::new(|| std::time::SystemTime::now() + Duration::from_secs(3600));
+
 fn full_credentials(tag: &str) -> Credentials {
     Credentials::new(format!("access-{tag}"), EP.key())
         .with_refresh_token(format!("refresh-{tag}"))
         .with_id_token(format!("id-{tag}"))
         .with_expires_in(3600)
+        .with_expires_at(*EXPIRES_AT)
         .with_client_id(format!("client-{tag}"))
         .with_scopes(["all", "offline"])
 }
