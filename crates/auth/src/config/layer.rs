@@ -80,7 +80,7 @@ impl Layer {
             check_url(url, &["http", "https"]).map_err(|m| source.error(key::token_url, m))?;
         }
         if let Some(name) = &self.authorization_header {
-            http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            flyte_auth_core::parse_header_name(name).map_err(|_| {
                 source.error(
                     key::authorization_header,
                     format!(
