@@ -50,6 +50,12 @@ pub enum SkipReason {
         /// What it is, in words (`a FIFO`).
         kind: &'static str,
     },
+    /// It could not be opened or inspected (no permission, a loop of links): another user's
+    /// unreadable file must not stop the search for the user's own.
+    Unreadable {
+        /// The error, in words.
+        error: String,
+    },
 }
 
 impl SkipReason {
@@ -73,6 +79,7 @@ impl SkipReason {
                 subject(path)
             ),
             Self::NotRegular { kind } => format!("it is {kind}, not a regular file"),
+            Self::Unreadable { error } => format!("it cannot be read ({error})"),
         }
     }
 }
@@ -83,7 +90,9 @@ impl fmt::Display for SkipReason {
             Self::Owner { path, .. } | Self::Writable { path, .. } => {
                 write!(f, "{}: {}", path.display(), self.of_file(path))
             }
-            Self::NotRegular { .. } => f.write_str(&self.of_file(Path::new(""))),
+            Self::NotRegular { .. } | Self::Unreadable { .. } => {
+                f.write_str(&self.of_file(Path::new("")))
+            }
         }
     }
 }
@@ -111,13 +120,36 @@ pub(crate) fn read_found(path: &Path, cap: u64) -> io::Result<Found> {
         let flags = OFlags::NONBLOCK | OFlags::NOCTTY;
         std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, flags.bits() as i32);
     }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    // A link on the way (`/tmp/.flyte -> ...`, `/tmp/config.yaml -> ...`) is itself an entry
+    // someone made: it must be the user's or root's, like what it points to.
+    #[cfg(unix)]
+    for entry in [path, dir] {
+        match std::fs::symlink_metadata(entry) {
+            // A link's own mode means nothing (always `rwxrwxrwx`): its owner does.
+            Ok(meta) if meta.file_type().is_symlink() => {
+                if let Some(why @ SkipReason::Owner { .. }) = untrusted(entry, &meta) {
+                    return Ok(Found::Untrusted(why));
+                }
+            }
+            Ok(_) => {}
+            Err(e) if is_absent(&e) => return Ok(Found::Missing),
+            Err(e) => return Ok(unreadable(&e)),
+        }
+    }
     let file = match options.open(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Missing),
-        Err(e) => return Err(e),
+        Err(e) if is_absent(&e) => return Ok(Found::Missing),
+        Err(e) => return Ok(unreadable(&e)),
     };
     // The opened file's own metadata: what is read is what was checked.
-    let meta = file.metadata()?;
+    let meta = match file.metadata() {
+        Ok(meta) => meta,
+        Err(e) => return Ok(unreadable(&e)),
+    };
     if !meta.is_file() {
         return Ok(Found::Untrusted(SkipReason::NotRegular {
             kind: kind_of(&meta),
@@ -128,15 +160,31 @@ pub(crate) fn read_found(path: &Path, cap: u64) -> io::Result<Found> {
         if let Some(why) = untrusted(path, &meta) {
             return Ok(Found::Untrusted(why));
         }
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        if let Some(why) = untrusted(dir, &std::fs::metadata(dir)?) {
-            return Ok(Found::Untrusted(why));
+        match std::fs::metadata(dir) {
+            Ok(dir_meta) => {
+                if let Some(why) = untrusted(dir, &dir_meta) {
+                    return Ok(Found::Untrusted(why));
+                }
+            }
+            Err(e) => return Ok(unreadable(&e)),
         }
     }
     read_capped(file, cap).map(Found::Text)
+}
+
+/// Nothing to use at that place: no such file, or a path through something that is not a
+/// directory (`/tmp/.flyte` a plain file).
+fn is_absent(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+fn unreadable(e: &io::Error) -> Found {
+    Found::Untrusted(SkipReason::Unreadable {
+        error: e.to_string(),
+    })
 }
 
 /// Reads a file the user named, at most `cap` bytes. A regular file is read at once; anything
@@ -371,6 +419,73 @@ mod tests {
         let text = read_named_within(&path, 100, Duration::from_secs(10)).unwrap();
         assert_eq!(text, "admin: {}\n");
         writer.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn what_cannot_be_read_is_skipped_not_fatal_and_a_plain_file_on_the_way_is_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        // `.flyte` a plain file: there is no config there.
+        std::fs::write(dir.path().join(".flyte"), "").unwrap();
+        assert!(matches!(
+            read_found(&dir.path().join(".flyte/config.yaml"), 100).unwrap(),
+            Found::Missing
+        ));
+        // A loop of links: an error to skip, never one that ends the search.
+        std::os::unix::fs::symlink("b", dir.path().join("a")).unwrap();
+        std::os::unix::fs::symlink("a", dir.path().join("b")).unwrap();
+        let Found::Untrusted(why) = read_found(&dir.path().join("a/config.yaml"), 100).unwrap()
+        else {
+            panic!("not skipped")
+        };
+        assert!(matches!(why, SkipReason::Unreadable { .. }), "{why:?}");
+        assert!(why.to_string().contains("cannot be read"), "{why}");
+    }
+
+    #[test]
+    fn a_link_another_user_made_on_the_way_is_not_followed() {
+        // Only root can give a link to another user; CI runs as root.
+        if rustix::process::geteuid().as_raw() != 0 {
+            panic!("this test must run as root (as CI does) to make another user's link");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mine = dir.path().join("mine");
+        std::fs::create_dir(&mine).unwrap();
+        std::fs::write(mine.join("config.yaml"), "admin: {}\n").unwrap();
+        for link in [".flyte", "config.yaml"] {
+            let at = dir.path().join(link);
+            let target = if link == ".flyte" {
+                mine.clone()
+            } else {
+                mine.join("config.yaml")
+            };
+            std::os::unix::fs::symlink(&target, &at).unwrap();
+            std::os::unix::fs::lchown(&at, Some(65534), Some(65534)).unwrap();
+        }
+        for (found, link) in [
+            (
+                dir.path().join(".flyte/config.yaml"),
+                dir.path().join(".flyte"),
+            ),
+            (
+                dir.path().join("config.yaml"),
+                dir.path().join("config.yaml"),
+            ),
+        ] {
+            let Found::Untrusted(why) = read_found(&found, 100).unwrap() else {
+                panic!("{} was read through another user's link", found.display())
+            };
+            assert!(
+                matches!(&why, SkipReason::Owner { path, owner: 65534, .. } if *path == link),
+                "{why:?}"
+            );
+        }
+        // The same links made by this user are followed.
+        std::os::unix::fs::lchown(dir.path().join(".flyte"), Some(0), Some(0)).unwrap();
+        match read_found(&dir.path().join(".flyte/config.yaml"), 100).unwrap() {
+            Found::Text(_) => {}
+            Found::Untrusted(why) => panic!("not read: {why:?}"),
+            Found::Missing => panic!("not found"),
+        }
     }
 
     #[test]
