@@ -563,6 +563,9 @@ impl<F: TokenFlow> Inner<F> {
     }
 
     async fn obtain(&self, force: bool) -> Result<Arc<Credentials>, Error> {
+        // A token the server refused must be replaced, however fresh it looks: its stored
+        // copy, read again under the lock, is the same token.
+        let force = force || self.current.load().as_ref().is_some_and(|c| c.refused);
         let endpoint = self.flow.endpoint();
         let mut candidate = self
             .current

@@ -18,7 +18,7 @@ use std::{
 
 use flyte_auth_core::{
     Authenticator, BoxFuture, CachingAuthenticator, Credentials, Endpoint, Error, MemoryStore,
-    OAuthError, TokenFlow, TokenStore,
+    OAuthError, StoreError, StoreLock, TokenFlow, TokenStore,
 };
 
 const ENDPOINT: &str = "flyte.example.org:443";
@@ -90,6 +90,29 @@ fn setup(
         .store(store.clone())
         .build();
     (flow, store, auth)
+}
+
+/// A [`MemoryStore`] that offers a cross-process lock, as the file and keyring stores do: the
+/// cache then reads the store again under the lock before it refreshes.
+#[derive(Debug, Default)]
+struct LockingStore(MemoryStore);
+
+impl TokenStore for LockingStore {
+    fn store(&self, endpoint: &Endpoint, credentials: &Credentials) -> Result<(), StoreError> {
+        self.0.store(endpoint, credentials)
+    }
+    fn retrieve(&self, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError> {
+        self.0.retrieve(endpoint)
+    }
+    fn delete(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        self.0.delete(endpoint)
+    }
+    fn lock(&self, _endpoint: &Endpoint) -> Result<Option<StoreLock>, StoreError> {
+        Ok(Some(StoreLock::new(())))
+    }
+    fn name(&self) -> &'static str {
+        "locking memory"
+    }
 }
 
 fn page(status: u16) -> Error {
@@ -175,7 +198,22 @@ async fn has_credentials_reads_memory_and_store_but_never_logs_in() {
 
 #[tokio::test]
 async fn an_invalidated_token_is_not_served_again_and_the_next_call_refreshes() {
-    let (flow, _, auth) = setup(None, None);
+    for locking in [false, true] {
+        invalidated_token_is_replaced(locking).await;
+    }
+}
+
+/// With a store that locks, the stored copy of the refused token, read again under the lock,
+/// must not be taken for a fresh one.
+async fn invalidated_token_is_replaced(locking: bool) {
+    let flow = Arc::new(Flow::default());
+    let mut builder = CachingAuthenticator::builder(Arc::clone(&flow));
+    builder = if locking {
+        builder.store(Arc::new(LockingStore::default()))
+    } else {
+        builder.store(Arc::new(MemoryStore::new()))
+    };
+    let auth = builder.build();
     auth.get_credentials().await.unwrap();
     let sent = auth.fetch_grpc_call_auth_metadata().unwrap();
 
@@ -193,7 +231,11 @@ async fn an_invalidated_token_is_not_served_again_and_the_next_call_refreshes() 
         "its refresh token is kept"
     );
     let creds = auth.get_credentials().await.unwrap();
-    assert_eq!(creds.access_token.expose_secret(), "refreshed-1");
+    assert_eq!(
+        creds.access_token.expose_secret(),
+        "refreshed-1",
+        "locking store: {locking}"
+    );
     assert_eq!(
         flow.logins.load(Ordering::SeqCst),
         1,
