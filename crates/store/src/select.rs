@@ -294,9 +294,11 @@ impl DefaultStore {
         }
     }
 
-    /// Removes the login of `endpoint` from the persistent stores that were not chosen: one
-    /// saved there by an earlier process (a fallback while the keyring was away, or the
-    /// keyring's before it stopped answering) must not outlive a logout.
+    /// Removes the file-store copy of `endpoint`'s login when the keyring was chosen: one an
+    /// earlier process saved there while the keyring was away must not outlive a logout. The
+    /// keyring is never touched from here: when the file store was chosen the keyring did not
+    /// answer, and its entries include other tools' logins, which only a delete of the
+    /// keyring store itself may remove.
     fn delete_elsewhere(&self, chosen: &'static str, endpoint: &Endpoint) {
         #[cfg(feature = "file")]
         if chosen != "file"
@@ -317,21 +319,7 @@ impl DefaultStore {
                 ),
             }
         }
-        #[cfg(feature = "keyring")]
-        if chosen != "keyring" {
-            match self.keyring.delete(endpoint) {
-                Ok(()) => {}
-                Err(e @ StoreError::Unavailable { .. }) => tracing::debug!(
-                    error = %e,
-                    "the keyring is not available; a login it may keep was not removed"
-                ),
-                Err(e) => tracing::warn!(
-                    error = %e,
-                    "could not remove the login the keyring may keep"
-                ),
-            }
-        }
-        #[cfg(not(any(feature = "file", feature = "keyring")))]
+        #[cfg(not(feature = "file"))]
         let _ = (chosen, endpoint);
     }
 }
