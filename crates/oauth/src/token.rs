@@ -650,7 +650,7 @@ pub(crate) fn parse_token_response(
 /// only be refused, or accepted where it must not be.
 fn not_bearer(status: u16, kind: &str, operation: &str, secrets: &[&str]) -> Error {
     const MAX_CHARS: usize = 40;
-    let kind = redact(kind.trim(), secrets);
+    let kind = printable(&redact(kind.trim(), secrets)).into_owned();
     let kind = match kind.char_indices().nth(MAX_CHARS) {
         Some((cut, _)) => format!("{}...", &kind[..cut]),
         None => kind,

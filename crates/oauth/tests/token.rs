@@ -652,4 +652,11 @@ async fn only_bearer_tokens_are_accepted() {
         }
         assert!(!e.is_transient() && !e.is_rejected_grant(), "{e:?}");
     }
+    // The refused type is shown, so it is shown printable.
+    let (_server, result) = answer(ResponseTemplate::new(200).set_body_json(
+        serde_json::json!({"access_token": "at-XYZ", "token_type": "\u{1b}[2K\rBearer"}),
+    ))
+    .await;
+    let shown = result.unwrap_err().to_string();
+    assert!(!shown.chars().any(char::is_control), "{shown:?}");
 }

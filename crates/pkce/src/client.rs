@@ -3,7 +3,7 @@
 
 use std::{fmt, time::Duration};
 
-use flyte_auth_core::{Credentials, Error};
+use flyte_auth_core::{Credentials, Error, text::printable};
 use flyte_auth_oauth::{ClientAuth, HttpSettings, OAuthClient, TokenRequest};
 use url::Url;
 
@@ -92,12 +92,16 @@ impl IssuerMismatch {
     const MAX_CHARS: usize = 200;
 
     pub(crate) fn new(expected: &str, received: Option<&str>) -> Self {
-        let received = received.map(|iss| match iss.char_indices().nth(Self::MAX_CHARS) {
-            Some((cut, _)) => format!("{}...", &iss[..cut]),
-            None => iss.to_owned(),
+        // Both are shown on a terminal; the callback's comes from whoever sent the browser.
+        let received = received.map(|iss| {
+            let iss = printable(iss);
+            match iss.char_indices().nth(Self::MAX_CHARS) {
+                Some((cut, _)) => format!("{}...", &iss[..cut]),
+                None => iss.into_owned(),
+            }
         });
         Self {
-            expected: expected.to_owned(),
+            expected: printable(expected).into_owned(),
             received,
         }
     }

@@ -719,6 +719,7 @@ async fn a_callback_from_another_issuer_is_refused_when_the_server_announces_iss
         (Some(ISSUER), true),
         (Some("https://attacker.example.org"), false),
         (Some("https://idp.example.org/oauth2/"), false),
+        (Some("https://evil.example\u{1b}[2K\u{1b}]8;;x\u{7}"), false),
         (None, false),
     ] {
         let idp = MockServer::start().await;
@@ -758,8 +759,13 @@ async fn a_callback_from_another_issuer_is_refused_when_the_server_announces_iss
             .downcast_ref::<flyte_auth_pkce::IssuerMismatch>()
             .unwrap_or_else(|| panic!("not an IssuerMismatch: {inner:?}"));
         assert_eq!(mismatch.expected, ISSUER);
-        assert_eq!(mismatch.received.as_deref(), iss);
+        assert_eq!(
+            mismatch.received.as_deref(),
+            iss.map(|iss| flyte_auth_core::text::printable(iss))
+                .as_deref()
+        );
         assert!(e.to_string().contains(ISSUER), "{e}");
+        assert!(!e.to_string().chars().any(char::is_control), "{e:?}");
         assert!(forms.is_empty(), "the code of {iss:?} was exchanged");
         assert_eq!(pages.len(), 1);
         assert_ne!(pages[0].status, 200, "{}", pages[0].body);
