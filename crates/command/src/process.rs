@@ -100,15 +100,17 @@ impl Tail {
     pub(crate) fn text(&self, hide: &[&str]) -> String {
         let start = self.bytes.len().saturating_sub(STDERR_TAIL);
         let truncated = self.truncated || start > 0;
-        let raw = String::from_utf8_lossy(&self.bytes[start..]);
+        // Redacted before it is escaped: a hidden word holding a control character (a
+        // coloured token) would no longer match once escaped.
+        let mut raw = String::from_utf8_lossy(&self.bytes[start..]).into_owned();
+        for word in hide {
+            raw = raw.replace(word, "[redacted]");
+        }
         let mut text = printable_lines(&raw).into_owned();
         if truncated {
             // The first line is probably cut: drop it and say that something came before.
             let rest = text.split_once('\n').map_or("", |(_, rest)| rest);
             text = format!("...\n{rest}");
-        }
-        for word in hide {
-            text = text.replace(word, "[redacted]");
         }
         text.trim().to_owned()
     }
@@ -453,6 +455,15 @@ mod tests {
             text,
             "\\u{1b}[31merror\\u{1b}[0m: token [redacted] rejected\n\u{fffd}\\u{1b}]0;t\\u{7}\\u{d}x"
         );
+    }
+
+    #[test]
+    fn a_hidden_word_holding_a_control_character_is_still_hidden() {
+        let mut tail = Tail::default();
+        tail.push(b"printed \x1b[32mtok-SECRET\x1b[0m twice\n");
+        let text = tail.text(&["\x1b[32mtok-SECRET\x1b[0m"]);
+        assert!(!text.contains("SECRET"), "{text}");
+        assert_eq!(text, "printed [redacted] twice");
     }
 
     #[test]
