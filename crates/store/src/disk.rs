@@ -519,7 +519,8 @@ pub(crate) fn lock(
             return Err(refused(store, "the lock file", &path, &why));
         }
     };
-    let deadline = Instant::now() + timeout;
+    // `Duration::MAX` (wait as long as it takes) must not overflow: then there is no deadline.
+    let deadline = Instant::now().checked_add(timeout);
     let mut pause = Duration::from_millis(5);
     loop {
         match file.try_lock() {
@@ -533,7 +534,7 @@ pub(crate) fn lock(
             }
         }
         let now = Instant::now();
-        if now >= deadline {
+        if deadline.is_some_and(|deadline| now >= deadline) {
             return Err(StoreError::Io {
                 store,
                 operation: "lock",
@@ -545,7 +546,7 @@ pub(crate) fn lock(
                 source: None,
             });
         }
-        thread::sleep(pause.min(deadline - now));
+        thread::sleep(deadline.map_or(pause, |deadline| pause.min(deadline - now)));
         pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
@@ -553,6 +554,13 @@ pub(crate) fn lock(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_timeout_of_any_size_takes_a_free_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().join("tokens");
+        assert!(lock("file", &dir, "flyte.example.org", Duration::MAX).is_ok());
+    }
 
     #[test]
     fn the_directory_is_the_explicit_one_then_the_environment_then_the_default() {
