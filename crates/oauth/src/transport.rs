@@ -154,7 +154,9 @@ impl OAuthClient {
     /// clock, for a check of the local one. `None` when nothing answers (or the TLS
     /// configuration cannot be set up) or the answer has no readable `Date`.
     pub async fn server_date(&self, url: &str) -> Option<String> {
-        let answer = self.http_client().ok()?.get(url).send().await.ok()?;
+        let request = self.http_client().ok()?.get(url).send();
+        let limit = self.inner.settings.request_limit();
+        let answer = tokio::time::timeout(limit, request).await.ok()?.ok()?;
         let date = answer.headers().get(reqwest::header::DATE)?.to_str().ok()?;
         Some(date.to_owned())
     }
