@@ -5,7 +5,8 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use flyte_auth::{Credentials, PlatformConfig};
+use flyte_auth::{Credentials, PlatformConfig, text::printable};
+
 use serde::Serialize;
 
 /// Everything `status` shows. Holds no token and no secret, only facts about them.
@@ -128,8 +129,10 @@ impl Status {
     /// The text for people.
     pub(crate) fn to_text(&self) -> String {
         let mut out = String::new();
+        // Values come from files, the environment and servers (granted scopes): shown
+        // printable, so none can move the cursor or forge a line.
         let mut line = |name: &str, value: &str| {
-            let _ = writeln!(out, "{name:<15}{value}");
+            let _ = writeln!(out, "{name:<15}{}", printable(value));
         };
         line(
             "endpoint:",
@@ -300,6 +303,19 @@ mod tests {
         assert_eq!(human(Duration::from_secs(45)), "45s");
         assert_eq!(human(Duration::from_secs(3570)), "59m 30s");
         assert_eq!(human(Duration::from_secs(3900)), "1h 5m");
+    }
+
+    #[test]
+    fn text_output_escapes_control_characters_a_server_granted() {
+        let creds = Credentials::new("t", "flyte.example.org:443")
+            .with_expires_in(3600)
+            .with_scopes(["all\u{1b}[2K\rforged"]);
+        let text = Status::new(&cfg(), "file", Ok(Some(creds)), None).to_text();
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(text.contains("\\u{1b}[2K"), "{text}");
     }
 
     #[test]
