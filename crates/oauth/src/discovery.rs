@@ -518,7 +518,8 @@ impl RemoteClientConfigStore {
                     display_url(&self.base_url),
                     display_url(url),
                     if field == "token_endpoint" {
-                        " (or set tokenUrl to the https:// token endpoint)"
+                        " (a client-credentials login can do without discovery: set tokenUrl \
+                         to the https:// token endpoint, and scopes)"
                     } else {
                         ""
                     }
