@@ -99,6 +99,23 @@ impl TimeLimit {
             )),
             _ => None,
         };
+        // A `proxyCommand` runs before the first request, with the same limit as a token
+        // command: its time is added too, so it is stopped by its own limit, with its process
+        // group, before this process ends.
+        let allowance = if cfg.proxy_command().is_empty() {
+            allowance
+        } else {
+            let proxy = cfg
+                .command_timeout()
+                .unwrap_or(flyte_auth::command::DEFAULT_TIMEOUT);
+            Some(match allowance {
+                Some((extra, _)) => (
+                    extra.saturating_add(proxy),
+                    "the login and the proxy command",
+                ),
+                None => (proxy, "the proxy command"),
+            })
+        };
         Self {
             started,
             network: options.timeout,
@@ -318,6 +335,27 @@ mod tests {
             Some(12 * SECOND)
         );
         assert_eq!(total("ExternalCommand", &[]), Some(35 * SECOND));
+    }
+
+    #[test]
+    fn a_proxy_command_adds_its_own_limit() {
+        let cli = crate::args::cli(&["--timeout", "5", "token"]);
+        let with_proxy = |mode: &str| {
+            let cfg = PlatformConfig::builder()
+                .no_config_file()
+                .no_env()
+                .endpoint("h:1")
+                .auth_mode(mode.parse::<AuthMode>().unwrap())
+                .client_id("svc")
+                .client_secret("s")
+                .proxy_command(["print-token"])
+                .command_timeout(Duration::from_secs(7))
+                .build()
+                .unwrap();
+            TimeLimit::new(&cfg, &cli.options, Instant::now()).total()
+        };
+        assert_eq!(with_proxy("ClientSecret"), Some(12 * SECOND));
+        assert_eq!(with_proxy("Pkce"), Some(132 * SECOND));
     }
 
     #[test]
