@@ -145,7 +145,16 @@ fn check_with(cfg: &PlatformConfig, depth: u32, callers: &[String]) -> Result<()
 /// configuration error, without repeating the one below.
 pub(crate) fn explain(cfg: &PlatformConfig, error: Error) -> Error {
     match &error {
-        Error::Command { stderr, .. } if stderr.contains(REFUSAL) => refusal(cfg),
+        // What a flyte-auth below prints when it refuses, and its exit status: not merely a
+        // command's output that quotes the words.
+        Error::Command { stderr, status, .. }
+            if status == "exit status 2"
+                && stderr
+                    .lines()
+                    .any(|line| line.starts_with("flyte-auth: ") && line.contains(REFUSAL)) =>
+        {
+            refusal(cfg)
+        }
         _ => error,
     }
 }
@@ -241,5 +250,12 @@ mod tests {
             stderr: "not logged in".into(),
         };
         assert!(matches!(explain(&script, other), Error::Command { .. }));
+        // A command that only quotes the words keeps its own error.
+        let quoting = Error::Command {
+            program: "sh".into(),
+            status: "exit status 1".into(),
+            stderr: format!("usage: see {REFUSAL}"),
+        };
+        assert!(matches!(explain(&script, quoting), Error::Command { .. }));
     }
 }
