@@ -8,9 +8,15 @@ use std::borrow::Cow;
 /// the window title, turn into a hidden link (OSC 8) or be hidden by the characters after it.
 ///
 /// Escaped: the C0 controls (U+0000–U+001F, line breaks and tabs included), DEL (U+007F), the
-/// C1 controls (U+0080–U+009F, of which U+009B starts a sequence like ESC `[` does), and the
-/// bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069), which reorder what is
-/// shown. Every other character is kept, so ordinary text is returned as it is, without a copy.
+/// C1 controls (U+0080–U+009F, of which U+009B starts a sequence like ESC `[` does), every
+/// character of Unicode's `Bidi_Control` set (the marks U+061C, U+200E and U+200F, the
+/// embeddings and overrides U+202A–U+202E, the isolates U+2066–U+2069), which reorder what is
+/// shown, the line and paragraph separators (U+2028, U+2029), which break a line as `\n`
+/// does, and the invisible format characters that can hide text between visible ones: the
+/// zero-width space, non-joiner and joiner (U+200B–U+200D), the word joiner and invisible
+/// operators (U+2060–U+2064), the deprecated format characters (U+206A–U+206F), the byte
+/// order mark (U+FEFF) and the interlinear annotation characters (U+FFF9–U+FFFB). Every
+/// other character is kept, so ordinary text is returned as it is, without a copy.
 ///
 /// Use it on every string a server sends before it is printed or put into an error or a log:
 /// a user code, a verification URL, an `error_description`, a discovery value.
@@ -49,7 +55,17 @@ pub fn printable_lines(text: &str) -> Cow<'_, str> {
 
 /// Whether a terminal acts on `c` instead of showing it (see [`printable`]).
 fn is_unsafe(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+        )
 }
 
 fn escape(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
@@ -95,6 +111,46 @@ mod tests {
         }
         assert_eq!(printable("\u{9b}31m"), "\\u{9b}31m");
         assert_eq!(printable("abc\u{202e}gpj.exe"), "abc\\u{202e}gpj.exe");
+    }
+
+    #[test]
+    fn bidi_controls_separators_and_invisible_format_characters_are_escaped() {
+        let hidden = [
+            // Unicode's `Bidi_Control` set.
+            '\u{061c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}',
+            '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+            // Line and paragraph separators.
+            '\u{2028}', '\u{2029}', // Invisible format characters.
+            '\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}', '\u{2061}', '\u{2062}', '\u{2063}',
+            '\u{2064}', '\u{206a}', '\u{206b}', '\u{206c}', '\u{206d}', '\u{206e}', '\u{206f}',
+            '\u{feff}', '\u{fff9}', '\u{fffa}', '\u{fffb}',
+        ];
+        for c in hidden {
+            let expected = format!("a\\u{{{:x}}}b", u32::from(c));
+            assert_eq!(
+                printable(&format!("a{c}b")),
+                expected,
+                "U+{:04X}",
+                u32::from(c)
+            );
+            assert_eq!(
+                printable_lines(&format!("a{c}b")),
+                expected,
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+        // Their neighbours are ordinary text.
+        for c in [
+            '\u{2010}', '\u{2027}', '\u{202f}', '\u{2065}', '\u{fffc}', '\u{fffd}',
+        ] {
+            let text = format!("a{c}b");
+            assert!(
+                matches!(printable(&text), Cow::Borrowed(_)),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
     }
 
     #[test]
