@@ -383,19 +383,22 @@ impl<F: TokenFlow> Inner<F> {
     /// (from the margin before their expiry to half the margin before it); at once when the
     /// expiry is unknown and a refresh token can tell (the answer states one); never when the
     /// expiry is unknown and nothing can be done but use the token (`None`).
+    ///
+    /// The margin is a quarter of the token's lifetime when that is less. The lifetime is the
+    /// one recorded when the token arrived ([`accept`](Self::accept)), never one counted from
+    /// now, which would shrink the window as the expiry nears; a token of unknown lifetime
+    /// (another tool stored its expiry only) gets the full margin.
     fn refresh_after(&self, credentials: &Credentials) -> Option<SystemTime> {
-        let Some(expires_at) = expiry(credentials) else {
+        let Some(expires_at) = credentials.expires_at() else {
             return credentials
                 .refresh_token
                 .as_ref()
                 .map(|_| SystemTime::UNIX_EPOCH);
         };
-        let now = self.clock.now();
-        let lifetime = credentials
-            .expires_in
-            .map(Duration::from_secs)
-            .unwrap_or_else(|| expires_at.duration_since(now).unwrap_or_default());
-        let margin = self.margin.min(lifetime / 4);
+        let margin = match credentials.lifetime() {
+            Some(lifetime) => self.margin.min(lifetime / 4),
+            None => self.margin,
+        };
         let draw = splitmix64(self.jitter_seed ^ splitmix64(credentials.expires_at_unix?));
         let before_expiry = margin - fraction_of(margin / 2, draw);
         Some(
@@ -460,7 +463,7 @@ impl<F: TokenFlow> Inner<F> {
         error: Error,
     ) -> Result<Arc<Credentials>, Error> {
         let Some((current, expires_at)) =
-            current.and_then(|c| expiry(&c).map(|expires_at| (c, expires_at)))
+            current.and_then(|c| c.expires_at().map(|expires_at| (c, expires_at)))
         else {
             return Err(error);
         };
@@ -541,16 +544,19 @@ impl<F: TokenFlow> Inner<F> {
         self.install(credentials)
     }
 
-    /// Completes what the flow returned (the expiry, counted on this cache's clock: the
-    /// server's `expires_in`, else the token's own, else [`UNKNOWN_EXPIRY_LIFETIME`] from now),
-    /// then persists and installs it.
+    /// Completes what the flow returned (its lifetime and expiry, counted once, now, on this
+    /// cache's clock: the server's `expires_in`, else until the access token's own expiry,
+    /// else [`UNKNOWN_EXPIRY_LIFETIME`]), then persists and installs it. Both are stored, so
+    /// that no later process counts the lifetime again from its own start.
     fn accept(&self, mut credentials: Credentials) -> Result<Arc<Credentials>, Error> {
         let now = self.clock.now();
-        if let Some(seconds) = credentials.expires_in {
-            credentials = credentials.with_expires_at(later(now, Duration::from_secs(seconds)));
-        } else if !credentials.expiry_is_known() {
-            credentials = credentials.with_expires_at(later(now, UNKNOWN_EXPIRY_LIFETIME));
-        }
+        let lifetime = match (credentials.lifetime(), credentials.expires_at()) {
+            (Some(stated), _) => stated,
+            (None, Some(expires_at)) => expires_at.duration_since(now).unwrap_or_default(),
+            (None, None) => UNKNOWN_EXPIRY_LIFETIME,
+        };
+        credentials.expires_in = Some(lifetime.as_secs());
+        credentials = credentials.with_expires_at(later(now, lifetime));
         credentials.for_endpoint = self.flow.endpoint().key().to_owned();
         if credentials.client_id.is_none() {
             credentials.client_id = self.flow.client_id();
@@ -705,13 +711,6 @@ impl<F: TokenFlow> Authenticator for CachingAuthenticator<F> {
             other => other.clone(),
         });
     }
-}
-
-/// When `credentials` expire, without overflow: an expiry past what this platform's clock
-/// represents is read as the latest time it does.
-fn expiry(credentials: &Credentials) -> Option<SystemTime> {
-    let seconds = credentials.expires_at_unix?;
-    Some(later(SystemTime::UNIX_EPOCH, Duration::from_secs(seconds)))
 }
 
 /// `at + by`, saturating: a duration too long to add on this platform reaches (within a factor

@@ -52,7 +52,11 @@ pub struct Credentials {
     /// The endpoint these credentials are for (the store's key).
     pub for_endpoint: String,
     /// The lifetime in seconds, as the server sent it (at most [`MAX_TOKEN_LIFETIME`] when
-    /// set through [`with_expires_in`](Self::with_expires_in) or read from a store).
+    /// set through [`with_expires_in`](Self::with_expires_in) or read from a store). When the
+    /// server sent none, the cache records the lifetime it counted when the token arrived
+    /// (until the token's JWT `exp`, else [`UNKNOWN_EXPIRY_LIFETIME`]), so that its refresh
+    /// window is the same in every later process. `None` for a token another tool stored
+    /// without one: its refresh window is then the full margin.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",

@@ -789,6 +789,118 @@ async fn the_trust_window_of_a_token_without_lifetime_starts_once_and_is_stored(
     assert_eq!(flow.logins.load(Ordering::SeqCst), 2);
 }
 
+#[tokio::test]
+async fn a_token_without_lifetime_is_refreshed_in_its_window_by_a_later_process_too() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = ManualClock::new();
+    let flow = Arc::new(SilentFlow::default());
+    let auth = |flow: &Arc<SilentFlow>| {
+        CachingAuthenticator::builder(Arc::clone(flow))
+            .store(store.clone())
+            .clock(clock.clone())
+            .build()
+    };
+    auth(&flow).get_credentials().await.unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
+    assert_eq!(
+        stored.lifetime(),
+        Some(flyte_auth_core::UNKNOWN_EXPIRY_LIFETIME),
+        "the assumed lifetime is stored with the token"
+    );
+    // 30 seconds before the expiry: past the window of a five-minute token (75 to 37.5
+    // seconds before it), for a process that reads it now as for the one that logged in. A
+    // lifetime counted from each reading would be 30 seconds, and the token served on.
+    clock.advance(flyte_auth_core::UNKNOWN_EXPIRY_LIFETIME - Duration::from_secs(30));
+    let later = auth(&flow);
+    assert!(
+        later.fresh_credentials().is_none(),
+        "served past its window"
+    );
+    let creds = later.get_credentials().await.unwrap();
+    assert_eq!(creds.access_token.expose_secret(), "silent-2");
+}
+
+/// A flow whose tokens are JWTs that expire in an hour, with no `expires_in`.
+#[derive(Debug)]
+struct JwtFlow {
+    clock: Arc<ManualClock>,
+    logins: AtomicUsize,
+}
+
+impl TokenFlow for JwtFlow {
+    fn endpoint(&self) -> &Endpoint {
+        &EP
+    }
+    fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
+        use base64::Engine as _;
+        let n = self.logins.fetch_add(1, Ordering::SeqCst) + 1;
+        let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let exp = unix_secs(self.clock.now_for_test()) + 3600;
+        let jwt = format!(
+            "{}.{}.sig{n}",
+            enc.encode(br#"{"alg":"none"}"#),
+            enc.encode(format!(r#"{{"exp":{exp}}}"#))
+        );
+        Box::pin(async move { Ok(Credentials::new(jwt, ENDPOINT)) })
+    }
+}
+
+#[tokio::test]
+async fn the_lifetime_of_a_jwt_is_counted_once_when_it_arrives() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = ManualClock::new();
+    let flow = Arc::new(JwtFlow {
+        clock: clock.clone(),
+        logins: AtomicUsize::new(0),
+    });
+    let auth = || {
+        CachingAuthenticator::builder(Arc::clone(&flow))
+            .store(store.clone())
+            .clock(clock.clone())
+            .build()
+    };
+    auth().get_credentials().await.unwrap();
+    let stored = store.retrieve(&EP).unwrap().unwrap();
+    assert_eq!(stored.lifetime(), Some(Duration::from_secs(3600)));
+    // Two minutes before the expiry: past the hour-long token's window (five to two and a
+    // half minutes before it), also for a process that reads it only now.
+    clock.advance(Duration::from_secs(58 * 60));
+    let later = auth();
+    assert!(
+        later.fresh_credentials().is_none(),
+        "served past its window"
+    );
+    later.get_credentials().await.unwrap();
+    assert_eq!(flow.logins.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_stored_token_with_an_expiry_and_no_lifetime_is_refreshed_the_full_margin_before() {
+    let (flow, store, clock) = (
+        Arc::new(ScriptedFlow::default()),
+        Arc::new(MemoryStore::new()),
+        ManualClock::new(),
+    );
+    // What flytectl stores: an expiry and no lifetime. Ten seconds left is inside the
+    // five-minute margin, not a token to serve for its last quarter.
+    store
+        .store(
+            &EP,
+            &Credentials::new("flytectl-token", ENDPOINT)
+                .with_refresh_token("r0")
+                .with_expires_at(clock.now_for_test() + Duration::from_secs(10)),
+        )
+        .unwrap();
+    let auth = on_clock(&flow, &store, &clock);
+    assert!(
+        auth.fresh_credentials().is_none(),
+        "served for its last seconds"
+    );
+    let creds = auth.get_credentials().await.unwrap();
+    assert_eq!(creds.access_token.expose_secret(), "refreshed-1");
+    assert_eq!((flow.logins(), flow.refreshes()), (0, 1));
+}
+
 /// A store that says its copies of the login disagree, and counts writes.
 #[derive(Debug, Default)]
 struct DisagreeingStore {
