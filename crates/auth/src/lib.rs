@@ -77,7 +77,10 @@ pub mod tower;
 pub use crate::reqwest::AuthenticatedClient;
 #[cfg(feature = "tower")]
 pub use crate::tower::{AuthLayer, AuthService};
-pub use config::{ApiKeyInUse, AuthMode, ConfigSources, PlatformConfig, SkipReason, SkippedFile};
+pub use config::{
+    ApiKey, ApiKeyError, ApiKeyInUse, AuthMode, ConfigSources, PlatformConfig, SkipReason,
+    SkippedFile,
+};
 pub use factory::{
     FactoryOptions, get_authenticator, get_authenticator_with, proxy_authenticator,
     proxy_authenticator_with,

@@ -81,6 +81,7 @@ use std::{
 
 use flyte_auth_core::{Endpoint, Error, SecretString};
 
+pub use api_key::{ApiKey, ApiKeyError};
 pub use duration::{ParseDurationError, parse_duration};
 use layer::Source;
 pub use mode::{AuthMode, ParseAuthModeError};
