@@ -45,6 +45,14 @@ pub struct ClientConfig {
     /// the authorization server announces `authorization_response_iss_parameter_supported`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_response_issuer: Option<String>,
+    /// The PKCE methods the authorization server announces (`code_challenge_methods_supported`,
+    /// RFC 8414); the device login sends a challenge when `S256` is among them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub code_challenge_methods_supported: Vec<String>,
+    /// The RFC 7009 token revocation endpoint, when the server announces one: a logout
+    /// revokes the refresh token there before deleting it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
 }
 
 impl ClientConfig {
@@ -60,6 +68,8 @@ impl ClientConfig {
             header_key: DEFAULT_HEADER_KEY.to_owned(),
             audience: None,
             authorization_response_issuer: None,
+            code_challenge_methods_supported: Vec::new(),
+            revocation_endpoint: None,
         }
     }
 
@@ -121,6 +131,25 @@ impl ClientConfig {
         self.authorization_response_issuer = Some(issuer.into());
         self
     }
+
+    /// Sets the PKCE methods the authorization server announces.
+    #[must_use]
+    pub fn with_code_challenge_methods<I, S>(mut self, methods: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.code_challenge_methods_supported = methods.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the token revocation endpoint (RFC 7009); an empty URL means none.
+    #[must_use]
+    pub fn with_revocation_endpoint(mut self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.revocation_endpoint = (!url.trim().is_empty()).then_some(url);
+        self
+    }
 }
 
 impl ClientConfig {
@@ -180,6 +209,14 @@ impl std::fmt::Debug for ClientConfig {
             .field(
                 "authorization_response_issuer",
                 &self.authorization_response_issuer,
+            )
+            .field(
+                "code_challenge_methods_supported",
+                &self.code_challenge_methods_supported,
+            )
+            .field(
+                "revocation_endpoint",
+                &self.revocation_endpoint.as_deref().map(url),
             )
             .finish()
     }

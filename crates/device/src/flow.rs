@@ -9,6 +9,7 @@ use flyte_auth_core::{
 use flyte_auth_oauth::{
     ClientAuth, ClientContext, DeviceAuthorization, DeviceAuthorizationRequest, Field,
     TokenRequest, TokenResponse,
+    pkce::{Pkce, S256},
 };
 use futures_util::future::{Either, select};
 use http::HeaderName;
@@ -68,6 +69,9 @@ pub struct DeviceCodeFlow {
     pub(crate) ctx: ClientContext,
     pub(crate) client_secret: Option<SecretString>,
     pub(crate) extra: Vec<(String, String)>,
+    /// `Some(true)`: always send a PKCE challenge; `Some(false)`: never; `None`: when the
+    /// server announces S256.
+    pub(crate) pkce: Option<bool>,
     pub(crate) polling: Polling,
     pub(crate) prompt: PromptCallback,
     pub(crate) cancel: CancelHandle,
@@ -78,6 +82,7 @@ impl fmt::Debug for DeviceCodeFlow {
         f.debug_struct("DeviceCodeFlow")
             .field("ctx", &self.ctx)
             .field("confidential", &self.client_secret.is_some())
+            .field("pkce", &self.pkce)
             .field("poll_interval", &self.polling.default_interval)
             .field("timeout", &self.polling.timeout)
             .finish_non_exhaustive()
@@ -91,6 +96,8 @@ struct Resolved {
     client: ClientAuth,
     scopes: Vec<String>,
     audience: Option<String>,
+    /// Whether the login proves itself with a PKCE verifier.
+    pkce: bool,
 }
 
 /// Why polling stopped without an answer.
@@ -132,7 +139,12 @@ impl DeviceCodeFlow {
             Some(secret) => ClientAuth::confidential(cfg.client_id, secret.clone()),
             None => ClientAuth::public(cfg.client_id),
         };
+        let announced = cfg
+            .code_challenge_methods_supported
+            .iter()
+            .any(|m| m.trim() == S256);
         Ok(Resolved {
+            pkce: self.pkce.unwrap_or(announced),
             token_endpoint: cfg.token_endpoint,
             device_authorization_endpoint: cfg.device_authorization_endpoint,
             client,
@@ -147,13 +159,19 @@ impl DeviceCodeFlow {
             .device_authorization_endpoint
             .clone()
             .unwrap_or_default();
-        let request = DeviceAuthorizationRequest::new(device_endpoint, resolved.client.clone())
+        // A new verifier for every login; its challenge goes with the device request.
+        let pkce = resolved.pkce.then(Pkce::new_s256).transpose()?;
+        let mut request = DeviceAuthorizationRequest::new(device_endpoint, resolved.client.clone())
             .with_scopes(resolved.scopes.clone())
             .with_optional_audience(resolved.audience.clone())
             .with_params(self.extra.iter().cloned());
+        if let Some(pkce) = &pkce {
+            request = request.with_pkce(pkce);
+        }
         tracing::debug!(
             endpoint = %self.ctx.endpoint(),
             client_id = resolved.client.client_id(),
+            pkce = pkce.is_some(),
             "requesting a device code"
         );
         let authorization = self.ctx.http().device_authorization(&request).await?;
@@ -170,7 +188,7 @@ impl DeviceCodeFlow {
             "waiting for the user to approve the device login"
         );
         (self.prompt)(&prompt);
-        let token = self.poll(&resolved, &authorization).await?;
+        let token = self.poll(&resolved, &authorization, pkce.as_ref()).await?;
         tracing::info!(endpoint = %self.ctx.endpoint(), "device login approved");
         Ok(self.ctx.credentials(token))
     }
@@ -180,6 +198,7 @@ impl DeviceCodeFlow {
         &self,
         resolved: &Resolved,
         authorization: &DeviceAuthorization,
+        pkce: Option<&Pkce>,
     ) -> Result<TokenResponse, Error> {
         let timer = &self.polling.timer;
         let started = timer.now();
@@ -192,11 +211,14 @@ impl DeviceCodeFlow {
         };
         // `None`: a timeout so long that no clock reaches it.
         let deadline = started.checked_add(limit);
-        let request = TokenRequest::device_code(
+        let mut request = TokenRequest::device_code(
             resolved.token_endpoint.clone(),
             resolved.client.clone(),
             authorization.device_code.clone(),
         );
+        if let Some(pkce) = pkce {
+            request = request.with_code_verifier(pkce.verifier().clone());
+        }
         // The wait after a failed poll; `None` while the server answers.
         let mut backoff: Option<Duration> = None;
         let mut last_failure: Option<Error> = None;

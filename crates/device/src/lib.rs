@@ -11,7 +11,11 @@
 //! # The device login
 //!
 //! 1. A form POST to the server's device authorization endpoint with `client_id`, `scope`
-//!    and `audience` returns a user code, a verification URL and a device code.
+//!    and `audience` returns a user code, a verification URL and a device code. When the
+//!    server announces `S256` in `code_challenge_methods_supported` (or
+//!    [`DeviceCodeFlowBuilder::pkce`] says so), it also carries a PKCE `code_challenge`, and
+//!    every poll the `code_verifier`: providers that require PKCE of public clients
+//!    (Keycloak) refuse the device login otherwise.
 //! 2. The user is told where to go ([`DevicePrompt`]): by default on stderr, so that a
 //!    command printing a token keeps stdout clean; an application can show it its own way
 //!    ([`DeviceCodeFlowBuilder::prompt`]). `verification_uri_complete` is shown
@@ -117,6 +121,7 @@ impl DeviceCodeFlow {
             ctx,
             client_secret: None,
             extra: Vec::new(),
+            pkce: None,
             poll_interval: None,
             timeout: None,
             prompt: None,
@@ -131,6 +136,7 @@ pub struct DeviceCodeFlowBuilder {
     ctx: ClientContext,
     client_secret: Option<SecretString>,
     extra: Vec<(String, String)>,
+    pkce: Option<bool>,
     poll_interval: Option<Duration>,
     timeout: Option<Duration>,
     prompt: Option<PromptCallback>,
@@ -142,6 +148,7 @@ impl fmt::Debug for DeviceCodeFlowBuilder {
         f.debug_struct("DeviceCodeFlowBuilder")
             .field("ctx", &self.ctx)
             .field("client_secret", &self.client_secret)
+            .field("pkce", &self.pkce)
             .field("poll_interval", &self.poll_interval)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -161,6 +168,18 @@ impl DeviceCodeFlowBuilder {
     /// providers want `resource` or similar).
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra.push((name.into(), value.into()));
+        self
+    }
+
+    /// Whether the device login proves itself with PKCE (RFC 7636 S256): a `code_challenge`
+    /// on the device authorization request and its `code_verifier` on every poll.
+    ///
+    /// By default a challenge is sent when the server's metadata lists `S256` in
+    /// `code_challenge_methods_supported`, so a provider that requires PKCE of public clients
+    /// (Keycloak's "PKCE required") accepts the device login. `true` sends one to a server
+    /// that requires it without announcing it; `false` never sends one.
+    pub fn pkce(mut self, pkce: bool) -> Self {
+        self.pkce = Some(pkce);
         self
     }
 
@@ -216,6 +235,7 @@ impl DeviceCodeFlowBuilder {
             ctx: self.ctx,
             client_secret: self.client_secret,
             extra: self.extra,
+            pkce: self.pkce,
             polling: Polling {
                 default_interval,
                 timeout,

@@ -41,6 +41,8 @@ pub enum Field {
     Audience,
     /// The header the token goes in (`authorizationHeader`).
     HeaderKey,
+    /// The RFC 7009 token revocation endpoint (only ever the server's), for a logout.
+    RevocationEndpoint,
 }
 
 impl Field {
@@ -79,6 +81,7 @@ impl Field {
             Self::Scopes => ("scopes", "set scopes"),
             Self::Audience => ("audience", "set audience"),
             Self::HeaderKey => ("header name", "set authorizationHeader"),
+            Self::RevocationEndpoint => ("revocation endpoint", "the server announces none"),
         }
     }
 }
@@ -192,6 +195,7 @@ impl Overrides {
             Field::Scopes => self.scopes.is_some(),
             Field::Audience => self.audience.is_some(),
             Field::HeaderKey => self.header_key.is_some(),
+            Field::RevocationEndpoint => false,
         }
     }
 
@@ -205,6 +209,11 @@ impl Overrides {
             }
         };
         set(&mut cfg.token_endpoint, &self.token_endpoint);
+        if self.token_endpoint.is_some() {
+            // Another token endpoint: the discovered server's revocation endpoint may not be
+            // its authorization server's, and a refresh token is not sent elsewhere.
+            cfg.revocation_endpoint = None;
+        }
         set(
             &mut cfg.authorization_endpoint,
             &self.authorization_endpoint,

@@ -6,6 +6,7 @@ use flyte_auth_core::{Error, SecretString};
 
 use crate::{
     ClientAuth, OAuthClient,
+    pkce::{Pkce, S256},
     token::{Form, json_object_or_error, seconds_field, string_field},
     transport::display_url,
 };
@@ -41,6 +42,8 @@ pub struct DeviceAuthorizationRequest {
     client: ClientAuth,
     scopes: Vec<String>,
     audience: Option<String>,
+    /// The PKCE `code_challenge` (S256), when the login proves itself with a verifier.
+    code_challenge: Option<String>,
     extra: Vec<(String, String)>,
 }
 
@@ -51,6 +54,7 @@ impl fmt::Debug for DeviceAuthorizationRequest {
             .field("client", &self.client)
             .field("scopes", &self.scopes)
             .field("audience", &self.audience)
+            .field("pkce", &self.code_challenge.is_some())
             .field(
                 "extra",
                 &self.extra.iter().map(|(k, _)| k).collect::<Vec<_>>(),
@@ -67,6 +71,7 @@ impl DeviceAuthorizationRequest {
             client,
             scopes: Vec::new(),
             audience: None,
+            code_challenge: None,
             extra: Vec::new(),
         }
     }
@@ -91,6 +96,16 @@ impl DeviceAuthorizationRequest {
     /// Sends `audience` when `Some` and not empty.
     pub fn with_optional_audience(mut self, audience: Option<String>) -> Self {
         self.audience = audience.filter(|a| !a.is_empty());
+        self
+    }
+
+    /// Sends `pkce`'s `code_challenge` and `code_challenge_method=S256` (RFC 7636 applied to
+    /// RFC 8628, as Keycloak and other providers that require PKCE of public clients want);
+    /// every poll must then carry its verifier ([`TokenRequest::with_code_verifier`]).
+    ///
+    /// [`TokenRequest::with_code_verifier`]: crate::TokenRequest::with_code_verifier
+    pub fn with_pkce(mut self, pkce: &Pkce) -> Self {
+        self.code_challenge = Some(pkce.challenge().to_owned());
         self
     }
 
@@ -132,9 +147,18 @@ impl DeviceAuthorizationRequest {
         self.audience.as_deref()
     }
 
+    /// The PKCE `code_challenge`, when one is sent.
+    pub fn code_challenge(&self) -> Option<&str> {
+        self.code_challenge.as_deref()
+    }
+
     fn encode(&self) -> (String, Option<String>) {
         let mut form = Form::default();
         let basic = self.client.apply(&mut form);
+        if let Some(challenge) = &self.code_challenge {
+            form.push("code_challenge", challenge);
+            form.push("code_challenge_method", S256);
+        }
         form.push_common(&self.scopes, self.audience.as_deref(), &self.extra);
         (form.finish(), basic)
     }
@@ -243,5 +267,28 @@ impl OAuthClient {
             interval: seconds_field(&object, "interval")
                 .map(|secs| secs.min(MAX_DEVICE_POLL_INTERVAL.as_secs())),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pkce_challenge_is_sent_with_its_method_and_only_when_asked() {
+        let pkce = Pkce::new_s256().unwrap();
+        let request =
+            DeviceAuthorizationRequest::new("https://idp/device", ClientAuth::public("cli"))
+                .with_scopes(["openid"]);
+        assert_eq!(request.encode().0, "client_id=cli&scope=openid");
+        let request = request.with_pkce(&pkce);
+        assert_eq!(
+            request.encode().0,
+            format!(
+                "client_id=cli&code_challenge={}&code_challenge_method=S256&scope=openid",
+                pkce.challenge()
+            )
+        );
+        assert_eq!(request.code_challenge(), Some(pkce.challenge()));
     }
 }

@@ -81,6 +81,9 @@ pub struct AuthorizationServerMetadata {
     /// response names the issuer in `iss`, and a browser login refuses one that does not
     /// name [`issuer`](Self::issuer).
     pub authorization_response_iss_parameter_supported: bool,
+    /// `revocation_endpoint` (RFC 7009, announced per RFC 8414): where a logout revokes the
+    /// refresh token.
+    pub revocation_endpoint: Option<String>,
 }
 
 /// flyteadmin's public client configuration (`/config/v1/flyte_client`).
@@ -151,6 +154,11 @@ impl Discovery {
         if let Some(device) = &self.metadata.device_authorization_endpoint {
             config = config.with_device_authorization_endpoint(device.clone());
         }
+        if let Some(revocation) = &self.metadata.revocation_endpoint {
+            config = config.with_revocation_endpoint(revocation.clone());
+        }
+        config = config
+            .with_code_challenge_methods(self.metadata.code_challenge_methods_supported.clone());
         if self.metadata.authorization_response_iss_parameter_supported {
             match &self.metadata.issuer {
                 Some(issuer) => config = config.with_authorization_response_issuer(issuer),
@@ -506,6 +514,7 @@ impl RemoteClientConfigStore {
                 "device_authorization_endpoint",
                 &metadata.device_authorization_endpoint,
             ),
+            ("revocation_endpoint", &metadata.revocation_endpoint),
         ];
         for (field, url) in endpoints {
             if let Some(url) = url
@@ -560,6 +569,7 @@ impl RemoteClientConfigStore {
                 field(object, "authorization_response_iss_parameter_supported"),
                 Some(Value::Bool(true))
             ),
+            revocation_endpoint: self.url_field(object, "revocation_endpoint"),
         }
     }
 

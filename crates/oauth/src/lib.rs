@@ -9,6 +9,7 @@
 //!   (`audience`, scopes, extra parameters) and client authentication ([`ClientAuth`]: public,
 //!   HTTP Basic per RFC 6749 §2.3.1, or `client_secret_post`).
 //! - [`DeviceAuthorizationRequest`] + [`OAuthClient::device_authorization`]: RFC 8628 §3.1.
+//! - [`RevocationRequest`] + [`OAuthClient::revoke`]: token revocation, RFC 7009.
 //! - [`RemoteClientConfigStore`]: Flyte server discovery, a
 //!   [`ClientConfigStore`](flyte_auth_core::ClientConfigStore).
 //! - [`pkce`]: PKCE challenge and state helpers for the browser flow.
@@ -57,6 +58,7 @@ mod discovery;
 mod http_settings;
 pub mod pkce;
 mod retry;
+mod revoke;
 mod tls;
 mod token;
 mod transport;
@@ -76,6 +78,7 @@ pub use http_settings::{
     HttpSettings,
 };
 pub use retry::{DEFAULT_MAX_RETRIES, DEFAULT_PER_RETRY_TIMEOUT, RetryPolicy};
+pub use revoke::{RevocationRequest, TokenTypeHint};
 pub use token::{
     ClientAuth, ClientAuthMethod, DEVICE_CODE_GRANT_TYPE, Grant, TokenRequest, TokenResponse,
 };

@@ -21,6 +21,9 @@ use zeroize::Zeroizing;
 /// How many random bytes a verifier carries (43 characters once encoded, RFC 7636 §4.1).
 const VERIFIER_BYTES: usize = 32;
 
+/// The `code_challenge_method` of [`Pkce::new_s256`]: SHA-256 (RFC 7636 §4.2).
+pub const S256: &str = "S256";
+
 /// How many random bytes [`new_state`] carries.
 const STATE_BYTES: usize = 16;
 
@@ -53,7 +56,7 @@ impl Pkce {
 
     /// The `code_challenge_method` (`S256`).
     pub fn method(&self) -> &str {
-        "S256"
+        S256
     }
 
     /// The `code_verifier`.

@@ -207,6 +207,8 @@ pub struct TokenRequest {
     grant: Grant,
     scopes: Vec<String>,
     audience: Option<String>,
+    /// A PKCE verifier for a grant that has no field for it (the device code).
+    code_verifier: Option<SecretString>,
     extra: Vec<(String, String)>,
 }
 
@@ -218,6 +220,7 @@ impl fmt::Debug for TokenRequest {
             .field("grant_type", &self.grant.grant_type())
             .field("scopes", &self.scopes)
             .field("audience", &self.audience)
+            .field("code_verifier", &self.code_verifier.is_some())
             .field(
                 "extra",
                 &self.extra.iter().map(|(k, _)| k).collect::<Vec<_>>(),
@@ -235,6 +238,7 @@ impl TokenRequest {
             grant,
             scopes: Vec::new(),
             audience: None,
+            code_verifier: None,
             extra: Vec::new(),
         }
     }
@@ -321,6 +325,15 @@ impl TokenRequest {
         self
     }
 
+    /// Sends `code_verifier` (RFC 7636 §4.5) with a grant that has no field of its own for
+    /// it: the device code, when the device authorization request carried a challenge
+    /// ([`DeviceAuthorizationRequest::with_pkce`](crate::DeviceAuthorizationRequest::with_pkce)).
+    /// The authorization code grant sends its own verifier, which wins.
+    pub fn with_code_verifier(mut self, verifier: impl Into<SecretString>) -> Self {
+        self.code_verifier = Some(verifier.into());
+        self
+    }
+
     /// Adds one extra form parameter.
     pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra.push((name.into(), value.into()));
@@ -390,6 +403,11 @@ impl TokenRequest {
                 form.push("device_code", device_code.expose_secret());
             }
         }
+        if let Some(verifier) = &self.code_verifier
+            && !form.has("code_verifier")
+        {
+            form.push("code_verifier", verifier.expose_secret());
+        }
         let basic = self.client.apply(&mut form);
         form.push_common(&self.scopes, self.audience.as_deref(), &self.extra);
         (form.finish(), basic)
@@ -398,6 +416,7 @@ impl TokenRequest {
     /// Every secret value of the request, redacted from error excerpts.
     pub(crate) fn secrets(&self) -> Vec<&str> {
         let mut secrets = self.grant.secrets();
+        secrets.extend(self.code_verifier.iter().map(SecretString::expose_secret));
         secrets.extend(
             self.client
                 .client_secret
@@ -843,6 +862,24 @@ mod tests {
             "grant_type=authorization_code&code=the-code&code_verifier=verifier\
              &redirect_uri=http%3A%2F%2Flocalhost%3A53593%2Fcallback&client_id=flytectl&state=xyz"
         );
+    }
+
+    #[test]
+    fn a_device_code_poll_carries_the_pkce_verifier_and_hides_it() {
+        let request = TokenRequest::device_code(
+            "https://idp/token",
+            ClientAuth::public("flytectl"),
+            "dev-code",
+        )
+        .with_code_verifier("verifier-XYZ");
+        let (form, _) = request.encode();
+        assert_eq!(
+            form,
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code\
+             &device_code=dev-code&code_verifier=verifier-XYZ&client_id=flytectl"
+        );
+        assert!(request.secrets().contains(&"verifier-XYZ"));
+        assert!(!format!("{request:?}").contains("XYZ"));
     }
 
     #[test]
