@@ -161,6 +161,75 @@ impl OAuthClient {
         Some(date.to_owned())
     }
 
+    /// GETs `url` with the extra `headers` and returns the body of a 2xx answer, trimmed, as
+    /// a secret: for a provider's own token documents outside OAuth (a cloud metadata
+    /// server's identity token, which wants `Metadata-Flavor: Google`). Tried once, within
+    /// the settings' time-outs; any other answer is the error [`token`](Self::token) gives
+    /// for it, without the body of a 2xx answer in any message.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidResponse`] for a non-2xx answer, an empty body or one over the size
+    /// cap; [`Error::Transport`] / [`Error::Timeout`] when no answer arrived;
+    /// [`Error::Config`] for a URL or header that cannot be sent.
+    pub async fn get_secret_text(
+        &self,
+        operation: &'static str,
+        url: &str,
+        headers: &[(&'static str, &str)],
+    ) -> Result<flyte_auth_core::SecretString, Error> {
+        let target = parse_url(url, operation)?;
+        let mut request = self.client_for(&target)?.get(target);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let raw = self.execute(operation, url, request).await?;
+        if !raw.is_success() {
+            return Err(crate::token::unexpected_status(&raw, operation, &[]));
+        }
+        match std::str::from_utf8(&raw.body).map(str::trim) {
+            Ok(text) if !text.is_empty() => Ok(text.to_owned().into()),
+            _ => Err(Error::InvalidResponse {
+                status: Some(raw.status),
+                message: format!(
+                    "the answer to the {operation} is empty or not text ({} bytes)",
+                    raw.body.len()
+                ),
+            }),
+        }
+    }
+
+    /// POSTs `form` to `url` and returns the string member `member` of the JSON answer: for
+    /// a token endpoint whose answer is not RFC 6749's (Google's answer to a JWT assertion
+    /// for an ID token holds `id_token` and no `access_token`). Retried after transient
+    /// failures like [`token`](Self::token)'s repeatable grants; an OAuth error, a non-JSON
+    /// or non-2xx answer are its errors too. Every form value is redacted from messages.
+    ///
+    /// # Errors
+    ///
+    /// As [`token`](Self::token); a 2xx answer without `member` is
+    /// [`Error::InvalidResponse`] naming it.
+    pub async fn post_form_for(
+        &self,
+        operation: &'static str,
+        url: &str,
+        form: &[(&str, &str)],
+        member: &str,
+    ) -> Result<flyte_auth_core::SecretString, Error> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let raw = self.post_form_retrying(operation, url, body, None).await?;
+        let secrets: Vec<&str> = form.iter().map(|(_, value)| *value).collect();
+        let object = crate::token::json_object_or_error(&raw, operation, &secrets)?;
+        crate::token::string_field(&object, member)
+            .map(Into::into)
+            .ok_or_else(|| Error::InvalidResponse {
+                status: Some(raw.status),
+                message: format!("the answer to the {operation} has no {member}"),
+            })
+    }
+
     /// The `reqwest` client with certificate roots, built now if no request has built it yet.
     fn http_client(&self) -> Result<&reqwest::Client, Error> {
         self.inner
