@@ -71,6 +71,8 @@ mod rejected;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
 #[cfg(feature = "tower")]
+mod response_body;
+#[cfg(feature = "tower")]
 pub mod tower;
 
 #[cfg(feature = "reqwest")]

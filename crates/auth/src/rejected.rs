@@ -9,12 +9,20 @@ use std::sync::{
 use flyte_auth_core::{AuthHeader, Authenticator, Error};
 use http::HeaderValue;
 
-/// Whether a lazy integration found no credentials, in memory or in the store: later
-/// requests then skip the store (a keyring read per request to a server without auth) until
-/// a server asks for a token and a login puts one in memory. Shared by the clones of one
-/// layer or client.
+/// What a lazy integration learnt about its server, shared by the clones of one layer or
+/// client: whether it found no credentials, in memory or in the store (later requests then
+/// skip the store, a keyring read per request to a server without auth, until a server asks
+/// for a token and a login puts one in memory), and whether the server refused a call at its
+/// end (in gRPC trailers, a Connect end-of-stream message) after which every request waits
+/// for a token.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct NoneStored(Arc<AtomicBool>);
+pub(crate) struct NoneStored(Arc<Learnt>);
+
+#[derive(Debug, Default)]
+struct Learnt {
+    none_stored: AtomicBool,
+    token_wanted: AtomicBool,
+}
 
 /// The headers of one request: chosen before it is sent, renewed after a rejection.
 pub(crate) struct Headers {
@@ -49,7 +57,10 @@ impl Headers {
     pub(crate) async fn next(&mut self) -> Result<Vec<AuthHeader>, Error> {
         let main = match self.auth.fetch_grpc_call_auth_metadata() {
             Some(header) => Some(header),
-            None if self.eager || self.load_credentials_without_login() => {
+            None if self.eager
+                || self.none_stored.0.token_wanted.load(Ordering::Relaxed)
+                || self.load_credentials_without_login() =>
+            {
                 Some(self.auth.auth_header().await?)
             }
             None => {
@@ -69,12 +80,15 @@ impl Headers {
     /// [`Authenticator::load_credentials_without_login`], unless it already said no and nothing was
     /// obtained since.
     fn load_credentials_without_login(&self) -> bool {
-        if self.none_stored.0.load(Ordering::Relaxed) {
+        if self.none_stored.0.none_stored.load(Ordering::Relaxed) {
             return false;
         }
         let has = self.auth.load_credentials_without_login();
         if !has {
-            self.none_stored.0.store(true, Ordering::Relaxed);
+            self.none_stored
+                .0
+                .none_stored
+                .store(true, Ordering::Relaxed);
         }
         has
     }
@@ -91,7 +105,10 @@ impl Headers {
                         tracing::warn!(error = %e, "could not get the token the server asked for");
                         return Err(e);
                     }
-                    self.none_stored.0.store(false, Ordering::Relaxed);
+                    self.none_stored
+                        .0
+                        .none_stored
+                        .store(false, Ordering::Relaxed);
                 }
             }
         }
@@ -99,6 +116,55 @@ impl Headers {
             refresh_if_current(&**auth, sent, "proxy token").await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(feature = "tower")]
+impl Headers {
+    /// What to do when the server refuses this request's token after its headers, at the
+    /// end of the call (where it cannot be sent again).
+    pub(crate) fn late_rejection(&self) -> LateRejection {
+        LateRejection {
+            auth: Arc::clone(&self.auth),
+            sent: self.main_sent.clone(),
+            learnt: self.none_stored.clone(),
+        }
+    }
+}
+
+#[cfg(feature = "tower")]
+/// A rejection that arrives at the end of a call: in gRPC trailers, in a Connect
+/// end-of-stream message or error body. The call is over and cannot be sent again; the
+/// token sent is marked refused (so the next request obtains a new one) and later requests
+/// wait for a token.
+pub(crate) struct LateRejection {
+    auth: Arc<dyn Authenticator>,
+    sent: Option<HeaderValue>,
+    learnt: NoneStored,
+}
+
+#[cfg(feature = "tower")]
+impl std::fmt::Debug for LateRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LateRejection")
+            .field("token_sent", &self.sent.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "tower")]
+impl LateRejection {
+    /// The server refused the call: the next request carries a new token.
+    pub(crate) fn mark(&self) {
+        tracing::info!(
+            token_sent = self.sent.is_some(),
+            "the server refused the call at its end; the next call gets a new token"
+        );
+        if let Some(sent) = &self.sent {
+            self.auth.invalidate(sent);
+        }
+        self.learnt.0.none_stored.store(false, Ordering::Relaxed);
+        self.learnt.0.token_wanted.store(true, Ordering::Relaxed);
     }
 }
 

@@ -34,12 +34,21 @@
 //!    ([`Authenticator::auth_header`]) and is not sent when none can be obtained.
 //! 2. With a proxy authenticator ([`AuthLayer::with_proxy`]), adds its header
 //!    (`proxy-authorization`), always eagerly: the proxy is known to want it.
-//! 3. When the answer says the token was rejected — gRPC status `UNAUTHENTICATED` (16) in the
-//!    response headers, as a server sends for a call it refuses before any message, or HTTP
-//!    401 — drops the rejected token ([`Authenticator::invalidate`]) and gets a new one
+//! 3. When the answer says the token was rejected — HTTP 401, or gRPC status
+//!    `UNAUTHENTICATED` (16) in the response headers, as a server sends for a call it refuses
+//!    before any message (also `UNKNOWN` (2) whose message says "unauthenticated" or
+//!    "unauthorized", as the Flyte 2 SDK reads it) — drops the rejected token
+//!    ([`Authenticator::invalidate`]) and gets a new one
 //!    ([`Authenticator::refresh_credentials`]; concurrent rejections share one refresh, and a
 //!    token another request already replaced is not refreshed again). HTTP 407 does the same
 //!    for the proxy authenticator.
+//!
+//!    A rejection that comes at the end of the call — in the gRPC trailers after the
+//!    messages of a stream, in a Connect streaming call's end-of-stream message, or in a
+//!    Connect unary error body (`{"code": "unauthenticated"}`, or `unknown` saying so) — is
+//!    seen as the response body ([`ResponseBody`]) is read, without buffering it: the call is
+//!    over, so the token sent is marked refused and the next call carries a new one (and
+//!    every later call waits for a token, since the server wants one).
 //! 4. **Replay** ([`AuthLayer::replay`]): a request whose body was complete when it was sent
 //!    (a unary gRPC call: the message is encoded at once) and not larger than the limit
 //!    ([`DEFAULT_REPLAY_LIMIT`]) is sent once more with the new header, and its answer is
@@ -48,10 +57,19 @@
 //!    `replay` nothing is buffered and the rejected call is never sent again.
 //!
 //! When a token is required and cannot be obtained (eager mode, a failed login, a failed
-//! command), the request is not sent and the service answers with the
-//! [`flyte_auth_core::Error`] (boxed; tonic shows it as an `Unknown` status carrying the
-//! message). A failed refresh after a rejection is logged with `tracing::warn!` and the
-//! rejection is handed on.
+//! command), the request is not sent and the layer answers it as a server refusing it would,
+//! so that code retrying on `UNAUTHENTICATED` sees one: a gRPC request
+//! (`content-type: application/grpc...`) gets a trailers-only answer with `grpc-status: 16`
+//! and the reason ([`flyte_auth_core::Error`]'s text, which holds the identity provider's
+//! `error_description` and never a secret) percent-encoded in `grpc-message`; any other
+//! request an HTTP 401 with a Connect error body, `{"code": "unauthenticated", "message":
+//! ...}`. A failed refresh after a rejection is logged with `tracing::warn!` and the rejection
+//! is handed on.
+//!
+//! ```text
+//! eager, the identity provider refuses the client (tonic):
+//!   Status { code: Unauthenticated, message: "authentication failed: invalid_client: ..." }
+//! ```
 
 use std::{
     collections::VecDeque,
@@ -63,14 +81,18 @@ use std::{
 };
 
 use bytes::{Buf, Bytes};
-use flyte_auth_core::{Authenticator, BoxFuture};
+use flyte_auth_core::{Authenticator, BoxFuture, Error};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::rejected::{Headers, NoneStored};
+pub use crate::response_body::ResponseBody;
+use crate::{
+    rejected::{Headers, NoneStored},
+    response_body,
+};
 
 /// The error type of [`AuthService`]: the inner service's error, or the
 /// [`flyte_auth_core::Error`] that kept the request from being sent, boxed.
@@ -79,9 +101,6 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The largest request body [`AuthLayer::replay`] keeps for sending again: 4 MiB, gRPC's
 /// default message size limit.
 pub const DEFAULT_REPLAY_LIMIT: usize = 4 * 1024 * 1024;
-
-/// gRPC's `UNAUTHENTICATED` status code.
-const GRPC_UNAUTHENTICATED: &[u8] = b"16";
 
 /// Adds the token header to requests; see the [module documentation](self).
 ///
@@ -458,7 +477,7 @@ impl<S, R> AuthService<S, R> {
     }
 }
 
-async fn add_headers<B>(headers: &mut Headers, request: &mut Request<B>) -> Result<(), BoxError> {
+async fn add_headers<B>(headers: &mut Headers, request: &mut Request<B>) -> Result<(), Error> {
     for header in headers.next().await? {
         let (name, value) = header.into_parts();
         request.headers_mut().insert(name, value);
@@ -469,18 +488,25 @@ async fn add_headers<B>(headers: &mut Headers, request: &mut Request<B>) -> Resu
 /// Whether the answer rejects the token, and whether it rejects the proxy token.
 fn rejections<B>(response: &Response<B>) -> (bool, bool) {
     (
-        is_unauthenticated(response),
+        response_body::head_rejects(response),
         response.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED,
     )
 }
 
-/// Whether the answer rejects the token: HTTP 401, or gRPC `UNAUTHENTICATED` in the headers.
-fn is_unauthenticated<B>(response: &Response<B>) -> bool {
-    response.status() == StatusCode::UNAUTHORIZED
-        || response
-            .headers()
-            .get("grpc-status")
-            .is_some_and(|v| v.as_bytes() == GRPC_UNAUTHENTICATED)
+/// The call answered `UNAUTHENTICATED` because no token could be obtained for it.
+fn refused<B>(grpc: bool, error: &Error) -> Response<ResponseBody<B>> {
+    tracing::warn!(
+        error = %error,
+        "no token could be obtained for the call; answering it UNAUTHENTICATED"
+    );
+    response_body::unauthenticated(grpc, &error.to_string())
+}
+
+/// The inner service's answer, its body watched for a rejection at the end of the call.
+fn forward<B>(response: Response<B>, headers: &Headers) -> Response<ResponseBody<B>> {
+    let (head, body) = response.into_parts();
+    let body = ResponseBody::watched(body, &head, headers.late_rejection());
+    Response::from_parts(head, body)
 }
 
 impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S, R>
@@ -492,9 +518,9 @@ where
     ReqBody: Send + 'static,
     ResBody: Send + 'static,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Response<ResBody>, BoxError>>;
+    type Future = BoxFuture<'static, Result<Response<ResponseBody<ResBody>>, BoxError>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -511,25 +537,31 @@ where
             self.eager,
             self.none_stored.clone(),
         );
+        let grpc = response_body::is_grpc_request(request.headers());
         let (mut request, copy) = self.replay.split(request);
         Box::pin(async move {
-            add_headers(&mut headers, &mut request).await?;
+            if let Err(e) = add_headers(&mut headers, &mut request).await {
+                return Ok(refused(grpc, &e));
+            }
             let response = inner.call(request).await.map_err(Into::into)?;
             let (main, proxy) = rejections(&response);
             if !main && !proxy {
-                return Ok(response);
+                return Ok(forward(response, &headers));
             }
             let renewed = headers.renew(main, proxy).await.is_ok();
             let Some(mut copy) = copy.filter(|_| renewed) else {
-                return Ok(response);
+                return Ok(response.map(ResponseBody::forward));
             };
             drop(response);
             tracing::debug!("sending the rejected request again with the new token");
-            add_headers(&mut headers, &mut copy).await?;
+            if let Err(e) = add_headers(&mut headers, &mut copy).await {
+                return Ok(refused(grpc, &e));
+            }
             poll_fn(|cx| again.poll_ready(cx))
                 .await
                 .map_err(Into::into)?;
-            again.call(copy).await.map_err(Into::into)
+            let response = again.call(copy).await.map_err(Into::into)?;
+            Ok(forward(response, &headers))
         })
     }
 }

@@ -656,3 +656,314 @@ async fn success_refreshes_nothing() {
     assert_eq!(logins.load(Ordering::SeqCst), 1);
     assert_eq!(seen.lock().unwrap().len(), 3);
 }
+
+/// A health service that checks the token itself and, for a token it does not accept,
+/// refuses late: `Watch` sends a message, then ends the stream with `late` in the trailers;
+/// `Check` answers with `late` too, as a server that lost the code would.
+struct LateRefusal {
+    gate: Arc<Gate>,
+    late: fn(&'static str) -> Status,
+}
+
+#[tonic::async_trait]
+impl tonic_health::pb::health_server::Health for LateRefusal {
+    async fn check(
+        &self,
+        request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<tonic_health::pb::HealthCheckResponse>, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        match self.gate.check(header, None) {
+            Ok(()) => Ok(tonic::Response::new(serving())),
+            Err(why) => Err((self.late)(why)),
+        }
+    }
+
+    type WatchStream = std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<Item = Result<tonic_health::pb::HealthCheckResponse, Status>>
+                + Send,
+        >,
+    >;
+
+    async fn watch(
+        &self,
+        request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let end = self.gate.check(header, None).err().map(self.late);
+        let stream = futures_util::stream::iter(std::iter::once(Ok(serving())).chain(end.map(Err)));
+        Ok(tonic::Response::new(Box::pin(stream)))
+    }
+}
+
+fn serving() -> tonic_health::pb::HealthCheckResponse {
+    tonic_health::pb::HealthCheckResponse {
+        status: tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+    }
+}
+
+async fn start_late_server(gate: Arc<Gate>, late: fn(&'static str) -> Status) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = tonic_health::pb::health_server::HealthServer::new(LateRefusal { gate, late });
+    tokio::spawn(async move {
+        Server::builder()
+            .add_service(service)
+            .serve_with_incoming(TcpIncoming::from(listener))
+            .await
+            .unwrap();
+    });
+    addr
+}
+
+/// Reads a `Watch` stream to its end: the messages, then the status in the trailers.
+async fn watch_to_end(client: &mut ReplayingClient) -> (usize, Status) {
+    let mut stream = client
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut messages = 0;
+    loop {
+        match stream.message().await {
+            Ok(Some(_)) => messages += 1,
+            Ok(None) => return (messages, Status::ok("")),
+            Err(status) => return (messages, status),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rejection_in_the_trailers_of_a_stream_gets_the_next_call_a_new_token() {
+    for late in [
+        Status::unauthenticated as fn(&'static str) -> Status,
+        |_| Status::unknown("transport: Unauthenticated, the token expired"),
+    ] {
+        let gate = Arc::new(Gate::default());
+        gate.accept("token-1");
+        let addr = start_late_server(gate.clone(), late).await;
+        let (auth, logins) = issuer("token", "authorization");
+        let mut client = replaying(addr, auth).await;
+        // The first call: refused without a token (trailers-only, the status in the
+        // headers), then sent again with one.
+        check(&mut client).await.unwrap();
+        gate.revoke("token-1");
+        gate.accept("token-2");
+
+        let (messages, status) = watch_to_end(&mut client).await;
+        assert_eq!(messages, 1, "the stream was handed on as it came");
+        assert_eq!(status.code(), late("").code(), "{status:?}");
+        // The stream cannot be sent again; the next call carries a new token at once.
+        check(&mut client).await.unwrap();
+        assert_eq!(
+            gate.seen(),
+            ["", "Bearer token-1", "Bearer token-1", "Bearer token-2"],
+        );
+        assert_eq!(logins.load(Ordering::SeqCst), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_wants_a_token_only_at_the_end_of_a_stream_gets_one_next() {
+    let gate = Arc::new(Gate::default());
+    gate.accept("token-1");
+    let addr = start_late_server(gate.clone(), Status::unauthenticated).await;
+    let (auth, logins) = issuer("token", "authorization");
+    let mut client = replaying(addr, auth).await;
+    let (_, status) = watch_to_end(&mut client).await;
+    assert_eq!(status.code(), Code::Unauthenticated);
+    check(&mut client).await.unwrap();
+    assert_eq!(gate.seen(), ["", "Bearer token-1"]);
+    assert_eq!(logins.load(Ordering::SeqCst), 1);
+}
+
+/// A Connect envelope: flags, big-endian length, message.
+fn envelope(flags: u8, message: &[u8]) -> Vec<u8> {
+    let mut out = vec![flags];
+    out.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(message);
+    out
+}
+
+/// A response body sent in pieces.
+type Pieces = http_body_util::StreamBody<
+    futures_util::stream::Iter<
+        std::vec::IntoIter<Result<http_body::Frame<bytes::Bytes>, Infallible>>,
+    >,
+>;
+
+/// A plain HTTP service answering every request with `status`, `content_type` and `body`
+/// (sent in pieces of three bytes), recording the request headers.
+fn answering_with_body(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+    seen: Seen,
+) -> impl tower::Service<
+    Request<RequestBody>,
+    Response = Response<Pieces>,
+    Error = Infallible,
+    Future = std::future::Ready<Result<Response<Pieces>, Infallible>>,
+> + Clone
++ Send
++ 'static {
+    service_fn(move |request: Request<RequestBody>| {
+        seen.lock()
+            .unwrap()
+            .push((request.headers().clone(), Vec::new()));
+        let frames: Vec<_> = body
+            .chunks(3)
+            .map(|piece| Ok(http_body::Frame::data(bytes::Bytes::copy_from_slice(piece))))
+            .collect();
+        let mut response = Response::new(http_body_util::StreamBody::new(
+            futures_util::stream::iter(frames),
+        ));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert("content-type", http::HeaderValue::from_static(content_type));
+        std::future::ready(Ok(response))
+    })
+}
+
+#[tokio::test]
+async fn a_connect_end_of_stream_or_error_body_that_refuses_the_token_gets_the_next_call_a_new_one()
+{
+    let end_of_stream = {
+        let mut body = envelope(0, br#"{"status":"SERVING"}"#);
+        body.extend(envelope(
+            0b10,
+            br#"{"error":{"code":"unauthenticated","message":"token expired"},"metadata":{}}"#,
+        ));
+        body
+    };
+    let unknown_error = br#"{"code":"unknown","message":"Unauthenticated: jwt expired"}"#.to_vec();
+    let answers = [
+        (
+            StatusCode::OK,
+            "application/connect+json",
+            end_of_stream.clone(),
+        ),
+        (StatusCode::OK, "application/connect+proto", end_of_stream),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "application/json",
+            unknown_error,
+        ),
+    ];
+    for (status, content_type, body) in answers {
+        let (auth, logins) = issuer("token", "authorization");
+        let seen: Seen = Arc::default();
+        let service = AuthLayer::new(auth).eager().layer(answering_with_body(
+            status,
+            content_type,
+            body.clone(),
+            seen.clone(),
+        ));
+        let response = service.clone().oneshot(self::body("")).await.unwrap();
+        assert_eq!(response.status(), status);
+        let received = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(received, body, "the body was handed on whole");
+        service.oneshot(self::body("")).await.unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            seen[0].0["authorization"], "Bearer token-1",
+            "{content_type}"
+        );
+        assert_eq!(
+            seen[1].0["authorization"], "Bearer token-2",
+            "{content_type}"
+        );
+        assert_eq!(logins.load(Ordering::SeqCst), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_connect_stream_that_ends_well_or_with_another_error_keeps_the_token() {
+    let other_error = {
+        let mut body = envelope(0, br#"{"error":"unauthenticated"}"#);
+        body.extend(envelope(
+            0b10,
+            br#"{"error":{"code":"permission_denied","message":"unauthenticated users may not"}}"#,
+        ));
+        body
+    };
+    for body in [envelope(0b10, b"{}"), other_error] {
+        let (auth, logins) = issuer("token", "authorization");
+        let seen: Seen = Arc::default();
+        let service = AuthLayer::new(auth).eager().layer(answering_with_body(
+            StatusCode::OK,
+            "application/connect+json",
+            body,
+            seen.clone(),
+        ));
+        let response = service.clone().oneshot(self::body("")).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        service.oneshot(self::body("")).await.unwrap();
+        assert_eq!(seen.lock().unwrap()[1].0["authorization"], "Bearer token-1");
+        assert_eq!(logins.load(Ordering::SeqCst), 1);
+    }
+}
+
+/// A flow whose login the identity provider refuses with `reason`.
+#[derive(Debug)]
+struct Refused(&'static str);
+
+impl TokenFlow for Refused {
+    fn endpoint(&self) -> &Endpoint {
+        &EP
+    }
+    fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
+        Box::pin(async move { Err(Error::authentication(self.0)) })
+    }
+}
+
+#[tokio::test]
+async fn eager_a_grpc_call_without_a_token_is_answered_unauthenticated_with_the_reason() {
+    let gate = Arc::new(Gate::default());
+    let addr = start_server(gate.clone()).await;
+    let reason = "invalid_client: client secret expired for “svc-1” (100%)";
+    let auth: Arc<dyn Authenticator> =
+        Arc::new(CachingAuthenticator::builder(Refused(reason)).build());
+    let service = ServiceBuilder::new()
+        .layer(AuthLayer::new(auth).eager())
+        .service(channel(addr).await);
+    let status = check(&mut HealthClient::new(service)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(status.message().contains(reason), "{status:?}");
+    assert!(gate.seen().is_empty(), "the call reached the server");
+}
+
+#[tokio::test]
+async fn eager_an_http_request_without_a_token_is_answered_401_with_the_reason() {
+    let auth: Arc<dyn Authenticator> =
+        Arc::new(CachingAuthenticator::builder(Refused("the client is disabled")).build());
+    let seen: Seen = Arc::default();
+    let service = AuthLayer::new(auth).eager().layer(answering_with_body(
+        StatusCode::OK,
+        "text/plain",
+        Vec::new(),
+        seen.clone(),
+    ));
+    let response = service.oneshot(body("")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let error: serde_json::Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(error["code"], "unauthenticated");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("the client is disabled"),
+        "{error}"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "the request was not sent");
+}

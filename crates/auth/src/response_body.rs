@@ -1,0 +1,461 @@
+//! What [`AuthService`](crate::tower::AuthService) sees of an answer: a rejection of the token
+//! wherever the server puts it, and the answer it makes itself when no token can be had.
+//!
+//! A server refuses a token in the response head (HTTP 401, gRPC `grpc-status: 16` in the
+//! headers of a trailers-only answer) or at the end of the call: gRPC trailers after the
+//! messages, a Connect streaming call's end-of-stream message, a Connect unary error body.
+//! [`ResponseBody`] forwards the body frame by frame, unbuffered, and looks at the end only.
+
+use std::{
+    fmt,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::{Buf, Bytes};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
+use http_body::{Body, Frame, SizeHint};
+
+use crate::rejected::LateRejection;
+
+/// gRPC's `UNKNOWN` status code.
+const GRPC_UNKNOWN: &[u8] = b"2";
+/// gRPC's `UNAUTHENTICATED` status code.
+const GRPC_UNAUTHENTICATED: &[u8] = b"16";
+/// The words that make an `UNKNOWN` error a rejection of the token, as the Flyte 2 SDK reads
+/// them (a proxy or a server that lost the code).
+const REJECTION_WORDS: [&str; 2] = ["unauthenticated", "unauthorized"];
+/// The largest Connect end-of-stream message or unary error body that is read for its code.
+const CONNECT_ERROR_LIMIT: usize = 64 * 1024;
+/// The longest reason put in a `grpc-message` of a call answered without a token.
+const REASON_LIMIT: usize = 1024;
+
+/// Whether the response head rejects the token: HTTP 401, or (a trailers-only gRPC answer)
+/// `grpc-status: 16`, or `grpc-status: 2` whose message says the call was unauthenticated.
+pub(crate) fn head_rejects<B>(response: &Response<B>) -> bool {
+    response.status() == StatusCode::UNAUTHORIZED || grpc_rejects(response.headers())
+}
+
+/// Whether gRPC headers or trailers reject the token.
+fn grpc_rejects(headers: &HeaderMap) -> bool {
+    match headers.get("grpc-status").map(HeaderValue::as_bytes) {
+        Some(GRPC_UNAUTHENTICATED) => true,
+        Some(GRPC_UNKNOWN) => headers
+            .get("grpc-message")
+            .is_some_and(|m| says_unauthenticated(&String::from_utf8_lossy(m.as_bytes()))),
+        _ => false,
+    }
+}
+
+fn says_unauthenticated(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    REJECTION_WORDS.iter().any(|word| message.contains(word))
+}
+
+/// Whether a Connect error (`{"code": ..., "message": ...}`) rejects the token.
+fn connect_error_rejects(error: &serde_json::Value) -> bool {
+    let text = |name| error.get(name).and_then(serde_json::Value::as_str);
+    match text("code") {
+        Some("unauthenticated") => true,
+        Some("unknown") => text("message").is_some_and(says_unauthenticated),
+        _ => false,
+    }
+}
+
+/// The response body of [`AuthService`](crate::tower::AuthService): the inner service's body,
+/// forwarded frame by frame, or the answer the layer made itself to a call it could not
+/// authenticate.
+///
+/// When the server refuses the token at the end of the call (gRPC trailers with
+/// `UNAUTHENTICATED`, or `UNKNOWN` saying "unauthenticated"; a Connect end-of-stream message
+/// or unary error body with the code `unauthenticated`), the token sent is marked refused, so
+/// the next call carries a new one. Nothing is buffered but a Connect error message (at most
+/// 64 KiB) while it is read.
+pub struct ResponseBody<B> {
+    inner: Inner<B>,
+    watch: Option<Watch>,
+}
+
+enum Inner<B> {
+    Forwarded(Pin<Box<B>>),
+    Made(Option<Bytes>),
+}
+
+impl<B> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("made_by_the_layer", &matches!(self.inner, Inner::Made(_)))
+            .field("watching", &self.watch.is_some())
+            .finish()
+    }
+}
+
+impl<B> ResponseBody<B> {
+    /// `body` as it comes.
+    pub(crate) fn forward(body: B) -> Self {
+        Self {
+            inner: Inner::Forwarded(Box::pin(body)),
+            watch: None,
+        }
+    }
+
+    /// `body` as it comes, watched for a rejection at its end (by what `head` says it is).
+    pub(crate) fn watched(body: B, head: &http::response::Parts, rejection: LateRejection) -> Self {
+        Self {
+            inner: Inner::Forwarded(Box::pin(body)),
+            watch: Kind::of(head).map(|kind| Watch { kind, rejection }),
+        }
+    }
+
+    fn made(body: Bytes) -> Self {
+        Self {
+            inner: Inner::Made((!body.is_empty()).then_some(body)),
+            watch: None,
+        }
+    }
+
+    /// Looks at `data` (a chunk of the body) and marks the token refused when it ends a
+    /// Connect error that refuses it.
+    fn watch_data(&mut self, data: &[u8]) {
+        let Some(watch) = &mut self.watch else { return };
+        let verdict = match &mut watch.kind {
+            Kind::Grpc => return,
+            Kind::ConnectStream(envelopes) => envelopes.feed(data),
+            Kind::ConnectUnary(error) => {
+                if error.len() + data.len() > CONNECT_ERROR_LIMIT {
+                    Some(false)
+                } else {
+                    error.extend_from_slice(data);
+                    None
+                }
+            }
+        };
+        if let Some(rejected) = verdict {
+            self.settle(rejected);
+        }
+    }
+
+    /// [`watch_data`](Self::watch_data) on every piece of `data` (a `Buf` may hold its
+    /// bytes in more than one).
+    fn watch_buf(&mut self, data: &impl Buf) {
+        let mut pieces = [std::io::IoSlice::new(&[]); 16];
+        let n = data.chunks_vectored(&mut pieces);
+        let pieces = &pieces[..n];
+        if pieces.iter().map(|p| p.len()).sum::<usize>() != data.remaining() {
+            // More pieces than can be seen at once: no verdict.
+            self.settle(false);
+            return;
+        }
+        for piece in pieces {
+            self.watch_data(piece);
+        }
+    }
+
+    /// At the end of the body (`trailers`, if any).
+    fn watch_end(&mut self, trailers: Option<&HeaderMap>) {
+        let Some(watch) = &self.watch else { return };
+        let rejected = match &watch.kind {
+            Kind::Grpc => trailers.is_some_and(grpc_rejects),
+            Kind::ConnectStream(_) => false,
+            Kind::ConnectUnary(error) => serde_json::from_slice::<serde_json::Value>(error)
+                .is_ok_and(|error| connect_error_rejects(&error)),
+        };
+        self.settle(rejected);
+    }
+
+    fn settle(&mut self, rejected: bool) {
+        if let Some(watch) = self.watch.take()
+            && rejected
+        {
+            watch.rejection.mark();
+        }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body,
+    B::Data: From<Bytes>,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = &mut *self;
+        let inner = match &mut this.inner {
+            Inner::Made(body) => {
+                return Poll::Ready(body.take().map(|b| Ok(Frame::data(b.into()))));
+            }
+            Inner::Forwarded(inner) => inner,
+        };
+        let polled = inner.as_mut().poll_frame(cx);
+        if this.watch.is_some() {
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        this.watch_buf(data);
+                    } else if let Some(trailers) = frame.trailers_ref() {
+                        this.watch_end(Some(trailers));
+                    }
+                }
+                Poll::Ready(None) => this.watch_end(None),
+                // An error ends the call without a verdict.
+                Poll::Ready(Some(Err(_))) => this.settle(false),
+                Poll::Pending => {}
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Forwarded(inner) => inner.is_end_stream(),
+            Inner::Made(body) => body.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Forwarded(inner) => inner.size_hint(),
+            Inner::Made(body) => SizeHint::with_exact(body.as_ref().map_or(0, |b| b.len() as u64)),
+        }
+    }
+}
+
+/// What is watched, and the rejection to mark.
+struct Watch {
+    kind: Kind,
+    rejection: LateRejection,
+}
+
+/// Where a rejection may come at the end of the call.
+enum Kind {
+    /// gRPC: `grpc-status` in the trailers.
+    Grpc,
+    /// A Connect streaming call: the end-of-stream message.
+    ConnectStream(Envelopes),
+    /// A Connect unary error: the JSON body.
+    ConnectUnary(Vec<u8>),
+}
+
+impl Kind {
+    fn of(head: &http::response::Parts) -> Option<Self> {
+        let content_type = head.headers.get(CONTENT_TYPE)?.to_str().ok()?;
+        let content_type = content_type.trim().to_ascii_lowercase();
+        if content_type.starts_with("application/grpc-web") {
+            None
+        } else if content_type.starts_with("application/grpc") {
+            Some(Self::Grpc)
+        } else if content_type.starts_with("application/connect+") {
+            Some(Self::ConnectStream(Envelopes::default()))
+        } else if content_type.starts_with("application/json") && !head.status.is_success() {
+            Some(Self::ConnectUnary(Vec::new()))
+        } else {
+            None
+        }
+    }
+}
+
+/// Reads the envelopes of a Connect stream (a flags byte, a 4-byte big-endian length, the
+/// message) as they pass, keeping only the end-of-stream message.
+#[derive(Default)]
+struct Envelopes {
+    prefix: [u8; 5],
+    prefix_read: usize,
+    /// Bytes of the current message still to come.
+    remaining: usize,
+    /// The end-of-stream message, while it is read.
+    end: Option<Vec<u8>>,
+}
+
+/// The flag of the end-of-stream envelope.
+const END_STREAM: u8 = 0b10;
+/// The flag of a compressed envelope.
+const COMPRESSED: u8 = 0b01;
+
+impl Envelopes {
+    /// Reads `data`; `Some(verdict)` once the end-of-stream message is read (or cannot be).
+    fn feed(&mut self, mut data: &[u8]) -> Option<bool> {
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let n = self.remaining.min(data.len());
+                if let Some(end) = &mut self.end {
+                    end.extend_from_slice(&data[..n]);
+                }
+                self.remaining -= n;
+                data = &data[n..];
+                if self.remaining == 0
+                    && let Some(end) = self.end.take()
+                {
+                    return Some(Self::end_rejects(&end));
+                }
+                continue;
+            }
+            let n = (5 - self.prefix_read).min(data.len());
+            self.prefix[self.prefix_read..self.prefix_read + n].copy_from_slice(&data[..n]);
+            self.prefix_read += n;
+            data = &data[n..];
+            if self.prefix_read < 5 {
+                continue;
+            }
+            self.prefix_read = 0;
+            let [flags, length @ ..] = self.prefix;
+            self.remaining = u32::from_be_bytes(length) as usize;
+            if flags & END_STREAM != 0 {
+                if flags & COMPRESSED != 0 || self.remaining > CONNECT_ERROR_LIMIT {
+                    return Some(false);
+                }
+                if self.remaining == 0 {
+                    return Some(false);
+                }
+                self.end = Some(Vec::with_capacity(self.remaining));
+            }
+        }
+        None
+    }
+
+    /// Whether an end-of-stream message (`{"error": {"code": ...}, "metadata": ...}`)
+    /// rejects the token.
+    fn end_rejects(message: &[u8]) -> bool {
+        serde_json::from_slice::<serde_json::Value>(message)
+            .ok()
+            .and_then(|end| end.get("error").cloned())
+            .is_some_and(|error| connect_error_rejects(&error))
+    }
+}
+
+/// The answer to a call the layer could not authenticate (no token could be obtained):
+/// `UNAUTHENTICATED` with `reason`, as a server refusing the call would answer it, so that
+/// callers that act on `UNAUTHENTICATED` see one.
+///
+/// A gRPC request (`content-type: application/grpc...`) gets a trailers-only answer
+/// (`grpc-status: 16`, the reason percent-encoded in `grpc-message`); any other request an
+/// HTTP 401 with a Connect error body, `{"code": "unauthenticated", "message": reason}`.
+pub(crate) fn unauthenticated<B>(grpc: bool, reason: &str) -> Response<ResponseBody<B>> {
+    let reason = shorten(reason);
+    let mut response = if grpc {
+        let mut response = Response::new(ResponseBody::made(Bytes::new()));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert("grpc-status", HeaderValue::from_static("16"));
+        if let Ok(message) = HeaderValue::from_str(&percent_encode(reason)) {
+            headers.insert("grpc-message", message);
+        }
+        response
+    } else {
+        let body = serde_json::json!({ "code": "unauthenticated", "message": reason });
+        let mut response = Response::new(ResponseBody::made(Bytes::from(body.to_string())));
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    };
+    *response.version_mut() = http::Version::HTTP_2;
+    response
+}
+
+/// Whether `headers` are a gRPC request's (`application/grpc`, `application/grpc+proto`, ...).
+pub(crate) fn is_grpc_request(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            v.starts_with("application/grpc") && !v.starts_with("application/grpc-web")
+        })
+}
+
+/// At most [`REASON_LIMIT`] bytes of `reason`, cut at a character boundary.
+fn shorten(reason: &str) -> &str {
+    if reason.len() <= REASON_LIMIT {
+        return reason;
+    }
+    let mut end = REASON_LIMIT;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+/// gRPC's percent-encoding of `grpc-message`: every byte outside printable ASCII, and `%`.
+fn percent_encode(text: &str) -> String {
+    use fmt::Write as _;
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(flags: u8, message: &[u8]) -> Vec<u8> {
+        let mut out = vec![flags];
+        out.extend_from_slice(&u32::try_from(message.len()).unwrap_or(0).to_be_bytes());
+        out.extend_from_slice(message);
+        out
+    }
+
+    #[test]
+    fn the_end_of_stream_message_is_found_across_chunks() {
+        let mut stream = envelope(0, b"{\"a\":1}");
+        stream.extend(envelope(
+            END_STREAM,
+            br#"{"error":{"code":"unauthenticated","message":"token expired"}}"#,
+        ));
+        for split in 0..stream.len() {
+            let mut envelopes = Envelopes::default();
+            let (a, b) = stream.split_at(split);
+            let verdict = envelopes.feed(a).or_else(|| envelopes.feed(b));
+            assert_eq!(verdict, Some(true), "split at {split}");
+        }
+    }
+
+    #[test]
+    fn other_end_of_stream_messages_are_no_rejection() {
+        for end in [
+            &br#"{}"#[..],
+            br#"{"error":{"code":"permission_denied","message":"unauthenticated"}}"#,
+            br#"{"error":{"code":"unknown","message":"boom"}}"#,
+            b"not json",
+        ] {
+            let mut envelopes = Envelopes::default();
+            assert_eq!(envelopes.feed(&envelope(END_STREAM, end)), Some(false));
+        }
+        let mut envelopes = Envelopes::default();
+        let unknown = br#"{"error":{"code":"unknown","message":"Unauthenticated: jwt expired"}}"#;
+        assert_eq!(envelopes.feed(&envelope(END_STREAM, unknown)), Some(true));
+    }
+
+    #[test]
+    fn grpc_status_unknown_is_a_rejection_only_when_it_says_so() {
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-status", HeaderValue::from_static("2"));
+        assert!(!grpc_rejects(&headers));
+        headers.insert(
+            "grpc-message",
+            HeaderValue::from_static("transport:%20Unauthenticated"),
+        );
+        assert!(grpc_rejects(&headers));
+        headers.insert("grpc-status", HeaderValue::from_static("16"));
+        headers.remove("grpc-message");
+        assert!(grpc_rejects(&headers));
+    }
+
+    #[test]
+    fn the_reason_is_percent_encoded_and_bounded() {
+        assert_eq!(percent_encode("100% schön\n"), "100%25 sch%C3%B6n%0A");
+        let long = "é".repeat(REASON_LIMIT);
+        assert!(shorten(&long).len() <= REASON_LIMIT);
+    }
+}
