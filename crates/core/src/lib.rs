@@ -55,6 +55,7 @@ mod credentials;
 mod discovery;
 mod endpoint;
 mod error;
+pub mod owned;
 mod redact;
 mod secret;
 mod store;

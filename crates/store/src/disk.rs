@@ -13,6 +13,9 @@
 //! effective user and be writable by nobody else ([`check_dir`]); every file found in it by
 //! name (token, lock, hint) is opened without following a symbolic link and without blocking
 //! on a FIFO, and the opened handle must be a regular file of the same user ([`open_found`]).
+//! Whose entries these are is decided by core's rule for what is found on disk
+//! ([`flyte_auth_core::owned`], trusting the effective user only: root's are refused to
+//! anyone else), as it is for the config files the search finds.
 //! Temporary files a killed writer left behind are removed by the next write or lock of the
 //! endpoint once they are a minute old ([`remove_stale_temp_files`]).
 
@@ -28,7 +31,11 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use flyte_auth_core::{StoreError, StoreLock};
+#[cfg(not(unix))]
+use flyte_auth_core::owned::is_regular_file;
+#[cfg(unix)]
+use flyte_auth_core::owned::{Owners, Ownership};
+use flyte_auth_core::{StoreError, StoreLock, owned::NotOwn};
 use sha2::{Digest, Sha256};
 
 use crate::store_key;
@@ -77,6 +84,17 @@ pub(crate) enum Unusable {
     Io(#[from] io::Error),
 }
 
+impl From<NotOwn> for Unusable {
+    fn from(why: NotOwn) -> Self {
+        match why {
+            NotOwn::Owner { owner, user } => Self::Owner { owner, user },
+            NotOwn::Writable { mode } => Self::OpenToOthers { mode },
+            NotOwn::NotRegular { kind } => Self::NotRegular(kind),
+            other => Self::Io(io::Error::other(other.to_string())),
+        }
+    }
+}
+
 /// The error of a file or directory refused for the reason `why`, naming it.
 pub(crate) fn refused(store: &'static str, what: &str, path: &Path, why: &Unusable) -> StoreError {
     let advice = match why {
@@ -94,49 +112,10 @@ pub(crate) fn refused(store: &'static str, what: &str, path: &Path, why: &Unusab
     }
 }
 
-/// The effective user id of this process.
+/// Core's rule for what is found on disk, for the store: the effective user's only.
 #[cfg(unix)]
-fn this_user() -> u32 {
-    rustix::process::geteuid().as_raw()
-}
-
-/// Checks that `meta` belongs to the effective user.
-#[cfg(unix)]
-fn check_owner(meta: &fs::Metadata) -> Result<(), Unusable> {
-    use std::os::unix::fs::MetadataExt as _;
-    let user = this_user();
-    if meta.uid() == user {
-        Ok(())
-    } else {
-        Err(Unusable::Owner {
-            owner: meta.uid(),
-            user,
-        })
-    }
-}
-
-/// What a file type is, for a message.
-fn kind_of(file_type: fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt as _;
-        if file_type.is_fifo() {
-            return "a FIFO";
-        }
-        if file_type.is_socket() {
-            return "a socket";
-        }
-        if file_type.is_char_device() || file_type.is_block_device() {
-            return "a device";
-        }
-    }
-    if file_type.is_dir() {
-        "a directory"
-    } else if file_type.is_symlink() {
-        "a symbolic link"
-    } else {
-        "something other than a file"
-    }
+fn store_rule() -> Ownership {
+    Ownership::new(rustix::process::geteuid().as_raw(), Owners::User)
 }
 
 /// Opens a file found by name in the store directory (token, lock or hint file), with
@@ -165,11 +144,10 @@ pub(crate) fn open_found(path: &Path, options: &mut OpenOptions) -> Result<Optio
         Err(e) => return Err(e.into()),
     };
     let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(Unusable::NotRegular(kind_of(meta.file_type())));
-    }
     #[cfg(unix)]
-    check_owner(&meta)?;
+    store_rule().regular_file(&meta)?;
+    #[cfg(not(unix))]
+    is_regular_file(&meta)?;
     Ok(Some(file))
 }
 
@@ -206,11 +184,10 @@ pub(crate) fn check_dir(store: &'static str, dir: &Path) -> Result<bool, StoreEr
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        check_owner(&meta).map_err(|why| refused(store, what, dir, &why))?;
+        store_rule()
+            .private(&meta)
+            .map_err(|why| refused(store, what, dir, &why.into()))?;
         let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o022 != 0 {
-            return Err(refused(store, what, dir, &Unusable::OpenToOthers { mode }));
-        }
         if mode & 0o077 != 0 {
             tracing::warn!(
                 dir = %dir.display(),

@@ -22,6 +22,10 @@ use std::{
     time::Duration,
 };
 
+use flyte_auth_core::owned::{NotOwn, is_regular_file};
+#[cfg(unix)]
+use flyte_auth_core::owned::{Owners, Ownership};
+
 /// How long reading a named file that is not a regular file (a pipe, a FIFO) may take.
 pub(crate) const NAMED_FILE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -59,6 +63,25 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    /// Why `path` is not used, as core's rule for found files says.
+    fn of(path: &Path, why: NotOwn) -> Self {
+        match why {
+            NotOwn::Owner { owner, user } => Self::Owner {
+                path: path.to_owned(),
+                owner,
+                user,
+            },
+            NotOwn::Writable { mode } => Self::Writable {
+                path: path.to_owned(),
+                mode,
+            },
+            NotOwn::NotRegular { kind } => Self::NotRegular { kind },
+            other => Self::Unreadable {
+                error: other.to_string(),
+            },
+        }
+    }
+
     /// The reason, of the config file `file`: `it ...` when it is about the file, `its
     /// directory <path> ...` when about the directory.
     pub(crate) fn of_file(&self, file: &Path) -> String {
@@ -131,8 +154,8 @@ pub(crate) fn read_found(path: &Path, cap: u64) -> io::Result<Found> {
         match std::fs::symlink_metadata(entry) {
             // A link's own mode means nothing (always `rwxrwxrwx`): its owner does.
             Ok(meta) if meta.file_type().is_symlink() => {
-                if let Some(why @ SkipReason::Owner { .. }) = untrusted(entry, &meta) {
-                    return Ok(Found::Untrusted(why));
+                if let Err(why) = found_rule().owned(&meta) {
+                    return Ok(Found::Untrusted(SkipReason::of(entry, why)));
                 }
             }
             Ok(_) => {}
@@ -150,20 +173,18 @@ pub(crate) fn read_found(path: &Path, cap: u64) -> io::Result<Found> {
         Ok(meta) => meta,
         Err(e) => return Ok(unreadable(&e)),
     };
-    if !meta.is_file() {
-        return Ok(Found::Untrusted(SkipReason::NotRegular {
-            kind: kind_of(&meta),
-        }));
+    if let Err(why) = is_regular_file(&meta) {
+        return Ok(Found::Untrusted(SkipReason::of(path, why)));
     }
     #[cfg(unix)]
     {
-        if let Some(why) = untrusted(path, &meta) {
-            return Ok(Found::Untrusted(why));
+        if let Err(why) = found_rule().private(&meta) {
+            return Ok(Found::Untrusted(SkipReason::of(path, why)));
         }
         match std::fs::metadata(dir) {
             Ok(dir_meta) => {
-                if let Some(why) = untrusted(dir, &dir_meta) {
-                    return Ok(Found::Untrusted(why));
+                if let Err(why) = found_rule().private(&dir_meta) {
+                    return Ok(Found::Untrusted(SkipReason::of(dir, why)));
                 }
             }
             Err(e) => return Ok(unreadable(&e)),
@@ -233,48 +254,11 @@ fn read_capped(file: File, cap: u64) -> io::Result<String> {
     Ok(text)
 }
 
-/// Why `path` (with metadata `meta`) must not be trusted: another user owns it, or group or
-/// others may write to it.
+/// Core's rule for what is found on disk, for config files: the effective user's or root's,
+/// and writable by nobody else.
 #[cfg(unix)]
-fn untrusted(path: &Path, meta: &std::fs::Metadata) -> Option<SkipReason> {
-    use std::os::unix::fs::MetadataExt as _;
-    let user = rustix::process::geteuid().as_raw();
-    let owner = meta.uid();
-    if owner != user && owner != 0 {
-        return Some(SkipReason::Owner {
-            path: path.to_owned(),
-            owner,
-            user,
-        });
-    }
-    let mode = meta.mode() & 0o7777;
-    (mode & 0o022 != 0).then(|| SkipReason::Writable {
-        path: path.to_owned(),
-        mode,
-    })
-}
-
-/// What a file that is not a regular file is, for a message.
-fn kind_of(meta: &std::fs::Metadata) -> &'static str {
-    let file_type = meta.file_type();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt as _;
-        if file_type.is_fifo() {
-            return "a FIFO";
-        }
-        if file_type.is_socket() {
-            return "a socket";
-        }
-        if file_type.is_char_device() || file_type.is_block_device() {
-            return "a device";
-        }
-    }
-    if file_type.is_dir() {
-        "a directory"
-    } else {
-        "something other than a file"
-    }
+fn found_rule() -> Ownership {
+    Ownership::new(rustix::process::geteuid().as_raw(), Owners::UserOrRoot)
 }
 
 /// Where the search for a git root from `start` stops: at `home` (the user's home directory,
