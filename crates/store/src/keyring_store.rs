@@ -16,6 +16,7 @@ use flyte_auth_core::{Credentials, Endpoint, StoreError, StoreLock, TokenStore};
 
 use crate::{
     bounded, disk,
+    keyring_cfg::KeyringCfg,
     layouts::{
         self, ACCESS_TOKEN, FLYTE2_TOKENS, FLYTECTL_SERVICE, ID_TOKEN, Layout, LoginCopy, METADATA,
         Metadata, Names, REFRESH_TOKEN,
@@ -79,6 +80,8 @@ pub struct KeyringStore {
     lock_dir: Option<PathBuf>,
     lock_timeout: Duration,
     all_layouts: bool,
+    /// The Flyte 2 SDK's keyring file (`~/.flyte/keyring.cfg`), read as one more layout.
+    keyring_cfg: Option<KeyringCfg>,
     /// Shared by clones: what was found per endpoint.
     shared: Arc<Mutex<Shared>>,
 }
@@ -116,8 +119,27 @@ impl KeyringStore {
             lock_dir: disk::store_dir(None),
             lock_timeout: disk::DEFAULT_LOCK_TIMEOUT,
             all_layouts: false,
+            keyring_cfg: KeyringCfg::default_path().map(KeyringCfg::new),
             shared: Arc::default(),
         }
+    }
+
+    /// The Flyte 2 SDK's plaintext keyring file to read as one more layout, `None` for none;
+    /// by default `.flyte/keyring.cfg` in `$HOME`, where the SDK keeps logins in notebooks.
+    ///
+    /// Its login (section: the endpoint without its scheme; option `tokens`) is read with the
+    /// others, and a new login is written back to it when it held one, keeping the file's
+    /// other sections (a `0600` file, replaced atomically). [`write_all_layouts`](Self::write_all_layouts)
+    /// does not create it: the SDK uses it only where Python's `keyring` has no other backend.
+    #[must_use]
+    pub fn with_keyring_cfg(mut self, path: Option<PathBuf>) -> Self {
+        self.keyring_cfg = path.map(KeyringCfg::new);
+        self
+    }
+
+    /// The Flyte 2 SDK's keyring file this store reads, if any.
+    pub fn keyring_cfg(&self) -> Option<&Path> {
+        self.keyring_cfg.as_ref().map(KeyringCfg::path)
     }
 
     /// Writes every layout (flytekit, Flyte 2 SDK, flytectl) on each [`store`](TokenStore::store),
@@ -252,6 +274,7 @@ impl fmt::Debug for KeyringStore {
             .field("lock_dir", &self.lock_dir)
             .field("lock_timeout", &self.lock_timeout)
             .field("all_layouts", &self.all_layouts)
+            .field("keyring_cfg", &self.keyring_cfg())
             .finish()
     }
 }
@@ -333,6 +356,11 @@ impl KeyringStore {
                 ),
             }
         }
+        if let Some(go) = &names.go {
+            let access = read_secret(go, ACCESS_TOKEN)?;
+            let refresh = read_secret(go, REFRESH_TOKEN)?;
+            copies.extend(layouts::go_copy(access, refresh));
+        }
         if let Some(json) = read_secret(FLYTECTL_SERVICE, &names.flytectl_user)? {
             match layouts::parse_flytectl(&json) {
                 Some(copy) => copies.push(copy),
@@ -341,6 +369,9 @@ impl KeyringStore {
                     "ignoring flytectl's keyring entry: it is not the JSON of a token"
                 ),
             }
+        }
+        if let Some(cfg) = &self.keyring_cfg {
+            copies.extend(cfg.read(&names.flyte2).copy);
         }
         self.remember(
             endpoint,
@@ -404,6 +435,36 @@ impl KeyringStore {
             write_secret(FLYTECTL_SERVICE, &names.flytectl_user, &json, false)?;
             written.insert(Layout::Flytectl);
         }
+        if let Some(go) = names.go.as_deref()
+            && wanted(Layout::FlyteSdkGo)
+            && !credentials.access_token.is_empty()
+        {
+            // Go's items carry `service` and `username` only, as zalando/go-keyring writes
+            // them; the refresh token first, as above.
+            match credentials.refresh_token.as_ref().filter(|t| !t.is_empty()) {
+                Some(refresh) => {
+                    self.may_write()?;
+                    write_secret(go, REFRESH_TOKEN, refresh.expose_secret(), false)?;
+                }
+                None => delete_secret(go, REFRESH_TOKEN).map(drop)?,
+            }
+            self.may_write()?;
+            write_secret(
+                go,
+                ACCESS_TOKEN,
+                credentials.access_token.expose_secret(),
+                false,
+            )?;
+            written.insert(Layout::FlyteSdkGo);
+        }
+        // Only where it held the login: the SDK reads it only in notebooks without a keyring.
+        if let Some(cfg) = &self.keyring_cfg
+            && seen.layouts.contains(&Layout::Flyte2File)
+        {
+            self.may_write()?;
+            cfg.write(&names.flyte2, credentials)?;
+            written.insert(Layout::Flyte2File);
+        }
         let mut refresh_tokens = metadata.retired_refresh_sha256;
         refresh_tokens.extend(metadata.refresh_token_sha256);
         self.remember(
@@ -432,6 +493,24 @@ impl KeyringStore {
         }
         if delete_secret(FLYTECTL_SERVICE, &names.flytectl_user)? {
             layouts.insert(Layout::Flytectl);
+        }
+        if let Some(go) = &names.go {
+            let access = delete_secret(go, ACCESS_TOKEN)?;
+            if delete_secret(go, REFRESH_TOKEN)? || access {
+                layouts.insert(Layout::FlyteSdkGo);
+            }
+        }
+        if let Some(cfg) = &self.keyring_cfg {
+            match cfg.delete(&names.flyte2) {
+                Ok(true) => {
+                    layouts.insert(Layout::Flyte2File);
+                }
+                Ok(false) => {}
+                // A file that cannot be read holds no login this store could have used.
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not remove the login from the Flyte 2 SDK's keyring file")
+                }
+            }
         }
         self.remember(
             endpoint,

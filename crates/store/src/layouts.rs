@@ -1,5 +1,6 @@
-//! The keyring layouts of the Flyte tools (flytekit 1.x, the Flyte 2 SDK, flytectl): their
-//! names, their formats, and which copy of a login is the newest usable one.
+//! The keyring layouts of the Flyte tools (flytekit 1.x, the Flyte 2 SDK, flytectl,
+//! flyte-sdk-go, and the Flyte 2 SDK's `keyring.cfg` file): their names, their formats, and
+//! which copy of a login is the newest usable one.
 //!
 //! No keyring access here: [`KeyringStore`](crate::KeyringStore) reads and writes the entries.
 
@@ -31,6 +32,12 @@ pub(crate) enum Layout {
     Flytectl,
     /// The Flyte 2 SDK: one JSON entry with both tokens.
     Flyte2,
+    /// flyte-sdk-go: flytekit's `access_token` and `refresh_token` entries under the host
+    /// without its port (only where that differs from flytekit's service).
+    FlyteSdkGo,
+    /// The Flyte 2 SDK's plaintext keyring file of notebooks (`~/.flyte/keyring.cfg`): its
+    /// `tokens` entry, base64-encoded in an INI file.
+    Flyte2File,
 }
 
 /// Where each layout keeps the login of one endpoint.
@@ -42,20 +49,41 @@ pub(crate) struct Names {
     pub(crate) flyte2: String,
     /// flytectl's username: `<endpoint as written>:flytectl-user`.
     pub(crate) flytectl_user: String,
+    /// flyte-sdk-go's service: the host without its port; `None` when it is flytekit's
+    /// service (then both tools share the same entries).
+    pub(crate) go: Option<String>,
 }
 
 impl Names {
     /// The names for an endpoint spelled `written` (as the user wrote it in the config).
     pub(crate) fn new(written: &str) -> Self {
         let written = written.trim();
+        let flytekit = written.strip_prefix("dns:///").unwrap_or(written);
+        let go = host_without_port(written);
         Self {
-            flytekit: written
-                .strip_prefix("dns:///")
-                .unwrap_or(written)
-                .to_owned(),
+            flytekit: flytekit.to_owned(),
             flyte2: strip_scheme(written).to_owned(),
             flytectl_user: format!("{written}{FLYTECTL_USER_SUFFIX}"),
+            go: (go != flytekit).then(|| go.to_owned()),
         }
+    }
+}
+
+/// flyte-sdk-go's service: the host of the endpoint, without scheme, path or port (as Go's
+/// `net.SplitHostPort` gives it: an IPv6 address loses its brackets); text that is not
+/// `host:port` stays as it is.
+fn host_without_port(written: &str) -> &str {
+    let rest = strip_scheme(written);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if let Some(bracketed) = authority.strip_prefix('[') {
+        return match bracketed.split_once("]:") {
+            Some((host, _port)) => host,
+            None => authority,
+        };
+    }
+    match authority.rsplit_once(':') {
+        Some((host, _port)) if !host.contains(':') => host,
+        _ => authority,
     }
 }
 
@@ -117,6 +145,23 @@ pub(crate) fn flytekit_copy(
     })
 }
 
+/// flyte-sdk-go's copy, from its two entries: nothing without an access token (as Go). Go
+/// stores no expiry: it is the access token's JWT `exp`, when it has one.
+pub(crate) fn go_copy(
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+) -> Option<LoginCopy> {
+    let access_token = access_token.filter(|t| !t.is_empty())?;
+    let expires_at_unix = Credentials::new(access_token.clone(), String::new()).expires_at_unix;
+    Some(LoginCopy {
+        layout: Layout::FlyteSdkGo,
+        access_token,
+        refresh_token: refresh_token.filter(|t| !t.is_empty()),
+        id_token: None,
+        expires_at_unix,
+    })
+}
+
 /// The text of every keyring entry that may hold one endpoint's login, as any tool (or a
 /// person) left it: what [`credentials_from_entries`] reads. For fuzzing and tests.
 #[doc(hidden)]
@@ -135,6 +180,12 @@ pub struct RawEntries {
     pub flyte2: Option<String>,
     /// flytectl's entry.
     pub flytectl: Option<String>,
+    /// flyte-sdk-go's `access_token` entry (under the host without its port).
+    pub go_access_token: Option<String>,
+    /// flyte-sdk-go's `refresh_token` entry.
+    pub go_refresh_token: Option<String>,
+    /// The `tokens` option of the Flyte 2 SDK's `keyring.cfg`, base64-decoded.
+    pub flyte2_file: Option<String>,
 }
 
 /// The login [`KeyringStore::retrieve`](crate::KeyringStore) makes of `entries` at `now`
@@ -158,6 +209,18 @@ pub fn credentials_from_entries(
         ),
         entries.flyte2.as_deref().and_then(parse_flyte2),
         entries.flytectl.as_deref().and_then(parse_flytectl),
+        go_copy(
+            entries.go_access_token.clone(),
+            entries.go_refresh_token.clone(),
+        ),
+        entries
+            .flyte2_file
+            .as_deref()
+            .and_then(parse_flyte2)
+            .map(|copy| LoginCopy {
+                layout: Layout::Flyte2File,
+                ..copy
+            }),
     ]
     .into_iter()
     .flatten()
@@ -513,6 +576,45 @@ mod tests {
         assert_eq!(
             (n.flytekit.as_str(), n.flyte2.as_str()),
             ("localhost:30080", "localhost:30080")
+        );
+    }
+
+    #[test]
+    fn flyte_sdk_go_s_service_is_the_host_without_its_port() {
+        let go = |written: &str| Names::new(written).go;
+        assert_eq!(
+            go("dns:///flyte.example.org:443").as_deref(),
+            Some("flyte.example.org")
+        );
+        assert_eq!(
+            go("https://Flyte.example.org:8443/console").as_deref(),
+            Some("Flyte.example.org")
+        );
+        assert_eq!(go("localhost:30080").as_deref(), Some("localhost"));
+        assert_eq!(go("[::1]:8089").as_deref(), Some("::1"));
+        // Without a port, Go's entries are flytekit's.
+        assert_eq!(go("dns:///flyte.example.org"), None);
+        assert_eq!(go("flyte.example.org"), None);
+    }
+
+    #[test]
+    fn flyte_sdk_go_s_copy_takes_its_expiry_from_the_jwt() {
+        use base64::Engine as _;
+        let payload =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":2000000000}"#);
+        let jwt = format!("e30.{payload}.sig");
+        let c = go_copy(Some(jwt), Some("r".to_owned())).unwrap();
+        assert_eq!(c.expires_at_unix, Some(2_000_000_000));
+        assert_eq!(c.layout, Layout::FlyteSdkGo);
+        assert!(
+            go_copy(Some("opaque".to_owned()), None)
+                .unwrap()
+                .expires_at_unix
+                .is_none()
+        );
+        assert!(
+            go_copy(None, Some("r".to_owned())).is_none(),
+            "Go needs an access token"
         );
     }
 

@@ -51,6 +51,8 @@ mod file;
 #[cfg(any(feature = "keyring", feature = "file"))]
 mod hints;
 #[cfg(feature = "keyring")]
+mod keyring_cfg;
+#[cfg(feature = "keyring")]
 mod keyring_store;
 #[cfg(feature = "keyring")]
 mod layouts;

@@ -1,7 +1,9 @@
 //! `KeyringStore` and the other Flyte tools' layouts, in a real Secret Service: the real
 //! flytekit and the real Flyte 2 SDK (their `KeyringStore`s, run in Python subprocesses), and
 //! flytectl's entry written exactly as Go's keyring writes it (Secret Service item with the
-//! attributes `service` and `username`, JSON of `oauth2.Token`).
+//! attributes `service` and `username`, JSON of `oauth2.Token`), flyte-sdk-go's entries written
+//! as its keyring (zalando/go-keyring) writes them, and the Flyte 2 SDK's `keyring.cfg` written
+//! and read by the SDK's own file keyring backend.
 //!
 //! Run as `.ci/with-secret-service cargo test -p flyte-auth-store`; needs
 //! `pip install flytekit 'flyte==2.12.1'` (`.ci/run` installs them).
@@ -13,7 +15,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{python, unique};
+use common::{flyte2_file_keyring, python, unique};
 use flyte_auth_store::{Credentials, Endpoint, KeyringStore, TokenStore};
 
 /// The endpoint of one test, written as a flytectl config writes it; every tool's entries for
@@ -123,6 +125,40 @@ user = os.environ["ENDPOINT"] + ":flytectl-user"
 items = list(secretstorage.search_items(conn, {"username": user, "service": "flytectl"}))
 print(json.dumps({"count": len(items), "token": json.loads(items[0].get_secret().decode()) if items else None}))
 "#;
+
+/// flyte-sdk-go's entries as zalando/go-keyring writes them on the Secret Service: items with
+/// the attributes `username` and `service` only; the service is the host without its port.
+const GO_WRITE: &str = r#"
+import os, secretstorage
+conn = secretstorage.dbus_init()
+coll = secretstorage.get_default_collection(conn)
+for user in ("access_token", "refresh_token"):
+    if os.environ.get(user.upper()):
+        coll.create_item(f"Password for '{user}' on '{os.environ['GO_SERVICE']}'",
+                         {"username": user, "service": os.environ["GO_SERVICE"]},
+                         os.environ[user.upper()].encode(), replace=True)
+print("null")
+"#;
+const GO_READ: &str = r#"
+import json, os, secretstorage
+conn = secretstorage.dbus_init()
+out = {}
+for user in ("access_token", "refresh_token"):
+    items = list(secretstorage.search_items(conn, {"username": user, "service": os.environ["GO_SERVICE"]}))
+    out[user] = [i.get_secret().decode() for i in items]
+print(json.dumps(out))
+"#;
+
+/// A JWT (unsigned) whose `exp` is `exp`.
+fn jwt(exp: u64, tag: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |s: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.sig",
+        b64(r#"{"alg":"none"}"#.to_owned()),
+        b64(format!(r#"{{"exp":{exp},"sub":"{tag}"}}"#))
+    )
+}
 
 fn now() -> u64 {
     SystemTime::now()
@@ -387,4 +423,161 @@ fn rfc3339(unix: u64) -> String {
     )
     .trim()
     .to_owned()
+}
+
+#[test]
+fn flyte_sdk_go_s_login_is_read_with_the_jwt_expiry_and_kept_coherent() {
+    // With a port, Go's service (the host) differs from flytekit's (host:port).
+    let written = format!("dns:///{}.flyte-auth-test.example.org:8443", unique("go"));
+    let server = Server {
+        endpoint: Endpoint::parse(&written).unwrap(),
+    };
+    let go_service = written
+        .trim_start_matches("dns:///")
+        .trim_end_matches(":8443")
+        .to_owned();
+    let go = |script: &str, extra: &[(&str, &str)]| {
+        let mut env = vec![("GO_SERVICE", go_service.as_str())];
+        env.extend_from_slice(extra);
+        server.py(script, &env)
+    };
+    let store = server.store();
+    let exp = now() + 1200;
+    let access = jwt(exp, "go-1");
+    go(
+        GO_WRITE,
+        &[("ACCESS_TOKEN", &access), ("REFRESH_TOKEN", "go-r1")],
+    );
+
+    let got = store.retrieve(server.ep()).unwrap().expect("Go's login");
+    assert_eq!(got.access_token.expose_secret(), access);
+    assert_eq!(got.refresh_token.as_ref().unwrap().expose_secret(), "go-r1");
+    assert_eq!(got.expires_at_unix, Some(exp), "the access token's JWT exp");
+
+    // A rotation goes to Go's entries too, replacing Go's items instead of adding beside them.
+    let rotated = Credentials::new(jwt(exp + 3600, "rs-2"), server.key())
+        .with_refresh_token("rs-r2")
+        .with_expires_in(3600);
+    store.store(server.ep(), &rotated).unwrap();
+    let seen = go(GO_READ, &[]);
+    assert_eq!(
+        seen["access_token"],
+        serde_json::json!([jwt(exp + 3600, "rs-2")]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["refresh_token"],
+        serde_json::json!(["rs-r2"]),
+        "{seen}"
+    );
+    let back = store.retrieve(server.ep()).unwrap().unwrap();
+    assert_eq!(
+        back.refresh_token.as_ref().unwrap().expose_secret(),
+        "rs-r2"
+    );
+    assert!(!back.has_stale_copies());
+
+    // Go refreshes on its own: its copy is newer than what flyte-auth wrote.
+    let access = jwt(exp + 7200, "go-3");
+    go(
+        GO_WRITE,
+        &[("ACCESS_TOKEN", &access), ("REFRESH_TOKEN", "go-r3")],
+    );
+    let got = store.retrieve(server.ep()).unwrap().unwrap();
+    assert_eq!(got.refresh_token.as_ref().unwrap().expose_secret(), "go-r3");
+    assert!(
+        got.has_stale_copies(),
+        "flytekit's entries still hold rs-r2"
+    );
+
+    // `delete` removes Go's entries.
+    store.delete(server.ep()).unwrap();
+    let seen = go(GO_READ, &[]);
+    assert_eq!(seen["access_token"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["refresh_token"], serde_json::json!([]), "{seen}");
+    assert_eq!(store.retrieve(server.ep()).unwrap(), None);
+}
+
+#[test]
+fn the_flyte2_sdk_s_keyring_cfg_is_read_and_a_rotation_is_written_back_for_the_sdk() {
+    let server = Server::new("keyring-cfg");
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join(".flyte").join("keyring.cfg");
+    let sdk = |action: &str, endpoint: &str, extra: &[(&str, &str)]| {
+        flyte2_file_keyring(home.path(), action, endpoint, extra)
+    };
+    // The SDK logs in to this endpoint and to another one, in its file.
+    sdk(
+        "store",
+        server.written(),
+        &[("ACCESS", "cfg-a1"), ("REFRESH", "cfg-r1")],
+    );
+    sdk(
+        "store",
+        "https://other.flyte-auth-test.example.org",
+        &[("ACCESS", "other-a"), ("REFRESH", "other-r")],
+    );
+    let store = server.store().with_keyring_cfg(Some(cfg.clone()));
+    let got = store
+        .retrieve(server.ep())
+        .unwrap()
+        .expect("the SDK's login in keyring.cfg");
+    assert_eq!(got.access_token.expose_secret(), "cfg-a1");
+    assert_eq!(
+        got.refresh_token.as_ref().unwrap().expose_secret(),
+        "cfg-r1"
+    );
+    assert!(!got.expiry_is_known(), "the SDK stores no expiry");
+
+    // A rotation is written back to the file, where the SDK finds it; the other login stays.
+    store
+        .store(
+            server.ep(),
+            &Credentials::new("rs-a2", server.key())
+                .with_refresh_token("rs-r2")
+                .with_expires_in(3600),
+        )
+        .unwrap();
+    let back = sdk("retrieve", server.written(), &[]);
+    assert_eq!(
+        (back["access"].as_str(), back["refresh"].as_str()),
+        (Some("rs-a2"), Some("rs-r2")),
+        "{back}"
+    );
+    let other = sdk("retrieve", "https://other.flyte-auth-test.example.org", &[]);
+    assert_eq!(other["refresh"], "other-r", "{other}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&cfg).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    assert!(
+        !store
+            .retrieve(server.ep())
+            .unwrap()
+            .unwrap()
+            .has_stale_copies()
+    );
+
+    // The SDK refreshes on its own: its copy comes first.
+    sdk(
+        "store",
+        server.written(),
+        &[("ACCESS", "cfg-a3"), ("REFRESH", "cfg-r3")],
+    );
+    let got = store.retrieve(server.ep()).unwrap().unwrap();
+    assert_eq!(
+        got.refresh_token.as_ref().unwrap().expose_secret(),
+        "cfg-r3"
+    );
+    assert!(got.has_stale_copies());
+
+    // `delete` removes it from the file, and only it.
+    store.delete(server.ep()).unwrap();
+    assert!(sdk("retrieve", server.written(), &[]).is_null());
+    assert_eq!(
+        sdk("retrieve", "https://other.flyte-auth-test.example.org", &[])["access"],
+        "other-a"
+    );
 }

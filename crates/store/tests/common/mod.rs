@@ -131,11 +131,24 @@ impl Running {
 /// Starts this test binary again, running only the test `test_name`, with [`CHILD_ENV`] set
 /// to `role` and the extra environment `env`.
 pub(crate) fn spawn_self(test_name: &str, role: &str, env: &[(&str, OsString)]) -> Running {
+    spawn_self_without(test_name, role, env, &[])
+}
+
+/// [`spawn_self`], with the variables `removed` taken out of the child's environment.
+pub(crate) fn spawn_self_without(
+    test_name: &str,
+    role: &str,
+    env: &[(&str, OsString)],
+    removed: &[&str],
+) -> Running {
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut command = Command::new(exe);
     command
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, role);
+    for key in removed {
+        command.env_remove(key);
+    }
     for (key, value) in env {
         command.env(key, value);
     }
@@ -202,4 +215,36 @@ pub(crate) fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
         .finish();
     let result = tracing::subscriber::with_default(subscriber, f);
     (result, logs.text())
+}
+
+/// The real Flyte 2 SDK's `KeyringStore` on its own file keyring backend (what Python's
+/// `keyring` picks in a notebook), with the file in `$HOME/.flyte/keyring.cfg`.
+const FLYTE2_FILE_KEYRING: &str = r#"
+import json, os, keyring
+from flyte._keyring.file import SimplePlainTextKeyring
+from flyte.remote._client.auth._keyring import Credentials, KeyringStore
+keyring.set_keyring(SimplePlainTextKeyring())
+ep = os.environ["ENDPOINT"]
+if os.environ["ACTION"] == "store":
+    KeyringStore.store(Credentials(access_token=os.environ["ACCESS"], refresh_token=os.environ.get("REFRESH") or None, for_endpoint=ep))
+    print("null")
+else:
+    c = KeyringStore.retrieve(ep)
+    print(json.dumps(None if c is None else {"access": c.access_token, "refresh": c.refresh_token}))
+"#;
+
+/// Runs the real Flyte 2 SDK's `KeyringStore` on its file keyring backend with `home` as
+/// `$HOME`: `action` `store` (with `ACCESS` and `REFRESH` in `extra`) or `retrieve` (its
+/// login as `{"access", "refresh"}`, or `null`).
+pub(crate) fn flyte2_file_keyring(
+    home: &std::path::Path,
+    action: &str,
+    endpoint: &str,
+    extra: &[(&str, &str)],
+) -> serde_json::Value {
+    let home = home.to_str().expect("a UTF-8 temporary directory");
+    let mut env = vec![("HOME", home), ("ACTION", action), ("ENDPOINT", endpoint)];
+    env.extend_from_slice(extra);
+    let out = python(FLYTE2_FILE_KEYRING, &env);
+    serde_json::from_str(out.trim()).unwrap_or(serde_json::Value::Null)
 }

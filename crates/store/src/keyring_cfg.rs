@@ -1,0 +1,377 @@
+//! The Flyte 2 SDK's plaintext keyring file, `~/.flyte/keyring.cfg`: what its file keyring
+//! backend (`flyte._keyring.file.SimplePlainTextKeyring`, the one Python's `keyring` picks in
+//! a notebook) reads and writes.
+//!
+//! An INI file as Python's `configparser` writes it: a section per service (the endpoint
+//! without its scheme), an option per username (`tokens`), and the value
+//! `base64.encodebytes(secret)`: lines of 76 characters, continued on lines indented by a tab.
+//! The SDK rewrites the whole file on each change; so does this module, keeping every other
+//! section and option, but atomically (a `0600` temporary file renamed over it) where the SDK
+//! truncates and writes in place.
+//!
+//! Reading is lenient: a file that is missing, unsafe to read (a link, another user's), too
+//! large or not INI holds no login (a warning says why); a file that cannot be parsed is never
+//! rewritten, so nothing in it is lost.
+
+use std::{
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+use base64::Engine as _;
+use flyte_auth_core::{Credentials, StoreError};
+
+use crate::{
+    disk,
+    layouts::{self, FLYTE2_TOKENS, Layout, LoginCopy},
+};
+
+const STORE: &str = "keyring";
+
+/// No keyring file of a few logins comes near this; a larger one is not read.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The Flyte 2 SDK's keyring file at `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyringCfg {
+    path: PathBuf,
+}
+
+/// What the file held for one service.
+#[derive(Debug)]
+pub(crate) struct Found {
+    /// The login, when the `tokens` option holds one.
+    pub(crate) copy: Option<LoginCopy>,
+    /// When the file was last written.
+    pub(crate) modified: Option<SystemTime>,
+}
+
+impl KeyringCfg {
+    /// The file the SDK uses by default: `.flyte/keyring.cfg` in the home directory (`$HOME`);
+    /// `None` without one.
+    pub(crate) fn default_path() -> Option<PathBuf> {
+        std::env::var_os("HOME")
+            .filter(|home| !home.is_empty())
+            .map(|home| PathBuf::from(home).join(".flyte").join("keyring.cfg"))
+    }
+
+    /// The file at `path`.
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+
+    /// Where the file is.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The text of the file; `None` when it is missing or unusable (logged).
+    fn text(&self) -> Option<(String, Option<SystemTime>)> {
+        let bytes = match disk::read_limited(&self.path, MAX_FILE_BYTES) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return None,
+            Err(why) => {
+                tracing::warn!(path = %self.path.display(), reason = %why, "ignoring the Flyte 2 SDK's keyring file");
+                return None;
+            }
+        };
+        let modified = std::fs::symlink_metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
+        match String::from_utf8(bytes) {
+            Ok(text) => Some((text, modified)),
+            Err(_) => {
+                tracing::warn!(path = %self.path.display(), "ignoring the Flyte 2 SDK's keyring file: it is not UTF-8 text");
+                None
+            }
+        }
+    }
+
+    /// The Flyte 2 SDK's login for `service` in the file, if any.
+    pub(crate) fn read(&self, service: &str) -> Found {
+        let Some((text, modified)) = self.text() else {
+            return Found {
+                copy: None,
+                modified: None,
+            };
+        };
+        let copy = match Ini::parse(&text) {
+            Ok(ini) => ini
+                .get(service, FLYTE2_TOKENS)
+                .and_then(|value| self.decode(value, service))
+                .and_then(|json| layouts::parse_flyte2(&json))
+                .map(|copy| LoginCopy {
+                    layout: Layout::Flyte2File,
+                    ..copy
+                }),
+            Err(line) => {
+                tracing::warn!(path = %self.path.display(), line, "ignoring the Flyte 2 SDK's keyring file: it is not an INI file Python can read");
+                None
+            }
+        };
+        Found { copy, modified }
+    }
+
+    /// `base64.decodebytes` of an option's value.
+    fn decode(&self, value: &str, service: &str) -> Option<String> {
+        let compact: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        if decoded.is_none() {
+            tracing::warn!(path = %self.path.display(), service, "ignoring an entry of the Flyte 2 SDK's keyring file: it is not base64 of text");
+        }
+        decoded
+    }
+
+    /// Sets the `tokens` option of `service` to `credentials`, as the SDK would; keeps the
+    /// rest of the file.
+    pub(crate) fn write(&self, service: &str, credentials: &Credentials) -> Result<(), StoreError> {
+        let mut ini = self.editable()?;
+        let value = encodebytes(layouts::format_flyte2(credentials).as_bytes());
+        ini.set(service, FLYTE2_TOKENS, value);
+        self.replace(&ini)
+    }
+
+    /// Removes the `tokens` option of `service`; says whether there was one.
+    pub(crate) fn delete(&self, service: &str) -> Result<bool, StoreError> {
+        let mut ini = self.editable()?;
+        if !ini.remove(service, FLYTE2_TOKENS) {
+            return Ok(false);
+        }
+        self.replace(&ini).map(|()| true)
+    }
+
+    /// The file's contents to edit: empty when it does not exist; an error when it exists
+    /// and cannot be read or parsed (rewriting it would lose what it holds).
+    fn editable(&self) -> Result<Ini, StoreError> {
+        let bytes = match disk::read_limited(&self.path, MAX_FILE_BYTES) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(Ini::default()),
+            Err(why) => return Err(disk::refused(STORE, "the keyring file", &self.path, &why)),
+        };
+        let text = String::from_utf8(bytes).map_err(|_| self.unreadable("it is not UTF-8 text"))?;
+        Ini::parse(&text).map_err(|line| {
+            self.unreadable(&format!(
+                "line {line} is not INI that Python's configparser reads"
+            ))
+        })
+    }
+
+    fn unreadable(&self, why: &str) -> StoreError {
+        StoreError::Io {
+            store: STORE,
+            operation: "write",
+            message: format!(
+                "not rewriting the Flyte 2 SDK's keyring file {}: {why}",
+                self.path.display()
+            ),
+            source: None,
+        }
+    }
+
+    /// Replaces the file atomically with `ini` (a `0600` file).
+    fn replace(&self, ini: &Ini) -> Result<(), StoreError> {
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        disk::write_private_file(STORE, dir, &self.path, ini.to_string().as_bytes())
+    }
+}
+
+/// Python's `base64.encodebytes`: standard base64 in lines of at most 76 characters, each
+/// ending with a newline.
+fn encodebytes(bytes: &[u8]) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut out = String::with_capacity(encoded.len() + encoded.len() / 76 + 1);
+    for chunk in encoded.as_bytes().chunks(76) {
+        // Base64 is ASCII, so every chunk is text.
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out
+}
+
+/// An INI file as Python's `configparser.ConfigParser(interpolation=None)` reads and writes
+/// it: sections in order, options in order (names lower-cased), values with their
+/// continuation lines joined by newlines.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Ini {
+    sections: Vec<(String, Vec<(String, String)>)>,
+}
+
+impl Ini {
+    /// Parses `text`; the number of the first line Python would refuse, on error.
+    fn parse(text: &str) -> Result<Self, usize> {
+        let mut ini = Ini::default();
+        // The option a continuation line extends, and the indentation of its first line.
+        let mut current: Option<(usize, usize)> = None;
+        for (index, raw) in text.lines().enumerate() {
+            let number = index + 1;
+            let line = raw.trim_end_matches('\r');
+            let trimmed = line.trim();
+            let indent = line.len() - line.trim_start().len();
+            if trimmed.starts_with('#') || trimmed.starts_with(';') {
+                continue;
+            }
+            if trimmed.is_empty() {
+                // An empty line inside a value belongs to it (`empty_lines_in_values`).
+                if let Some((option, _)) = current
+                    && let Some((_, options)) = ini.sections.last_mut()
+                {
+                    options[option].1.push('\n');
+                }
+                continue;
+            }
+            if let Some((option, first_indent)) = current
+                && indent > first_indent
+                && let Some((_, options)) = ini.sections.last_mut()
+            {
+                let value = &mut options[option].1;
+                value.push('\n');
+                value.push_str(trimmed);
+                continue;
+            }
+            if let Some(name) = trimmed
+                .strip_prefix('[')
+                .and_then(|rest| rest.rsplit_once(']'))
+                .map(|(name, _)| name)
+                .filter(|name| !name.is_empty())
+            {
+                if ini.sections.iter().any(|(s, _)| s == name) {
+                    return Err(number);
+                }
+                ini.sections.push((name.to_owned(), Vec::new()));
+                current = None;
+                continue;
+            }
+            let Some((_, options)) = ini.sections.last_mut() else {
+                return Err(number);
+            };
+            let Some(at) = trimmed.find(['=', ':']) else {
+                return Err(number);
+            };
+            let name = trimmed[..at].trim().to_lowercase();
+            if name.is_empty() || options.iter().any(|(o, _)| *o == name) {
+                return Err(number);
+            }
+            options.push((name, trimmed[at + 1..].trim().to_owned()));
+            current = Some((options.len() - 1, indent));
+        }
+        for (_, options) in &mut ini.sections {
+            for (_, value) in options {
+                value.truncate(value.trim_end().len());
+            }
+        }
+        Ok(ini)
+    }
+
+    fn get(&self, section: &str, option: &str) -> Option<&str> {
+        self.sections
+            .iter()
+            .find(|(s, _)| s == section)?
+            .1
+            .iter()
+            .find(|(o, _)| o == option)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn set(&mut self, section: &str, option: &str, value: String) {
+        let index = match self.sections.iter().position(|(s, _)| s == section) {
+            Some(index) => index,
+            None => {
+                self.sections.push((section.to_owned(), Vec::new()));
+                self.sections.len() - 1
+            }
+        };
+        let options = &mut self.sections[index].1;
+        match options.iter_mut().find(|(o, _)| o == option) {
+            Some((_, old)) => *old = value,
+            None => options.push((option.to_owned(), value)),
+        }
+    }
+
+    /// Removes an option (the section stays, as with Python's `remove_option`).
+    fn remove(&mut self, section: &str, option: &str) -> bool {
+        let Some((_, options)) = self.sections.iter_mut().find(|(s, _)| s == section) else {
+            return false;
+        };
+        let before = options.len();
+        options.retain(|(o, _)| o != option);
+        options.len() != before
+    }
+}
+
+/// As `ConfigParser.write`: `[section]`, `name = value` with the value's newlines followed by
+/// a tab, and an empty line after each section.
+impl std::fmt::Display for Ini {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (section, options) in &self.sections {
+            writeln!(f, "[{section}]")?;
+            for (name, value) in options {
+                writeln!(f, "{name} = {}", value.replace('\n', "\n\t"))?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_encoded_as_python_s_encodebytes() {
+        assert_eq!(encodebytes(b""), "");
+        assert_eq!(encodebytes(b"abc"), "YWJj\n");
+        let long = encodebytes(&[b'x'; 100]);
+        let lines: Vec<&str> = long.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len(), 76);
+        assert!(long.ends_with('\n'));
+    }
+
+    #[test]
+    fn a_file_python_wrote_round_trips() {
+        // What `ConfigParser.write` makes of two sections, one value spanning lines.
+        let text = "[flyte.example.org]\ntokens = eyJhY2Nlc3NfdG9rZW4iOiAiYSIsICJyZWZyZXNoX3Rva2VuIjogInIifQ==\n\t\n\n[other:8089]\ntokens = YWJj\n\tZGVm\n\t\n\n";
+        let ini = Ini::parse(text).unwrap();
+        assert_eq!(ini.get("other:8089", "tokens"), Some("YWJj\nZGVm"));
+        assert_eq!(
+            ini.to_string(),
+            "[flyte.example.org]\ntokens = eyJhY2Nlc3NfdG9rZW4iOiAiYSIsICJyZWZyZXNoX3Rva2VuIjogInIifQ==\n\n[other:8089]\ntokens = YWJj\n\tZGVm\n\n"
+        );
+        assert_eq!(Ini::parse(&ini.to_string()).unwrap(), ini);
+    }
+
+    #[test]
+    fn python_s_reading_rules_are_kept() {
+        let ini = Ini::parse("# comment\n[s]\nTokens: a\n; other\nx=1\n").unwrap();
+        assert_eq!(ini.get("s", "tokens"), Some("a"));
+        assert_eq!(ini.get("s", "x"), Some("1"));
+        // What configparser refuses: an option before any section, duplicates, no delimiter.
+        assert_eq!(Ini::parse("tokens = a\n"), Err(1));
+        assert_eq!(Ini::parse("[s]\n[s]\n"), Err(2));
+        assert_eq!(Ini::parse("[s]\na = 1\nA = 2\n"), Err(3));
+        assert_eq!(Ini::parse("[s]\njunk\n"), Err(2));
+    }
+
+    #[test]
+    fn set_and_remove_keep_the_other_sections() {
+        let mut ini = Ini::parse("[a]\nx = 1\n\n[b]\ntokens = old\n").unwrap();
+        ini.set("b", "tokens", "new\n".to_owned());
+        ini.set("c", "tokens", "v".to_owned());
+        assert_eq!(
+            ini.to_string(),
+            "[a]\nx = 1\n\n[b]\ntokens = new\n\t\n\n[c]\ntokens = v\n\n"
+        );
+        assert!(ini.remove("b", "tokens"));
+        assert!(!ini.remove("b", "tokens"));
+        assert!(!ini.remove("zzz", "tokens"));
+        assert_eq!(ini.to_string(), "[a]\nx = 1\n\n[b]\n\n[c]\ntokens = v\n\n");
+    }
+}
