@@ -1,6 +1,8 @@
 //! Choosing a store: [`StoreKind`] (`auto`, `keyring`, `file`, `memory`), [`open_store`], and
 //! [`DefaultStore`], which picks the keyring when one answers and the file store otherwise.
 
+#[cfg(feature = "keyring")]
+use std::{collections::HashMap, sync::Mutex, time::SystemTime};
 use std::{
     fmt,
     path::PathBuf,
@@ -17,7 +19,11 @@ use flyte_auth_core::{Credentials, Endpoint, MemoryStore, StoreError, StoreLock,
 #[cfg(feature = "file")]
 use crate::FileStore;
 #[cfg(feature = "keyring")]
-use crate::KeyringStore;
+use crate::{
+    KeyringStore,
+    keyring_cfg::KeyringCfg,
+    layouts::{self, Names},
+};
 
 /// Which store to use: the values of a `--store` option.
 ///
@@ -191,6 +197,18 @@ pub fn default_store() -> Arc<dyn TokenStore> {
 ///
 /// Until the probe [`TokenStore::name`] says `auto`; afterwards the chosen store's name.
 ///
+/// The keyring is not asked where none can answer, so the choice is immediate there: in a
+/// task pod (`KUBERNETES_SERVICE_HOST` or a `_U_*` variable is set; the Flyte 2 SDK uses no
+/// keyring in pods), and, on Linux and the BSDs, where there is no D-Bus session bus
+/// (`DBUS_SESSION_BUS_ADDRESS` unset and no `$XDG_RUNTIME_DIR/bus`). In a pod the file store
+/// is chosen only when its directory is given (`cache_dir`, `$FLYTE_AUTH_CACHE_DIR`) or under
+/// `$HOME`/`$XDG_CACHE_HOME` and can be created; otherwise memory.
+///
+/// Whichever store is chosen, the Flyte 2 SDK's notebook keyring file (`~/.flyte/keyring.cfg`,
+/// [`with_keyring_cfg`](Self::with_keyring_cfg)) is one more copy of the login: the keyring
+/// store reads it as one of its layouts; with the file or memory store its login is used
+/// when it is the newer copy, and a new login is written back to it when it held one.
+///
 /// ```
 /// use flyte_auth_store::{DefaultStore, TokenStore};
 /// let dir = tempfile::tempdir()?;
@@ -208,6 +226,13 @@ pub struct DefaultStore {
     chosen: OnceLock<Choice>,
     /// Whether a login saved by the fallback was reported at `warn` already.
     warned: AtomicBool,
+    /// The Flyte 2 SDK's keyring file, a copy kept beside the file or memory store.
+    #[cfg(feature = "keyring")]
+    keyring_cfg: Option<KeyringCfg>,
+    /// Per endpoint (as written): whether the keyring file held its login when last read or
+    /// deleted.
+    #[cfg(feature = "keyring")]
+    cfg_held: Mutex<HashMap<String, bool>>,
 }
 
 /// What a [`DefaultStore`] chose, and why.
@@ -232,6 +257,31 @@ impl DefaultStore {
             cache_dir,
             chosen: OnceLock::new(),
             warned: AtomicBool::new(false),
+            #[cfg(feature = "keyring")]
+            keyring_cfg: KeyringCfg::default_path().map(KeyringCfg::new),
+            #[cfg(feature = "keyring")]
+            cfg_held: Mutex::default(),
+        }
+    }
+
+    /// The Flyte 2 SDK's plaintext keyring file to keep coherent, `None` for none; by default
+    /// `.flyte/keyring.cfg` in `$HOME`
+    /// ([`KeyringStore::with_keyring_cfg`](crate::KeyringStore::with_keyring_cfg)). Without the
+    /// `keyring` feature there is none.
+    #[must_use]
+    pub fn with_keyring_cfg(self, path: Option<PathBuf>) -> Self {
+        #[cfg(feature = "keyring")]
+        {
+            Self {
+                keyring: self.keyring.with_keyring_cfg(path.clone()),
+                keyring_cfg: path.map(KeyringCfg::new),
+                ..self
+            }
+        }
+        #[cfg(not(feature = "keyring"))]
+        {
+            let _ = path;
+            self
         }
     }
 
@@ -324,6 +374,123 @@ impl DefaultStore {
     }
 }
 
+/// The Flyte 2 SDK's keyring file beside the file or memory store (the keyring store reads
+/// it as one of its layouts).
+#[cfg(feature = "keyring")]
+impl DefaultStore {
+    /// The keyring file, when one is kept beside the chosen store.
+    fn beside(&self, choice: &Choice) -> Option<&KeyringCfg> {
+        self.keyring_cfg
+            .as_ref()
+            .filter(|_| choice.store.name() != "keyring")
+    }
+
+    fn set_cfg_held(&self, endpoint: &Endpoint, held: bool) {
+        self.cfg_held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(endpoint.as_written().to_owned(), held);
+    }
+
+    fn cfg_held(&self, endpoint: &Endpoint) -> Option<bool> {
+        self.cfg_held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(endpoint.as_written())
+            .copied()
+    }
+
+    /// The newer of the chosen store's login and the keyring file's, marked as having stale
+    /// copies when they differ (the cache then writes it back to both). The newer is the one
+    /// whose file was written last; beside the memory store, the keyring file's (this process
+    /// writes every login to it too, so a different one was written since).
+    fn newer_of(
+        &self,
+        cfg: &KeyringCfg,
+        choice: &Choice,
+        endpoint: &Endpoint,
+        own: Option<Credentials>,
+    ) -> Option<Credentials> {
+        let service = Names::new(endpoint.as_written()).flyte2;
+        let found = cfg.read(&service);
+        self.set_cfg_held(endpoint, found.copy.is_some());
+        let Some(copy) = found.copy else {
+            return own;
+        };
+        let same = own.as_ref().is_some_and(|own| {
+            own.access_token.expose_secret() == copy.access_token
+                && own.refresh_token.as_ref().map(|t| t.expose_secret())
+                    == copy.refresh_token.as_deref()
+        });
+        if same {
+            return own;
+        }
+        let theirs = layouts::choose(
+            std::slice::from_ref(&copy),
+            None,
+            endpoint.key(),
+            unix_now(),
+        );
+        let Some(own) = own else {
+            return theirs;
+        };
+        let own_written = self.own_written(choice, endpoint);
+        let theirs_newer = match (found.modified, own_written) {
+            (Some(theirs), Some(own)) => theirs > own,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let mut newer = if theirs_newer {
+            tracing::debug!(path = %cfg.path().display(), "the Flyte 2 SDK's keyring file holds a newer login");
+            theirs.unwrap_or(own)
+        } else {
+            own
+        };
+        newer.set_stale_copies(true);
+        Some(newer)
+    }
+
+    /// When the chosen store last wrote `endpoint`'s login (the file store's file).
+    fn own_written(&self, choice: &Choice, endpoint: &Endpoint) -> Option<SystemTime> {
+        #[cfg(feature = "file")]
+        if let Some(file) = &choice.file {
+            return std::fs::symlink_metadata(file.path_for(endpoint))
+                .and_then(|m| m.modified())
+                .ok();
+        }
+        let _ = (choice, endpoint);
+        None
+    }
+
+    /// Writes `credentials` to the keyring file when it held the endpoint's login (read now
+    /// if this store never looked).
+    fn store_in_cfg(
+        &self,
+        cfg: &KeyringCfg,
+        endpoint: &Endpoint,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError> {
+        let service = Names::new(endpoint.as_written()).flyte2;
+        let held = match self.cfg_held(endpoint) {
+            Some(held) => held,
+            None => cfg.read(&service).copy.is_some(),
+        };
+        if held {
+            cfg.write(&service, credentials)?;
+            self.set_cfg_held(endpoint, true);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "keyring")]
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 impl fmt::Debug for DefaultStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DefaultStore")
@@ -338,19 +505,39 @@ impl TokenStore for DefaultStore {
         let choice = self.choice();
         choice.store.store(endpoint, credentials)?;
         self.report_fallback(choice, endpoint);
+        #[cfg(feature = "keyring")]
+        if let Some(cfg) = self.beside(choice) {
+            self.store_in_cfg(cfg, endpoint, credentials)?;
+        }
         Ok(())
     }
 
     fn retrieve(&self, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError> {
-        self.chosen().retrieve(endpoint)
+        let choice = self.choice();
+        let own = choice.store.retrieve(endpoint)?;
+        #[cfg(feature = "keyring")]
+        if let Some(cfg) = self.beside(choice) {
+            return Ok(self.newer_of(cfg, choice, endpoint, own));
+        }
+        Ok(own)
     }
 
     /// Deletes the login from the chosen store (its failure is the error), then from the
-    /// other persistent store (its failure is logged).
+    /// other persistent store and the Flyte 2 SDK's keyring file (their failures are logged).
     fn delete(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
-        let chosen = self.chosen();
-        let result = chosen.delete(endpoint);
-        self.delete_elsewhere(chosen.name(), endpoint);
+        let choice = self.choice();
+        let result = choice.store.delete(endpoint);
+        self.delete_elsewhere(choice.store.name(), endpoint);
+        #[cfg(feature = "keyring")]
+        if let Some(cfg) = self.beside(choice) {
+            let service = Names::new(endpoint.as_written()).flyte2;
+            match cfg.delete(&service) {
+                Ok(had) => self.set_cfg_held(endpoint, had),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not remove the login from the Flyte 2 SDK's keyring file")
+                }
+            }
+        }
         result
     }
 
@@ -396,30 +583,117 @@ fn keyring_answers() -> &'static Result<(), StoreError> {
     })
 }
 
+/// Signals of a Kubernetes pod (a Flyte task's): where the Flyte 2 SDK uses no keyring.
+const POD_VARIABLE: &str = "KUBERNETES_SERVICE_HOST";
+/// The prefix of the variables Union's task pods carry (`_U_EP_OVERRIDE`, `_U_INSECURE`, ...).
+const POD_VARIABLE_PREFIX: &str = "_U_";
+
+/// Whether this process runs in a task pod (a Kubernetes pod, or a Union task's).
+fn in_task_pod() -> bool {
+    std::env::var_os(POD_VARIABLE).is_some_and(|v| !v.is_empty())
+        || std::env::vars_os().any(|(name, _)| {
+            name.to_str()
+                .is_some_and(|name| name.starts_with(POD_VARIABLE_PREFIX))
+        })
+}
+
+/// Why the keyring is not even asked here, when it cannot answer: a task pod, or (where the
+/// keyring is the Secret Service) no D-Bus session bus to reach it on. Reads the environment
+/// and looks for one socket; never connects.
+#[cfg(feature = "keyring")]
+fn keyring_skipped() -> Option<String> {
+    if in_task_pod() {
+        return Some(format!(
+            "a task pod ({POD_VARIABLE} or a {POD_VARIABLE_PREFIX}* variable is set), where no \
+             keyring is used"
+        ));
+    }
+    #[cfg(all(
+        unix,
+        not(any(target_os = "macos", target_os = "ios", target_os = "android"))
+    ))]
+    if !session_bus_configured() {
+        return Some(
+            "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set and there is no \
+             $XDG_RUNTIME_DIR/bus), so no Secret Service to ask"
+                .to_owned(),
+        );
+    }
+    None
+}
+
+/// Whether a D-Bus session bus may be there: an address in the environment, or the socket at
+/// the place a client looks without one (`$XDG_RUNTIME_DIR/bus`, else `/run/user/<uid>/bus`).
+#[cfg(all(
+    feature = "keyring",
+    unix,
+    not(any(target_os = "macos", target_os = "ios", target_os = "android"))
+))]
+fn session_bus_configured() -> bool {
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|a| !a.is_empty()) {
+        return true;
+    }
+    let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(format!("/run/user/{}", rustix::process::geteuid().as_raw()))
+        });
+    runtime_dir.join("bus").symlink_metadata().is_ok()
+}
+
+/// The file store's directory in a task pod: the one given, `$FLYTE_AUTH_CACHE_DIR`, or the
+/// cache directory under `$HOME` (or `$XDG_CACHE_HOME`), created now; a pod without any of
+/// them, or where it cannot be created, keeps tokens in memory.
+#[cfg(feature = "file")]
+fn pod_file_store(cache_dir: Option<PathBuf>) -> Result<FileStore, String> {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let known = cache_dir.is_some()
+        || set(crate::disk::ENV_CACHE_DIR)
+        || set("HOME")
+        || set("XDG_CACHE_HOME");
+    if !known {
+        return Err(format!(
+            "a task pod without a home directory or ${}",
+            crate::disk::ENV_CACHE_DIR
+        ));
+    }
+    let store = FileStore::open(cache_dir).map_err(|e| e.to_string())?;
+    crate::disk::create_private_dir("file", "write", store.dir()).map_err(|e| e.to_string())?;
+    Ok(store)
+}
+
 fn choose(
     #[cfg(feature = "keyring")] keyring: &KeyringStore,
     cache_dir: Option<PathBuf>,
 ) -> Choice {
     #[cfg(feature = "keyring")]
-    let keyring_failure = match keyring_answers() {
-        Ok(()) => {
-            announce(format_args!("storing tokens in the OS keyring"));
-            return Choice {
-                store: Arc::new(keyring.clone()),
-                keyring_failure: None,
-                #[cfg(feature = "file")]
-                file: None,
-            };
-        }
-        Err(e) => e.to_string(),
+    let keyring_failure = match keyring_skipped() {
+        Some(why) => why,
+        None => match keyring_answers() {
+            Ok(()) => {
+                announce(format_args!("storing tokens in the OS keyring"));
+                return Choice {
+                    store: Arc::new(keyring.clone()),
+                    keyring_failure: None,
+                    #[cfg(feature = "file")]
+                    file: None,
+                };
+            }
+            Err(e) => e.to_string(),
+        },
     };
     #[cfg(not(feature = "keyring"))]
     let keyring_failure = "this build has no keyring support".to_owned();
-    // Only a build with a keyring falls back from it.
-    let fallback = cfg!(feature = "keyring").then(|| keyring_failure.clone());
+    // Only a build with a keyring falls back from it; in a task pod no keyring is expected.
+    let fallback = (cfg!(feature = "keyring") && !in_task_pod()).then(|| keyring_failure.clone());
 
     #[cfg(feature = "file")]
-    let file_failure = match FileStore::open(cache_dir) {
+    let file_failure = match if in_task_pod() {
+        pod_file_store(cache_dir)
+    } else {
+        FileStore::open(cache_dir).map_err(|e| e.to_string())
+    } {
         Ok(store) => {
             announce(format_args!(
                 "no keyring available ({keyring_failure}); storing tokens in {} (files readable by this user only)",
@@ -431,7 +705,7 @@ fn choose(
                 file: Some(store),
             };
         }
-        Err(e) => e.to_string(),
+        Err(e) => e,
     };
     #[cfg(not(feature = "file"))]
     let file_failure = {
