@@ -48,6 +48,7 @@
 //! | `device` | device authorization grant (RFC 8628): `flyte_auth::device` |
 //! | `clientcreds` | client credentials grant for services: `flyte_auth::clientcreds` |
 //! | `command` | a command prints the token (also for `proxy-authorization`): `flyte_auth::command` |
+//! | `google` | Google ID tokens for the identity-aware proxy (a service-account key, the metadata server, gcloud's login), not on by default: `flyte_auth::google` |
 //! | `keyring` | token store in the OS keyring, pyflyte's layout: `flyte_auth::store` |
 //! | `file` | token store in a 0600 file per endpoint: `flyte_auth::store` |
 //! | `tower` | `AuthLayer`: the token on the requests of a tower service (a `tonic` 0.12 or 0.14 channel), lazily; a new one and a replay of unary calls after `UNAUTHENTICATED` / 401: `flyte_auth::tower` |
@@ -56,7 +57,7 @@
 //! [`get_authenticator`] is always there: an auth type whose flow's feature is off is an
 //! [`Error::Config`] naming the feature.
 //!
-//! `pkce`, `device` and `clientcreds` also re-export the OAuth client they share
+//! `pkce`, `device`, `clientcreds` and `google` also re-export the OAuth client they share
 //! (`flyte-auth-oauth`) as `flyte_auth::oauth`.
 //!
 //! The platform config is not behind a feature: it needs only `serde`, `serde-saphyr` and
@@ -96,7 +97,14 @@ pub use flyte_auth_clientcreds as clientcreds;
 pub use flyte_auth_command as command;
 #[cfg(feature = "device")]
 pub use flyte_auth_device as device;
-#[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
+#[cfg(feature = "google")]
+pub use flyte_auth_google as google;
+#[cfg(any(
+    feature = "pkce",
+    feature = "device",
+    feature = "clientcreds",
+    feature = "google"
+))]
 pub use flyte_auth_oauth as oauth;
 #[cfg(feature = "pkce")]
 pub use flyte_auth_pkce as pkce;
