@@ -360,6 +360,43 @@ mod tests {
         assert_eq!(Ini::parse("[s]\njunk\n"), Err(2));
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_link_in_place_of_the_file_is_neither_read_nor_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere.cfg");
+        let text = format!(
+            "[h]\ntokens = {}\n",
+            encodebytes(br#"{"access_token": "a", "refresh_token": "r"}"#)
+        );
+        std::fs::write(&target, &text).unwrap();
+        let path = dir.path().join("keyring.cfg");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let cfg = KeyringCfg::new(path.clone());
+        assert!(cfg.read("h").copy.is_none());
+        let err = cfg.write("h", &Credentials::new("new", "h")).unwrap_err();
+        assert!(matches!(err, StoreError::Denied { .. }), "{err:?}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), text);
+
+        // The same file in place is read.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::rename(&target, &path).unwrap();
+        let copy = cfg.read("h").copy.unwrap();
+        assert_eq!(copy.refresh_token.as_deref(), Some("r"));
+        assert_eq!(copy.layout, Layout::Flyte2File);
+    }
+
+    #[test]
+    fn a_file_python_cannot_parse_is_no_login_and_is_not_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.cfg");
+        std::fs::write(&path, "not ini\n").unwrap();
+        let cfg = KeyringCfg::new(path.clone());
+        assert!(cfg.read("h").copy.is_none());
+        assert!(cfg.write("h", &Credentials::new("new", "h")).is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "not ini\n");
+    }
+
     #[test]
     fn set_and_remove_keep_the_other_sections() {
         let mut ini = Ini::parse("[a]\nx = 1\n\n[b]\ntokens = old\n").unwrap();

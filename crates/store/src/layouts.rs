@@ -107,8 +107,9 @@ fn strip_scheme(written: &str) -> &str {
     }
 }
 
-/// One layout's copy of a login, as read.
-#[derive(Debug, Clone)]
+/// One layout's copy of a login, as read. Its `Debug` shows which tokens it holds, never
+/// their values.
+#[derive(Clone)]
 pub(crate) struct LoginCopy {
     pub(crate) layout: Layout,
     /// Empty when the layout holds a refresh token only (the Flyte 2 SDK allows it).
@@ -117,6 +118,24 @@ pub(crate) struct LoginCopy {
     pub(crate) id_token: Option<String>,
     /// The expiry the layout itself records (flytectl's `expiry`), when not zero.
     pub(crate) expires_at_unix: Option<u64>,
+}
+
+impl std::fmt::Debug for LoginCopy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginCopy")
+            .field("layout", &self.layout)
+            .field(
+                "access_token",
+                &(!self.access_token.is_empty()).then_some("<redacted>"),
+            )
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
+            .field("expires_at_unix", &self.expires_at_unix)
+            .finish()
+    }
 }
 
 impl LoginCopy {
@@ -552,6 +571,15 @@ mod tests {
             id_token: None,
             expires_at_unix: None,
         }
+    }
+
+    #[test]
+    fn a_copy_s_debug_shows_no_token() {
+        let mut c = copy(Layout::Flyte2File, "SECRET-A", Some("SECRET-R"));
+        c.id_token = Some("SECRET-I".to_owned());
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("Flyte2File"), "{shown}");
     }
 
     #[test]

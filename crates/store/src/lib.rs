@@ -1,16 +1,18 @@
 //! Token stores for `flyte-auth`: where credentials live between processes.
 //!
 //! - [`KeyringStore`] (feature `keyring`, on by default): the OS keyring, with the entries
-//!   pyflyte writes (service = endpoint, usernames `access_token`, `refresh_token`,
-//!   `id_token`), so that a login done by `pyflyte` serves the Rust tools and the other way
-//!   round. Every call is bounded in time; no keyring gives a typed
+//!   every Flyte tool writes (pyflyte's: service = endpoint, usernames `access_token`,
+//!   `refresh_token`, `id_token`; the Flyte 2 SDK's, flytectl's, flyte-sdk-go's) and the Flyte
+//!   2 SDK's notebook keyring file (`~/.flyte/keyring.cfg`), so that a login done by any of
+//!   them serves the Rust tools and the other way round. Every call is bounded in time; no keyring gives a typed
 //!   [`StoreError::Unavailable`], never a panic or a hang.
 //! - [`FileStore`] (feature `file`, on by default): one `0600` JSON file per endpoint in a
 //!   `0700` directory under the user's cache directory, replaced atomically, with a
 //!   cross-process lock on a sidecar file. For machines without a keyring.
 //! - [`MemoryStore`] (from `flyte-auth-core`): this process only.
 //! - [`DefaultStore`] / [`default_store`]: the keyring when one answers, the file store
-//!   otherwise; [`StoreKind`] and [`open_store`] for a `--store auto|keyring|file|memory`
+//!   otherwise (in a task pod, or without a D-Bus session bus, the keyring is not asked; a pod
+//!   without a home keeps tokens in memory); [`StoreKind`] and [`open_store`] for a `--store auto|keyring|file|memory`
 //!   option.
 //!
 //! - [`DiscoveryHintFiles`] (either feature): which discovery flavour each endpoint's server
