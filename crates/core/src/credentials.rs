@@ -283,9 +283,18 @@ pub(crate) fn to_unix(at: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// The `exp` claim of a JWT, without verifying the signature (the expiry only schedules a
-/// refresh; the server still decides whether the token is valid).
-fn jwt_expiry(token: &str) -> Option<u64> {
+/// The claim `name` of a JWT's payload (`header.payload.signature`, the payload at most
+/// 64 KiB), *without verifying the signature*: for what a token says about itself to its
+/// holder (its expiry, the `nonce` of an id token that came straight from the token
+/// endpoint), never to decide whom to trust. `None` when `token` is not such a JWT or has no
+/// such claim.
+///
+/// ```
+/// let token = "eyJhbGciOiJub25lIn0.eyJub25jZSI6Im4tMSJ9.";
+/// assert_eq!(flyte_auth_core::jwt_claim(token, "nonce"), Some("n-1".into()));
+/// assert_eq!(flyte_auth_core::jwt_claim("opaque", "nonce"), None);
+/// ```
+pub fn jwt_claim(token: &str, name: &str) -> Option<serde_json::Value> {
     let mut parts = token.split('.');
     let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || payload.len() > 64 * 1024 {
@@ -294,8 +303,15 @@ fn jwt_expiry(token: &str) -> Option<u64> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let exp = claims.get("exp")?;
+    let mut claims: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).ok()?;
+    claims.remove(name)
+}
+
+/// The `exp` claim of a JWT, without verifying the signature (the expiry only schedules a
+/// refresh; the server still decides whether the token is valid).
+fn jwt_expiry(token: &str) -> Option<u64> {
+    let exp = jwt_claim(token, "exp")?;
     // A float is truncated; a negative one is 0 (long expired); `as` saturates a huge one.
     let exp = exp.as_u64().or_else(|| exp.as_f64().map(|f| f as u64))?;
     Some(clamp_expiry(exp))

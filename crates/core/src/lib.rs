@@ -69,7 +69,9 @@ pub use cache::{
 pub use config::{
     ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, StaticClientConfigStore, parse_header_name,
 };
-pub use credentials::{Credentials, DEFAULT_ENDPOINT, MAX_TOKEN_LIFETIME, UNKNOWN_EXPIRY_LIFETIME};
+pub use credentials::{
+    Credentials, DEFAULT_ENDPOINT, MAX_TOKEN_LIFETIME, UNKNOWN_EXPIRY_LIFETIME, jwt_claim,
+};
 pub use discovery::{DiscoveryFlavour, DiscoveryHints};
 pub use endpoint::Endpoint;
 pub use error::{Error, OAuthError, OAuthErrorCode, StoreError};

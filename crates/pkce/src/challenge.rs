@@ -1,11 +1,11 @@
-//! PKCE (RFC 7636) verifier and challenge, the `state` value, and the constant-time comparison
-//! of the `state` that comes back.
+//! PKCE (RFC 7636) verifier and challenge, the `state` and `nonce` values, and the
+//! constant-time comparison of the `state` and `nonce` that come back.
 
 use flyte_auth_core::{Error, SecretString};
 use flyte_auth_oauth::pkce::{Pkce, random_url_safe, s256_challenge};
 
 /// The `code_challenge_method` this crate sends: SHA-256 (RFC 7636 §4.2).
-pub(crate) const S256: &str = "S256";
+pub(crate) use flyte_auth_oauth::pkce::S256;
 
 /// How many random bytes the `state` carries (256 bits; RFC 6749 §10.12 asks for a value
 /// that cannot be guessed).
@@ -71,6 +71,14 @@ impl PkcePair {
 ///
 /// Fails with [`Error::Authentication`] when the operating system gives no random bytes.
 pub(crate) fn new_state() -> Result<String, Error> {
+    random_url_safe(STATE_BYTES)
+}
+
+/// A fresh OpenID Connect `nonce`: 32 random bytes, base64url-encoded (43 characters). Sent
+/// with the authorization request; the id token the code is exchanged for must carry it.
+///
+/// Fails with [`Error::Authentication`] when the operating system gives no random bytes.
+pub(crate) fn new_nonce() -> Result<String, Error> {
     random_url_safe(STATE_BYTES)
 }
 

@@ -3,13 +3,13 @@
 
 use std::{fmt, time::Duration};
 
-use flyte_auth_core::{Credentials, Error, text::printable};
-use flyte_auth_oauth::{ClientAuth, HttpSettings, OAuthClient, TokenRequest};
+use flyte_auth_core::{Credentials, Error, jwt_claim, text::printable};
+use flyte_auth_oauth::{ClientAuth, HttpSettings, OAuthClient, TokenRequest, TokenResponse};
 use url::Url;
 
 use crate::{
     BrowserOpener, DEFAULT_LOGIN_TIMEOUT, EndpointMetadata, LoginEvent, LoginPrompt,
-    challenge::{PkcePair, S256, new_state},
+    challenge::{PkcePair, S256, constant_time_eq, new_nonce, new_state},
     pages::Page,
     redirect::RedirectTarget,
     server::CallbackServer,
@@ -17,8 +17,9 @@ use crate::{
 
 /// Authorization request parameters the flow must control: extra parameters with these names
 /// are ignored.
-const PROTECTED_AUTH_PARAMS: [&str; 4] = [
+const PROTECTED_AUTH_PARAMS: [&str; 5] = [
     "state",
+    "nonce",
     "redirect_uri",
     "code_challenge",
     "code_challenge_method",
@@ -107,6 +108,49 @@ impl IssuerMismatch {
     }
 }
 
+/// The token endpoint answered the code exchange with an id token whose `nonce` claim is not
+/// the one this login sent (OpenID Connect Core §3.1.3.7): the id token was issued for another
+/// login, and nothing is stored. Returned inside core's `Error::Other`:
+///
+/// ```
+/// # fn check(error: &flyte_auth_core::Error) -> bool {
+/// use flyte_auth_pkce::NonceMismatch;
+/// matches!(error, flyte_auth_core::Error::Other(e) if e.downcast_ref::<NonceMismatch>().is_some())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the browser login was refused: the id token the token endpoint returned carries another \
+     nonce than the one this login sent (it was issued for another login)"
+)]
+#[non_exhaustive]
+pub struct NonceMismatch;
+
+/// Checks the `nonce` claim of the answer's id token, when there is one, against `nonce`.
+///
+/// Only the payload is decoded: the signature is not verified, because this id token came
+/// straight from the token endpoint over TLS, with the access token, and that is what
+/// authenticates it (OpenID Connect Core §3.1.3.7, item 6). An id token without a `nonce`
+/// claim is accepted (not every server echoes it; the code exchange with the PKCE verifier
+/// already binds the answer to this login); one with another nonce is refused.
+fn check_nonce(token: &TokenResponse, nonce: &str) -> Result<(), NonceMismatch> {
+    let claim = token
+        .id_token
+        .as_ref()
+        .and_then(|id_token| jwt_claim(id_token.expose_secret(), "nonce"));
+    match claim {
+        None => Ok(()),
+        Some(claim)
+            if claim
+                .as_str()
+                .is_some_and(|claim| constant_time_eq(claim.as_bytes(), nonce.as_bytes())) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(NonceMismatch),
+    }
+}
+
 /// Sets `name` to `value`, replacing an earlier value (the semantics of a Python dict update).
 pub(crate) fn set_param(params: &mut Vec<(String, String)>, name: String, value: String) {
     match params.iter_mut().find(|(n, _)| *n == name) {
@@ -169,8 +213,8 @@ macro_rules! login_option_methods {
         /// Extra parameters of the authorization request (flytekit's
         /// `request_auth_code_params`), e.g. `prompt=login` or `access_type=offline`. They
         /// replace parameters of the same name (`scope`, `audience`, ...), except `state`,
-        /// `redirect_uri`, `code_challenge` and `code_challenge_method`, which the flow
-        /// generates for each login and which are kept.
+        /// `nonce`, `redirect_uri`, `code_challenge` and `code_challenge_method`, which the
+        /// flow generates for each login and which are kept.
         pub fn request_auth_code_params<I, K, V>(mut self, params: I) -> Self
         where
             I: IntoIterator<Item = (K, V)>,
@@ -457,6 +501,8 @@ impl AuthorizationClient {
     ///   the redirect URI), or the callback carries neither a code nor an error;
     /// - [`Error::Other`] holding an [`IssuerMismatch`] when the authorization server
     ///   announces RFC 9207's `iss` and the callback names another issuer or none;
+    /// - [`Error::Other`] holding a [`NonceMismatch`] when the id token of the answer carries
+    ///   another `nonce` than the one this login sent;
     /// - [`Error::OAuth`] when the identity provider sends the browser back with `error=`
     ///   (`access_denied` when the user refused), or refuses the code exchange;
     /// - [`Error::Timeout`] when the browser has not come back in time;
@@ -467,7 +513,8 @@ impl AuthorizationClient {
         let redirect_uri = server.redirect_uri().to_owned();
         let pkce = PkcePair::generate()?;
         let state = new_state()?;
-        let params = self.authorization_params(&redirect_uri, &state, &pkce);
+        let nonce = new_nonce()?;
+        let params = self.authorization_params(&redirect_uri, &state, &nonce, &pkce);
         let mut url = self.auth_endpoint.clone();
         url.query_pairs_mut()
             .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -518,7 +565,12 @@ impl AuthorizationClient {
             request = request.with_params(params);
         }
         request = request.with_params(self.options.request_access_token_params.clone());
-        match self.http.token(&request).await {
+        let answer = self.http.token(&request).await.and_then(|token| {
+            check_nonce(&token, &nonce)
+                .map(|()| token)
+                .map_err(Error::other)
+        });
+        match answer {
             Ok(token) => {
                 callback.respond(&Page::success(&self.metadata)).await;
                 Ok(token
@@ -580,6 +632,7 @@ impl AuthorizationClient {
         &self,
         redirect_uri: &str,
         state: &str,
+        nonce: &str,
         pkce: &PkcePair,
     ) -> Vec<(String, String)> {
         let mut params: Vec<(String, String)> = vec![
@@ -591,6 +644,7 @@ impl AuthorizationClient {
         }
         params.push(("redirect_uri".into(), redirect_uri.to_owned()));
         params.push(("state".into(), state.to_owned()));
+        params.push(("nonce".into(), nonce.to_owned()));
         if let Some(audience) = &self.audience {
             params.push(("audience".into(), audience.clone()));
         }
@@ -670,7 +724,7 @@ mod tests {
                 .audience("flyte-api"),
         );
         let pkce = PkcePair::generate().unwrap();
-        let params = c.authorization_params("http://localhost:53593/callback", "st", &pkce);
+        let params = c.authorization_params("http://localhost:53593/callback", "st", "n", &pkce);
         let names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             names,
@@ -680,6 +734,7 @@ mod tests {
                 "scope",
                 "redirect_uri",
                 "state",
+                "nonce",
                 "audience",
                 "code_challenge",
                 "code_challenge_method"
@@ -698,6 +753,7 @@ mod tests {
         let params = c.authorization_params(
             "http://localhost:1/cb",
             "st",
+            "n",
             &PkcePair::generate().unwrap(),
         );
         assert!(params.iter().all(|(k, _)| k != "audience" && k != "scope"));
@@ -709,15 +765,17 @@ mod tests {
             ("scope", "b c"),
             ("prompt", "login"),
             ("state", "attacker"),
+            ("nonce", "attacker"),
             ("code_challenge", "x"),
             ("redirect_uri", "http://evil.example/"),
         ]));
         let pkce = PkcePair::generate().unwrap();
-        let params = c.authorization_params("http://localhost:53593/callback", "st", &pkce);
+        let params = c.authorization_params("http://localhost:53593/callback", "st", "n", &pkce);
         let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         assert_eq!(get("scope"), Some("b c"));
         assert_eq!(get("prompt"), Some("login"));
         assert_eq!(get("state"), Some("st"));
+        assert_eq!(get("nonce"), Some("n"));
         assert_eq!(get("code_challenge"), Some(pkce.challenge()));
         assert_eq!(get("redirect_uri"), Some("http://localhost:53593/callback"));
     }

@@ -20,16 +20,17 @@
 //!    an explicit port; for `localhost` it listens on both 127.0.0.1 and ::1. A busy port is an
 //!    error naming the port and the redirect URI.
 //! 2. The authorization URL (`client_id`, `response_type=code`, `scope`, `redirect_uri`,
-//!    `state`, `audience` when set, `code_challenge`, `code_challenge_method=S256`) is shown
-//!    and opened.
+//!    `state`, a random OpenID Connect `nonce`, `audience` when set, `code_challenge`,
+//!    `code_challenge_method=S256`) is shown and opened.
 //! 3. The server answers every request until the callback carrying this login's `state`
 //!    arrives, or the timeout (two minutes by default) passes: `/favicon.ico` and other paths
 //!    get a 404; a callback with a missing or wrong `state` gets an error page and is
 //!    otherwise ignored, so a stale tab or a forged request cannot end (or hijack) the login;
 //!    `error=access_denied` ends it with [`Error::OAuth`](flyte_auth_core::Error::OAuth) and a
 //!    page saying what happened.
-//! 4. The code is exchanged with the PKCE verifier; only then does the browser page say
-//!    whether the login succeeded. The server is closed whichever way the login ends.
+//! 4. The code is exchanged with the PKCE verifier; an id token in the answer must carry the
+//!    login's `nonce` when it carries one ([`NonceMismatch`] otherwise, and nothing is
+//!    stored); only then does the browser page say whether the login succeeded. The server is closed whichever way the login ends.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), flyte_auth_core::Error> {
@@ -63,7 +64,7 @@ mod server;
 use std::time::Duration;
 
 pub use browser::{BrowserOpener, LoginEvent, LoginPrompt};
-pub use client::{AuthorizationClient, AuthorizationClientBuilder, IssuerMismatch};
+pub use client::{AuthorizationClient, AuthorizationClientBuilder, IssuerMismatch, NonceMismatch};
 #[expect(deprecated, reason = "flytekit's name, kept as a deprecated alias")]
 pub use flow::PKCEAuthenticator;
 pub use flow::{PkceAuthenticator, PkceFlow, PkceFlowBuilder};
