@@ -165,7 +165,8 @@ impl OAuthClient {
     /// a secret: for a provider's own token documents outside OAuth (a cloud metadata
     /// server's identity token, which wants `Metadata-Flavor: Google`). Tried once, within
     /// the settings' time-outs; any other answer is the error [`token`](Self::token) gives
-    /// for it, without the body of a 2xx answer in any message.
+    /// for it, without the body of a 2xx answer in any message. A plain `http://` URL is
+    /// not warned about: a metadata server is link-local and speaks plain HTTP by design.
     ///
     /// # Errors
     ///
@@ -178,7 +179,15 @@ impl OAuthClient {
         url: &str,
         headers: &[(&'static str, &str)],
     ) -> Result<flyte_auth_core::SecretString, Error> {
-        let target = parse_url(url, operation)?;
+        let target = reqwest::Url::parse(url)
+            .ok()
+            .filter(|target| matches!(target.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "the URL for the {operation}, `{}`, is not an http(s) URL",
+                    display_url(url)
+                ))
+            })?;
         let mut request = self.client_for(&target)?.get(target);
         for (name, value) in headers {
             request = request.header(*name, *value);
