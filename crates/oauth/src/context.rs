@@ -46,6 +46,35 @@ pub enum Field {
 }
 
 impl Field {
+    /// The fields that are endpoints a secret or a login goes to.
+    pub(crate) const ENDPOINTS: [Field; 4] = [
+        Self::TokenEndpoint,
+        Self::AuthorizationEndpoint,
+        Self::DeviceAuthorizationEndpoint,
+        Self::RevocationEndpoint,
+    ];
+
+    /// This field's name in the server's metadata and its URL in `cfg`, when it is one of the
+    /// [`ENDPOINTS`](Self::ENDPOINTS) and `cfg` names it.
+    pub(crate) fn announced_url(self, cfg: &ClientConfig) -> Option<(&'static str, &str)> {
+        let (name, url) = match self {
+            Self::TokenEndpoint => ("token_endpoint", cfg.token_endpoint.as_str()),
+            Self::AuthorizationEndpoint => (
+                "authorization_endpoint",
+                cfg.authorization_endpoint.as_str(),
+            ),
+            Self::DeviceAuthorizationEndpoint => (
+                "device_authorization_endpoint",
+                cfg.device_authorization_endpoint.as_deref()?,
+            ),
+            Self::RevocationEndpoint => {
+                ("revocation_endpoint", cfg.revocation_endpoint.as_deref()?)
+            }
+            _ => return None,
+        };
+        (!url.trim().is_empty()).then_some((name, url))
+    }
+
     /// Whether a field the overrides leave out is worth asking the server for. The audience
     /// and the redirect URI are taken from the server when it is asked anyway, but never
     /// cause a request (the Go client asks only for missing scopes or header).
@@ -272,6 +301,9 @@ struct Inner {
     endpoint: Endpoint,
     http: OAuthClient,
     discovery: Option<Arc<dyn ClientConfigStore>>,
+    /// The Flyte server's discovery, when it is the source (`discovery` is the same store):
+    /// its endpoints are checked after the overrides are applied.
+    server: Option<Arc<RemoteClientConfigStore>>,
     overrides: Overrides,
     header: Option<HeaderName>,
     discovered: OnceCell<ClientConfig>,
@@ -363,7 +395,10 @@ impl ClientContext {
     ///
     /// What discovery fails with, when a required field depends on it; [`Error::Config`]
     /// when a required field (an endpoint, the client id) is named by nobody, saying which
-    /// setting to add, or the server names an invalid header.
+    /// setting to add, or the server names an invalid header; [`Error::Config`] too when an
+    /// endpoint in `fields` is taken from the discovery of a Flyte server on `https://` and is
+    /// not `https://` itself (a configured endpoint is used as written, and an announced one
+    /// the configuration replaces is never checked).
     pub async fn resolve(&self, fields: &[Field]) -> Result<ClientConfig, Error> {
         let inner = &self.inner;
         let server = match &inner.discovery {
@@ -426,6 +461,14 @@ impl ClientContext {
                 )));
             }
         }
+        if let (Some(remote), Some(_)) = (&inner.server, server) {
+            // Only what is used as the server announced it: a configured value is the user's.
+            for field in fields.iter().filter(|f| !inner.overrides.has(**f)) {
+                if let Some((name, url)) = field.announced_url(&cfg) {
+                    crate::discovery::refuse_cleartext(remote.base_url(), name, url)?;
+                }
+            }
+        }
         Ok(cfg)
     }
 
@@ -433,6 +476,13 @@ impl ClientContext {
     /// ([`HttpSettings::deadline`]): a discovery is one operation, however many documents,
     /// flavours and retries it takes.
     async fn discover(&self, store: &dyn ClientConfigStore) -> Result<ClientConfig, Error> {
+        let answer = async {
+            match &self.inner.server {
+                // Unchecked here: `resolve` checks the endpoints it takes from it.
+                Some(server) => server.announced_config().await,
+                None => store.get_client_config().await,
+            }
+        };
         match self.inner.http.settings().deadline {
             Some(deadline) => {
                 let operation = format!("discovery at {}", self.inner.endpoint);
@@ -440,11 +490,11 @@ impl ClientContext {
                     &operation,
                     std::time::Instant::now(),
                     deadline,
-                    store.get_client_config(),
+                    answer,
                 )
                 .await
             }
-            None => store.get_client_config().await,
+            None => answer.await,
         }
     }
 
@@ -576,23 +626,28 @@ impl ClientContextBuilder {
             (Some(client), _) => client,
             (None, settings) => OAuthClient::new(settings.unwrap_or_default())?,
         };
-        let discovery = match self.source {
+        let (discovery, server) = match self.source {
             Source::Server => {
                 let mut store =
                     RemoteClientConfigStore::from_base_url(self.endpoint.base_url(), http.clone());
                 if let Some(hints) = self.hints {
                     store = store.remember_in(hints, self.endpoint.key());
                 }
-                Some(Arc::new(store) as Arc<dyn ClientConfigStore>)
+                let store = Arc::new(store);
+                (
+                    Some(Arc::clone(&store) as Arc<dyn ClientConfigStore>),
+                    Some(store),
+                )
             }
-            Source::Store(store) => Some(store),
-            Source::Nothing => None,
+            Source::Store(store) => (Some(store), None),
+            Source::Nothing => (None, None),
         };
         Ok(ClientContext {
             inner: Arc::new(Inner {
                 endpoint: self.endpoint,
                 http,
                 discovery,
+                server,
                 overrides: self.overrides,
                 header,
                 discovered: OnceCell::new(),

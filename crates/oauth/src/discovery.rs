@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
 use crate::{
-    OAuthClient,
+    Field, OAuthClient,
     token::json_object_or_error,
     transport::{RawResponse, display_url},
 };
@@ -300,10 +300,9 @@ impl RemoteClientConfigStore {
     ///
     /// # Errors
     ///
-    /// What the requests fail with; [`Error::InvalidResponse`] when no flavour is served; and
-    /// [`Error::Config`], naming the field and the URL, when a Flyte server on `https://`
-    /// announces a token, authorization or device authorization endpoint that is not
-    /// `https://` (only a Flyte endpoint on plain HTTP, such as the local sandbox, may).
+    /// What the requests fail with; [`Error::InvalidResponse`] when no flavour is served.
+    /// The documents are returned as announced: the announced endpoints are checked where
+    /// they are used (see [`get_client_config`](ClientConfigStore::get_client_config)).
     pub async fn discover(&self) -> Result<Arc<Discovery>, Error> {
         self.discovered
             .get_or_try_init(|| async {
@@ -341,7 +340,6 @@ impl RemoteClientConfigStore {
                     );
                 }
                 let metadata = self.parse_metadata(&metadata);
-                self.check_cleartext(&metadata)?;
                 Ok(Arc::new(Discovery {
                     base_url: self.base_url.clone(),
                     metadata,
@@ -356,6 +354,13 @@ impl RemoteClientConfigStore {
     /// What [`discover`](Self::discover) found, if it has succeeded already.
     pub fn cached(&self) -> Option<Arc<Discovery>> {
         self.discovered.get().cloned()
+    }
+
+    /// The client configuration the server announces ([`Discovery::client_config`]), its
+    /// endpoints not checked: [`ClientContext`](crate::ClientContext) checks those a flow
+    /// takes from it ([`refuse_cleartext`]).
+    pub(crate) async fn announced_config(&self) -> Result<ClientConfig, Error> {
+        self.discover().await?.client_config()
     }
 
     /// Both documents of one flavour, at once.
@@ -495,49 +500,6 @@ impl RemoteClientConfigStore {
         }
     }
 
-    /// Refuses an endpoint announced over TLS that would take secrets off TLS: from a Flyte
-    /// endpoint on `https://`, every endpoint a secret is sent to (the token endpoint gets the
-    /// client secret, refresh tokens, codes with their verifier and device codes; the device
-    /// and authorization endpoints start those logins) must be `https://` too. Only a Flyte
-    /// endpoint the configuration puts on plain HTTP (`insecure: true`, or written `http://`,
-    /// as the local sandbox is) may announce plain-HTTP endpoints: its discovery already
-    /// travels in clear text. A configured `tokenUrl` is the user's choice and never comes
-    /// here.
-    fn check_cleartext(&self, metadata: &AuthorizationServerMetadata) -> Result<(), Error> {
-        if !is_https(&self.base_url) {
-            return Ok(());
-        }
-        let endpoints = [
-            ("token_endpoint", &metadata.token_endpoint),
-            ("authorization_endpoint", &metadata.authorization_endpoint),
-            (
-                "device_authorization_endpoint",
-                &metadata.device_authorization_endpoint,
-            ),
-            ("revocation_endpoint", &metadata.revocation_endpoint),
-        ];
-        for (field, url) in endpoints {
-            if let Some(url) = url
-                && !is_https(url)
-            {
-                return Err(Error::config(format!(
-                    "the Flyte server at {} announces {field} {}, which is not an https:// \
-                     URL: secrets and tokens sent there would leave TLS. The server's OAuth \
-                     configuration must name https:// endpoints{}",
-                    display_url(&self.base_url),
-                    display_url(url),
-                    if field == "token_endpoint" {
-                        " (a client-credentials login can do without discovery: set tokenUrl \
-                         to the https:// token endpoint, and scopes)"
-                    } else {
-                        ""
-                    }
-                )));
-            }
-        }
-        Ok(())
-    }
-
     fn url_field(&self, object: &Map<String, Value>, name: &str) -> Option<String> {
         let value = field_str(object, name)?;
         if value.starts_with('/') {
@@ -627,10 +589,56 @@ impl From<Error> for Fail {
     }
 }
 
+/// The server's client configuration. Every endpoint in it is the server's, so each must be
+/// `https://` when the Flyte server is: [`Error::Config`], naming the field and the URL, when
+/// a Flyte server on `https://` announces a token, authorization, device authorization or
+/// revocation endpoint that is not (only a Flyte endpoint on plain HTTP, such as the local
+/// sandbox, may). [`ClientContext`](crate::ClientContext) checks only the announced endpoints
+/// a flow uses and the configuration does not replace.
 impl ClientConfigStore for RemoteClientConfigStore {
     fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>> {
-        Box::pin(async move { self.discover().await?.client_config() })
+        Box::pin(async move {
+            let config = self.announced_config().await?;
+            for field in Field::ENDPOINTS {
+                if let Some((name, url)) = field.announced_url(&config) {
+                    refuse_cleartext(&self.base_url, name, url)?;
+                }
+            }
+            Ok(config)
+        })
     }
+}
+
+/// Refuses an endpoint announced over TLS that would take secrets off TLS: from a Flyte
+/// endpoint on `https://` (`base_url`), every endpoint a secret is sent to (the token endpoint
+/// gets the client secret, refresh tokens, codes with their verifier and device codes; the
+/// device and authorization endpoints start those logins) must be `https://` too. Only a
+/// Flyte endpoint the configuration puts on plain HTTP (`insecure: true`, or written
+/// `http://`, as the local sandbox is) may announce plain-HTTP endpoints: its discovery
+/// already travels in clear text. `field` is the endpoint's name in the server's metadata.
+///
+/// Checked where the endpoints a flow uses are final ([`ClientContext::resolve`]), for those
+/// taken from the server: a configured `tokenUrl` is the user's choice, used as written, and
+/// an announced endpoint the configuration replaces is never used.
+///
+/// [`ClientContext::resolve`]: crate::ClientContext::resolve
+pub(crate) fn refuse_cleartext(base_url: &str, field: &str, url: &str) -> Result<(), Error> {
+    if !is_https(base_url) || url.trim().is_empty() || is_https(url) {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "the Flyte server at {} announces {field} {}, which is not an https:// \
+         URL: secrets and tokens sent there would leave TLS. The server's OAuth \
+         configuration must name https:// endpoints{}",
+        display_url(base_url),
+        display_url(url),
+        if field == "token_endpoint" {
+            " (a client-credentials login can do without discovery: set tokenUrl \
+             to the https:// token endpoint, and scopes)"
+        } else {
+            ""
+        }
+    )))
 }
 
 /// Whether `url` starts with `https://` (any case).

@@ -373,8 +373,83 @@ async fn an_https_server_announcing_a_plain_http_endpoint_is_refused() {
             !message.contains("pw") && !message.contains("leak"),
             "{message}"
         );
-        assert!(store.cached().is_none());
     }
+}
+
+/// A Flyte server on verified TLS announcing `token_endpoint` (and https everything else),
+/// and a context for it with `overrides`.
+fn tls_context(
+    pki: &support::TestPki,
+    token_endpoint: &str,
+    overrides: flyte_auth_oauth::Overrides,
+) -> (support::TlsServer, flyte_auth_oauth::ClientContext) {
+    let server = tls_flyte(
+        pki,
+        serde_json::json!({
+            "token_endpoint": token_endpoint,
+            "authorization_endpoint": "http://idp.internal/authorize",
+            "client_id": "flytectl",
+            "scopes": ["all"],
+        })
+        .to_string(),
+    );
+    let ctx = flyte_auth_oauth::ClientContext::builder(
+        Endpoint::parse(&server.addr.to_string()).unwrap(),
+    )
+    .http_client(trusting(pki))
+    .overrides(overrides)
+    .build()
+    .unwrap();
+    (server, ctx)
+}
+
+/// The check applies to the endpoints a flow uses as the server announced them: a
+/// configured `tokenUrl` replaces a plain-HTTP announced one (which is then never used), and
+/// an announced endpoint the flow does not use (here the authorization endpoint) is no
+/// reason to fail.
+#[tokio::test]
+async fn a_configured_token_url_replacing_a_plain_http_announced_one_is_used() {
+    use flyte_auth_oauth::{Field, Overrides};
+    let pki = support::TestPki::generate();
+    let (_server, ctx) = tls_context(
+        &pki,
+        "http://idp.internal/token",
+        Overrides::new().token_endpoint("https://idp.example.org/token"),
+    );
+    let cfg = ctx
+        .resolve(&[Field::TokenEndpoint, Field::Scopes])
+        .await
+        .unwrap();
+    assert_eq!(cfg.token_endpoint, "https://idp.example.org/token");
+    assert_eq!(cfg.scopes, ["all"], "the server was asked");
+}
+
+/// An announced plain-HTTP endpoint the flow uses, not replaced by the configuration, is still
+/// refused, with the message naming the field and what skips discovery.
+#[tokio::test]
+async fn an_announced_plain_http_token_endpoint_the_flow_uses_is_still_refused() {
+    use flyte_auth_oauth::{Field, Overrides};
+    let pki = support::TestPki::generate();
+    let (_server, ctx) = tls_context(&pki, "http://idp.internal/token", Overrides::new());
+    let e = ctx
+        .resolve(&[Field::TokenEndpoint, Field::Scopes])
+        .await
+        .unwrap_err();
+    let Error::Config { message } = &e else {
+        panic!("expected a configuration error, got {e:?}");
+    };
+    assert!(
+        message.contains("announces token_endpoint http://idp.internal/token"),
+        "{message}"
+    );
+    assert!(message.contains("set tokenUrl"), "{message}");
+    // The same for an authorization endpoint the browser login would use.
+    let (_server, ctx) = tls_context(&pki, "https://idp.example.org/token", Overrides::new());
+    let e = ctx
+        .resolve(&[Field::AuthorizationEndpoint, Field::TokenEndpoint])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("authorization_endpoint"), "{e}");
 }
 
 /// The local sandbox: a Flyte endpoint on plain HTTP (insecure, or written `http://`) may
