@@ -37,13 +37,11 @@ use http::HeaderName;
 /// share one token request. Cloning is cheap and clones share the cache.
 pub type ClientCredentialsAuthenticator = CachingAuthenticator<ClientCredentialsFlow>;
 
-/// The client configuration fields the grant uses.
-const FIELDS: &[Field] = &[
-    Field::TokenEndpoint,
-    Field::Scopes,
-    Field::Audience,
-    Field::HeaderKey,
-];
+/// The client configuration fields the grant uses. Not the header name: obtaining a token
+/// does not need it, so configured `tokenUrl` and `scopes` cost no discovery; it is resolved
+/// when a caller asks for it ([`ClientContext::resolve_header_name`]), or known from a
+/// discovery the grant needed anyway.
+const FIELDS: &[Field] = &[Field::TokenEndpoint, Field::Scopes, Field::Audience];
 
 /// The `client_credentials` grant as a [`TokenFlow`]: what [`ClientCredentialsAuthenticator`]
 /// wraps.

@@ -180,6 +180,72 @@ async fn without_a_config_store_the_flyte_server_is_asked() {
     assert_eq!(creds.access_token.expose_secret(), "token-1");
 }
 
+/// With `tokenUrl` and `scopes` configured, a token costs exactly one request, the token
+/// POST: no discovery only to learn the header name, which obtaining a token does not use.
+/// The header is discovered when a caller asks for it, once.
+#[tokio::test]
+async fn configured_token_url_and_scopes_cost_one_request_and_no_discovery() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .respond_with(token_answer())
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/config/v1/flyte_client"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "client_id": "flytectl", "authorization_metadata_key": "flyte-authorization"
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "token_endpoint": format!("{}/oauth2/token", server.uri())
+        })))
+        .mount(&server)
+        .await;
+    let endpoint = server.uri().replace("http://", "dns:///");
+    let ctx = ClientContext::builder(Endpoint::parse(&endpoint).unwrap().with_insecure(true))
+        .http_settings(HttpSettings::new().system_proxy(false))
+        .overrides(
+            Overrides::new()
+                .token_endpoint(format!("{}/oauth2/token", server.uri()))
+                .scopes(["all"]),
+        )
+        .build()
+        .unwrap();
+    let auth = authenticator(ClientCredentialsFlow::builder(
+        ctx.clone(),
+        "my-service",
+        SECRET,
+    ));
+    let creds = auth.get_credentials().await.unwrap();
+    assert_eq!(creds.access_token.expose_secret(), "token-1");
+    let requests = server.received_requests().await.unwrap();
+    let seen: Vec<String> = requests
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.url.path()))
+        .collect();
+    assert_eq!(seen, ["POST /oauth2/token"]);
+
+    // A caller that needs the header learns it from the server, once.
+    let name = ctx.resolve_header_name().await.unwrap();
+    assert_eq!(name.as_str(), "flyte-authorization");
+    assert_eq!(
+        ctx.resolve_header_name().await.unwrap().as_str(),
+        "flyte-authorization"
+    );
+    let discovery_gets = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "GET")
+        .count();
+    assert_eq!(discovery_gets, 2, "one discovery: its two documents");
+}
+
 #[tokio::test]
 async fn the_expiry_is_kept() {
     let server = MockServer::start().await;

@@ -507,6 +507,25 @@ impl ClientContext {
             .or_else(|| self.inner.discovered_header.get().cloned())
     }
 
+    /// The header the token goes in, discovering it when needed: the configured one, else the
+    /// server's (asking the server once, if no other request has), else `authorization` when
+    /// the server cannot be asked or names none. Obtaining a token never waits for this: a
+    /// flow resolves only the fields its grant uses, so a caller that only wants the token
+    /// (`flyte-auth token`) never asks the server for the header.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the server names an invalid header.
+    pub async fn resolve_header_name(&self) -> Result<HeaderName, Error> {
+        if let Some(name) = self.header_name() {
+            return Ok(name);
+        }
+        self.resolve(&[Field::HeaderKey]).await?;
+        Ok(self
+            .header_name()
+            .unwrap_or(HeaderName::from_static(flyte_auth_core::DEFAULT_HEADER_KEY)))
+    }
+
     /// The configured client id, else the server's once discovery has run.
     pub fn client_id(&self) -> Option<String> {
         self.inner
@@ -757,6 +776,32 @@ mod tests {
         assert_eq!(cfg.scopes, ["offline", "all"]);
         assert_eq!(cfg.audience.as_deref(), Some("server-audience"));
         assert_eq!(store.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_header_name_is_resolved_when_asked_for_once() {
+        let store = Arc::new(Counting(AtomicUsize::new(0), server()));
+        let lazy = ctx(
+            store.clone(),
+            Overrides::new()
+                .token_endpoint("https://other/token")
+                .scopes(["x"]),
+        );
+        block_on(lazy.resolve(&[Field::TokenEndpoint, Field::Scopes])).unwrap();
+        assert_eq!(store.0.load(Ordering::SeqCst), 0, "a token needs no header");
+        let name = block_on(lazy.resolve_header_name()).unwrap();
+        assert_eq!(name.as_str(), "flyte-authorization");
+        block_on(lazy.resolve_header_name()).unwrap();
+        assert_eq!(store.0.load(Ordering::SeqCst), 1, "discovered once");
+
+        // Configured: the server is not asked; no server: the default.
+        let configured = ctx(store.clone(), Overrides::new().header_key("X-Token"));
+        let name = block_on(configured.resolve_header_name()).unwrap();
+        assert_eq!(name.as_str(), "x-token");
+        assert_eq!(store.0.load(Ordering::SeqCst), 1);
+        let failing = ctx(Arc::new(Failing), Overrides::new());
+        let name = block_on(failing.resolve_header_name()).unwrap();
+        assert_eq!(name.as_str(), "authorization");
     }
 
     #[derive(Debug)]
