@@ -66,6 +66,8 @@
 
 pub mod config;
 mod factory;
+#[cfg(feature = "tower")]
+pub mod grpc_discovery;
 mod registry;
 #[cfg(any(feature = "tower", feature = "reqwest"))]
 mod rejected;
@@ -78,6 +80,8 @@ pub mod tower;
 
 #[cfg(feature = "reqwest")]
 pub use crate::reqwest::AuthenticatedClient;
+#[cfg(feature = "tower")]
+pub use crate::grpc_discovery::GrpcDiscovery;
 #[cfg(feature = "tower")]
 pub use crate::tower::{AuthLayer, AuthService};
 pub use config::{
