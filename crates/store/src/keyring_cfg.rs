@@ -12,14 +12,19 @@
 //! Reading is lenient: a file that is missing, unsafe to read (a link, another user's), too
 //! large or not INI holds no login (a warning says why); a file that cannot be parsed is never
 //! rewritten, so nothing in it is lost.
+//!
+//! A rewrite is read-modify-write of the whole file, so two processes updating two endpoints
+//! at once could lose one update: flyte-auth processes take a lock around it (a sidecar lock
+//! file in flyte-auth's own directory, never next to the SDK's file), waiting at most
+//! [`LOCK_TIMEOUT`], then write without it. The SDK itself takes no lock.
 
 use std::{
     path::{Path, PathBuf},
-    time::SystemTime,
+    time::{Duration, SystemTime},
 };
 
 use base64::Engine as _;
-use flyte_auth_core::{Credentials, StoreError};
+use flyte_auth_core::{Credentials, StoreError, StoreLock};
 
 use crate::{
     disk,
@@ -31,10 +36,21 @@ const STORE: &str = "keyring";
 /// No keyring file of a few logins comes near this; a larger one is not read.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
+/// How long a rewrite waits for another flyte-auth process's rewrite. Short: it runs inside
+/// keyring calls, which have their own time limit, and the SDK does not lock at all.
+pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The name the rewrite lock is filed under, as an endpoint's would be; no endpoint has a
+/// space in it.
+const LOCK_NAME: &str = "flyte2 keyring.cfg";
+
 /// The Flyte 2 SDK's keyring file at `path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct KeyringCfg {
     path: PathBuf,
+    /// Where the rewrite lock is: flyte-auth's directory (`$FLYTE_AUTH_CACHE_DIR` or the
+    /// user's cache directory); `None`: no lock.
+    lock_dir: Option<PathBuf>,
 }
 
 /// What the file held for one service.
@@ -55,9 +71,32 @@ impl KeyringCfg {
             .map(|home| PathBuf::from(home).join(".flyte").join("keyring.cfg"))
     }
 
-    /// The file at `path`.
+    /// The file at `path`, rewritten under a lock in flyte-auth's default directory.
     pub(crate) fn new(path: PathBuf) -> Self {
-        Self { path }
+        Self {
+            path,
+            lock_dir: disk::store_dir(None),
+        }
+    }
+
+    /// Takes the rewrite lock in `dir` instead.
+    #[cfg(test)]
+    fn with_lock_dir(mut self, dir: PathBuf) -> Self {
+        self.lock_dir = Some(dir);
+        self
+    }
+
+    /// The rewrite lock, when it can be had within [`LOCK_TIMEOUT`]; otherwise the rewrite
+    /// goes ahead without it (logged).
+    fn lock(&self) -> Option<StoreLock> {
+        let dir = self.lock_dir.as_deref()?;
+        match disk::lock(STORE, dir, LOCK_NAME, LOCK_TIMEOUT) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "rewriting the Flyte 2 SDK's keyring file without the lock");
+                None
+            }
+        }
     }
 
     /// Where the file is.
@@ -128,6 +167,7 @@ impl KeyringCfg {
     /// Sets the `tokens` option of `service` to `credentials`, as the SDK would; keeps the
     /// rest of the file.
     pub(crate) fn write(&self, service: &str, credentials: &Credentials) -> Result<(), StoreError> {
+        let _lock = self.lock();
         let mut ini = self.editable()?;
         let value = encodebytes(layouts::format_flyte2(credentials).as_bytes());
         ini.set(service, FLYTE2_TOKENS, value);
@@ -136,6 +176,7 @@ impl KeyringCfg {
 
     /// Removes the `tokens` option of `service`; says whether there was one.
     pub(crate) fn delete(&self, service: &str) -> Result<bool, StoreError> {
+        let _lock = self.lock();
         let mut ini = self.editable()?;
         if !ini.remove(service, FLYTE2_TOKENS) {
             return Ok(false);
@@ -384,6 +425,53 @@ mod tests {
         let copy = cfg.read("h").copy.unwrap();
         assert_eq!(copy.refresh_token.as_deref(), Some("r"));
         assert_eq!(copy.layout, Layout::Flyte2File);
+    }
+
+    #[test]
+    fn rewrites_of_two_endpoints_at_once_keep_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = tempfile::tempdir().unwrap();
+        let cfg =
+            KeyringCfg::new(dir.path().join("keyring.cfg")).with_lock_dir(locks.path().to_owned());
+        let writers: Vec<_> = (0..8)
+            .map(|n| {
+                let cfg = cfg.clone();
+                std::thread::spawn(move || {
+                    for round in 0..10 {
+                        let creds = Credentials::new(format!("a{n}-{round}"), "e");
+                        cfg.write(&format!("host-{n}"), &creds).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        for n in 0..8 {
+            let copy = cfg
+                .read(&format!("host-{n}"))
+                .copy
+                .expect("every endpoint's login");
+            assert_eq!(copy.access_token, format!("a{n}-9"));
+        }
+    }
+
+    #[test]
+    fn a_rewrite_waits_for_the_lock_a_bounded_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = tempfile::tempdir().unwrap();
+        let cfg =
+            KeyringCfg::new(dir.path().join("keyring.cfg")).with_lock_dir(locks.path().to_owned());
+        let held = cfg.lock().expect("a free lock");
+        let started = std::time::Instant::now();
+        cfg.write("h", &Credentials::new("a", "e")).unwrap();
+        let waited = started.elapsed();
+        assert!(
+            waited >= LOCK_TIMEOUT && waited < LOCK_TIMEOUT * 5,
+            "{waited:?}"
+        );
+        drop(held);
+        assert!(cfg.read("h").copy.is_some());
     }
 
     #[test]
