@@ -1,20 +1,29 @@
 //! `flyte-auth doctor`: why authentication does not work, step by step, with the fix for each
 //! failed step. Never logs in, never shows a token or a secret (URLs are redacted, variables
 //! are named, not shown).
+//!
+//! The whole diagnosis ends within `--timeout`: what may block (reading files, the keyring)
+//! runs on a thread of its own, so that the limit ends a step that hangs; that step is shown
+//! as not finished, and the steps after it as not run.
 
 use std::{
     fmt::Write as _,
+    future::Future,
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
 use flyte_auth::{
-    AuthMode, Credentials, Endpoint, Error, PlatformConfig, StoreError, TokenStore,
+    AuthMode, Credentials, DiscoveryFlavour, DiscoveryHints as _, Endpoint, Error, PlatformConfig,
+    StoreError, TokenStore,
     config::PlatformConfigBuilder,
     oauth::{OAuthClient, RemoteClientConfigStore},
     redact_url,
     text::printable,
 };
+use flyte_auth_store::DiscoveryHintFiles;
 use serde::Serialize;
+use tokio::time::Instant;
 
 use crate::{guard, options::Options, status::rfc3339};
 
@@ -23,6 +32,21 @@ const CLOCK_TOLERANCE: Duration = Duration::from_secs(60);
 
 /// Where the probe write of the store goes (an endpoint no server has).
 const PROBE_ENDPOINT: &str = "flyte-auth-doctor.invalid";
+
+/// Every step, in the order they run.
+const STEPS: [&str; 8] = [
+    "config",
+    "endpoint",
+    "auth",
+    "discovery",
+    "clock",
+    "token store",
+    "login",
+    "proxy",
+];
+
+/// How often a step running on a thread of its own is looked at.
+const THREAD_POLL: Duration = Duration::from_millis(5);
 
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -126,35 +150,27 @@ impl Report {
     }
 }
 
-/// Runs every step.
+/// Runs every step, all of them within `--timeout` when it is given.
 pub(crate) async fn diagnose(config: PlatformConfigBuilder, options: &Options) -> Report {
-    let mut steps = Vec::new();
-    let cfg = match config.build() {
-        Ok(cfg) => {
-            steps.push(config_step(Some(&cfg), None));
-            cfg
+    let mut run = Run::new(options.timeout);
+    let Some(built) = run.step("config", blocking(move || config.build())).await else {
+        return run.finish();
+    };
+    let cfg = match built {
+        Some(Ok(cfg)) => {
+            run.push(config_step(Some(&cfg), None));
+            Arc::new(cfg)
         }
-        Err(e) => {
-            steps.push(config_step(None, Some(&e)));
-            for name in [
-                "endpoint",
-                "auth",
-                "discovery",
-                "clock",
-                "token store",
-                "login",
-                "proxy",
-            ] {
-                steps.push(Step::new(
-                    name,
-                    Outcome::Skip,
-                    "the configuration did not load",
-                ));
-            }
-            return finish(steps);
+        Some(Err(e)) => {
+            run.push(config_step(None, Some(&e)));
+            return run.finish_skipping("the configuration did not load");
+        }
+        None => {
+            run.push(did_not_run("config"));
+            return run.finish_skipping("the configuration did not load");
         }
     };
-    steps.push(
+    run.push(
         Step::new(
             "endpoint",
             Outcome::Ok,
@@ -165,16 +181,150 @@ pub(crate) async fn diagnose(config: PlatformConfigBuilder, options: &Options) -
         .fact("base_url", redact_url(&cfg.base_url()))
         .fact("insecure", cfg.insecure()),
     );
-    steps.push(auth_step(&cfg, options));
+    let (c, o) = (Arc::clone(&cfg), options.clone());
+    let Some(auth) = run.step("auth", blocking(move || auth_step(&c, &o))).await else {
+        return run.finish();
+    };
+    run.push(auth.unwrap_or_else(|| did_not_run("auth")));
+
+    let (c, o) = (Arc::clone(&cfg), options.clone());
+    let remembered = run
+        .quietly(blocking(move || remembered_flavour(&c, &o)))
+        .await
+        .flatten()
+        .flatten();
     let client = client(&cfg, options);
-    let (discovery, date) = discovery_steps(&cfg, client.as_ref()).await;
-    steps.push(discovery);
-    steps.push(clock_step(date));
-    let (store_step, store) = store_step(&cfg, options);
-    steps.push(store_step);
-    steps.push(login_step(&cfg, store.as_deref()));
-    steps.push(proxy_step(&cfg));
-    finish(steps)
+    let Some((discovery, date)) = run
+        .step(
+            "discovery",
+            discovery_steps(&cfg, client.as_ref(), remembered),
+        )
+        .await
+    else {
+        return run.finish();
+    };
+    run.push(discovery);
+    run.push(clock_step(date));
+
+    let (c, o) = (Arc::clone(&cfg), options.clone());
+    let Some(store) = run
+        .step("token store", blocking(move || store_step(&c, &o)))
+        .await
+    else {
+        return run.finish();
+    };
+    let (store_step, store) = store.unwrap_or_else(|| (did_not_run("token store"), None));
+    run.push(store_step);
+    let c = Arc::clone(&cfg);
+    let Some(login) = run
+        .step("login", blocking(move || login_step(&c, store.as_deref())))
+        .await
+    else {
+        return run.finish();
+    };
+    run.push(login.unwrap_or_else(|| did_not_run("login")));
+    run.push(proxy_step(&cfg));
+    run.finish()
+}
+
+/// The steps so far, and the limit they all run within.
+struct Run {
+    steps: Vec<Step>,
+    /// `--timeout`, and when it ends (on tokio's clock, which its timers follow).
+    limit: Option<(Duration, Instant)>,
+}
+
+impl Run {
+    fn new(timeout: Option<Duration>) -> Self {
+        let limit = timeout.and_then(|t| Some((t, Instant::now().checked_add(t)?)));
+        Self {
+            steps: Vec::new(),
+            limit,
+        }
+    }
+
+    fn push(&mut self, step: Step) {
+        self.steps.push(step);
+    }
+
+    /// `work`, the step `name`, ended at the limit: then the step is shown as not finished
+    /// and `None` returned (the caller then [`finish`](Self::finish)es).
+    async fn step<T>(&mut self, name: &'static str, work: impl Future<Output = T>) -> Option<T> {
+        let Some((limit, end)) = self.limit else {
+            return Some(work.await);
+        };
+        match tokio::time::timeout_at(end, work).await {
+            Ok(value) => Some(value),
+            Err(_) => {
+                tracing::debug!(step = name, "--timeout reached");
+                self.push(
+                    Step::new(
+                        name,
+                        Outcome::Fail,
+                        format!(
+                            "did not finish within --timeout ({})",
+                            humantime::format_duration(limit)
+                        ),
+                    )
+                    .fix(
+                        "find what it waits for (a keyring that does not answer, a config or \
+                         secret file that is a pipe nobody writes to, a slow network), or \
+                         allow more time with --timeout",
+                    )
+                    .fact("timeout_seconds", limit.as_secs_f64()),
+                );
+                None
+            }
+        }
+    }
+
+    /// `work`, which is part of no step of its own, ended at the limit (`None`).
+    async fn quietly<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        match self.limit {
+            Some((_, end)) => tokio::time::timeout_at(end, work).await.ok(),
+            None => Some(work.await),
+        }
+    }
+
+    /// The report, the steps not run marked as such: because the limit was reached.
+    fn finish(self) -> Report {
+        self.finish_skipping("not run: --timeout was reached")
+    }
+
+    /// The report, the steps not run marked as such, for the reason `why`.
+    fn finish_skipping(mut self, why: &str) -> Report {
+        for name in STEPS {
+            if !self.steps.iter().any(|s| s.name == name) {
+                self.steps.push(Step::new(name, Outcome::Skip, why));
+            }
+        }
+        finish(self.steps)
+    }
+}
+
+/// A step whose check could not run (its thread could not start, or it panicked).
+fn did_not_run(name: &'static str) -> Step {
+    Step::new(
+        name,
+        Outcome::Fail,
+        "the check could not run (no thread for it)",
+    )
+}
+
+/// Runs `work` on a thread of its own: what blocks (a file that is a pipe, a keyring that
+/// does not answer) then blocks neither the runtime nor its timers, and a limit can end the
+/// wait. A thread given up on is left behind; the process ends without waiting for it (a
+/// runtime's blocking pool would wait for it when dropped). `None` when the thread could not
+/// start or panicked.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let handle = std::thread::Builder::new()
+        .name("flyte-auth-doctor".into())
+        .spawn(work)
+        .ok()?;
+    while !handle.is_finished() {
+        tokio::time::sleep(THREAD_POLL).await;
+    }
+    handle.join().ok()
 }
 
 fn finish(steps: Vec<Step>) -> Report {
@@ -257,8 +407,45 @@ fn client(cfg: &PlatformConfig, options: &Options) -> Option<OAuthClient> {
     OAuthClient::new(options.http_settings(cfg)).ok()
 }
 
-/// Whether the server's discovery answers, and in which flavour; and the server's `Date`.
+/// The flavour the last discovery for the endpoint answered in, as the discovery hints next to
+/// the token store remember it (where the factory keeps them). Reads a file: run it off the
+/// runtime ([`blocking`]).
+fn remembered_flavour(cfg: &PlatformConfig, options: &Options) -> Option<DiscoveryFlavour> {
+    let dir = options.store(cfg).ok()?.directory()?;
+    DiscoveryHintFiles::in_dir(dir).recall(cfg.endpoint().key())
+}
+
+/// A discovery flavour as the remembered one is shown.
+fn generation(flavour: DiscoveryFlavour) -> String {
+    match flavour {
+        DiscoveryFlavour::FlyteAdmin => "Flyte 1 (flyteadmin)".to_owned(),
+        DiscoveryFlavour::Flyte2 => "Flyte 2".to_owned(),
+        other => other.as_str().to_owned(),
+    }
+}
+
+/// Whether the server's discovery answers, and in which flavour (with the one the last
+/// discovery answered in, `remembered`, when the hints keep one); and the server's `Date`.
 async fn discovery_steps(
+    cfg: &PlatformConfig,
+    client: Option<&OAuthClient>,
+    remembered: Option<DiscoveryFlavour>,
+) -> (Step, Option<SystemTime>) {
+    let (step, date) = discovery_and_date(cfg, client).await;
+    let Some(remembered) = remembered else {
+        return (step, date);
+    };
+    let mut step = step.fact("remembered_flavour", remembered.as_str());
+    let _ = write!(
+        step.detail,
+        "; remembered from the last discovery: {}",
+        generation(remembered)
+    );
+    (step, date)
+}
+
+/// Whether the server's discovery answers, and in which flavour; and the server's `Date`.
+async fn discovery_and_date(
     cfg: &PlatformConfig,
     client: Option<&OAuthClient>,
 ) -> (Step, Option<SystemTime>) {

@@ -13,7 +13,7 @@ use crate::prompt;
 
 /// The flags that are not config settings (those are set on the
 /// [`PlatformConfigBuilder`](flyte_auth::config::PlatformConfigBuilder) as they are read).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Options {
     /// `--timeout`: the deadline of the whole command.
     pub(crate) timeout: Option<Duration>,
