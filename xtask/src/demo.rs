@@ -39,6 +39,8 @@ const SERVICE_SECRET: &str = "s3cr:t/+%&= ~";
 /// The fixture's client for API keys (`API_KEY_CLIENT` of `flyte-auth-tests`): no `:` in it.
 const API_KEY_CLIENT: &str = "flyte-api-key";
 const API_KEY_SECRET: &str = "api-key s3cret/+";
+/// The identity-aware proxy's OAuth client id: the audience of the demo's Google ID token.
+const IAP_AUDIENCE: &str = "123-iap-demo.apps.googleusercontent.com";
 /// Lifetime of the tokens of the second provider, which shows the refresh.
 const SHORT_TTL: Duration = Duration::from_secs(2);
 
@@ -103,7 +105,8 @@ pub(crate) fn demo() -> Outcome {
     };
     let result = demo
         .steps(&main, &short)
-        .and_then(|()| demo.flyte2_api_key(&flyte2));
+        .and_then(|()| demo.flyte2_api_key(&flyte2))
+        .and_then(|()| demo.iap_proxy_token());
     demo.summary();
     result.map(|()| Some(format!("{} steps", demo.rows.len())))
 }
@@ -690,6 +693,40 @@ impl Demo<'_> {
                 change,
             )?;
             Ok("refreshed automatically: one refresh_token grant, no browser".into())
+        })
+    }
+
+    /// The identity-aware proxy's token from a metadata server on loopback, through
+    /// `flyte-auth-google`'s `iap_token` example: what a job on Google Cloud sends in
+    /// `proxy-authorization`, with no `gcloud` run. The second header comes from the cache.
+    fn iap_proxy_token(&mut self) -> Result<(), String> {
+        let server = crate::metadata::MetadataServer::start()?;
+        self.step("IAP proxy token from the metadata server", |demo| {
+            let mut cmd = cargo(["run", "-q", "-p", "flyte-auth-google", "--example"]);
+            cmd.args(["iap_token", "--", IAP_AUDIENCE])
+                .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+                .env("GCE_METADATA_HOST", &server.host)
+                .env("CLOUDSDK_CONFIG", demo.work.cache("gcloud"));
+            println!("$ {}", show(&cmd));
+            let out = capture(&mut cmd, 30 * MINUTE)?;
+            let tokens: Vec<&str> = out
+                .lines()
+                .filter_map(|line| line.strip_prefix("proxy-authorization: Bearer "))
+                .collect();
+            let ok = tokens.len() == 2 && tokens[0] == tokens[1] && server.tokens() == 1;
+            if !ok {
+                return Err(format!(
+                    "expected two equal proxy-authorization headers from one metadata request; \
+                     got {} header(s), {} request(s)",
+                    tokens.len(),
+                    server.tokens()
+                ));
+            }
+            Ok(format!(
+                "proxy-authorization: Bearer <{}> (ID token for {IAP_AUDIENCE}); one metadata \
+                 request for two calls",
+                fingerprint(tokens[0])
+            ))
         })
     }
 

@@ -13,6 +13,7 @@ mod bench;
 mod cmd;
 mod demo;
 mod fuzz;
+mod metadata;
 mod provider;
 mod publish;
 mod tasks;
