@@ -394,13 +394,13 @@ impl GoogleIdTokenFlowBuilder {
             Some(http) => http,
             None => OAuthClient::new(HttpSettings::new())?,
         };
-        // The metadata server is link-local: never through a proxy, once, briefly.
+        // The metadata server is link-local: never through a proxy, and briefly (it is asked
+        // once: `get_secret_text` does not retry).
         let mut settings = http.settings().clone();
         settings.proxy = None;
         settings.system_proxy = false;
         settings.connect_timeout = self.metadata_timeout;
         settings.request_timeout = self.metadata_timeout;
-        settings.retry = settings.retry.max_retries(0);
         let metadata = OAuthClient::new(settings)?;
         let endpoint = match self.endpoint {
             Some(endpoint) => endpoint,
