@@ -1,3 +1,8 @@
+#![allow(clippy::unwrap_used, reason = "tests")]
+#![cfg_attr(
+    not(all(feature = "tower", feature = "clientcreds")),
+    allow(missing_docs, reason = "empty without the features")
+)]
 //! The flyte_core example's auth API (`examples/flyte_core/auth/`) against a tonic 0.12
 //! server on loopback, which serves `AuthMetadataService` and a health service that checks
 //! the token, and a mock token endpoint: the behaviours flyte_core's hand-written layer lacks.
@@ -200,11 +205,16 @@ impl Flyte {
         };
         let (_reporter, health) = tonic_health012::server::health_reporter();
         let checker = gate.clone();
+        #[allow(
+            clippy::result_large_err,
+            reason = "tonic 0.12's interceptor signature returns its Status"
+        )]
+        let check = move |request| checker.check(request);
         let incoming = TcpIncoming::from_listener(listener, true, None).unwrap();
         tokio::spawn(async move {
             Server::builder()
                 .add_service(metadata)
-                .add_service(InterceptedService::new(health, move |r| checker.check(r)))
+                .add_service(InterceptedService::new(health, check))
                 .serve_with_incoming(incoming)
                 .await
                 .unwrap();
