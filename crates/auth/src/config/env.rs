@@ -11,7 +11,7 @@ use flyte_auth_core::Error;
 
 #[cfg(test)]
 use super::AuthMode;
-use super::settings::Layer;
+use super::{settings::Settings, table};
 
 /// Path of the YAML config file (flytectl's name), searched after `./config.yaml`,
 /// `./.flyte/config.yaml`, `<git root>/.flyte/config.yaml` and [`UCTL_CONFIG`].
@@ -22,17 +22,78 @@ pub const UCTL_CONFIG: &str = "UCTL_CONFIG";
 /// client credentials and supplies the endpoint when nothing else does.
 pub const API_KEY: &str = "FLYTE_API_KEY";
 
-// Each setting's variables, declared with the setting in `settings.rs`.
-pub use super::settings::vars::*;
+// Each setting's variables; the table in `table.rs` says which setting each sets.
+/// `FLYTE_ADMIN_ENDPOINT`: sets [`endpoint`](crate::config::PlatformConfigBuilder::endpoint).
+pub const ADMIN_ENDPOINT: &str = "FLYTE_ADMIN_ENDPOINT";
+/// `FLYTE_PLATFORM_URL`: sets [`endpoint`](crate::config::PlatformConfigBuilder::endpoint).
+pub const PLATFORM_URL: &str = "FLYTE_PLATFORM_URL";
+/// `FLYTE_ADMIN_INSECURE`: sets [`insecure`](crate::config::PlatformConfigBuilder::insecure).
+pub const ADMIN_INSECURE: &str = "FLYTE_ADMIN_INSECURE";
+/// `FLYTE_PLATFORM_INSECURE`: sets [`insecure`](crate::config::PlatformConfigBuilder::insecure).
+pub const PLATFORM_INSECURE: &str = "FLYTE_PLATFORM_INSECURE";
+/// `FLYTE_ADMIN_INSECURESKIPVERIFY`: sets [`insecure_skip_verify`](crate::config::PlatformConfigBuilder::insecure_skip_verify).
+pub const ADMIN_INSECURE_SKIP_VERIFY: &str = "FLYTE_ADMIN_INSECURESKIPVERIFY";
+/// `FLYTE_PLATFORM_INSECURE_SKIP_VERIFY`: sets [`insecure_skip_verify`](crate::config::PlatformConfigBuilder::insecure_skip_verify).
+pub const PLATFORM_INSECURE_SKIP_VERIFY: &str = "FLYTE_PLATFORM_INSECURE_SKIP_VERIFY";
+/// `FLYTE_ADMIN_CACERTFILEPATH`: sets [`ca_cert_file_path`](crate::config::PlatformConfigBuilder::ca_cert_file_path).
+pub const ADMIN_CA_CERT_FILE_PATH: &str = "FLYTE_ADMIN_CACERTFILEPATH";
+/// `FLYTE_PLATFORM_CA_CERT_FILE_PATH`: sets [`ca_cert_file_path`](crate::config::PlatformConfigBuilder::ca_cert_file_path).
+pub const PLATFORM_CA_CERT_FILE_PATH: &str = "FLYTE_PLATFORM_CA_CERT_FILE_PATH";
+/// `FLYTE_ADMIN_HTTPPROXYURL`: sets [`http_proxy_url`](crate::config::PlatformConfigBuilder::http_proxy_url).
+pub const ADMIN_HTTP_PROXY_URL: &str = "FLYTE_ADMIN_HTTPPROXYURL";
+/// `FLYTE_PLATFORM_HTTP_PROXY_URL`: sets [`http_proxy_url`](crate::config::PlatformConfigBuilder::http_proxy_url).
+pub const PLATFORM_HTTP_PROXY_URL: &str = "FLYTE_PLATFORM_HTTP_PROXY_URL";
+/// `FLYTE_ADMIN_DISABLEKEYRING`: sets [`disable_keyring`](crate::config::PlatformConfigBuilder::disable_keyring).
+pub const ADMIN_DISABLE_KEYRING: &str = "FLYTE_ADMIN_DISABLEKEYRING";
+/// `FLYTE_ADMIN_WRITEALLLAYOUTS`: sets [`write_all_layouts`](crate::config::PlatformConfigBuilder::write_all_layouts).
+pub const ADMIN_WRITE_ALL_LAYOUTS: &str = "FLYTE_ADMIN_WRITEALLLAYOUTS";
+/// `FLYTE_ADMIN_AUTHTYPE`: sets [`auth_mode`](crate::config::PlatformConfigBuilder::auth_mode).
+pub const ADMIN_AUTH_TYPE: &str = "FLYTE_ADMIN_AUTHTYPE";
+/// `FLYTE_CREDENTIALS_AUTH_MODE`: sets [`auth_mode`](crate::config::PlatformConfigBuilder::auth_mode).
+pub const CREDENTIALS_AUTH_MODE: &str = "FLYTE_CREDENTIALS_AUTH_MODE";
+/// `FLYTE_ADMIN_CLIENTID`: sets [`client_id`](crate::config::PlatformConfigBuilder::client_id).
+pub const ADMIN_CLIENT_ID: &str = "FLYTE_ADMIN_CLIENTID";
+/// `FLYTE_CREDENTIALS_CLIENT_ID`: sets [`client_id`](crate::config::PlatformConfigBuilder::client_id).
+pub const CREDENTIALS_CLIENT_ID: &str = "FLYTE_CREDENTIALS_CLIENT_ID";
+/// `FLYTE_CREDENTIALS_CLIENT_SECRET`: sets [`client_secret`](crate::config::PlatformConfigBuilder::client_secret).
+pub const CREDENTIALS_CLIENT_SECRET: &str = "FLYTE_CREDENTIALS_CLIENT_SECRET";
+/// `FLYTE_ADMIN_CLIENTSECRETLOCATION`: sets [`client_secret_location`](crate::config::PlatformConfigBuilder::client_secret_location).
+pub const ADMIN_CLIENT_SECRET_LOCATION: &str = "FLYTE_ADMIN_CLIENTSECRETLOCATION";
+/// `FLYTE_CREDENTIALS_CLIENT_SECRET_LOCATION`: sets [`client_secret_location`](crate::config::PlatformConfigBuilder::client_secret_location).
+pub const CREDENTIALS_CLIENT_SECRET_LOCATION: &str = "FLYTE_CREDENTIALS_CLIENT_SECRET_LOCATION";
+/// `FLYTE_ADMIN_CLIENTSECRETENVVAR`: sets [`client_secret_env_var`](crate::config::PlatformConfigBuilder::client_secret_env_var).
+pub const ADMIN_CLIENT_SECRET_ENV_VAR: &str = "FLYTE_ADMIN_CLIENTSECRETENVVAR";
+/// `FLYTE_CREDENTIALS_CLIENT_SECRET_ENV_VAR`: sets [`client_secret_env_var`](crate::config::PlatformConfigBuilder::client_secret_env_var).
+pub const CREDENTIALS_CLIENT_SECRET_ENV_VAR: &str = "FLYTE_CREDENTIALS_CLIENT_SECRET_ENV_VAR";
+/// `FLYTE_ADMIN_SCOPES`: sets [`scopes`](crate::config::PlatformConfigBuilder::scopes).
+pub const ADMIN_SCOPES: &str = "FLYTE_ADMIN_SCOPES";
+/// `FLYTE_CREDENTIALS_SCOPES`: sets [`scopes`](crate::config::PlatformConfigBuilder::scopes).
+pub const CREDENTIALS_SCOPES: &str = "FLYTE_CREDENTIALS_SCOPES";
+/// `FLYTE_ADMIN_AUDIENCE`: sets [`audience`](crate::config::PlatformConfigBuilder::audience).
+pub const ADMIN_AUDIENCE: &str = "FLYTE_ADMIN_AUDIENCE";
+/// `FLYTE_CREDENTIALS_AUDIENCE`: sets [`audience`](crate::config::PlatformConfigBuilder::audience).
+pub const CREDENTIALS_AUDIENCE: &str = "FLYTE_CREDENTIALS_AUDIENCE";
+/// `FLYTE_ADMIN_COMMAND`: sets [`command`](crate::config::PlatformConfigBuilder::command).
+pub const ADMIN_COMMAND: &str = "FLYTE_ADMIN_COMMAND";
+/// `FLYTE_CREDENTIALS_COMMAND`: sets [`command`](crate::config::PlatformConfigBuilder::command).
+pub const CREDENTIALS_COMMAND: &str = "FLYTE_CREDENTIALS_COMMAND";
+/// `FLYTE_ADMIN_PROXYCOMMAND`: sets [`proxy_command`](crate::config::PlatformConfigBuilder::proxy_command).
+pub const ADMIN_PROXY_COMMAND: &str = "FLYTE_ADMIN_PROXYCOMMAND";
+/// `FLYTE_CREDENTIALS_PROXY_COMMAND`: sets [`proxy_command`](crate::config::PlatformConfigBuilder::proxy_command).
+pub const CREDENTIALS_PROXY_COMMAND: &str = "FLYTE_CREDENTIALS_PROXY_COMMAND";
+/// `FLYTE_ADMIN_TOKENURL`: sets [`token_url`](crate::config::PlatformConfigBuilder::token_url).
+pub const ADMIN_TOKEN_URL: &str = "FLYTE_ADMIN_TOKENURL";
+/// `FLYTE_ADMIN_AUTHORIZATIONHEADER`: sets [`authorization_header`](crate::config::PlatformConfigBuilder::authorization_header).
+pub const ADMIN_AUTHORIZATION_HEADER: &str = "FLYTE_ADMIN_AUTHORIZATIONHEADER";
 
-/// Reads every `FLYTE_*` variable into a layer; also returns the names of those that were set.
+/// Reads every `FLYTE_*` variable; also returns the names of those that were set.
 pub(crate) fn read(
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(Layer, Vec<&'static str>), Error> {
+) -> Result<(Settings, Vec<&'static str>), Error> {
     let mut used = Vec::new();
-    let layer = Layer::from_text(
-        |key| {
-            key.env.iter().find_map(|name| {
+    let settings = table::read(
+        |row| {
+            row.env.iter().find_map(|name| {
                 let value = env(name).filter(|v| !v.trim().is_empty())?;
                 used.push(*name);
                 Some(((*name).to_owned(), value))
@@ -40,7 +101,7 @@ pub(crate) fn read(
         },
         |name, message| Error::config(format!("environment variable {name}: {message}")),
     )?;
-    Ok((layer, used))
+    Ok((settings, used))
 }
 
 /// flytekit's boolean words, strictly: `true`/`false`, `t`/`f`, `1`/`0`, `yes`/`no`, `y`/`n`,
@@ -104,7 +165,7 @@ mod tests {
 
     use super::*;
 
-    fn layer(vars: &[(&str, &str)]) -> Result<Layer, Error> {
+    fn layer(vars: &[(&str, &str)]) -> Result<Settings, Error> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

@@ -1,145 +1,66 @@
 //! The YAML config file shared by flytectl, pyflyte and the Flyte 2 SDK.
 //!
-//! Only the keys of the settings are read (the `admin` section, where every setting's dotted
-//! key is); every other section (`logger`, `storage`, `console`, ...) and every other key is
-//! skipped. Each value is read by its setting's kind while the file is parsed, so an error
-//! names the dotted key, what was expected, and the line.
+//! Only the `admin` section is read, as [`Settings`]; every other section (`logger`,
+//! `storage`, `console`, ...) and every other key is skipped. Each value is read by its
+//! setting's type while the file is parsed, so an error names the dotted key, what was
+//! expected, and the line.
 
-use std::{cell::RefCell, fmt, marker::PhantomData, path::Path};
+use std::path::Path;
 
 use flyte_auth_core::Error;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, de::DeserializeOwned};
 
-use super::settings::{Layer, key};
+use super::settings::{Settings, null_is_default};
 
-/// Parses the text of a config file into a layer; `path` only names the file in errors.
-pub(crate) fn parse(path: &Path, text: &str) -> Result<Layer, Error> {
-    let mut layer = Layer::default();
-    if !text.trim().is_empty() {
-        let failed_at = RefCell::new(None);
-        let top = Mapping {
-            path: String::new(),
-            layer: &mut layer,
-            failed_at: &failed_at,
-        };
-        let named = |message: String| match failed_at.borrow().as_deref() {
+/// The sections of the file that are read.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Document {
+    #[serde(deserialize_with = "null_is_default")]
+    admin: Settings,
+}
+
+/// Parses the text of a config file; `path` only names the file in errors.
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Settings, Error> {
+    if text.trim().is_empty() {
+        return Ok(Settings::default());
+    }
+    let document: Option<Document> = from_yaml(text).map_err(|(key, message)| {
+        Error::config(match key {
             Some(key) => format!("{}: {key}: {message}", path.display()),
             None => format!("{}: {message}", path.display()),
-        };
-        from_yaml_seed(text, top).map_err(|e| Error::config(named(e)))?;
-    }
-    Ok(layer)
-}
-
-/// A mapping of the file at the dotted `path` (empty: the whole file): a key that is a
-/// setting's is read into `layer` by the setting's kind, a key on the way to settings (`admin`,
-/// `admin.pkceConfig`) is read as a mapping, every other key is skipped.
-struct Mapping<'a> {
-    path: String,
-    layer: &'a mut Layer,
-    /// The dotted key of the value that failed to parse, the innermost one: what an error
-    /// names.
-    failed_at: &'a RefCell<Option<String>>,
-}
-
-impl Mapping<'_> {
-    /// Notes `path` as where `error` happened, unless a value inside it was noted already.
-    fn failed<E>(&self, path: &str, error: E) -> E {
-        self.failed_at
-            .borrow_mut()
-            .get_or_insert_with(|| path.to_owned());
-        error
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Mapping<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        // A null section (`admin:` alone) sets nothing.
-        d.deserialize_option(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Mapping<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a mapping")
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(name) = map.next_key::<String>()? {
-            let path = match self.path.as_str() {
-                "" => name,
-                parent => format!("{parent}.{name}"),
-            };
-            if self
-                .layer
-                .read_yaml(&path, &mut map)
-                .map_err(|e| self.failed(&path, e))?
-            {
-                continue;
-            }
-            let leads_to_a_setting = key::ALL.iter().filter_map(|k| k.yaml).any(|yaml| {
-                yaml.strip_prefix(path.as_str())
-                    .is_some_and(|rest| rest.starts_with('.'))
-            });
-            if leads_to_a_setting {
-                map.next_value_seed(Mapping {
-                    path: path.clone(),
-                    layer: &mut *self.layer,
-                    failed_at: self.failed_at,
-                })
-                .map_err(|e| self.failed(&path, e))?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Deserializes YAML text (a list in an environment variable, for one).
-pub(crate) fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
-    from_yaml_seed(text, PhantomData::<T>)
-}
-
-/// [`from_yaml`] with a seed. The error is the parser's, with its line and column:
-/// `invalid type: sequence, expected a string at line 2, column 3`; the config file's
-/// [`Mapping`] adds the dotted key it was reading.
-fn from_yaml_seed<'de, S: DeserializeSeed<'de>>(
-    text: &'de str,
-    seed: S,
-) -> Result<S::Value, String> {
-    let options = serde_saphyr::options! { with_snippet: false };
-    serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| seed.deserialize(de))
-        .map_err(|e| {
-            let message = e.to_string();
-            message
-                .strip_prefix("error: ")
-                .unwrap_or(&message)
-                .to_owned()
         })
+    })?;
+    Ok(document.unwrap_or_default().admin)
+}
+
+/// Deserializes YAML text (the config file, a list in an environment variable). The error is
+/// the dotted key that failed, if any, and the parser's message with its line and column:
+/// `invalid type: sequence, expected a string at line 2, column 3`.
+pub(crate) fn from_yaml<T: DeserializeOwned>(text: &str) -> Result<T, (Option<String>, String)> {
+    let mut key = None;
+    let options = serde_saphyr::options! { with_snippet: false };
+    serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            // A list item's error names the list.
+            let path = e.path().to_string();
+            let path = path.split('[').next().unwrap_or_default();
+            key = (!path.is_empty() && path != ".").then(|| path.to_owned());
+            e.into_inner()
+        })
+    })
+    .map_err(|e| {
+        let message = e.to_string();
+        let message = message.strip_prefix("error: ").unwrap_or(&message);
+        (key, message.to_owned())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse_str(text: &str) -> Result<Layer, Error> {
+    fn parse_str(text: &str) -> Result<Settings, Error> {
         parse(Path::new("/cfg/config.yaml"), text)
     }
 
@@ -168,7 +89,7 @@ mod tests {
         assert!(layer.endpoint.is_none());
         assert!(layer.auth_mode.is_none());
         assert!(layer.client_secret_location.is_none());
-        assert!(layer.pkce_timeout.is_none());
+        assert!(layer.pkce_config.timeout.is_none());
     }
 
     #[test]

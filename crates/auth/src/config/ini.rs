@@ -12,17 +12,17 @@ use flyte_auth_core::Error;
 
 #[cfg(test)]
 use super::AuthMode;
-use super::settings::Layer;
+use super::{settings::Settings, table};
 
 /// `(section, option)` to value, both lower-cased as `configparser` does for options.
 type Options = HashMap<(String, String), String>;
 
-/// Parses the text of an INI file into a layer; `path` only names the file in errors.
-pub(crate) fn parse(path: &Path, text: &str) -> Result<Layer, Error> {
+/// Parses the text of an INI file; `path` only names the file in errors.
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Settings, Error> {
     let options = options(path, text)?;
-    Layer::from_text(
-        |key| {
-            let (section, option) = key.ini?;
+    table::read(
+        |row| {
+            let (section, option) = row.ini?;
             let value = options.get(&(section.to_owned(), option.to_owned()))?;
             Some((format!("[{section}] {option}"), value.clone()))
         },
@@ -78,7 +78,7 @@ fn options(path: &Path, text: &str) -> Result<Options, Error> {
 mod tests {
     use super::*;
 
-    fn parse_str(text: &str) -> Result<Layer, Error> {
+    fn parse_str(text: &str) -> Result<Settings, Error> {
         parse(Path::new("/home/me/.flyte/config"), text)
     }
 

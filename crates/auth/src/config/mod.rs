@@ -65,14 +65,15 @@ mod api_key;
 mod duration;
 pub mod env;
 mod file;
+mod getters;
 #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
 mod http;
 mod ini;
-mod kind;
-mod layer;
 mod mode;
 mod settings;
+mod table;
 mod trust;
+mod value;
 
 use std::{
     fmt,
@@ -83,9 +84,8 @@ use flyte_auth_core::{Endpoint, Error, SecretString};
 
 pub use api_key::{ApiKey, ApiKeyError};
 pub use duration::{ParseDurationError, parse_duration};
-use layer::Source;
 pub use mode::{AuthMode, ParseAuthModeError};
-use settings::{Layer, key};
+use settings::{Settings, Source};
 pub use trust::SkipReason;
 
 /// The environment, as a lookup from variable name to value.
@@ -98,8 +98,7 @@ type EnvFn = dyn Fn(&str) -> Option<String> + Send + Sync;
 /// [`builder`](Self::builder); see the [module documentation](self) for the order of sources.
 /// A loaded config always has a valid endpoint.
 ///
-/// The getters of the settings are generated from their one declaration in `settings.rs`;
-/// an unset setting reads as `None` (or `false`, or empty), and the flow that uses it applies
+/// An unset setting reads as `None` (or `false`, or empty), and the flow that uses it applies
 /// its own default.
 ///
 /// `Debug` shows every setting (`None` when unset) and no secret: the client secret is a
@@ -110,7 +109,7 @@ pub struct PlatformConfig {
     /// The server (also in `settings`, for `Debug`).
     endpoint: Endpoint,
     /// Every setting, merged: the resolved endpoint, flow, client id and secret included.
-    settings: Layer,
+    settings: Settings,
     sources: ConfigSources,
     api_key: Option<ApiKeyInUse>,
 }
@@ -219,7 +218,7 @@ impl PlatformConfig {
             process_env: false,
             cwd: None,
         };
-        resolve(&inputs, &choice, Layer::default(), None)
+        resolve(&inputs, &choice, Settings::default(), None)
     }
 
     /// A builder: choose the file and the environment, and set values that override both.
@@ -390,7 +389,7 @@ pub struct PlatformConfigBuilder {
     current_dir: Option<PathBuf>,
     /// The endpoint as given, parsed by `build`.
     endpoint: Option<String>,
-    explicit: Layer,
+    explicit: Settings,
     api_key: Option<SecretString>,
 }
 
@@ -473,7 +472,7 @@ impl PlatformConfigBuilder {
         let mut explicit = self.explicit;
         if let Some(endpoint) = &self.endpoint {
             explicit.endpoint = Some(Endpoint::parse(endpoint).map_err(|e| match e {
-                Error::Config { message } => Source::Explicit.error(key::endpoint, message),
+                Error::Config { message } => Source::Explicit.error("endpoint", message),
                 other => other,
             })?);
         }
@@ -495,7 +494,7 @@ struct FileRead {
     path: PathBuf,
     found_by: &'static str,
     ini: bool,
-    layer: Layer,
+    settings: Settings,
 }
 
 /// What happened to the config file.
@@ -627,7 +626,7 @@ fn read_config_file(
                     path: path.clone(),
                     found_by,
                     ini,
-                    layer,
+                    settings: layer,
                 })));
             }
             Err(e) => {
@@ -665,7 +664,7 @@ fn is_ini(path: &Path, text: &str) -> bool {
 fn resolve(
     inputs: &Inputs<'_>,
     choice: &FileChoice,
-    explicit: Layer,
+    explicit: Settings,
     explicit_api_key: Option<&SecretString>,
 ) -> Result<PlatformConfig, Error> {
     let env = inputs.env;
@@ -677,8 +676,8 @@ fn resolve(
     let mut skipped = Vec::new();
     let outcome = read_config_file(inputs, choice, &mut skipped)?;
     let (file_read, file_layer) = match &outcome {
-        FileOutcome::Read(read) => (Some(&**read), read.layer.clone()),
-        _ => (None, Layer::default()),
+        FileOutcome::Read(read) => (Some(&**read), read.settings.clone()),
+        _ => (None, Settings::default()),
     };
     if let Some(read) = file_read
         && let Some(var) = read.found_by.strip_prefix('$')
@@ -708,7 +707,7 @@ fn resolve(
         (&file_layer, &file_source),
     ];
     // The source that set a setting, for errors naming it.
-    let source_of = |is_set: fn(&Layer) -> bool| {
+    let source_of = |is_set: fn(&Settings) -> bool| {
         layers
             .iter()
             .find(|(layer, _)| is_set(layer))
@@ -750,7 +749,7 @@ fn resolve(
             && let Some(secret) = read_secret_file(path, source)?
         {
             settings.client_secret = Some(secret);
-            found_via = Some(source.name(key::client_secret_location));
+            found_via = Some(source.name("client_secret_location"));
         }
         if let Some(var) = &settings.client_secret_env_var
             && let Some(source) = source_of(|l| l.client_secret_env_var.is_some())
@@ -761,13 +760,13 @@ fn resolve(
             {
                 Some(secret) => {
                     settings.client_secret = Some(SecretString::from(secret));
-                    found_via = Some(source.name(key::client_secret_env_var));
+                    found_via = Some(source.name("client_secret_env_var"));
                     variables.push(var.clone());
                 }
                 None => tracing::debug!(
                     variable = %var,
                     "the client secret variable named by {} is not set",
-                    source.name(key::client_secret_env_var)
+                    source.name("client_secret_env_var")
                 ),
             }
         }
@@ -831,7 +830,7 @@ const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 fn read_secret_file(path: &Path, source: &Source) -> Result<Option<SecretString>, Error> {
     let text = trust::read_named(path, MAX_SECRET_FILE_BYTES).map_err(|e| {
         source.error(
-            key::client_secret_location,
+            "client_secret_location",
             format!("cannot read the client secret file {}: {e}", path.display()),
         )
     })?;
