@@ -68,7 +68,7 @@ fn ini(endpoint: &str) -> String {
 #[test]
 fn each_config_location_wins_over_every_later_one() {
     // (file written, how it is found, INI?, the variable that names it)
-    let places: [(&str, &str, bool, Option<&str>); 9] = [
+    let places: [(&str, &str, bool, Option<&str>); 12] = [
         ("repo/work/config.yaml", "./config.yaml", false, None),
         (
             "repo/work/.flyte/config.yaml",
@@ -94,12 +94,26 @@ fn each_config_location_wins_over_every_later_one() {
             false,
             Some("FLYTECTL_CONFIG"),
         ),
+        // The `union` package's names.
+        (
+            "elsewhere/union.yaml",
+            "$UNION_CONFIG",
+            false,
+            Some("UNION_CONFIG"),
+        ),
+        (
+            "elsewhere/unionai.yaml",
+            "$UNIONAI_CONFIG",
+            false,
+            Some("UNIONAI_CONFIG"),
+        ),
         (
             "home/.union/config.yaml",
             "~/.union/config.yaml",
             false,
             None,
         ),
+        ("home/.uctl/config.yaml", "~/.uctl/config.yaml", false, None),
         (
             "home/.flyte/config.yaml",
             "~/.flyte/config.yaml",
@@ -142,7 +156,12 @@ fn each_config_location_wins_over_every_later_one() {
 
 #[test]
 fn a_file_named_by_a_variable_must_exist() {
-    for var in ["UCTL_CONFIG", "FLYTECTL_CONFIG"] {
+    for var in [
+        "UCTL_CONFIG",
+        "FLYTECTL_CONFIG",
+        "UNION_CONFIG",
+        "UNIONAI_CONFIG",
+    ] {
         let mut world = World::new();
         world.write("home/.flyte/config.yaml", &yaml("home.example.org"));
         let missing = world.root().join("missing.yaml").display().to_string();
@@ -697,4 +716,146 @@ fn the_search_for_a_git_root_stops_at_home() {
         cfg.sources().found_by,
         Some("<git root>/.flyte/config.yaml")
     );
+}
+
+/// Every variable that carries a key, in the order they are read: each row's key wins over
+/// every key of the rows below it, and the config records the variable it came from.
+#[test]
+fn every_api_key_variable_in_order() {
+    let vars = [
+        "FLYTE_API_KEY",
+        "UNION_API_KEY",
+        "UNION_SERVERLESS_API_KEY",
+        "UNIONAI_SERVERLESS_API_KEY",
+        "_UNION_EAGER_API_KEY",
+        "_UNION_UNION_API_KEY",
+        "EAGER_API_KEY",
+    ];
+    assert_eq!(flyte_auth::config::env::API_KEYS, vars);
+    for winner in 0..vars.len() {
+        let mut world = World::new();
+        world.write("home/.flyte/config.yaml", "admin:\n  authType: Pkce\n");
+        for (i, var) in vars.iter().enumerate().skip(winner) {
+            world.var(
+                var,
+                &api_key(&format!("key{i}.example.org:svc{i}:s3cret:None")),
+            );
+        }
+        let cfg = world.load().unwrap();
+        let var = vars[winner];
+        assert_eq!(
+            cfg.endpoint().key(),
+            format!("key{winner}.example.org"),
+            "{var}"
+        );
+        assert_eq!(cfg.client_id(), Some(format!("svc{winner}").as_str()));
+        // A key means client credentials, whatever the file says: no browser login.
+        assert_eq!(cfg.auth_mode(), AuthMode::ClientSecret, "{var}");
+        assert_eq!(cfg.api_key().unwrap().origin, var);
+        assert_eq!(cfg.api_key().unwrap().org, None);
+        assert!(cfg.sources().variables.contains(&var.to_owned()), "{var}");
+        for other in &vars[winner + 1..] {
+            assert!(!cfg.sources().variables.contains(&(*other).to_owned()));
+        }
+        assert!(!format!("{cfg:?}").contains("s3cret"));
+    }
+}
+
+/// `union create login` writes `union.connection.host` and `union.auth.type` next to the
+/// `admin` keys; they are used where the `admin` key is not set.
+#[test]
+fn the_union_keys_of_a_union_config_file() {
+    let world = World::new();
+    world.write(
+        "home/.union/config.yaml",
+        "union:\n  connection:\n    host: dns:///union.example.org\n    insecure: false\n  \
+         auth:\n    type: DeviceFlow\nadmin:\n  clientId: cli\n",
+    );
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "union.example.org");
+    assert_eq!(cfg.endpoint().as_written(), "dns:///union.example.org");
+    assert_eq!(cfg.auth_mode(), AuthMode::DeviceFlow);
+    assert_eq!(cfg.client_id(), Some("cli"));
+
+    world.write(
+        "home/.union/config.yaml",
+        "admin:\n  endpoint: dns:///admin.example.org\n  authType: Pkce\n\
+         union:\n  connection:\n    host: dns:///union.example.org\n  auth:\n    type: DeviceFlow\n",
+    );
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "admin.example.org");
+    assert_eq!(cfg.auth_mode(), AuthMode::Pkce);
+
+    world.write(
+        "home/.union/config.yaml",
+        "union:\n  connection:\n    host: grpc://x\n",
+    );
+    let err = world.load().unwrap_err().to_string();
+    assert!(err.contains("union.connection.host"), "{err}");
+}
+
+/// In a task pod (the Flyte 2 SDK's `init_in_cluster`): without a named config file, the
+/// `_U_*` variables give the endpoint and the transport, a key's endpoint wins over
+/// `_U_EP_OVERRIDE`, and a config file named by `FLYTECTL_CONFIG` wins over the key.
+#[test]
+fn a_task_pod() {
+    let mut world = World::new();
+    world.var("_U_EP_OVERRIDE", "flyte.pod.svc:8089");
+    world.var("_U_INSECURE", "true");
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "flyte.pod.svc:8089");
+    assert!(cfg.insecure());
+    assert!(
+        cfg.sources()
+            .variables
+            .contains(&"_U_EP_OVERRIDE".to_owned())
+    );
+    assert!(cfg.sources().variables.contains(&"_U_INSECURE".to_owned()));
+
+    // The key's endpoint wins; the transport still comes from the pod.
+    world.var(
+        "_UNION_EAGER_API_KEY",
+        &api_key("key.example.org:svc:s3cret:None"),
+    );
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "key.example.org");
+    assert_eq!(cfg.auth_mode(), AuthMode::ClientSecret);
+    assert_eq!(cfg.api_key().unwrap().origin, "_UNION_EAGER_API_KEY");
+    assert!(cfg.insecure());
+
+    // A file named by FLYTECTL_CONFIG wins over the key and the `_U_*` variables.
+    world.write("elsewhere/pod.yaml", &yaml("file.example.org"));
+    let named = world
+        .root()
+        .join("elsewhere/pod.yaml")
+        .display()
+        .to_string();
+    world.var("FLYTECTL_CONFIG", &named);
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "file.example.org");
+    assert!(cfg.api_key().is_none());
+    assert!(!cfg.insecure());
+    assert!(
+        !cfg.sources()
+            .variables
+            .contains(&"_U_EP_OVERRIDE".to_owned())
+    );
+
+    // Outside a pod, the key wins over the named file (the Flyte 2 CLI's order).
+    world.env.remove("_U_EP_OVERRIDE");
+    world.env.remove("_U_INSECURE");
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "key.example.org");
+
+    // A pod that names no endpoint at all: the Flyte 2 SDK's default.
+    let mut world = World::new();
+    world.var("_U_INSECURE_SKIP_VERIFY", "true");
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().as_written(), "host.docker.internal:8090");
+    assert!(cfg.insecure_skip_verify());
+
+    let mut world = World::new();
+    world.var("_U_INSECURE", "perhaps");
+    let err = world.load().unwrap_err().to_string();
+    assert!(err.contains("environment variable _U_INSECURE"), "{err}");
 }

@@ -11,7 +11,7 @@ use flyte_auth_core::Error;
 
 #[cfg(test)]
 use super::AuthMode;
-use super::{settings::Settings, table};
+use super::{settings::Settings, table, value::put};
 
 /// Path of the YAML config file (flytectl's name), searched after `./config.yaml`,
 /// `./.flyte/config.yaml`, `<git root>/.flyte/config.yaml` and [`UCTL_CONFIG`].
@@ -21,6 +21,89 @@ pub const UCTL_CONFIG: &str = "UCTL_CONFIG";
 /// An API key of the Flyte 2 SDK: base64 of `endpoint:client_id:client_secret:org`. It selects
 /// client credentials and supplies the endpoint when nothing else does.
 pub const API_KEY: &str = "FLYTE_API_KEY";
+/// Path of a YAML config file (the `union` package's name), used as named, searched after
+/// [`FLYTECTL_CONFIG`].
+pub const UNION_CONFIG: &str = "UNION_CONFIG";
+/// Path of a YAML config file (the `union` package's older name), searched after
+/// [`UNION_CONFIG`].
+pub const UNIONAI_CONFIG: &str = "UNIONAI_CONFIG";
+/// A Union API key (same format as [`API_KEY`]).
+pub const UNION_API_KEY: &str = "UNION_API_KEY";
+/// A Union serverless API key (same format as [`API_KEY`]).
+pub const UNION_SERVERLESS_API_KEY: &str = "UNION_SERVERLESS_API_KEY";
+/// A Union serverless API key, older name (same format as [`API_KEY`]).
+pub const UNIONAI_SERVERLESS_API_KEY: &str = "UNIONAI_SERVERLESS_API_KEY";
+/// The API key Union puts in a task pod (same format as [`API_KEY`]).
+pub const UNION_EAGER_API_KEY: &str = "_UNION_EAGER_API_KEY";
+/// The API key the `union` package passes on to tasks (same format as [`API_KEY`]).
+pub const UNION_UNION_API_KEY: &str = "_UNION_UNION_API_KEY";
+/// The API key the Flyte 2 SDK reads in a task pod after [`UNION_EAGER_API_KEY`].
+pub const EAGER_API_KEY: &str = "EAGER_API_KEY";
+
+/// Every variable that may carry an API key, in the order they are read; the first one set
+/// wins. [`API_KEY`], the Flyte 2 SDK's and this crate's own name, comes first: a key set
+/// there was meant for Flyte. Then the `union` package's names in the order it reads them,
+/// then [`EAGER_API_KEY`], which the Flyte 2 SDK reads in a task pod after
+/// [`UNION_EAGER_API_KEY`].
+pub const API_KEYS: &[&str] = &[
+    API_KEY,
+    UNION_API_KEY,
+    UNION_SERVERLESS_API_KEY,
+    UNIONAI_SERVERLESS_API_KEY,
+    UNION_EAGER_API_KEY,
+    UNION_UNION_API_KEY,
+    EAGER_API_KEY,
+];
+
+/// In a task pod, the Flyte endpoint when no API key names one and no config file is named
+/// (the Flyte 2 SDK's `init_in_cluster`).
+pub const TASK_POD_ENDPOINT: &str = "_U_EP_OVERRIDE";
+/// In a task pod, plain text to the Flyte endpoint when no config file is named.
+pub const TASK_POD_INSECURE: &str = "_U_INSECURE";
+/// In a task pod, TLS without certificate verification when no config file is named.
+pub const TASK_POD_INSECURE_SKIP_VERIFY: &str = "_U_INSECURE_SKIP_VERIFY";
+/// Set in a Union task pod: the organization.
+pub const TASK_POD_ORG: &str = "_U_ORG_NAME";
+/// Set in every Kubernetes pod.
+pub const KUBERNETES_SERVICE_HOST: &str = "KUBERNETES_SERVICE_HOST";
+
+/// Whether `env` is a task pod's: one of [`TASK_POD_ENDPOINT`], [`TASK_POD_INSECURE`],
+/// [`TASK_POD_INSECURE_SKIP_VERIFY`], [`TASK_POD_ORG`] or [`KUBERNETES_SERVICE_HOST`] is set.
+pub(crate) fn in_task_pod(env: &dyn Fn(&str) -> Option<String>) -> bool {
+    [
+        TASK_POD_ENDPOINT,
+        TASK_POD_INSECURE,
+        TASK_POD_INSECURE_SKIP_VERIFY,
+        TASK_POD_ORG,
+        KUBERNETES_SERVICE_HOST,
+    ]
+    .iter()
+    .any(|name| env(name).is_some_and(|v| !v.trim().is_empty()))
+}
+
+/// The settings of a task pod's `_U_*` variables: the endpoint, `insecure`,
+/// `insecure_skip_verify`; also returns the names of those that were set.
+pub(crate) fn read_task_pod(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Settings, Vec<&'static str>), Error> {
+    let mut settings = Settings::default();
+    let mut used = Vec::new();
+    let slots: [(&'static str, table::Setter); 3] = [
+        (TASK_POD_ENDPOINT, |s, t| put(&mut s.endpoint, t)),
+        (TASK_POD_INSECURE, |s, t| put(&mut s.insecure, t)),
+        (TASK_POD_INSECURE_SKIP_VERIFY, |s, t| {
+            put(&mut s.insecure_skip_verify, t)
+        }),
+    ];
+    for (name, set) in slots {
+        if let Some(value) = env(name).filter(|v| !v.trim().is_empty()) {
+            set(&mut settings, &value)
+                .map_err(|m| Error::config(format!("environment variable {name}: {m}")))?;
+            used.push(name);
+        }
+    }
+    Ok((settings, used))
+}
 
 // Each setting's variables; the table in `table.rs` says which setting each sets.
 /// `FLYTE_ADMIN_ENDPOINT`: sets [`endpoint`](crate::config::PlatformConfigBuilder::endpoint).

@@ -1,16 +1,22 @@
 //! The YAML config file shared by flytectl, pyflyte and the Flyte 2 SDK.
 //!
-//! Only the `admin` section is read, as [`Settings`]; every other section (`logger`,
-//! `storage`, `console`, ...) and every other key is skipped. Each value is read by its
+//! Only the `admin` section is read, as [`Settings`], and of the `union` section the two keys
+//! `union create login` writes (`union.connection.host`, `union.auth.type`; `admin.*` wins
+//! where both are set); every other section (`logger`, `storage`, `console`, ...) and every
+//! other key is skipped. Each value is read by its
 //! setting's type while the file is parsed, so an error names the dotted key, what was
 //! expected, and the line.
 
 use std::path::Path;
 
-use flyte_auth_core::Error;
+use flyte_auth_core::{Endpoint, Error};
 use serde::{Deserialize, de::DeserializeOwned};
 
-use super::settings::{Settings, null_is_default};
+use super::{
+    AuthMode,
+    settings::{Settings, null_is_default},
+    value::lenient,
+};
 
 /// The sections of the file that are read.
 #[derive(Default, Deserialize)]
@@ -18,6 +24,33 @@ use super::settings::{Settings, null_is_default};
 struct Document {
     #[serde(deserialize_with = "null_is_default")]
     admin: Settings,
+    #[serde(deserialize_with = "null_is_default")]
+    union: Union,
+}
+
+/// What `union create login` writes next to `admin.endpoint` and `admin.authType`:
+/// `union.connection.host` and `union.auth.type`, used where the `admin` key is not set.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Union {
+    #[serde(deserialize_with = "null_is_default")]
+    connection: UnionConnection,
+    #[serde(deserialize_with = "null_is_default")]
+    auth: UnionAuth,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct UnionConnection {
+    #[serde(deserialize_with = "lenient")]
+    host: Option<Endpoint>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct UnionAuth {
+    #[serde(rename = "type", deserialize_with = "lenient")]
+    kind: Option<AuthMode>,
 }
 
 /// Parses the text of a config file; `path` only names the file in errors.
@@ -31,7 +64,10 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Settings, Error> {
             None => format!("{}: {message}", path.display()),
         })
     })?;
-    Ok(document.unwrap_or_default().admin)
+    let Document { mut admin, union } = document.unwrap_or_default();
+    admin.endpoint = admin.endpoint.or(union.connection.host);
+    admin.auth_mode = admin.auth_mode.or(union.auth.kind);
+    Ok(admin)
 }
 
 /// Deserializes YAML text (the config file, a list in an environment variable). The error is

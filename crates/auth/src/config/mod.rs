@@ -4,17 +4,30 @@
 //!
 //! 1. the config file: the one given ([`PlatformConfigBuilder::config_file`]), else the first
 //!    that exists of the Flyte 2 SDK's search: `./config.yaml`, `./.flyte/config.yaml`,
-//!    `<git root>/.flyte/config.yaml`, `$UCTL_CONFIG`, `$FLYTECTL_CONFIG`,
-//!    `~/.union/config.yaml`, `~/.flyte/config.yaml`; and when none of those exists,
+//!    `<git root>/.flyte/config.yaml`, `$UCTL_CONFIG`, `$FLYTECTL_CONFIG`, then the `union`
+//!    package's `$UNION_CONFIG`, `$UNIONAI_CONFIG`, then `~/.union/config.yaml`,
+//!    `~/.uctl/config.yaml`, `~/.flyte/config.yaml`; and when none of those exists,
 //!    flytekit's INI files `./flytekit.config`, `~/.flyte/config`. A file named by a variable
 //!    must exist; the others may be missing. The git root is looked for up to the user's home
-//!    directory, and not across file systems;
-//! 2. the `FLYTE_*` environment variables ([`mod@env`] lists them: `FLYTE_ADMIN_*` and
+//!    directory, and not across file systems. Of a YAML file, the `admin` section is read,
+//!    and `union.connection.host` / `union.auth.type` (what `union create login` writes)
+//!    where `admin.endpoint` / `admin.authType` are not set;
+//! 2. in a task pod (one of `_U_EP_OVERRIDE`, `_U_INSECURE`, `_U_INSECURE_SKIP_VERIFY`,
+//!    `_U_ORG_NAME`, `KUBERNETES_SERVICE_HOST` is set) where no config file is named (by
+//!    [`PlatformConfigBuilder::config_file`] or a variable), as the Flyte 2 SDK's
+//!    `init_in_cluster`: `_U_EP_OVERRIDE` the endpoint (an API key's endpoint wins over it;
+//!    with neither, but a `_U_*` variable set, `host.docker.internal:8090`), `_U_INSECURE`
+//!    and `_U_INSECURE_SKIP_VERIFY` the transport;
+//! 3. the `FLYTE_*` environment variables ([`mod@env`] lists them: `FLYTE_ADMIN_*` and
 //!    flytekit's `FLYTE_PLATFORM_*` / `FLYTE_CREDENTIALS_*`);
-//! 3. an API key (`FLYTE_API_KEY` or [`PlatformConfigBuilder::api_key`]): its endpoint, client
-//!    id and secret, and client credentials as the flow (only an endpoint set explicitly wins
-//!    over the key's, as in the Flyte 2 CLI);
-//! 4. values set explicitly on a [`PlatformConfigBuilder`].
+//! 4. an API key ([`PlatformConfigBuilder::api_key`], else the first set of
+//!    [`env::API_KEYS`]: `FLYTE_API_KEY`, then the `union` package's `UNION_API_KEY`,
+//!    `UNION_SERVERLESS_API_KEY`, `UNIONAI_SERVERLESS_API_KEY`, `_UNION_EAGER_API_KEY`,
+//!    `_UNION_UNION_API_KEY`, then `EAGER_API_KEY`): its endpoint, client id and secret, and
+//!    client credentials as the flow (only an endpoint set explicitly wins over the key's, as
+//!    in the Flyte 2 CLI). In a task pod, a config file named by `UCTL_CONFIG` or
+//!    `FLYTECTL_CONFIG` wins over a key in the environment, as in `init_in_cluster`;
+//! 5. values set explicitly on a [`PlatformConfigBuilder`].
 //!
 //! [`PlatformConfig::sources`] tells which file and which variables were used.
 //!
@@ -122,8 +135,9 @@ pub struct ConfigSources {
     /// The config file that was read, if any.
     pub file: Option<PathBuf>,
     /// How that file was found: `given`, `./config.yaml`, `./.flyte/config.yaml`,
-    /// `<git root>/.flyte/config.yaml`, `$UCTL_CONFIG`, `$FLYTECTL_CONFIG`,
-    /// `~/.union/config.yaml`, `~/.flyte/config.yaml`, `./flytekit.config` or `~/.flyte/config`.
+    /// `<git root>/.flyte/config.yaml`, `$UCTL_CONFIG`, `$FLYTECTL_CONFIG`, `$UNION_CONFIG`,
+    /// `$UNIONAI_CONFIG`, `~/.union/config.yaml`, `~/.uctl/config.yaml`,
+    /// `~/.flyte/config.yaml`, `./flytekit.config` or `~/.flyte/config`.
     pub found_by: Option<&'static str>,
     /// `true` when the file was read as flytekit's INI format.
     pub ini: bool,
@@ -171,7 +185,8 @@ impl fmt::Display for SkippedFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ApiKeyInUse {
-    /// Where the key came from: `FLYTE_API_KEY` or `explicit setting`.
+    /// Where the key came from: the variable (`FLYTE_API_KEY`, `UNION_API_KEY`, ... one of
+    /// [`env::API_KEYS`]) or `explicit setting`.
     pub origin: &'static str,
     /// The endpoint the key names (an explicit endpoint may have won over it).
     pub endpoint: String,
@@ -300,7 +315,8 @@ impl PlatformConfig {
         &self.sources
     }
 
-    /// The API key in use, if any (`FLYTE_API_KEY` or [`PlatformConfigBuilder::api_key`]).
+    /// The API key in use, if any ([`PlatformConfigBuilder::api_key`] or one of
+    /// [`env::API_KEYS`]; [`ApiKeyInUse::origin`] says which).
     pub fn api_key(&self) -> Option<&ApiKeyInUse> {
         self.api_key.as_ref()
     }
@@ -550,6 +566,8 @@ fn search_path(inputs: &Inputs<'_>) -> Vec<(PathBuf, &'static str, bool)> {
     for (name, found_by) in [
         (env::UCTL_CONFIG, "$UCTL_CONFIG"),
         (env::FLYTECTL_CONFIG, "$FLYTECTL_CONFIG"),
+        (env::UNION_CONFIG, "$UNION_CONFIG"),
+        (env::UNIONAI_CONFIG, "$UNIONAI_CONFIG"),
     ] {
         if let Some(path) = (inputs.env)(name).filter(|p| !p.trim().is_empty()) {
             places.push((PathBuf::from(path), found_by, true));
@@ -559,6 +577,11 @@ fn search_path(inputs: &Inputs<'_>) -> Vec<(PathBuf, &'static str, bool)> {
         places.push((
             home.join(".union").join("config.yaml"),
             "~/.union/config.yaml",
+            false,
+        ));
+        places.push((
+            home.join(".uctl").join("config.yaml"),
+            "~/.uctl/config.yaml",
             false,
         ));
         places.push((
@@ -660,7 +683,24 @@ fn is_ini(path: &Path, text: &str) -> bool {
             .is_some_and(|l| l.starts_with('[') && l.ends_with(']'))
 }
 
-/// Merges file < environment < API key < explicit, resolves the client secret and the mode.
+/// The endpoint of a task pod whose `_U_*` variables name none (the Flyte 2 SDK's default).
+const TASK_POD_DEFAULT_ENDPOINT: &str = "host.docker.internal:8090";
+
+/// The first API key set in the environment ([`env::API_KEYS`], in order), with the variable
+/// that holds it.
+fn key_from_env(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<(ApiKey, &'static str)>, Error> {
+    for var in env::API_KEYS {
+        if let Some(key) = ApiKey::from_env_with(var, env)? {
+            return Ok(Some((key, var)));
+        }
+    }
+    Ok(None)
+}
+
+/// Merges file < task pod < environment < API key < explicit, resolves the client secret and
+/// the mode.
 fn resolve(
     inputs: &Inputs<'_>,
     choice: &FileChoice,
@@ -686,20 +726,37 @@ fn resolve(
     }
     let file_source = Source::File(file_read.map(|r| r.path.clone()).unwrap_or_default());
 
+    // In a task pod, a config file named by UCTL_CONFIG or FLYTECTL_CONFIG wins over a key in
+    // the environment, and without a named file the `_U_*` variables apply (the Flyte 2 SDK's
+    // `init_in_cluster`).
+    let pod = env::in_task_pod(env);
+    let named_by_variable = file_read.is_some_and(|r| r.found_by.starts_with('$'));
     let api_key = match explicit_api_key {
-        Some(key) => Some(api_key::decode(
-            key.expose_secret(),
-            "the explicit setting",
-        )?)
-        .map(|k| (k, "explicit setting")),
-        None => match env(env::API_KEY).filter(|v| !v.trim().is_empty()) {
-            Some(key) => {
-                variables.push(env::API_KEY.to_owned());
-                Some((api_key::decode(&key, env::API_KEY)?, env::API_KEY))
-            }
-            None => None,
-        },
+        Some(key) => Some((
+            api_key::decode(key.expose_secret(), "the explicit setting")?,
+            "explicit setting",
+        )),
+        None if pod
+            && file_read
+                .is_some_and(|r| matches!(r.found_by, "$UCTL_CONFIG" | "$FLYTECTL_CONFIG")) =>
+        {
+            tracing::debug!("in a task pod: the named config file wins over an API key");
+            None
+        }
+        None => key_from_env(env)?,
     };
+    if explicit_api_key.is_none()
+        && let Some((_, origin)) = &api_key
+    {
+        variables.push((*origin).to_owned());
+    }
+    let (pod_layer, pod_used) =
+        if pod && !named_by_variable && !matches!(choice, FileChoice::Path(_)) {
+            env::read_task_pod(env)?
+        } else {
+            (Settings::default(), Vec::new())
+        };
+    variables.extend(pod_used.iter().map(|v| (*v).to_owned()));
 
     let layers = [
         (&explicit, &Source::Explicit),
@@ -716,6 +773,7 @@ fn resolve(
     let mut settings = explicit
         .clone()
         .or(env_layer.clone())
+        .or(pod_layer)
         .or(file_layer.clone());
 
     // An explicit endpoint wins over the key's, and the key's over the variables' and the
@@ -723,10 +781,10 @@ fn resolve(
     // for, not to one a stale config file names.
     let endpoint = match (&explicit.endpoint, &api_key, settings.endpoint.take()) {
         (Some(endpoint), _, _) => endpoint.clone(),
-        (None, Some((key, origin)), _) => Endpoint::parse(&key.endpoint).map_err(|e| {
-            Error::config(format!("the endpoint of the API key from {origin}: {e}"))
-        })?,
+        (None, Some((key, _)), _) => key.endpoint().clone(),
         (None, None, Some(endpoint)) => endpoint,
+        // The Flyte 2 SDK's default in a Union task pod.
+        (None, None, None) if !pod_used.is_empty() => Endpoint::parse(TASK_POD_DEFAULT_ENDPOINT)?,
         (None, None, None) => {
             return Err(Error::config(no_endpoint_message(&outcome, &skipped)));
         }

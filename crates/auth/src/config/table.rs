@@ -9,6 +9,10 @@ use flyte_auth_core::Error;
 
 use super::{env::*, settings::Settings, value::put};
 
+/// Sets a setting from text (trimmed; empty leaves it unset); the error is the message after
+/// the place's name.
+pub(crate) type Setter = fn(&mut Settings, &str) -> Result<(), String>;
+
 /// A setting's names in each source.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Row {
@@ -21,9 +25,8 @@ pub(crate) struct Row {
     pub(crate) env: &'static [&'static str],
     /// `(section, option)` in flytekit's INI file.
     pub(crate) ini: Option<(&'static str, &'static str)>,
-    /// Sets the setting from text (trimmed; empty leaves it unset); the error is the message
-    /// after the place's name.
-    pub(crate) set: fn(&mut Settings, &str) -> Result<(), String>,
+    /// Sets the setting from text.
+    pub(crate) set: Setter,
 }
 
 const fn row(
@@ -31,7 +34,7 @@ const fn row(
     yaml: &'static str,
     env: &'static [&'static str],
     ini: Option<(&'static str, &'static str)>,
-    set: fn(&mut Settings, &str) -> Result<(), String>,
+    set: Setter,
 ) -> Row {
     let yaml = if yaml.is_empty() { None } else { Some(yaml) };
     Row {
