@@ -488,7 +488,7 @@ impl ClientContext {
                 let operation = format!("discovery at {}", self.inner.endpoint);
                 crate::retry::until_deadline(
                     &operation,
-                    std::time::Instant::now(),
+                    tokio::time::Instant::now(),
                     deadline,
                     answer,
                 )

@@ -9,8 +9,10 @@
 use std::{
     future::Future,
     hash::{BuildHasher as _, RandomState},
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+use tokio::time::Instant;
 
 use flyte_auth_core::Error;
 
@@ -190,6 +192,7 @@ impl RetryPolicy {
 }
 
 /// `future`, cut at `deadline` after `start` ([`HttpSettings::deadline`](crate::HttpSettings::deadline)).
+/// `start` is on tokio's clock, which the timers measure too (also when a test pauses it).
 /// A time-out of its own that ends there too (a request time-out as long as the deadline) is
 /// reported as the deadline's, whichever timer fired first.
 pub(crate) async fn until_deadline<T>(
@@ -235,6 +238,66 @@ mod tests {
             let full = Duration::from_millis(full);
             assert!(wait <= full && wait >= full / 2, "retry {n}: {wait:?}");
         }
+    }
+
+    /// An attempt that takes `takes` on tokio's clock and fails with a transient error; it
+    /// counts the attempts.
+    fn failing_attempt(
+        takes: Duration,
+        count: &std::cell::Cell<u32>,
+    ) -> impl Future<Output = Result<RawResponse, Error>> + '_ {
+        count.set(count.get() + 1);
+        async move {
+            tokio::time::sleep(takes).await;
+            Err(Error::Timeout {
+                operation: "a test request".into(),
+                after: takes,
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_total_time_limit_is_measured_on_the_clock_the_waits_run_on() {
+        // Waits of 0.5 to 1 s: at most 21 attempts fit in 10 s, however the jitter falls.
+        let policy = RetryPolicy::new()
+            .max_retries(100)
+            .delays(Duration::from_secs(1), Duration::from_secs(1))
+            .max_elapsed(Duration::from_secs(10));
+        let attempts = std::cell::Cell::new(0);
+        let start = Instant::now();
+        let result = policy
+            .run("a test request", None, || {
+                failing_attempt(Duration::ZERO, &attempts)
+            })
+            .await;
+        assert!(result.is_err());
+        assert!(attempts.get() <= 21, "{} attempts", attempts.get());
+        assert!(
+            start.elapsed() <= Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_is_measured_on_the_clock_the_attempts_run_on() {
+        let policy = RetryPolicy::new()
+            .max_retries(100)
+            .delays(Duration::from_millis(100), Duration::from_millis(100));
+        let deadline = Duration::from_secs(2);
+        let attempts = std::cell::Cell::new(0);
+        let start = Instant::now();
+        let Err(err) = policy
+            .run("a test request", Some(deadline), || {
+                failing_attempt(Duration::from_millis(400), &attempts)
+            })
+            .await
+        else {
+            panic!("an answer from an attempt that always fails");
+        };
+        assert!(start.elapsed() <= deadline, "{:?}", start.elapsed());
+        assert!(attempts.get() <= 5, "{} attempts", attempts.get());
+        assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     }
 
     #[test]
