@@ -12,7 +12,9 @@
 //!    are never touched: client credentials, the cache, a token command, logout and login
 //!    again, a refused secret, the device flow, the browser login through `$BROWSER`, and an
 //!    automatic refresh after expiry, then a Flyte 2 login with `FLYTE_API_KEY` and its
-//!    `status`; each step checks what the provider's request counters say;
+//!    `status`; each step checks what the provider's request counters say; then the
+//!    identity-aware proxy's token from a metadata server on loopback (`flyte-auth-google`'s
+//!    `iap_token` example);
 //! 5. stops the providers and removes the directory, also when a step fails. On Ctrl-C the
 //!    terminal stops every process of the group, and a provider also exits when the pipe to
 //!    its stdin closes.

@@ -67,16 +67,21 @@ fn flow(sources: Sources) -> GoogleIdTokenFlow {
 
 /// A service-account key file for the test key, whose token endpoint is `server`'s.
 fn key_file(dir: &Path, server: &MockServer) -> PathBuf {
+    key_file_with(dir, server, "test-key.pem")
+}
+
+/// A service-account key file holding the PEM file `pem` of `tests/data`.
+fn key_file_with(dir: &Path, server: &MockServer, pem: &str) -> PathBuf {
     let key = json!({
         "type": "service_account",
         "project_id": "my-project",
         "private_key_id": "test-key-1",
-        "private_key": std::fs::read_to_string(data("test-key.pem")).unwrap(),
+        "private_key": std::fs::read_to_string(data(pem)).unwrap(),
         "client_email": SA_EMAIL,
         "client_id": "1234567890",
         "token_uri": format!("{}/token", server.uri()),
     });
-    let file = dir.join("sa.json");
+    let file = dir.join(format!("sa-{pem}.json"));
     std::fs::write(&file, key.to_string()).unwrap();
     file
 }
@@ -162,22 +167,10 @@ fn decode_json(part: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
 
-#[tokio::test]
-async fn a_service_account_key_signs_an_assertion_the_public_key_verifies() {
-    let server = MockServer::start().await;
-    let exp = unix_now() + 3600;
-    let token = id_token("sa", exp);
-    mount_assertion_grant(&server, &token, 1).await;
-    let dir = tempfile::tempdir().unwrap();
-    let flow = flow(Sources::none().key_file(key_file(dir.path(), &server)));
-    let auth = CachingAuthenticator::builder(flow).build();
-
-    let creds = auth.get_credentials().await.unwrap();
-    assert_eq!(creds.access_token.expose_secret(), token);
-    assert_eq!(creds.expires_at_unix, Some(exp), "expiry from the JWT exp");
-    assert_eq!(auth.flow().source(), Some(Source::KeyFile));
-
-    let form = first_form(&server).await;
+/// Checks the assertion `server` received: signed by the test key (verified with its public
+/// half), with the claims Google wants.
+async fn verify_assertion(server: &MockServer) {
+    let form = first_form(server).await;
     let field = |name: &str| {
         form.iter()
             .find(|(k, _)| k == name)
@@ -208,6 +201,71 @@ async fn a_service_account_key_signs_an_assertion_the_public_key_verifies() {
     let iat = claims["iat"].as_u64().unwrap();
     assert!(iat.abs_diff(unix_now()) < 60, "iat is now: {iat}");
     assert_eq!(claims["exp"].as_u64().unwrap(), iat + 3600);
+}
+
+#[tokio::test]
+async fn a_service_account_key_signs_an_assertion_the_public_key_verifies() {
+    let server = MockServer::start().await;
+    let exp = unix_now() + 3600;
+    let token = id_token("sa", exp);
+    mount_assertion_grant(&server, &token, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let flow = flow(Sources::none().key_file(key_file(dir.path(), &server)));
+    let auth = CachingAuthenticator::builder(flow).build();
+
+    let creds = auth.get_credentials().await.unwrap();
+    assert_eq!(creds.access_token.expose_secret(), token);
+    assert_eq!(creds.expires_at_unix, Some(exp), "expiry from the JWT exp");
+    assert_eq!(auth.flow().source(), Some(Source::KeyFile));
+
+    verify_assertion(&server).await;
+}
+
+#[tokio::test]
+async fn a_pkcs1_key_signs_too() {
+    let server = MockServer::start().await;
+    mount_assertion_grant(&server, &id_token("sa", unix_now() + 3600), 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = key_file_with(dir.path(), &server, "test-key.pkcs1.pem");
+    flow(Sources::none().key_file(file))
+        .login_for_test()
+        .await
+        .unwrap();
+    verify_assertion(&server).await;
+}
+
+#[tokio::test]
+async fn a_credentials_file_of_another_type_is_refused_naming_the_types_that_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("external.json");
+    std::fs::write(&file, r#"{"type": "external_account", "audience": "x"}"#).unwrap();
+    let err = flow(Sources::none().key_file(&file))
+        .login_for_test()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`external_account`"), "{err}");
+    assert!(err.contains("service_account"), "{err}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fifo_as_the_key_file_is_refused_without_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.json");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let started = Instant::now();
+    let err = flow(Sources::none().key_file(&fifo))
+        .login_for_test()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]
