@@ -223,6 +223,14 @@ impl KeyringCfg {
     }
 }
 
+/// The sections of `text`, each with its options and values, as Python's
+/// `configparser.ConfigParser(interpolation=None)` reads them; `None` where Python refuses the
+/// text. For tests that compare with Python.
+#[doc(hidden)]
+pub fn parse_ini(text: &str) -> Option<Vec<(String, Vec<(String, String)>)>> {
+    Ini::parse(text).ok().map(Ini::into_parts)
+}
+
 /// Python's `base64.encodebytes`: standard base64 in lines of at most 76 characters, each
 /// ending with a newline.
 fn encodebytes(bytes: &[u8]) -> String {
@@ -250,11 +258,12 @@ impl Ini {
         let mut ini = Ini::default();
         // The option a continuation line extends, and the indentation of its first line.
         let mut current: Option<(usize, usize)> = None;
-        for (index, raw) in text.lines().enumerate() {
+        // Python reads the file with universal newlines: `\r\n` and `\r` end lines too.
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        for (index, line) in text.split('\n').enumerate() {
             let number = index + 1;
-            let line = raw.trim_end_matches('\r');
             let trimmed = line.trim();
-            let indent = line.len() - line.trim_start().len();
+            let indent = line.chars().take_while(|c| c.is_whitespace()).count();
             if trimmed.starts_with('#') || trimmed.starts_with(';') {
                 continue;
             }
@@ -308,6 +317,11 @@ impl Ini {
             }
         }
         Ok(ini)
+    }
+
+    /// The sections and their options, in order.
+    fn into_parts(self) -> Vec<(String, Vec<(String, String)>)> {
+        self.sections
     }
 
     fn get(&self, section: &str, option: &str) -> Option<&str> {
@@ -483,6 +497,40 @@ mod tests {
         assert!(cfg.read("h").copy.is_none());
         assert!(cfg.write("h", &Credentials::new("new", "h")).is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "not ini\n");
+    }
+
+    /// Any text: no panic, and what parses is written back as Python would write it, which
+    /// parses to the same sections, options and values.
+    #[test]
+    fn any_text_parses_without_panic_and_round_trips() {
+        let alphabet: Vec<char> = "[]=:;# \t\n\r\u{a0}aBé=tokens".chars().collect();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut parsed = 0;
+        for _ in 0..20_000 {
+            let len = (next() % 120) as usize;
+            // Most text is refused before its first section: start half of them with one.
+            let start = if next() % 2 == 0 { "[s]\na = 1\n" } else { "" };
+            let text: String = start
+                .chars()
+                .chain((0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]))
+                .collect();
+            if let Ok(ini) = Ini::parse(&text) {
+                parsed += 1;
+                let written = ini.to_string();
+                assert_eq!(
+                    Ini::parse(&written).as_ref(),
+                    Ok(&ini),
+                    "{text:?} -> {written:?}"
+                );
+            }
+        }
+        assert!(parsed > 1_000, "only {parsed} inputs parsed");
     }
 
     #[test]

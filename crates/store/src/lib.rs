@@ -73,6 +73,9 @@ pub use hints::DiscoveryHintFiles;
 pub use keyring_store::KeyringStore;
 #[cfg(feature = "keyring")]
 #[doc(hidden)]
+pub use keyring_cfg::parse_ini;
+#[cfg(feature = "keyring")]
+#[doc(hidden)]
 pub use layouts::{RawEntries, credentials_from_entries};
 pub use select::{
     DefaultStore, ParseStoreKindError, StoreKind, default_store, open_store, open_store_with,
