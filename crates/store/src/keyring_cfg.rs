@@ -227,9 +227,13 @@ impl KeyringCfg {
 /// `configparser.ConfigParser(interpolation=None)` reads them; `None` where Python refuses the
 /// text. For tests that compare with Python.
 #[doc(hidden)]
-pub fn parse_ini(text: &str) -> Option<Vec<(String, Vec<(String, String)>)>> {
+pub fn parse_ini(text: &str) -> Option<Vec<IniSection>> {
     Ini::parse(text).ok().map(Ini::into_parts)
 }
+
+/// One section of an INI file: its name, and its options with their values, in order.
+#[doc(hidden)]
+pub type IniSection = (String, Vec<(String, String)>);
 
 /// Python's `base64.encodebytes`: standard base64 in lines of at most 76 characters, each
 /// ending with a newline.
@@ -249,7 +253,7 @@ fn encodebytes(bytes: &[u8]) -> String {
 /// continuation lines joined by newlines.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Ini {
-    sections: Vec<(String, Vec<(String, String)>)>,
+    sections: Vec<IniSection>,
 }
 
 impl Ini {
@@ -320,7 +324,7 @@ impl Ini {
     }
 
     /// The sections and their options, in order.
-    fn into_parts(self) -> Vec<(String, Vec<(String, String)>)> {
+    fn into_parts(self) -> Vec<IniSection> {
         self.sections
     }
 

@@ -73,7 +73,7 @@ pub use hints::DiscoveryHintFiles;
 pub use keyring_store::KeyringStore;
 #[cfg(feature = "keyring")]
 #[doc(hidden)]
-pub use keyring_cfg::parse_ini;
+pub use keyring_cfg::{IniSection, parse_ini};
 #[cfg(feature = "keyring")]
 #[doc(hidden)]
 pub use layouts::{RawEntries, credentials_from_entries};

@@ -55,7 +55,7 @@ fn keyring_cfg_is_read_as_python_s_configparser_reads_it() {
     let file = dir.path().join("inputs.json");
     std::fs::write(&file, serde_json::to_string(&inputs).unwrap()).unwrap();
     let out = python(PYTHON_PARSE, &[("INPUTS", file.to_str().unwrap())]);
-    let expected: Vec<Option<Vec<(String, Vec<(String, String)>)>>> =
+    let expected: Vec<Option<Vec<flyte_auth_store::IniSection>>> =
         serde_json::from_str(out.trim()).unwrap();
 
     let mut parsed = 0;
