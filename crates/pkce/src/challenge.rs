@@ -75,7 +75,8 @@ pub(crate) fn new_state() -> Result<String, Error> {
 }
 
 /// A fresh OpenID Connect `nonce`: 32 random bytes, base64url-encoded (43 characters). Sent
-/// with the authorization request; the id token the code is exchanged for must carry it.
+/// with an authorization request that asks for `openid`; an id token the code is exchanged
+/// for must carry it.
 ///
 /// Fails with [`Error::Authentication`] when the operating system gives no random bytes.
 pub(crate) fn new_nonce() -> Result<String, Error> {

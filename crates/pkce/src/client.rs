@@ -126,14 +126,18 @@ impl IssuerMismatch {
 #[non_exhaustive]
 pub struct NonceMismatch;
 
-/// Checks the `nonce` claim of the answer's id token, when there is one, against `nonce`.
+/// Checks the `nonce` claim of the answer's id token, when there is one, against the `nonce`
+/// the authorization request carried, when it carried one.
 ///
 /// Only the payload is decoded: the signature is not verified, because this id token came
 /// straight from the token endpoint over TLS, with the access token, and that is what
 /// authenticates it (OpenID Connect Core §3.1.3.7, item 6). An id token without a `nonce`
 /// claim is accepted (not every server echoes it; the code exchange with the PKCE verifier
 /// already binds the answer to this login); one with another nonce is refused.
-fn check_nonce(token: &TokenResponse, nonce: &str) -> Result<(), NonceMismatch> {
+fn check_nonce(token: &TokenResponse, nonce: Option<&str>) -> Result<(), NonceMismatch> {
+    let Some(nonce) = nonce else {
+        return Ok(());
+    };
     let claim = token
         .id_token
         .as_ref()
@@ -515,6 +519,10 @@ impl AuthorizationClient {
         let state = new_state()?;
         let nonce = new_nonce()?;
         let params = self.authorization_params(&redirect_uri, &state, &nonce, &pkce);
+        let sent_nonce = params
+            .iter()
+            .any(|(k, _)| k == "nonce")
+            .then_some(nonce.as_str());
         let mut url = self.auth_endpoint.clone();
         url.query_pairs_mut()
             .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -566,7 +574,7 @@ impl AuthorizationClient {
         }
         request = request.with_params(self.options.request_access_token_params.clone());
         let answer = self.http.token(&request).await.and_then(|token| {
-            check_nonce(&token, &nonce)
+            check_nonce(&token, sent_nonce)
                 .map(|()| token)
                 .map_err(Error::other)
         });
@@ -660,6 +668,15 @@ impl AuthorizationClient {
             }
             set_param(&mut params, name.clone(), value.clone());
         }
+        // The nonce is OpenID Connect's: sent when `openid` is asked for, since a provider
+        // refuses it without (oidc-provider: "openid scope must be requested when using the
+        // nonce parameter"), and a strict one refuses `openid` without it (glewlwyd).
+        let openid = params
+            .iter()
+            .any(|(k, v)| k == "scope" && v.split_whitespace().any(|scope| scope == "openid"));
+        if !openid {
+            params.retain(|(k, _)| k != "nonce");
+        }
         params
     }
 }
@@ -742,6 +759,7 @@ mod tests {
         );
         let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         assert_eq!(get("scope"), Some("openid offline"));
+        assert_eq!(get("nonce"), Some("n"));
         assert_eq!(get("response_type"), Some("code"));
         assert_eq!(get("code_challenge_method"), Some("S256"));
         assert_eq!(get("code_challenge"), Some(pkce.challenge()));
@@ -760,9 +778,28 @@ mod tests {
     }
 
     #[test]
+    fn the_nonce_goes_only_with_the_openid_scope() {
+        let pkce = PkcePair::generate().unwrap();
+        let nonce = |c: AuthorizationClient| {
+            c.authorization_params("http://localhost:1/cb", "st", "n", &pkce)
+                .into_iter()
+                .find(|(k, _)| k == "nonce")
+                .map(|(_, v)| v)
+        };
+        assert_eq!(
+            nonce(client(base().scopes(["openid", "all"]))),
+            Some("n".into())
+        );
+        // A provider refuses a nonce without `openid` (oidc-provider does).
+        assert_eq!(nonce(client(base().scopes(["all", "offline"]))), None);
+        assert_eq!(nonce(client(base().scopes(["openidish"]))), None);
+        assert_eq!(nonce(client(base())), None);
+    }
+
+    #[test]
     fn extra_parameters_override_all_but_the_generated_ones() {
         let c = client(base().scopes(["a"]).request_auth_code_params([
-            ("scope", "b c"),
+            ("scope", "openid b"),
             ("prompt", "login"),
             ("state", "attacker"),
             ("nonce", "attacker"),
@@ -772,7 +809,7 @@ mod tests {
         let pkce = PkcePair::generate().unwrap();
         let params = c.authorization_params("http://localhost:53593/callback", "st", "n", &pkce);
         let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-        assert_eq!(get("scope"), Some("b c"));
+        assert_eq!(get("scope"), Some("openid b"));
         assert_eq!(get("prompt"), Some("login"));
         assert_eq!(get("state"), Some("st"));
         assert_eq!(get("nonce"), Some("n"));

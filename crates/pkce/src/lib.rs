@@ -20,8 +20,8 @@
 //!    an explicit port; for `localhost` it listens on both 127.0.0.1 and ::1. A busy port is an
 //!    error naming the port and the redirect URI.
 //! 2. The authorization URL (`client_id`, `response_type=code`, `scope`, `redirect_uri`,
-//!    `state`, a random OpenID Connect `nonce`, `audience` when set, `code_challenge`,
-//!    `code_challenge_method=S256`) is shown and opened.
+//!    `state`, a random OpenID Connect `nonce` when the scopes include `openid`, `audience`
+//!    when set, `code_challenge`, `code_challenge_method=S256`) is shown and opened.
 //! 3. The server answers every request until the callback carrying this login's `state`
 //!    arrives, or the timeout (two minutes by default) passes: `/favicon.ico` and other paths
 //!    get a 404; a callback with a missing or wrong `state` gets an error page and is
