@@ -404,7 +404,7 @@ fn not_built(what: &str, feature: &str) -> Error {
 }
 
 #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
-mod oauth {
+pub(crate) mod oauth {
     //! The HTTP flows' one context: the endpoint, the one client, discovery with the
     //! config's overrides.
 
@@ -459,10 +459,10 @@ mod oauth {
         overrides
     }
 
-    /// The context every HTTP flow of `cfg` works in: the options' client config store,
-    /// else the Flyte server's discovery (remembering its flavour where
+    /// The context every HTTP flow of `cfg` works in (and a logout revokes in): the options'
+    /// client config store, else the Flyte server's discovery (remembering its flavour where
     /// [`discovery_hints`] says), under the config's overrides.
-    pub(super) fn context(
+    pub(crate) fn context(
         cfg: &PlatformConfig,
         options: &FactoryOptions,
         store: Option<&Arc<dyn TokenStore>>,

@@ -66,6 +66,7 @@
 
 pub mod config;
 mod factory;
+mod logout;
 #[cfg(feature = "tower")]
 pub mod grpc_discovery;
 mod registry;
@@ -93,6 +94,7 @@ pub use factory::{
     proxy_authenticator_with,
 };
 pub use flyte_auth_core::*;
+pub use logout::{Logout, Revocation, logout, logout_with};
 pub use registry::{AuthenticatorFactory, AuthenticatorRegistry, register_authenticator};
 
 #[cfg(feature = "clientcreds")]

@@ -7,7 +7,11 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use flyte_auth::{AuthMode, Credentials, Error, PlatformConfig, config::PlatformConfigBuilder};
+use flyte_auth::{
+    AuthMode, Credentials, Error, FactoryOptions, Logout, PlatformConfig, Revocation, TokenStore,
+    config::PlatformConfigBuilder, logout_with,
+};
+use flyte_auth_store::{FileStore, StoreKind};
 
 use crate::{
     args::{Cli, Command},
@@ -45,7 +49,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), Error> {
             block_on(limit.bound("logging in", login(&cfg, options)))
                 .map_err(|e| guard::explain(&cfg, e))
         }
-        Command::Logout => logout(&cfg, options),
+        Command::Logout => block_on(logout(&cfg, options)),
         Command::Status { json } => status(&cfg, options, *json),
         Command::Doctor { .. } => Ok(()),
     }
@@ -223,25 +227,80 @@ async fn login(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
     Ok(())
 }
 
-/// Removes what is stored for the endpoint.
-fn logout(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
+/// Revokes the stored refresh token where the server offers it, and removes what is stored
+/// for the endpoint, saying which store held it and what the server did.
+///
+/// With the automatic store, a login the file store kept while the keyring did not answer is
+/// logged out too (the automatic store's delete removes it), and named as the file store's.
+/// A revocation that fails is a line on stderr, not a failure: the login is gone here.
+async fn logout(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
+    // `--timeout` bounds the discovery and the revocation each; a time-out ends the
+    // revocation, never the deletion.
+    let factory = FactoryOptions::new().http_settings(options.http_settings(cfg));
     let store = options.store(cfg)?;
-    let stored = store.retrieve(cfg.endpoint()).ok().flatten().is_some();
-    store.delete(cfg.endpoint())?;
-    if stored {
-        eprintln!(
-            "Logged out of {}: the stored credentials were removed from the {} store.",
-            cfg.endpoint(),
-            store.name()
+    let file = match file_copy(cfg, options, &store) {
+        Some(file) => Some(logout_with(cfg, file, &factory).await?),
+        None => None,
+    };
+    let chosen = logout_with(cfg, Arc::clone(&store), &factory).await?;
+    if let Some(file) = &file {
+        let why = format!(
+            ", where they were kept while the {} store did not answer",
+            chosen.store
         );
-    } else {
+        report(cfg, file, &why);
+    }
+    if chosen.stored {
+        report(cfg, &chosen, "");
+    } else if file.is_none() {
         eprintln!(
             "Nothing was stored for {} in the {} store.",
             cfg.endpoint(),
-            store.name()
+            chosen.store
         );
     }
     Ok(())
+}
+
+/// The lines on stderr that say what `outcome` did: which store held the login, and what
+/// the server did with its refresh token when that is worth knowing.
+fn report(cfg: &PlatformConfig, outcome: &Logout, why: &str) {
+    let what = match &outcome.revocation {
+        Revocation::Revoked => "the refresh token was revoked at the server and the",
+        _ => "the",
+    };
+    eprintln!(
+        "Logged out of {}: {what} stored credentials were removed from the {} store{why}.",
+        cfg.endpoint(),
+        outcome.store
+    );
+    if matches!(
+        outcome.revocation,
+        Revocation::Failed(_) | Revocation::NotOffered
+    ) {
+        eprintln!("Note: {}.", outcome.revocation);
+    }
+}
+
+/// The file store, when the automatic store did not choose it and it holds a login for the
+/// endpoint (saved while the keyring did not answer): the automatic store's delete removes
+/// that copy too, so it is revoked and reported first.
+fn file_copy(
+    cfg: &PlatformConfig,
+    options: &Options,
+    store: &Arc<dyn TokenStore>,
+) -> Option<Arc<dyn TokenStore>> {
+    if options.store != StoreKind::Auto || cfg.disable_keyring() {
+        return None;
+    }
+    // Reading the store makes the automatic store choose.
+    let _ = store.retrieve(cfg.endpoint());
+    if store.name() == "file" {
+        return None;
+    }
+    let file = FileStore::open(options.cache_dir.clone()).ok()?;
+    file.retrieve(cfg.endpoint()).ok().flatten()?;
+    Some(Arc::new(file))
 }
 
 /// Prints what is configured and stored; logs in never.

@@ -58,6 +58,10 @@ fn logout_with_the_automatic_store_removes_a_login_the_file_store_kept() {
         "the automatic store did not choose the keyring; run as `.ci/with-secret-service cargo \
          test -p flyte-auth-cli --test logout`: {stderr}"
     );
+    assert!(
+        stderr.contains("removed from the file store"),
+        "the store that held the login is not named: {stderr}"
+    );
     assert_eq!(
         files.retrieve(&endpoint).unwrap(),
         None,

@@ -1,0 +1,196 @@
+//! [`logout`]: a logout that ends the login at the server too, not only on this machine.
+
+use std::{fmt, sync::Arc};
+
+use flyte_auth_core::{Credentials, Error, TokenStore};
+
+use crate::{FactoryOptions, PlatformConfig};
+
+/// What happened to the stored refresh token at the server during a [`logout`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Revocation {
+    /// The server revoked it (RFC 7009): a copy of it is no longer a login.
+    Revoked,
+    /// There was nothing to revoke: no login was stored, or one without a refresh token.
+    NothingToRevoke,
+    /// The server announces no `revocation_endpoint`, or the auth type has no OAuth server
+    /// (an external command, a plugin): the refresh token stays valid there until it expires.
+    NotOffered,
+    /// The revocation failed (the server refused, failed or did not answer in time): the
+    /// refresh token may stay valid there until it expires. The stored login was deleted all
+    /// the same.
+    Failed(Error),
+}
+
+impl fmt::Display for Revocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Revoked => f.write_str("the refresh token was revoked at the server"),
+            Self::NothingToRevoke => f.write_str("no refresh token was stored"),
+            Self::NotOffered => f.write_str(
+                "the server offers no token revocation, so the refresh token stays valid there \
+                 until it expires",
+            ),
+            Self::Failed(e) => write!(
+                f,
+                "the refresh token could not be revoked at the server ({e}); it may stay valid \
+                 there until it expires"
+            ),
+        }
+    }
+}
+
+/// The outcome of a [`logout`]: the stored login is gone either way.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Logout {
+    /// Whether `store` held a login for the endpoint.
+    pub stored: bool,
+    /// The name of the store asked (`keyring`, `file`, `memory`; see [`TokenStore::name`]).
+    pub store: &'static str,
+    /// What happened to its refresh token at the server.
+    pub revocation: Revocation,
+}
+
+/// Logs out of `cfg`'s endpoint with default [`FactoryOptions`]; see [`logout_with`].
+///
+/// # Errors
+///
+/// As [`logout_with`].
+pub async fn logout(cfg: &PlatformConfig, store: Arc<dyn TokenStore>) -> Result<Logout, Error> {
+    logout_with(cfg, store, &FactoryOptions::default()).await
+}
+
+/// Logs out of `cfg`'s endpoint: revokes the stored refresh token at the server when it
+/// announces a `revocation_endpoint` (RFC 8414 metadata, RFC 7009 request with
+/// `token_type_hint=refresh_token`, the client authenticating as at the token endpoint:
+/// its client id for the browser and device logins, HTTP Basic with the secret for client
+/// credentials), *then* deletes the login from `store`.
+///
+/// A revocation that fails or is not offered does not stop the deletion: it is reported in
+/// [`Logout::revocation`]. Every request goes through the HTTP client `options` builds, so
+/// it is bounded in time like every other ([`HttpSettings::deadline`](crate::oauth::HttpSettings::deadline)
+/// bounds the discovery and the revocation each).
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # async fn run(
+/// #     cfg: flyte_auth::PlatformConfig,
+/// #     store: Arc<dyn flyte_auth::TokenStore>,
+/// # ) -> Result<(), flyte_auth::Error> {
+/// // `store`: where the login was kept (`flyte_auth::store::default_store()`, say).
+/// let outcome = flyte_auth::logout(&cfg, store).await?;
+/// if let flyte_auth::Revocation::Failed(e) = &outcome.revocation {
+///     eprintln!("logged out here, but the server did not revoke the login: {e}");
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Store`] when the login cannot be deleted from `store`.
+pub async fn logout_with(
+    cfg: &PlatformConfig,
+    store: Arc<dyn TokenStore>,
+    options: &FactoryOptions,
+) -> Result<Logout, Error> {
+    let endpoint = cfg.endpoint();
+    let stored = match store.retrieve(endpoint) {
+        Ok(stored) => stored,
+        Err(e) => {
+            tracing::warn!(endpoint = %endpoint, error = %e, "the stored login cannot be read; deleting it without revoking it");
+            None
+        }
+    };
+    let revocation = match stored.as_ref() {
+        Some(credentials) if credentials.refresh_token.is_some() => {
+            revoke(cfg, &store, options, credentials).await
+        }
+        _ => Revocation::NothingToRevoke,
+    };
+    match &revocation {
+        Revocation::Failed(e) => {
+            // The caller hears of it through the outcome (the CLI prints it).
+            tracing::debug!(endpoint = %endpoint, error = %e, "the refresh token could not be revoked; the login is deleted here all the same")
+        }
+        other => tracing::debug!(endpoint = %endpoint, revocation = %other, "logging out"),
+    }
+    store.delete(endpoint)?;
+    Ok(Logout {
+        stored: stored.is_some(),
+        store: store.name(),
+        revocation,
+    })
+}
+
+/// Revokes `credentials`' refresh token at the revocation endpoint the server announces.
+#[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
+async fn revoke(
+    cfg: &PlatformConfig,
+    store: &Arc<dyn TokenStore>,
+    options: &FactoryOptions,
+    credentials: &Credentials,
+) -> Revocation {
+    use flyte_auth_oauth::{ClientAuth, Field, RevocationRequest};
+
+    use crate::AuthMode;
+
+    let Some(refresh_token) = credentials.refresh_token.clone() else {
+        return Revocation::NothingToRevoke;
+    };
+    let confidential = match cfg.auth_mode_ref() {
+        AuthMode::Pkce | AuthMode::DeviceFlow => false,
+        AuthMode::ClientSecret => true,
+        _ => return Revocation::NotOffered,
+    };
+    let ctx = match crate::factory::oauth::context(cfg, options, Some(store)) {
+        Ok(ctx) => ctx,
+        Err(e) => return Revocation::Failed(e),
+    };
+    // The token endpoint is asked for too: a discovery that fails is then a failed
+    // revocation, not a server that offers none.
+    let server = match ctx
+        .resolve(&[Field::TokenEndpoint, Field::RevocationEndpoint])
+        .await
+    {
+        Ok(server) => server,
+        Err(e) => return Revocation::Failed(e),
+    };
+    let Some(endpoint) = server.revocation_endpoint else {
+        return Revocation::NotOffered;
+    };
+    let client = match (confidential, cfg.client_id(), cfg.client_secret()) {
+        (true, Some(id), Some(secret)) => ClientAuth::confidential(id, secret.clone()),
+        (true, ..) => {
+            return Revocation::Failed(Error::config(
+                "the client id or secret is not configured, so the client cannot authenticate \
+                 to revoke its refresh token",
+            ));
+        }
+        // The client the login was issued to, else the server's public client.
+        (false, ..) => ClientAuth::public(
+            credentials
+                .client_id
+                .clone()
+                .filter(|id| !id.trim().is_empty())
+                .unwrap_or(server.client_id),
+        ),
+    };
+    let request = RevocationRequest::refresh_token(endpoint, client, refresh_token);
+    match ctx.http().revoke(&request).await {
+        Ok(()) => Revocation::Revoked,
+        Err(e) => Revocation::Failed(e),
+    }
+}
+
+/// Without an HTTP flow in the build, no OAuth server is known to revoke at.
+#[cfg(not(any(feature = "pkce", feature = "device", feature = "clientcreds")))]
+async fn revoke(
+    _: &PlatformConfig,
+    _: &Arc<dyn TokenStore>,
+    _: &FactoryOptions,
+    _: &Credentials,
+) -> Revocation {
+    Revocation::NotOffered
+}
