@@ -2,12 +2,12 @@
 //! `AuthLayer` and `AuthenticatedClient`.
 
 use std::sync::{
-    Arc,
+    Arc, OnceLock,
     atomic::{AtomicBool, Ordering},
 };
 
-use flyte_auth_core::{AuthHeader, Authenticator, Error};
-use http::HeaderValue;
+use flyte_auth_core::{Authenticator, Error};
+use http::{HeaderName, HeaderValue};
 
 /// What a lazy integration learnt about its server, shared by the clones of one layer or
 /// client: whether it found no credentials, in memory or in the store (later requests then
@@ -22,6 +22,8 @@ pub(crate) struct NoneStored(Arc<Learnt>);
 struct Learnt {
     none_stored: AtomicBool,
     token_wanted: AtomicBool,
+    /// The header the token goes in ([`Authenticator::header_name`]), once asked.
+    header_name: OnceLock<HeaderName>,
 }
 
 /// The headers of one request: chosen before it is sent, renewed after a rejection.
@@ -53,8 +55,10 @@ impl Headers {
 
     /// The headers to send now. The token: the fresh one in memory; else, when `eager` or
     /// when credentials exist without a login (stored, or renewable), after obtaining them;
-    /// else none (lazy: the server has not asked). The proxy token: always.
-    pub(crate) async fn next(&mut self) -> Result<Vec<AuthHeader>, Error> {
+    /// else none (lazy: the server has not asked). It goes in the header the authenticator
+    /// names ([`Authenticator::header_name`], asked once, when the first token is sent). The
+    /// proxy token: always.
+    pub(crate) async fn next(&mut self) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
         let main = match self.auth.fetch_grpc_call_auth_metadata() {
             Some(header) => Some(header),
             None if self.eager
@@ -74,7 +78,25 @@ impl Headers {
         };
         self.main_sent = main.as_ref().map(|h| h.value().clone());
         self.proxy_sent = proxy.as_ref().map(|h| h.value().clone());
-        Ok(main.into_iter().chain(proxy).collect())
+        let main = match main {
+            Some(header) => Some((self.header_name().await?, header.value().clone())),
+            None => None,
+        };
+        Ok(main
+            .into_iter()
+            .chain(proxy.map(|h| h.into_parts()))
+            .collect())
+    }
+
+    /// The header the token goes in: asked of the authenticator once (a flow that learns it
+    /// by discovery asks the server then), and kept.
+    async fn header_name(&self) -> Result<HeaderName, Error> {
+        let known = &self.none_stored.0.header_name;
+        if let Some(name) = known.get() {
+            return Ok(name.clone());
+        }
+        let name = self.auth.header_name().await?;
+        Ok(known.get_or_init(|| name).clone())
     }
 
     /// [`Authenticator::load_credentials_without_login`], unless it already said no and nothing was

@@ -210,8 +210,7 @@ impl AuthenticatedClient {
         headers: &mut Headers,
         mut request: Request,
     ) -> Result<Response, Error> {
-        for header in headers.next().await? {
-            let (name, value) = header.into_parts();
+        for (name, value) in headers.next().await? {
             request.headers_mut().append(name, value);
         }
         self.client.execute(request).await.map_err(transport_error)

@@ -478,8 +478,7 @@ impl<S, R> AuthService<S, R> {
 }
 
 async fn add_headers<B>(headers: &mut Headers, request: &mut Request<B>) -> Result<(), Error> {
-    for header in headers.next().await? {
-        let (name, value) = header.into_parts();
+    for (name, value) in headers.next().await? {
         request.headers_mut().insert(name, value);
     }
     Ok(())

@@ -329,3 +329,73 @@ async fn a_server_that_never_answers_is_given_up_on_in_time() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(error.to_string().contains("took longer than"), "{error}");
 }
+
+/// A client-credentials authenticator whose discovery is `GrpcDiscovery` over the channel,
+/// with the token endpoint configured or not, behind an eager `AuthLayer`; what the request
+/// carried.
+#[cfg(feature = "clientcreds")]
+async fn client_credentials_over_grpc_discovery(configure_token_url: bool) -> http::HeaderMap {
+    use flyte_auth::{
+        AuthLayer, Authenticator, CachingAuthenticator,
+        clientcreds::ClientCredentialsFlow,
+        oauth::{ClientContext, Overrides},
+    };
+    use tower::{Layer as _, ServiceExt as _};
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+
+    let idp = MockServer::start().await;
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "cc-token", "token_type": "Bearer", "expires_in": 3600
+        })))
+        .expect(1)
+        .mount(&idp)
+        .await;
+    let token_url = format!("{}/token", idp.uri());
+    let flyte = answers("cli", &token_url);
+    let addr = serve(Some(flyte.clone()), None).await;
+    let discovery = GrpcDiscovery::new(channel(addr).await, &endpoint(addr), Body::new);
+    let mut overrides = Overrides::new().scopes(["all"]);
+    if configure_token_url {
+        overrides = overrides.token_endpoint(token_url);
+    }
+    let ctx = ClientContext::builder(endpoint(addr))
+        .discovery(Arc::new(discovery))
+        .overrides(overrides)
+        .build()
+        .unwrap();
+    let flow = ClientCredentialsFlow::builder(ctx, "svc", "s3cr3t")
+        .build()
+        .unwrap();
+    let auth: Arc<dyn Authenticator> = Arc::new(CachingAuthenticator::builder(flow).build());
+    let sent = Arc::new(Mutex::new(http::HeaderMap::new()));
+    let recorded = sent.clone();
+    let api = tower::service_fn(move |request: Request<()>| {
+        *recorded.lock().unwrap() = request.headers().clone();
+        std::future::ready(Ok::<_, Infallible>(Response::new(())))
+    });
+    AuthLayer::new(auth)
+        .eager()
+        .layer(api)
+        .oneshot(Request::new(()))
+        .await
+        .unwrap();
+    assert_eq!(flyte.asked.lock().unwrap().len(), 2, "discovery asked once");
+    sent.lock().unwrap().clone()
+}
+
+#[cfg(feature = "clientcreds")]
+#[tokio::test]
+async fn a_flow_discovers_its_token_endpoint_and_header_over_the_channel() {
+    let sent = client_credentials_over_grpc_discovery(false).await;
+    assert_eq!(sent["flyte-authorization"], "Bearer cc-token");
+}
+
+#[cfg(feature = "clientcreds")]
+#[tokio::test]
+async fn with_the_token_endpoint_configured_the_header_is_still_the_servers() {
+    let sent = client_credentials_over_grpc_discovery(true).await;
+    assert_eq!(sent["flyte-authorization"], "Bearer cc-token");
+    assert!(sent.get("authorization").is_none());
+}

@@ -967,3 +967,73 @@ async fn eager_an_http_request_without_a_token_is_answered_401_with_the_reason()
     );
     assert!(seen.lock().unwrap().is_empty(), "the request was not sent");
 }
+
+/// A flow that knows its header only once it has asked (as a flow that discovers it does).
+#[derive(Debug)]
+struct Discovering {
+    asked: Arc<AtomicUsize>,
+}
+
+impl TokenFlow for Discovering {
+    fn endpoint(&self) -> &Endpoint {
+        &EP
+    }
+    fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
+        Box::pin(async { Ok(Credentials::new("token-1", "flyte.test").with_expires_in(3600)) })
+    }
+    fn resolve_header_name(&self) -> BoxFuture<'_, Result<Option<HeaderName>, Error>> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async { Ok(Some(HeaderName::from_static("flyte-authorization"))) })
+    }
+}
+
+#[tokio::test]
+async fn the_token_goes_in_the_header_the_authenticator_names_when_asked() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let auth: Arc<dyn Authenticator> = Arc::new(
+        CachingAuthenticator::builder(Discovering {
+            asked: asked.clone(),
+        })
+        .build(),
+    );
+    assert_eq!(auth.header_name().await.unwrap(), "flyte-authorization");
+    let seen: Seen = Arc::default();
+    let service = AuthLayer::new(auth)
+        .eager()
+        .layer(answering(&[StatusCode::OK], seen.clone()));
+    for _ in 0..3 {
+        service.clone().oneshot(body("")).await.unwrap();
+    }
+    let seen = seen.lock().unwrap();
+    for (headers, _) in seen.iter() {
+        assert_eq!(headers["flyte-authorization"], "Bearer token-1");
+        assert!(headers.get("authorization").is_none());
+    }
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        2,
+        "once by the test, once by the layer"
+    );
+}
+
+/// An authenticator written before `Authenticator::header_name` existed.
+#[derive(Debug)]
+struct Fixed;
+
+impl Authenticator for Fixed {
+    fn get_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>> {
+        Box::pin(async { Ok(Arc::new(Credentials::new("fixed", "flyte.test"))) })
+    }
+    fn refresh_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>> {
+        self.get_credentials()
+    }
+    fn fetch_grpc_call_auth_metadata(&self) -> Option<flyte_auth::AuthHeader> {
+        None
+    }
+}
+
+#[tokio::test]
+async fn an_authenticator_without_its_own_header_name_says_authorization() {
+    let auth: Arc<dyn Authenticator> = Arc::new(Fixed);
+    assert_eq!(auth.header_name().await.unwrap(), "authorization");
+}

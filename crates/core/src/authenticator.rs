@@ -4,7 +4,7 @@ use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
 use http::{HeaderName, HeaderValue};
 
-use crate::{Credentials, Error};
+use crate::{Credentials, DEFAULT_HEADER_KEY, Error};
 
 /// A boxed, `Send` future: what the object-safe traits of this crate return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -152,6 +152,52 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
         let _ = rejected;
     }
 
+    /// The name of the header the token goes in, before any token exists: the configured
+    /// one, else the server's (a flow that learns it by discovery asks the server on this
+    /// first call, once), else `authorization`. For integrations that send the token
+    /// themselves, or that must know the header before the first token (`AuthLayer` does:
+    /// the token is sent under this name).
+    ///
+    /// [`CachingAuthenticator`](crate::CachingAuthenticator) asks its flow
+    /// ([`TokenFlow::resolve_header_name`](crate::TokenFlow::resolve_header_name)). The
+    /// default, for authenticators written before this method: the current header's name,
+    /// else `authorization`.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use flyte_auth_core::{Authenticator, BoxFuture, CachingAuthenticator, Credentials, Endpoint, Error, TokenFlow};
+    /// # use http::HeaderName;
+    /// #[derive(Debug)]
+    /// struct Flow(Endpoint);
+    /// impl TokenFlow for Flow {
+    ///     fn endpoint(&self) -> &Endpoint { &self.0 }
+    ///     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> { unimplemented!() }
+    ///     fn header_name(&self) -> Option<HeaderName> {
+    ///         Some(HeaderName::from_static("flyte-authorization"))
+    ///     }
+    /// }
+    /// let auth: Arc<dyn Authenticator> =
+    ///     Arc::new(CachingAuthenticator::builder(Flow(Endpoint::parse("flyte.example.org")?)).build());
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// // No token yet, no login: only the name.
+    /// assert_eq!(auth.header_name().await?.as_str(), "flyte-authorization");
+    /// # Ok::<(), Error>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the server names an invalid header; what discovery fails with,
+    /// for a flow that cannot go on without it.
+    fn header_name(&self) -> BoxFuture<'_, Result<HeaderName, Error>> {
+        Box::pin(async move {
+            Ok(self
+                .fetch_grpc_call_auth_metadata()
+                .map(|header| header.name().clone())
+                .unwrap_or(HeaderName::from_static(DEFAULT_HEADER_KEY)))
+        })
+    }
+
     /// The header to send: the cached one when fresh, else after
     /// [`get_credentials`](Self::get_credentials).
     fn auth_header(&self) -> BoxFuture<'_, Result<AuthHeader, Error>> {
@@ -182,6 +228,9 @@ impl<T: Authenticator + ?Sized> Authenticator for Arc<T> {
     }
     fn auth_header(&self) -> BoxFuture<'_, Result<AuthHeader, Error>> {
         (**self).auth_header()
+    }
+    fn header_name(&self) -> BoxFuture<'_, Result<HeaderName, Error>> {
+        (**self).header_name()
     }
     fn fresh_credentials(&self) -> Option<Arc<Credentials>> {
         (**self).fresh_credentials()

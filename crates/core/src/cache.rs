@@ -137,6 +137,14 @@ pub trait TokenFlow: Send + Sync + fmt::Debug + 'static {
     fn header_name(&self) -> Option<HeaderName> {
         None
     }
+
+    /// The header the token goes in, learning it when the flow learns it by discovery (the
+    /// server is asked then, once): what [`Authenticator::header_name`] answers. `None`: the
+    /// header recorded with the credentials, else `authorization`. The default is
+    /// [`header_name`](Self::header_name).
+    fn resolve_header_name(&self) -> BoxFuture<'_, Result<Option<HeaderName>, Error>> {
+        Box::pin(async move { Ok(self.header_name()) })
+    }
 }
 
 impl<T: TokenFlow + ?Sized> TokenFlow for Arc<T> {
@@ -157,6 +165,9 @@ impl<T: TokenFlow + ?Sized> TokenFlow for Arc<T> {
     }
     fn header_name(&self) -> Option<HeaderName> {
         (**self).header_name()
+    }
+    fn resolve_header_name(&self) -> BoxFuture<'_, Result<Option<HeaderName>, Error>> {
+        (**self).resolve_header_name()
     }
 }
 
@@ -646,6 +657,21 @@ impl<F: TokenFlow> Inner<F> {
 }
 
 impl<F: TokenFlow> Authenticator for CachingAuthenticator<F> {
+    fn header_name(&self) -> BoxFuture<'_, Result<HeaderName, Error>> {
+        Box::pin(async move {
+            if let Some(name) = self.inner.flow.resolve_header_name().await? {
+                return Ok(name);
+            }
+            let recorded = self
+                .inner
+                .current
+                .load()
+                .as_ref()
+                .map(|c| c.header.name().clone());
+            Ok(recorded.unwrap_or(HeaderName::from_static(DEFAULT_HEADER_KEY)))
+        })
+    }
+
     fn get_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>> {
         match self.inner.fresh_in_memory() {
             Some(c) => Box::pin(async move { Ok(c) }),

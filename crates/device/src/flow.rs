@@ -350,4 +350,8 @@ impl TokenFlow for DeviceCodeFlow {
     fn header_name(&self) -> Option<HeaderName> {
         self.ctx.header_name()
     }
+
+    fn resolve_header_name(&self) -> BoxFuture<'_, Result<Option<HeaderName>, Error>> {
+        Box::pin(async move { self.ctx.resolve_header_name().await.map(Some) })
+    }
 }

@@ -150,6 +150,10 @@ impl TokenFlow for PkceFlow {
     fn header_name(&self) -> Option<HeaderName> {
         self.ctx.header_name()
     }
+
+    fn resolve_header_name(&self) -> BoxFuture<'_, Result<Option<HeaderName>, Error>> {
+        Box::pin(async move { self.ctx.resolve_header_name().await.map(Some) })
+    }
 }
 
 /// Builds a [`PkceFlow`]; see [`PkceFlow::builder`].
