@@ -1,6 +1,7 @@
-//! The discovery flavour remembered across processes, through the factory, against the
-//! provider in both modes (flyteadmin and Flyte 2): the second cold start sends only the two
-//! requests the server answers; a corrupt hint is ignored, a wrong one (the server changed
+//! The discovery flavour and answer remembered across processes, through the factory, against
+//! the provider in both modes (flyteadmin and Flyte 2): the second cold start sends no
+//! discovery request (the answer is kept), one with the flavour alone only the two requests
+//! the server answers; a corrupt hint is ignored, a wrong one (the server changed
 //! generation) still logs in and is corrected; the hint goes next to the token store's files,
 //! where the program says, or nowhere.
 
@@ -132,6 +133,17 @@ async fn the_second_cold_start_asks_only_the_flavour_that_answered() {
             assert_eq!(mode & 0o777, 0o600);
         }
 
+        // The answer is kept with the flavour: the next start asks nothing.
+        logout(&idp, &cfg, dir.path()).await;
+        start(&cfg, Arc::new(FileStore::in_dir(dir.path())), &options).await;
+        assert!(
+            discovery_requests(&idp).await.is_empty(),
+            "flyte2: {flyte2}"
+        );
+        assert_eq!(idp.token_requests(GRANT_CLIENT_CREDENTIALS).await, 1);
+
+        // The flavour alone: only its two requests.
+        hints.remember(cfg.endpoint().key(), want).unwrap();
         logout(&idp, &cfg, dir.path()).await;
         start(&cfg, Arc::new(FileStore::in_dir(dir.path())), &options).await;
         assert_eq!(
@@ -204,11 +216,11 @@ async fn a_wrong_hint_still_logs_in_and_is_corrected() {
         assert!(sent.len() <= 4, "flyte2: {flyte2}: {sent:?}");
         assert_eq!(hints.recall(cfg.endpoint().key()), Some(right));
 
+        // Corrected, with the answer: the next start asks nothing.
         logout(&idp, &cfg, dir.path()).await;
         start(&cfg, store(), &FactoryOptions::new()).await;
-        assert_eq!(
-            discovery_requests(&idp).await,
-            answered(flyte2),
+        assert!(
+            discovery_requests(&idp).await.is_empty(),
             "flyte2: {flyte2}"
         );
     })
@@ -231,7 +243,10 @@ async fn hints_go_where_the_program_says_or_nowhere() {
     );
     idp.reset_stats().await;
     start(&cfg, Arc::new(MemoryStore::new()), &options).await;
-    assert_eq!(discovery_requests(&idp).await, answered(true));
+    assert!(
+        discovery_requests(&idp).await.is_empty(),
+        "the answer is kept"
+    );
 
     // Turned off: nothing next to the token file, and every start asks both generations.
     let dir = tempfile::tempdir().unwrap();

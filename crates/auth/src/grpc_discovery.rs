@@ -13,20 +13,23 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//! use std::sync::Arc;
 //! use flyte_auth::{ClientConfigStore, Endpoint, GrpcDiscovery};
 //!
 //! let endpoint = Endpoint::parse("dns:///flyte.example.org")?;
+//! // The program's channel (tonic 0.14 here; with tonic 0.12, `tonic::body::boxed`):
 //! // let channel = tonic::transport::Channel::from_shared(endpoint.base_url())?.connect().await?;
-//! # let channel = tower_service_stub();
-//! // tonic 0.14: `tonic::body::Body::new`; tonic 0.12: `tonic::body::boxed`.
-//! let discovery = GrpcDiscovery::new(channel, &endpoint, |body| body);
+//! // let discovery = GrpcDiscovery::new(channel.clone(), &endpoint, tonic::body::Body::new);
+//! # let discovery = GrpcDiscovery::new(tower_service_stub(), &endpoint, |body| body);
 //! let config = discovery.get_client_config().await?;
 //! println!("token endpoint: {}", config.token_endpoint);
 //!
-//! // For a flow (here client credentials), as its context's discovery:
-//! // let ctx = ClientContext::builder(endpoint).discovery(Arc::new(discovery)).build()?;
-//! # let _ = Arc::new(0);
+//! // As a flow's discovery (client credentials here), and the token on the same channel:
+//! // let ctx = flyte_auth::oauth::ClientContext::builder(endpoint)
+//! //     .discovery(std::sync::Arc::new(discovery))
+//! //     .build()?;
+//! // let flow = flyte_auth::clientcreds::ClientCredentialsFlow::builder(ctx, client_id, secret).build()?;
+//! // let auth = std::sync::Arc::new(flyte_auth::CachingAuthenticator::builder(flow).build());
+//! // let channel = flyte_auth::AuthLayer::new(auth).eager().replay(tonic::body::Body::new).layer(channel);
 //! # Ok(()) }
 //! # fn tower_service_stub() -> impl tower_service::Service<
 //! #     http::Request<flyte_auth::tower::RequestBody>,

@@ -22,6 +22,9 @@
 //! # let _ = layer; Ok(()) }
 //! ```
 //!
+//! A flow can discover the server's OAuth configuration over the same channel, as flytekit
+//! and flytectl do: [`GrpcDiscovery`](crate::GrpcDiscovery).
+//!
 //! # What it does per request
 //!
 //! 1. **Lazy** (the default): adds the header when credentials exist without a login — fresh
@@ -32,6 +35,9 @@
 //!    any login; the first rejection starts the login.
 //!    **Eager** ([`AuthLayer::eager`]): every request waits for a token
 //!    ([`Authenticator::auth_header`]) and is not sent when none can be obtained.
+//!    The token goes in the header [`Authenticator::header_name`] names (the configured one,
+//!    else the server's, which a flow discovers when the first token is sent, once per
+//!    layer), `authorization` by default.
 //! 2. With a proxy authenticator ([`AuthLayer::with_proxy`]), adds its header
 //!    (`proxy-authorization`), always eagerly: the proxy is known to want it.
 //! 3. When the answer says the token was rejected — HTTP 401, or gRPC status

@@ -48,7 +48,8 @@ const FIELDS: &[Field] = &[Field::TokenEndpoint, Field::Scopes, Field::Audience]
 ///
 /// The token endpoint, scopes, audience and header come from its [`ClientContext`] (the
 /// configuration's overrides over the server's discovery, asked for on the first token
-/// request). It has no refresh grant: a new token is obtained with the client's credentials
+/// request, or the discovery answer an earlier process kept:
+/// [`ClientContext::with_config`]). It has no refresh grant: a new token is obtained with the client's credentials
 /// each time (any refresh token the server sends is dropped, so none is stored).
 ///
 /// ```
@@ -174,17 +175,24 @@ impl TokenFlow for ClientCredentialsFlow {
 
     fn login(&self) -> BoxFuture<'_, Result<Credentials, Error>> {
         Box::pin(async move {
-            let cfg = self.ctx.resolve(FIELDS).await?;
-            let request = TokenRequest::client_credentials(cfg.token_endpoint, self.client.clone())
-                .with_scopes(cfg.scopes)
-                .with_optional_audience(cfg.audience)
-                .with_params(self.extra.iter().cloned());
-            tracing::debug!(
-                endpoint = %self.ctx.endpoint(),
-                client_id = self.client.client_id(),
-                "requesting a token with client credentials"
-            );
-            let mut credentials = self.ctx.credentials(self.ctx.http().token(&request).await?);
+            // The grant is safe to repeat: a kept discovery answer may be used.
+            let token = self
+                .ctx
+                .with_config(FIELDS, |cfg| async move {
+                    let request =
+                        TokenRequest::client_credentials(cfg.token_endpoint, self.client.clone())
+                            .with_scopes(cfg.scopes)
+                            .with_optional_audience(cfg.audience)
+                            .with_params(self.extra.iter().cloned());
+                    tracing::debug!(
+                        endpoint = %self.ctx.endpoint(),
+                        client_id = self.client.client_id(),
+                        "requesting a token with client credentials"
+                    );
+                    self.ctx.http().token(&request).await
+                })
+                .await?;
+            let mut credentials = self.ctx.credentials(token);
             credentials.refresh_token = None;
             Ok(credentials)
         })

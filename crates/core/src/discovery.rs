@@ -1,9 +1,9 @@
 //! Which generation of Flyte server answers discovery ([`DiscoveryFlavour`]), and where that is
 //! remembered between processes ([`DiscoveryHints`]).
 
-use std::fmt;
+use std::{fmt, time::SystemTime};
 
-use crate::StoreError;
+use crate::{ClientConfig, StoreError};
 
 /// Which generation of Flyte server answered discovery.
 ///
@@ -82,4 +82,48 @@ pub trait DiscoveryHints: Send + Sync + fmt::Debug {
     ///
     /// [`StoreError`] when it cannot be kept; the caller goes on without it.
     fn remember(&self, endpoint: &str, flavour: DiscoveryFlavour) -> Result<(), StoreError>;
+
+    /// The answer kept for `endpoint` by [`remember_answer`](Self::remember_answer), however
+    /// old (the caller decides how long an answer is used). Like [`recall`](Self::recall), it
+    /// says `None` for anything it cannot use. The default keeps no answers.
+    fn recall_answer(&self, endpoint: &str) -> Option<DiscoveryAnswer> {
+        let _ = endpoint;
+        None
+    }
+
+    /// Keeps what discovery answered for `endpoint`, with its flavour (as
+    /// [`remember`](Self::remember) does), so that the next process can skip discovery.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when it cannot be kept; the caller goes on without it. The default
+    /// keeps nothing and succeeds.
+    fn remember_answer(&self, endpoint: &str, answer: &DiscoveryAnswer) -> Result<(), StoreError> {
+        let _ = (endpoint, answer);
+        Ok(())
+    }
+}
+
+/// What a server's discovery answered, kept between processes by [`DiscoveryHints`] so that
+/// the next process goes straight to the token endpoint. It holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DiscoveryAnswer {
+    /// The generation of server that answered.
+    pub flavour: DiscoveryFlavour,
+    /// The client configuration the server announced, before any override.
+    pub config: ClientConfig,
+    /// When the server answered.
+    pub discovered_at: SystemTime,
+}
+
+impl DiscoveryAnswer {
+    /// `flavour`'s answer `config`, given at `discovered_at`.
+    pub fn new(flavour: DiscoveryFlavour, config: ClientConfig, discovered_at: SystemTime) -> Self {
+        Self {
+            flavour,
+            config,
+            discovered_at,
+        }
+    }
 }

@@ -72,7 +72,7 @@ pub use config::{
 pub use credentials::{
     Credentials, DEFAULT_ENDPOINT, MAX_TOKEN_LIFETIME, UNKNOWN_EXPIRY_LIFETIME, jwt_claim,
 };
-pub use discovery::{DiscoveryFlavour, DiscoveryHints};
+pub use discovery::{DiscoveryAnswer, DiscoveryFlavour, DiscoveryHints};
 pub use endpoint::Endpoint;
 pub use error::{Error, OAuthError, OAuthErrorCode, StoreError};
 pub use redact::redact_url;

@@ -4,6 +4,7 @@
 
 use std::{
     fmt,
+    future::Future,
     sync::{Arc, OnceLock},
 };
 
@@ -308,6 +309,9 @@ struct Inner {
     header: Option<HeaderName>,
     discovered: OnceCell<ClientConfig>,
     discovered_header: OnceLock<HeaderName>,
+    /// The discovery answer an earlier process kept, once [`ClientContext::with_config`] used
+    /// it.
+    kept: OnceLock<ClientConfig>,
 }
 
 /// The context an HTTP flow works in: which server ([`Endpoint`]), the one [`OAuthClient`]
@@ -402,11 +406,7 @@ impl ClientContext {
     pub async fn resolve(&self, fields: &[Field]) -> Result<ClientConfig, Error> {
         let inner = &self.inner;
         let server = match &inner.discovery {
-            Some(store)
-                if fields
-                    .iter()
-                    .any(|f| f.asks_server() && !inner.overrides.has(*f)) =>
-            {
+            Some(store) if self.asks_server(fields) => {
                 match inner
                     .discovered
                     .get_or_try_init(|| self.discover(store.as_ref()))
@@ -436,6 +436,25 @@ impl ClientContext {
             }
             _ => None,
         };
+        self.complete(fields, server)
+    }
+
+    /// Whether a flow that uses `fields` asks the server: one worth asking for is not
+    /// overridden.
+    fn asks_server(&self, fields: &[Field]) -> bool {
+        fields
+            .iter()
+            .any(|f| f.asks_server() && !self.inner.overrides.has(*f))
+    }
+
+    /// The server's half (`None`: not asked, or failed) with the overrides applied, every
+    /// required field of `fields` present and every announced endpoint among them checked.
+    fn complete(
+        &self,
+        fields: &[Field],
+        server: Option<&ClientConfig>,
+    ) -> Result<ClientConfig, Error> {
+        let inner = &self.inner;
         let cfg = inner.overrides.apply(server);
         for field in fields.iter().filter(|f| f.required()) {
             let missing = match field {
@@ -472,6 +491,72 @@ impl ClientContext {
         Ok(cfg)
     }
 
+    /// Runs `request` with the client configuration for `fields`, as
+    /// [`resolve`](Self::resolve) gives it, except that the server's half may come from a
+    /// discovery answer an earlier process kept ([`RemoteClientConfigStore::remember_in`],
+    /// within [`DISCOVERY_ANSWER_LIFETIME`](crate::DISCOVERY_ANSWER_LIFETIME)): then the
+    /// request goes out without asking the server first.
+    ///
+    /// A kept answer never causes a failure. One that cannot be used (expired, invalid,
+    /// refused by the checks of `resolve`) is ignored, and when the request made with it
+    /// fails in a way a stale answer explains (HTTP 404 or 405, connection refused, a
+    /// certificate not valid for the name), the server is asked, once, and `request` runs
+    /// again with what it answers. So `request` must be safe to repeat (a grant with the
+    /// client's own credentials is; an authorization code is not).
+    ///
+    /// # Errors
+    ///
+    /// What [`resolve`](Self::resolve) fails with, or what `request` fails with on the
+    /// server's current answer.
+    pub async fn with_config<T, F, Fut>(&self, fields: &[Field], request: F) -> Result<T, Error>
+    where
+        F: Fn(ClientConfig) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        if let Some(cfg) = self.kept_config(fields) {
+            match request(cfg).await {
+                Err(e) if crate::transport::stale_endpoint_explains(&e) => {
+                    tracing::info!(
+                        endpoint = %self.inner.endpoint,
+                        error = %e,
+                        "the request with the kept discovery answer failed as a stale answer \
+                         would; asking the server again"
+                    );
+                }
+                done => return done,
+            }
+        }
+        request(self.resolve(fields).await?).await
+    }
+
+    /// The configuration for `fields` from the kept discovery answer, when the server would
+    /// be asked and has not been in this process, and the answer is usable.
+    fn kept_config(&self, fields: &[Field]) -> Option<ClientConfig> {
+        let inner = &self.inner;
+        let server = inner.server.as_ref()?;
+        if !self.asks_server(fields) || inner.discovered.initialized() {
+            return None;
+        }
+        let kept = match inner.kept.get() {
+            Some(kept) => kept,
+            None => {
+                let _ = inner.kept.set(server.kept_answer()?);
+                inner.kept.get()?
+            }
+        };
+        match self.complete(fields, Some(kept)) {
+            Ok(cfg) => Some(cfg),
+            Err(e) => {
+                tracing::debug!(
+                    endpoint = %inner.endpoint,
+                    error = %e,
+                    "not using the kept discovery answer"
+                );
+                None
+            }
+        }
+    }
+
     /// `store`'s client configuration, within the deadline of the HTTP settings
     /// ([`HttpSettings::deadline`]): a discovery is one operation, however many documents,
     /// flavours and retries it takes.
@@ -499,12 +584,14 @@ impl ClientContext {
     }
 
     /// The header the token goes in: the configured one, else the server's once discovery
-    /// has run; `None` before that.
+    /// has run (or a kept answer of its was used); `None` before that.
     pub fn header_name(&self) -> Option<HeaderName> {
-        self.inner
+        let inner = &self.inner;
+        inner
             .header
             .clone()
-            .or_else(|| self.inner.discovered_header.get().cloned())
+            .or_else(|| inner.discovered_header.get().cloned())
+            .or_else(|| inner.kept.get().and_then(|kept| kept.header_name().ok()))
     }
 
     /// The header the token goes in, discovering it when needed: the configured one, else the
@@ -671,6 +758,7 @@ impl ClientContextBuilder {
                 header,
                 discovered: OnceCell::new(),
                 discovered_header: OnceLock::new(),
+                kept: OnceLock::new(),
             }),
         })
     }

@@ -2,11 +2,16 @@
 //! documents (flyteadmin's GETs, or a Flyte 2 backend's ConnectRPC `AuthMetadataService`) and
 //! combines them into a [`ClientConfig`].
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 pub use flyte_auth_core::DiscoveryFlavour;
 use flyte_auth_core::{
-    BoxFuture, ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, DiscoveryHints, Error,
+    BoxFuture, ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, DiscoveryAnswer,
+    DiscoveryHints, Error,
 };
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
@@ -16,6 +21,15 @@ use crate::{
     token::json_object_or_error,
     transport::{RawResponse, display_url},
 };
+
+/// How long a discovery answer kept between processes ([`DiscoveryHints::remember_answer`])
+/// is used instead of asking the server again: a day. A request that fails in a way a stale
+/// answer explains discovers again at once
+/// ([`ClientContext::with_config`](crate::ClientContext::with_config)).
+pub const DISCOVERY_ANSWER_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How far in the future a kept answer may be dated (clocks of the machine that wrote it).
+const ANSWER_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
 /// The path of the RFC 8414 authorization server metadata under the platform URL.
 pub const OAUTH_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
@@ -262,14 +276,17 @@ impl RemoteClientConfigStore {
     }
 
     /// Keeps the flavour that answers in `hints` under `endpoint` (the server's
-    /// [`Endpoint::key`](flyte_auth_core::Endpoint::key)), and on the first
+    /// [`Endpoint::key`](flyte_auth_core::Endpoint::key)), with the client configuration
+    /// it announced ([`DiscoveryHints::remember_answer`]), and on the first
     /// [`discover`](Self::discover) [`prefer`](Self::prefer)s the flavour recalled from
     /// there.
     ///
     /// A hint only orders the attempts: nothing recalled means asking both flavours, a
-    /// wrong one costs the fallback to the other, and the hint is rewritten whenever the
-    /// flavour that answered differs from it. A hint that cannot be written is logged (at
-    /// `debug`) and never fails discovery.
+    /// wrong one costs the fallback to the other, and the hint is rewritten by every
+    /// discovery that asked the server. The kept answer is used for
+    /// [`DISCOVERY_ANSWER_LIFETIME`] instead of asking, only by a request that recovers from a
+    /// stale one ([`ClientContext::with_config`](crate::ClientContext::with_config)). A hint
+    /// that cannot be written is logged (at `debug`) and never fails discovery.
     #[must_use]
     pub fn remember_in(
         mut self,
@@ -329,23 +346,32 @@ impl RemoteClientConfigStore {
                     %flavour,
                     "discovered the Flyte server's OAuth configuration"
                 );
-                if let Some((hints, key)) = &self.hints
-                    && recalled != Some(flavour)
-                    && let Err(e) = hints.remember(key, flavour)
-                {
-                    tracing::debug!(
-                        endpoint = %key,
-                        error = %e,
-                        "could not remember the discovery flavour; the next start asks both"
-                    );
-                }
                 let metadata = self.parse_metadata(&metadata);
-                Ok(Arc::new(Discovery {
+                let discovery = Arc::new(Discovery {
                     base_url: self.base_url.clone(),
                     metadata,
                     client: self.parse_client_config(&client),
                     flavour,
-                }))
+                });
+                if let Some((hints, key)) = &self.hints {
+                    // The answer with its flavour, or the flavour alone when it changed.
+                    let kept = match discovery.client_config() {
+                        Ok(config) => hints.remember_answer(
+                            key,
+                            &DiscoveryAnswer::new(flavour, config, SystemTime::now()),
+                        ),
+                        Err(_) if recalled == Some(flavour) => Ok(()),
+                        Err(_) => hints.remember(key, flavour),
+                    };
+                    if let Err(e) = kept {
+                        tracing::debug!(
+                            endpoint = %key,
+                            error = %e,
+                            "could not remember the discovery; the next start asks again"
+                        );
+                    }
+                }
+                Ok(discovery)
             })
             .await
             .cloned()
@@ -361,6 +387,46 @@ impl RemoteClientConfigStore {
     /// takes from it ([`refuse_cleartext`]).
     pub(crate) async fn announced_config(&self) -> Result<ClientConfig, Error> {
         self.discover().await?.client_config()
+    }
+
+    /// The client configuration a discovery within [`DISCOVERY_ANSWER_LIFETIME`] answered, as
+    /// kept in the [`remember_in`](Self::remember_in) hints, when this store has not
+    /// discovered yet; `None` (logged at `debug`) when there is none, it is older, dated in
+    /// the future, of another generation than a [`prefer`](Self::prefer)red one, or unusable
+    /// (no token endpoint, an invalid header name). Its endpoints are not checked, as
+    /// [`announced_config`](Self::announced_config)'s are not.
+    ///
+    /// Only for a request that can recover from a stale answer
+    /// ([`ClientContext::with_config`](crate::ClientContext::with_config)).
+    pub(crate) fn kept_answer(&self) -> Option<ClientConfig> {
+        if self.discovered.initialized() {
+            return None;
+        }
+        let (hints, key) = self.hints.as_ref()?;
+        let answer = hints.recall_answer(key)?;
+        let now = SystemTime::now();
+        let unusable = if answer.discovered_at > now + ANSWER_CLOCK_SKEW {
+            Some("it is dated in the future")
+        } else if now
+            .duration_since(answer.discovered_at)
+            .is_ok_and(|age| age > DISCOVERY_ANSWER_LIFETIME)
+        {
+            Some("it has expired")
+        } else if self.preferred.is_some_and(|p| p != answer.flavour) {
+            Some("another generation of server is preferred")
+        } else if answer.config.token_endpoint.trim().is_empty()
+            || answer.config.header_name().is_err()
+        {
+            Some("it is incomplete or invalid")
+        } else {
+            None
+        };
+        if let Some(why) = unusable {
+            tracing::debug!(endpoint = %key, why, "not using the kept discovery answer");
+            return None;
+        }
+        tracing::debug!(endpoint = %key, flavour = %answer.flavour, "using the kept discovery answer");
+        Some(answer.config)
     }
 
     /// Both documents of one flavour, at once.

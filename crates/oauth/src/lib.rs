@@ -70,8 +70,8 @@ pub use device::{
 };
 pub use discovery::{
     AuthorizationServerMetadata, CONNECT_OAUTH2_METADATA_PATH, CONNECT_PUBLIC_CLIENT_CONFIG_PATH,
-    Discovery, DiscoveryFlavour, FLYTE_CLIENT_CONFIG_PATH, OAUTH_METADATA_PATH, PublicClientConfig,
-    RemoteClientConfigStore, platform_base_url,
+    DISCOVERY_ANSWER_LIFETIME, Discovery, DiscoveryFlavour, FLYTE_CLIENT_CONFIG_PATH,
+    OAUTH_METADATA_PATH, PublicClientConfig, RemoteClientConfigStore, platform_base_url,
 };
 pub use http_settings::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_SIZE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_USER_AGENT,

@@ -659,6 +659,53 @@ pub(crate) fn error_chain(e: &(dyn StdError + 'static)) -> String {
     parts.join(": ")
 }
 
+/// Whether `error`, from a request to an endpoint a discovery announced, is explained by that
+/// announcement being out of date: nothing answers there (HTTP 404 or 405), nothing listens
+/// (connection refused), or another server does (a certificate not valid for the name).
+pub(crate) fn stale_endpoint_explains(error: &Error) -> bool {
+    match error {
+        Error::InvalidResponse {
+            status: Some(404 | 405),
+            ..
+        } => true,
+        Error::Transport {
+            source: Some(source),
+            ..
+        } => {
+            let mut current: Option<&(dyn StdError + 'static)> = Some(source.as_ref());
+            while let Some(err) = current {
+                if let Some(io) = err.downcast_ref::<io::Error>() {
+                    if io.kind() == io::ErrorKind::ConnectionRefused {
+                        return true;
+                    }
+                    if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+                        && wrong_name(tls)
+                    {
+                        return true;
+                    }
+                }
+                if err.downcast_ref::<rustls::Error>().is_some_and(wrong_name) {
+                    return true;
+                }
+                current = err.source();
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+/// A certificate that is not valid for the name asked for.
+fn wrong_name(error: &rustls::Error) -> bool {
+    matches!(
+        error,
+        rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. }
+        )
+    )
+}
+
 /// What a transport error most likely means, with what to check, followed by the error chain.
 fn describe_transport_error(e: &reqwest::Error, settings: &HttpSettings) -> String {
     let chain = error_chain(e);

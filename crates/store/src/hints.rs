@@ -1,9 +1,14 @@
-//! [`DiscoveryHintFiles`]: which discovery flavour each endpoint's server answered, one small
-//! file per endpoint next to the token files.
+//! [`DiscoveryHintFiles`]: which discovery flavour each endpoint's server answered, and what
+//! it answered, one small file per endpoint next to the token files.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime},
+};
 
-use flyte_auth_core::{DiscoveryFlavour, DiscoveryHints, StoreError};
+use flyte_auth_core::{
+    ClientConfig, DiscoveryAnswer, DiscoveryFlavour, DiscoveryHints, StoreError,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{disk, store_key};
@@ -14,8 +19,8 @@ const HINTS: &str = "discovery hint";
 /// The format version written and read.
 const FORMAT_VERSION: u32 = 1;
 
-/// A hint file larger than this is not read (ours are about 80 bytes).
-const MAX_HINT_SIZE: u64 = 4 * 1024;
+/// A hint file larger than this is not read (ours are about 80 bytes, 1 KiB with an answer).
+const MAX_HINT_SIZE: u64 = 16 * 1024;
 
 /// [`DiscoveryHints`] in one small `0600` file per endpoint, in the token store's directory.
 ///
@@ -26,6 +31,10 @@ const MAX_HINT_SIZE: u64 = 4 * 1024;
 /// ```json
 /// {"version":1,"endpoint":"flyte.example.org:443","flavour":"flyte2"}
 /// ```
+///
+/// With [`remember_answer`](DiscoveryHints::remember_answer) it also keeps what the server
+/// answered (`"answer":{"discovered_at":<unix seconds>,"config":{...}}`, the announced client
+/// configuration), which the discovery uses for a while instead of asking again.
 ///
 /// It holds no secret. Reading is lenient: a missing file, or one that cannot be read, is
 /// larger than 4 KiB, is not of this shape, has another version, names another endpoint or
@@ -82,10 +91,22 @@ struct HintFile {
     version: u32,
     endpoint: String,
     flavour: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    answer: Option<AnswerFile>,
 }
 
-impl DiscoveryHints for DiscoveryHintFiles {
-    fn recall(&self, endpoint: &str) -> Option<DiscoveryFlavour> {
+/// What discovery answered, in a hint file.
+#[derive(Serialize, Deserialize)]
+struct AnswerFile {
+    /// When, in seconds since the Unix epoch.
+    discovered_at: u64,
+    config: ClientConfig,
+}
+
+impl DiscoveryHintFiles {
+    /// The usable hint file of `endpoint` and its flavour, or `None` (logged) when there is
+    /// none.
+    fn read(&self, endpoint: &str) -> Option<(HintFile, DiscoveryFlavour)> {
         let path = self.path_for(endpoint);
         let ignored = |why: &str| {
             tracing::debug!(path = %path.display(), why, "ignoring the discovery hint");
@@ -124,14 +145,20 @@ impl DiscoveryHints for DiscoveryHintFiles {
             return ignored("an unknown flavour");
         };
         tracing::debug!(endpoint, %flavour, "discovery hint found");
-        Some(flavour)
+        Some((hint, flavour))
     }
 
-    fn remember(&self, endpoint: &str, flavour: DiscoveryFlavour) -> Result<(), StoreError> {
+    fn write(
+        &self,
+        endpoint: &str,
+        flavour: DiscoveryFlavour,
+        answer: Option<AnswerFile>,
+    ) -> Result<(), StoreError> {
         let json = serde_json::to_vec(&HintFile {
             version: FORMAT_VERSION,
             endpoint: store_key(endpoint).to_owned(),
             flavour: flavour.as_str().to_owned(),
+            answer,
         })
         .map_err(|e| StoreError::Io {
             store: HINTS,
@@ -140,6 +167,39 @@ impl DiscoveryHints for DiscoveryHintFiles {
             source: None,
         })?;
         disk::write_private_file(HINTS, &self.dir, &self.path_for(endpoint), &json)
+    }
+}
+
+impl DiscoveryHints for DiscoveryHintFiles {
+    fn recall(&self, endpoint: &str) -> Option<DiscoveryFlavour> {
+        self.read(endpoint).map(|(_, flavour)| flavour)
+    }
+
+    /// Keeps the flavour alone: an answer kept before is dropped (it came from the other
+    /// generation).
+    fn remember(&self, endpoint: &str, flavour: DiscoveryFlavour) -> Result<(), StoreError> {
+        self.write(endpoint, flavour, None)
+    }
+
+    fn recall_answer(&self, endpoint: &str) -> Option<DiscoveryAnswer> {
+        let (hint, flavour) = self.read(endpoint)?;
+        let answer = hint.answer?;
+        let discovered_at =
+            SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(answer.discovered_at))?;
+        Some(DiscoveryAnswer::new(flavour, answer.config, discovered_at))
+    }
+
+    fn remember_answer(&self, endpoint: &str, answer: &DiscoveryAnswer) -> Result<(), StoreError> {
+        let discovered_at = answer
+            .discovered_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let kept = AnswerFile {
+            discovered_at,
+            config: answer.config.clone(),
+        };
+        self.write(endpoint, answer.flavour, Some(kept))
     }
 }
 
@@ -225,6 +285,74 @@ mod tests {
         assert_eq!(hints.recall(ENDPOINT), Some(DiscoveryFlavour::FlyteAdmin));
     }
 
+    fn answer(flavour: DiscoveryFlavour) -> DiscoveryAnswer {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let config = ClientConfig::new("https://idp.example.org/token", "flytectl")
+            .with_scopes(["all"])
+            .with_header_key("flyte-authorization");
+        DiscoveryAnswer::new(flavour, config, at)
+    }
+
+    #[test]
+    fn an_answer_is_kept_with_its_flavour_until_a_flavour_alone_replaces_it() {
+        let (_dir, hints) = hints();
+        assert_eq!(hints.recall_answer(ENDPOINT), None);
+        let kept = answer(DiscoveryFlavour::Flyte2);
+        hints.remember_answer(ENDPOINT, &kept).unwrap();
+        assert_eq!(hints.recall_answer(ENDPOINT), Some(kept));
+        assert_eq!(hints.recall(ENDPOINT), Some(DiscoveryFlavour::Flyte2));
+        assert_eq!(hints.recall_answer("other.example.org:443"), None);
+        // The flavour changed: the answer was the other generation's.
+        hints
+            .remember(ENDPOINT, DiscoveryFlavour::FlyteAdmin)
+            .unwrap();
+        assert_eq!(hints.recall_answer(ENDPOINT), None);
+        assert_eq!(hints.recall(ENDPOINT), Some(DiscoveryFlavour::FlyteAdmin));
+    }
+
+    #[test]
+    fn a_malformed_answer_is_no_answer() {
+        let (_dir, hints) = hints();
+        hints
+            .remember_answer(ENDPOINT, &answer(DiscoveryFlavour::FlyteAdmin))
+            .unwrap();
+        let path = hints.path_for(ENDPOINT);
+        for bad in [
+            r#""answer":{"discovered_at":"yesterday","config":{}}"#,
+            r#""answer":{"discovered_at":1,"config":{"token_endpoint":7}}"#,
+            r#""answer":[1,2]"#,
+        ] {
+            let text =
+                format!(r#"{{"version":1,"endpoint":"{ENDPOINT}","flavour":"flyteadmin",{bad}}}"#);
+            std::fs::write(&path, &text).unwrap();
+            assert_eq!(hints.recall_answer(ENDPOINT), None, "{bad}");
+        }
+    }
+
+    /// Root may be handed a file: one of another user at the hint path is no hint and no
+    /// answer, however well-formed.
+    #[cfg(unix)]
+    #[test]
+    fn an_answer_planted_by_another_user_is_ignored() {
+        use std::os::unix::fs::MetadataExt as _;
+        const NOBODY: u32 = 65534;
+        let (_dir, hints) = hints();
+        hints
+            .remember_answer(ENDPOINT, &answer(DiscoveryFlavour::FlyteAdmin))
+            .unwrap();
+        let path = hints.path_for(ENDPOINT);
+        if std::fs::metadata(&path).unwrap().uid() != 0 {
+            // Not root: nobody else's file can be made here; a link stands for it.
+            let planted = hints.dir().join("planted");
+            std::fs::rename(&path, &planted).unwrap();
+            std::os::unix::fs::symlink(&planted, &path).unwrap();
+        } else {
+            std::os::unix::fs::chown(&path, Some(NOBODY), None).unwrap();
+        }
+        assert_eq!(hints.recall_answer(ENDPOINT), None);
+        assert_eq!(hints.recall(ENDPOINT), None);
+    }
+
     #[test]
     fn anything_unusable_is_no_hint() {
         let (_dir, hints) = hints();
@@ -233,7 +361,7 @@ mod tests {
         let other = r#"{"version":1,"endpoint":"other:443","flavour":"flyte2"}"#.to_owned();
         let big = format!(
             r#"{{"version":1,"endpoint":"{ENDPOINT}","flavour":"flyte2","pad":"{}"}}"#,
-            "x".repeat(5000)
+            "x".repeat(17 * 1024)
         );
         for bad in [
             String::new(),
