@@ -429,6 +429,7 @@ async fn api_keys_decode_as_flyte_and_union_make_them() {
     ] {
         let err = AuthConfig::new_from_api_key(&bad).unwrap_err().to_string();
         assert!(!err.contains(SECRET) && !err.contains(&bad), "{err}");
+        assert!(err.contains("_UNION_EAGER_API_KEY"), "{err}");
     }
 }
 

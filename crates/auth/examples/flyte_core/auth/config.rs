@@ -28,7 +28,8 @@ impl AuthConfig {
     /// base64 of `endpoint:client_id:client_secret:org`, standard or URL-safe, padded or not).
     /// The endpoint becomes an `https://` URL.
     pub fn new_from_api_key(api_key: &str) -> Result<Self, AuthConfigError> {
-        let key = ApiKey::decode(api_key, "the API key")?;
+        // Every flyte_core caller reads the key from this variable; errors name it.
+        let key = ApiKey::decode(api_key, "_UNION_EAGER_API_KEY")?;
         Ok(Self {
             endpoint: key.endpoint().base_url(),
             client_id: key.client_id().to_owned(),
