@@ -389,32 +389,67 @@ const NETWORK_CRATES: &[&str] = &[
     "smol",
 ];
 
+/// Crates of the platform config's reading (flyte-auth's feature `config`): a YAML parser,
+/// the home directory lookup.
+const CONFIG_CRATES: &[&str] = &[
+    "serde-saphyr",
+    "granit-parser",
+    "saphyr-parser",
+    "serde_yaml",
+    "serde_yml",
+    "yaml-rust",
+    "yaml-rust2",
+    "dirs",
+    "dirs-sys",
+];
+
 /// A promise about what a build must not pull in.
 struct Rule {
     package: &'static str,
-    /// Build with `--no-default-features --features <this>` instead of default features.
+    /// Build with `--no-default-features --features <these, comma-separated>` instead of
+    /// default features.
     only_feature: Option<&'static str>,
     /// tokio features that must stay off.
     tokio_forbidden: &'static [&'static str],
+    /// Crates that must stay out, besides [`NETWORK_CRATES`] when `no_network`.
+    also_forbidden: &'static [&'static str],
+    /// Whether [`NETWORK_CRATES`] are forbidden.
+    no_network: bool,
 }
 
 /// Core has no network and no runtime; the command flow, alone or through the umbrella, has
-/// no HTTP or TLS stack and brings no executor.
+/// no HTTP or TLS stack and brings no executor; the umbrella without its feature `config`
+/// builds no YAML parser and no `dirs`.
 const RULES: &[Rule] = &[
     Rule {
         package: "flyte-auth-core",
         only_feature: None,
         tokio_forbidden: &["rt", "rt-multi-thread", "net", "time"],
+        also_forbidden: &[],
+        no_network: true,
     },
     Rule {
         package: "flyte-auth-command",
         only_feature: None,
         tokio_forbidden: &["rt", "rt-multi-thread", "net"],
+        also_forbidden: &[],
+        no_network: true,
     },
     Rule {
         package: "flyte-auth",
         only_feature: Some("command"),
         tokio_forbidden: &["rt", "rt-multi-thread", "net"],
+        also_forbidden: CONFIG_CRATES,
+        no_network: true,
+    },
+    // A controller's client-credentials authenticator on a gRPC channel pays for no config
+    // reading: no YAML parser, no home directory lookup.
+    Rule {
+        package: "flyte-auth",
+        only_feature: Some("clientcreds,tower"),
+        tokio_forbidden: &[],
+        also_forbidden: CONFIG_CRATES,
+        no_network: false,
     },
 ];
 
@@ -422,7 +457,10 @@ const RULES: &[Rule] = &[
 fn offences(rule: &Rule, nodes: &[Node]) -> Vec<String> {
     let mut found = Vec::new();
     for node in nodes.iter().skip(1) {
-        if NETWORK_CRATES.contains(&node.name.as_str()) {
+        let name = node.name.as_str();
+        if (rule.no_network && NETWORK_CRATES.contains(&name))
+            || rule.also_forbidden.contains(&name)
+        {
             found.push(format!("{} {}", node.name, node.version));
         }
         if node.name == "tokio" {
@@ -474,8 +512,11 @@ fn check_rule(rule: &Rule, packages: &[workspace::Package]) -> Result<(), String
     let package = workspace::find(packages, rule.package)?;
     let mut args = Vec::new();
     if let Some(feature) = rule.only_feature {
-        if !package.features.iter().any(|f| f == feature) {
-            return Err(format!("{} has no feature `{feature}`", rule.package));
+        if let Some(missing) = feature
+            .split(',')
+            .find(|wanted| !package.features.iter().any(|f| f == wanted))
+        {
+            return Err(format!("{} has no feature `{missing}`", rule.package));
         }
         args = ["--no-default-features", "--features", feature]
             .map(String::from)
@@ -485,7 +526,14 @@ fn check_rule(rule: &Rule, packages: &[workspace::Package]) -> Result<(), String
     let label = label.trim_end();
     let found = offences(rule, &workspace::tree(rule.package, &args, true)?);
     if found.is_empty() {
-        println!("ok: {label} has no HTTP/TLS stack and no async executor");
+        let mut promise = Vec::new();
+        if rule.no_network {
+            promise.push("no HTTP/TLS stack and no async executor");
+        }
+        if !rule.also_forbidden.is_empty() {
+            promise.push("no config reading (YAML, dirs)");
+        }
+        println!("ok: {label} has {}", promise.join(", "));
         return Ok(());
     }
     // Show how the first offenders come in: who enables tokio's features, who pulls the
@@ -552,8 +600,35 @@ mod tests {
             package: "ring",
             only_feature: None,
             tokio_forbidden: &[],
+            also_forbidden: &[],
+            no_network: true,
         };
         assert!(offences(&rule, &[node("ring", &[])]).is_empty());
+    }
+
+    #[test]
+    fn a_yaml_parser_or_dirs_breaks_the_rule_of_the_umbrella_without_config() {
+        let rule = RULES
+            .iter()
+            .find(|r| r.only_feature == Some("clientcreds,tower"))
+            .unwrap();
+        let clean = [
+            node("flyte-auth", &[]),
+            node("reqwest", &[]),
+            node("tokio", &["rt"]),
+        ];
+        assert!(offences(rule, &clean).is_empty());
+        let dirty = [
+            node("flyte-auth", &[]),
+            node("serde-saphyr", &[]),
+            node("dirs", &[]),
+        ];
+        assert_eq!(offences(rule, &dirty), ["serde-saphyr 1.0.0", "dirs 1.0.0"]);
+        let command = RULES
+            .iter()
+            .find(|r| r.only_feature == Some("command"))
+            .unwrap();
+        assert_eq!(offences(command, &dirty).len(), 2);
     }
 
     #[test]

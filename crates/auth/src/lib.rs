@@ -44,6 +44,7 @@
 //!
 //! | feature | what it adds |
 //! | --- | --- |
+//! | `config` | reading the platform config from outside the program: the YAML and INI config files, the `FLYTE_*` environment, API keys in the environment, a task pod's `_U_*` variables (`PlatformConfig::load`) |
 //! | `pkce` | browser login, authorization code with PKCE: `flyte_auth::pkce` |
 //! | `device` | device authorization grant (RFC 8628): `flyte_auth::device` |
 //! | `clientcreds` | client credentials grant for services: `flyte_auth::clientcreds` |
@@ -60,8 +61,12 @@
 //! `pkce`, `device`, `clientcreds` and `google` also re-export the OAuth client they share
 //! (`flyte-auth-oauth`) as `flyte_auth::oauth`.
 //!
-//! The platform config is not behind a feature: it needs only `serde`, `serde-saphyr` and
-//! `dirs`, so `--no-default-features --features command` still reads the config file and
+//! Without `config`, a [`PlatformConfig`] is built from explicit values only
+//! ([`PlatformConfig::builder`], [`PlatformConfig::for_endpoint`]; an API key with
+//! [`ApiKey`] or [`config::PlatformConfigBuilder::api_key`]), and no YAML parser (`serde-saphyr`)
+//! and no `dirs` is built: `--no-default-features --features clientcreds,tower` is a
+//! controller's client-credentials authenticator and nothing more. `config` itself is no HTTP
+//! or TLS stack: `--no-default-features --features config,command` reads the config file and
 //! pulls in no HTTP stack, no TLS stack and no async executor.
 
 pub mod config;

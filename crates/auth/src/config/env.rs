@@ -9,7 +9,7 @@
 
 use flyte_auth_core::Error;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "config"))]
 use super::AuthMode;
 use super::{settings::Settings, table, value::put};
 
@@ -68,8 +68,12 @@ pub const TASK_POD_ORG: &str = "_U_ORG_NAME";
 pub const KUBERNETES_SERVICE_HOST: &str = "KUBERNETES_SERVICE_HOST";
 
 /// Whether `env` is a task pod's: one of [`TASK_POD_ENDPOINT`], [`TASK_POD_INSECURE`],
-/// [`TASK_POD_INSECURE_SKIP_VERIFY`], [`TASK_POD_ORG`] or [`KUBERNETES_SERVICE_HOST`] is set.
+/// [`TASK_POD_INSECURE_SKIP_VERIFY`], [`TASK_POD_ORG`] or [`KUBERNETES_SERVICE_HOST`] is set
+/// (never without the feature `config`).
 pub(crate) fn in_task_pod(env: &dyn Fn(&str) -> Option<String>) -> bool {
+    if !cfg!(feature = "config") {
+        return false;
+    }
     [
         TASK_POD_ENDPOINT,
         TASK_POD_INSECURE,
@@ -169,10 +173,14 @@ pub const ADMIN_TOKEN_URL: &str = "FLYTE_ADMIN_TOKENURL";
 /// `FLYTE_ADMIN_AUTHORIZATIONHEADER`: sets [`authorization_header`](crate::config::PlatformConfigBuilder::authorization_header).
 pub const ADMIN_AUTHORIZATION_HEADER: &str = "FLYTE_ADMIN_AUTHORIZATIONHEADER";
 
-/// Reads every `FLYTE_*` variable; also returns the names of those that were set.
+/// Reads every `FLYTE_*` variable; also returns the names of those that were set. Reads
+/// none without the feature `config`.
 pub(crate) fn read(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Settings, Vec<&'static str>), Error> {
+    if !cfg!(feature = "config") {
+        return Ok((Settings::default(), Vec::new()));
+    }
     let mut used = Vec::new();
     let settings = table::read(
         |row| {
@@ -237,12 +245,19 @@ pub fn split_list(value: &str) -> Vec<String> {
         .collect()
 }
 
-/// A JSON array of strings, read with the YAML parser (JSON is YAML).
+/// A JSON array of strings, read with the YAML parser (JSON is YAML); none without the
+/// feature `config` (nothing reads text then).
 fn parse_json_strings(value: &str) -> Option<Vec<String>> {
-    super::file::from_yaml::<Vec<String>>(value).ok()
+    #[cfg(feature = "config")]
+    return super::file::from_yaml::<Vec<String>>(value).ok();
+    #[cfg(not(feature = "config"))]
+    {
+        let _ = value;
+        None
+    }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "config"))]
 mod tests {
     use std::collections::HashMap;
 

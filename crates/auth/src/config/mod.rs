@@ -77,14 +77,20 @@
 mod api_key;
 mod duration;
 pub mod env;
+#[cfg(feature = "config")]
 mod file;
 mod getters;
 #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
 mod http;
+#[cfg(feature = "config")]
 mod ini;
 mod mode;
 mod settings;
 mod table;
+#[cfg_attr(
+    not(feature = "config"),
+    allow(dead_code, reason = "the search is read with the feature `config`")
+)]
 mod trust;
 mod value;
 
@@ -199,7 +205,8 @@ pub struct ApiKeyInUse {
 impl PlatformConfig {
     /// Loads the config from the default file, the process environment and nothing else.
     ///
-    /// Same as `PlatformConfig::builder().build()`.
+    /// Same as `PlatformConfig::builder().build()`. Only with the feature `config`.
+    #[cfg(feature = "config")]
     pub fn load() -> Result<Self, Error> {
         Self::builder().build()
     }
@@ -220,6 +227,9 @@ impl PlatformConfig {
     /// assert_eq!(cfg.base_url(), "http://localhost:30080");
     /// # Ok::<(), flyte_auth::Error>(())
     /// ```
+    ///
+    /// Only with the feature `config`.
+    #[cfg(feature = "config")]
     pub fn load_from(
         env: impl Fn(&str) -> Option<String>,
         path: Option<&Path>,
@@ -364,12 +374,26 @@ impl fmt::Debug for PlatformConfig {
 #[derive(Debug, Clone, Default)]
 enum FileChoice {
     /// `$FLYTECTL_CONFIG`, else `~/.flyte/config.yaml`.
-    #[default]
+    #[cfg_attr(feature = "config", default)]
+    #[cfg(feature = "config")]
     Default,
     /// This file, which must exist.
+    #[cfg(feature = "config")]
     Path(PathBuf),
     /// None.
+    #[cfg_attr(not(feature = "config"), default)]
     Skip,
+}
+
+impl FileChoice {
+    /// A file given to the builder (or [`PlatformConfig::load_from`]).
+    fn is_given(&self) -> bool {
+        #[cfg(feature = "config")]
+        if let Self::Path(_) = self {
+            return true;
+        }
+        false
+    }
 }
 
 /// Builds a [`PlatformConfig`]: which file, which environment, and explicit values.
@@ -427,6 +451,8 @@ impl fmt::Debug for PlatformConfigBuilder {
 
 impl PlatformConfigBuilder {
     /// Reads this file (YAML, or flytekit's INI format) instead of searching; it must exist.
+    /// Only with the feature `config`.
+    #[cfg(feature = "config")]
     pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.file = FileChoice::Path(path.into());
         self
@@ -440,7 +466,8 @@ impl PlatformConfigBuilder {
 
     /// Uses `env` instead of the process environment, for the `FLYTE_*` variables, for
     /// `FLYTECTL_CONFIG`, for `HOME`/`USERPROFILE` (where `~/.flyte/config.yaml` is) and for
-    /// the variable named by `clientSecretEnvVar`.
+    /// the variable named by `clientSecretEnvVar` (without the feature `config`, only for
+    /// that one).
     pub fn env(mut self, env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
         self.env = Some(Box::new(env));
         self
@@ -448,7 +475,8 @@ impl PlatformConfigBuilder {
 
     /// Searches `./config.yaml`, `./.flyte/config.yaml` and the git root from `dir` instead
     /// of the process's current directory. With a custom [`env`](Self::env) and no directory
-    /// set here, those three places are not searched.
+    /// set here, those three places are not searched. Only with the feature `config`.
+    #[cfg(feature = "config")]
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.current_dir = Some(dir.into());
         self
@@ -497,6 +525,10 @@ impl PlatformConfigBuilder {
 }
 
 /// Where the inputs of a load come from.
+#[cfg_attr(
+    not(feature = "config"),
+    allow(dead_code, reason = "the search is read with the feature `config`")
+)]
 struct Inputs<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     /// The process environment: the platform's home directory is a fallback for `HOME`.
@@ -506,6 +538,10 @@ struct Inputs<'a> {
 }
 
 /// A config file that was read.
+#[cfg_attr(
+    not(feature = "config"),
+    allow(dead_code, reason = "files are read with the feature `config`")
+)]
 struct FileRead {
     path: PathBuf,
     found_by: &'static str,
@@ -514,6 +550,10 @@ struct FileRead {
 }
 
 /// What happened to the config file.
+#[cfg_attr(
+    not(feature = "config"),
+    allow(dead_code, reason = "files are read with the feature `config`")
+)]
 enum FileOutcome {
     Read(Box<FileRead>),
     /// Nothing found; these were looked for.
@@ -522,6 +562,7 @@ enum FileOutcome {
     Skipped,
 }
 
+#[cfg(feature = "config")]
 /// `~` by `env`'s `HOME` or `USERPROFILE`; with the process environment, the platform's home
 /// directory when neither is set.
 fn home_dir(env: &dyn Fn(&str) -> Option<String>, process_env: bool) -> Option<PathBuf> {
@@ -532,6 +573,7 @@ fn home_dir(env: &dyn Fn(&str) -> Option<String>, process_env: bool) -> Option<P
         .or_else(|| if process_env { dirs::home_dir() } else { None })
 }
 
+#[cfg(feature = "config")]
 /// The nearest directory at or above `dir` holding `.git` (a directory, or a file for a
 /// worktree), as `git rev-parse --show-toplevel` finds it; not above `home`, and not on
 /// another file system.
@@ -542,6 +584,7 @@ fn git_root(dir: &Path, home: Option<&Path>) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
+#[cfg(feature = "config")]
 /// The places searched when no file is given, in order: `(path, how it was found, named)`.
 /// A path named by a variable must exist and is used whoever owns it; the others are used
 /// only when they may be trusted.
@@ -600,6 +643,16 @@ fn search_path(inputs: &Inputs<'_>) -> Vec<(PathBuf, &'static str, bool)> {
     places
 }
 
+#[cfg(not(feature = "config"))]
+fn read_config_file(
+    _: &Inputs<'_>,
+    _: &FileChoice,
+    _: &mut Vec<SkippedFile>,
+) -> Result<FileOutcome, Error> {
+    Ok(FileOutcome::Skipped)
+}
+
+#[cfg(feature = "config")]
 /// Reads the config file `choice` says, recording in `skipped` the files the search found
 /// and did not use.
 fn read_config_file(
@@ -669,6 +722,7 @@ fn read_config_file(
     ))
 }
 
+#[cfg(feature = "config")]
 /// flytekit's INI format: a file not named `.yaml`/`.yml` whose first line that is not blank
 /// or a comment is a `[section]` header.
 fn is_ini(path: &Path, text: &str) -> bool {
@@ -687,10 +741,13 @@ fn is_ini(path: &Path, text: &str) -> bool {
 const TASK_POD_DEFAULT_ENDPOINT: &str = "host.docker.internal:8090";
 
 /// The first API key set in the environment ([`env::API_KEYS`], in order), with the variable
-/// that holds it.
+/// that holds it; none without the feature `config`.
 fn key_from_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<(ApiKey, &'static str)>, Error> {
+    if !cfg!(feature = "config") {
+        return Ok(None);
+    }
     for var in env::API_KEYS {
         if let Some(key) = ApiKey::from_env_with(var, env)? {
             return Ok(Some((key, var)));
@@ -750,12 +807,11 @@ fn resolve(
     {
         variables.push((*origin).to_owned());
     }
-    let (pod_layer, pod_used) =
-        if pod && !named_by_variable && !matches!(choice, FileChoice::Path(_)) {
-            env::read_task_pod(env)?
-        } else {
-            (Settings::default(), Vec::new())
-        };
+    let (pod_layer, pod_used) = if pod && !named_by_variable && !choice.is_given() {
+        env::read_task_pod(env)?
+    } else {
+        (Settings::default(), Vec::new())
+    };
     variables.extend(pod_used.iter().map(|v| (*v).to_owned()));
 
     let layers = [
@@ -879,6 +935,7 @@ fn resolve(
 }
 
 /// The largest config file read; flytectl's are a few hundred bytes.
+#[cfg(feature = "config")]
 const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 /// The largest client secret file read.
 const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
@@ -897,6 +954,12 @@ fn read_secret_file(path: &Path, source: &Source) -> Result<Option<SecretString>
 }
 
 fn no_endpoint_message(outcome: &FileOutcome, skipped: &[SkippedFile]) -> String {
+    if !cfg!(feature = "config") {
+        return "no Flyte endpoint is configured: set one with PlatformConfigBuilder::endpoint \
+                or an API key (this build of flyte-auth reads no config file and no \
+                environment: its feature `config` is off)"
+            .to_owned();
+    }
     let mut file = match outcome {
         FileOutcome::Read(read) => format!("in {}", read.path.display()),
         FileOutcome::NotFound(searched) if !searched.is_empty() => format!(
@@ -978,6 +1041,7 @@ mod tests {
         assert!(cfg.config_file().is_none());
     }
 
+    #[cfg(feature = "config")]
     #[test]
     fn without_an_endpoint_loading_says_where_to_set_one() {
         let dir = tempfile::tempdir().unwrap();
@@ -1067,6 +1131,47 @@ mod tests {
             .unwrap()
             .validate()
             .unwrap();
+    }
+
+    /// Without the feature `config`, nothing outside the program is read: not the `FLYTE_*`
+    /// variables, not an API key in the environment, not a task pod's variables; the
+    /// variable an explicit `client_secret_env_var` names is.
+    #[cfg(not(feature = "config"))]
+    #[test]
+    fn without_the_config_feature_only_explicit_values_count() {
+        let env = env_of(&[
+            ("FLYTE_PLATFORM_URL", "env.example.org"),
+            ("FLYTE_CREDENTIALS_CLIENT_ID", "env-client"),
+            (
+                "UNION_API_KEY",
+                "ZW52LmV4YW1wbGUub3JnOnN2YzpzM2NyZXQ6Tm9uZQ",
+            ),
+            ("_U_EP_OVERRIDE", "pod.example.org"),
+            ("MY_SECRET", "from-the-variable"),
+        ]);
+        let err = PlatformConfig::builder()
+            .env(env_of(&[("FLYTE_PLATFORM_URL", "x")]))
+            .build();
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .contains("no Flyte endpoint is configured"),
+            "FLYTE_PLATFORM_URL was read"
+        );
+        let cfg = PlatformConfig::builder()
+            .env(env)
+            .endpoint("flyte.example.org")
+            .client_secret_env_var("MY_SECRET")
+            .build()
+            .unwrap();
+        assert_eq!(cfg.endpoint().key(), "flyte.example.org");
+        assert_eq!(cfg.client_id(), None);
+        assert!(cfg.api_key().is_none());
+        assert_eq!(
+            cfg.client_secret().unwrap().expose_secret(),
+            "from-the-variable"
+        );
+        assert_eq!(cfg.sources().variables, ["MY_SECRET"]);
     }
 
     #[test]

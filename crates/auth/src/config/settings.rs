@@ -379,7 +379,7 @@ fn check_url(url: &str, schemes: &[&str]) -> Result<(), String> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "config"))]
 mod tests {
     use super::*;
     use crate::config::{env, table::ROWS};

@@ -133,7 +133,7 @@ pub(crate) fn read(
     Ok(settings)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "config"))]
 mod tests {
     use std::collections::{HashMap, HashSet};
 
