@@ -303,8 +303,11 @@ where
                 why: format!("HTTP status {}", head.status.as_u16()),
             }));
         }
-        if let Some(status) = grpc_status(&head.headers) {
-            return Err(self.status(method, status, &head.headers));
+        // A trailers-only answer: the status in the headers, no message.
+        match grpc_status(&head.headers) {
+            Some(0) => return Ok(Bytes::new()),
+            Some(status) => return Err(self.status(method, status, &head.headers)),
+            None => {}
         }
         let collected = http_body_util::Limited::new(body, ANSWER_LIMIT)
             .collect()

@@ -90,6 +90,8 @@ struct Answers {
     messages: HashMap<&'static str, Vec<u8>>,
     /// A gRPC error status and message instead of a message.
     error: Option<(u16, &'static str)>,
+    /// Answer every call trailers-only (`grpc-status: 0` in the headers, no message).
+    empty: bool,
     asked: Mutex<Vec<String>>,
 }
 
@@ -122,6 +124,13 @@ impl<const FLYTE2: bool> tower::Service<Request<Body>> for Raw<FLYTE2> {
             assert!(request.headers().get("authorization").is_none());
             answers.asked.lock().unwrap().push(path.clone());
             let method = path.rsplit('/').next().unwrap_or_default();
+            if answers.empty {
+                let mut response = Response::new(Body::empty());
+                let headers = response.headers_mut();
+                headers.insert("content-type", "application/grpc".parse().unwrap());
+                headers.insert("grpc-status", 0.into());
+                return Ok(response);
+            }
             let mut trailers = http::HeaderMap::new();
             let mut frames = Vec::new();
             match (answers.error, answers.messages.get(method)) {
@@ -398,4 +407,34 @@ async fn with_the_token_endpoint_configured_the_header_is_still_the_servers() {
     let sent = client_credentials_over_grpc_discovery(true).await;
     assert_eq!(sent["flyte-authorization"], "Bearer cc-token");
     assert!(sent.get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn the_same_discovery_on_a_tonic_0_12_channel() {
+    let flyte2 = answers("flyte2-cli", "https://idp.test/token");
+    let addr = serve(Some(flyte2), None).await;
+    let channel = tonic012::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let discovery = GrpcDiscovery::new(channel, &endpoint(addr), tonic012::body::boxed);
+    let config = discovery.get_client_config().await.unwrap();
+    assert_eq!(config.client_id, "flyte2-cli");
+    assert_eq!(config.token_endpoint, "https://idp.test/token");
+}
+
+#[tokio::test]
+async fn a_trailers_only_answer_is_an_empty_message() {
+    let empty = Arc::new(Answers {
+        empty: true,
+        ..Answers::default()
+    });
+    let addr = serve(Some(empty), None).await;
+    let discovery = GrpcDiscovery::new(channel(addr).await, &endpoint(addr), Body::new);
+    let error = discovery.get_client_config().await.unwrap_err();
+    assert!(
+        error.to_string().contains("names no token_endpoint"),
+        "{error}"
+    );
 }
