@@ -455,6 +455,33 @@ mod tonic_012 {
     }
 
     #[tokio::test]
+    async fn eager_a_tonic_0_12_call_without_a_token_is_unauthenticated_with_the_reason() {
+        let gate = Arc::new(Gate::default());
+        let addr = start_server(gate.clone()).await;
+        let channel = Channel012::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let auth: Arc<dyn Authenticator> = Arc::new(
+            CachingAuthenticator::builder(Refused("invalid_client: the secret expired")).build(),
+        );
+        let mut client = HealthClient012::new(AuthLayer::new(auth).eager().layer(channel));
+        let status = client
+            .check(Check012 {
+                service: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic012::Code::Unauthenticated, "{status:?}");
+        assert!(
+            status.message().contains("the secret expired"),
+            "{status:?}"
+        );
+        assert!(gate.seen().is_empty());
+    }
+
+    #[tokio::test]
     async fn the_layer_works_on_a_tonic_0_12_channel_with_login_replay_and_refresh() {
         let gate = Arc::new(Gate::default());
         gate.accept("token-1");
