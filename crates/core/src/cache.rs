@@ -31,8 +31,10 @@
 //!   expiry and a refresh token is refreshed once under the store's lock (the answer's
 //!   expiry is then stored, so later processes use it); one without a refresh token is used
 //!   until the server rejects it. A token flyte-auth obtained without a stated lifetime is
-//!   trusted for [`UNKNOWN_EXPIRY_LIFETIME`] from its arrival, and that expiry is stored, so no
-//!   later process starts the window again;
+//!   trusted for [`UNKNOWN_EXPIRY_LIFETIME`] from its arrival, and that lifetime and expiry are
+//!   stored, so no later process starts the window again. Every token's lifetime is recorded
+//!   once, when it arrives, so its refresh window does not shrink as its expiry nears; one of
+//!   unknown lifetime (another tool stored its expiry only) gets the full margin;
 //! - all of this reads the time from a [`Clock`] ([`SystemClock`] by default), so tests move
 //!   time instead of sleeping.
 

@@ -8,6 +8,8 @@
 //! only when it and the directory it sits in belong to the effective user (or to root) and
 //! neither is writable by group or others; and it is opened without blocking and must be a
 //! regular file. Anything else has a [`SkipReason`] and is skipped with a warning by the caller.
+//! Whose file or directory is trusted is core's rule ([`flyte_auth_core::owned`]), the one the
+//! token store applies to its directory and files too.
 //!
 //! A file the user **names** (`--config`, `FLYTECTL_CONFIG`, `UCTL_CONFIG`, the client secret
 //! file) is used as named, whoever owns it; it may be a pipe (`--config <(...)`), so reading
