@@ -279,7 +279,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(l.scopes.unwrap(), ["openid", "offline_access", "all"]);
-        assert_eq!(l.command.unwrap(), ["gcloud", "auth", "print-access-token"]);
+        assert_eq!(
+            l.command.unwrap().0,
+            ["gcloud", "auth", "print-access-token"]
+        );
     }
 
     #[test]
@@ -289,7 +292,7 @@ mod tests {
             r#"["get-token", "--audience=a,b"]"#,
         )])
         .unwrap();
-        assert_eq!(l.proxy_command.unwrap(), ["get-token", "--audience=a,b"]);
+        assert_eq!(l.proxy_command.unwrap().0, ["get-token", "--audience=a,b"]);
         let err = layer(&[(CREDENTIALS_COMMAND, "[not json")]).unwrap_err();
         assert!(
             err.to_string().contains("FLYTE_CREDENTIALS_COMMAND")

@@ -132,7 +132,7 @@ mod tests {
     fn lists_may_be_written_as_one_comma_separated_string() {
         let layer = parse_str("admin:\n  scopes: 'all, offline'\n  command: [sleep, 1]\n").unwrap();
         assert_eq!(layer.scopes.unwrap(), ["all", "offline"]);
-        assert_eq!(layer.command.unwrap(), ["sleep", "1"]);
+        assert_eq!(layer.command.unwrap().0, ["sleep", "1"]);
     }
 
     #[test]

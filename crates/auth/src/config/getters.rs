@@ -8,7 +8,10 @@ use std::{
 
 use flyte_auth_core::SecretString;
 
-use super::{AuthMode, PlatformConfig, PlatformConfigBuilder};
+use super::{
+    AuthMode, PlatformConfig, PlatformConfigBuilder,
+    value::{Command, Url},
+};
 
 impl PlatformConfig {
     /// TLS without certificate verification.
@@ -239,7 +242,7 @@ impl PlatformConfigBuilder {
 
     /// Sets [`PlatformConfig::http_proxy_url`], over the file and the environment.
     pub fn http_proxy_url(mut self, value: impl Into<String>) -> Self {
-        self.explicit.http_proxy_url = Some(value.into());
+        self.explicit.http_proxy_url = Some(Url(value.into()));
         self
     }
 
@@ -302,19 +305,19 @@ impl PlatformConfigBuilder {
 
     /// Sets [`PlatformConfig::command`], over the file and the environment.
     pub fn command(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.explicit.command = Some(value.into_iter().map(Into::into).collect());
+        self.explicit.command = Some(Command(value.into_iter().map(Into::into).collect()));
         self
     }
 
     /// Sets [`PlatformConfig::proxy_command`], over the file and the environment.
     pub fn proxy_command(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.explicit.proxy_command = Some(value.into_iter().map(Into::into).collect());
+        self.explicit.proxy_command = Some(Command(value.into_iter().map(Into::into).collect()));
         self
     }
 
     /// Sets [`PlatformConfig::token_url`], over the file and the environment.
     pub fn token_url(mut self, value: impl Into<String>) -> Self {
-        self.explicit.token_url = Some(value.into());
+        self.explicit.token_url = Some(Url(value.into()));
         self
     }
 

@@ -103,7 +103,7 @@ mod tests {
         assert_eq!(layer.auth_mode, Some(AuthMode::ClientSecret));
         assert_eq!(layer.scopes.unwrap(), ["all", "offline"]);
         assert_eq!(
-            layer.command.unwrap(),
+            layer.command.unwrap().0,
             ["gcloud", "auth", "print-access-token"]
         );
     }

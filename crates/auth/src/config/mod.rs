@@ -362,9 +362,9 @@ impl PlatformConfig {
 
 impl fmt::Debug for PlatformConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = f.debug_struct("PlatformConfig");
-        self.settings.debug_fields(&mut out);
-        out.field("sources", &self.sources)
+        f.debug_struct("PlatformConfig")
+            .field("settings", &self.settings)
+            .field("sources", &self.sources)
             .field("api_key", &self.api_key)
             .finish()
     }
@@ -1071,11 +1071,11 @@ mod tests {
         let debug = format!("{cfg:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(
-            debug.contains(r#"command: ["get-token", <2 arguments>]"#),
+            debug.contains(r#"command: Some(["get-token", <2 arguments>])"#),
             "{debug}"
         );
         assert!(
-            debug.contains(r#"proxy_command: ["proxy-token"]"#),
+            debug.contains(r#"proxy_command: Some(["proxy-token"])"#),
             "{debug}"
         );
     }

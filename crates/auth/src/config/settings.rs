@@ -1,4 +1,6 @@
 //! [`Settings`]: the values one source (the file, the environment, explicit values) sets.
+//! `Debug` shows no secret, no argument of a command and no user info of a URL (their
+//! types' `Debug`).
 //!
 //! The YAML file's `admin` section is this struct, deserialised: its keys are the fields'
 //! names in camelCase, and every value is read [leniently](super::value::lenient). The
@@ -10,10 +12,13 @@ use std::{fmt, path::PathBuf, time::Duration};
 use flyte_auth_core::{Endpoint, Error, SecretString, redact_url};
 use serde::{Deserialize, Deserializer};
 
-use super::{AuthMode, table, value::lenient};
+use super::{
+    AuthMode, table,
+    value::{Command, Url, lenient},
+};
 
 /// Every setting of one source, each unset until the source sets it.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub(crate) struct Settings {
     #[serde(deserialize_with = "lenient")]
@@ -25,7 +30,7 @@ pub(crate) struct Settings {
     #[serde(deserialize_with = "lenient")]
     pub(crate) ca_cert_file_path: Option<PathBuf>,
     #[serde(rename = "httpProxyURL", deserialize_with = "lenient")]
-    pub(crate) http_proxy_url: Option<String>,
+    pub(crate) http_proxy_url: Option<Url>,
     #[serde(deserialize_with = "lenient")]
     pub(crate) disable_keyring: Option<bool>,
     #[serde(deserialize_with = "lenient")]
@@ -46,11 +51,11 @@ pub(crate) struct Settings {
     #[serde(deserialize_with = "lenient")]
     pub(crate) audience: Option<String>,
     #[serde(deserialize_with = "lenient")]
-    pub(crate) command: Option<Vec<String>>,
+    pub(crate) command: Option<Command>,
     #[serde(deserialize_with = "lenient")]
-    pub(crate) proxy_command: Option<Vec<String>>,
+    pub(crate) proxy_command: Option<Command>,
     #[serde(deserialize_with = "lenient")]
-    pub(crate) token_url: Option<String>,
+    pub(crate) token_url: Option<Url>,
     #[serde(deserialize_with = "lenient")]
     pub(crate) authorization_header: Option<String>,
     #[serde(deserialize_with = "lenient")]
@@ -68,7 +73,7 @@ pub(crate) struct Settings {
 }
 
 /// `admin.pkceConfig`.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub(crate) struct PkceConfig {
     #[serde(deserialize_with = "lenient")]
@@ -78,7 +83,7 @@ pub(crate) struct PkceConfig {
 }
 
 /// `admin.deviceFlowConfig`.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub(crate) struct DeviceFlowConfig {
     #[serde(deserialize_with = "lenient")]
@@ -141,92 +146,6 @@ impl Settings {
         }
     }
 
-    /// Adds every setting to `out`, by its field name: no secret, no argument of a command,
-    /// no user info or query of a URL; `None` when unset.
-    pub(crate) fn debug_fields(&self, out: &mut fmt::DebugStruct<'_, '_>) {
-        let (pkce, device) = (&self.pkce_config, &self.device_flow_config);
-        out.field(
-            "endpoint",
-            &Shown(self.endpoint.as_ref(), |e: &Endpoint, f| {
-                fmt::Debug::fmt(e.as_written(), f)
-            }),
-        )
-        .field("insecure", &Shown(self.insecure.as_ref(), plain))
-        .field(
-            "insecure_skip_verify",
-            &Shown(self.insecure_skip_verify.as_ref(), plain),
-        )
-        .field(
-            "ca_cert_file_path",
-            &Shown(self.ca_cert_file_path.as_ref(), plain),
-        )
-        .field(
-            "http_proxy_url",
-            &Shown(self.http_proxy_url.as_deref(), url),
-        )
-        .field(
-            "disable_keyring",
-            &Shown(self.disable_keyring.as_ref(), plain),
-        )
-        .field(
-            "write_all_layouts",
-            &Shown(self.write_all_layouts.as_ref(), plain),
-        )
-        .field("auth_mode", &Shown(self.auth_mode.as_ref(), plain))
-        .field("client_id", &Shown(self.client_id.as_ref(), plain))
-        .field("client_secret", &Shown(self.client_secret.as_ref(), plain))
-        .field(
-            "client_secret_location",
-            &Shown(self.client_secret_location.as_ref(), plain),
-        )
-        .field(
-            "client_secret_env_var",
-            &Shown(self.client_secret_env_var.as_ref(), plain),
-        )
-        .field("scopes", &Shown(self.scopes.as_ref(), plain))
-        .field("audience", &Shown(self.audience.as_ref(), plain))
-        .field("command", &Shown(self.command.as_deref(), command))
-        .field(
-            "proxy_command",
-            &Shown(self.proxy_command.as_deref(), command),
-        )
-        .field("token_url", &Shown(self.token_url.as_deref(), url))
-        .field(
-            "authorization_header",
-            &Shown(self.authorization_header.as_ref(), plain),
-        )
-        .field("max_retries", &Shown(self.max_retries.as_ref(), plain))
-        .field(
-            "per_retry_timeout",
-            &Shown(self.per_retry_timeout.as_ref(), plain),
-        )
-        .field(
-            "command_timeout",
-            &Shown(self.command_timeout.as_ref(), plain),
-        )
-        .field("pkce_timeout", &Shown(pkce.timeout.as_ref(), plain))
-        .field(
-            "pkce_refresh_time",
-            &Shown(pkce.refresh_time.as_ref(), plain),
-        )
-        .field(
-            "device_flow_timeout",
-            &Shown(device.timeout.as_ref(), plain),
-        )
-        .field(
-            "device_flow_poll_interval",
-            &Shown(device.poll_interval.as_ref(), plain),
-        )
-        .field(
-            "device_flow_refresh_time",
-            &Shown(device.refresh_time.as_ref(), plain),
-        )
-        .field(
-            "token_refresh_window",
-            &Shown(self.token_refresh_window.as_ref(), plain),
-        );
-    }
-
     /// Checks the values whose form their type alone does not guarantee: the URLs, the
     /// header name and the name of the secret's variable.
     pub(crate) fn checked(self, source: &Source) -> Result<Self, Error> {
@@ -262,46 +181,6 @@ impl Settings {
             ));
         }
         Ok(self)
-    }
-}
-
-impl fmt::Debug for Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = f.debug_struct("Settings");
-        self.debug_fields(&mut out);
-        out.finish()
-    }
-}
-
-/// A setting shown by `show`, or `None`.
-type Show<T> = fn(&T, &mut fmt::Formatter<'_>) -> fmt::Result;
-struct Shown<'a, T: ?Sized>(Option<&'a T>, Show<T>);
-
-impl<T: ?Sized> fmt::Debug for Shown<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(value) => (self.1)(value, f),
-            None => f.write_str("None"),
-        }
-    }
-}
-
-fn plain<T: fmt::Debug>(value: &T, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    fmt::Debug::fmt(value, f)
-}
-
-/// Without user info, query or fragment.
-fn url(value: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    fmt::Debug::fmt(&redact_url(value), f)
-}
-
-/// The program and the number of arguments (they may carry credentials).
-fn command(value: &[String], f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    match value {
-        [] => f.write_str("[]"),
-        [program] => write!(f, "[{program:?}]"),
-        [program, _] => write!(f, "[{program:?}, <1 argument>]"),
-        [program, args @ ..] => write!(f, "[{program:?}, <{} arguments>]", args.len()),
     }
 }
 

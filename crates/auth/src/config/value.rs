@@ -6,9 +6,9 @@
 //! any of them from YAML, and is the one field type of the YAML sections in
 //! [`settings`](super::settings).
 
-use std::{path::PathBuf, time::Duration};
+use std::{fmt, ops::Deref, path::PathBuf, time::Duration};
 
-use flyte_auth_core::{Endpoint, Error, SecretString};
+use flyte_auth_core::{Endpoint, Error, SecretString, redact_url};
 use serde::{
     Deserialize,
     de::{self, Deserializer, IgnoredAny, Unexpected},
@@ -126,6 +126,64 @@ impl Value for Vec<String> {
     }
     fn from_list(items: Vec<String>) -> Option<Self> {
         Some(items)
+    }
+}
+
+/// A URL; `Debug` shows it without user info, query or fragment.
+#[derive(Clone)]
+pub(crate) struct Url(pub(crate) String);
+
+impl Deref for Url {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&redact_url(&self.0), f)
+    }
+}
+
+impl Value for Url {
+    const EXPECTED: &'static str = "a string";
+    fn parse(text: &str) -> Result<Self, Invalid> {
+        Ok(Url(text.to_owned()))
+    }
+}
+
+/// A program and its arguments, read as a list; `Debug` shows the program and the number of
+/// arguments (they may carry credentials).
+#[derive(Clone)]
+pub(crate) struct Command(pub(crate) Vec<String>);
+
+impl Deref for Command {
+    type Target = [String];
+    fn deref(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [] => f.write_str("[]"),
+            [program] => write!(f, "[{program:?}]"),
+            [program, _] => write!(f, "[{program:?}, <1 argument>]"),
+            [program, args @ ..] => write!(f, "[{program:?}, <{} arguments>]", args.len()),
+        }
+    }
+}
+
+impl Value for Command {
+    const EXPECTED: &'static str = <Vec<String>>::EXPECTED;
+    const FROM_NUMBER: bool = false;
+    fn parse(text: &str) -> Result<Self, Invalid> {
+        Vec::parse(text).map(Command)
+    }
+    fn from_list(items: Vec<String>) -> Option<Self> {
+        Some(Command(items))
     }
 }
 
