@@ -138,7 +138,13 @@ impl KeyringCfg {
             Ok(ini) => ini
                 .get(service, FLYTE2_TOKENS)
                 .and_then(|value| self.decode(value, service))
-                .and_then(|json| layouts::parse_flyte2(&json))
+                .and_then(|json| {
+                    let copy = layouts::parse_flyte2(&json);
+                    if copy.is_none() {
+                        tracing::warn!(path = %self.path.display(), service, "ignoring an entry of the Flyte 2 SDK's keyring file: it is not its JSON of tokens");
+                    }
+                    copy
+                })
                 .map(|copy| LoginCopy {
                     layout: Layout::Flyte2File,
                     ..copy
@@ -431,7 +437,7 @@ mod tests {
         std::fs::write(&target, &text).unwrap();
         let path = dir.path().join("keyring.cfg");
         std::os::unix::fs::symlink(&target, &path).unwrap();
-        let cfg = KeyringCfg::new(path.clone());
+        let cfg = KeyringCfg::new(path.clone()).with_lock_dir(dir.path().join("locks"));
         assert!(cfg.read("h").copy.is_none());
         let err = cfg.write("h", &Credentials::new("new", "h")).unwrap_err();
         assert!(matches!(err, StoreError::Denied { .. }), "{err:?}");
@@ -492,12 +498,57 @@ mod tests {
         assert!(cfg.read("h").copy.is_some());
     }
 
+    /// Runs `f` with this thread's log lines captured.
+    fn logs_of(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned()
+    }
+
+    #[test]
+    fn entries_that_cannot_be_used_are_warned_about_without_their_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.cfg");
+        let cfg = KeyringCfg::new(path.clone()).with_lock_dir(dir.path().join("locks"));
+        let not_json = encodebytes(b"SECRET-not-json");
+        for text in [
+            format!("[h]\ntokens = {not_json}\n"),
+            "[h]\ntokens = SECRET!!not*base64\n".to_owned(),
+            "SECRET = outside any section\n".to_owned(),
+        ] {
+            std::fs::write(&path, &text).unwrap();
+            let logs = logs_of(|| assert!(cfg.read("h").copy.is_none()));
+            assert!(logs.contains("ignoring"), "{text:?}: {logs}");
+            assert!(!logs.contains("SECRET"), "{text:?}: {logs}");
+            let error = cfg.write("h", &Credentials::new("new", "h")).err();
+            let shown = format!("{error:?}");
+            assert!(!shown.contains("SECRET"), "{shown}");
+        }
+    }
+
     #[test]
     fn a_file_python_cannot_parse_is_no_login_and_is_not_rewritten() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keyring.cfg");
         std::fs::write(&path, "not ini\n").unwrap();
-        let cfg = KeyringCfg::new(path.clone());
+        let cfg = KeyringCfg::new(path.clone()).with_lock_dir(dir.path().join("locks"));
         assert!(cfg.read("h").copy.is_none());
         assert!(cfg.write("h", &Credentials::new("new", "h")).is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "not ini\n");
