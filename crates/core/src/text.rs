@@ -13,10 +13,13 @@ use std::borrow::Cow;
 /// embeddings and overrides U+202A–U+202E, the isolates U+2066–U+2069), which reorder what is
 /// shown, the line and paragraph separators (U+2028, U+2029), which break a line as `\n`
 /// does, and the invisible format characters that can hide text between visible ones: the
-/// zero-width space, non-joiner and joiner (U+200B–U+200D), the word joiner and invisible
-/// operators (U+2060–U+2064), the deprecated format characters (U+206A–U+206F), the byte
-/// order mark (U+FEFF) and the interlinear annotation characters (U+FFF9–U+FFFB). Every
-/// other character is kept, so ordinary text is returned as it is, without a copy.
+/// soft hyphen (U+00AD), the Mongolian vowel separator (U+180E), the zero-width space,
+/// non-joiner and joiner (U+200B–U+200D), the word joiner and invisible operators
+/// (U+2060–U+2064), the deprecated format characters (U+206A–U+206F), the byte order mark
+/// (U+FEFF), the interlinear annotation characters (U+FFF9–U+FFFB), the shorthand and musical
+/// format controls (U+1BCA0–U+1BCA3, U+1D173–U+1D17A) and the tag characters (U+E0001,
+/// U+E0020–U+E007F), which can carry a whole hidden copy of ASCII text. Every other character
+/// is kept, so ordinary text is returned as it is, without a copy.
 ///
 /// Use it on every string a server sends before it is printed or put into an error or a log:
 /// a user code, a verification URL, an `error_description`, a discovery value.
@@ -58,13 +61,19 @@ fn is_unsafe(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{061c}'
+            '\u{00ad}'
+                | '\u{061c}'
+                | '\u{180e}'
                 | '\u{200b}'..='\u{200f}'
                 | '\u{2028}'..='\u{202e}'
                 | '\u{2060}'..='\u{2064}'
                 | '\u{2066}'..='\u{206f}'
                 | '\u{feff}'
                 | '\u{fff9}'..='\u{fffb}'
+                | '\u{1bca0}'..='\u{1bca3}'
+                | '\u{1d173}'..='\u{1d17a}'
+                | '\u{e0001}'
+                | '\u{e0020}'..='\u{e007f}'
         )
 }
 
@@ -117,13 +126,51 @@ mod tests {
     fn bidi_controls_separators_and_invisible_format_characters_are_escaped() {
         let hidden = [
             // Unicode's `Bidi_Control` set.
-            '\u{061c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}',
-            '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+            '\u{061c}',
+            '\u{200e}',
+            '\u{200f}',
+            '\u{202a}',
+            '\u{202b}',
+            '\u{202c}',
+            '\u{202d}',
+            '\u{202e}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
             // Line and paragraph separators.
-            '\u{2028}', '\u{2029}', // Invisible format characters.
-            '\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}', '\u{2061}', '\u{2062}', '\u{2063}',
-            '\u{2064}', '\u{206a}', '\u{206b}', '\u{206c}', '\u{206d}', '\u{206e}', '\u{206f}',
-            '\u{feff}', '\u{fff9}', '\u{fffa}', '\u{fffb}',
+            '\u{2028}',
+            '\u{2029}', // Invisible format characters.
+            '\u{200b}',
+            '\u{200c}',
+            '\u{200d}',
+            '\u{2060}',
+            '\u{2061}',
+            '\u{2062}',
+            '\u{2063}',
+            '\u{2064}',
+            '\u{206a}',
+            '\u{206b}',
+            '\u{206c}',
+            '\u{206d}',
+            '\u{206e}',
+            '\u{206f}',
+            '\u{feff}',
+            '\u{fff9}',
+            '\u{fffa}',
+            '\u{fffb}',
+            '\u{00ad}',
+            '\u{180e}',
+            '\u{1bca0}',
+            '\u{1bca3}',
+            '\u{1d173}',
+            '\u{1d17a}',
+            // Tag characters: a hidden copy of "hi".
+            '\u{e0001}',
+            '\u{e0020}',
+            '\u{e0068}',
+            '\u{e0069}',
+            '\u{e007f}',
         ];
         for c in hidden {
             let expected = format!("a\\u{{{:x}}}b", u32::from(c));
