@@ -9,7 +9,8 @@ use std::{
 };
 
 use flyte_auth_core::Error;
-use reqwest::{Certificate, Proxy, redirect::Policy};
+use reqwest::{Proxy, redirect::Policy};
+use rustls::pki_types::{CertificateDer, pem::PemObject as _};
 
 use crate::HttpSettings;
 
@@ -60,7 +61,8 @@ struct Inner {
 
 /// What construction read and validated, for the lazy build of the `reqwest` client.
 struct Checked {
-    roots: Vec<Certificate>,
+    /// The configured CA certificates (DER), each a valid trust anchor.
+    roots: Vec<CertificateDer<'static>>,
     proxy: Option<Proxy>,
 }
 
@@ -488,9 +490,10 @@ impl Inner {
             })?;
             builder = builder.use_preconfigured_tls(tls);
         } else {
-            for cert in &self.checked.roots {
-                builder = builder.add_root_certificate(cert.clone());
-            }
+            // The system's roots load on a thread while the first connection is made.
+            let tls = crate::tls::verifying_config(self.checked.roots.clone())
+                .map_err(|e| Error::config(format!("could not set up TLS: {e}")))?;
+            builder = builder.use_preconfigured_tls(tls);
         }
         if let Some(proxy) = &self.checked.proxy {
             builder = builder.proxy(proxy.clone());
@@ -553,17 +556,25 @@ fn is_loopback(url: &reqwest::Url) -> bool {
     }
 }
 
-fn parse_pem_bundle(pem: &[u8], origin: &str) -> Result<Vec<Certificate>, Error> {
-    let certs = Certificate::from_pem_bundle(pem).map_err(|e| {
+/// The certificates of a PEM bundle, each checked to be a usable trust anchor (so that the
+/// roots loaded later cannot fail on them).
+fn parse_pem_bundle(pem: &[u8], origin: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let invalid = |e: &dyn fmt::Display| {
         Error::config(format!(
-            "{origin} does not hold valid PEM certificates: {}",
-            error_chain(&e)
+            "{origin} does not hold valid PEM certificates: {e}"
         ))
-    })?;
+    };
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(&e))?;
     if certs.is_empty() {
         return Err(Error::config(format!(
             "{origin} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
         )));
+    }
+    let mut check = rustls::RootCertStore::empty();
+    for cert in &certs {
+        check.add(cert.clone()).map_err(|e| invalid(&e))?;
     }
     Ok(certs)
 }

@@ -56,6 +56,35 @@ async fn a_ca_file_makes_the_certificate_trusted() {
     assert_eq!(server.handshakes(), 1);
 }
 
+/// The configured CA certificates are checked when the client is made, not at the first
+/// handshake (the roots load later, on a thread): a PEM block that holds no certificate is a
+/// configuration error at once, naming where it came from.
+#[test]
+fn a_ca_bundle_with_an_unusable_certificate_is_refused_at_construction() {
+    let pki = TestPki::generate();
+    let garbage = "-----BEGIN CERTIFICATE-----\nAAAAAAAA\n-----END CERTIFICATE-----\n";
+    for pem in [garbage.to_owned(), format!("{}{garbage}", pki.ca_pem)] {
+        let e = OAuthClient::new(
+            HttpSettings::new()
+                .system_proxy(false)
+                .ca_cert_pem(pem.as_bytes()),
+        )
+        .unwrap_err();
+        match &e {
+            Error::Config { message } => {
+                assert!(message.contains("the given PEM certificates"), "{message}");
+            }
+            other => panic!("expected Config, got {other:?}"),
+        }
+    }
+    OAuthClient::new(
+        HttpSettings::new()
+            .system_proxy(false)
+            .ca_cert_pem(pki.ca_pem.as_bytes()),
+    )
+    .unwrap();
+}
+
 #[tokio::test]
 async fn skip_verify_accepts_the_certificate() {
     let pki = TestPki::generate();
