@@ -39,9 +39,19 @@ pub struct FactoryOptions {
     hints: Hints,
     registry: Option<Arc<AuthenticatorRegistry>>,
     proxy: Option<Arc<dyn Authenticator>>,
-    #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
+    #[cfg(any(
+        feature = "pkce",
+        feature = "device",
+        feature = "clientcreds",
+        feature = "google"
+    ))]
     http_settings: Option<flyte_auth_oauth::HttpSettings>,
-    #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
+    #[cfg(any(
+        feature = "pkce",
+        feature = "device",
+        feature = "clientcreds",
+        feature = "google"
+    ))]
     http_client: Option<flyte_auth_oauth::OAuthClient>,
     #[cfg(feature = "pkce")]
     browser: Option<flyte_auth_pkce::BrowserOpener>,
@@ -62,7 +72,12 @@ impl fmt::Debug for FactoryOptions {
             .field("discovery_hints", &self.hints)
             .field("registry", &self.registry)
             .field("proxy", &self.proxy);
-        #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
+        #[cfg(any(
+            feature = "pkce",
+            feature = "device",
+            feature = "clientcreds",
+            feature = "google"
+        ))]
         s.field("http_settings", &self.http_settings)
             .field("http_client", &self.http_client);
         #[cfg(feature = "pkce")]
@@ -181,9 +196,15 @@ impl FactoryOptions {
     }
 
     /// The transport settings of every OAuth request (discovery, token, device and refresh
-    /// requests), instead of the config's ([`PlatformConfig::http_settings`]): start from
-    /// those and change what the program decides, such as time-outs or the user agent.
-    #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
+    /// requests, and Google's with the feature `google`), instead of the config's
+    /// ([`PlatformConfig::http_settings`]): start from those and change what the program
+    /// decides, such as time-outs or the user agent.
+    #[cfg(any(
+        feature = "pkce",
+        feature = "device",
+        feature = "clientcreds",
+        feature = "google"
+    ))]
     pub fn http_settings(mut self, settings: flyte_auth_oauth::HttpSettings) -> Self {
         self.http_settings = Some(settings);
         self
@@ -191,7 +212,12 @@ impl FactoryOptions {
 
     /// Sends every OAuth request through `client` instead of one built from the transport
     /// settings (then [`http_settings`](Self::http_settings) is not used).
-    #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
+    #[cfg(any(
+        feature = "pkce",
+        feature = "device",
+        feature = "clientcreds",
+        feature = "google"
+    ))]
     pub fn http_client(mut self, client: flyte_auth_oauth::OAuthClient) -> Self {
         self.http_client = Some(client);
         self
@@ -277,6 +303,8 @@ pub fn get_authenticator(
 /// | `deviceFlowConfig.pollInterval` / `.timeout` / `.refreshTime` | device polling; refresh margin |
 /// | `tokenRefreshWindow` | the refresh margin of every flow whose own `refreshTime` is unset (`0s`: the default) |
 /// | `proxyCommand` | `proxy-authorization` on every OAuth request to the Flyte endpoint's origin (discovery; token, device and code exchange at Flyte's own authorization server, never at an identity provider elsewhere); [`proxy_authenticator`] gives the same header for the API calls |
+/// | `proxyGoogleAudience` | the same, with a Google ID token for that audience instead of a command's (feature `google`), kept in `store` under its own entry ([`proxy_authenticator_with_store`]) |
+/// | `googleAudience` | the audience of the Google ID token of [`AuthMode::GoogleIdToken`] |
 ///
 /// Building an authenticator touches neither the network nor the token store (the CA file is
 /// read, to build the HTTP client): discovery, logins and store reads happen on the first
@@ -294,6 +322,7 @@ pub fn get_authenticator(
 /// | [`AuthMode::ClientSecret`] | `ClientCredentialsAuthenticator` (`ClientCredentialsFlow`) | `clientcreds` |
 /// | [`AuthMode::DeviceFlow`] | `DeviceCodeAuthenticator` (`DeviceCodeFlow`) | `device` |
 /// | [`AuthMode::ExternalCommand`] | `CommandAuthenticator` (`CommandFlow`) | `command` |
+/// | [`AuthMode::GoogleIdToken`] | `GoogleIdTokenAuthenticator` (`GoogleIdTokenFlow`; in `authorizationHeader`, else `authorization`: no discovery, which an identity-aware proxy would refuse without the token) | `google` |
 /// | [`AuthMode::Plugin`] | what the registered factory returns | — |
 ///
 /// Touches neither the network nor `store`.
@@ -324,24 +353,27 @@ pub fn get_authenticator_with(
         AuthMode::ClientSecret => client_credentials(cfg, store, options),
         AuthMode::DeviceFlow => device(cfg, store, options),
         AuthMode::ExternalCommand => command(cfg, store, options),
+        AuthMode::GoogleIdToken => google::id_token(cfg, store, options),
         AuthMode::Plugin(_) => unreachable!("handled above"),
     }
 }
 
-/// The authenticator for `proxyCommand`, when the config has one: a
-/// `flyte_auth::command::CommandAuthenticator` sending its token in `proxy-authorization`,
-/// for an authenticating proxy in front of Flyte (flytekit's `proxy_authenticator`).
+/// The authenticator for `proxyCommand` or `proxyGoogleAudience`, when the config has one:
+/// a `flyte_auth::command::CommandAuthenticator` (flytekit's `proxy_authenticator`), or a
+/// `flyte_auth::google::GoogleIdTokenAuthenticator` (feature `google`), sending its token
+/// in `proxy-authorization`, for an authenticating proxy in front of Flyte.
 ///
-/// Its token is kept in memory only, never in a store (it would share the endpoint's key
-/// with the main token). Send its header next to the main one: `AuthLayer::with_proxy`
-/// (feature `tower`) and `AuthenticatedClient::with_proxy` (feature `reqwest`) do that.
+/// Its token is kept in memory only; [`proxy_authenticator_with_store`] also keeps a Google
+/// ID token in a store, shared between processes. Send its header next to the main one:
+/// `AuthLayer::with_proxy` (feature `tower`) and `AuthenticatedClient::with_proxy` (feature
+/// `reqwest`) do that.
 ///
-/// `Ok(None)` when `proxyCommand` is not set. Runs nothing yet.
+/// `Ok(None)` when neither is set. Runs nothing yet.
 ///
 /// # Errors
 ///
-/// [`Error::Config`] when the program was built without the `command` feature and a
-/// `proxyCommand` is set.
+/// [`Error::Config`] when the program was built without the feature the setting needs
+/// (`command` for `proxyCommand`, `google` for `proxyGoogleAudience`).
 ///
 /// ```
 /// use flyte_auth::{PlatformConfig, proxy_authenticator};
@@ -360,11 +392,51 @@ pub fn proxy_authenticator(cfg: &PlatformConfig) -> Result<Option<Arc<dyn Authen
     proxy_authenticator_with(cfg, &FactoryOptions::default())
 }
 
-/// [`proxy_authenticator`] with `options` (its [`command_timeout`](FactoryOptions::command_timeout)).
+/// [`proxy_authenticator`] with `options` (its [`command_timeout`](FactoryOptions::command_timeout),
+/// and the HTTP settings of the Google token requests).
 pub fn proxy_authenticator_with(
     cfg: &PlatformConfig,
     options: &FactoryOptions,
 ) -> Result<Option<Arc<dyn Authenticator>>, Error> {
+    proxy_authenticator_with_store(cfg, None, options)
+}
+
+/// [`proxy_authenticator_with`], keeping a Google ID token (`proxyGoogleAudience`) in
+/// `store` too, so that every process shares one until near its `exp`: pass the store given
+/// to [`get_authenticator_with`] (which does the same for its own OAuth requests).
+///
+/// The token is filed under an entry of its own, named after the audience
+/// (`google-id-token.<audience>`, characters other than letters, digits, `.` and `-` as
+/// `-`), never under the Flyte endpoint's, where the main login is; it is used only for the
+/// exact audience it was issued for. A `proxyCommand`'s token is never stored (the command
+/// caches its own).
+///
+/// ```
+/// use flyte_auth::{PlatformConfig, proxy_authenticator_with_store, FactoryOptions, MemoryStore};
+/// use std::sync::Arc;
+///
+/// let cfg = PlatformConfig::builder()
+///     .no_config_file()
+///     .no_env()
+///     .endpoint("flyte.example.org:443")
+///     .proxy_google_audience("123-abc.apps.googleusercontent.com")
+///     .build()?;
+/// let store = Arc::new(MemoryStore::new());
+/// # #[cfg(feature = "google")] {
+/// let proxy = proxy_authenticator_with_store(&cfg, Some(store), &FactoryOptions::new())?
+///     .expect("proxyGoogleAudience is set");
+/// assert!(format!("{proxy:?}").contains("GoogleIdTokenFlow"));
+/// # }
+/// # Ok::<(), flyte_auth::Error>(())
+/// ```
+pub fn proxy_authenticator_with_store(
+    cfg: &PlatformConfig,
+    store: Option<Arc<dyn TokenStore>>,
+    options: &FactoryOptions,
+) -> Result<Option<Arc<dyn Authenticator>>, Error> {
+    if let Some(audience) = cfg.proxy_google_audience() {
+        return google::proxy(cfg, audience, store, options).map(Some);
+    }
     if cfg.proxy_command().is_empty() {
         return Ok(None);
     }
@@ -416,27 +488,22 @@ pub(crate) mod oauth {
     use super::{FactoryOptions, Hints};
     use crate::PlatformConfig;
 
-    /// The one client of all OAuth requests of one authenticator.
+    /// The one client of all OAuth requests of one authenticator; a Google proxy token is
+    /// kept in `store`.
     pub(super) fn client(
         cfg: &PlatformConfig,
         options: &FactoryOptions,
+        store: Option<&Arc<dyn TokenStore>>,
     ) -> Result<OAuthClient, Error> {
-        let client = match &options.http_client {
-            Some(client) => client.clone(),
-            None => OAuthClient::new(
-                options
-                    .http_settings
-                    .clone()
-                    .unwrap_or_else(|| cfg.http_settings()),
-            )?,
-        };
-        // With `proxyCommand`, every OAuth request to the Flyte endpoint's origin carries
-        // `proxy-authorization` too (discovery, and the token, device and code exchange
-        // requests of Flyte's own authorization server): an authenticating proxy such as GCP
-        // IAP rejects them otherwise. An identity provider elsewhere never receives it.
+        let client = super::http_client(cfg, options)?;
+        // With `proxyCommand` or `proxyGoogleAudience`, every OAuth request to the Flyte
+        // endpoint's origin carries `proxy-authorization` too (discovery, and the token,
+        // device and code exchange requests of Flyte's own authorization server): an
+        // authenticating proxy such as GCP IAP rejects them otherwise. An identity provider
+        // elsewhere never receives it.
         let proxy = match &options.proxy {
             Some(proxy) => Some(Arc::clone(proxy)),
-            None => super::proxy_authenticator_with(cfg, options)?,
+            None => super::proxy_authenticator_with_store(cfg, store.cloned(), options)?,
         };
         Ok(match proxy {
             Some(proxy) => client.with_request_header(cfg.endpoint(), proxy),
@@ -468,7 +535,7 @@ pub(crate) mod oauth {
         store: Option<&Arc<dyn TokenStore>>,
     ) -> Result<ClientContext, Error> {
         let mut builder = ClientContext::builder(cfg.endpoint().clone())
-            .http_client(client(cfg, options)?)
+            .http_client(client(cfg, options, store)?)
             .overrides(overrides(cfg));
         if let Some(store) = &options.cfg_store {
             builder = builder.discovery(Arc::clone(store));
@@ -514,12 +581,36 @@ pub(crate) mod oauth {
     }
 }
 
+/// The client of the HTTP requests of `cfg`, without any `proxy-authorization`: the
+/// options' client, else one with the options' settings, else the config's.
+#[cfg(any(
+    feature = "pkce",
+    feature = "device",
+    feature = "clientcreds",
+    feature = "google"
+))]
+fn http_client(
+    cfg: &PlatformConfig,
+    options: &FactoryOptions,
+) -> Result<flyte_auth_oauth::OAuthClient, Error> {
+    match &options.http_client {
+        Some(client) => Ok(client.clone()),
+        None => flyte_auth_oauth::OAuthClient::new(
+            options
+                .http_settings
+                .clone()
+                .unwrap_or_else(|| cfg.http_settings()),
+        ),
+    }
+}
+
 /// Core's cache around `flow`: the one place the factory wraps a flow.
 #[cfg(any(
     feature = "pkce",
     feature = "device",
     feature = "clientcreds",
-    feature = "command"
+    feature = "command",
+    feature = "google"
 ))]
 fn cached<F: flyte_auth_core::TokenFlow>(
     flow: F,
@@ -539,7 +630,8 @@ fn cached<F: flyte_auth_core::TokenFlow>(
     feature = "pkce",
     feature = "device",
     feature = "clientcreds",
-    feature = "command"
+    feature = "command",
+    feature = "google"
 ))]
 fn refresh_margin(cfg: &PlatformConfig, flow_refresh_time: Option<Duration>) -> Option<Duration> {
     flow_refresh_time.or_else(|| cfg.token_refresh_window().filter(|w| !w.is_zero()))
@@ -708,4 +800,181 @@ fn command(
     _: &FactoryOptions,
 ) -> Result<Arc<dyn Authenticator>, Error> {
     Err(not_built("auth type ExternalCommand", "command"))
+}
+
+mod google {
+    //! Google ID tokens: the `proxy-authorization` token of `proxyGoogleAudience`, and the
+    //! token of [`AuthMode::GoogleIdToken`](crate::AuthMode::GoogleIdToken).
+
+    use std::sync::Arc;
+
+    #[cfg(feature = "google")]
+    use flyte_auth_core::Endpoint;
+    use flyte_auth_core::{Authenticator, Error, TokenStore};
+
+    use super::FactoryOptions;
+    use crate::PlatformConfig;
+
+    /// What a Google proxy token is filed under in a token store, before the audience.
+    #[cfg(feature = "google")]
+    pub(super) const PROXY_ENTRY_PREFIX: &str = "google-id-token.";
+
+    /// The store entry of the proxy token for `audience`: its own, never the Flyte
+    /// endpoint's (the main login is there), and one for every Flyte endpoint behind the
+    /// same proxy. Characters other than letters, digits, `.` and `-` become `-`; two
+    /// audiences that meet there cost a request, never a wrong token (a stored token is used
+    /// only for the audience it was issued for).
+    #[cfg(feature = "google")]
+    pub(super) fn proxy_entry(audience: &str) -> Result<Endpoint, Error> {
+        let name: String = audience
+            .trim()
+            .chars()
+            .map(|c| match c {
+                'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' => c.to_ascii_lowercase(),
+                _ => '-',
+            })
+            .collect();
+        Endpoint::parse(&format!("{PROXY_ENTRY_PREFIX}{name}"))
+    }
+
+    /// The `proxy-authorization` authenticator of `proxyGoogleAudience`.
+    #[cfg(feature = "google")]
+    pub(super) fn proxy(
+        cfg: &PlatformConfig,
+        audience: &str,
+        store: Option<Arc<dyn TokenStore>>,
+        options: &FactoryOptions,
+    ) -> Result<Arc<dyn Authenticator>, Error> {
+        let flow = flyte_auth_google::GoogleIdTokenFlow::builder(audience)
+            .endpoint(proxy_entry(audience)?)
+            .header_key(http::header::PROXY_AUTHORIZATION.as_str())
+            .http_client(super::http_client(cfg, options)?)
+            .build()?;
+        tracing::debug!(%audience, "proxy-authorization: a Google ID token");
+        Ok(super::cached(flow, store, super::refresh_margin(cfg, None)))
+    }
+
+    /// The authenticator of [`AuthMode::GoogleIdToken`](crate::AuthMode::GoogleIdToken):
+    /// the ID token for `googleAudience` in `authorizationHeader`, else `authorization`,
+    /// filed under the Flyte endpoint like every login.
+    #[cfg(feature = "google")]
+    pub(super) fn id_token(
+        cfg: &PlatformConfig,
+        store: Option<Arc<dyn TokenStore>>,
+        options: &FactoryOptions,
+    ) -> Result<Arc<dyn Authenticator>, Error> {
+        let Some(audience) = cfg.google_audience() else {
+            return Err(Error::config(
+                "auth type GoogleIdToken needs an audience: set admin.googleAudience \
+                 (FLYTE_ADMIN_GOOGLEAUDIENCE) to the OAuth client id of the identity-aware proxy",
+            ));
+        };
+        let header = cfg
+            .authorization_header()
+            .unwrap_or(http::header::AUTHORIZATION.as_str());
+        let flow = flyte_auth_google::GoogleIdTokenFlow::builder(audience)
+            .endpoint(cfg.endpoint().clone())
+            .header_key(header)
+            .http_client(super::http_client(cfg, options)?)
+            .build()?;
+        Ok(super::cached(flow, store, super::refresh_margin(cfg, None)))
+    }
+
+    #[cfg(not(feature = "google"))]
+    pub(super) fn proxy(
+        _: &PlatformConfig,
+        _: &str,
+        _: Option<Arc<dyn TokenStore>>,
+        _: &FactoryOptions,
+    ) -> Result<Arc<dyn Authenticator>, Error> {
+        Err(super::not_built("proxyGoogleAudience", "google"))
+    }
+
+    #[cfg(not(feature = "google"))]
+    pub(super) fn id_token(
+        _: &PlatformConfig,
+        _: Option<Arc<dyn TokenStore>>,
+        _: &FactoryOptions,
+    ) -> Result<Arc<dyn Authenticator>, Error> {
+        Err(super::not_built("auth type GoogleIdToken", "google"))
+    }
+}
+
+#[cfg(all(test, feature = "google"))]
+mod tests {
+    use super::*;
+
+    fn config(
+        build: impl FnOnce(crate::config::PlatformConfigBuilder) -> crate::config::PlatformConfigBuilder,
+    ) -> Result<PlatformConfig, Error> {
+        build(
+            PlatformConfig::builder()
+                .no_config_file()
+                .no_env()
+                .endpoint("dns:///flyte.example.org:443"),
+        )
+        .build()
+    }
+
+    #[test]
+    fn the_google_proxy_token_has_a_store_entry_of_its_own_named_after_the_audience() {
+        let entry = google::proxy_entry("123-abc.apps.googleusercontent.com").unwrap();
+        assert_eq!(
+            entry.key(),
+            "google-id-token.123-abc.apps.googleusercontent.com"
+        );
+        let entry = google::proxy_entry(" https://Svc-x.a.run.app/path?q=1 ").unwrap();
+        assert_eq!(
+            entry.key(),
+            "google-id-token.https---svc-x.a.run.app-path-q-1"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_google_proxy_goes_in_proxy_authorization_and_is_filed_apart_from_the_login() {
+        let cfg =
+            config(|b| b.proxy_google_audience("123-abc.apps.googleusercontent.com")).unwrap();
+        let store: Arc<dyn TokenStore> = Arc::new(flyte_auth_core::MemoryStore::new());
+        let proxy = proxy_authenticator_with_store(&cfg, Some(store), &FactoryOptions::new())
+            .unwrap()
+            .unwrap();
+        assert_eq!(proxy.header_name().await.unwrap(), "proxy-authorization");
+        let debug = format!("{proxy:?}");
+        assert!(debug.contains("GoogleIdTokenFlow"), "{debug}");
+        assert!(
+            debug.contains("google-id-token.123-abc.apps.googleusercontent.com"),
+            "{debug}"
+        );
+        assert!(
+            proxy_authenticator(&config(|b| b).unwrap())
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_google_id_token_as_the_auth_type_needs_an_audience_and_goes_in_authorization() {
+        let without = config(|b| b.auth_mode(AuthMode::GoogleIdToken)).unwrap();
+        let err = without.validate().unwrap_err().to_string();
+        assert!(err.contains("admin.googleAudience"), "{err}");
+
+        let cfg = config(|b| {
+            b.auth_mode(AuthMode::GoogleIdToken)
+                .google_audience("123-abc.apps.googleusercontent.com")
+        })
+        .unwrap();
+        cfg.validate().unwrap();
+        let auth = get_authenticator(&cfg, None).unwrap();
+        assert_eq!(auth.header_name().await.unwrap(), "authorization");
+        assert!(format!("{auth:?}").contains("GoogleIdTokenFlow"));
+
+        let cfg = config(|b| {
+            b.auth_mode(AuthMode::GoogleIdToken)
+                .google_audience("123-abc.apps.googleusercontent.com")
+                .authorization_header("flyte-authorization")
+        })
+        .unwrap();
+        let auth = get_authenticator(&cfg, None).unwrap();
+        assert_eq!(auth.header_name().await.unwrap(), "flyte-authorization");
+    }
 }

@@ -96,7 +96,7 @@ pub use config::{
 };
 pub use factory::{
     FactoryOptions, get_authenticator, get_authenticator_with, proxy_authenticator,
-    proxy_authenticator_with,
+    proxy_authenticator_with, proxy_authenticator_with_store,
 };
 pub use flyte_auth_core::*;
 pub use logout::{Logout, Revocation, logout, logout_with};

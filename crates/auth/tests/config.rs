@@ -279,6 +279,8 @@ fn every_auth_type_alias_is_read_from_the_file_and_the_environment() {
         ("external_process", AuthMode::ExternalCommand),
         ("deviceflow", AuthMode::DeviceFlow),
         ("EXTERNALCOMMAND", AuthMode::ExternalCommand),
+        ("GoogleIdToken", AuthMode::GoogleIdToken),
+        ("googleidtoken", AuthMode::GoogleIdToken),
     ];
     for (name, mode) in cases {
         let from_file = World::new()
@@ -508,6 +510,7 @@ fn an_auth_type_no_plugin_could_have_lists_the_accepted_names() {
         "DeviceFlow",
         "ExternalCommand",
         "external_process",
+        "GoogleIdToken",
     ] {
         assert!(err.contains(name), "{name} missing from: {err}");
     }
@@ -672,4 +675,91 @@ fn write_all_layouts_comes_from_the_file_or_the_environment() {
         .home_config(&config_with(""))
         .var("FLYTE_ADMIN_WRITEALLLAYOUTS", "True");
     assert!(env.load().unwrap().write_all_layouts());
+}
+
+/// The identity-aware proxy's audience, as `flyte-auth` reads it: `admin.proxyGoogleAudience`
+/// next to `admin.proxyCommand`, and `admin.googleAudience` for the auth type
+/// `GoogleIdToken`; each with its `FLYTE_ADMIN_*` variable, which wins over the file.
+#[test]
+fn the_google_audiences_are_read_from_the_file_and_the_environment() {
+    const PROXY: &str = "123-iap.apps.googleusercontent.com";
+    const TOKEN: &str = "456-iap.apps.googleusercontent.com";
+    let world = World::new().home_config(&config_with(&format!(
+        "  authType: GoogleIdToken\n  proxyGoogleAudience: {PROXY}\n  googleAudience: {TOKEN}\n"
+    )));
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.auth_mode(), AuthMode::GoogleIdToken);
+    assert_eq!(cfg.proxy_google_audience(), Some(PROXY));
+    assert_eq!(cfg.google_audience(), Some(TOKEN));
+    assert!(cfg.proxy_command().is_empty());
+
+    let cfg = world
+        .var("FLYTE_ADMIN_PROXYGOOGLEAUDIENCE", " env-proxy-aud ")
+        .var("FLYTE_ADMIN_GOOGLEAUDIENCE", "env-token-aud")
+        .load()
+        .unwrap();
+    assert_eq!(cfg.proxy_google_audience(), Some("env-proxy-aud"));
+    assert_eq!(cfg.google_audience(), Some("env-token-aud"));
+    assert!(
+        cfg.sources()
+            .variables
+            .iter()
+            .any(|v| v == "FLYTE_ADMIN_PROXYGOOGLEAUDIENCE"),
+        "{:?}",
+        cfg.sources()
+    );
+
+    // Unset: `None`, and the explicit value wins over both.
+    let cfg = PlatformConfig::for_endpoint("x:1").unwrap();
+    assert_eq!(cfg.proxy_google_audience(), None);
+    assert_eq!(cfg.google_audience(), None);
+    let cfg = World::new()
+        .var("FLYTE_PLATFORM_URL", "x:1")
+        .var("FLYTE_ADMIN_PROXYGOOGLEAUDIENCE", "env-proxy-aud")
+        .builder()
+        .proxy_google_audience("explicit-aud")
+        .build()
+        .unwrap();
+    assert_eq!(cfg.proxy_google_audience(), Some("explicit-aud"));
+}
+
+/// `proxy-authorization` comes from one place: `proxyCommand` and `proxyGoogleAudience`
+/// together are refused when the config is loaded, naming both where they were set, in the
+/// file, a variable or an explicit value.
+#[test]
+fn proxy_command_and_the_google_proxy_together_are_an_error_naming_both() {
+    let world = World::new().home_config(&config_with(
+        "  proxyCommand: [iap-token]\n  proxyGoogleAudience: 123-iap.apps.googleusercontent.com\n",
+    ));
+    let err = world.load_error();
+    assert!(err.contains("admin.proxyCommand"), "{err}");
+    assert!(err.contains("admin.proxyGoogleAudience"), "{err}");
+    assert!(err.contains("config.yaml"), "{err}");
+
+    // The file has one, the environment the other.
+    let err = World::new()
+        .home_config(&config_with("  proxyCommand: [iap-token]\n"))
+        .var("FLYTE_ADMIN_PROXYGOOGLEAUDIENCE", "aud")
+        .load_error();
+    assert!(err.contains("admin.proxyCommand"), "{err}");
+    assert!(
+        err.contains("environment variable FLYTE_ADMIN_PROXYGOOGLEAUDIENCE"),
+        "{err}"
+    );
+
+    // Explicit values.
+    let err = PlatformConfig::builder()
+        .no_config_file()
+        .no_env()
+        .endpoint("x:1")
+        .proxy_command(["iap-token"])
+        .proxy_google_audience("aud")
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("explicit setting `proxy_command`"), "{err}");
+    assert!(
+        err.contains("explicit setting `proxy_google_audience`"),
+        "{err}"
+    );
 }

@@ -168,6 +168,10 @@ pub const CREDENTIALS_COMMAND: &str = "FLYTE_CREDENTIALS_COMMAND";
 pub const ADMIN_PROXY_COMMAND: &str = "FLYTE_ADMIN_PROXYCOMMAND";
 /// `FLYTE_CREDENTIALS_PROXY_COMMAND`: sets [`proxy_command`](crate::config::PlatformConfigBuilder::proxy_command).
 pub const CREDENTIALS_PROXY_COMMAND: &str = "FLYTE_CREDENTIALS_PROXY_COMMAND";
+/// `FLYTE_ADMIN_PROXYGOOGLEAUDIENCE`: sets [`proxy_google_audience`](crate::config::PlatformConfigBuilder::proxy_google_audience).
+pub const ADMIN_PROXY_GOOGLE_AUDIENCE: &str = "FLYTE_ADMIN_PROXYGOOGLEAUDIENCE";
+/// `FLYTE_ADMIN_GOOGLEAUDIENCE`: sets [`google_audience`](crate::config::PlatformConfigBuilder::google_audience).
+pub const ADMIN_GOOGLE_AUDIENCE: &str = "FLYTE_ADMIN_GOOGLEAUDIENCE";
 /// `FLYTE_ADMIN_TOKENURL`: sets [`token_url`](crate::config::PlatformConfigBuilder::token_url).
 pub const ADMIN_TOKEN_URL: &str = "FLYTE_ADMIN_TOKENURL";
 /// `FLYTE_ADMIN_AUTHORIZATIONHEADER`: sets [`authorization_header`](crate::config::PlatformConfigBuilder::authorization_header).

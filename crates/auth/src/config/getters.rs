@@ -120,6 +120,27 @@ impl PlatformConfig {
         self.settings.proxy_command.as_deref().unwrap_or_default()
     }
 
+    /// The audience of a Google ID token sent in `proxy-authorization` on every request to
+    /// the Flyte endpoint's origin: the OAuth client id of Google Cloud's identity-aware proxy
+    /// in front of Flyte, for a proxy token without a `proxyCommand` shell-out (feature
+    /// `google` of the factory). The token is cached until near its `exp` and kept in the
+    /// token store under its own entry. Setting it with [`proxy_command`](Self::proxy_command)
+    /// is an error when the config is loaded.
+    ///
+    /// From: the builder, `admin.proxyGoogleAudience`, `FLYTE_ADMIN_PROXYGOOGLEAUDIENCE`.
+    pub fn proxy_google_audience(&self) -> Option<&str> {
+        self.settings.proxy_google_audience.as_deref()
+    }
+
+    /// The audience of the Google ID token that is the token itself with
+    /// [`AuthMode::GoogleIdToken`]: the OAuth client id of the identity-aware proxy (or the
+    /// service's own audience) that admits it.
+    ///
+    /// From: the builder, `admin.googleAudience`, `FLYTE_ADMIN_GOOGLEAUDIENCE`.
+    pub fn google_audience(&self) -> Option<&str> {
+        self.settings.google_audience.as_deref()
+    }
+
     /// The token endpoint to use instead of the discovered one.
     ///
     /// From: the builder, `admin.tokenUrl`, `FLYTE_ADMIN_TOKENURL`.
@@ -312,6 +333,18 @@ impl PlatformConfigBuilder {
     /// Sets [`PlatformConfig::proxy_command`], over the file and the environment.
     pub fn proxy_command(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.explicit.proxy_command = Some(Command(value.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// Sets [`PlatformConfig::proxy_google_audience`], over the file and the environment.
+    pub fn proxy_google_audience(mut self, value: impl Into<String>) -> Self {
+        self.explicit.proxy_google_audience = Some(value.into());
+        self
+    }
+
+    /// Sets [`PlatformConfig::google_audience`], over the file and the environment.
+    pub fn google_audience(mut self, value: impl Into<String>) -> Self {
+        self.explicit.google_audience = Some(value.into());
         self
     }
 

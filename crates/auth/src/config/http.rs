@@ -13,7 +13,7 @@ impl PlatformConfig {
     /// rest on this value (time-outs, user agent) and hands it to
     /// [`FactoryOptions::http_settings`](crate::FactoryOptions::http_settings).
     ///
-    /// Only with one of the features `pkce`, `device`, `clientcreds`.
+    /// Only with one of the features `pkce`, `device`, `clientcreds`, `google`.
     ///
     /// ```
     /// let cfg = flyte_auth::PlatformConfig::builder()

@@ -80,7 +80,12 @@ pub mod env;
 #[cfg(feature = "config")]
 mod file;
 mod getters;
-#[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
+#[cfg(any(
+    feature = "pkce",
+    feature = "device",
+    feature = "clientcreds",
+    feature = "google"
+))]
 mod http;
 #[cfg(feature = "config")]
 mod ini;
@@ -303,7 +308,12 @@ impl PlatformConfig {
 
     /// The retry policy of `admin.maxRetries` and `admin.perRetryTimeout`, for
     /// [`HttpSettings::retry`](flyte_auth_oauth::HttpSettings::retry).
-    #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
+    #[cfg(any(
+        feature = "pkce",
+        feature = "device",
+        feature = "clientcreds",
+        feature = "google"
+    ))]
     pub fn retry_policy(&self) -> flyte_auth_oauth::RetryPolicy {
         let mut policy = flyte_auth_oauth::RetryPolicy::new();
         if let Some(retries) = self.max_retries() {
@@ -913,6 +923,8 @@ fn resolve(
         settings.client_id = Some(key.client_id.clone());
     }
 
+    check_one_proxy(&settings, source_of)?;
+
     let endpoint = endpoint.with_insecure(settings.insecure.unwrap_or(false));
     settings.endpoint = Some(endpoint.clone());
     Ok(PlatformConfig {
@@ -932,6 +944,34 @@ fn resolve(
             org: key.org,
         }),
     })
+}
+
+/// One source of the `proxy-authorization` token: `proxyCommand` and `proxyGoogleAudience`
+/// together are an error naming both where they were set (each from any layer: a flag does
+/// not silently replace the file's other proxy setting).
+fn check_one_proxy<'a>(
+    settings: &Settings,
+    source_of: impl Fn(fn(&Settings) -> bool) -> Option<&'a Source>,
+) -> Result<(), Error> {
+    let command = settings
+        .proxy_command
+        .as_ref()
+        .is_some_and(|c| !c.is_empty());
+    if !(command && settings.proxy_google_audience.is_some()) {
+        return Ok(());
+    }
+    let name = |is_set: fn(&Settings) -> bool, field: &str| {
+        source_of(is_set).map_or_else(|| format!("`{field}`"), |source| source.name(field))
+    };
+    Err(Error::config(format!(
+        "both {} and {} are set: the `proxy-authorization` token comes from one of them; \
+         remove one",
+        name(|l| l.proxy_command.is_some(), "proxy_command"),
+        name(
+            |l| l.proxy_google_audience.is_some(),
+            "proxy_google_audience"
+        ),
+    )))
 }
 
 /// The largest config file read; flytectl's are a few hundred bytes.

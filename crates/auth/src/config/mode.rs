@@ -14,6 +14,7 @@ use std::{fmt, str::FromStr};
 /// | [`ClientSecret`](Self::ClientSecret) | `ClientSecret`, `basic`, `client_credentials` |
 /// | [`DeviceFlow`](Self::DeviceFlow) | `DeviceFlow` |
 /// | [`ExternalCommand`](Self::ExternalCommand) | `ExternalCommand`, `external_process` |
+/// | [`GoogleIdToken`](Self::GoogleIdToken) | `GoogleIdToken` |
 ///
 /// Any other name made of letters, digits, `_`, `-` and `.` parses to
 /// [`Plugin`](Self::Plugin): the name of an authenticator the application registers
@@ -44,6 +45,10 @@ pub enum AuthMode {
     DeviceFlow,
     /// A command (`admin.command`) prints the token.
     ExternalCommand,
+    /// A Google ID token for `admin.googleAudience` is the token (a Flyte deployment whose
+    /// only gate is Google Cloud's identity-aware proxy): from a service-account key, the
+    /// metadata server or gcloud's login (feature `google`). Not a flytekit name.
+    GoogleIdToken,
     /// An authenticator registered by the application under this name (as written in the
     /// config; looked up case-insensitively).
     Plugin(String),
@@ -51,15 +56,16 @@ pub enum AuthMode {
 
 impl AuthMode {
     /// Every built-in mode, in the order of the table above.
-    pub const ALL: [AuthMode; 4] = [
+    pub const ALL: [AuthMode; 5] = [
         Self::Pkce,
         Self::ClientSecret,
         Self::DeviceFlow,
         Self::ExternalCommand,
+        Self::GoogleIdToken,
     ];
 
     /// The canonical name (flyteidl's, as flytectl writes it): `Pkce`, `ClientSecret`,
-    /// `DeviceFlow`, `ExternalCommand`; for a plugin, its name.
+    /// `DeviceFlow`, `ExternalCommand`, `GoogleIdToken`; for a plugin, its name.
     pub fn as_str(&self) -> &str {
         match self {
             Self::Plugin(name) => name,
@@ -75,6 +81,7 @@ impl AuthMode {
             Self::ClientSecret => &["ClientSecret", "basic", "client_credentials"],
             Self::DeviceFlow => &["DeviceFlow"],
             Self::ExternalCommand => &["ExternalCommand", "external_process"],
+            Self::GoogleIdToken => &["GoogleIdToken"],
             Self::Plugin(_) => &[],
         }
     }
@@ -87,7 +94,7 @@ impl AuthMode {
         }
     }
 
-    /// Whether this is one of the four built-in flows.
+    /// Whether this is one of the built-in flows ([`ALL`](Self::ALL)).
     pub fn is_builtin(&self) -> bool {
         !matches!(self, Self::Plugin(_))
     }
@@ -101,7 +108,8 @@ impl AuthMode {
     }
 
     /// `Pkce (or standard), ClientSecret (or basic, client_credentials), DeviceFlow,
-    /// ExternalCommand (or external_process)`: every built-in name, for messages.
+    /// ExternalCommand (or external_process), GoogleIdToken`: every built-in name, for
+    /// messages.
     pub fn accepted_names() -> String {
         Self::ALL
             .iter()
@@ -196,6 +204,8 @@ mod tests {
             ("externalcommand", AuthMode::ExternalCommand),
             ("external_process", AuthMode::ExternalCommand),
             ("EXTERNAL_PROCESS", AuthMode::ExternalCommand),
+            ("GoogleIdToken", AuthMode::GoogleIdToken),
+            ("googleidtoken", AuthMode::GoogleIdToken),
             (" Pkce ", AuthMode::Pkce),
         ];
         for (name, mode) in cases {
@@ -230,8 +240,8 @@ mod tests {
             err.to_string(),
             "invalid auth type `client secret`; expected one of Pkce (or standard), \
              ClientSecret (or basic, client_credentials), DeviceFlow, \
-             ExternalCommand (or external_process) (case-insensitive), or the name of a \
-             registered authenticator (letters, digits, `_`, `-`, `.`)"
+             ExternalCommand (or external_process), GoogleIdToken (case-insensitive), or the \
+             name of a registered authenticator (letters, digits, `_`, `-`, `.`)"
         );
         assert!("".parse::<AuthMode>().is_err());
         assert!("a/b".parse::<AuthMode>().is_err());

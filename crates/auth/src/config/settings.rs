@@ -55,6 +55,10 @@ pub(crate) struct Settings {
     #[serde(deserialize_with = "lenient")]
     pub(crate) proxy_command: Option<Command>,
     #[serde(deserialize_with = "lenient")]
+    pub(crate) proxy_google_audience: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub(crate) google_audience: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub(crate) token_url: Option<Url>,
     #[serde(deserialize_with = "lenient")]
     pub(crate) authorization_header: Option<String>,
@@ -124,6 +128,8 @@ impl Settings {
             audience: self.audience.or(lower.audience),
             command: self.command.or(lower.command),
             proxy_command: self.proxy_command.or(lower.proxy_command),
+            proxy_google_audience: self.proxy_google_audience.or(lower.proxy_google_audience),
+            google_audience: self.google_audience.or(lower.google_audience),
             token_url: self.token_url.or(lower.token_url),
             authorization_header: self.authorization_header.or(lower.authorization_header),
             max_retries: self.max_retries.or(lower.max_retries),

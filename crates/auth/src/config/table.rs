@@ -90,6 +90,10 @@ pub(crate) const ROWS: &[Row] = &[
     row("proxy_command", "admin.proxyCommand",
         &[ADMIN_PROXY_COMMAND, CREDENTIALS_PROXY_COMMAND], Some((C, "proxy_command")),
         |s, t| put(&mut s.proxy_command, t)),
+    row("proxy_google_audience", "admin.proxyGoogleAudience", &[ADMIN_PROXY_GOOGLE_AUDIENCE], None,
+        |s, t| put(&mut s.proxy_google_audience, t)),
+    row("google_audience", "admin.googleAudience", &[ADMIN_GOOGLE_AUDIENCE], None,
+        |s, t| put(&mut s.google_audience, t)),
     row("token_url", "admin.tokenUrl", &[ADMIN_TOKEN_URL], None,
         |s, t| put(&mut s.token_url, t)),
     row("authorization_header", "admin.authorizationHeader", &[ADMIN_AUTHORIZATION_HEADER], None,
@@ -208,8 +212,8 @@ mod tests {
             }
             assert!(!read.is_empty(), "{key:?} has no source");
             let first = format!("{:?}", read[0].1);
-            // Only this setting is set: one of the 27 is not `None`.
-            assert_eq!(first.matches(": None").count(), 26, "{first}");
+            // Only this setting is set: one of the 29 is not `None`.
+            assert_eq!(first.matches(": None").count(), 28, "{first}");
             for (source, layer) in &read {
                 assert_eq!(format!("{layer:?}"), first, "{source} reads another value");
             }
@@ -234,8 +238,12 @@ mod tests {
 
     #[test]
     fn debug_shows_every_setting_and_no_secret() {
+        // Every setting but the Google proxy, which `proxy_command` excludes.
         let explicit = table::read(
-            |key| Some((key.field.to_owned(), sample(key).to_owned())),
+            |key| {
+                (key.field != "proxy_google_audience")
+                    .then(|| (key.field.to_owned(), sample(key).to_owned()))
+            },
             |name, message| Error::config(format!("{name}: {message}")),
         )
         .unwrap();
@@ -249,7 +257,11 @@ mod tests {
         let debug = format!("{cfg:?}");
         // Every setting is shown, and set.
         let settings = format!("{:?}", cfg.settings);
-        assert_eq!(settings.matches(": Some(").count(), 27, "{settings}");
+        assert_eq!(settings.matches(": Some(").count(), 28, "{settings}");
+        assert!(
+            settings.contains("proxy_google_audience: None"),
+            "{settings}"
+        );
         for secret in [SECRET, "pw-in-url", "query-secret", "argument-secret"] {
             assert!(!debug.contains(secret), "{secret} in {debug}");
         }
