@@ -32,6 +32,10 @@
 //!    runs under GNU `time`; one cached and one cold `flyte-auth token` run under `strace -f` (when
 //!    installed), which must see no certificate file opened, and of the cached run no thread
 //!    and no event loop (no async runtime). The provider is stopped at the end, also on failure.
+//!
+//! `cargo xtask bench --latency MS` measures only the cold token, through a loopback proxy
+//! that delays every packet by MS milliseconds each way: wall time, round trips, connections
+//! and requests per job (`bench/latency.rs`, written to `target/bench/latency.{json,txt}`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -43,8 +47,11 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use serde_json::{Value, json};
 
 use crate::cmd::{capture, cargo, run, show};
+
+mod latency;
 use crate::provider::Provider;
 use crate::tasks::Outcome;
+pub(crate) use latency::latency;
 
 const MINUTE: Duration = Duration::from_secs(60);
 /// Measured runs of each peer's end-to-end command.

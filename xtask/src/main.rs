@@ -128,14 +128,21 @@ const TASKS: &[Task] = &[
                     .value_name("PATH")
                     .value_parser(value_parser!(std::path::PathBuf))
                     .help("time this flyte-auth binary (another build of the source) instead of the release build"),
+                Arg::new("latency")
+                    .long("latency")
+                    .value_name("MS")
+                    .value_parser(value_parser!(u64))
+                    .help("only the cold token, through a loopback proxy delaying MS milliseconds each way (target/bench/latency.*)"),
             ]
         },
         run: |args| {
-            bench::bench(
-                args.get_flag("with-peers"),
-                args.get_one::<std::path::PathBuf>("cli")
-                    .map(|p| p.as_path()),
-            )
+            let cli = args
+                .get_one::<std::path::PathBuf>("cli")
+                .map(|p| p.as_path());
+            match args.get_one::<u64>("latency") {
+                Some(ms) => bench::latency(*ms, cli),
+                None => bench::bench(args.get_flag("with-peers"), cli),
+            }
         },
     },
     Task {
