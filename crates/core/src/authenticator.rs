@@ -198,6 +198,14 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
         })
     }
 
+    /// Whether this authenticator has no token of its own and forwards the credentials of
+    /// the request being served instead (the Flyte 2 SDK's `Passthrough` auth type): the
+    /// integrations then send the headers captured for that request, and never ask for a
+    /// token or a refresh. The default, `false`.
+    fn forwards_caller_credentials(&self) -> bool {
+        false
+    }
+
     /// The header to send: the cached one when fresh, else after
     /// [`get_credentials`](Self::get_credentials).
     fn auth_header(&self) -> BoxFuture<'_, Result<AuthHeader, Error>> {
@@ -240,5 +248,8 @@ impl<T: Authenticator + ?Sized> Authenticator for Arc<T> {
     }
     fn invalidate(&self, rejected: &HeaderValue) {
         (**self).invalidate(rejected)
+    }
+    fn forwards_caller_credentials(&self) -> bool {
+        (**self).forwards_caller_credentials()
     }
 }
