@@ -17,7 +17,7 @@ use crate::{
     args::{Cli, Command},
     doctor, guard,
     options::Options,
-    status::{Status, human, rfc3339},
+    status::{Status, TokenHeader, human, rfc3339},
 };
 
 /// Runs the subcommand `cli` names.
@@ -303,15 +303,25 @@ fn file_copy(
     Some(Arc::new(file))
 }
 
+/// How long `status` waits for the server to name the token's header, without `--timeout`.
+const STATUS_HEADER_LIMIT: Duration = Duration::from_secs(5);
+
 /// Prints what is configured and stored; logs in never.
 fn status(cfg: &PlatformConfig, options: &Options, json: bool) -> Result<(), Error> {
     let store = options.store(cfg)?;
     let stored = store.retrieve(cfg.endpoint()).map_err(|e| e.to_string());
     // The error `token` would fail on before any network access, if any.
+    let authenticator = options.authenticator(cfg, Arc::clone(&store));
     let config_error = guard::check(cfg, guard::depth())
         .err()
-        .or_else(|| options.authenticator(cfg, Arc::clone(&store)).err());
-    let status = Status::new(cfg, store.name(), stored, config_error);
+        .or_else(|| authenticator.as_ref().err().cloned());
+    let mut status = Status::new(cfg, store.name(), stored, config_error);
+    if let Ok(auth) = &authenticator {
+        // The header may be the server's: discovery, bounded in time, never a login.
+        let limit = options.timeout.unwrap_or(STATUS_HEADER_LIMIT);
+        let header = block_on(async { Ok(TokenHeader::of(cfg, &**auth, limit).await) })?;
+        status = status.with_token_header(header);
+    }
     let text = if json {
         let mut text = status.to_json();
         text.push('\n');

@@ -5,7 +5,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use flyte_auth::{Credentials, PlatformConfig, text::printable};
+use flyte_auth::{Authenticator, Credentials, DEFAULT_HEADER_KEY, PlatformConfig, text::printable};
 
 use serde::Serialize;
 
@@ -32,6 +32,86 @@ pub(crate) struct Status {
     store_error: Option<String>,
     logged_in: bool,
     credentials: Option<StoredCredentials>,
+    /// The header the token is sent in, and where its name came from.
+    token_header: Option<TokenHeader>,
+}
+
+/// The header the token is sent in, and where its name came from.
+#[derive(Debug, Serialize)]
+pub(crate) struct TokenHeader {
+    /// The header name (for `caller`, the headers forwarded); `None` when it could not be
+    /// learnt.
+    name: Option<String>,
+    /// `configured` (`authorizationHeader`), `server` (the server's
+    /// `authorization_metadata_key`), `default` (the server names no other, or could not be
+    /// asked),
+    /// `caller` (Passthrough: the request being served's own headers), or `unknown`.
+    source: &'static str,
+    /// Why the name could not be learnt.
+    error: Option<String>,
+}
+
+impl TokenHeader {
+    /// Asks `auth` for the header ([`Authenticator::header_name`]: the configured one, else
+    /// the server's, asking the server once), within `limit`, and says where it came from.
+    pub(crate) async fn of(
+        cfg: &PlatformConfig,
+        auth: &dyn Authenticator,
+        limit: Duration,
+    ) -> Self {
+        if auth.forwards_caller_credentials() {
+            return Self::known("authorization, cookie".to_owned(), "caller");
+        }
+        let name = match tokio::time::timeout(limit, auth.header_name()).await {
+            Ok(Ok(name)) => name,
+            Ok(Err(e)) => return Self::unknown(e.to_string()),
+            Err(_) => {
+                return Self::unknown(format!("the server did not say within {}", human(limit)));
+            }
+        };
+        let configured = cfg
+            .authorization_header()
+            .is_some_and(|header| header.trim().eq_ignore_ascii_case(name.as_str()));
+        let source = if configured {
+            "configured"
+        } else if name.as_str() != DEFAULT_HEADER_KEY {
+            "server"
+        } else {
+            "default"
+        };
+        Self::known(name.as_str().to_owned(), source)
+    }
+
+    fn known(name: String, source: &'static str) -> Self {
+        Self {
+            name: Some(name),
+            source,
+            error: None,
+        }
+    }
+
+    fn unknown(error: String) -> Self {
+        Self {
+            name: None,
+            source: "unknown",
+            error: Some(error),
+        }
+    }
+
+    /// `flyte-authorization (the server's authorization_metadata_key)`.
+    fn to_text(&self) -> String {
+        let (Some(name), None) = (&self.name, &self.error) else {
+            return format!("unknown ({})", self.error.as_deref().unwrap_or("not asked"));
+        };
+        let source = match self.source {
+            "configured" => "configured: authorizationHeader",
+            "server" => "the server's authorization_metadata_key",
+            "default" => "the default: the server names no other, or could not be asked",
+            "caller" => "forwarded from the request being served: Passthrough",
+            other => other,
+        };
+        format!("{name} ({source})")
+    }
 }
 
 /// A config file the search found and did not use.
@@ -118,7 +198,14 @@ impl Status {
                 .as_ref()
                 .is_some_and(|c| !c.expired || c.refresh_token),
             credentials,
+            token_header: None,
         }
+    }
+
+    /// With the header the token is sent in.
+    pub(crate) fn with_token_header(mut self, header: TokenHeader) -> Self {
+        self.token_header = Some(header);
+        self
     }
 
     /// One JSON object.
@@ -166,6 +253,9 @@ impl Status {
             );
         }
         line("auth mode:", &self.auth_mode);
+        if let Some(header) = &self.token_header {
+            line("token header:", &header.to_text());
+        }
         if let Some(id) = &self.client_id {
             line("client id:", id);
         }

@@ -461,6 +461,15 @@ impl TokenFlow for CommandFlow {
         })
     }
 
+    /// Asks the server first when the header is its to name (once): the header is known
+    /// before the command has ever run.
+    fn resolve_header_name(&self) -> BoxFuture<'_, Result<Option<HeaderName>, Error>> {
+        Box::pin(async move {
+            self.discover_header().await;
+            Ok(self.header_name())
+        })
+    }
+
     fn header_name(&self) -> Option<HeaderName> {
         match &self.header_from {
             None => Some(
