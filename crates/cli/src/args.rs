@@ -254,7 +254,8 @@ const OPTIONS: &[Opt] = &[
         takes: Takes::Value("MODE"),
         heading: Heading::Authentication,
         help: "How to log in (admin.authType, FLYTE_CREDENTIALS_AUTH_MODE): Pkce (browser), \
-               DeviceFlow, ClientSecret or ExternalCommand; flytekit's names (standard, basic, \
+               DeviceFlow, ClientSecret, ExternalCommand or GoogleIdToken (a Google ID token \
+               for --google-audience is the token); flytekit's names (standard, basic, \
                client_credentials, external_process) work too.",
         set: |c, _, v| {
             let mode = text(v)?.parse::<AuthMode>().map_err(|e| e.to_string())?;
@@ -296,6 +297,27 @@ const OPTIONS: &[Opt] = &[
         heading: Heading::Authentication,
         help: "The `audience` parameter some identity providers need (admin.audience).",
         set: |c, _, v| set(c, PlatformConfigBuilder::audience, text(v)?),
+    },
+    Opt {
+        long: "google-audience",
+        takes: Takes::Value("AUDIENCE"),
+        heading: Heading::Authentication,
+        help: "GoogleIdToken: the audience of the Google ID token, the OAuth client id of the \
+               identity-aware proxy (admin.googleAudience, FLYTE_ADMIN_GOOGLEAUDIENCE). The \
+               token comes from GOOGLE_APPLICATION_CREDENTIALS, the metadata server or \
+               gcloud's application-default login.",
+        set: |c, _, v| set(c, PlatformConfigBuilder::google_audience, text(v)?),
+    },
+    Opt {
+        long: "proxy-google-audience",
+        takes: Takes::Value("AUDIENCE"),
+        heading: Heading::Authentication,
+        help: "Send a Google ID token for this audience (the OAuth client id of Google \
+               Cloud's identity-aware proxy in front of Flyte) in proxy-authorization on every \
+               request to the Flyte server, kept in the token store until near its expiry \
+               (admin.proxyGoogleAudience, FLYTE_ADMIN_PROXYGOOGLEAUDIENCE); instead of a \
+               proxyCommand.",
+        set: |c, _, v| set(c, PlatformConfigBuilder::proxy_google_audience, text(v)?),
     },
     Opt {
         long: "api-key",
@@ -912,6 +934,49 @@ mod tests {
         assert!(!cfg.insecure());
         assert_eq!(cfg.audience(), Some("https://aud"));
         assert_eq!(cfg.config_file(), Some(Path::new(&path)));
+    }
+
+    #[test]
+    fn the_google_flags_set_the_audiences_over_the_environment() {
+        let environment = [
+            ("FLYTE_ADMIN_PROXYGOOGLEAUDIENCE", "env-proxy"),
+            ("FLYTE_ADMIN_GOOGLEAUDIENCE", "env-token"),
+        ];
+        let flags = [
+            "--endpoint",
+            "h:1",
+            "--auth-mode",
+            "GoogleIdToken",
+            "--google-audience",
+            "123-token.apps.googleusercontent.com",
+            "--proxy-google-audience",
+            "123-iap.apps.googleusercontent.com",
+        ];
+        let cfg = config(&flags, &environment)
+            .no_config_file()
+            .build()
+            .unwrap();
+        assert_eq!(cfg.auth_mode(), AuthMode::GoogleIdToken);
+        assert_eq!(
+            cfg.google_audience(),
+            Some("123-token.apps.googleusercontent.com")
+        );
+        assert_eq!(
+            cfg.proxy_google_audience(),
+            Some("123-iap.apps.googleusercontent.com")
+        );
+        cfg.validate().unwrap();
+        // With a proxy command from the environment: both name where they were set.
+        let err = config(
+            &["--endpoint", "h:1", "--proxy-google-audience", "aud"],
+            &[("FLYTE_ADMIN_PROXYCOMMAND", "iap-token")],
+        )
+        .no_config_file()
+        .build()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("FLYTE_ADMIN_PROXYCOMMAND"), "{err}");
+        assert!(err.contains("proxy_google_audience"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,165 @@
+//! `flyte-auth` behind Google Cloud's identity-aware proxy, without a `proxyCommand`
+//! shell-out: `--proxy-google-audience` puts a Google ID token from the metadata server in
+//! `proxy-authorization` on the requests to the Flyte server, and `--auth-mode GoogleIdToken`
+//! makes the ID token the token itself. Both are kept in the token store, so a second process
+//! asks the metadata server nothing.
+//!
+//! The metadata server (`GCE_METADATA_HOST`) and the Flyte server are scripted with mockito on
+//! loopback.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is a failed test, with the value in the message"
+)]
+
+mod support;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use mockito::{Matcher, Mock, Server};
+use support::User;
+
+const IDENTITY_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/identity";
+const IAP_AUDIENCE: &str = "123-iap.apps.googleusercontent.com";
+
+/// A Google ID token for `audience`, valid for an hour (unsigned: nothing here checks the
+/// signature, as IAP would).
+fn id_token(audience: &str, tag: &str) -> String {
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","typ":"JWT"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(format!(
+        r#"{{"iss":"https://accounts.google.com","aud":"{audience}","sub":"{tag}","exp":{exp}}}"#
+    ));
+    format!("{header}.{claims}.c2lnbmF0dXJl")
+}
+
+/// The metadata server's identity document for `audience`, answered once with `token`, and
+/// only to a request carrying `Metadata-Flavor: Google`.
+fn metadata_identity(server: &mut Server, audience: &str, token: &str) -> Mock {
+    server
+        .mock("GET", IDENTITY_PATH)
+        .match_query(Matcher::AllOf(vec![
+            Matcher::UrlEncoded("audience".into(), audience.into()),
+            Matcher::UrlEncoded("format".into(), "full".into()),
+        ]))
+        .match_header("metadata-flavor", "Google")
+        .with_body(token)
+        .expect(1)
+        .create()
+}
+
+#[test]
+fn the_proxy_token_goes_in_proxy_authorization_and_a_second_process_reuses_it() {
+    let mut metadata = Server::new();
+    let proxy_token = id_token(IAP_AUDIENCE, "proxy");
+    let identity = metadata_identity(&mut metadata, IAP_AUDIENCE, &proxy_token);
+
+    // Flyte's token endpoint behind the proxy: a grant with the proxy's token answers a
+    // Flyte token that expires at once (so the second process asks again); one without it
+    // is refused, as IAP refuses it.
+    let mut flyte = Server::new();
+    let granted = flyte
+        .mock("POST", "/oauth2/token")
+        .match_header(
+            "proxy-authorization",
+            format!("Bearer {proxy_token}").as_str(),
+        )
+        .with_header("content-type", "application/json")
+        .with_body(
+            r#"{"access_token": "flyte-access-token", "token_type": "Bearer", "expires_in": 2}"#,
+        )
+        .expect(2)
+        .create();
+    let refused = flyte
+        .mock("POST", "/oauth2/token")
+        .match_header("proxy-authorization", Matcher::Missing)
+        .with_status(401)
+        .with_body("Invalid IAP credentials: empty token")
+        .expect(0)
+        .create();
+
+    let user = User::new()
+        .env("GCE_METADATA_HOST", metadata.host_with_port())
+        .env("SVC_SECRET", "s3cr3t-value");
+    let file = user.home().join("config.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "admin:\n  endpoint: {url}\n  authType: ClientSecret\n  clientId: svc\n  \
+             clientSecretEnvVar: SVC_SECRET\n  scopes: [all]\n  authorizationHeader: authorization\n  \
+             tokenUrl: {url}/oauth2/token\n",
+            url = flyte.url()
+        ),
+    )
+    .unwrap();
+    let user = user.args([
+        "--config",
+        file.to_str().unwrap(),
+        "--proxy-google-audience",
+        IAP_AUDIENCE,
+    ]);
+
+    let first = user.run(&["token"]);
+    assert_eq!(first.token(), "flyte-access-token");
+    // The Flyte token is stale by now: the second process makes a new grant, through the
+    // proxy, with the proxy token the first one stored.
+    std::thread::sleep(Duration::from_millis(2500));
+    let second = user.run(&["token"]);
+    assert_eq!(second.token(), "flyte-access-token");
+
+    identity.assert();
+    granted.assert();
+    refused.assert();
+    for out in [&first, &second] {
+        assert!(!out.stderr.contains(&proxy_token), "{out:?}");
+    }
+    // The proxy token has its own entry, next to the Flyte login's.
+    let files = user.cached_files();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.starts_with("google-id-token.123-iap.apps.googleusercontent.com")),
+        "{files:?}"
+    );
+    assert!(files.len() >= 2, "{files:?}");
+}
+
+#[test]
+fn the_google_id_token_as_the_auth_type_is_served_from_the_store_the_second_time() {
+    const AUDIENCE: &str = "456-flyte.apps.googleusercontent.com";
+    let mut metadata = Server::new();
+    let token = id_token(AUDIENCE, "login");
+    let identity = metadata_identity(&mut metadata, AUDIENCE, &token);
+    let user = User::new()
+        .env("GCE_METADATA_HOST", metadata.host_with_port())
+        .args([
+            "--endpoint",
+            "dns:///flyte.example.org:443",
+            "--auth-mode",
+            "GoogleIdToken",
+            "--google-audience",
+            AUDIENCE,
+        ]);
+    assert_eq!(user.run(&["token"]).token(), token);
+    assert_eq!(user.run(&["token"]).token(), token);
+    identity.assert();
+}
+
+#[test]
+fn a_proxy_command_and_the_google_proxy_together_are_a_config_error() {
+    let user = User::new()
+        .env("FLYTE_ADMIN_PROXYCOMMAND", "iap-token")
+        .args([
+            "--endpoint",
+            "flyte.example.org:443",
+            "--proxy-google-audience",
+            IAP_AUDIENCE,
+        ]);
+    let line = user.run(&["token"]).error(2);
+    assert!(line.contains("FLYTE_ADMIN_PROXYCOMMAND"), "{line}");
+    assert!(line.contains("proxy_google_audience"), "{line}");
+}
