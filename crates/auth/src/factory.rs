@@ -180,9 +180,11 @@ impl FactoryOptions {
     }
 
     /// The `proxy-authorization` authenticator every OAuth request to the Flyte endpoint
-    /// carries, instead of one built from the config's `proxyCommand`: pass the one given to
-    /// `AuthLayer::with_proxy` or `AuthenticatedClient::with_proxy` (from
-    /// [`proxy_authenticator`]), so that the proxy command runs once for both.
+    /// carries, instead of one built from the config's `proxyCommand` or
+    /// `proxyGoogleAudience`: pass the one given to `AuthLayer::with_proxy` or
+    /// `AuthenticatedClient::with_proxy` (from [`proxy_authenticator`] or
+    /// [`proxy_authenticator_with_store`]), so that the proxy command runs once for both, or
+    /// both share one Google ID token.
     pub fn proxy_authenticator(mut self, proxy: Arc<dyn Authenticator>) -> Self {
         self.proxy = Some(proxy);
         self
