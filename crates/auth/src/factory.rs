@@ -325,6 +325,7 @@ pub fn get_authenticator(
 /// | [`AuthMode::DeviceFlow`] | `DeviceCodeAuthenticator` (`DeviceCodeFlow`) | `device` |
 /// | [`AuthMode::ExternalCommand`] | `CommandAuthenticator` (`CommandFlow`) | `command` |
 /// | [`AuthMode::GoogleIdToken`] | `GoogleIdTokenAuthenticator` (`GoogleIdTokenFlow`; in `authorizationHeader`, else `authorization`: no discovery, which an identity-aware proxy would refuse without the token) | `google` |
+/// | [`AuthMode::Passthrough`] | `flyte_auth::Passthrough`: the caller's headers, no login, no store | `tower` |
 /// | [`AuthMode::Plugin`] | what the registered factory returns | — |
 ///
 /// Touches neither the network nor `store`.
@@ -356,6 +357,7 @@ pub fn get_authenticator_with(
         AuthMode::DeviceFlow => device(cfg, store, options),
         AuthMode::ExternalCommand => command(cfg, store, options),
         AuthMode::GoogleIdToken => google::id_token(cfg, store, options),
+        AuthMode::Passthrough => passthrough(),
         AuthMode::Plugin(_) => unreachable!("handled above"),
     }
 }
@@ -466,6 +468,17 @@ pub fn proxy_authenticator_with_store(
 #[cfg(feature = "command")]
 fn command_timeout(cfg: &PlatformConfig, options: &FactoryOptions) -> Option<Duration> {
     options.command_timeout.or(cfg.command_timeout())
+}
+
+/// Forwards the credentials of the request being served; never logs in or stores anything.
+#[cfg(feature = "tower")]
+fn passthrough() -> Result<Arc<dyn Authenticator>, Error> {
+    Ok(Arc::new(crate::Passthrough::new()))
+}
+
+#[cfg(not(feature = "tower"))]
+fn passthrough() -> Result<Arc<dyn Authenticator>, Error> {
+    Err(not_built("the Passthrough auth type", "tower"))
 }
 
 /// The error for a mode whose feature is off.

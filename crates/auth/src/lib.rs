@@ -52,7 +52,7 @@
 //! | `google` | Google ID tokens for the identity-aware proxy (a service-account key, the metadata server, gcloud's login), not on by default: `flyte_auth::google` |
 //! | `keyring` | token store in the OS keyring, pyflyte's layout: `flyte_auth::store` |
 //! | `file` | token store in a 0600 file per endpoint: `flyte_auth::store` |
-//! | `tower` | `AuthLayer`: the token on the requests of a tower service (a `tonic` 0.12 or 0.14 channel), lazily; a new one and a replay of unary calls after `UNAUTHENTICATED` / 401: `flyte_auth::tower` |
+//! | `tower` | `AuthLayer`: the token on the requests of a tower service (a `tonic` 0.12 or 0.14 channel), lazily; a new one and a replay of unary calls after `UNAUTHENTICATED` / 401: `flyte_auth::tower`. The `Passthrough` auth type and the server layer capturing the caller's credentials: `flyte_auth::passthrough` |
 //! | `reqwest` | `AuthenticatedClient`: the token on every `reqwest` request, a new one and one replay after a 401: `flyte_auth::reqwest` |
 //!
 //! [`get_authenticator`] is always there: an auth type whose flow's feature is off is an
@@ -74,6 +74,8 @@ mod factory;
 mod logout;
 #[cfg(feature = "tower")]
 pub mod grpc_discovery;
+#[cfg(feature = "tower")]
+pub mod passthrough;
 mod registry;
 #[cfg(any(feature = "tower", feature = "reqwest"))]
 mod rejected;
@@ -88,6 +90,8 @@ pub mod tower;
 pub use crate::reqwest::AuthenticatedClient;
 #[cfg(feature = "tower")]
 pub use crate::grpc_discovery::GrpcDiscovery;
+#[cfg(feature = "tower")]
+pub use crate::passthrough::Passthrough;
 #[cfg(feature = "tower")]
 pub use crate::tower::{AuthLayer, AuthService};
 pub use config::{

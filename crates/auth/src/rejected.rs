@@ -59,6 +59,16 @@ impl Headers {
     /// names ([`Authenticator::header_name`], asked once, when the first token is sent). The
     /// proxy token: always.
     pub(crate) async fn next(&mut self) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
+        if self.auth.forwards_caller_credentials() {
+            // Passthrough: the caller's headers, as captured, or no request at all.
+            let mut headers = caller_headers()?;
+            if let Some(p) = &self.proxy {
+                let header = p.auth_header().await?;
+                self.proxy_sent = Some(header.value().clone());
+                headers.push(header.into_parts());
+            }
+            return Ok(headers);
+        }
         let main = match self.auth.fetch_grpc_call_auth_metadata() {
             Some(header) => Some(header),
             None if self.eager
@@ -113,6 +123,12 @@ impl Headers {
                 .store(true, Ordering::Relaxed);
         }
         has
+    }
+
+    /// Whether a rejection of the token can be answered with a new one: not for forwarded
+    /// caller credentials (Passthrough), which the caller is told about as they are.
+    pub(crate) fn renews_token(&self) -> bool {
+        !self.auth.forwards_caller_credentials()
     }
 
     /// After the server rejected the token (`main`) or the proxy token (`proxy`): drops what
@@ -188,6 +204,22 @@ impl LateRejection {
         self.learnt.0.none_stored.store(false, Ordering::Relaxed);
         self.learnt.0.token_wanted.store(true, Ordering::Relaxed);
     }
+}
+
+/// The headers of the request being served, for an authenticator that forwards them.
+#[cfg(feature = "tower")]
+fn caller_headers() -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
+    crate::passthrough::forwarded_headers()
+}
+
+/// Without `tower` there is no passthrough scope to read.
+#[cfg(not(feature = "tower"))]
+fn caller_headers() -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
+    Err(Error::Config {
+        message: "forwarding the caller's credentials (Passthrough) needs the `tower` feature \
+                  of flyte-auth"
+            .into(),
+    })
 }
 
 /// Drops `sent` from `auth` and refreshes it, unless another request has already replaced

@@ -181,7 +181,7 @@ impl AuthenticatedClient {
             self.none_stored.clone(),
         );
         let response = self.send_with(&mut headers, request).await?;
-        let main = response.status() == StatusCode::UNAUTHORIZED;
+        let main = response.status() == StatusCode::UNAUTHORIZED && headers.renews_token();
         let proxy =
             response.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED && self.proxy.is_some();
         if !main && !proxy {

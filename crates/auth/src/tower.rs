@@ -550,6 +550,7 @@ where
             }
             let response = inner.call(request).await.map_err(Into::into)?;
             let (main, proxy) = rejections(&response);
+            let main = main && headers.renews_token();
             if !main && !proxy {
                 return Ok(forward(response, &headers));
             }

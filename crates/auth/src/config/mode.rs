@@ -15,6 +15,7 @@ use std::{fmt, str::FromStr};
 /// | [`DeviceFlow`](Self::DeviceFlow) | `DeviceFlow` |
 /// | [`ExternalCommand`](Self::ExternalCommand) | `ExternalCommand`, `external_process` |
 /// | [`GoogleIdToken`](Self::GoogleIdToken) | `GoogleIdToken` |
+/// | [`Passthrough`](Self::Passthrough) | `Passthrough` |
 ///
 /// Any other name made of letters, digits, `_`, `-` and `.` parses to
 /// [`Plugin`](Self::Plugin): the name of an authenticator the application registers
@@ -49,6 +50,10 @@ pub enum AuthMode {
     /// only gate is Google Cloud's identity-aware proxy): from a service-account key, the
     /// metadata server or gcloud's login (feature `google`). Not a flytekit name.
     GoogleIdToken,
+    /// The credentials of the request being served are forwarded (the Flyte 2 SDK's
+    /// `Passthrough`, for apps acting as the signed-in user): no login, no store (feature
+    /// `tower`; see `flyte_auth::passthrough`).
+    Passthrough,
     /// An authenticator registered by the application under this name (as written in the
     /// config; looked up case-insensitively).
     Plugin(String),
@@ -56,12 +61,13 @@ pub enum AuthMode {
 
 impl AuthMode {
     /// Every built-in mode, in the order of the table above.
-    pub const ALL: [AuthMode; 5] = [
+    pub const ALL: [AuthMode; 6] = [
         Self::Pkce,
         Self::ClientSecret,
         Self::DeviceFlow,
         Self::ExternalCommand,
         Self::GoogleIdToken,
+        Self::Passthrough,
     ];
 
     /// The canonical name (flyteidl's, as flytectl writes it): `Pkce`, `ClientSecret`,
@@ -82,6 +88,7 @@ impl AuthMode {
             Self::DeviceFlow => &["DeviceFlow"],
             Self::ExternalCommand => &["ExternalCommand", "external_process"],
             Self::GoogleIdToken => &["GoogleIdToken"],
+            Self::Passthrough => &["Passthrough"],
             Self::Plugin(_) => &[],
         }
     }
@@ -206,6 +213,8 @@ mod tests {
             ("EXTERNAL_PROCESS", AuthMode::ExternalCommand),
             ("GoogleIdToken", AuthMode::GoogleIdToken),
             ("googleidtoken", AuthMode::GoogleIdToken),
+            ("Passthrough", AuthMode::Passthrough),
+            ("passthrough", AuthMode::Passthrough),
             (" Pkce ", AuthMode::Pkce),
         ];
         for (name, mode) in cases {
@@ -240,8 +249,9 @@ mod tests {
             err.to_string(),
             "invalid auth type `client secret`; expected one of Pkce (or standard), \
              ClientSecret (or basic, client_credentials), DeviceFlow, \
-             ExternalCommand (or external_process), GoogleIdToken (case-insensitive), or the \
-             name of a registered authenticator (letters, digits, `_`, `-`, `.`)"
+             ExternalCommand (or external_process), GoogleIdToken, Passthrough \
+             (case-insensitive), or the name of a registered authenticator (letters, digits, \
+             `_`, `-`, `.`)"
         );
         assert!("".parse::<AuthMode>().is_err());
         assert!("a/b".parse::<AuthMode>().is_err());

@@ -1,0 +1,385 @@
+//! Passthrough: a service calls Flyte as the user whose request it is serving, with that
+//! request's own credentials (the Flyte 2 SDK's `Passthrough` auth type, for Flyte apps that
+//! act as the signed-in user). Feature `tower`.
+//!
+//! Two halves:
+//!
+//! - On the server, [`CaptureLayer`] (a tower layer for an axum or tonic server) captures the
+//!   incoming request's `authorization` and `cookie` headers ([`CallerCredentials`]) into a
+//!   task-local scope that lasts as long as the inner service's future: the handler's future,
+//!   up to the response head. A response body streamed after that runs outside the scope.
+//! - On the client, the [`Passthrough`] authenticator (`admin.authType: Passthrough`, built by
+//!   [`get_authenticator`](crate::get_authenticator)) never logs in and never stores anything:
+//!   [`AuthLayer`](crate::AuthLayer) and `AuthenticatedClient` send the captured headers, as
+//!   captured, with every call made inside the scope.
+//!
+//! A call made outside a scope is not sent: it fails with
+//! [`Error::AccessTokenNotFound`] saying that no incoming request's credentials are in scope
+//! (`AuthLayer` answers it `UNAUTHENTICATED`). A task started with `tokio::spawn` does not
+//! inherit the scope; carry it over with [`current`] and [`scope`]:
+//!
+//! ```
+//! # async fn handler() {
+//! use flyte_auth::passthrough;
+//!
+//! let caller = passthrough::current().unwrap_or_default();
+//! tokio::spawn(passthrough::scope(caller, async {
+//!     // calls through a Passthrough `AuthLayer` here carry the caller's headers
+//! }));
+//! # }
+//! ```
+//!
+//! When the server rejects the forwarded credentials the rejection is handed to the caller
+//! as it is: there is nothing to renew, and the call is not sent again.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use flyte_auth::{AuthLayer, passthrough::{CaptureLayer, Passthrough}};
+//!
+//! // The client: calls to Flyte carry the headers of the request being served.
+//! let to_flyte = AuthLayer::new(Arc::new(Passthrough::new()));
+//! // The server: `axum::Router::new().route(..).layer(CaptureLayer::new())`, or
+//! // `tonic::transport::Server::builder().layer(CaptureLayer::new())`.
+//! let capture = CaptureLayer::new();
+//! # let _ = (to_flyte, capture); Ok(()) }
+//! ```
+
+use std::{
+    fmt,
+    future::Future,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use flyte_auth_core::{
+    AuthHeader, Authenticator, BoxFuture, Credentials, DEFAULT_HEADER_KEY, Error,
+};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Request,
+    header::{AUTHORIZATION, COOKIE},
+};
+use tokio::task::futures::TaskLocalFuture;
+use tower_layer::Layer;
+use tower_service::Service;
+
+tokio::task_local! {
+    static CALLER: CallerCredentials;
+}
+
+/// The credentials of an incoming request: its `authorization` and `cookie` headers.
+///
+/// `{:?}` says which are present, never their values.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CallerCredentials {
+    authorization: Option<HeaderValue>,
+    cookie: Option<HeaderValue>,
+}
+
+impl CallerCredentials {
+    /// The `authorization` and `cookie` headers of `headers`: the first `authorization`, and
+    /// every `cookie` field joined with `; ` (HTTP/2 sends each cookie in a field of its own).
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let authorization = headers.get(AUTHORIZATION).cloned().map(sensitive);
+        let mut cookies = headers.get_all(COOKIE).iter();
+        let cookie = match (cookies.next(), cookies.next()) {
+            (None, _) => None,
+            (Some(one), None) => Some(one.clone()),
+            (Some(first), Some(second)) => {
+                let mut joined = first.as_bytes().to_vec();
+                for more in std::iter::once(second).chain(cookies) {
+                    joined.extend_from_slice(b"; ");
+                    joined.extend_from_slice(more.as_bytes());
+                }
+                HeaderValue::from_bytes(&joined).ok()
+            }
+        };
+        Self {
+            authorization,
+            cookie: cookie.map(sensitive),
+        }
+    }
+
+    /// Whether the request carried neither header.
+    pub fn is_empty(&self) -> bool {
+        self.authorization.is_none() && self.cookie.is_none()
+    }
+
+    /// The headers to forward, as captured: `authorization` and `cookie`, those present.
+    ///
+    /// # Security
+    ///
+    /// The values are the caller's credentials: do not log them.
+    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let authorization = self.authorization.clone().map(|v| (AUTHORIZATION, v));
+        let cookie = self.cookie.clone().map(|v| (COOKIE, v));
+        authorization.into_iter().chain(cookie).collect()
+    }
+
+    /// The bearer token of `authorization`, when it carries one.
+    fn bearer(&self) -> Option<&str> {
+        let value = self.authorization.as_ref()?.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    }
+}
+
+impl fmt::Debug for CallerCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |v: &Option<HeaderValue>| v.as_ref().map(|_| "[redacted]");
+        f.debug_struct("CallerCredentials")
+            .field("authorization", &shown(&self.authorization))
+            .field("cookie", &shown(&self.cookie))
+            .finish()
+    }
+}
+
+fn sensitive(mut value: HeaderValue) -> HeaderValue {
+    value.set_sensitive(true);
+    value
+}
+
+/// Runs `future` with `credentials` as the caller's: what a [`Passthrough`] client sends for
+/// calls made inside it. For a task spawned while serving a request (which does not inherit
+/// the scope), with the credentials from [`current`].
+pub fn scope<F: Future>(
+    credentials: CallerCredentials,
+    future: F,
+) -> TaskLocalFuture<CallerCredentials, F> {
+    CALLER.scope(credentials, future)
+}
+
+/// The caller's credentials in scope, if any: inside a request served through
+/// [`CaptureLayer`], or a [`scope`].
+pub fn current() -> Option<CallerCredentials> {
+    CALLER.try_with(Clone::clone).ok()
+}
+
+/// The headers a [`Passthrough`] client sends now, or why there are none.
+pub(crate) fn forwarded_headers() -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
+    let caller = current().ok_or_else(not_in_scope)?;
+    if caller.is_empty() {
+        return Err(Error::AccessTokenNotFound {
+            reason: "Passthrough: the request being served carried no authorization or cookie \
+                     header to forward"
+                .into(),
+        });
+    }
+    Ok(caller.headers())
+}
+
+fn not_in_scope() -> Error {
+    Error::AccessTokenNotFound {
+        reason: "Passthrough: no incoming request's credentials are in scope (the call is not \
+                 made while serving a request through `passthrough::CaptureLayer`, or from a \
+                 spawned task not wrapped in `passthrough::scope`)"
+            .into(),
+    }
+}
+
+/// The tower layer of a server that captures each request's [`CallerCredentials`] for the
+/// calls made while serving it; see the [module documentation](self).
+///
+/// Works with any service taking `http::Request`s: an axum `Router` (`.layer(..)`), a tonic
+/// server (`Server::builder().layer(..)`), a hyper service.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct CaptureLayer;
+
+impl CaptureLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl<S> Layer<S> for CaptureLayer {
+    type Service = CaptureService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CaptureService { inner }
+    }
+}
+
+/// The service of [`CaptureLayer`]: runs the inner service's `call` and its future inside the
+/// request's scope.
+#[derive(Debug, Clone)]
+pub struct CaptureService<S> {
+    inner: S,
+}
+
+impl<S> CaptureService<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
+
+    /// The wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B> Service<Request<B>> for CaptureService<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = TaskLocalFuture<CallerCredentials, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let caller = CallerCredentials::from_headers(request.headers());
+        tracing::trace!(
+            ?caller,
+            "serving a request with its caller's credentials in scope"
+        );
+        let inner = &mut self.inner;
+        let future = CALLER.sync_scope(caller.clone(), || inner.call(request));
+        CALLER.scope(caller, future)
+    }
+}
+
+/// The authenticator of the `Passthrough` auth type: sends the credentials of the request
+/// being served ([`CallerCredentials`], captured by [`CaptureLayer`]) and has none of its
+/// own. It never logs in, never refreshes and never stores anything; outside a scope every
+/// method fails with [`Error::AccessTokenNotFound`].
+///
+/// [`AuthLayer`](crate::AuthLayer) and `AuthenticatedClient` send both captured headers
+/// (`authorization` and `cookie`). Used directly, [`get_credentials`](Authenticator::get_credentials)
+/// gives the caller's bearer token, when its `authorization` holds one.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct Passthrough;
+
+impl Passthrough {
+    /// The authenticator.
+    pub fn new() -> Self {
+        Self
+    }
+
+    fn credentials(&self) -> Result<Arc<Credentials>, Error> {
+        let caller = current().ok_or_else(not_in_scope)?;
+        let token = caller.bearer().ok_or_else(|| Error::AccessTokenNotFound {
+            reason: "Passthrough: the request being served carries no bearer token".into(),
+        })?;
+        Ok(Arc::new(Credentials::new(token, "passthrough")))
+    }
+}
+
+impl Authenticator for Passthrough {
+    fn get_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>> {
+        let credentials = self.credentials();
+        Box::pin(async move { credentials })
+    }
+
+    fn refresh_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>> {
+        self.get_credentials()
+    }
+
+    fn fetch_grpc_call_auth_metadata(&self) -> Option<AuthHeader> {
+        let credentials = self.credentials().ok()?;
+        AuthHeader::bearer(HeaderName::from_static(DEFAULT_HEADER_KEY), &credentials).ok()
+    }
+
+    fn auth_header(&self) -> BoxFuture<'_, Result<AuthHeader, Error>> {
+        let header = self.credentials().and_then(|credentials| {
+            AuthHeader::bearer(HeaderName::from_static(DEFAULT_HEADER_KEY), &credentials)
+        });
+        Box::pin(async move { header })
+    }
+
+    fn header_name(&self) -> BoxFuture<'_, Result<HeaderName, Error>> {
+        Box::pin(async move { Ok(HeaderName::from_static(DEFAULT_HEADER_KEY)) })
+    }
+
+    fn load_credentials_without_login(&self) -> bool {
+        current().is_some_and(|caller| !caller.is_empty())
+    }
+
+    fn forwards_caller_credentials(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn debug_never_shows_the_captured_values() {
+        let caller = CallerCredentials::from_headers(&headers(&[
+            ("authorization", "Bearer the-callers-token"),
+            ("cookie", "session=the-callers-session"),
+        ]));
+        let shown = format!("{caller:?}");
+        assert!(!shown.contains("the-callers"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
+
+    #[test]
+    fn cookie_fields_are_joined_and_only_the_two_headers_are_kept() {
+        let caller = CallerCredentials::from_headers(&headers(&[
+            ("authorization", "Bearer t"),
+            ("cookie", "a=1"),
+            ("cookie", "b=2"),
+            ("x-other", "kept out"),
+        ]));
+        let sent = caller.headers();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(
+            sent[0],
+            (AUTHORIZATION, HeaderValue::from_static("Bearer t"))
+        );
+        assert_eq!(sent[1], (COOKIE, HeaderValue::from_static("a=1; b=2")));
+        assert!(sent.iter().all(|(_, v)| v.is_sensitive()));
+    }
+
+    #[tokio::test]
+    async fn outside_a_scope_every_method_fails_and_nothing_is_forwarded() {
+        let auth = Passthrough::new();
+        let err = auth.get_credentials().await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no incoming request's credentials are in scope"),
+            "{err}"
+        );
+        assert!(auth.fetch_grpc_call_auth_metadata().is_none());
+        assert!(!auth.load_credentials_without_login());
+        assert!(forwarded_headers().is_err());
+    }
+
+    #[tokio::test]
+    async fn inside_a_scope_the_callers_bearer_token_is_the_credentials() {
+        let caller = CallerCredentials::from_headers(&headers(&[("authorization", "Bearer abc")]));
+        let token = scope(caller, async {
+            Passthrough::new()
+                .get_credentials()
+                .await
+                .map(|c| c.access_token.expose_secret().to_owned())
+        })
+        .await
+        .unwrap();
+        assert_eq!(token, "abc");
+        let empty = scope(CallerCredentials::default(), async { forwarded_headers() }).await;
+        assert!(
+            empty
+                .unwrap_err()
+                .to_string()
+                .contains("no authorization or cookie")
+        );
+    }
+}
