@@ -683,22 +683,22 @@ pub(crate) fn stale_endpoint_explains(error: &Error) -> bool {
             source: Some(source),
             ..
         } => {
-            let mut current: Option<&(dyn StdError + 'static)> = Some(source.as_ref());
-            while let Some(err) = current {
+            // Every error inside: the sources, and what an I/O error wraps (its `source`
+            // skips that, and TLS errors come wrapped in two of them).
+            let mut pending: Vec<&(dyn StdError + 'static)> = vec![source.as_ref()];
+            while let Some(err) = pending.pop() {
                 if let Some(io) = err.downcast_ref::<io::Error>() {
                     if io.kind() == io::ErrorKind::ConnectionRefused {
                         return true;
                     }
-                    if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
-                        && wrong_name(tls)
-                    {
-                        return true;
+                    if let Some(inner) = io.get_ref() {
+                        pending.push(inner);
                     }
                 }
                 if err.downcast_ref::<rustls::Error>().is_some_and(wrong_name) {
                     return true;
                 }
-                current = err.source();
+                pending.extend(err.source());
             }
             false
         }

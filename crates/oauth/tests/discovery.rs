@@ -569,3 +569,110 @@ async fn the_iss_announcement_names_the_issuer_callbacks_must_carry() {
         assert_eq!(cfg.authorization_response_issuer, None);
     }
 }
+
+/// Discovery answers kept in memory, as `flyte-auth-store`'s hint files keep them on disk.
+#[derive(Debug, Default)]
+struct MemoryHints(std::sync::Mutex<Option<flyte_auth_core::DiscoveryAnswer>>);
+
+impl flyte_auth_core::DiscoveryHints for MemoryHints {
+    fn recall(&self, _: &str) -> Option<flyte_auth_oauth::DiscoveryFlavour> {
+        self.0.lock().unwrap().as_ref().map(|a| a.flavour)
+    }
+    fn remember(
+        &self,
+        _: &str,
+        _: flyte_auth_oauth::DiscoveryFlavour,
+    ) -> Result<(), flyte_auth_core::StoreError> {
+        Ok(())
+    }
+    fn recall_answer(&self, _: &str) -> Option<flyte_auth_core::DiscoveryAnswer> {
+        self.0.lock().unwrap().clone()
+    }
+    fn remember_answer(
+        &self,
+        _: &str,
+        answer: &flyte_auth_core::DiscoveryAnswer,
+    ) -> Result<(), flyte_auth_core::StoreError> {
+        *self.0.lock().unwrap() = Some(answer.clone());
+        Ok(())
+    }
+}
+
+/// A kept answer whose token endpoint is now served under another name (its certificate is
+/// not valid for the one kept) is explained by a stale answer: the server is asked again and
+/// the request goes where it says now. No request was sent to the wrong server.
+#[tokio::test]
+async fn a_certificate_for_another_name_at_a_kept_endpoint_discovers_again() {
+    use flyte_auth_oauth::{ClientAuth, ClientContext, Field, TokenRequest};
+    let pki = support::TestPki::generate_for(&["other.example.org"]);
+    let moved = support::TlsServer::start(
+        &pki,
+        r#"{"access_token":"wrong-server","token_type":"Bearer"}"#,
+    );
+    let flyte = MockServer::start().await;
+    let base = flyte.uri();
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "token_endpoint": format!("{base}/oauth2/token"),
+        })))
+        .expect(1)
+        .mount(&flyte)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/config/v1/flyte_client"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"client_id": "flytectl"})),
+        )
+        .expect(1)
+        .mount(&flyte)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "right-server", "token_type": "Bearer"
+        })))
+        .expect(1)
+        .mount(&flyte)
+        .await;
+    let hints = std::sync::Arc::new(MemoryHints::default());
+    *hints.0.lock().unwrap() = Some(flyte_auth_core::DiscoveryAnswer::new(
+        flyte_auth_oauth::DiscoveryFlavour::FlyteAdmin,
+        flyte_auth_core::ClientConfig::new(moved.url("/oauth2/token"), "flytectl"),
+        std::time::SystemTime::now(),
+    ));
+    let ctx = ClientContext::builder(Endpoint::parse(&base).unwrap())
+        .http_client(
+            OAuthClient::new(
+                HttpSettings::new()
+                    .system_proxy(false)
+                    .ca_cert_pem(pki.ca_pem.as_bytes())
+                    .retry(RetryPolicy::new().max_retries(0)),
+            )
+            .unwrap(),
+        )
+        .discovery_hints(hints.clone())
+        .build()
+        .unwrap();
+    let token = ctx
+        .with_config(&[Field::TokenEndpoint], |cfg| {
+            let http = ctx.http().clone();
+            async move {
+                let request = TokenRequest::client_credentials(
+                    cfg.token_endpoint,
+                    ClientAuth::confidential("app", "secret"),
+                );
+                http.token(&request).await
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(token.access_token.expose_secret(), "right-server");
+    assert_eq!(
+        moved.handshakes(),
+        0,
+        "nothing was sent to the wrong server"
+    );
+    let kept = hints.0.lock().unwrap().clone().unwrap();
+    assert_eq!(kept.config.token_endpoint, format!("{base}/oauth2/token"));
+}

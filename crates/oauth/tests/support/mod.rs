@@ -245,6 +245,11 @@ pub struct TestPki {
 
 impl TestPki {
     pub fn generate() -> Self {
+        Self::generate_for(&["127.0.0.1", "localhost"])
+    }
+
+    /// A CA and a server certificate for `names` only.
+    pub fn generate_for(names: &[&str]) -> Self {
         use rcgen::{
             BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
             KeyUsagePurpose,
@@ -259,7 +264,8 @@ impl TestPki {
 
         let server_key = KeyPair::generate().unwrap();
         let mut server_params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .unwrap();
         server_params
             .distinguished_name
             .push(DnType::CommonName, "flyte-auth test server");
