@@ -17,7 +17,7 @@ use crate::{
     args::{Cli, Command},
     doctor, guard,
     options::Options,
-    status::{Status, TokenHeader, human, rfc3339},
+    status::{Status, TOKEN_HEADER_LIMIT, TokenHeader, human, rfc3339},
 };
 
 /// Runs the subcommand `cli` names.
@@ -303,9 +303,6 @@ fn file_copy(
     Some(Arc::new(file))
 }
 
-/// How long `status` waits for the server to name the token's header, without `--timeout`.
-const STATUS_HEADER_LIMIT: Duration = Duration::from_secs(5);
-
 /// Prints what is configured and stored; logs in never.
 fn status(cfg: &PlatformConfig, options: &Options, json: bool) -> Result<(), Error> {
     let store = options.store(cfg)?;
@@ -318,7 +315,7 @@ fn status(cfg: &PlatformConfig, options: &Options, json: bool) -> Result<(), Err
     let mut status = Status::new(cfg, store.name(), stored, config_error);
     if let Ok(auth) = &authenticator {
         // The header may be the server's: discovery, bounded in time, never a login.
-        let limit = options.timeout.unwrap_or(STATUS_HEADER_LIMIT);
+        let limit = options.timeout.unwrap_or(TOKEN_HEADER_LIMIT);
         let header = block_on(async { Ok(TokenHeader::of(cfg, &**auth, limit).await) })?;
         status = status.with_token_header(header);
     }

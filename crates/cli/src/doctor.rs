@@ -25,7 +25,11 @@ use flyte_auth_store::DiscoveryHintFiles;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::{guard, options::Options, status::rfc3339};
+use crate::{
+    guard,
+    options::Options,
+    status::{TOKEN_HEADER_LIMIT, TokenHeader, rfc3339},
+};
 
 /// A clock further off the server's than this makes tokens look expired or not yet valid.
 const CLOCK_TOLERANCE: Duration = Duration::from_secs(60);
@@ -203,7 +207,13 @@ pub(crate) async fn diagnose(config: PlatformConfigBuilder, options: &Options) -
     else {
         return run.finish();
     };
-    run.push(discovery);
+    // Asked again only of a server that answered (a configured header needs none).
+    let header = if discovery.outcome == Outcome::Ok || cfg.authorization_header().is_some() {
+        run.quietly(token_header(&cfg, options)).await.flatten()
+    } else {
+        None
+    };
+    run.push(with_token_header(discovery, header));
     run.push(clock_step(date));
 
     let (c, o) = (Arc::clone(&cfg), options.clone());
@@ -442,6 +452,31 @@ async fn discovery_steps(
         generation(remembered)
     );
     (step, date)
+}
+
+/// The header the token is sent in and where its name came from, as `status` shows it.
+async fn token_header(cfg: &Arc<PlatformConfig>, options: &Options) -> Option<TokenHeader> {
+    let (c, o) = (Arc::clone(cfg), options.clone());
+    let auth = blocking(move || {
+        let store: Arc<dyn TokenStore> = Arc::new(flyte_auth::MemoryStore::new());
+        o.authenticator(&c, store).ok()
+    })
+    .await
+    .flatten()?;
+    let limit = options.timeout.unwrap_or(TOKEN_HEADER_LIMIT);
+    Some(TokenHeader::of(cfg, &*auth, limit).await)
+}
+
+/// The discovery step, with the token's header and where its name came from.
+fn with_token_header(step: Step, header: Option<TokenHeader>) -> Step {
+    let Some(header) = header else {
+        return step;
+    };
+    let mut step = step
+        .fact("token_header", header.name())
+        .fact("token_header_source", header.source());
+    let _ = write!(step.detail, "; token header {}", header.to_text());
+    step
 }
 
 /// Whether the server's discovery answers, and in which flavour; and the server's `Date`.

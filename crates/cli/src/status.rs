@@ -36,6 +36,10 @@ pub(crate) struct Status {
     token_header: Option<TokenHeader>,
 }
 
+/// How long `status` and `doctor` wait for the server to name the token's header, without
+/// `--timeout`.
+pub(crate) const TOKEN_HEADER_LIMIT: Duration = Duration::from_secs(5);
+
 /// The header the token is sent in, and where its name came from.
 #[derive(Debug, Serialize)]
 pub(crate) struct TokenHeader {
@@ -98,8 +102,18 @@ impl TokenHeader {
         }
     }
 
+    /// The header name, when known.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Where the name came from: `configured`, `server`, `default`, `caller` or `unknown`.
+    pub(crate) fn source(&self) -> &'static str {
+        self.source
+    }
+
     /// `flyte-authorization (the server's authorization_metadata_key)`.
-    fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let (Some(name), None) = (&self.name, &self.error) else {
             return format!("unknown ({})", self.error.as_deref().unwrap_or("not asked"));
         };

@@ -198,3 +198,56 @@ fn an_unreachable_server_means_the_default_header_and_status_still_answers() {
     assert_eq!(json["token_header"]["source"], "default", "{json}");
     assert!(out.elapsed < std::time::Duration::from_secs(20), "{out:?}");
 }
+
+/// `doctor --json`'s discovery step.
+fn doctor_discovery(user: &User) -> Value {
+    let out = user.run(&["doctor", "--json"]);
+    let json: Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"));
+    json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["name"] == "discovery")
+        .unwrap_or_else(|| panic!("no discovery step: {json}"))
+        .clone()
+}
+
+#[test]
+fn doctor_shows_the_header_and_its_source_too() {
+    let (server, _mocks) = flyte_server(Some("flyte-authorization"), true);
+    let user = user_with_config(
+        &server,
+        "  authType: ExternalCommand\n  command: [echo, t]\n",
+    );
+    let discovery = doctor_discovery(&user);
+    assert_eq!(
+        discovery["facts"]["token_header"], "flyte-authorization",
+        "{discovery}"
+    );
+    assert_eq!(
+        discovery["facts"]["token_header_source"], "server",
+        "{discovery}"
+    );
+    assert!(
+        discovery["detail"]
+            .as_str()
+            .unwrap()
+            .contains("token header flyte-authorization (the server's authorization_metadata_key)"),
+        "{discovery}"
+    );
+
+    let user = user_with_config(
+        &server,
+        "  authType: Pkce\n  authorizationHeader: x-my-auth\n",
+    );
+    let discovery = doctor_discovery(&user);
+    assert_eq!(
+        discovery["facts"]["token_header"], "x-my-auth",
+        "{discovery}"
+    );
+    assert_eq!(
+        discovery["facts"]["token_header_source"], "configured",
+        "{discovery}"
+    );
+}
