@@ -355,3 +355,67 @@ async fn a_spawned_task_forwards_only_when_the_scope_is_carried_over() {
     assert_eq!(*grpc_seen.lock().unwrap(), std::slice::from_ref(&want));
     assert_eq!(http_seen(&http).await, [want]);
 }
+
+#[tokio::test]
+async fn a_rejection_of_the_callers_credentials_is_handed_on_and_not_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, _) = grpc_backend().await;
+    let http = MockServer::start().await;
+    Mock::given(matchers::path("/api"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&http)
+        .await;
+    let auth = passthrough_from_config(dir.path(), grpc);
+    let clients = Clients::new(auth, grpc, &http).await;
+
+    let mut headers = http::HeaderMap::new();
+    headers.insert("authorization", "Bearer expired-token".parse().unwrap());
+    let response = passthrough::scope(
+        CallerCredentials::from_headers(&headers),
+        clients.http.send(clients.http.get(&clients.http_url)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        http_seen(&http).await,
+        [(Some("Bearer expired-token".into()), None)]
+    );
+}
+
+#[tokio::test]
+async fn a_tonic_server_with_the_capture_layer_serves_in_the_callers_scope() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    // The interceptor runs while the request is served: the caller's credentials are in scope.
+    let check = |request: tonic::Request<()>| {
+        let caller = passthrough::current().ok_or_else(|| Status::internal("no scope"))?;
+        let sent = caller.headers();
+        let authorization = sent.iter().find(|(name, _)| name == "authorization");
+        match authorization.map(|(_, value)| value.to_str().unwrap()) {
+            Some("Bearer dave-token") => Ok(request),
+            other => Err(Status::permission_denied(format!("saw {other:?}"))),
+        }
+    };
+    tokio::spawn(async move {
+        Server::builder()
+            .layer(CaptureLayer::new())
+            .add_service(InterceptedService::new(health, check))
+            .serve_with_incoming(TcpIncoming::from(listener))
+            .await
+            .unwrap();
+    });
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(HealthCheckRequest::default());
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer dave-token".parse().unwrap());
+    HealthClient::new(channel).check(request).await.unwrap();
+}
