@@ -389,6 +389,41 @@ mod tests {
             .unwrap()
     }
 
+    /// Forwards the served request's credentials (the Passthrough auth type).
+    #[derive(Debug)]
+    struct Forwarding;
+
+    impl Authenticator for Forwarding {
+        fn get_credentials(
+            &self,
+        ) -> flyte_auth::BoxFuture<'_, Result<std::sync::Arc<Credentials>, flyte_auth::Error>>
+        {
+            Box::pin(async { Err(flyte_auth::Error::config("not in scope")) })
+        }
+        fn refresh_credentials(
+            &self,
+        ) -> flyte_auth::BoxFuture<'_, Result<std::sync::Arc<Credentials>, flyte_auth::Error>>
+        {
+            self.get_credentials()
+        }
+        fn fetch_grpc_call_auth_metadata(&self) -> Option<flyte_auth::AuthHeader> {
+            None
+        }
+        fn forwards_caller_credentials(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn forwarded_credentials_are_named_as_the_callers() {
+        let header = TokenHeader::of(&cfg(), &Forwarding, TOKEN_HEADER_LIMIT).await;
+        assert_eq!(header.source(), "caller");
+        assert_eq!(
+            header.to_text(),
+            "authorization, cookie (forwarded from the request being served: Passthrough)"
+        );
+    }
+
     #[test]
     fn dates_are_rfc3339_in_utc() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
