@@ -389,7 +389,7 @@ where
             ("device_authorization_endpoint", device_endpoint.as_ref()),
         ] {
             if let Some(value) = value {
-                self.refuse_cleartext(field, value)?;
+                flyte_auth_core::refuse_cleartext(&self.base_url, field, value)?;
             }
         }
         let mut config =
@@ -408,21 +408,6 @@ where
             config = config.with_device_authorization_endpoint(device);
         }
         Ok(config)
-    }
-
-    /// From a Flyte server on `https://`, an endpoint a secret goes to must be `https://`
-    /// too (the rule of the HTTP discovery, `flyte_auth_oauth::discovery`).
-    fn refuse_cleartext(&self, field: &str, url: &str) -> Result<(), Error> {
-        if !is_https(&self.base_url) || is_https(url) {
-            return Ok(());
-        }
-        Err(Error::config(format!(
-            "the Flyte server at {} announces {field} {}, which is not an https:// URL: \
-             secrets and tokens sent there would leave TLS. The server's OAuth configuration \
-             must name https:// endpoints",
-            redact_url(&self.base_url),
-            redact_url(url),
-        )))
     }
 }
 
@@ -445,13 +430,6 @@ where
             Ok(self.discovered.get_or_init(|| config).clone())
         })
     }
-}
-
-/// Whether `url` starts with `https://` (any case).
-fn is_https(url: &str) -> bool {
-    url.trim_start()
-        .get(..8)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
 /// Why one discovery call did not give its message.

@@ -264,3 +264,47 @@ impl ClientConfigStore for StaticClientConfigStore {
         Box::pin(async move { Ok(cfg) })
     }
 }
+
+/// Refuses an endpoint announced over TLS that would take secrets off TLS: from a Flyte
+/// endpoint on `https://` (`base_url`), every endpoint a secret is sent to (the token endpoint
+/// gets the client secret, refresh tokens, codes with their verifier and device codes; the
+/// device and authorization endpoints start those logins) must be `https://` too. Only a
+/// Flyte endpoint the configuration puts on plain HTTP (`insecure: true`, or written
+/// `http://`, as the local sandbox is) may announce plain-HTTP endpoints: its discovery
+/// already travels in clear text. `field` is the endpoint's name in the server's metadata.
+///
+/// The one rule every discovery applies (HTTP and gRPC): `flyte-auth-oauth`'s `ClientContext`
+/// checks the endpoints a flow takes from the server once the configuration is applied (a
+/// configured `tokenUrl` is the user's choice, used as written).
+///
+/// ```
+/// use flyte_auth_core::refuse_cleartext;
+/// assert!(refuse_cleartext("https://flyte.example.org", "token_endpoint", "http://idp/token").is_err());
+/// assert!(refuse_cleartext("http://localhost:30080", "token_endpoint", "http://idp/token").is_ok());
+/// assert!(refuse_cleartext("https://flyte.example.org", "token_endpoint", "https://idp/token").is_ok());
+/// ```
+pub fn refuse_cleartext(base_url: &str, field: &str, url: &str) -> Result<(), Error> {
+    if !is_https(base_url) || url.trim().is_empty() || is_https(url) {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "the Flyte server at {} announces {field} {}, which is not an https:// \
+         URL: secrets and tokens sent there would leave TLS. The server's OAuth \
+         configuration must name https:// endpoints{}",
+        crate::redact_url(base_url),
+        crate::redact_url(url),
+        if field == "token_endpoint" {
+            " (a client-credentials login can do without discovery: set tokenUrl \
+             to the https:// token endpoint, and scopes)"
+        } else {
+            ""
+        }
+    )))
+}
+
+/// Whether `url` starts with `https://` (any case).
+fn is_https(url: &str) -> bool {
+    url.trim_start()
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+}

@@ -67,7 +67,8 @@ pub use cache::{
     TokenFlow,
 };
 pub use config::{
-    ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, StaticClientConfigStore, parse_header_name,
+    ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, StaticClientConfigStore,
+    parse_header_name, refuse_cleartext,
 };
 pub use credentials::{
     Credentials, DEFAULT_ENDPOINT, MAX_TOKEN_LIFETIME, UNKNOWN_EXPIRY_LIFETIME, jwt_claim,

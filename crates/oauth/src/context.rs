@@ -484,7 +484,7 @@ impl ClientContext {
             // Only what is used as the server announced it: a configured value is the user's.
             for field in fields.iter().filter(|f| !inner.overrides.has(**f)) {
                 if let Some((name, url)) = field.announced_url(&cfg) {
-                    crate::discovery::refuse_cleartext(remote.base_url(), name, url)?;
+                    flyte_auth_core::refuse_cleartext(remote.base_url(), name, url)?;
                 }
             }
         }

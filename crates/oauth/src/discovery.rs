@@ -384,7 +384,7 @@ impl RemoteClientConfigStore {
 
     /// The client configuration the server announces ([`Discovery::client_config`]), its
     /// endpoints not checked: [`ClientContext`](crate::ClientContext) checks those a flow
-    /// takes from it ([`refuse_cleartext`]).
+    /// takes from it ([`refuse_cleartext`](flyte_auth_core::refuse_cleartext)).
     pub(crate) async fn announced_config(&self) -> Result<ClientConfig, Error> {
         self.discover().await?.client_config()
     }
@@ -667,51 +667,12 @@ impl ClientConfigStore for RemoteClientConfigStore {
             let config = self.announced_config().await?;
             for field in Field::ENDPOINTS {
                 if let Some((name, url)) = field.announced_url(&config) {
-                    refuse_cleartext(&self.base_url, name, url)?;
+                    flyte_auth_core::refuse_cleartext(&self.base_url, name, url)?;
                 }
             }
             Ok(config)
         })
     }
-}
-
-/// Refuses an endpoint announced over TLS that would take secrets off TLS: from a Flyte
-/// endpoint on `https://` (`base_url`), every endpoint a secret is sent to (the token endpoint
-/// gets the client secret, refresh tokens, codes with their verifier and device codes; the
-/// device and authorization endpoints start those logins) must be `https://` too. Only a
-/// Flyte endpoint the configuration puts on plain HTTP (`insecure: true`, or written
-/// `http://`, as the local sandbox is) may announce plain-HTTP endpoints: its discovery
-/// already travels in clear text. `field` is the endpoint's name in the server's metadata.
-///
-/// Checked where the endpoints a flow uses are final ([`ClientContext::resolve`]), for those
-/// taken from the server: a configured `tokenUrl` is the user's choice, used as written, and
-/// an announced endpoint the configuration replaces is never used.
-///
-/// [`ClientContext::resolve`]: crate::ClientContext::resolve
-pub(crate) fn refuse_cleartext(base_url: &str, field: &str, url: &str) -> Result<(), Error> {
-    if !is_https(base_url) || url.trim().is_empty() || is_https(url) {
-        return Ok(());
-    }
-    Err(Error::config(format!(
-        "the Flyte server at {} announces {field} {}, which is not an https:// \
-         URL: secrets and tokens sent there would leave TLS. The server's OAuth \
-         configuration must name https:// endpoints{}",
-        display_url(base_url),
-        display_url(url),
-        if field == "token_endpoint" {
-            " (a client-credentials login can do without discovery: set tokenUrl \
-             to the https:// token endpoint, and scopes)"
-        } else {
-            ""
-        }
-    )))
-}
-
-/// Whether `url` starts with `https://` (any case).
-fn is_https(url: &str) -> bool {
-    url.trim_start()
-        .get(..8)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
 /// `snake_case` to `lowerCamelCase`.
