@@ -7,7 +7,9 @@
 //! - On the server, [`CaptureLayer`] (a tower layer for an axum or tonic server) captures the
 //!   incoming request's `authorization` and `cookie` headers ([`CallerCredentials`]) into a
 //!   task-local scope that lasts as long as the inner service's future: the handler's future,
-//!   up to the response head. A response body streamed after that runs outside the scope.
+//!   up to the response head. A response body streamed after that runs outside the scope
+//!   (so does a server-streaming gRPC handler's stream): take [`current`] in the handler and
+//!   run the stream's calls in [`scope`].
 //! - On the client, the [`Passthrough`] authenticator (`admin.authType: Passthrough`, built by
 //!   [`get_authenticator`](crate::get_authenticator)) never logs in and never stores anything:
 //!   [`AuthLayer`](crate::AuthLayer) and `AuthenticatedClient` send the captured headers, as
