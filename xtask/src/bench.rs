@@ -29,7 +29,8 @@
 //!
 //!    The provider's request counters check that each cold run made one token request and
 //!    each cached run none. Each participant's peak RSS is the median of [`RSS_RUNS`] more
-//!    runs under GNU `time`; one cached and one cold `flyte-auth token` run under `strace -f` (when
+//!    runs under GNU `time`; the bench fails when the cold `flyte-auth token`'s is above
+//!    [`COLD_RSS_LIMIT_KB`] (6.5 MB, a regression guard). One cached and one cold `flyte-auth token` run under `strace -f` (when
 //!    installed), which must see no certificate file opened, and of the cached run no thread
 //!    and no event loop (no async runtime). The provider is stopped at the end, also on failure.
 //!
@@ -65,6 +66,10 @@ const RSS_RUNS: usize = 5;
 /// The cached token's second floor: a Rust program built with the same profile that prints
 /// one line (`xtask/floor`), the cost of starting any Rust program.
 const RUST_FLOOR: &str = "rust-floor (a Rust program printing one line, same profile)";
+/// The cold `flyte-auth token`'s median peak RSS above which the bench fails, in KiB (6.5 MB
+/// as the table shows it): a regression guard, not a target (the code the kernel maps from
+/// the binary's page-cache folios makes up most of the peak, not memory the program allocates).
+const COLD_RSS_LIMIT_KB: u64 = 6_656;
 /// Unmeasured runs before them (page cache, connection set-up in the provider).
 const WARM_UP_RUNS: usize = 2;
 /// The longest one measured process may take.
@@ -817,6 +822,8 @@ fn end_to_end(
         }
     }
 
+    cold_rss_guard(rows[0].peak_rss_kb)?;
+
     let cached_trace = trace(&flyte_auth(&cached_dir), &work.0.join("cached.strace"))?;
     let cold_trace = trace(
         &flyte_auth(&work.0.join("login-traced")),
@@ -849,6 +856,20 @@ fn end_to_end(
         binary,
         given: given.map(Path::to_path_buf),
     })
+}
+
+/// The regression guard on the cold `flyte-auth token`'s median peak RSS (`kb`, in KiB):
+/// an error naming the figure and the limit when it is above [`COLD_RSS_LIMIT_KB`].
+fn cold_rss_guard(kb: Option<u64>) -> Result<(), String> {
+    match kb {
+        Some(kb) if kb > COLD_RSS_LIMIT_KB => Err(format!(
+            "peak RSS regression: the cold flyte-auth token's median peak RSS is {:.1} MB \
+             ({kb} KiB), above the guard of {:.1} MB ({COLD_RSS_LIMIT_KB} KiB)",
+            kb as f64 / 1024.0,
+            COLD_RSS_LIMIT_KB as f64 / 1024.0
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The size of the binary as built, and stripped of its symbols (`strip`, when installed).
@@ -983,6 +1004,16 @@ mod tests {
             BASE64.encode("flyte-service:s3cr3t"),
             "Zmx5dGUtc2VydmljZTpzM2NyM3Q="
         );
+    }
+
+    #[test]
+    fn the_cold_peak_rss_guard_fails_above_six_and_a_half_mb() {
+        assert_eq!(cold_rss_guard(Some(5_900)), Ok(()));
+        assert_eq!(cold_rss_guard(Some(6_656)), Ok(()));
+        assert_eq!(cold_rss_guard(None), Ok(()));
+        let err = cold_rss_guard(Some(6_657)).expect_err("above the guard");
+        assert!(err.contains("peak RSS regression"), "{err}");
+        assert!(err.contains("6.5 MB"), "{err}");
     }
 
     #[test]
