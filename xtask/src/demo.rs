@@ -3,16 +3,19 @@
 //!
 //! What it does, on a fresh machine:
 //! 1. `npm ci --prefix tests/idp` when `tests/idp/node_modules` is missing;
-//! 2. builds `flyte-auth` and the `demo_browser` example of `flyte-auth-cli` (the stand-in for
-//!    the person at the browser: it signs in at the provider's pages and approves);
+//! 2. builds `flyte-auth`, the `demo_browser` example of `flyte-auth-cli` (the stand-in for
+//!    the person at the browser: it signs in at the provider's pages and approves) and the
+//!    `iap_token` example of `flyte-auth-google`, in one `cargo build`;
 //! 3. starts three providers on free loopback ports (tokens living an hour, two seconds, and a
 //!    Flyte 2 backend: ConnectRPC discovery, no `/config/v1/flyte_client`);
 //! 4. runs `flyte-auth` with a `HOME` of its own (a `~/.flyte/config.yaml` naming the first
 //!    provider) and `--store file` in a temporary directory, so the user's keyring and config
 //!    are never touched: client credentials, the cache, a token command, logout and login
-//!    again, a refused secret, the device flow, the browser login through `$BROWSER`, and an
-//!    automatic refresh after expiry, then a Flyte 2 login with `FLYTE_API_KEY` and its
-//!    `status`; each step checks what the provider's request counters say; then the
+//!    again, a refused secret, the device flow, the browser login through `$BROWSER`, a
+//!    logout that revokes its refresh token (the provider then refuses that token), and an
+//!    automatic refresh after expiry; then a Union API key in `UNION_API_KEY` with no config
+//!    file and its `status`, and a Flyte 2 login with `FLYTE_API_KEY` and its `status`; each
+//!    step checks what the provider's request counters say; then the
 //!    identity-aware proxy's token from a metadata server on loopback (`flyte-auth-google`'s
 //!    `iap_token` example);
 //! 5. stops the providers and removes the directory, also when a step fails. On Ctrl-C the
@@ -58,7 +61,7 @@ pub(crate) fn demo() -> Outcome {
             10 * MINUTE,
         )?;
     }
-    let (cli, browser) = build()?;
+    let binaries = build()?;
 
     let work = WorkDir::create()?;
     let main = Provider::start(
@@ -100,29 +103,46 @@ pub(crate) fn demo() -> Outcome {
     );
 
     let mut demo = Demo {
-        cli,
-        browser,
+        cli: binaries.cli,
+        browser: binaries.browser,
+        iap_token: binaries.iap_token,
         work: &work,
         rows: Vec::new(),
     };
     let result = demo
         .steps(&main, &short)
+        .and_then(|()| demo.union_api_key(&main))
         .and_then(|()| demo.flyte2_api_key(&flyte2))
         .and_then(|()| demo.iap_proxy_token());
     demo.summary();
     result.map(|()| Some(format!("{} steps", demo.rows.len())))
 }
 
-/// Builds `flyte-auth` and the `demo_browser` example; returns their paths.
-fn build() -> Result<(PathBuf, PathBuf), String> {
+/// What the demo runs, built by one `cargo build`.
+struct Binaries {
+    /// `flyte-auth`.
+    cli: PathBuf,
+    /// The `demo_browser` example of `flyte-auth-cli`: the person at the browser.
+    browser: PathBuf,
+    /// The `iap_token` example of `flyte-auth-google`.
+    iap_token: PathBuf,
+}
+
+/// Builds `flyte-auth` and the examples the demo runs (built here, not in a step, so that a
+/// step's time is the time of what it shows).
+fn build() -> Result<Binaries, String> {
     let mut cmd = cargo([
         "build",
         "-p",
         "flyte-auth-cli",
+        "-p",
+        "flyte-auth-google",
         "--bin",
         "flyte-auth",
         "--example",
         "demo_browser",
+        "--example",
+        "iap_token",
         "--message-format=json-render-diagnostics",
     ]);
     println!("$ {}", show(&cmd));
@@ -135,7 +155,11 @@ fn build() -> Result<(PathBuf, PathBuf), String> {
             .find_map(|m| m["executable"].as_str().map(PathBuf::from))
             .ok_or_else(|| format!("cargo build did not report the `{name}` executable"))
     };
-    Ok((executable("flyte-auth")?, executable("demo_browser")?))
+    Ok(Binaries {
+        cli: executable("flyte-auth")?,
+        browser: executable("demo_browser")?,
+        iap_token: executable("iap_token")?,
+    })
 }
 
 /// A temporary directory holding the demo user's home and token caches; removed on drop.
@@ -157,6 +181,14 @@ impl WorkDir {
     /// A token cache directory of its own for `name`.
     fn cache(&self, name: &str) -> PathBuf {
         self.0.join("cache").join(name)
+    }
+
+    /// A home with no Flyte config file in it.
+    fn bare_home(&self) -> Result<PathBuf, String> {
+        let home = self.0.join("bare-home");
+        std::fs::create_dir_all(&home)
+            .map_err(|e| format!("cannot create {}: {e}", home.display()))?;
+        Ok(home)
     }
 
     fn browser_log(&self) -> PathBuf {
@@ -210,6 +242,7 @@ struct Row {
 struct Demo<'a> {
     cli: PathBuf,
     browser: PathBuf,
+    iap_token: PathBuf,
     work: &'a WorkDir,
     rows: Vec<Row>,
 }
@@ -219,6 +252,7 @@ impl Demo<'_> {
         self.client_credentials(main)?;
         self.device_flow(main)?;
         self.browser_login(main)?;
+        self.logout_revokes(main)?;
         self.refresh(short)?;
         Ok(())
     }
@@ -226,16 +260,33 @@ impl Demo<'_> {
     /// `flyte-auth <args>` for the demo user, tokens cached in `cache`. `env` is shown in the
     /// echoed command line; the run also gets `PATH` and the demo's `HOME`.
     fn command(&self, args: &[&str], cache: &str, env: &[(&str, &str)]) -> (Command, String) {
+        self.command_in(&self.work.home(), args, cache, env)
+    }
+
+    /// [`Self::command`] with `home` as `HOME` (shown when it is not the demo's).
+    fn command_in(
+        &self,
+        home: &Path,
+        args: &[&str],
+        cache: &str,
+        env: &[(&str, &str)],
+    ) -> (Command, String) {
         let cache_dir = self.work.cache(cache);
         let mut cmd = Command::new(&self.cli);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.work.home())
+            .env("HOME", home)
             .env("FLYTE_AUTH_DEMO_BROWSER_LOG", self.work.browser_log())
             .args(args)
             .args(["--store", "file", "--cache-dir"])
             .arg(&cache_dir);
         let mut shown = Command::new("flyte-auth");
+        if home != self.work.home() {
+            shown.env(
+                "HOME",
+                Path::new("$TMP").join(home.strip_prefix(&self.work.0).unwrap_or(home)),
+            );
+        }
         shown
             .args(args)
             .args(["--store", "file", "--cache-dir"])
@@ -538,6 +589,71 @@ impl Demo<'_> {
         })
     }
 
+    /// A Union API key, made as `union create api-key` / `flyte create api-key` make it
+    /// (standard base64 of `endpoint:client_id:client_secret:None`), in `UNION_API_KEY` and
+    /// nowhere else: a home without a config file, no client id or secret on the command line.
+    /// `--endpoint` names the provider's port, which a key cannot hold (a fourth `:`).
+    fn union_api_key(&mut self, main: &Provider) -> Result<(), String> {
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::STANDARD
+            .encode(format!("localhost:{API_KEY_CLIENT}:{API_KEY_SECRET}:None"));
+        let endpoint = format!("http://127.0.0.1:{}", main.port);
+        let home = self.work.bare_home()?;
+        let run = |demo: &Self, sub: &str| {
+            demo.command_in(
+                &home,
+                &[sub, "--endpoint", &endpoint],
+                "union",
+                &[("UNION_API_KEY", key.as_str())],
+            )
+        };
+        let mut first = String::new();
+        self.step("UNION_API_KEY: token", |demo| {
+            let (token, change) = demo.token_run(main, run(demo, "token"), |_| Ok(()))?;
+            expect(
+                change.client_credentials == 1
+                    && change.token_requests() == 1
+                    && change.authorizations == 0
+                    && change.device_authorizations == 0,
+                "one client_credentials grant and no browser or device login",
+                change,
+            )?;
+            first = token;
+            Ok("logged in with the key's client: one client_credentials grant, no browser".into())
+        })?;
+        self.step("UNION_API_KEY: status", |demo| {
+            let text = demo.flyte_auth(run(demo, "status"), |_| Ok(()))?;
+            println!("    {}", text.stdout.trim_end().replace('\n', "\n    "));
+            let (mut cmd, shown) = run(demo, "status");
+            cmd.arg("--json");
+            let json = demo.flyte_auth((cmd, format!("{shown} --json")), |_| Ok(()))?;
+            if text.code != Some(0) || json.code != Some(0) {
+                return Err(format!(
+                    "status ended with {:?} and {:?}",
+                    text.code, json.code
+                ));
+            }
+            let want = format!("client id {API_KEY_CLIENT} (from UNION_API_KEY)");
+            if !text.stdout.contains(&want) {
+                return Err(format!("status did not say `{want}`"));
+            }
+            let doc: Value = serde_json::from_str(&json.stdout).map_err(|e| e.to_string())?;
+            if doc["api_key"]["origin"] != "UNION_API_KEY" || doc["logged_in"] != true {
+                return Err(format!(
+                    "status --json: api_key {} and logged_in {}",
+                    doc["api_key"], doc["logged_in"]
+                ));
+            }
+            for shown in [&text.stdout, &text.stderr, &json.stdout, &json.stderr] {
+                if shown.contains(&first) || shown.contains(API_KEY_SECRET) || shown.contains(&key)
+                {
+                    return Err("status showed the token, the key or its secret".into());
+                }
+            }
+            Ok(format!("the key's source named: {want}; no secret shown"))
+        })
+    }
+
     /// A Flyte 2 backend (no `/config/v1/flyte_client`; ConnectRPC discovery) and a Flyte 2
     /// API key in `FLYTE_API_KEY`; `--endpoint` names the provider (a key cannot hold a port).
     fn flyte2_api_key(&mut self, flyte2: &Provider) -> Result<(), String> {
@@ -662,6 +778,45 @@ impl Demo<'_> {
         })
     }
 
+    /// `flyte-auth logout` of the browser login: the refresh token is revoked at the provider
+    /// (its `revocation_endpoint`) before the file is deleted, so a refresh with the old token
+    /// is refused by the provider.
+    fn logout_revokes(&mut self, main: &Provider) -> Result<(), String> {
+        self.step("logout revokes the refresh token", |demo| {
+            let cache = demo.work.cache("browser");
+            let refresh_token = stored_refresh_token(&cache)?;
+            let command = demo.command(&["logout", "--auth-mode", "Pkce"], "browser", &[]);
+            let out = demo.flyte_auth(command, |_| Ok(()))?;
+            if out.code != Some(0) || !out.stderr.contains("revoked at the server") {
+                return Err(format!(
+                    "expected logout to say the refresh token was revoked; it ended with {:?}",
+                    out.code
+                ));
+            }
+            if stored_refresh_token(&cache).is_ok() {
+                return Err("the login is still stored".into());
+            }
+            let url = format!("http://127.0.0.1:{}/token", main.port);
+            println!(
+                "$ POST {url} grant_type=refresh_token client_id=flytectl refresh_token=<the \
+                 old one>"
+            );
+            let (status, answer) = refresh_with(&url, &refresh_token)?;
+            println!("    {status} {answer}");
+            if status != 400 || answer["error"] != "invalid_grant" {
+                return Err(format!(
+                    "expected the provider to refuse the old refresh token with invalid_grant, \
+                     got {status} {answer}"
+                ));
+            }
+            Ok(
+                "revoked at the provider, then deleted; a refresh with the old token: 400 \
+                invalid_grant"
+                    .into(),
+            )
+        })
+    }
+
     fn refresh(&mut self, short: &Provider) -> Result<(), String> {
         let endpoint = short.endpoint();
         let browser = self.browser.display().to_string();
@@ -704,13 +859,13 @@ impl Demo<'_> {
     fn iap_proxy_token(&mut self) -> Result<(), String> {
         let server = crate::metadata::MetadataServer::start()?;
         self.step("IAP proxy token from the metadata server", |demo| {
-            let mut cmd = cargo(["run", "-q", "-p", "flyte-auth-google", "--example"]);
-            cmd.args(["iap_token", "--", IAP_AUDIENCE])
+            let mut cmd = Command::new(&demo.iap_token);
+            cmd.arg(IAP_AUDIENCE)
                 .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
                 .env("GCE_METADATA_HOST", &server.host)
                 .env("CLOUDSDK_CONFIG", demo.work.cache("gcloud"));
             println!("$ {}", show(&cmd));
-            let out = capture(&mut cmd, 30 * MINUTE)?;
+            let out = capture(&mut cmd, STEP_LIMIT)?;
             let tokens: Vec<&str> = out
                 .lines()
                 .filter_map(|line| line.strip_prefix("proxy-authorization: Bearer "))
@@ -797,6 +952,59 @@ fn fingerprint(token: &str) -> String {
     format!("{:06x}", hasher.finish() & 0xff_ffff)
 }
 
+/// The refresh token of the one login stored in the file store directory `dir`.
+fn stored_refresh_token(dir: &Path) -> Result<String, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    let [file] = files.as_slice() else {
+        return Err(format!(
+            "expected one stored login in {}, found {}",
+            dir.display(),
+            files.len()
+        ));
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let doc: Value = serde_json::from_str(&text)
+        .map_err(|_| format!("{} is not the file store's JSON", file.display()))?;
+    doc["credentials"]["refresh_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("the login in {} has no refresh token", file.display()))
+}
+
+/// A `refresh_token` grant as the public client `flytectl`: the status and JSON answer.
+fn refresh_with(url: &str, refresh_token: &str) -> Result<(u16, Value), String> {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "refresh_token")
+        .append_pair("client_id", "flytectl")
+        .append_pair("refresh_token", refresh_token)
+        .finish();
+    let response = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .and_then(|client| {
+            client
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+        })
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    let status = response.status().as_u16();
+    let answer: Value = response.json().unwrap_or(Value::Null);
+    // Only what says why: never anything else the provider might echo.
+    let answer = serde_json::json!({
+        "error": answer["error"],
+        "error_description": answer["error_description"],
+    });
+    Ok((status, answer))
+}
+
 /// What the stand-in browser wrote (it runs without a terminal when started as `$BROWSER`).
 fn browser_log(work: &WorkDir) -> String {
     std::fs::read_to_string(work.browser_log()).unwrap_or_default()
@@ -817,6 +1025,31 @@ mod tests {
             Some("ABCD-EFGH")
         );
         assert_eq!(user_code("no code here"), None);
+    }
+
+    #[test]
+    fn the_refresh_token_is_read_from_the_one_stored_login() {
+        let dir = std::env::temp_dir().join(format!("xtask-demo-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(stored_refresh_token(&dir).unwrap_err().contains("found 0"));
+        let file = dir.join("127.0.0.1_1234-0123456789abcdef.json");
+        std::fs::write(
+            &file,
+            r#"{"version":1,"credentials":{"access_token":"a","refresh_token":"r-1"}}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.join(".127.0.0.1_1234-0123456789abcdef.lock"), "").unwrap();
+        assert_eq!(stored_refresh_token(&dir).unwrap(), "r-1");
+        std::fs::write(&file, r#"{"version":1,"credentials":{"access_token":"a"}}"#).unwrap();
+        assert!(
+            stored_refresh_token(&dir)
+                .unwrap_err()
+                .contains("no refresh token")
+        );
+        std::fs::remove_file(&file).unwrap();
+        assert!(stored_refresh_token(&dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
