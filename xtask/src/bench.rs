@@ -50,6 +50,7 @@ use serde_json::{Value, json};
 use crate::cmd::{capture, cargo, run, show};
 
 mod latency;
+mod tls;
 use crate::provider::Provider;
 use crate::tasks::Outcome;
 pub(crate) use latency::latency;

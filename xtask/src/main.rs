@@ -133,6 +133,11 @@ const TASKS: &[Task] = &[
                     .value_name("MS")
                     .value_parser(value_parser!(u64))
                     .help("only the cold token, through a loopback proxy delaying MS milliseconds each way (target/bench/latency.*)"),
+                Arg::new("tls")
+                    .long("tls")
+                    .action(ArgAction::SetTrue)
+                    .requires("latency")
+                    .help("with --latency: TLS terminated behind the delay, by a throwaway CA (target/bench/latency-tls.*)"),
             ]
         },
         run: |args| {
@@ -140,7 +145,9 @@ const TASKS: &[Task] = &[
                 .get_one::<std::path::PathBuf>("cli")
                 .map(|p| p.as_path());
             match args.get_one::<u64>("latency") {
-                Some(ms) => bench::latency(*ms, cli),
+                Some(ms) => {
+                    bench::latency(*ms, cli, args.get_flag("tls"), args.get_flag("with-peers"))
+                }
                 None => bench::bench(args.get_flag("with-peers"), cli),
             }
         },
@@ -326,6 +333,16 @@ mod tests {
                 .unwrap()
                 .get_one::<std::path::PathBuf>("cli"),
             Some(&std::path::PathBuf::from("/tmp/flyte-auth"))
+        );
+        let tls = cli()
+            .try_get_matches_from(["cargo xtask", "bench", "--latency", "25", "--tls"])
+            .unwrap();
+        assert!(tls.subcommand_matches("bench").unwrap().get_flag("tls"));
+        assert!(
+            cli()
+                .try_get_matches_from(["cargo xtask", "bench", "--tls"])
+                .is_err(),
+            "--tls is a variant of --latency"
         );
         assert!(
             cli()

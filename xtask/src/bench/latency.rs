@@ -22,14 +22,14 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::{
-    CLIENT_ID, CLIENT_SECRET, RUN_LIMIT, SECRET_ENV, WorkDir, form_encode, install, median,
-    target_dir, timed,
+    CLIENT_ID, CLIENT_SECRET, PEERS_PY, RUN_LIMIT, SECRET_ENV, WorkDir, form_encode, install,
+    median, peer_venvs, target_dir, timed, tls,
 };
 use crate::provider::Provider;
 use crate::tasks::Outcome;
@@ -39,12 +39,19 @@ const LATENCY_RUNS: usize = 7;
 /// Unmeasured rounds before them.
 const LATENCY_WARM_UP: usize = 1;
 /// Connections the proxy serves at once; more wait in the listen queue.
-const MAX_CONNECTIONS: usize = 32;
+pub(super) const MAX_CONNECTIONS: usize = 32;
 /// The longest a proxied connection lives.
-const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+pub(super) const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
-/// `cargo xtask bench --latency MS [--cli PATH]`.
-pub(crate) fn latency(one_way_ms: u64, cli: Option<&Path>) -> Outcome {
+/// What one run of a participant does, for run number `i`.
+type MakeRun<'a> = Box<dyn Fn(usize) -> Result<Command, String> + 'a>;
+
+/// One measured run: wall time, connections, requests, and when the first connection came
+/// after the start (`None`: no connection).
+type Sample = (Duration, usize, usize, Option<Duration>);
+
+/// `cargo xtask bench --latency MS [--tls] [--with-peers] [--cli PATH]`.
+pub(crate) fn latency(one_way_ms: u64, cli: Option<&Path>, tls: bool, with_peers: bool) -> Outcome {
     if !(1..=1_000).contains(&one_way_ms) {
         return Err(format!(
             "--latency {one_way_ms}: give the one-way delay in milliseconds, 1 to 1000"
@@ -54,57 +61,90 @@ pub(crate) fn latency(one_way_ms: u64, cli: Option<&Path>) -> Outcome {
     let root = crate::workspace_root();
     let target_dir = target_dir()?;
     let idp_dir = root.join("tests").join("idp");
+    let peers = if with_peers {
+        peer_venvs(&target_dir)?
+    } else {
+        println!("peers (flytekit, the Flyte 2 SDK) not measured: add --with-peers");
+        Vec::new()
+    };
     let (cli, _) = install(&target_dir.join("bench").join("install"), cli)?;
     let work = WorkDir::create()?;
     let provider = Provider::start(&idp_dir, &[("access-token-ttl", "3600".into())])?;
     let upstream: SocketAddr = ([127, 0, 0, 1], provider.port).into();
-    let proxy = DelayProxy::start(upstream, one_way)?;
+    // With TLS: the delay in front of a TLS terminator in front of the provider.
+    let (proxy, terminator, ca) = if tls {
+        let pki = tls::Pki::generate()?;
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| format!("cannot start the TLS terminator: {e}"))?;
+        let behind = listener
+            .local_addr()
+            .map_err(|e| format!("the TLS terminator has no address: {e}"))?;
+        let proxy = DelayProxy::start(behind, one_way, false)?;
+        let rewrite = tls::Rewrite {
+            from: format!("http://{upstream}"),
+            to: format!("https://127.0.0.1:{}", proxy.port),
+        };
+        let terminator =
+            tls::Terminator::start(listener, &pki, upstream, rewrite, Arc::clone(&proxy.counts))?;
+        let ca = work.0.join("bench-ca.pem");
+        std::fs::write(&ca, &pki.ca_pem)
+            .map_err(|e| format!("cannot write {}: {e}", ca.display()))?;
+        (proxy, Some(terminator), Some(ca))
+    } else {
+        (DelayProxy::start(upstream, one_way, true)?, None, None)
+    };
+    let scheme = if tls { "https" } else { "http" };
     println!(
-        "provider: http://{upstream}, behind a proxy delaying {one_way_ms} ms each way at \
-         http://127.0.0.1:{}",
+        "provider: http://{upstream}, behind {}a proxy delaying {one_way_ms} ms each way at \
+         {scheme}://127.0.0.1:{}",
+        if tls {
+            "a TLS terminator (a throwaway CA) and "
+        } else {
+            ""
+        },
         proxy.port
     );
     let endpoint = format!("dns:///127.0.0.1:{}", proxy.port);
-    let token_url = format!("http://127.0.0.1:{}/token", proxy.port);
+    let token_url = format!("{scheme}://127.0.0.1:{}/token", proxy.port);
 
-    // `tokenUrl` and `scopes` only come from a config file.
-    let configured = work.0.join("configured.yaml");
-    std::fs::write(
-        &configured,
-        format!(
-            "admin:\n  endpoint: {endpoint}\n  insecure: true\n  authType: ClientSecret\n  \
-             clientId: {CLIENT_ID}\n  clientSecretEnvVar: {SECRET_ENV}\n  tokenUrl: {token_url}\n  \
-             scopes:\n    - all\n"
-        ),
-    )
-    .map_err(|e| format!("cannot write {}: {e}", configured.display()))?;
-    let flyte_auth = |cache: &Path, config: Option<&Path>| {
+    // `tokenUrl` and `scopes` only come from a config file; both jobs use one.
+    let config = |name: &str, extra: &str| -> Result<std::path::PathBuf, String> {
+        let path = work.0.join(name);
+        let ca = ca.as_ref().map_or_else(String::new, |ca| {
+            format!("  caCertFilePath: {}\n", ca.display())
+        });
+        std::fs::write(
+            &path,
+            format!(
+                "admin:\n  endpoint: {endpoint}\n  insecure: {}\n{ca}  authType: ClientSecret\n  \
+                 clientId: {CLIENT_ID}\n  clientSecretEnvVar: {SECRET_ENV}\n{extra}",
+                !tls
+            ),
+        )
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(path)
+    };
+    let discovering = config("discovering.yaml", "")?;
+    let configured = config(
+        "configured.yaml",
+        &format!("  tokenUrl: {token_url}\n  scopes:\n    - all\n"),
+    )?;
+    let flyte_auth = |cache: &Path, config: &Path| {
         let mut cmd = Command::new(&cli);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", work.0.join("home"))
             .env(SECRET_ENV, CLIENT_SECRET)
-            .arg("token");
-        match config {
-            Some(config) => cmd.arg("--config").arg(config),
-            None => cmd.args([
-                "--endpoint",
-                &endpoint,
-                "--insecure",
-                "--auth-mode",
-                "ClientSecret",
-                "--client-id",
-                CLIENT_ID,
-                "--client-secret-env",
-                SECRET_ENV,
-            ]),
-        };
-        cmd.args(["--store", "file", "--cache-dir"]).arg(cache);
+            .arg("token")
+            .arg("--config")
+            .arg(config)
+            .args(["--store", "file", "--cache-dir"])
+            .arg(cache);
         cmd
     };
     // A directory holding only the discovery answer a first run kept.
     let answered = work.0.join("answered");
-    timed(&mut flyte_auth(&answered, None), RUN_LIMIT)?;
+    timed(&mut flyte_auth(&answered, &discovering), RUN_LIMIT)?;
     let hints: Vec<_> = std::fs::read_dir(&answered)
         .map_err(|e| format!("cannot read {}: {e}", answered.display()))?
         .filter_map(Result::ok)
@@ -135,10 +175,11 @@ pub(crate) fn latency(one_way_ms: u64, cli: Option<&Path>) -> Outcome {
     );
     let curl = || {
         let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "10"]);
+        if let Some(ca) = &ca {
+            cmd.arg("--cacert").arg(ca);
+        }
         cmd.args([
-            "-sS",
-            "--max-time",
-            "10",
             "-H",
             &authorization,
             "-d",
@@ -149,72 +190,122 @@ pub(crate) fn latency(one_way_ms: u64, cli: Option<&Path>) -> Outcome {
         ]);
         cmd
     };
+    let peers_py = work.0.join("peers.py");
+    std::fs::write(&peers_py, PEERS_PY).map_err(|e| format!("cannot write peers.py: {e}"))?;
+    let peer = |python: &Path, sdk: &str| {
+        let mut cmd = Command::new(python);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", work.0.join("home"))
+            .env("FLYTE_AUTH_BENCH_CLIENT_ID", CLIENT_ID)
+            .env(SECRET_ENV, CLIENT_SECRET);
+        if let Some(ca) = &ca {
+            cmd.env("FLYTE_AUTH_BENCH_CA", ca);
+        }
+        cmd.arg(&peers_py)
+            .args([sdk, "login", &endpoint, &token_url]);
+        cmd
+    };
 
-    type MakeRun<'a> = Box<dyn Fn(usize) -> Result<Command, String> + 'a>;
-    let participants: Vec<(&str, MakeRun<'_>)> = vec![
+    const DISCOVERY: &str = "client credentials, discovery needed";
+    const ANSWER_KEPT: &str = "client credentials, the discovery answer kept by an earlier run";
+    const CONFIGURED: &str = "client credentials, tokenUrl and scopes configured";
+    let mut participants: Vec<(&str, String, MakeRun<'_>)> = vec![
         (
-            "flyte-auth token, client credentials, discovery needed",
-            Box::new(|i| Ok(flyte_auth(&work.0.join(format!("cold-{i}")), None))),
+            DISCOVERY,
+            "flyte-auth token".into(),
+            Box::new(|i| Ok(flyte_auth(&work.0.join(format!("cold-{i}")), &discovering))),
         ),
         (
-            "flyte-auth token, the discovery answer kept by an earlier run",
-            Box::new(|i| Ok(flyte_auth(&with_answer(i)?, None))),
+            ANSWER_KEPT,
+            "flyte-auth token".into(),
+            Box::new(|i| Ok(flyte_auth(&with_answer(i)?, &discovering))),
         ),
         (
-            "flyte-auth token, tokenUrl and scopes configured",
+            CONFIGURED,
+            "flyte-auth token".into(),
             Box::new(|i| {
                 Ok(flyte_auth(
                     &work.0.join(format!("configured-{i}")),
-                    Some(&configured),
+                    &configured,
                 ))
             }),
         ),
-        ("curl, one token POST", Box::new(|_| Ok(curl()))),
+        (
+            CONFIGURED,
+            "curl, one token POST".into(),
+            Box::new(|_| Ok(curl())),
+        ),
     ];
+    for (sdk, label, python) in &peers {
+        participants.push((
+            CONFIGURED,
+            format!("{label} (its token client, the token URL given)"),
+            Box::new(move |_| Ok(peer(python, sdk))),
+        ));
+    }
 
-    let mut samples: Vec<Vec<(Duration, usize, usize)>> = vec![Vec::new(); participants.len()];
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); participants.len()];
     for round in 0..LATENCY_WARM_UP + LATENCY_RUNS {
-        for ((name, make), samples) in participants.iter().zip(&mut samples) {
+        for ((_, name, make), samples) in participants.iter().zip(&mut samples) {
+            let mut cmd = make(round)?;
             proxy.reset();
-            let (took, stdout) =
-                timed(&mut make(round)?, RUN_LIMIT).map_err(|e| format!("{name}: {e}"))?;
+            let started = Instant::now();
+            let (took, stdout) = timed(&mut cmd, RUN_LIMIT).map_err(|e| format!("{name}: {e}"))?;
             if stdout.trim().is_empty() {
                 return Err(format!("{name} printed no token"));
             }
             if round >= LATENCY_WARM_UP {
-                samples.push((took, proxy.connections(), proxy.requests()));
+                let first = proxy
+                    .first_connection()
+                    .map(|t| t.saturating_duration_since(started));
+                samples.push((took, proxy.connections(), proxy.requests(), first));
             }
         }
     }
 
     let rtt = 2.0 * one_way.as_secs_f64() * 1_000.0;
+    let transport = if tls {
+        "TLS terminated behind the delay (a throwaway CA)"
+    } else {
+        "plain HTTP"
+    };
     let mut text = format!(
-        "cold token at {rtt:.0} ms RTT ({one_way_ms} ms each way), plain HTTP, median of \
-         {LATENCY_RUNS} runs (RTT = wall time / {rtt:.0} ms, process start included)\n\n\
-         | job | wall | RTT | connections | requests |\n| --- | --- | --- | --- | --- |\n"
+        "cold token at {rtt:.0} ms RTT ({one_way_ms} ms each way), {transport}, median of \
+         {LATENCY_RUNS} runs (RTT = wall time / {rtt:.0} ms, process start included; first \
+         connection: from just before the spawn to the proxy's accept)\n"
     );
     let mut rows = Vec::new();
-    for ((name, _), samples) in participants.iter().zip(samples) {
-        let wall = median(samples.iter().map(|s| s.0).collect());
-        let mut connections: Vec<usize> = samples.iter().map(|s| s.1).collect();
-        let mut requests: Vec<usize> = samples.iter().map(|s| s.2).collect();
-        connections.sort_unstable();
-        requests.sort_unstable();
-        let (connections, requests) = (
-            connections[connections.len() / 2],
-            requests[requests.len() / 2],
-        );
+    let mut job = "";
+    for ((this_job, name, _), samples) in participants.iter().zip(samples) {
+        if *this_job != job {
+            job = this_job;
+            let _ = write!(
+                text,
+                "\n{job}\n\n| process | wall | RTT | connections | requests | first connection |\n\
+                 | --- | --- | --- | --- | --- | --- |\n"
+            );
+        }
+        let row = LatencyRow::of(&samples);
+        let first = row
+            .first_ms
+            .map_or_else(|| "-".into(), |ms| format!("{ms:.1} ms"));
         let _ = writeln!(
             text,
-            "| {name} | {wall:.1} ms | {:.1} | {connections} | {requests} |",
-            wall / rtt
+            "| {name} | {:.1} ms | {:.1} | {} | {} | {first} |",
+            row.wall_ms,
+            row.wall_ms / rtt,
+            row.connections,
+            row.requests
         );
         rows.push(json!({
-            "job": name,
-            "median_ms": wall,
-            "rtt": wall / rtt,
-            "connections": connections,
-            "requests": requests,
+            "job": job,
+            "process": name,
+            "median_ms": row.wall_ms,
+            "rtt": row.wall_ms / rtt,
+            "connections": row.connections,
+            "requests": row.requests,
+            "first_connection_ms": row.first_ms,
         }));
     }
     println!("\n{text}");
@@ -223,19 +314,46 @@ pub(crate) fn latency(one_way_ms: u64, cli: Option<&Path>) -> Outcome {
     let summary = json!({
         "one_way_ms": one_way_ms,
         "runs": LATENCY_RUNS,
-        "tls": false,
+        "tls": tls,
         "results": rows,
     });
-    for (name, contents) in [("latency.json", summary.to_string()), ("latency.txt", text)] {
-        let path = out.join(name);
+    let stem = if tls { "latency-tls" } else { "latency" };
+    for (ext, contents) in [("json", summary.to_string()), ("txt", text)] {
+        let path = out.join(format!("{stem}.{ext}"));
         std::fs::write(&path, contents)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     drop(proxy);
+    drop(terminator);
     Ok(Some(format!(
         "written to {}",
-        out.join("latency.{json,txt}").display()
+        out.join(format!("{stem}.{{json,txt}}")).display()
     )))
+}
+
+/// The medians of one participant's runs.
+struct LatencyRow {
+    wall_ms: f64,
+    connections: usize,
+    requests: usize,
+    /// The median time to the first connection, of the runs that made one.
+    first_ms: Option<f64>,
+}
+
+impl LatencyRow {
+    fn of(samples: &[Sample]) -> Self {
+        let middle = |mut v: Vec<usize>| {
+            v.sort_unstable();
+            v.get(v.len() / 2).copied().unwrap_or(0)
+        };
+        let firsts: Vec<Duration> = samples.iter().filter_map(|s| s.3).collect();
+        Self {
+            wall_ms: median(samples.iter().map(|s| s.0).collect()),
+            connections: middle(samples.iter().map(|s| s.1).collect()),
+            requests: middle(samples.iter().map(|s| s.2).collect()),
+            first_ms: (!firsts.is_empty()).then(|| median(firsts)),
+        }
+    }
 }
 
 /// A `0700` directory, as flyte-auth wants its cache directory.
@@ -256,15 +374,23 @@ struct DelayProxy {
     stop: Arc<AtomicBool>,
 }
 
+/// What went through the proxy (and, with TLS, the terminator behind it) since the last
+/// [`DelayProxy::reset`].
 #[derive(Default)]
-struct Counts {
+pub(super) struct Counts {
     connections: AtomicUsize,
-    requests: AtomicUsize,
+    /// HTTP requests: counted by the proxy over plain HTTP, by the terminator with TLS.
+    pub(super) requests: AtomicUsize,
     open: AtomicUsize,
+    /// When the first connection was accepted.
+    first: Mutex<Option<Instant>>,
 }
 
 impl DelayProxy {
-    fn start(upstream: SocketAddr, one_way: Duration) -> Result<Self, String> {
+    /// A proxy in front of `upstream`; `plain`: the traffic is plain HTTP, whose requests
+    /// the proxy counts and whose answers name the upstream's origin, replaced by its own.
+    /// Otherwise (TLS) it passes the bytes on unread.
+    fn start(upstream: SocketAddr, one_way: Duration, plain: bool) -> Result<Self, String> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .map_err(|e| format!("cannot start the delaying proxy: {e}"))?;
         let port = listener
@@ -278,12 +404,12 @@ impl DelayProxy {
         // that the announced endpoints are reached through the delay too. The two have ports
         // of the same length (an ephemeral port each), so no Content-Length changes.
         let (theirs, ours) = (upstream.to_string(), format!("127.0.0.1:{port}"));
-        if theirs.len() != ours.len() {
+        if plain && theirs.len() != ours.len() {
             return Err(format!(
                 "the delaying proxy at {ours} cannot stand in for {theirs} (ports of different lengths)"
             ));
         }
-        let rewrite = Arc::new((theirs.into_bytes(), ours.into_bytes()));
+        let rewrite = Arc::new(plain.then(|| (theirs.into_bytes(), ours.into_bytes())));
         let counts = Arc::new(Counts::default());
         let stop = Arc::new(AtomicBool::new(false));
         let (c, s) = (Arc::clone(&counts), Arc::clone(&stop));
@@ -295,11 +421,15 @@ impl DelayProxy {
                 }
                 match listener.accept() {
                     Ok((client, _)) => {
+                        let accepted = Instant::now();
+                        if let Ok(mut first) = c.first.lock() {
+                            first.get_or_insert(accepted);
+                        }
                         c.connections.fetch_add(1, Ordering::Relaxed);
                         c.open.fetch_add(1, Ordering::Relaxed);
                         let (c, rewrite) = (Arc::clone(&c), Arc::clone(&rewrite));
                         std::thread::spawn(move || {
-                            proxy_one(client, upstream, one_way, &c, &rewrite);
+                            proxy_one(client, upstream, one_way, plain.then_some(&c), &rewrite);
                             c.open.fetch_sub(1, Ordering::Relaxed);
                         });
                     }
@@ -314,6 +444,14 @@ impl DelayProxy {
     fn reset(&self) {
         self.counts.connections.store(0, Ordering::Relaxed);
         self.counts.requests.store(0, Ordering::Relaxed);
+        if let Ok(mut first) = self.counts.first.lock() {
+            *first = None;
+        }
+    }
+
+    /// When the first connection of the run was accepted.
+    fn first_connection(&self) -> Option<Instant> {
+        self.counts.first.lock().ok().and_then(|first| *first)
     }
 
     fn connections(&self) -> usize {
@@ -337,8 +475,8 @@ fn proxy_one(
     client: TcpStream,
     upstream: SocketAddr,
     one_way: Duration,
-    counts: &Arc<Counts>,
-    rewrite: &Arc<(Vec<u8>, Vec<u8>)>,
+    counts: Option<&Arc<Counts>>,
+    rewrite: &Arc<Option<(Vec<u8>, Vec<u8>)>>,
 ) {
     let accepted = Instant::now();
     let Ok(server) = TcpStream::connect_timeout(&upstream, Duration::from_secs(5)) else {
@@ -355,19 +493,34 @@ fn proxy_one(
     // The TCP handshake a loopback connect skips: SYN, SYN-ACK, then the data's own way.
     let first = accepted + 3 * one_way;
     let up = std::thread::spawn({
-        let counts = Arc::clone(counts);
-        move || pump(client, server2, one_way, first, Direction::Up(&counts))
+        let counts = counts.map(Arc::clone);
+        move || {
+            pump(
+                client,
+                server2,
+                one_way,
+                first,
+                Direction::Up(counts.as_deref()),
+            )
+        }
     });
-    pump(server, client2, one_way, accepted, Direction::Down(rewrite));
+    pump(
+        server,
+        client2,
+        one_way,
+        accepted,
+        Direction::Down(rewrite.as_ref().as_ref()),
+    );
     let _ = up.join();
 }
 
 /// What a direction of a connection does besides passing the bytes on.
 enum Direction<'a> {
-    /// Client to server: counts the requests.
-    Up(&'a Counts),
-    /// Server to client: replaces the provider's origin by the proxy's (same length).
-    Down(&'a (Vec<u8>, Vec<u8>)),
+    /// Client to server: counts the requests (over plain HTTP).
+    Up(Option<&'a Counts>),
+    /// Server to client: replaces the provider's origin by the proxy's (same length; over
+    /// plain HTTP).
+    Down(Option<&'a (Vec<u8>, Vec<u8>)>),
 }
 
 /// Copies `from` to `to`, each chunk `one_way` after it arrived and not before `not_before`.
@@ -398,13 +551,14 @@ fn pump(
             Ok(n) => {
                 let arrived = Instant::now();
                 let chunk = match direction {
-                    Direction::Up(counts) => {
+                    Direction::Up(Some(counts)) => {
                         counts
                             .requests
                             .fetch_add(request_lines(&buf[..n]), Ordering::Relaxed);
                         buf[..n].to_vec()
                     }
-                    Direction::Down((from, to)) => replace(&buf[..n], from, to),
+                    Direction::Down(Some((from, to))) => replace(&buf[..n], from, to),
+                    Direction::Up(None) | Direction::Down(None) => buf[..n].to_vec(),
                 };
                 if tx.send((arrived, chunk)).is_err() {
                     break;
@@ -417,7 +571,7 @@ fn pump(
 }
 
 /// `chunk` with every `from` replaced by `to`.
-fn replace(chunk: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+pub(super) fn replace(chunk: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(chunk.len());
     let mut i = 0;
     while i < chunk.len() {
@@ -485,7 +639,7 @@ mod tests {
             let n = s.read(&mut buf).unwrap();
             s.write_all(&buf[..n]).unwrap();
         });
-        let proxy = DelayProxy::start(addr, Duration::from_millis(1)).unwrap();
+        let proxy = DelayProxy::start(addr, Duration::from_millis(1), true).unwrap();
         let mut c = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
         c.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
         let mut buf = [0u8; 64];

@@ -9,7 +9,8 @@ usage: peers.py flytekit|flyte2 login|store|cached ENDPOINT TOKEN_URL
 - store:  a login, then the token saved in the SDK's keyring store (not timed);
 - cached: the token read back from the SDK's keyring store and printed.
 
-The client id and secret come from FLYTE_AUTH_BENCH_CLIENT_ID / _SECRET.
+The client id and secret come from FLYTE_AUTH_BENCH_CLIENT_ID / _SECRET; FLYTE_AUTH_BENCH_CA,
+when set, is the PEM file of the CA to trust (`bench --latency MS --tls`).
 """
 
 import os
@@ -26,7 +27,9 @@ def flytekit(job, endpoint, token_url):
     header = get_basic_authorization_header(
         os.environ["FLYTE_AUTH_BENCH_CLIENT_ID"], os.environ["FLYTE_AUTH_BENCH_CLIENT_SECRET"]
     )
-    token, _, expires_in = get_token(token_url, scopes=["all"], authorization_header=header)
+    token, _, expires_in = get_token(
+        token_url, scopes=["all"], authorization_header=header, verify=os.environ.get("FLYTE_AUTH_BENCH_CA")
+    )
     if job == "store":
         from flytekit.clients.auth.keyring import Credentials, KeyringStore
 
@@ -50,8 +53,13 @@ def flyte2(job, endpoint, token_url):
         os.environ["FLYTE_AUTH_BENCH_CLIENT_ID"], os.environ["FLYTE_AUTH_BENCH_CLIENT_SECRET"]
     )
 
+    ca = os.environ.get("FLYTE_AUTH_BENCH_CA")
+
     async def login():
-        async with httpx.AsyncClient() as session:
+        import ssl
+
+        verify = ssl.create_default_context(cafile=ca) if ca else True
+        async with httpx.AsyncClient(verify=verify) as session:
             return await get_token(token_url, session, scopes=["all"], authorization_header=header)
 
     token, refresh, expires_in = asyncio.run(login())
