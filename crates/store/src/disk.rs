@@ -1,23 +1,11 @@
 //! What both persistent stores (and the discovery hints) share on disk: the directory, the
 //! per-endpoint file names, atomic `0600` writes, bounded reads, and the cross-process lock on
-//! a sidecar file.
+//! a sidecar file (never deleted: deleting one would let two processes lock two files).
 //!
-//! The lock is an exclusive advisory lock (`std::fs::File::lock`: `flock` on Unix, `LockFileEx`
-//! on Windows) on `<name>.lock` in the store directory, held by an open handle until the guard
-//! is dropped or the process dies. Being per handle, it also excludes other threads of the same
-//! process that lock the same endpoint. The file store and the keyring store use the same lock
-//! file for an endpoint. Lock files are never deleted: deleting one would let two processes
-//! lock two different files.
-//!
-//! Nothing on disk can be turned against the user (Unix): the directory must belong to the
-//! effective user and be writable by nobody else ([`check_dir`]); every file found in it by
-//! name (token, lock, hint) is opened without following a symbolic link and without blocking
-//! on a FIFO, and the opened handle must be a regular file of the same user ([`open_found`]).
-//! Whose entries these are is decided by core's rule for what is found on disk
-//! ([`flyte_auth_core::owned`], trusting the effective user only: root's are refused to
-//! anyone else), as it is for the config files the search finds.
-//! Temporary files a killed writer left behind are removed by the next write or lock of the
-//! endpoint once they are a minute old ([`remove_stale_temp_files`]).
+//! Nothing found here is used against the user (Unix): the directory must be the effective
+//! user's and writable by nobody else ([`check_dir`]); a file found by name is opened without
+//! following a link or blocking on a FIFO and must be a regular file of the user
+//! ([`open_found`]), by core's rule for what is found on disk ([`flyte_auth_core::owned`]).
 
 use std::{
     fs::{self, File, OpenOptions, TryLockError},
@@ -235,12 +223,17 @@ pub(crate) fn file_stem(endpoint: &str) -> String {
             }
         })
         .collect();
-    let hash: String = Sha256::digest(key.as_bytes())
+    format!("{name}-{}", fingerprint(key))
+}
+
+/// The first 16 hex digits of the SHA-256 of `text`: enough to tell tokens and endpoints
+/// apart, useless to recover one.
+pub(crate) fn fingerprint(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
         .iter()
         .take(8)
         .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{name}-{hash}")
+        .collect()
 }
 
 /// The sidecar lock file of `endpoint` in `dir`.
@@ -263,6 +256,16 @@ pub(crate) fn create_private_dir(
         .create(dir)
         .map_err(|e| io_error(store, operation, "could not create the directory", dir, e))?;
     check_dir(store, dir).map(drop)
+}
+
+/// A [`StoreError::Io`] without a source: `message` says what failed (never a token).
+pub(crate) fn failed(store: &'static str, operation: &'static str, message: String) -> StoreError {
+    StoreError::Io {
+        store,
+        operation,
+        message,
+        source: None,
+    }
 }
 
 /// An I/O error as a store error naming the path (never file contents).
@@ -470,18 +473,11 @@ pub(crate) fn lock(
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = match open_found(&path, &mut options) {
-        Ok(Some(file)) => file,
-        // Created when missing: only a race with a deletion gets here.
-        Ok(None) => {
-            return Err(io_error(
-                store,
-                "lock",
-                "could not open the lock file",
-                &path,
-                io::ErrorKind::NotFound.into(),
-            ));
-        }
+    // Created when missing: only a race with a deletion finds nothing.
+    let found = open_found(&path, &mut options)
+        .and_then(|file| file.ok_or_else(|| Unusable::Io(io::ErrorKind::NotFound.into())));
+    let file = match found {
+        Ok(file) => file,
         Err(Unusable::Io(e)) => {
             return Err(io_error(
                 store,
@@ -512,16 +508,12 @@ pub(crate) fn lock(
         }
         let now = Instant::now();
         if deadline.is_some_and(|deadline| now >= deadline) {
-            return Err(StoreError::Io {
-                store,
-                operation: "lock",
-                message: format!(
-                    "another process held {} for more than {}s",
-                    path.display(),
-                    timeout.as_secs_f32()
-                ),
-                source: None,
-            });
+            let message = format!(
+                "another process held {} for more than {}s",
+                path.display(),
+                timeout.as_secs_f32()
+            );
+            return Err(failed(store, "lock", message));
         }
         thread::sleep(deadline.map_or(pause, |deadline| pause.min(deadline - now)));
         pause = (pause * 2).min(Duration::from_millis(100));

@@ -1,11 +1,6 @@
-//! [`FileStore`]: one JSON file per endpoint, for machines without a keyring.
-//!
-//! Design, in short (the details are on [`FileStore`], where users of the crate see them):
-//! writes replace the file atomically (temporary file in the same directory, `fsync`,
-//! `rename`), so readers never see half a file and need no lock; reads and writes take no lock
-//! at all, so they work while this process holds the endpoint's lock (a second `flock` on
-//! another handle of the same file would block even within one process); only
-//! [`TokenStore::lock`] locks, on a sidecar file, for the cache's "re-read, refresh, write".
+//! [`FileStore`]: one JSON file per endpoint, for machines without a keyring. Reads and
+//! writes take no lock (a write is an atomic rename), so they work while this process holds
+//! the endpoint's [`TokenStore::lock`].
 
 use std::{
     fs, io,
@@ -29,68 +24,15 @@ const MAX_FILE_SIZE: u64 = 1024 * 1024;
 /// Credentials in one `0600` JSON file per endpoint, replaced atomically, with a
 /// cross-process lock per endpoint.
 ///
-/// # Where
-///
-/// The directory is, in order: the one given to [`FileStore::open`] / [`FileStore::in_dir`],
-/// else `$FLYTE_AUTH_CACHE_DIR`, else `flyte-auth` under the user's cache directory
-/// (`~/.cache/flyte-auth` on Linux, `~/Library/Caches/flyte-auth` on macOS,
-/// `%LOCALAPPDATA%\flyte-auth` on Windows). It is created on the first write, with mode
-/// `0700` on Unix.
-///
-/// Each endpoint has a file `<name>-<hash>.json`: `<name>` is the endpoint's key
-/// ([`Endpoint::key`], so every spelling of a server shares the file) with every
-/// character other than `A-Z a-z 0-9 . _ -` replaced by `_` (at most 64 of them), `<hash>`
-/// the first 16 hex digits of the SHA-256 of the key, so that `host:443`, `host_443` and
-/// `host/443` get distinct files and no endpoint can name a path outside the directory.
-///
-/// # Format
-///
-/// ```json
-/// {"version":1,"credentials":{"access_token":"…","refresh_token":"…","for_endpoint":"flyte.example.org:443",
-///  "expires_in":3600,"expires_at_unix":1767225600,"client_id":"flytectl","scopes":["all"]}}
-/// ```
-///
-/// `credentials` is `flyte_auth_core::Credentials` as serde writes it. A file that cannot be
-/// read, is not of this shape, has another `version`, or names another endpoint is treated as
-/// "no credentials" with a warning; the next write replaces it.
-///
-/// # Atomic writes and locking
-///
-/// A write goes to a temporary file in the same directory, created with mode `0600` (never
-/// widened, never `chmod`-ed afterwards), is flushed to disk (`fsync`), then renamed over the
-/// token file. A rename within a directory is atomic, so a reader opens either the old file
-/// or the new one, never a half-written one. Reads and writes take no lock at all: that is
-/// what makes them safe to call while this process holds the endpoint's lock.
-///
-/// [`TokenStore::lock`] is the cross-process lock the credential cache takes around "re-read,
-/// refresh if still stale, write": an exclusive advisory lock (`flock` on Unix, `LockFileEx` on
-/// Windows, through `std::fs::File::lock`) on a sidecar file `<name>-<hash>.lock` next to the
-/// token file. It is held by an open file handle, so it also excludes other threads of this
-/// process that call `lock` for the same endpoint, and it is released when the returned guard
-/// is dropped or the process dies. Waiting is bounded ([`FileStore::DEFAULT_LOCK_TIMEOUT`]),
-/// then [`StoreError::Io`] with `operation: "lock"`. Lock files are never deleted (deleting a
-/// lock file lets two processes lock two different files).
-///
-/// Advisory locks may not work on some network file systems; the atomic rename still keeps
-/// every file whole there.
-///
-/// # Nothing on disk is used against the user
-///
-/// On Unix, a directory that belongs to another user (root's included, unless the program
-/// runs as root), or that group or others may write to, is refused by `store`, `retrieve` and
-/// `lock` with [`StoreError::Denied`] naming it and why; `delete` still removes the file (an
-/// unlink harms nobody). Every file found by name (token, lock) is opened without following a
-/// symbolic link and without blocking (a FIFO cannot stall a read), and the opened handle
-/// must be a regular file of the same user: a link or another user's file at the token path
-/// is refused by `retrieve` ([`StoreError::Denied`]; its target is never read), and at the
-/// lock path by `lock` (its target is never created); a FIFO, socket or directory at the
-/// token path is no credentials with a warning, and the next write replaces it. A write
-/// replaces whatever is at the token path (a link is replaced, not followed).
-///
-/// A process killed in the middle of a write leaves its temporary file
-/// (`.<name>-<hash>.json.<pid>.<n>.tmp`) behind; the next write or lock of that endpoint
-/// removes the endpoint's temporary files that are more than a minute old (younger ones may
-/// be another process's write in progress).
+/// The directory is the one given to [`FileStore::open`] / [`FileStore::in_dir`], else
+/// `$FLYTE_AUTH_CACHE_DIR`, else `flyte-auth` under the user's cache directory; it is created
+/// `0700` on the first write. Each endpoint has a file `<name>-<hash>.json` named by its
+/// [`Endpoint::key`] and a sidecar lock file `<name>-<hash>.lock`. A write replaces the file
+/// atomically (a `0600` temporary file, `fsync`, `rename`). A file that is unusable, of
+/// another version or of another endpoint is no credentials, with a warning; a link or
+/// another user's file at the token path, or a directory others may write to, is
+/// [`StoreError::Denied`]. The crate's README ("The file store") has the format, the naming
+/// and the rules for what is found on disk in full.
 ///
 /// # Example
 ///
@@ -179,14 +121,6 @@ impl FileStore {
     pub fn lock_path_for(&self, endpoint: &Endpoint) -> PathBuf {
         disk::lock_path(&self.dir, endpoint.key())
     }
-
-    fn write_file(&self, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
-        disk::write_private_file(STORE, &self.dir, path, contents)
-    }
-}
-
-fn io_error(operation: &'static str, what: &str, path: &Path, e: io::Error) -> StoreError {
-    disk::io_error(STORE, operation, what, path, e)
 }
 
 #[derive(Serialize)]
@@ -283,13 +217,14 @@ impl TokenStore for FileStore {
             version: FORMAT_VERSION,
             credentials: &credentials,
         })
-        .map_err(|e| StoreError::Io {
-            store: STORE,
-            operation: "write",
-            message: format!("could not encode the credentials: {e}"),
-            source: None,
+        .map_err(|e| {
+            disk::failed(
+                STORE,
+                "write",
+                format!("could not encode the credentials: {e}"),
+            )
         })?;
-        self.write_file(&self.path_for(endpoint), &json)
+        disk::write_private_file(STORE, &self.dir, &self.path_for(endpoint), &json)
     }
 
     fn retrieve(&self, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError> {
@@ -307,7 +242,13 @@ impl TokenStore for FileStore {
                 Ok(())
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_error("delete", "could not delete", &path, e)),
+            Err(e) => Err(disk::io_error(
+                STORE,
+                "delete",
+                "could not delete",
+                &path,
+                e,
+            )),
         }
     }
 

@@ -160,12 +160,7 @@ impl DiscoveryHintFiles {
             flavour: flavour.as_str().to_owned(),
             answer,
         })
-        .map_err(|e| StoreError::Io {
-            store: HINTS,
-            operation: "write",
-            message: format!("could not encode the hint: {e}"),
-            source: None,
-        })?;
+        .map_err(|e| disk::failed(HINTS, "write", format!("could not encode the hint: {e}")))?;
         disk::write_private_file(HINTS, &self.dir, &self.path_for(endpoint), &json)
     }
 }

@@ -1,22 +1,8 @@
-//! The Flyte 2 SDK's plaintext keyring file, `~/.flyte/keyring.cfg`: what its file keyring
-//! backend (`flyte._keyring.file.SimplePlainTextKeyring`, the one Python's `keyring` picks in
-//! a notebook) reads and writes.
-//!
-//! An INI file as Python's `configparser` writes it: a section per service (the endpoint
-//! without its scheme), an option per username (`tokens`), and the value
-//! `base64.encodebytes(secret)`: lines of 76 characters, continued on lines indented by a tab.
-//! The SDK rewrites the whole file on each change; so does this module, keeping every other
-//! section and option, but atomically (a `0600` temporary file renamed over it) where the SDK
-//! truncates and writes in place.
-//!
-//! Reading is lenient: a file that is missing, unsafe to read (a link, another user's), too
-//! large or not INI holds no login (a warning says why); a file that cannot be parsed is never
-//! rewritten, so nothing in it is lost.
-//!
-//! A rewrite is read-modify-write of the whole file, so two processes updating two endpoints
-//! at once could lose one update: flyte-auth processes take a lock around it (a sidecar lock
-//! file in flyte-auth's own directory, never next to the SDK's file), waiting at most
-//! [`LOCK_TIMEOUT`], then write without it. The SDK itself takes no lock.
+//! The Flyte 2 SDK's plaintext keyring file, `~/.flyte/keyring.cfg` (its notebook backend,
+//! `flyte._keyring.file`): an INI file as Python's `configparser` writes it, a section per
+//! service, option `tokens`, value `base64.encodebytes(secret)`. Read leniently, rewritten
+//! atomically under a lock ([`LOCK_TIMEOUT`]) and only when it parses; the crate's README
+//! ("The Flyte 2 SDK's keyring file") has the rules in full.
 
 use std::{
     path::{Path, PathBuf},
@@ -207,15 +193,11 @@ impl KeyringCfg {
     }
 
     fn unreadable(&self, why: &str) -> StoreError {
-        StoreError::Io {
-            store: STORE,
-            operation: "write",
-            message: format!(
-                "not rewriting the Flyte 2 SDK's keyring file {}: {why}",
-                self.path.display()
-            ),
-            source: None,
-        }
+        let message = format!(
+            "not rewriting the Flyte 2 SDK's keyring file {}: {why}",
+            self.path.display()
+        );
+        disk::failed(STORE, "write", message)
     }
 
     /// Replaces the file atomically with `ini` (a `0600` file).

@@ -9,10 +9,10 @@ use std::{
     fmt,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
-use flyte_auth_core::{Credentials, Endpoint, StoreError, StoreLock, TokenStore};
+use flyte_auth_core::{Credentials, Endpoint, SecretString, StoreError, StoreLock, TokenStore};
 
 use crate::{
     bounded, disk,
@@ -35,31 +35,16 @@ const PROBE_SERVICE: &str = "flyte-auth-probe";
 /// Manager (Windows), shared with flytekit (pyflyte), the Flyte 2 SDK and flytectl.
 ///
 /// Creating it touches nothing; the keyring is opened (once per process) by the first call.
-///
-/// Each Flyte tool keeps a login in its own entries, all named by the endpoint as the user
-/// wrote it ([`Endpoint::as_written`]), so a program configured like flytekit or flytectl
-/// finds their logins; the credentials returned are for [`Endpoint::key`], and the lock file
-/// is named by it. The crate's README (`crates/store/README.md`) has the layouts and the
-/// metadata entry in full.
-///
-/// - [`retrieve`](TokenStore::retrieve) reads every layout and returns the newest usable copy;
-///   a copy whose refresh token this store retired (rotated away) is never returned. When the
-///   copies disagree, the credentials say so ([`Credentials::has_stale_copies`]) and the cache
-///   writes them back under the lock. An expiry is never invented: without one the
-///   credentials say so ([`Credentials::expiry_is_known`]).
-/// - [`store`](TokenStore::store) writes this store's layout and every layout that held a login
-///   for the endpoint (all of them with [`write_all_layouts`](Self::write_all_layouts)), in an
-///   order that leaves the new refresh token findable wherever a write stops.
-/// - [`delete`](TokenStore::delete) removes the entries of every layout.
-/// - Every call runs on a helper thread and is abandoned after a time limit
-///   ([`KeyringStore::DEFAULT_TIMEOUT`]) with [`StoreError::Unavailable`], as is a missing
-///   keyring (a caller can fall back to another store); a locked keyring that refuses access
-///   is [`StoreError::Denied`]; other failures are [`StoreError::Io`]. Nothing panics, and no
-///   token appears in an error or a log line.
-/// - A keyring has no locks, so [`TokenStore::lock`] locks the sidecar file a
-///   [`FileStore`](crate::FileStore) would, in the cache directory or
-///   [`with_lock_dir`](Self::with_lock_dir)'s; after [`without_lock`](Self::without_lock), or
-///   with no known directory, it offers none.
+/// Entries are named by [`Endpoint::as_written`], as the other tools name theirs; the
+/// credentials returned, and the lock file, are for [`Endpoint::key`].
+/// [`retrieve`](TokenStore::retrieve) returns the newest usable copy among every layout,
+/// [`store`](TokenStore::store) writes this store's layout and every layout that held a login
+/// (all of them with [`write_all_layouts`](Self::write_all_layouts)), and
+/// [`delete`](TokenStore::delete) removes every layout's entries. Every call is bounded by
+/// [`KeyringStore::DEFAULT_TIMEOUT`]; no keyring is [`StoreError::Unavailable`], a locked one
+/// [`StoreError::Denied`]. [`TokenStore::lock`] locks the sidecar file a
+/// [`FileStore`](crate::FileStore) would. The crate's README has the layouts, the metadata
+/// entry and the rule that keeps the copies coherent in full.
 ///
 /// ```no_run
 /// use flyte_auth_store::{Credentials, Endpoint, KeyringStore, StoreError, TokenStore};
@@ -165,12 +150,11 @@ impl KeyringStore {
     fn may_write(&self) -> Result<(), StoreError> {
         let mut shared = self.shared();
         match shared.writes_left.as_mut() {
-            Some(0) => Err(StoreError::Io {
-                store: STORE,
-                operation: "write",
-                message: "injected failure between two keyring writes".to_owned(),
-                source: None,
-            }),
+            Some(0) => Err(disk::failed(
+                STORE,
+                "write",
+                "injected failure between two keyring writes".to_owned(),
+            )),
             Some(left) => {
                 *left -= 1;
                 Ok(())
@@ -298,7 +282,7 @@ impl TokenStore for KeyringStore {
                 &copies,
                 metadata.as_ref(),
                 endpoint.key(),
-                unix_now(),
+                layouts::unix_now(),
             ))
         })
     }
@@ -325,13 +309,6 @@ impl TokenStore for KeyringStore {
     fn directory(&self) -> Option<PathBuf> {
         self.lock_dir.clone()
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl KeyringStore {
@@ -395,64 +372,62 @@ impl KeyringStore {
         };
         let names = Names::new(endpoint.as_written());
         let service = names.flytekit.as_str();
-        let tokens = [
-            (REFRESH_TOKEN, credentials.refresh_token.as_ref()),
-            (ACCESS_TOKEN, Some(&credentials.access_token)),
-            (ID_TOKEN, credentials.id_token.as_ref()),
-        ];
+        let refresh = credentials
+            .refresh_token
+            .as_ref()
+            .map(SecretString::expose_secret);
         // flytekit's order (refresh, access, id); an absent token removes a stale one, so that
         // the entries always describe one login.
-        for (user, token) in tokens {
-            match token.filter(|t| !t.is_empty()) {
-                Some(token) => {
-                    self.may_write()?;
-                    write_secret(service, user, token.expose_secret(), true)?;
-                }
-                None => delete_secret(service, user).map(drop)?,
-            }
-        }
-        let metadata = Metadata::of(credentials, unix_now(), &seen.refresh_tokens);
-        let json = serde_json::to_string(&metadata).map_err(|e| StoreError::Io {
-            store: STORE,
-            operation: "write",
-            message: format!("could not encode the token metadata: {e}"),
-            source: None,
+        self.put(service, REFRESH_TOKEN, refresh, true)?;
+        self.put(
+            service,
+            ACCESS_TOKEN,
+            Some(credentials.access_token.expose_secret()),
+            true,
+        )?;
+        self.put(
+            service,
+            ID_TOKEN,
+            credentials
+                .id_token
+                .as_ref()
+                .map(SecretString::expose_secret),
+            true,
+        )?;
+        let metadata = Metadata::of(credentials, layouts::unix_now(), &seen.refresh_tokens);
+        let json = serde_json::to_string(&metadata).map_err(|e| {
+            disk::failed(
+                STORE,
+                "write",
+                format!("could not encode the token metadata: {e}"),
+            )
         })?;
-        self.may_write()?;
-        write_secret(service, METADATA, &json, true)?;
+        self.put(service, METADATA, Some(&json), true)?;
 
         let wanted = |layout| self.all_layouts || seen.layouts.contains(&layout);
+        let has_access = !credentials.access_token.is_empty();
         let mut written = BTreeSet::from([Layout::Flytekit]);
         if wanted(Layout::Flyte2) {
             let json = layouts::format_flyte2(credentials);
-            self.may_write()?;
-            write_secret(&names.flyte2, FLYTE2_TOKENS, &json, true)?;
+            self.put(&names.flyte2, FLYTE2_TOKENS, Some(&json), true)?;
             written.insert(Layout::Flyte2);
         }
-        if wanted(Layout::Flytectl) && !credentials.access_token.is_empty() {
+        if wanted(Layout::Flytectl) && has_access {
             let json = layouts::format_flytectl(credentials);
-            self.may_write()?;
-            write_secret(FLYTECTL_SERVICE, &names.flytectl_user, &json, false)?;
+            self.put(FLYTECTL_SERVICE, &names.flytectl_user, Some(&json), false)?;
             written.insert(Layout::Flytectl);
         }
         if let Some(go) = names.go.as_deref()
             && wanted(Layout::FlyteSdkGo)
-            && !credentials.access_token.is_empty()
+            && has_access
         {
             // Go's items carry `service` and `username` only, as zalando/go-keyring writes
             // them; the refresh token first, as above.
-            match credentials.refresh_token.as_ref().filter(|t| !t.is_empty()) {
-                Some(refresh) => {
-                    self.may_write()?;
-                    write_secret(go, REFRESH_TOKEN, refresh.expose_secret(), false)?;
-                }
-                None => delete_secret(go, REFRESH_TOKEN).map(drop)?,
-            }
-            self.may_write()?;
-            write_secret(
+            self.put(go, REFRESH_TOKEN, refresh, false)?;
+            self.put(
                 go,
                 ACCESS_TOKEN,
-                credentials.access_token.expose_secret(),
+                Some(credentials.access_token.expose_secret()),
                 false,
             )?;
             written.insert(Layout::FlyteSdkGo);
@@ -475,6 +450,24 @@ impl KeyringStore {
             },
         );
         Ok(())
+    }
+
+    /// Writes `secret` to one entry, or removes the entry when there is none (or it is empty);
+    /// `python_item` as in [`write_secret`].
+    fn put(
+        &self,
+        service: &str,
+        user: &str,
+        secret: Option<&str>,
+        python_item: bool,
+    ) -> Result<(), StoreError> {
+        match secret.filter(|s| !s.is_empty()) {
+            Some(secret) => {
+                self.may_write()?;
+                write_secret(service, user, secret, python_item)
+            }
+            None => delete_secret(service, user).map(drop),
+        }
     }
 
     /// Deletes every layout's entries for `endpoint`, and remembers which held a login (a new
@@ -585,12 +578,7 @@ fn write_secret(
         Ok(()) => {}
         Err(keyring::Error::Ambiguous(entries)) => {
             // Keep one item: remove them all, then create ours.
-            for duplicate in entries {
-                match duplicate.delete_credential() {
-                    Ok(()) | Err(keyring::Error::NoEntry) => {}
-                    Err(e) => return Err(map_error(e, "write")),
-                }
-            }
+            delete_all(entries.iter().map(|e| e.delete_credential()), "write")?;
             entry
                 .set_password(secret)
                 .map_err(|e| map_error(e, "write"))?;
@@ -635,16 +623,24 @@ fn delete_secret(service: &str, user: &str) -> Result<bool, StoreError> {
         Ok(()) => Ok(true),
         Err(keyring::Error::NoEntry) => Ok(false),
         Err(keyring::Error::Ambiguous(entries)) => {
-            for duplicate in entries {
-                match duplicate.delete_credential() {
-                    Ok(()) | Err(keyring::Error::NoEntry) => {}
-                    Err(e) => return Err(map_error(e, "delete")),
-                }
-            }
-            Ok(true)
+            delete_all(entries.iter().map(|e| e.delete_credential()), "delete").map(|()| true)
         }
         Err(e) => Err(map_error(e, "delete")),
     }
+}
+
+/// Runs the deletions of several items that match one entry; a missing one is no error.
+fn delete_all(
+    deletions: impl IntoIterator<Item = keyring::Result<()>>,
+    operation: &'static str,
+) -> Result<(), StoreError> {
+    for deletion in deletions {
+        match deletion {
+            Ok(()) | Err(keyring::Error::NoEntry) => {}
+            Err(e) => return Err(map_error(e, operation)),
+        }
+    }
+    Ok(())
 }
 
 /// A description of a keyring error that never includes secret bytes.

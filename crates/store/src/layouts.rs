@@ -8,7 +8,8 @@ use std::collections::HashSet;
 
 use flyte_auth_core::{Credentials, MAX_TOKEN_LIFETIME, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
+pub(crate) use crate::disk::fingerprint;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 /// The usernames flytekit uses, and the one only this crate uses.
@@ -58,7 +59,7 @@ impl Names {
     /// The names for an endpoint spelled `written` (as the user wrote it in the config).
     pub(crate) fn new(written: &str) -> Self {
         let written = written.trim();
-        let flytekit = written.strip_prefix("dns:///").unwrap_or(written);
+        let flytekit = crate::store_key(written);
         let go = host_without_port(written);
         Self {
             flytekit: flytekit.to_owned(),
@@ -355,14 +356,11 @@ impl Metadata {
     }
 }
 
-/// The first 16 hex digits of the SHA-256 of `token`: enough to tell tokens apart, useless to
-/// recover one.
-pub(crate) fn fingerprint(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// Now, in seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The login to use among the copies found, newest usable first, and whether the copies

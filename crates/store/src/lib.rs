@@ -70,10 +70,10 @@ pub use file::FileStore;
 #[cfg(any(feature = "keyring", feature = "file"))]
 pub use hints::DiscoveryHintFiles;
 #[cfg(feature = "keyring")]
-pub use keyring_store::KeyringStore;
-#[cfg(feature = "keyring")]
 #[doc(hidden)]
 pub use keyring_cfg::{IniSection, parse_ini};
+#[cfg(feature = "keyring")]
+pub use keyring_store::KeyringStore;
 #[cfg(feature = "keyring")]
 #[doc(hidden)]
 pub use layouts::{RawEntries, credentials_from_entries};

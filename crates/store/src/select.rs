@@ -186,28 +186,15 @@ pub fn default_store() -> Arc<dyn TokenStore> {
 
 /// The keyring when one answers, else the file store, else memory; decided on first use.
 ///
-/// Creating it touches nothing. The first call that needs the store probes the keyring
-/// ([`KeyringStore::probe_writable`](crate::KeyringStore::probe_writable): a write, not only a
-/// read, within [`DefaultStore::PROBE_TIMEOUT`]; the crate's README says why) and keeps the
-/// answer for the process, logged once at `info`. The first login saved to a file (or kept in
-/// memory) because the keyring did not answer is logged at `warn`, naming the file and the
-/// keyring's error. [`delete`](TokenStore::delete) removes the login from the keyring *and* the
-/// file store, so a fallback does not outlive a logout; the chosen store's failure is the
-/// error, the other's is logged.
-///
-/// Until the probe [`TokenStore::name`] says `auto`; afterwards the chosen store's name.
-///
-/// The keyring is not asked where none can answer, so the choice is immediate there: in a
-/// task pod (`KUBERNETES_SERVICE_HOST` or a `_U_*` variable is set; the Flyte 2 SDK uses no
-/// keyring in pods), and, on Linux and the BSDs, where there is no D-Bus session bus
-/// (`DBUS_SESSION_BUS_ADDRESS` unset and no `$XDG_RUNTIME_DIR/bus`). In a pod the file store
-/// is chosen only when its directory is given (`cache_dir`, `$FLYTE_AUTH_CACHE_DIR`) or under
-/// `$HOME`/`$XDG_CACHE_HOME` and can be created; otherwise memory.
-///
-/// Whichever store is chosen, the Flyte 2 SDK's notebook keyring file (`~/.flyte/keyring.cfg`,
-/// [`with_keyring_cfg`](Self::with_keyring_cfg)) is one more copy of the login: the keyring
-/// store reads it as one of its layouts; with the file or memory store its login is used
-/// when it is the newer copy, and a new login is written back to it when it held one.
+/// Creating it touches nothing. The first call that needs the store probes the keyring with
+/// a write ([`KeyringStore::probe_writable`](crate::KeyringStore::probe_writable), within
+/// [`DefaultStore::PROBE_TIMEOUT`]) and keeps the answer for the process; in a task pod, or on
+/// Linux and the BSDs without a D-Bus session bus, the keyring is not asked at all. The first
+/// login a fallback keeps is logged at `warn`. [`delete`](TokenStore::delete) also removes the
+/// file store's copy when the keyring was chosen, and the Flyte 2 SDK's `keyring.cfg`
+/// ([`with_keyring_cfg`](Self::with_keyring_cfg)) is kept coherent beside the file or memory
+/// store. Until the probe [`TokenStore::name`] says `auto`. The crate's README ("Which store
+/// by default") says why and how in full.
 ///
 /// ```
 /// use flyte_auth_store::{DefaultStore, TokenStore};
@@ -429,7 +416,7 @@ impl DefaultStore {
             std::slice::from_ref(&copy),
             None,
             endpoint.key(),
-            unix_now(),
+            layouts::unix_now(),
         );
         let Some(own) = own else {
             return theirs;
@@ -481,14 +468,6 @@ impl DefaultStore {
         }
         Ok(())
     }
-}
-
-#[cfg(feature = "keyring")]
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl fmt::Debug for DefaultStore {
