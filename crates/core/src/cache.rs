@@ -1,42 +1,5 @@
 //! The credential cache every flow shares: [`TokenFlow`] says how to obtain tokens,
 //! [`CachingAuthenticator`] does everything else.
-//!
-//! What it guarantees, for every flow:
-//! - the hot path ([`Authenticator::fetch_grpc_call_auth_metadata`]) is a lock-free read of a
-//!   prebuilt header;
-//! - credentials are refreshed before their absolute expiry, not after a rejection, at a point
-//!   drawn once per token inside its *refresh window*: from the margin before expiry (five
-//!   minutes, or a quarter of the lifetime when that is less: the earliest point) to half the
-//!   margin before it. Processes whose tokens expire at the same second (a fleet of task pods
-//!   started together) so spread their refreshes over the window, as the Go client's
-//!   `admin.tokenRefreshWindow` does. The draw comes from a seed per authenticator (random per
-//!   process; [`CachingAuthenticatorBuilder::jitter_seed`] fixes it) and the token's expiry,
-//!   so every freshness check agrees on the point and the hot path draws nothing;
-//! - one attempt at a time: however many tasks need credentials at once, one refresh or login
-//!   runs, and all of them get its result or its error;
-//! - what is obtained is persisted to the [`TokenStore`]; a failed write is a warning;
-//! - a refresh token the server *rejects* removes the stored entry and runs the full login;
-//! - any other failure to renew (network, time-out, 5xx, 429, a garbled answer) deletes
-//!   nothing, and while the current token is still valid it is served on (a warning is logged):
-//!   [`Authenticator::get_credentials`] returns it and the hot path serves its header until
-//!   the next attempt, which the first caller after a back-off makes (5 s, doubling after each
-//!   failure, at most 60 s, never past the expiry; one attempt per back-off however many
-//!   callers). At the expiry the next attempt's error is returned. A token the server refused
-//!   ([`Authenticator::invalidate`]), one of unknown expiry and a forced
-//!   [`Authenticator::refresh_credentials`] get no such grace: the error is returned at once;
-//! - with a store that offers a cross-process lock, the lock is held around "re-read the store,
-//!   refresh only if the stored token is still the stale one, store";
-//! - creating the authenticator touches neither the network nor the store;
-//! - an expiry is never invented for a token another tool stored: a token with no known
-//!   expiry and a refresh token is refreshed once under the store's lock (the answer's
-//!   expiry is then stored, so later processes use it); one without a refresh token is used
-//!   until the server rejects it. A token flyte-auth obtained without a stated lifetime is
-//!   trusted for [`UNKNOWN_EXPIRY_LIFETIME`] from its arrival, and that lifetime and expiry are
-//!   stored, so no later process starts the window again. Every token's lifetime is recorded
-//!   once, when it arrives, so its refresh window does not shrink as its expiry nears; one of
-//!   unknown lifetime (another tool stored its expiry only) gets the full margin;
-//! - all of this reads the time from a [`Clock`] ([`SystemClock`] by default), so tests move
-//!   time instead of sleeping.
 
 use std::{
     fmt,
@@ -203,8 +166,26 @@ struct Inner<F> {
 
 /// An [`Authenticator`] made of a [`TokenFlow`] and the shared caching machinery.
 ///
-/// See the module documentation for what it guarantees. Cloning is cheap and clones share the
-/// cache.
+/// For every flow:
+/// - the hot path ([`Authenticator::fetch_grpc_call_auth_metadata`]) is a lock-free read of a
+///   prebuilt header;
+/// - a token is refreshed before its expiry, at a point drawn once per token between the
+///   [refresh margin](CachingAuthenticatorBuilder::refresh_margin) and half of it before
+///   expiry (from a per-process seed, [`jitter_seed`](CachingAuthenticatorBuilder::jitter_seed),
+///   and the expiry), so a fleet whose tokens expire together does not refresh together;
+/// - one refresh or login runs at a time, and every waiting task gets its result or its error;
+///   with a store that offers a cross-process lock, it is held around "re-read the store,
+///   refresh only if the stored token is still the stale one, store";
+/// - what is obtained is persisted to the [`TokenStore`] (a failed write is a warning);
+/// - a refresh token the server rejects removes the stored entry and runs the full login; any
+///   other failure deletes nothing, and a still valid token is served on, retried after a
+///   back-off (5 s, doubling, at most 60 s, never past the expiry);
+/// - an expiry is never invented: a stored token of unknown expiry is refreshed once, and one
+///   obtained without a stated lifetime is trusted for [`UNKNOWN_EXPIRY_LIFETIME`];
+/// - creating it touches neither the network nor the store, and all of it reads the time
+///   from a [`Clock`].
+///
+/// The crate's README says each in full. Cloning is cheap and clones share the cache.
 ///
 /// ```
 /// # use flyte_auth_core::*;
@@ -408,10 +389,9 @@ impl<F: TokenFlow> Inner<F> {
                 .as_ref()
                 .map(|_| SystemTime::UNIX_EPOCH);
         };
-        let margin = match credentials.lifetime() {
-            Some(lifetime) => self.margin.min(lifetime / 4),
-            None => self.margin,
-        };
+        let margin = credentials
+            .lifetime()
+            .map_or(self.margin, |lifetime| self.margin.min(lifetime / 4));
         let draw = splitmix64(self.jitter_seed ^ splitmix64(credentials.expires_at_unix?));
         let before_expiry = margin - fraction_of(margin / 2, draw);
         Some(

@@ -291,25 +291,45 @@ pub enum OAuthErrorCode {
     Other(String),
 }
 
+/// Every code with a variant of its own, as sent on the wire.
+static KNOWN_CODES: [(OAuthErrorCode, &str); 14] = [
+    (OAuthErrorCode::InvalidRequest, "invalid_request"),
+    (OAuthErrorCode::InvalidClient, "invalid_client"),
+    (OAuthErrorCode::InvalidGrant, "invalid_grant"),
+    (OAuthErrorCode::UnauthorizedClient, "unauthorized_client"),
+    (
+        OAuthErrorCode::UnsupportedGrantType,
+        "unsupported_grant_type",
+    ),
+    (OAuthErrorCode::InvalidScope, "invalid_scope"),
+    (OAuthErrorCode::InvalidToken, "invalid_token"),
+    (OAuthErrorCode::AccessDenied, "access_denied"),
+    (
+        OAuthErrorCode::UnsupportedResponseType,
+        "unsupported_response_type",
+    ),
+    (OAuthErrorCode::ServerError, "server_error"),
+    (
+        OAuthErrorCode::TemporarilyUnavailable,
+        "temporarily_unavailable",
+    ),
+    (
+        OAuthErrorCode::AuthorizationPending,
+        "authorization_pending",
+    ),
+    (OAuthErrorCode::SlowDown, "slow_down"),
+    (OAuthErrorCode::ExpiredToken, "expired_token"),
+];
+
 impl OAuthErrorCode {
     /// The code as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::InvalidClient => "invalid_client",
-            Self::InvalidGrant => "invalid_grant",
-            Self::UnauthorizedClient => "unauthorized_client",
-            Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::InvalidScope => "invalid_scope",
-            Self::InvalidToken => "invalid_token",
-            Self::AccessDenied => "access_denied",
-            Self::UnsupportedResponseType => "unsupported_response_type",
-            Self::ServerError => "server_error",
-            Self::TemporarilyUnavailable => "temporarily_unavailable",
-            Self::AuthorizationPending => "authorization_pending",
-            Self::SlowDown => "slow_down",
-            Self::ExpiredToken => "expired_token",
-            Self::Other(s) => s,
+            Self::Other(code) => code,
+            known => KNOWN_CODES
+                .iter()
+                .find(|(code, _)| code == known)
+                .map_or("", |(_, wire)| *wire),
         }
     }
 
@@ -330,23 +350,10 @@ impl OAuthErrorCode {
 
 impl From<&str> for OAuthErrorCode {
     fn from(code: &str) -> Self {
-        match code {
-            "invalid_request" => Self::InvalidRequest,
-            "invalid_client" => Self::InvalidClient,
-            "invalid_grant" => Self::InvalidGrant,
-            "unauthorized_client" => Self::UnauthorizedClient,
-            "unsupported_grant_type" => Self::UnsupportedGrantType,
-            "invalid_scope" => Self::InvalidScope,
-            "invalid_token" => Self::InvalidToken,
-            "access_denied" => Self::AccessDenied,
-            "unsupported_response_type" => Self::UnsupportedResponseType,
-            "server_error" => Self::ServerError,
-            "temporarily_unavailable" => Self::TemporarilyUnavailable,
-            "authorization_pending" => Self::AuthorizationPending,
-            "slow_down" => Self::SlowDown,
-            "expired_token" => Self::ExpiredToken,
-            other => Self::Other(other.to_owned()),
-        }
+        KNOWN_CODES
+            .iter()
+            .find(|(_, wire)| *wire == code)
+            .map_or_else(|| Self::Other(code.to_owned()), |(known, _)| known.clone())
     }
 }
 
@@ -504,6 +511,19 @@ mod tests {
         assert_eq!(code, OAuthErrorCode::Other("consent_required".into()));
         assert_eq!(code.to_string(), "consent_required");
         assert_eq!(OAuthErrorCode::from("slow_down"), OAuthErrorCode::SlowDown);
+    }
+
+    #[test]
+    fn every_known_code_is_its_wire_name_both_ways() {
+        for (code, wire) in &KNOWN_CODES {
+            assert_eq!(code.as_str(), *wire);
+            assert_eq!(&OAuthErrorCode::from(*wire), code);
+        }
+        assert_eq!(OAuthErrorCode::InvalidGrant.as_str(), "invalid_grant");
+        assert_eq!(
+            OAuthErrorCode::from("expired_token"),
+            OAuthErrorCode::ExpiredToken
+        );
     }
 
     #[test]
