@@ -3,26 +3,12 @@
 //! proxy in front of Flyte).
 //!
 //! [`CommandAuthenticator`] is flytekit's `CommandAuthenticator`: the command is an argument
-//! list run without a shell, and its standard output, trimmed, is the token. An empty command
-//! is refused when the authenticator is built. Where flytekit is weak, it does better:
-//!
-//! - a time-out ([`DEFAULT_TIMEOUT`], 30 s, by default): the command, and every process in its
-//!   process group, is killed, and waiting for its output never hangs on a background process
-//!   that keeps the pipe open;
-//! - a failing command's error says how it ended and shows the end of its standard error
-//!   (at most 4 KiB), never its standard output;
-//! - empty output, output that is not UTF-8 or not a single token, and output over
-//!   [`MAX_OUTPUT`] bytes are errors that say so;
-//! - the command line is redacted: logs, `{:?}` and errors show the program name only, since
-//!   arguments may hold secrets;
-//! - concurrent callers share one run, and the token is cached: when it is a JWT until a
-//!   margin before its `exp` claim, otherwise for
-//!   [`UNKNOWN_EXPIRY_LIFETIME`](flyte_auth_core::UNKNOWN_EXPIRY_LIFETIME) (5 minutes).
-//!   [`refresh_credentials`](flyte_auth_core::Authenticator::refresh_credentials) runs the
-//!   command again.
-//!
-//! This crate has no HTTP or TLS stack and no async runtime: the command runs on a std thread
-//! and any executor can await the answer.
+//! list run without a shell, and its standard output, trimmed, is the token. Unlike flytekit's,
+//! it has a time-out ([`DEFAULT_TIMEOUT`]) that kills the command's process group, checks the
+//! output ([`MAX_OUTPUT`], one token), names how a failing command ended with the end of its
+//! stderr, shows the program name only (arguments may hold secrets), and shares one run among
+//! concurrent callers; the crate's README says each in full. No HTTP or TLS stack and no async
+//! runtime: the command runs on a std thread and any executor can await the answer.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), flyte_auth_core::Error> {
@@ -217,10 +203,9 @@ impl CommandFlowBuilder {
                 "the time-out of command `{program}` is zero"
             )));
         }
-        let endpoint = match self.endpoint {
-            Some(endpoint) => endpoint,
-            None => Endpoint::parse(DEFAULT_ENDPOINT)?,
-        };
+        let endpoint = self
+            .endpoint
+            .map_or_else(|| Endpoint::parse(DEFAULT_ENDPOINT), Ok)?;
         Ok(CommandFlow {
             job: Arc::new(Job {
                 program,
@@ -228,11 +213,7 @@ impl CommandFlowBuilder {
                 timeout,
                 interactive: self.interactive,
             }),
-            header_from: if header.is_some() {
-                None
-            } else {
-                self.header_from
-            },
+            header_from: self.header_from.filter(|_| header.is_none()),
             header,
             discovered_header: OnceCell::new(),
             endpoint,
