@@ -64,23 +64,25 @@ pub(crate) fn demo() -> Outcome {
     let binaries = build()?;
 
     let work = WorkDir::create()?;
-    let main = Provider::start(
-        &idp_dir,
-        &[
-            ("access-token-ttl", "3600".into()),
-            ("device-poll-interval", "1".into()),
-            ("flyte-redirect-uri", free_redirect_uri()?),
-        ],
-    )?;
-    let short = Provider::start(
-        &idp_dir,
-        &[
-            ("access-token-ttl", SHORT_TTL.as_secs().to_string()),
-            ("device-poll-interval", "1".into()),
-            ("flyte-redirect-uri", free_redirect_uri()?),
-        ],
-    )?;
-    let flyte2 = Provider::start(&idp_dir, &[("flyte-version", "2".into())])?;
+    let main_settings = [
+        ("access-token-ttl", "3600".into()),
+        ("device-poll-interval", "1".into()),
+        ("flyte-redirect-uri", free_redirect_uri()?),
+    ];
+    let short_settings = [
+        ("access-token-ttl", SHORT_TTL.as_secs().to_string()),
+        ("device-poll-interval", "1".into()),
+        ("flyte-redirect-uri", free_redirect_uri()?),
+    ];
+    let flyte2_settings = [("flyte-version", "2".into())];
+    // Started side by side: each waits for its own ready line.
+    let (main, short, flyte2) = std::thread::scope(|scope| {
+        let main = scope.spawn(|| Provider::start(&idp_dir, &main_settings));
+        let short = scope.spawn(|| Provider::start(&idp_dir, &short_settings));
+        let flyte2 = scope.spawn(|| Provider::start(&idp_dir, &flyte2_settings));
+        (joined(main), joined(short), joined(flyte2))
+    });
+    let (main, short, flyte2) = (main?, short?, flyte2?);
     std::fs::create_dir_all(work.home().join(".flyte")).map_err(|e| e.to_string())?;
     std::fs::write(
         work.home().join(".flyte").join("config.yaml"),
@@ -116,6 +118,13 @@ pub(crate) fn demo() -> Outcome {
         .and_then(|()| demo.iap_proxy_token());
     demo.summary();
     result.map(|()| Some(format!("{} steps", demo.rows.len())))
+}
+
+/// What a thread started by [`std::thread::scope`] returned; its panic as an error.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T, String>>) -> Result<T, String> {
+    handle
+        .join()
+        .unwrap_or_else(|_| Err("a provider's start panicked".into()))
 }
 
 /// What the demo runs, built by one `cargo build`.
@@ -838,8 +847,12 @@ impl Demo<'_> {
                 Ok("logged in (--endpoint overrides the config file)".into())
             },
         )?;
-        let wait = SHORT_TTL + Duration::from_secs(1);
-        println!("\n(waiting {} s for the token to expire)", wait.as_secs());
+        // The login ended after the token was issued, so it is past its expiry by then.
+        let wait = SHORT_TTL + Duration::from_millis(250);
+        println!(
+            "\n(waiting {:.2} s for the token to expire)",
+            wait.as_secs_f64()
+        );
         std::thread::sleep(wait);
         self.step("token after expiry", |demo| {
             let command = demo.command(&args, "refresh", &[("BROWSER", &browser)]);
