@@ -19,21 +19,9 @@ use std::{
 
 use flyte_auth_core::StoreError;
 
-/// Counts the calls that timed out and have not returned yet.
-pub(crate) struct Breaker {
-    abandoned: AtomicUsize,
-}
-
-impl Breaker {
-    pub(crate) const fn new() -> Self {
-        Self {
-            abandoned: AtomicUsize::new(0),
-        }
-    }
-}
-
-/// The keyring's calls in this process (they share one connection to the keyring).
-static KEYRING: Breaker = Breaker::new();
+/// How many of the keyring's calls in this process (they share one connection to the
+/// keyring) timed out and have not returned yet.
+static KEYRING_ABANDONED: AtomicUsize = AtomicUsize::new(0);
 
 enum Slot<T> {
     Running,
@@ -50,11 +38,12 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, StoreError> + Send + 'static,
 {
-    run_on(&KEYRING, what, timeout, call)
+    run_on(&KEYRING_ABANDONED, what, timeout, call)
 }
 
+/// [`run`], counting the abandoned calls in `abandoned_calls`.
 fn run_on<T, F>(
-    breaker: &'static Breaker,
+    abandoned_calls: &'static AtomicUsize,
     what: &'static str,
     timeout: Duration,
     call: F,
@@ -63,7 +52,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, StoreError> + Send + 'static,
 {
-    let abandoned = breaker.abandoned.load(Ordering::SeqCst);
+    let abandoned = abandoned_calls.load(Ordering::SeqCst);
     if abandoned > 0 {
         return Err(StoreError::Unavailable {
             store: "keyring",
@@ -88,7 +77,7 @@ where
             let (slot, ready) = &*worker;
             let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
             if matches!(*slot, Slot::Abandoned) {
-                breaker.abandoned.fetch_sub(1, Ordering::SeqCst);
+                abandoned_calls.fetch_sub(1, Ordering::SeqCst);
                 tracing::debug!(
                     operation = what,
                     "a keyring call that had timed out has returned"
@@ -114,7 +103,7 @@ where
         Slot::Done(result) => result,
         _ => {
             *slot = Slot::Abandoned;
-            breaker.abandoned.fetch_add(1, Ordering::SeqCst);
+            abandoned_calls.fetch_add(1, Ordering::SeqCst);
             tracing::warn!(
                 operation = what,
                 timeout_secs = timeout.as_secs_f32(),
@@ -140,21 +129,21 @@ mod tests {
 
     #[test]
     fn a_quick_call_returns_its_result() {
-        static B: Breaker = Breaker::new();
+        static B: AtomicUsize = AtomicUsize::new(0);
         let got = run_on(&B, "read", Duration::from_secs(30), || Ok(42));
         assert_eq!(got.unwrap(), 42);
     }
 
     #[test]
     fn a_panicking_call_is_an_error_not_a_panic() {
-        static B: Breaker = Breaker::new();
+        static B: AtomicUsize = AtomicUsize::new(0);
         let got: Result<(), _> = run_on(&B, "read", Duration::from_secs(30), || panic!("boom"));
         assert!(matches!(got, Err(StoreError::Unavailable { .. })));
     }
 
     #[test]
     fn a_hanging_call_times_out_and_later_calls_fail_fast_until_it_returns() {
-        static B: Breaker = Breaker::new();
+        static B: AtomicUsize = AtomicUsize::new(0);
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let started = Instant::now();
         let got: Result<(), _> = run_on(&B, "write", Duration::from_millis(200), move || {

@@ -36,13 +36,9 @@ const MAX_HINT_SIZE: u64 = 16 * 1024;
 /// answered (`"answer":{"discovered_at":<unix seconds>,"config":{...}}`, the announced client
 /// configuration), which the discovery uses for a while instead of asking again.
 ///
-/// It holds no secret. Reading is lenient: a missing file, or one that cannot be read, is
-/// larger than 4 KiB, is not of this shape, has another version, names another endpoint or
-/// an unknown flavour, is no hint (logged at `debug`), and discovery asks both flavours; the
-/// next successful discovery rewrites it. As the token files are, it is opened without
-/// following a symbolic link or blocking on a FIFO, and must be a regular file of this user
-/// in a directory of this user that nobody else may write to (on Unix); anything else is no
-/// hint, with a warning naming the path.
+/// It holds no secret. Reading is lenient: a file that is missing or unusable is no hint
+/// (logged), and the next successful discovery rewrites it; it is opened as the token files
+/// are. The crate's README ("Discovery hints") has the details.
 ///
 /// ```
 /// use flyte_auth_store::{DiscoveryFlavour, DiscoveryHintFiles, DiscoveryHints};

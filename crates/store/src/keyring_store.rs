@@ -363,37 +363,19 @@ impl KeyringStore {
     /// Writes `credentials` to this store's layout and every other layout that held a login
     /// (or all of them), in the crash-safe order of the type's docs.
     fn write(&self, endpoint: &Endpoint, credentials: &Credentials) -> Result<(), StoreError> {
-        let seen = match self.seen(endpoint) {
-            Some(seen) => seen,
-            None => {
-                self.read(endpoint)?;
-                self.seen(endpoint).unwrap_or_default()
-            }
-        };
+        if self.seen(endpoint).is_none() {
+            self.read(endpoint)?;
+        }
+        let seen = self.seen(endpoint).unwrap_or_default();
         let names = Names::new(endpoint.as_written());
         let service = names.flytekit.as_str();
-        let refresh = credentials
-            .refresh_token
-            .as_ref()
-            .map(SecretString::expose_secret);
+        let access = Some(credentials.access_token.expose_secret());
+        let refresh = exposed(&credentials.refresh_token);
         // flytekit's order (refresh, access, id); an absent token removes a stale one, so that
         // the entries always describe one login.
         self.put(service, REFRESH_TOKEN, refresh, true)?;
-        self.put(
-            service,
-            ACCESS_TOKEN,
-            Some(credentials.access_token.expose_secret()),
-            true,
-        )?;
-        self.put(
-            service,
-            ID_TOKEN,
-            credentials
-                .id_token
-                .as_ref()
-                .map(SecretString::expose_secret),
-            true,
-        )?;
+        self.put(service, ACCESS_TOKEN, access, true)?;
+        self.put(service, ID_TOKEN, exposed(&credentials.id_token), true)?;
         let metadata = Metadata::of(credentials, layouts::unix_now(), &seen.refresh_tokens);
         let json = serde_json::to_string(&metadata).map_err(|e| {
             disk::failed(
@@ -424,12 +406,7 @@ impl KeyringStore {
             // Go's items carry `service` and `username` only, as zalando/go-keyring writes
             // them; the refresh token first, as above.
             self.put(go, REFRESH_TOKEN, refresh, false)?;
-            self.put(
-                go,
-                ACCESS_TOKEN,
-                Some(credentials.access_token.expose_secret()),
-                false,
-            )?;
+            self.put(go, ACCESS_TOKEN, access, false)?;
             written.insert(Layout::FlyteSdkGo);
         }
         // Only where it held the login: the SDK reads it only in notebooks without a keyring.
@@ -514,6 +491,10 @@ impl KeyringStore {
         );
         Ok(())
     }
+}
+
+fn exposed(token: &Option<SecretString>) -> Option<&str> {
+    token.as_ref().map(SecretString::expose_secret)
 }
 
 /// An entry handle; fails when no keyring could be opened in this process.

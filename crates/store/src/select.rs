@@ -422,11 +422,9 @@ impl DefaultStore {
             return theirs;
         };
         let own_written = self.own_written(choice, endpoint);
-        let theirs_newer = match (found.modified, own_written) {
-            (Some(theirs), Some(own)) => theirs > own,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
+        let theirs_newer = found
+            .modified
+            .is_some_and(|theirs| own_written.is_none_or(|own| theirs > own));
         let mut newer = if theirs_newer {
             tracing::debug!(path = %cfg.path().display(), "the Flyte 2 SDK's keyring file holds a newer login");
             theirs.unwrap_or(own)
