@@ -292,31 +292,20 @@ pub enum OAuthErrorCode {
 }
 
 /// Every code with a variant of its own, as sent on the wire.
+#[rustfmt::skip]
 static KNOWN_CODES: [(OAuthErrorCode, &str); 14] = [
     (OAuthErrorCode::InvalidRequest, "invalid_request"),
     (OAuthErrorCode::InvalidClient, "invalid_client"),
     (OAuthErrorCode::InvalidGrant, "invalid_grant"),
     (OAuthErrorCode::UnauthorizedClient, "unauthorized_client"),
-    (
-        OAuthErrorCode::UnsupportedGrantType,
-        "unsupported_grant_type",
-    ),
+    (OAuthErrorCode::UnsupportedGrantType, "unsupported_grant_type"),
     (OAuthErrorCode::InvalidScope, "invalid_scope"),
     (OAuthErrorCode::InvalidToken, "invalid_token"),
     (OAuthErrorCode::AccessDenied, "access_denied"),
-    (
-        OAuthErrorCode::UnsupportedResponseType,
-        "unsupported_response_type",
-    ),
+    (OAuthErrorCode::UnsupportedResponseType, "unsupported_response_type"),
     (OAuthErrorCode::ServerError, "server_error"),
-    (
-        OAuthErrorCode::TemporarilyUnavailable,
-        "temporarily_unavailable",
-    ),
-    (
-        OAuthErrorCode::AuthorizationPending,
-        "authorization_pending",
-    ),
+    (OAuthErrorCode::TemporarilyUnavailable, "temporarily_unavailable"),
+    (OAuthErrorCode::AuthorizationPending, "authorization_pending"),
     (OAuthErrorCode::SlowDown, "slow_down"),
     (OAuthErrorCode::ExpiredToken, "expired_token"),
 ];

@@ -1,22 +1,12 @@
 //! Whether a file or directory found on disk is the user's own: the one rule for what
-//! flyte-auth finds rather than is told, used by `flyte-auth`'s config search (a config file
-//! and its directory) and by `flyte-auth-store` (the token directory and the token, lock and
-//! hint files in it).
+//! flyte-auth finds rather than is told, used by `flyte-auth`'s config search and by
+//! `flyte-auth-store` (the token directory and the files in it).
 //!
-//! Something found on disk may have been put there by another user, so it is used only when
-//! it is the user's own ([`Ownership`]): it belongs to the effective user (or to root, where
-//! the caller allows it: [`Owners`]), and, where its contents or the entries in it decide
-//! something, neither group nor others may write to it. A file is judged by the handle that
-//! was opened (its `fstat`, not a second look at the path), and must be a regular file
-//! ([`regular_file`](Ownership::regular_file)).
-//!
-//! Opening is the caller's part, with the platform's flags (which `std` does not name): never
-//! blocking (`O_NONBLOCK`: a FIFO planted at the path returns at once, and is then refused as
-//! not a regular file), never taking a terminal (`O_NOCTTY`) and, where a link must not be
-//! followed, `O_NOFOLLOW`.
-//!
-//! Only `std` (and `std::os::unix`): the effective user id is the caller's to give
-//! ([`Ownership::new`]). Ownership and permission bits are Unix's: on other platforms only
+//! An entry is used only when it belongs to the effective user (or root, where the caller
+//! allows it: [`Owners`]) and, where it decides something, neither group nor others may
+//! write to it ([`Ownership`]). A file is judged by its opened handle and must be a regular
+//! file; opening it without blocking (`O_NONBLOCK`, `O_NOCTTY`) and, where a link must not be
+//! followed, `O_NOFOLLOW`, is the caller's part. On other platforms than Unix only
 //! [`is_regular_file`] and [`kind_of`] exist.
 
 use std::fs::{FileType, Metadata};

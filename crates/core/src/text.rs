@@ -7,19 +7,12 @@ use std::borrow::Cow;
 /// visible escape (`\u{1b}`), so that nothing in it can move the cursor, clear a line, set
 /// the window title, turn into a hidden link (OSC 8) or be hidden by the characters after it.
 ///
-/// Escaped: the C0 controls (U+0000–U+001F, line breaks and tabs included), DEL (U+007F), the
-/// C1 controls (U+0080–U+009F, of which U+009B starts a sequence like ESC `[` does), every
-/// character of Unicode's `Bidi_Control` set (the marks U+061C, U+200E and U+200F, the
-/// embeddings and overrides U+202A–U+202E, the isolates U+2066–U+2069), which reorder what is
-/// shown, the line and paragraph separators (U+2028, U+2029), which break a line as `\n`
-/// does, and the invisible format characters that can hide text between visible ones: the
-/// soft hyphen (U+00AD), the Mongolian vowel separator (U+180E), the zero-width space,
-/// non-joiner and joiner (U+200B–U+200D), the word joiner and invisible operators
-/// (U+2060–U+2064), the deprecated format characters (U+206A–U+206F), the byte order mark
-/// (U+FEFF), the interlinear annotation characters (U+FFF9–U+FFFB), the shorthand and musical
-/// format controls (U+1BCA0–U+1BCA3, U+1D173–U+1D17A) and the tag characters (U+E0001,
-/// U+E0020–U+E007F), which can carry a whole hidden copy of ASCII text. Every other character
-/// is kept, so ordinary text is returned as it is, without a copy.
+/// Escaped: the C0 and C1 controls (line breaks and tabs included) and DEL, Unicode's
+/// `Bidi_Control` characters, which reorder what is shown, the line and paragraph separators,
+/// and the invisible format characters that can hide text between visible ones (zero-width
+/// characters, the soft hyphen, the byte order mark, the tag characters, which can carry a
+/// whole hidden copy of ASCII text, and the like). Every other character is kept, so ordinary
+/// text is returned as it is, without a copy.
 ///
 /// Use it on every string a server sends before it is printed or put into an error or a log:
 /// a user code, a verification URL, an `error_description`, a discovery value.
