@@ -721,16 +721,9 @@ fn is_unreachable(description: &str) -> bool {
 }
 
 /// A keyring error reduced to its (secret-free) description, for `StoreError`'s source.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 struct SafeError(String);
-
-impl fmt::Display for SafeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for SafeError {}
 
 #[cfg(test)]
 mod tests {

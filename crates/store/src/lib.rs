@@ -1,23 +1,16 @@
 //! Token stores for `flyte-auth`: where credentials live between processes.
 //!
-//! - [`KeyringStore`] (feature `keyring`, on by default): the OS keyring, with the entries
-//!   every Flyte tool writes (pyflyte's: service = endpoint, usernames `access_token`,
-//!   `refresh_token`, `id_token`; the Flyte 2 SDK's, flytectl's, flyte-sdk-go's) and the Flyte
-//!   2 SDK's notebook keyring file (`~/.flyte/keyring.cfg`), so that a login done by any of
-//!   them serves the Rust tools and the other way round. Every call is bounded in time; no keyring gives a typed
-//!   [`StoreError::Unavailable`], never a panic or a hang.
-//! - [`FileStore`] (feature `file`, on by default): one `0600` JSON file per endpoint in a
-//!   `0700` directory under the user's cache directory, replaced atomically, with a
-//!   cross-process lock on a sidecar file. For machines without a keyring.
+//! - [`KeyringStore`] (feature `keyring`, default): the OS keyring, in the entries every Flyte
+//!   tool writes (pyflyte, the Flyte 2 SDK and its `~/.flyte/keyring.cfg`, flytectl,
+//!   flyte-sdk-go), so that a login done by any of them serves the others.
+//! - [`FileStore`] (feature `file`, default): one `0600` JSON file per endpoint, replaced
+//!   atomically, with a cross-process lock. For machines without a keyring.
 //! - [`MemoryStore`] (from `flyte-auth-core`): this process only.
-//! - [`DefaultStore`] / [`default_store`]: the keyring when one answers, the file store
-//!   otherwise (in a task pod, or without a D-Bus session bus, the keyring is not asked; a pod
-//!   without a home keeps tokens in memory); [`StoreKind`] and [`open_store`] for a `--store auto|keyring|file|memory`
+//! - [`DefaultStore`] / [`default_store`]: the keyring when one answers, else the file store,
+//!   else memory; [`StoreKind`] and [`open_store`] for a `--store auto|keyring|file|memory`
 //!   option.
-//!
-//! - [`DiscoveryHintFiles`] (either feature): which discovery flavour each endpoint's server
-//!   answered (flyteadmin or Flyte 2), in a small `0600` file next to the token files, so the
-//!   next process asks only that flavour's documents.
+//! - [`DiscoveryHintFiles`] (either feature): which discovery flavour, and answer, each
+//!   endpoint's server gave, in a small file next to the token files.
 //!
 //! Every store implements [`TokenStore`] from `flyte-auth-core`, which the credential cache
 //! (`CachingAuthenticator`) uses. Opening a store touches nothing: the keyring or the disk is

@@ -83,22 +83,11 @@ impl FromStr for StoreKind {
 }
 
 /// A store name that is none of `auto`, `keyring`, `file`, `memory`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown token store `{given}`; expected one of: auto, keyring, file, memory")]
 pub struct ParseStoreKindError {
     given: String,
 }
-
-impl fmt::Display for ParseStoreKindError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown token store `{}`; expected one of: auto, keyring, file, memory",
-            self.given
-        )
-    }
-}
-
-impl std::error::Error for ParseStoreKindError {}
 
 /// Opens the store `kind` names. `cache_dir` is the file store's directory, and the keyring
 /// store's directory for lock files; `None` means `$FLYTE_AUTH_CACHE_DIR`, else `flyte-auth`
