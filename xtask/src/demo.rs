@@ -11,11 +11,12 @@
 //! 4. runs `flyte-auth` with a `HOME` of its own (a `~/.flyte/config.yaml` naming the first
 //!    provider) and `--store file` in a temporary directory, so the user's keyring and config
 //!    are never touched: client credentials, the cache, a token command, logout and login
-//!    again, a refused secret, the device flow, the browser login through `$BROWSER`, a
-//!    logout that revokes its refresh token (the provider then refuses that token), and an
-//!    automatic refresh after expiry; then a Union API key in `UNION_API_KEY` with no config
-//!    file and its `status`, and a Flyte 2 login with `FLYTE_API_KEY` and its `status`; each
-//!    step checks what the provider's request counters say; then the
+//!    again, a refused secret, the device flow, the browser login through `$BROWSER` (no
+//!    nonce without `openid`), a logout that revokes its refresh token (the provider then
+//!    refuses that token), a login asking for `openid` (a nonce, which the id token carries),
+//!    and an automatic refresh after expiry; then a Union API key in `UNION_API_KEY` with no
+//!    config file and its `status`, and a Flyte 2 login with `FLYTE_API_KEY` and its
+//!    `status`; each step checks what the provider's request counters say; then the
 //!    identity-aware proxy's token from a metadata server on loopback (`flyte-auth-google`'s
 //!    `iap_token` example);
 //! 5. stops the providers and removes the directory, also when a step fails. On Ctrl-C the
@@ -262,6 +263,7 @@ impl Demo<'_> {
         self.device_flow(main)?;
         self.browser_login(main)?;
         self.logout_revokes(main)?;
+        self.openid_login(main)?;
         self.refresh(short)?;
         Ok(())
     }
@@ -758,18 +760,33 @@ impl Demo<'_> {
                 "browser",
                 &[("BROWSER", &browser)],
             );
-            let (token, change) = demo.token_run(main, command, |_| Ok(()))?;
+            let mut nonce = None;
+            let (token, change) = demo.token_run(main, command, |line| {
+                if let Some(url) = authorization_url(line) {
+                    nonce = Some(query_param(&url, "nonce"));
+                }
+                Ok(())
+            })?;
             expect(
                 change.authorizations == 1 && change.authorization_code == 1,
                 "one browser login",
                 change,
             )?;
+            match nonce {
+                None => return Err("no authorization URL was shown".into()),
+                // The provider refuses a nonce without `openid`, which this login does not ask.
+                Some(Some(_)) => return Err("a nonce was sent without the openid scope".into()),
+                Some(None) => {}
+            }
             first = token;
             println!(
                 "    {}",
                 browser_log(demo.work).trim_end().replace('\n', "\n    ")
             );
-            Ok("$BROWSER signed in and approved; one authorization_code grant".into())
+            Ok(
+                "$BROWSER signed in and approved; one authorization_code grant; no nonce sent"
+                    .into(),
+            )
         })?;
         self.step("browser login (PKCE): token again", |demo| {
             let command = demo.command(
@@ -784,6 +801,46 @@ impl Demo<'_> {
                 change,
             )?;
             Ok("served from the cache: same token, no request, no browser".into())
+        })
+    }
+
+    /// A browser login asking for `openid`: the authorization request carries a nonce, and the
+    /// id token the login stores carries the same nonce (`flyte-auth` refuses one that does
+    /// not). A login without `openid` sends no nonce (the providers that refuse one).
+    fn openid_login(&mut self, main: &Provider) -> Result<(), String> {
+        let browser = self.browser.display().to_string();
+        self.step("browser login asking for openid: nonce", |demo| {
+            let command = demo.command(
+                &[
+                    "token",
+                    "--auth-mode",
+                    "Pkce",
+                    "--scopes",
+                    "openid,offline,all",
+                ],
+                "openid",
+                &[("BROWSER", &browser)],
+            );
+            let mut sent = None;
+            let (_, change) = demo.token_run(main, command, |line| {
+                if let Some(url) = authorization_url(line) {
+                    sent = query_param(&url, "nonce");
+                }
+                Ok(())
+            })?;
+            expect(change.authorization_code == 1, "one browser login", change)?;
+            let sent = sent.ok_or("the authorization request carried no nonce")?;
+            let stored = stored_credentials(&demo.work.cache("openid"))?;
+            let id_token = stored["id_token"]
+                .as_str()
+                .ok_or("no id token was stored")?;
+            if jwt_claim(id_token, "nonce").as_deref() != Some(sent.as_str()) {
+                return Err("the stored id token does not carry the nonce sent".into());
+            }
+            Ok(format!(
+                "the request sent a nonce ({} characters); the stored id token carries it",
+                sent.len()
+            ))
         })
     }
 
@@ -967,6 +1024,14 @@ fn fingerprint(token: &str) -> String {
 
 /// The refresh token of the one login stored in the file store directory `dir`.
 fn stored_refresh_token(dir: &Path) -> Result<String, String> {
+    stored_credentials(dir)?["refresh_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("the login in {} has no refresh token", dir.display()))
+}
+
+/// The credentials of the one login stored in the file store directory `dir`.
+fn stored_credentials(dir: &Path) -> Result<Value, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
@@ -981,12 +1046,36 @@ fn stored_refresh_token(dir: &Path) -> Result<String, String> {
         ));
     };
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let doc: Value = serde_json::from_str(&text)
+    let mut doc: Value = serde_json::from_str(&text)
         .map_err(|_| format!("{} is not the file store's JSON", file.display()))?;
-    doc["credentials"]["refresh_token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("the login in {} has no refresh token", file.display()))
+    Ok(doc["credentials"].take())
+}
+
+/// The authorization URL of the browser prompt's line, if it is that line.
+fn authorization_url(line: &str) -> Option<url::Url> {
+    let word = line.trim();
+    if !word.contains("/auth?") {
+        return None;
+    }
+    url::Url::parse(word).ok()
+}
+
+/// The value of `name` in `url`'s query.
+fn query_param(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+/// A string claim of a JWT's payload (not verified: the demo only compares it).
+fn jwt_claim(jwt: &str, name: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims[name].as_str().map(str::to_owned)
 }
 
 /// A `refresh_token` grant as the public client `flytectl`: the status and JSON answer.
@@ -1063,6 +1152,23 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
         assert!(stored_refresh_token(&dir).is_err());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_nonce_is_read_from_the_prompt_and_the_id_token() {
+        use base64::Engine as _;
+        let line =
+            "    http://127.0.0.1:1/auth?client_id=flytectl&scope=openid+all&nonce=n-1&state=s";
+        let url = authorization_url(line).unwrap();
+        assert_eq!(query_param(&url, "nonce").as_deref(), Some("n-1"));
+        assert_eq!(query_param(&url, "scope").as_deref(), Some("openid all"));
+        assert!(authorization_url("Opening the browser to log in").is_none());
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"nonce":"n-1"}"#);
+        assert_eq!(
+            jwt_claim(&format!("e30.{payload}.sig"), "nonce").as_deref(),
+            Some("n-1")
+        );
+        assert_eq!(jwt_claim("not a jwt", "nonce"), None);
     }
 
     #[test]
