@@ -100,10 +100,9 @@ impl Endpoint {
             };
             (format!("[{}]", host.to_ascii_lowercase()), port)
         } else {
-            let (host, port) = match rest.split_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (rest, None),
-            };
+            let (host, port) = rest
+                .split_once(':')
+                .map_or((rest, None), |(host, port)| (host, Some(port)));
             if host.is_empty() {
                 return Err(invalid("no host"));
             }
