@@ -34,9 +34,11 @@
 //!    installed), which must see no certificate file opened, and of the cached run no thread
 //!    and no event loop (no async runtime). The provider is stopped at the end, also on failure.
 //!
-//! `cargo xtask bench --latency MS` measures only the cold token, through a loopback proxy
-//! that delays every packet by MS milliseconds each way: wall time, round trips, connections
-//! and requests per job (`bench/latency.rs`, written to `target/bench/latency.{json,txt}`).
+//! `cargo xtask bench --latency MS [--tls] [--with-peers]` measures only the cold token,
+//! through a loopback proxy that delays every packet by MS milliseconds each way (with `--tls`,
+//! in front of a TLS terminator with a throwaway CA): wall time, round trips, connections,
+//! requests and the first connection's time per job (`bench/latency.rs`, written to
+//! `target/bench/latency[-tls].{json,txt}`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -1,20 +1,26 @@
-//! `cargo xtask bench --latency MS`: the cold token through a delaying TCP proxy, so that
-//! round trips count as they do on a network (MS milliseconds each way).
+//! `cargo xtask bench --latency MS [--tls] [--with-peers]`: the cold token through a delaying
+//! TCP proxy, so that round trips count as they do on a network (MS milliseconds each way).
 //!
 //! The proxy ([`DelayProxy`]) listens on loopback only, in front of the local provider. Each
 //! chunk is passed on `MS` after it arrived, in order, in both directions, and the first bytes
 //! of a connection not before three one-way delays after its accept (the client's SYN, the
 //! server's SYN-ACK and the data itself, which a loopback `connect` does not pay). It counts
-//! the connections and the HTTP requests (request lines) that go through it, and replaces the
-//! provider's origin by its own in the answers, so that the endpoints the provider announces
-//! are reached through it too. It is bounded:
-//! at most [`MAX_CONNECTIONS`] at a time, each at most [`CONNECTION_LIFETIME`], and it stops
-//! when dropped.
+//! the connections, notes when the first one came, and over plain HTTP counts the requests
+//! (request lines) and replaces the provider's origin by its own in the answers, so that the
+//! endpoints the provider announces are reached through it too. With `--tls` a TLS terminator
+//! with a throwaway CA sits behind the delay instead (`tls.rs`): the handshake pays its round
+//! trips, and the terminator counts the requests and makes the announced URLs the proxy's
+//! `https://` ones. It is bounded: at most [`MAX_CONNECTIONS`] at a time, each at most
+//! [`CONNECTION_LIFETIME`], and it stops when dropped.
 //!
-//! Each participant runs [`LATENCY_RUNS`] times (interleaved, after a warm-up round); the table
-//! shows per participant the median wall time, that time in round trips (process start
-//! included), and the connections and requests of a run. Plain HTTP only: the provider speaks
-//! no TLS, and no TLS terminator sits behind the delay yet.
+//! Each participant runs [`LATENCY_RUNS`] times (interleaved, after a warm-up round); one table
+//! per job shows per participant the median wall time, that time in round trips (process start
+//! included), the connections and requests of a run, and how long after the spawn the first
+//! connection came. `flyte-auth` does three jobs (discovery needed, the discovery answer kept
+//! by an earlier run, `tokenUrl` and `scopes` configured); `curl`'s one POST and, with
+//! `--with-peers`, flytekit's and the Flyte 2 SDK's token clients (given the token URL, as
+//! in the loopback bench) do the last. Then the cached token, next to `/bin/true`: the bench
+//! fails if it makes a connection. Written to `target/bench/latency[-tls].{json,txt}`.
 
 use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
@@ -210,6 +216,9 @@ pub(crate) fn latency(one_way_ms: u64, cli: Option<&Path>, tls: bool, with_peers
     const DISCOVERY: &str = "client credentials, discovery needed";
     const ANSWER_KEPT: &str = "client credentials, the discovery answer kept by an earlier run";
     const CONFIGURED: &str = "client credentials, tokenUrl and scopes configured";
+    // The cached token: its file cache filled by one login first.
+    let cached = work.0.join("cached");
+    timed(&mut flyte_auth(&cached, &configured), RUN_LIMIT)?;
     let mut participants: Vec<(&str, String, MakeRun<'_>)> = vec![
         (
             DISCOVERY,
@@ -244,6 +253,16 @@ pub(crate) fn latency(one_way_ms: u64, cli: Option<&Path>, tls: bool, with_peers
             Box::new(move |_| Ok(peer(python, sdk))),
         ));
     }
+    participants.push((
+        CACHED_JOB,
+        CACHED.into(),
+        Box::new(|_| Ok(flyte_auth(&cached, &configured))),
+    ));
+    participants.push((
+        CACHED_JOB,
+        "/bin/true".into(),
+        Box::new(|_| Ok(Command::new("/bin/true"))),
+    ));
 
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); participants.len()];
     for round in 0..LATENCY_WARM_UP + LATENCY_RUNS {
@@ -252,7 +271,7 @@ pub(crate) fn latency(one_way_ms: u64, cli: Option<&Path>, tls: bool, with_peers
             proxy.reset();
             let started = Instant::now();
             let (took, stdout) = timed(&mut cmd, RUN_LIMIT).map_err(|e| format!("{name}: {e}"))?;
-            if stdout.trim().is_empty() {
+            if stdout.trim().is_empty() && name != "/bin/true" {
                 return Err(format!("{name} printed no token"));
             }
             if round >= LATENCY_WARM_UP {
@@ -309,6 +328,7 @@ pub(crate) fn latency(one_way_ms: u64, cli: Option<&Path>, tls: bool, with_peers
         }));
     }
     println!("\n{text}");
+    cached_made_no_connection(&rows)?;
     let out = target_dir.join("bench");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let summary = json!({
@@ -329,6 +349,27 @@ pub(crate) fn latency(one_way_ms: u64, cli: Option<&Path>, tls: bool, with_peers
         "written to {}",
         out.join(format!("{stem}.{{json,txt}}")).display()
     )))
+}
+
+/// The job of the cached token and its `flyte-auth` row.
+const CACHED_JOB: &str = "cached token (file cache), next to /bin/true";
+const CACHED: &str = "flyte-auth token (file cache)";
+
+/// An error when the cached `flyte-auth token` row of `rows` (the JSON rows of the table)
+/// made a connection: a cached token is served without the network.
+fn cached_made_no_connection(rows: &[serde_json::Value]) -> Result<(), String> {
+    for row in rows {
+        if row["job"] == CACHED_JOB && row["process"] == CACHED {
+            let connections = row["connections"].as_u64().unwrap_or(0);
+            if connections > 0 {
+                return Err(format!(
+                    "a cached flyte-auth token made {connections} connection(s) (median); it \
+                     should make none"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The medians of one participant's runs.
@@ -615,6 +656,16 @@ mod tests {
             ),
             b"a 127.0.0.1:5111/x 127.0.0.1:5111"
         );
+    }
+
+    #[test]
+    fn a_cached_token_that_connects_fails_the_bench() {
+        let row = |connections: usize| json!({ "job": CACHED_JOB, "process": CACHED, "connections": connections });
+        assert_eq!(cached_made_no_connection(&[row(0)]), Ok(()));
+        let err = cached_made_no_connection(&[row(1)]).expect_err("one connection");
+        assert!(err.contains("should make none"), "{err}");
+        let other = json!({ "job": CACHED_JOB, "process": "/bin/true", "connections": 1 });
+        assert_eq!(cached_made_no_connection(&[other]), Ok(()));
     }
 
     #[test]
