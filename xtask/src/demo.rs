@@ -472,12 +472,12 @@ impl Demo<'_> {
                 |_| Ok(()),
             )?;
             expect(
-                change.client_credentials == 1,
-                "one client_credentials grant",
+                change.client_credentials == 1 && change.discovery >= 1,
+                "discovery and one client_credentials grant",
                 change,
             )?;
             first = token;
-            Ok("logged in: one client_credentials grant".into())
+            Ok("logged in: discovery, one client_credentials grant".into())
         })?;
         self.step("client credentials: token again", |demo| {
             let (token, change) = demo.token_run(
@@ -573,11 +573,15 @@ impl Demo<'_> {
                 |_| Ok(()),
             )?;
             expect(
-                token != first && change.client_credentials == 1,
-                "a new client_credentials grant",
+                token != first && change.client_credentials == 1 && change.discovery == 0,
+                "a new client_credentials grant and no discovery",
                 change,
             )?;
-            Ok("logged out; the next token logged in again".into())
+            Ok(
+                "logged out; the next token logged in again, straight to the token endpoint \
+                 (the discovery answer was kept)"
+                    .into(),
+            )
         })?;
         self.step("client credentials: wrong secret", |demo| {
             let out = demo
@@ -992,6 +996,7 @@ fn diff(after: Stats, before: Stats) -> Stats {
             .device_authorizations
             .saturating_sub(before.device_authorizations),
         authorizations: after.authorizations.saturating_sub(before.authorizations),
+        discovery: after.discovery.saturating_sub(before.discovery),
     }
 }
 
@@ -1181,10 +1186,12 @@ mod tests {
         let after = Stats {
             client_credentials: 3,
             refresh_token: 1,
+            discovery: 2,
             ..Stats::default()
         };
         let change = diff(after, before);
         assert_eq!(change.client_credentials, 1);
+        assert_eq!(change.discovery, 2);
         assert_eq!(change.token_requests(), 1);
     }
 }

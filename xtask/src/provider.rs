@@ -14,6 +14,11 @@ use serde_json::Value;
 use crate::cmd::show;
 
 const MINUTE: Duration = Duration::from_secs(60);
+/// flyteadmin's discovery documents: the client configuration and the OAuth metadata.
+const DISCOVERY_PATHS: [&str; 2] = [
+    "/config/v1/flyte_client",
+    "/.well-known/oauth-authorization-server",
+];
 
 /// A running `tests/idp/server.mjs`; killed on drop.
 pub(crate) struct Provider {
@@ -112,6 +117,12 @@ impl Provider {
             .and_then(reqwest::blocking::Response::json)
             .map_err(|e| format!("GET {url}: {e}"))?;
         let grant = |name: &str| doc["token_requests"][name].as_u64().unwrap_or(0);
+        let discovery = doc["requests"].as_array().map_or(0, |requests| {
+            requests
+                .iter()
+                .filter(|r| DISCOVERY_PATHS.iter().any(|path| r["path"] == *path))
+                .count() as u64
+        });
         Ok(Stats {
             client_credentials: grant("client_credentials"),
             authorization_code: grant("authorization_code"),
@@ -119,6 +130,7 @@ impl Provider {
             device_code: grant("urn:ietf:params:oauth:grant-type:device_code"),
             device_authorizations: doc["device_authorization_requests"].as_u64().unwrap_or(0),
             authorizations: doc["authorization_requests"].as_u64().unwrap_or(0),
+            discovery,
         })
     }
 }
@@ -140,6 +152,8 @@ pub(crate) struct Stats {
     pub(crate) device_code: u64,
     pub(crate) device_authorizations: u64,
     pub(crate) authorizations: u64,
+    /// Requests for flyteadmin's discovery documents.
+    pub(crate) discovery: u64,
 }
 
 impl Stats {
