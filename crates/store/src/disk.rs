@@ -146,35 +146,24 @@ pub(crate) fn open_found(path: &Path, options: &mut OpenOptions) -> Result<Optio
 /// in it); a directory other users may only read is a warning (the files in it are `0600`).
 /// A symbolic link to the directory is followed: what matters is the directory itself.
 pub(crate) fn check_dir(store: &'static str, dir: &Path) -> Result<bool, StoreError> {
-    let what = "the token directory";
     let meta = match fs::metadata(dir) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => {
-            return Err(io_error(
-                store,
-                "open",
-                "could not inspect the directory",
-                dir,
-                e,
-            ));
+            let what = "could not inspect the directory";
+            return Err(io_error(store, "open", what, dir, e));
         }
     };
     if !meta.is_dir() {
-        return Err(io_error(
-            store,
-            "open",
-            "not a directory:",
-            dir,
-            io::ErrorKind::NotADirectory.into(),
-        ));
+        let e = io::ErrorKind::NotADirectory.into();
+        return Err(io_error(store, "open", "not a directory:", dir, e));
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
         store_rule()
             .private(&meta)
-            .map_err(|why| refused(store, what, dir, &why.into()))?;
+            .map_err(|why| refused(store, "the token directory", dir, &why.into()))?;
         let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o077 != 0 {
             tracing::warn!(
@@ -479,13 +468,8 @@ pub(crate) fn lock(
     let file = match found {
         Ok(file) => file,
         Err(Unusable::Io(e)) => {
-            return Err(io_error(
-                store,
-                "lock",
-                "could not open the lock file",
-                &path,
-                e,
-            ));
+            let what = "could not open the lock file";
+            return Err(io_error(store, "lock", what, &path, e));
         }
         Err(why) => {
             tracing::warn!(path = %path.display(), reason = %why, "refusing the lock file");

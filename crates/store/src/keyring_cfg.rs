@@ -216,7 +216,7 @@ impl KeyringCfg {
 /// text. For tests that compare with Python.
 #[doc(hidden)]
 pub fn parse_ini(text: &str) -> Option<Vec<IniSection>> {
-    Ini::parse(text).ok().map(Ini::into_parts)
+    Ini::parse(text).ok().map(|ini| ini.sections)
 }
 
 /// One section of an INI file: its name, and its options with their values, in order.
@@ -309,11 +309,6 @@ impl Ini {
             }
         }
         Ok(ini)
-    }
-
-    /// The sections and their options, in order.
-    fn into_parts(self) -> Vec<IniSection> {
-        self.sections
     }
 
     fn get(&self, section: &str, option: &str) -> Option<&str> {

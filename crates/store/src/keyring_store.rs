@@ -656,51 +656,39 @@ fn unavailable_hint() -> &'static str {
 
 /// Maps a keyring error to the store error a caller can act on.
 fn map_error(error: keyring::Error, operation: &'static str) -> StoreError {
+    let why = describe(&error);
+    let unavailable = |message| StoreError::Unavailable {
+        store: STORE,
+        message,
+    };
     match &error {
-        keyring::Error::NoDefaultStore => StoreError::Unavailable {
-            store: STORE,
-            message: match initialization_failure() {
-                Some(why) => format!("{}: {why}", unavailable_hint()),
-                None => unavailable_hint().to_owned(),
-            },
-        },
-        keyring::Error::NotSupportedByStore(_) => StoreError::Unavailable {
-            store: STORE,
-            message: describe(&error),
-        },
-        keyring::Error::NoStorageAccess(_) if describe(&error).contains("result not returned") => {
-            StoreError::Unavailable {
-                store: STORE,
-                message: format!(
-                    "the Secret Service has no default collection to keep secrets in (no \
-                     keyring was ever set up or unlocked in this session): {}",
-                    describe(&error)
-                ),
-            }
+        keyring::Error::NoDefaultStore => unavailable(match initialization_failure() {
+            Some(why) => format!("{}: {why}", unavailable_hint()),
+            None => unavailable_hint().to_owned(),
+        }),
+        keyring::Error::NotSupportedByStore(_) => unavailable(why),
+        keyring::Error::NoStorageAccess(_) if why.contains("result not returned") => {
+            unavailable(format!(
+                "the Secret Service has no default collection to keep secrets in (no keyring \
+                 was ever set up or unlocked in this session): {why}"
+            ))
         }
         keyring::Error::NoStorageAccess(_) => StoreError::Denied {
             store: STORE,
             message: format!(
-                "{}; unlock the keyring (log in to the desktop session, or unlock it with its \
-                 password) or use another store",
-                describe(&error)
+                "{why}; unlock the keyring (log in to the desktop session, or unlock it with its \
+                 password) or use another store"
             ),
         },
-        keyring::Error::PlatformFailure(_) if is_unreachable(&describe(&error)) => {
-            StoreError::Unavailable {
-                store: STORE,
-                message: format!("{}: {}", unavailable_hint(), describe(&error)),
-            }
+        keyring::Error::PlatformFailure(_) if is_unreachable(&why) => {
+            unavailable(format!("{}: {why}", unavailable_hint()))
         }
-        _ => {
-            let message = describe(&error);
-            StoreError::Io {
-                store: STORE,
-                operation,
-                source: Some(Arc::new(SafeError(message.clone()))),
-                message,
-            }
-        }
+        _ => StoreError::Io {
+            store: STORE,
+            operation,
+            source: Some(Arc::new(SafeError(why.clone()))),
+            message: why,
+        },
     }
 }
 
