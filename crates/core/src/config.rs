@@ -150,9 +150,7 @@ impl ClientConfig {
         self.revocation_endpoint = (!url.trim().is_empty()).then_some(url);
         self
     }
-}
 
-impl ClientConfig {
     /// [`header_key`](Self::header_key) as a header name (see [`parse_header_name`]).
     ///
     /// # Errors
@@ -272,10 +270,8 @@ impl ClientConfigStore for StaticClientConfigStore {
 /// Flyte endpoint the configuration puts on plain HTTP (`insecure: true`, or written
 /// `http://`, as the local sandbox is) may announce plain-HTTP endpoints: its discovery
 /// already travels in clear text. `field` is the endpoint's name in the server's metadata.
-///
-/// The one rule every discovery applies (HTTP and gRPC): `flyte-auth-oauth`'s `ClientContext`
-/// checks the endpoints a flow takes from the server once the configuration is applied (a
-/// configured `tokenUrl` is the user's choice, used as written).
+/// The one rule every discovery applies (HTTP and gRPC); a configured `tokenUrl` is the
+/// user's choice, used as written.
 ///
 /// ```
 /// use flyte_auth_core::refuse_cleartext;

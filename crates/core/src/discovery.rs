@@ -63,15 +63,10 @@ impl fmt::Display for DiscoveryFlavour {
 /// Where the [`DiscoveryFlavour`] that answered is remembered between processes, per
 /// endpoint (keyed by [`Endpoint::key`](crate::Endpoint::key), like stored credentials).
 ///
-/// Discovery asks the remembered flavour's two documents only, so a process that starts
-/// cold against a known server sends exactly the requests that server answers; when the
-/// server changed generation, the other flavour answers and is remembered instead.
-///
-/// A hint only orders the attempts: it must never fail a login. [`recall`](Self::recall)
-/// says `None` for anything it cannot use (missing, unreadable, corrupt); an error of
-/// [`remember`](Self::remember) is logged by the caller and otherwise ignored.
-/// `flyte-auth-store` keeps hints in small files next to the token files
-/// (`DiscoveryHintFiles`).
+/// Discovery asks the remembered flavour's documents only. A hint only orders the attempts
+/// and must never fail a login: [`recall`](Self::recall) says `None` for anything it cannot
+/// use, and an error of [`remember`](Self::remember) is logged by the caller and otherwise
+/// ignored. `flyte-auth-store`'s `DiscoveryHintFiles` keeps hints next to the token files.
 pub trait DiscoveryHints: Send + Sync + fmt::Debug {
     /// The flavour that answered for `endpoint` last time, if known.
     fn recall(&self, endpoint: &str) -> Option<DiscoveryFlavour>;

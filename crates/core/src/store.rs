@@ -11,15 +11,10 @@ use crate::{Credentials, Endpoint, StoreError};
 
 /// Persists [`Credentials`] by endpoint: flytekit's `KeyringStore` interface.
 ///
-/// Every operation names the server by its parsed [`Endpoint`]: a store files tokens under
-/// [`Endpoint::key`] (so every spelling of one server shares one login), and a store that
-/// shares entries with other Flyte tools (the keyring) finds theirs by
-/// [`Endpoint::as_written`], the spelling they key them by. Every caller hands the same
-/// `Endpoint` to every store, so every caller finds the same logins.
-///
-/// Calls are blocking (keyrings and files are): the credential cache calls them only when a
-/// flow needs credentials, never on the per-request hot path, and never when an authenticator
-/// is merely created.
+/// A store files tokens under [`Endpoint::key`] (every spelling of one server shares one
+/// login); one that shares entries with other Flyte tools (the keyring) finds theirs by
+/// [`Endpoint::as_written`]. Calls are blocking: the credential cache makes them only when a
+/// flow needs credentials, never on the per-request hot path.
 ///
 /// A store that several processes share should offer a lock per endpoint
 /// ([`TokenStore::lock`]): the cache takes it around "re-read, refresh if still stale, store",
