@@ -4,7 +4,7 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use flyte_auth_core::{
-    BoxFuture, Credentials, Endpoint, Error, OAuthErrorCode, SecretString, TokenFlow,
+    BoxFuture, ClientConfig, Credentials, Endpoint, Error, OAuthErrorCode, SecretString, TokenFlow,
 };
 use flyte_auth_oauth::{
     ClientAuth, ClientContext, DeviceAuthorization, DeviceAuthorizationRequest, Field,
@@ -130,11 +130,11 @@ impl DeviceCodeFlow {
     /// [`Error::Config`] naming what is missing; whatever reading the client config fails
     /// with.
     pub async fn check_server(&self) -> Result<(), Error> {
-        self.resolve(LOGIN_FIELDS).await.map(|_| ())
+        self.ctx.resolve(LOGIN_FIELDS).await.map(|_| ())
     }
 
-    async fn resolve(&self, fields: &[Field]) -> Result<Resolved, Error> {
-        let cfg = self.ctx.resolve(fields).await?;
+    /// What the requests need from the client configuration `cfg`.
+    fn resolved(&self, cfg: ClientConfig) -> Resolved {
         let client = match &self.client_secret {
             Some(secret) => ClientAuth::confidential(cfg.client_id, secret.clone()),
             None => ClientAuth::public(cfg.client_id),
@@ -143,18 +143,23 @@ impl DeviceCodeFlow {
             .code_challenge_methods_supported
             .iter()
             .any(|m| m.trim() == S256);
-        Ok(Resolved {
+        Resolved {
             pkce: self.pkce.unwrap_or(announced),
             token_endpoint: cfg.token_endpoint,
             device_authorization_endpoint: cfg.device_authorization_endpoint,
             client,
             scopes: cfg.scopes,
             audience: cfg.audience,
-        })
+        }
     }
 
-    async fn run_login(&self) -> Result<Credentials, Error> {
-        let resolved = self.resolve(LOGIN_FIELDS).await?;
+    /// Asks for a device code with `cfg`: what the requests need, the PKCE verifier and the
+    /// server's answer. Nothing is shown yet, so this is safe to repeat.
+    async fn authorize(
+        &self,
+        cfg: ClientConfig,
+    ) -> Result<(Resolved, Option<Pkce>, DeviceAuthorization), Error> {
+        let resolved = self.resolved(cfg);
         let device_endpoint = resolved
             .device_authorization_endpoint
             .clone()
@@ -175,6 +180,15 @@ impl DeviceCodeFlow {
             "requesting a device code"
         );
         let authorization = self.ctx.http().device_authorization(&request).await?;
+        Ok((resolved, pkce, authorization))
+    }
+
+    async fn run_login(&self) -> Result<Credentials, Error> {
+        // The device authorization request may use a kept discovery answer.
+        let (resolved, pkce, authorization) = self
+            .ctx
+            .with_config(LOGIN_FIELDS, |cfg| self.authorize(cfg))
+            .await?;
         let prompt = DevicePrompt::new(
             self.endpoint().key().to_owned(),
             authorization.verification_uri.clone(),
@@ -211,18 +225,23 @@ impl DeviceCodeFlow {
         };
         // `None`: a timeout so long that no clock reaches it.
         let deadline = started.checked_add(limit);
-        let mut request = TokenRequest::device_code(
-            resolved.token_endpoint.clone(),
-            resolved.client.clone(),
-            authorization.device_code.clone(),
-        );
-        if let Some(pkce) = pkce {
-            request = request.with_code_verifier(pkce.verifier().clone());
-        }
+        let token_request = |token_endpoint: String| {
+            let request = TokenRequest::device_code(
+                token_endpoint,
+                resolved.client.clone(),
+                authorization.device_code.clone(),
+            );
+            match pkce {
+                Some(pkce) => request.with_code_verifier(pkce.verifier().clone()),
+                None => request,
+            }
+        };
+        let mut request = token_request(resolved.token_endpoint.clone());
         // The wait after a failed poll; `None` while the server answers.
         let mut backoff: Option<Duration> = None;
         let mut last_failure: Option<Error> = None;
         let mut polls: u32 = 0;
+        let mut rediscovered = false;
         loop {
             let wait = backoff.unwrap_or(interval);
             let now = timer.now();
@@ -239,6 +258,15 @@ impl DeviceCodeFlow {
                 Err(e) => {
                     let code = e.oauth().map(|o| &o.code);
                     match code {
+                        // A kept discovery answer's token endpoint is gone: poll the
+                        // server's current one with the same device code.
+                        None if !rediscovered
+                            && let Some(cfg) =
+                                self.ctx.rediscover_after(LOGIN_FIELDS, &e).await =>
+                        {
+                            rediscovered = true;
+                            request = token_request(cfg.token_endpoint);
+                        }
                         Some(OAuthErrorCode::AuthorizationPending) => {
                             tracing::debug!(polls, "device login: authorization pending");
                             backoff = None;
@@ -305,16 +333,23 @@ impl DeviceCodeFlow {
                 .ok_or_else(|| Error::AccessTokenNotFound {
                     reason: "no refresh token is stored".into(),
                 })?;
-        let resolved = self.resolve(REFRESH_FIELDS).await?;
-        let request = TokenRequest::refresh_token(
-            resolved.token_endpoint,
-            resolved.client.clone(),
-            refresh_token,
-        )
-        .with_scopes(resolved.scopes)
-        .with_optional_audience(resolved.audience)
-        .with_params(self.extra.iter().cloned());
-        Ok(self.ctx.credentials(self.ctx.http().token(&request).await?))
+        // The refresh grant is safe to repeat: a kept discovery answer may be used.
+        let token = self
+            .ctx
+            .with_config(REFRESH_FIELDS, |cfg| {
+                let resolved = self.resolved(cfg);
+                let request = TokenRequest::refresh_token(
+                    resolved.token_endpoint,
+                    resolved.client,
+                    refresh_token.clone(),
+                )
+                .with_scopes(resolved.scopes)
+                .with_optional_audience(resolved.audience)
+                .with_params(self.extra.iter().cloned());
+                async move { self.ctx.http().token(&request).await }
+            })
+            .await?;
+        Ok(self.ctx.credentials(token))
     }
 }
 

@@ -529,6 +529,35 @@ impl ClientContext {
         request(self.resolve(fields).await?).await
     }
 
+    /// Whether the configuration [`with_config`](Self::with_config) gives comes from a kept
+    /// discovery answer: one was used and the server has not been asked in this process.
+    pub fn uses_kept_answer(&self) -> bool {
+        self.inner.kept.get().is_some() && !self.inner.discovered.initialized()
+    }
+
+    /// For a request made with a kept discovery answer outside
+    /// [`with_config`](Self::with_config) (one that cannot be repeated whole, such as the
+    /// device login's polls once the code is shown): when `error` is one a stale answer
+    /// explains, the server is asked and its configuration for `fields` returned. `None`
+    /// when no kept answer is in use, `error` is the answer, or the server cannot say.
+    pub async fn rediscover_after(&self, fields: &[Field], error: &Error) -> Option<ClientConfig> {
+        if !self.uses_kept_answer() || !crate::transport::stale_endpoint_explains(error) {
+            return None;
+        }
+        tracing::info!(
+            endpoint = %self.inner.endpoint,
+            error = %error,
+            "the request with the kept discovery answer failed as a stale answer would; asking \
+             the server again"
+        );
+        self.resolve(fields)
+            .await
+            .inspect_err(
+                |e| tracing::warn!(endpoint = %self.inner.endpoint, error = %e, "discovery failed"),
+            )
+            .ok()
+    }
+
     /// The configuration for `fields` from the kept discovery answer, when the server would
     /// be asked and has not been in this process, and the answer is usable.
     fn kept_config(&self, fields: &[Field]) -> Option<ClientConfig> {

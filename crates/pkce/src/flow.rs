@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use flyte_auth_core::{BoxFuture, CachingAuthenticator, Credentials, Endpoint, Error, TokenFlow};
+use flyte_auth_core::{
+    BoxFuture, CachingAuthenticator, ClientConfig, Credentials, Endpoint, Error, TokenFlow,
+};
 use flyte_auth_oauth::{ClientContext, Field};
 use http::HeaderName;
 use tokio::sync::OnceCell;
@@ -94,32 +96,52 @@ impl PkceFlow {
 
     async fn client(&self) -> Result<&AuthorizationClient, Error> {
         self.client
-            .get_or_try_init(|| async {
-                let cfg = self.ctx.resolve(FIELDS).await?;
-                let redirect_uri = if cfg.redirect_uri.trim().is_empty() {
-                    DEFAULT_REDIRECT_URI.to_owned()
-                } else {
-                    cfg.redirect_uri.clone()
-                };
-                let mut builder = AuthorizationClient::builder(
-                    self.ctx.endpoint().key(),
-                    cfg.authorization_endpoint,
-                    cfg.token_endpoint,
-                    cfg.client_id,
-                    redirect_uri,
-                )
-                .scopes(clean_scopes(cfg.scopes))
-                .http_client(self.ctx.http().clone());
-                if let Some(audience) = cfg.audience {
-                    builder = builder.audience(audience);
+            .get_or_try_init(|| async { self.configure(self.ctx.resolve(FIELDS).await?) })
+            .await
+    }
+
+    /// The authorization client for the client configuration `cfg`.
+    fn configure(&self, cfg: ClientConfig) -> Result<AuthorizationClient, Error> {
+        let redirect_uri = if cfg.redirect_uri.trim().is_empty() {
+            DEFAULT_REDIRECT_URI.to_owned()
+        } else {
+            cfg.redirect_uri
+        };
+        let mut builder = AuthorizationClient::builder(
+            self.ctx.endpoint().key(),
+            cfg.authorization_endpoint,
+            cfg.token_endpoint,
+            cfg.client_id,
+            redirect_uri,
+        )
+        .scopes(clean_scopes(cfg.scopes))
+        .http_client(self.ctx.http().clone());
+        if let Some(audience) = cfg.audience {
+            builder = builder.audience(audience);
+        }
+        if let Some(issuer) = cfg.authorization_response_issuer {
+            builder = builder.authorization_response_issuer(issuer);
+        }
+        let client = AuthorizationClient::with_options(builder, self.options.clone()).build()?;
+        tracing::debug!(endpoint = %self.ctx.endpoint(), client = ?client, "browser login configured");
+        Ok(client)
+    }
+
+    /// The refresh grant. It is safe to repeat, so a discovery answer an earlier process kept
+    /// may be used ([`ClientContext::with_config`]); a client built from one is not kept for
+    /// a login.
+    async fn refresh_with(&self, current: &Credentials) -> Result<Credentials, Error> {
+        if let Some(client) = self.client.get() {
+            return client.refresh_access_token(current).await;
+        }
+        self.ctx
+            .with_config(FIELDS, |cfg| async move {
+                let client = self.configure(cfg)?;
+                if self.ctx.uses_kept_answer() {
+                    return client.refresh_access_token(current).await;
                 }
-                if let Some(issuer) = cfg.authorization_response_issuer {
-                    builder = builder.authorization_response_issuer(issuer);
-                }
-                let client =
-                    AuthorizationClient::with_options(builder, self.options.clone()).build()?;
-                tracing::debug!(endpoint = %self.ctx.endpoint(), client = ?client, "browser login configured");
-                Ok(client)
+                let client = self.client.get_or_init(|| async { client }).await;
+                client.refresh_access_token(current).await
             })
             .await
     }
@@ -138,9 +160,7 @@ impl TokenFlow for PkceFlow {
         &'a self,
         current: &'a Credentials,
     ) -> Option<BoxFuture<'a, Result<Credentials, Error>>> {
-        Some(Box::pin(async move {
-            self.client().await?.refresh_access_token(current).await
-        }))
+        Some(Box::pin(self.refresh_with(current)))
     }
 
     fn client_id(&self) -> Option<String> {
