@@ -18,7 +18,8 @@
 //!    config file and its `status`, and a Flyte 2 login with `FLYTE_API_KEY` and its
 //!    `status`; each step checks what the provider's request counters say; then the
 //!    identity-aware proxy's token from a metadata server on loopback (`flyte-auth-google`'s
-//!    `iap_token` example);
+//!    `iap_token` example, then `flyte-auth --proxy-google-audience`, whose every request to
+//!    the provider carries it);
 //! 5. stops the providers and removes the directory, also when a step fails. On Ctrl-C the
 //!    terminal stops every process of the group, and a provider also exits when the pipe to
 //!    its stdin closes.
@@ -116,7 +117,7 @@ pub(crate) fn demo() -> Outcome {
         .steps(&main, &short)
         .and_then(|()| demo.union_api_key(&main))
         .and_then(|()| demo.flyte2_api_key(&flyte2))
-        .and_then(|()| demo.iap_proxy_token());
+        .and_then(|()| demo.iap_proxy_token(&main));
     demo.summary();
     result.map(|()| Some(format!("{} steps", demo.rows.len())))
 }
@@ -930,7 +931,7 @@ impl Demo<'_> {
     /// The identity-aware proxy's token from a metadata server on loopback, through
     /// `flyte-auth-google`'s `iap_token` example: what a job on Google Cloud sends in
     /// `proxy-authorization`, with no `gcloud` run. The second header comes from the cache.
-    fn iap_proxy_token(&mut self) -> Result<(), String> {
+    fn iap_proxy_token(&mut self, main: &Provider) -> Result<(), String> {
         let server = crate::metadata::MetadataServer::start()?;
         self.step("IAP proxy token from the metadata server", |demo| {
             let mut cmd = Command::new(&demo.iap_token);
@@ -957,6 +958,45 @@ impl Demo<'_> {
                 "proxy-authorization: Bearer <{}> (ID token for {IAP_AUDIENCE}); one metadata \
                  request for two calls",
                 fingerprint(tokens[0])
+            ))
+        })?;
+        // The same through `flyte-auth`: a service's token with the proxy's ID token in
+        // `proxy-authorization` on every request to the Flyte endpoint.
+        self.step("IAP proxy token through flyte-auth", |demo| {
+            let before = server.tokens();
+            let command = demo.command(
+                &[
+                    "token",
+                    "--auth-mode",
+                    "ClientSecret",
+                    "--client-id",
+                    SERVICE_CLIENT,
+                    "--client-secret-env",
+                    "DEMO_CLIENT_SECRET",
+                    "--proxy-google-audience",
+                    IAP_AUDIENCE,
+                ],
+                "iap",
+                &[
+                    ("DEMO_CLIENT_SECRET", SERVICE_SECRET),
+                    ("GCE_METADATA_HOST", &server.host),
+                ],
+            );
+            let (_, change) = demo.token_run(main, command, |_| Ok(()))?;
+            let fetched = server.tokens() - before;
+            expect(
+                change.client_credentials == 1
+                    && change.requests >= 2
+                    && change.proxy_bearer == change.requests
+                    && fetched == 1,
+                "a proxy-authorization bearer on every request, one metadata request",
+                change,
+            )
+            .map_err(|e| format!("{e}; metadata requests: {fetched}"))?;
+            Ok(format!(
+                "proxy-authorization: Bearer <ID token> on all {} requests to the provider; one \
+                 metadata request",
+                change.requests
             ))
         })
     }
@@ -997,6 +1037,8 @@ fn diff(after: Stats, before: Stats) -> Stats {
             .saturating_sub(before.device_authorizations),
         authorizations: after.authorizations.saturating_sub(before.authorizations),
         discovery: after.discovery.saturating_sub(before.discovery),
+        requests: after.requests.saturating_sub(before.requests),
+        proxy_bearer: after.proxy_bearer.saturating_sub(before.proxy_bearer),
     }
 }
 

@@ -117,12 +117,10 @@ impl Provider {
             .and_then(reqwest::blocking::Response::json)
             .map_err(|e| format!("GET {url}: {e}"))?;
         let grant = |name: &str| doc["token_requests"][name].as_u64().unwrap_or(0);
-        let discovery = doc["requests"].as_array().map_or(0, |requests| {
-            requests
-                .iter()
-                .filter(|r| DISCOVERY_PATHS.iter().any(|path| r["path"] == *path))
-                .count() as u64
-        });
+        let recorded = doc["requests"].as_array().map_or(&[][..], Vec::as_slice);
+        let count =
+            |keep: &dyn Fn(&Value) -> bool| recorded.iter().filter(|r| keep(r)).count() as u64;
+        let discovery = count(&|r| DISCOVERY_PATHS.iter().any(|path| r["path"] == *path));
         Ok(Stats {
             client_credentials: grant("client_credentials"),
             authorization_code: grant("authorization_code"),
@@ -131,6 +129,12 @@ impl Provider {
             device_authorizations: doc["device_authorization_requests"].as_u64().unwrap_or(0),
             authorizations: doc["authorization_requests"].as_u64().unwrap_or(0),
             discovery,
+            requests: count(&|_| true),
+            proxy_bearer: count(&|r| {
+                r["proxy_authorization"]
+                    .as_str()
+                    .is_some_and(|value| value.starts_with("Bearer "))
+            }),
         })
     }
 }
@@ -154,6 +158,10 @@ pub(crate) struct Stats {
     pub(crate) authorizations: u64,
     /// Requests for flyteadmin's discovery documents.
     pub(crate) discovery: u64,
+    /// Requests of any kind but the counters' own.
+    pub(crate) requests: u64,
+    /// Requests that carried a bearer token in `proxy-authorization`.
+    pub(crate) proxy_bearer: u64,
 }
 
 impl Stats {
