@@ -124,7 +124,11 @@ impl KeyringStore {
 
     /// The Flyte 2 SDK's keyring file this store reads, if any.
     pub fn keyring_cfg(&self) -> Option<&Path> {
-        self.keyring_cfg.as_ref().map(KeyringCfg::path)
+        self.cfg_file().map(KeyringCfg::path)
+    }
+
+    pub(crate) fn cfg_file(&self) -> Option<&KeyringCfg> {
+        self.keyring_cfg.as_ref()
     }
 
     /// Writes every layout (flytekit, Flyte 2 SDK, flytectl) on each [`store`](TokenStore::store),

@@ -196,15 +196,13 @@ pub fn default_store() -> Arc<dyn TokenStore> {
 /// ```
 pub struct DefaultStore {
     cache_dir: Option<PathBuf>,
-    /// The keyring store it picks, when it picks one.
+    /// The keyring store it picks, when it picks one; its Flyte 2 SDK keyring file is kept
+    /// beside the file or memory store too.
     #[cfg(feature = "keyring")]
     keyring: KeyringStore,
     chosen: OnceLock<Choice>,
     /// Whether a login saved by the fallback was reported at `warn` already.
     warned: AtomicBool,
-    /// The Flyte 2 SDK's keyring file, a copy kept beside the file or memory store.
-    #[cfg(feature = "keyring")]
-    keyring_cfg: Option<KeyringCfg>,
     /// Per endpoint (as written): whether the keyring file held its login when last read or
     /// deleted.
     #[cfg(feature = "keyring")]
@@ -234,8 +232,6 @@ impl DefaultStore {
             chosen: OnceLock::new(),
             warned: AtomicBool::new(false),
             #[cfg(feature = "keyring")]
-            keyring_cfg: KeyringCfg::default_path().map(KeyringCfg::new),
-            #[cfg(feature = "keyring")]
             cfg_held: Mutex::default(),
         }
     }
@@ -249,8 +245,7 @@ impl DefaultStore {
         #[cfg(feature = "keyring")]
         {
             Self {
-                keyring: self.keyring.with_keyring_cfg(path.clone()),
-                keyring_cfg: path.map(KeyringCfg::new),
+                keyring: self.keyring.with_keyring_cfg(path),
                 ..self
             }
         }
@@ -356,8 +351,8 @@ impl DefaultStore {
 impl DefaultStore {
     /// The keyring file, when one is kept beside the chosen store.
     fn beside(&self, choice: &Choice) -> Option<&KeyringCfg> {
-        self.keyring_cfg
-            .as_ref()
+        self.keyring
+            .cfg_file()
             .filter(|_| choice.store.name() != "keyring")
     }
 
