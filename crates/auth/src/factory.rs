@@ -303,6 +303,7 @@ pub fn get_authenticator(
 /// | `command` | the external command |
 /// | `pkceConfig.timeout` / `.refreshTime` | how long the browser login waits; refresh margin |
 /// | `deviceFlowConfig.pollInterval` / `.timeout` / `.refreshTime` | device polling; refresh margin |
+/// | `deviceFlowConfig.pkce` | whether the device login sends a PKCE challenge (unset: when the server announces `S256`) |
 /// | `tokenRefreshWindow` | the refresh margin of every flow whose own `refreshTime` is unset (`0s`: the default) |
 /// | `proxyCommand` | `proxy-authorization` on every OAuth request to the Flyte endpoint's origin (discovery; token, device and code exchange at Flyte's own authorization server, never at an identity provider elsewhere); [`proxy_authenticator`] gives the same header for the API calls |
 /// | `proxyGoogleAudience` | the same, with a Google ID token for that audience instead of a command's (feature `google`), kept in `store` under its own entry ([`proxy_authenticator_with_store`]) |
@@ -739,6 +740,9 @@ fn device(
     }
     if let Some(timeout) = cfg.device_flow_timeout() {
         flow = flow.timeout(timeout);
+    }
+    if let Some(pkce) = cfg.device_flow_pkce() {
+        flow = flow.pkce(pkce);
     }
     if let Some(prompt) = &options.device_prompt {
         let prompt = Arc::clone(prompt);

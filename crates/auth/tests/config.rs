@@ -763,3 +763,29 @@ fn proxy_command_and_the_google_proxy_together_are_an_error_naming_both() {
         "{err}"
     );
 }
+
+/// `admin.deviceFlowConfig.pkce` from the file, and `FLYTE_ADMIN_DEVICEFLOWCONFIG_PKCE`
+/// (the key upper-cased, as every `FLYTE_ADMIN_*` name) over it; unset, `None`: the server's
+/// announcement decides.
+#[test]
+fn the_device_flows_pkce_is_read_from_the_file_and_the_environment() {
+    let unset = World::new().home_config(&config_with(""));
+    assert_eq!(unset.load().unwrap().device_flow_pkce(), None);
+    let file = World::new().home_config(&config_with("  deviceFlowConfig:\n    pkce: true\n"));
+    assert_eq!(file.load().unwrap().device_flow_pkce(), Some(true));
+    let env = file.var("FLYTE_ADMIN_DEVICEFLOWCONFIG_PKCE", "no");
+    let cfg = env.load().unwrap();
+    assert_eq!(cfg.device_flow_pkce(), Some(false));
+    assert!(
+        cfg.sources()
+            .variables
+            .iter()
+            .any(|v| v == "FLYTE_ADMIN_DEVICEFLOWCONFIG_PKCE"),
+        "{:?}",
+        cfg.sources()
+    );
+    let err = World::new()
+        .home_config(&config_with("  deviceFlowConfig:\n    pkce: sometimes\n"))
+        .load_error();
+    assert!(err.contains("admin.deviceFlowConfig.pkce"), "{err}");
+}

@@ -176,6 +176,9 @@ pub const ADMIN_GOOGLE_AUDIENCE: &str = "FLYTE_ADMIN_GOOGLEAUDIENCE";
 pub const ADMIN_TOKEN_URL: &str = "FLYTE_ADMIN_TOKENURL";
 /// `FLYTE_ADMIN_AUTHORIZATIONHEADER`: sets [`authorization_header`](crate::config::PlatformConfigBuilder::authorization_header).
 pub const ADMIN_AUTHORIZATION_HEADER: &str = "FLYTE_ADMIN_AUTHORIZATIONHEADER";
+/// `FLYTE_ADMIN_DEVICEFLOWCONFIG_PKCE`: sets
+/// [`device_flow_pkce`](crate::config::PlatformConfigBuilder::device_flow_pkce).
+pub const ADMIN_DEVICE_FLOW_CONFIG_PKCE: &str = "FLYTE_ADMIN_DEVICEFLOWCONFIG_PKCE";
 
 /// Reads every `FLYTE_*` variable; also returns the names of those that were set. Reads
 /// none without the feature `config`.

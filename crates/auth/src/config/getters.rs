@@ -221,6 +221,15 @@ impl PlatformConfig {
         self.settings.device_flow_config.refresh_time
     }
 
+    /// Whether the device login sends a PKCE challenge (`S256`) and its verifier: `true` even
+    /// when the server does not announce `S256`, `false` never (unset: when the server
+    /// announces it).
+    ///
+    /// From: the builder, `admin.deviceFlowConfig.pkce`, `FLYTE_ADMIN_DEVICEFLOWCONFIG_PKCE`.
+    pub fn device_flow_pkce(&self) -> Option<bool> {
+        self.settings.device_flow_config.pkce
+    }
+
     /// How long before expiry a token is refreshed at the earliest, for every flow (the Go
     /// client's setting; a flow's own `refreshTime` wins): each token's refresh point is drawn
     /// between this and half of it before expiry, so processes do not refresh in step. Unset
@@ -405,6 +414,12 @@ impl PlatformConfigBuilder {
     /// Sets [`PlatformConfig::device_flow_refresh_time`], over the file and the environment.
     pub fn device_flow_refresh_time(mut self, value: Duration) -> Self {
         self.explicit.device_flow_config.refresh_time = Some(value);
+        self
+    }
+
+    /// Sets [`PlatformConfig::device_flow_pkce`], over the file and the environment.
+    pub fn device_flow_pkce(mut self, value: bool) -> Self {
+        self.explicit.device_flow_config.pkce = Some(value);
         self
     }
 

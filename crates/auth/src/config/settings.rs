@@ -96,6 +96,8 @@ pub(crate) struct DeviceFlowConfig {
     pub(crate) poll_interval: Option<Duration>,
     #[serde(deserialize_with = "lenient")]
     pub(crate) refresh_time: Option<Duration>,
+    #[serde(deserialize_with = "lenient")]
+    pub(crate) pkce: Option<bool>,
 }
 
 /// A section written with nothing under it (`admin:` alone) sets nothing.
@@ -148,6 +150,7 @@ impl Settings {
                 refresh_time: device
                     .refresh_time
                     .or(lower.device_flow_config.refresh_time),
+                pkce: device.pkce.or(lower.device_flow_config.pkce),
             },
         }
     }

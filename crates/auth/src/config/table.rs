@@ -113,6 +113,8 @@ pub(crate) const ROWS: &[Row] = &[
         |s, t| put(&mut s.device_flow_config.poll_interval, t)),
     row("device_flow_refresh_time", "admin.deviceFlowConfig.refreshTime", &[], None,
         |s, t| put(&mut s.device_flow_config.refresh_time, t)),
+    row("device_flow_pkce", "admin.deviceFlowConfig.pkce", &[ADMIN_DEVICE_FLOW_CONFIG_PKCE], None,
+        |s, t| put(&mut s.device_flow_config.pkce, t)),
     row("token_refresh_window", "admin.tokenRefreshWindow", &[], None,
         |s, t| put(&mut s.token_refresh_window, t)),
 ];
@@ -152,7 +154,11 @@ mod tests {
     /// A value of `key`'s type, written as text.
     fn sample(key: &Row) -> &'static str {
         match key.field {
-            "insecure" | "insecure_skip_verify" | "disable_keyring" | "write_all_layouts" => "true",
+            "insecure"
+            | "insecure_skip_verify"
+            | "disable_keyring"
+            | "write_all_layouts"
+            | "device_flow_pkce" => "true",
             "scopes" => "first, second",
             "command" | "proxy_command" => "program, --token=argument-secret",
             f if f.ends_with("timeout") || f.ends_with("time") || f.ends_with("interval") => "90s",
@@ -212,8 +218,8 @@ mod tests {
             }
             assert!(!read.is_empty(), "{key:?} has no source");
             let first = format!("{:?}", read[0].1);
-            // Only this setting is set: one of the 29 is not `None`.
-            assert_eq!(first.matches(": None").count(), 28, "{first}");
+            // Only this setting is set: one of the 30 is not `None`.
+            assert_eq!(first.matches(": None").count(), 29, "{first}");
             for (source, layer) in &read {
                 assert_eq!(format!("{layer:?}"), first, "{source} reads another value");
             }
@@ -257,7 +263,7 @@ mod tests {
         let debug = format!("{cfg:?}");
         // Every setting is shown, and set.
         let settings = format!("{:?}", cfg.settings);
-        assert_eq!(settings.matches(": Some(").count(), 28, "{settings}");
+        assert_eq!(settings.matches(": Some(").count(), 29, "{settings}");
         assert!(
             settings.contains("proxy_google_audience: None"),
             "{settings}"
