@@ -278,9 +278,7 @@ pub(crate) fn unix_now() -> u64 {
 }
 
 pub(crate) fn to_unix(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The claim `name` of a JWT's payload (`header.payload.signature`, the payload at most
