@@ -8,47 +8,10 @@
 //! expiry, single-flight and persistence are [`flyte_auth_core::CachingAuthenticator`]'s; this
 //! crate says how to obtain tokens ([`DeviceCodeFlow`]).
 //!
-//! # The device login
-//!
-//! 1. A form POST to the server's device authorization endpoint with `client_id`, `scope`
-//!    and `audience` returns a user code, a verification URL and a device code. When the
-//!    server announces `S256` in `code_challenge_methods_supported` (or
-//!    [`DeviceCodeFlowBuilder::pkce`] says so), it also carries a PKCE `code_challenge`, and
-//!    every poll the `code_verifier`: providers that require PKCE of public clients
-//!    (Keycloak) refuse the device login otherwise.
-//! 2. The user is told where to go ([`DevicePrompt`]): by default on stderr, so that a
-//!    command printing a token keeps stdout clean; an application can show it its own way
-//!    ([`DeviceCodeFlowBuilder::prompt`]). `verification_uri_complete` is shown
-//!    when the server sends it (the user then only confirms the code). With the `qr`
-//!    feature the URL is also drawn as a QR code.
-//! 3. The token endpoint is polled with the device code (RFC 8628 §3.4–3.5):
-//!    - first after the server's `interval`, else the configured poll interval
-//!      (`deviceFlowConfig.pollInterval`), else 5 seconds; then at that interval;
-//!    - `authorization_pending`: keep polling;
-//!    - `slow_down`: the interval grows by 5 seconds for this and every later poll;
-//!    - `access_denied` and `expired_token`: stop at once with [`Error::OAuth`](flyte_auth_core::Error::OAuth) carrying
-//!      that code ([`OAuthErrorCode::AccessDenied`](flyte_auth_core::OAuthErrorCode::AccessDenied),
-//!      [`OAuthErrorCode::ExpiredToken`](flyte_auth_core::OAuthErrorCode::ExpiredToken)), as
-//!      does any other OAuth error or a non-transient invalid answer;
-//!    - no answer, a time-out, a 5xx or 429 (an HTML page from a proxy included),
-//!      `server_error`, `temporarily_unavailable`: transient; the wait doubles (at most
-//!      [`MAX_ERROR_BACKOFF`], or the interval if longer) and polling goes on, back to the
-//!      interval after the next real answer;
-//!    - polling ends when the device code expires (`expires_in`) or the login timeout
-//!      (`deviceFlowConfig.timeout`, [`DEFAULT_LOGIN_TIMEOUT`]) passes, whichever comes first:
-//!      [`Error::LoginTimeout`](flyte_auth_core::Error::LoginTimeout) (not transient), saying which, and the last failure if the last poll failed.
-//! 4. [`CancelHandle::cancel`] ends a running login with [`Error::Cancelled`](flyte_auth_core::Error::Cancelled); dropping the
-//!    future that awaits credentials ends it too.
-//!
-//! Waiting goes through a [`PollTimer`] ([`TokioTimer`], on `tokio::time`, by default).
-//!
-//! # Construction touches no network
-//!
-//! flytekit's constructor fetches the client config and fails when the server has no device
-//! authorization endpoint. Here, as for every authenticator of `flyte-auth`, creating one
-//! touches neither the network nor the token store: a missing device endpoint is an
-//! [`Error::Config`](flyte_auth_core::Error::Config) on the first login, and stored credentials (or a refresh token) keep
-//! working without it. Call [`DeviceCodeFlow::check_server`] to fail early instead.
+//! The login's steps, the poll schedule (`interval`, `slow_down`, the back-off on transient
+//! failures) and what ends a login are the crate README's *Polling* table. Creating a flow
+//! touches no network; [`DeviceCodeFlow::check_server`] fails early when the server has no
+//! device flow.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), flyte_auth_core::Error> {

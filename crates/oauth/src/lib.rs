@@ -14,21 +14,9 @@
 //!   [`ClientConfigStore`](flyte_auth_core::ClientConfigStore).
 //! - [`pkce`]: PKCE challenge and state helpers for the browser flow.
 //!
-//! Every server answer becomes a typed [`flyte_auth_core::Error`]: an OAuth error keeps its
-//! code and description ([`Error::OAuth`](flyte_auth_core::Error::OAuth)); a body that is not
-//! JSON, a missing `access_token` or a body over the cap is
-//! [`Error::InvalidResponse`](flyte_auth_core::Error::InvalidResponse) naming the status (with a
-//! short, redacted excerpt of error bodies, never of a successful token answer); no answer is
-//! [`Error::Transport`](flyte_auth_core::Error::Transport) with a hint (DNS, refused, TLS
-//! certificate, proxy) or [`Error::Timeout`](flyte_auth_core::Error::Timeout).
-//!
-//! # Why the HTTP exchange is done here and not by the `oauth2` crate
-//!
-//! A token answer must be read leniently (Azure AD v1 sends `expires_in` as a string), a
-//! non-JSON error page must become a typed answer, bodies are capped, requests have their own
-//! time-out and error text is redacted. The exchange is therefore a plain form POST through
-//! the shared `reqwest` client; the PKCE and state helpers ([`pkce`]) are `ring`'s random
-//! bytes and SHA-256 (the README measures what `oauth2` cost).
+//! Every server answer becomes a typed [`flyte_auth_core::Error`] (the crate README's *What
+//! every answer becomes*); why the exchange is a plain form POST and not the `oauth2` crate
+//! is the README's last section.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), flyte_auth_core::Error> {

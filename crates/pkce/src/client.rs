@@ -4,12 +4,15 @@
 use std::{fmt, time::Duration};
 
 use flyte_auth_core::{Credentials, Error, jwt_claim, text::printable};
-use flyte_auth_oauth::{ClientAuth, HttpSettings, OAuthClient, TokenRequest, TokenResponse};
+use flyte_auth_oauth::{
+    ClientAuth, HttpSettings, OAuthClient, TokenRequest, TokenResponse,
+    pkce::{Pkce, S256},
+};
 use url::Url;
 
 use crate::{
     BrowserOpener, DEFAULT_LOGIN_TIMEOUT, EndpointMetadata, LoginEvent, LoginPrompt,
-    challenge::{PkcePair, S256, constant_time_eq, new_nonce, new_state},
+    challenge::{constant_time_eq, new_state},
     pages::Page,
     redirect::RedirectTarget,
     server::CallbackServer,
@@ -515,9 +518,9 @@ impl AuthorizationClient {
     pub async fn get_creds_from_remote(&self) -> Result<Credentials, Error> {
         let server = CallbackServer::bind(&self.redirect).await?;
         let redirect_uri = server.redirect_uri().to_owned();
-        let pkce = PkcePair::generate()?;
+        let pkce = Pkce::new_s256()?;
         let state = new_state()?;
-        let nonce = new_nonce()?;
+        let nonce = new_state()?;
         let params = self.authorization_params(&redirect_uri, &state, &nonce, &pkce);
         let sent_nonce = params
             .iter()
@@ -641,7 +644,7 @@ impl AuthorizationClient {
         redirect_uri: &str,
         state: &str,
         nonce: &str,
-        pkce: &PkcePair,
+        pkce: &Pkce,
     ) -> Vec<(String, String)> {
         let mut params: Vec<(String, String)> = vec![
             ("client_id".into(), self.client_id.clone()),
@@ -740,7 +743,7 @@ mod tests {
                 .scopes(["openid", " ", "offline"])
                 .audience("flyte-api"),
         );
-        let pkce = PkcePair::generate().unwrap();
+        let pkce = Pkce::new_s256().unwrap();
         let params = c.authorization_params("http://localhost:53593/callback", "st", "n", &pkce);
         let names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
@@ -772,14 +775,14 @@ mod tests {
             "http://localhost:1/cb",
             "st",
             "n",
-            &PkcePair::generate().unwrap(),
+            &Pkce::new_s256().unwrap(),
         );
         assert!(params.iter().all(|(k, _)| k != "audience" && k != "scope"));
     }
 
     #[test]
     fn the_nonce_goes_only_with_the_openid_scope() {
-        let pkce = PkcePair::generate().unwrap();
+        let pkce = Pkce::new_s256().unwrap();
         let nonce = |c: AuthorizationClient| {
             c.authorization_params("http://localhost:1/cb", "st", "n", &pkce)
                 .into_iter()
@@ -806,7 +809,7 @@ mod tests {
             ("code_challenge", "x"),
             ("redirect_uri", "http://evil.example/"),
         ]));
-        let pkce = PkcePair::generate().unwrap();
+        let pkce = Pkce::new_s256().unwrap();
         let params = c.authorization_params("http://localhost:53593/callback", "st", "n", &pkce);
         let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         assert_eq!(get("scope"), Some("openid b"));

@@ -13,24 +13,9 @@
 //!   log in (the URL is always written to standard error unless you show it yourself).
 //! - [`EndpointMetadata`]: the pages the browser shows at the end.
 //!
-//! # The login
-//!
-//! 1. The callback server listens on the redirect URI's host and port *before* the browser
-//!    opens. Only loopback redirect URIs are accepted (`localhost`, 127.0.0.0/8, `[::1]`), with
-//!    an explicit port; for `localhost` it listens on both 127.0.0.1 and ::1. A busy port is an
-//!    error naming the port and the redirect URI.
-//! 2. The authorization URL (`client_id`, `response_type=code`, `scope`, `redirect_uri`,
-//!    `state`, a random OpenID Connect `nonce` when the scopes include `openid`, `audience`
-//!    when set, `code_challenge`, `code_challenge_method=S256`) is shown and opened.
-//! 3. The server answers every request until the callback carrying this login's `state`
-//!    arrives, or the timeout (two minutes by default) passes: `/favicon.ico` and other paths
-//!    get a 404; a callback with a missing or wrong `state` gets an error page and is
-//!    otherwise ignored, so a stale tab or a forged request cannot end (or hijack) the login;
-//!    `error=access_denied` ends it with [`Error::OAuth`](flyte_auth_core::Error::OAuth) and a
-//!    page saying what happened.
-//! 4. The code is exchanged with the PKCE verifier; an id token in the answer must carry the
-//!    login's `nonce` when it carries one ([`NonceMismatch`] otherwise, and nothing is
-//!    stored); only then does the browser page say whether the login succeeded. The server is closed whichever way the login ends.
+//! What the authorization request carries, how the callback server answers (only the
+//! callback with this login's `state` ends the login) and the `nonce` check are the crate
+//! README's *What is sent* and *The callback server*.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), flyte_auth_core::Error> {
