@@ -289,6 +289,8 @@ impl Demo<'_> {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", home)
             .env("FLYTE_AUTH_DEMO_BROWSER_LOG", self.work.browser_log())
+            // No config file of the directory xtask runs in (or its git root) is found.
+            .current_dir(&self.work.0)
             .args(args)
             .args(["--store", "file", "--cache-dir"])
             .arg(&cache_dir);
@@ -654,10 +656,13 @@ impl Demo<'_> {
                 return Err(format!("status did not say `{want}`"));
             }
             let doc: Value = serde_json::from_str(&json.stdout).map_err(|e| e.to_string())?;
-            if doc["api_key"]["origin"] != "UNION_API_KEY" || doc["logged_in"] != true {
+            if doc["api_key"]["origin"] != "UNION_API_KEY"
+                || doc["logged_in"] != true
+                || !doc["config_file"].is_null()
+            {
                 return Err(format!(
-                    "status --json: api_key {} and logged_in {}",
-                    doc["api_key"], doc["logged_in"]
+                    "status --json: api_key {}, logged_in {}, config_file {}",
+                    doc["api_key"], doc["logged_in"], doc["config_file"]
                 ));
             }
             for shown in [&text.stdout, &text.stderr, &json.stdout, &json.stderr] {
@@ -666,7 +671,9 @@ impl Demo<'_> {
                     return Err("status showed the token, the key or its secret".into());
                 }
             }
-            Ok(format!("the key's source named: {want}; no secret shown"))
+            Ok(format!(
+                "the key's source named: {want}; no config file; no secret shown"
+            ))
         })
     }
 
