@@ -821,30 +821,27 @@ fn command(
     Err(not_built("auth type ExternalCommand", "command"))
 }
 
-mod google {
+pub(crate) mod google {
     //! Google ID tokens: the `proxy-authorization` token of `proxyGoogleAudience`, and the
     //! token of [`AuthMode::GoogleIdToken`](crate::AuthMode::GoogleIdToken).
 
     use std::sync::Arc;
 
-    #[cfg(feature = "google")]
-    use flyte_auth_core::Endpoint;
-    use flyte_auth_core::{Authenticator, Error, TokenStore};
+    use flyte_auth_core::{Authenticator, Endpoint, Error, TokenStore};
 
     use super::FactoryOptions;
     use crate::PlatformConfig;
 
     /// What a Google proxy token is filed under in a token store, before the audience.
-    #[cfg(feature = "google")]
     pub(super) const PROXY_ENTRY_PREFIX: &str = "google-id-token.";
 
     /// The store entry of the proxy token for `audience`: its own, never the Flyte
     /// endpoint's (the main login is there), and one for every Flyte endpoint behind the
     /// same proxy. Characters other than letters, digits, `.` and `-` become `-`; two
     /// audiences that meet there cost a request, never a wrong token (a stored token is used
-    /// only for the audience it was issued for).
-    #[cfg(feature = "google")]
-    pub(super) fn proxy_entry(audience: &str) -> Result<Endpoint, Error> {
+    /// only for the audience it was issued for). Known without the feature `google` too, so
+    /// that a logout deletes a token another build stored.
+    pub(crate) fn proxy_entry(audience: &str) -> Result<Endpoint, Error> {
         let name: String = audience
             .trim()
             .chars()

@@ -13,7 +13,10 @@
 //! - [`get_authenticator`] / [`get_authenticator_with`] ([`FactoryOptions`]): the
 //!   authenticator the config asks for, built the way flytekit builds it;
 //!   [`AuthenticatorRegistry`] / [`register_authenticator`] for auth types of the program's
-//!   own; [`proxy_authenticator`] for `proxyCommand`;
+//!   own; [`proxy_authenticator`] for `proxyCommand` and `proxyGoogleAudience` (a Google ID
+//!   token for an identity-aware proxy, feature `google`);
+//! - [`logout`] / [`logout_with`]: revoke the stored refresh token, then delete the login
+//!   (and the Google proxy's ID token); [`revoke_stored_login`], the revocation alone;
 //! - integrations, each behind its feature: `AuthLayer` (feature `tower`, for `tonic`
 //!   channels and other `tower` services) and `AuthenticatedClient` (feature `reqwest`).
 //!
@@ -71,9 +74,9 @@
 
 pub mod config;
 mod factory;
-mod logout;
 #[cfg(feature = "tower")]
 pub mod grpc_discovery;
+mod logout;
 #[cfg(feature = "tower")]
 pub mod passthrough;
 mod registry;
@@ -86,12 +89,12 @@ mod response_body;
 #[cfg(feature = "tower")]
 pub mod tower;
 
-#[cfg(feature = "reqwest")]
-pub use crate::reqwest::AuthenticatedClient;
 #[cfg(feature = "tower")]
 pub use crate::grpc_discovery::GrpcDiscovery;
 #[cfg(feature = "tower")]
 pub use crate::passthrough::Passthrough;
+#[cfg(feature = "reqwest")]
+pub use crate::reqwest::AuthenticatedClient;
 #[cfg(feature = "tower")]
 pub use crate::tower::{AuthLayer, AuthService};
 pub use config::{
@@ -103,7 +106,7 @@ pub use factory::{
     proxy_authenticator_with, proxy_authenticator_with_store,
 };
 pub use flyte_auth_core::*;
-pub use logout::{Logout, Revocation, logout, logout_with};
+pub use logout::{GoogleProxyToken, Logout, Revocation, logout, logout_with, revoke_stored_login};
 pub use registry::{AuthenticatorFactory, AuthenticatorRegistry, register_authenticator};
 
 #[cfg(feature = "clientcreds")]

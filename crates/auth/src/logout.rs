@@ -51,6 +51,35 @@ pub struct Logout {
     pub store: &'static str,
     /// What happened to its refresh token at the server.
     pub revocation: Revocation,
+    /// The Google proxy's ID token, when `proxyGoogleAudience` is configured: deleted from
+    /// `store` too, never revoked (an ID token cannot be revoked; it expires within the
+    /// hour). `None` without the setting.
+    pub google_proxy: Option<GoogleProxyToken>,
+}
+
+/// The Google proxy's stored ID token (`proxyGoogleAudience`) in a [`Logout`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GoogleProxyToken {
+    /// The configured audience the token was for.
+    pub audience: String,
+    /// Whether `store` held a token for it (it is deleted either way).
+    pub stored: bool,
+}
+
+impl fmt::Display for GoogleProxyToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let audience = flyte_auth_core::text::printable(&self.audience);
+        if self.stored {
+            write!(
+                f,
+                "the Google proxy's ID token for {audience} was removed (an ID token cannot be \
+                 revoked; it expires within the hour)"
+            )
+        } else {
+            write!(f, "no Google proxy ID token was stored for {audience}")
+        }
+    }
 }
 
 /// Logs out of `cfg`'s endpoint with default [`FactoryOptions`]; see [`logout_with`].
@@ -67,6 +96,10 @@ pub async fn logout(cfg: &PlatformConfig, store: Arc<dyn TokenStore>) -> Result<
 /// `token_type_hint=refresh_token`, the client authenticating as at the token endpoint:
 /// its client id for the browser and device logins, HTTP Basic with the secret for client
 /// credentials), *then* deletes the login from `store`.
+///
+/// With `proxyGoogleAudience` configured, the Google proxy's ID token (kept under an entry
+/// of its own, `google-id-token.<audience>`) is deleted from `store` too, without revocation:
+/// an ID token cannot be revoked ([`Logout::google_proxy`]).
 ///
 /// A revocation that fails or is not offered does not stop the deletion: it is reported in
 /// [`Logout::revocation`]. Every request goes through the HTTP client `options` builds, so
@@ -89,26 +122,15 @@ pub async fn logout(cfg: &PlatformConfig, store: Arc<dyn TokenStore>) -> Result<
 ///
 /// # Errors
 ///
-/// [`Error::Store`] when the login cannot be deleted from `store`.
+/// [`Error::Store`] when the login or the Google proxy's token cannot be deleted from
+/// `store`.
 pub async fn logout_with(
     cfg: &PlatformConfig,
     store: Arc<dyn TokenStore>,
     options: &FactoryOptions,
 ) -> Result<Logout, Error> {
     let endpoint = cfg.endpoint();
-    let stored = match store.retrieve(endpoint) {
-        Ok(stored) => stored,
-        Err(e) => {
-            tracing::warn!(endpoint = %endpoint, error = %e, "the stored login cannot be read; deleting it without revoking it");
-            None
-        }
-    };
-    let revocation = match stored.as_ref() {
-        Some(credentials) if credentials.refresh_token.is_some() => {
-            revoke(cfg, &store, options, credentials).await
-        }
-        _ => Revocation::NothingToRevoke,
-    };
+    let (stored, revocation) = revoke_stored(cfg, &store, options).await;
     match &revocation {
         Revocation::Failed(e) => {
             // The caller hears of it through the outcome (the CLI prints it).
@@ -117,10 +139,73 @@ pub async fn logout_with(
         other => tracing::debug!(endpoint = %endpoint, revocation = %other, "logging out"),
     }
     store.delete(endpoint)?;
+    let google_proxy = match cfg.proxy_google_audience() {
+        Some(audience) => Some(delete_google_proxy_token(&*store, audience)?),
+        None => None,
+    };
     Ok(Logout {
-        stored: stored.is_some(),
+        stored,
         store: store.name(),
         revocation,
+        google_proxy,
+    })
+}
+
+/// The revocation half of [`logout_with`]: revokes the refresh token of the login `store`
+/// holds for `cfg`'s endpoint, where the server offers it, and deletes nothing. A login about
+/// to be replaced (`flyte-auth login`) is revoked so, before the new one overwrites it.
+///
+/// Never fails: a login that cannot be read is [`Revocation::NothingToRevoke`] (and logged),
+/// a revocation that fails is [`Revocation::Failed`]. Bounded in time as [`logout_with`].
+pub async fn revoke_stored_login(
+    cfg: &PlatformConfig,
+    store: &Arc<dyn TokenStore>,
+    options: &FactoryOptions,
+) -> Revocation {
+    revoke_stored(cfg, store, options).await.1
+}
+
+/// Whether `store` held a login for `cfg`'s endpoint, and what became of its refresh token.
+async fn revoke_stored(
+    cfg: &PlatformConfig,
+    store: &Arc<dyn TokenStore>,
+    options: &FactoryOptions,
+) -> (bool, Revocation) {
+    let endpoint = cfg.endpoint();
+    let stored = match store.retrieve(endpoint) {
+        Ok(stored) => stored,
+        Err(e) => {
+            tracing::warn!(endpoint = %endpoint, error = %e, "the stored login cannot be read; it is not revoked");
+            None
+        }
+    };
+    let revocation = match stored.as_ref() {
+        Some(credentials) if credentials.refresh_token.is_some() => {
+            revoke(cfg, store, options, credentials).await
+        }
+        _ => Revocation::NothingToRevoke,
+    };
+    (stored.is_some(), revocation)
+}
+
+/// Deletes the Google proxy's ID token for `audience` from `store`.
+fn delete_google_proxy_token(
+    store: &dyn TokenStore,
+    audience: &str,
+) -> Result<GoogleProxyToken, Error> {
+    let entry = crate::factory::google::proxy_entry(audience)?;
+    let stored = match store.retrieve(&entry) {
+        Ok(stored) => stored.is_some(),
+        Err(e) => {
+            tracing::warn!(entry = %entry, error = %e, "the Google proxy's token cannot be read; deleting it");
+            false
+        }
+    };
+    store.delete(&entry)?;
+    tracing::debug!(%audience, stored, "deleted the Google proxy's ID token");
+    Ok(GoogleProxyToken {
+        audience: audience.to_owned(),
+        stored,
     })
 }
 

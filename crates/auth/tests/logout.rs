@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use flyte_auth::{
-    AuthMode, Credentials, FactoryOptions, MemoryStore, PlatformConfig, Revocation, TokenStore,
+    AuthMode, Credentials, Endpoint, FactoryOptions, MemoryStore, PlatformConfig, Revocation,
+    TokenStore,
     config::PlatformConfigBuilder,
     logout_with,
     oauth::{HttpSettings, RetryPolicy},
@@ -262,4 +263,59 @@ async fn nothing_stored_sends_nothing() {
     assert!(!outcome.stored);
     assert!(matches!(outcome.revocation, Revocation::NothingToRevoke));
     assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+/// With `proxyGoogleAudience`, the Google proxy's ID token (filed under
+/// `google-id-token.<audience>`) goes too, without a revocation request: an ID token cannot
+/// be revoked. Other entries stay.
+#[tokio::test]
+async fn the_google_proxys_id_token_is_deleted_too_and_not_revoked() {
+    const AUDIENCE: &str = "123-iap.apps.googleusercontent.com";
+    let server = MockServer::start().await;
+    serve_discovery(&server, Some("/revoke")).await;
+    revocation_answers(&server, 200).await;
+    let cfg = base(&server)
+        .auth_mode(AuthMode::DeviceFlow)
+        .proxy_google_audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let store = store_with(&cfg, "refresh-5", "flytectl");
+    let proxy = Endpoint::parse(&format!("google-id-token.{AUDIENCE}")).unwrap();
+    let other = Endpoint::parse("google-id-token.another-audience").unwrap();
+    for entry in [&proxy, &other] {
+        let id_token = Credentials::new("google-id-token-sample", entry.key());
+        store.store(entry, &id_token).unwrap();
+    }
+
+    let outcome = logout_with(&cfg, Arc::clone(&store) as Arc<dyn TokenStore>, &options())
+        .await
+        .unwrap();
+    let google = outcome
+        .google_proxy
+        .clone()
+        .expect("the proxy is configured");
+    assert_eq!(google.audience, AUDIENCE);
+    assert!(google.stored);
+    let said = google.to_string();
+    assert!(said.contains("cannot be revoked"), "{said}");
+    assert_eq!(store.retrieve(&proxy).unwrap(), None);
+    assert!(store.retrieve(&other).unwrap().is_some());
+    // Only the login's refresh token was sent for revocation.
+    let sent = revocations(&server).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(!format!("{sent:?}").contains("google-id-token-sample"));
+
+    // Nothing stored for the proxy: said so; without the setting: `None`.
+    let outcome = logout_with(&cfg, Arc::clone(&store) as Arc<dyn TokenStore>, &options())
+        .await
+        .unwrap();
+    assert!(!outcome.google_proxy.unwrap().stored);
+    let without = base(&server)
+        .auth_mode(AuthMode::DeviceFlow)
+        .build()
+        .unwrap();
+    let outcome = logout_with(&without, store as Arc<dyn TokenStore>, &options())
+        .await
+        .unwrap();
+    assert!(outcome.google_proxy.is_none());
 }
