@@ -9,7 +9,7 @@ use std::{
 
 use flyte_auth::{
     AuthMode, Credentials, Error, FactoryOptions, Logout, PlatformConfig, Revocation, TokenStore,
-    config::PlatformConfigBuilder, logout_with,
+    config::PlatformConfigBuilder, logout_with, revoke_stored_login,
 };
 use flyte_auth_store::{FileStore, StoreKind};
 
@@ -210,11 +210,19 @@ fn token(cfg: &PlatformConfig, options: &Options, limit: TimeLimit) -> Result<()
         .map_err(|e| Error::other(CommandError::Stdout(e)))
 }
 
-/// Removes what is stored for the endpoint, then logs in.
+/// Revokes the stored login's refresh token where the server offers it (as `logout` does),
+/// removes what is stored for the endpoint, then logs in. A revocation that fails is a line
+/// on stderr, not a failure.
 async fn login(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
     let store = options.store(cfg)?;
     // Built first, so that a config it refuses leaves the stored login alone.
     let authenticator = options.authenticator(cfg, Arc::clone(&store))?;
+    let factory = FactoryOptions::new().http_settings(options.http_settings(cfg));
+    let revocation = revoke_stored_login(cfg, &store, &factory).await;
+    match &revocation {
+        Revocation::Failed(_) => eprintln!("Note: replacing the stored login: {revocation}."),
+        other => tracing::debug!(revocation = %other, "replacing the stored login"),
+    }
     store.delete(cfg.endpoint())?;
     let credentials = authenticator.get_credentials().await?;
     eprintln!(
@@ -258,6 +266,15 @@ async fn logout(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
             cfg.endpoint(),
             chosen.store
         );
+    }
+    let proxy = [file.as_ref(), Some(&chosen)]
+        .into_iter()
+        .flatten()
+        .filter_map(|outcome| outcome.google_proxy.as_ref())
+        .find(|proxy| proxy.stored)
+        .or(chosen.google_proxy.as_ref());
+    if let Some(proxy) = proxy {
+        eprintln!("Also: {proxy}.");
     }
     Ok(())
 }

@@ -71,6 +71,53 @@ async fn after_logout_the_old_refresh_token_is_refused_by_the_provider() {
     assert_eq!(oauth.code.as_str(), "invalid_grant", "{refused}");
 }
 
+/// `login` replaces a stored login: the refresh token it replaces is revoked first, as by
+/// `logout`, so a copy of it is no longer a login.
+#[tokio::test]
+async fn a_second_login_revokes_the_refresh_token_it_replaces() {
+    let idp = device_idp().await;
+    let user = User::of(&idp).args(["--auth-mode", "DeviceFlow"]);
+    let out = device_login(&idp, &user, &["login"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let first = stored_refresh_token(&idp, &user);
+
+    let out = device_login(&idp, &user, &["login"]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(!out.stderr.contains("could not be revoked"), "{out:?}");
+    let second = stored_refresh_token(&idp, &user);
+    assert_ne!(first.expose_secret(), second.expose_secret());
+
+    let refused = refresh_with(&idp, first).await.unwrap_err();
+    let oauth = refused.oauth().expect("an OAuth error");
+    assert_eq!(oauth.code.as_str(), "invalid_grant", "{refused}");
+    refresh_with(&idp, second).await.unwrap();
+}
+
+/// A revocation that fails does not stop the new login: it is a note on stderr.
+#[tokio::test]
+async fn a_login_whose_old_token_cannot_be_revoked_still_logs_in_and_says_so() {
+    let idp = device_idp().await;
+    let user = User::of(&idp).args(["--auth-mode", "DeviceFlow"]);
+    let out = device_login(&idp, &user, &["login"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let endpoint = Endpoint::parse(&idp.config_endpoint()).unwrap();
+    // A login the provider never issued: its revocation is refused (invalid client).
+    let store = FileStore::in_dir(user.cache_dir());
+    let stored = store.retrieve(&endpoint).unwrap().unwrap();
+    store
+        .store(&endpoint, &stored.with_client_id("no-such-client"))
+        .unwrap();
+
+    let out = device_login(&idp, &user, &["login"]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.contains("Note: replacing the stored login")
+            && out.stderr.contains("could not be revoked"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("Logged in to"), "{out:?}");
+}
+
 #[tokio::test]
 async fn a_revocation_that_cannot_be_made_still_deletes_the_login_and_says_so() {
     let idp = device_idp().await;
