@@ -464,6 +464,23 @@ pub fn proxy_authenticator_with_store(
     }
 }
 
+/// The token-store entry the Google proxy's ID token for `audience` (`proxyGoogleAudience`)
+/// is kept under by [`proxy_authenticator_with_store`]: `google-id-token.<audience>`, apart
+/// from the Flyte endpoint's login. For tools that look at the store (a status, a logout).
+///
+/// ```
+/// let entry = flyte_auth::google_proxy_entry("123-abc.apps.googleusercontent.com")?;
+/// assert_eq!(entry.key(), "google-id-token.123-abc.apps.googleusercontent.com");
+/// # Ok::<(), flyte_auth::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Config`] when no entry can be named after `audience`.
+pub fn google_proxy_entry(audience: &str) -> Result<flyte_auth_core::Endpoint, Error> {
+    google::proxy_entry(audience)
+}
+
 /// The time a token command may take: the options', else the config's
 /// (`admin.commandTimeout`), else the command crate's default (`None`).
 #[cfg(feature = "command")]
@@ -821,7 +838,7 @@ fn command(
     Err(not_built("auth type ExternalCommand", "command"))
 }
 
-pub(crate) mod google {
+mod google {
     //! Google ID tokens: the `proxy-authorization` token of `proxyGoogleAudience`, and the
     //! token of [`AuthMode::GoogleIdToken`](crate::AuthMode::GoogleIdToken).
 
@@ -841,7 +858,7 @@ pub(crate) mod google {
     /// audiences that meet there cost a request, never a wrong token (a stored token is used
     /// only for the audience it was issued for). Known without the feature `google` too, so
     /// that a logout deletes a token another build stored.
-    pub(crate) fn proxy_entry(audience: &str) -> Result<Endpoint, Error> {
+    pub(super) fn proxy_entry(audience: &str) -> Result<Endpoint, Error> {
         let name: String = audience
             .trim()
             .chars()

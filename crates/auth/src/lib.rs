@@ -102,8 +102,8 @@ pub use config::{
     SkippedFile,
 };
 pub use factory::{
-    FactoryOptions, get_authenticator, get_authenticator_with, proxy_authenticator,
-    proxy_authenticator_with, proxy_authenticator_with_store,
+    FactoryOptions, get_authenticator, get_authenticator_with, google_proxy_entry,
+    proxy_authenticator, proxy_authenticator_with, proxy_authenticator_with_store,
 };
 pub use flyte_auth_core::*;
 pub use logout::{GoogleProxyToken, Logout, Revocation, logout, logout_with, revoke_stored_login};

@@ -193,7 +193,7 @@ fn delete_google_proxy_token(
     store: &dyn TokenStore,
     audience: &str,
 ) -> Result<GoogleProxyToken, Error> {
-    let entry = crate::factory::google::proxy_entry(audience)?;
+    let entry = crate::google_proxy_entry(audience)?;
     let stored = match store.retrieve(&entry) {
         Ok(stored) => stored.is_some(),
         Err(e) => {
