@@ -17,7 +17,7 @@ use crate::{
     args::{Cli, Command},
     doctor, guard,
     options::Options,
-    status::{Status, TOKEN_HEADER_LIMIT, TokenHeader, human, rfc3339},
+    status::{GoogleProxy, Status, TOKEN_HEADER_LIMIT, TokenHeader, human, rfc3339},
 };
 
 /// Runs the subcommand `cli` names.
@@ -329,7 +329,8 @@ fn status(cfg: &PlatformConfig, options: &Options, json: bool) -> Result<(), Err
     let config_error = guard::check(cfg, guard::depth())
         .err()
         .or_else(|| authenticator.as_ref().err().cloned());
-    let mut status = Status::new(cfg, store.name(), stored, config_error);
+    let mut status = Status::new(cfg, store.name(), stored, config_error)
+        .with_google_proxy(GoogleProxy::of(cfg, &*store));
     if let Ok(auth) = &authenticator {
         // The header may be the server's: discovery, bounded in time, never a login.
         let limit = options.timeout.unwrap_or(TOKEN_HEADER_LIMIT);

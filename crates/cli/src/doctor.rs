@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use crate::{
     guard,
     options::Options,
-    status::{TOKEN_HEADER_LIMIT, TokenHeader, rfc3339},
+    status::{GoogleProxy, TOKEN_HEADER_LIMIT, TokenHeader, rfc3339},
 };
 
 /// A clock further off the server's than this makes tokens look expired or not yet valid.
@@ -227,13 +227,20 @@ pub(crate) async fn diagnose(config: PlatformConfigBuilder, options: &Options) -
     run.push(store_step);
     let c = Arc::clone(&cfg);
     let Some(login) = run
-        .step("login", blocking(move || login_step(&c, store.as_deref())))
+        .step(
+            "login",
+            blocking(move || {
+                let google = store.as_deref().and_then(|s| GoogleProxy::of(&c, s));
+                (login_step(&c, store.as_deref()), google)
+            }),
+        )
         .await
     else {
         return run.finish();
     };
-    run.push(login.unwrap_or_else(|| did_not_run("login")));
-    run.push(proxy_step(&cfg));
+    let (login, google) = login.unwrap_or_else(|| (did_not_run("login"), None));
+    run.push(login);
+    run.push(proxy_step(&cfg, google.as_ref()));
     run.finish()
 }
 
@@ -684,8 +691,9 @@ fn login_step(cfg: &PlatformConfig, store: Option<&dyn TokenStore>) -> Step {
     }
 }
 
-/// The proxy settings the requests use (no credentials shown).
-fn proxy_step(cfg: &PlatformConfig) -> Step {
+/// The proxy settings the requests use, and the Google proxy's audience and whether a token
+/// is stored for it (no credentials shown).
+fn proxy_step(cfg: &PlatformConfig, google: Option<&GoogleProxy>) -> Step {
     let configured = cfg.http_proxy_url().map(redact_url);
     let variables: Vec<String> = [
         "HTTPS_PROXY",
@@ -720,10 +728,27 @@ fn proxy_step(cfg: &PlatformConfig) -> Step {
     } else {
         detail
     };
+    let audience = cfg.proxy_google_audience();
+    let detail = match (audience, google) {
+        (_, Some(google)) => format!(
+            "{detail}; Google proxy (proxy-authorization header): audience {}",
+            google.to_text()
+        ),
+        (Some(audience), None) => format!(
+            "{detail}; Google proxy (proxy-authorization header): audience {audience} \
+             (the token store was not read)"
+        ),
+        (None, None) => detail,
+    };
     Step::new("proxy", Outcome::Ok, detail)
         .fact("http_proxy_url", configured)
         .fact("environment", variables)
         .fact("proxy_command", proxy_command)
+        .fact("google_proxy_audience", audience)
+        .fact(
+            "google_proxy_token_stored",
+            google.map(GoogleProxy::token_stored),
+        )
 }
 
 #[cfg(test)]

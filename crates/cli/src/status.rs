@@ -5,7 +5,10 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use flyte_auth::{Authenticator, Credentials, DEFAULT_HEADER_KEY, PlatformConfig, text::printable};
+use flyte_auth::{
+    Authenticator, Credentials, DEFAULT_HEADER_KEY, PlatformConfig, TokenStore, google_proxy_entry,
+    text::printable,
+};
 
 use serde::Serialize;
 
@@ -34,6 +37,50 @@ pub(crate) struct Status {
     credentials: Option<StoredCredentials>,
     /// The header the token is sent in, and where its name came from.
     token_header: Option<TokenHeader>,
+    /// The identity-aware proxy of `proxyGoogleAudience`, when configured.
+    google_proxy: Option<GoogleProxy>,
+}
+
+/// The Google proxy of `proxyGoogleAudience`: its audience and whether an ID token is stored
+/// for it (never the token).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct GoogleProxy {
+    audience: String,
+    /// Whether `store` holds an ID token for the audience.
+    token_stored: bool,
+    /// Why the store could not be asked.
+    error: Option<String>,
+}
+
+impl GoogleProxy {
+    /// The proxy `cfg` configures, and whether `store` holds a token for it; `None` without
+    /// `proxyGoogleAudience`. Reads the store.
+    pub(crate) fn of(cfg: &PlatformConfig, store: &dyn TokenStore) -> Option<Self> {
+        let audience = cfg.proxy_google_audience()?;
+        let stored = google_proxy_entry(audience)
+            .and_then(|entry| Ok(store.retrieve(&entry)?.is_some()))
+            .map_err(|e| e.to_string());
+        Some(Self {
+            audience: audience.to_owned(),
+            token_stored: stored.as_ref().is_ok_and(|stored| *stored),
+            error: stored.err(),
+        })
+    }
+
+    /// Whether an ID token is stored for the audience.
+    pub(crate) fn token_stored(&self) -> bool {
+        self.token_stored
+    }
+
+    /// `123-iap.apps.googleusercontent.com (an ID token is stored)`.
+    pub(crate) fn to_text(&self) -> String {
+        let state = match &self.error {
+            Some(e) => format!("the store cannot be read: {e}"),
+            None if self.token_stored => "an ID token is stored".to_owned(),
+            None => "no ID token stored yet".to_owned(),
+        };
+        format!("{} ({state})", self.audience)
+    }
 }
 
 /// How long `status` and `doctor` wait for the server to name the token's header, without
@@ -213,7 +260,14 @@ impl Status {
                 .is_some_and(|c| !c.expired || c.refresh_token),
             credentials,
             token_header: None,
+            google_proxy: None,
         }
+    }
+
+    /// With the Google proxy, when one is configured.
+    pub(crate) fn with_google_proxy(mut self, proxy: Option<GoogleProxy>) -> Self {
+        self.google_proxy = proxy;
+        self
     }
 
     /// With the header the token is sent in.
@@ -285,6 +339,9 @@ impl Status {
         line("token store:", &self.store);
         if let Some(error) = &self.store_error {
             line("store error:", error);
+        }
+        if let Some(proxy) = &self.google_proxy {
+            line("google proxy:", &proxy.to_text());
         }
         match &self.credentials {
             None => line("logged in:", "no"),

@@ -16,6 +16,8 @@ mod support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use flyte_auth::Credentials;
+use flyte_auth_store::{FileStore, TokenStore};
 use mockito::{Matcher, Mock, Server};
 use support::User;
 
@@ -162,4 +164,75 @@ fn a_proxy_command_and_the_google_proxy_together_are_a_config_error() {
     let line = user.run(&["token"]).error(2);
     assert!(line.contains("FLYTE_ADMIN_PROXYCOMMAND"), "{line}");
     assert!(line.contains("proxy_google_audience"), "{line}");
+}
+
+/// `status` (text and JSON) and `doctor` name the Google proxy's audience and whether an ID
+/// token is stored for it, never the token; `logout` removes that token too and says that an
+/// ID token cannot be revoked.
+#[test]
+fn status_doctor_and_logout_name_the_google_proxy_and_never_show_its_token() {
+    let user = User::new().args([
+        "--endpoint",
+        &format!("127.0.0.1:{}", support::closed_port()),
+        "--insecure",
+        "--proxy-google-audience",
+        IAP_AUDIENCE,
+        "--timeout",
+        "5",
+    ]);
+    let token = id_token(IAP_AUDIENCE, "stored-proxy");
+    let entry = flyte_auth::google_proxy_entry(IAP_AUDIENCE).unwrap();
+    FileStore::in_dir(user.cache_dir())
+        .store(&entry, &Credentials::new(token.as_str(), entry.key()))
+        .unwrap();
+
+    let text = user.run(&["status"]);
+    assert!(
+        text.stdout.contains(&format!(
+            "google proxy:  {IAP_AUDIENCE} (an ID token is stored)"
+        )),
+        "{text:?}"
+    );
+    let json = user.run(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(status["google_proxy"]["audience"], IAP_AUDIENCE, "{status}");
+    assert_eq!(status["google_proxy"]["token_stored"], true, "{status}");
+
+    let doctor = user.run(&["doctor", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap();
+    let proxy = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "proxy")
+        .unwrap_or_else(|| panic!("no proxy step: {report}"));
+    assert_eq!(
+        proxy["facts"]["google_proxy_audience"], IAP_AUDIENCE,
+        "{proxy}"
+    );
+    assert_eq!(proxy["facts"]["google_proxy_token_stored"], true, "{proxy}");
+    let detail = proxy["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(IAP_AUDIENCE) && detail.contains("is stored"),
+        "{detail}"
+    );
+    let doctor_text = user.run(&["doctor"]);
+
+    let logout = user.run(&["logout"]);
+    assert!(logout.status.success(), "{logout:?}");
+    assert!(
+        logout.stderr.contains(&format!(
+            "the Google proxy's ID token for {IAP_AUDIENCE} was removed"
+        )) && logout.stderr.contains("cannot be revoked"),
+        "{logout:?}"
+    );
+    assert!(user.cached_files().is_empty(), "{:?}", user.cached_files());
+    for out in [&text, &json, &doctor, &doctor_text, &logout] {
+        assert!(!out.stdout.contains(&token), "{out:?}");
+        assert!(!out.stderr.contains(&token), "{out:?}");
+    }
+
+    let after = user.run(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&after.stdout).unwrap();
+    assert_eq!(status["google_proxy"]["token_stored"], false, "{status}");
 }
