@@ -100,14 +100,6 @@ struct Resolved {
     pkce: bool,
 }
 
-/// Why polling stopped without an answer.
-enum Deadline {
-    /// The device code's `expires_in` passed.
-    CodeExpired,
-    /// The configured login timeout passed.
-    LoginTimeout,
-}
-
 impl DeviceCodeFlow {
     /// The context: the server, the HTTP client, the client configuration.
     pub fn context(&self) -> &ClientContext {
@@ -219,9 +211,16 @@ impl DeviceCodeFlow {
         let mut interval = authorization
             .server_interval()
             .unwrap_or(self.polling.default_interval);
+        // Why polling stops without an answer: whichever deadline comes first.
         let (limit, why) = match authorization.lifetime() {
-            Some(lifetime) if lifetime <= self.polling.timeout => (lifetime, Deadline::CodeExpired),
-            _ => (self.polling.timeout, Deadline::LoginTimeout),
+            Some(lifetime) if lifetime <= self.polling.timeout => (
+                lifetime,
+                "the code expired before the login was approved (start the login again)",
+            ),
+            _ => (
+                self.polling.timeout,
+                "the login was not approved within the configured time (deviceFlowConfig.timeout)",
+            ),
         };
         // `None`: a timeout so long that no clock reaches it.
         let deadline = started.checked_add(limit);
@@ -306,19 +305,8 @@ impl DeviceCodeFlow {
         }
     }
 
-    fn deadline_error(&self, why: Deadline, after: Duration, last: Option<&Error>) -> Error {
-        let mut operation = match why {
-            Deadline::CodeExpired => format!(
-                "the device login to {}: the code expired before the login was approved (start \
-                 the login again); waiting",
-                self.endpoint()
-            ),
-            Deadline::LoginTimeout => format!(
-                "the device login to {}: the login was not approved within the configured time \
-                 (deviceFlowConfig.timeout); waiting",
-                self.endpoint()
-            ),
-        };
+    fn deadline_error(&self, why: &str, after: Duration, last: Option<&Error>) -> Error {
+        let mut operation = format!("the device login to {}: {why}; waiting", self.endpoint());
         if let Some(e) = last {
             operation = format!("{operation} (the last poll failed: {e})");
         }

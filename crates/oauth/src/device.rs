@@ -237,10 +237,7 @@ impl OAuthClient {
             .await?;
         let secrets: Vec<&str> = request
             .client
-            .client_secret()
-            .map(SecretString::expose_secret)
-            .into_iter()
-            .chain(basic_credentials.as_deref())
+            .secrets(basic_credentials.as_deref())
             .collect();
         let object = json_object_or_error(&raw, operation, &secrets)?;
         let missing = |field: &str| Error::InvalidResponse {

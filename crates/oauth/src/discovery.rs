@@ -714,17 +714,7 @@ fn field_str(object: &Map<String, Value>, name: &str) -> Option<String> {
 }
 
 fn field_list(object: &Map<String, Value>, name: &str) -> Vec<String> {
-    match field(object, name) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-        _ => Vec::new(),
-    }
+    crate::token::string_list(field(object, name))
 }
 
 #[cfg(test)]

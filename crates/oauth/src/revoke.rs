@@ -146,13 +146,7 @@ impl OAuthClient {
         }
         let secrets: Vec<&str> = [request.token.expose_secret()]
             .into_iter()
-            .chain(
-                request
-                    .client
-                    .client_secret()
-                    .map(SecretString::expose_secret),
-            )
-            .chain(basic_credentials.as_deref())
+            .chain(request.client.secrets(basic_credentials.as_deref()))
             .collect();
         // Not a success: the OAuth error, or the status with a redacted excerpt.
         Err(match json_object_or_error(&raw, operation, &secrets) {

@@ -93,6 +93,14 @@ impl ClientAuth {
         self.method
     }
 
+    /// The client's secret and its `Basic` credentials: what error excerpts redact.
+    pub(crate) fn secrets<'a>(&'a self, basic: Option<&'a str>) -> impl Iterator<Item = &'a str> {
+        self.client_secret
+            .iter()
+            .map(SecretString::expose_secret)
+            .chain(basic)
+    }
+
     /// Adds the client's parameters to `form`, and returns the `Basic` credentials (without
     /// the `Basic ` prefix) when they go in a header.
     pub(crate) fn apply(&self, form: &mut Form) -> Option<String> {
@@ -417,12 +425,6 @@ impl TokenRequest {
     pub(crate) fn secrets(&self) -> Vec<&str> {
         let mut secrets = self.grant.secrets();
         secrets.extend(self.code_verifier.iter().map(SecretString::expose_secret));
-        secrets.extend(
-            self.client
-                .client_secret
-                .iter()
-                .map(SecretString::expose_secret),
-        );
         secrets
     }
 }
@@ -600,7 +602,7 @@ impl OAuthClient {
             }
         };
         let mut secrets = request.secrets();
-        secrets.extend(basic_credentials.as_deref());
+        secrets.extend(request.client.secrets(basic_credentials.as_deref()));
         parse_token_response(&raw, operation, &secrets)
     }
 }
@@ -660,7 +662,7 @@ pub(crate) fn parse_token_response(
             .map(|secs| secs.min(MAX_TOKEN_LIFETIME.as_secs())),
         refresh_token: string_field(&object, "refresh_token").map(SecretString::new),
         id_token: string_field(&object, "id_token").map(SecretString::new),
-        scopes: scopes_field(&object, "scope"),
+        scopes: string_list(object.get("scope")),
     })
 }
 
@@ -779,28 +781,21 @@ pub(crate) fn string_field(object: &Map<String, Value>, name: &str) -> Option<St
 /// A number of seconds given as a JSON number or a numeric string (Azure AD v1 sends
 /// `"3599"`); anything else, negative or missing is `None`.
 pub(crate) fn seconds_field(object: &Map<String, Value>, name: &str) -> Option<u64> {
-    match object.get(name)? {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite() && *f >= 0.0)
-                .map(|f| f as u64)
-        }),
-        Value::String(s) => {
-            let s = s.trim();
-            s.parse::<u64>().ok().or_else(|| {
-                s.parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite() && *f >= 0.0)
-                    .map(|f| f as u64)
-            })
-        }
-        _ => None,
-    }
+    let (whole, float) = match object.get(name)? {
+        Value::Number(n) => (n.as_u64(), n.as_f64()),
+        Value::String(s) => (s.trim().parse().ok(), s.trim().parse().ok()),
+        _ => return None,
+    };
+    whole.or_else(|| {
+        float
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .map(|f| f as u64)
+    })
 }
 
-/// A space-separated `scope` string (or, leniently, an array of strings).
-pub(crate) fn scopes_field(object: &Map<String, Value>, name: &str) -> Vec<String> {
-    match object.get(name) {
+/// A space-separated string, or (leniently) an array of strings, as a list without blanks.
+pub(crate) fn string_list(value: Option<&Value>) -> Vec<String> {
+    match value {
         Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
         Some(Value::Array(items)) => items
             .iter()
