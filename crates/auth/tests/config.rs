@@ -789,3 +789,40 @@ fn the_device_flows_pkce_is_read_from_the_file_and_the_environment() {
         .load_error();
     assert!(err.contains("admin.deviceFlowConfig.pkce"), "{err}");
 }
+
+/// The Flyte 2 SDK's rule for its notebook keyring file: next to a config file in a folder
+/// named `.flyte`, else its default (`None`: the store's `~/.flyte/keyring.cfg`).
+#[test]
+fn the_sdks_keyring_file_is_beside_a_config_in_a_flyte_folder() {
+    let world = World::new();
+    let flyte = world.path("project").join(".flyte");
+    fs::create_dir_all(&flyte).unwrap();
+    let yaml = config_with("");
+    fs::write(flyte.join("config.yaml"), &yaml).unwrap();
+    let cfg = world
+        .builder()
+        .config_file(flyte.join("config.yaml"))
+        .build()
+        .unwrap();
+    assert_eq!(cfg.sdk_keyring_cfg(), Some(flyte.join("keyring.cfg")));
+
+    let plain = world.file("config.yaml", &yaml);
+    let cfg = world.builder().config_file(plain).build().unwrap();
+    assert_eq!(cfg.sdk_keyring_cfg(), None);
+    // A folder whose name only contains `.flyte` is not one.
+    let near = world.path(".flyte-old");
+    fs::create_dir_all(&near).unwrap();
+    fs::write(near.join("config.yaml"), &yaml).unwrap();
+    let cfg = world
+        .builder()
+        .config_file(near.join("config.yaml"))
+        .build()
+        .unwrap();
+    assert_eq!(cfg.sdk_keyring_cfg(), None);
+    assert_eq!(
+        PlatformConfig::for_endpoint("x:1")
+            .unwrap()
+            .sdk_keyring_cfg(),
+        None
+    );
+}

@@ -330,6 +330,16 @@ impl PlatformConfig {
         self.sources.file.as_deref()
     }
 
+    /// Where the Flyte 2 SDK keeps its notebook keyring file (`keyring.cfg`) for this config,
+    /// by the SDK's rule: next to the config file when that file sits in a folder named
+    /// `.flyte` (`<dir>/.flyte/config.yaml` gives `<dir>/.flyte/keyring.cfg`); `None`
+    /// otherwise, where the SDK uses its default, `~/.flyte/keyring.cfg` (the token store's
+    /// default too). Pass it to the store's `with_keyring_cfg`.
+    pub fn sdk_keyring_cfg(&self) -> Option<PathBuf> {
+        let folder = self.config_file()?.parent()?;
+        (folder.file_name()? == ".flyte").then(|| folder.join("keyring.cfg"))
+    }
+
     /// The file and the variables this config was read from.
     pub fn sources(&self) -> &ConfigSources {
         &self.sources
