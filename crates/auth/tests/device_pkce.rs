@@ -21,10 +21,13 @@ use wiremock::{
 /// Bounds every login, so that a bug shows as a failure, not a hang.
 const NO_HANG: Duration = Duration::from_secs(30);
 
+/// A request's form fields, in order.
+type Form = Vec<(String, String)>;
+
 /// Answers with `answer` and keeps the form of every request it answers.
 #[derive(Clone)]
 struct Recording {
-    forms: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    forms: Arc<Mutex<Vec<Form>>>,
     answer: serde_json::Value,
 }
 
