@@ -76,28 +76,7 @@ impl DeviceAuthorizationRequest {
         }
     }
 
-    /// Asks for these scopes (sent space-joined; nothing is sent when empty).
-    pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Sends `audience` (an empty string means none).
-    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
-        let audience = audience.into();
-        self.audience = (!audience.is_empty()).then_some(audience);
-        self
-    }
-
-    /// Sends `audience` when `Some` and not empty.
-    pub fn with_optional_audience(mut self, audience: Option<String>) -> Self {
-        self.audience = audience.filter(|a| !a.is_empty());
-        self
-    }
+    form_params!();
 
     /// Sends `pkce`'s `code_challenge` and `code_challenge_method=S256` (RFC 7636 applied to
     /// RFC 8628, as Keycloak and other providers that require PKCE of public clients want);
@@ -106,24 +85,6 @@ impl DeviceAuthorizationRequest {
     /// [`TokenRequest::with_code_verifier`]: crate::TokenRequest::with_code_verifier
     pub fn with_pkce(mut self, pkce: &Pkce) -> Self {
         self.code_challenge = Some(pkce.challenge().to_owned());
-        self
-    }
-
-    /// Adds one extra form parameter (names already present are not sent twice).
-    pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.extra.push((name.into(), value.into()));
-        self
-    }
-
-    /// Adds extra form parameters.
-    pub fn with_params<I, K, V>(mut self, params: I) -> Self
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
-    {
-        self.extra
-            .extend(params.into_iter().map(|(k, v)| (k.into(), v.into())));
         self
     }
 

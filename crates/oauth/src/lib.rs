@@ -40,6 +40,54 @@
 //! # let _ = credentials; Ok(()) }
 //! ```
 
+/// The builder methods a token request and a device authorization request share: the
+/// scopes, the `audience` and extra form parameters.
+macro_rules! form_params {
+    () => {
+        /// Asks for these scopes (sent space-joined; nothing is sent when empty).
+        pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
+        where
+            I: IntoIterator<Item = S>,
+            S: Into<String>,
+        {
+            self.scopes = scopes.into_iter().map(Into::into).collect();
+            self
+        }
+
+        /// Sends `audience` (an empty string means none).
+        pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+            let audience = audience.into();
+            self.audience = (!audience.is_empty()).then_some(audience);
+            self
+        }
+
+        /// Sends `audience` when `Some` and not empty.
+        pub fn with_optional_audience(mut self, audience: Option<String>) -> Self {
+            self.audience = audience.filter(|a| !a.is_empty());
+            self
+        }
+
+        /// Adds one extra form parameter (a name the request already sends is not sent
+        /// twice).
+        pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+            self.extra.push((name.into(), value.into()));
+            self
+        }
+
+        /// Adds extra form parameters (a map or a list of pairs).
+        pub fn with_params<I, K, V>(mut self, params: I) -> Self
+        where
+            I: IntoIterator<Item = (K, V)>,
+            K: Into<String>,
+            V: Into<String>,
+        {
+            self.extra
+                .extend(params.into_iter().map(|(k, v)| (k.into(), v.into())));
+            self
+        }
+    };
+}
+
 mod context;
 mod device;
 mod discovery;

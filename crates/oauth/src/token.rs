@@ -310,28 +310,7 @@ impl TokenRequest {
         )
     }
 
-    /// Asks for these scopes (sent space-joined; nothing is sent when empty).
-    pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Sends `audience` (an empty string means none).
-    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
-        let audience = audience.into();
-        self.audience = (!audience.is_empty()).then_some(audience);
-        self
-    }
-
-    /// Sends `audience` when `Some` and not empty.
-    pub fn with_optional_audience(mut self, audience: Option<String>) -> Self {
-        self.audience = audience.filter(|a| !a.is_empty());
-        self
-    }
+    form_params!();
 
     /// Sends `code_verifier` (RFC 7636 §4.5) with a grant that has no field of its own for
     /// it: the device code, when the device authorization request carried a challenge
@@ -339,24 +318,6 @@ impl TokenRequest {
     /// The authorization code grant sends its own verifier, which wins.
     pub fn with_code_verifier(mut self, verifier: impl Into<SecretString>) -> Self {
         self.code_verifier = Some(verifier.into());
-        self
-    }
-
-    /// Adds one extra form parameter.
-    pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.extra.push((name.into(), value.into()));
-        self
-    }
-
-    /// Adds extra form parameters (a map or a list of pairs).
-    pub fn with_params<I, K, V>(mut self, params: I) -> Self
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
-    {
-        self.extra
-            .extend(params.into_iter().map(|(k, v)| (k.into(), v.into())));
         self
     }
 
