@@ -93,21 +93,6 @@ impl DeviceAuthorizationRequest {
         &self.endpoint
     }
 
-    /// The client.
-    pub fn client(&self) -> &ClientAuth {
-        &self.client
-    }
-
-    /// The scopes.
-    pub fn scopes(&self) -> &[String] {
-        &self.scopes
-    }
-
-    /// The audience.
-    pub fn audience(&self) -> Option<&str> {
-        self.audience.as_deref()
-    }
-
     /// The PKCE `code_challenge`, when one is sent.
     pub fn code_challenge(&self) -> Option<&str> {
         self.code_challenge.as_deref()

@@ -40,7 +40,7 @@
 //! # let _ = credentials; Ok(()) }
 //! ```
 
-/// The builder methods a token request and a device authorization request share: the
+/// The methods a token request and a device authorization request share: the client, the
 /// scopes, the `audience` and extra form parameters.
 macro_rules! form_params {
     () => {
@@ -84,6 +84,21 @@ macro_rules! form_params {
             self.extra
                 .extend(params.into_iter().map(|(k, v)| (k.into(), v.into())));
             self
+        }
+
+        /// The client.
+        pub fn client(&self) -> &$crate::ClientAuth {
+            &self.client
+        }
+
+        /// The scopes.
+        pub fn scopes(&self) -> &[String] {
+            &self.scopes
+        }
+
+        /// The audience.
+        pub fn audience(&self) -> Option<&str> {
+            self.audience.as_deref()
         }
     };
 }

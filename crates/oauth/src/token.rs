@@ -326,24 +326,9 @@ impl TokenRequest {
         &self.token_endpoint
     }
 
-    /// The client.
-    pub fn client(&self) -> &ClientAuth {
-        &self.client
-    }
-
     /// The grant.
     pub fn grant(&self) -> &Grant {
         &self.grant
-    }
-
-    /// The scopes.
-    pub fn scopes(&self) -> &[String] {
-        &self.scopes
-    }
-
-    /// The audience.
-    pub fn audience(&self) -> Option<&str> {
-        self.audience.as_deref()
     }
 
     /// The form body and the `Basic` credentials, if any.
