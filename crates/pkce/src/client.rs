@@ -15,7 +15,7 @@ use crate::{
     challenge::{constant_time_eq, new_state},
     pages::Page,
     redirect::RedirectTarget,
-    server::CallbackServer,
+    server::{CallbackServer, truncate},
 };
 
 /// Authorization request parameters the flow must control: extra parameters with these names
@@ -97,13 +97,7 @@ impl IssuerMismatch {
 
     pub(crate) fn new(expected: &str, received: Option<&str>) -> Self {
         // Both are shown on a terminal; the callback's comes from whoever sent the browser.
-        let received = received.map(|iss| {
-            let iss = printable(iss);
-            match iss.char_indices().nth(Self::MAX_CHARS) {
-                Some((cut, _)) => format!("{}...", &iss[..cut]),
-                None => iss.into_owned(),
-            }
-        });
+        let received = received.map(|iss| truncate(&printable(iss), Self::MAX_CHARS));
         Self {
             expected: printable(expected).into_owned(),
             received,

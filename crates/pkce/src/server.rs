@@ -486,7 +486,8 @@ fn request_url(target: &str) -> Option<Url> {
     }
 }
 
-fn truncate(text: &str, max_chars: usize) -> String {
+/// `text` cut after `max_chars` characters, with `...` when cut.
+pub(crate) fn truncate(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         Some((cut, _)) => format!("{}...", &text[..cut]),
         None => text.to_owned(),
