@@ -41,13 +41,10 @@ pub(crate) fn verifying_config(
     {
         tracing::debug!(error = %e, "could not load the TLS roots on a thread; loading them when needed");
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(LazyRootsVerifier { roots, provider }))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+    client_config(Verifier {
+        roots: Some(roots),
+        provider,
+    })
 }
 
 /// The program's default crypto provider, else ring: what `reqwest` chooses too (README,
@@ -101,16 +98,30 @@ impl Roots {
     }
 }
 
-/// The verifier of [`verifying_config`]: [`WebPkiServerVerifier`] over the [`Roots`], which
-/// only the check of a certificate waits for. Signatures are checked with the provider's
-/// algorithms, as that verifier checks them.
+/// The verifier of both configurations. With roots: [`WebPkiServerVerifier`] over them, which
+/// only the check of a certificate waits for. Without (`insecureSkipVerify`): any certificate
+/// for any name is accepted. Signatures are checked with the provider's algorithms either way,
+/// so the handshake itself is well-formed.
 #[derive(Debug)]
-struct LazyRootsVerifier {
-    roots: Arc<Roots>,
+struct Verifier {
+    /// `None`: every certificate is accepted.
+    roots: Option<Arc<Roots>>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for LazyRootsVerifier {
+/// A client configuration checking certificates with `verifier`, HTTP/1.1 only, like every
+/// client of this crate (reqwest is built without HTTP/2).
+fn client_config(verifier: Verifier) -> Result<rustls::ClientConfig, rustls::Error> {
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&verifier.provider))
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -119,13 +130,16 @@ impl ServerCertVerifier for LazyRootsVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.roots.verifier()?.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        )
+        match &self.roots {
+            Some(roots) => roots.verifier()?.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+            None => Ok(ServerCertVerified::assertion()),
+        }
     }
 
     fn verify_tls12_signature(
@@ -179,66 +193,8 @@ pub(crate) fn danger_accept_any_certificate_config() -> Result<rustls::ClientCon
     // exchange, and offers no other one for ring.
     #[allow(deprecated, reason = "ring on purpose: README, TLS")]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(DangerAcceptAnyServerCertificate { provider }))
-        .with_no_client_auth();
-    // HTTP/1.1 only, like every client of this crate (reqwest is built without HTTP/2).
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-/// Accepts any certificate for any name. Signatures are still checked with the provider's
-/// algorithms, so the handshake itself is well-formed; only the identity is not.
-#[derive(Debug)]
-struct DangerAcceptAnyServerCertificate {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for DangerAcceptAnyServerCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+    client_config(Verifier {
+        roots: None,
+        provider,
+    })
 }
