@@ -515,14 +515,7 @@ impl ClientContext {
     {
         if let Some(cfg) = self.kept_config(fields) {
             match request(cfg).await {
-                Err(e) if crate::transport::stale_endpoint_explains(&e) => {
-                    tracing::info!(
-                        endpoint = %self.inner.endpoint,
-                        error = %e,
-                        "the request with the kept discovery answer failed as a stale answer \
-                         would; asking the server again"
-                    );
-                }
+                Err(e) if self.stale_answer_explains(&e) => {}
                 done => return done,
             }
         }
@@ -541,21 +534,30 @@ impl ClientContext {
     /// explains, the server is asked and its configuration for `fields` returned. `None`
     /// when no kept answer is in use, `error` is the answer, or the server cannot say.
     pub async fn rediscover_after(&self, fields: &[Field], error: &Error) -> Option<ClientConfig> {
-        if !self.uses_kept_answer() || !crate::transport::stale_endpoint_explains(error) {
+        if !self.uses_kept_answer() || !self.stale_answer_explains(error) {
             return None;
         }
-        tracing::info!(
-            endpoint = %self.inner.endpoint,
-            error = %error,
-            "the request with the kept discovery answer failed as a stale answer would; asking \
-             the server again"
-        );
         self.resolve(fields)
             .await
             .inspect_err(
                 |e| tracing::warn!(endpoint = %self.inner.endpoint, error = %e, "discovery failed"),
             )
             .ok()
+    }
+
+    /// Whether a stale discovery answer explains `error` of a request made with a kept one
+    /// (then the server is to be asked again, which is logged).
+    fn stale_answer_explains(&self, error: &Error) -> bool {
+        let stale = crate::transport::stale_endpoint_explains(error);
+        if stale {
+            tracing::info!(
+                endpoint = %self.inner.endpoint,
+                error = %error,
+                "the request with the kept discovery answer failed as a stale answer would; \
+                 asking the server again"
+            );
+        }
+        stale
     }
 
     /// The configuration for `fields` from the kept discovery answer, when the server would
