@@ -217,6 +217,7 @@ async fn revoke(
     options: &FactoryOptions,
     credentials: &Credentials,
 ) -> Revocation {
+    use flyte_auth_core::ClientConfig;
     use flyte_auth_oauth::{ClientAuth, Field, RevocationRequest};
 
     use crate::AuthMode;
@@ -234,39 +235,45 @@ async fn revoke(
         Err(e) => return Revocation::Failed(e),
     };
     // The token endpoint is asked for too: a discovery that fails is then a failed
-    // revocation, not a server that offers none.
-    let server = match ctx
-        .resolve(&[Field::TokenEndpoint, Field::RevocationEndpoint])
-        .await
-    {
-        Ok(server) => server,
-        Err(e) => return Revocation::Failed(e),
-    };
-    let Some(endpoint) = server.revocation_endpoint else {
-        return Revocation::NotOffered;
-    };
-    let client = match (confidential, cfg.client_id(), cfg.client_secret()) {
-        (true, Some(id), Some(secret)) => ClientAuth::confidential(id, secret.clone()),
-        (true, ..) => {
-            return Revocation::Failed(Error::config(
-                "the client id or secret is not configured, so the client cannot authenticate \
-                 to revoke its refresh token",
-            ));
+    // revocation, not a server that offers none. Revoking is safe to repeat, so a discovery
+    // answer an earlier process kept is used (`login` then discovers once, not twice).
+    let revoke_at = |server: ClientConfig| {
+        let refresh_token = refresh_token.clone();
+        let ctx = &ctx;
+        async move {
+            let Some(endpoint) = server.revocation_endpoint else {
+                return Ok(Revocation::NotOffered);
+            };
+            let client = match (confidential, cfg.client_id(), cfg.client_secret()) {
+                (true, Some(id), Some(secret)) => ClientAuth::confidential(id, secret.clone()),
+                (true, ..) => {
+                    return Err(Error::config(
+                        "the client id or secret is not configured, so the client cannot \
+                         authenticate to revoke its refresh token",
+                    ));
+                }
+                // The client the login was issued to, else the server's public client.
+                (false, ..) => ClientAuth::public(
+                    credentials
+                        .client_id
+                        .clone()
+                        .filter(|id| !id.trim().is_empty())
+                        .unwrap_or(server.client_id),
+                ),
+            };
+            let request = RevocationRequest::refresh_token(endpoint, client, refresh_token);
+            ctx.http()
+                .revoke(&request)
+                .await
+                .map(|()| Revocation::Revoked)
         }
-        // The client the login was issued to, else the server's public client.
-        (false, ..) => ClientAuth::public(
-            credentials
-                .client_id
-                .clone()
-                .filter(|id| !id.trim().is_empty())
-                .unwrap_or(server.client_id),
-        ),
     };
-    let request = RevocationRequest::refresh_token(endpoint, client, refresh_token);
-    match ctx.http().revoke(&request).await {
-        Ok(()) => Revocation::Revoked,
-        Err(e) => Revocation::Failed(e),
-    }
+    ctx.with_config(
+        &[Field::TokenEndpoint, Field::RevocationEndpoint],
+        revoke_at,
+    )
+    .await
+    .unwrap_or_else(Revocation::Failed)
 }
 
 /// Without an HTTP flow in the build, no OAuth server is known to revoke at.
