@@ -32,9 +32,14 @@ const NEWEST_SKIPS: &[&str] = &["target", "node_modules"];
 /// as crates.io would build it; the workspace's crates not yet on crates.io come from a local
 /// overlay, so crates that depend on each other are checked together, in dependency order.
 pub(crate) fn package() -> Outcome {
-    check_manifests()?;
+    let target = check_manifests()?;
     let libraries = workspace::libraries()?;
-    let mut cmd = cargo(["package", "--allow-dirty"]);
+    let names: Vec<&str> = libraries.iter().map(|l| l.name.as_str()).collect();
+    // The packed crates are built in a target directory of their own, cleared of them first.
+    let verify = target.join("package-verify");
+    forget_packed_builds(&names, &verify);
+    let mut cmd = cargo(["package", "--allow-dirty", "--target-dir"]);
+    cmd.arg(&verify);
     for library in &libraries {
         cmd.args(["-p", &library.name]);
     }
@@ -42,8 +47,40 @@ pub(crate) fn package() -> Outcome {
     Ok(Some(format!("{} crates packaged", libraries.len())))
 }
 
-/// Every library crate's manifest has what crates.io shows and docs.rs reads.
-fn check_manifests() -> Result<(), String> {
+/// Forgets what earlier runs made of the crates `names`, which cargo takes for immutable
+/// because they come from a registry (the local overlay of the crates packed together) with a
+/// version that has not changed: their sources unpacked in `$CARGO_HOME/registry/src/-<hash>/`
+/// and their build fingerprints in `verify`. Without this, a crate would be checked against
+/// its dependencies as an earlier run packed them. crates.io's own sources are never touched.
+fn forget_packed_builds(names: &[&str], verify: &Path) {
+    let overlays = std::fs::read_dir(crate::tasks::cargo_home().join("registry/src"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|registry| registry.file_name().to_string_lossy().starts_with('-'))
+        .map(|registry| registry.path());
+    for dir in overlays.chain([verify.join("debug/.fingerprint")]) {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let file_name = entry.file_name();
+            let file_name = file_name.to_string_lossy();
+            // `<name>-<version>` (sources) or `<name>-<hash>` (fingerprints); no crate's name
+            // is another's followed by `-` and a hex digit.
+            let ours = names.iter().any(|name| {
+                file_name
+                    .strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_hexdigit()))
+            });
+            if ours && let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                eprintln!("package: could not remove {}: {e}", entry.path().display());
+            }
+        }
+    }
+}
+
+/// Every library crate's manifest has what crates.io shows and docs.rs reads; returns the
+/// workspace's target directory.
+fn check_manifests() -> Result<std::path::PathBuf, String> {
     let json = capture(
         &mut cargo(["metadata", "--format-version", "1", "--no-deps"]),
         5 * MINUTE,
@@ -62,11 +99,13 @@ fn check_manifests() -> Result<(), String> {
             problems.push(format!("{name} lacks {}", missing.join(", ")));
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
     }
+    metadata["target_directory"]
+        .as_str()
+        .map(std::path::PathBuf::from)
+        .ok_or_else(|| "cargo metadata names no target_directory".into())
 }
 
 /// The fields of one package of `cargo metadata` that a published crate needs and lacks.

@@ -88,11 +88,15 @@ pub(crate) fn deny() -> Outcome {
 
 /// Where cargo-deny keeps advisory databases by default: `$CARGO_HOME/advisory-dbs`.
 fn advisory_db_root() -> PathBuf {
-    let cargo_home = std::env::var_os("CARGO_HOME")
+    cargo_home().join("advisory-dbs")
+}
+
+/// `$CARGO_HOME`, else `~/.cargo`.
+pub(crate) fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
-        .unwrap_or_else(|| PathBuf::from(".cargo"));
-    cargo_home.join("advisory-dbs")
+        .unwrap_or_else(|| PathBuf::from(".cargo"))
 }
 
 /// A cloned RustSec database (`advisory-db-<hash>/.git`) under [`advisory_db_root`].
