@@ -467,8 +467,12 @@ impl TokenStore for DefaultStore {
         choice.store.store(endpoint, credentials)?;
         self.report_fallback(choice, endpoint);
         #[cfg(feature = "keyring")]
-        if let Some(cfg) = self.beside(choice) {
-            self.store_in_cfg(cfg, endpoint, credentials)?;
+        if let Some(cfg) = self.beside(choice)
+            && let Err(e) = self.store_in_cfg(cfg, endpoint, credentials)
+        {
+            // The login is saved; the SDK's copy is only kept coherent where it can be (a
+            // directory it may not write, a file it cannot parse): as `delete` does.
+            tracing::warn!(error = %e, "could not update the login in the Flyte 2 SDK's keyring file");
         }
         Ok(())
     }
