@@ -823,6 +823,20 @@ fn a_task_pod() {
     assert_eq!(cfg.api_key().unwrap().origin, "_UNION_EAGER_API_KEY");
     assert!(cfg.insecure());
 
+    // Outside the pod's own variables, no `insecure` meant for another server reaches the
+    // key's: its secret never goes in clear text because of a config file or a variable.
+    world.env.remove("_U_INSECURE");
+    world.var("FLYTE_PLATFORM_INSECURE", "true");
+    world.var("FLYTE_ADMIN_INSECURESKIPVERIFY", "true");
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "key.example.org");
+    assert!(!cfg.insecure());
+    assert!(!cfg.insecure_skip_verify());
+    assert!(cfg.endpoint().base_url().starts_with("https://"));
+    world.env.remove("FLYTE_PLATFORM_INSECURE");
+    world.env.remove("FLYTE_ADMIN_INSECURESKIPVERIFY");
+    world.var("_U_INSECURE", "true");
+
     // A file named by FLYTECTL_CONFIG wins over the key and the `_U_*` variables.
     world.write("elsewhere/pod.yaml", &yaml("file.example.org"));
     let named = world

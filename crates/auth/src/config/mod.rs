@@ -846,6 +846,16 @@ fn resolve(
             .find(|(layer, _)| is_set(layer))
             .map(|(_, source)| *source)
     };
+    // The transport a key's server is reached by: only what the user set for this run or the
+    // task pod it runs in (`_U_INSECURE*`, as the Flyte 2 SDK), never a config file's or a
+    // variable's `insecure` meant for another server, which would send the key's secret in
+    // clear text.
+    let key_transport = (
+        explicit.insecure.or(pod_layer.insecure),
+        explicit
+            .insecure_skip_verify
+            .or(pod_layer.insecure_skip_verify),
+    );
     let mut settings = explicit
         .clone()
         .or(env_layer.clone())
@@ -857,7 +867,10 @@ fn resolve(
     // for, not to one a stale config file names.
     let endpoint = match (&explicit.endpoint, &api_key, settings.endpoint.take()) {
         (Some(endpoint), _, _) => endpoint.clone(),
-        (None, Some((key, _)), _) => key.endpoint().clone(),
+        (None, Some((key, _)), _) => {
+            (settings.insecure, settings.insecure_skip_verify) = key_transport;
+            key.endpoint().clone()
+        }
         (None, None, Some(endpoint)) => endpoint,
         // The Flyte 2 SDK's default in a Union task pod.
         (None, None, None) if !pod_used.is_empty() => Endpoint::parse(TASK_POD_DEFAULT_ENDPOINT)?,
