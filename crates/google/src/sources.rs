@@ -230,6 +230,16 @@ impl CredentialsFile {
             ))
         })?;
         let missing = |member: &str| fail(format!("has no {member}"));
+        // The file names where its secrets go: never off TLS, but to a loopback test server.
+        if let Some(uri) = &file.token_uri
+            && !token_uri_keeps_tls(uri)
+        {
+            return Err(fail(format!(
+                "names token_uri {}, which is not an https:// URL: the key or the refresh \
+                 token would leave TLS",
+                flyte_auth_core::redact_url(uri)
+            )));
+        }
         match file.kind.as_str() {
             "service_account" => Ok(FileKind::ServiceAccount {
                 private_key: file.private_key.ok_or_else(|| missing("private_key"))?,
@@ -258,4 +268,18 @@ impl CredentialsFile {
             ))),
         }
     }
+}
+
+/// Whether `uri` is `https://`, or `http://` to this machine (a local test server).
+fn token_uri_keeps_tls(uri: &str) -> bool {
+    url::Url::parse(uri).is_ok_and(|url| match url.scheme() {
+        "https" => true,
+        "http" => match url.host() {
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        },
+        _ => false,
+    })
 }

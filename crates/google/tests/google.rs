@@ -248,6 +248,28 @@ async fn a_credentials_file_of_another_type_is_refused_naming_the_types_that_wor
     assert!(err.contains("service_account"), "{err}");
 }
 
+#[tokio::test]
+async fn a_credentials_file_naming_a_plain_http_token_uri_is_refused_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("user.json");
+    std::fs::write(
+        &file,
+        r#"{"type": "authorized_user", "client_id": "c", "client_secret": "s3cret-value",
+            "refresh_token": "r3fresh-value", "token_uri": "http://attacker.example.org/token"}"#,
+    )
+    .unwrap();
+    let err = flow(Sources::none().key_file(&file))
+        .login_for_test()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not an https:// URL"), "{err}");
+    assert!(
+        !err.contains("s3cret-value") && !err.contains("r3fresh-value"),
+        "{err}"
+    );
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn a_fifo_as_the_key_file_is_refused_without_waiting() {
