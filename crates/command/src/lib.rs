@@ -32,6 +32,7 @@ use flyte_auth_core::{
 use http::HeaderName;
 use tokio::sync::{OnceCell, oneshot};
 
+pub use crate::process::exit_code;
 use crate::process::{Finished, Job, command_error, describe};
 
 /// How long the command may run unless [`CommandFlowBuilder::timeout`] says otherwise.
@@ -48,10 +49,7 @@ pub const PROXY_HEADER_KEY: &str = "proxy-authorization";
 /// Obtains the token by running a command: flytekit's `CommandAuthenticator`, the shared
 /// [`CachingAuthenticator`] around a [`CommandFlow`].
 ///
-/// The token is cached while it is fresh, concurrent callers share one run of the command,
-/// and [`refresh_credentials`](flyte_auth_core::Authenticator::refresh_credentials) runs it
-/// again. Cloning is cheap and clones share the cache. Building it runs nothing; the first
-/// [`get_credentials`](flyte_auth_core::Authenticator::get_credentials) does. `{:?}` shows
+/// Concurrent callers share one run of the command; a refresh runs it again. `{:?}` shows
 /// the program name, never its arguments or the token.
 ///
 /// ```
@@ -115,11 +113,7 @@ impl CommandFlowBuilder {
     /// The program and its arguments (`admin.command`), run without a shell. Required.
     ///
     /// The arguments are kept as secrets: they never appear in logs, `{:?}` or errors.
-    pub fn command<I, S>(mut self, command: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn command(mut self, command: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.command = command
             .into_iter()
             .map(|s| SecretString::new(s.into()))
@@ -263,11 +257,7 @@ impl CommandFlow {
     /// # Errors
     ///
     /// [`Error::Config`] when the command is empty.
-    pub fn new<I, S>(command: I) -> Result<Self, Error>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn new(command: impl IntoIterator<Item = impl Into<String>>) -> Result<Self, Error> {
         Self::builder().command(command).build()
     }
 
@@ -284,11 +274,7 @@ impl CommandFlow {
     /// # Errors
     ///
     /// [`Error::Config`] when the command is empty.
-    pub fn proxy<I, S>(command: I) -> Result<Self, Error>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn proxy(command: impl IntoIterator<Item = impl Into<String>>) -> Result<Self, Error> {
         Self::builder()
             .command(command)
             .header_key(PROXY_HEADER_KEY)
@@ -452,17 +438,12 @@ impl TokenFlow for CommandFlow {
     }
 
     fn header_name(&self) -> Option<HeaderName> {
-        match &self.header_from {
-            None => Some(
-                self.header
-                    .clone()
-                    .unwrap_or(HeaderName::from_static(DEFAULT_HEADER_KEY)),
-            ),
-            Some(_) => self
-                .header
-                .clone()
-                .or_else(|| self.discovered_header.get().cloned()),
-        }
+        let default = || Some(HeaderName::from_static(DEFAULT_HEADER_KEY));
+        let later = || match self.header_from {
+            None => default(),
+            Some(_) => self.discovered_header.get().cloned(),
+        };
+        self.header.clone().or_else(later)
     }
 }
 

@@ -189,64 +189,47 @@ pub(crate) fn run(job: &Job, cancelled: &dyn Fn() -> bool) -> Result<Finished, E
     drop(events_tx);
 
     let stderr_text = || lock(&stderr).text(&job.secret_words());
-    match end {
-        End::Exited(status) => {
-            let overflow = wait_for_pipes(&events, &mut open_pipes);
-            if overflow {
-                return Err(overflow_error(program, stderr_text()));
+    let status = match end {
+        End::Exited(status) => status,
+        stopped => {
+            stop(&mut child, own_group);
+            if matches!(stopped, End::TimedOut | End::Overflow) {
+                wait_for_pipes(&events, &mut open_pipes);
             }
-            if open_pipes > 0 {
-                tracing::warn!(
+            let error = match stopped {
+                End::TimedOut => Error::Timeout {
+                    operation: format!("command `{program}`"),
+                    after: job.timeout,
+                },
+                End::Overflow => overflow_error(program, stderr_text()),
+                End::WaitFailed(e) => command_error(
                     program,
-                    "the token command exited but a process it started still holds its output \
-                     open; using what it printed within {}s of its exit",
-                    PIPE_GRACE.as_secs_f32()
-                );
-            }
-            tracing::debug!(program, %status, elapsed_ms = started.elapsed().as_millis(), "the token command finished");
-            let stdout = std::mem::take(&mut *lock(&stdout));
-            let stderr = std::mem::take(&mut *lock(&stderr));
-            Ok(Finished {
-                status,
-                stdout,
-                stderr,
-            })
+                    format!("could not wait for it: {e}"),
+                    stderr_text(),
+                ),
+                End::Cancelled | End::Exited(_) => Error::Cancelled,
+            };
+            tracing::debug!(program, %error, "the token command was stopped");
+            return Err(error);
         }
-        End::TimedOut => {
-            tracing::debug!(
-                program,
-                timeout_s = job.timeout.as_secs_f32(),
-                "the token command timed out; killing it"
-            );
-            stop(&mut child, own_group);
-            wait_for_pipes(&events, &mut open_pipes);
-            Err(Error::Timeout {
-                operation: format!("command `{program}`"),
-                after: job.timeout,
-            })
-        }
-        End::Cancelled => {
-            tracing::debug!(
-                program,
-                "nobody waits for the token command any more; killing it"
-            );
-            stop(&mut child, own_group);
-            Err(Error::Cancelled)
-        }
-        End::Overflow => {
-            stop(&mut child, own_group);
-            wait_for_pipes(&events, &mut open_pipes);
-            Err(overflow_error(program, stderr_text()))
-        }
-        End::WaitFailed(e) => {
-            stop(&mut child, own_group);
-            Err(command_error(
-                program,
-                format!("could not wait for it: {e}"),
-                stderr_text(),
-            ))
-        }
+    };
+    if wait_for_pipes(&events, &mut open_pipes) {
+        return Err(overflow_error(program, stderr_text()));
     }
+    if open_pipes > 0 {
+        tracing::warn!(
+            program,
+            "the token command exited but a process it started still holds its output open; \
+             using what it printed within {}s of its exit",
+            PIPE_GRACE.as_secs_f32()
+        );
+    }
+    tracing::debug!(program, %status, elapsed_ms = started.elapsed().as_millis(), "the token command finished");
+    Ok(Finished {
+        status,
+        stdout: std::mem::take(&mut *lock(&stdout)),
+        stderr: std::mem::take(&mut *lock(&stderr)),
+    })
 }
 
 /// An [`Error::Command`].
@@ -284,10 +267,13 @@ fn spawn_error(program: &str, e: &io::Error) -> Error {
     )
 }
 
+/// How [`describe`] begins for a command that exited with a code.
+const EXITED: &str = "exit status ";
+
 /// How a process ended, in words: `exit status 1`, `killed by signal 9`.
 pub(crate) fn describe(status: ExitStatus) -> String {
     if let Some(code) = status.code() {
-        return format!("exit status {code}");
+        return format!("{EXITED}{code}");
     }
     #[cfg(unix)]
     {
@@ -297,6 +283,15 @@ pub(crate) fn describe(status: ExitStatus) -> String {
         }
     }
     status.to_string()
+}
+
+/// The exit code of the command whose failure `error` is, when it exited with one (not
+/// killed, not started, not a token problem).
+pub fn exit_code(error: &Error) -> Option<i32> {
+    match error {
+        Error::Command { status, .. } => status.strip_prefix(EXITED)?.parse().ok(),
+        _ => None,
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

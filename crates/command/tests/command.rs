@@ -8,7 +8,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flyte_auth_command::{CommandAuthenticator, CommandFlow, CommandFlowBuilder, MAX_OUTPUT};
+use flyte_auth_command::{
+    CommandAuthenticator, CommandFlow, CommandFlowBuilder, MAX_OUTPUT, exit_code,
+};
 use flyte_auth_core::{
     Authenticator, BoxFuture, CachingAuthenticator, ClientConfig, ClientConfigStore, Endpoint,
     Error, MemoryStore, TokenFlow, TokenStore,
@@ -160,6 +162,7 @@ async fn a_failing_command_shows_its_status_and_stderr_but_not_its_stdout() {
         "{err:?}"
     );
     assert!(msg.contains("exit status 3"), "{msg}");
+    assert_eq!(exit_code(&err), Some(3));
     assert!(msg.contains("you are not logged in; run `login`"), "{msg}");
     assert!(msg.contains("got [redacted] back"), "{msg}");
     assert!(!msg.contains("SECRET"), "{msg}");
@@ -170,8 +173,9 @@ async fn a_failing_command_shows_its_status_and_stderr_but_not_its_stdout() {
 #[tokio::test]
 async fn a_command_killed_by_a_signal_says_so() {
     let auth = new(sh("kill -9 $$")).unwrap();
-    let msg = get_err(&auth).await.to_string();
-    assert!(msg.contains("killed by signal 9"), "{msg}");
+    let err = get_err(&auth).await;
+    assert!(err.to_string().contains("killed by signal 9"), "{err}");
+    assert_eq!(exit_code(&err), None);
 }
 
 #[tokio::test]
