@@ -32,9 +32,6 @@ use http::HeaderName;
 
 /// Obtains tokens with a client id and secret: flytekit's `ClientCredentialsAuthenticator`,
 /// the shared [`CachingAuthenticator`] around a [`ClientCredentialsFlow`].
-///
-/// The token's expiry is kept, the token is renewed before it expires, concurrent callers
-/// share one token request. Cloning is cheap and clones share the cache.
 pub type ClientCredentialsAuthenticator = CachingAuthenticator<ClientCredentialsFlow>;
 
 /// The client configuration fields the grant uses. Not the header name: obtaining a token
@@ -46,11 +43,9 @@ const FIELDS: &[Field] = &[Field::TokenEndpoint, Field::Scopes, Field::Audience]
 /// The `client_credentials` grant as a [`TokenFlow`]: what [`ClientCredentialsAuthenticator`]
 /// wraps.
 ///
-/// The token endpoint, scopes, audience and header come from its [`ClientContext`] (the
-/// configuration's overrides over the server's discovery, asked for on the first token
-/// request, or the discovery answer an earlier process kept:
-/// [`ClientContext::with_config`]). It has no refresh grant: a new token is obtained with the client's credentials
-/// each time (any refresh token the server sends is dropped, so none is stored).
+/// The token endpoint, scopes, audience and header come from its [`ClientContext`], on the
+/// first token request. It has no refresh grant: a new token is obtained with the client's
+/// credentials each time (any refresh token the server sends is dropped, so none is stored).
 ///
 /// ```
 /// use flyte_auth_core::{CachingAuthenticator, Endpoint};

@@ -54,17 +54,11 @@ pub(crate) struct Polling {
     pub(crate) timer: Arc<dyn PollTimer>,
 }
 
-/// The device code login and the refresh grant as a [`TokenFlow`]: what
-/// [`DeviceCodeAuthenticator`](crate::DeviceCodeAuthenticator) wraps. Build one with
-/// [`DeviceCodeFlow::builder`].
-///
-/// - [`login`](TokenFlow::login): asks the device authorization endpoint for a code, shows
-///   the [`DevicePrompt`], and polls the token endpoint until the user approves, refuses, the
-///   code expires or the login times out (see the crate documentation for the schedule).
-/// - [`refresh`](TokenFlow::refresh): the refresh grant with `client_id`, `scope` and
-///   `audience`, like flytekit.
-///
-/// The client configuration comes from its [`ClientContext`], read on first use.
+/// The device code login and the refresh grant (with `client_id`, `scope` and `audience`,
+/// like flytekit) as a [`TokenFlow`]: what
+/// [`DeviceCodeAuthenticator`](crate::DeviceCodeAuthenticator) wraps. The login shows the
+/// [`DevicePrompt`] and polls until the user approves, refuses, the code expires or the login
+/// times out. The client configuration comes from its [`ClientContext`], read on first use.
 pub struct DeviceCodeFlow {
     pub(crate) ctx: ClientContext,
     pub(crate) client_secret: Option<SecretString>,
@@ -111,11 +105,8 @@ impl DeviceCodeFlow {
         self.cancel.clone()
     }
 
-    /// Reads the client config (once; kept afterwards) and checks that the device flow can be
-    /// used: a client id, a token endpoint and a device authorization endpoint are known.
-    ///
-    /// flytekit's constructor does this; here creating the flow touches no network, so call
-    /// this to fail early (for example at program start rather than at the first request).
+    /// Reads the client config (once) and checks that a client id, a token endpoint and a
+    /// device authorization endpoint are known, to fail early (flytekit's constructor does).
     ///
     /// # Errors
     ///
@@ -266,18 +257,14 @@ impl DeviceCodeFlow {
                             rediscovered = true;
                             request = token_request(cfg.token_endpoint);
                         }
-                        Some(OAuthErrorCode::AuthorizationPending) => {
-                            tracing::debug!(polls, "device login: authorization pending");
-                            backoff = None;
-                            last_failure = None;
-                        }
-                        Some(OAuthErrorCode::SlowDown) => {
-                            interval = interval.saturating_add(SLOW_DOWN_INCREMENT);
-                            tracing::debug!(
-                                polls,
-                                interval_secs = interval.as_secs(),
-                                "device login: the server asked to slow down"
-                            );
+                        Some(
+                            code
+                            @ (OAuthErrorCode::AuthorizationPending | OAuthErrorCode::SlowDown),
+                        ) => {
+                            if *code == OAuthErrorCode::SlowDown {
+                                interval = interval.saturating_add(SLOW_DOWN_INCREMENT);
+                            }
+                            tracing::debug!(polls, %code, interval_secs = interval.as_secs(), "device login: still waiting");
                             backoff = None;
                             last_failure = None;
                         }
@@ -314,13 +301,11 @@ impl DeviceCodeFlow {
     }
 
     async fn run_refresh(&self, current: &Credentials) -> Result<Credentials, Error> {
-        let refresh_token =
-            current
-                .refresh_token
-                .clone()
-                .ok_or_else(|| Error::AccessTokenNotFound {
-                    reason: "no refresh token is stored".into(),
-                })?;
+        let Some(refresh_token) = current.refresh_token.clone() else {
+            return Err(Error::AccessTokenNotFound {
+                reason: "no refresh token is stored".into(),
+            });
+        };
         // The refresh grant is safe to repeat: a kept discovery answer may be used.
         let token = self
             .ctx

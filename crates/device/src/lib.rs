@@ -49,10 +49,6 @@ use flow::Polling;
 
 /// Logs in with the device flow: flytekit's `DeviceCodeAuthenticator`, the shared
 /// [`CachingAuthenticator`] around a [`DeviceCodeFlow`].
-///
-/// Stored credentials are used while fresh, the refresh grant is tried before a new login,
-/// the result is stored. Cloning is cheap and clones share the cache. Creating it touches
-/// neither the network nor the store; see the crate documentation.
 pub type DeviceCodeAuthenticator = CachingAuthenticator<DeviceCodeFlow>;
 
 impl DeviceCodeFlow {

@@ -87,6 +87,23 @@ impl DevicePrompt {
         self.verification_uri_complete.is_some()
     }
 
+    /// The message [`prompt_on_stderr`] writes, ending with a line break: the
+    /// [`Display`](fmt::Display) text, after a QR code of the URL when `qr` (and the `qr`
+    /// feature) asks for one.
+    pub fn message(&self, qr: bool) -> String {
+        let mut text = String::new();
+        #[cfg(feature = "qr")]
+        if qr && let Some(code) = self.qr_code() {
+            text.push_str(&code);
+            text.push_str("\nOr scan this code with a phone.\n\n");
+        }
+        #[cfg(not(feature = "qr"))]
+        let _ = qr;
+        text.push_str(&self.to_string());
+        text.push('\n');
+        text
+    }
+
     /// [`url`](Self::url) as a QR code drawn with Unicode half blocks (two rows of modules per
     /// line of text), dark modules drawn dark on a light quiet zone, for a phone to scan.
     /// `None` when the URL is too long for a QR code.
@@ -155,17 +172,9 @@ fn human_duration(d: Duration) -> String {
 /// of the URL) to standard error, so that standard output stays clean for a token printed by
 /// a command-line tool.
 pub fn prompt_on_stderr(prompt: &DevicePrompt) {
-    let mut text = String::new();
-    #[cfg(feature = "qr")]
-    if let Some(qr) = prompt.qr_code() {
-        text.push_str(&qr);
-        text.push_str("\nOr scan this code with a phone.\n\n");
-    }
-    text.push_str(&prompt.to_string());
-    text.push('\n');
     let mut stderr = std::io::stderr().lock();
     // A closed stderr must not fail the login: the prompt is also logged.
-    let _ = stderr.write_all(text.as_bytes());
+    let _ = stderr.write_all(prompt.message(true).as_bytes());
     let _ = stderr.flush();
 }
 

@@ -107,6 +107,30 @@ pub enum LoginEvent<'a> {
     },
 }
 
+/// What [`LoginPrompt::stderr`] writes, one line break short.
+impl fmt::Display for LoginEvent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Started {
+                url,
+                endpoint,
+                browser_opened: true,
+            } => write!(
+                f,
+                "Opening the browser to log in to {endpoint}. If it does not open, visit this URL:\n\n    {url}\n"
+            ),
+            Self::Started { url, endpoint, .. } => write!(
+                f,
+                "To log in to {endpoint}, open this URL in a browser on this machine:\n\n    {url}\n"
+            ),
+            Self::BrowserFailed { reason, .. } => write!(
+                f,
+                "Could not open a browser ({reason}); open the URL above to log in."
+            ),
+        }
+    }
+}
+
 /// How the user is told where to log in.
 ///
 /// By default ([`LoginPrompt::stderr`]) the authorization URL is always written to standard
@@ -138,24 +162,9 @@ impl LoginPrompt {
     }
 
     pub(crate) fn show(&self, event: &LoginEvent<'_>) {
-        if let Some(show) = &self.0 {
-            show(event);
-            return;
-        }
-        match event {
-            LoginEvent::Started {
-                url,
-                endpoint,
-                browser_opened: true,
-            } => eprintln!(
-                "Opening the browser to log in to {endpoint}. If it does not open, visit this URL:\n\n    {url}\n"
-            ),
-            LoginEvent::Started { url, endpoint, .. } => eprintln!(
-                "To log in to {endpoint}, open this URL in a browser on this machine:\n\n    {url}\n"
-            ),
-            LoginEvent::BrowserFailed { reason, .. } => {
-                eprintln!("Could not open a browser ({reason}); open the URL above to log in.")
-            }
+        match &self.0 {
+            Some(show) => show(event),
+            None => eprintln!("{event}"),
         }
     }
 }

@@ -107,14 +107,7 @@ impl IssuerMismatch {
 
 /// The token endpoint answered the code exchange with an id token whose `nonce` claim is not
 /// the one this login sent (OpenID Connect Core §3.1.3.7): the id token was issued for another
-/// login, and nothing is stored. Returned inside core's `Error::Other`:
-///
-/// ```
-/// # fn check(error: &flyte_auth_core::Error) -> bool {
-/// use flyte_auth_pkce::NonceMismatch;
-/// matches!(error, flyte_auth_core::Error::Other(e) if e.downcast_ref::<NonceMismatch>().is_some())
-/// # }
-/// ```
+/// login, and nothing is stored. Returned inside core's `Error::Other`, as [`IssuerMismatch`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "the browser login was refused: the id token the token endpoint returned carries another \
@@ -140,15 +133,14 @@ fn check_nonce(token: &TokenResponse, nonce: Option<&str>) -> Result<(), NonceMi
         .as_ref()
         .and_then(|id_token| jwt_claim(id_token.expose_secret(), "nonce"));
     match claim {
-        None => Ok(()),
         Some(claim)
-            if claim
+            if !claim
                 .as_str()
                 .is_some_and(|claim| constant_time_eq(claim.as_bytes(), nonce.as_bytes())) =>
         {
-            Ok(())
+            Err(NonceMismatch)
         }
-        Some(_) => Err(NonceMismatch),
+        _ => Ok(()),
     }
 }
 
@@ -160,12 +152,10 @@ pub(crate) fn set_param(params: &mut Vec<(String, String)>, name: String, value:
     }
 }
 
-pub(crate) fn collect_params<I, K, V>(params: I) -> Vec<(String, String)>
-where
-    I: IntoIterator<Item = (K, V)>,
-    K: Into<String>,
-    V: Into<String>,
-{
+/// `params` with a later value of a name replacing an earlier one.
+pub(crate) fn collect_params(
+    params: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (k, v) in params {
         set_param(&mut out, k.into(), v.into());
@@ -216,12 +206,10 @@ macro_rules! login_option_methods {
         /// replace parameters of the same name (`scope`, `audience`, ...), except `state`,
         /// `nonce`, `redirect_uri`, `code_challenge` and `code_challenge_method`, which the
         /// flow generates for each login and which are kept.
-        pub fn request_auth_code_params<I, K, V>(mut self, params: I) -> Self
-        where
-            I: IntoIterator<Item = (K, V)>,
-            K: Into<String>,
-            V: Into<String>,
-        {
+        pub fn request_auth_code_params(
+            mut self,
+            params: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+        ) -> Self {
             self.options.request_auth_code_params = crate::client::collect_params(params);
             self
         }
@@ -229,23 +217,19 @@ macro_rules! login_option_methods {
         /// Extra parameters of the code exchange (flytekit's `request_access_token_params`).
         /// `grant_type`, `code`, `code_verifier`, `redirect_uri` and `client_id` are always the
         /// flow's own.
-        pub fn request_access_token_params<I, K, V>(mut self, params: I) -> Self
-        where
-            I: IntoIterator<Item = (K, V)>,
-            K: Into<String>,
-            V: Into<String>,
-        {
+        pub fn request_access_token_params(
+            mut self,
+            params: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+        ) -> Self {
             self.options.request_access_token_params = crate::client::collect_params(params);
             self
         }
 
         /// Extra parameters of the refresh grant (flytekit's `refresh_access_token_params`).
-        pub fn refresh_access_token_params<I, K, V>(mut self, params: I) -> Self
-        where
-            I: IntoIterator<Item = (K, V)>,
-            K: Into<String>,
-            V: Into<String>,
-        {
+        pub fn refresh_access_token_params(
+            mut self,
+            params: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+        ) -> Self {
             self.options.refresh_access_token_params = crate::client::collect_params(params);
             self
         }
@@ -269,13 +253,7 @@ pub(crate) use login_option_methods;
 /// One browser login against an authorization server, and the refresh grant: flytekit's
 /// `AuthorizationClient`.
 ///
-/// [`get_creds_from_remote`](Self::get_creds_from_remote) runs the authorization code flow
-/// with PKCE (RFC 7636, S256) through the system browser and a loopback callback server
-/// (RFC 8252 §7.3); [`refresh_access_token`](Self::refresh_access_token) redeems a refresh
-/// token. It keeps no credentials: wrap it in a
-/// [`PkceAuthenticator`](crate::PkceAuthenticator) (or a core `CachingAuthenticator`) for
-/// caching, refresh before expiry and single-flight.
-///
+/// It keeps no credentials: a [`PkceAuthenticator`](crate::PkceAuthenticator) caches them.
 /// Every login uses a new verifier and a new `state`. Creating the client touches no network.
 ///
 /// ```no_run
@@ -355,11 +333,7 @@ impl AuthorizationClientBuilder {
     }
 
     /// The scopes to ask for (sent space-joined; none by default).
-    pub fn scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn scopes(mut self, scopes: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.scopes = clean_scopes(scopes);
         self
     }
@@ -484,17 +458,9 @@ impl AuthorizationClient {
     }
 
     /// Runs one browser login and returns its credentials: flytekit's
-    /// `get_creds_from_remote`.
-    ///
-    /// 1. Listens on the redirect URI's host and port (for `localhost`, on 127.0.0.1 and ::1),
-    ///    *before* anything is opened, so that a busy port is reported at once.
-    /// 2. Shows the authorization URL (the [`LoginPrompt`]) and opens the browser.
-    /// 3. Serves until the callback with this login's `state` arrives or the timeout passes:
-    ///    other paths get a 404, a wrong `state` an error page (the login goes on waiting).
-    /// 4. Exchanges the code (with the PKCE verifier) at the token endpoint, then tells the
-    ///    browser whether the login succeeded.
-    ///
-    /// The callback server is closed when this returns, whichever way.
+    /// `get_creds_from_remote`. Listens on the redirect URI before the browser is opened (a
+    /// busy port fails at once), waits for the callback with this login's `state`, exchanges
+    /// its code and then tells the browser whether the login succeeded.
     ///
     /// # Errors
     ///
@@ -537,10 +503,7 @@ impl AuthorizationClient {
             browser_opened: open_browser,
         });
         let opener = async {
-            if !open_browser {
-                return;
-            }
-            if let Err(reason) = self.options.browser.open(url.as_str()).await {
+            if open_browser && let Err(reason) = self.options.browser.open(url.as_str()).await {
                 tracing::warn!(%reason, "could not open a browser for the login");
                 self.options.prompt.show(&LoginEvent::BrowserFailed {
                     url: url.as_str(),
@@ -571,16 +534,13 @@ impl AuthorizationClient {
         }
         request = request.with_params(self.options.request_access_token_params.clone());
         let answer = self.http.token(&request).await.and_then(|token| {
-            check_nonce(&token, sent_nonce)
-                .map(|()| token)
-                .map_err(Error::other)
+            check_nonce(&token, sent_nonce).map_err(Error::other)?;
+            Ok(token)
         });
         match answer {
             Ok(token) => {
                 callback.respond(&Page::success(&self.metadata)).await;
-                Ok(token
-                    .into_credentials(&self.endpoint)
-                    .with_client_id(&self.client_id))
+                Ok(self.credentials(token))
             }
             Err(e) => {
                 let reason =
@@ -593,13 +553,9 @@ impl AuthorizationClient {
         }
     }
 
-    /// Redeems the refresh token of `credentials`: flytekit's `refresh_access_token`.
-    ///
-    /// Sends `grant_type=refresh_token`, `refresh_token`, `client_id` and the
-    /// `refresh_access_token_params`. What the answer leaves out (RFC 6749 §6 lets a server
-    /// keep the old refresh token valid without repeating it) is carried forward by core's
-    /// `CachingAuthenticator`, which [`PkceFlow`](crate::PkceFlow) runs in; used alone, apply
-    /// [`Credentials::carry_forward`] to the answer.
+    /// Redeems the refresh token of `credentials` with the `refresh_access_token_params`:
+    /// flytekit's `refresh_access_token`. Used alone (not in a
+    /// [`PkceFlow`](crate::PkceFlow)), apply [`Credentials::carry_forward`] to the answer.
     ///
     /// # Errors
     ///
@@ -611,25 +567,26 @@ impl AuthorizationClient {
         &self,
         credentials: &Credentials,
     ) -> Result<Credentials, Error> {
-        let refresh_token =
-            credentials
-                .refresh_token
-                .clone()
-                .ok_or_else(|| Error::AccessTokenNotFound {
-                    reason:
-                        "no refresh token is available to refresh the credentials; log in again"
-                            .into(),
-                })?;
+        let Some(refresh_token) = credentials.refresh_token.clone() else {
+            return Err(Error::AccessTokenNotFound {
+                reason: "no refresh token is available to refresh the credentials; log in again"
+                    .into(),
+            });
+        };
         let request = TokenRequest::refresh_token(
             &self.token_endpoint,
             ClientAuth::public(&self.client_id),
             refresh_token,
         )
         .with_params(self.options.refresh_access_token_params.clone());
-        let token = self.http.token(&request).await?;
-        Ok(token
+        Ok(self.credentials(self.http.token(&request).await?))
+    }
+
+    /// The credentials of a token answer, filed under the endpoint, naming the client.
+    fn credentials(&self, token: TokenResponse) -> Credentials {
+        token
             .into_credentials(&self.endpoint)
-            .with_client_id(&self.client_id))
+            .with_client_id(&self.client_id)
     }
 
     /// The authorization request's parameters, in flytekit's order.
@@ -679,15 +636,10 @@ impl AuthorizationClient {
 }
 
 /// Scopes without blanks, duplicates kept in order.
-pub(crate) fn clean_scopes<I, S>(scopes: I) -> Vec<String>
-where
-    I: IntoIterator<Item = S>,
-    S: Into<String>,
-{
+pub(crate) fn clean_scopes(scopes: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
     scopes
         .into_iter()
-        .map(Into::into)
-        .map(|s| s.trim().to_owned())
+        .map(|s| s.into().trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect()
 }

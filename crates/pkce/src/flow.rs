@@ -26,13 +26,8 @@ const FIELDS: &[Field] = &[
 ];
 
 /// Browser login with PKCE: flytekit's `PKCEAuthenticator`, the shared
-/// [`CachingAuthenticator`] around a [`PkceFlow`].
-///
-/// Credentials come from memory, then the token store, then the refresh grant, then a
-/// browser login; they are refreshed before they expire; concurrent callers share one
-/// attempt (one browser window, however many tasks ask); a refresh token the server rejects
-/// is deleted from the store and a new login starts. Creating it touches neither the network
-/// nor the store: the client configuration is fetched on the first login or refresh.
+/// [`CachingAuthenticator`] around a [`PkceFlow`]: one browser window, however many tasks
+/// ask.
 pub type PkceAuthenticator = CachingAuthenticator<PkceFlow>;
 
 /// flytekit's name of [`PkceAuthenticator`].

@@ -2,16 +2,11 @@
 //! (RFC 7636) and a loopback redirect (RFC 8252 §7.3), as `pyflyte` and `flytectl` do it.
 //!
 //! - [`PkceAuthenticator`]: flytekit's `PKCEAuthenticator`, core's `CachingAuthenticator`
-//!   around [`PkceFlow`]: an [`Authenticator`](flyte_auth_core::Authenticator) with caching, refresh before expiry,
-//!   single-flight (one browser window however many tasks ask at once) and persistence, from
-//!   `flyte-auth-core`.
-//! - [`AuthorizationClient`]: flytekit's `AuthorizationClient`, one login
-//!   ([`get_creds_from_remote`](AuthorizationClient::get_creds_from_remote)) and the refresh
-//!   grant ([`refresh_access_token`](AuthorizationClient::refresh_access_token)), usable alone.
-//! - [`PkceFlow`]: the login as a core [`TokenFlow`](flyte_auth_core::TokenFlow).
-//! - [`BrowserOpener`], [`LoginPrompt`]: how the browser is opened and the user told where to
-//!   log in (the URL is always written to standard error unless you show it yourself).
-//! - [`EndpointMetadata`]: the pages the browser shows at the end.
+//!   around [`PkceFlow`] (one browser window however many tasks ask at once).
+//! - [`AuthorizationClient`]: flytekit's `AuthorizationClient`, one login and the refresh
+//!   grant, usable alone.
+//! - [`BrowserOpener`], [`LoginPrompt`], [`EndpointMetadata`]: how the browser is opened, the
+//!   user told where to log in, and what the browser shows at the end.
 //!
 //! What the authorization request carries, how the callback server answers (only the
 //! callback with this login's `state` ends the login) and the `nonce` check are the crate

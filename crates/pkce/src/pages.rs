@@ -96,13 +96,19 @@ impl Page {
     }
 
     /// The login succeeded.
+    /// The page `html` (a replacement of a built-in one), when set.
+    fn given(status: u16, html: Option<&Vec<u8>>) -> Option<Self> {
+        let body = html?.clone();
+        Some(Self {
+            status,
+            body,
+            built_in: false,
+        })
+    }
+
     pub(crate) fn success(metadata: &EndpointMetadata) -> Self {
-        if let Some(html) = &metadata.success_html {
-            return Self {
-                status: 200,
-                body: html.clone(),
-                built_in: false,
-            };
+        if let Some(page) = Self::given(200, metadata.success_html.as_ref()) {
+            return page;
         }
         let target = if metadata.endpoint.is_empty() {
             "Flyte".to_owned()
@@ -122,12 +128,8 @@ impl Page {
 
     /// The login failed; `reason` is plain text (escaped here).
     pub(crate) fn failure(metadata: &EndpointMetadata, reason: &str) -> Self {
-        if let Some(html) = &metadata.failure_html {
-            return Self {
-                status: 400,
-                body: html.clone(),
-                built_in: false,
-            };
+        if let Some(page) = Self::given(400, metadata.failure_html.as_ref()) {
+            return page;
         }
         let target = if metadata.endpoint.is_empty() {
             String::new()

@@ -24,8 +24,10 @@ pub(crate) struct RedirectTarget {
     /// it is sent exactly as written (only a port 0 is replaced).
     original: String,
     uri: Url,
-    host: LoopbackHost,
-    port: u16,
+    /// The host to listen on.
+    pub(crate) host: LoopbackHost,
+    /// The port to listen on; 0 means any free port.
+    pub(crate) port: u16,
 }
 
 impl RedirectTarget {
@@ -87,16 +89,6 @@ impl RedirectTarget {
         &self.original
     }
 
-    /// The host to listen on.
-    pub(crate) fn host(&self) -> LoopbackHost {
-        self.host
-    }
-
-    /// The port to listen on; 0 means any free port.
-    pub(crate) fn port(&self) -> u16 {
-        self.port
-    }
-
     /// The path the callback arrives on.
     pub(crate) fn path(&self) -> &str {
         self.uri.path()
@@ -139,19 +131,19 @@ mod tests {
     fn loopback_uris_are_accepted() {
         let t = RedirectTarget::parse("http://localhost:53593/callback").unwrap();
         assert_eq!(
-            (t.host(), t.port(), t.path()),
+            (t.host, t.port, t.path()),
             (LoopbackHost::Localhost, 53593, "/callback")
         );
         let t = RedirectTarget::parse("http://127.0.0.1:8080/cb").unwrap();
-        assert_eq!(t.host(), LoopbackHost::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(t.host, LoopbackHost::V4(Ipv4Addr::LOCALHOST));
         let t = RedirectTarget::parse("http://127.1.2.3:8080/").unwrap();
-        assert_eq!(t.host(), LoopbackHost::V4(Ipv4Addr::new(127, 1, 2, 3)));
+        assert_eq!(t.host, LoopbackHost::V4(Ipv4Addr::new(127, 1, 2, 3)));
         let t = RedirectTarget::parse("http://[::1]:8080/callback").unwrap();
-        assert_eq!(t.host(), LoopbackHost::V6(Ipv6Addr::LOCALHOST));
+        assert_eq!(t.host, LoopbackHost::V6(Ipv6Addr::LOCALHOST));
         let t = RedirectTarget::parse("http://LOCALHOST:80/callback").unwrap();
-        assert_eq!(t.port(), 80);
+        assert_eq!(t.port, 80);
         let t = RedirectTarget::parse("http://localhost:0/callback").unwrap();
-        assert_eq!(t.port(), 0);
+        assert_eq!(t.port, 0);
         assert_eq!(t.with_port(4242), "http://localhost:4242/callback");
         let t = RedirectTarget::parse("http://localhost:53593").unwrap();
         assert_eq!(

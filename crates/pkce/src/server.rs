@@ -86,8 +86,8 @@ impl CallbackServer {
     /// Listens on the redirect URI's host and port. For `localhost`, on 127.0.0.1 and, where
     /// IPv6 exists, on ::1 as well.
     pub(crate) async fn bind(target: &RedirectTarget) -> Result<Self, Error> {
-        let port = target.port();
-        let listeners = match target.host() {
+        let port = target.port;
+        let listeners = match target.host {
             LoopbackHost::V4(ip) => vec![bind_one(SocketAddr::new(ip.into(), port), target).await?],
             LoopbackHost::V6(ip) => vec![bind_one(SocketAddr::new(ip.into(), port), target).await?],
             LoopbackHost::Localhost => bind_localhost(target).await?,
@@ -121,17 +121,8 @@ impl CallbackServer {
     }
 
     /// Serves until the callback carrying `state` arrives or `timeout` passes, while `side`
-    /// (opening the browser) runs alongside. The listeners are closed when this returns.
-    ///
-    /// - any path but the callback's: 404, keep waiting;
-    /// - a callback whose `state` is missing or wrong: an error page, keep waiting (it may be
-    ///   a stale tab or a forged request; the real callback can still come);
-    /// - with an `expected_issuer` (the server announced RFC 9207's `iss`), a callback whose
-    ///   `iss` is missing or another: an error page, and [`IssuerMismatch`] in
-    ///   [`Error::Other`] (the response comes from another authorization server: a mix-up);
-    /// - `error=...`: a page saying so, and [`Error::OAuth`] with the code and description;
-    /// - neither `code` nor `error`: an error page and [`Error::Authentication`];
-    /// - `code`: returned with its connection, which the caller answers.
+    /// (opening the browser) runs alongside; each request is answered as
+    /// [`classify`](Self::classify) says. The listeners are closed when this returns.
     pub(crate) async fn wait_for_code(
         self,
         state: &str,
@@ -185,6 +176,11 @@ impl CallbackServer {
         }
     }
 
+    /// What to do with a request: a 404 for any path but the callback's; an error page for a
+    /// callback whose `state` is missing or wrong (a stale tab or a forged request: the real
+    /// one can still come); the end of the login for a callback from another issuer (RFC
+    /// 9207: [`IssuerMismatch`]), with `error=` ([`Error::OAuth`]) or without a code; the
+    /// code otherwise.
     fn classify(
         &self,
         head: Result<Head, HeadError>,
@@ -343,18 +339,13 @@ async fn bind_one(addr: SocketAddr, target: &RedirectTarget) -> Result<TcpListen
 
 /// Binds 127.0.0.1 (required) and ::1 (where IPv6 exists) on the same port.
 async fn bind_localhost(target: &RedirectTarget) -> Result<Vec<TcpListener>, Error> {
-    let port = target.port();
+    let port = target.port;
+    let v4_addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port);
     for _ in 0..FREE_PORT_ATTEMPTS {
-        let v4 = bind_one(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port), target).await?;
+        let v4 = bind_one(v4_addr, target).await?;
         let bound = v4
             .local_addr()
-            .map_err(|e| {
-                bind_error(
-                    SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
-                    target,
-                    &e,
-                )
-            })?
+            .map_err(|e| bind_error(v4_addr, target, &e))?
             .port();
         let v6_addr = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), bound);
         match TcpListener::bind(v6_addr).await {
@@ -376,7 +367,7 @@ async fn bind_localhost(target: &RedirectTarget) -> Result<Vec<TcpListener>, Err
         "no port free on both 127.0.0.1 and ::1; the login callback listens on 127.0.0.1 only"
     );
     Ok(vec![
-        bind_one(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0), target).await?,
+        bind_one(SocketAddr::new(v4_addr.ip(), 0), target).await?,
     ])
 }
 
