@@ -1,7 +1,10 @@
 //! Which generation of Flyte server answers discovery ([`DiscoveryFlavour`]), and where that is
 //! remembered between processes ([`DiscoveryHints`]).
 
-use std::{fmt, time::SystemTime};
+use std::{
+    fmt,
+    time::{Duration, SystemTime},
+};
 
 use crate::{ClientConfig, StoreError};
 
@@ -92,10 +95,9 @@ pub trait DiscoveryHints: Send + Sync + fmt::Debug {
     /// # Errors
     ///
     /// [`StoreError`] when it cannot be kept; the caller goes on without it. The default
-    /// keeps nothing and succeeds.
+    /// keeps the flavour only ([`remember`](Self::remember)).
     fn remember_answer(&self, endpoint: &str, answer: &DiscoveryAnswer) -> Result<(), StoreError> {
-        let _ = (endpoint, answer);
-        Ok(())
+        self.remember(endpoint, answer.flavour)
     }
 }
 
@@ -113,6 +115,12 @@ pub struct DiscoveryAnswer {
 }
 
 impl DiscoveryAnswer {
+    /// How long a kept answer is used instead of asking the server again: a day.
+    pub const LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+    /// How far after `now` a kept answer may be dated (the clock of the machine that wrote it).
+    pub const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
     /// `flavour`'s answer `config`, given at `discovered_at`.
     pub fn new(flavour: DiscoveryFlavour, config: ClientConfig, discovered_at: SystemTime) -> Self {
         Self {
@@ -120,5 +128,54 @@ impl DiscoveryAnswer {
             config,
             discovered_at,
         }
+    }
+
+    /// Whether this answer may be used at `now` (the caller's [`Clock`](crate::Clock)): given
+    /// at most [`LIFETIME`](Self::LIFETIME) before `now` and at most
+    /// [`CLOCK_SKEW`](Self::CLOCK_SKEW) after it; `Err` says why not.
+    ///
+    /// # Errors
+    ///
+    /// `"it has expired"` or `"it is dated in the future"`.
+    pub fn usable_at(&self, now: SystemTime) -> Result<(), &'static str> {
+        match now.duration_since(self.discovered_at) {
+            Ok(age) if age > Self::LIFETIME => Err("it has expired"),
+            Err(ahead) if ahead.duration() > Self::CLOCK_SKEW => Err("it is dated in the future"),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer_at(discovered_at: SystemTime) -> DiscoveryAnswer {
+        let config = ClientConfig::new("https://idp/token", "cli");
+        DiscoveryAnswer::new(DiscoveryFlavour::Flyte2, config, discovered_at)
+    }
+
+    #[test]
+    fn a_kept_answer_is_usable_for_a_day_and_not_after() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let answer = answer_at(at);
+        assert_eq!(answer.usable_at(at), Ok(()));
+        assert_eq!(answer.usable_at(at + DiscoveryAnswer::LIFETIME), Ok(()));
+        let later = at + DiscoveryAnswer::LIFETIME + Duration::from_secs(1);
+        assert_eq!(answer.usable_at(later), Err("it has expired"));
+    }
+
+    #[test]
+    fn an_answer_dated_in_the_future_beyond_the_skew_is_not_used() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(
+            answer_at(now + DiscoveryAnswer::CLOCK_SKEW).usable_at(now),
+            Ok(())
+        );
+        let ahead = now + DiscoveryAnswer::CLOCK_SKEW + Duration::from_secs(1);
+        assert_eq!(
+            answer_at(ahead).usable_at(now),
+            Err("it is dated in the future")
+        );
     }
 }
