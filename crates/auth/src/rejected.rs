@@ -2,12 +2,15 @@
 //! `AuthLayer` and `AuthenticatedClient`.
 
 use std::sync::{
-    Arc, OnceLock,
+    Arc, RwLock,
     atomic::{AtomicBool, Ordering},
 };
 
 use flyte_auth_core::{Authenticator, Error};
 use http::{HeaderName, HeaderValue};
+
+#[cfg(feature = "tower")]
+use crate::response_body::Verdict;
 
 /// What a lazy integration learnt about its server, shared by the clones of one layer or
 /// client: whether it found no credentials, in memory or in the store (later requests then
@@ -22,8 +25,11 @@ pub(crate) struct NoneStored(Arc<Learnt>);
 struct Learnt {
     none_stored: AtomicBool,
     token_wanted: AtomicBool,
-    /// The header the token goes in ([`Authenticator::header_name`]), once asked.
-    header_name: OnceLock<HeaderName>,
+    /// The next request obtains a token (a doubtful late rejection dropped the one sent).
+    renew_next: AtomicBool,
+    /// The header the token goes in ([`Authenticator::header_name`]) and the token it was
+    /// asked for: asked again for each new token, which may follow a new discovery answer.
+    header_name: RwLock<Option<(HeaderValue, HeaderName)>>,
 }
 
 /// The headers of one request: chosen before it is sent, renewed after a rejection.
@@ -73,6 +79,7 @@ impl Headers {
             Some(header) => Some(header),
             None if self.eager
                 || self.none_stored.0.token_wanted.load(Ordering::Relaxed)
+                || self.none_stored.0.renew_next.swap(false, Ordering::Relaxed)
                 || self.load_credentials_without_login() =>
             {
                 Some(self.auth.auth_header().await?)
@@ -89,7 +96,10 @@ impl Headers {
         self.main_sent = main.as_ref().map(|h| h.value().clone());
         self.proxy_sent = proxy.as_ref().map(|h| h.value().clone());
         let main = match main {
-            Some(header) => Some((self.header_name().await?, header.value().clone())),
+            Some(header) => Some((
+                self.header_name(header.value()).await?,
+                header.value().clone(),
+            )),
             None => None,
         };
         Ok(main
@@ -98,15 +108,21 @@ impl Headers {
             .collect())
     }
 
-    /// The header the token goes in: asked of the authenticator once (a flow that learns it
-    /// by discovery asks the server then), and kept.
-    async fn header_name(&self) -> Result<HeaderName, Error> {
+    /// The header `token` goes in: asked of the authenticator once per token (a flow that
+    /// learns it by discovery asks the server the first time).
+    async fn header_name(&self, token: &HeaderValue) -> Result<HeaderName, Error> {
         let known = &self.none_stored.0.header_name;
-        if let Some(name) = known.get() {
+        if let Ok(known) = known.read()
+            && let Some((for_token, name)) = known.as_ref()
+            && for_token == token
+        {
             return Ok(name.clone());
         }
         let name = self.auth.header_name().await?;
-        Ok(known.get_or_init(|| name).clone())
+        if let Ok(mut known) = known.write() {
+            *known = Some((token.clone(), name.clone()));
+        }
+        Ok(name)
     }
 
     /// [`Authenticator::load_credentials_without_login`], unless it already said no and nothing was
@@ -159,6 +175,17 @@ impl Headers {
 
 #[cfg(feature = "tower")]
 impl Headers {
+    /// Whether the answer's `verdict` is a rejection of this request's token to renew: a
+    /// doubtful one only when a token was sent.
+    pub(crate) fn renews_after(&self, verdict: Verdict) -> bool {
+        self.renews_token()
+            && match verdict {
+                Verdict::Rejected => true,
+                Verdict::Doubtful => self.main_sent.is_some(),
+                Verdict::Accepted => false,
+            }
+    }
+
     /// What to do when the server refuses this request's token after its headers, at the
     /// end of the call (where it cannot be sent again).
     pub(crate) fn late_rejection(&self) -> LateRejection {
@@ -172,9 +199,7 @@ impl Headers {
 
 #[cfg(feature = "tower")]
 /// A rejection that arrives at the end of a call: in gRPC trailers, in a Connect
-/// end-of-stream message or error body. The call is over and cannot be sent again; the
-/// token sent is marked refused (so the next request obtains a new one) and later requests
-/// wait for a token.
+/// end-of-stream message or error body. The call is over and cannot be sent again.
 pub(crate) struct LateRejection {
     auth: Arc<dyn Authenticator>,
     sent: Option<HeaderValue>,
@@ -192,8 +217,19 @@ impl std::fmt::Debug for LateRejection {
 
 #[cfg(feature = "tower")]
 impl LateRejection {
-    /// The server refused the call: the next request carries a new token.
-    pub(crate) fn mark(&self) {
+    /// What the end of the call said. [`Verdict::Rejected`]: the token sent is dropped and
+    /// every later request waits for a token (the server wants one). [`Verdict::Doubtful`]:
+    /// only a token that was sent is dropped, and the next request obtains a new one.
+    pub(crate) fn mark(&self, verdict: Verdict) {
+        let learnt = &self.learnt.0;
+        match (verdict, &self.sent) {
+            (Verdict::Accepted, _) | (Verdict::Doubtful, None) => return,
+            (Verdict::Rejected, _) => {
+                learnt.none_stored.store(false, Ordering::Relaxed);
+                learnt.token_wanted.store(true, Ordering::Relaxed);
+            }
+            (Verdict::Doubtful, Some(_)) => learnt.renew_next.store(true, Ordering::Relaxed),
+        }
         tracing::info!(
             token_sent = self.sent.is_some(),
             "the server refused the call at its end; the next call gets a new token"
@@ -201,8 +237,6 @@ impl LateRejection {
         if let Some(sent) = &self.sent {
             self.auth.invalidate(sent);
         }
-        self.learnt.0.none_stored.store(false, Ordering::Relaxed);
-        self.learnt.0.token_wanted.store(true, Ordering::Relaxed);
     }
 }
 

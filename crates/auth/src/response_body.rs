@@ -18,47 +18,61 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::rejected::LateRejection;
 
-/// gRPC's `UNKNOWN` status code.
-const GRPC_UNKNOWN: &[u8] = b"2";
-/// gRPC's `UNAUTHENTICATED` status code.
-const GRPC_UNAUTHENTICATED: &[u8] = b"16";
-/// The words that make an `UNKNOWN` error a rejection of the token, as the Flyte 2 SDK reads
-/// them (a proxy or a server that lost the code).
-const REJECTION_WORDS: [&str; 2] = ["unauthenticated", "unauthorized"];
 /// The largest Connect end-of-stream message or unary error body that is read for its code.
 const CONNECT_ERROR_LIMIT: usize = 64 * 1024;
 /// The longest reason put in a `grpc-message` of a call answered without a token.
 const REASON_LIMIT: usize = 1024;
 
-/// Whether the response head rejects the token: HTTP 401, or (a trailers-only gRPC answer)
-/// `grpc-status: 16`, or `grpc-status: 2` whose message says the call was unauthenticated.
-pub(crate) fn head_rejects<B>(response: &Response<B>) -> bool {
-    response.status() == StatusCode::UNAUTHORIZED || grpc_rejects(response.headers())
+/// What an answer says of the token sent with its call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Nothing: the token (or its absence) was not refused.
+    Accepted,
+    /// Refused: HTTP 401, gRPC `UNAUTHENTICATED` (16), Connect `unauthenticated`.
+    Rejected,
+    /// gRPC `UNKNOWN` (2) or Connect `unknown` whose message says "unauthenticated", as the
+    /// Flyte 2 SDK reads a proxy that lost the code: a token that was sent is replaced, but a
+    /// call without one starts no login (an application error may say the same).
+    Doubtful,
 }
 
-/// Whether gRPC headers or trailers reject the token.
-fn grpc_rejects(headers: &HeaderMap) -> bool {
-    match headers.get("grpc-status").map(HeaderValue::as_bytes) {
-        Some(GRPC_UNAUTHENTICATED) => true,
-        Some(GRPC_UNKNOWN) => headers
+/// The verdict of the response head: HTTP 401, or the `grpc-status` of a trailers-only answer.
+pub(crate) fn head_verdict<B>(response: &Response<B>) -> Verdict {
+    if response.status() == StatusCode::UNAUTHORIZED {
+        return Verdict::Rejected;
+    }
+    grpc_verdict(response.headers())
+}
+
+/// The verdict of gRPC headers or trailers.
+fn grpc_verdict(headers: &HeaderMap) -> Verdict {
+    let message = || {
+        headers
             .get("grpc-message")
-            .is_some_and(|m| says_unauthenticated(&String::from_utf8_lossy(m.as_bytes()))),
-        _ => false,
+            .map(|m| String::from_utf8_lossy(m.as_bytes()))
+    };
+    match headers.get("grpc-status").map(HeaderValue::as_bytes) {
+        Some(b"16") => Verdict::Rejected,
+        Some(b"2") => doubtful_if(message().as_deref()),
+        _ => Verdict::Accepted,
     }
 }
 
-fn says_unauthenticated(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    REJECTION_WORDS.iter().any(|word| message.contains(word))
+/// [`Verdict::Doubtful`] when an `UNKNOWN` error's `message` says "unauthenticated".
+fn doubtful_if(message: Option<&str>) -> Verdict {
+    match message.is_some_and(|m| m.to_ascii_lowercase().contains("unauthenticated")) {
+        true => Verdict::Doubtful,
+        false => Verdict::Accepted,
+    }
 }
 
-/// Whether a Connect error (`{"code": ..., "message": ...}`) rejects the token.
-fn connect_error_rejects(error: &serde_json::Value) -> bool {
+/// The verdict of a Connect error (`{"code": ..., "message": ...}`).
+fn connect_verdict(error: &serde_json::Value) -> Verdict {
     let text = |name| error.get(name).and_then(serde_json::Value::as_str);
     match text("code") {
-        Some("unauthenticated") => true,
-        Some("unknown") => text("message").is_some_and(says_unauthenticated),
-        _ => false,
+        Some("unauthenticated") => Verdict::Rejected,
+        Some("unknown") => doubtful_if(text("message")),
+        _ => Verdict::Accepted,
     }
 }
 
@@ -67,10 +81,9 @@ fn connect_error_rejects(error: &serde_json::Value) -> bool {
 /// authenticate.
 ///
 /// When the server refuses the token at the end of the call (gRPC trailers with
-/// `UNAUTHENTICATED`, or `UNKNOWN` saying "unauthenticated"; a Connect end-of-stream message
-/// or unary error body with the code `unauthenticated`), the token sent is marked refused, so
-/// the next call carries a new one. Nothing is buffered but a Connect error message (at most
-/// 64 KiB) while it is read.
+/// `UNAUTHENTICATED`; a Connect end-of-stream message or unary error body with the code
+/// `unauthenticated`), the token sent is marked refused, so the next call carries a new one.
+/// Nothing is buffered but a Connect error message (at most 64 KiB) while it is read.
 pub struct ResponseBody<B> {
     inner: Inner<B>,
     watch: Option<Watch>,
@@ -123,15 +136,15 @@ impl<B> ResponseBody<B> {
             Kind::ConnectStream(envelopes) => envelopes.feed(data),
             Kind::ConnectUnary(error) => {
                 if error.len() + data.len() > CONNECT_ERROR_LIMIT {
-                    Some(false)
+                    Some(Verdict::Accepted)
                 } else {
                     error.extend_from_slice(data);
                     None
                 }
             }
         };
-        if let Some(rejected) = verdict {
-            self.settle(rejected);
+        if let Some(verdict) = verdict {
+            self.settle(verdict);
         }
     }
 
@@ -143,7 +156,7 @@ impl<B> ResponseBody<B> {
         let pieces = &pieces[..n];
         if pieces.iter().map(|p| p.len()).sum::<usize>() != data.remaining() {
             // More pieces than can be seen at once: no verdict.
-            self.settle(false);
+            self.settle(Verdict::Accepted);
             return;
         }
         for piece in pieces {
@@ -154,20 +167,17 @@ impl<B> ResponseBody<B> {
     /// At the end of the body (`trailers`, if any).
     fn watch_end(&mut self, trailers: Option<&HeaderMap>) {
         let Some(watch) = &self.watch else { return };
-        let rejected = match &watch.kind {
-            Kind::Grpc => trailers.is_some_and(grpc_rejects),
-            Kind::ConnectStream(_) => false,
-            Kind::ConnectUnary(error) => serde_json::from_slice::<serde_json::Value>(error)
-                .is_ok_and(|error| connect_error_rejects(&error)),
+        let verdict = match &watch.kind {
+            Kind::Grpc => trailers.map_or(Verdict::Accepted, grpc_verdict),
+            Kind::ConnectStream(_) => Verdict::Accepted,
+            Kind::ConnectUnary(error) => connect_json_verdict(error),
         };
-        self.settle(rejected);
+        self.settle(verdict);
     }
 
-    fn settle(&mut self, rejected: bool) {
-        if let Some(watch) = self.watch.take()
-            && rejected
-        {
-            watch.rejection.mark();
+    fn settle(&mut self, verdict: Verdict) {
+        if let Some(watch) = self.watch.take() {
+            watch.rejection.mark(verdict);
         }
     }
 }
@@ -203,7 +213,7 @@ where
                 }
                 Poll::Ready(None) => this.watch_end(None),
                 // An error ends the call without a verdict.
-                Poll::Ready(Some(Err(_))) => this.settle(false),
+                Poll::Ready(Some(Err(_))) => this.settle(Verdict::Accepted),
                 Poll::Pending => {}
             }
         }
@@ -243,11 +253,8 @@ enum Kind {
 
 impl Kind {
     fn of(head: &http::response::Parts) -> Option<Self> {
-        let content_type = head.headers.get(CONTENT_TYPE)?.to_str().ok()?;
-        let content_type = content_type.trim().to_ascii_lowercase();
-        if content_type.starts_with("application/grpc-web") {
-            None
-        } else if content_type.starts_with("application/grpc") {
+        let content_type = content_type(&head.headers)?;
+        if is_grpc(&content_type) {
             Some(Self::Grpc)
         } else if content_type.starts_with("application/connect+") {
             Some(Self::ConnectStream(Envelopes::default()))
@@ -278,7 +285,7 @@ const COMPRESSED: u8 = 0b01;
 
 impl Envelopes {
     /// Reads `data`; `Some(verdict)` once the end-of-stream message is read (or cannot be).
-    fn feed(&mut self, mut data: &[u8]) -> Option<bool> {
+    fn feed(&mut self, mut data: &[u8]) -> Option<Verdict> {
         while !data.is_empty() {
             if self.remaining > 0 {
                 let n = self.remaining.min(data.len());
@@ -290,7 +297,7 @@ impl Envelopes {
                 if self.remaining == 0
                     && let Some(end) = self.end.take()
                 {
-                    return Some(Self::end_rejects(&end));
+                    return Some(Self::end_verdict(&end));
                 }
                 continue;
             }
@@ -305,11 +312,11 @@ impl Envelopes {
             let [flags, length @ ..] = self.prefix;
             self.remaining = u32::from_be_bytes(length) as usize;
             if flags & END_STREAM != 0 {
-                if flags & COMPRESSED != 0 || self.remaining > CONNECT_ERROR_LIMIT {
-                    return Some(false);
-                }
-                if self.remaining == 0 {
-                    return Some(false);
+                if flags & COMPRESSED != 0
+                    || self.remaining > CONNECT_ERROR_LIMIT
+                    || self.remaining == 0
+                {
+                    return Some(Verdict::Accepted);
                 }
                 self.end = Some(Vec::with_capacity(self.remaining));
             }
@@ -317,14 +324,19 @@ impl Envelopes {
         None
     }
 
-    /// Whether an end-of-stream message (`{"error": {"code": ...}, "metadata": ...}`)
-    /// rejects the token.
-    fn end_rejects(message: &[u8]) -> bool {
+    /// The verdict of an end-of-stream message (`{"error": {"code": ...}, "metadata": ...}`).
+    fn end_verdict(message: &[u8]) -> Verdict {
         serde_json::from_slice::<serde_json::Value>(message)
             .ok()
-            .and_then(|end| end.get("error").cloned())
-            .is_some_and(|error| connect_error_rejects(&error))
+            .and_then(|end| end.get("error").map(connect_verdict))
+            .unwrap_or(Verdict::Accepted)
     }
+}
+
+/// The verdict of a Connect unary error body.
+fn connect_json_verdict(body: &[u8]) -> Verdict {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .map_or(Verdict::Accepted, |error| connect_verdict(&error))
 }
 
 /// The answer to a call the layer could not authenticate (no token could be obtained):
@@ -360,13 +372,19 @@ pub(crate) fn unauthenticated<B>(grpc: bool, reason: &str) -> Response<ResponseB
 
 /// Whether `headers` are a gRPC request's (`application/grpc`, `application/grpc+proto`, ...).
 pub(crate) fn is_grpc_request(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            let v = v.trim().to_ascii_lowercase();
-            v.starts_with("application/grpc") && !v.starts_with("application/grpc-web")
-        })
+    content_type(headers).is_some_and(|v| is_grpc(&v))
+}
+
+/// The `content-type` of `headers`, trimmed and in lower case.
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.trim().to_ascii_lowercase())
+}
+
+/// Whether `content_type` is gRPC's (not gRPC-Web's).
+fn is_grpc(content_type: &str) -> bool {
+    content_type.starts_with("application/grpc")
+        && !content_type.starts_with("application/grpc-web")
 }
 
 /// At most [`REASON_LIMIT`] bytes of `reason`, cut at a character boundary.
@@ -417,7 +435,7 @@ mod tests {
             let mut envelopes = Envelopes::default();
             let (a, b) = stream.split_at(split);
             let verdict = envelopes.feed(a).or_else(|| envelopes.feed(b));
-            assert_eq!(verdict, Some(true), "split at {split}");
+            assert_eq!(verdict, Some(Verdict::Rejected), "split at {split}");
         }
     }
 
@@ -427,29 +445,34 @@ mod tests {
             &br#"{}"#[..],
             br#"{"error":{"code":"permission_denied","message":"unauthenticated"}}"#,
             br#"{"error":{"code":"unknown","message":"boom"}}"#,
+            br#"{"error":{"code":"unknown","message":"user is unauthorized"}}"#,
             b"not json",
         ] {
             let mut envelopes = Envelopes::default();
-            assert_eq!(envelopes.feed(&envelope(END_STREAM, end)), Some(false));
+            let verdict = envelopes.feed(&envelope(END_STREAM, end));
+            assert_eq!(verdict, Some(Verdict::Accepted));
         }
         let mut envelopes = Envelopes::default();
         let unknown = br#"{"error":{"code":"unknown","message":"Unauthenticated: jwt expired"}}"#;
-        assert_eq!(envelopes.feed(&envelope(END_STREAM, unknown)), Some(true));
+        let verdict = envelopes.feed(&envelope(END_STREAM, unknown));
+        assert_eq!(verdict, Some(Verdict::Doubtful));
     }
 
     #[test]
-    fn grpc_status_unknown_is_a_rejection_only_when_it_says_so() {
+    fn only_grpc_status_16_is_a_rejection_and_unknown_saying_so_a_doubt() {
         let mut headers = HeaderMap::new();
         headers.insert("grpc-status", HeaderValue::from_static("2"));
-        assert!(!grpc_rejects(&headers));
+        assert_eq!(grpc_verdict(&headers), Verdict::Accepted);
+        headers.insert("grpc-message", HeaderValue::from_static("unauthorized"));
+        assert_eq!(grpc_verdict(&headers), Verdict::Accepted);
         headers.insert(
             "grpc-message",
             HeaderValue::from_static("transport:%20Unauthenticated"),
         );
-        assert!(grpc_rejects(&headers));
+        assert_eq!(grpc_verdict(&headers), Verdict::Doubtful);
         headers.insert("grpc-status", HeaderValue::from_static("16"));
         headers.remove("grpc-message");
-        assert!(grpc_rejects(&headers));
+        assert_eq!(grpc_verdict(&headers), Verdict::Rejected);
     }
 
     #[test]

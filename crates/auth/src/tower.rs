@@ -36,25 +36,27 @@
 //!    **Eager** ([`AuthLayer::eager`]): every request waits for a token
 //!    ([`Authenticator::auth_header`]) and is not sent when none can be obtained.
 //!    The token goes in the header [`Authenticator::header_name`] names (the configured one,
-//!    else the server's, which a flow discovers when the first token is sent, once per
-//!    layer), `authorization` by default.
+//!    else the server's, which a flow discovers when the first token is sent; asked again for
+//!    each new token), `authorization` by default.
 //! 2. With a proxy authenticator ([`AuthLayer::with_proxy`]), adds its header
 //!    (`proxy-authorization`), always eagerly: the proxy is known to want it.
 //! 3. When the answer says the token was rejected — HTTP 401, or gRPC status
 //!    `UNAUTHENTICATED` (16) in the response headers, as a server sends for a call it refuses
-//!    before any message (also `UNKNOWN` (2) whose message says "unauthenticated" or
-//!    "unauthorized", as the Flyte 2 SDK reads it) — drops the rejected token
-//!    ([`Authenticator::invalidate`]) and gets a new one
-//!    ([`Authenticator::refresh_credentials`]; concurrent rejections share one refresh, and a
-//!    token another request already replaced is not refreshed again). HTTP 407 does the same
-//!    for the proxy authenticator.
+//!    before any message — drops the rejected token ([`Authenticator::invalidate`]) and gets
+//!    a new one ([`Authenticator::refresh_credentials`]; concurrent rejections share one
+//!    refresh, and a token another request already replaced is not refreshed again). HTTP 407
+//!    does the same for the proxy authenticator. `UNKNOWN` (2) whose message says
+//!    "unauthenticated" (a proxy that lost the code, as the Flyte 2 SDK reads it) replaces a
+//!    token that was sent, but starts no login for a call sent without one: an application
+//!    error may say the same.
 //!
 //!    A rejection that comes at the end of the call — in the gRPC trailers after the
 //!    messages of a stream, in a Connect streaming call's end-of-stream message, or in a
-//!    Connect unary error body (`{"code": "unauthenticated"}`, or `unknown` saying so) — is
-//!    seen as the response body ([`ResponseBody`]) is read, without buffering it: the call is
-//!    over, so the token sent is marked refused and the next call carries a new one (and
-//!    every later call waits for a token, since the server wants one).
+//!    Connect unary error body (`{"code": "unauthenticated"}`) — is seen as the response body
+//!    ([`ResponseBody`]) is read, without buffering it: the call is over, so the token sent is
+//!    marked refused and the next call carries a new one (and every later call waits for a
+//!    token, since the server wants one). A doubtful one (`UNKNOWN` saying "unauthenticated")
+//!    only replaces a token that was sent.
 //! 4. **Replay** ([`AuthLayer::replay`]): a request whose body was complete when it was sent
 //!    (a unary gRPC call: the message is encoded at once) and not larger than the limit
 //!    ([`DEFAULT_REPLAY_LIMIT`]) is sent once more with the new header, and its answer is
@@ -490,14 +492,6 @@ async fn add_headers<B>(headers: &mut Headers, request: &mut Request<B>) -> Resu
     Ok(())
 }
 
-/// Whether the answer rejects the token, and whether it rejects the proxy token.
-fn rejections<B>(response: &Response<B>) -> (bool, bool) {
-    (
-        response_body::head_rejects(response),
-        response.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-    )
-}
-
 /// The call answered `UNAUTHENTICATED` because no token could be obtained for it.
 fn refused<B>(grpc: bool, error: &Error) -> Response<ResponseBody<B>> {
     tracing::warn!(
@@ -549,8 +543,8 @@ where
                 return Ok(refused(grpc, &e));
             }
             let response = inner.call(request).await.map_err(Into::into)?;
-            let (main, proxy) = rejections(&response);
-            let main = main && headers.renews_token();
+            let main = headers.renews_after(response_body::head_verdict(&response));
+            let proxy = response.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED;
             if !main && !proxy {
                 return Ok(forward(response, &headers));
             }

@@ -770,16 +770,24 @@ async fn watch_to_end(client: &mut ReplayingClient) -> (usize, Status) {
 
 #[tokio::test]
 async fn a_rejection_in_the_trailers_of_a_stream_gets_the_next_call_a_new_token() {
-    for late in [
-        Status::unauthenticated as fn(&'static str) -> Status,
-        |_| Status::unknown("transport: Unauthenticated, the token expired"),
+    // Code 16; and UNKNOWN saying "unauthenticated" (a proxy that lost the code), which
+    // replaces a token sent but starts no login for a call without one: logged in first.
+    for (late, logged_in) in [
+        (Status::unauthenticated as fn(&'static str) -> Status, false),
+        (
+            |_| Status::unknown("transport: Unauthenticated, the token expired"),
+            true,
+        ),
     ] {
         let gate = Arc::new(Gate::default());
         gate.accept("token-1");
         let addr = start_late_server(gate.clone(), late).await;
         let (auth, logins) = issuer("token", "authorization");
+        if logged_in {
+            auth.auth_header().await.unwrap();
+        }
         let mut client = replaying(addr, auth).await;
-        // The first call: refused without a token (trailers-only, the status in the
+        // Without a token, the first call is refused (trailers-only, the status in the
         // headers), then sent again with one.
         check(&mut client).await.unwrap();
         gate.revoke("token-1");
@@ -790,12 +798,56 @@ async fn a_rejection_in_the_trailers_of_a_stream_gets_the_next_call_a_new_token(
         assert_eq!(status.code(), late("").code(), "{status:?}");
         // The stream cannot be sent again; the next call carries a new token at once.
         check(&mut client).await.unwrap();
-        assert_eq!(
-            gate.seen(),
-            ["", "Bearer token-1", "Bearer token-1", "Bearer token-2"],
-        );
+        let first = if logged_in { &[][..] } else { &[""][..] };
+        let expected = [
+            first,
+            &["Bearer token-1", "Bearer token-1", "Bearer token-2"],
+        ]
+        .concat();
+        assert_eq!(gate.seen(), expected);
         assert_eq!(logins.load(Ordering::SeqCst), 2);
     }
+}
+
+#[tokio::test]
+async fn an_unknown_application_error_saying_unauthorized_starts_no_login() {
+    let gate = Arc::new(Gate::default());
+    let addr = start_late_server(gate.clone(), |_| {
+        Status::unknown("user is unauthorized to read project p (unauthenticated caller)")
+    })
+    .await;
+    let (auth, logins) = issuer("token", "authorization");
+    let mut client = replaying(addr, auth).await;
+    // At the end of a stream, then in the head of unary calls: never a login.
+    let (_, status) = watch_to_end(&mut client).await;
+    assert_eq!(status.code(), Code::Unknown);
+    for _ in 0..2 {
+        let status = check(&mut client).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unknown);
+    }
+    assert_eq!(gate.seen(), ["", "", ""]);
+    assert_eq!(logins.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn an_unknown_error_saying_unauthorized_keeps_the_token_sent() {
+    let (auth, logins) = issuer("token", "authorization");
+    let seen: Seen = Arc::default();
+    let body = br#"{"code":"unknown","message":"user is unauthorized for project p"}"#.to_vec();
+    let service = AuthLayer::new(auth.clone()).layer(answering_with_body(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "application/json",
+        body,
+        seen.clone(),
+    ));
+    auth.auth_header().await.unwrap();
+    for _ in 0..2 {
+        let response = service.clone().oneshot(self::body("")).await.unwrap();
+        response.into_body().collect().await.unwrap();
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[1].0["authorization"], "Bearer token-1");
+    assert_eq!(logins.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
