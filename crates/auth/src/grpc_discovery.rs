@@ -5,11 +5,14 @@
 //! the channel they already have. [`GrpcDiscovery`] does the same on any tower service that
 //! takes `http::Request`s (a `tonic` 0.12 or 0.14 `Channel`), and is a [`ClientConfigStore`]:
 //! every flow takes it where it takes the HTTP discovery store
-//! (`ClientContext::builder(..).discovery(..)`). It also serves Flyte 1 endpoints that
-//! expose only gRPC (no `/.well-known` document, no `/config/v1/flyte_client`).
+//! (`ClientContext::builder(..).server_discovery(discovery.into_store())`, or `.discovery(..)`).
+//! It also serves Flyte 1 endpoints that expose only gRPC (no `/.well-known` document, no
+//! `/config/v1/flyte_client`).
 //!
-//! The two messages are small, so they are decoded here (protobuf: strings and repeated
-//! strings; unknown fields are skipped), without generated code.
+//! Only the transport is here: the two calls and their messages, decoded without generated
+//! code (protobuf strings and repeated strings; unknown fields are skipped). Everything after
+//! is the HTTP discovery's ([`RemoteClientConfigStore`]): the flavour fallback, assembling the
+//! configuration, the https-only rule, the kept answer, one discovery for concurrent callers.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -25,7 +28,7 @@
 //!
 //! // As a flow's discovery (client credentials here), and the token on the same channel:
 //! // let ctx = flyte_auth::oauth::ClientContext::builder(endpoint)
-//! //     .discovery(std::sync::Arc::new(discovery))
+//! //     .server_discovery(discovery.into_store())
 //! //     .build()?;
 //! // let flow = flyte_auth::clientcreds::ClientCredentialsFlow::builder(ctx, client_id, secret).build()?;
 //! // let auth = std::sync::Arc::new(flyte_auth::CachingAuthenticator::builder(flow).build());
@@ -52,6 +55,7 @@
 use std::{
     fmt,
     future::poll_fn,
+    marker::PhantomData,
     sync::{Arc, OnceLock},
     time::Duration,
 };
@@ -61,9 +65,13 @@ use flyte_auth_core::{
     BoxFuture, ClientConfig, ClientConfigStore, DiscoveryFlavour, DiscoveryHints, Endpoint, Error,
     redact_url, text::printable,
 };
+use flyte_auth_oauth::{
+    AuthorizationServerMetadata, Discovery, DiscoveryTransport, FetchError, PublicClientConfig,
+    RemoteClientConfigStore,
+};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, header::CONTENT_TYPE};
 use http_body::Body;
-use http_body_util::BodyExt as _;
+use http_body_util::{BodyExt as _, Limited};
 use tower_service::Service;
 
 use crate::tower::{BoxError, RequestBody};
@@ -88,9 +96,6 @@ pub const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest answer read (the messages are a few hundred bytes).
 const ANSWER_LIMIT: usize = 1024 * 1024;
 
-/// gRPC's `UNIMPLEMENTED`: the server has no such service (the other flavour may).
-const GRPC_UNIMPLEMENTED: u32 = 12;
-
 /// A [`ClientConfigStore`] that asks the Flyte server's `AuthMetadataService` over a gRPC
 /// channel; see the [module documentation](self).
 ///
@@ -100,19 +105,32 @@ const GRPC_UNIMPLEMENTED: u32 = 12;
 /// (`flyteidl.service.AuthMetadataService`) when the server answers `UNIMPLEMENTED` (or
 /// the flavour [`prefer`](Self::prefer)red or recalled from [`remember_in`](Self::remember_in)
 /// first); the answer is kept and reused, a failure is not. The whole discovery is bounded by
-/// [`timeout`](Self::timeout) (sent as `grpc-timeout` too). The calls carry no token.
+/// [`timeout`](Self::timeout) (sent as `grpc-timeout` too). The calls carry no token. An HTTP
+/// error status (a proxy's 401 or 403) is reported as it is, not taken for a missing service.
 ///
 /// The endpoints a Flyte server on `https://` announces must be `https://` too, as with the
 /// HTTP discovery; relative ones are resolved against the server's URL.
 pub struct GrpcDiscovery<S, B> {
-    channel: S,
-    body: fn(RequestBody) -> B,
+    send: SendFn,
     base_url: String,
     key: String,
     timeout: Duration,
     preferred: Option<DiscoveryFlavour>,
     hints: Option<Arc<dyn DiscoveryHints>>,
+    store: OnceLock<RemoteClientConfigStore>,
     discovered: OnceLock<ClientConfig>,
+    channel: PhantomData<fn(S, B)>,
+}
+
+/// Sends a request on the channel: the answer's head, and its body and trailers unless the
+/// head says all (an HTTP error, a trailers-only gRPC status).
+type SendFn =
+    Arc<dyn Fn(Request<RequestBody>) -> BoxFuture<'static, Result<Answer, BoxError>> + Sync + Send>;
+
+struct Answer {
+    head: http::response::Parts,
+    body: Bytes,
+    trailers: HeaderMap,
 }
 
 impl<S, B> fmt::Debug for GrpcDiscovery<S, B> {
@@ -127,23 +145,65 @@ impl<S, B> fmt::Debug for GrpcDiscovery<S, B> {
     }
 }
 
-impl<S, B> GrpcDiscovery<S, B> {
+impl<S, B, ResBody> GrpcDiscovery<S, B>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    B: Send + 'static,
+    ResBody: Body + Send + 'static,
+    ResBody::Data: Send,
+    ResBody::Error: Into<BoxError>,
+{
     /// Discovery for `endpoint` over `channel` (a clone of the program's channel, without the
     /// auth layer: the calls need no token). `body` turns the request body into the
     /// channel's: `tonic::body::Body::new` for tonic 0.14, `tonic::body::boxed` for tonic 0.12.
     pub fn new(channel: S, endpoint: &Endpoint, body: fn(RequestBody) -> B) -> Self {
+        let send: SendFn = Arc::new(move |request: Request<RequestBody>| {
+            let mut channel = channel.clone();
+            let request = request.map(body);
+            Box::pin(async move {
+                poll_fn(|cx| channel.poll_ready(cx))
+                    .await
+                    .map_err(Into::into)?;
+                let (head, body) = channel
+                    .call(request)
+                    .await
+                    .map_err(Into::into)?
+                    .into_parts();
+                if !head.status.is_success() || head.headers.contains_key("grpc-status") {
+                    let (body, trailers) = (Bytes::new(), HeaderMap::new());
+                    return Ok(Answer {
+                        head,
+                        body,
+                        trailers,
+                    });
+                }
+                let collected = Limited::new(body, ANSWER_LIMIT).collect().await?;
+                let trailers = collected.trailers().cloned().unwrap_or_default();
+                let body = collected.to_bytes();
+                Ok(Answer {
+                    head,
+                    body,
+                    trailers,
+                })
+            })
+        });
         Self {
-            channel,
-            body,
+            send,
             base_url: endpoint.base_url(),
             key: endpoint.key().to_owned(),
             timeout: DEFAULT_DISCOVERY_TIMEOUT,
             preferred: None,
             hints: None,
+            store: OnceLock::new(),
             discovered: OnceLock::new(),
+            channel: PhantomData,
         }
     }
+}
 
+impl<S, B> GrpcDiscovery<S, B> {
     /// Bounds the whole discovery (both calls, and the other flavour's) by `timeout` instead
     /// of [`DEFAULT_DISCOVERY_TIMEOUT`].
     #[must_use]
@@ -161,8 +221,8 @@ impl<S, B> GrpcDiscovery<S, B> {
         self
     }
 
-    /// Keeps the flavour that answers in `hints` (under the endpoint's key, as the HTTP
-    /// discovery does), and asks the recalled one first next time.
+    /// Keeps the flavour that answers and its answer in `hints` (under the endpoint's key, as
+    /// the HTTP discovery does), and asks the recalled flavour first next time.
     #[must_use]
     pub fn remember_in(mut self, hints: Arc<dyn DiscoveryHints>) -> Self {
         self.hints = Some(hints);
@@ -173,185 +233,183 @@ impl<S, B> GrpcDiscovery<S, B> {
     pub fn cached(&self) -> Option<&ClientConfig> {
         self.discovered.get()
     }
-}
 
-impl<S, B, ResBody> GrpcDiscovery<S, B>
-where
-    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
-    S::Future: Send,
-    S::Error: Into<BoxError>,
-    B: Send + 'static,
-    ResBody: Body + Send + 'static,
-    ResBody::Data: Send,
-    ResBody::Error: Into<BoxError>,
-{
-    /// Asks the server, within the time limit.
-    async fn discover(&self) -> Result<ClientConfig, Error> {
-        let recalled = self.hints.as_ref().and_then(|h| h.recall(&self.key));
-        let first = self
-            .preferred
-            .or(recalled)
-            .unwrap_or(DiscoveryFlavour::Flyte2);
-        let attempt = async {
-            match self.discover_flavour(first).await {
-                Err(Fail::NotServed(not_served)) => {
-                    tracing::debug!(
-                        endpoint = %self.key,
-                        flavour = %first,
-                        "the AuthMetadataService of this flavour is not served; asking the other"
-                    );
-                    self.discover_flavour(first.other())
-                        .await
-                        .map_err(|fail| match fail {
-                            Fail::NotServed(_) => not_served.into_error(&self.base_url),
-                            Fail::Failed(e) => e,
-                        })
-                }
-                Err(Fail::Failed(e)) => Err(e),
-                Ok(done) => Ok(done),
-            }
-        };
-        let (flavour, config) = match tokio::time::timeout(self.timeout, attempt).await {
-            Ok(answer) => answer?,
-            Err(_) => {
-                return Err(Error::InvalidResponse {
-                    status: None,
-                    message: format!(
-                        "discovery over gRPC at {} took longer than {:?}",
-                        redact_url(&self.base_url),
-                        self.timeout
-                    ),
-                });
-            }
-        };
-        tracing::debug!(endpoint = %self.key, %flavour, "discovered the Flyte server's OAuth configuration over gRPC");
-        if let Some(hints) = &self.hints
-            && recalled != Some(flavour)
-            && let Err(e) = hints.remember(&self.key, flavour)
-        {
-            tracing::debug!(endpoint = %self.key, error = %e, "could not remember the discovery flavour");
-        }
-        Ok(config)
+    /// This discovery as the HTTP discovery's store over the gRPC transport, for
+    /// `ClientContextBuilder::server_discovery`: a flow then uses a kept answer and discovers
+    /// again when it is stale, as over HTTP.
+    pub fn into_store(mut self) -> RemoteClientConfigStore {
+        self.store.take().unwrap_or_else(|| self.build_store())
     }
 
-    async fn discover_flavour(
-        &self,
-        flavour: DiscoveryFlavour,
-    ) -> Result<(DiscoveryFlavour, ClientConfig), Fail> {
-        let (client_method, metadata_method) = match flavour {
+    fn build_store(&self) -> RemoteClientConfigStore {
+        let transport = GrpcTransport {
+            send: Arc::clone(&self.send),
+            base_url: self.base_url.clone(),
+            timeout: self.timeout,
+        };
+        let mut store =
+            RemoteClientConfigStore::with_transport(Arc::new(transport)).timeout(self.timeout);
+        if let Some(flavour) = self.preferred {
+            store = store.prefer(flavour);
+        }
+        if let Some(hints) = &self.hints {
+            store = store.remember_in(Arc::clone(hints), self.key.clone());
+        }
+        store
+    }
+}
+
+impl<S, B> ClientConfigStore for GrpcDiscovery<S, B> {
+    fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>> {
+        Box::pin(async move {
+            let store = self.store.get_or_init(|| self.build_store());
+            let config = store.get_client_config().await?;
+            Ok(self.discovered.get_or_init(|| config).clone())
+        })
+    }
+}
+
+/// The two unary calls of one flavour on the channel, and their messages decoded.
+struct GrpcTransport {
+    send: SendFn,
+    base_url: String,
+    /// Sent as `grpc-timeout`.
+    timeout: Duration,
+}
+
+impl fmt::Debug for GrpcTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcTransport")
+            .field("base_url", &redact_url(&self.base_url))
+            .finish_non_exhaustive()
+    }
+}
+
+impl DiscoveryTransport for GrpcTransport {
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn fetch(&self, flavour: DiscoveryFlavour) -> BoxFuture<'_, Result<Discovery, FetchError>> {
+        let (flavour, client_method, metadata_method) = match flavour {
             DiscoveryFlavour::FlyteAdmin => (
+                flavour,
                 FLYTE1_PUBLIC_CLIENT_CONFIG_METHOD,
                 FLYTE1_OAUTH2_METADATA_METHOD,
             ),
             _ => (
+                DiscoveryFlavour::Flyte2,
                 FLYTE2_PUBLIC_CLIENT_CONFIG_METHOD,
                 FLYTE2_OAUTH2_METADATA_METHOD,
             ),
         };
-        let client = self.call(client_method).await?;
-        let metadata = self.call(metadata_method).await?;
-        let client = PublicClientConfig::decode(&client).map_err(|e| self.bad(client_method, e))?;
-        let metadata =
-            OAuth2Metadata::decode(&metadata).map_err(|e| self.bad(metadata_method, e))?;
-        let config = self.client_config(&client, &metadata, metadata_method)?;
-        Ok((flavour, config))
+        Box::pin(async move {
+            let client = self.call(client_method).await?;
+            let metadata = self.call(metadata_method).await?;
+            let client = decode_client(&client).map_err(|e| self.bad(client_method, e))?;
+            let metadata = decode_metadata(&metadata).map_err(|e| self.bad(metadata_method, e))?;
+            Ok(Discovery::new(&self.base_url, flavour, metadata, client))
+        })
     }
+}
 
+impl GrpcTransport {
     /// One unary call with an empty request: the answer's message.
-    async fn call(&self, method: &'static str) -> Result<Bytes, Fail> {
+    async fn call(&self, method: &'static str) -> Result<Bytes, FetchError> {
         let uri: Uri = format!("{}{method}", self.base_url)
             .parse()
             .map_err(|_| Error::config(format!("`{}` makes no URI", self.base_url)))?;
         // An empty message: not compressed, length 0.
         let message = http_body_util::Full::new(Bytes::from_static(&[0, 0, 0, 0, 0]));
-        let mut request = Request::new((self.body)(RequestBody::new(message)));
+        let mut request = Request::new(RequestBody::new(message));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri;
         *request.version_mut() = http::Version::HTTP_2;
         let headers = request.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert("te", HeaderValue::from_static("trailers"));
-        if let Ok(timeout) = HeaderValue::from_str(&format!(
-            "{}m",
-            self.timeout.as_millis().clamp(1, 99_999_999)
-        )) {
+        let millis = self.timeout.as_millis().clamp(1, 99_999_999);
+        if let Ok(timeout) = HeaderValue::from_str(&format!("{millis}m")) {
             headers.insert("grpc-timeout", timeout);
         }
-        let transport = |e: BoxError| {
-            Fail::Failed(Error::InvalidResponse {
-                status: None,
-                message: format!(
-                    "the gRPC call {method} to {} failed: {}",
-                    redact_url(&self.base_url),
-                    printable(&e.to_string())
-                ),
-            })
-        };
-        let mut channel = self.channel.clone();
-        poll_fn(|cx| channel.poll_ready(cx))
-            .await
-            .map_err(|e| transport(e.into()))?;
-        let response = channel
-            .call(request)
-            .await
-            .map_err(|e| transport(e.into()))?;
-        let (head, body) = response.into_parts();
+        let Answer {
+            head,
+            body,
+            trailers,
+        } = (self.send)(request).await.map_err(|e| {
+            let what = format!("failed: {}", printable(&e.to_string()));
+            self.failed(method, None, what)
+        })?;
+        let status = head.status.as_u16();
         if !head.status.is_success() {
-            // Not a gRPC server at this path (a proxy, a web console): the other flavour may be.
-            return Err(Fail::NotServed(NotServed {
-                method,
-                why: format!("HTTP status {}", head.status.as_u16()),
-            }));
+            let why = format!("HTTP status {status}");
+            return Err(match status {
+                // No such path here (the other flavour may be served).
+                404 | 405 | 415 | 501 => self.not_served(method, &why),
+                // Anything else, a proxy's 401 or 403 included, is final.
+                _ => {
+                    let what = format!("was answered {why}, not by the gRPC service");
+                    self.failed(method, Some(status), what).into()
+                }
+            });
         }
-        // A trailers-only answer: the status in the headers, no message.
-        match grpc_status(&head.headers) {
-            Some(0) => return Ok(Bytes::new()),
-            Some(status) => return Err(self.status(method, status, &head.headers)),
-            None => {}
+        // A trailers-only answer has the status in the headers, and no message.
+        let trailers_only = grpc_status(&head.headers).is_some();
+        let trailers = if trailers_only {
+            &head.headers
+        } else {
+            &trailers
+        };
+        match grpc_status(trailers) {
+            Some(0) if trailers_only => Ok(Bytes::new()),
+            Some(0) => unframe(body).map_err(|e| self.bad(method, e)),
+            Some(code) => Err(self.status(method, code, trailers)),
+            None => Err(self.not_served(method, "an answer without a gRPC status")),
         }
-        let collected = http_body_util::Limited::new(body, ANSWER_LIMIT)
-            .collect()
-            .await
-            .map_err(transport)?;
-        let trailers = collected.trailers().cloned().unwrap_or_default();
-        let answer = collected.to_bytes();
-        match grpc_status(&trailers) {
-            Some(0) => {}
-            Some(status) => return Err(self.status(method, status, &trailers)),
-            None => {
-                return Err(Fail::NotServed(NotServed {
-                    method,
-                    why: "an answer without a gRPC status".into(),
-                }));
-            }
-        }
-        unframe(answer).map_err(|e| self.bad(method, e))
     }
 
-    /// A gRPC error status: `UNIMPLEMENTED` means not served here.
-    fn status(&self, method: &'static str, code: u32, headers: &HeaderMap) -> Fail {
+    /// A gRPC error status: `UNIMPLEMENTED` (12) means not served here.
+    fn status(&self, method: &'static str, code: u32, headers: &HeaderMap) -> FetchError {
         let message = headers
             .get("grpc-message")
             .map(|m| percent_decode(m.as_bytes()))
             .unwrap_or_default();
-        if code == GRPC_UNIMPLEMENTED {
-            return Fail::NotServed(NotServed {
+        let message = printable(&message);
+        match code {
+            12 => self.not_served(method, &format!("UNIMPLEMENTED: {message}")),
+            _ => FetchError::Failed(self.failed(
                 method,
-                why: format!("UNIMPLEMENTED: {}", printable(&message)),
-            });
+                None,
+                format!("failed with status {code}: {message}"),
+            )),
         }
-        Fail::Failed(Error::InvalidResponse {
-            status: None,
-            message: format!(
-                "the gRPC call {method} to {} failed with status {code}: {}",
-                redact_url(&self.base_url),
-                printable(&message)
-            ),
-        })
     }
 
-    fn bad(&self, method: &str, why: &str) -> Fail {
-        Fail::Failed(Error::InvalidResponse {
+    fn failed(&self, method: &str, status: Option<u16>, what: String) -> Error {
+        Error::InvalidResponse {
+            status,
+            message: format!(
+                "the gRPC call {method} to {} {what}",
+                redact_url(&self.base_url)
+            ),
+        }
+    }
+
+    /// What is reported when neither flavour is served.
+    fn not_served(&self, method: &str, why: &str) -> FetchError {
+        let error = Error::InvalidResponse {
+            status: None,
+            message: format!(
+                "{} serves neither Flyte 2's nor Flyte 1's AuthMetadataService over gRPC \
+                 ({method}: {why}); is it the Flyte API endpoint, with authentication enabled?",
+                redact_url(&self.base_url),
+            ),
+        };
+        FetchError::NotServed { error, html: false }
+    }
+
+    fn bad(&self, method: &str, why: &str) -> FetchError {
+        FetchError::Failed(Error::InvalidResponse {
             status: None,
             message: format!(
                 "the answer to {method} from {} is not the expected message: {why}",
@@ -359,122 +417,13 @@ where
             ),
         })
     }
-
-    /// Both messages as flytekit's [`ClientConfig`].
-    fn client_config(
-        &self,
-        client: &PublicClientConfig,
-        metadata: &OAuth2Metadata,
-        metadata_method: &str,
-    ) -> Result<ClientConfig, Error> {
-        let url = |value: &Option<String>| {
-            value.as_ref().map(|v| match v.starts_with('/') {
-                true => format!("{}{v}", self.base_url),
-                false => v.clone(),
-            })
-        };
-        let token_endpoint =
-            url(&metadata.token_endpoint).ok_or_else(|| Error::InvalidResponse {
-                status: None,
-                message: format!(
-                    "the answer to {metadata_method} from {} names no token_endpoint",
-                    redact_url(&self.base_url)
-                ),
-            })?;
-        let authorization_endpoint = url(&metadata.authorization_endpoint);
-        let device_endpoint = url(&metadata.device_authorization_endpoint);
-        for (field, value) in [
-            ("token_endpoint", Some(&token_endpoint)),
-            ("authorization_endpoint", authorization_endpoint.as_ref()),
-            ("device_authorization_endpoint", device_endpoint.as_ref()),
-        ] {
-            if let Some(value) = value {
-                flyte_auth_core::refuse_cleartext(&self.base_url, field, value)?;
-            }
-        }
-        let mut config =
-            ClientConfig::new(token_endpoint, client.client_id.clone().unwrap_or_default())
-                .with_authorization_endpoint(authorization_endpoint.unwrap_or_default())
-                .with_redirect_uri(client.redirect_uri.clone().unwrap_or_default())
-                .with_scopes(client.scopes.clone())
-                .with_header_key(
-                    client
-                        .authorization_metadata_key
-                        .clone()
-                        .unwrap_or_default(),
-                )
-                .with_audience(client.audience.clone().unwrap_or_default());
-        if let Some(device) = device_endpoint {
-            config = config.with_device_authorization_endpoint(device);
-        }
-        Ok(config)
-    }
-}
-
-impl<S, B, ResBody> ClientConfigStore for GrpcDiscovery<S, B>
-where
-    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
-    S::Future: Send,
-    S::Error: Into<BoxError>,
-    B: Send + 'static,
-    ResBody: Body + Send + 'static,
-    ResBody::Data: Send,
-    ResBody::Error: Into<BoxError>,
-{
-    fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>> {
-        Box::pin(async move {
-            if let Some(config) = self.discovered.get() {
-                return Ok(config.clone());
-            }
-            let config = self.discover().await?;
-            Ok(self.discovered.get_or_init(|| config).clone())
-        })
-    }
-}
-
-/// Why one discovery call did not give its message.
-enum Fail {
-    /// The service is not served here (`UNIMPLEMENTED`, not gRPC): the other flavour may be.
-    NotServed(NotServed),
-    /// Anything else: final.
-    Failed(Error),
-}
-
-impl From<Error> for Fail {
-    fn from(error: Error) -> Self {
-        Fail::Failed(error)
-    }
-}
-
-struct NotServed {
-    method: &'static str,
-    why: String,
-}
-
-impl NotServed {
-    fn into_error(self, base_url: &str) -> Error {
-        Error::InvalidResponse {
-            status: None,
-            message: format!(
-                "{} serves neither Flyte 2's nor Flyte 1's AuthMetadataService over gRPC \
-                 ({}: {}); is it the Flyte API endpoint, with authentication enabled?",
-                redact_url(base_url),
-                self.method,
-                self.why
-            ),
-        }
-    }
 }
 
 /// The `grpc-status` in `headers`, if any (an unreadable one is `UNKNOWN`).
 fn grpc_status(headers: &HeaderMap) -> Option<u32> {
     let status = headers.get("grpc-status")?;
-    Some(
-        std::str::from_utf8(status.as_bytes())
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(2),
-    )
+    let code = std::str::from_utf8(status.as_bytes()).ok();
+    Some(code.and_then(|s| s.trim().parse().ok()).unwrap_or(2))
 }
 
 /// gRPC's percent-decoding of `grpc-message`.
@@ -513,58 +462,51 @@ fn unframe(mut answer: Bytes) -> Result<Bytes, &'static str> {
     Ok(answer)
 }
 
-/// The fields of `flyteidl.service.PublicClientAuthConfigResponse` (Flyte 1) and
+/// `flyteidl.service.PublicClientAuthConfigResponse` (Flyte 1) or
 /// `flyteidl2.auth.GetPublicClientConfigResponse` (Flyte 2): the same numbers.
-#[derive(Debug, Default)]
-struct PublicClientConfig {
-    client_id: Option<String>,
-    redirect_uri: Option<String>,
-    scopes: Vec<String>,
-    authorization_metadata_key: Option<String>,
-    audience: Option<String>,
-}
-
-impl PublicClientConfig {
-    fn decode(message: &[u8]) -> Result<Self, &'static str> {
-        let mut out = Self::default();
-        for field in Fields(message) {
-            match field? {
-                (1, Value::Bytes(v)) => out.client_id = text(v)?,
-                (2, Value::Bytes(v)) => out.redirect_uri = text(v)?,
-                (3, Value::Bytes(v)) => out.scopes.extend(text(v)?),
-                (4, Value::Bytes(v)) => out.authorization_metadata_key = text(v)?,
-                // 5: service_http_endpoint, 7: dataplane_domain (Flyte 2): not used.
-                (6, Value::Bytes(v)) => out.audience = text(v)?,
-                _ => {}
-            }
+fn decode_client(message: &[u8]) -> Result<PublicClientConfig, &'static str> {
+    let mut out = PublicClientConfig::default();
+    for field in Fields(message) {
+        // 7: Flyte 2's dataplane_domain, not used.
+        let (number @ 1..=6, Some(bytes)) = field? else {
+            continue;
+        };
+        let value = text(bytes)?;
+        match number {
+            1 => out.client_id = value,
+            2 => out.redirect_uri = value,
+            3 => out.scopes.extend(value),
+            4 => out.authorization_metadata_key = value,
+            5 => out.service_http_endpoint = value,
+            _ => out.audience = value,
         }
-        Ok(out)
     }
+    Ok(out)
 }
 
-/// The fields of `flyteidl.service.OAuth2MetadataResponse` (Flyte 1) and
-/// `flyteidl2.auth.GetOAuth2MetadataResponse` (Flyte 2) that the flows use.
-#[derive(Debug, Default)]
-struct OAuth2Metadata {
-    authorization_endpoint: Option<String>,
-    token_endpoint: Option<String>,
-    device_authorization_endpoint: Option<String>,
-}
-
-impl OAuth2Metadata {
-    fn decode(message: &[u8]) -> Result<Self, &'static str> {
-        let mut out = Self::default();
-        for field in Fields(message) {
-            match field? {
-                // 1 issuer, 4-6 and 8-9 lists, 7 jwks_uri: not used by the flows.
-                (2, Value::Bytes(v)) => out.authorization_endpoint = text(v)?,
-                (3, Value::Bytes(v)) => out.token_endpoint = text(v)?,
-                (10, Value::Bytes(v)) => out.device_authorization_endpoint = text(v)?,
-                _ => {}
-            }
+/// `flyteidl.service.OAuth2MetadataResponse` (Flyte 1) or
+/// `flyteidl2.auth.GetOAuth2MetadataResponse` (Flyte 2): the same numbers.
+fn decode_metadata(message: &[u8]) -> Result<AuthorizationServerMetadata, &'static str> {
+    let mut out = AuthorizationServerMetadata::default();
+    for field in Fields(message) {
+        let (number @ 1..=10, Some(bytes)) = field? else {
+            continue;
+        };
+        let value = text(bytes)?;
+        match number {
+            1 => out.issuer = value,
+            2 => out.authorization_endpoint = value,
+            3 => out.token_endpoint = value,
+            4 => out.response_types_supported.extend(value),
+            5 => out.scopes_supported.extend(value),
+            6 => out.token_endpoint_auth_methods_supported.extend(value),
+            7 => out.jwks_uri = value,
+            8 => out.code_challenge_methods_supported.extend(value),
+            9 => out.grant_types_supported.extend(value),
+            _ => out.device_authorization_endpoint = value,
         }
-        Ok(out)
     }
+    Ok(out)
 }
 
 /// A protobuf string: trimmed, `None` when empty.
@@ -574,18 +516,12 @@ fn text(bytes: &[u8]) -> Result<Option<String>, &'static str> {
     Ok((!text.is_empty()).then(|| text.to_owned()))
 }
 
-/// One field's value on the wire.
-enum Value<'a> {
-    Varint,
-    Bytes(&'a [u8]),
-    Fixed,
-}
-
-/// The fields of a protobuf message, in order: `(number, value)`.
+/// The fields of a protobuf message, in order: `(number, bytes)`, the bytes of a
+/// length-delimited field (strings, messages), `None` for a number.
 struct Fields<'a>(&'a [u8]);
 
 impl<'a> Iterator for Fields<'a> {
-    type Item = Result<(u64, Value<'a>), &'static str>;
+    type Item = Result<(u64, Option<&'a [u8]>), &'static str>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.0.is_empty() {
@@ -594,14 +530,14 @@ impl<'a> Iterator for Fields<'a> {
         let field = (|| {
             let key = varint(&mut self.0)?;
             let value = match key & 7 {
-                0 => varint(&mut self.0).map(|_| Value::Varint)?,
-                1 => skip(&mut self.0, 8).map(|_| Value::Fixed)?,
+                0 => varint(&mut self.0).map(|_| None)?,
+                1 => skip(&mut self.0, 8).map(|_| None)?,
                 2 => {
                     let length = usize::try_from(varint(&mut self.0)?)
                         .map_err(|_| "a field is longer than memory")?;
-                    Value::Bytes(skip(&mut self.0, length)?)
+                    Some(skip(&mut self.0, length)?)
                 }
-                5 => skip(&mut self.0, 4).map(|_| Value::Fixed)?,
+                5 => skip(&mut self.0, 4).map(|_| None)?,
                 _ => return Err("a field of an unknown wire type"),
             };
             Ok((key >> 3, value))
@@ -651,7 +587,7 @@ mod tests {
             0x0a, 3, b'c', b'l', b'i', 0x48, 0xac, 0x02, 0x1a, 1, b'a', 0x1a, 1, b'b', 0x45, 0, 0,
             0, 0,
         ];
-        let client = PublicClientConfig::decode(&message).unwrap_or_default();
+        let client = decode_client(&message).unwrap_or_default();
         assert_eq!(client.client_id.as_deref(), Some("cli"));
         assert_eq!(client.scopes, ["a", "b"]);
     }
@@ -667,8 +603,8 @@ mod tests {
                 0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
             ],
         ] {
-            assert!(PublicClientConfig::decode(message).is_err(), "{message:?}");
-            assert!(OAuth2Metadata::decode(message).is_err(), "{message:?}");
+            assert!(decode_client(message).is_err(), "{message:?}");
+            assert!(decode_metadata(message).is_err(), "{message:?}");
         }
     }
 

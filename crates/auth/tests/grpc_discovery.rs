@@ -369,11 +369,13 @@ async fn client_credentials_over_grpc_discovery(configure_token_url: bool) -> ht
     if configure_token_url {
         overrides = overrides.token_endpoint(token_url);
     }
-    let ctx = ClientContext::builder(endpoint(addr))
-        .discovery(Arc::new(discovery))
-        .overrides(overrides)
-        .build()
-        .unwrap();
+    // Both ways in: as any store, and as the context's own server discovery.
+    let ctx = ClientContext::builder(endpoint(addr)).overrides(overrides);
+    let ctx = match configure_token_url {
+        false => ctx.discovery(Arc::new(discovery)),
+        true => ctx.server_discovery(discovery.into_store()),
+    };
+    let ctx = ctx.build().unwrap();
     let flow = ClientCredentialsFlow::builder(ctx, "svc", "s3cr3t")
         .build()
         .unwrap();
@@ -436,5 +438,136 @@ async fn a_trailers_only_answer_is_an_empty_message() {
     assert!(
         error.to_string().contains("names no token_endpoint"),
         "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_proxys_401_is_reported_as_it_is_not_taken_for_a_missing_service() {
+    let asked = Arc::new(Mutex::new(0));
+    let counted = asked.clone();
+    let proxy = tower::service_fn(move |_request: Request<Body>| {
+        *counted.lock().unwrap() += 1;
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = http::StatusCode::UNAUTHORIZED;
+        std::future::ready(Ok::<_, Infallible>(response))
+    });
+    let ep = Endpoint::parse("https://flyte.test").unwrap();
+    let discovery = GrpcDiscovery::new(proxy, &ep, Body::new);
+    let error = discovery.get_client_config().await.unwrap_err();
+    match &error {
+        Error::InvalidResponse { status, message } => {
+            assert_eq!(*status, Some(401));
+            assert!(message.contains("HTTP status 401"), "{message}");
+        }
+        other => panic!("expected the 401, got {other:?}"),
+    }
+    assert_eq!(
+        *asked.lock().unwrap(),
+        1,
+        "no fallback to the other flavour"
+    );
+}
+
+/// The OAuth 2 metadata of a server whose endpoints are relative: protobuf field number, name,
+/// value (the `_supported` ones are lists).
+const RELATIVE_METADATA: [(u64, &str, &str); 6] = [
+    (1, "issuer", "https://idp.test"),
+    (2, "authorization_endpoint", "/oauth2/authorize"),
+    (3, "token_endpoint", "/oauth2/token"),
+    (8, "code_challenge_methods_supported", "S256"),
+    (9, "grant_types_supported", "client_credentials"),
+    (10, "device_authorization_endpoint", "/oauth2/device"),
+];
+
+#[tokio::test]
+async fn relative_urls_and_pkce_methods_come_out_as_over_http() {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+
+    // The same answers over gRPC (Flyte 1's service) and as flyteadmin's HTTP documents.
+    let proto = RELATIVE_METADATA
+        .map(|(n, _, value)| string(n, value))
+        .concat();
+    let flyte1 = Arc::new(Answers {
+        messages: HashMap::from([
+            (
+                "GetPublicClientConfig",
+                client_config("cli", "flyte-authorization"),
+            ),
+            ("GetOAuth2Metadata", proto),
+        ]),
+        ..Answers::default()
+    });
+    let addr = serve(None, Some(flyte1)).await;
+    let over_grpc = GrpcDiscovery::new(channel(addr).await, &endpoint(addr), Body::new)
+        .get_client_config()
+        .await
+        .unwrap();
+
+    let http = MockServer::start().await;
+    let json = serde_json::Map::from_iter(RELATIVE_METADATA.map(|(_, name, value)| {
+        let value = match name.ends_with("_supported") {
+            true => serde_json::json!([value]),
+            false => serde_json::json!(value),
+        };
+        (name.to_owned(), value)
+    }));
+    for (path, document) in [
+        (
+            "/.well-known/oauth-authorization-server",
+            serde_json::Value::Object(json),
+        ),
+        (
+            "/config/v1/flyte_client",
+            serde_json::json!({
+                "client_id": "cli",
+                "redirect_uri": "http://localhost:53593/callback",
+                "scopes": ["all", "offline"],
+                "authorization_metadata_key": "flyte-authorization",
+                "service_http_endpoint": "https://flyte.test/console",
+                "audience": "https://flyte.test",
+            }),
+        ),
+    ] {
+        Mock::given(matchers::path(path))
+            .respond_with(ResponseTemplate::new(200).set_body_json(document))
+            .mount(&http)
+            .await;
+    }
+    let client = flyte_auth_oauth::OAuthClient::new(
+        flyte_auth_oauth::HttpSettings::new().system_proxy(false),
+    )
+    .unwrap();
+    let over_http = flyte_auth_oauth::RemoteClientConfigStore::from_base_url(http.uri(), client)
+        .get_client_config()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        over_grpc.token_endpoint,
+        format!("http://{addr}/oauth2/token")
+    );
+    assert_eq!(over_grpc.code_challenge_methods_supported, ["S256"]);
+    let same = |config: &flyte_auth::ClientConfig, base: &str| {
+        serde_json::to_string(config)
+            .unwrap()
+            .replace(base, "{base}")
+    };
+    assert_eq!(
+        same(&over_grpc, &format!("http://{addr}")),
+        same(&over_http, &http.uri())
+    );
+}
+
+#[tokio::test]
+async fn concurrent_first_callers_share_one_discovery() {
+    let flyte2 = answers("cli", "https://idp.test/token");
+    let addr = serve(Some(flyte2.clone()), None).await;
+    let discovery = GrpcDiscovery::new(channel(addr).await, &endpoint(addr), Body::new);
+    let all = futures_util::future::join_all((0..4).map(|_| discovery.get_client_config())).await;
+    assert!(all.iter().all(Result::is_ok));
+    assert_eq!(
+        flyte2.asked.lock().unwrap().len(),
+        2,
+        "one discovery: two calls"
     );
 }

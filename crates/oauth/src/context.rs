@@ -151,6 +151,17 @@ pub struct Overrides {
     pub header_key: Option<String>,
 }
 
+/// The setters of [`Overrides`]' single values: an empty one means "not set".
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident;)*) => {$(
+        $(#[$doc])*
+        pub fn $field(mut self, value: impl Into<String>) -> Self {
+            self.$field = non_empty(value);
+            self
+        }
+    )*};
+}
+
 fn non_empty(value: impl Into<String>) -> Option<String> {
     let value = value.into().trim().to_owned();
     (!value.is_empty()).then_some(value)
@@ -162,34 +173,21 @@ impl Overrides {
         Self::default()
     }
 
-    /// The token endpoint (`tokenUrl`).
-    pub fn token_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.token_endpoint = non_empty(url);
-        self
-    }
-
-    /// The authorization endpoint of the browser login.
-    pub fn authorization_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.authorization_endpoint = non_empty(url);
-        self
-    }
-
-    /// The device authorization endpoint.
-    pub fn device_authorization_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.device_authorization_endpoint = non_empty(url);
-        self
-    }
-
-    /// The public client id of the browser and device logins.
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.client_id = non_empty(client_id);
-        self
-    }
-
-    /// The redirect URI of the browser login.
-    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
-        self.redirect_uri = non_empty(uri);
-        self
+    setters! {
+        /// The token endpoint (`tokenUrl`).
+        token_endpoint;
+        /// The authorization endpoint of the browser login.
+        authorization_endpoint;
+        /// The device authorization endpoint.
+        device_authorization_endpoint;
+        /// The public client id of the browser and device logins.
+        client_id;
+        /// The redirect URI of the browser login.
+        redirect_uri;
+        /// The `audience` parameter.
+        audience;
+        /// The header the token goes in (`authorizationHeader`).
+        header_key;
     }
 
     /// The scopes (`scopes`); an empty list means the server's.
@@ -200,18 +198,6 @@ impl Overrides {
     {
         let scopes: Vec<String> = scopes.into_iter().filter_map(non_empty).collect();
         self.scopes = (!scopes.is_empty()).then_some(scopes);
-        self
-    }
-
-    /// The `audience` parameter.
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audience = non_empty(audience);
-        self
-    }
-
-    /// The header the token goes in (`authorizationHeader`).
-    pub fn header_key(mut self, key: impl Into<String>) -> Self {
-        self.header_key = non_empty(key);
         self
     }
 
@@ -288,10 +274,9 @@ impl fmt::Debug for Overrides {
 }
 
 /// Where the server's half of the client configuration comes from.
-#[derive(Clone)]
 enum Source {
-    /// The Flyte server's discovery documents at the endpoint.
-    Server,
+    /// The Flyte server's discovery: over HTTP at the endpoint, or the store given.
+    Server(Option<RemoteClientConfigStore>),
     /// A store given by the caller.
     Store(Arc<dyn ClientConfigStore>),
     /// None: only the overrides.
@@ -362,7 +347,7 @@ impl ClientContext {
             endpoint,
             http: None,
             settings: None,
-            source: Source::Server,
+            source: Source::Server(None),
             hints: None,
             overrides: Overrides::default(),
         }
@@ -725,10 +710,20 @@ impl ClientContextBuilder {
         self
     }
 
+    /// The Flyte server's discovery is `store` (over another transport, such as
+    /// `flyte_auth::GrpcDiscovery::into_store`), used as the context's own: with its kept
+    /// answers, discovered again when one is stale ([`ClientContext::with_config`]), and its
+    /// announced endpoints checked after the overrides.
+    pub fn server_discovery(mut self, store: RemoteClientConfigStore) -> Self {
+        self.source = Source::Server(Some(store));
+        self
+    }
+
     /// The server's discovery remembers the flavour that answered in `hints`, under the
     /// endpoint's [`key`](Endpoint::key), and asks that flavour first on the next start
     /// ([`RemoteClientConfigStore::remember_in`]). Used only when the configuration is
-    /// discovered from the server (not with [`discovery`](Self::discovery)).
+    /// discovered from the server over HTTP (a store given by [`discovery`](Self::discovery)
+    /// or [`server_discovery`](Self::server_discovery) keeps its own).
     pub fn discovery_hints(mut self, hints: Arc<dyn DiscoveryHints>) -> Self {
         self.hints = Some(hints);
         self
@@ -764,12 +759,17 @@ impl ClientContextBuilder {
             (None, settings) => OAuthClient::new(settings.unwrap_or_default())?,
         };
         let (discovery, server) = match self.source {
-            Source::Server => {
-                let mut store =
-                    RemoteClientConfigStore::from_base_url(self.endpoint.base_url(), http.clone());
-                if let Some(hints) = self.hints {
-                    store = store.remember_in(hints, self.endpoint.key());
-                }
+            Source::Server(given) => {
+                let store = given.unwrap_or_else(|| {
+                    let store = RemoteClientConfigStore::from_base_url(
+                        self.endpoint.base_url(),
+                        http.clone(),
+                    );
+                    match self.hints {
+                        Some(hints) => store.remember_in(hints, self.endpoint.key()),
+                        None => store,
+                    }
+                });
                 let store = Arc::new(store);
                 (
                     Some(Arc::clone(&store) as Arc<dyn ClientConfigStore>),

@@ -1,17 +1,13 @@
-//! Flyte server discovery: [`RemoteClientConfigStore`] reads the server's two anonymous
-//! documents (flyteadmin's GETs, or a Flyte 2 backend's ConnectRPC `AuthMetadataService`) and
-//! combines them into a [`ClientConfig`].
+//! Flyte server discovery: [`RemoteClientConfigStore`] asks the server's two anonymous answers
+//! through a [`DiscoveryTransport`] (by default over HTTP: flyteadmin's GETs, or a Flyte 2
+//! backend's ConnectRPC `AuthMetadataService`) and combines them into a [`ClientConfig`].
 
-use std::{
-    fmt,
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{fmt, sync::Arc, time::Duration};
 
 pub use flyte_auth_core::DiscoveryFlavour;
 use flyte_auth_core::{
-    BoxFuture, ClientConfig, ClientConfigStore, DEFAULT_HEADER_KEY, DiscoveryAnswer,
-    DiscoveryHints, Error,
+    BoxFuture, ClientConfig, ClientConfigStore, Clock, DEFAULT_HEADER_KEY, DiscoveryAnswer,
+    DiscoveryHints, Error, SystemClock,
 };
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
@@ -23,13 +19,10 @@ use crate::{
 };
 
 /// How long a discovery answer kept between processes ([`DiscoveryHints::remember_answer`])
-/// is used instead of asking the server again: a day. A request that fails in a way a stale
-/// answer explains discovers again at once
+/// is used instead of asking the server again: a day ([`DiscoveryAnswer::usable_at`]). A
+/// request that fails in a way a stale answer explains discovers again at once
 /// ([`ClientContext::with_config`](crate::ClientContext::with_config)).
-pub const DISCOVERY_ANSWER_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// How far in the future a kept answer may be dated (clocks of the machine that wrote it).
-const ANSWER_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+pub const DISCOVERY_ANSWER_LIFETIME: Duration = DiscoveryAnswer::LIFETIME;
 
 /// The path of the RFC 8414 authorization server metadata under the platform URL.
 pub const OAUTH_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
@@ -67,7 +60,8 @@ pub fn platform_base_url(endpoint: &str, insecure: bool) -> Result<String, Error
 
 /// RFC 8414 authorization server metadata, as far as Flyte's flows use it.
 ///
-/// Empty strings are `None`; relative endpoint URLs are resolved against the platform URL.
+/// Empty strings are `None`; relative endpoint URLs are resolved against the platform URL
+/// ([`Discovery::new`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct AuthorizationServerMetadata {
@@ -133,19 +127,53 @@ pub struct Discovery {
 }
 
 impl Discovery {
+    /// `flavour`'s two answers from the platform at `base_url`, whatever the transport, with
+    /// every relative endpoint URL resolved against `base_url`.
+    pub fn new(
+        base_url: &str,
+        flavour: DiscoveryFlavour,
+        mut metadata: AuthorizationServerMetadata,
+        client: PublicClientConfig,
+    ) -> Self {
+        let base_url = base_url.trim_end_matches('/');
+        let m = &mut metadata;
+        for url in [
+            &mut m.authorization_endpoint,
+            &mut m.token_endpoint,
+            &mut m.device_authorization_endpoint,
+            &mut m.jwks_uri,
+            &mut m.revocation_endpoint,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|url| url.starts_with('/'))
+        {
+            *url = format!("{base_url}{url}");
+        }
+        Self {
+            base_url: base_url.to_owned(),
+            metadata,
+            client,
+            flavour,
+        }
+    }
+
     /// Combines the documents into flytekit's [`ClientConfig`].
     ///
     /// Fails with [`Error::InvalidResponse`] when the metadata names no token endpoint.
     pub fn client_config(&self) -> Result<ClientConfig, Error> {
-        let token_endpoint = self.metadata.token_endpoint.clone().ok_or_else(|| {
-            Error::InvalidResponse {
-                status: None,
-                message: format!(
-                    "the authorization server metadata at {}{OAUTH_METADATA_PATH} has no token_endpoint",
-                    self.base_url
-                ),
-            }
-        })?;
+        let token_endpoint =
+            self.metadata
+                .token_endpoint
+                .clone()
+                .ok_or_else(|| Error::InvalidResponse {
+                    status: None,
+                    message: format!(
+                        "the {} discovery of {} names no token_endpoint",
+                        self.flavour,
+                        display_url(&self.base_url)
+                    ),
+                })?;
         let mut config = ClientConfig::new(
             token_endpoint,
             self.client.client_id.clone().unwrap_or_default(),
@@ -187,12 +215,88 @@ impl Discovery {
     }
 }
 
+/// How discovery's two answers reach a [`RemoteClientConfigStore`]: over HTTP (the default:
+/// flyteadmin's documents, a Flyte 2 backend's Connect calls) or another transport, such as the
+/// program's gRPC channel (`flyte_auth::GrpcDiscovery`). A transport only fetches and decodes;
+/// the store does everything after: the fallback to the other flavour, assembling, the
+/// https-only rule, keeping the answer, one discovery for concurrent callers.
+pub trait DiscoveryTransport: Send + Sync + fmt::Debug {
+    /// The platform URL: relative endpoint URLs are resolved against it, and when it is
+    /// `https://`, every announced endpoint must be too.
+    fn base_url(&self) -> &str;
+
+    /// `flavour`'s two answers ([`Discovery::new`]).
+    fn fetch(&self, flavour: DiscoveryFlavour) -> BoxFuture<'_, Result<Discovery, FetchError>>;
+
+    /// The answers of whichever flavour is served, when none is known or preferred: by
+    /// default Flyte 2's, then Flyte 1's when it is not served.
+    fn fetch_any(&self) -> BoxFuture<'_, Result<Discovery, FetchError>> {
+        Box::pin(fetch_or_other(self, DiscoveryFlavour::Flyte2))
+    }
+}
+
+/// Why a [`DiscoveryTransport`] did not fetch a flavour's answers.
+#[derive(Debug)]
+pub enum FetchError {
+    /// Not served here (HTTP 404, an HTML page, Connect `unimplemented`, gRPC
+    /// `UNIMPLEMENTED`): the other flavour may be. `html`: the answer was a web page.
+    NotServed {
+        /// What to report when no flavour is served.
+        error: Error,
+        /// The answer was an HTML page.
+        html: bool,
+    },
+    /// Anything else (the server is down, an error status, a proxy's 401): final.
+    Failed(Error),
+}
+
+impl FetchError {
+    /// Of two "not served", the first error is kept, and an HTML answer of either is kept.
+    fn or_not_served(self, first: (Error, bool)) -> FetchError {
+        match self {
+            FetchError::NotServed { html, .. } => FetchError::NotServed {
+                error: first.0,
+                html: first.1 || html,
+            },
+            failed => failed,
+        }
+    }
+}
+
+impl From<Error> for FetchError {
+    fn from(error: Error) -> Self {
+        FetchError::Failed(error)
+    }
+}
+
+/// `first`'s answers, else, when `first` is not served, the other flavour's: the one
+/// fallback rule of every transport.
+async fn fetch_or_other<T: DiscoveryTransport + ?Sized>(
+    transport: &T,
+    first: DiscoveryFlavour,
+) -> Result<Discovery, FetchError> {
+    match transport.fetch(first).await {
+        Err(FetchError::NotServed { error, html }) => {
+            tracing::debug!(
+                base_url = %display_url(transport.base_url()),
+                flavour = %first,
+                "this discovery flavour is not served; asking the other"
+            );
+            let other = transport.fetch(first.other()).await;
+            other.map_err(|e| e.or_not_served((error, html)))
+        }
+        done => done,
+    }
+}
+
 /// A [`ClientConfigStore`] that asks the Flyte server: flytekit's and the Flyte 2 SDK's
 /// `RemoteClientConfigStore`.
 ///
-/// Every request goes anonymously through the shared [`OAuthClient`], and so with its TLS,
-/// proxy, `proxy-authorization`, timeout and size settings. Field names may be snake_case or
-/// lowerCamelCase (protojson), unknown fields are ignored, empty strings are unset.
+/// Over HTTP ([`new`](Self::new), [`from_base_url`](Self::from_base_url)) every request goes
+/// anonymously through the shared [`OAuthClient`], and so with its TLS, proxy,
+/// `proxy-authorization`, timeout and size settings. Field names may be snake_case or
+/// lowerCamelCase (protojson), unknown fields are ignored, empty strings are unset. Another
+/// transport: [`with_transport`](Self::with_transport).
 ///
 /// The order of attempts costs neither generation a failed round trip:
 ///
@@ -210,8 +314,9 @@ impl Discovery {
 /// generation sends only the two requests that server answers, and a server that changed
 /// generation costs one fallback, after which the hint is corrected. An HTML answer where no
 /// flavour is served is one error saying the endpoint is not the Flyte API endpoint; a Connect
-/// error keeps its code and message. The answer is fetched on first use and reused; a failure is not remembered, so
-/// the next call tries again. Creating the store touches no network.
+/// error keeps its code and message. The answer is fetched on first use and reused (concurrent
+/// first calls share one fetch); a failure is not remembered, so the next call tries again.
+/// Creating the store touches no network.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), flyte_auth_core::Error> {
@@ -226,20 +331,22 @@ impl Discovery {
 /// # let _ = grants; Ok(()) }
 /// ```
 pub struct RemoteClientConfigStore {
-    base_url: String,
-    client: OAuthClient,
+    transport: Arc<dyn DiscoveryTransport>,
     preferred: Option<DiscoveryFlavour>,
     /// Where the flavour is remembered, and the endpoint key it is kept under.
     hints: Option<(Arc<dyn DiscoveryHints>, String)>,
+    timeout: Option<Duration>,
+    clock: Arc<dyn Clock>,
     discovered: OnceCell<Arc<Discovery>>,
 }
 
 impl fmt::Debug for RemoteClientConfigStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteClientConfigStore")
-            .field("base_url", &display_url(&self.base_url))
+            .field("base_url", &display_url(self.base_url()))
             .field("preferred", &self.preferred)
             .field("hints", &self.hints)
+            .field("timeout", &self.timeout)
             .field("discovered", &self.discovered.initialized())
             .finish_non_exhaustive()
     }
@@ -257,11 +364,18 @@ impl RemoteClientConfigStore {
 
     /// A store for a platform base URL used as it is (`https://host:port`).
     pub fn from_base_url(base_url: impl Into<String>, client: OAuthClient) -> Self {
+        let base_url = base_url.into().trim_end_matches('/').to_owned();
+        Self::with_transport(Arc::new(HttpTransport { base_url, client }))
+    }
+
+    /// A store whose answers come through `transport`.
+    pub fn with_transport(transport: Arc<dyn DiscoveryTransport>) -> Self {
         Self {
-            base_url: base_url.into().trim_end_matches('/').to_owned(),
-            client,
+            transport,
             preferred: None,
             hints: None,
+            timeout: None,
+            clock: Arc::new(SystemClock),
             discovered: OnceCell::new(),
         }
     }
@@ -272,6 +386,22 @@ impl RemoteClientConfigStore {
     #[must_use]
     pub fn prefer(mut self, flavour: DiscoveryFlavour) -> Self {
         self.preferred = Some(flavour);
+        self
+    }
+
+    /// Bounds each discovery as a whole (every request, the fallback and the hints' I/O) by
+    /// `timeout`. Over HTTP each request is bounded by the client's settings anyway.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Reads the time from `clock` ([`SystemClock`] by default): when an answer is kept, and
+    /// whether a kept one is still usable ([`DiscoveryAnswer::usable_at`]).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -286,7 +416,8 @@ impl RemoteClientConfigStore {
     /// discovery that asked the server. The kept answer is used for
     /// [`DISCOVERY_ANSWER_LIFETIME`] instead of asking, only by a request that recovers from a
     /// stale one ([`ClientContext::with_config`](crate::ClientContext::with_config)). A hint
-    /// that cannot be written is logged (at `debug`) and never fails discovery.
+    /// that cannot be written is logged (at `debug`) and never fails discovery. The hints are
+    /// read and written on a thread of their own, within the [`timeout`](Self::timeout).
     #[must_use]
     pub fn remember_in(
         mut self,
@@ -304,12 +435,7 @@ impl RemoteClientConfigStore {
 
     /// The platform URL the documents are read from.
     pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
-    /// The client used for the requests.
-    pub fn client(&self) -> &OAuthClient {
-        &self.client
+        self.transport.base_url()
     }
 
     /// Both documents, fetched on first call and reused; concurrent first calls share one
@@ -317,64 +443,72 @@ impl RemoteClientConfigStore {
     ///
     /// # Errors
     ///
-    /// What the requests fail with; [`Error::InvalidResponse`] when no flavour is served.
-    /// The documents are returned as announced: the announced endpoints are checked where
-    /// they are used (see [`get_client_config`](ClientConfigStore::get_client_config)).
+    /// What the requests fail with; [`Error::InvalidResponse`] when no flavour is served or
+    /// the [`timeout`](Self::timeout) passes. The documents are returned as announced: the
+    /// announced endpoints are checked where they are used (see
+    /// [`get_client_config`](ClientConfigStore::get_client_config)).
     pub async fn discover(&self) -> Result<Arc<Discovery>, Error> {
         self.discovered
             .get_or_try_init(|| async {
-                let recalled = self.hints.as_ref().and_then(|(h, key)| h.recall(key));
-                let (flavour, metadata, client) = match self.preferred.or(recalled) {
-                    None => self.discover_any().await,
-                    Some(first) => match self.discover_flavour(first).await {
-                        Err(Fail::NotServed(not_served)) => {
-                            tracing::debug!(
-                                base_url = %display_url(&self.base_url),
-                                preferred = %first,
-                                "the preferred discovery flavour is not served; asking the other"
-                            );
-                            self.discover_flavour(first.other())
-                                .await
-                                .map_err(|e| e.or_not_served(not_served))
-                        }
-                        done => done,
-                    },
-                }
-                .map_err(|e| self.final_error(e))?;
-                tracing::debug!(
-                    base_url = %display_url(&self.base_url),
-                    %flavour,
-                    "discovered the Flyte server's OAuth configuration"
-                );
-                let metadata = self.parse_metadata(&metadata);
-                let discovery = Arc::new(Discovery {
-                    base_url: self.base_url.clone(),
-                    metadata,
-                    client: self.parse_client_config(&client),
-                    flavour,
-                });
-                if let Some((hints, key)) = &self.hints {
-                    // The answer with its flavour, or the flavour alone when it changed.
-                    let kept = match discovery.client_config() {
-                        Ok(config) => hints.remember_answer(
-                            key,
-                            &DiscoveryAnswer::new(flavour, config, SystemTime::now()),
-                        ),
-                        Err(_) if recalled == Some(flavour) => Ok(()),
-                        Err(_) => hints.remember(key, flavour),
-                    };
-                    if let Err(e) = kept {
-                        tracing::debug!(
-                            endpoint = %key,
-                            error = %e,
-                            "could not remember the discovery; the next start asks again"
-                        );
-                    }
-                }
-                Ok(discovery)
+                let Some(limit) = self.timeout else {
+                    return self.ask().await;
+                };
+                tokio::time::timeout(limit, self.ask())
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Error::InvalidResponse {
+                            status: None,
+                            message: format!(
+                                "discovery at {} took longer than {limit:?}",
+                                display_url(self.base_url())
+                            ),
+                        })
+                    })
             })
             .await
             .cloned()
+    }
+
+    /// Asks the server (the recalled or preferred flavour first) and keeps the answer.
+    async fn ask(&self) -> Result<Arc<Discovery>, Error> {
+        let recalled = match &self.hints {
+            Some((hints, key)) => {
+                let (hints, key) = (Arc::clone(hints), key.clone());
+                off_runtime(move || hints.recall(&key)).await.flatten()
+            }
+            None => None,
+        };
+        let transport = &*self.transport;
+        let discovery = match self.preferred.or(recalled) {
+            None => transport.fetch_any().await,
+            Some(first) => fetch_or_other(transport, first).await,
+        }
+        .map_err(|e| self.final_error(e))?;
+        let flavour = discovery.flavour;
+        tracing::debug!(
+            base_url = %display_url(self.base_url()),
+            %flavour,
+            "discovered the Flyte server's OAuth configuration"
+        );
+        if let Some((hints, key)) = &self.hints {
+            // The answer with its flavour, or the flavour alone when it changed.
+            let answer = discovery
+                .client_config()
+                .map(|config| DiscoveryAnswer::new(flavour, config, self.clock.now()));
+            let (hints, key) = (Arc::clone(hints), key.clone());
+            let kept = off_runtime(move || match answer {
+                Ok(answer) => hints.remember_answer(&key, &answer),
+                Err(_) if recalled == Some(flavour) => Ok(()),
+                Err(_) => hints.remember(&key, flavour),
+            });
+            if let Some(Err(e)) = kept.await {
+                tracing::debug!(
+                    error = %e,
+                    "could not remember the discovery; the next start asks again"
+                );
+            }
+        }
+        Ok(Arc::new(discovery))
     }
 
     /// What [`discover`](Self::discover) found, if it has succeeded already.
@@ -391,9 +525,10 @@ impl RemoteClientConfigStore {
 
     /// The client configuration a discovery within [`DISCOVERY_ANSWER_LIFETIME`] answered, as
     /// kept in the [`remember_in`](Self::remember_in) hints, when this store has not
-    /// discovered yet; `None` (logged at `debug`) when there is none, it is older, dated in
-    /// the future, of another generation than a [`prefer`](Self::prefer)red one, or unusable
-    /// (no token endpoint, an invalid header name). Its endpoints are not checked, as
+    /// discovered yet; `None` (logged at `debug`) when there is none, it is not
+    /// [usable](DiscoveryAnswer::usable_at) at the [`clock`](Self::clock)'s time, of another
+    /// generation than a [`prefer`](Self::prefer)red one, or incomplete (no token endpoint, an
+    /// invalid header name). Its endpoints are not checked, as
     /// [`announced_config`](Self::announced_config)'s are not.
     ///
     /// Only for a request that can recover from a stale answer
@@ -404,24 +539,18 @@ impl RemoteClientConfigStore {
         }
         let (hints, key) = self.hints.as_ref()?;
         let answer = hints.recall_answer(key)?;
-        let now = SystemTime::now();
-        let unusable = if answer.discovered_at > now + ANSWER_CLOCK_SKEW {
-            Some("it is dated in the future")
-        } else if now
-            .duration_since(answer.discovered_at)
-            .is_ok_and(|age| age > DISCOVERY_ANSWER_LIFETIME)
-        {
-            Some("it has expired")
-        } else if self.preferred.is_some_and(|p| p != answer.flavour) {
-            Some("another generation of server is preferred")
-        } else if answer.config.token_endpoint.trim().is_empty()
-            || answer.config.header_name().is_err()
-        {
-            Some("it is incomplete or invalid")
-        } else {
-            None
-        };
-        if let Some(why) = unusable {
+        let usable = answer.usable_at(self.clock.now()).and_then(|()| {
+            if self.preferred.is_some_and(|p| p != answer.flavour) {
+                Err("another generation of server is preferred")
+            } else if answer.config.token_endpoint.trim().is_empty()
+                || answer.config.header_name().is_err()
+            {
+                Err("it is incomplete or invalid")
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(why) = usable {
             tracing::debug!(endpoint = %key, why, "not using the kept discovery answer");
             return None;
         }
@@ -429,71 +558,140 @@ impl RemoteClientConfigStore {
         Some(answer.config)
     }
 
+    fn final_error(&self, fail: FetchError) -> Error {
+        match fail {
+            FetchError::Failed(error) | FetchError::NotServed { error, html: false } => error,
+            FetchError::NotServed { html: true, .. } => Error::InvalidResponse {
+                status: None,
+                message: format!(
+                    "{} answered the discovery requests with an HTML page: it is not the Flyte \
+                     API endpoint (it may be the web console, a login page, or a proxy that does \
+                     not forward Connect/gRPC traffic); set admin.endpoint to the API endpoint",
+                    display_url(self.base_url())
+                ),
+            },
+        }
+    }
+}
+
+/// Runs `io` (a hint store's file or keyring access, which blocks) on a thread of its own, so
+/// that it neither blocks the runtime nor escapes a time limit; `None` when no thread could be
+/// started.
+async fn off_runtime<T: Send + 'static>(io: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("flyte-auth-discovery-hints".into())
+        .spawn(move || {
+            let _ = done.send(io());
+        })
+        .ok()?;
+    result.await.ok()
+}
+
+/// The server's client configuration. Every endpoint in it is the server's, so each must be
+/// `https://` when the Flyte server is: [`Error::Config`], naming the field and the URL, when
+/// a Flyte server on `https://` announces a token, authorization, device authorization or
+/// revocation endpoint that is not (only a Flyte endpoint on plain HTTP, such as the local
+/// sandbox, may). [`ClientContext`](crate::ClientContext) checks only the announced endpoints
+/// a flow uses and the configuration does not replace.
+impl ClientConfigStore for RemoteClientConfigStore {
+    fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>> {
+        Box::pin(async move {
+            let config = self.announced_config().await?;
+            for field in Field::ENDPOINTS {
+                if let Some((name, url)) = field.announced_url(&config) {
+                    flyte_auth_core::refuse_cleartext(self.base_url(), name, url)?;
+                }
+            }
+            Ok(config)
+        })
+    }
+}
+
+/// Discovery over HTTP: flyteadmin's two GETs, or a Flyte 2 backend's two Connect calls.
+#[derive(Debug)]
+struct HttpTransport {
+    base_url: String,
+    client: OAuthClient,
+}
+
+impl DiscoveryTransport for HttpTransport {
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// Both documents of one flavour, at once.
-    async fn discover_flavour(&self, flavour: DiscoveryFlavour) -> Result<Documents, Fail> {
-        let (metadata, client) = match flavour {
-            DiscoveryFlavour::FlyteAdmin => {
-                futures_util::future::try_join(self.well_known(), self.flyte_client()).await?
-            }
-            DiscoveryFlavour::Flyte2 => {
-                futures_util::future::try_join(
-                    self.connect(METADATA_CALL, CONNECT_OAUTH2_METADATA_PATH),
-                    self.connect(CLIENT_CALL, CONNECT_PUBLIC_CLIENT_CONFIG_PATH),
-                )
-                .await?
-            }
-            // A generation this crate does not know yet: ask what it knows, all at once.
-            _ => return self.discover_any().await,
-        };
-        Ok((flavour, metadata, client))
+    fn fetch(&self, flavour: DiscoveryFlavour) -> BoxFuture<'_, Result<Discovery, FetchError>> {
+        Box::pin(async move {
+            let (metadata, client) = match flavour {
+                DiscoveryFlavour::FlyteAdmin => {
+                    futures_util::future::try_join(self.well_known(), self.flyte_client()).await?
+                }
+                DiscoveryFlavour::Flyte2 => {
+                    futures_util::future::try_join(
+                        self.connect(METADATA_CALL, CONNECT_OAUTH2_METADATA_PATH),
+                        self.connect(CLIENT_CALL, CONNECT_PUBLIC_CLIENT_CONFIG_PATH),
+                    )
+                    .await?
+                }
+                // A generation this crate does not know yet: ask what it knows, all at once.
+                _ => return self.fetch_any().await,
+            };
+            Ok(self.discovery(flavour, &metadata, &client))
+        })
     }
 
     /// No flavour known: the `.well-known` document and both client configs at once.
-    async fn discover_any(&self) -> Result<Documents, Fail> {
-        let (metadata, v1, v2) = futures_util::future::join3(
-            self.well_known(),
-            self.flyte_client(),
-            self.connect(CLIENT_CALL, CONNECT_PUBLIC_CLIENT_CONFIG_PATH),
-        )
-        .await;
-        match (v1, v2) {
-            (Ok(client), _) => Ok((DiscoveryFlavour::FlyteAdmin, metadata?, client)),
-            (Err(Fail::NotServed(_)), Ok(client)) => {
-                let metadata = match metadata {
-                    Ok(metadata) => metadata,
-                    Err(Fail::NotServed(_)) => {
-                        self.connect(METADATA_CALL, CONNECT_OAUTH2_METADATA_PATH)
-                            .await?
-                    }
-                    Err(failed) => return Err(failed),
-                };
-                Ok((DiscoveryFlavour::Flyte2, metadata, client))
-            }
-            (Err(Fail::NotServed(v1)), Err(v2)) => Err(v2.or_not_served(v1)),
-            (Err(failed), _) => Err(failed),
-        }
+    fn fetch_any(&self) -> BoxFuture<'_, Result<Discovery, FetchError>> {
+        Box::pin(async move {
+            let (metadata, v1, v2) = futures_util::future::join3(
+                self.well_known(),
+                self.flyte_client(),
+                self.connect(CLIENT_CALL, CONNECT_PUBLIC_CLIENT_CONFIG_PATH),
+            )
+            .await;
+            let (flavour, metadata, client) = match (v1, v2) {
+                (Ok(client), _) => (DiscoveryFlavour::FlyteAdmin, metadata?, client),
+                (Err(FetchError::NotServed { .. }), Ok(client)) => {
+                    let metadata = match metadata {
+                        Err(FetchError::NotServed { .. }) => {
+                            self.connect(METADATA_CALL, CONNECT_OAUTH2_METADATA_PATH)
+                                .await?
+                        }
+                        other => other?,
+                    };
+                    (DiscoveryFlavour::Flyte2, metadata, client)
+                }
+                (Err(FetchError::NotServed { error, html }), Err(v2)) => {
+                    return Err(v2.or_not_served((error, html)));
+                }
+                (Err(failed), _) => return Err(failed),
+            };
+            Ok(self.discovery(flavour, &metadata, &client))
+        })
     }
+}
 
-    async fn well_known(&self) -> Result<Map<String, Value>, Fail> {
+impl HttpTransport {
+    async fn well_known(&self) -> Result<Map<String, Value>, FetchError> {
         let url = format!("{}{OAUTH_METADATA_PATH}", self.base_url);
-        let raw = self
-            .client
-            .get("authorization server metadata request", &url)
-            .await?;
-        self.document(&raw, "authorization server metadata request")
+        let operation = "authorization server metadata request";
+        let raw = self.client.get(operation, &url).await?;
+        self.document(&raw, operation)
     }
 
-    async fn flyte_client(&self) -> Result<Map<String, Value>, Fail> {
+    async fn flyte_client(&self) -> Result<Map<String, Value>, FetchError> {
         let url = format!("{}{FLYTE_CLIENT_CONFIG_PATH}", self.base_url);
-        let raw = self.client.get("Flyte client config request", &url).await?;
-        self.document(&raw, "Flyte client config request")
+        let operation = "Flyte client config request";
+        let raw = self.client.get(operation, &url).await?;
+        self.document(&raw, operation)
     }
 
     async fn connect(
         &self,
         operation: &'static str,
         path: &str,
-    ) -> Result<Map<String, Value>, Fail> {
+    ) -> Result<Map<String, Value>, FetchError> {
         let url = format!("{}{path}", self.base_url);
         let raw = self.client.post_connect(operation, &url).await?;
         if !raw.is_success()
@@ -511,10 +709,9 @@ impl RemoteClientConfigStore {
                 ),
             };
             // `unimplemented`/`not_found`: a Connect server without this service.
-            return Err(if matches!(code.as_str(), "unimplemented" | "not_found") {
-                Fail::NotServed(NotServed { error, html: false })
-            } else {
-                Fail::Failed(error)
+            return Err(match code.as_str() {
+                "unimplemented" | "not_found" => FetchError::NotServed { error, html: false },
+                _ => FetchError::Failed(error),
             });
         }
         self.document(&raw, operation)
@@ -522,7 +719,11 @@ impl RemoteClientConfigStore {
 
     /// The JSON object of a 2xx answer; a 404/405/415/501 or an answer that is not JSON is
     /// "not served here" (the other flavour may be).
-    fn document(&self, raw: &RawResponse, operation: &str) -> Result<Map<String, Value>, Fail> {
+    fn document(
+        &self,
+        raw: &RawResponse,
+        operation: &str,
+    ) -> Result<Map<String, Value>, FetchError> {
         let html = raw
             .content_type()
             .to_ascii_lowercase()
@@ -542,138 +743,57 @@ impl RemoteClientConfigStore {
                 },
                 other => other,
             };
-            if not_served {
-                Fail::NotServed(NotServed { error, html })
-            } else {
-                Fail::Failed(error)
+            match not_served {
+                true => FetchError::NotServed { error, html },
+                false => FetchError::Failed(error),
             }
         })
     }
 
-    fn final_error(&self, fail: Fail) -> Error {
-        match fail {
-            Fail::Failed(error) => error,
-            Fail::NotServed(NotServed { html: true, .. }) => Error::InvalidResponse {
-                status: None,
-                message: format!(
-                    "{} answered the discovery requests with an HTML page: it is not the Flyte \
-                     API endpoint (it may be the web console, a login page, or a proxy that does \
-                     not forward Connect/gRPC traffic); set admin.endpoint to the API endpoint",
-                    display_url(&self.base_url)
-                ),
-            },
-            Fail::NotServed(NotServed { error, .. }) => error,
-        }
-    }
-
-    fn url_field(&self, object: &Map<String, Value>, name: &str) -> Option<String> {
-        let value = field_str(object, name)?;
-        if value.starts_with('/') {
-            Some(format!("{}{value}", self.base_url))
-        } else {
-            Some(value)
-        }
-    }
-
-    fn parse_metadata(&self, object: &Map<String, Value>) -> AuthorizationServerMetadata {
-        AuthorizationServerMetadata {
-            issuer: field_str(object, "issuer"),
-            authorization_endpoint: self.url_field(object, "authorization_endpoint"),
-            token_endpoint: self.url_field(object, "token_endpoint"),
-            device_authorization_endpoint: self.url_field(object, "device_authorization_endpoint"),
-            jwks_uri: self.url_field(object, "jwks_uri"),
-            scopes_supported: field_list(object, "scopes_supported"),
-            response_types_supported: field_list(object, "response_types_supported"),
-            grant_types_supported: field_list(object, "grant_types_supported"),
+    /// The two JSON documents as a [`Discovery`].
+    fn discovery(
+        &self,
+        flavour: DiscoveryFlavour,
+        metadata: &Map<String, Value>,
+        client: &Map<String, Value>,
+    ) -> Discovery {
+        let metadata = AuthorizationServerMetadata {
+            issuer: field_str(metadata, "issuer"),
+            authorization_endpoint: field_str(metadata, "authorization_endpoint"),
+            token_endpoint: field_str(metadata, "token_endpoint"),
+            device_authorization_endpoint: field_str(metadata, "device_authorization_endpoint"),
+            jwks_uri: field_str(metadata, "jwks_uri"),
+            scopes_supported: field_list(metadata, "scopes_supported"),
+            response_types_supported: field_list(metadata, "response_types_supported"),
+            grant_types_supported: field_list(metadata, "grant_types_supported"),
             code_challenge_methods_supported: field_list(
-                object,
+                metadata,
                 "code_challenge_methods_supported",
             ),
             token_endpoint_auth_methods_supported: field_list(
-                object,
+                metadata,
                 "token_endpoint_auth_methods_supported",
             ),
             authorization_response_iss_parameter_supported: matches!(
-                field(object, "authorization_response_iss_parameter_supported"),
+                field(metadata, "authorization_response_iss_parameter_supported"),
                 Some(Value::Bool(true))
             ),
-            revocation_endpoint: self.url_field(object, "revocation_endpoint"),
-        }
-    }
-
-    fn parse_client_config(&self, object: &Map<String, Value>) -> PublicClientConfig {
-        PublicClientConfig {
-            client_id: field_str(object, "client_id"),
-            redirect_uri: field_str(object, "redirect_uri"),
-            scopes: field_list(object, "scopes"),
-            authorization_metadata_key: field_str(object, "authorization_metadata_key"),
-            service_http_endpoint: field_str(object, "service_http_endpoint"),
-            audience: field_str(object, "audience"),
-        }
+            revocation_endpoint: field_str(metadata, "revocation_endpoint"),
+        };
+        let client = PublicClientConfig {
+            client_id: field_str(client, "client_id"),
+            redirect_uri: field_str(client, "redirect_uri"),
+            scopes: field_list(client, "scopes"),
+            authorization_metadata_key: field_str(client, "authorization_metadata_key"),
+            service_http_endpoint: field_str(client, "service_http_endpoint"),
+            audience: field_str(client, "audience"),
+        };
+        Discovery::new(&self.base_url, flavour, metadata, client)
     }
 }
 
 const CLIENT_CALL: &str = "Flyte 2 GetPublicClientConfig call";
 const METADATA_CALL: &str = "Flyte 2 GetOAuth2Metadata call";
-
-/// The flavour that answered, the metadata and the client config.
-type Documents = (DiscoveryFlavour, Map<String, Value>, Map<String, Value>);
-
-/// A document not served at this URL: the other flavour may serve it.
-#[derive(Debug)]
-struct NotServed {
-    error: Error,
-    /// The answer was an HTML page.
-    html: bool,
-}
-
-/// Why a discovery request did not give its document.
-#[derive(Debug)]
-enum Fail {
-    /// Not served here (404, HTML, not JSON, Connect `unimplemented`).
-    NotServed(NotServed),
-    /// Anything else (the server is down, a Connect error, an OAuth error): final.
-    Failed(Error),
-}
-
-impl Fail {
-    /// Of two "not served", the first error is kept, and an HTML answer of either is kept.
-    fn or_not_served(self, first: NotServed) -> Fail {
-        match self {
-            Fail::NotServed(second) => Fail::NotServed(NotServed {
-                html: first.html || second.html,
-                error: first.error,
-            }),
-            failed => failed,
-        }
-    }
-}
-
-impl From<Error> for Fail {
-    fn from(error: Error) -> Self {
-        Fail::Failed(error)
-    }
-}
-
-/// The server's client configuration. Every endpoint in it is the server's, so each must be
-/// `https://` when the Flyte server is: [`Error::Config`], naming the field and the URL, when
-/// a Flyte server on `https://` announces a token, authorization, device authorization or
-/// revocation endpoint that is not (only a Flyte endpoint on plain HTTP, such as the local
-/// sandbox, may). [`ClientContext`](crate::ClientContext) checks only the announced endpoints
-/// a flow uses and the configuration does not replace.
-impl ClientConfigStore for RemoteClientConfigStore {
-    fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>> {
-        Box::pin(async move {
-            let config = self.announced_config().await?;
-            for field in Field::ENDPOINTS {
-                if let Some((name, url)) = field.announced_url(&config) {
-                    flyte_auth_core::refuse_cleartext(&self.base_url, name, url)?;
-                }
-            }
-            Ok(config)
-        })
-    }
-}
 
 /// `snake_case` to `lowerCamelCase`.
 fn camel(name: &str) -> String {
@@ -706,15 +826,15 @@ fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
         .or_else(|| object.get(&camel(name)).filter(not_empty))
 }
 
+fn field_list(object: &Map<String, Value>, name: &str) -> Vec<String> {
+    crate::token::string_list(field(object, name))
+}
+
 fn field_str(object: &Map<String, Value>, name: &str) -> Option<String> {
     match field(object, name)? {
         Value::String(s) => Some(s.trim().to_owned()),
         _ => None,
     }
-}
-
-fn field_list(object: &Map<String, Value>, name: &str) -> Vec<String> {
-    crate::token::string_list(field(object, name))
 }
 
 #[cfg(test)]

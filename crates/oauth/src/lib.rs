@@ -11,7 +11,8 @@
 //! - [`DeviceAuthorizationRequest`] + [`OAuthClient::device_authorization`]: RFC 8628 §3.1.
 //! - [`RevocationRequest`] + [`OAuthClient::revoke`]: token revocation, RFC 7009.
 //! - [`RemoteClientConfigStore`]: Flyte server discovery, a
-//!   [`ClientConfigStore`](flyte_auth_core::ClientConfigStore).
+//!   [`ClientConfigStore`](flyte_auth_core::ClientConfigStore), over HTTP or another
+//!   [`DiscoveryTransport`].
 //! - [`pkce`]: PKCE challenge and state helpers for the browser flow.
 //!
 //! Every server answer becomes a typed [`flyte_auth_core::Error`] (the crate README's *What
@@ -121,8 +122,9 @@ pub use device::{
 };
 pub use discovery::{
     AuthorizationServerMetadata, CONNECT_OAUTH2_METADATA_PATH, CONNECT_PUBLIC_CLIENT_CONFIG_PATH,
-    DISCOVERY_ANSWER_LIFETIME, Discovery, DiscoveryFlavour, FLYTE_CLIENT_CONFIG_PATH,
-    OAUTH_METADATA_PATH, PublicClientConfig, RemoteClientConfigStore, platform_base_url,
+    DISCOVERY_ANSWER_LIFETIME, Discovery, DiscoveryFlavour, DiscoveryTransport,
+    FLYTE_CLIENT_CONFIG_PATH, FetchError, OAUTH_METADATA_PATH, PublicClientConfig,
+    RemoteClientConfigStore, platform_base_url,
 };
 pub use http_settings::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_SIZE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_USER_AGENT,
