@@ -156,7 +156,8 @@ impl OAuthClient {
     /// clock, for a check of the local one. `None` when nothing answers (or the TLS
     /// configuration cannot be set up) or the answer has no readable `Date`.
     pub async fn server_date(&self, url: &str) -> Option<String> {
-        let request = self.http_client().ok()?.get(url).send();
+        let target = reqwest::Url::parse(url).ok()?;
+        let request = self.client_for(&target).ok()?.get(target).send();
         let limit = self.inner.settings.request_limit();
         let answer = tokio::time::timeout(limit, request).await.ok()?.ok()?;
         let date = answer.headers().get(reqwest::header::DATE)?.to_str().ok()?;
@@ -682,28 +683,28 @@ pub(crate) fn stale_endpoint_explains(error: &Error) -> bool {
         Error::Transport {
             source: Some(source),
             ..
-        } => {
-            // Every error inside: the sources, and what an I/O error wraps (its `source`
-            // skips that, and TLS errors come wrapped in two of them).
-            let mut pending: Vec<&(dyn StdError + 'static)> = vec![source.as_ref()];
-            while let Some(err) = pending.pop() {
-                if let Some(io) = err.downcast_ref::<io::Error>() {
-                    if io.kind() == io::ErrorKind::ConnectionRefused {
-                        return true;
-                    }
-                    if let Some(inner) = io.get_ref() {
-                        pending.push(inner);
-                    }
-                }
-                if err.downcast_ref::<rustls::Error>().is_some_and(wrong_name) {
-                    return true;
-                }
-                pending.extend(err.source());
-            }
-            false
-        }
+        } => inside(source.as_ref()).iter().any(|err| {
+            err.downcast_ref::<io::Error>()
+                .is_some_and(|io| io.kind() == io::ErrorKind::ConnectionRefused)
+                || err.downcast_ref::<rustls::Error>().is_some_and(wrong_name)
+        }),
         _ => false,
     }
+}
+
+/// Every error inside `e`: its sources, and what an I/O error wraps (its `source` skips
+/// that, and TLS errors come wrapped in two of them).
+fn inside<'a>(e: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
+    let mut found = Vec::new();
+    let mut pending = vec![e];
+    while let Some(err) = pending.pop() {
+        found.push(err);
+        pending.extend(err.source());
+        if let Some(inner) = err.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+            pending.push(inner);
+        }
+    }
+    found
 }
 
 /// A certificate that is not valid for the name asked for.
@@ -721,23 +722,15 @@ fn wrong_name(error: &rustls::Error) -> bool {
 fn describe_transport_error(e: &reqwest::Error, settings: &HttpSettings) -> String {
     let chain = error_chain(e);
     let lower = chain.to_ascii_lowercase();
-    let mut io_kind = None;
-    let mut tls_error: Option<String> = None;
-    let mut current: Option<&(dyn StdError + 'static)> = Some(e);
-    while let Some(err) = current {
-        if let Some(io) = err.downcast_ref::<io::Error>() {
-            io_kind.get_or_insert(io.kind());
-            if let Some(inner) = io.get_ref()
-                && let Some(tls) = inner.downcast_ref::<rustls::Error>()
-            {
-                tls_error.get_or_insert_with(|| tls.to_string());
-            }
-        }
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            tls_error.get_or_insert_with(|| tls.to_string());
-        }
-        current = err.source();
-    }
+    let errors = inside(e);
+    let io_kind = errors
+        .iter()
+        .find_map(|err| err.downcast_ref::<io::Error>())
+        .map(io::Error::kind);
+    let tls_error = errors
+        .iter()
+        .find_map(|err| err.downcast_ref::<rustls::Error>())
+        .map(ToString::to_string);
     let via_proxy = settings
         .proxy
         .as_deref()
