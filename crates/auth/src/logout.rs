@@ -17,6 +17,13 @@ pub enum Revocation {
     /// The server announces no `revocation_endpoint`, or the auth type has no OAuth server
     /// (an external command, a plugin): the refresh token stays valid there until it expires.
     NotOffered,
+    /// Not attempted: the login was issued to `client_id`, a confidential client other than
+    /// the configured one, whose secret is unknown. The refresh token stays valid there until
+    /// it expires.
+    Skipped {
+        /// The client the stored login names.
+        client_id: String,
+    },
     /// The revocation failed (the server refused, failed or did not answer in time): the
     /// refresh token may stay valid there until it expires. The stored login was deleted all
     /// the same.
@@ -31,6 +38,13 @@ impl fmt::Display for Revocation {
             Self::NotOffered => f.write_str(
                 "the server offers no token revocation, so the refresh token stays valid there \
                  until it expires",
+            ),
+            Self::Skipped { client_id } => write!(
+                f,
+                "the login was issued to client {}, not the configured one, whose secret is \
+                 unknown here, so the refresh token was not revoked; it stays valid there until \
+                 it expires",
+                flyte_auth_core::text::printable(client_id)
             ),
             Self::Failed(e) => write!(
                 f,
@@ -93,9 +107,10 @@ pub async fn logout(cfg: &PlatformConfig, store: Arc<dyn TokenStore>) -> Result<
 
 /// Logs out of `cfg`'s endpoint: revokes the stored refresh token at the server when it
 /// announces a `revocation_endpoint` (RFC 8414 metadata, RFC 7009 request with
-/// `token_type_hint=refresh_token`, the client authenticating as at the token endpoint:
-/// its client id for the browser and device logins, HTTP Basic with the secret for client
-/// credentials), *then* deletes the login from `store`.
+/// `token_type_hint=refresh_token`, as the client the login was issued to: its client id for
+/// the browser and device logins, HTTP Basic with the configured secret for client
+/// credentials, [`Revocation::Skipped`] for another confidential client), *then* deletes the
+/// login from `store`.
 ///
 /// With `proxyGoogleAudience` configured, the Google proxy's ID token (kept under an entry
 /// of its own, `google-id-token.<audience>`) is deleted from `store` too, without revocation:
@@ -131,13 +146,8 @@ pub async fn logout_with(
 ) -> Result<Logout, Error> {
     let endpoint = cfg.endpoint();
     let (stored, revocation) = revoke_stored(cfg, &store, options).await;
-    match &revocation {
-        Revocation::Failed(e) => {
-            // The caller hears of it through the outcome (the CLI prints it).
-            tracing::debug!(endpoint = %endpoint, error = %e, "the refresh token could not be revoked; the login is deleted here all the same")
-        }
-        other => tracing::debug!(endpoint = %endpoint, revocation = %other, "logging out"),
-    }
+    // The caller hears of a failure through the outcome (the CLI prints it).
+    tracing::debug!(endpoint = %endpoint, %revocation, "logging out");
     store.delete(endpoint)?;
     let google_proxy = match cfg.proxy_google_audience() {
         Some(audience) => Some(delete_google_proxy_token(&*store, audience)?),
@@ -209,7 +219,8 @@ fn delete_google_proxy_token(
     })
 }
 
-/// Revokes `credentials`' refresh token at the revocation endpoint the server announces.
+/// Revokes `credentials`' refresh token at the revocation endpoint the server announces, as
+/// the client the login was issued to.
 #[cfg(any(feature = "pkce", feature = "device", feature = "clientcreds"))]
 async fn revoke(
     cfg: &PlatformConfig,
@@ -217,7 +228,6 @@ async fn revoke(
     options: &FactoryOptions,
     credentials: &Credentials,
 ) -> Revocation {
-    use flyte_auth_core::ClientConfig;
     use flyte_auth_oauth::{ClientAuth, Field, RevocationRequest};
 
     use crate::AuthMode;
@@ -225,9 +235,27 @@ async fn revoke(
     let Some(refresh_token) = credentials.refresh_token.clone() else {
         return Revocation::NothingToRevoke;
     };
-    let confidential = match cfg.auth_mode_ref() {
-        AuthMode::Pkce | AuthMode::DeviceFlow => false,
-        AuthMode::ClientSecret => true,
+    let issued_to = credentials
+        .client_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|id| !id.is_empty());
+    let configured = cfg.client_id().map(str::trim);
+    let client = match cfg.auth_mode_ref() {
+        AuthMode::Pkce | AuthMode::DeviceFlow => Ok(None),
+        // Only the configured client's secret is known.
+        AuthMode::ClientSecret => match (issued_to, configured, cfg.client_secret()) {
+            (Some(issued), ..) if Some(issued) != configured => {
+                return Revocation::Skipped {
+                    client_id: issued.to_owned(),
+                };
+            }
+            (_, Some(id), Some(secret)) => Ok(Some(ClientAuth::confidential(id, secret.clone()))),
+            _ => Err(Error::config(
+                "the client id or secret is not configured, so the client cannot authenticate \
+                 to revoke its refresh token",
+            )),
+        },
         _ => return Revocation::NotOffered,
     };
     let ctx = match crate::factory::oauth::context(cfg, options, Some(store)) {
@@ -237,41 +265,24 @@ async fn revoke(
     // The token endpoint is asked for too: a discovery that fails is then a failed
     // revocation, not a server that offers none. Revoking is safe to repeat, so a discovery
     // answer an earlier process kept is used (`login` then discovers once, not twice).
-    let revoke_at = |server: ClientConfig| {
-        let refresh_token = refresh_token.clone();
-        let ctx = &ctx;
+    let fields = [Field::TokenEndpoint, Field::RevocationEndpoint];
+    ctx.with_config(&fields, |server| {
+        let (client, refresh_token, ctx) = (client.clone(), refresh_token.clone(), &ctx);
         async move {
             let Some(endpoint) = server.revocation_endpoint else {
                 return Ok(Revocation::NotOffered);
             };
-            let client = match (confidential, cfg.client_id(), cfg.client_secret()) {
-                (true, Some(id), Some(secret)) => ClientAuth::confidential(id, secret.clone()),
-                (true, ..) => {
-                    return Err(Error::config(
-                        "the client id or secret is not configured, so the client cannot \
-                         authenticate to revoke its refresh token",
-                    ));
-                }
-                // The client the login was issued to, else the server's public client.
-                (false, ..) => ClientAuth::public(
-                    credentials
-                        .client_id
-                        .clone()
-                        .filter(|id| !id.trim().is_empty())
-                        .unwrap_or(server.client_id),
-                ),
-            };
+            // A public login's client, else the server's public client.
+            let client = client?.unwrap_or_else(|| {
+                ClientAuth::public(issued_to.map_or(server.client_id, str::to_owned))
+            });
             let request = RevocationRequest::refresh_token(endpoint, client, refresh_token);
             ctx.http()
                 .revoke(&request)
                 .await
                 .map(|()| Revocation::Revoked)
         }
-    };
-    ctx.with_config(
-        &[Field::TokenEndpoint, Field::RevocationEndpoint],
-        revoke_at,
-    )
+    })
     .await
     .unwrap_or_else(Revocation::Failed)
 }

@@ -185,6 +185,38 @@ async fn a_confidential_client_authenticates_with_basic_as_at_the_token_endpoint
     );
 }
 
+/// Only the configured client's secret is known: a login another confidential client
+/// obtained is not revoked (nothing is sent, not even discovery), and is deleted all the same.
+#[tokio::test]
+async fn a_login_of_another_confidential_client_is_not_revoked_but_deleted() {
+    let server = MockServer::start().await;
+    serve_discovery(&server, Some("/revoke")).await;
+    revocation_answers(&server, 200).await;
+    let cfg = base(&server)
+        .auth_mode(AuthMode::ClientSecret)
+        .client_id("svc")
+        .client_secret("s3cret")
+        .build()
+        .unwrap();
+    let store = store_with(&cfg, "refresh-other", "other-svc");
+
+    let outcome = logout_with(&cfg, Arc::clone(&store) as Arc<dyn TokenStore>, &options())
+        .await
+        .unwrap();
+    let Revocation::Skipped { client_id } = &outcome.revocation else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(client_id, "other-svc");
+    let said = outcome.revocation.to_string();
+    assert!(
+        said.contains("other-svc") && said.contains("not revoked"),
+        "{said}"
+    );
+    assert!(outcome.stored);
+    assert_eq!(store.retrieve(cfg.endpoint()).unwrap(), None);
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn a_failed_revocation_still_deletes_the_login_and_says_why() {
     let server = MockServer::start().await;
