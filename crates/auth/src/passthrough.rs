@@ -82,23 +82,20 @@ impl CallerCredentials {
     /// The `authorization` and `cookie` headers of `headers`: the first `authorization`, and
     /// every `cookie` field joined with `; ` (HTTP/2 sends each cookie in a field of its own).
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        let authorization = headers.get(AUTHORIZATION).cloned().map(sensitive);
         let mut cookies = headers.get_all(COOKIE).iter();
-        let cookie = match (cookies.next(), cookies.next()) {
-            (None, _) => None,
-            (Some(one), None) => Some(one.clone()),
-            (Some(first), Some(second)) => {
-                let mut joined = first.as_bytes().to_vec();
-                for more in std::iter::once(second).chain(cookies) {
-                    joined.extend_from_slice(b"; ");
-                    joined.extend_from_slice(more.as_bytes());
-                }
-                HeaderValue::from_bytes(&joined).ok()
+        let cookie = cookies.next().map(|first| {
+            let mut joined = first.as_bytes().to_vec();
+            for more in cookies {
+                joined.extend_from_slice(b"; ");
+                joined.extend_from_slice(more.as_bytes());
             }
-        };
+            joined
+        });
         Self {
-            authorization,
-            cookie: cookie.map(sensitive),
+            authorization: headers.get(AUTHORIZATION).cloned().map(sensitive),
+            cookie: cookie
+                .and_then(|c| HeaderValue::from_bytes(&c).ok())
+                .map(sensitive),
         }
     }
 
@@ -247,14 +244,10 @@ where
     }
 }
 
-/// The authenticator of the `Passthrough` auth type: sends the credentials of the request
-/// being served ([`CallerCredentials`], captured by [`CaptureLayer`]) and has none of its
-/// own. It never logs in, never refreshes and never stores anything; outside a scope every
-/// method fails with [`Error::AccessTokenNotFound`].
-///
-/// [`AuthLayer`](crate::AuthLayer) and `AuthenticatedClient` send both captured headers
-/// (`authorization` and `cookie`). Used directly, [`get_credentials`](Authenticator::get_credentials)
-/// gives the caller's bearer token, when its `authorization` holds one.
+/// The authenticator of the `Passthrough` auth type; see the [module documentation](self).
+/// Used directly, [`get_credentials`](Authenticator::get_credentials) gives the caller's
+/// bearer token; outside a scope there are no credentials ([`Error::AccessTokenNotFound`]),
+/// only the header name, `authorization`.
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct Passthrough;
@@ -272,6 +265,13 @@ impl Passthrough {
         })?;
         Ok(Arc::new(Credentials::new(token, "passthrough")))
     }
+
+    fn header(&self) -> Result<AuthHeader, Error> {
+        AuthHeader::bearer(
+            HeaderName::from_static(DEFAULT_HEADER_KEY),
+            &*self.credentials()?,
+        )
+    }
 }
 
 impl Authenticator for Passthrough {
@@ -285,14 +285,11 @@ impl Authenticator for Passthrough {
     }
 
     fn fetch_grpc_call_auth_metadata(&self) -> Option<AuthHeader> {
-        let credentials = self.credentials().ok()?;
-        AuthHeader::bearer(HeaderName::from_static(DEFAULT_HEADER_KEY), &credentials).ok()
+        self.header().ok()
     }
 
     fn auth_header(&self) -> BoxFuture<'_, Result<AuthHeader, Error>> {
-        let header = self.credentials().and_then(|credentials| {
-            AuthHeader::bearer(HeaderName::from_static(DEFAULT_HEADER_KEY), &credentials)
-        });
+        let header = self.header();
         Box::pin(async move { header })
     }
 
@@ -350,18 +347,30 @@ mod tests {
         assert!(sent.iter().all(|(_, v)| v.is_sensitive()));
     }
 
+    /// Each method of the authenticator, called outside a scope: those that need credentials
+    /// fail or have none; the header name and the passthrough mark do not depend on a scope.
     #[tokio::test]
-    async fn outside_a_scope_every_method_fails_and_nothing_is_forwarded() {
+    async fn outside_a_scope_there_are_no_credentials_only_the_header_name() {
         let auth = Passthrough::new();
-        let err = auth.get_credentials().await.unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("no incoming request's credentials are in scope"),
-            "{err}"
-        );
+        let not_in_scope = |result: Result<_, Error>| {
+            let err = result.unwrap_err();
+            assert!(matches!(err, Error::AccessTokenNotFound { .. }), "{err:?}");
+            assert!(
+                err.to_string()
+                    .contains("no incoming request's credentials are in scope"),
+                "{err}"
+            );
+        };
+        not_in_scope(auth.get_credentials().await.map(drop));
+        not_in_scope(auth.refresh_credentials().await.map(drop));
+        not_in_scope(auth.auth_header().await.map(drop));
+        not_in_scope(forwarded_headers().map(drop));
         assert!(auth.fetch_grpc_call_auth_metadata().is_none());
+        assert!(auth.fresh_credentials().is_none());
         assert!(!auth.load_credentials_without_login());
-        assert!(forwarded_headers().is_err());
+        auth.invalidate(&HeaderValue::from_static("Bearer rejected"));
+        assert_eq!(auth.header_name().await.unwrap(), AUTHORIZATION);
+        assert!(auth.forwards_caller_credentials());
     }
 
     #[tokio::test]
