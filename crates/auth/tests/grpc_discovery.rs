@@ -571,3 +571,75 @@ async fn concurrent_first_callers_share_one_discovery() {
         "one discovery: two calls"
     );
 }
+
+/// Hints that keep answers too, in memory.
+#[cfg(feature = "clientcreds")]
+#[derive(Debug, Default)]
+struct KeptAnswers(Mutex<HashMap<String, flyte_auth::DiscoveryAnswer>>);
+
+#[cfg(feature = "clientcreds")]
+impl DiscoveryHints for KeptAnswers {
+    fn recall(&self, endpoint: &str) -> Option<DiscoveryFlavour> {
+        self.recall_answer(endpoint).map(|answer| answer.flavour)
+    }
+    fn remember(&self, _: &str, _: DiscoveryFlavour) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn recall_answer(&self, endpoint: &str) -> Option<flyte_auth::DiscoveryAnswer> {
+        self.0.lock().unwrap().get(endpoint).cloned()
+    }
+    fn remember_answer(
+        &self,
+        endpoint: &str,
+        answer: &flyte_auth::DiscoveryAnswer,
+    ) -> Result<(), StoreError> {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(endpoint.to_owned(), answer.clone());
+        Ok(())
+    }
+}
+
+#[cfg(feature = "clientcreds")]
+#[tokio::test]
+async fn the_next_process_uses_the_answer_kept_from_grpc_discovery() {
+    use flyte_auth::{
+        Authenticator as _, CachingAuthenticator,
+        clientcreds::ClientCredentialsFlow,
+        oauth::{ClientContext, Overrides},
+    };
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+
+    let idp = MockServer::start().await;
+    Mock::given(matchers::path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "cc-token", "token_type": "Bearer", "expires_in": 3600
+        })))
+        .expect(2)
+        .mount(&idp)
+        .await;
+    let flyte = answers("cli", &format!("{}/token", idp.uri()));
+    let addr = serve(Some(flyte.clone()), None).await;
+    let hints = Arc::new(KeptAnswers::default());
+    for _process in 0..2 {
+        let discovery = GrpcDiscovery::new(channel(addr).await, &endpoint(addr), Body::new)
+            .remember_in(hints.clone());
+        let ctx = ClientContext::builder(endpoint(addr))
+            .server_discovery(discovery.into_store())
+            .overrides(Overrides::new().scopes(["all"]))
+            .build()
+            .unwrap();
+        let flow = ClientCredentialsFlow::builder(ctx, "svc", "s3cr3t")
+            .build()
+            .unwrap();
+        let auth = CachingAuthenticator::builder(flow).build();
+        let header = auth.auth_header().await.unwrap();
+        assert_eq!(header.value(), "Bearer cc-token");
+    }
+    assert_eq!(
+        flyte.asked.lock().unwrap().len(),
+        2,
+        "the second process asked nothing over gRPC"
+    );
+}
