@@ -273,7 +273,9 @@ fn expiry_from_store<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::
     Ok(Option::<u64>::deserialize(d)?.map(clamp_expiry))
 }
 
-pub(crate) fn unix_now() -> u64 {
+/// Now, in whole seconds since the Unix epoch (0 for a clock set before it): the one reading
+/// of the system clock as Unix seconds, as expiries are stored.
+pub fn unix_now() -> u64 {
     to_unix(SystemTime::now())
 }
 

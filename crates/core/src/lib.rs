@@ -71,7 +71,7 @@ pub use config::{
     parse_header_name, refuse_cleartext,
 };
 pub use credentials::{
-    Credentials, DEFAULT_ENDPOINT, MAX_TOKEN_LIFETIME, UNKNOWN_EXPIRY_LIFETIME, jwt_claim,
+    Credentials, DEFAULT_ENDPOINT, MAX_TOKEN_LIFETIME, UNKNOWN_EXPIRY_LIFETIME, jwt_claim, unix_now,
 };
 pub use discovery::{DiscoveryAnswer, DiscoveryFlavour, DiscoveryHints};
 pub use endpoint::Endpoint;

@@ -1,11 +1,7 @@
-//! Runs a blocking keyring call on a helper thread and waits for it a bounded time.
-//!
-//! The keyring libraries have no timeouts of their own: a Secret Service that accepts the
-//! D-Bus connection and never answers, or an unlock prompt nobody can see, would block the
-//! caller forever. Each call therefore runs on its own thread; the caller waits on a condition
-//! variable up to a limit and then returns [`StoreError::Unavailable`], leaving the thread
-//! behind. While such an abandoned call is still running, later calls fail at once instead of
-//! queueing behind it (the keyring's connection is shared and would still be busy).
+//! Runs a blocking keyring call on a helper thread and waits for it a bounded time: the
+//! keyring libraries have none (a Secret Service that never answers, an unlock prompt nobody
+//! sees). Past the limit the call is abandoned ([`StoreError::Unavailable`]), and while it
+//! runs, later calls fail at once instead of queueing behind it on the shared connection.
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},

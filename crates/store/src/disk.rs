@@ -1,15 +1,15 @@
 //! What both persistent stores (and the discovery hints) share on disk: the directory, the
-//! per-endpoint file names, atomic `0600` writes, bounded reads, and the cross-process lock on
-//! a sidecar file (never deleted: deleting one would let two processes lock two files).
+//! per-endpoint file names, atomic `0600` writes, and the cross-process lock on a sidecar file
+//! (never deleted: deleting one would let two processes lock two files).
 //!
-//! Nothing found here is used against the user (Unix): the directory must be the effective
-//! user's and writable by nobody else ([`check_dir`]); a file found by name is opened without
-//! following a link or blocking on a FIFO and must be a regular file of the user
-//! ([`open_found`]), by core's rule for what is found on disk ([`flyte_auth_core::owned`]).
+//! Nothing found here is used against the user: the directory must be the user's and
+//! writable by nobody else ([`check_dir`]); a file in it is opened and read by core's
+//! [`open_found`](owned::open_found) as [`MINE`]: not through a link, not waiting on a FIFO,
+//! a regular file of the effective user.
 
 use std::{
     fs::{self, File, OpenOptions, TryLockError},
-    io::{self, Read as _, Write as _},
+    io::{self, Write as _},
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -19,11 +19,10 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-#[cfg(not(unix))]
-use flyte_auth_core::owned::is_regular_file;
-#[cfg(unix)]
-use flyte_auth_core::owned::{Owners, Ownership};
-use flyte_auth_core::{StoreError, StoreLock, owned::NotOwn};
+use flyte_auth_core::{
+    StoreError, StoreLock,
+    owned::{self, NotOwn, Owners, Trust, Unreadable},
+};
 use sha2::{Digest, Sha256};
 
 use crate::store_key;
@@ -41,58 +40,27 @@ const MAX_NAME_CHARS: usize = 64;
 /// milliseconds, so an older one was left by a process that died (`kill -9`) mid-write.
 pub(crate) const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
 
-/// Why a file (or the directory) was not used. Never holds file contents.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum Unusable {
-    /// A symbolic link: not followed.
-    #[error("it is a symbolic link (not followed)")]
-    Link,
-    /// A FIFO, socket, device or directory where a regular file should be.
-    #[error("it is {0}, not a regular file")]
-    NotRegular(&'static str),
-    /// Not owned by the effective user.
-    #[error("it belongs to user id {owner}, not to this user (id {user})")]
-    Owner {
-        /// The owner's user id.
-        owner: u32,
-        /// The effective user id of this process.
-        user: u32,
-    },
-    /// A directory other users may write to (they could replace the files in it).
-    #[error("other users may write to it (mode {mode:o})")]
-    OpenToOthers {
-        /// Its permission bits.
-        mode: u32,
-    },
-    /// Larger than a file of ours can be.
-    #[error("it is larger than {0} bytes")]
-    TooLarge(u64),
-    /// It could not be opened or read.
-    #[error(transparent)]
-    Io(#[from] io::Error),
-}
+/// What a file found in the store directory must be: the effective user's own.
+pub(crate) const MINE: Trust = Trust::Owned(Owners::User);
 
-impl From<NotOwn> for Unusable {
-    fn from(why: NotOwn) -> Self {
-        match why {
-            NotOwn::Owner { owner, user } => Self::Owner { owner, user },
-            NotOwn::Writable { mode } => Self::OpenToOthers { mode },
-            NotOwn::NotRegular { kind } => Self::NotRegular(kind),
-            other => Self::Io(io::Error::other(other.to_string())),
-        }
-    }
+/// The bytes of the file at `path` ([`MINE`]), at most `max`; `None` when nothing is there.
+pub(crate) fn read_found(path: &Path, max: u64) -> Result<Option<Vec<u8>>, Unreadable> {
+    owned::read_found(path, max, MINE)
 }
 
 /// The error of a file or directory refused for the reason `why`, naming it.
-pub(crate) fn refused(store: &'static str, what: &str, path: &Path, why: &Unusable) -> StoreError {
+pub(crate) fn refused(
+    store: &'static str,
+    what: &str,
+    path: &Path,
+    why: &Unreadable,
+) -> StoreError {
     let advice = match why {
-        Unusable::OpenToOthers { .. } => {
+        Unreadable::NotOwn(NotOwn::Writable { .. }) => {
             "; make it private (`chmod 700`) or choose another directory"
         }
-        Unusable::Owner { .. } | Unusable::Link | Unusable::NotRegular(_) => {
-            "; remove it, or choose another directory"
-        }
-        Unusable::TooLarge(_) | Unusable::Io(_) => "",
+        Unreadable::Link | Unreadable::NotOwn(_) => "; remove it, or choose another directory",
+        _ => "",
     };
     StoreError::Denied {
         store,
@@ -100,51 +68,9 @@ pub(crate) fn refused(store: &'static str, what: &str, path: &Path, why: &Unusab
     }
 }
 
-/// Core's rule for what is found on disk, for the store: the effective user's only.
-#[cfg(unix)]
-fn store_rule() -> Ownership {
-    Ownership::new(rustix::process::geteuid().as_raw(), Owners::User)
-}
-
-/// Opens a file found by name in the store directory (token, lock or hint file), with
-/// `options`, so that nothing planted there can be used against the user or stall the
-/// program. On Unix: without following a symbolic link (`O_NOFOLLOW`: a link is
-/// [`Unusable::Link`], its target is neither created nor read), without blocking
-/// (`O_NONBLOCK`: opening a FIFO returns at once; it has no effect on the regular file that
-/// is then required, so it is not cleared) and without taking a terminal (`O_NOCTTY`); the
-/// opened handle (`fstat`, not a second look at the path) must be a regular file owned by
-/// the effective user. `None` when nothing is there.
-pub(crate) fn open_found(path: &Path, options: &mut OpenOptions) -> Result<Option<File>, Unusable> {
-    #[cfg(unix)]
-    {
-        use rustix::fs::OFlags;
-        let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
-        // The bits of these flags are small positive numbers on every Unix.
-        std::os::unix::fs::OpenOptionsExt::custom_flags(options, flags.bits() as i32);
-    }
-    let file = match options.open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        #[cfg(unix)]
-        Err(e) if rustix::io::Errno::from_io_error(&e) == Some(rustix::io::Errno::LOOP) => {
-            return Err(Unusable::Link);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let meta = file.metadata()?;
-    #[cfg(unix)]
-    store_rule().regular_file(&meta)?;
-    #[cfg(not(unix))]
-    is_regular_file(&meta)?;
-    Ok(Some(file))
-}
-
-/// Checks that `dir` may hold tokens; `false` when it does not exist.
-///
-/// On Unix it must be a directory owned by the effective user (root's directory is refused
-/// to anyone else) that no other user may write to (group or others could replace the files
-/// in it); a directory other users may only read is a warning (the files in it are `0600`).
-/// A symbolic link to the directory is followed: what matters is the directory itself.
+/// Checks that `dir` may hold tokens; `false` when it does not exist. On Unix it must be the
+/// effective user's and writable by nobody else (a link to it is followed); readable by
+/// others is a warning.
 pub(crate) fn check_dir(store: &'static str, dir: &Path) -> Result<bool, StoreError> {
     let meta = match fs::metadata(dir) {
         Ok(meta) => meta,
@@ -160,11 +86,11 @@ pub(crate) fn check_dir(store: &'static str, dir: &Path) -> Result<bool, StoreEr
     }
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt as _;
-        store_rule()
+        use std::os::unix::fs::MetadataExt as _;
+        owned::Ownership::effective(Owners::User)
             .private(&meta)
             .map_err(|why| refused(store, "the token directory", dir, &why.into()))?;
-        let mode = meta.permissions().mode() & 0o7777;
+        let mode = meta.mode() & 0o7777;
         if mode & 0o077 != 0 {
             tracing::warn!(
                 dir = %dir.display(),
@@ -177,7 +103,7 @@ pub(crate) fn check_dir(store: &'static str, dir: &Path) -> Result<bool, StoreEr
 }
 
 /// The store directory: `explicit`, else `$FLYTE_AUTH_CACHE_DIR`, else `flyte-auth` under the
-/// user's cache directory. Reads the environment only.
+/// user's cache directory.
 pub(crate) fn store_dir(explicit: Option<PathBuf>) -> Option<PathBuf> {
     resolve_dir(
         explicit,
@@ -230,8 +156,7 @@ pub(crate) fn lock_path(dir: &Path, endpoint: &str) -> PathBuf {
     dir.join(format!("{}.lock", file_stem(endpoint)))
 }
 
-/// Creates `dir` (and missing parents) with mode `0700` on Unix, then checks it
-/// ([`check_dir`]): a directory of another user, or one others may write to, is refused.
+/// Creates `dir` (and missing parents) `0700`, then checks it ([`check_dir`]).
 pub(crate) fn create_private_dir(
     store: &'static str,
     operation: &'static str,
@@ -278,12 +203,9 @@ pub(crate) fn io_error(
     }
 }
 
-/// Replaces `path` in `dir` with `contents` atomically: a temporary file in the same
-/// directory, created `0600` (never widened), synced, renamed over `path`; `dir` is created
-/// `0700` first (and refused when unsafe, [`create_private_dir`]), and stale temporary files
-/// of the same name are removed ([`remove_stale_temp_files`]). A reader sees the old file or
-/// the new one, never half of one. Whatever was at `path` (a link included) is replaced, not
-/// followed.
+/// Replaces `path` in `dir` with `contents` atomically: a `0600` temporary file in `dir`
+/// (created [`create_private_dir`]), synced, renamed over whatever is at `path` (a link is
+/// replaced, not followed). A reader sees the old file or the new one, never half of one.
 pub(crate) fn write_private_file(
     store: &'static str,
     dir: &Path,
@@ -344,10 +266,9 @@ fn is_temp_of(name: &str, stem: &str) -> bool {
     )
 }
 
-/// Removes the temporary files of the files named `<stem>.*` in `dir` (one endpoint's) that
-/// are at least [`STALE_TEMP_AGE`] old: a process killed mid-write leaves its temporary file
-/// behind, complete or not. Younger ones may be another process's write in progress and are
-/// kept. Best effort: what cannot be removed is logged at `debug` and left.
+/// Removes the temporary files of `<stem>.*` in `dir` (one endpoint's) that a process killed
+/// mid-write left: those at least [`STALE_TEMP_AGE`] old (younger ones may be a write in
+/// progress). Best effort, logged at `debug`.
 pub(crate) fn remove_stale_temp_files(dir: &Path, stem: &str) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -369,33 +290,18 @@ pub(crate) fn remove_stale_temp_files(dir: &Path, stem: &str) {
             continue;
         }
         let path = entry.path();
-        match fs::remove_file(&path) {
-            Ok(()) => tracing::debug!(
-                path = %path.display(),
-                "removed a temporary file an interrupted write left behind"
-            ),
-            Err(e) => tracing::debug!(
-                path = %path.display(),
-                error = %e,
-                "could not remove a stale temporary file"
-            ),
-        }
+        let removed = fs::remove_file(&path);
+        tracing::debug!(path = %path.display(), ?removed, "removing a temporary file an interrupted write left behind");
     }
 }
 
-/// Creates `path` (which must not exist, and is never a link followed) readable by its owner
-/// only, writes and syncs it.
+/// Creates `path` readable by its owner only, writes and syncs it. It must not exist:
+/// `O_EXCL` refuses a link there too, dangling or not.
 fn write_new_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
-    {
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        std::os::unix::fs::OpenOptionsExt::custom_flags(
-            &mut options,
-            rustix::fs::OFlags::NOFOLLOW.bits() as i32,
-        );
-    }
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;
     file.write_all(contents)?;
     file.sync_all()
@@ -411,45 +317,9 @@ pub(crate) fn sync_dir(dir: &Path) {
     let _ = dir;
 }
 
-/// The buffer [`read_limited`] starts with: a login with a refresh and an id token fits.
-const INITIAL_READ: u64 = 8 * 1024;
-
-/// The bytes of `path`, at most `max`; `None` when it does not exist; an error when it is
-/// larger (it cannot be ours), cannot be read, or is not a regular file of this user
-/// ([`open_found`]: never a link followed, never a FIFO waited on).
-pub(crate) fn read_limited(path: &Path, max: u64) -> Result<Option<Vec<u8>>, Unusable> {
-    let Some(file) = open_found(path, OpenOptions::new().read(true))? else {
-        return Ok(None);
-    };
-    // Room for a usual token file up front: one read instead of a doubling series of them.
-    let initial = usize::try_from(max.saturating_add(1).min(INITIAL_READ)).unwrap_or(0);
-    let mut bytes = Vec::with_capacity(initial);
-    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(Unusable::TooLarge(max));
-    }
-    Ok(Some(bytes))
-}
-
-/// Holds the exclusive lock on a sidecar file until dropped.
-#[derive(Debug)]
-struct HeldLock {
-    file: File,
-}
-
-impl Drop for HeldLock {
-    fn drop(&mut self) {
-        // Closing the handle releases the lock too; unlocking first says so explicitly.
-        let _ = self.file.unlock();
-    }
-}
-
-/// Takes the exclusive lock of `endpoint` in `dir`, waiting at most `timeout`; then removes
-/// the endpoint's stale temporary files ([`remove_stale_temp_files`]).
-///
-/// The directory is checked ([`create_private_dir`]) and the lock file opened as
-/// [`open_found`] says: a link, a FIFO or another user's file at its place is refused
-/// ([`StoreError::Denied`], naming it), never followed or created through.
+/// Takes the exclusive lock of `endpoint` in `dir` (created [`create_private_dir`]), waiting
+/// at most `timeout`, then removes the endpoint's stale temporary files. The lock file is
+/// opened as [`MINE`]: a link, a FIFO or another user's file there is [`StoreError::Denied`].
 pub(crate) fn lock(
     store: &'static str,
     dir: &Path,
@@ -463,11 +333,11 @@ pub(crate) fn lock(
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     // Created when missing: only a race with a deletion finds nothing.
-    let found = open_found(&path, &mut options)
-        .and_then(|file| file.ok_or_else(|| Unusable::Io(io::ErrorKind::NotFound.into())));
+    let found = owned::open_found(&path, &mut options, MINE)
+        .and_then(|file| file.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound).into()));
     let file = match found {
         Ok(file) => file,
-        Err(Unusable::Io(e)) => {
+        Err(Unreadable::Io(e)) => {
             let what = "could not open the lock file";
             return Err(io_error(store, "lock", what, &path, e));
         }
@@ -483,7 +353,8 @@ pub(crate) fn lock(
         match file.try_lock() {
             Ok(()) => {
                 remove_stale_temp_files(dir, &file_stem(endpoint));
-                return Ok(StoreLock::new(HeldLock { file }));
+                // Closing the file releases the lock.
+                return Ok(StoreLock::new(file));
             }
             Err(TryLockError::WouldBlock) => {}
             Err(TryLockError::Error(e)) => {

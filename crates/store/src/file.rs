@@ -8,7 +8,10 @@ use std::{
     time::Duration,
 };
 
-use flyte_auth_core::{Credentials, Endpoint, StoreError, StoreLock, TokenStore};
+use flyte_auth_core::{
+    Credentials, Endpoint, StoreError, StoreLock, TokenStore,
+    owned::{NotOwn, Unreadable},
+};
 use serde::{Deserialize, Serialize};
 
 use crate::disk;
@@ -22,17 +25,12 @@ const FORMAT_VERSION: u32 = 1;
 const MAX_FILE_SIZE: u64 = 1024 * 1024;
 
 /// Credentials in one `0600` JSON file per endpoint, replaced atomically, with a
-/// cross-process lock per endpoint.
+/// cross-process lock per endpoint (a sidecar `.lock` file).
 ///
-/// The directory is the one given to [`FileStore::open`] / [`FileStore::in_dir`], else
-/// `$FLYTE_AUTH_CACHE_DIR`, else `flyte-auth` under the user's cache directory; it is created
-/// `0700` on the first write. Each endpoint has a file `<name>-<hash>.json` named by its
-/// [`Endpoint::key`] and a sidecar lock file `<name>-<hash>.lock`. A write replaces the file
-/// atomically (a `0600` temporary file, `fsync`, `rename`). A file that is unusable, of
-/// another version or of another endpoint is no credentials, with a warning; a link or
-/// another user's file at the token path, or a directory others may write to, is
-/// [`StoreError::Denied`]. The crate's README ("The file store") has the format, the naming
-/// and the rules for what is found on disk in full.
+/// A file that is unusable, of another version or of another endpoint is no credentials, with
+/// a warning; a link or another user's file at the token path, or a directory others may
+/// write to, is [`StoreError::Denied`]. The crate's README ("The file store") has the
+/// directory, the naming, the format and the rules for what is found on disk.
 ///
 /// # Example
 ///
@@ -141,61 +139,43 @@ struct FileV1 {
 }
 
 /// Reads and checks a token file: `None` (with a warning) when it is not usable; an error
-/// (and a warning) when a symbolic link or another user's file is at its place
-/// ([`disk::open_found`]: never followed, never read).
+/// (and a warning) when a symbolic link or another user's file is at its place.
 fn read_file(path: &Path, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError> {
-    let bytes = match disk::read_limited(path, MAX_FILE_SIZE) {
+    let ignored = |why: &str| {
+        tracing::warn!(path = %path.display(), "ignoring the token file: {why}");
+        Ok(None)
+    };
+    let bytes = match disk::read_found(path, MAX_FILE_SIZE) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Ok(None),
         // Something nobody but the user should have put there: refused, not skipped.
-        Err(why @ (disk::Unusable::Link | disk::Unusable::Owner { .. })) => {
+        Err(why @ (Unreadable::Link | Unreadable::NotOwn(NotOwn::Owner { .. }))) => {
             tracing::warn!(path = %path.display(), reason = %why, "refusing the token file");
             return Err(disk::refused(STORE, "the token file", path, &why));
         }
-        Err(why) => {
-            tracing::warn!(path = %path.display(), reason = %why, "could not read the token file; continuing without stored credentials");
-            return Ok(None);
-        }
+        Err(why) => return ignored(&why.to_string()),
     };
     // Never log the contents, nor serde's messages about them: they may quote a token.
     let version = match serde_json::from_slice::<FileVersion>(&bytes) {
         Ok(v) => v.version,
         Err(e) => {
-            tracing::warn!(
-                path = %path.display(),
-                line = e.line(),
-                column = e.column(),
-                "the token file is not valid JSON of the expected shape; ignoring it"
-            );
-            return Ok(None);
+            let at = format!("line {}, column {}", e.line(), e.column());
+            return ignored(&format!("it is not JSON of the expected shape ({at})"));
         }
     };
     if version != FORMAT_VERSION {
-        tracing::warn!(
-            path = %path.display(),
-            version,
-            "the token file has a format version this program does not know; ignoring it"
-        );
-        return Ok(None);
+        return ignored(&format!(
+            "format version {version} is unknown to this program"
+        ));
     }
-    let mut credentials = match serde_json::from_slice::<FileV1>(&bytes) {
-        Ok(v1) => v1.credentials,
-        Err(_) => {
-            tracing::warn!(
-                path = %path.display(),
-                "the token file's credentials are incomplete or malformed; ignoring them"
-            );
-            return Ok(None);
-        }
+    let Ok(FileV1 { mut credentials }) = serde_json::from_slice(&bytes) else {
+        return ignored("its credentials are incomplete or malformed");
     };
     if !is_for(&credentials.for_endpoint, endpoint) {
-        tracing::warn!(
-            path = %path.display(),
-            endpoint = %endpoint,
-            found = %credentials.for_endpoint,
-            "the token file belongs to another endpoint; ignoring it"
-        );
-        return Ok(None);
+        let found = &credentials.for_endpoint;
+        return ignored(&format!(
+            "it belongs to another endpoint ({found}, not {endpoint})"
+        ));
     }
     endpoint.key().clone_into(&mut credentials.for_endpoint);
     Ok(Some(credentials))

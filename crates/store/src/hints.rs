@@ -7,7 +7,7 @@ use std::{
 };
 
 use flyte_auth_core::{
-    ClientConfig, DiscoveryAnswer, DiscoveryFlavour, DiscoveryHints, StoreError,
+    ClientConfig, DiscoveryAnswer, DiscoveryFlavour, DiscoveryHints, StoreError, owned::Unreadable,
 };
 use serde::{Deserialize, Serialize};
 
@@ -22,23 +22,11 @@ const FORMAT_VERSION: u32 = 1;
 /// A hint file larger than this is not read (ours are about 80 bytes, 1 KiB with an answer).
 const MAX_HINT_SIZE: u64 = 16 * 1024;
 
-/// [`DiscoveryHints`] in one small `0600` file per endpoint, in the token store's directory.
-///
-/// The file of an endpoint is `<name>-<hash>.discovery`, the same stem as its token file and
-/// lock file (see [`FileStore`](crate::FileStore)), written atomically (temporary file,
-/// `fsync`, `rename`, as the token files are):
-///
-/// ```json
-/// {"version":1,"endpoint":"flyte.example.org:443","flavour":"flyte2"}
-/// ```
-///
-/// With [`remember_answer`](DiscoveryHints::remember_answer) it also keeps what the server
-/// answered (`"answer":{"discovered_at":<unix seconds>,"config":{...}}`, the announced client
-/// configuration), which the discovery uses for a while instead of asking again.
-///
-/// It holds no secret. Reading is lenient: a file that is missing or unusable is no hint
-/// (logged), and the next successful discovery rewrites it; it is opened as the token files
-/// are. The crate's README ("Discovery hints") has the details.
+/// [`DiscoveryHints`] in one small `0600` file per endpoint, `<name>-<hash>.discovery` in the
+/// token store's directory, written atomically as the token files are. It holds the flavour
+/// and, with [`remember_answer`](DiscoveryHints::remember_answer), what the server answered.
+/// No secret; reading is lenient (anything unusable is no hint, logged). The crate's README
+/// ("Discovery hints") has the format and the rules.
 ///
 /// ```
 /// use flyte_auth_store::{DiscoveryFlavour, DiscoveryHintFiles, DiscoveryHints};
@@ -116,10 +104,10 @@ impl DiscoveryHintFiles {
                 return None;
             }
         }
-        let bytes = match disk::read_limited(&path, MAX_HINT_SIZE) {
+        let bytes = match disk::read_found(&path, MAX_HINT_SIZE) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return None,
-            Err(why @ (disk::Unusable::Io(_) | disk::Unusable::TooLarge(_))) => {
+            Err(why @ (Unreadable::Io(_) | Unreadable::TooLarge(_))) => {
                 return ignored(&why.to_string());
             }
             // A link, a FIFO, another user's file: someone put it there; say so.
@@ -320,26 +308,25 @@ mod tests {
         }
     }
 
-    /// Root may be handed a file: one of another user at the hint path is no hint and no
-    /// answer, however well-formed.
+    /// A well-formed hint and answer, given to another user (`nobody`): no hint and no
+    /// answer. The tests run as root, who can give a file away.
     #[cfg(unix)]
     #[test]
     fn an_answer_planted_by_another_user_is_ignored() {
         use std::os::unix::fs::MetadataExt as _;
         const NOBODY: u32 = 65534;
         let (_dir, hints) = hints();
-        hints
-            .remember_answer(ENDPOINT, &answer(DiscoveryFlavour::FlyteAdmin))
-            .unwrap();
+        let kept = answer(DiscoveryFlavour::FlyteAdmin);
+        hints.remember_answer(ENDPOINT, &kept).unwrap();
+        assert_eq!(hints.recall_answer(ENDPOINT), Some(kept), "the user's own");
         let path = hints.path_for(ENDPOINT);
-        if std::fs::metadata(&path).unwrap().uid() != 0 {
-            // Not root: nobody else's file can be made here; a link stands for it.
-            let planted = hints.dir().join("planted");
-            std::fs::rename(&path, &planted).unwrap();
-            std::os::unix::fs::symlink(&planted, &path).unwrap();
-        } else {
-            std::os::unix::fs::chown(&path, Some(NOBODY), None).unwrap();
-        }
+        std::os::unix::fs::chown(&path, Some(NOBODY), None).unwrap_or_else(|e| {
+            panic!(
+                "chown {} to nobody: {e} (the tests run as root)",
+                path.display()
+            )
+        });
+        assert_eq!(std::fs::metadata(&path).unwrap().uid(), NOBODY);
         assert_eq!(hints.recall_answer(ENDPOINT), None);
         assert_eq!(hints.recall(ENDPOINT), None);
     }

@@ -90,26 +90,25 @@ impl KeyringCfg {
         &self.path
     }
 
+    /// Logs that the file (or an entry of it) is not used, and why (never its contents).
+    fn ignoring<T>(&self, why: &str) -> Option<T> {
+        tracing::warn!(path = %self.path.display(), "ignoring the Flyte 2 SDK's keyring file: {why}");
+        None
+    }
+
     /// The text of the file; `None` when it is missing or unusable (logged).
     fn text(&self) -> Option<(String, Option<SystemTime>)> {
-        let bytes = match disk::read_limited(&self.path, MAX_FILE_BYTES) {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return None,
-            Err(why) => {
-                tracing::warn!(path = %self.path.display(), reason = %why, "ignoring the Flyte 2 SDK's keyring file");
-                return None;
-            }
+        let bytes = match disk::read_found(&self.path, MAX_FILE_BYTES) {
+            Ok(bytes) => bytes?,
+            Err(why) => return self.ignoring(&why.to_string()),
         };
         let modified = std::fs::symlink_metadata(&self.path)
             .and_then(|m| m.modified())
             .ok();
-        match String::from_utf8(bytes) {
-            Ok(text) => Some((text, modified)),
-            Err(_) => {
-                tracing::warn!(path = %self.path.display(), "ignoring the Flyte 2 SDK's keyring file: it is not UTF-8 text");
-                None
-            }
-        }
+        let Ok(text) = String::from_utf8(bytes) else {
+            return self.ignoring("it is not UTF-8 text");
+        };
+        Some((text, modified))
     }
 
     /// The Flyte 2 SDK's login for `service` in the file, if any.
@@ -123,37 +122,29 @@ impl KeyringCfg {
         let copy = match Ini::parse(&text) {
             Ok(ini) => ini
                 .get(service, FLYTE2_TOKENS)
-                .and_then(|value| self.decode(value, service))
-                .and_then(|json| {
-                    let copy = layouts::parse_flyte2(&json);
-                    if copy.is_none() {
-                        tracing::warn!(path = %self.path.display(), service, "ignoring an entry of the Flyte 2 SDK's keyring file: it is not its JSON of tokens");
-                    }
-                    copy
-                })
-                .map(|copy| LoginCopy {
-                    layout: Layout::Flyte2File,
-                    ..copy
-                }),
-            Err(line) => {
-                tracing::warn!(path = %self.path.display(), line, "ignoring the Flyte 2 SDK's keyring file: it is not an INI file Python can read");
-                None
-            }
+                .and_then(|value| self.decode(value, service)),
+            Err(line) => self.ignoring(&format!("line {line} is not INI that Python reads")),
         };
         Found { copy, modified }
     }
 
-    /// `base64.decodebytes` of an option's value.
-    fn decode(&self, value: &str, service: &str) -> Option<String> {
+    /// The login in an option's value: `base64.decodebytes` of the SDK's JSON of tokens.
+    fn decode(&self, value: &str, service: &str) -> Option<LoginCopy> {
         let compact: String = value.chars().filter(|c| !c.is_whitespace()).collect();
-        let decoded = base64::engine::general_purpose::STANDARD
+        let Some(json) = base64::engine::general_purpose::STANDARD
             .decode(compact)
             .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok());
-        if decoded.is_none() {
-            tracing::warn!(path = %self.path.display(), service, "ignoring an entry of the Flyte 2 SDK's keyring file: it is not base64 of text");
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+        else {
+            return self.ignoring(&format!("the entry of {service} is not base64 of text"));
+        };
+        match layouts::parse_flyte2(&json) {
+            Some(copy) => Some(LoginCopy {
+                layout: Layout::Flyte2File,
+                ..copy
+            }),
+            None => self.ignoring(&format!("the entry of {service} is not its JSON of tokens")),
         }
-        decoded
     }
 
     /// Sets the `tokens` option of `service` to `credentials`, as the SDK would; keeps the
@@ -179,7 +170,7 @@ impl KeyringCfg {
     /// The file's contents to edit: empty when it does not exist; an error when it exists
     /// and cannot be read or parsed (rewriting it would lose what it holds).
     fn editable(&self) -> Result<Ini, StoreError> {
-        let bytes = match disk::read_limited(&self.path, MAX_FILE_BYTES) {
+        let bytes = match disk::read_found(&self.path, MAX_FILE_BYTES) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Ok(Ini::default()),
             Err(why) => return Err(disk::refused(STORE, "the keyring file", &self.path, &why)),

@@ -12,14 +12,16 @@ use std::{
     time::Duration,
 };
 
-use flyte_auth_core::{Credentials, Endpoint, SecretString, StoreError, StoreLock, TokenStore};
+use flyte_auth_core::{
+    Credentials, Endpoint, SecretString, StoreError, StoreLock, TokenStore, unix_now,
+};
 
 use crate::{
     bounded, disk,
     keyring_cfg::KeyringCfg,
     layouts::{
         self, ACCESS_TOKEN, FLYTE2_TOKENS, FLYTECTL_SERVICE, ID_TOKEN, Layout, LoginCopy, METADATA,
-        Metadata, Names, REFRESH_TOKEN,
+        Metadata, Names, REFRESH_TOKEN, RawEntries, choose,
     },
 };
 
@@ -31,29 +33,19 @@ const PYTHON_APPLICATION_ATTRIBUTE: (&str, &str) = ("application", "Python keyri
 /// The service of the probe entries ([`KeyringStore::probe`], [`KeyringStore::probe_writable`]).
 const PROBE_SERVICE: &str = "flyte-auth-probe";
 
-/// Credentials in the OS keyring: Secret Service (Linux, BSD), Keychain (macOS), Credential
-/// Manager (Windows), shared with flytekit (pyflyte), the Flyte 2 SDK and flytectl.
+/// Credentials in the OS keyring (Secret Service, Keychain, Credential Manager), in the
+/// entries of every Flyte tool, so that a login by any of them serves the others. The
+/// crate's README has the layouts and the rule that keeps the copies coherent.
 ///
-/// Creating it touches nothing; the keyring is opened (once per process) by the first call.
-/// Entries are named by [`Endpoint::as_written`], as the other tools name theirs; the
-/// credentials returned, and the lock file, are for [`Endpoint::key`].
-/// [`retrieve`](TokenStore::retrieve) returns the newest usable copy among every layout,
-/// [`store`](TokenStore::store) writes this store's layout and every layout that held a login
-/// (all of them with [`write_all_layouts`](Self::write_all_layouts)), and
-/// [`delete`](TokenStore::delete) removes every layout's entries. Every call is bounded by
-/// [`KeyringStore::DEFAULT_TIMEOUT`]; no keyring is [`StoreError::Unavailable`], a locked one
-/// [`StoreError::Denied`]. [`TokenStore::lock`] locks the sidecar file a
-/// [`FileStore`](crate::FileStore) would. The crate's README has the layouts, the metadata
-/// entry and the rule that keeps the copies coherent in full.
+/// Creating it touches nothing. Every call is bounded by [`KeyringStore::DEFAULT_TIMEOUT`];
+/// no keyring is [`StoreError::Unavailable`], a locked one [`StoreError::Denied`].
 ///
 /// ```no_run
-/// use flyte_auth_store::{Credentials, Endpoint, KeyringStore, StoreError, TokenStore};
+/// use flyte_auth_store::{Endpoint, KeyringStore, StoreError, TokenStore};
 ///
-/// let endpoint = Endpoint::parse("dns:///flyte.example.org")?;
 /// let store = KeyringStore::new();
-/// match store.retrieve(&endpoint) {
-///     Ok(Some(creds)) => println!("found a token for {}", creds.for_endpoint),
-///     Ok(None) => println!("not logged in"),
+/// match store.retrieve(&Endpoint::parse("dns:///flyte.example.org")?) {
+///     Ok(found) => println!("logged in: {}", found.is_some()),
 ///     Err(StoreError::Unavailable { message, .. }) => println!("no keyring here: {message}"),
 ///     Err(e) => println!("{e}"),
 /// }
@@ -91,13 +83,11 @@ struct Seen {
 }
 
 impl KeyringStore {
-    /// How long one call ([`store`](TokenStore::store), [`retrieve`](TokenStore::retrieve),
-    /// [`delete`](TokenStore::delete)) may take before it is abandoned.
+    /// How long one keyring call may take before it is abandoned.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-    /// A store on the platform's keyring, with [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT),
-    /// locking in `$FLYTE_AUTH_CACHE_DIR` or the user's cache directory (only the environment
-    /// is read here).
+    /// A store on the platform's keyring, locking in `$FLYTE_AUTH_CACHE_DIR` or the user's
+    /// cache directory.
     pub fn new() -> Self {
         Self {
             timeout: Self::DEFAULT_TIMEOUT,
@@ -109,13 +99,9 @@ impl KeyringStore {
         }
     }
 
-    /// The Flyte 2 SDK's plaintext keyring file to read as one more layout, `None` for none;
-    /// by default `.flyte/keyring.cfg` in `$HOME`, where the SDK keeps logins in notebooks.
-    ///
-    /// Its login (section: the endpoint without its scheme; option `tokens`) is read with the
-    /// others, and a new login is written back to it when it held one, keeping the file's
-    /// other sections (a `0600` file, replaced atomically). [`write_all_layouts`](Self::write_all_layouts)
-    /// does not create it: the SDK uses it only where Python's `keyring` has no other backend.
+    /// The Flyte 2 SDK's plaintext keyring file to read as one more layout (`None`: none); by
+    /// default `.flyte/keyring.cfg` in `$HOME`. A new login is written back to it only when it
+    /// held one (see the crate's README).
     #[must_use]
     pub fn with_keyring_cfg(mut self, path: Option<PathBuf>) -> Self {
         self.keyring_cfg = path.map(KeyringCfg::new);
@@ -131,9 +117,8 @@ impl KeyringStore {
         self.keyring_cfg.as_ref()
     }
 
-    /// Writes every layout (flytekit, Flyte 2 SDK, flytectl) on each [`store`](TokenStore::store),
-    /// also where none held a login: one login then serves every Flyte tool. Off by default:
-    /// only the layouts that held a login are updated.
+    /// Writes every layout on each [`store`](TokenStore::store), not only those that held a
+    /// login: one login then serves every Flyte tool. Off by default.
     #[must_use]
     pub fn write_all_layouts(mut self, all: bool) -> Self {
         self.all_layouts = all;
@@ -205,11 +190,9 @@ impl KeyringStore {
         self.timeout
     }
 
-    /// Checks that the keyring answers, by reading an entry that does not exist.
-    ///
-    /// Writes nothing and needs no unlocked keyring, so it proves little: a Secret Service
-    /// started by D-Bus activation on a machine where no keyring was ever set up answers reads
-    /// and refuses every write. [`probe_writable`](Self::probe_writable) tells those apart.
+    /// Checks that the keyring answers, by reading an entry that does not exist. Proves little
+    /// (a Secret Service with no keyring set up answers reads and refuses every write):
+    /// [`probe_writable`](Self::probe_writable) tells those apart.
     pub fn probe(&self) -> Result<(), StoreError> {
         bounded::run("probe", self.timeout, || {
             read_secret(PROBE_SERVICE, "probe").map(drop)
@@ -217,9 +200,7 @@ impl KeyringStore {
     }
 
     /// Checks that the keyring can keep a secret: reads a missing entry, then writes and
-    /// deletes a throw-away entry (service `flyte-auth-probe`, username `probe-<pid>-<n>`).
-    ///
-    /// This is what [`DefaultStore`](crate::DefaultStore) asks before it picks the keyring.
+    /// deletes a throw-away one (service `flyte-auth-probe`), as [`DefaultStore`](crate::DefaultStore) asks.
     pub fn probe_writable(&self) -> Result<(), StoreError> {
         bounded::run("probe", self.timeout, || {
             read_secret(PROBE_SERVICE, "probe")?;
@@ -269,8 +250,7 @@ impl fmt::Debug for KeyringStore {
 
 impl TokenStore for KeyringStore {
     fn store(&self, endpoint: &Endpoint, credentials: &Credentials) -> Result<(), StoreError> {
-        let endpoint = endpoint.clone();
-        let credentials = credentials.clone();
+        let (endpoint, credentials) = (endpoint.clone(), credentials.clone());
         let this = self.clone();
         bounded::run("write", self.timeout, move || {
             this.write(&endpoint, &credentials)
@@ -278,22 +258,16 @@ impl TokenStore for KeyringStore {
     }
 
     fn retrieve(&self, endpoint: &Endpoint) -> Result<Option<Credentials>, StoreError> {
-        let endpoint = endpoint.clone();
-        let this = self.clone();
+        let (endpoint, this) = (endpoint.clone(), self.clone());
         bounded::run("read", self.timeout, move || {
             let (copies, metadata) = this.read(&endpoint)?;
-            Ok(layouts::choose(
-                &copies,
-                metadata.as_ref(),
-                endpoint.key(),
-                layouts::unix_now(),
-            ))
+            let now = unix_now();
+            Ok(choose(&copies, metadata.as_ref(), endpoint.key(), now))
         })
     }
 
     fn delete(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
-        let endpoint = endpoint.clone();
-        let this = self.clone();
+        let (endpoint, this) = (endpoint.clone(), self.clone());
         bounded::run("delete", self.timeout, move || this.remove(&endpoint))
     }
 
@@ -321,36 +295,28 @@ impl KeyringStore {
     fn read(&self, endpoint: &Endpoint) -> Result<(Vec<LoginCopy>, Option<Metadata>), StoreError> {
         let names = Names::new(endpoint.as_written());
         let service = names.flytekit.as_str();
-        let mut copies = Vec::new();
-
-        let access = read_secret(service, ACCESS_TOKEN)?;
-        let id = read_secret(service, ID_TOKEN)?;
-        let refresh = read_secret(service, REFRESH_TOKEN)?;
-        let metadata = read_secret(service, METADATA)?.and_then(|m| Metadata::parse(&m, service));
-        copies.extend(layouts::flytekit_copy(access, refresh, id));
-        if let Some(json) = read_secret(&names.flyte2, FLYTE2_TOKENS)? {
-            match layouts::parse_flyte2(&json) {
-                Some(copy) => copies.push(copy),
-                None => tracing::warn!(
-                    service = names.flyte2,
-                    "ignoring the Flyte 2 SDK's keyring entry: it is not its JSON of tokens"
-                ),
-            }
-        }
-        if let Some(go) = &names.go {
-            let access = read_secret(go, ACCESS_TOKEN)?;
-            let refresh = read_secret(go, REFRESH_TOKEN)?;
-            copies.extend(layouts::go_copy(access, refresh));
-        }
-        if let Some(json) = read_secret(FLYTECTL_SERVICE, &names.flytectl_user)? {
-            match layouts::parse_flytectl(&json) {
-                Some(copy) => copies.push(copy),
-                None => tracing::warn!(
-                    username = names.flytectl_user,
-                    "ignoring flytectl's keyring entry: it is not the JSON of a token"
-                ),
-            }
-        }
+        let go = |user| {
+            names
+                .go
+                .as_deref()
+                .map_or(Ok(None), |go| read_secret(go, user))
+        };
+        let entries = RawEntries {
+            access_token: read_secret(service, ACCESS_TOKEN)?,
+            id_token: read_secret(service, ID_TOKEN)?,
+            refresh_token: read_secret(service, REFRESH_TOKEN)?,
+            metadata: read_secret(service, METADATA)?,
+            flyte2: read_secret(&names.flyte2, FLYTE2_TOKENS)?,
+            go_access_token: go(ACCESS_TOKEN)?,
+            go_refresh_token: go(REFRESH_TOKEN)?,
+            flytectl: read_secret(FLYTECTL_SERVICE, &names.flytectl_user)?,
+            flyte2_file: None,
+        };
+        let metadata = entries
+            .metadata
+            .as_deref()
+            .and_then(|m| Metadata::parse(m, service));
+        let mut copies = layouts::copies(&entries);
         if let Some(cfg) = &self.keyring_cfg {
             copies.extend(cfg.read(&names.flyte2).copy);
         }
@@ -365,7 +331,7 @@ impl KeyringStore {
     }
 
     /// Writes `credentials` to this store's layout and every other layout that held a login
-    /// (or all of them), in the crash-safe order of the type's docs.
+    /// (or all of them), in the crash-safe order of the README.
     fn write(&self, endpoint: &Endpoint, credentials: &Credentials) -> Result<(), StoreError> {
         if self.seen(endpoint).is_none() {
             self.read(endpoint)?;
@@ -380,7 +346,7 @@ impl KeyringStore {
         self.put(service, REFRESH_TOKEN, refresh, true)?;
         self.put(service, ACCESS_TOKEN, access, true)?;
         self.put(service, ID_TOKEN, exposed(&credentials.id_token), true)?;
-        let metadata = Metadata::of(credentials, layouts::unix_now(), &seen.refresh_tokens);
+        let metadata = Metadata::of(credentials, unix_now(), &seen.refresh_tokens);
         let json = serde_json::to_string(&metadata).map_err(|e| {
             disk::failed(
                 STORE,
@@ -550,8 +516,7 @@ fn check_readable(error: keyring::Error, service: &str, user: &str) -> Result<()
     }
 }
 
-/// Writes one entry; `python_item` gives it the attribute Python's keyring adds (see the docs
-/// of [`KeyringStore`]).
+/// Writes one entry; `python_item` gives it the attribute Python's keyring adds.
 fn write_secret(
     service: &str,
     user: &str,
@@ -576,9 +541,8 @@ fn write_secret(
     Ok(())
 }
 
-/// Gives a Secret Service item the `application` attribute of Python's items (see the docs
-/// of [`KeyringStore`]). Elsewhere there are no attributes to set, and failing here loses
-/// nothing that matters now, so errors are only logged.
+/// Gives a Secret Service item the `application` attribute of Python's items (elsewhere there
+/// are none); a failure is only logged.
 fn mark_as_python_item(entry: &keyring::Entry, service: &str, user: &str) {
     if !cfg!(all(
         unix,

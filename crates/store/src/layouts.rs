@@ -123,17 +123,12 @@ pub(crate) struct LoginCopy {
 
 impl std::fmt::Debug for LoginCopy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = |token: Option<&String>| token.filter(|t| !t.is_empty()).map(|_| "<redacted>");
         f.debug_struct("LoginCopy")
             .field("layout", &self.layout)
-            .field(
-                "access_token",
-                &(!self.access_token.is_empty()).then_some("<redacted>"),
-            )
-            .field(
-                "refresh_token",
-                &self.refresh_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
+            .field("access_token", &held(Some(&self.access_token)))
+            .field("refresh_token", &held(self.refresh_token.as_ref()))
+            .field("id_token", &held(self.id_token.as_ref()))
             .field("expires_at_unix", &self.expires_at_unix)
             .finish()
     }
@@ -221,14 +216,27 @@ pub fn credentials_from_entries(
         .metadata
         .as_deref()
         .and_then(|m| Metadata::parse(m, endpoint));
-    let copies: Vec<LoginCopy> = [
+    choose(&copies(entries), metadata.as_ref(), endpoint, now)
+}
+
+/// Every layout's copy of the login in `entries`; an entry not in its layout's format is
+/// warned about (never its contents).
+pub(crate) fn copies(entries: &RawEntries) -> Vec<LoginCopy> {
+    let parsed = |json: &Option<String>, parse: fn(&str) -> Option<LoginCopy>, entry: &str| {
+        let copy = parse(json.as_deref()?);
+        if copy.is_none() {
+            tracing::warn!("ignoring {entry} in the keyring: it is not its JSON of tokens");
+        }
+        copy
+    };
+    [
         flytekit_copy(
             entries.access_token.clone(),
             entries.refresh_token.clone(),
             entries.id_token.clone(),
         ),
-        entries.flyte2.as_deref().and_then(parse_flyte2),
-        entries.flytectl.as_deref().and_then(parse_flytectl),
+        parsed(&entries.flyte2, parse_flyte2, "the Flyte 2 SDK's entry"),
+        parsed(&entries.flytectl, parse_flytectl, "flytectl's entry"),
         go_copy(
             entries.go_access_token.clone(),
             entries.go_refresh_token.clone(),
@@ -244,8 +252,7 @@ pub fn credentials_from_entries(
     ]
     .into_iter()
     .flatten()
-    .collect();
-    choose(&copies, metadata.as_ref(), endpoint, now)
+    .collect()
 }
 
 /// flyte-auth's metadata entry (see the docs of [`KeyringStore`](crate::KeyringStore)).
@@ -356,22 +363,11 @@ impl Metadata {
     }
 }
 
-/// Now, in seconds since the Unix epoch.
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub(crate) use flyte_auth_core::unix_now;
 
-/// The login to use among the copies found, newest usable first, and whether the copies
-/// disagree (so the caller should write it back to all of them).
-///
-/// - A copy whose refresh token flyte-auth retired (it was rotated away by a refresh that
-///   flyte-auth stored) is never used: redeeming it would revoke the grant on an identity
-///   provider with reuse detection.
-/// - A copy that differs from what flyte-auth wrote last was written after it (by another
-///   tool, or by a write that was interrupted), so it comes first; among those, the latest
-///   known expiry first, then an unknown one, then an expired one.
+/// The login to use among the copies found, marked when the copies disagree (the caller
+/// writes it back to all of them). The rule (retired refresh tokens never, a copy another
+/// tool wrote after ours first, then by expiry) is in the crate's README.
 pub(crate) fn choose(
     copies: &[LoginCopy],
     metadata: Option<&Metadata>,
@@ -725,12 +721,7 @@ mod tests {
         now() + flyte_auth_core::MAX_TOKEN_LIFETIME.as_secs()
     }
 
-    fn now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    }
+    use flyte_auth_core::unix_now as now;
 
     /// What every stored login must give: an expiry that can be used in arithmetic, and one
     /// that flytectl's format can write.
