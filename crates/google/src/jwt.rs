@@ -1,7 +1,5 @@
 //! The signed JWT a service account presents for an ID token (RFC 7523 §2.1, RS256).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use flyte_auth_core::{Error, SecretString};
 use ring::{
@@ -25,42 +23,31 @@ pub(crate) struct Claims<'a> {
     pub(crate) key_id: Option<&'a str>,
 }
 
-/// The service account's RSA key, parsed from the key file's PEM (PKCS#8, or PKCS#1).
-///
-/// Errors name the kind of problem only, never any part of the key.
+/// The service account's RSA key, parsed from the key file's PEM (PKCS#8, or PKCS#1). Errors
+/// name the kind of problem only, never any part of the key.
 pub(crate) fn parse_key(pem: &SecretString) -> Result<RsaKeyPair, Error> {
-    let der = PrivateKeyDer::from_pem_slice(pem.expose_secret().as_bytes()).map_err(|_| {
-        Error::config(
-            "the private_key of the Google service-account key file is not a PEM private key",
-        )
-    })?;
-    let parsed = match &der {
+    let not = |what: &str| {
+        Error::config(format!(
+            "the private_key of the Google service-account key file is not {what}"
+        ))
+    };
+    let der = PrivateKeyDer::from_pem_slice(pem.expose_secret().as_bytes())
+        .map_err(|_| not("a PEM private key"))?;
+    match &der {
         PrivateKeyDer::Pkcs8(key) => RsaKeyPair::from_pkcs8(key.secret_pkcs8_der()),
         PrivateKeyDer::Pkcs1(key) => RsaKeyPair::from_der(key.secret_pkcs1_der()),
-        _ => {
-            return Err(Error::config(
-                "the private_key of the Google service-account key file is not an RSA key",
-            ));
-        }
-    };
-    parsed.map_err(|rejected| {
-        Error::config(format!(
-            "the private_key of the Google service-account key file is not a usable RSA key \
-             ({rejected})"
-        ))
-    })
+        _ => return Err(not("an RSA key")),
+    }
+    .map_err(|rejected| not(&format!("a usable RSA key ({rejected})")))
 }
 
-/// The signed assertion `header.claims.signature`, issued at `now`, valid for
+/// The signed assertion `header.claims.signature`, issued at `iat` (Unix seconds), valid for
 /// [`ASSERTION_LIFETIME_SECS`].
 pub(crate) fn assertion(
     key: &RsaKeyPair,
     claims: &Claims<'_>,
-    now: SystemTime,
+    iat: u64,
 ) -> Result<SecretString, Error> {
-    let iat = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
     let mut header = serde_json::json!({ "alg": "RS256", "typ": "JWT" });
     if let Some(kid) = claims.key_id {
         header["kid"] = kid.into();

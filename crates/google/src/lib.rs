@@ -1,57 +1,22 @@
-//! Google ID tokens for a Flyte deployment behind Google Cloud's identity-aware proxy (IAP),
-//! without a shell-out to `gcloud auth print-identity-token`.
-//!
-//! IAP admits a request that carries a Google-signed ID token whose audience is the IAP's
-//! OAuth client id, in `proxy-authorization` (a proxy in front of Flyte) or as the token
-//! itself. [`GoogleIdTokenFlow`] obtains one from the first source that has credentials, in
-//! the order Google's own libraries use ([`Sources`]):
-//!
-//! 1. a credentials file (`GOOGLE_APPLICATION_CREDENTIALS`): a service-account key signs a
-//!    JWT assertion (RS256, `target_audience` = the audience) that Google's token endpoint
-//!    exchanges for an ID token;
-//! 2. the metadata server on Google Cloud (`GCE_METADATA_HOST` honoured), asked with a short
-//!    time-out so that off Google Cloud the next source is tried at once;
-//! 3. gcloud's stored user credentials (`gcloud auth application-default login`), refreshed
-//!    at Google's token endpoint, whose answer holds an ID token.
-//!
-//! The first source that answers is kept for the life of the flow. Wrapped in core's
-//! [`CachingAuthenticator`] ([`GoogleIdTokenAuthenticator`]), the token is reused until a
-//! margin before its JWT `exp`, concurrent callers share one request, and a token store
-//! shares it between processes, as for every other flow.
-//!
-//! ```no_run
-//! # async fn run() -> Result<(), flyte_auth_core::Error> {
-//! use flyte_auth_core::{Authenticator, CachingAuthenticator};
-//! use flyte_auth_google::GoogleIdTokenFlow;
-//!
-//! let flow = GoogleIdTokenFlow::builder("123-abc.apps.googleusercontent.com")
-//!     .header_key("proxy-authorization")
-//!     .build()?;
-//! let auth = CachingAuthenticator::builder(flow).build();
-//! let header = auth.auth_header().await?; // `proxy-authorization: Bearer eyJ...`
-//! # let _ = header; Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
 
 mod jwt;
 mod sources;
 
-use std::{
-    fmt,
-    path::Path,
-    sync::OnceLock,
-    time::{Duration, SystemTime},
-};
+use std::{fmt, path::PathBuf, sync::OnceLock, time::Duration};
 
 use flyte_auth_core::{
     BoxFuture, CachingAuthenticator, Credentials, DEFAULT_ENDPOINT, Endpoint, Error, SecretString,
-    TokenFlow, parse_header_name,
+    TokenFlow,
+    owned::{Owners, Trust, Unreadable},
+    parse_header_name,
 };
 use flyte_auth_oauth::{ClientAuth, ClientAuthMethod, HttpSettings, OAuthClient, TokenRequest};
 use http::HeaderName;
 
 pub use sources::{ADC_FILE_NAME, DEFAULT_METADATA_HOST, DEFAULT_TOKEN_URI, Sources};
 
-use crate::sources::{CredentialsFile, FileKind};
+use crate::sources::Grant;
 
 /// The grant a signed assertion is redeemed with (RFC 7523 §2.1).
 pub const JWT_BEARER_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -91,26 +56,10 @@ impl fmt::Display for Source {
     }
 }
 
-/// Obtains Google ID tokens for one audience: a [`TokenFlow`], what
-/// [`GoogleIdTokenAuthenticator`] wraps.
-///
-/// The token's expiry is its JWT `exp`. There is no refresh grant: each new token is
-/// obtained from the source again. The audience is the flow's
-/// [`client_id`](TokenFlow::client_id), so a stored token for another audience is never used.
-///
-/// ```
-/// use flyte_auth_core::CachingAuthenticator;
-/// use flyte_auth_google::{GoogleIdTokenAuthenticator, GoogleIdTokenFlow, Sources};
-///
-/// let flow = GoogleIdTokenFlow::builder("123-abc.apps.googleusercontent.com")
-///     .sources(Sources::none().metadata_host("127.0.0.1:8080"))
-///     .header_key("proxy-authorization")
-///     .build()?;
-/// assert_eq!(flow.audience(), "123-abc.apps.googleusercontent.com");
-/// let auth: GoogleIdTokenAuthenticator = CachingAuthenticator::builder(flow).build();
-/// # let _ = auth;
-/// # Ok::<(), flyte_auth_core::Error>(())
-/// ```
+/// Obtains Google ID tokens for one audience: the [`TokenFlow`] [`GoogleIdTokenAuthenticator`]
+/// wraps. A token's expiry is its JWT `exp`; each new token is obtained from the source again.
+/// The audience is the flow's [`client_id`](TokenFlow::client_id), so a stored token for
+/// another audience is never used.
 pub struct GoogleIdTokenFlow {
     audience: String,
     endpoint: Endpoint,
@@ -169,6 +118,9 @@ impl GoogleIdTokenFlow {
             return match self.ask_source(source).await {
                 Ok(token) => Ok((source, token)),
                 Err(Missing::NoAnswer(e) | Missing::Failed(e)) => Err(e),
+                Err(Missing::Untrusted { path, why }) => Err(Error::config(format!(
+                    "{source} gave the last Google ID token, and {path} is not used now: {why}"
+                ))),
                 Err(Missing::NotConfigured) => Err(Error::config(format!(
                     "{source} gave the last Google ID token, and is gone"
                 ))),
@@ -182,6 +134,12 @@ impl GoogleIdTokenFlow {
                     return Ok((source, token));
                 }
                 Err(Missing::NotConfigured) => {}
+                Err(Missing::Untrusted { path, why }) => tracing::warn!(
+                    %path,
+                    reason = %why,
+                    "skipping gcloud's credentials file: a file found there is used only when \
+                     it is the user's own (or root's) and nobody else may write to it"
+                ),
                 Err(Missing::NoAnswer(e)) => {
                     tracing::debug!(error = %e, "no metadata server answered; not on Google Cloud");
                 }
@@ -197,8 +155,9 @@ impl GoogleIdTokenFlow {
 
     async fn ask_source(&self, source: Source) -> Result<SecretString, Missing> {
         match source {
+            // Named by the user: used as named. Found: only the user's own (or root's).
             Source::KeyFile => match &self.sources.key_file {
-                Some(path) => Ok(self.ask_file(path).await?),
+                Some(path) => self.ask_file(path.clone(), Trust::Named).await,
                 None => Err(Missing::NotConfigured),
             },
             Source::MetadataServer => match &self.sources.metadata_host {
@@ -209,29 +168,28 @@ impl GoogleIdTokenFlow {
                 None => Err(Missing::NotConfigured),
             },
             Source::GcloudUser => match self.sources.gcloud_file() {
-                Some(path) => Ok(self.ask_file(&path).await?),
+                Some(path) => {
+                    let trust = Trust::Private(Owners::UserOrRoot);
+                    self.ask_file(path, trust).await
+                }
                 None => Err(Missing::NotConfigured),
             },
         }
     }
 
-    /// An ID token from a credentials file: a service-account key or user credentials.
-    async fn ask_file(&self, path: &Path) -> Result<SecretString, Error> {
-        match CredentialsFile::read(path)? {
-            FileKind::ServiceAccount {
-                private_key,
-                private_key_id,
+    /// An ID token from the credentials file at `path`: a service-account key or user
+    /// credentials. The file is read and the assertion signed on a blocking thread.
+    async fn ask_file(&self, path: PathBuf, trust: Trust) -> Result<SecretString, Missing> {
+        let audience = self.audience.clone();
+        let grant = tokio::task::spawn_blocking(move || Grant::from_file(&path, trust, &audience))
+            .await
+            .map_err(Error::other)??;
+        Ok(match grant {
+            Grant::Assertion {
+                assertion,
                 client_email,
                 token_uri,
             } => {
-                let key = jwt::parse_key(&private_key)?;
-                let claims = jwt::Claims {
-                    client_email: &client_email,
-                    token_uri: &token_uri,
-                    target_audience: &self.audience,
-                    key_id: private_key_id.as_deref(),
-                };
-                let assertion = jwt::assertion(&key, &claims, SystemTime::now())?;
                 tracing::debug!(
                     service_account = %client_email,
                     audience = %self.audience,
@@ -243,9 +201,9 @@ impl GoogleIdTokenFlow {
                 ];
                 self.http
                     .post_form_for("Google ID token request", &token_uri, &form, "id_token")
-                    .await
+                    .await?
             }
-            FileKind::AuthorizedUser {
+            Grant::Refresh {
                 client_id,
                 client_secret,
                 refresh_token,
@@ -255,33 +213,26 @@ impl GoogleIdTokenFlow {
                 let client = ClientAuth::confidential(client_id, client_secret)
                     .with_method(ClientAuthMethod::ClientSecretPost);
                 tracing::debug!("refreshing gcloud's user credentials for a Google ID token");
-                let answer = self
-                    .http
-                    .token(&TokenRequest::refresh_token(
-                        token_uri,
-                        client,
-                        refresh_token,
-                    ))
-                    .await
-                    .map_err(|e| {
-                        if e.is_rejected_grant() {
-                            Error::authentication(format!(
-                                "Google refused gcloud's stored user credentials ({e}): log in \
-                                 again with `gcloud auth application-default login`"
-                            ))
-                        } else {
-                            e
-                        }
-                    })?;
+                let request = TokenRequest::refresh_token(token_uri, client, refresh_token);
+                let answer = self.http.token(&request).await.map_err(|e| {
+                    if e.is_rejected_grant() {
+                        Error::authentication(format!(
+                            "Google refused gcloud's stored user credentials ({e}): log in \
+                             again with `gcloud auth application-default login`"
+                        ))
+                    } else {
+                        e
+                    }
+                })?;
                 answer.id_token.ok_or_else(|| Error::InvalidResponse {
                     status: None,
                     message: "Google's answer to the refresh of gcloud's user credentials has \
                               no id_token: log in again with `gcloud auth application-default \
                               login` (the login must include the openid scope)"
                         .to_owned(),
-                })
+                })?
             }
-        }
+        })
     }
 
     /// An ID token from the metadata server at `host`.
@@ -305,6 +256,8 @@ impl GoogleIdTokenFlow {
 enum Missing {
     /// It is not set up: the next source is tried.
     NotConfigured,
+    /// A file found there (`path`, printable) is not the user's own: skipped, with a warning.
+    Untrusted { path: String, why: Unreadable },
     /// Nothing answered (the metadata server off Google Cloud): the next source is tried.
     NoAnswer(Error),
     /// It is set up and failed: the error is the flow's.
@@ -443,8 +396,3 @@ impl TokenFlow for GoogleIdTokenFlow {
         self.header.clone()
     }
 }
-
-/// The README's examples, compiled as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;

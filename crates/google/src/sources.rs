@@ -1,13 +1,16 @@
 //! Where Google credentials are looked for ([`Sources`]) and the credentials files read there.
 
-use std::{
-    fmt,
-    io::Read as _,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
-use flyte_auth_core::{Error, SecretString, text::printable};
+use flyte_auth_core::{
+    Error, SecretString,
+    owned::{Trust, Unreadable, read_found},
+    text::printable,
+    unix_now,
+};
 use serde::Deserialize;
+
+use crate::{Missing, jwt};
 
 /// The metadata server's host on Google Cloud (Compute Engine, GKE, Cloud Run, ...).
 pub const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
@@ -26,10 +29,6 @@ const MAX_FILE_SIZE: u64 = 64 * 1024;
 /// Where a [`GoogleIdTokenFlow`](crate::GoogleIdTokenFlow) looks for credentials, in the
 /// order Google's own libraries use: a credentials file, the metadata server, gcloud's
 /// stored user credentials. A source left `None` is skipped.
-///
-/// [`from_env`](Self::from_env) is what Google's libraries read;
-/// [`none`](Self::none) and the setters say it explicitly (tests, a program's own
-/// configuration).
 ///
 /// ```
 /// use flyte_auth_google::Sources;
@@ -51,7 +50,8 @@ pub struct Sources {
     /// time (off Google Cloud), the next source is tried.
     pub metadata_host: Option<String>,
     /// gcloud's configuration directory (`CLOUDSDK_CONFIG`, else `~/.config/gcloud`, or
-    /// `%APPDATA%\gcloud` on Windows), whose [`ADC_FILE_NAME`] is used when it exists.
+    /// `%APPDATA%\gcloud` on Windows), whose [`ADC_FILE_NAME`] is used when it exists and is
+    /// the user's own (or root's) and writable by nobody else.
     pub gcloud_config_dir: Option<PathBuf>,
     /// The token endpoint for user credentials whose file names none
     /// ([`DEFAULT_TOKEN_URI`] by default).
@@ -132,11 +132,9 @@ impl Sources {
         self
     }
 
-    /// gcloud's application-default credentials file, when a directory is known and the
-    /// file exists.
+    /// gcloud's application-default credentials file, when a directory is known.
     pub(crate) fn gcloud_file(&self) -> Option<PathBuf> {
-        let file = self.gcloud_config_dir.as_ref()?.join(ADC_FILE_NAME);
-        file.exists().then_some(file)
+        Some(self.gcloud_config_dir.as_ref()?.join(ADC_FILE_NAME))
     }
 
     /// The metadata server's host, checked to be `host[:port]` and nothing else.
@@ -154,46 +152,30 @@ impl Sources {
 
 /// A Google credentials file, as Google's libraries write it.
 #[derive(Deserialize)]
-pub(crate) struct CredentialsFile {
+struct CredentialsFile {
     #[serde(rename = "type", default)]
-    pub(crate) kind: String,
+    kind: String,
     // A service-account key.
-    #[serde(default)]
-    pub(crate) private_key: Option<SecretString>,
-    #[serde(default)]
-    pub(crate) private_key_id: Option<String>,
-    #[serde(default)]
-    pub(crate) client_email: Option<String>,
-    #[serde(default)]
-    pub(crate) token_uri: Option<String>,
+    private_key: Option<SecretString>,
+    private_key_id: Option<String>,
+    client_email: Option<String>,
+    token_uri: Option<String>,
     // User credentials.
-    #[serde(default)]
-    pub(crate) client_id: Option<String>,
-    #[serde(default)]
-    pub(crate) client_secret: Option<SecretString>,
-    #[serde(default)]
-    pub(crate) refresh_token: Option<SecretString>,
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    refresh_token: Option<SecretString>,
 }
 
-impl fmt::Debug for CredentialsFile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CredentialsFile")
-            .field("type", &self.kind)
-            .field("client_email", &self.client_email)
-            .field("client_id", &self.client_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The two kinds of credentials file that yield an ID token.
-pub(crate) enum FileKind {
-    ServiceAccount {
-        private_key: SecretString,
-        private_key_id: Option<String>,
+/// What a credentials file sends to the token endpoint for an ID token.
+pub(crate) enum Grant {
+    /// A service-account key's assertion, signed for the audience.
+    Assertion {
+        assertion: SecretString,
         client_email: String,
         token_uri: String,
     },
-    AuthorizedUser {
+    /// User credentials to refresh.
+    Refresh {
         client_id: String,
         client_secret: SecretString,
         refresh_token: SecretString,
@@ -201,27 +183,27 @@ pub(crate) enum FileKind {
     },
 }
 
-impl CredentialsFile {
-    /// Reads and checks the credentials file at `path`: a regular file of at most 64 KiB
-    /// (a FIFO or a device is never opened), JSON of a known type with the members it needs.
-    /// No error quotes the file's content.
-    pub(crate) fn read(path: &Path) -> Result<FileKind, Error> {
+impl Grant {
+    /// The grant of the credentials file at `path`, opened as `trust` says ([`read_found`]:
+    /// never waiting on a FIFO) and at most 64 KiB: JSON of a known type with the members it
+    /// needs; a service-account key signs an assertion for `audience` now. Blocking (the read,
+    /// the PEM parse, the RSA signature). No error quotes the file's content.
+    pub(crate) fn from_file(path: &Path, trust: Trust, audience: &str) -> Result<Self, Missing> {
         let shown = || printable(&path.display().to_string()).into_owned();
         let fail =
             |why: String| Error::config(format!("the Google credentials file {}: {why}", shown()));
-        // `stat` does not open the file, so a FIFO cannot block the read below.
-        let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot be read ({e})")))?;
-        if !meta.is_file() {
-            return Err(fail("is not a regular file".to_owned()));
-        }
-        let mut text = String::new();
-        std::fs::File::open(path)
-            .and_then(|file| file.take(MAX_FILE_SIZE + 1).read_to_string(&mut text))
-            .map_err(|e| fail(format!("cannot be read ({e})")))?;
-        if text.len() as u64 > MAX_FILE_SIZE {
-            return Err(fail(format!("is larger than {MAX_FILE_SIZE} bytes")));
-        }
-        let file: Self = serde_json::from_str(&text).map_err(|e| {
+        let named = trust == Trust::Named;
+        let bytes = match read_found(path, MAX_FILE_SIZE, trust) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) if named => return Err(fail("does not exist".to_owned()).into()),
+            Ok(None) => return Err(Missing::NotConfigured),
+            Err(why @ (Unreadable::Link | Unreadable::NotOwn(_))) if !named => {
+                return Err(Missing::Untrusted { path: shown(), why });
+            }
+            Err(Unreadable::Io(e)) => return Err(fail(format!("cannot be read ({e})")).into()),
+            Err(why) => return Err(fail(why.to_string()).into()),
+        };
+        let file: CredentialsFile = serde_json::from_slice(&bytes).map_err(|e| {
             // serde_json's message names the line and column only, never the content.
             fail(format!(
                 "is not a credentials JSON file (line {}, column {})",
@@ -230,6 +212,7 @@ impl CredentialsFile {
             ))
         })?;
         let missing = |member: &str| fail(format!("has no {member}"));
+        let present = |text: Option<String>| text.filter(|t| !t.trim().is_empty());
         // The file names where its secrets go: never off TLS, but to a loopback test server.
         if let Some(uri) = &file.token_uri
             && !token_uri_keeps_tls(uri)
@@ -238,25 +221,33 @@ impl CredentialsFile {
                 "names token_uri {}, which is not an https:// URL: the key or the refresh \
                  token would leave TLS",
                 flyte_auth_core::redact_url(uri)
-            )));
+            ))
+            .into());
         }
         match file.kind.as_str() {
-            "service_account" => Ok(FileKind::ServiceAccount {
-                private_key: file.private_key.ok_or_else(|| missing("private_key"))?,
-                private_key_id: file.private_key_id,
-                client_email: file
-                    .client_email
-                    .filter(|e| !e.trim().is_empty())
-                    .ok_or_else(|| missing("client_email"))?,
-                token_uri: file
+            "service_account" => {
+                let private_key = file.private_key.ok_or_else(|| missing("private_key"))?;
+                let client_email =
+                    present(file.client_email).ok_or_else(|| missing("client_email"))?;
+                let token_uri = file
                     .token_uri
-                    .unwrap_or_else(|| DEFAULT_TOKEN_URI.to_owned()),
-            }),
-            "authorized_user" => Ok(FileKind::AuthorizedUser {
-                client_id: file
-                    .client_id
-                    .filter(|id| !id.trim().is_empty())
-                    .ok_or_else(|| missing("client_id"))?,
+                    .unwrap_or_else(|| DEFAULT_TOKEN_URI.to_owned());
+                let claims = jwt::Claims {
+                    client_email: &client_email,
+                    token_uri: &token_uri,
+                    target_audience: audience,
+                    key_id: file.private_key_id.as_deref(),
+                };
+                let assertion =
+                    jwt::assertion(&jwt::parse_key(&private_key)?, &claims, unix_now())?;
+                Ok(Self::Assertion {
+                    assertion,
+                    client_email,
+                    token_uri,
+                })
+            }
+            "authorized_user" => Ok(Self::Refresh {
+                client_id: present(file.client_id).ok_or_else(|| missing("client_id"))?,
                 client_secret: file.client_secret.ok_or_else(|| missing("client_secret"))?,
                 refresh_token: file.refresh_token.ok_or_else(|| missing("refresh_token"))?,
                 token_uri: file.token_uri,
@@ -265,7 +256,8 @@ impl CredentialsFile {
                 "is of type `{}`; an ID token comes from a `service_account` key or \
                  `authorized_user` credentials",
                 printable(other)
-            ))),
+            ))
+            .into()),
         }
     }
 }

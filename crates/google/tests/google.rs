@@ -10,7 +10,7 @@ use std::{
 };
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use flyte_auth_core::{Authenticator, CachingAuthenticator, Clock, Error};
+use flyte_auth_core::{Authenticator, CachingAuthenticator, Clock, Error, unix_now};
 use flyte_auth_google::{
     ADC_FILE_NAME, DEFAULT_METADATA_HOST, GoogleIdTokenFlow, JWT_BEARER_GRANT_TYPE, Source, Sources,
 };
@@ -32,13 +32,6 @@ fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
         .join(name)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 /// A JWT as Google would issue it (the signature is not checked by the client), with `exp`.
@@ -97,7 +90,11 @@ fn gcloud_dir(dir: &Path) -> PathBuf {
         "refresh_token": REFRESH_TOKEN,
         "quota_project_id": "my-project",
     });
-    std::fs::write(gcloud.join(ADC_FILE_NAME), creds.to_string()).unwrap();
+    let file = gcloud.join(ADC_FILE_NAME);
+    std::fs::write(&file, creds.to_string()).unwrap();
+    // As gcloud writes it: a file others may write to is not used.
+    #[cfg(unix)]
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     gcloud
 }
 
