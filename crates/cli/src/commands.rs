@@ -36,18 +36,15 @@ pub(crate) fn run(cli: Cli) -> Result<(), Error> {
         "configuration loaded"
     );
     match &cli.command {
-        Command::Token => {
-            guard::check(&cfg, guard::depth())?;
-            guard::mark_config(&cfg);
-            token(&cfg, options, TimeLimit::new(&cfg, options, started))
-                .map_err(|e| guard::explain(&cfg, e))
-        }
-        Command::Login => {
+        Command::Token | Command::Login => {
             guard::check(&cfg, guard::depth())?;
             guard::mark_config(&cfg);
             let limit = TimeLimit::new(&cfg, options, started);
-            block_on(limit.bound("logging in", login(&cfg, options)))
-                .map_err(|e| guard::explain(&cfg, e))
+            match cli.command {
+                Command::Token => token(&cfg, options, limit),
+                _ => block_on(limit.bound("logging in", login(&cfg, options))),
+            }
+            .map_err(|e| guard::explain(&cfg, e))
         }
         Command::Logout => block_on(logout(&cfg, options)),
         Command::Status { json } => status(&cfg, options, *json),
@@ -85,6 +82,9 @@ struct TimeLimit {
 
 impl TimeLimit {
     fn new(cfg: &PlatformConfig, options: &Options, started: Instant) -> Self {
+        let command = cfg
+            .command_timeout()
+            .unwrap_or(flyte_auth::command::DEFAULT_TIMEOUT);
         let allowance = match cfg.auth_mode_ref() {
             AuthMode::Pkce => Some((
                 cfg.pkce_timeout()
@@ -96,11 +96,7 @@ impl TimeLimit {
                     .unwrap_or(flyte_auth::device::DEFAULT_LOGIN_TIMEOUT),
                 "the device login",
             )),
-            AuthMode::ExternalCommand => Some((
-                cfg.command_timeout()
-                    .unwrap_or(flyte_auth::command::DEFAULT_TIMEOUT),
-                "the token command",
-            )),
+            AuthMode::ExternalCommand => Some((command, "the token command")),
             _ => None,
         };
         // A `proxyCommand` runs before the first request, with the same limit as a token
@@ -109,15 +105,12 @@ impl TimeLimit {
         let allowance = if cfg.proxy_command().is_empty() {
             allowance
         } else {
-            let proxy = cfg
-                .command_timeout()
-                .unwrap_or(flyte_auth::command::DEFAULT_TIMEOUT);
             Some(match allowance {
                 Some((extra, _)) => (
-                    extra.saturating_add(proxy),
+                    extra.saturating_add(command),
                     "the login and the proxy command",
                 ),
-                None => (proxy, "the proxy command"),
+                None => (command, "the proxy command"),
             })
         };
         Self {
@@ -174,19 +167,12 @@ async fn run_doctor(
     json: bool,
 ) -> Result<(), Error> {
     let report = doctor::diagnose(config, options).await;
-    let text = if json {
-        let mut text = report.to_json();
-        text.push('\n');
-        text
+    print(&if json {
+        report.to_json() + "\n"
     } else {
         report.to_text()
-    };
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Error::other(CommandError::Stdout(e)))?;
-    if report.ok() {
+    })?;
+    if report.ok {
         Ok(())
     } else {
         Err(Error::other(CommandError::DoctorFound))
@@ -220,7 +206,9 @@ async fn login(cfg: &PlatformConfig, options: &Options) -> Result<(), Error> {
     let factory = FactoryOptions::new().http_settings(options.http_settings(cfg));
     let revocation = revoke_stored_login(cfg, &store, &factory).await;
     match &revocation {
-        Revocation::Failed(_) => eprintln!("Note: replacing the stored login: {revocation}."),
+        Revocation::Failed(_) | Revocation::Skipped { .. } => {
+            eprintln!("Note: replacing the stored login: {revocation}.");
+        }
         other => tracing::debug!(revocation = %other, "replacing the stored login"),
     }
     store.delete(cfg.endpoint())?;
@@ -293,7 +281,7 @@ fn report(cfg: &PlatformConfig, outcome: &Logout, why: &str) {
     );
     if matches!(
         outcome.revocation,
-        Revocation::Failed(_) | Revocation::NotOffered
+        Revocation::Failed(_) | Revocation::NotOffered | Revocation::Skipped { .. }
     ) {
         eprintln!("Note: {}.", outcome.revocation);
     }
@@ -329,21 +317,23 @@ fn status(cfg: &PlatformConfig, options: &Options, json: bool) -> Result<(), Err
     let config_error = guard::check(cfg, guard::depth())
         .err()
         .or_else(|| authenticator.as_ref().err().cloned());
-    let mut status = Status::new(cfg, store.name(), stored, config_error)
-        .with_google_proxy(GoogleProxy::of(cfg, &*store));
+    let mut status = Status::new(cfg, store.name(), stored, config_error);
+    status.google_proxy = GoogleProxy::of(cfg, &*store);
     if let Ok(auth) = &authenticator {
         // The header may be the server's: discovery, bounded in time, never a login.
         let limit = options.timeout.unwrap_or(TOKEN_HEADER_LIMIT);
         let header = block_on(async { Ok(TokenHeader::of(cfg, &**auth, limit).await) })?;
-        status = status.with_token_header(header);
+        status.token_header = Some(header);
     }
-    let text = if json {
-        let mut text = status.to_json();
-        text.push('\n');
-        text
+    print(&if json {
+        status.to_json() + "\n"
     } else {
         status.to_text()
-    };
+    })
+}
+
+/// Writes `text` to standard output.
+fn print(text: &str) -> Result<(), Error> {
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(text.as_bytes())
@@ -355,9 +345,7 @@ fn status(cfg: &PlatformConfig, options: &Options, json: bool) -> Result<(), Err
 fn expiry_phrase(credentials: &Credentials) -> String {
     match credentials.expires_at() {
         Some(at) => {
-            let left = at
-                .duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO);
+            let left = at.duration_since(SystemTime::now()).unwrap_or_default();
             format!("expires at {} (in {})", rfc3339(at), human(left))
         }
         None => "has no stated expiry".to_owned(),

@@ -104,16 +104,12 @@ impl Step {
 /// The whole diagnosis.
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
-    ok: bool,
+    /// Whether no step failed.
+    pub(crate) ok: bool,
     steps: Vec<Step>,
 }
 
 impl Report {
-    /// Whether no step failed.
-    pub(crate) fn ok(&self) -> bool {
-        self.ok
-    }
-
     /// One JSON object.
     pub(crate) fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".to_owned())
@@ -141,15 +137,11 @@ impl Report {
                 let _ = writeln!(out, "       {:<12} fix: {}", "", printable(fix));
             }
         }
-        let _ = writeln!(
-            out,
-            "{}",
-            if self.ok {
-                "No problem found."
-            } else {
-                "Authentication will fail until the steps marked FAIL are fixed."
-            }
-        );
+        out.push_str(if self.ok {
+            "No problem found.\n"
+        } else {
+            "Authentication will fail until the steps marked FAIL are fixed.\n"
+        });
         out
     }
 }
@@ -161,19 +153,14 @@ pub(crate) async fn diagnose(config: PlatformConfigBuilder, options: &Options) -
         return run.finish();
     };
     let cfg = match built {
-        Some(Ok(cfg)) => {
-            run.push(config_step(Some(&cfg), None));
-            Arc::new(cfg)
-        }
-        Some(Err(e)) => {
-            run.push(config_step(None, Some(&e)));
-            return run.finish_skipping("the configuration did not load");
-        }
-        None => {
-            run.push(did_not_run("config"));
+        Some(Ok(cfg)) => Arc::new(cfg),
+        failed => {
+            let error = failed.and_then(Result::err);
+            run.push(error.map_or_else(|| did_not_run("config"), |e| config_step(None, Some(&e))));
             return run.finish_skipping("the configuration did not load");
         }
     };
+    run.push(config_step(Some(&cfg), None));
     run.push(
         Step::new(
             "endpoint",
@@ -274,21 +261,16 @@ impl Run {
             Ok(value) => Some(value),
             Err(_) => {
                 tracing::debug!(step = name, "--timeout reached");
+                let limit_text = humantime::format_duration(limit);
+                let detail = format!("did not finish within --timeout ({limit_text})");
                 self.push(
-                    Step::new(
-                        name,
-                        Outcome::Fail,
-                        format!(
-                            "did not finish within --timeout ({})",
-                            humantime::format_duration(limit)
-                        ),
-                    )
-                    .fix(
-                        "find what it waits for (a keyring that does not answer, a config or \
+                    Step::new(name, Outcome::Fail, detail)
+                        .fix(
+                            "find what it waits for (a keyring that does not answer, a config or \
                          secret file that is a pipe nobody writes to, a slow network), or \
                          allow more time with --timeout",
-                    )
-                    .fact("timeout_seconds", limit.as_secs_f64()),
+                        )
+                        .fact("timeout_seconds", limit.as_secs_f64()),
                 );
                 None
             }
@@ -315,7 +297,10 @@ impl Run {
                 self.steps.push(Step::new(name, Outcome::Skip, why));
             }
         }
-        finish(self.steps)
+        Report {
+            ok: self.steps.iter().all(|s| s.outcome != Outcome::Fail),
+            steps: self.steps,
+        }
     }
 }
 
@@ -342,13 +327,6 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
         tokio::time::sleep(THREAD_POLL).await;
     }
     handle.join().ok()
-}
-
-fn finish(steps: Vec<Step>) -> Report {
-    Report {
-        ok: steps.iter().all(|s| s.outcome != Outcome::Fail),
-        steps,
-    }
 }
 
 /// Which file and which variables the configuration came from.
@@ -480,8 +458,8 @@ fn with_token_header(step: Step, header: Option<TokenHeader>) -> Step {
         return step;
     };
     let mut step = step
-        .fact("token_header", header.name())
-        .fact("token_header_source", header.source());
+        .fact("token_header", header.name.clone())
+        .fact("token_header_source", header.source);
     let _ = write!(step.detail, "; token header {}", header.to_text());
     step
 }
@@ -672,16 +650,11 @@ fn login_step(cfg: &PlatformConfig, store: Option<&dyn TokenStore>) -> Step {
                 if expired { " (expired)" } else { "" },
                 if refresh { "stored" } else { "none" }
             );
-            let outcome = if expired && !refresh {
-                Outcome::Warn
+            let step = if expired && !refresh {
+                Step::new("login", Outcome::Warn, detail)
+                    .fix("the next `flyte-auth token` logs in again")
             } else {
-                Outcome::Ok
-            };
-            let step = Step::new("login", outcome, detail);
-            let step = if outcome == Outcome::Warn {
-                step.fix("the next `flyte-auth token` logs in again")
-            } else {
-                step
+                Step::new("login", Outcome::Ok, detail)
             };
             step.fact("stored", true)
                 .fact("expires_at", expires.map(rfc3339))
@@ -707,39 +680,33 @@ fn proxy_step(cfg: &PlatformConfig, google: Option<&GoogleProxy>) -> Step {
     .into_iter()
     .filter_map(|name| {
         let value = std::env::var(name).ok().filter(|v| !v.is_empty())?;
-        Some(format!(
-            "{name}={}",
-            if name.eq_ignore_ascii_case("no_proxy") {
-                value
-            } else {
-                redact_url(&value)
-            }
-        ))
+        let shown = match name {
+            "NO_PROXY" | "no_proxy" => value,
+            _ => redact_url(&value),
+        };
+        Some(format!("{name}={shown}"))
     })
     .collect();
     let proxy_command = !cfg.proxy_command().is_empty();
-    let detail = match (&configured, variables.is_empty()) {
+    let mut detail = match (&configured, variables.is_empty()) {
         (Some(url), _) => format!("admin.httpProxyURL {url}"),
         (None, false) => format!("from the environment: {}", variables.join(", ")),
         (None, true) => "none (direct connections)".to_owned(),
     };
-    let detail = if proxy_command {
-        format!("{detail}; proxyCommand set (proxy-authorization header)")
-    } else {
-        detail
-    };
+    if proxy_command {
+        detail.push_str("; proxyCommand set (proxy-authorization header)");
+    }
     let audience = cfg.proxy_google_audience();
-    let detail = match (audience, google) {
-        (_, Some(google)) => format!(
-            "{detail}; Google proxy (proxy-authorization header): audience {}",
-            google.to_text()
-        ),
-        (Some(audience), None) => format!(
-            "{detail}; Google proxy (proxy-authorization header): audience {audience} \
-             (the token store was not read)"
-        ),
-        (None, None) => detail,
+    let google_text = match (audience, google) {
+        (_, Some(google)) => Some(google.to_text()),
+        (audience, None) => audience.map(|a| format!("{a} (the token store was not read)")),
     };
+    if let Some(text) = google_text {
+        let _ = write!(
+            detail,
+            "; Google proxy (proxy-authorization header): audience {text}"
+        );
+    }
     Step::new("proxy", Outcome::Ok, detail)
         .fact("http_proxy_url", configured)
         .fact("environment", variables)
@@ -747,7 +714,7 @@ fn proxy_step(cfg: &PlatformConfig, google: Option<&GoogleProxy>) -> Step {
         .fact("google_proxy_audience", audience)
         .fact(
             "google_proxy_token_stored",
-            google.map(GoogleProxy::token_stored),
+            google.map(|google| google.token_stored),
         )
 }
 

@@ -8,24 +8,19 @@ use flyte_auth::{Error, OAuthErrorCode};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failure {
     /// 1: anything else (the token store, an unexpected answer).
-    Other,
+    Other = 1,
     /// 2: configuration or usage.
-    Config,
+    Config = 2,
     /// 3: the server or the user refused, or the token command failed.
-    Refused,
+    Refused = 3,
     /// 4: the network, a time-out, a server error.
-    Network,
+    Network = 4,
 }
 
 impl Failure {
     /// The exit status.
     pub(crate) fn code(self) -> u8 {
-        match self {
-            Self::Other => 1,
-            Self::Config => 2,
-            Self::Refused => 3,
-            Self::Network => 4,
-        }
+        self as u8
     }
 
     /// What to try, for errors whose message does not already say it.
@@ -52,7 +47,9 @@ impl Failure {
                 Some("run `flyte-auth login` again and complete the login before it expires")
             }
             (Self::Other, Error::InvalidResponse { .. }) => Some(
-                "the answer is not what a Flyte server or identity provider sends: check that                  the endpoint (and tokenUrl) point at them, not at a proxy or another service;                  run with -vv to see the exchange",
+                "the answer is not what a Flyte server or identity provider sends: check that the \
+                 endpoint (and tokenUrl) point at them, not at a proxy or another service; run \
+                 with -vv to see the exchange",
             ),
             (Self::Refused, Error::Command { .. }) => {
                 Some("run the token command by hand to see what it needs")
@@ -223,5 +220,15 @@ mod tests {
         });
         assert!(text.contains("connection refused"), "{text}");
         assert!(text.contains("--timeout"), "{text}");
+
+        let text = message(&Error::InvalidResponse {
+            status: Some(200),
+            message: "no access_token".into(),
+        });
+        assert!(
+            text.contains("check that the endpoint (and tokenUrl) point at them"),
+            "{text}"
+        );
+        assert!(!text.contains("  "), "{text}");
     }
 }

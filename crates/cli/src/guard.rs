@@ -44,16 +44,7 @@ pub(crate) fn depth() -> u32 {
 ///
 /// Call first thing in `main`, before the async runtime or any other thread exists.
 pub(crate) fn mark_children() {
-    let depth = depth();
-    #[allow(
-        unsafe_code,
-        reason = "setting a variable is only unsound while another thread reads the environment"
-    )]
-    // SAFETY: `main` calls this before it starts the runtime or any thread, so no other
-    // thread can read or write the environment at the same time.
-    unsafe {
-        std::env::set_var(DEPTH_VAR, depth.saturating_add(1).to_string());
-    }
+    set_var(DEPTH_VAR, &depth().saturating_add(1).to_string());
 }
 
 /// Tells the processes this one starts which configurations run above them: the inherited
@@ -65,13 +56,20 @@ pub(crate) fn mark_children() {
 pub(crate) fn mark_config(cfg: &PlatformConfig) {
     let mut callers = inherited_callers();
     callers.push(fingerprint(cfg));
+    set_var(CALLERS_VAR, &callers.join(","));
+}
+
+/// Sets a variable of this process's environment, for the processes it starts. Only while
+/// no other thread reads or writes the environment (as its callers say).
+fn set_var(name: &str, value: &str) {
     #[allow(
         unsafe_code,
         reason = "setting a variable is only unsound while another thread reads the environment"
     )]
-    // SAFETY: no other thread reads or writes the environment now (see above).
+    // SAFETY: called by `mark_children` before the runtime or any thread starts, and by
+    // `mark_config` while no other thread touches the environment (see each).
     unsafe {
-        std::env::set_var(CALLERS_VAR, callers.join(","));
+        std::env::set_var(name, value);
     }
 }
 
@@ -147,8 +145,8 @@ pub(crate) fn explain(cfg: &PlatformConfig, error: Error) -> Error {
     match &error {
         // What a flyte-auth below prints when it refuses, and its exit status: not merely a
         // command's output that quotes the words.
-        Error::Command { stderr, status, .. }
-            if status == "exit status 2"
+        Error::Command { stderr, .. }
+            if flyte_auth::command::exit_code(&error) == Some(2)
                 && stderr
                     .lines()
                     .any(|line| line.starts_with("flyte-auth: ") && line.contains(REFUSAL)) =>
@@ -244,12 +242,18 @@ mod tests {
         let err = explain(&script, below);
         assert!(matches!(err, Error::Config { .. }), "{err:?}");
         assert_eq!(err.to_string().matches(REFUSAL).count(), 1, "{err}");
-        let other = Error::Command {
-            program: "sh".into(),
-            status: "exit status 1".into(),
-            stderr: "not logged in".into(),
-        };
-        assert!(matches!(explain(&script, other), Error::Command { .. }));
+        // The same words from a command that did not exit with 2 are its own failure.
+        for status in ["exit status 1", "killed by signal 2", "exit status 22"] {
+            let other = Error::Command {
+                program: "sh".into(),
+                status: status.into(),
+                stderr: format!("flyte-auth: configuration error: {}", refusal(&script)),
+            };
+            assert!(
+                matches!(explain(&script, other), Error::Command { .. }),
+                "{status}"
+            );
+        }
         // A command that only quotes the words keeps its own error.
         let quoting = Error::Command {
             program: "sh".into(),

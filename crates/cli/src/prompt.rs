@@ -5,7 +5,7 @@
 
 use std::io::{IsTerminal as _, Write as _};
 
-use flyte_auth::{device::DevicePrompt, pkce::LoginEvent, pkce::LoginPrompt};
+use flyte_auth::{device::DevicePrompt, pkce::LoginPrompt};
 
 /// Writes `text` to standard error and, when that is not a terminal, to the controlling
 /// terminal if there is one. Failures to write are ignored: the login goes on.
@@ -23,49 +23,16 @@ pub(crate) fn show(text: &str) {
 
 /// The controlling terminal, when the process has one.
 fn controlling_terminal() -> Option<std::fs::File> {
-    if cfg!(unix) {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/tty")
-            .ok()
-    } else {
-        None
-    }
+    let mut options = std::fs::OpenOptions::new();
+    cfg!(unix).then(|| options.write(true).open("/dev/tty").ok())?
 }
 
 /// The device login prompt: the URL and code, with a QR code of the URL when `qr`.
 pub(crate) fn device(qr: bool) -> impl Fn(&DevicePrompt) + Send + Sync + 'static {
-    move |prompt: &DevicePrompt| {
-        let mut text = String::new();
-        if qr && let Some(code) = prompt.qr_code() {
-            text.push_str(&code);
-            text.push_str("\nOr scan this code with a phone.\n\n");
-        }
-        text.push_str(&prompt.to_string());
-        text.push('\n');
-        show(&text);
-    }
+    move |prompt: &DevicePrompt| show(&prompt.message(qr))
 }
 
 /// The browser login prompt: where to log in, and what to do when no browser opened.
 pub(crate) fn browser() -> LoginPrompt {
-    LoginPrompt::new(|event| {
-        let text = match event {
-            LoginEvent::Started {
-                url,
-                endpoint,
-                browser_opened: true,
-            } => format!(
-                "Opening the browser to log in to {endpoint}. If it does not open, visit this URL:\n\n    {url}\n\n"
-            ),
-            LoginEvent::Started { url, endpoint, .. } => format!(
-                "To log in to {endpoint}, open this URL in a browser on this machine:\n\n    {url}\n\n"
-            ),
-            LoginEvent::BrowserFailed { reason, .. } => {
-                format!("Could not open a browser ({reason}); open the URL above to log in.\n")
-            }
-            _ => return,
-        };
-        show(&text);
-    })
+    LoginPrompt::new(|event| show(&format!("{event}\n")))
 }

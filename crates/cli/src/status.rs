@@ -36,9 +36,9 @@ pub(crate) struct Status {
     logged_in: bool,
     credentials: Option<StoredCredentials>,
     /// The header the token is sent in, and where its name came from.
-    token_header: Option<TokenHeader>,
+    pub(crate) token_header: Option<TokenHeader>,
     /// The identity-aware proxy of `proxyGoogleAudience`, when configured.
-    google_proxy: Option<GoogleProxy>,
+    pub(crate) google_proxy: Option<GoogleProxy>,
 }
 
 /// The Google proxy of `proxyGoogleAudience`: its audience and whether an ID token is stored
@@ -47,7 +47,7 @@ pub(crate) struct Status {
 pub(crate) struct GoogleProxy {
     audience: String,
     /// Whether `store` holds an ID token for the audience.
-    token_stored: bool,
+    pub(crate) token_stored: bool,
     /// Why the store could not be asked.
     error: Option<String>,
 }
@@ -65,11 +65,6 @@ impl GoogleProxy {
             token_stored: stored.as_ref().is_ok_and(|stored| *stored),
             error: stored.err(),
         })
-    }
-
-    /// Whether an ID token is stored for the audience.
-    pub(crate) fn token_stored(&self) -> bool {
-        self.token_stored
     }
 
     /// `123-iap.apps.googleusercontent.com (an ID token is stored)`.
@@ -92,12 +87,11 @@ pub(crate) const TOKEN_HEADER_LIMIT: Duration = Duration::from_secs(5);
 pub(crate) struct TokenHeader {
     /// The header name (for `caller`, the headers forwarded); `None` when it could not be
     /// learnt.
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// `configured` (`authorizationHeader`), `server` (the server's
     /// `authorization_metadata_key`), `default` (the server names no other, or could not be
-    /// asked),
-    /// `caller` (Passthrough: the request being served's own headers), or `unknown`.
-    source: &'static str,
+    /// asked), `caller` (Passthrough: the request being served's own headers), or `unknown`.
+    pub(crate) source: &'static str,
     /// Why the name could not be learnt.
     error: Option<String>,
 }
@@ -147,16 +141,6 @@ impl TokenHeader {
             source: "unknown",
             error: Some(error),
         }
-    }
-
-    /// The header name, when known.
-    pub(crate) fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-
-    /// Where the name came from: `configured`, `server`, `default`, `caller` or `unknown`.
-    pub(crate) fn source(&self) -> &'static str {
-        self.source
     }
 
     /// `flyte-authorization (the server's authorization_metadata_key)`.
@@ -264,18 +248,6 @@ impl Status {
         }
     }
 
-    /// With the Google proxy, when one is configured.
-    pub(crate) fn with_google_proxy(mut self, proxy: Option<GoogleProxy>) -> Self {
-        self.google_proxy = proxy;
-        self
-    }
-
-    /// With the header the token is sent in.
-    pub(crate) fn with_token_header(mut self, header: TokenHeader) -> Self {
-        self.token_header = Some(header);
-        self
-    }
-
     /// One JSON object.
     pub(crate) fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("the status is plain data and serializes")
@@ -299,25 +271,25 @@ impl Status {
             (None, _) => "none".to_owned(),
         };
         line("config file:", &file);
-        for skipped in &self.skipped_config_files {
-            line(
-                "skipped file:",
-                &format!(
-                    "{} (found as {}): {}; to use it, name it: --config {}",
-                    skipped.path, skipped.found_by, skipped.reason, skipped.path
-                ),
+        for SkippedFile {
+            path,
+            found_by,
+            reason,
+        } in &self.skipped_config_files
+        {
+            let text = format!(
+                "{path} (found as {found_by}): {reason}; to use it, name it: --config {path}"
             );
+            line("skipped file:", &text);
         }
         if !self.variables.is_empty() {
             line("variables:", &self.variables.join(" "));
         }
         if let Some(key) = &self.api_key {
+            let (endpoint, id, origin) = (&self.endpoint, &key.client_id, key.origin);
             line(
                 "api key:",
-                &format!(
-                    "API key in use for {}, client id {} (from {})",
-                    self.endpoint, key.client_id, key.origin
-                ),
+                &format!("API key in use for {endpoint}, client id {id} (from {origin})"),
             );
         }
         line("auth mode:", &self.auth_mode);
@@ -474,7 +446,7 @@ mod tests {
     #[tokio::test]
     async fn forwarded_credentials_are_named_as_the_callers() {
         let header = TokenHeader::of(&cfg(), &Forwarding, TOKEN_HEADER_LIMIT).await;
-        assert_eq!(header.source(), "caller");
+        assert_eq!(header.source, "caller");
         assert_eq!(
             header.to_text(),
             "authorization, cookie (forwarded from the request being served: Passthrough)"

@@ -15,8 +15,11 @@ mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use flyte_auth::Credentials;
+use base64::{
+    Engine as _,
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+};
+use flyte_auth::{Credentials, Endpoint};
 use flyte_auth_store::{FileStore, TokenStore};
 use mockito::{Matcher, Mock, Server};
 use support::User;
@@ -60,15 +63,20 @@ fn the_proxy_token_goes_in_proxy_authorization_and_a_second_process_reuses_it() 
     let proxy_token = id_token(IAP_AUDIENCE, "proxy");
     let identity = metadata_identity(&mut metadata, IAP_AUDIENCE, &proxy_token);
 
-    // Flyte's token endpoint behind the proxy: a grant with the proxy's token answers a
-    // Flyte token that expires at once (so the second process asks again); one without it
-    // is refused, as IAP refuses it.
+    // Flyte's token endpoint behind the proxy: a grant with the proxy's ID token in
+    // `proxy-authorization` and the login's own client credentials in `authorization`
+    // answers a Flyte token that expires at once (so the second process asks again); one
+    // without the proxy's token is refused, as IAP refuses it.
     let mut flyte = Server::new();
     let granted = flyte
         .mock("POST", "/oauth2/token")
         .match_header(
             "proxy-authorization",
             format!("Bearer {proxy_token}").as_str(),
+        )
+        .match_header(
+            "authorization",
+            format!("Basic {}", STANDARD.encode("svc:s3cr3t-value")).as_str(),
         )
         .with_header("content-type", "application/json")
         .with_body(
@@ -119,15 +127,18 @@ fn the_proxy_token_goes_in_proxy_authorization_and_a_second_process_reuses_it() 
     for out in [&first, &second] {
         assert!(!out.stderr.contains(&proxy_token), "{out:?}");
     }
-    // The proxy token has its own entry, next to the Flyte login's.
-    let files = user.cached_files();
-    assert!(
-        files
-            .iter()
-            .any(|f| f.starts_with("google-id-token.123-iap.apps.googleusercontent.com")),
-        "{files:?}"
-    );
-    assert!(files.len() >= 2, "{files:?}");
+    // Each token is filed under its own key: the ID token under the proxy's entry, the
+    // Flyte token under the endpoint.
+    let store = FileStore::in_dir(user.cache_dir());
+    let stored = |entry: &Endpoint| {
+        let credentials = store.retrieve(entry).unwrap().unwrap();
+        credentials.access_token.expose_secret().to_owned()
+    };
+    let proxy_entry = flyte_auth::google_proxy_entry(IAP_AUDIENCE).unwrap();
+    let login_entry = Endpoint::parse(&flyte.url()).unwrap();
+    assert_ne!(proxy_entry.key(), login_entry.key());
+    assert_eq!(stored(&proxy_entry), proxy_token);
+    assert_eq!(stored(&login_entry), "flyte-access-token");
 }
 
 #[test]
