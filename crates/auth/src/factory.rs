@@ -9,6 +9,20 @@ use flyte_auth_core::{Authenticator, ClientConfigStore, DiscoveryHints, Error, T
 
 use crate::{AuthMode, AuthenticatorRegistry, PlatformConfig};
 
+/// `$call` when this build has `$feature`, else the error saying that `$what` needs it.
+macro_rules! with_feature {
+    ($feature:tt, $what:expr, $call:expr) => {{
+        #[cfg(feature = $feature)]
+        {
+            $call
+        }
+        #[cfg(not(feature = $feature))]
+        {
+            Err(not_built($what, $feature))
+        }
+    }};
+}
+
 /// What a program adds to the platform config when it asks for an authenticator: how the
 /// interactive flows talk to the user, transport overrides, and where plugins are looked up.
 ///
@@ -158,16 +172,12 @@ impl FactoryOptions {
     }
 
     /// Where discovery remembers which generation of Flyte server answered (flyteadmin or
-    /// Flyte 2), so that the next process asks only that generation's two documents instead
-    /// of both at once (one failed request on every cold start).
+    /// Flyte 2), so that the next process asks only that generation's documents.
     ///
-    /// By default the hint is kept next to the token store's files
-    /// ([`TokenStore::directory`]): with a `flyte_auth::store::FileStore`, `KeyringStore`
-    /// or `DefaultStore`, a `DiscoveryHintFiles` in that directory (`<endpoint>-<hash>.discovery`,
-    /// `0600`, no secret in it); with a `MemoryStore`, no store, or a store of the program's
-    /// own without a directory, nowhere. A hint never fails a login: an unusable one is
-    /// ignored, a wrong one (the server changed generation) costs one fallback and is
-    /// rewritten. See also [`no_discovery_hints`](Self::no_discovery_hints).
+    /// By default: a `DiscoveryHintFiles` in the token store's directory
+    /// ([`TokenStore::directory`]; `0600`, no secret), nowhere for a store without one (a
+    /// `MemoryStore`). A hint never fails a login: an unusable one is ignored, a wrong one
+    /// costs one fallback and is rewritten.
     pub fn discovery_hints(mut self, hints: Arc<dyn DiscoveryHints>) -> Self {
         self.hints = Hints::Custom(hints);
         self
@@ -194,34 +204,6 @@ impl FactoryOptions {
     /// [`AuthenticatorRegistry::global`].
     pub fn registry(mut self, registry: Arc<AuthenticatorRegistry>) -> Self {
         self.registry = Some(registry);
-        self
-    }
-
-    /// The transport settings of every OAuth request (discovery, token, device and refresh
-    /// requests, and Google's with the feature `google`), instead of the config's
-    /// ([`PlatformConfig::http_settings`]): start from those and change what the program
-    /// decides, such as time-outs or the user agent.
-    #[cfg(any(
-        feature = "pkce",
-        feature = "device",
-        feature = "clientcreds",
-        feature = "google"
-    ))]
-    pub fn http_settings(mut self, settings: flyte_auth_oauth::HttpSettings) -> Self {
-        self.http_settings = Some(settings);
-        self
-    }
-
-    /// Sends every OAuth request through `client` instead of one built from the transport
-    /// settings (then [`http_settings`](Self::http_settings) is not used).
-    #[cfg(any(
-        feature = "pkce",
-        feature = "device",
-        feature = "clientcreds",
-        feature = "google"
-    ))]
-    pub fn http_client(mut self, client: flyte_auth_oauth::OAuthClient) -> Self {
-        self.http_client = Some(client);
         self
     }
 
@@ -259,11 +241,47 @@ impl FactoryOptions {
     }
 }
 
+#[cfg(any(
+    feature = "pkce",
+    feature = "device",
+    feature = "clientcreds",
+    feature = "google"
+))]
+impl FactoryOptions {
+    /// The transport settings of every OAuth request, instead of the config's
+    /// ([`PlatformConfig::http_settings`]): start from those and change what the program
+    /// decides, such as time-outs or the user agent.
+    pub fn http_settings(mut self, settings: flyte_auth_oauth::HttpSettings) -> Self {
+        self.http_settings = Some(settings);
+        self
+    }
+
+    /// Sends every OAuth request through `client` instead of one built from the transport
+    /// settings (then [`http_settings`](Self::http_settings) is not used).
+    pub fn http_client(mut self, client: flyte_auth_oauth::OAuthClient) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// The client of the HTTP requests of `cfg`, without any `proxy-authorization`: the
+    /// options' client, else one with the options' settings, else the config's.
+    fn client_for(&self, cfg: &PlatformConfig) -> Result<flyte_auth_oauth::OAuthClient, Error> {
+        match &self.http_client {
+            Some(client) => Ok(client.clone()),
+            None => flyte_auth_oauth::OAuthClient::new(
+                self.http_settings
+                    .clone()
+                    .unwrap_or_else(|| cfg.http_settings()),
+            ),
+        }
+    }
+}
+
 /// The authenticator `cfg` asks for, with default [`FactoryOptions`]: flytekit's
 /// `get_authenticator`.
 ///
-/// `store` is where browser, device and client-credentials logins persist (a
-/// `flyte_auth::store::DefaultStore`, say); `None` keeps them in this process only. See
+/// `store` is where browser, device and client-credentials logins persist (the one
+/// `cfg.open_store(..)` opens, say); `None` keeps them in this process only. See
 /// [`get_authenticator_with`].
 ///
 /// ```
@@ -285,6 +303,45 @@ pub fn get_authenticator(
     store: Option<Arc<dyn TokenStore>>,
 ) -> Result<Arc<dyn Authenticator>, Error> {
     get_authenticator_with(cfg, store, &FactoryOptions::default())
+}
+
+/// Opening the token store a config asks for.
+#[cfg(any(feature = "keyring", feature = "file"))]
+impl PlatformConfig {
+    /// Opens the token store `kind` names, as this config asks: `admin.disableKeyring` makes
+    /// `auto` the file store, `admin.writeAllLayouts` has the keyring write every Flyte tool's
+    /// layout, and the Flyte 2 SDK's `keyring.cfg` is kept where the SDK keeps it for this
+    /// config ([`sdk_keyring_cfg`](Self::sdk_keyring_cfg)) unless `options` names one. Touches
+    /// nothing yet.
+    ///
+    /// ```
+    /// use flyte_auth::{PlatformConfig, get_authenticator, store::{StoreKind, StoreOptions}};
+    ///
+    /// let cfg = PlatformConfig::for_endpoint("dns:///flyte.example.org")?;
+    /// let store = cfg.open_store(StoreKind::Auto, StoreOptions::new())?;
+    /// let auth = get_authenticator(&cfg, Some(store))?; // nothing contacted yet
+    /// # Ok::<(), flyte_auth::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store cannot be had at all (see `open_store_with`).
+    pub fn open_store(
+        &self,
+        kind: flyte_auth_store::StoreKind,
+        mut options: flyte_auth_store::StoreOptions,
+    ) -> Result<Arc<dyn TokenStore>, Error> {
+        use flyte_auth_store::StoreKind;
+        let kind = match kind {
+            StoreKind::Auto if self.disable_keyring() => StoreKind::File,
+            kind => kind,
+        };
+        options.write_all_layouts |= self.write_all_layouts();
+        if options.keyring_cfg.is_none() {
+            options.keyring_cfg = self.sdk_keyring_cfg();
+        }
+        Ok(flyte_auth_store::open_store_with(kind, options)?)
+    }
 }
 
 /// The authenticator `cfg` asks for, with `options`.
@@ -313,11 +370,8 @@ pub fn get_authenticator(
 /// read, to build the HTTP client): discovery, logins and store reads happen on the first
 /// [`Authenticator::get_credentials`].
 ///
-/// The flow for each auth type:
-///
-/// Each built-in flow gets the same [`CachingAuthenticator`](crate::CachingAuthenticator)
-/// (`{:?}` names the flow inside); the HTTP flows share one
-/// `flyte_auth::oauth::ClientContext` (endpoint, client, discovery under the overrides).
+/// Each built-in flow is in a [`CachingAuthenticator`](crate::CachingAuthenticator) (`{:?}`
+/// names the flow); the HTTP flows share one `flyte_auth::oauth::ClientContext`.
 ///
 /// | `auth_mode` | authenticator (flow) | needs the feature |
 /// | --- | --- | --- |
@@ -329,15 +383,13 @@ pub fn get_authenticator(
 /// | [`AuthMode::Passthrough`] | `flyte_auth::Passthrough`: the caller's headers, no login, no store | `tower` |
 /// | [`AuthMode::Plugin`] | what the registered factory returns | — |
 ///
-/// Touches neither the network nor `store`.
-///
 /// # Errors
 ///
 /// [`Error::Config`] when the settings the mode needs are missing (each flow's builder
 /// checks its own; [`PlatformConfig::validate`] asks them), a header name or the CA file is
 /// invalid, the program was built without the mode's feature, or a plugin name is not
-/// registered (the message lists the built-in names and the registered ones). A plugin factory's own error is returned
-/// as is.
+/// registered (the message lists the names accepted). A plugin factory's error is returned as
+/// is.
 pub fn get_authenticator_with(
     cfg: &PlatformConfig,
     store: Option<Arc<dyn TokenStore>>,
@@ -353,12 +405,36 @@ pub fn get_authenticator_with(
     }
     tracing::debug!(mode = %mode, endpoint = %cfg.endpoint(), "creating the authenticator");
     match mode {
-        AuthMode::Pkce => pkce(cfg, store, options),
-        AuthMode::ClientSecret => client_credentials(cfg, store, options),
-        AuthMode::DeviceFlow => device(cfg, store, options),
-        AuthMode::ExternalCommand => command(cfg, store, options),
-        AuthMode::GoogleIdToken => google::id_token(cfg, store, options),
-        AuthMode::Passthrough => passthrough(),
+        AuthMode::Pkce => {
+            with_feature!(
+                "pkce",
+                "auth type Pkce (browser login)",
+                pkce(cfg, store, options)
+            )
+        }
+        AuthMode::ClientSecret => with_feature!(
+            "clientcreds",
+            "auth type ClientSecret (client credentials)",
+            client_credentials(cfg, store, options)
+        ),
+        AuthMode::DeviceFlow => with_feature!(
+            "device",
+            "auth type DeviceFlow (device code login)",
+            device(cfg, store, options)
+        ),
+        AuthMode::ExternalCommand => with_feature!(
+            "command",
+            "auth type ExternalCommand",
+            command(cfg, store, options)
+        ),
+        AuthMode::GoogleIdToken => with_feature!(
+            "google",
+            "auth type GoogleIdToken",
+            google::id_token(cfg, store, options)
+        ),
+        AuthMode::Passthrough => with_feature!("tower", "the Passthrough auth type", {
+            Ok(Arc::new(crate::Passthrough::new()) as Arc<dyn Authenticator>)
+        }),
         AuthMode::Plugin(_) => unreachable!("handled above"),
     }
 }
@@ -452,10 +528,10 @@ pub fn proxy_authenticator_with_store(
             .command(cfg.proxy_command().iter().cloned())
             .header_key(PROXY_HEADER_KEY)
             .endpoint(cfg.endpoint().clone());
-        if let Some(timeout) = command_timeout(cfg, options) {
+        if let Some(timeout) = options.command_timeout.or(cfg.command_timeout()) {
             flow = flow.timeout(timeout);
         }
-        Ok(Some(cached(flow.build()?, None, refresh_margin(cfg, None))))
+        Ok(Some(cached(flow.build()?, None, cfg, None)))
     }
     #[cfg(not(feature = "command"))]
     {
@@ -479,24 +555,6 @@ pub fn proxy_authenticator_with_store(
 /// [`Error::Config`] when no entry can be named after `audience`.
 pub fn google_proxy_entry(audience: &str) -> Result<flyte_auth_core::Endpoint, Error> {
     google::proxy_entry(audience)
-}
-
-/// The time a token command may take: the options', else the config's
-/// (`admin.commandTimeout`), else the command crate's default (`None`).
-#[cfg(feature = "command")]
-fn command_timeout(cfg: &PlatformConfig, options: &FactoryOptions) -> Option<Duration> {
-    options.command_timeout.or(cfg.command_timeout())
-}
-
-/// Forwards the credentials of the request being served; never logs in or stores anything.
-#[cfg(feature = "tower")]
-fn passthrough() -> Result<Arc<dyn Authenticator>, Error> {
-    Ok(Arc::new(crate::Passthrough::new()))
-}
-
-#[cfg(not(feature = "tower"))]
-fn passthrough() -> Result<Arc<dyn Authenticator>, Error> {
-    Err(not_built("the Passthrough auth type", "tower"))
 }
 
 /// The error for a mode whose feature is off.
@@ -528,7 +586,7 @@ pub(crate) mod oauth {
         options: &FactoryOptions,
         store: Option<&Arc<dyn TokenStore>>,
     ) -> Result<OAuthClient, Error> {
-        let client = super::http_client(cfg, options)?;
+        let client = options.client_for(cfg)?;
         // With `proxyCommand` or `proxyGoogleAudience`, every OAuth request to the Flyte
         // endpoint's origin carries `proxy-authorization` too (discovery, and the token,
         // device and code exchange requests of Flyte's own authorization server): an
@@ -602,42 +660,11 @@ pub(crate) mod oauth {
             }
         }
     }
-
-    /// The Flyte server's discovery, for the one thing a command needs from it: the header.
-    #[cfg(feature = "command")]
-    pub(super) fn discovery(
-        cfg: &PlatformConfig,
-        options: &FactoryOptions,
-        store: Option<&Arc<dyn TokenStore>>,
-    ) -> Result<Arc<dyn flyte_auth_core::ClientConfigStore>, Error> {
-        Ok(Arc::new(context(cfg, options, store)?))
-    }
 }
 
-/// The client of the HTTP requests of `cfg`, without any `proxy-authorization`: the
-/// options' client, else one with the options' settings, else the config's.
-#[cfg(any(
-    feature = "pkce",
-    feature = "device",
-    feature = "clientcreds",
-    feature = "google"
-))]
-fn http_client(
-    cfg: &PlatformConfig,
-    options: &FactoryOptions,
-) -> Result<flyte_auth_oauth::OAuthClient, Error> {
-    match &options.http_client {
-        Some(client) => Ok(client.clone()),
-        None => flyte_auth_oauth::OAuthClient::new(
-            options
-                .http_settings
-                .clone()
-                .unwrap_or_else(|| cfg.http_settings()),
-        ),
-    }
-}
-
-/// Core's cache around `flow`: the one place the factory wraps a flow.
+/// Core's cache around `flow`, the one place the factory wraps a flow. The refresh margin is
+/// the flow's own `refreshTime`, else `admin.tokenRefreshWindow`, else (unset, or `0s`, the
+/// Go client's default) core's default.
 #[cfg(any(
     feature = "pkce",
     feature = "device",
@@ -648,26 +675,16 @@ fn http_client(
 fn cached<F: flyte_auth_core::TokenFlow>(
     flow: F,
     store: Option<Arc<dyn TokenStore>>,
-    refresh_margin: Option<Duration>,
+    cfg: &PlatformConfig,
+    refresh_time: Option<Duration>,
 ) -> Arc<dyn Authenticator> {
     let mut builder = flyte_auth_core::CachingAuthenticator::builder(flow).maybe_store(store);
-    if let Some(margin) = refresh_margin {
+    if let Some(margin) =
+        refresh_time.or_else(|| cfg.token_refresh_window().filter(|w| !w.is_zero()))
+    {
         builder = builder.refresh_margin(margin);
     }
     Arc::new(builder.build())
-}
-
-/// The refresh margin of a flow: its own `refreshTime`, else `admin.tokenRefreshWindow`, else
-/// (unset, or `0s`, the Go client's default) core's default.
-#[cfg(any(
-    feature = "pkce",
-    feature = "device",
-    feature = "clientcreds",
-    feature = "command",
-    feature = "google"
-))]
-fn refresh_margin(cfg: &PlatformConfig, flow_refresh_time: Option<Duration>) -> Option<Duration> {
-    flow_refresh_time.or_else(|| cfg.token_refresh_window().filter(|w| !w.is_zero()))
 }
 
 #[cfg(feature = "pkce")]
@@ -691,17 +708,7 @@ fn pkce(
     if let Some(prompt) = &options.login_prompt {
         flow = flow.prompt(prompt.clone());
     }
-    let margin = refresh_margin(cfg, cfg.pkce_refresh_time());
-    Ok(cached(flow.build()?, store, margin))
-}
-
-#[cfg(not(feature = "pkce"))]
-fn pkce(
-    _: &PlatformConfig,
-    _: Option<Arc<dyn TokenStore>>,
-    _: &FactoryOptions,
-) -> Result<Arc<dyn Authenticator>, Error> {
-    Err(not_built("auth type Pkce (browser login)", "pkce"))
+    Ok(cached(flow.build()?, store, cfg, cfg.pkce_refresh_time()))
 }
 
 #[cfg(feature = "clientcreds")]
@@ -728,19 +735,7 @@ fn client_credentials(
             (e, ..) => e,
         },
     )?;
-    Ok(cached(flow, store, refresh_margin(cfg, None)))
-}
-
-#[cfg(not(feature = "clientcreds"))]
-fn client_credentials(
-    _: &PlatformConfig,
-    _: Option<Arc<dyn TokenStore>>,
-    _: &FactoryOptions,
-) -> Result<Arc<dyn Authenticator>, Error> {
-    Err(not_built(
-        "auth type ClientSecret (client credentials)",
-        "clientcreds",
-    ))
+    Ok(cached(flow, store, cfg, None))
 }
 
 #[cfg(feature = "device")]
@@ -765,19 +760,11 @@ fn device(
         let prompt = Arc::clone(prompt);
         flow = flow.prompt(move |p| prompt(p));
     }
-    let margin = refresh_margin(cfg, cfg.device_flow_refresh_time());
-    Ok(cached(flow.build()?, store, margin))
-}
-
-#[cfg(not(feature = "device"))]
-fn device(
-    _: &PlatformConfig,
-    _: Option<Arc<dyn TokenStore>>,
-    _: &FactoryOptions,
-) -> Result<Arc<dyn Authenticator>, Error> {
-    Err(not_built(
-        "auth type DeviceFlow (device code login)",
-        "device",
+    Ok(cached(
+        flow.build()?,
+        store,
+        cfg,
+        cfg.device_flow_refresh_time(),
     ))
 }
 
@@ -795,7 +782,7 @@ fn command(
         Some(header) => flow = flow.header_key(header),
         None => flow = command_header_from_server(flow, cfg, options, store.as_ref())?,
     }
-    if let Some(timeout) = command_timeout(cfg, options) {
+    if let Some(timeout) = options.command_timeout.or(cfg.command_timeout()) {
         flow = flow.timeout(timeout);
     }
     let store = if options.store_command_token {
@@ -803,7 +790,7 @@ fn command(
     } else {
         None
     };
-    Ok(cached(flow.build()?, store, refresh_margin(cfg, None)))
+    Ok(cached(flow.build()?, store, cfg, None))
 }
 
 /// Without `authorizationHeader`, the command's token goes in the header the server names
@@ -819,7 +806,7 @@ fn command_header_from_server(
     {
         Ok(match &options.cfg_store {
             Some(cfg_store) => flow.header_from(Arc::clone(cfg_store)),
-            None => flow.header_from(oauth::discovery(cfg, options, store)?),
+            None => flow.header_from(Arc::new(oauth::context(cfg, options, store)?)),
         })
     }
     #[cfg(not(any(feature = "pkce", feature = "device", feature = "clientcreds")))]
@@ -827,15 +814,6 @@ fn command_header_from_server(
         let _ = (cfg, options, store);
         Ok(flow)
     }
-}
-
-#[cfg(not(feature = "command"))]
-fn command(
-    _: &PlatformConfig,
-    _: Option<Arc<dyn TokenStore>>,
-    _: &FactoryOptions,
-) -> Result<Arc<dyn Authenticator>, Error> {
-    Err(not_built("auth type ExternalCommand", "command"))
 }
 
 mod google {
@@ -881,10 +859,10 @@ mod google {
         let flow = flyte_auth_google::GoogleIdTokenFlow::builder(audience)
             .endpoint(proxy_entry(audience)?)
             .header_key(http::header::PROXY_AUTHORIZATION.as_str())
-            .http_client(super::http_client(cfg, options)?)
+            .http_client(options.client_for(cfg)?)
             .build()?;
         tracing::debug!(%audience, "proxy-authorization: a Google ID token");
-        Ok(super::cached(flow, store, super::refresh_margin(cfg, None)))
+        Ok(super::cached(flow, store, cfg, None))
     }
 
     /// The authenticator of [`AuthMode::GoogleIdToken`](crate::AuthMode::GoogleIdToken):
@@ -908,9 +886,9 @@ mod google {
         let flow = flyte_auth_google::GoogleIdTokenFlow::builder(audience)
             .endpoint(cfg.endpoint().clone())
             .header_key(header)
-            .http_client(super::http_client(cfg, options)?)
+            .http_client(options.client_for(cfg)?)
             .build()?;
-        Ok(super::cached(flow, store, super::refresh_margin(cfg, None)))
+        Ok(super::cached(flow, store, cfg, None))
     }
 
     #[cfg(not(feature = "google"))]
@@ -921,15 +899,6 @@ mod google {
         _: &FactoryOptions,
     ) -> Result<Arc<dyn Authenticator>, Error> {
         Err(super::not_built("proxyGoogleAudience", "google"))
-    }
-
-    #[cfg(not(feature = "google"))]
-    pub(super) fn id_token(
-        _: &PlatformConfig,
-        _: Option<Arc<dyn TokenStore>>,
-        _: &FactoryOptions,
-    ) -> Result<Arc<dyn Authenticator>, Error> {
-        Err(super::not_built("auth type GoogleIdToken", "google"))
     }
 }
 

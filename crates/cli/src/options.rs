@@ -7,7 +7,7 @@ use flyte_auth::{
     Authenticator, Error, FactoryOptions, PlatformConfig, TokenStore, get_authenticator_with,
     oauth::HttpSettings,
 };
-use flyte_auth_store::{DefaultStore, KeyringStore, StoreKind, open_store_with};
+use flyte_auth_store::{StoreKind, StoreOptions};
 
 use crate::prompt;
 
@@ -41,37 +41,14 @@ impl Options {
         }
     }
 
-    /// Opens the store `--store` names, in `--cache-dir` when given (`--all-layouts` or
-    /// `admin.writeAllLayouts` makes the keyring write every Flyte tool's layout;
-    /// `admin.disableKeyring` makes the automatic choice the file store). The keyring and the
-    /// automatic store keep the Flyte 2 SDK's `keyring.cfg` where the SDK would for this
-    /// config ([`PlatformConfig::sdk_keyring_cfg`]). Touches nothing yet.
+    /// Opens the store `--store` names, in `--cache-dir` when given, as the config asks
+    /// ([`PlatformConfig::open_store`]); `--all-layouts` makes the keyring write every Flyte
+    /// tool's layout. Touches nothing yet.
     pub(crate) fn store(&self, cfg: &PlatformConfig) -> Result<Arc<dyn TokenStore>, Error> {
-        let kind = match self.store {
-            StoreKind::Auto if cfg.disable_keyring() => StoreKind::File,
-            kind => kind,
-        };
-        let all_layouts = self.all_layouts || cfg.write_all_layouts();
-        let cache_dir = self.cache_dir.clone();
-        Ok(match (kind, cfg.sdk_keyring_cfg()) {
-            (StoreKind::Auto, Some(file)) => Arc::new(
-                DefaultStore::new(cache_dir)
-                    .write_all_layouts(all_layouts)
-                    .with_keyring_cfg(Some(file)),
-            ),
-            (StoreKind::Keyring, Some(file)) => {
-                let store = match cache_dir {
-                    Some(dir) => KeyringStore::new().with_lock_dir(dir),
-                    None => KeyringStore::new(),
-                };
-                Arc::new(
-                    store
-                        .write_all_layouts(all_layouts)
-                        .with_keyring_cfg(Some(file)),
-                )
-            }
-            (kind, _) => open_store_with(kind, cache_dir, all_layouts)?,
-        })
+        let options = StoreOptions::new()
+            .cache_dir(self.cache_dir.clone())
+            .write_all_layouts(self.all_layouts);
+        cfg.open_store(self.store, options)
     }
 
     /// The authenticator `cfg.auth_mode()` names (`flyte_auth::get_authenticator_with`),

@@ -7,8 +7,10 @@
 //!   atomically, with a cross-process lock. For machines without a keyring.
 //! - [`MemoryStore`] (from `flyte-auth-core`): this process only.
 //! - [`DefaultStore`] / [`default_store`]: the keyring when one answers, else the file store,
-//!   else memory; [`StoreKind`] and [`open_store`] for a `--store auto|keyring|file|memory`
-//!   option.
+//!   else memory; [`StoreKind`] and [`open_store`] (with [`StoreOptions`]: [`open_store_with`])
+//!   for a `--store auto|keyring|file|memory` option. A Flyte program with a platform config
+//!   opens its store with `flyte_auth`'s `PlatformConfig::open_store`, which applies the
+//!   config's store settings.
 //! - [`DiscoveryHintFiles`] (either feature): which discovery flavour, and answer, each
 //!   endpoint's server gave, in a small file next to the token files.
 //!
@@ -71,7 +73,8 @@ pub use keyring_store::KeyringStore;
 #[doc(hidden)]
 pub use layouts::{RawEntries, credentials_from_entries};
 pub use select::{
-    DefaultStore, ParseStoreKindError, StoreKind, default_store, open_store, open_store_with,
+    DefaultStore, ParseStoreKindError, StoreKind, StoreOptions, default_store, open_store,
+    open_store_with,
 };
 
 /// The endpoint as stores key it: as configured, without the `dns:///` prefix of Flyte

@@ -106,54 +106,93 @@ pub fn open_store(
     kind: StoreKind,
     cache_dir: Option<PathBuf>,
 ) -> Result<Arc<dyn TokenStore>, StoreError> {
-    open_store_with(kind, cache_dir, false)
+    open_store_with(kind, StoreOptions::new().cache_dir(cache_dir))
 }
 
-/// [`open_store`], where the keyring store (chosen or automatic) with `write_all_layouts`
-/// writes every Flyte tool's layout on each login
-/// ([`KeyringStore::write_all_layouts`](crate::KeyringStore::write_all_layouts)). The file and
-/// memory stores do not care.
+/// How [`open_store_with`] opens a store: its directory, the keyring's layouts and the Flyte 2
+/// SDK's `keyring.cfg`. Every option is off (or the default) until set.
 ///
 /// ```
-/// use flyte_auth_store::{StoreKind, open_store_with};
-/// let store = open_store_with(StoreKind::Keyring, None, true)?;
+/// use flyte_auth_store::{StoreKind, StoreOptions, open_store_with};
+/// let options = StoreOptions::new()
+///     .write_all_layouts(true)
+///     .keyring_cfg(Some("/work/project/.flyte/keyring.cfg".into()));
+/// let store = open_store_with(StoreKind::Keyring, options)?;
 /// assert_eq!(store.name(), "keyring");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+#[must_use]
+pub struct StoreOptions {
+    /// The file store's directory and the keyring store's lock directory.
+    pub cache_dir: Option<PathBuf>,
+    /// Whether the keyring writes every Flyte tool's layout on each login.
+    pub write_all_layouts: bool,
+    /// The Flyte 2 SDK's `keyring.cfg`, when not `~/.flyte/keyring.cfg`.
+    pub keyring_cfg: Option<PathBuf>,
+}
+
+impl StoreOptions {
+    /// Every option at its default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The file store's directory and the keyring store's lock directory, as in
+    /// [`open_store`]; `None` for the default.
+    pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+
+    /// The keyring store (chosen or automatic) writes every Flyte tool's layout on each login
+    /// ([`KeyringStore::write_all_layouts`](crate::KeyringStore::write_all_layouts)).
+    pub fn write_all_layouts(mut self, all: bool) -> Self {
+        self.write_all_layouts = all;
+        self
+    }
+
+    /// The Flyte 2 SDK's `keyring.cfg` the keyring and automatic stores keep coherent, instead
+    /// of `~/.flyte/keyring.cfg`; `None` for that default.
+    pub fn keyring_cfg(mut self, path: Option<PathBuf>) -> Self {
+        self.keyring_cfg = path;
+        self
+    }
+}
+
+/// [`open_store`] with [`StoreOptions`]; the file and memory stores ignore the keyring's.
 pub fn open_store_with(
     kind: StoreKind,
-    cache_dir: Option<PathBuf>,
-    write_all_layouts: bool,
+    options: StoreOptions,
 ) -> Result<Arc<dyn TokenStore>, StoreError> {
-    #[cfg(not(feature = "keyring"))]
-    let _ = write_all_layouts;
+    let StoreOptions {
+        cache_dir,
+        write_all_layouts,
+        keyring_cfg,
+    } = options;
     match kind {
-        StoreKind::Auto => Ok(Arc::new(
-            DefaultStore::new(cache_dir).write_all_layouts(write_all_layouts),
-        )),
+        StoreKind::Auto => {
+            let mut store = DefaultStore::new(cache_dir).write_all_layouts(write_all_layouts);
+            if keyring_cfg.is_some() {
+                store = store.with_keyring_cfg(keyring_cfg);
+            }
+            Ok(Arc::new(store))
+        }
+        #[cfg(feature = "keyring")]
         StoreKind::Keyring => {
-            #[cfg(feature = "keyring")]
-            {
-                Ok(Arc::new(
-                    keyring_store(cache_dir).write_all_layouts(write_all_layouts),
-                ))
+            let mut store = keyring_store(cache_dir).write_all_layouts(write_all_layouts);
+            if keyring_cfg.is_some() {
+                store = store.with_keyring_cfg(keyring_cfg);
             }
-            #[cfg(not(feature = "keyring"))]
-            {
-                Err(not_built("keyring", "keyring"))
-            }
+            Ok(Arc::new(store))
         }
-        StoreKind::File => {
-            #[cfg(feature = "file")]
-            {
-                Ok(Arc::new(FileStore::open(cache_dir)?))
-            }
-            #[cfg(not(feature = "file"))]
-            {
-                let _ = cache_dir;
-                Err(not_built("file", "file"))
-            }
-        }
+        #[cfg(not(feature = "keyring"))]
+        StoreKind::Keyring => Err(not_built("keyring", "keyring")),
+        #[cfg(feature = "file")]
+        StoreKind::File => Ok(Arc::new(FileStore::open(cache_dir)?)),
+        #[cfg(not(feature = "file"))]
+        StoreKind::File => Err(not_built("file", "file")),
         StoreKind::Memory => Ok(Arc::new(MemoryStore::new())),
     }
 }
@@ -168,7 +207,9 @@ fn not_built(store: &'static str, feature: &str) -> StoreError {
     }
 }
 
-/// The store to use when nobody chose one: a [`DefaultStore`] with the default directory.
+/// The store to use when nobody chose one: a [`DefaultStore`] with the default directory. A
+/// program with a Flyte platform config opens it with `flyte_auth`'s
+/// `PlatformConfig::open_store` instead, which applies the config's store settings.
 pub fn default_store() -> Arc<dyn TokenStore> {
     Arc::new(DefaultStore::new(None))
 }
