@@ -20,6 +20,7 @@ use flyte_auth::{
         parse_duration,
     },
 };
+
 use flyte_auth_store::ParseStoreKindError;
 
 use crate::options::Options;
@@ -172,234 +173,111 @@ struct Opt {
 }
 
 /// The options every subcommand takes, in the order `--help` lists them.
+#[rustfmt::skip]
 const OPTIONS: &[Opt] = &[
-    Opt {
-        long: "config",
-        takes: Takes::Value("FILE"),
-        heading: Heading::Connection,
+    Opt { long: "config", takes: Takes::Value("FILE"), heading: Heading::Connection,
         help: "The Flyte config file to read [default: the first that exists of ./config.yaml, \
                ./.flyte/config.yaml, <git root>/.flyte/config.yaml, $UCTL_CONFIG, \
                $FLYTECTL_CONFIG, ~/.union/config.yaml, ~/.flyte/config.yaml, then flytekit's \
                ./flytekit.config and ~/.flyte/config].",
-        set: |c, _, v| set(c, PlatformConfigBuilder::config_file, path(v)),
-    },
-    Opt {
-        long: "endpoint",
-        takes: Takes::Value("HOST:PORT"),
-        heading: Heading::Connection,
+        set: |c, _, v| set(c, PlatformConfigBuilder::config_file, path(v)) },
+    Opt { long: "endpoint", takes: Takes::Value("HOST:PORT"), heading: Heading::Connection,
         help: "The Flyte server: `host:port` or `dns:///host:port` (admin.endpoint, \
                FLYTE_PLATFORM_URL).",
-        set: |c, _, v| set(c, PlatformConfigBuilder::endpoint, text(v)?),
-    },
-    Opt {
-        long: "insecure",
-        takes: Takes::OptionalBool,
-        heading: Heading::Connection,
+        set: |c, _, v| set(c, PlatformConfigBuilder::endpoint, text(v)?) },
+    Opt { long: "insecure", takes: Takes::OptionalBool, heading: Heading::Connection,
         help: "Plain HTTP to the server instead of TLS (admin.insecure); `--insecure=false` \
                overrides a config file that says true.",
-        set: |c, _, v| set(c, PlatformConfigBuilder::insecure, optional_bool(v)?),
-    },
-    Opt {
-        long: "ca-cert",
-        takes: Takes::Value("FILE"),
-        heading: Heading::Connection,
+        set: |c, _, v| set(c, PlatformConfigBuilder::insecure, optional_bool(v)?) },
+    Opt { long: "ca-cert", takes: Takes::Value("FILE"), heading: Heading::Connection,
         help: "Trust this PEM bundle in addition to the system's roots (admin.caCertFilePath).",
-        set: |c, _, v| set(c, PlatformConfigBuilder::ca_cert_file_path, path(v)),
-    },
-    Opt {
-        long: "insecure-skip-verify",
-        takes: Takes::OptionalBool,
-        heading: Heading::Connection,
+        set: |c, _, v| set(c, PlatformConfigBuilder::ca_cert_file_path, path(v)) },
+    Opt { long: "insecure-skip-verify", takes: Takes::OptionalBool, heading: Heading::Connection,
         help: "Do not verify the server's TLS certificate (admin.insecureSkipVerify). Unsafe.",
-        set: |c, _, v| {
-            set(
-                c,
-                PlatformConfigBuilder::insecure_skip_verify,
-                optional_bool(v)?,
-            )
-        },
-    },
-    Opt {
-        long: "http-proxy",
-        takes: Takes::Value("URL"),
-        heading: Heading::Connection,
+        set: |c, _, v| set(c, PlatformConfigBuilder::insecure_skip_verify, optional_bool(v)?) },
+    Opt { long: "http-proxy", takes: Takes::Value("URL"), heading: Heading::Connection,
         help: "Send the OAuth requests through this proxy (admin.httpProxyURL).",
-        set: |c, _, v| set(c, PlatformConfigBuilder::http_proxy_url, text(v)?),
-    },
-    Opt {
-        long: "timeout",
-        takes: Takes::Value("SECONDS"),
-        heading: Heading::Connection,
+        set: |c, _, v| set(c, PlatformConfigBuilder::http_proxy_url, text(v)?) },
+    Opt { long: "timeout", takes: Takes::Value("SECONDS"), heading: Heading::Connection,
         help: "Give up after this long: the whole command, every request, retry and wait \
                included, ends within it (exit status 4): seconds, or `30s`, `2m`. A browser or \
                device login adds the time it gives you to log in (admin.pkceConfig.timeout, \
                2m; admin.deviceFlowConfig.timeout, 10m), and ExternalCommand the time of the \
                token command (--command-timeout).",
-        set: |_, o, v| {
-            o.timeout = Some(timeout(v)?);
-            Ok(())
-        },
-    },
-    Opt {
-        long: "per-retry-timeout",
-        takes: Takes::Value("SECONDS"),
-        heading: Heading::Connection,
+        set: |_, o, v| { o.timeout = Some(timeout(v)?); Ok(()) } },
+    Opt { long: "per-retry-timeout", takes: Takes::Value("SECONDS"), heading: Heading::Connection,
         help: "Give each attempt of a request that is retried (discovery, client credentials, \
                refresh) this long before trying again (admin.perRetryTimeout; default 15s): \
                seconds, or `30s`, `2m`.",
-        set: |c, _, v| set(c, PlatformConfigBuilder::per_retry_timeout, timeout(v)?),
-    },
-    Opt {
-        long: "auth-mode",
-        takes: Takes::Value("MODE"),
-        heading: Heading::Authentication,
+        set: |c, _, v| set(c, PlatformConfigBuilder::per_retry_timeout, timeout(v)?) },
+    Opt { long: "auth-mode", takes: Takes::Value("MODE"), heading: Heading::Authentication,
         help: "How to log in (admin.authType, FLYTE_CREDENTIALS_AUTH_MODE): Pkce (browser), \
                DeviceFlow, ClientSecret, ExternalCommand or GoogleIdToken (a Google ID token \
                for --google-audience is the token); flytekit's names (standard, basic, \
                client_credentials, external_process) work too.",
-        set: |c, _, v| {
-            let mode = text(v)?.parse::<AuthMode>().map_err(|e| e.to_string())?;
-            set(c, PlatformConfigBuilder::auth_mode, mode)
-        },
-    },
-    Opt {
-        long: "client-id",
-        takes: Takes::Value("ID"),
-        heading: Heading::Authentication,
+        set: |c, _, v| set(c, PlatformConfigBuilder::auth_mode, parsed::<AuthMode>(v)?) },
+    Opt { long: "client-id", takes: Takes::Value("ID"), heading: Heading::Authentication,
         help: "The OAuth client id (admin.clientId, FLYTE_CREDENTIALS_CLIENT_ID).",
-        set: |c, _, v| set(c, PlatformConfigBuilder::client_id, text(v)?),
-    },
-    Opt {
-        long: "client-secret-env",
-        takes: Takes::Value("VAR"),
-        heading: Heading::Authentication,
+        set: |c, _, v| set(c, PlatformConfigBuilder::client_id, text(v)?) },
+    Opt { long: "client-secret-env", takes: Takes::Value("VAR"), heading: Heading::Authentication,
         help: "Read the client secret from this environment variable \
                (admin.clientSecretEnvVar).",
-        set: |c, _, v| set(c, PlatformConfigBuilder::client_secret_env_var, text(v)?),
-    },
-    Opt {
-        long: "client-secret-file",
-        takes: Takes::Value("FILE"),
-        heading: Heading::Authentication,
+        set: |c, _, v| set(c, PlatformConfigBuilder::client_secret_env_var, text(v)?) },
+    Opt { long: "client-secret-file", takes: Takes::Value("FILE"), heading: Heading::Authentication,
         help: "Read the client secret from this file (admin.clientSecretLocation).",
-        set: |c, _, v| set(c, PlatformConfigBuilder::client_secret_location, path(v)),
-    },
-    Opt {
-        long: "scopes",
-        takes: Takes::Value("SCOPES"),
-        heading: Heading::Authentication,
+        set: |c, _, v| set(c, PlatformConfigBuilder::client_secret_location, path(v)) },
+    Opt { long: "scopes", takes: Takes::Value("SCOPES"), heading: Heading::Authentication,
         help: "Scopes to ask for, comma-separated (admin.scopes, FLYTE_CREDENTIALS_SCOPES).",
-        set: |c, _, v| set(c, PlatformConfigBuilder::scopes, split_list(&text(v)?)),
-    },
-    Opt {
-        long: "audience",
-        takes: Takes::Value("AUDIENCE"),
-        heading: Heading::Authentication,
+        set: |c, _, v| set(c, PlatformConfigBuilder::scopes, split_list(&text(v)?)) },
+    Opt { long: "audience", takes: Takes::Value("AUDIENCE"), heading: Heading::Authentication,
         help: "The `audience` parameter some identity providers need (admin.audience).",
-        set: |c, _, v| set(c, PlatformConfigBuilder::audience, text(v)?),
-    },
-    Opt {
-        long: "google-audience",
-        takes: Takes::Value("AUDIENCE"),
+        set: |c, _, v| set(c, PlatformConfigBuilder::audience, text(v)?) },
+    Opt { long: "google-audience", takes: Takes::Value("AUDIENCE"),
         heading: Heading::Authentication,
         help: "GoogleIdToken: the audience of the Google ID token, the OAuth client id of the \
                identity-aware proxy (admin.googleAudience, FLYTE_ADMIN_GOOGLEAUDIENCE). The \
                token comes from GOOGLE_APPLICATION_CREDENTIALS, the metadata server or \
                gcloud's application-default login.",
-        set: |c, _, v| set(c, PlatformConfigBuilder::google_audience, text(v)?),
-    },
-    Opt {
-        long: "proxy-google-audience",
-        takes: Takes::Value("AUDIENCE"),
+        set: |c, _, v| set(c, PlatformConfigBuilder::google_audience, text(v)?) },
+    Opt { long: "proxy-google-audience", takes: Takes::Value("AUDIENCE"),
         heading: Heading::Authentication,
         help: "Send a Google ID token for this audience (the OAuth client id of Google \
                Cloud's identity-aware proxy in front of Flyte) in proxy-authorization on every \
                request to the Flyte server, kept in the token store until near its expiry \
                (admin.proxyGoogleAudience, FLYTE_ADMIN_PROXYGOOGLEAUDIENCE); instead of a \
                proxyCommand.",
-        set: |c, _, v| set(c, PlatformConfigBuilder::proxy_google_audience, text(v)?),
-    },
-    Opt {
-        long: "api-key",
-        takes: Takes::Value("KEY"),
-        heading: Heading::Authentication,
+        set: |c, _, v| set(c, PlatformConfigBuilder::proxy_google_audience, text(v)?) },
+    Opt { long: "api-key", takes: Takes::Value("KEY"), heading: Heading::Authentication,
         help: "A Flyte 2 API key (what FLYTE_API_KEY holds, which is safer: a flag shows in the \
                process list). It selects client credentials with its client id and secret and \
-               names the endpoint, unless --endpoint names one.",
-        set: |c, _, v| {
-            set(
-                c,
-                PlatformConfigBuilder::api_key,
-                SecretString::from(text(v)?),
-            )
-        },
-    },
-    Opt {
-        long: "no-browser",
-        takes: Takes::Nothing,
-        heading: Heading::Authentication,
+               names the endpoint; an --endpoint on another host is refused (the key's secret \
+               goes only to the host it names).",
+        set: |c, _, v| set(c, PlatformConfigBuilder::api_key, SecretString::from(text(v)?)) },
+    Opt { long: "no-browser", takes: Takes::Nothing, heading: Heading::Authentication,
         help: "Browser login: only print the URL, do not open a browser.",
-        set: |_, o, _| {
-            o.no_browser = true;
-            Ok(())
-        },
-    },
-    Opt {
-        long: "qr",
-        takes: Takes::Nothing,
-        heading: Heading::Authentication,
+        set: |_, o, _| { o.no_browser = true; Ok(()) } },
+    Opt { long: "qr", takes: Takes::Nothing, heading: Heading::Authentication,
         help: "Device login: also draw the login URL as a QR code, for a phone to scan.",
-        set: |_, o, _| {
-            o.qr = true;
-            Ok(())
-        },
-    },
-    Opt {
-        long: "command-timeout",
-        takes: Takes::Value("SECONDS"),
-        heading: Heading::Authentication,
+        set: |_, o, _| { o.qr = true; Ok(()) } },
+    Opt { long: "command-timeout", takes: Takes::Value("SECONDS"), heading: Heading::Authentication,
         help: "ExternalCommand: give the token command this long (admin.commandTimeout; \
                default 30s): seconds, or `30s`, `2m`.",
-        set: |c, _, v| set(c, PlatformConfigBuilder::command_timeout, timeout(v)?),
-    },
-    Opt {
-        long: "store",
-        takes: Takes::Value("STORE"),
-        heading: Heading::TokenStore,
+        set: |c, _, v| set(c, PlatformConfigBuilder::command_timeout, timeout(v)?) },
+    Opt { long: "store", takes: Takes::Value("STORE"), heading: Heading::TokenStore,
         help: "Where tokens are kept: `auto` (the OS keyring when it answers, else a file), \
                `keyring`, `file` (0600 files in the cache directory) or `memory` (this process \
                only) [default: $FLYTE_AUTH_STORE, else auto].",
-        set: |_, o, v| {
-            o.store = text(v)?
-                .parse()
-                .map_err(|e: ParseStoreKindError| e.to_string())?;
-            Ok(())
-        },
-    },
-    Opt {
-        long: "all-layouts",
-        takes: Takes::Nothing,
-        heading: Heading::TokenStore,
+        set: |_, o, v| { o.store = parsed(v)?; Ok(()) } },
+    Opt { long: "all-layouts", takes: Takes::Nothing, heading: Heading::TokenStore,
         help: "Keyring: write the login to every Flyte tool's entries (pyflyte, the Flyte 2 \
                SDK, flytectl), also where none held one, so one `flyte-auth login` logs them all \
                in (also $FLYTE_AUTH_ALL_LAYOUTS=true, or `admin.writeAllLayouts: true` in the \
                config file).",
-        set: |_, o, _| {
-            o.all_layouts = true;
-            Ok(())
-        },
-    },
-    Opt {
-        long: "cache-dir",
-        takes: Takes::Value("DIR"),
-        heading: Heading::TokenStore,
+        set: |_, o, _| { o.all_layouts = true; Ok(()) } },
+    Opt { long: "cache-dir", takes: Takes::Value("DIR"), heading: Heading::TokenStore,
         help: "The directory of the file store and of lock files [default: \
                $FLYTE_AUTH_CACHE_DIR, else ~/.cache/flyte-auth].",
-        set: |_, o, v| {
-            o.cache_dir = Some(path(v));
-            Ok(())
-        },
-    },
+        set: |_, o, v| { o.cache_dir = Some(path(v)); Ok(()) } },
 ];
 
 /// One subcommand.
@@ -579,11 +457,8 @@ fn fall_back_to_env(
     if !given("all-layouts")
         && let Some(value) = var(ALL_LAYOUTS_ENV)
     {
-        options.all_layouts = parse_bool_word(&value).ok_or_else(|| {
-            UsageError(format!(
-                "{ALL_LAYOUTS_ENV}: `{value}` is not a boolean; say true or false"
-            ))
-        })?;
+        options.all_layouts =
+            bool_word(&value).map_err(|e| UsageError(format!("{ALL_LAYOUTS_ENV}: {e}")))?;
     }
     Ok(())
 }
@@ -651,15 +526,18 @@ fn text(v: Option<OsString>) -> Result<String, String> {
         .map_err(|_| "the value is not valid UTF-8".to_owned())
 }
 
+/// The value parsed; the error is the parser's.
+fn parsed<T: std::str::FromStr<Err: fmt::Display>>(v: Option<OsString>) -> Result<T, String> {
+    text(v)?.parse().map_err(|e: T::Err| e.to_string())
+}
+
 /// `--insecure` is true; `--insecure=BOOL` says which.
 fn optional_bool(v: Option<OsString>) -> Result<bool, String> {
-    match v {
-        None => Ok(true),
-        Some(v) => {
-            let v = v.to_string_lossy();
-            parse_bool_word(&v).ok_or_else(|| format!("`{v}` is not a boolean; say true or false"))
-        }
-    }
+    v.map_or(Ok(true), |v| bool_word(&v.to_string_lossy()))
+}
+
+fn bool_word(v: &str) -> Result<bool, String> {
+    parse_bool_word(v).ok_or_else(|| format!("`{v}` is not a boolean; say true or false"))
 }
 
 fn timeout(v: Option<OsString>) -> Result<Duration, String> {
