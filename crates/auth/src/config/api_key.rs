@@ -237,7 +237,7 @@ impl ApiKey {
     /// [`ApiKeyError`] when the variable is set to something that is not a key.
     pub fn from_env(var: &str) -> Result<Option<Self>, ApiKeyError> {
         match std::env::var(var) {
-            Ok(value) => Self::from_value(var, Some(value)),
+            Ok(value) => Self::from_env_with(var, |_| Some(value.clone())),
             Err(std::env::VarError::NotPresent) => Ok(None),
             Err(std::env::VarError::NotUnicode(_)) => Err(ApiKeyError::NotUnicode {
                 origin: var.to_owned(),
@@ -255,12 +255,7 @@ impl ApiKey {
         var: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>, ApiKeyError> {
-        Self::from_value(var, env(var))
-    }
-
-    fn from_value(var: &str, value: Option<String>) -> Result<Option<Self>, ApiKeyError> {
-        let value = value.map(SecretString::from);
-        match value {
+        match env(var).map(SecretString::from) {
             Some(v) if !v.expose_secret().trim().is_empty() => {
                 Self::decode(v.expose_secret(), var).map(Some)
             }

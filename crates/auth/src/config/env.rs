@@ -109,76 +109,56 @@ pub(crate) fn read_task_pod(
     Ok((settings, used))
 }
 
-// Each setting's variables; the table in `table.rs` says which setting each sets.
-/// `FLYTE_ADMIN_ENDPOINT`: sets [`endpoint`](crate::config::PlatformConfigBuilder::endpoint).
-pub const ADMIN_ENDPOINT: &str = "FLYTE_ADMIN_ENDPOINT";
-/// `FLYTE_PLATFORM_URL`: sets [`endpoint`](crate::config::PlatformConfigBuilder::endpoint).
-pub const PLATFORM_URL: &str = "FLYTE_PLATFORM_URL";
-/// `FLYTE_ADMIN_INSECURE`: sets [`insecure`](crate::config::PlatformConfigBuilder::insecure).
-pub const ADMIN_INSECURE: &str = "FLYTE_ADMIN_INSECURE";
-/// `FLYTE_PLATFORM_INSECURE`: sets [`insecure`](crate::config::PlatformConfigBuilder::insecure).
-pub const PLATFORM_INSECURE: &str = "FLYTE_PLATFORM_INSECURE";
-/// `FLYTE_ADMIN_INSECURESKIPVERIFY`: sets [`insecure_skip_verify`](crate::config::PlatformConfigBuilder::insecure_skip_verify).
-pub const ADMIN_INSECURE_SKIP_VERIFY: &str = "FLYTE_ADMIN_INSECURESKIPVERIFY";
-/// `FLYTE_PLATFORM_INSECURE_SKIP_VERIFY`: sets [`insecure_skip_verify`](crate::config::PlatformConfigBuilder::insecure_skip_verify).
-pub const PLATFORM_INSECURE_SKIP_VERIFY: &str = "FLYTE_PLATFORM_INSECURE_SKIP_VERIFY";
-/// `FLYTE_ADMIN_CACERTFILEPATH`: sets [`ca_cert_file_path`](crate::config::PlatformConfigBuilder::ca_cert_file_path).
-pub const ADMIN_CA_CERT_FILE_PATH: &str = "FLYTE_ADMIN_CACERTFILEPATH";
-/// `FLYTE_PLATFORM_CA_CERT_FILE_PATH`: sets [`ca_cert_file_path`](crate::config::PlatformConfigBuilder::ca_cert_file_path).
-pub const PLATFORM_CA_CERT_FILE_PATH: &str = "FLYTE_PLATFORM_CA_CERT_FILE_PATH";
-/// `FLYTE_ADMIN_HTTPPROXYURL`: sets [`http_proxy_url`](crate::config::PlatformConfigBuilder::http_proxy_url).
-pub const ADMIN_HTTP_PROXY_URL: &str = "FLYTE_ADMIN_HTTPPROXYURL";
-/// `FLYTE_PLATFORM_HTTP_PROXY_URL`: sets [`http_proxy_url`](crate::config::PlatformConfigBuilder::http_proxy_url).
-pub const PLATFORM_HTTP_PROXY_URL: &str = "FLYTE_PLATFORM_HTTP_PROXY_URL";
-/// `FLYTE_ADMIN_DISABLEKEYRING`: sets [`disable_keyring`](crate::config::PlatformConfigBuilder::disable_keyring).
-pub const ADMIN_DISABLE_KEYRING: &str = "FLYTE_ADMIN_DISABLEKEYRING";
-/// `FLYTE_ADMIN_WRITEALLLAYOUTS`: sets [`write_all_layouts`](crate::config::PlatformConfigBuilder::write_all_layouts).
-pub const ADMIN_WRITE_ALL_LAYOUTS: &str = "FLYTE_ADMIN_WRITEALLLAYOUTS";
-/// `FLYTE_ADMIN_AUTHTYPE`: sets [`auth_mode`](crate::config::PlatformConfigBuilder::auth_mode).
-pub const ADMIN_AUTH_TYPE: &str = "FLYTE_ADMIN_AUTHTYPE";
-/// `FLYTE_CREDENTIALS_AUTH_MODE`: sets [`auth_mode`](crate::config::PlatformConfigBuilder::auth_mode).
-pub const CREDENTIALS_AUTH_MODE: &str = "FLYTE_CREDENTIALS_AUTH_MODE";
-/// `FLYTE_ADMIN_CLIENTID`: sets [`client_id`](crate::config::PlatformConfigBuilder::client_id).
-pub const ADMIN_CLIENT_ID: &str = "FLYTE_ADMIN_CLIENTID";
-/// `FLYTE_CREDENTIALS_CLIENT_ID`: sets [`client_id`](crate::config::PlatformConfigBuilder::client_id).
-pub const CREDENTIALS_CLIENT_ID: &str = "FLYTE_CREDENTIALS_CLIENT_ID";
-/// `FLYTE_CREDENTIALS_CLIENT_SECRET`: sets [`client_secret`](crate::config::PlatformConfigBuilder::client_secret).
-pub const CREDENTIALS_CLIENT_SECRET: &str = "FLYTE_CREDENTIALS_CLIENT_SECRET";
-/// `FLYTE_ADMIN_CLIENTSECRETLOCATION`: sets [`client_secret_location`](crate::config::PlatformConfigBuilder::client_secret_location).
-pub const ADMIN_CLIENT_SECRET_LOCATION: &str = "FLYTE_ADMIN_CLIENTSECRETLOCATION";
-/// `FLYTE_CREDENTIALS_CLIENT_SECRET_LOCATION`: sets [`client_secret_location`](crate::config::PlatformConfigBuilder::client_secret_location).
-pub const CREDENTIALS_CLIENT_SECRET_LOCATION: &str = "FLYTE_CREDENTIALS_CLIENT_SECRET_LOCATION";
-/// `FLYTE_ADMIN_CLIENTSECRETENVVAR`: sets [`client_secret_env_var`](crate::config::PlatformConfigBuilder::client_secret_env_var).
-pub const ADMIN_CLIENT_SECRET_ENV_VAR: &str = "FLYTE_ADMIN_CLIENTSECRETENVVAR";
-/// `FLYTE_CREDENTIALS_CLIENT_SECRET_ENV_VAR`: sets [`client_secret_env_var`](crate::config::PlatformConfigBuilder::client_secret_env_var).
-pub const CREDENTIALS_CLIENT_SECRET_ENV_VAR: &str = "FLYTE_CREDENTIALS_CLIENT_SECRET_ENV_VAR";
-/// `FLYTE_ADMIN_SCOPES`: sets [`scopes`](crate::config::PlatformConfigBuilder::scopes).
-pub const ADMIN_SCOPES: &str = "FLYTE_ADMIN_SCOPES";
-/// `FLYTE_CREDENTIALS_SCOPES`: sets [`scopes`](crate::config::PlatformConfigBuilder::scopes).
-pub const CREDENTIALS_SCOPES: &str = "FLYTE_CREDENTIALS_SCOPES";
-/// `FLYTE_ADMIN_AUDIENCE`: sets [`audience`](crate::config::PlatformConfigBuilder::audience).
-pub const ADMIN_AUDIENCE: &str = "FLYTE_ADMIN_AUDIENCE";
-/// `FLYTE_CREDENTIALS_AUDIENCE`: sets [`audience`](crate::config::PlatformConfigBuilder::audience).
-pub const CREDENTIALS_AUDIENCE: &str = "FLYTE_CREDENTIALS_AUDIENCE";
-/// `FLYTE_ADMIN_COMMAND`: sets [`command`](crate::config::PlatformConfigBuilder::command).
-pub const ADMIN_COMMAND: &str = "FLYTE_ADMIN_COMMAND";
-/// `FLYTE_CREDENTIALS_COMMAND`: sets [`command`](crate::config::PlatformConfigBuilder::command).
-pub const CREDENTIALS_COMMAND: &str = "FLYTE_CREDENTIALS_COMMAND";
-/// `FLYTE_ADMIN_PROXYCOMMAND`: sets [`proxy_command`](crate::config::PlatformConfigBuilder::proxy_command).
-pub const ADMIN_PROXY_COMMAND: &str = "FLYTE_ADMIN_PROXYCOMMAND";
-/// `FLYTE_CREDENTIALS_PROXY_COMMAND`: sets [`proxy_command`](crate::config::PlatformConfigBuilder::proxy_command).
-pub const CREDENTIALS_PROXY_COMMAND: &str = "FLYTE_CREDENTIALS_PROXY_COMMAND";
-/// `FLYTE_ADMIN_PROXYGOOGLEAUDIENCE`: sets [`proxy_google_audience`](crate::config::PlatformConfigBuilder::proxy_google_audience).
-pub const ADMIN_PROXY_GOOGLE_AUDIENCE: &str = "FLYTE_ADMIN_PROXYGOOGLEAUDIENCE";
-/// `FLYTE_ADMIN_GOOGLEAUDIENCE`: sets [`google_audience`](crate::config::PlatformConfigBuilder::google_audience).
-pub const ADMIN_GOOGLE_AUDIENCE: &str = "FLYTE_ADMIN_GOOGLEAUDIENCE";
-/// `FLYTE_ADMIN_TOKENURL`: sets [`token_url`](crate::config::PlatformConfigBuilder::token_url).
-pub const ADMIN_TOKEN_URL: &str = "FLYTE_ADMIN_TOKENURL";
-/// `FLYTE_ADMIN_AUTHORIZATIONHEADER`: sets [`authorization_header`](crate::config::PlatformConfigBuilder::authorization_header).
-pub const ADMIN_AUTHORIZATION_HEADER: &str = "FLYTE_ADMIN_AUTHORIZATIONHEADER";
-/// `FLYTE_ADMIN_DEVICEFLOWCONFIG_PKCE`: sets
-/// [`device_flow_pkce`](crate::config::PlatformConfigBuilder::device_flow_pkce).
-pub const ADMIN_DEVICE_FLOW_CONFIG_PKCE: &str = "FLYTE_ADMIN_DEVICEFLOWCONFIG_PKCE";
+/// Declares each setting's variables, each documented with the builder method of the setting it
+/// sets; the table in `table.rs` reads them.
+macro_rules! setting_variables {
+    ($($name:ident = $value:literal => $setting:ident;)*) => {$(
+        #[doc = concat!(
+            "`", $value, "`: sets [`", stringify!($setting),
+            "`](crate::config::PlatformConfigBuilder::", stringify!($setting), ")."
+        )]
+        pub const $name: &str = $value;
+    )*};
+}
+
+setting_variables! {
+    ADMIN_ENDPOINT = "FLYTE_ADMIN_ENDPOINT" => endpoint;
+    PLATFORM_URL = "FLYTE_PLATFORM_URL" => endpoint;
+    ADMIN_INSECURE = "FLYTE_ADMIN_INSECURE" => insecure;
+    PLATFORM_INSECURE = "FLYTE_PLATFORM_INSECURE" => insecure;
+    ADMIN_INSECURE_SKIP_VERIFY = "FLYTE_ADMIN_INSECURESKIPVERIFY" => insecure_skip_verify;
+    PLATFORM_INSECURE_SKIP_VERIFY = "FLYTE_PLATFORM_INSECURE_SKIP_VERIFY" => insecure_skip_verify;
+    ADMIN_CA_CERT_FILE_PATH = "FLYTE_ADMIN_CACERTFILEPATH" => ca_cert_file_path;
+    PLATFORM_CA_CERT_FILE_PATH = "FLYTE_PLATFORM_CA_CERT_FILE_PATH" => ca_cert_file_path;
+    ADMIN_HTTP_PROXY_URL = "FLYTE_ADMIN_HTTPPROXYURL" => http_proxy_url;
+    PLATFORM_HTTP_PROXY_URL = "FLYTE_PLATFORM_HTTP_PROXY_URL" => http_proxy_url;
+    ADMIN_DISABLE_KEYRING = "FLYTE_ADMIN_DISABLEKEYRING" => disable_keyring;
+    ADMIN_WRITE_ALL_LAYOUTS = "FLYTE_ADMIN_WRITEALLLAYOUTS" => write_all_layouts;
+    ADMIN_AUTH_TYPE = "FLYTE_ADMIN_AUTHTYPE" => auth_mode;
+    CREDENTIALS_AUTH_MODE = "FLYTE_CREDENTIALS_AUTH_MODE" => auth_mode;
+    ADMIN_CLIENT_ID = "FLYTE_ADMIN_CLIENTID" => client_id;
+    CREDENTIALS_CLIENT_ID = "FLYTE_CREDENTIALS_CLIENT_ID" => client_id;
+    CREDENTIALS_CLIENT_SECRET = "FLYTE_CREDENTIALS_CLIENT_SECRET" => client_secret;
+    ADMIN_CLIENT_SECRET_LOCATION = "FLYTE_ADMIN_CLIENTSECRETLOCATION" => client_secret_location;
+    CREDENTIALS_CLIENT_SECRET_LOCATION = "FLYTE_CREDENTIALS_CLIENT_SECRET_LOCATION" =>
+        client_secret_location;
+    ADMIN_CLIENT_SECRET_ENV_VAR = "FLYTE_ADMIN_CLIENTSECRETENVVAR" => client_secret_env_var;
+    CREDENTIALS_CLIENT_SECRET_ENV_VAR = "FLYTE_CREDENTIALS_CLIENT_SECRET_ENV_VAR" =>
+        client_secret_env_var;
+    ADMIN_SCOPES = "FLYTE_ADMIN_SCOPES" => scopes;
+    CREDENTIALS_SCOPES = "FLYTE_CREDENTIALS_SCOPES" => scopes;
+    ADMIN_AUDIENCE = "FLYTE_ADMIN_AUDIENCE" => audience;
+    CREDENTIALS_AUDIENCE = "FLYTE_CREDENTIALS_AUDIENCE" => audience;
+    ADMIN_COMMAND = "FLYTE_ADMIN_COMMAND" => command;
+    CREDENTIALS_COMMAND = "FLYTE_CREDENTIALS_COMMAND" => command;
+    ADMIN_PROXY_COMMAND = "FLYTE_ADMIN_PROXYCOMMAND" => proxy_command;
+    CREDENTIALS_PROXY_COMMAND = "FLYTE_CREDENTIALS_PROXY_COMMAND" => proxy_command;
+    ADMIN_PROXY_GOOGLE_AUDIENCE = "FLYTE_ADMIN_PROXYGOOGLEAUDIENCE" => proxy_google_audience;
+    ADMIN_GOOGLE_AUDIENCE = "FLYTE_ADMIN_GOOGLEAUDIENCE" => google_audience;
+    ADMIN_TOKEN_URL = "FLYTE_ADMIN_TOKENURL" => token_url;
+    ADMIN_AUTHORIZATION_HEADER = "FLYTE_ADMIN_AUTHORIZATIONHEADER" => authorization_header;
+    ADMIN_DEVICE_FLOW_CONFIG_PKCE = "FLYTE_ADMIN_DEVICEFLOWCONFIG_PKCE" => device_flow_pkce;
+}
 
 /// Reads every `FLYTE_*` variable; also returns the names of those that were set. Reads
 /// none without the feature `config`.

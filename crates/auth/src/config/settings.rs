@@ -111,48 +111,25 @@ where
 
 impl Settings {
     /// Each setting from `self`, else from `lower`.
-    pub(crate) fn or(self, lower: Self) -> Self {
-        let (pkce, device) = (self.pkce_config, self.device_flow_config);
-        Self {
-            endpoint: self.endpoint.or(lower.endpoint),
-            insecure: self.insecure.or(lower.insecure),
-            insecure_skip_verify: self.insecure_skip_verify.or(lower.insecure_skip_verify),
-            ca_cert_file_path: self.ca_cert_file_path.or(lower.ca_cert_file_path),
-            http_proxy_url: self.http_proxy_url.or(lower.http_proxy_url),
-            disable_keyring: self.disable_keyring.or(lower.disable_keyring),
-            write_all_layouts: self.write_all_layouts.or(lower.write_all_layouts),
-            auth_mode: self.auth_mode.or(lower.auth_mode),
-            client_id: self.client_id.or(lower.client_id),
-            client_secret: self.client_secret.or(lower.client_secret),
-            client_secret_location: self.client_secret_location.or(lower.client_secret_location),
-            client_secret_env_var: self.client_secret_env_var.or(lower.client_secret_env_var),
-            scopes: self.scopes.or(lower.scopes),
-            audience: self.audience.or(lower.audience),
-            command: self.command.or(lower.command),
-            proxy_command: self.proxy_command.or(lower.proxy_command),
-            proxy_google_audience: self.proxy_google_audience.or(lower.proxy_google_audience),
-            google_audience: self.google_audience.or(lower.google_audience),
-            token_url: self.token_url.or(lower.token_url),
-            authorization_header: self.authorization_header.or(lower.authorization_header),
-            max_retries: self.max_retries.or(lower.max_retries),
-            per_retry_timeout: self.per_retry_timeout.or(lower.per_retry_timeout),
-            command_timeout: self.command_timeout.or(lower.command_timeout),
-            token_refresh_window: self.token_refresh_window.or(lower.token_refresh_window),
-            pkce_config: PkceConfig {
-                timeout: pkce.timeout.or(lower.pkce_config.timeout),
-                refresh_time: pkce.refresh_time.or(lower.pkce_config.refresh_time),
-            },
-            device_flow_config: DeviceFlowConfig {
-                timeout: device.timeout.or(lower.device_flow_config.timeout),
-                poll_interval: device
-                    .poll_interval
-                    .or(lower.device_flow_config.poll_interval),
-                refresh_time: device
-                    .refresh_time
-                    .or(lower.device_flow_config.refresh_time),
-                pkce: device.pkce.or(lower.device_flow_config.pkce),
-            },
+    pub(crate) fn or(mut self, lower: Self) -> Self {
+        macro_rules! or {
+            ($($($field:ident).+),*) => {
+                $(if self.$($field).+.is_none() {
+                    self.$($field).+ = lower.$($field).+;
+                })*
+            };
         }
+        or! {
+            endpoint, insecure, insecure_skip_verify, ca_cert_file_path, http_proxy_url,
+            disable_keyring, write_all_layouts, auth_mode, client_id, client_secret,
+            client_secret_location, client_secret_env_var, scopes, audience, command,
+            proxy_command, proxy_google_audience, google_audience, token_url,
+            authorization_header, max_retries, per_retry_timeout, command_timeout,
+            token_refresh_window, pkce_config.timeout, pkce_config.refresh_time,
+            device_flow_config.timeout, device_flow_config.poll_interval,
+            device_flow_config.refresh_time, device_flow_config.pkce
+        }
+        self
     }
 
     /// Checks the values whose form their type alone does not guarantee: the URLs, the

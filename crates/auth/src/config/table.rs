@@ -29,95 +29,70 @@ pub(crate) struct Row {
     pub(crate) set: Setter,
 }
 
-const fn row(
-    field: &'static str,
-    yaml: &'static str,
-    env: &'static [&'static str],
-    ini: Option<(&'static str, &'static str)>,
-    set: Setter,
-) -> Row {
-    let yaml = if yaml.is_empty() { None } else { Some(yaml) };
-    Row {
-        field,
-        yaml,
-        env,
-        ini,
-        set,
-    }
+/// One [`Row`] per setting: `field (= its path in Settings when not the field): YAML key,
+/// [variables], INI option;`.
+macro_rules! rows {
+    ($($field:ident $(= $($path:ident).+)?: $yaml:literal, [$($env:ident),*], $ini:expr;)*) => {
+        &[$(Row {
+            field: stringify!($field),
+            yaml: if $yaml.is_empty() { None } else { Some($yaml) },
+            env: &[$($env),*],
+            ini: $ini,
+            set: |s, t| put(&mut rows!(@path s, $field $(, $($path).+)?), t),
+        }),*]
+    };
+    (@path $s:ident, $field:ident) => { $s.$field };
+    (@path $s:ident, $field:ident, $($path:ident).+) => { $s.$($path).+ };
 }
 
 const P: &str = "platform";
 const C: &str = "credentials";
 
 /// Every setting.
-#[rustfmt::skip]
-pub(crate) const ROWS: &[Row] = &[
-    row("endpoint", "admin.endpoint", &[ADMIN_ENDPOINT, PLATFORM_URL], Some((P, "url")),
-        |s, t| put(&mut s.endpoint, t)),
-    row("insecure", "admin.insecure", &[ADMIN_INSECURE, PLATFORM_INSECURE], Some((P, "insecure")),
-        |s, t| put(&mut s.insecure, t)),
-    row("insecure_skip_verify", "admin.insecureSkipVerify",
-        &[ADMIN_INSECURE_SKIP_VERIFY, PLATFORM_INSECURE_SKIP_VERIFY], Some((P, "insecure_skip_verify")),
-        |s, t| put(&mut s.insecure_skip_verify, t)),
-    row("ca_cert_file_path", "admin.caCertFilePath",
-        &[ADMIN_CA_CERT_FILE_PATH, PLATFORM_CA_CERT_FILE_PATH], Some((P, "ca_cert_file_path")),
-        |s, t| put(&mut s.ca_cert_file_path, t)),
-    row("http_proxy_url", "admin.httpProxyURL",
-        &[ADMIN_HTTP_PROXY_URL, PLATFORM_HTTP_PROXY_URL], Some((P, "http_proxy_url")),
-        |s, t| put(&mut s.http_proxy_url, t)),
-    row("disable_keyring", "admin.disableKeyring", &[ADMIN_DISABLE_KEYRING], None,
-        |s, t| put(&mut s.disable_keyring, t)),
-    row("write_all_layouts", "admin.writeAllLayouts", &[ADMIN_WRITE_ALL_LAYOUTS], None,
-        |s, t| put(&mut s.write_all_layouts, t)),
-    row("auth_mode", "admin.authType", &[ADMIN_AUTH_TYPE, CREDENTIALS_AUTH_MODE], Some((C, "auth_mode")),
-        |s, t| put(&mut s.auth_mode, t)),
-    row("client_id", "admin.clientId", &[ADMIN_CLIENT_ID, CREDENTIALS_CLIENT_ID], Some((C, "client_id")),
-        |s, t| put(&mut s.client_id, t)),
-    row("client_secret", "", &[CREDENTIALS_CLIENT_SECRET], Some((C, "client_secret")),
-        |s, t| put(&mut s.client_secret, t)),
-    row("client_secret_location", "admin.clientSecretLocation",
-        &[ADMIN_CLIENT_SECRET_LOCATION, CREDENTIALS_CLIENT_SECRET_LOCATION], Some((C, "client_secret_location")),
-        |s, t| put(&mut s.client_secret_location, t)),
-    row("client_secret_env_var", "admin.clientSecretEnvVar",
-        &[ADMIN_CLIENT_SECRET_ENV_VAR, CREDENTIALS_CLIENT_SECRET_ENV_VAR], Some((C, "client_secret_env_var")),
-        |s, t| put(&mut s.client_secret_env_var, t)),
-    row("scopes", "admin.scopes", &[ADMIN_SCOPES, CREDENTIALS_SCOPES], Some((C, "scopes")),
-        |s, t| put(&mut s.scopes, t)),
-    row("audience", "admin.audience", &[ADMIN_AUDIENCE, CREDENTIALS_AUDIENCE], Some((C, "audience")),
-        |s, t| put(&mut s.audience, t)),
-    row("command", "admin.command", &[ADMIN_COMMAND, CREDENTIALS_COMMAND], Some((C, "command")),
-        |s, t| put(&mut s.command, t)),
-    row("proxy_command", "admin.proxyCommand",
-        &[ADMIN_PROXY_COMMAND, CREDENTIALS_PROXY_COMMAND], Some((C, "proxy_command")),
-        |s, t| put(&mut s.proxy_command, t)),
-    row("proxy_google_audience", "admin.proxyGoogleAudience", &[ADMIN_PROXY_GOOGLE_AUDIENCE], None,
-        |s, t| put(&mut s.proxy_google_audience, t)),
-    row("google_audience", "admin.googleAudience", &[ADMIN_GOOGLE_AUDIENCE], None,
-        |s, t| put(&mut s.google_audience, t)),
-    row("token_url", "admin.tokenUrl", &[ADMIN_TOKEN_URL], None,
-        |s, t| put(&mut s.token_url, t)),
-    row("authorization_header", "admin.authorizationHeader", &[ADMIN_AUTHORIZATION_HEADER], None,
-        |s, t| put(&mut s.authorization_header, t)),
-    row("max_retries", "admin.maxRetries", &[], None, |s, t| put(&mut s.max_retries, t)),
-    row("per_retry_timeout", "admin.perRetryTimeout", &[], None,
-        |s, t| put(&mut s.per_retry_timeout, t)),
-    row("command_timeout", "admin.commandTimeout", &[], None,
-        |s, t| put(&mut s.command_timeout, t)),
-    row("pkce_timeout", "admin.pkceConfig.timeout", &[], None,
-        |s, t| put(&mut s.pkce_config.timeout, t)),
-    row("pkce_refresh_time", "admin.pkceConfig.refreshTime", &[], None,
-        |s, t| put(&mut s.pkce_config.refresh_time, t)),
-    row("device_flow_timeout", "admin.deviceFlowConfig.timeout", &[], None,
-        |s, t| put(&mut s.device_flow_config.timeout, t)),
-    row("device_flow_poll_interval", "admin.deviceFlowConfig.pollInterval", &[], None,
-        |s, t| put(&mut s.device_flow_config.poll_interval, t)),
-    row("device_flow_refresh_time", "admin.deviceFlowConfig.refreshTime", &[], None,
-        |s, t| put(&mut s.device_flow_config.refresh_time, t)),
-    row("device_flow_pkce", "admin.deviceFlowConfig.pkce", &[ADMIN_DEVICE_FLOW_CONFIG_PKCE], None,
-        |s, t| put(&mut s.device_flow_config.pkce, t)),
-    row("token_refresh_window", "admin.tokenRefreshWindow", &[], None,
-        |s, t| put(&mut s.token_refresh_window, t)),
-];
+pub(crate) const ROWS: &[Row] = rows! {
+    endpoint: "admin.endpoint", [ADMIN_ENDPOINT, PLATFORM_URL], Some((P, "url"));
+    insecure: "admin.insecure", [ADMIN_INSECURE, PLATFORM_INSECURE], Some((P, "insecure"));
+    insecure_skip_verify: "admin.insecureSkipVerify",
+        [ADMIN_INSECURE_SKIP_VERIFY, PLATFORM_INSECURE_SKIP_VERIFY],
+        Some((P, "insecure_skip_verify"));
+    ca_cert_file_path: "admin.caCertFilePath",
+        [ADMIN_CA_CERT_FILE_PATH, PLATFORM_CA_CERT_FILE_PATH], Some((P, "ca_cert_file_path"));
+    http_proxy_url: "admin.httpProxyURL",
+        [ADMIN_HTTP_PROXY_URL, PLATFORM_HTTP_PROXY_URL], Some((P, "http_proxy_url"));
+    disable_keyring: "admin.disableKeyring", [ADMIN_DISABLE_KEYRING], None;
+    write_all_layouts: "admin.writeAllLayouts", [ADMIN_WRITE_ALL_LAYOUTS], None;
+    auth_mode: "admin.authType", [ADMIN_AUTH_TYPE, CREDENTIALS_AUTH_MODE], Some((C, "auth_mode"));
+    client_id: "admin.clientId", [ADMIN_CLIENT_ID, CREDENTIALS_CLIENT_ID], Some((C, "client_id"));
+    client_secret: "", [CREDENTIALS_CLIENT_SECRET], Some((C, "client_secret"));
+    client_secret_location: "admin.clientSecretLocation",
+        [ADMIN_CLIENT_SECRET_LOCATION, CREDENTIALS_CLIENT_SECRET_LOCATION],
+        Some((C, "client_secret_location"));
+    client_secret_env_var: "admin.clientSecretEnvVar",
+        [ADMIN_CLIENT_SECRET_ENV_VAR, CREDENTIALS_CLIENT_SECRET_ENV_VAR],
+        Some((C, "client_secret_env_var"));
+    scopes: "admin.scopes", [ADMIN_SCOPES, CREDENTIALS_SCOPES], Some((C, "scopes"));
+    audience: "admin.audience", [ADMIN_AUDIENCE, CREDENTIALS_AUDIENCE], Some((C, "audience"));
+    command: "admin.command", [ADMIN_COMMAND, CREDENTIALS_COMMAND], Some((C, "command"));
+    proxy_command: "admin.proxyCommand",
+        [ADMIN_PROXY_COMMAND, CREDENTIALS_PROXY_COMMAND], Some((C, "proxy_command"));
+    proxy_google_audience: "admin.proxyGoogleAudience", [ADMIN_PROXY_GOOGLE_AUDIENCE], None;
+    google_audience: "admin.googleAudience", [ADMIN_GOOGLE_AUDIENCE], None;
+    token_url: "admin.tokenUrl", [ADMIN_TOKEN_URL], None;
+    authorization_header: "admin.authorizationHeader", [ADMIN_AUTHORIZATION_HEADER], None;
+    max_retries: "admin.maxRetries", [], None;
+    per_retry_timeout: "admin.perRetryTimeout", [], None;
+    command_timeout: "admin.commandTimeout", [], None;
+    pkce_timeout = pkce_config.timeout: "admin.pkceConfig.timeout", [], None;
+    pkce_refresh_time = pkce_config.refresh_time: "admin.pkceConfig.refreshTime", [], None;
+    device_flow_timeout = device_flow_config.timeout: "admin.deviceFlowConfig.timeout", [], None;
+    device_flow_poll_interval = device_flow_config.poll_interval:
+        "admin.deviceFlowConfig.pollInterval", [], None;
+    device_flow_refresh_time = device_flow_config.refresh_time:
+        "admin.deviceFlowConfig.refreshTime", [], None;
+    device_flow_pkce = device_flow_config.pkce: "admin.deviceFlowConfig.pkce",
+        [ADMIN_DEVICE_FLOW_CONFIG_PKCE], None;
+    token_refresh_window: "admin.tokenRefreshWindow", [], None;
+};
 
 /// The row of `field`.
 pub(crate) fn row_of(field: &str) -> Option<&'static Row> {
