@@ -790,6 +790,37 @@ fn the_device_flows_pkce_is_read_from_the_file_and_the_environment() {
     assert!(err.contains("admin.deviceFlowConfig.pkce"), "{err}");
 }
 
+/// A config the search found in a working tree does not choose where the Flyte 2 SDK's
+/// keyring file (and so a refresh token) is written; a named one, or `~/.flyte`'s, does.
+#[test]
+fn only_a_named_config_or_the_homes_places_the_sdks_keyring_file() {
+    let world = World::new();
+    let repo = world.path("repo");
+    let config = repo.join(".flyte/config.yaml");
+    fs::create_dir_all(repo.join(".git")).unwrap();
+    fs::create_dir_all(repo.join("src")).unwrap();
+    fs::create_dir_all(repo.join(".flyte")).unwrap();
+    fs::write(&config, config_with("")).unwrap();
+    // Found as ./.flyte/config.yaml and as <git root>/.flyte/config.yaml.
+    for cwd in [repo.clone(), repo.join("src")] {
+        let cfg = world.builder().current_dir(cwd).build().unwrap();
+        assert_eq!(cfg.config_file(), Some(config.as_path()));
+        assert_eq!(cfg.sdk_keyring_cfg(), None);
+    }
+    let world = world.var("FLYTECTL_CONFIG", config.to_str().unwrap());
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.sources().found_by, Some("$FLYTECTL_CONFIG"));
+    assert_eq!(cfg.sdk_keyring_cfg(), Some(repo.join(".flyte/keyring.cfg")));
+
+    let world = World::new().home_config(&config_with(""));
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.sources().found_by, Some("~/.flyte/config.yaml"));
+    assert_eq!(
+        cfg.sdk_keyring_cfg(),
+        Some(world.path(".flyte/keyring.cfg"))
+    );
+}
+
 /// The Flyte 2 SDK's rule for its notebook keyring file: next to a config file in a folder
 /// named `.flyte`, else its default (`None`: the store's `~/.flyte/keyring.cfg`).
 #[test]

@@ -26,6 +26,8 @@ pub(crate) struct Status {
     variables: Vec<String>,
     /// The API key in use: its endpoint and client id (never the secret).
     api_key: Option<ApiKey>,
+    /// An API key in the environment that was not used, and why.
+    api_key_set_aside: Option<flyte_auth::config::SetAsideKey>,
     auth_mode: String,
     client_id: Option<String>,
     client_secret: &'static str,
@@ -228,6 +230,7 @@ impl Status {
                 endpoint: key.endpoint.clone(),
                 client_id: key.client_id.clone(),
             }),
+            api_key_set_aside: cfg.sources().api_key_set_aside.clone(),
             auth_mode: cfg.auth_mode().to_string(),
             client_id: cfg.client_id().map(str::to_owned),
             client_secret: if cfg.client_secret().is_some() {
@@ -291,6 +294,9 @@ impl Status {
                 "api key:",
                 &format!("API key in use for {endpoint}, client id {id} (from {origin})"),
             );
+        }
+        if let Some(set_aside) = &self.api_key_set_aside {
+            line("api key:", &set_aside.to_string());
         }
         line("auth mode:", &self.auth_mode);
         if let Some(header) = &self.token_header {

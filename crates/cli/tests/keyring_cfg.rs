@@ -1,6 +1,7 @@
 //! The Flyte 2 SDK keeps its notebook keyring file, `keyring.cfg`, next to its config file
 //! when that file sits in a `.flyte` folder (`flyte._keyring.file`), else in `~/.flyte`:
-//! `flyte-auth` looks for the SDK's login where the SDK put it.
+//! `flyte-auth` looks for the SDK's login where the SDK put it, for a config file the user
+//! named; one the search found in a working tree does not choose where logins go.
 #![allow(
     clippy::unwrap_used,
     reason = "a failed unwrap is a failed test, with the value in the message"
@@ -29,18 +30,23 @@ fn ini_value(text: &str) -> String {
     format!("{}\n\t", lines.join("\n\t"))
 }
 
-/// Runs `flyte-auth status --json` with the automatic store as in a task pod (no keyring is
-/// asked: the file store, with the SDK's keyring file beside it), `home` as `$HOME`.
-fn status(home: &Path, cache: &Path, config: &Path) -> serde_json::Value {
-    let mut child = Command::new(support::binary())
+/// Runs `flyte-auth status --json` in `cwd` with the automatic store as in a task pod (no
+/// keyring is asked: the file store, with the SDK's keyring file beside it), `home` as
+/// `$HOME`, and `--config` when given.
+fn status(home: &Path, cache: &Path, config: Option<&Path>, cwd: &Path) -> serde_json::Value {
+    let mut command = Command::new(support::binary());
+    command
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", home)
         .env("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+        .current_dir(cwd)
         .args(["status", "--json", "--timeout", "5", "--cache-dir"])
-        .arg(cache)
-        .arg("--config")
-        .arg(config)
+        .arg(cache);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -90,7 +96,7 @@ fn a_config_in_a_flyte_folder_has_the_sdks_keyring_file_beside_it() {
     )
     .unwrap();
 
-    let found = status(home.path(), cache.path(), &config);
+    let found = status(home.path(), cache.path(), Some(&config), home.path());
     assert_eq!(found["logged_in"], true, "{found}");
     assert_eq!(found["credentials"]["refresh_token"], true, "{found}");
     assert!(!found.to_string().contains("sdk-access-token"), "{found}");
@@ -99,6 +105,17 @@ fn a_config_in_a_flyte_folder_has_the_sdks_keyring_file_beside_it() {
     // does flyte-auth.
     let elsewhere = project.path().join("config.yaml");
     std::fs::copy(&config, &elsewhere).unwrap();
-    let found = status(home.path(), cache.path(), &elsewhere);
+    let found = status(home.path(), cache.path(), Some(&elsewhere), home.path());
+    assert_eq!(found["logged_in"], false, "{found}");
+
+    // The same `.flyte` folder found by the search from the working directory: the login
+    // beside it is not read.
+    std::fs::remove_file(&elsewhere).unwrap();
+    let found = status(home.path(), cache.path(), None, project.path());
+    assert_eq!(
+        found["config_file"],
+        config.display().to_string(),
+        "{found}"
+    );
     assert_eq!(found["logged_in"], false, "{found}");
 }

@@ -4,42 +4,36 @@
 //!
 //! 1. the config file: the one given ([`PlatformConfigBuilder::config_file`]), else the first
 //!    that exists of the Flyte 2 SDK's search: `./config.yaml`, `./.flyte/config.yaml`,
-//!    `<git root>/.flyte/config.yaml`, `$UCTL_CONFIG`, `$FLYTECTL_CONFIG`, then the `union`
-//!    package's `$UNION_CONFIG`, `$UNIONAI_CONFIG`, then `~/.union/config.yaml`,
-//!    `~/.uctl/config.yaml`, `~/.flyte/config.yaml`; and when none of those exists,
-//!    flytekit's INI files `./flytekit.config`, `~/.flyte/config`. A file named by a variable
-//!    must exist; the others may be missing. The git root is looked for up to the user's home
-//!    directory, and not across file systems. Of a YAML file, the `admin` section is read,
-//!    and `union.connection.host` / `union.auth.type` (what `union create login` writes)
-//!    where `admin.endpoint` / `admin.authType` are not set;
+//!    `<git root>/.flyte/config.yaml` (the git root looked for up to the home directory, on one
+//!    file system), the files named by `$UCTL_CONFIG`, `$FLYTECTL_CONFIG`, `$UNION_CONFIG`,
+//!    `$UNIONAI_CONFIG` (which must exist), `~/.union/config.yaml`, `~/.uctl/config.yaml`,
+//!    `~/.flyte/config.yaml`, then flytekit's INI files `./flytekit.config`, `~/.flyte/config`.
+//!    Of a YAML file, the `admin` section is read, and `union.connection.host` /
+//!    `union.auth.type` (what `union create login` writes) where `admin.endpoint` /
+//!    `admin.authType` are not set;
 //! 2. in a task pod (one of `_U_EP_OVERRIDE`, `_U_INSECURE`, `_U_INSECURE_SKIP_VERIFY`,
-//!    `_U_ORG_NAME`, `KUBERNETES_SERVICE_HOST` is set) where no config file is named (by
-//!    [`PlatformConfigBuilder::config_file`] or a variable), as the Flyte 2 SDK's
-//!    `init_in_cluster`: `_U_EP_OVERRIDE` the endpoint (an API key's endpoint wins over it;
-//!    with neither, but a `_U_*` variable set, `host.docker.internal:8090`), `_U_INSECURE`
-//!    and `_U_INSECURE_SKIP_VERIFY` the transport;
-//! 3. the `FLYTE_*` environment variables ([`mod@env`] lists them: `FLYTE_ADMIN_*` and
-//!    flytekit's `FLYTE_PLATFORM_*` / `FLYTE_CREDENTIALS_*`);
+//!    `_U_ORG_NAME`, `KUBERNETES_SERVICE_HOST` is set) without a named config file, as the
+//!    Flyte 2 SDK's `init_in_cluster`: `_U_EP_OVERRIDE` the endpoint (with none, but a `_U_*`
+//!    variable set, `host.docker.internal:8090`), `_U_INSECURE*` the transport;
+//! 3. the `FLYTE_*` environment variables ([`mod@env`]);
 //! 4. an API key ([`PlatformConfigBuilder::api_key`], else the first set of
-//!    [`env::API_KEYS`]: `FLYTE_API_KEY`, then the `union` package's `UNION_API_KEY`,
-//!    `UNION_SERVERLESS_API_KEY`, `UNIONAI_SERVERLESS_API_KEY`, `_UNION_EAGER_API_KEY`,
-//!    `_UNION_UNION_API_KEY`, then `EAGER_API_KEY`): its endpoint, client id and secret, and
-//!    client credentials as the flow (only an endpoint set explicitly wins over the key's, as
-//!    in the Flyte 2 CLI). In a task pod, a config file named by `UCTL_CONFIG` or
-//!    `FLYTECTL_CONFIG` wins over a key in the environment, as in `init_in_cluster`;
+//!    [`env::API_KEYS`]): client credentials with its client id and secret, at the endpoint it
+//!    names unless one is chosen for this run (set explicitly, by `FLYTE_PLATFORM_URL` or
+//!    `FLYTE_ADMIN_ENDPOINT`, or in a named config file). A key's secret goes only to the host
+//!    the key names (any port; any loopback name for `localhost`): for an endpoint on another
+//!    host a key from the environment is set aside ([`ConfigSources::api_key_set_aside`]) and
+//!    an explicit one is an error. In a task pod, a config file named by `UCTL_CONFIG` or
+//!    `FLYTECTL_CONFIG` wins over a key in the environment;
 //! 5. values set explicitly on a [`PlatformConfigBuilder`].
 //!
 //! [`PlatformConfig::sources`] tells which file and which variables were used.
 //!
-//! A file found by the search, not named, may have been put there by someone else (another
-//! user who owns `/tmp/.git` and `/tmp/.flyte/config.yaml` would choose the command run and
-//! the server a secret is sent to, for anyone working under `/tmp`). So on Unix, as git does
-//! for the same attack (`safe.directory`), it is used only when it is a regular file, and it
-//! and its directory belong to the effective user (or root) and are not writable by group or
-//! others; otherwise it is skipped with a warning, recorded in [`ConfigSources::skipped`],
-//! and the search goes on. A file named by [`PlatformConfigBuilder::config_file`] or a
-//! variable is used as named; one that is not a regular file (a pipe) is read for at most a
-//! few seconds.
+//! A file found by the search, not named, may have been put there by another user (who owns
+//! `/tmp/.git` and `/tmp/.flyte/config.yaml`, say). So on Unix, as git does
+//! (`safe.directory`), it is used only when it is a regular file, and it and its directory
+//! belong to the user (or root) and nobody else may write them; otherwise it is skipped with
+//! a warning ([`ConfigSources::skipped`]). A named file is used as named; one that is not a
+//! regular file (a pipe) is read for at most a few seconds.
 //!
 //! Everything is checked while loading: a wrong type, a bad duration or an unknown auth type
 //! fails with a message naming the file, the dotted key (`admin.pkceConfig.timeout`) and what
@@ -136,6 +130,7 @@ pub struct PlatformConfig {
     settings: Settings,
     sources: ConfigSources,
     api_key: Option<ApiKeyInUse>,
+    keyring_cfg: Option<PathBuf>,
 }
 
 /// Where a [`PlatformConfig`] came from: the file and the variables that were read, for
@@ -157,6 +152,30 @@ pub struct ConfigSources {
     /// Files the search found but did not use, because another user could have written them
     /// or they are not regular files; each was skipped with a warning.
     pub skipped: Vec<SkippedFile>,
+    /// An API key in the environment that was not used, and why.
+    pub api_key_set_aside: Option<SetAsideKey>,
+}
+
+/// An API key in the environment that was not used: the endpoint chosen for this run names
+/// another server (a key's secret is sent only to the server it names), or, in a task pod, a
+/// config file named by `UCTL_CONFIG` or `FLYTECTL_CONFIG` wins over it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct SetAsideKey {
+    /// The variable that holds the key (one of [`env::API_KEYS`]).
+    pub variable: &'static str,
+    /// Why it was not used, in words (never the key).
+    pub why: String,
+}
+
+impl fmt::Display for SetAsideKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the API key in {} is not used: {}",
+            self.variable, self.why
+        )
+    }
 }
 
 /// A config file the search found and did not use (see the [module documentation](self)).
@@ -199,7 +218,7 @@ pub struct ApiKeyInUse {
     /// Where the key came from: the variable (`FLYTE_API_KEY`, `UNION_API_KEY`, ... one of
     /// [`env::API_KEYS`]) or `explicit setting`.
     pub origin: &'static str,
-    /// The endpoint the key names (an explicit endpoint may have won over it).
+    /// The endpoint the key names (the one in use is on the same host).
     pub endpoint: String,
     /// The key's client id.
     pub client_id: String,
@@ -330,14 +349,13 @@ impl PlatformConfig {
         self.sources.file.as_deref()
     }
 
-    /// Where the Flyte 2 SDK keeps its notebook keyring file (`keyring.cfg`) for this config,
-    /// by the SDK's rule: next to the config file when that file sits in a folder named
-    /// `.flyte` (`<dir>/.flyte/config.yaml` gives `<dir>/.flyte/keyring.cfg`); `None`
-    /// otherwise, where the SDK uses its default, `~/.flyte/keyring.cfg` (the token store's
-    /// default too). Pass it to the store's `with_keyring_cfg`.
+    /// Where the Flyte 2 SDK keeps its notebook keyring file (`keyring.cfg`) for this config:
+    /// next to a config file in a folder named `.flyte` (`<dir>/.flyte/keyring.cfg`) when that
+    /// file was named (`--config`, `FLYTECTL_CONFIG`, ...) or is in `~/.flyte`; `None`
+    /// otherwise: the default, `~/.flyte/keyring.cfg`. A file the search found in a working
+    /// tree does not choose where a refresh token is written.
     pub fn sdk_keyring_cfg(&self) -> Option<PathBuf> {
-        let folder = self.config_file()?.parent()?;
-        (folder.file_name()? == ".flyte").then(|| folder.join("keyring.cfg"))
+        self.keyring_cfg.clone()
     }
 
     /// The file and the variables this config was read from.
@@ -457,14 +475,7 @@ impl fmt::Debug for PlatformConfigBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PlatformConfigBuilder")
             .field("file", &self.file)
-            .field(
-                "env",
-                &if self.env.is_some() {
-                    "custom"
-                } else {
-                    "process"
-                },
-            )
+            .field("env", &self.env.as_ref().map_or("process", |_| "custom"))
             .finish_non_exhaustive()
     }
 }
@@ -504,7 +515,9 @@ impl PlatformConfigBuilder {
 
     /// A Flyte 2 API key (what `FLYTE_API_KEY` holds), used instead of that variable: it
     /// selects client credentials with its client id and secret, and names the endpoint
-    /// unless [`endpoint`](Self::endpoint) is set (over the file's and the variables'). A key that does not decode fails [`build`](Self::build).
+    /// unless [`endpoint`](Self::endpoint) is set. [`build`](Self::build) fails for a key that
+    /// does not decode, or with an `endpoint` on another host (the key's secret goes only to
+    /// the host it names).
     pub fn api_key(mut self, key: impl Into<SecretString>) -> Self {
         self.api_key = Some(key.into());
         self
@@ -518,20 +531,14 @@ impl PlatformConfigBuilder {
     /// Reads the file and the environment, applies the explicit values and checks the result.
     pub fn build(self) -> Result<PlatformConfig, Error> {
         let process_env = |name: &str| std::env::var(name).ok();
-        let inputs = match &self.env {
-            Some(env) => Inputs {
-                env: env.as_ref(),
-                process_env: false,
-                cwd: self.current_dir.clone(),
+        let process = self.env.is_none();
+        let inputs = Inputs {
+            env: match &self.env {
+                Some(env) => env.as_ref(),
+                None => &process_env,
             },
-            None => Inputs {
-                env: &process_env,
-                process_env: true,
-                cwd: self
-                    .current_dir
-                    .clone()
-                    .or_else(|| std::env::current_dir().ok()),
-            },
+            process_env: process,
+            cwd: (self.current_dir.clone()).or_else(|| process.then(std::env::current_dir)?.ok()),
         };
         let mut explicit = self.explicit;
         if let Some(endpoint) = &self.endpoint {
@@ -567,6 +574,8 @@ struct FileRead {
     found_by: &'static str,
     ini: bool,
     settings: Settings,
+    /// The Flyte 2 SDK's `keyring.cfg` for this file, when not the default.
+    keyring_cfg: Option<PathBuf>,
 }
 
 /// What happened to the config file.
@@ -608,59 +617,42 @@ fn git_root(dir: &Path, home: Option<&Path>) -> Option<PathBuf> {
 /// The places searched when no file is given, in order: `(path, how it was found, named)`.
 /// A path named by a variable must exist and is used whoever owns it; the others are used
 /// only when they may be trusted.
-fn search_path(inputs: &Inputs<'_>) -> Vec<(PathBuf, &'static str, bool)> {
-    let mut places = Vec::new();
-    let home = home_dir(inputs.env, inputs.process_env);
-    if let Some(cwd) = &inputs.cwd {
-        places.push((cwd.join("config.yaml"), "./config.yaml", false));
-        places.push((
-            cwd.join(".flyte").join("config.yaml"),
-            "./.flyte/config.yaml",
-            false,
-        ));
-        if let Some(root) = git_root(cwd, home.as_deref()) {
-            places.push((
-                root.join(".flyte").join("config.yaml"),
-                "<git root>/.flyte/config.yaml",
-                false,
-            ));
-        }
-    }
-    for (name, found_by) in [
+fn search_path(inputs: &Inputs<'_>, home: Option<&Path>) -> Vec<(PathBuf, &'static str, bool)> {
+    let found =
+        |dir: Option<&Path>, rel: &str, found_by| dir.map(|d| (d.join(rel), found_by, false));
+    let cwd = inputs.cwd.as_deref();
+    let root = cwd.and_then(|cwd| git_root(cwd, home));
+    let named = [
         (env::UCTL_CONFIG, "$UCTL_CONFIG"),
         (env::FLYTECTL_CONFIG, "$FLYTECTL_CONFIG"),
         (env::UNION_CONFIG, "$UNION_CONFIG"),
         (env::UNIONAI_CONFIG, "$UNIONAI_CONFIG"),
-    ] {
-        if let Some(path) = (inputs.env)(name).filter(|p| !p.trim().is_empty()) {
-            places.push((PathBuf::from(path), found_by, true));
-        }
-    }
-    if let Some(home) = &home {
-        places.push((
-            home.join(".union").join("config.yaml"),
-            "~/.union/config.yaml",
-            false,
-        ));
-        places.push((
-            home.join(".uctl").join("config.yaml"),
-            "~/.uctl/config.yaml",
-            false,
-        ));
-        places.push((
-            home.join(".flyte").join("config.yaml"),
-            "~/.flyte/config.yaml",
-            false,
-        ));
-    }
-    // flytekit's INI files, only when no YAML file exists.
-    if let Some(cwd) = &inputs.cwd {
-        places.push((cwd.join("flytekit.config"), "./flytekit.config", false));
-    }
-    if let Some(home) = &home {
-        places.push((home.join(".flyte").join("config"), "~/.flyte/config", false));
-    }
-    places
+    ]
+    .map(|(name, found_by)| {
+        let path = (inputs.env)(name).filter(|p| !p.trim().is_empty())?;
+        Some((PathBuf::from(path), found_by, true))
+    });
+    [
+        found(cwd, "config.yaml", "./config.yaml"),
+        found(cwd, ".flyte/config.yaml", "./.flyte/config.yaml"),
+        found(
+            root.as_deref(),
+            ".flyte/config.yaml",
+            "<git root>/.flyte/config.yaml",
+        ),
+    ]
+    .into_iter()
+    .chain(named)
+    .chain([
+        found(home, ".union/config.yaml", "~/.union/config.yaml"),
+        found(home, ".uctl/config.yaml", "~/.uctl/config.yaml"),
+        found(home, ".flyte/config.yaml", "~/.flyte/config.yaml"),
+        // flytekit's INI files, only when no YAML file exists.
+        found(cwd, "flytekit.config", "./flytekit.config"),
+        found(home, ".flyte/config", "~/.flyte/config"),
+    ])
+    .flatten()
+    .collect()
 }
 
 #[cfg(not(feature = "config"))]
@@ -680,13 +672,14 @@ fn read_config_file(
     choice: &FileChoice,
     skipped: &mut Vec<SkippedFile>,
 ) -> Result<FileOutcome, Error> {
+    let home = home_dir(inputs.env, inputs.process_env);
     let places = match choice {
         FileChoice::Skip => return Ok(FileOutcome::Skipped),
         FileChoice::Path(path) => vec![(path.clone(), "given", true)],
-        FileChoice::Default => search_path(inputs),
+        FileChoice::Default => search_path(inputs, home.as_deref()),
     };
     for (path, found_by, named) in &places {
-        let read = if *named {
+        let text = if *named {
             trust::read_named(path, MAX_CONFIG_FILE_BYTES)
         } else {
             match trust::read_found(path, MAX_CONFIG_FILE_BYTES) {
@@ -707,39 +700,45 @@ fn read_config_file(
                 }
                 Err(e) => Err(e),
             }
-        };
-        match read {
-            Ok(text) => {
-                tracing::debug!(path = %path.display(), found_by, "read the Flyte config file");
-                let ini = is_ini(path, &text);
-                let layer = if ini {
-                    ini::parse(path, &text)?
-                } else {
-                    file::parse(path, &text)?
-                };
-                let layer = layer.checked(&Source::File(path.clone()))?;
-                return Ok(FileOutcome::Read(Box::new(FileRead {
-                    path: path.clone(),
-                    found_by,
-                    ini,
-                    settings: layer,
-                })));
-            }
-            Err(e) => {
-                let named_by = match *found_by {
-                    "given" => String::new(),
-                    by => format!(" (named by {})", by.trim_start_matches('$')),
-                };
-                return Err(Error::config(format!(
-                    "cannot read config file {}{named_by}: {e}",
-                    path.display()
-                )));
-            }
         }
+        .map_err(|e| {
+            let named_by = match *found_by {
+                "given" => String::new(),
+                by => format!(" (named by {})", by.trim_start_matches('$')),
+            };
+            Error::config(format!(
+                "cannot read config file {}{named_by}: {e}",
+                path.display()
+            ))
+        })?;
+        tracing::debug!(path = %path.display(), found_by, "read the Flyte config file");
+        let ini = is_ini(path, &text);
+        let settings = if ini {
+            ini::parse(path, &text)?
+        } else {
+            file::parse(path, &text)?
+        };
+        return Ok(FileOutcome::Read(Box::new(FileRead {
+            settings: settings.checked(&Source::File(path.clone()))?,
+            keyring_cfg: keyring_cfg_beside(path, *named, home.as_deref()),
+            path: path.clone(),
+            found_by,
+            ini,
+        })));
     }
     Ok(FileOutcome::NotFound(
         places.into_iter().map(|(path, ..)| path).collect(),
     ))
+}
+
+#[cfg(feature = "config")]
+/// Where the Flyte 2 SDK keeps `keyring.cfg` for the config file `path`: beside it in a
+/// `.flyte` folder. Only for a file the user named or one in the home's `.flyte`: a file the
+/// search found in a working tree must not choose where a refresh token is written.
+fn keyring_cfg_beside(path: &Path, named: bool, home: Option<&Path>) -> Option<PathBuf> {
+    let folder = path.parent()?;
+    let chosen = named || home.is_some_and(|home| folder == home.join(".flyte"));
+    (chosen && folder.file_name()? == ".flyte").then(|| folder.join("keyring.cfg"))
 }
 
 #[cfg(feature = "config")]
@@ -760,11 +759,12 @@ fn is_ini(path: &Path, text: &str) -> bool {
 /// The endpoint of a task pod whose `_U_*` variables name none (the Flyte 2 SDK's default).
 const TASK_POD_DEFAULT_ENDPOINT: &str = "host.docker.internal:8090";
 
+/// An API key and where it came from: its variable, or `explicit setting`.
+type KeyAndOrigin = (ApiKey, &'static str);
+
 /// The first API key set in the environment ([`env::API_KEYS`], in order), with the variable
 /// that holds it; none without the feature `config`.
-fn key_from_env(
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<(ApiKey, &'static str)>, Error> {
+fn key_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<KeyAndOrigin>, Error> {
     if !cfg!(feature = "config") {
         return Ok(None);
     }
@@ -776,8 +776,75 @@ fn key_from_env(
     Ok(None)
 }
 
-/// Merges file < task pod < environment < API key < explicit, resolves the client secret and
-/// the mode.
+/// The API key to use, and one in the environment set aside. `chosen` is the endpoint chosen
+/// for this run and who chose it; `pod_file` the variable naming the config file that, in a
+/// task pod, wins over a key in the environment (the Flyte 2 SDK's `init_in_cluster`).
+///
+/// A key's secret goes only to the host the key names: an environment key is set aside (with
+/// a warning) when `chosen` names another host, and an explicit key with such an endpoint is
+/// an error.
+fn key_in_use(
+    env: &dyn Fn(&str) -> Option<String>,
+    explicit_key: Option<&SecretString>,
+    chosen: Option<(&Endpoint, &Source)>,
+    pod_file: Option<&str>,
+) -> Result<(Option<KeyAndOrigin>, Option<SetAsideKey>), Error> {
+    let other_host = |key: &ApiKey| {
+        let (endpoint, source) = chosen.filter(|(e, _)| !same_host(e, key.endpoint()))?;
+        Some(format!(
+            "it is for {}, and {} names {}; a key's secret is sent only to the server it names",
+            key.endpoint().host(),
+            source.name("endpoint"),
+            endpoint.host()
+        ))
+    };
+    if let Some(key) = explicit_key {
+        let key = api_key::decode(key.expose_secret(), "the explicit setting")?;
+        return match other_host(&key) {
+            Some(why) => Err(Error::config(format!("the explicit API key: {why}"))),
+            None => Ok((Some((key, "explicit setting")), None)),
+        };
+    }
+    if let Some(file_var) = pod_file {
+        tracing::debug!("in a task pod: the named config file wins over an API key");
+        let variable = env::API_KEYS
+            .iter()
+            .copied()
+            .find(|var| env(var).is_some_and(|v| !v.trim().is_empty()));
+        return Ok((
+            None,
+            variable.map(|variable| SetAsideKey {
+                variable,
+                why: format!("in a task pod, the config file named by {file_var} wins over it"),
+            }),
+        ));
+    }
+    let Some((key, variable)) = key_from_env(env)? else {
+        return Ok((None, None));
+    };
+    match other_host(&key) {
+        Some(why) => {
+            tracing::warn!(variable, "the API key in {variable} is not used: {why}");
+            Ok((None, Some(SetAsideKey { variable, why })))
+        }
+        None => Ok((Some((key, variable)), None)),
+    }
+}
+
+/// Whether `a` and `b` name the same host, whatever their ports and schemes; every loopback
+/// name (`localhost`, `127.0.0.1`, `[::1]`) names this machine.
+fn same_host(a: &Endpoint, b: &Endpoint) -> bool {
+    let loopback = |host: &str| {
+        host == "localhost"
+            || (host.trim_matches(['[', ']']).parse::<std::net::IpAddr>())
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    a.host() == b.host() || (loopback(a.host()) && loopback(b.host()))
+}
+
+/// Merges file < task pod < environment < explicit, with an API key's endpoint over the task
+/// pod's and a found file's and its credentials over all but the explicit ones; resolves the
+/// client secret and the mode.
 fn resolve(
     inputs: &Inputs<'_>,
     choice: &FileChoice,
@@ -792,53 +859,52 @@ fn resolve(
     let mut variables: Vec<String> = used.iter().map(|v| (*v).to_owned()).collect();
     let mut skipped = Vec::new();
     let outcome = read_config_file(inputs, choice, &mut skipped)?;
-    let (file_read, file_layer) = match &outcome {
-        FileOutcome::Read(read) => (Some(&**read), read.settings.clone()),
-        _ => (None, Settings::default()),
+    let file_read = match &outcome {
+        FileOutcome::Read(read) => Some(&**read),
+        _ => None,
     };
-    if let Some(read) = file_read
-        && let Some(var) = read.found_by.strip_prefix('$')
-    {
-        variables.push(var.to_owned());
-    }
+    let file_layer = file_read.map(|r| r.settings.clone()).unwrap_or_default();
+    let named_by = file_read.and_then(|r| r.found_by.strip_prefix('$'));
+    variables.extend(named_by.map(str::to_owned));
     let file_source = Source::File(file_read.map(|r| r.path.clone()).unwrap_or_default());
 
-    // In a task pod, a config file named by UCTL_CONFIG or FLYTECTL_CONFIG wins over a key in
-    // the environment, and without a named file the `_U_*` variables apply (the Flyte 2 SDK's
-    // `init_in_cluster`).
+    // In a task pod without a named config file, the `_U_*` variables apply.
     let pod = env::in_task_pod(env);
-    let named_by_variable = file_read.is_some_and(|r| r.found_by.starts_with('$'));
-    let api_key = match explicit_api_key {
-        Some(key) => Some((
-            api_key::decode(key.expose_secret(), "the explicit setting")?,
-            "explicit setting",
-        )),
-        None if pod
-            && file_read
-                .is_some_and(|r| matches!(r.found_by, "$UCTL_CONFIG" | "$FLYTECTL_CONFIG")) =>
-        {
-            tracing::debug!("in a task pod: the named config file wins over an API key");
-            None
-        }
-        None => key_from_env(env)?,
-    };
-    if explicit_api_key.is_none()
-        && let Some((_, origin)) = &api_key
-    {
-        variables.push((*origin).to_owned());
-    }
-    let (pod_layer, pod_used) = if pod && !named_by_variable && !choice.is_given() {
+    let (pod_layer, pod_used) = if pod && named_by.is_none() && !choice.is_given() {
         env::read_task_pod(env)?
     } else {
         (Settings::default(), Vec::new())
     };
     variables.extend(pod_used.iter().map(|v| (*v).to_owned()));
 
+    // The endpoint chosen for this run: set explicitly, by a variable, or in a named file (for
+    // an explicit key, only explicitly). It wins over a key's; a found file's and the task
+    // pod's do not.
     let layers = [
         (&explicit, &Source::Explicit),
         (&env_layer, &env_source),
         (&file_layer, &file_source),
     ];
+    let choosers = match (explicit_api_key, named_by.is_some() || choice.is_given()) {
+        (Some(_), _) => 1,
+        (None, named) => 2 + usize::from(named),
+    };
+    let chosen = layers[..choosers]
+        .iter()
+        .find_map(|(layer, source)| Some((*layer, layer.endpoint.as_ref()?, *source)));
+    let pod_file = named_by.filter(|var| pod && matches!(*var, "UCTL_CONFIG" | "FLYTECTL_CONFIG"));
+    let (api_key, set_aside) = key_in_use(
+        env,
+        explicit_api_key,
+        chosen.map(|(_, endpoint, source)| (endpoint, source)),
+        pod_file,
+    )?;
+    if explicit_api_key.is_none()
+        && let Some((_, origin)) = &api_key
+    {
+        variables.push((*origin).to_owned());
+    }
+
     // The source that set a setting, for errors naming it.
     let source_of = |is_set: fn(&Settings) -> bool| {
         layers
@@ -846,31 +912,14 @@ fn resolve(
             .find(|(layer, _)| is_set(layer))
             .map(|(_, source)| *source)
     };
-    // The transport a key's server is reached by: only what the user set for this run or the
-    // task pod it runs in (`_U_INSECURE*`, as the Flyte 2 SDK), never a config file's or a
-    // variable's `insecure` meant for another server, which would send the key's secret in
-    // clear text.
-    let key_transport = (
-        explicit.insecure.or(pod_layer.insecure),
-        explicit
-            .insecure_skip_verify
-            .or(pod_layer.insecure_skip_verify),
-    );
     let mut settings = explicit
         .clone()
         .or(env_layer.clone())
-        .or(pod_layer)
+        .or(pod_layer.clone())
         .or(file_layer.clone());
-
-    // An explicit endpoint wins over the key's, and the key's over the variables' and the
-    // file's (the Flyte 2 CLI's order): the key's secret goes to the server it was issued
-    // for, not to one a stale config file names.
-    let endpoint = match (&explicit.endpoint, &api_key, settings.endpoint.take()) {
-        (Some(endpoint), _, _) => endpoint.clone(),
-        (None, Some((key, _)), _) => {
-            (settings.insecure, settings.insecure_skip_verify) = key_transport;
-            key.endpoint().clone()
-        }
+    let endpoint = match (chosen, &api_key, settings.endpoint.take()) {
+        (Some((_, endpoint, _)), ..) => endpoint.clone(),
+        (None, Some((key, _)), _) => key.endpoint().clone(),
         (None, None, Some(endpoint)) => endpoint,
         // The Flyte 2 SDK's default in a Union task pod.
         (None, None, None) if !pod_used.is_empty() => Endpoint::parse(TASK_POD_DEFAULT_ENDPOINT)?,
@@ -878,6 +927,21 @@ fn resolve(
             return Err(Error::config(no_endpoint_message(&outcome, &skipped)));
         }
     };
+    if api_key.is_some() {
+        // The transport a key's server is reached by: only what the user set for this run,
+        // where the endpoint was chosen, or in the task pod (`_U_INSECURE*`, as the Flyte 2
+        // SDK); never an `insecure` meant for another server, which would send the key's
+        // secret in clear text.
+        let trusted = [
+            Some(&explicit),
+            chosen.map(|(layer, ..)| layer),
+            Some(&pod_layer),
+        ];
+        let first =
+            |get: fn(&Settings) -> Option<bool>| trusted.into_iter().flatten().find_map(get);
+        settings.insecure = first(|l| l.insecure);
+        settings.insecure_skip_verify = first(|l| l.insecure_skip_verify);
+    }
 
     // The client secret, in flytekit's order: FLYTE_CREDENTIALS_CLIENT_SECRET (or the INI
     // file's client_secret), replaced by the content of clientSecretLocation, replaced by the
@@ -959,6 +1023,7 @@ fn resolve(
             ini: file_read.is_some_and(|r| r.ini),
             variables,
             skipped,
+            api_key_set_aside: set_aside,
         },
         api_key: api_key.map(|(key, origin)| ApiKeyInUse {
             origin,
@@ -966,6 +1031,7 @@ fn resolve(
             client_id: key.client_id,
             org: key.org,
         }),
+        keyring_cfg: file_read.and_then(|r| r.keyring_cfg.clone()),
     })
 }
 
