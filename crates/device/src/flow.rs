@@ -257,14 +257,18 @@ impl DeviceCodeFlow {
                             rediscovered = true;
                             request = token_request(cfg.token_endpoint);
                         }
-                        Some(
-                            code
-                            @ (OAuthErrorCode::AuthorizationPending | OAuthErrorCode::SlowDown),
-                        ) => {
-                            if *code == OAuthErrorCode::SlowDown {
-                                interval = interval.saturating_add(SLOW_DOWN_INCREMENT);
-                            }
-                            tracing::debug!(polls, %code, interval_secs = interval.as_secs(), "device login: still waiting");
+                        Some(OAuthErrorCode::AuthorizationPending) => {
+                            tracing::debug!(polls, "device login: authorization pending");
+                            backoff = None;
+                            last_failure = None;
+                        }
+                        Some(OAuthErrorCode::SlowDown) => {
+                            interval = interval.saturating_add(SLOW_DOWN_INCREMENT);
+                            tracing::debug!(
+                                polls,
+                                interval_secs = interval.as_secs(),
+                                "device login: the server asked to slow down"
+                            );
                             backoff = None;
                             last_failure = None;
                         }
