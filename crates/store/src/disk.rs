@@ -91,7 +91,7 @@ pub(crate) fn check_dir(store: &'static str, dir: &Path) -> Result<bool, StoreEr
             .private(&meta)
             .map_err(|why| refused(store, "the token directory", dir, &why.into()))?;
         let mode = meta.mode() & 0o7777;
-        if mode & 0o077 != 0 {
+        if mode & 0o077 != 0 && warn_once(dir) {
             tracing::warn!(
                 dir = %dir.display(),
                 mode = format!("{mode:o}"),
@@ -100,6 +100,21 @@ pub(crate) fn check_dir(store: &'static str, dir: &Path) -> Result<bool, StoreEr
         }
     }
     Ok(true)
+}
+
+/// Whether `dir` is named for the first time in this process: a warning about it is given once,
+/// not at every read, write and lock of a login.
+#[cfg(unix)]
+fn warn_once(dir: &Path) -> bool {
+    static WARNED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let first = !warned.iter().any(|d| d == dir);
+    if first {
+        warned.push(dir.to_path_buf());
+    }
+    first
 }
 
 /// The store directory: `explicit`, else `$FLYTE_AUTH_CACHE_DIR`, else `flyte-auth` under the

@@ -73,6 +73,24 @@ fn the_file_is_versioned_json_holding_the_credentials() {
 
 #[cfg(unix)]
 #[test]
+fn a_directory_readable_by_others_is_warned_about_once_per_process() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let store = FileStore::in_dir(dir.path());
+    let ((), logs) = capture_logs(|| {
+        store.store(&EP, &full_credentials("w")).unwrap();
+        drop(store.lock(&EP).unwrap());
+        assert!(store.retrieve(&EP).unwrap().is_some());
+    });
+    assert_eq!(
+        logs.matches("readable by other users").count(),
+        1,
+        "one warning for a login's store, read and lock: {logs}"
+    );
+}
+
+#[test]
 fn directory_is_0700_and_files_are_0600_with_no_temporary_files_left() {
     use std::os::unix::fs::PermissionsExt as _;
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
