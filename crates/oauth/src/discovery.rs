@@ -6,8 +6,8 @@ use std::{fmt, sync::Arc, time::Duration};
 
 pub use flyte_auth_core::DiscoveryFlavour;
 use flyte_auth_core::{
-    BoxFuture, ClientConfig, ClientConfigStore, Clock, DEFAULT_HEADER_KEY, DiscoveryAnswer,
-    DiscoveryHints, Error, SystemClock,
+    BoxFuture, ClientConfig, ClientConfigStore, Clock, DiscoveryAnswer, DiscoveryHints, Error,
+    SystemClock,
 };
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
@@ -162,47 +162,33 @@ impl Discovery {
     ///
     /// Fails with [`Error::InvalidResponse`] when the metadata names no token endpoint.
     pub fn client_config(&self) -> Result<ClientConfig, Error> {
-        let token_endpoint =
-            self.metadata
-                .token_endpoint
-                .clone()
-                .ok_or_else(|| Error::InvalidResponse {
-                    status: None,
-                    message: format!(
-                        "the {} discovery of {} names no token_endpoint",
-                        self.flavour,
-                        display_url(&self.base_url)
-                    ),
-                })?;
-        let mut config = ClientConfig::new(
-            token_endpoint,
-            self.client.client_id.clone().unwrap_or_default(),
-        )
-        .with_authorization_endpoint(
-            self.metadata
-                .authorization_endpoint
-                .clone()
-                .unwrap_or_default(),
-        )
-        .with_redirect_uri(self.client.redirect_uri.clone().unwrap_or_default())
-        .with_scopes(self.client.scopes.clone())
-        .with_header_key(
-            self.client
-                .authorization_metadata_key
-                .clone()
-                .unwrap_or_else(|| DEFAULT_HEADER_KEY.to_owned()),
-        )
-        .with_audience(self.client.audience.clone().unwrap_or_default());
-        if let Some(device) = &self.metadata.device_authorization_endpoint {
+        let (m, c) = (&self.metadata, &self.client);
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        let Some(token_endpoint) = m.token_endpoint.clone() else {
+            return Err(Error::InvalidResponse {
+                status: None,
+                message: format!(
+                    "the {} discovery of {} names no token_endpoint",
+                    self.flavour,
+                    display_url(&self.base_url)
+                ),
+            });
+        };
+        let mut config = ClientConfig::new(token_endpoint, text(&c.client_id))
+            .with_authorization_endpoint(text(&m.authorization_endpoint))
+            .with_redirect_uri(text(&c.redirect_uri))
+            .with_scopes(c.scopes.clone())
+            .with_header_key(text(&c.authorization_metadata_key))
+            .with_audience(text(&c.audience))
+            .with_code_challenge_methods(m.code_challenge_methods_supported.clone());
+        if let Some(device) = &m.device_authorization_endpoint {
             config = config.with_device_authorization_endpoint(device.clone());
         }
-        if let Some(revocation) = &self.metadata.revocation_endpoint {
+        if let Some(revocation) = &m.revocation_endpoint {
             config = config.with_revocation_endpoint(revocation.clone());
         }
-        config = config
-            .with_code_challenge_methods(self.metadata.code_challenge_methods_supported.clone());
-        if self.metadata.authorization_response_iss_parameter_supported {
-            match &self.metadata.issuer {
+        if m.authorization_response_iss_parameter_supported {
+            match &m.issuer {
                 Some(issuer) => config = config.with_authorization_response_issuer(issuer),
                 None => tracing::warn!(
                     base_url = %display_url(&self.base_url),
@@ -290,33 +276,19 @@ async fn fetch_or_other<T: DiscoveryTransport + ?Sized>(
 }
 
 /// A [`ClientConfigStore`] that asks the Flyte server: flytekit's and the Flyte 2 SDK's
-/// `RemoteClientConfigStore`.
+/// `RemoteClientConfigStore`, over HTTP ([`new`](Self::new)) or another
+/// [`DiscoveryTransport`] ([`with_transport`](Self::with_transport)).
 ///
-/// Over HTTP ([`new`](Self::new), [`from_base_url`](Self::from_base_url)) every request goes
-/// anonymously through the shared [`OAuthClient`], and so with its TLS, proxy,
-/// `proxy-authorization`, timeout and size settings. Field names may be snake_case or
-/// lowerCamelCase (protojson), unknown fields are ignored, empty strings are unset. Another
-/// transport: [`with_transport`](Self::with_transport).
-///
-/// The order of attempts costs neither generation a failed round trip:
-///
-/// - with no [`prefer`](Self::prefer)red flavour, three requests go at once:
-///   `GET {base}/.well-known/oauth-authorization-server`, `GET {base}/config/v1/flyte_client`
-///   and the Connect call `GetPublicClientConfig`; flyteadmin's answer wins where both come,
-///   and a Flyte 2 backend without the `.well-known` document is asked `GetOAuth2Metadata`;
-/// - with [`DiscoveryFlavour::FlyteAdmin`] preferred, only the two GETs go (at once);
-/// - with [`DiscoveryFlavour::Flyte2`] preferred, only the two Connect calls go (at once);
-///   a preferred flavour that is not served falls back to the other.
-///
-/// [`Discovery::flavour`] says which answered. [`remember_in`](Self::remember_in) keeps it
-/// across processes ([`DiscoveryHints`], e.g. `flyte-auth-store`'s `DiscoveryHintFiles`
-/// next to the token files) and prefers what was kept: the second cold start against either
-/// generation sends only the two requests that server answers, and a server that changed
-/// generation costs one fallback, after which the hint is corrected. An HTML answer where no
-/// flavour is served is one error saying the endpoint is not the Flyte API endpoint; a Connect
-/// error keeps its code and message. The answer is fetched on first use and reused (concurrent
-/// first calls share one fetch); a failure is not remembered, so the next call tries again.
-/// Creating the store touches no network.
+/// Over HTTP every request goes anonymously through the shared [`OAuthClient`] (its TLS,
+/// proxy, `proxy-authorization`, timeout and size settings); snake_case and lowerCamelCase
+/// names are read, unknown fields ignored, empty strings unset. With no flavour
+/// [`prefer`](Self::prefer)red or recalled ([`remember_in`](Self::remember_in)), flyteadmin's
+/// two GETs and Flyte 2's `GetPublicClientConfig` go at once (flyteadmin wins where both
+/// answer); with one, only its two requests, then the other's when it is not served
+/// ([`Discovery::flavour`] says which answered). An HTML answer where nothing is served is one
+/// error saying the endpoint is not the Flyte API endpoint; a Connect error keeps its code and
+/// message. The answer is fetched on first use and reused (concurrent first calls share one
+/// fetch); a failure is not kept. Creating the store touches no network.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), flyte_auth_core::Error> {
