@@ -369,15 +369,12 @@ impl PlatformConfig {
         self.api_key.as_ref()
     }
 
-    /// Checks that the settings [`auth_mode`](Self::auth_mode) needs are present: a client id
-    /// and secret for `ClientSecret`, a command for `ExternalCommand`, non-zero waits for the
-    /// interactive flows. Loading does not check this, so that a config can be read (to show
-    /// it, or to find the endpoint) before it is complete.
-    ///
-    /// The checks are the flows' own: this builds the authenticator
-    /// [`get_authenticator`](crate::get_authenticator) would (touching neither the network nor
-    /// a store) and returns its error, so a mode whose feature this program was built without
-    /// fails too. A plugin's settings are its own: a [`AuthMode::Plugin`] passes.
+    /// Checks that the settings [`auth_mode`](Self::auth_mode) needs are present (a client id
+    /// and secret for `ClientSecret`, a command for `ExternalCommand`, ...), which loading does
+    /// not, so that an incomplete config can still be shown. The checks are the flows' own: this
+    /// builds the authenticator [`get_authenticator`](crate::get_authenticator) would (touching
+    /// neither the network nor a store), so a mode this program was built without fails too; a
+    /// [`AuthMode::Plugin`] passes.
     ///
     /// ```
     /// let cfg = flyte_auth::PlatformConfig::builder()

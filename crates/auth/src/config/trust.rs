@@ -268,38 +268,30 @@ fn found_rule() -> Ownership {
 /// does without `GIT_DISCOVERY_ACROSS_FILESYSTEM`). The directories to search, nearest first,
 /// at most 64.
 pub(crate) fn walk_up<'a>(start: &'a Path, home: Option<&Path>) -> Vec<&'a Path> {
+    // What tells directories apart: the device and inode on Unix, the path elsewhere.
     #[cfg(unix)]
-    {
+    let id = |p: &Path| {
         use std::os::unix::fs::MetadataExt as _;
-        let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
-        let home = home.and_then(id);
-        let Some((device, _)) = id(start) else {
-            return Vec::new();
-        };
-        let mut dirs = Vec::new();
-        for dir in start.ancestors().take(64) {
-            let Some(here) = id(dir) else { break };
-            if here.0 != device {
-                break;
-            }
-            dirs.push(dir);
-            if Some(here) == home {
-                break;
-            }
-        }
-        dirs
-    }
+        std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+    };
     #[cfg(not(unix))]
-    {
-        let mut dirs = Vec::new();
-        for dir in start.ancestors().take(64) {
-            dirs.push(dir);
-            if Some(dir) == home {
-                break;
-            }
+    let id = |p: &Path| Some((0, p.to_path_buf()));
+    let home = home.and_then(id);
+    let Some((device, _)) = id(start) else {
+        return Vec::new();
+    };
+    let mut dirs = Vec::new();
+    for dir in start.ancestors().take(64) {
+        let Some(here) = id(dir) else { break };
+        if here.0 != device {
+            break;
         }
-        dirs
+        dirs.push(dir);
+        if Some(here) == home {
+            break;
+        }
     }
+    dirs
 }
 
 #[cfg(all(test, unix))]
