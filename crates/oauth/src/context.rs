@@ -443,14 +443,8 @@ impl ClientContext {
         let cfg = inner.overrides.apply(server);
         for field in fields.iter().filter(|f| f.required()) {
             let missing = match field {
-                Field::TokenEndpoint => cfg.token_endpoint.trim().is_empty(),
-                Field::AuthorizationEndpoint => cfg.authorization_endpoint.trim().is_empty(),
-                Field::DeviceAuthorizationEndpoint => cfg
-                    .device_authorization_endpoint
-                    .as_deref()
-                    .is_none_or(|u| u.trim().is_empty()),
                 Field::ClientId => cfg.client_id.trim().is_empty(),
-                _ => false,
+                endpoint => endpoint.announced_url(&cfg).is_none(),
             };
             if missing {
                 let (what, fix) = field.describe();
