@@ -1,5 +1,6 @@
 //! [`ApiKey`]: a Flyte or Union API key, decoded as the Flyte 2 SDK, the `union` package and
-//! Flyte 2's Rust controller decode it.
+//! Flyte 2's Rust controller decode it, and which key a config uses (`key_in_use`: a key's
+//! secret goes only to the host it names).
 //!
 //! A key is base64 of `endpoint:client_id:client_secret:org`. `flyte create api-key` and
 //! `union create api-key` write it in the standard alphabet, padded, with the org `None` on a
@@ -19,6 +20,8 @@ use base64::{
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
 };
 use flyte_auth_core::{Endpoint, Error, SecretString};
+
+use super::{SetAsideKey, env, settings::Source};
 
 /// Padded or not: `flyte create api-key` pads, other encoders do not.
 const EITHER_PADDING: GeneralPurposeConfig =
@@ -318,9 +321,87 @@ impl ApiKey {
     }
 }
 
-/// Decodes `key`; `origin` names where it came from (`FLYTE_API_KEY`, `--api-key`) in errors.
-pub(crate) fn decode(key: &str, origin: &str) -> Result<ApiKey, Error> {
-    Ok(ApiKey::decode(key, origin)?)
+/// An API key and where it came from: its variable, or `explicit setting`.
+pub(super) type KeyAndOrigin = (ApiKey, &'static str);
+
+/// The first API key set in the environment ([`env::API_KEYS`], in order), with the variable
+/// that holds it; none without the feature `config`.
+fn key_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<KeyAndOrigin>, Error> {
+    if !cfg!(feature = "config") {
+        return Ok(None);
+    }
+    for var in env::API_KEYS {
+        if let Some(key) = ApiKey::from_env_with(var, env)? {
+            return Ok(Some((key, var)));
+        }
+    }
+    Ok(None)
+}
+
+/// The API key to use, and one in the environment set aside. `chosen` is the endpoint chosen
+/// for this run and who chose it; `pod_file` the variable naming the config file that, in a
+/// task pod, wins over a key in the environment (the Flyte 2 SDK's `init_in_cluster`).
+///
+/// A key's secret goes only to the host the key names: an environment key is set aside (with
+/// a warning) when `chosen` names another host, and an explicit key with such an endpoint is
+/// an error.
+pub(super) fn key_in_use(
+    env: &dyn Fn(&str) -> Option<String>,
+    explicit_key: Option<&SecretString>,
+    chosen: Option<(&Endpoint, &Source)>,
+    pod_file: Option<&str>,
+) -> Result<(Option<KeyAndOrigin>, Option<SetAsideKey>), Error> {
+    let other_host = |key: &ApiKey| {
+        let (endpoint, source) = chosen.filter(|(e, _)| !same_host(e, key.endpoint()))?;
+        Some(format!(
+            "it is for {}, and {} names {}; a key's secret is sent only to the server it names",
+            key.endpoint().host(),
+            source.name("endpoint"),
+            endpoint.host()
+        ))
+    };
+    if let Some(key) = explicit_key {
+        let key = ApiKey::decode(key.expose_secret(), "the explicit setting")?;
+        return match other_host(&key) {
+            Some(why) => Err(Error::config(format!("the explicit API key: {why}"))),
+            None => Ok((Some((key, "explicit setting")), None)),
+        };
+    }
+    if let Some(file_var) = pod_file {
+        tracing::debug!("in a task pod: the named config file wins over an API key");
+        let variable = env::API_KEYS
+            .iter()
+            .copied()
+            .find(|var| env(var).is_some_and(|v| !v.trim().is_empty()));
+        return Ok((
+            None,
+            variable.map(|variable| SetAsideKey {
+                variable,
+                why: format!("in a task pod, the config file named by {file_var} wins over it"),
+            }),
+        ));
+    }
+    let Some((key, variable)) = key_from_env(env)? else {
+        return Ok((None, None));
+    };
+    match other_host(&key) {
+        Some(why) => {
+            tracing::warn!(variable, "the API key in {variable} is not used: {why}");
+            Ok((None, Some(SetAsideKey { variable, why })))
+        }
+        None => Ok((Some((key, variable)), None)),
+    }
+}
+
+/// Whether `a` and `b` name the same host, whatever their ports and schemes; every loopback
+/// name (`localhost`, `127.0.0.1`, `[::1]`) names this machine.
+fn same_host(a: &Endpoint, b: &Endpoint) -> bool {
+    let loopback = |host: &str| {
+        host == "localhost"
+            || (host.trim_matches(['[', ']']).parse::<std::net::IpAddr>())
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    a.host() == b.host() || (loopback(a.host()) && loopback(b.host()))
 }
 
 #[cfg(test)]
@@ -349,7 +430,7 @@ mod tests {
 
     #[test]
     fn four_parts_decode_as_the_sdk_does() {
-        let key = decode(
+        let key = ApiKey::decode(
             &encode("flyte.example.org:svc:s3cret:acme"),
             "FLYTE_API_KEY",
         )
@@ -358,7 +439,7 @@ mod tests {
         assert_eq!(key.client_id, "svc");
         assert_eq!(key.client_secret.expose_secret(), "s3cret");
         assert_eq!(key.org.as_deref(), Some("acme"));
-        let key = decode(&encode("h:svc:s3cret:"), "FLYTE_API_KEY").unwrap();
+        let key = ApiKey::decode(&encode("h:svc:s3cret:"), "FLYTE_API_KEY").unwrap();
         assert_eq!(key.org, None);
         assert!(!format!("{key:?}").contains("s3cret"));
     }

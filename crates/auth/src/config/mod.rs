@@ -756,89 +756,6 @@ fn is_ini(path: &Path, text: &str) -> bool {
 /// The endpoint of a task pod whose `_U_*` variables name none (the Flyte 2 SDK's default).
 const TASK_POD_DEFAULT_ENDPOINT: &str = "host.docker.internal:8090";
 
-/// An API key and where it came from: its variable, or `explicit setting`.
-type KeyAndOrigin = (ApiKey, &'static str);
-
-/// The first API key set in the environment ([`env::API_KEYS`], in order), with the variable
-/// that holds it; none without the feature `config`.
-fn key_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<KeyAndOrigin>, Error> {
-    if !cfg!(feature = "config") {
-        return Ok(None);
-    }
-    for var in env::API_KEYS {
-        if let Some(key) = ApiKey::from_env_with(var, env)? {
-            return Ok(Some((key, var)));
-        }
-    }
-    Ok(None)
-}
-
-/// The API key to use, and one in the environment set aside. `chosen` is the endpoint chosen
-/// for this run and who chose it; `pod_file` the variable naming the config file that, in a
-/// task pod, wins over a key in the environment (the Flyte 2 SDK's `init_in_cluster`).
-///
-/// A key's secret goes only to the host the key names: an environment key is set aside (with
-/// a warning) when `chosen` names another host, and an explicit key with such an endpoint is
-/// an error.
-fn key_in_use(
-    env: &dyn Fn(&str) -> Option<String>,
-    explicit_key: Option<&SecretString>,
-    chosen: Option<(&Endpoint, &Source)>,
-    pod_file: Option<&str>,
-) -> Result<(Option<KeyAndOrigin>, Option<SetAsideKey>), Error> {
-    let other_host = |key: &ApiKey| {
-        let (endpoint, source) = chosen.filter(|(e, _)| !same_host(e, key.endpoint()))?;
-        Some(format!(
-            "it is for {}, and {} names {}; a key's secret is sent only to the server it names",
-            key.endpoint().host(),
-            source.name("endpoint"),
-            endpoint.host()
-        ))
-    };
-    if let Some(key) = explicit_key {
-        let key = api_key::decode(key.expose_secret(), "the explicit setting")?;
-        return match other_host(&key) {
-            Some(why) => Err(Error::config(format!("the explicit API key: {why}"))),
-            None => Ok((Some((key, "explicit setting")), None)),
-        };
-    }
-    if let Some(file_var) = pod_file {
-        tracing::debug!("in a task pod: the named config file wins over an API key");
-        let variable = env::API_KEYS
-            .iter()
-            .copied()
-            .find(|var| env(var).is_some_and(|v| !v.trim().is_empty()));
-        return Ok((
-            None,
-            variable.map(|variable| SetAsideKey {
-                variable,
-                why: format!("in a task pod, the config file named by {file_var} wins over it"),
-            }),
-        ));
-    }
-    let Some((key, variable)) = key_from_env(env)? else {
-        return Ok((None, None));
-    };
-    match other_host(&key) {
-        Some(why) => {
-            tracing::warn!(variable, "the API key in {variable} is not used: {why}");
-            Ok((None, Some(SetAsideKey { variable, why })))
-        }
-        None => Ok((Some((key, variable)), None)),
-    }
-}
-
-/// Whether `a` and `b` name the same host, whatever their ports and schemes; every loopback
-/// name (`localhost`, `127.0.0.1`, `[::1]`) names this machine.
-fn same_host(a: &Endpoint, b: &Endpoint) -> bool {
-    let loopback = |host: &str| {
-        host == "localhost"
-            || (host.trim_matches(['[', ']']).parse::<std::net::IpAddr>())
-                .is_ok_and(|ip| ip.is_loopback())
-    };
-    a.host() == b.host() || (loopback(a.host()) && loopback(b.host()))
-}
-
 /// Merges file < task pod < environment < explicit, with an API key's endpoint over the task
 /// pod's and a found file's and its credentials over all but the explicit ones; resolves the
 /// client secret and the mode.
@@ -890,7 +807,7 @@ fn resolve(
         .iter()
         .find_map(|(layer, source)| Some((*layer, layer.endpoint.as_ref()?, *source)));
     let pod_file = named_by.filter(|var| pod && matches!(*var, "UCTL_CONFIG" | "FLYTECTL_CONFIG"));
-    let (api_key, set_aside) = key_in_use(
+    let (api_key, set_aside) = api_key::key_in_use(
         env,
         explicit_api_key,
         chosen.map(|(_, endpoint, source)| (endpoint, source)),
