@@ -521,8 +521,7 @@ pub fn proxy_authenticator_with_store(
     if cfg.proxy_command().is_empty() {
         return Ok(None);
     }
-    #[cfg(feature = "command")]
-    {
+    with_feature!("command", "proxyCommand", {
         use flyte_auth_command::{CommandFlow, PROXY_HEADER_KEY};
         let mut flow = CommandFlow::builder()
             .command(cfg.proxy_command().iter().cloned())
@@ -532,12 +531,7 @@ pub fn proxy_authenticator_with_store(
             flow = flow.timeout(timeout);
         }
         Ok(Some(cached(flow.build()?, None, cfg, None)))
-    }
-    #[cfg(not(feature = "command"))]
-    {
-        let _ = options;
-        Err(not_built("proxyCommand", "command"))
-    }
+    })
 }
 
 /// The token-store entry the Google proxy's ID token for `audience` (`proxyGoogleAudience`)
