@@ -5,12 +5,14 @@
 //! token). Run with `cargo run -p flyte-auth --example quickstart`.
 #![allow(clippy::print_stdout, reason = "an example prints its result")]
 
-use flyte_auth::{Authenticator, PlatformConfig, get_authenticator, store::default_store};
+use flyte_auth::store::{StoreKind, StoreOptions};
+use flyte_auth::{Authenticator, PlatformConfig, get_authenticator};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), flyte_auth::Error> {
     let config = PlatformConfig::load()?; // ~/.flyte/config.yaml + FLYTE_* variables
-    let auth = get_authenticator(&config, Some(default_store()))?; // nothing contacted yet
+    let store = config.open_store(StoreKind::Auto, StoreOptions::new())?; // keyring, else a file
+    let auth = get_authenticator(&config, Some(store))?; // nothing contacted yet
     let header = auth.auth_header().await?; // from the cache, a refresh, or a login
     let credentials = auth.get_credentials().await?;
     let seconds_left = credentials
