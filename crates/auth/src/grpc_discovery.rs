@@ -1,18 +1,10 @@
 //! [`GrpcDiscovery`]: Flyte discovery over the program's own gRPC channel (feature `tower`).
 //!
-//! flytekit, flytectl and the Flyte 2 SDK's controller ask the server's
-//! `AuthMetadataService` (`GetPublicClientConfig`, `GetOAuth2Metadata`) as gRPC unary calls on
-//! the channel they already have. [`GrpcDiscovery`] does the same on any tower service that
-//! takes `http::Request`s (a `tonic` 0.12 or 0.14 `Channel`), and is a [`ClientConfigStore`]:
-//! every flow takes it where it takes the HTTP discovery store
-//! (`ClientContext::builder(..).server_discovery(discovery.into_store())`, or `.discovery(..)`).
-//! It also serves Flyte 1 endpoints that expose only gRPC (no `/.well-known` document, no
-//! `/config/v1/flyte_client`).
-//!
-//! Only the transport is here: the two calls and their messages, decoded without generated
-//! code (protobuf strings and repeated strings; unknown fields are skipped). Everything after
-//! is the HTTP discovery's ([`RemoteClientConfigStore`]): the flavour fallback, assembling the
-//! configuration, the https-only rule, the kept answer, one discovery for concurrent callers.
+//! Like flytekit, flytectl and the Flyte 2 SDK, it asks the server's `AuthMetadataService`
+//! (`GetPublicClientConfig`, `GetOAuth2Metadata`) as gRPC unary calls on any tower service of
+//! `http::Request`s (a `tonic` 0.12 or 0.14 `Channel`): also for servers that expose only
+//! gRPC. Only the transport is here (the messages decoded without generated code); the rest
+//! (flavour fallback, https-only rule, kept answer) is [`RemoteClientConfigStore`]'s.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -96,20 +88,13 @@ pub const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest answer read (the messages are a few hundred bytes).
 const ANSWER_LIMIT: usize = 1024 * 1024;
 
-/// A [`ClientConfigStore`] that asks the Flyte server's `AuthMetadataService` over a gRPC
+/// A [`ClientConfigStore`] asking the Flyte server's `AuthMetadataService` over a gRPC
 /// channel; see the [module documentation](self).
 ///
-/// The first [`get_client_config`](ClientConfigStore::get_client_config) asks
-/// `GetPublicClientConfig` and `GetOAuth2Metadata`, Flyte 2's
-/// (`flyteidl2.auth.AuthMetadataService`) first, then Flyte 1's
-/// (`flyteidl.service.AuthMetadataService`) when the server answers `UNIMPLEMENTED` (or
-/// the flavour [`prefer`](Self::prefer)red or recalled from [`remember_in`](Self::remember_in)
-/// first); the answer is kept and reused, a failure is not. The whole discovery is bounded by
-/// [`timeout`](Self::timeout) (sent as `grpc-timeout` too). The calls carry no token. An HTTP
-/// error status (a proxy's 401 or 403) is reported as it is, not taken for a missing service.
-///
-/// The endpoints a Flyte server on `https://` announces must be `https://` too, as with the
-/// HTTP discovery; relative ones are resolved against the server's URL.
+/// Asks Flyte 2's service first, then Flyte 1's on `UNIMPLEMENTED` (unless another flavour is
+/// [`prefer`](Self::prefer)red or recalled); the answer is kept, a failure is not. The calls
+/// carry no token. An HTTP error status (a proxy's 401 or 403) is reported as it is, not
+/// taken for a missing service.
 pub struct GrpcDiscovery<S, B> {
     send: SendFn,
     base_url: String,
@@ -171,17 +156,14 @@ where
                     .await
                     .map_err(Into::into)?
                     .into_parts();
-                if !head.status.is_success() || head.headers.contains_key("grpc-status") {
-                    let (body, trailers) = (Bytes::new(), HeaderMap::new());
-                    return Ok(Answer {
-                        head,
-                        body,
-                        trailers,
-                    });
-                }
-                let collected = Limited::new(body, ANSWER_LIMIT).collect().await?;
-                let trailers = collected.trailers().cloned().unwrap_or_default();
-                let body = collected.to_bytes();
+                let (body, trailers) =
+                    if !head.status.is_success() || head.headers.contains_key("grpc-status") {
+                        (Bytes::new(), HeaderMap::new())
+                    } else {
+                        let collected = Limited::new(body, ANSWER_LIMIT).collect().await?;
+                        let trailers = collected.trailers().cloned().unwrap_or_default();
+                        (collected.to_bytes(), trailers)
+                    };
                 Ok(Answer {
                     head,
                     body,
@@ -204,8 +186,8 @@ where
 }
 
 impl<S, B> GrpcDiscovery<S, B> {
-    /// Bounds the whole discovery (both calls, and the other flavour's) by `timeout` instead
-    /// of [`DEFAULT_DISCOVERY_TIMEOUT`].
+    /// Bounds the whole discovery by `timeout` (also sent as `grpc-timeout`) instead of
+    /// [`DEFAULT_DISCOVERY_TIMEOUT`].
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -235,8 +217,7 @@ impl<S, B> GrpcDiscovery<S, B> {
     }
 
     /// This discovery as the HTTP discovery's store over the gRPC transport, for
-    /// `ClientContextBuilder::server_discovery`: a flow then uses a kept answer and discovers
-    /// again when it is stale, as over HTTP.
+    /// `ClientContextBuilder::server_discovery`.
     pub fn into_store(mut self) -> RemoteClientConfigStore {
         self.store.take().unwrap_or_else(|| self.build_store())
     }

@@ -1,24 +1,17 @@
-//! Passthrough: a service calls Flyte as the user whose request it is serving, with that
-//! request's own credentials (the Flyte 2 SDK's `Passthrough` auth type, for Flyte apps that
-//! act as the signed-in user). Feature `tower`.
+//! Passthrough: a service calls Flyte with the credentials of the request it is serving (the
+//! Flyte 2 SDK's `Passthrough` auth type, for Flyte apps that act as the signed-in user).
+//! Feature `tower`.
 //!
-//! Two halves:
+//! - On the server, [`CaptureLayer`] captures each request's `authorization` and `cookie`
+//!   headers ([`CallerCredentials`]) into a task-local scope lasting as long as the inner
+//!   service's future (up to the response head: a streamed body or a server-streaming
+//!   handler's stream runs outside it; take [`current`] and run it in [`scope`]).
+//! - On the client, the [`Passthrough`] authenticator never logs in nor stores anything:
+//!   [`AuthLayer`](crate::AuthLayer) and `AuthenticatedClient` send the captured headers with
+//!   every call made inside the scope, and hand a rejection to the caller as it is.
 //!
-//! - On the server, [`CaptureLayer`] (a tower layer for an axum or tonic server) captures the
-//!   incoming request's `authorization` and `cookie` headers ([`CallerCredentials`]) into a
-//!   task-local scope that lasts as long as the inner service's future: the handler's future,
-//!   up to the response head. A response body streamed after that runs outside the scope
-//!   (so does a server-streaming gRPC handler's stream): take [`current`] in the handler and
-//!   run the stream's calls in [`scope`].
-//! - On the client, the [`Passthrough`] authenticator (`admin.authType: Passthrough`, built by
-//!   [`get_authenticator`](crate::get_authenticator)) never logs in and never stores anything:
-//!   [`AuthLayer`](crate::AuthLayer) and `AuthenticatedClient` send the captured headers, as
-//!   captured, with every call made inside the scope.
-//!
-//! A call made outside a scope is not sent: it fails with
-//! [`Error::AccessTokenNotFound`] saying that no incoming request's credentials are in scope
-//! (`AuthLayer` answers it `UNAUTHENTICATED`). A task started with `tokio::spawn` does not
-//! inherit the scope; carry it over with [`current`] and [`scope`]:
+//! A call outside a scope is not sent ([`Error::AccessTokenNotFound`]). A task started with
+//! `tokio::spawn` does not inherit the scope; carry it over:
 //!
 //! ```
 //! # async fn handler() {
@@ -30,9 +23,6 @@
 //! }));
 //! # }
 //! ```
-//!
-//! When the server rejects the forwarded credentials the rejection is handed to the caller
-//! as it is: there is nothing to renew, and the call is not sent again.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -104,11 +94,8 @@ impl CallerCredentials {
         self.authorization.is_none() && self.cookie.is_none()
     }
 
-    /// The headers to forward, as captured: `authorization` and `cookie`, those present.
-    ///
-    /// # Security
-    ///
-    /// The values are the caller's credentials: do not log them.
+    /// The headers to forward, as captured: `authorization` and `cookie`, those present. The
+    /// values are the caller's credentials: do not log them.
     pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
         let authorization = self.authorization.clone().map(|v| (AUTHORIZATION, v));
         let cookie = self.cookie.clone().map(|v| (COOKIE, v));
@@ -177,11 +164,8 @@ fn not_in_scope() -> Error {
     }
 }
 
-/// The tower layer of a server that captures each request's [`CallerCredentials`] for the
-/// calls made while serving it; see the [module documentation](self).
-///
-/// Works with any service taking `http::Request`s: an axum `Router` (`.layer(..)`), a tonic
-/// server (`Server::builder().layer(..)`), a hyper service.
+/// The server layer that captures each request's [`CallerCredentials`] for the calls made
+/// while serving it: for an axum `Router`, a tonic server, any service of `http::Request`s.
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct CaptureLayer;
@@ -201,8 +185,7 @@ impl<S> Layer<S> for CaptureLayer {
     }
 }
 
-/// The service of [`CaptureLayer`]: runs the inner service's `call` and its future inside the
-/// request's scope.
+/// The service of [`CaptureLayer`]: runs the inner `call` and its future in the request's scope.
 #[derive(Debug, Clone)]
 pub struct CaptureService<S> {
     inner: S,
@@ -246,8 +229,7 @@ where
 
 /// The authenticator of the `Passthrough` auth type; see the [module documentation](self).
 /// Used directly, [`get_credentials`](Authenticator::get_credentials) gives the caller's
-/// bearer token; outside a scope there are no credentials ([`Error::AccessTokenNotFound`]),
-/// only the header name, `authorization`.
+/// bearer token.
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct Passthrough;

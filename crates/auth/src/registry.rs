@@ -4,7 +4,7 @@
 use std::{
     collections::BTreeMap,
     fmt,
-    sync::{Arc, OnceLock, RwLock},
+    sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
 
 use flyte_auth_core::{Authenticator, Error, TokenStore};
@@ -75,9 +75,11 @@ pub type AuthenticatorFactory = Arc<
 /// ```
 #[derive(Default)]
 pub struct AuthenticatorRegistry {
-    /// By lower-case name: the name as registered, and the factory.
-    entries: RwLock<BTreeMap<String, (String, AuthenticatorFactory)>>,
+    entries: RwLock<Entries>,
 }
+
+/// By lower-case name: the name as registered, and the factory.
+type Entries = BTreeMap<String, (String, AuthenticatorFactory)>;
 
 impl fmt::Debug for AuthenticatorRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -121,31 +123,23 @@ impl AuthenticatorRegistry {
 
     /// [`register`](Self::register) for a factory that is already an [`AuthenticatorFactory`].
     pub fn register_factory(&self, name: &str, factory: AuthenticatorFactory) -> Result<(), Error> {
-        let name = match name.parse::<AuthMode>() {
-            Ok(AuthMode::Plugin(name)) => name,
+        let why = match name.parse::<AuthMode>() {
+            Ok(AuthMode::Plugin(name)) => {
+                let previous = self
+                    .write()
+                    .insert(name.to_ascii_lowercase(), (name.clone(), factory));
+                tracing::debug!(name = %name, replaced = previous.is_some(), "registered an authenticator");
+                return Ok(());
+            }
             Ok(builtin) => {
-                return Err(Error::config(format!(
-                    "cannot register an authenticator as `{}`: it names the built-in auth type \
-                     {builtin}; choose another name",
-                    name.trim()
-                )));
+                format!("it names the built-in auth type {builtin}; choose another name")
             }
-            Err(e) => {
-                return Err(Error::config(format!(
-                    "cannot register an authenticator as `{}`: {e}",
-                    name.trim()
-                )));
-            }
+            Err(e) => e.to_string(),
         };
-        let previous = self
-            .write()
-            .insert(name.to_ascii_lowercase(), (name.clone(), factory));
-        if previous.is_some() {
-            tracing::debug!(name = %name, "replaced a registered authenticator");
-        } else {
-            tracing::debug!(name = %name, "registered an authenticator");
-        }
-        Ok(())
+        Err(Error::config(format!(
+            "cannot register an authenticator as `{}`: {why}",
+            name.trim()
+        )))
     }
 
     /// Removes the factory registered under `name` (any case); whether there was one.
@@ -208,15 +202,11 @@ impl AuthenticatorRegistry {
         ))
     }
 
-    fn read(
-        &self,
-    ) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, (String, AuthenticatorFactory)>> {
+    fn read(&self) -> RwLockReadGuard<'_, Entries> {
         self.entries.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(
-        &self,
-    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, (String, AuthenticatorFactory)>> {
+    fn write(&self) -> RwLockWriteGuard<'_, Entries> {
         self.entries.write().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -7,10 +7,20 @@ use std::sync::{
 };
 
 use flyte_auth_core::{Authenticator, Error};
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-#[cfg(feature = "tower")]
-use crate::response_body::Verdict;
+/// What an answer says of the token sent with its call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Nothing: the token (or its absence) was not refused.
+    Accepted,
+    /// Refused: HTTP 401, gRPC `UNAUTHENTICATED` (16), Connect `unauthenticated`.
+    Rejected,
+    /// gRPC `UNKNOWN` (2) or Connect `unknown` whose message says "unauthenticated", as the
+    /// Flyte 2 SDK reads a proxy that lost the code: a token that was sent is replaced, but a
+    /// call without one starts no login (an application error may say the same).
+    Doubtful,
+}
 
 /// What a lazy integration learnt about its server, shared by the clones of one layer or
 /// client: whether it found no credentials, in memory or in the store (later requests then
@@ -59,12 +69,18 @@ impl Headers {
         }
     }
 
-    /// The headers to send now. The token: the fresh one in memory; else, when `eager` or
-    /// when credentials exist without a login (stored, or renewable), after obtaining them;
-    /// else none (lazy: the server has not asked). It goes in the header the authenticator
-    /// names ([`Authenticator::header_name`], asked once, when the first token is sent). The
-    /// proxy token: always.
-    pub(crate) async fn next(&mut self) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
+    /// Puts the headers to send now in `request`, replacing any of the same name. The token:
+    /// the fresh one in memory; else, when `eager` or when credentials exist without a login
+    /// (stored, or renewable), after obtaining them; else none (lazy: the server has not
+    /// asked). The proxy token: always.
+    pub(crate) async fn add_to(&mut self, request: &mut HeaderMap) -> Result<(), Error> {
+        for (name, value) in self.next().await? {
+            request.insert(name, value);
+        }
+        Ok(())
+    }
+
+    async fn next(&mut self) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
         if self.auth.forwards_caller_credentials() {
             // Passthrough: the caller's headers, as captured, or no request at all.
             let mut headers = caller_headers()?;
@@ -141,15 +157,29 @@ impl Headers {
         has
     }
 
-    /// Whether a rejection of the token can be answered with a new one: not for forwarded
-    /// caller credentials (Passthrough), which the caller is told about as they are.
-    pub(crate) fn renews_token(&self) -> bool {
-        !self.auth.forwards_caller_credentials()
+    /// After an answer whose head says `verdict` of the token and `status`: `None` when it
+    /// rejected neither the token (a doubtful verdict counts only when a token was sent;
+    /// forwarded caller credentials are never renewed) nor the proxy token (407). Else drops
+    /// what was rejected and obtains new credentials (a token sent by no one yet: a login).
+    pub(crate) async fn renew_after(
+        &self,
+        status: StatusCode,
+        verdict: Verdict,
+    ) -> Option<Result<(), Error>> {
+        let main = !self.auth.forwards_caller_credentials()
+            && match verdict {
+                Verdict::Rejected => true,
+                Verdict::Doubtful => self.main_sent.is_some(),
+                Verdict::Accepted => false,
+            };
+        let proxy = status == StatusCode::PROXY_AUTHENTICATION_REQUIRED && self.proxy.is_some();
+        if !main && !proxy {
+            return None;
+        }
+        Some(self.renew(main, proxy).await)
     }
 
-    /// After the server rejected the token (`main`) or the proxy token (`proxy`): drops what
-    /// was rejected and obtains new credentials (a token sent by no one yet: a login).
-    pub(crate) async fn renew(&self, main: bool, proxy: bool) -> Result<(), Error> {
+    async fn renew(&self, main: bool, proxy: bool) -> Result<(), Error> {
         if main {
             match &self.main_sent {
                 Some(sent) => refresh_if_current(&*self.auth, sent, "token").await?,
@@ -175,17 +205,6 @@ impl Headers {
 
 #[cfg(feature = "tower")]
 impl Headers {
-    /// Whether the answer's `verdict` is a rejection of this request's token to renew: a
-    /// doubtful one only when a token was sent.
-    pub(crate) fn renews_after(&self, verdict: Verdict) -> bool {
-        self.renews_token()
-            && match verdict {
-                Verdict::Rejected => true,
-                Verdict::Doubtful => self.main_sent.is_some(),
-                Verdict::Accepted => false,
-            }
-    }
-
     /// What to do when the server refuses this request's token after its headers, at the
     /// end of the call (where it cannot be sent again).
     pub(crate) fn late_rejection(&self) -> LateRejection {

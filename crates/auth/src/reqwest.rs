@@ -15,28 +15,15 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # What [`AuthenticatedClient::send`] does
+//! [`AuthenticatedClient::send`] adds the header as `AuthLayer` does (lazily unless
+//! [`eager`](AuthenticatedClient::eager)), and on HTTP 401 (407 for the proxy) gets a new
+//! token and sends the request once more when `RequestBuilder::try_clone` can copy it (any
+//! body but a stream).
 //!
-//! 1. Adds the header, like `AuthLayer`: **lazy** by default — the fresh token in memory, or
-//!    after a refresh when credentials exist without a login (in the store, or renewable);
-//!    with none, the request goes without a token, so a server without auth needs no login.
-//!    **Eager** ([`AuthenticatedClient::eager`]): always after a refresh or login
-//!    ([`Authenticator::auth_header`]). With a proxy authenticator, its header too.
-//! 2. Sends the request.
-//! 3. On HTTP 401, drops the rejected token ([`Authenticator::invalidate`]), gets a new one
-//!    ([`Authenticator::refresh_credentials`], unless another request already did; a login
-//!    when none was sent) and sends the request **once more** when it can be replayed
-//!    (`RequestBuilder::try_clone` succeeds: any body but a stream). A streamed body is not
-//!    sent again: the 401 is returned, and the next request carries the new token. HTTP 407
-//!    does the same with the proxy authenticator.
-//!
-//! # Redirects
-//!
-//! The token goes only to the origin (scheme, host and port) a request is made for: a
-//! redirect within that origin is followed (up to ten), one to another origin is not, and
-//! its 3xx answer is returned for the caller to follow (without the token). `reqwest` itself
-//! drops only `authorization` and `proxy-authorization` on a redirect to another host, not
-//! the header a Flyte server may name instead (`flyte-authorization`).
+//! The token goes only to the origin (scheme, host, port) a request is made for: a redirect
+//! within it is followed (up to ten); one to another origin is returned as it is, for the
+//! caller to follow without the token. (`reqwest` itself keeps a header other than
+//! `authorization` on such a redirect, such as `flyte-authorization`.)
 
 use std::{fmt, sync::Arc};
 
@@ -46,7 +33,7 @@ use ::reqwest::{
 };
 use flyte_auth_core::{Authenticator, Error};
 
-use crate::rejected::{Headers, NoneStored};
+use crate::rejected::{Headers, NoneStored, Verdict};
 
 /// A `reqwest::Client` that sends the token with every request; see the
 /// [module documentation](self).
@@ -159,12 +146,8 @@ impl AuthenticatedClient {
         self.client.delete(url)
     }
 
-    /// Sends `request` with the token header; on 401 (407 for the proxy) gets a new token
-    /// and sends it once more if it can be replayed. Any status other than a rejection is
-    /// the caller's to look at.
-    ///
-    /// `request` may come from any `reqwest::Client`; it is sent by this one, so that its
-    /// redirect policy applies.
+    /// Sends `request` (from any `reqwest::Client`, sent by this one) with the token; see the
+    /// [module documentation](self). Any status other than a rejection is the caller's.
     ///
     /// # Errors
     ///
@@ -181,13 +164,14 @@ impl AuthenticatedClient {
             self.none_stored.clone(),
         );
         let response = self.send_with(&mut headers, request).await?;
-        let main = response.status() == StatusCode::UNAUTHORIZED && headers.renews_token();
-        let proxy =
-            response.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED && self.proxy.is_some();
-        if !main && !proxy {
+        let verdict = match response.status() {
+            StatusCode::UNAUTHORIZED => Verdict::Rejected,
+            _ => Verdict::Accepted,
+        };
+        let Some(renewed) = headers.renew_after(response.status(), verdict).await else {
             return Ok(response);
-        }
-        headers.renew(main, proxy).await?;
+        };
+        renewed?;
         match replay {
             Some(request) => {
                 drop(response);
@@ -202,17 +186,13 @@ impl AuthenticatedClient {
             }
         }
     }
-}
 
-impl AuthenticatedClient {
     async fn send_with(
         &self,
         headers: &mut Headers,
         mut request: Request,
     ) -> Result<Response, Error> {
-        for (name, value) in headers.next().await? {
-            request.headers_mut().append(name, value);
-        }
+        headers.add_to(request.headers_mut()).await?;
         self.client.execute(request).await.map_err(transport_error)
     }
 }

@@ -16,25 +16,12 @@ use bytes::{Buf, Bytes};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
 use http_body::{Body, Frame, SizeHint};
 
-use crate::rejected::LateRejection;
+use crate::rejected::{LateRejection, Verdict};
 
 /// The largest Connect end-of-stream message or unary error body that is read for its code.
 const CONNECT_ERROR_LIMIT: usize = 64 * 1024;
 /// The longest reason put in a `grpc-message` of a call answered without a token.
 const REASON_LIMIT: usize = 1024;
-
-/// What an answer says of the token sent with its call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    /// Nothing: the token (or its absence) was not refused.
-    Accepted,
-    /// Refused: HTTP 401, gRPC `UNAUTHENTICATED` (16), Connect `unauthenticated`.
-    Rejected,
-    /// gRPC `UNKNOWN` (2) or Connect `unknown` whose message says "unauthenticated", as the
-    /// Flyte 2 SDK reads a proxy that lost the code: a token that was sent is replaced, but a
-    /// call without one starts no login (an application error may say the same).
-    Doubtful,
-}
 
 /// The verdict of the response head: HTTP 401, or the `grpc-status` of a trailers-only answer.
 pub(crate) fn head_verdict<B>(response: &Response<B>) -> Verdict {
@@ -77,13 +64,9 @@ fn connect_verdict(error: &serde_json::Value) -> Verdict {
 }
 
 /// The response body of [`AuthService`](crate::tower::AuthService): the inner service's body,
-/// forwarded frame by frame, or the answer the layer made itself to a call it could not
-/// authenticate.
-///
-/// When the server refuses the token at the end of the call (gRPC trailers with
-/// `UNAUTHENTICATED`; a Connect end-of-stream message or unary error body with the code
-/// `unauthenticated`), the token sent is marked refused, so the next call carries a new one.
-/// Nothing is buffered but a Connect error message (at most 64 KiB) while it is read.
+/// forwarded frame by frame, or the layer's own answer to a call it could not authenticate.
+/// A refusal at the end of the call marks the token sent refused, so the next call carries a
+/// new one; nothing is buffered but a Connect error message (at most 64 KiB).
 pub struct ResponseBody<B> {
     inner: Inner<B>,
     watch: Option<Watch>,
@@ -148,8 +131,7 @@ impl<B> ResponseBody<B> {
         }
     }
 
-    /// [`watch_data`](Self::watch_data) on every piece of `data` (a `Buf` may hold its
-    /// bytes in more than one).
+    /// [`watch_data`](Self::watch_data) on every piece of `data`.
     fn watch_buf(&mut self, data: &impl Buf) {
         let mut pieces = [std::io::IoSlice::new(&[]); 16];
         let n = data.chunks_vectored(&mut pieces);
@@ -170,7 +152,7 @@ impl<B> ResponseBody<B> {
         let verdict = match &watch.kind {
             Kind::Grpc => trailers.map_or(Verdict::Accepted, grpc_verdict),
             Kind::ConnectStream(_) => Verdict::Accepted,
-            Kind::ConnectUnary(error) => connect_json_verdict(error),
+            Kind::ConnectUnary(error) => connect_json_verdict(error, ""),
         };
         self.settle(verdict);
     }
@@ -297,7 +279,7 @@ impl Envelopes {
                 if self.remaining == 0
                     && let Some(end) = self.end.take()
                 {
-                    return Some(Self::end_verdict(&end));
+                    return Some(connect_json_verdict(&end, "/error"));
                 }
                 continue;
             }
@@ -323,29 +305,21 @@ impl Envelopes {
         }
         None
     }
-
-    /// The verdict of an end-of-stream message (`{"error": {"code": ...}, "metadata": ...}`).
-    fn end_verdict(message: &[u8]) -> Verdict {
-        serde_json::from_slice::<serde_json::Value>(message)
-            .ok()
-            .and_then(|end| end.get("error").map(connect_verdict))
-            .unwrap_or(Verdict::Accepted)
-    }
 }
 
-/// The verdict of a Connect unary error body.
-fn connect_json_verdict(body: &[u8]) -> Verdict {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .map_or(Verdict::Accepted, |error| connect_verdict(&error))
+/// The verdict of a Connect error in JSON: the member `error` of an end-of-stream message
+/// (`{"error": {"code": ...}, "metadata": ...}`) when `pointer` is `/error`, a unary error
+/// body when it is empty.
+fn connect_json_verdict(json: &[u8], pointer: &str) -> Verdict {
+    serde_json::from_slice::<serde_json::Value>(json)
+        .ok()
+        .and_then(|value| value.pointer(pointer).map(connect_verdict))
+        .unwrap_or(Verdict::Accepted)
 }
 
-/// The answer to a call the layer could not authenticate (no token could be obtained):
-/// `UNAUTHENTICATED` with `reason`, as a server refusing the call would answer it, so that
-/// callers that act on `UNAUTHENTICATED` see one.
-///
-/// A gRPC request (`content-type: application/grpc...`) gets a trailers-only answer
-/// (`grpc-status: 16`, the reason percent-encoded in `grpc-message`); any other request an
-/// HTTP 401 with a Connect error body, `{"code": "unauthenticated", "message": reason}`.
+/// The answer to a call no token could be obtained for, as a refusing server's: a gRPC
+/// request's trailers-only (`grpc-status: 16`, `reason` percent-encoded in `grpc-message`),
+/// any other an HTTP 401 with `{"code": "unauthenticated", "message": reason}`.
 pub(crate) fn unauthenticated<B>(grpc: bool, reason: &str) -> Response<ResponseBody<B>> {
     let reason = shorten(reason);
     let mut response = if grpc {

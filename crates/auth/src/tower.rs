@@ -27,52 +27,25 @@
 //!
 //! # What it does per request
 //!
-//! 1. **Lazy** (the default): adds the header when credentials exist without a login — fresh
-//!    in memory ([`Authenticator::fetch_grpc_call_auth_metadata`], a lock-free read), in the
-//!    token store, or renewable by a refresh grant
-//!    ([`Authenticator::load_credentials_without_login`]). With nothing cached the request goes
-//!    out without a token, so a server without auth (a sandbox, a dev cluster) works without
-//!    any login; the first rejection starts the login.
-//!    **Eager** ([`AuthLayer::eager`]): every request waits for a token
-//!    ([`Authenticator::auth_header`]) and is not sent when none can be obtained.
-//!    The token goes in the header [`Authenticator::header_name`] names (the configured one,
-//!    else the server's, which a flow discovers when the first token is sent; asked again for
-//!    each new token), `authorization` by default.
-//! 2. With a proxy authenticator ([`AuthLayer::with_proxy`]), adds its header
-//!    (`proxy-authorization`), always eagerly: the proxy is known to want it.
-//! 3. When the answer says the token was rejected — HTTP 401, or gRPC status
-//!    `UNAUTHENTICATED` (16) in the response headers, as a server sends for a call it refuses
-//!    before any message — drops the rejected token ([`Authenticator::invalidate`]) and gets
-//!    a new one ([`Authenticator::refresh_credentials`]; concurrent rejections share one
-//!    refresh, and a token another request already replaced is not refreshed again). HTTP 407
-//!    does the same for the proxy authenticator. `UNKNOWN` (2) whose message says
-//!    "unauthenticated" (a proxy that lost the code, as the Flyte 2 SDK reads it) replaces a
-//!    token that was sent, but starts no login for a call sent without one: an application
-//!    error may say the same.
+//! 1. **Lazy** (the default): adds the token when there are credentials without a login
+//!    (fresh in memory, stored, or renewable: [`Authenticator::load_credentials_without_login`]);
+//!    else the request goes without one, so a server without auth needs no login, and the
+//!    first rejection starts it. **Eager** ([`AuthLayer::eager`]): every request waits for a
+//!    token. The header is [`Authenticator::header_name`] (asked again for each new token).
+//!    A proxy authenticator's header ([`AuthLayer::with_proxy`]) is always added.
+//! 2. A rejection in the response head (HTTP 401, or `grpc-status: 16` in the headers) drops
+//!    the token sent and gets a new one, once for concurrent rejections; 407 does the same
+//!    for the proxy. `UNKNOWN` (2) saying "unauthenticated" replaces a token sent but starts
+//!    no login. A rejection at the end of the call (gRPC trailers, a Connect end-of-stream
+//!    message or error body) is seen by [`ResponseBody`] as it is read: the next call gets a
+//!    new token.
+//! 3. **Replay** ([`AuthLayer::replay`]): a request whose body was complete when sent (a unary
+//!    call) and at most [`DEFAULT_REPLAY_LIMIT`] bytes is sent once more with the new token;
+//!    a streaming body is not, and the caller sees the rejection.
 //!
-//!    A rejection that comes at the end of the call — in the gRPC trailers after the
-//!    messages of a stream, in a Connect streaming call's end-of-stream message, or in a
-//!    Connect unary error body (`{"code": "unauthenticated"}`) — is seen as the response body
-//!    ([`ResponseBody`]) is read, without buffering it: the call is over, so the token sent is
-//!    marked refused and the next call carries a new one (and every later call waits for a
-//!    token, since the server wants one). A doubtful one (`UNKNOWN` saying "unauthenticated")
-//!    only replaces a token that was sent.
-//! 4. **Replay** ([`AuthLayer::replay`]): a request whose body was complete when it was sent
-//!    (a unary gRPC call: the message is encoded at once) and not larger than the limit
-//!    ([`DEFAULT_REPLAY_LIMIT`]) is sent once more with the new header, and its answer is
-//!    returned. A streaming body, or one over the limit, is sent as it comes and not replayed:
-//!    the caller sees the rejection, and the next call carries the new token. Without
-//!    `replay` nothing is buffered and the rejected call is never sent again.
-//!
-//! When a token is required and cannot be obtained (eager mode, a failed login, a failed
-//! command), the request is not sent and the layer answers it as a server refusing it would,
-//! so that code retrying on `UNAUTHENTICATED` sees one: a gRPC request
-//! (`content-type: application/grpc...`) gets a trailers-only answer with `grpc-status: 16`
-//! and the reason ([`flyte_auth_core::Error`]'s text, which holds the identity provider's
-//! `error_description` and never a secret) percent-encoded in `grpc-message`; any other
-//! request an HTTP 401 with a Connect error body, `{"code": "unauthenticated", "message":
-//! ...}`. A failed refresh after a rejection is logged with `tracing::warn!` and the rejection
-//! is handed on.
+//! When a required token cannot be obtained, the request is not sent and is answered as a
+//! refusing server would: a gRPC request with `grpc-status: 16` and the reason (the error's
+//! text, never a secret) in `grpc-message`; any other with HTTP 401 and a Connect error body.
 //!
 //! ```text
 //! eager, the identity provider refuses the client (tonic):
@@ -90,7 +63,7 @@ use std::{
 
 use bytes::{Buf, Bytes};
 use flyte_auth_core::{Authenticator, BoxFuture, Error};
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use tower_layer::Layer;
@@ -485,13 +458,6 @@ impl<S, R> AuthService<S, R> {
     }
 }
 
-async fn add_headers<B>(headers: &mut Headers, request: &mut Request<B>) -> Result<(), Error> {
-    for (name, value) in headers.next().await? {
-        request.headers_mut().insert(name, value);
-    }
-    Ok(())
-}
-
 /// The call answered `UNAUTHENTICATED` because no token could be obtained for it.
 fn refused<B>(grpc: bool, error: &Error) -> Response<ResponseBody<B>> {
     tracing::warn!(
@@ -539,22 +505,20 @@ where
         let grpc = response_body::is_grpc_request(request.headers());
         let (mut request, copy) = self.replay.split(request);
         Box::pin(async move {
-            if let Err(e) = add_headers(&mut headers, &mut request).await {
+            if let Err(e) = headers.add_to(request.headers_mut()).await {
                 return Ok(refused(grpc, &e));
             }
             let response = inner.call(request).await.map_err(Into::into)?;
-            let main = headers.renews_after(response_body::head_verdict(&response));
-            let proxy = response.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED;
-            if !main && !proxy {
+            let verdict = response_body::head_verdict(&response);
+            let Some(renewed) = headers.renew_after(response.status(), verdict).await else {
                 return Ok(forward(response, &headers));
-            }
-            let renewed = headers.renew(main, proxy).await.is_ok();
-            let Some(mut copy) = copy.filter(|_| renewed) else {
+            };
+            let Some(mut copy) = copy.filter(|_| renewed.is_ok()) else {
                 return Ok(response.map(ResponseBody::forward));
             };
             drop(response);
             tracing::debug!("sending the rejected request again with the new token");
-            if let Err(e) = add_headers(&mut headers, &mut copy).await {
+            if let Err(e) = headers.add_to(copy.headers_mut()).await {
                 return Ok(refused(grpc, &e));
             }
             poll_fn(|cx| again.poll_ready(cx))
