@@ -1,9 +1,12 @@
 //! What the integrations send, and what they do when a server rejects it: one mechanism for
 //! `AuthLayer` and `AuthenticatedClient`.
 
-use std::sync::{
-    Arc, RwLock,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    fmt,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use flyte_auth_core::{Authenticator, Error};
@@ -19,18 +22,56 @@ pub(crate) enum Verdict {
     /// gRPC `UNKNOWN` (2) or Connect `unknown` whose message says "unauthenticated", as the
     /// Flyte 2 SDK reads a proxy that lost the code: a token that was sent is replaced, but a
     /// call without one starts no login (an application error may say the same).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
     Doubtful,
 }
 
-/// What a lazy integration learnt about its server, shared by the clones of one layer or
-/// client: whether it found no credentials, in memory or in the store (later requests then
-/// skip the store, a keyring read per request to a server without auth, until a server asks
-/// for a token and a login puts one in memory), and whether the server refused a call at its
-/// end (in gRPC trailers, a Connect end-of-stream message) after which every request waits
-/// for a token.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct NoneStored(Arc<Learnt>);
+/// The authenticators an integration sends tokens from, and what it learnt about its server:
+/// shared by the clones of one `AuthLayer` or `AuthenticatedClient`.
+#[derive(Clone)]
+pub(crate) struct Tokens {
+    pub(crate) auth: Arc<dyn Authenticator>,
+    pub(crate) proxy: Option<Arc<dyn Authenticator>>,
+    pub(crate) eager: bool,
+    learnt: Arc<Learnt>,
+}
 
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokens")
+            .field("auth", &self.auth)
+            .field("proxy", &self.proxy)
+            .field("eager", &self.eager)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tokens {
+    /// `auth`'s token, lazily, and no proxy token.
+    pub(crate) fn new(auth: Arc<dyn Authenticator>) -> Self {
+        Self {
+            auth,
+            proxy: None,
+            eager: false,
+            learnt: Arc::default(),
+        }
+    }
+
+    /// The headers of one request.
+    pub(crate) fn headers(&self) -> Headers {
+        Headers {
+            tokens: self.clone(),
+            main_sent: None,
+            proxy_sent: None,
+        }
+    }
+}
+
+/// What a lazy integration learnt about its server: whether it found no credentials, in
+/// memory or in the store (later requests then skip the store, a keyring read per request to
+/// a server without auth, until a server asks for a token and a login puts one in memory),
+/// and whether the server refused a call at its end (in gRPC trailers, a Connect
+/// end-of-stream message) after which every request waits for a token.
 #[derive(Debug, Default)]
 struct Learnt {
     none_stored: AtomicBool,
@@ -44,31 +85,12 @@ struct Learnt {
 
 /// The headers of one request: chosen before it is sent, renewed after a rejection.
 pub(crate) struct Headers {
-    auth: Arc<dyn Authenticator>,
-    proxy: Option<Arc<dyn Authenticator>>,
-    eager: bool,
-    none_stored: NoneStored,
+    tokens: Tokens,
     main_sent: Option<HeaderValue>,
     proxy_sent: Option<HeaderValue>,
 }
 
 impl Headers {
-    pub(crate) fn new(
-        auth: Arc<dyn Authenticator>,
-        proxy: Option<Arc<dyn Authenticator>>,
-        eager: bool,
-        none_stored: NoneStored,
-    ) -> Self {
-        Self {
-            auth,
-            proxy,
-            eager,
-            none_stored,
-            main_sent: None,
-            proxy_sent: None,
-        }
-    }
-
     /// Puts the headers to send now in `request`, replacing any of the same name. The token:
     /// the fresh one in memory; else, when `eager` or when credentials exist without a login
     /// (stored, or renewable), after obtaining them; else none (lazy: the server has not
@@ -81,31 +103,31 @@ impl Headers {
     }
 
     async fn next(&mut self) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
-        if self.auth.forwards_caller_credentials() {
+        if self.tokens.auth.forwards_caller_credentials() {
             // Passthrough: the caller's headers, as captured, or no request at all.
             let mut headers = caller_headers()?;
-            if let Some(p) = &self.proxy {
+            if let Some(p) = &self.tokens.proxy {
                 let header = p.auth_header().await?;
                 self.proxy_sent = Some(header.value().clone());
                 headers.push(header.into_parts());
             }
             return Ok(headers);
         }
-        let main = match self.auth.fetch_grpc_call_auth_metadata() {
+        let main = match self.tokens.auth.fetch_grpc_call_auth_metadata() {
             Some(header) => Some(header),
-            None if self.eager
-                || self.none_stored.0.token_wanted.load(Ordering::Relaxed)
-                || self.none_stored.0.renew_next.swap(false, Ordering::Relaxed)
+            None if self.tokens.eager
+                || self.tokens.learnt.token_wanted.load(Ordering::Relaxed)
+                || self.tokens.learnt.renew_next.swap(false, Ordering::Relaxed)
                 || self.load_credentials_without_login() =>
             {
-                Some(self.auth.auth_header().await?)
+                Some(self.tokens.auth.auth_header().await?)
             }
             None => {
                 tracing::debug!("no credentials yet; sending the request without a token");
                 None
             }
         };
-        let proxy = match &self.proxy {
+        let proxy = match &self.tokens.proxy {
             Some(p) => Some(p.auth_header().await?),
             None => None,
         };
@@ -127,14 +149,14 @@ impl Headers {
     /// The header `token` goes in: asked of the authenticator once per token (a flow that
     /// learns it by discovery asks the server the first time).
     async fn header_name(&self, token: &HeaderValue) -> Result<HeaderName, Error> {
-        let known = &self.none_stored.0.header_name;
+        let known = &self.tokens.learnt.header_name;
         if let Ok(known) = known.read()
             && let Some((for_token, name)) = known.as_ref()
             && for_token == token
         {
             return Ok(name.clone());
         }
-        let name = self.auth.header_name().await?;
+        let name = self.tokens.auth.header_name().await?;
         if let Ok(mut known) = known.write() {
             *known = Some((token.clone(), name.clone()));
         }
@@ -144,13 +166,13 @@ impl Headers {
     /// [`Authenticator::load_credentials_without_login`], unless it already said no and nothing was
     /// obtained since.
     fn load_credentials_without_login(&self) -> bool {
-        if self.none_stored.0.none_stored.load(Ordering::Relaxed) {
+        if self.tokens.learnt.none_stored.load(Ordering::Relaxed) {
             return false;
         }
-        let has = self.auth.load_credentials_without_login();
+        let has = self.tokens.auth.load_credentials_without_login();
         if !has {
-            self.none_stored
-                .0
+            self.tokens
+                .learnt
                 .none_stored
                 .store(true, Ordering::Relaxed);
         }
@@ -166,13 +188,14 @@ impl Headers {
         status: StatusCode,
         verdict: Verdict,
     ) -> Option<Result<(), Error>> {
-        let main = !self.auth.forwards_caller_credentials()
+        let main = !self.tokens.auth.forwards_caller_credentials()
             && match verdict {
                 Verdict::Rejected => true,
                 Verdict::Doubtful => self.main_sent.is_some(),
                 Verdict::Accepted => false,
             };
-        let proxy = status == StatusCode::PROXY_AUTHENTICATION_REQUIRED && self.proxy.is_some();
+        let proxy =
+            status == StatusCode::PROXY_AUTHENTICATION_REQUIRED && self.tokens.proxy.is_some();
         if !main && !proxy {
             return None;
         }
@@ -182,21 +205,21 @@ impl Headers {
     async fn renew(&self, main: bool, proxy: bool) -> Result<(), Error> {
         if main {
             match &self.main_sent {
-                Some(sent) => refresh_if_current(&*self.auth, sent, "token").await?,
+                Some(sent) => refresh_if_current(&*self.tokens.auth, sent, "token").await?,
                 None => {
                     tracing::debug!("the server wants a token; logging in");
-                    if let Err(e) = self.auth.auth_header().await {
+                    if let Err(e) = self.tokens.auth.auth_header().await {
                         tracing::warn!(error = %e, "could not get the token the server asked for");
                         return Err(e);
                     }
-                    self.none_stored
-                        .0
+                    self.tokens
+                        .learnt
                         .none_stored
                         .store(false, Ordering::Relaxed);
                 }
             }
         }
-        if proxy && let (Some(auth), Some(sent)) = (&self.proxy, &self.proxy_sent) {
+        if proxy && let (Some(auth), Some(sent)) = (&self.tokens.proxy, &self.proxy_sent) {
             refresh_if_current(&**auth, sent, "proxy token").await?;
         }
         Ok(())
@@ -209,9 +232,9 @@ impl Headers {
     /// end of the call (where it cannot be sent again).
     pub(crate) fn late_rejection(&self) -> LateRejection {
         LateRejection {
-            auth: Arc::clone(&self.auth),
+            auth: Arc::clone(&self.tokens.auth),
             sent: self.main_sent.clone(),
-            learnt: self.none_stored.clone(),
+            learnt: Arc::clone(&self.tokens.learnt),
         }
     }
 }
@@ -222,7 +245,7 @@ impl Headers {
 pub(crate) struct LateRejection {
     auth: Arc<dyn Authenticator>,
     sent: Option<HeaderValue>,
-    learnt: NoneStored,
+    learnt: Arc<Learnt>,
 }
 
 #[cfg(feature = "tower")]
@@ -240,7 +263,7 @@ impl LateRejection {
     /// every later request waits for a token (the server wants one). [`Verdict::Doubtful`]:
     /// only a token that was sent is dropped, and the next request obtains a new one.
     pub(crate) fn mark(&self, verdict: Verdict) {
-        let learnt = &self.learnt.0;
+        let learnt = &self.learnt;
         match (verdict, &self.sent) {
             (Verdict::Accepted, _) | (Verdict::Doubtful, None) => return,
             (Verdict::Rejected, _) => {

@@ -33,7 +33,7 @@ use ::reqwest::{
 };
 use flyte_auth_core::{Authenticator, Error};
 
-use crate::rejected::{Headers, NoneStored, Verdict};
+use crate::rejected::{Headers, Tokens, Verdict};
 
 /// A `reqwest::Client` that sends the token with every request; see the
 /// [module documentation](self).
@@ -42,18 +42,13 @@ use crate::rejected::{Headers, NoneStored, Verdict};
 #[derive(Clone)]
 pub struct AuthenticatedClient {
     client: Client,
-    auth: Arc<dyn Authenticator>,
-    proxy: Option<Arc<dyn Authenticator>>,
-    eager: bool,
-    none_stored: NoneStored,
+    tokens: Tokens,
 }
 
 impl fmt::Debug for AuthenticatedClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthenticatedClient")
-            .field("auth", &self.auth)
-            .field("proxy", &self.proxy)
-            .field("eager", &self.eager)
+            .field("tokens", &self.tokens)
             .finish_non_exhaustive()
     }
 }
@@ -81,10 +76,7 @@ impl AuthenticatedClient {
             })?;
         Ok(Self {
             client,
-            auth,
-            proxy: None,
-            eager: false,
-            none_stored: NoneStored::default(),
+            tokens: Tokens::new(auth),
         })
     }
 
@@ -92,7 +84,7 @@ impl AuthenticatedClient {
     /// without one: for servers known to require auth.
     #[must_use]
     pub fn eager(mut self) -> Self {
-        self.eager = true;
+        self.tokens.eager = true;
         self
     }
 
@@ -100,14 +92,14 @@ impl AuthenticatedClient {
     /// [`proxy_authenticator`](crate::proxy_authenticator)).
     #[must_use]
     pub fn with_proxy(mut self, proxy: Arc<dyn Authenticator>) -> Self {
-        self.proxy = Some(proxy);
+        self.tokens.proxy = Some(proxy);
         self
     }
 
     /// [`with_proxy`](Self::with_proxy) when there is one.
     #[must_use]
     pub fn maybe_proxy(mut self, proxy: Option<Arc<dyn Authenticator>>) -> Self {
-        self.proxy = proxy;
+        self.tokens.proxy = proxy;
         self
     }
 
@@ -118,7 +110,7 @@ impl AuthenticatedClient {
 
     /// The authenticator whose header is sent.
     pub fn authenticator(&self) -> &Arc<dyn Authenticator> {
-        &self.auth
+        &self.tokens.auth
     }
 
     /// Starts a request with the client (send it with [`send`](Self::send)).
@@ -157,12 +149,7 @@ impl AuthenticatedClient {
     pub async fn send(&self, request: RequestBuilder) -> Result<Response, Error> {
         let request = request.build_split().1.map_err(transport_error)?;
         let replay = request.try_clone();
-        let mut headers = Headers::new(
-            Arc::clone(&self.auth),
-            self.proxy.clone(),
-            self.eager,
-            self.none_stored.clone(),
-        );
+        let mut headers = self.tokens.headers();
         let response = self.send_with(&mut headers, request).await?;
         let verdict = match response.status() {
             StatusCode::UNAUTHORIZED => Verdict::Rejected,

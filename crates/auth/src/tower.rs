@@ -71,7 +71,7 @@ use tower_service::Service;
 
 pub use crate::response_body::ResponseBody;
 use crate::{
-    rejected::{Headers, NoneStored},
+    rejected::{Headers, Tokens},
     response_body,
 };
 
@@ -88,23 +88,10 @@ pub const DEFAULT_REPLAY_LIMIT: usize = 4 * 1024 * 1024;
 /// `R` says whether rejected requests are sent again: [`NoReplay`] (the default) or
 /// [`Replay`] (from [`AuthLayer::replay`]). Cheap to clone; every service it makes shares the
 /// authenticators, and so their cache.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AuthLayer<R = NoReplay> {
-    auth: Arc<dyn Authenticator>,
-    proxy: Option<Arc<dyn Authenticator>>,
-    eager: bool,
+    tokens: Tokens,
     replay: R,
-    none_stored: NoneStored,
-}
-
-impl<R> fmt::Debug for AuthLayer<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthLayer")
-            .field("auth", &self.auth)
-            .field("proxy", &self.proxy)
-            .field("eager", &self.eager)
-            .finish_non_exhaustive()
-    }
 }
 
 impl AuthLayer {
@@ -112,11 +99,8 @@ impl AuthLayer {
     /// header) once there are credentials, without replaying rejected requests.
     pub fn new(auth: Arc<dyn Authenticator>) -> Self {
         Self {
-            auth,
-            proxy: None,
-            eager: false,
+            tokens: Tokens::new(auth),
             replay: NoReplay,
-            none_stored: NoneStored::default(),
         }
     }
 }
@@ -126,7 +110,7 @@ impl<R> AuthLayer<R> {
     /// without one: for servers known to require auth.
     #[must_use]
     pub fn eager(mut self) -> Self {
-        self.eager = true;
+        self.tokens.eager = true;
         self
     }
 
@@ -134,7 +118,7 @@ impl<R> AuthLayer<R> {
     /// `proxy-authorization`), for an authenticating proxy in front of Flyte.
     #[must_use]
     pub fn with_proxy(mut self, proxy: Arc<dyn Authenticator>) -> Self {
-        self.proxy = Some(proxy);
+        self.tokens.proxy = Some(proxy);
         self
     }
 
@@ -142,7 +126,7 @@ impl<R> AuthLayer<R> {
     /// [`proxy_authenticator`](crate::proxy_authenticator) returns.
     #[must_use]
     pub fn maybe_proxy(mut self, proxy: Option<Arc<dyn Authenticator>>) -> Self {
-        self.proxy = proxy;
+        self.tokens.proxy = proxy;
         self
     }
 
@@ -153,14 +137,11 @@ impl<R> AuthLayer<R> {
     #[must_use]
     pub fn replay<B>(self, body: fn(RequestBody) -> B) -> AuthLayer<Replay<B>> {
         AuthLayer {
-            auth: self.auth,
-            proxy: self.proxy,
-            eager: self.eager,
+            tokens: self.tokens,
             replay: Replay {
                 body,
                 limit: DEFAULT_REPLAY_LIMIT,
             },
-            none_stored: self.none_stored,
         }
     }
 }
@@ -180,11 +161,8 @@ impl<S, R: Clone> Layer<S> for AuthLayer<R> {
     fn layer(&self, inner: S) -> AuthService<S, R> {
         AuthService {
             inner,
-            auth: Arc::clone(&self.auth),
-            proxy: self.proxy.clone(),
-            eager: self.eager,
+            tokens: self.tokens.clone(),
             replay: self.replay.clone(),
-            none_stored: self.none_stored.clone(),
         }
     }
 }
@@ -413,25 +391,11 @@ impl Body for RequestBody {
 ///
 /// `inner` must be `Clone` (a tonic `Channel` is): a request that has to wait for a token,
 /// or is sent again, goes through a clone, as tower's buffer pattern does.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AuthService<S, R = NoReplay> {
     inner: S,
-    auth: Arc<dyn Authenticator>,
-    proxy: Option<Arc<dyn Authenticator>>,
-    eager: bool,
+    tokens: Tokens,
     replay: R,
-    none_stored: NoneStored,
-}
-
-impl<S: fmt::Debug, R> fmt::Debug for AuthService<S, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthService")
-            .field("inner", &self.inner)
-            .field("auth", &self.auth)
-            .field("proxy", &self.proxy)
-            .field("eager", &self.eager)
-            .finish_non_exhaustive()
-    }
 }
 
 impl<S> AuthService<S> {
@@ -496,12 +460,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let mut again = self.inner.clone();
-        let mut headers = Headers::new(
-            Arc::clone(&self.auth),
-            self.proxy.clone(),
-            self.eager,
-            self.none_stored.clone(),
-        );
+        let mut headers = self.tokens.headers();
         let grpc = response_body::is_grpc_request(request.headers());
         let (mut request, copy) = self.replay.split(request);
         Box::pin(async move {
