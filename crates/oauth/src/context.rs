@@ -17,12 +17,7 @@ use tokio::sync::OnceCell;
 
 use crate::{HttpSettings, OAuthClient, RemoteClientConfigStore, TokenResponse};
 
-/// A field of the client configuration that a flow uses.
-///
-/// A flow names the fields it uses ([`ClientContext::resolve`]); the server is asked only
-/// when one of them is not given by the [`Overrides`]. The endpoints and the client id are
-/// required: when neither the overrides nor the server name them, resolving fails with an
-/// [`Error::Config`] that names the setting to add.
+/// A field of the client configuration that a flow uses ([`ClientContext::resolve`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Field {
@@ -55,8 +50,7 @@ impl Field {
         Self::RevocationEndpoint,
     ];
 
-    /// This field's name in the server's metadata and its URL in `cfg`, when it is one of the
-    /// [`ENDPOINTS`](Self::ENDPOINTS) and `cfg` names it.
+    /// The metadata name and URL in `cfg` of an endpoint field `cfg` names.
     pub(crate) fn announced_url(self, cfg: &ClientConfig) -> Option<(&'static str, &str)> {
         let (name, url) = match self {
             Self::TokenEndpoint => ("token_endpoint", cfg.token_endpoint.as_str()),
@@ -76,9 +70,8 @@ impl Field {
         (!url.trim().is_empty()).then_some((name, url))
     }
 
-    /// Whether a field the overrides leave out is worth asking the server for. The audience
-    /// and the redirect URI are taken from the server when it is asked anyway, but never
-    /// cause a request (the Go client asks only for missing scopes or header).
+    /// Whether a field the overrides leave out is worth a request: the audience and the
+    /// redirect URI alone are not (the Go client asks only for missing scopes or header).
     fn asks_server(self) -> bool {
         !matches!(self, Self::Audience | Self::RedirectUri)
     }
@@ -116,9 +109,8 @@ impl Field {
     }
 }
 
-/// What the configuration says explicitly; each value wins over the server's.
-///
-/// Empty strings and empty lists mean "not set" (then the server's value is used).
+/// What the configuration says explicitly; each value wins over the server's, and an empty
+/// one means "not set".
 ///
 /// ```
 /// use flyte_auth_oauth::Overrides;
@@ -151,7 +143,6 @@ pub struct Overrides {
     pub header_key: Option<String>,
 }
 
-/// The setters of [`Overrides`]' single values: an empty one means "not set".
 macro_rules! setters {
     ($($(#[$doc:meta])* $field:ident;)*) => {$(
         $(#[$doc])*
@@ -215,8 +206,7 @@ impl Overrides {
         }
     }
 
-    /// `server` with every overridden value replaced: the one place where the configuration
-    /// wins over the server.
+    /// `server` with every overridden value replaced.
     fn apply(&self, server: Option<&ClientConfig>) -> ClientConfig {
         let mut cfg = server.cloned().unwrap_or_else(|| ClientConfig::new("", ""));
         let set = |target: &mut String, value: &Option<String>| {
@@ -241,14 +231,15 @@ impl Overrides {
         set(&mut cfg.client_id, &self.client_id);
         set(&mut cfg.redirect_uri, &self.redirect_uri);
         set(&mut cfg.header_key, &self.header_key);
-        if let Some(url) = &self.device_authorization_endpoint {
-            cfg.device_authorization_endpoint = Some(url.clone());
+        if self.device_authorization_endpoint.is_some() {
+            cfg.device_authorization_endpoint
+                .clone_from(&self.device_authorization_endpoint);
         }
         if let Some(scopes) = &self.scopes {
             cfg.scopes.clone_from(scopes);
         }
-        if let Some(audience) = &self.audience {
-            cfg.audience = Some(audience.clone());
+        if self.audience.is_some() {
+            cfg.audience.clone_from(&self.audience);
         }
         cfg
     }
@@ -277,9 +268,7 @@ impl fmt::Debug for Overrides {
 enum Source {
     /// The Flyte server's discovery: over HTTP at the endpoint, or the store given.
     Server(Option<RemoteClientConfigStore>),
-    /// A store given by the caller.
     Store(Arc<dyn ClientConfigStore>),
-    /// None: only the overrides.
     Nothing,
 }
 
@@ -294,18 +283,14 @@ struct Inner {
     header: Option<HeaderName>,
     discovered: OnceCell<ClientConfig>,
     discovered_header: OnceLock<HeaderName>,
-    /// The discovery answer an earlier process kept, once [`ClientContext::with_config`] used
-    /// it.
+    /// The discovery answer an earlier process kept, once used.
     kept: OnceLock<ClientConfig>,
 }
 
-/// The context an HTTP flow works in: which server ([`Endpoint`]), the one [`OAuthClient`]
-/// every request goes through, and the client configuration — the server's discovery with
-/// the configuration's [`Overrides`] applied, asked for lazily and once.
-///
-/// Every flow (browser, device, client credentials) takes one; none repeats how discovery
-/// and overrides combine. Cloning is cheap and clones share the discovered configuration.
-/// Creating one touches no network.
+/// The context every HTTP flow works in: the server ([`Endpoint`]), the one [`OAuthClient`],
+/// and the client configuration (the server's discovery, asked lazily and once, with the
+/// [`Overrides`] applied). Clones share the discovered configuration; creating one touches no
+/// network.
 ///
 /// ```
 /// use flyte_auth_core::Endpoint;
@@ -339,9 +324,8 @@ impl fmt::Debug for ClientContext {
 }
 
 impl ClientContext {
-    /// Starts a context for the Flyte server at `endpoint`: by default the client
-    /// configuration is discovered from that server, over a client with default
-    /// [`HttpSettings`].
+    /// Starts a context for the Flyte server at `endpoint`, discovered by default over a client
+    /// with default [`HttpSettings`].
     pub fn builder(endpoint: Endpoint) -> ClientContextBuilder {
         ClientContextBuilder {
             endpoint,
@@ -373,21 +357,16 @@ impl ClientContext {
         self.inner.discovery.as_ref()
     }
 
-    /// The client configuration for a flow that uses `fields`.
-    ///
-    /// The server is asked (once; the answer is kept, a failure is not) only when one of
-    /// `fields` that is worth asking for (not the audience or the redirect URI alone) is not
-    /// overridden; its answer is combined with the overrides, which win. When the overrides
-    /// hold every required field, a failed discovery is logged and the overrides are used.
+    /// The client configuration for a flow that uses `fields`: the server is asked (once; a
+    /// failure is not kept) only when a field worth asking for is not overridden. When the
+    /// overrides hold every required field, a failed discovery is logged and they are used.
     ///
     /// # Errors
     ///
     /// What discovery fails with, when a required field depends on it; [`Error::Config`]
-    /// when a required field (an endpoint, the client id) is named by nobody, saying which
-    /// setting to add, or the server names an invalid header; [`Error::Config`] too when an
-    /// endpoint in `fields` is taken from the discovery of a Flyte server on `https://` and is
-    /// not `https://` itself (a configured endpoint is used as written, and an announced one
-    /// the configuration replaces is never checked).
+    /// when a required field (an endpoint, the client id) is named by nobody, the server names
+    /// an invalid header, or an endpoint taken from a Flyte server on `https://` is not
+    /// `https://` (a configured endpoint is used as written).
     pub async fn resolve(&self, fields: &[Field]) -> Result<ClientConfig, Error> {
         let inner = &self.inner;
         let server = match &inner.discovery {
@@ -424,8 +403,6 @@ impl ClientContext {
         self.complete(fields, server)
     }
 
-    /// Whether a flow that uses `fields` asks the server: one worth asking for is not
-    /// overridden.
     fn asks_server(&self, fields: &[Field]) -> bool {
         fields
             .iter()
@@ -470,18 +447,13 @@ impl ClientContext {
         Ok(cfg)
     }
 
-    /// Runs `request` with the client configuration for `fields`, as
-    /// [`resolve`](Self::resolve) gives it, except that the server's half may come from a
-    /// discovery answer an earlier process kept ([`RemoteClientConfigStore::remember_in`],
-    /// within [`DISCOVERY_ANSWER_LIFETIME`](crate::DISCOVERY_ANSWER_LIFETIME)): then the
-    /// request goes out without asking the server first.
-    ///
-    /// A kept answer never causes a failure. One that cannot be used (expired, invalid,
-    /// refused by the checks of `resolve`) is ignored, and when the request made with it
-    /// fails in a way a stale answer explains (HTTP 404 or 405, connection refused, a
-    /// certificate not valid for the name), the server is asked, once, and `request` runs
-    /// again with what it answers. So `request` must be safe to repeat (a grant with the
-    /// client's own credentials is; an authorization code is not).
+    /// Runs `request` with [`resolve`](Self::resolve)'s configuration for `fields`, or first
+    /// with a discovery answer an earlier process kept ([`RemoteClientConfigStore::remember_in`],
+    /// within [`DISCOVERY_ANSWER_LIFETIME`](crate::DISCOVERY_ANSWER_LIFETIME)) without asking the
+    /// server. A kept answer never causes a failure: one that cannot be used is ignored, and
+    /// when the request made with it fails as a stale answer explains (HTTP 404 or 405,
+    /// connection refused, a certificate not valid for the name), the server is asked and
+    /// `request` runs again. So `request` must be safe to repeat (an authorization code is not).
     ///
     /// # Errors
     ///
@@ -492,7 +464,7 @@ impl ClientContext {
         F: Fn(ClientConfig) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
-        if let Some(cfg) = self.kept_config(fields) {
+        if let Some(cfg) = self.kept_config(fields).await {
             match request(cfg).await {
                 Err(e) if self.stale_answer_explains(&e) => {}
                 done => return done,
@@ -507,11 +479,9 @@ impl ClientContext {
         self.inner.kept.get().is_some() && !self.inner.discovered.initialized()
     }
 
-    /// For a request made with a kept discovery answer outside
-    /// [`with_config`](Self::with_config) (one that cannot be repeated whole, such as the
-    /// device login's polls once the code is shown): when `error` is one a stale answer
-    /// explains, the server is asked and its configuration for `fields` returned. `None`
-    /// when no kept answer is in use, `error` is the answer, or the server cannot say.
+    /// For a request made with a kept answer outside [`with_config`](Self::with_config) (the
+    /// device login's polls): the server's configuration for `fields` when a stale answer
+    /// explains `error`; `None` when no kept answer is in use, it does not, or discovery fails.
     pub async fn rediscover_after(&self, fields: &[Field], error: &Error) -> Option<ClientConfig> {
         if !self.uses_kept_answer() || !self.stale_answer_explains(error) {
             return None;
@@ -524,8 +494,7 @@ impl ClientContext {
             .ok()
     }
 
-    /// Whether a stale discovery answer explains `error` of a request made with a kept one
-    /// (then the server is to be asked again, which is logged).
+    /// Whether a stale discovery answer explains `error` (logged: the server is asked again).
     fn stale_answer_explains(&self, error: &Error) -> bool {
         let stale = crate::transport::stale_endpoint_explains(error);
         if stale {
@@ -540,20 +509,20 @@ impl ClientContext {
     }
 
     /// The configuration for `fields` from the kept discovery answer, when the server would
-    /// be asked and has not been in this process, and the answer is usable.
-    fn kept_config(&self, fields: &[Field]) -> Option<ClientConfig> {
+    /// be asked and has not been in this process, and the answer is usable. The answer is read
+    /// off the runtime (a file) within the time limit of one request.
+    async fn kept_config(&self, fields: &[Field]) -> Option<ClientConfig> {
         let inner = &self.inner;
         let server = inner.server.as_ref()?;
         if !self.asks_server(fields) || inner.discovered.initialized() {
             return None;
         }
-        let kept = match inner.kept.get() {
-            Some(kept) => kept,
-            None => {
-                let _ = inner.kept.set(server.kept_answer()?);
-                inner.kept.get()?
-            }
-        };
+        if inner.kept.get().is_none() {
+            let limit = inner.http.settings().request_limit();
+            let read = tokio::time::timeout(limit, server.kept_answer()).await;
+            let _ = inner.kept.set(read.ok().flatten()?);
+        }
+        let kept = inner.kept.get()?;
         match self.complete(fields, Some(kept)) {
             Ok(cfg) => Some(cfg),
             Err(e) => {
@@ -567,9 +536,8 @@ impl ClientContext {
         }
     }
 
-    /// `store`'s client configuration, within the deadline of the HTTP settings
-    /// ([`HttpSettings::deadline`]): a discovery is one operation, however many documents,
-    /// flavours and retries it takes.
+    /// `store`'s client configuration, within [`HttpSettings::deadline`]: a discovery is one
+    /// operation, however many requests it takes.
     async fn discover(&self, store: &dyn ClientConfigStore) -> Result<ClientConfig, Error> {
         let answer = async {
             match &self.inner.server {
@@ -604,11 +572,9 @@ impl ClientContext {
             .or_else(|| inner.kept.get().and_then(|kept| kept.header_name().ok()))
     }
 
-    /// The header the token goes in, discovering it when needed: the configured one, else the
-    /// server's (asking the server once, if no other request has), else `authorization` when
-    /// the server cannot be asked or names none. Obtaining a token never waits for this: a
-    /// flow resolves only the fields its grant uses, so a caller that only wants the token
-    /// (`flyte-auth token`) never asks the server for the header.
+    /// The header the token goes in: the configured one, else the server's (discovering it if
+    /// needed), else `authorization`. A flow resolves only the fields its grant uses, so
+    /// obtaining a token never waits for this.
     ///
     /// # Errors
     ///
@@ -697,27 +663,23 @@ impl ClientContextBuilder {
         self
     }
 
-    /// The server's half of the client configuration comes from `store` instead of the
-    /// Flyte server's discovery documents.
+    /// The server's half of the configuration comes from `store`, not the server's discovery.
     pub fn discovery(mut self, store: Arc<dyn ClientConfigStore>) -> Self {
         self.source = Source::Store(store);
         self
     }
 
     /// The Flyte server's discovery is `store` (over another transport, such as
-    /// `flyte_auth::GrpcDiscovery::into_store`), used as the context's own: with its kept
-    /// answers, discovered again when one is stale ([`ClientContext::with_config`]), and its
-    /// announced endpoints checked after the overrides.
+    /// `flyte_auth::GrpcDiscovery::into_store`), with kept answers and endpoint checks as the
+    /// HTTP one's.
     pub fn server_discovery(mut self, store: RemoteClientConfigStore) -> Self {
         self.source = Source::Server(Some(store));
         self
     }
 
-    /// The server's discovery remembers the flavour that answered in `hints`, under the
-    /// endpoint's [`key`](Endpoint::key), and asks that flavour first on the next start
-    /// ([`RemoteClientConfigStore::remember_in`]). Used only when the configuration is
-    /// discovered from the server over HTTP (a store given by [`discovery`](Self::discovery)
-    /// or [`server_discovery`](Self::server_discovery) keeps its own).
+    /// The HTTP discovery keeps its answers in `hints` under the endpoint's
+    /// [`key`](Endpoint::key) ([`RemoteClientConfigStore::remember_in`]); a given store keeps
+    /// its own.
     pub fn discovery_hints(mut self, hints: Arc<dyn DiscoveryHints>) -> Self {
         self.hints = Some(hints);
         self
@@ -754,7 +716,7 @@ impl ClientContextBuilder {
         };
         let (discovery, server) = match self.source {
             Source::Server(given) => {
-                let store = given.unwrap_or_else(|| {
+                let store = Arc::new(given.unwrap_or_else(|| {
                     let store = RemoteClientConfigStore::from_base_url(
                         self.endpoint.base_url(),
                         http.clone(),
@@ -763,8 +725,7 @@ impl ClientContextBuilder {
                         Some(hints) => store.remember_in(hints, self.endpoint.key()),
                         None => store,
                     }
-                });
-                let store = Arc::new(store);
+                }));
                 (
                     Some(Arc::clone(&store) as Arc<dyn ClientConfigStore>),
                     Some(store),
@@ -792,6 +753,8 @@ impl ClientContextBuilder {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use std::time::Duration;
 
     use flyte_auth_core::StaticClientConfigStore;
 
@@ -827,6 +790,7 @@ mod tests {
 
     fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .unwrap()
             .block_on(f)
@@ -972,5 +936,68 @@ mod tests {
         ));
         let err = block_on(ctx(bad, Overrides::new()).resolve(&[Field::HeaderKey])).unwrap_err();
         assert!(matches!(err, Error::Config { .. }), "{err:?}");
+    }
+
+    /// Hints whose kept answer takes `delay` to read, recording the thread that read it.
+    #[derive(Debug)]
+    struct SlowHints(
+        std::time::Duration,
+        std::sync::Mutex<Option<std::thread::ThreadId>>,
+    );
+
+    impl DiscoveryHints for SlowHints {
+        fn recall(&self, _: &str) -> Option<flyte_auth_core::DiscoveryFlavour> {
+            None
+        }
+        fn remember(
+            &self,
+            _: &str,
+            _: flyte_auth_core::DiscoveryFlavour,
+        ) -> Result<(), flyte_auth_core::StoreError> {
+            Ok(())
+        }
+        fn recall_answer(&self, _: &str) -> Option<flyte_auth_core::DiscoveryAnswer> {
+            *self.1.lock().unwrap() = Some(std::thread::current().id());
+            std::thread::sleep(self.0);
+            Some(flyte_auth_core::DiscoveryAnswer::new(
+                flyte_auth_core::DiscoveryFlavour::FlyteAdmin,
+                server(),
+                std::time::SystemTime::now(),
+            ))
+        }
+    }
+
+    fn hinted(hints: &Arc<SlowHints>) -> ClientContext {
+        ClientContext::builder(Endpoint::parse("flyte.example.org").unwrap())
+            .http_settings(HttpSettings::new().request_timeout(Duration::from_millis(300)))
+            .discovery_hints(Arc::clone(hints) as Arc<dyn DiscoveryHints>)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_kept_answer_is_read_off_the_runtime() {
+        let hints = Arc::new(SlowHints(Duration::ZERO, Default::default()));
+        let ctx = hinted(&hints);
+        let cfg = block_on(ctx.kept_config(&[Field::TokenEndpoint, Field::Scopes])).unwrap();
+        assert_eq!(cfg.token_endpoint, "https://idp/token");
+        assert!(ctx.uses_kept_answer());
+        let reader = hints.1.lock().unwrap().expect("the answer was read");
+        assert_ne!(reader, std::thread::current().id());
+    }
+
+    #[test]
+    fn a_kept_answer_that_takes_too_long_to_read_is_not_waited_for() {
+        let hints = Arc::new(SlowHints(Duration::from_secs(5), Default::default()));
+        let ctx = hinted(&hints);
+        let start = std::time::Instant::now();
+        let kept = block_on(ctx.kept_config(&[Field::TokenEndpoint, Field::Scopes]));
+        assert!(kept.is_none());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(!ctx.uses_kept_answer());
     }
 }

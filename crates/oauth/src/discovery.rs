@@ -18,10 +18,8 @@ use crate::{
     transport::{RawResponse, display_url},
 };
 
-/// How long a discovery answer kept between processes ([`DiscoveryHints::remember_answer`])
-/// is used instead of asking the server again: a day ([`DiscoveryAnswer::usable_at`]). A
-/// request that fails in a way a stale answer explains discovers again at once
-/// ([`ClientContext::with_config`](crate::ClientContext::with_config)).
+/// How long a discovery answer kept between processes is used instead of asking the server:
+/// a day ([`DiscoveryAnswer::usable_at`]).
 pub const DISCOVERY_ANSWER_LIFETIME: Duration = DiscoveryAnswer::LIFETIME;
 
 /// The path of the RFC 8414 authorization server metadata under the platform URL.
@@ -38,9 +36,7 @@ pub const CONNECT_PUBLIC_CLIENT_CONFIG_PATH: &str =
 pub const CONNECT_OAUTH2_METADATA_PATH: &str =
     "/flyteidl2.auth.AuthMetadataService/GetOAuth2Metadata";
 
-/// The base URL of a Flyte platform endpoint as written in configs: core's
-/// [`Endpoint`](flyte_auth_core::Endpoint) with `insecure` applied, the one parse of every
-/// spelling.
+/// The base URL of a Flyte platform endpoint as written in configs, `insecure` applied.
 ///
 /// ```
 /// use flyte_auth_oauth::platform_base_url;
@@ -58,10 +54,8 @@ pub fn platform_base_url(endpoint: &str, insecure: bool) -> Result<String, Error
         .base_url())
 }
 
-/// RFC 8414 authorization server metadata, as far as Flyte's flows use it.
-///
-/// Empty strings are `None`; relative endpoint URLs are resolved against the platform URL
-/// ([`Discovery::new`]).
+/// RFC 8414 authorization server metadata, as far as Flyte's flows use it (empty strings are
+/// `None`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct AuthorizationServerMetadata {
@@ -85,12 +79,10 @@ pub struct AuthorizationServerMetadata {
     pub code_challenge_methods_supported: Vec<String>,
     /// `token_endpoint_auth_methods_supported`.
     pub token_endpoint_auth_methods_supported: Vec<String>,
-    /// `authorization_response_iss_parameter_supported` (RFC 9207): every authorization
-    /// response names the issuer in `iss`, and a browser login refuses one that does not
-    /// name [`issuer`](Self::issuer).
+    /// `authorization_response_iss_parameter_supported` (RFC 9207): the browser login refuses
+    /// a response whose `iss` is not [`issuer`](Self::issuer).
     pub authorization_response_iss_parameter_supported: bool,
-    /// `revocation_endpoint` (RFC 7009, announced per RFC 8414): where a logout revokes the
-    /// refresh token.
+    /// `revocation_endpoint` (RFC 7009): where a logout revokes the refresh token.
     pub revocation_endpoint: Option<String>,
 }
 
@@ -158,9 +150,8 @@ impl Discovery {
         }
     }
 
-    /// Combines the documents into flytekit's [`ClientConfig`].
-    ///
-    /// Fails with [`Error::InvalidResponse`] when the metadata names no token endpoint.
+    /// Combines the documents into flytekit's [`ClientConfig`]; [`Error::InvalidResponse`] when
+    /// the metadata names no token endpoint.
     pub fn client_config(&self) -> Result<ClientConfig, Error> {
         let (m, c) = (&self.metadata, &self.client);
         let text = |value: &Option<String>| value.clone().unwrap_or_default();
@@ -201,11 +192,9 @@ impl Discovery {
     }
 }
 
-/// How discovery's two answers reach a [`RemoteClientConfigStore`]: over HTTP (the default:
-/// flyteadmin's documents, a Flyte 2 backend's Connect calls) or another transport, such as the
-/// program's gRPC channel (`flyte_auth::GrpcDiscovery`). A transport only fetches and decodes;
-/// the store does everything after: the fallback to the other flavour, assembling, the
-/// https-only rule, keeping the answer, one discovery for concurrent callers.
+/// How discovery's two answers reach a [`RemoteClientConfigStore`]: over HTTP (the default) or
+/// another transport, such as `flyte_auth::GrpcDiscovery`. A transport only fetches and
+/// decodes; the fallback, the checks and keeping the answer are the store's.
 pub trait DiscoveryTransport: Send + Sync + fmt::Debug {
     /// The platform URL: relative endpoint URLs are resolved against it, and when it is
     /// `https://`, every announced endpoint must be too.
@@ -225,7 +214,7 @@ pub trait DiscoveryTransport: Send + Sync + fmt::Debug {
 #[derive(Debug)]
 pub enum FetchError {
     /// Not served here (HTTP 404, an HTML page, Connect `unimplemented`, gRPC
-    /// `UNIMPLEMENTED`): the other flavour may be. `html`: the answer was a web page.
+    /// `UNIMPLEMENTED`): the other flavour may be.
     NotServed {
         /// What to report when no flavour is served.
         error: Error,
@@ -275,20 +264,10 @@ async fn fetch_or_other<T: DiscoveryTransport + ?Sized>(
     }
 }
 
-/// A [`ClientConfigStore`] that asks the Flyte server: flytekit's and the Flyte 2 SDK's
-/// `RemoteClientConfigStore`, over HTTP ([`new`](Self::new)) or another
-/// [`DiscoveryTransport`] ([`with_transport`](Self::with_transport)).
-///
-/// Over HTTP every request goes anonymously through the shared [`OAuthClient`] (its TLS,
-/// proxy, `proxy-authorization`, timeout and size settings); snake_case and lowerCamelCase
-/// names are read, unknown fields ignored, empty strings unset. With no flavour
-/// [`prefer`](Self::prefer)red or recalled ([`remember_in`](Self::remember_in)), flyteadmin's
-/// two GETs and Flyte 2's `GetPublicClientConfig` go at once (flyteadmin wins where both
-/// answer); with one, only its two requests, then the other's when it is not served
-/// ([`Discovery::flavour`] says which answered). An HTML answer where nothing is served is one
-/// error saying the endpoint is not the Flyte API endpoint; a Connect error keeps its code and
-/// message. The answer is fetched on first use and reused (concurrent first calls share one
-/// fetch); a failure is not kept. Creating the store touches no network.
+/// A [`ClientConfigStore`] that asks the Flyte server (flytekit's `RemoteClientConfigStore`),
+/// over HTTP ([`new`](Self::new)) or another [`DiscoveryTransport`]. The answer is fetched on
+/// first use and reused, a failure is not; creating the store touches no network. The order
+/// of requests and what each answer means: the crate README.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), flyte_auth_core::Error> {
@@ -352,44 +331,32 @@ impl RemoteClientConfigStore {
         }
     }
 
-    /// Asks `flavour`'s documents first (the flavour that answered last time), so that a
-    /// cold start sends only the two requests that server answers. Wins over a flavour
-    /// recalled from [`remember_in`](Self::remember_in)'s hints.
+    /// Asks `flavour`'s documents first (the flavour that answered last time); wins over a
+    /// recalled one.
     #[must_use]
     pub fn prefer(mut self, flavour: DiscoveryFlavour) -> Self {
         self.preferred = Some(flavour);
         self
     }
 
-    /// Bounds each discovery as a whole (every request, the fallback and the hints' I/O) by
-    /// `timeout`. Over HTTP each request is bounded by the client's settings anyway.
+    /// Bounds each discovery as a whole (every request, the fallback and the hints' I/O).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
-    /// Reads the time from `clock` ([`SystemClock`] by default): when an answer is kept, and
-    /// whether a kept one is still usable ([`DiscoveryAnswer::usable_at`]).
+    /// Reads the time when an answer is kept and used from `clock` ([`SystemClock`] by default).
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
     }
 
-    /// Keeps the flavour that answers in `hints` under `endpoint` (the server's
-    /// [`Endpoint::key`](flyte_auth_core::Endpoint::key)), with the client configuration
-    /// it announced ([`DiscoveryHints::remember_answer`]), and on the first
-    /// [`discover`](Self::discover) [`prefer`](Self::prefer)s the flavour recalled from
-    /// there.
-    ///
-    /// A hint only orders the attempts: nothing recalled means asking both flavours, a
-    /// wrong one costs the fallback to the other, and the hint is rewritten by every
-    /// discovery that asked the server. The kept answer is used for
-    /// [`DISCOVERY_ANSWER_LIFETIME`] instead of asking, only by a request that recovers from a
-    /// stale one ([`ClientContext::with_config`](crate::ClientContext::with_config)). A hint
-    /// that cannot be written is logged (at `debug`) and never fails discovery. The hints are
-    /// read and written on a thread of their own, within the [`timeout`](Self::timeout).
+    /// Keeps the flavour and configuration that answer in `hints` under `endpoint` (the
+    /// server's [`Endpoint::key`](flyte_auth_core::Endpoint::key)), and on the first
+    /// [`discover`](Self::discover) [`prefer`](Self::prefer)s the flavour recalled from there.
+    /// A hint only orders the attempts; one that cannot be written is logged, never an error.
     #[must_use]
     pub fn remember_in(
         mut self,
@@ -410,15 +377,13 @@ impl RemoteClientConfigStore {
         self.transport.base_url()
     }
 
-    /// Both documents, fetched on first call and reused; concurrent first calls share one
-    /// fetch.
+    /// Both documents as announced (unchecked), fetched on first call and reused; concurrent
+    /// first calls share one fetch.
     ///
     /// # Errors
     ///
     /// What the requests fail with; [`Error::InvalidResponse`] when no flavour is served or
-    /// the [`timeout`](Self::timeout) passes. The documents are returned as announced: the
-    /// announced endpoints are checked where they are used (see
-    /// [`get_client_config`](ClientConfigStore::get_client_config)).
+    /// the [`timeout`](Self::timeout) passes.
     pub async fn discover(&self) -> Result<Arc<Discovery>, Error> {
         self.discovered
             .get_or_try_init(|| async {
@@ -443,13 +408,10 @@ impl RemoteClientConfigStore {
 
     /// Asks the server (the recalled or preferred flavour first) and keeps the answer.
     async fn ask(&self) -> Result<Arc<Discovery>, Error> {
-        let recalled = match &self.hints {
-            Some((hints, key)) => {
-                let (hints, key) = (Arc::clone(hints), key.clone());
-                off_runtime(move || hints.recall(&key)).await.flatten()
-            }
-            None => None,
-        };
+        let recalled = self
+            .with_hints(|hints, key| hints.recall(key))
+            .await
+            .flatten();
         let transport = &*self.transport;
         let discovery = match self.preferred.or(recalled) {
             None => transport.fetch_any().await,
@@ -462,16 +424,15 @@ impl RemoteClientConfigStore {
             %flavour,
             "discovered the Flyte server's OAuth configuration"
         );
-        if let Some((hints, key)) = &self.hints {
+        if self.hints.is_some() {
             // The answer with its flavour, or the flavour alone when it changed.
             let answer = discovery
                 .client_config()
                 .map(|config| DiscoveryAnswer::new(flavour, config, self.clock.now()));
-            let (hints, key) = (Arc::clone(hints), key.clone());
-            let kept = off_runtime(move || match answer {
-                Ok(answer) => hints.remember_answer(&key, &answer),
+            let kept = self.with_hints(move |hints, key| match answer {
+                Ok(answer) => hints.remember_answer(key, &answer),
                 Err(_) if recalled == Some(flavour) => Ok(()),
-                Err(_) => hints.remember(&key, flavour),
+                Err(_) => hints.remember(key, flavour),
             });
             if let Some(Err(e)) = kept.await {
                 tracing::debug!(
@@ -488,29 +449,26 @@ impl RemoteClientConfigStore {
         self.discovered.get().cloned()
     }
 
-    /// The client configuration the server announces ([`Discovery::client_config`]), its
-    /// endpoints not checked: [`ClientContext`](crate::ClientContext) checks those a flow
-    /// takes from it ([`refuse_cleartext`](flyte_auth_core::refuse_cleartext)).
+    /// The client configuration the server announces, unchecked: a
+    /// [`ClientContext`](crate::ClientContext) checks the endpoints a flow takes from it.
     pub(crate) async fn announced_config(&self) -> Result<ClientConfig, Error> {
         self.discover().await?.client_config()
     }
 
-    /// The client configuration a discovery within [`DISCOVERY_ANSWER_LIFETIME`] answered, as
-    /// kept in the [`remember_in`](Self::remember_in) hints, when this store has not
-    /// discovered yet; `None` (logged at `debug`) when there is none, it is not
-    /// [usable](DiscoveryAnswer::usable_at) at the [`clock`](Self::clock)'s time, of another
-    /// generation than a [`prefer`](Self::prefer)red one, or incomplete (no token endpoint, an
-    /// invalid header name). Its endpoints are not checked, as
-    /// [`announced_config`](Self::announced_config)'s are not.
-    ///
-    /// Only for a request that can recover from a stale answer
-    /// ([`ClientContext::with_config`](crate::ClientContext::with_config)).
-    pub(crate) fn kept_answer(&self) -> Option<ClientConfig> {
+    /// The configuration a discovery within [`DISCOVERY_ANSWER_LIFETIME`] answered, as kept in
+    /// the hints (read off the runtime), when this store has not discovered yet; `None` when it
+    /// is not usable, of another generation than a preferred one, or incomplete. Unchecked, as
+    /// [`announced_config`](Self::announced_config)'s; only for a request that can recover
+    /// from a stale answer ([`ClientContext::with_config`](crate::ClientContext::with_config)).
+    pub(crate) async fn kept_answer(&self) -> Option<ClientConfig> {
         if self.discovered.initialized() {
             return None;
         }
-        let (hints, key) = self.hints.as_ref()?;
-        let answer = hints.recall_answer(key)?;
+        let answer = self
+            .with_hints(|hints, key| hints.recall_answer(key))
+            .await
+            .flatten()?;
+        let key = &self.hints.as_ref()?.1;
         let usable = answer.usable_at(self.clock.now()).and_then(|()| {
             if self.preferred.is_some_and(|p| p != answer.flavour) {
                 Err("another generation of server is preferred")
@@ -546,26 +504,30 @@ impl RemoteClientConfigStore {
     }
 }
 
-/// Runs `io` (a hint store's file or keyring access, which blocks) on a thread of its own, so
-/// that it neither blocks the runtime nor escapes a time limit; `None` when no thread could be
-/// started.
-async fn off_runtime<T: Send + 'static>(io: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("flyte-auth-discovery-hints".into())
-        .spawn(move || {
-            let _ = done.send(io());
-        })
-        .ok()?;
-    result.await.ok()
+impl RemoteClientConfigStore {
+    /// Runs `io` on the hints (a file or keyring access, which blocks) on a thread of its own,
+    /// so that it neither blocks the runtime nor escapes a time limit (a thread left blocked
+    /// does not hold up the runtime's shutdown, as a `spawn_blocking` task would). `None`
+    /// without hints, or when no thread could be started.
+    async fn with_hints<T: Send + 'static>(
+        &self,
+        io: impl FnOnce(&dyn DiscoveryHints, &str) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (hints, key) = self.hints.clone()?;
+        let (done, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("flyte-auth-discovery-hints".into())
+            .spawn(move || {
+                let _ = done.send(io(hints.as_ref(), &key));
+            })
+            .ok()?;
+        result.await.ok()
+    }
 }
 
-/// The server's client configuration. Every endpoint in it is the server's, so each must be
-/// `https://` when the Flyte server is: [`Error::Config`], naming the field and the URL, when
-/// a Flyte server on `https://` announces a token, authorization, device authorization or
-/// revocation endpoint that is not (only a Flyte endpoint on plain HTTP, such as the local
-/// sandbox, may). [`ClientContext`](crate::ClientContext) checks only the announced endpoints
-/// a flow uses and the configuration does not replace.
+/// The server's client configuration: [`Error::Config`], naming the field and the URL, when a
+/// Flyte server on `https://` announces an endpoint that is not `https://` (only one on plain
+/// HTTP, such as the local sandbox, may).
 impl ClientConfigStore for RemoteClientConfigStore {
     fn get_client_config(&self) -> BoxFuture<'_, Result<ClientConfig, Error>> {
         Box::pin(async move {
@@ -597,12 +559,13 @@ impl DiscoveryTransport for HttpTransport {
         Box::pin(async move {
             let (metadata, client) = match flavour {
                 DiscoveryFlavour::FlyteAdmin => {
-                    futures_util::future::try_join(self.well_known(), self.flyte_client()).await?
+                    futures_util::future::try_join(self.get(&WELL_KNOWN), self.get(&V1_CLIENT))
+                        .await?
                 }
                 DiscoveryFlavour::Flyte2 => {
                     futures_util::future::try_join(
-                        self.connect(METADATA_CALL, CONNECT_OAUTH2_METADATA_PATH),
-                        self.connect(CLIENT_CALL, CONNECT_PUBLIC_CLIENT_CONFIG_PATH),
+                        self.connect(&V2_METADATA),
+                        self.connect(&V2_CLIENT),
                     )
                     .await?
                 }
@@ -617,19 +580,16 @@ impl DiscoveryTransport for HttpTransport {
     fn fetch_any(&self) -> BoxFuture<'_, Result<Discovery, FetchError>> {
         Box::pin(async move {
             let (metadata, v1, v2) = futures_util::future::join3(
-                self.well_known(),
-                self.flyte_client(),
-                self.connect(CLIENT_CALL, CONNECT_PUBLIC_CLIENT_CONFIG_PATH),
+                self.get(&WELL_KNOWN),
+                self.get(&V1_CLIENT),
+                self.connect(&V2_CLIENT),
             )
             .await;
             let (flavour, metadata, client) = match (v1, v2) {
                 (Ok(client), _) => (DiscoveryFlavour::FlyteAdmin, metadata?, client),
                 (Err(FetchError::NotServed { .. }), Ok(client)) => {
                     let metadata = match metadata {
-                        Err(FetchError::NotServed { .. }) => {
-                            self.connect(METADATA_CALL, CONNECT_OAUTH2_METADATA_PATH)
-                                .await?
-                        }
+                        Err(FetchError::NotServed { .. }) => self.connect(&V2_METADATA).await?,
                         other => other?,
                     };
                     (DiscoveryFlavour::Flyte2, metadata, client)
@@ -644,25 +604,29 @@ impl DiscoveryTransport for HttpTransport {
     }
 }
 
-impl HttpTransport {
-    async fn well_known(&self) -> Result<Map<String, Value>, FetchError> {
-        let url = format!("{}{OAUTH_METADATA_PATH}", self.base_url);
-        let operation = "authorization server metadata request";
-        let raw = self.client.get(operation, &url).await?;
-        self.document(&raw, operation)
-    }
+/// One discovery document: what the request is called in messages, and its path.
+type Document = (&'static str, &'static str);
+const WELL_KNOWN: Document = ("authorization server metadata request", OAUTH_METADATA_PATH);
+const V1_CLIENT: Document = ("Flyte client config request", FLYTE_CLIENT_CONFIG_PATH);
+const V2_CLIENT: Document = (
+    "Flyte 2 GetPublicClientConfig call",
+    CONNECT_PUBLIC_CLIENT_CONFIG_PATH,
+);
+const V2_METADATA: Document = (
+    "Flyte 2 GetOAuth2Metadata call",
+    CONNECT_OAUTH2_METADATA_PATH,
+);
 
-    async fn flyte_client(&self) -> Result<Map<String, Value>, FetchError> {
-        let url = format!("{}{FLYTE_CLIENT_CONFIG_PATH}", self.base_url);
-        let operation = "Flyte client config request";
+impl HttpTransport {
+    async fn get(&self, &(operation, path): &Document) -> Result<Map<String, Value>, FetchError> {
+        let url = format!("{}{path}", self.base_url);
         let raw = self.client.get(operation, &url).await?;
         self.document(&raw, operation)
     }
 
     async fn connect(
         &self,
-        operation: &'static str,
-        path: &str,
+        &(operation, path): &Document,
     ) -> Result<Map<String, Value>, FetchError> {
         let url = format!("{}{path}", self.base_url);
         let raw = self.client.post_connect(operation, &url).await?;
@@ -689,8 +653,7 @@ impl HttpTransport {
         self.document(&raw, operation)
     }
 
-    /// The JSON object of a 2xx answer; a 404/405/415/501 or an answer that is not JSON is
-    /// "not served here" (the other flavour may be).
+    /// The JSON object of a 2xx answer; a 404/405/415/501, HTML or not JSON is "not served".
     fn document(
         &self,
         raw: &RawResponse,
@@ -722,7 +685,6 @@ impl HttpTransport {
         })
     }
 
-    /// The two JSON documents as a [`Discovery`].
     fn discovery(
         &self,
         flavour: DiscoveryFlavour,
@@ -763,9 +725,6 @@ impl HttpTransport {
         Discovery::new(&self.base_url, flavour, metadata, client)
     }
 }
-
-const CLIENT_CALL: &str = "Flyte 2 GetPublicClientConfig call";
-const METADATA_CALL: &str = "Flyte 2 GetOAuth2Metadata call";
 
 /// `snake_case` to `lowerCamelCase`.
 fn camel(name: &str) -> String {
