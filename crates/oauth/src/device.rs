@@ -23,8 +23,7 @@ pub const MAX_DEVICE_POLL_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// minutes; the login's own timeout, ten minutes by default, usually ends it first).
 pub const MAX_DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// A device authorization request: the client, the scopes, Flyte's `audience` and any extra
-/// parameter.
+/// A device authorization request (RFC 8628 §3.1).
 ///
 /// ```
 /// use flyte_auth_oauth::{ClientAuth, DeviceAuthorizationRequest};
@@ -78,9 +77,8 @@ impl DeviceAuthorizationRequest {
 
     form_params!();
 
-    /// Sends `pkce`'s `code_challenge` and `code_challenge_method=S256` (RFC 7636 applied to
-    /// RFC 8628, as Keycloak and other providers that require PKCE of public clients want);
-    /// every poll must then carry its verifier ([`TokenRequest::with_code_verifier`]).
+    /// Sends `pkce`'s S256 `code_challenge` (as Keycloak wants of public clients); every poll
+    /// must then carry its verifier ([`TokenRequest::with_code_verifier`]).
     ///
     /// [`TokenRequest::with_code_verifier`]: crate::TokenRequest::with_code_verifier
     pub fn with_pkce(mut self, pkce: &Pkce) -> Self {
@@ -111,8 +109,6 @@ impl DeviceAuthorizationRequest {
 }
 
 /// The server's answer to a device authorization request (RFC 8628 §3.2).
-///
-/// `device_code` is a secret (it is redeemed for tokens); the rest is shown to the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeviceAuthorization {
@@ -122,8 +118,7 @@ pub struct DeviceAuthorization {
     pub user_code: String,
     /// Where the user goes (`verification_url`, Google's spelling, is accepted too).
     pub verification_uri: String,
-    /// A URL that already carries the user code, when the server offers one: show it (or
-    /// open it) in preference to `verification_uri`.
+    /// A URL that already carries the user code, when the server offers one.
     pub verification_uri_complete: Option<String>,
     /// How many seconds the codes stay valid, when the server says (a number or a numeric
     /// string; at most [`MAX_DEVICE_CODE_LIFETIME`]).
@@ -177,14 +172,10 @@ impl OAuthClient {
     ) -> Result<DeviceAuthorization, Error> {
         let operation = "device authorization request";
         let (form, basic) = request.encode();
-        let basic_credentials = basic.clone();
         let raw = self
-            .post_form(operation, &request.endpoint, form, basic)
+            .post_form(operation, &request.endpoint, form, basic.as_deref())
             .await?;
-        let secrets: Vec<&str> = request
-            .client
-            .secrets(basic_credentials.as_deref())
-            .collect();
+        let secrets: Vec<&str> = request.client.secrets(basic.as_deref()).collect();
         let object = json_object_or_error(&raw, operation, &secrets)?;
         let missing = |field: &str| Error::InvalidResponse {
             status: Some(raw.status),

@@ -14,11 +14,8 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 1024 * 1024;
 /// The `User-Agent` sent with every request unless another is set.
 pub const DEFAULT_USER_AGENT: &str = concat!("flyte-auth/", env!("CARGO_PKG_VERSION"));
 
-/// How to reach the authorization server: TLS trust, proxy, timeouts, size limit.
-///
-/// The same settings apply to discovery, token and device requests alike (Flyte's `admin`
-/// section: `caCertFilePath`, `insecureSkipVerify`, `httpProxyURL`). Build an
-/// [`OAuthClient`](crate::OAuthClient) from them once and share it.
+/// How to reach the servers, for every request alike: TLS trust, proxy, timeouts, size limit,
+/// retries. Build an [`OAuthClient`](crate::OAuthClient) from them once and share it.
 ///
 /// ```
 /// use std::time::Duration;
@@ -30,9 +27,6 @@ pub const DEFAULT_USER_AGENT: &str = concat!("flyte-auth/", env!("CARGO_PKG_VERS
 ///     .request_timeout(Duration::from_secs(20));
 /// assert!(settings.verifies_certificates());
 /// ```
-///
-/// The fields can be read (and set) directly; the methods of the same names set them
-/// builder-style.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 #[must_use]
@@ -58,9 +52,7 @@ pub struct HttpSettings {
     pub user_agent: String,
     /// How discovery and the grants safe to repeat are retried after transient failures.
     pub retry: crate::RetryPolicy,
-    /// The longest one operation may take, everything included: a whole discovery (every
-    /// document and flavour asked, with their retries), or one request with all its retries
-    /// and waits. `None` (the default): bounded by the time-outs and the retry policy only.
+    /// The longest one operation may take, everything included ([`deadline`](Self::deadline)).
     pub deadline: Option<Duration>,
 }
 
@@ -83,16 +75,13 @@ impl Default for HttpSettings {
 }
 
 impl HttpSettings {
-    /// The defaults: certificates verified against the system's and the bundled (webpki) roots,
-    /// the system's proxy settings (`HTTPS_PROXY`, `NO_PROXY`, ...), 10 s to connect, 30 s per
-    /// request, 1 MiB per response body, retries as [`RetryPolicy::new`](crate::RetryPolicy::new),
-    /// no [`deadline`](Self::deadline).
+    /// The defaults: certificates verified, the system's proxy settings, the `DEFAULT_*` limits,
+    /// [`RetryPolicy::new`](crate::RetryPolicy::new), no [`deadline`](Self::deadline).
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Trusts the certificates of this PEM file too (Flyte's `caCertFilePath`), on top of the
-    /// system's and the bundled roots. The file is read when the client is built.
+    /// Trusts the certificates of this PEM file too (Flyte's `caCertFilePath`).
     pub fn ca_cert_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_cert_file = Some(path.into());
         self
@@ -105,69 +94,55 @@ impl HttpSettings {
     }
 
     /// **Dangerous**: accepts any server certificate, for any host name (Flyte's
-    /// `insecureSkipVerify`).
-    ///
-    /// Anyone on the network path can then read the client secret and the tokens. Use it
-    /// only against a test server; prefer [`ca_cert_file`](Self::ca_cert_file). A warning is
-    /// logged once per process when a client is built with it.
+    /// `insecureSkipVerify`): anyone on the network path can then read the secrets and tokens.
+    /// Prefer [`ca_cert_file`](Self::ca_cert_file).
     pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
         self.accept_invalid_certs = accept;
         self
     }
 
-    /// Sends every request through this HTTP(S) proxy (Flyte's `httpProxyURL`), e.g.
-    /// `http://proxy.internal:3128` or `http://user:pass@proxy:8080`. An empty string means
-    /// no explicit proxy.
+    /// Sends every request through this HTTP(S) proxy (Flyte's `httpProxyURL`); empty: none.
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
         let url = url.into();
         self.proxy = (!url.trim().is_empty()).then(|| url.trim().to_owned());
         self
     }
 
-    /// Whether to honour the proxy environment variables (`HTTP_PROXY`, `HTTPS_PROXY`,
-    /// `ALL_PROXY`, `NO_PROXY`) when no explicit [`proxy`](Self::proxy) is set. On by default.
+    /// Whether to honour the `*_PROXY` environment variables when no [`proxy`](Self::proxy) is
+    /// set (on by default).
     pub fn system_proxy(mut self, enabled: bool) -> Self {
         self.system_proxy = enabled;
         self
     }
 
-    /// The time allowed to open a connection ([`DEFAULT_CONNECT_TIMEOUT`] by default).
+    /// The time allowed to open a connection ([`DEFAULT_CONNECT_TIMEOUT`]).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
-    /// The time allowed for a whole request including its body ([`DEFAULT_REQUEST_TIMEOUT`]
-    /// by default).
+    /// The time allowed for a whole request, body included ([`DEFAULT_REQUEST_TIMEOUT`]).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
     }
 
-    /// The largest response body accepted, in bytes ([`DEFAULT_MAX_BODY_SIZE`] by default).
+    /// The largest response body accepted, in bytes ([`DEFAULT_MAX_BODY_SIZE`]).
     pub fn max_body_size(mut self, bytes: usize) -> Self {
         self.max_body_size = bytes;
         self
     }
 
-    /// How discovery and the grants safe to repeat (client credentials, refresh) are retried
-    /// after transient failures ([`crate::DEFAULT_MAX_RETRIES`] retries by default).
+    /// How the requests safe to repeat are retried after transient failures.
     pub fn retry(mut self, policy: crate::RetryPolicy) -> Self {
         self.retry = policy;
         self
     }
 
-    /// The longest one operation may take, everything included ("give up after this long",
-    /// as `curl --max-time`): a whole discovery, through a [`ClientContext`](crate::ClientContext),
-    /// or one request with all its retries and the waits between them. Each attempt is cut at
-    /// the time left; a retry that could not start before the deadline is not made (the last
-    /// failure is returned then, so a server answering 503 is reported as such); a request
-    /// cut at the deadline fails with [`Error::Timeout`](flyte_auth_core::Error::Timeout)
-    /// naming the deadline. No deadline by default.
-    ///
-    /// Waiting for the user (the browser login, the device flow's approval) is not an
-    /// operation: each request those logins make is bounded by the deadline, the wait for
-    /// the user by the login's own time-out.
+    /// The longest one operation may take, as `curl --max-time`: a whole discovery (through a
+    /// [`ClientContext`](crate::ClientContext)) or one request with all its retries and waits.
+    /// A request cut there fails with [`Error::Timeout`](flyte_auth_core::Error::Timeout);
+    /// waiting for the user in a login is not bounded by it. None by default.
     ///
     /// ```
     /// use std::time::Duration;
@@ -192,8 +167,7 @@ impl HttpSettings {
         self
     }
 
-    /// Whether server certificates are verified (true unless
-    /// [`danger_accept_invalid_certs`](Self::danger_accept_invalid_certs) was set).
+    /// Whether server certificates are verified.
     pub fn verifies_certificates(&self) -> bool {
         !self.accept_invalid_certs
     }

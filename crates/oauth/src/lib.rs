@@ -1,48 +1,6 @@
-//! The OAuth 2.0 protocol client shared by every HTTP flow of `flyte-auth`.
-//!
-//! - [`HttpSettings`] → [`OAuthClient`]: one pooled HTTP client per transport configuration
-//!   (TLS verification, CA file, insecure-skip-verify, proxy, connect and request time-outs,
-//!   response size cap, user agent). Discovery, token and device requests all go through it,
-//!   so Flyte's `caCertFilePath`, `insecureSkipVerify` and `httpProxyURL` apply everywhere.
-//! - [`TokenRequest`] + [`OAuthClient::token`]: the token-endpoint grants (client
-//!   credentials, refresh token, authorization code with PKCE, device code) with Flyte's extras
-//!   (`audience`, scopes, extra parameters) and client authentication ([`ClientAuth`]: public,
-//!   HTTP Basic per RFC 6749 §2.3.1, or `client_secret_post`).
-//! - [`DeviceAuthorizationRequest`] + [`OAuthClient::device_authorization`]: RFC 8628 §3.1.
-//! - [`RevocationRequest`] + [`OAuthClient::revoke`]: token revocation, RFC 7009.
-//! - [`RemoteClientConfigStore`]: Flyte server discovery, a
-//!   [`ClientConfigStore`](flyte_auth_core::ClientConfigStore), over HTTP or another
-//!   [`DiscoveryTransport`].
-//! - [`pkce`]: PKCE challenge and state helpers for the browser flow.
-//!
-//! Every server answer becomes a typed [`flyte_auth_core::Error`] (the crate README's *What
-//! every answer becomes*); why the exchange is a plain form POST and not the `oauth2` crate
-//! is the README's last section.
-//!
-//! ```no_run
-//! # async fn run() -> Result<(), flyte_auth_core::Error> {
-//! use flyte_auth_core::ClientConfigStore;
-//! use flyte_auth_oauth::{ClientAuth, HttpSettings, OAuthClient, RemoteClientConfigStore, TokenRequest};
-//!
-//! let client = OAuthClient::new(HttpSettings::new().ca_cert_file("/etc/flyte/ca.pem"))?;
-//! let discovery = RemoteClientConfigStore::new("dns:///flyte.example.org", false, client.clone())?;
-//! let config = discovery.get_client_config().await?;
-//! let token = client
-//!     .token(
-//!         &TokenRequest::client_credentials(
-//!             &config.token_endpoint,
-//!             ClientAuth::confidential("my-app", "s3cr3t"),
-//!         )
-//!         .with_scopes(config.scopes.clone())
-//!         .with_optional_audience(config.audience.clone()),
-//!     )
-//!     .await?;
-//! let credentials = token.into_credentials("flyte.example.org");
-//! # let _ = credentials; Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
 
-/// The methods a token request and a device authorization request share: the client, the
-/// scopes, the `audience` and extra form parameters.
+/// The methods a token request and a device authorization request share.
 macro_rules! form_params {
     () => {
         /// Asks for these scopes (sent space-joined; nothing is sent when empty).
@@ -136,8 +94,3 @@ pub use token::{
     ClientAuth, ClientAuthMethod, DEVICE_CODE_GRANT_TYPE, Grant, TokenRequest, TokenResponse,
 };
 pub use transport::OAuthClient;
-
-/// The README's examples, compiled as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;

@@ -27,10 +27,8 @@ pub const S256: &str = "S256";
 /// How many random bytes [`new_state`] carries.
 const STATE_BYTES: usize = 16;
 
-/// A fresh PKCE pair: the `code_challenge` sent with the authorization request, and the
-/// `code_verifier` sent with the code exchange ([`TokenRequest::authorization_code`]).
-///
-/// [`TokenRequest::authorization_code`]: crate::TokenRequest::authorization_code
+/// A fresh PKCE pair: the `code_challenge` of the authorization request and the
+/// `code_verifier` of the code exchange.
 #[derive(Debug, Clone)]
 pub struct Pkce {
     challenge: String,
@@ -38,9 +36,8 @@ pub struct Pkce {
 }
 
 impl Pkce {
-    /// A random 32-byte verifier and its SHA-256 challenge (`code_challenge_method=S256`).
-    ///
-    /// Fails with [`Error::Authentication`] when the operating system gives no random bytes.
+    /// A random 32-byte verifier and its S256 challenge; [`Error::Authentication`] when the
+    /// operating system gives no random bytes.
     pub fn new_s256() -> Result<Self, Error> {
         let verifier = Zeroizing::new(random_url_safe(VERIFIER_BYTES)?);
         Ok(Self {
@@ -74,16 +71,13 @@ pub fn s256_challenge(verifier: &str) -> String {
     ))
 }
 
-/// A random, URL-safe `state` value for an authorization request (16 random bytes).
-///
-/// Fails with [`Error::Authentication`] when the operating system gives no random bytes.
+/// A random, URL-safe `state` value (16 random bytes); fails as [`random_url_safe`].
 pub fn new_state() -> Result<String, Error> {
     random_url_safe(STATE_BYTES)
 }
 
-/// `bytes` random bytes from the operating system's generator, base64url without padding.
-///
-/// Fails with [`Error::Authentication`] when the operating system gives no random bytes.
+/// `bytes` random bytes from the operating system, base64url without padding;
+/// [`Error::Authentication`] when it gives none.
 pub fn random_url_safe(bytes: usize) -> Result<String, Error> {
     let mut buf = Zeroizing::new(vec![0u8; bytes]);
     SystemRandom::new().fill(&mut buf).map_err(|_| {

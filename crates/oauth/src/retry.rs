@@ -1,10 +1,5 @@
-//! Retries of transient failures for the requests that are safe to repeat (discovery, and the
-//! client-credentials and refresh-token grants): capped exponential backoff with jitter,
-//! bounded in count and in total time, `Retry-After` respected.
-//!
-//! Interactive logins are never retried here: the authorization-code exchange (a code works
-//! once) and the device flow's polls (which keep their own schedule, RFC 8628 §3.5) are sent
-//! once per call.
+//! Retries of transient failures for the requests that are safe to repeat (discovery, the
+//! client-credentials and refresh-token grants; never a code exchange or a device poll).
 
 use std::{
     future::Future,
@@ -18,30 +13,18 @@ use flyte_auth_core::Error;
 
 use crate::transport::RawResponse;
 
-/// The time allowed for each attempt of a retried request by default: 15 seconds, the default
-/// of Flyte's Go client (`admin.perRetryTimeout`). A request that has not answered by then is
-/// abandoned and retried (if the policy allows another attempt).
+/// The time allowed for each attempt by default: 15 s, as Flyte's Go client
+/// (`admin.perRetryTimeout`).
 pub const DEFAULT_PER_RETRY_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// How many times a transient failure is retried by default: four, the default of Flyte's Go
-/// client (`admin.maxRetries`). With the default delays a server that keeps failing costs at
-/// most 3.75 s of waiting before the last failure is returned; set
-/// [`RetryPolicy::max_retries`] to `0` for one attempt per request.
+/// How many times a transient failure is retried by default: four, as Flyte's Go client
+/// (`admin.maxRetries`), at most 3.75 s of waiting.
 pub const DEFAULT_MAX_RETRIES: u32 = 4;
 
 /// How requests that are safe to repeat are retried after a transient failure: no answer, a
-/// time-out, HTTP 5xx or 429.
-///
-/// The wait before retry `n` (from 0) is `base_delay * 2^n`, at most `max_delay`, with up to
-/// half of it taken off at random (jitter), or what the server's `Retry-After` says (in
-/// seconds). No retry starts when it would end past `max_elapsed` since the first attempt;
-/// the last failure is returned then. Each attempt may take `per_attempt_timeout` (Flyte's
-/// `perRetryTimeout`, [`DEFAULT_PER_RETRY_TIMEOUT`]) or the request time-out of the
-/// settings, whichever is shorter.
-///
-/// The policy bounds a request in attempts; [`HttpSettings::deadline`](crate::HttpSettings::deadline)
-/// bounds it in time: with a deadline, every attempt and every wait of one request ends within
-/// it, and a retry that could not start before it is not made.
+/// time-out, HTTP 5xx or 429. The wait before retry `n` (from 0) is `base_delay * 2^n`, at
+/// most `max_delay`, with up to half of it taken off at random, or the server's `Retry-After`
+/// (in seconds); no retry starts past `max_elapsed`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -59,9 +42,8 @@ pub const DEFAULT_MAX_RETRIES: u32 = 4;
 pub struct RetryPolicy {
     /// Retries after the first attempt (Flyte's `maxRetries`).
     pub max_retries: u32,
-    /// The time allowed for each attempt (Flyte's `perRetryTimeout`,
-    /// [`DEFAULT_PER_RETRY_TIMEOUT`] by default); `None`: the request timeout of the settings
-    /// only.
+    /// The time allowed for each attempt (Flyte's `perRetryTimeout`); `None`: the request
+    /// time-out only.
     pub per_attempt_timeout: Option<Duration>,
     /// The wait before the first retry, doubled for each next one.
     pub base_delay: Duration,
@@ -86,7 +68,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The default: [`DEFAULT_MAX_RETRIES`] retries, [`DEFAULT_PER_RETRY_TIMEOUT`] per
-    /// attempt, 250 ms doubling up to 5 s between attempts, none started after 60 s.
+    /// attempt, 250 ms doubling up to 5 s, none started after 60 s.
     pub fn new() -> Self {
         Self::default()
     }
@@ -191,10 +173,8 @@ impl RetryPolicy {
     }
 }
 
-/// `future`, cut at `deadline` after `start` ([`HttpSettings::deadline`](crate::HttpSettings::deadline)).
-/// `start` is on tokio's clock, which the timers measure too (also when a test pauses it).
-/// A time-out of its own that ends there too (a request time-out as long as the deadline) is
-/// reported as the deadline's, whichever timer fired first.
+/// `future`, cut at `deadline` after `start` (on tokio's clock); a time-out of its own that
+/// ends there too is reported as the deadline's.
 pub(crate) async fn until_deadline<T>(
     operation: &str,
     start: Instant,
@@ -213,8 +193,7 @@ pub(crate) async fn until_deadline<T>(
     })
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is not used by token endpoints; it falls back
-/// to the backoff).
+/// `Retry-After` in seconds (an HTTP date falls back to the backoff).
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }

@@ -33,8 +33,7 @@ impl TokenTypeHint {
 }
 
 /// A revocation request (RFC 7009 §2.1): the token, its type, and the client authenticating
-/// as it does at the token endpoint (`client_id` in the body for a public client, HTTP Basic
-/// or `client_secret_post` for a confidential one).
+/// as at the token endpoint.
 ///
 /// ```
 /// use flyte_auth_oauth::{ClientAuth, RevocationRequest, TokenTypeHint};
@@ -116,18 +115,13 @@ impl RevocationRequest {
 }
 
 impl OAuthClient {
-    /// Sends a revocation request (RFC 7009 §2.1), retried like a refresh grant (revoking
-    /// twice is harmless) and bounded in time like every request.
-    ///
-    /// Any 2xx answer means done: RFC 7009 §2.2 answers 200 also for a token the server
-    /// no longer knows, so a logout after the token expired succeeds.
+    /// Sends a revocation request, retried like a refresh grant (revoking twice is harmless).
+    /// Any 2xx answer means done (RFC 7009 §2.2: also for a token the server no longer knows).
     ///
     /// # Errors
     ///
-    /// [`Error::OAuth`] when the server refuses (`unsupported_token_type`, `invalid_client`);
-    /// [`Error::InvalidResponse`] for another non-2xx answer (503: the server asks to try
-    /// later); [`Error::Transport`] / [`Error::Timeout`] when no answer arrived. None quotes
-    /// the token.
+    /// [`Error::OAuth`] when the server refuses; [`Error::InvalidResponse`] for another non-2xx
+    /// answer; [`Error::Transport`] / [`Error::Timeout`] when none arrived.
     pub async fn revoke(&self, request: &RevocationRequest) -> Result<(), Error> {
         let operation = "token revocation request";
         let (form, basic) = request.encode();
@@ -137,16 +131,15 @@ impl OAuthClient {
             client_id = request.client.client_id(),
             "sending token revocation request"
         );
-        let basic_credentials = basic.clone();
         let raw = self
-            .post_form_retrying(operation, &request.endpoint, form, basic)
+            .post_form_retrying(operation, &request.endpoint, form, basic.as_deref())
             .await?;
         if raw.is_success() {
             return Ok(());
         }
         let secrets: Vec<&str> = [request.token.expose_secret()]
             .into_iter()
-            .chain(request.client.secrets(basic_credentials.as_deref()))
+            .chain(request.client.secrets(basic.as_deref()))
             .collect();
         // Not a success: the OAuth error, or the status with a redacted excerpt.
         Err(match json_object_or_error(&raw, operation, &secrets) {

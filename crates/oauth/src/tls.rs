@@ -15,14 +15,9 @@ use rustls::{
 };
 
 /// The verifying TLS configuration: the server's certificate must chain to the system's
-/// roots, the bundled Mozilla roots (`webpki-roots`) or one of `extra` (the configured CA
-/// file), as `reqwest` would build it, HTTP/1.1 only.
-///
-/// Loading the system's roots (reading and parsing a few hundred kilobytes of PEM) starts now
-/// on a thread of its own and is waited for only when the first server certificate is
-/// checked: the first connection's DNS lookup, TCP and TLS hello go out meanwhile, and the
-/// server's answer, one round trip later, usually finds the roots ready. When no thread can be
-/// started, the roots are loaded at that check.
+/// roots, the bundled Mozilla roots (`webpki-roots`) or one of `extra` (the CA file). The roots
+/// load now on a thread of their own, waited for only by the first certificate check (or
+/// loaded then, when no thread can be started).
 pub(crate) fn verifying_config(
     extra: Vec<CertificateDer<'static>>,
 ) -> Result<rustls::ClientConfig, rustls::Error> {
@@ -47,15 +42,16 @@ pub(crate) fn verifying_config(
     })
 }
 
-/// The program's default crypto provider, else ring: what `reqwest` chooses too (README,
-/// "TLS").
+/// The program's default crypto provider, else ring: what `reqwest` chooses too.
 fn provider() -> Arc<CryptoProvider> {
-    CryptoProvider::get_default().cloned().unwrap_or_else(|| {
-        // rustls 0.23.48 deprecates this constructor (see below).
-        #[allow(deprecated, reason = "ring on purpose: README, TLS")]
-        let ring = rustls::crypto::ring::default_provider();
-        Arc::new(ring)
-    })
+    CryptoProvider::get_default().cloned().unwrap_or_else(ring)
+}
+
+/// ring's provider. rustls 0.23.48 deprecates its only constructor, as ring has no
+/// post-quantum key exchange; ring is chosen on purpose (README, "TLS").
+fn ring() -> Arc<CryptoProvider> {
+    #[allow(deprecated, reason = "ring on purpose: README, TLS")]
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The certificate roots, loaded once by whoever needs them first.
@@ -67,8 +63,7 @@ struct Roots {
 }
 
 impl Roots {
-    /// The verifier over every root, loading them now unless done (or being done by another
-    /// thread, which is then waited for).
+    /// The verifier over every root, loading them now unless done (or waiting for the load).
     fn verifier(&self) -> Result<&Arc<WebPkiServerVerifier>, rustls::Error> {
         self.verifier
             .get_or_init(|| self.load())
@@ -98,10 +93,9 @@ impl Roots {
     }
 }
 
-/// The verifier of both configurations. With roots: [`WebPkiServerVerifier`] over them, which
-/// only the check of a certificate waits for. Without (`insecureSkipVerify`): any certificate
-/// for any name is accepted. Signatures are checked with the provider's algorithms either way,
-/// so the handshake itself is well-formed.
+/// The verifier of both configurations: [`WebPkiServerVerifier`] over the roots, or without
+/// them (`insecureSkipVerify`) any certificate for any name. Handshake signatures are checked
+/// either way.
 #[derive(Debug)]
 struct Verifier {
     /// `None`: every certificate is accepted.
@@ -109,8 +103,8 @@ struct Verifier {
     provider: Arc<CryptoProvider>,
 }
 
-/// A client configuration checking certificates with `verifier`, HTTP/1.1 only, like every
-/// client of this crate (reqwest is built without HTTP/2).
+/// A client configuration checking certificates with `verifier`, HTTP/1.1 only (reqwest is
+/// built without HTTP/2).
 fn client_config(verifier: Verifier) -> Result<rustls::ClientConfig, rustls::Error> {
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&verifier.provider))
         .with_safe_default_protocol_versions()?
@@ -188,13 +182,8 @@ pub(crate) fn danger_accept_any_certificate_config() -> Result<rustls::ClientCon
              path can read the client secret and the tokens; use caCertFilePath instead"
         );
     });
-    // ring, which reqwest also uses when the program installed no default provider (README,
-    // "TLS"). rustls 0.23.48 deprecates this constructor, as ring has no post-quantum key
-    // exchange, and offers no other one for ring.
-    #[allow(deprecated, reason = "ring on purpose: README, TLS")]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
     client_config(Verifier {
         roots: None,
-        provider,
+        provider: ring(),
     })
 }

@@ -31,8 +31,6 @@ pub enum ClientAuthMethod {
 
 /// Who is asking: a client id, and for a confidential client its secret and how to send it.
 ///
-/// A public client (no secret; browser and device logins) sends only `client_id` in the body.
-///
 /// ```
 /// use flyte_auth_oauth::{ClientAuth, ClientAuthMethod};
 /// let public = ClientAuth::public("flytectl");
@@ -58,8 +56,7 @@ impl ClientAuth {
         }
     }
 
-    /// A confidential client, authenticated with HTTP Basic unless
-    /// [`with_method`](Self::with_method) says otherwise.
+    /// A confidential client, authenticated with HTTP Basic by default.
     pub fn confidential(
         client_id: impl Into<String>,
         client_secret: impl Into<SecretString>,
@@ -188,14 +185,7 @@ impl Grant {
 }
 
 /// A request to the token endpoint: the grant plus Flyte's extras (scopes, `audience`, any
-/// other parameter).
-///
-/// Parameters are sent in this order: `grant_type`, the grant's own, the client's
-/// (`client_id`, or `client_id` + `client_secret` for `client_secret_post`), `scope`
-/// (space-joined, only when non-empty), `audience` (only when set), then the extra
-/// parameters. An extra parameter whose name is already present is dropped, so passing "every
-/// parameter of the authorization request" (as flytekit does for the code exchange) sends
-/// each name once.
+/// other parameter). Each parameter name is sent once: an extra one already present is dropped.
 ///
 /// ```
 /// use flyte_auth_oauth::{ClientAuth, TokenRequest};
@@ -292,10 +282,6 @@ impl TokenRequest {
     }
 
     /// `grant_type=urn:ietf:params:oauth:grant-type:device_code`.
-    ///
-    /// While the user has not finished, the answer is [`Error::OAuth`] with code
-    /// `authorization_pending` or `slow_down`; `access_denied` and `expired_token` end the
-    /// flow.
     pub fn device_code(
         token_endpoint: impl Into<String>,
         client: ClientAuth,
@@ -312,10 +298,8 @@ impl TokenRequest {
 
     form_params!();
 
-    /// Sends `code_verifier` (RFC 7636 §4.5) with a grant that has no field of its own for
-    /// it: the device code, when the device authorization request carried a challenge
-    /// ([`DeviceAuthorizationRequest::with_pkce`](crate::DeviceAuthorizationRequest::with_pkce)).
-    /// The authorization code grant sends its own verifier, which wins.
+    /// Sends `code_verifier` (RFC 7636 §4.5) with the device code grant, after
+    /// [`DeviceAuthorizationRequest::with_pkce`](crate::DeviceAuthorizationRequest::with_pkce).
     pub fn with_code_verifier(mut self, verifier: impl Into<SecretString>) -> Self {
         self.code_verifier = Some(verifier.into());
         self
@@ -429,23 +413,16 @@ impl Form {
     }
 }
 
-/// A successful token response (RFC 6749 §5.1), read leniently.
-///
-/// `expires_in` may be a number or a numeric string, or missing; `refresh_token`, `id_token`
-/// and `scope` are optional. `Debug` shows no token.
+/// A successful token response (RFC 6749 §5.1), read leniently. `Debug` shows no token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TokenResponse {
     /// The access token.
     pub access_token: SecretString,
-    /// The `token_type` as sent: `Bearer` in any case, or `None` when the server left it
-    /// out (read as `Bearer`, as flytekit does). An answer with another type (`DPoP`, `mac`)
-    /// is refused with [`Error::InvalidResponse`] naming it: this client sends bearer tokens
-    /// only.
+    /// The `token_type` as sent: `Bearer` in any case, or `None` (read as `Bearer`).
     pub token_type: Option<String>,
-    /// The lifetime in seconds, when sent; at most
-    /// [`MAX_TOKEN_LIFETIME`](flyte_auth_core::MAX_TOKEN_LIFETIME) (a larger number, such as
-    /// `1e30`, is read as that).
+    /// The lifetime in seconds (a number or a numeric string), when sent; at most
+    /// [`MAX_TOKEN_LIFETIME`](flyte_auth_core::MAX_TOKEN_LIFETIME).
     pub expires_in: Option<u64>,
     /// The refresh token, when sent. A refresh answer without one leaves this `None`; the
     /// credential cache then keeps the old refresh token (RFC 6749 §6).
@@ -457,10 +434,8 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
-    /// Reads a token endpoint answer: a token, an OAuth error, or an invalid response.
-    ///
-    /// `secrets` (what the request sent) are redacted from body excerpts in errors. The body
-    /// of a successful answer is never quoted, since it holds tokens.
+    /// Reads a token endpoint answer: a token, an OAuth error, or an invalid response, with
+    /// `secrets` (what the request sent) redacted from errors.
     pub fn from_http(
         status: u16,
         content_type: Option<&str>,
@@ -477,11 +452,8 @@ impl TokenResponse {
         parse_token_response(&raw, "token request", secrets)
     }
 
-    /// The credentials for `for_endpoint`: access token, expiry from `expires_in` (else the
-    /// JWT `exp` claim), refresh token and id token when present, granted scopes.
-    ///
-    /// A missing refresh token stays `None` here; [`Credentials::carry_forward`] (which the
-    /// credential cache applies after a refresh) keeps the previous one.
+    /// The credentials for `for_endpoint`; a missing refresh token stays `None` here
+    /// ([`Credentials::carry_forward`] keeps the previous one).
     pub fn into_credentials(self, for_endpoint: impl Into<String>) -> Credentials {
         let mut credentials = Credentials::new(self.access_token, for_endpoint);
         if let Some(seconds) = self.expires_in {
@@ -505,13 +477,9 @@ impl OAuthClient {
     ///
     /// # Errors
     ///
-    /// - [`Error::OAuth`] when the server answers an OAuth error (any status), with its
-    ///   `error`, `error_description`, `error_uri` and the HTTP status; this includes the
-    ///   device flow's `authorization_pending`, `slow_down`, `access_denied`, `expired_token`.
-    /// - [`Error::InvalidResponse`] for anything else that is not a token: a body that is not
-    ///   JSON (an HTML page from a proxy), no `access_token`, a `token_type` other than
-    ///   `Bearer`, a body over the size cap, a redirect.
-    /// - [`Error::Transport`] / [`Error::Timeout`] when no answer arrived.
+    /// [`Error::OAuth`] when the server answers an OAuth error (any status, including the
+    /// device flow's `authorization_pending`); [`Error::InvalidResponse`] for any other answer
+    /// that is not a bearer token; [`Error::Transport`] / [`Error::Timeout`] when none arrived.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), flyte_auth_core::Error> {
@@ -535,20 +503,16 @@ impl OAuthClient {
             client_id = request.client.client_id(),
             "sending token request"
         );
-        let basic_credentials = basic.clone();
+        let (url, basic) = (&request.token_endpoint, basic.as_deref());
         // Grants that can be sent twice are retried; a code (browser, device) is sent once.
         let raw = match request.grant {
             Grant::ClientCredentials | Grant::RefreshToken { .. } => {
-                self.post_form_retrying(operation, &request.token_endpoint, form, basic)
-                    .await?
+                self.post_form_retrying(operation, url, form, basic).await?
             }
-            _ => {
-                self.post_form(operation, &request.token_endpoint, form, basic)
-                    .await?
-            }
+            _ => self.post_form(operation, url, form, basic).await?,
         };
         let mut secrets = request.secrets();
-        secrets.extend(request.client.secrets(basic_credentials.as_deref()));
+        secrets.extend(request.client.secrets(basic));
         parse_token_response(&raw, operation, &secrets)
     }
 }
@@ -632,12 +596,9 @@ fn not_bearer(status: u16, kind: &str, operation: &str, secrets: &[&str]) -> Err
     }
 }
 
-/// The JSON object of a successful answer, or the error the answer means.
-///
-/// An object with an `error` member is an OAuth error whatever the status. A non-2xx answer
-/// that is not an OAuth error is an invalid response with a short excerpt of its body; a 2xx
-/// answer that is not a JSON object is an invalid response *without* an excerpt (it may hold
-/// tokens).
+/// The JSON object of a successful answer, or the error the answer means: an `error` member
+/// is an OAuth error whatever the status; a 2xx answer that is not a JSON object is described
+/// without an excerpt (it may hold tokens).
 pub(crate) fn json_object_or_error(
     raw: &RawResponse,
     operation: &str,

@@ -17,15 +17,10 @@ use crate::HttpSettings;
 /// How many characters of an error body are shown in an error message at most.
 const SNIPPET_CHARS: usize = 200;
 
-/// The HTTP client every OAuth request goes through: discovery, token and device requests.
+/// The HTTP client every OAuth request goes through; clones share one connection pool.
 ///
-/// Cheap to clone (clones share one connection pool). Redirects are never followed: an OAuth
-/// endpoint that redirects is misconfigured, and following a redirect could carry a form with
-/// secrets to another host.
-///
-/// Construction checks the settings (it reads and parses the CA file, parses the proxy URL)
-/// but builds the `reqwest` client, its TLS configuration and the system's certificate store
-/// only on the first request: a program that finds its token in a cache never pays for them.
+/// Redirects are never followed: following one could carry a form with secrets to another
+/// host. The `reqwest` client and its certificate store are built on the first request.
 ///
 /// ```
 /// use flyte_auth_oauth::{HttpSettings, OAuthClient};
@@ -37,8 +32,6 @@ const SNIPPET_CHARS: usize = 200;
 #[derive(Clone)]
 pub struct OAuthClient {
     inner: Arc<Inner>,
-    /// Sends its header on every request to one origin: `proxy-authorization` from
-    /// `proxyCommand`, to the Flyte endpoint.
     request_header: Option<RequestHeader>,
 }
 
@@ -76,8 +69,7 @@ impl fmt::Debug for OAuthClient {
 }
 
 impl OAuthClient {
-    /// Checks the settings: reads and parses the CA file, parses the proxy URL. The HTTP
-    /// client itself is built on the first request.
+    /// Checks the settings: reads and parses the CA file, parses the proxy URL.
     ///
     /// Fails with [`Error::Config`] when the CA file cannot be read or holds no certificate,
     /// or the proxy URL is not a URL.
@@ -126,13 +118,9 @@ impl OAuthClient {
         })
     }
 
-    /// This client (same pool), sending the header of `authenticator` on every request to
-    /// `endpoint`'s origin (scheme, host and port): discovery, and the token, device
-    /// authorization and code exchange requests of an authorization server on that origin
-    /// (Flyte's built-in one). For `proxyCommand`: a proxy in front of Flyte (GCP IAP)
-    /// rejects every request without `proxy-authorization`. An identity provider on another
-    /// origin is not behind that proxy and never receives its token. The header is asked
-    /// for per request (the authenticator caches it).
+    /// This client (same pool), sending `authenticator`'s header on every request to
+    /// `endpoint`'s origin (scheme, host and port), for `proxyCommand`'s `proxy-authorization`
+    /// (GCP IAP). An identity provider on another origin never receives it.
     pub fn with_request_header(
         mut self,
         endpoint: &flyte_auth_core::Endpoint,
@@ -164,12 +152,9 @@ impl OAuthClient {
         Some(date.to_owned())
     }
 
-    /// GETs `url` with the extra `headers` and returns the body of a 2xx answer, trimmed, as
-    /// a secret: for a provider's own token documents outside OAuth (a cloud metadata
-    /// server's identity token, which wants `Metadata-Flavor: Google`). Tried once, within
-    /// the settings' time-outs; any other answer is the error [`token`](Self::token) gives
-    /// for it, without the body of a 2xx answer in any message. A plain `http://` URL is
-    /// not warned about: a metadata server is link-local and speaks plain HTTP by design.
+    /// GETs `url` with the extra `headers` and returns the trimmed body of a 2xx answer as a
+    /// secret: for a token document outside OAuth (a cloud metadata server's identity token).
+    /// Tried once; a plain `http://` URL is not warned about (a metadata server is link-local).
     ///
     /// # Errors
     ///
@@ -211,11 +196,9 @@ impl OAuthClient {
         }
     }
 
-    /// POSTs `form` to `url` and returns the string member `member` of the JSON answer: for
-    /// a token endpoint whose answer is not RFC 6749's (Google's answer to a JWT assertion
-    /// for an ID token holds `id_token` and no `access_token`). Retried after transient
-    /// failures like [`token`](Self::token)'s repeatable grants; an OAuth error, a non-JSON
-    /// or non-2xx answer are its errors too. Every form value is redacted from messages.
+    /// POSTs `form` to `url` and returns the string member `member` of the JSON answer, for a
+    /// token endpoint whose answer is not RFC 6749's (Google's ID token for a JWT assertion).
+    /// Retried as [`token`](Self::token)'s repeatable grants; every form value is redacted.
     ///
     /// # Errors
     ///
@@ -242,25 +225,15 @@ impl OAuthClient {
             })
     }
 
-    /// The `reqwest` client with certificate roots, built now if no request has built it yet.
-    fn http_client(&self) -> Result<&reqwest::Client, Error> {
-        self.inner
-            .http
-            .get_or_init(|| self.inner.build(Roots::Verify))
-            .as_ref()
-            .map_err(Clone::clone)
-    }
-
-    /// The client for `url`: the one without certificate roots when nothing on the way to
-    /// `url` speaks TLS (a plain `http://` URL, and no proxy, or a plain-HTTP one), else
-    /// [`http_client`](Self::http_client).
+    /// The client for `url`, built on first use: the one without certificate roots when
+    /// nothing on the way to `url` speaks TLS (plain `http://`, no proxy or a plain-HTTP one).
     fn client_for(&self, url: &reqwest::Url) -> Result<&reqwest::Client, Error> {
-        if url.scheme() != "http" || self.inner.proxy_may_use_tls() {
-            return self.http_client();
-        }
-        self.inner
-            .plain
-            .get_or_init(|| self.inner.build(Roots::None))
+        let (cell, roots) = if url.scheme() != "http" || self.inner.proxy_may_use_tls() {
+            (&self.inner.http, Roots::Verify)
+        } else {
+            (&self.inner.plain, Roots::None)
+        };
+        cell.get_or_init(|| self.inner.build(roots))
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -272,13 +245,13 @@ impl OAuthClient {
         operation: &'static str,
         url: &str,
         form: String,
-        basic_auth: Option<String>,
+        basic_auth: Option<&str>,
     ) -> Result<RawResponse, Error> {
         let settings = &self.inner.settings;
         settings
             .retry
             .run(operation, settings.deadline, || {
-                self.post_form(operation, url, form.clone(), basic_auth.clone())
+                self.post_form(operation, url, form.clone(), basic_auth)
             })
             .await
     }
@@ -289,7 +262,7 @@ impl OAuthClient {
         operation: &'static str,
         url: &str,
         form: String,
-        basic_auth: Option<String>,
+        basic_auth: Option<&str>,
     ) -> Result<RawResponse, Error> {
         let target = parse_url(url, operation)?;
         let mut request = self
@@ -447,17 +420,15 @@ impl OAuthClient {
 /// Which certificates a built client trusts.
 #[derive(Clone, Copy)]
 enum Roots {
-    /// The settings' choice: the system's, the bundled and the configured roots, or no
-    /// verification at all (`insecureSkipVerify`).
+    /// The settings' choice (possibly no verification: `insecureSkipVerify`).
     Verify,
-    /// None: the client is used for plain-HTTP requests only, and a TLS handshake fails.
+    /// None: for plain-HTTP requests only.
     None,
 }
 
 impl Inner {
-    /// Whether requests may go through a proxy reached over TLS: the configured proxy is not
-    /// a plain `http://` one, or the system's proxy variables are honoured and one of those
-    /// for plain-HTTP requests is set to something else than `http://...`.
+    /// Whether requests may go through a proxy reached over TLS: the configured one, or a
+    /// honoured proxy variable for plain-HTTP requests, is not `http://...`.
     fn proxy_may_use_tls(&self) -> bool {
         if let Some(proxy) = &self.settings.proxy {
             return !proxy.as_str().starts_with("http://");
@@ -474,8 +445,6 @@ impl Inner {
                 })
     }
 
-    /// The `reqwest` client: TLS (with the system's and the bundled roots, or without
-    /// verification, or none for plain HTTP only), proxy, timeouts, no redirects.
     fn build(&self, roots: Roots) -> Result<reqwest::Client, Error> {
         let settings = &self.settings;
         let mut builder = reqwest::Client::builder()
@@ -805,7 +774,10 @@ mod tests {
             .client_for(&url("https://idp.example.org/token"))
             .unwrap();
         assert!(!std::ptr::eq(plain, tls));
-        assert!(std::ptr::eq(tls, direct.http_client().unwrap()));
+        assert!(std::ptr::eq(
+            tls,
+            direct.inner.http.get().unwrap().as_ref().unwrap()
+        ));
         // Built once each.
         let again = direct.client_for(&url("http://localhost/x")).unwrap();
         assert!(std::ptr::eq(plain, again));
@@ -823,7 +795,10 @@ mod tests {
             let c = client(HttpSettings::new().proxy(proxy));
             assert!(c.inner.proxy_may_use_tls(), "{proxy}");
             let chosen = c.client_for(&url("http://127.0.0.1:30080/token")).unwrap();
-            assert!(std::ptr::eq(chosen, c.http_client().unwrap()), "{proxy}");
+            assert!(
+                std::ptr::eq(chosen, c.inner.http.get().unwrap().as_ref().unwrap()),
+                "{proxy}"
+            );
         }
     }
 
