@@ -65,32 +65,16 @@ impl fmt::Debug for AuthHeader {
     }
 }
 
-/// What every authentication flow offers its callers: flytekit's `Authenticator`.
-///
-/// Object-safe and shared as `Arc<dyn Authenticator>`, so that a factory can choose the flow at
-/// run time. The three methods keep flytekit's names:
-///
-/// - [`get_credentials`](Self::get_credentials): valid credentials, from memory, the store, a
-///   refresh or a login, as needed.
-/// - [`refresh_credentials`](Self::refresh_credentials): new credentials even if the current
-///   ones look valid (call it after the server answered `UNAUTHENTICATED` or 401).
-/// - [`fetch_grpc_call_auth_metadata`](Self::fetch_grpc_call_auth_metadata): the hot path of
-///   every call, a lock-free read of the current header.
-///
-/// Creating an authenticator touches neither the network nor the token store; the first call
-/// that needs credentials does.
+/// What every authentication flow offers its callers: flytekit's `Authenticator`, with its
+/// method names. Object-safe, shared as `Arc<dyn Authenticator>`. Creating one touches neither
+/// the network nor the token store; the first call that needs credentials does.
 pub trait Authenticator: Send + Sync + fmt::Debug {
     /// Valid credentials: cached ones while they are fresh, else from the store, a refresh
     /// grant, or the flow's full login. Concurrent callers share one attempt and its result.
-    ///
-    /// When renewing fails for another reason than a rejected grant (the identity provider is
-    /// down), [`CachingAuthenticator`](crate::CachingAuthenticator) returns the current
-    /// credentials while they are valid, and tries again after a back-off; the error comes
-    /// once they have expired.
     fn get_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>>;
 
-    /// Obtains new credentials even when the cached ones look valid (the server rejected
-    /// them). Joins a refresh that is already running instead of starting a second one.
+    /// New credentials even when the cached ones look valid (after the server answered
+    /// `UNAUTHENTICATED` or 401). Joins a refresh already running.
     fn refresh_credentials(&self) -> BoxFuture<'_, Result<Arc<Credentials>, Error>>;
 
     /// The header for the current credentials if they are fresh, without blocking, locking,
@@ -104,12 +88,8 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
     /// when a refresh or a login is due, or the flow cannot tell: then await
     /// [`get_credentials`](Self::get_credentials).
     ///
-    /// Synchronous and without an async runtime, for callers that want a token at once when
-    /// one is at hand (the `flyte-auth token` command serves a stored token this way). When
-    /// nothing is in memory it blocks while the store is read, as
-    /// [`load_credentials_without_login`](Self::load_credentials_without_login) does: a file read, or a keyring call within
-    /// the store's time limit. The default, `None`, always sends the caller to
-    /// `get_credentials`.
+    /// Synchronous, without an async runtime; with nothing in memory it blocks while the store
+    /// is read (within the store's time limit). The default is `None`.
     ///
     /// ```
     /// # use std::sync::Arc;
@@ -139,8 +119,8 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
     /// grant can renew, in memory or in the token store (read, never the network). A fresh
     /// stored token is loaded into memory, so the next call serves it.
     ///
-    /// Lazy integrations call it to decide whether to send a token before the server asks for
-    /// one. The default, `true`, makes them behave eagerly.
+    /// Lazy integrations ask it before the server asks for a token. The default, `true`, makes
+    /// them eager.
     fn load_credentials_without_login(&self) -> bool {
         true
     }
@@ -152,16 +132,9 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
         let _ = rejected;
     }
 
-    /// The name of the header the token goes in, before any token exists: the configured
-    /// one, else the server's (a flow that learns it by discovery asks the server on this
-    /// first call, once), else `authorization`. For integrations that send the token
-    /// themselves, or that must know the header before the first token (`AuthLayer` does:
-    /// the token is sent under this name).
-    ///
-    /// [`CachingAuthenticator`](crate::CachingAuthenticator) asks its flow
-    /// ([`TokenFlow::resolve_header_name`](crate::TokenFlow::resolve_header_name)). The
-    /// default, for authenticators written before this method: the current header's name,
-    /// else `authorization`.
+    /// The name of the header the token goes in, before any token exists: the configured one,
+    /// else the server's (a flow that learns it by discovery asks the server once), else
+    /// `authorization`. The default: the current header's name, else `authorization`.
     ///
     /// ```
     /// # use std::sync::Arc;
@@ -198,10 +171,9 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
         })
     }
 
-    /// Whether this authenticator has no token of its own and forwards the credentials of
-    /// the request being served instead (the Flyte 2 SDK's `Passthrough` auth type): the
-    /// integrations then send the headers captured for that request, and never ask for a
-    /// token or a refresh. The default, `false`.
+    /// Whether this authenticator forwards the credentials of the request being served instead
+    /// of a token of its own (`Passthrough`): integrations then never ask for a token or a
+    /// refresh. The default is `false`.
     fn forwards_caller_credentials(&self) -> bool {
         false
     }

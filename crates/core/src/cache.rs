@@ -16,16 +16,12 @@ use crate::{
     TokenStore, UNKNOWN_EXPIRY_LIFETIME,
 };
 
-/// How long before expiry credentials are refreshed at the earliest, unless the token lives so
-/// briefly that a quarter of its lifetime is less (flytectl's `refreshTime` default). The
-/// refresh point of each token is drawn between this margin and half of it before expiry.
+/// How long before expiry credentials are refreshed at the earliest (flytectl's `refreshTime`
+/// default); see [`CachingAuthenticatorBuilder::refresh_margin`].
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
-/// After a failed renewal, the wait before the next attempt while the current token is served
-/// on; it doubles with each further failure, up to [`RETRY_BACKOFF_MAX`].
+/// The first and the longest wait before another attempt to renew a token served on: [`backoff`].
 const RETRY_BACKOFF_FIRST: Duration = Duration::from_secs(5);
-
-/// The longest wait between two attempts to renew a token that is served on.
 const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// Where the cache reads the time: [`SystemClock`] by default; tests pass a clock they move.
@@ -166,26 +162,12 @@ struct Inner<F> {
 
 /// An [`Authenticator`] made of a [`TokenFlow`] and the shared caching machinery.
 ///
-/// For every flow:
-/// - the hot path ([`Authenticator::fetch_grpc_call_auth_metadata`]) is a lock-free read of a
-///   prebuilt header;
-/// - a token is refreshed before its expiry, at a point drawn once per token between the
-///   [refresh margin](CachingAuthenticatorBuilder::refresh_margin) and half of it before
-///   expiry (from a per-process seed, [`jitter_seed`](CachingAuthenticatorBuilder::jitter_seed),
-///   and the expiry), so a fleet whose tokens expire together does not refresh together;
-/// - one refresh or login runs at a time, and every waiting task gets its result or its error;
-///   with a store that offers a cross-process lock, it is held around "re-read the store,
-///   refresh only if the stored token is still the stale one, store";
-/// - what is obtained is persisted to the [`TokenStore`] (a failed write is a warning);
-/// - a refresh token the server rejects removes the stored entry and runs the full login; any
-///   other failure deletes nothing, and a still valid token is served on, retried after a
-///   back-off (5 s, doubling, at most 60 s, never past the expiry);
-/// - an expiry is never invented: a stored token of unknown expiry is refreshed once, and one
-///   obtained without a stated lifetime is trusted for [`UNKNOWN_EXPIRY_LIFETIME`];
-/// - creating it touches neither the network nor the store, and all of it reads the time
-///   from a [`Clock`].
-///
-/// The crate's README says each in full. Cloning is cheap and clones share the cache.
+/// For every flow: a lock-free hot path; a refresh before expiry at a point drawn per token;
+/// one refresh or login at a time (under the store's cross-process lock, re-reading the store
+/// first); persistence to the [`TokenStore`]; a rejected refresh token deletes the stored
+/// entry and runs the login, any other failure serves a still valid token on after a back-off;
+/// no network or store access until credentials are first asked for. The crate's README says
+/// each in full. Cloning is cheap and clones share the cache.
 ///
 /// ```
 /// # use flyte_auth_core::*;
@@ -250,24 +232,21 @@ impl<F: TokenFlow> CachingAuthenticatorBuilder<F> {
     }
 
     /// Refreshes this long before expiry at the earliest ([`DEFAULT_REFRESH_MARGIN`] by
-    /// default), and at half of it at the latest: each token's refresh point is drawn in
-    /// between (the Go client's `admin.tokenRefreshWindow`). For tokens living less than four
-    /// times the margin, a quarter of their lifetime is used instead.
+    /// default), and at half of it at the latest (the Go client's `admin.tokenRefreshWindow`);
+    /// a quarter of the lifetime for tokens living less than four margins.
     pub fn refresh_margin(mut self, margin: Duration) -> Self {
         self.margin = margin;
         self
     }
 
-    /// Seeds the draw of each token's refresh point inside its window (by default a seed
-    /// drawn once per authenticator from the process's random hashing keys). The point is a
-    /// function of the seed and the token's expiry: tests pass a fixed seed to know it.
+    /// Seeds the draw of each token's refresh point (by default random per authenticator, so a
+    /// fleet whose tokens expire together does not refresh together); tests fix it.
     pub fn jitter_seed(mut self, seed: u64) -> Self {
         self.jitter_seed = Some(seed);
         self
     }
 
-    /// Reads the time from `clock` ([`SystemClock`] by default): expiries, refresh margins
-    /// and the trust window of tokens without a stated lifetime.
+    /// Reads the time from `clock` ([`SystemClock`] by default).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -373,15 +352,12 @@ impl<F: TokenFlow> Inner<F> {
         refresh_after.is_none_or(|at| self.clock.now() < at)
     }
 
-    /// When `credentials` are due for refresh: at a point drawn inside their refresh window
-    /// (from the margin before their expiry to half the margin before it); at once when the
-    /// expiry is unknown and a refresh token can tell (the answer states one); never when the
-    /// expiry is unknown and nothing can be done but use the token (`None`).
+    /// When `credentials` are due for refresh: at a point drawn (from the seed and the expiry)
+    /// between the margin and half of it before expiry; at once when the expiry is unknown and
+    /// a refresh token can tell; never (`None`) when the expiry is unknown and there is none.
     ///
-    /// The margin is a quarter of the token's lifetime when that is less. The lifetime is the
-    /// one recorded when the token arrived ([`accept`](Self::accept)), never one counted from
-    /// now, which would shrink the window as the expiry nears; a token of unknown lifetime
-    /// (another tool stored its expiry only) gets the full margin.
+    /// The margin is a quarter of the lifetime recorded when the token arrived, when less
+    /// (never one counted from now, which would shrink the window as the expiry nears).
     fn refresh_after(&self, credentials: &Credentials) -> Option<SystemTime> {
         let Some(expires_at) = credentials.expires_at() else {
             return credentials
@@ -742,8 +718,7 @@ fn backoff(failures: u32) -> Duration {
         .min(RETRY_BACKOFF_MAX)
 }
 
-/// A seed that differs between processes (std's random hashing keys), so a fleet's draws
-/// differ.
+/// A seed that differs between processes (std's random hashing keys).
 fn random_seed() -> u64 {
     use std::hash::{BuildHasher as _, RandomState};
     RandomState::new().hash_one(0_u8)

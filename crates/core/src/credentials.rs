@@ -10,13 +10,9 @@ use crate::SecretString;
 /// The endpoint name flytekit uses when none is given.
 pub const DEFAULT_ENDPOINT: &str = "flyte-default";
 
-/// How long a token that flyte-auth obtained itself, and whose lifetime nobody stated (no
-/// `expires_in`, no JWT `exp` claim), is trusted before it is refreshed: short, so a wrong
-/// guess costs one refresh, not an outage.
-///
-/// The window starts when the token arrives and is stored with it (as its expiry), so no later
-/// process starts it again. A token read from another tool's keyring entry with no expiry gets
-/// no such window: see [`Credentials::expiry_is_known`].
+/// How long a token flyte-auth obtained without a stated lifetime (no `expires_in`, no JWT
+/// `exp`) is trusted: short, so a wrong guess costs one refresh. Counted from its arrival and
+/// stored with it; another tool's stored token gets none ([`Credentials::expiry_is_known`]).
 pub const UNKNOWN_EXPIRY_LIFETIME: Duration = Duration::from_secs(5 * 60);
 
 /// The longest a token is trusted for, whatever a server or a store says (`expires_in`, a JWT
@@ -24,14 +20,9 @@ pub const UNKNOWN_EXPIRY_LIFETIME: Duration = Duration::from_secs(5 * 60);
 /// arithmetic can overflow and a token is still refreshed some day.
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 
-/// Stores the credentials of one endpoint together.
-///
-/// The fields of flytekit's `Credentials` (`access_token`, `refresh_token`, `for_endpoint`,
-/// `expires_in`, `id_token`) plus what a cache needs: the absolute expiry, computed when the
-/// token arrives, and the client id the token was issued to.
-///
-/// Tokens are [`SecretString`]s: `{:?}` shows `[redacted]`. Serialization writes the tokens,
-/// since persisting them is what a token store does.
+/// The credentials of one endpoint: flytekit's `Credentials` fields plus the absolute expiry
+/// and the client id the tokens were issued to. Tokens are [`SecretString`]s (`{:?}` shows
+/// `[redacted]`); serialization writes them, as a token store must.
 ///
 /// ```
 /// use flyte_auth_core::Credentials;
@@ -113,10 +104,8 @@ impl Credentials {
     }
 
     /// Whether the store that returned these credentials keeps several copies of the login
-    /// (the keyring's layouts for flytekit, the Flyte 2 SDK and flytectl) and they disagree:
-    /// another tool refreshed one of them, or a write was interrupted. The cache then writes
-    /// these credentials back under the store's lock, so that every copy holds the current
-    /// tokens.
+    /// (the keyring's layouts for each Flyte tool) and they disagree; the cache then writes
+    /// these back to all of them under the store's lock.
     pub fn has_stale_copies(&self) -> bool {
         self.stale_copies
     }
@@ -206,19 +195,14 @@ impl Credentials {
 
     /// Whether anyone said when the access token expires ([`expires_at`](Self::expires_at)).
     ///
-    /// `false` for a token another tool stored without an expiry (flytekit, the Flyte 2 SDK)
-    /// that is not a JWT: with a refresh token the cache refreshes it once, under the store's
-    /// lock, and stores the expiry the server then states; without one the token is used and
-    /// only the server can tell whether it still works (what `flyte-auth status` reports as
-    /// "validity unknown").
+    /// `false` for a non-JWT token another tool stored without an expiry: with a refresh token
+    /// the cache refreshes it once to learn one; without, only the server can tell.
     pub fn expiry_is_known(&self) -> bool {
         self.expires_at_unix.is_some()
     }
 
-    /// Whether the access token has expired (or expires within `leeway`).
-    ///
-    /// A token with no known expiry is not considered expired here (see
-    /// [`expiry_is_known`](Self::expiry_is_known)).
+    /// Whether the access token has expired (or expires within `leeway`); never for a token
+    /// of unknown expiry.
     pub fn is_expired_within(&self, leeway: Duration) -> bool {
         self.is_expired_at(SystemTime::now(), leeway)
     }

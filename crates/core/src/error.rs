@@ -6,15 +6,9 @@ use std::{fmt, sync::Arc, time::Duration};
 /// Everything that can go wrong while obtaining credentials.
 ///
 /// The first two cases are flytekit's (`AccessTokenNotFoundError`, `AuthenticationError`);
-/// flytekit's `AuthenticationPending` never reaches a caller here: the device flow's poll loop
-/// handles `authorization_pending` itself (it is [`OAuthErrorCode::AuthorizationPending`]
-/// inside an [`Error::OAuth`]), and a login the user never completes ends in
-/// [`Error::LoginTimeout`]. The others are what a caller needs to branch on. Use
-/// [`Error::is_transient`] to decide whether retrying later may help, and
-/// [`Error::is_rejected_grant`] to know whether the server refused the credentials themselves.
-///
-/// Errors are `Clone` so that one failed refresh can be handed to every task that waited for it.
-/// No variant ever contains a token or a client secret.
+/// its `AuthenticationPending` stays inside the device flow's poll loop. Branch on
+/// [`Error::is_transient`] and [`Error::is_rejected_grant`]. `Clone`, so one failed refresh
+/// reaches every task that waited for it. No variant ever contains a token or a secret.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -99,10 +93,9 @@ pub enum Error {
 }
 
 fn stderr_suffix(stderr: &str) -> String {
-    if stderr.trim().is_empty() {
-        String::new()
-    } else {
-        format!(": {}", stderr.trim())
+    match stderr.trim() {
+        "" => String::new(),
+        stderr => format!(": {stderr}"),
     }
 }
 

@@ -1,18 +1,14 @@
 //! Core of `flyte-auth`: the types every authentication flow shares and the one piece of
 //! machinery they all use.
 //!
-//! - [`Credentials`], [`ClientConfig`], [`ClientConfigStore`] and [`StaticClientConfigStore`]:
-//!   the data of Flyte's `flytekit.clients.auth`, with secrets in [`SecretString`].
-//! - [`Authenticator`]: what callers use (`get_credentials`, `refresh_credentials`,
-//!   `fetch_grpc_call_auth_metadata`), object-safe behind `Arc<dyn Authenticator>`.
-//! - [`TokenStore`]: where credentials persist between processes; [`DiscoveryHints`]: where
-//!   the [`DiscoveryFlavour`] a server answered discovery in is remembered, so the next process
-//!   asks only that flavour's documents.
-//! - [`TokenFlow`] + [`CachingAuthenticator`]: a flow only says *how to obtain* tokens; caching,
-//!   proactive refresh before expiry, single-flight, persistence, cross-process locking and the
-//!   fall-back from a rejected refresh token to a full login live here, once.
+//! - [`Credentials`], [`ClientConfig`], [`ClientConfigStore`]: the data of flytekit's
+//!   `flytekit.clients.auth`, secrets in [`SecretString`]; [`Authenticator`], what callers use.
+//! - [`TokenStore`]: where credentials persist; [`DiscoveryHints`]: the discovery flavour a
+//!   server answered in, remembered.
+//! - [`TokenFlow`] + [`CachingAuthenticator`]: a flow says *how to obtain* tokens; caching,
+//!   refresh, single-flight, persistence and locking live here, once.
 //!
-//! This crate has no network code and no async runtime: it depends on `tokio`'s `sync` module only.
+//! No network code and no async runtime.
 //!
 //! ```
 //! use std::sync::Arc;

@@ -11,14 +11,10 @@ use crate::{Credentials, Endpoint, StoreError};
 
 /// Persists [`Credentials`] by endpoint: flytekit's `KeyringStore` interface.
 ///
-/// A store files tokens under [`Endpoint::key`] (every spelling of one server shares one
-/// login); one that shares entries with other Flyte tools (the keyring) finds theirs by
-/// [`Endpoint::as_written`]. Calls are blocking: the credential cache makes them only when a
-/// flow needs credentials, never on the per-request hot path.
-///
-/// A store that several processes share should offer a lock per endpoint
-/// ([`TokenStore::lock`]): the cache takes it around "re-read, refresh if still stale, store",
-/// so that two CLIs started at once do not both redeem the same rotating refresh token.
+/// Files tokens under [`Endpoint::key`] (other tools' entries by [`Endpoint::as_written`]).
+/// Calls are blocking, never on the per-request hot path. A store several processes share
+/// should offer a [`lock`](TokenStore::lock) per endpoint, so that two CLIs started at once do
+/// not both redeem the same rotating refresh token.
 pub trait TokenStore: Send + Sync + fmt::Debug {
     /// Saves `credentials` as the login of `endpoint`, replacing what was there. The store
     /// files them under `endpoint`; their [`for_endpoint`](Credentials::for_endpoint) is not
@@ -44,10 +40,8 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     /// A short name for logs and status output (`keyring`, `file`, `memory`).
     fn name(&self) -> &'static str;
 
-    /// The directory this store keeps its files in (token files, lock files), if it keeps
-    /// any: what a program remembers about an endpoint besides its tokens (the discovery
-    /// flavour, [`DiscoveryHints`](crate::DiscoveryHints)) goes next to them. `None` (the
-    /// default, and [`MemoryStore`]'s) means nothing persists on disk. Touches nothing.
+    /// The directory this store keeps its files in, if any: where other things remembered
+    /// about an endpoint ([`DiscoveryHints`](crate::DiscoveryHints)) go. Touches nothing.
     fn directory(&self) -> Option<PathBuf> {
         None
     }
