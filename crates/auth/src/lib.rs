@@ -1,24 +1,12 @@
 //! `flyte-auth`: obtain, cache and refresh the token a Rust program sends to a Flyte server,
 //! configured the way pyflyte and flytectl are.
 //!
-//! This is the umbrella crate. It re-exports:
-//!
-//! - every item of [`flyte_auth_core`] at the top level: [`Authenticator`], [`Credentials`],
-//!   [`TokenStore`], [`CachingAuthenticator`], [`SecretString`], [`Error`], ...;
-//! - [`config`]: [`PlatformConfig`], the `admin` section of `~/.flyte/config.yaml` (or
-//!   `$FLYTECTL_CONFIG`) overridden by the `FLYTE_*` environment variables, and [`AuthMode`];
-//! - each flow crate as a module behind its feature (`flyte_auth::pkce`, `device`,
-//!   `clientcreds`, `command`), the shared OAuth client as `oauth` with any HTTP flow, and the
-//!   token stores as `store`;
-//! - [`get_authenticator`] / [`get_authenticator_with`] ([`FactoryOptions`]): the
-//!   authenticator the config asks for, built the way flytekit builds it;
-//!   [`AuthenticatorRegistry`] / [`register_authenticator`] for auth types of the program's
-//!   own; [`proxy_authenticator`] for `proxyCommand` and `proxyGoogleAudience` (a Google ID
-//!   token for an identity-aware proxy, feature `google`);
-//! - [`logout`] / [`logout_with`]: revoke the stored refresh token, then delete the login
-//!   (and the Google proxy's ID token); [`revoke_stored_login`], the revocation alone;
-//! - integrations, each behind its feature: `AuthLayer` (feature `tower`, for `tonic`
-//!   channels and other `tower` services) and `AuthenticatedClient` (feature `reqwest`).
+//! The umbrella crate: every item of [`flyte_auth_core`] at the top level; [`config`]
+//! ([`PlatformConfig`]: `~/.flyte/config.yaml` overridden by `FLYTE_*`); each flow, the OAuth
+//! client and the stores as modules behind their features; [`get_authenticator`] (the
+//! authenticator the config asks for, as flytekit builds it), [`AuthenticatorRegistry`] for
+//! auth types of the program's own, [`proxy_authenticator`]; [`logout`]; and the
+//! integrations `AuthLayer` (`tower`) and `AuthenticatedClient` (`reqwest`).
 //!
 //! ```
 //! use flyte_auth::{AuthMode, PlatformConfig};

@@ -112,14 +112,9 @@ pub async fn logout(cfg: &PlatformConfig, store: Arc<dyn TokenStore>) -> Result<
 /// credentials, [`Revocation::Skipped`] for another confidential client), *then* deletes the
 /// login from `store`.
 ///
-/// With `proxyGoogleAudience` configured, the Google proxy's ID token (kept under an entry
-/// of its own, `google-id-token.<audience>`) is deleted from `store` too, without revocation:
-/// an ID token cannot be revoked ([`Logout::google_proxy`]).
-///
-/// A revocation that fails or is not offered does not stop the deletion: it is reported in
-/// [`Logout::revocation`]. Every request goes through the HTTP client `options` builds, so
-/// it is bounded in time like every other ([`HttpSettings::deadline`](crate::oauth::HttpSettings::deadline)
-/// bounds the discovery and the revocation each).
+/// The Google proxy's ID token ([`Logout::google_proxy`]) is deleted too. A revocation that
+/// fails or is not offered does not stop the deletion ([`Logout::revocation`]). Requests go
+/// through the HTTP client `options` builds, bounded in time like every other.
 ///
 /// ```no_run
 /// # use std::sync::Arc;
@@ -190,10 +185,8 @@ async fn revoke_stored(
         }
     };
     let revocation = match stored.as_ref() {
-        Some(credentials) if credentials.refresh_token.is_some() => {
-            revoke(cfg, store, options, credentials).await
-        }
-        _ => Revocation::NothingToRevoke,
+        Some(credentials) => revoke(cfg, store, options, credentials).await,
+        None => Revocation::NothingToRevoke,
     };
     (stored.is_some(), revocation)
 }
@@ -293,7 +286,10 @@ async fn revoke(
     _: &PlatformConfig,
     _: &Arc<dyn TokenStore>,
     _: &FactoryOptions,
-    _: &Credentials,
+    credentials: &Credentials,
 ) -> Revocation {
-    Revocation::NotOffered
+    match credentials.refresh_token {
+        Some(_) => Revocation::NotOffered,
+        None => Revocation::NothingToRevoke,
+    }
 }
