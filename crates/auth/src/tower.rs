@@ -83,11 +83,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// default message size limit.
 pub const DEFAULT_REPLAY_LIMIT: usize = 4 * 1024 * 1024;
 
-/// Adds the token header to requests; see the [module documentation](self).
-///
-/// `R` says whether rejected requests are sent again: [`NoReplay`] (the default) or
-/// [`Replay`] (from [`AuthLayer::replay`]). Cheap to clone; every service it makes shares the
-/// authenticators, and so their cache.
+/// Adds the token header to requests; see the [module documentation](self). `R`: [`NoReplay`]
+/// or [`Replay`] ([`AuthLayer::replay`]). Cheap to clone; its services share the authenticators.
 #[derive(Clone, Debug)]
 pub struct AuthLayer<R = NoReplay> {
     tokens: Tokens,
@@ -245,6 +242,7 @@ where
 
 /// A request body as [`AuthLayer::replay`] forwards it: what was read at once, then the rest
 /// of the original body, if any. Hand it to the inner service's body constructor.
+#[derive(Default)]
 pub struct RequestBody {
     chunks: VecDeque<Bytes>,
     trailers: Option<HeaderMap>,
@@ -273,10 +271,8 @@ impl RequestBody {
         E: Into<BoxError> + 'static,
     {
         Self {
-            chunks: VecDeque::new(),
-            trailers: None,
             rest: Some(boxed(body)),
-            error: None,
+            ..Self::default()
         }
     }
 
@@ -289,12 +285,7 @@ impl RequestBody {
         E: Into<BoxError> + 'static,
     {
         let mut body = boxed(body);
-        let mut kept = Self {
-            chunks: VecDeque::new(),
-            trailers: None,
-            rest: None,
-            error: None,
-        };
+        let mut kept = Self::default();
         let mut cx = Context::from_waker(Waker::noop());
         let mut size = 0;
         loop {
@@ -333,8 +324,7 @@ impl RequestBody {
         (self.rest.is_none() && self.error.is_none()).then(|| Self {
             chunks: self.chunks.clone(),
             trailers: self.trailers.clone(),
-            rest: None,
-            error: None,
+            ..Self::default()
         })
     }
 }
@@ -387,10 +377,8 @@ impl Body for RequestBody {
     }
 }
 
-/// The service [`AuthLayer`] makes: `inner` with the token header added to requests.
-///
-/// `inner` must be `Clone` (a tonic `Channel` is): a request that has to wait for a token,
-/// or is sent again, goes through a clone, as tower's buffer pattern does.
+/// The service [`AuthLayer`] makes. `inner` must be `Clone` (a tonic `Channel` is): a request
+/// that waits for a token, or is sent again, goes through a clone.
 #[derive(Clone, Debug)]
 pub struct AuthService<S, R = NoReplay> {
     inner: S,

@@ -8,11 +8,8 @@ use std::{
 
 use crate::{ClientConfig, StoreError};
 
-/// Which generation of Flyte server answered discovery.
-///
-/// Discovery itself (`RemoteClientConfigStore` in `flyte-auth-oauth`) asks a preferred
-/// flavour's two documents first; the flavour is here so that a store of
-/// [`DiscoveryHints`] can keep it without depending on the HTTP stack.
+/// Which generation of Flyte server answered discovery (here, so that [`DiscoveryHints`] can
+/// keep it without the HTTP stack).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DiscoveryFlavour {
@@ -66,10 +63,8 @@ impl fmt::Display for DiscoveryFlavour {
 /// Where the [`DiscoveryFlavour`] that answered is remembered between processes, per
 /// endpoint (keyed by [`Endpoint::key`](crate::Endpoint::key), like stored credentials).
 ///
-/// Discovery asks the remembered flavour's documents only. A hint only orders the attempts
-/// and must never fail a login: [`recall`](Self::recall) says `None` for anything it cannot
-/// use, and an error of [`remember`](Self::remember) is logged by the caller and otherwise
-/// ignored. `flyte-auth-store`'s `DiscoveryHintFiles` keeps hints next to the token files.
+/// A hint must never fail a login: [`recall`](Self::recall) says `None` for anything it
+/// cannot use, and an error of [`remember`](Self::remember) is logged and ignored.
 pub trait DiscoveryHints: Send + Sync + fmt::Debug {
     /// The flavour that answered for `endpoint` last time, if known.
     fn recall(&self, endpoint: &str) -> Option<DiscoveryFlavour>;
