@@ -43,20 +43,15 @@ struct RequestHeader {
 }
 
 struct Inner {
-    /// Built on the first request from `checked`; a failure is kept and returned each time.
+    /// Built on the first request; a failure is kept and returned each time.
     http: OnceLock<Result<reqwest::Client, Error>>,
-    /// The same settings without certificate roots, for `http://` URLs reached without a TLS
-    /// proxy: a server on plain HTTP (a sandbox, `localhost:30080`) costs no certificate store.
+    /// The same without certificate roots, for `http://` URLs reached without a TLS proxy: a
+    /// server on plain HTTP (a sandbox) costs no certificate store.
     plain: OnceLock<Result<reqwest::Client, Error>>,
-    checked: Checked,
-    settings: HttpSettings,
-}
-
-/// What construction read and validated, for the lazy build of the `reqwest` client.
-struct Checked {
-    /// The configured CA certificates (DER), each a valid trust anchor.
+    /// The configured CA certificates, each a valid trust anchor.
     roots: Vec<CertificateDer<'static>>,
     proxy: Option<Proxy>,
+    settings: HttpSettings,
 }
 
 impl fmt::Debug for OAuthClient {
@@ -111,7 +106,8 @@ impl OAuthClient {
             inner: Arc::new(Inner {
                 http: OnceLock::new(),
                 plain: OnceLock::new(),
-                checked: Checked { roots, proxy },
+                roots,
+                proxy,
                 settings,
             }),
             request_header: None,
@@ -238,8 +234,7 @@ impl OAuthClient {
             .map_err(Clone::clone)
     }
 
-    /// [`post_form`](Self::post_form), retried after transient failures as the settings'
-    /// [`RetryPolicy`](crate::RetryPolicy) says: only for requests safe to repeat.
+    /// [`post_form`](Self::post_form), retried as the settings' [`RetryPolicy`](crate::RetryPolicy) says.
     pub(crate) async fn post_form_retrying(
         &self,
         operation: &'static str,
@@ -256,6 +251,18 @@ impl OAuthClient {
             .await
     }
 
+    /// A request to `url` that asks for JSON, through the client for it.
+    fn json_request(
+        &self,
+        method: reqwest::Method,
+        operation: &str,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, Error> {
+        let target = parse_url(url, operation)?;
+        let request = self.client_for(&target)?.request(method, target);
+        Ok(request.header(reqwest::header::ACCEPT, "application/json"))
+    }
+
     /// POSTs a form and reads the answer (any status) within the limits.
     pub(crate) async fn post_form(
         &self,
@@ -264,11 +271,8 @@ impl OAuthClient {
         form: String,
         basic_auth: Option<&str>,
     ) -> Result<RawResponse, Error> {
-        let target = parse_url(url, operation)?;
         let mut request = self
-            .client_for(&target)?
-            .post(target)
-            .header(reqwest::header::ACCEPT, "application/json")
+            .json_request(reqwest::Method::POST, operation, url)?
             .header(
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
@@ -283,23 +287,18 @@ impl OAuthClient {
         self.execute(operation, url, request).await
     }
 
-    /// GETs a JSON document and reads the answer (any status) within the limits, retried
-    /// after transient failures as the settings' [`RetryPolicy`](crate::RetryPolicy) says.
+    /// GETs a JSON document (any status), retried as [`post_form_retrying`](Self::post_form_retrying).
     pub(crate) async fn get(
         &self,
         operation: &'static str,
         url: &str,
     ) -> Result<RawResponse, Error> {
-        let target = parse_url(url, operation)?;
-        let http = self.client_for(&target)?;
         let settings = &self.inner.settings;
         settings
             .retry
-            .run(operation, settings.deadline, || {
-                let request = http
-                    .get(target.clone())
-                    .header(reqwest::header::ACCEPT, "application/json");
-                self.execute(operation, url, request)
+            .run(operation, settings.deadline, || async {
+                let request = self.json_request(reqwest::Method::GET, operation, url)?;
+                self.execute(operation, url, request).await
             })
             .await
     }
@@ -310,11 +309,8 @@ impl OAuthClient {
         operation: &'static str,
         url: &str,
     ) -> Result<RawResponse, Error> {
-        let target = parse_url(url, operation)?;
         let request = self
-            .client_for(&target)?
-            .post(target)
-            .header(reqwest::header::ACCEPT, "application/json")
+            .json_request(reqwest::Method::POST, operation, url)?
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("connect-protocol-version", "1")
             .body("{}");
@@ -461,11 +457,11 @@ impl Inner {
             builder = builder.use_preconfigured_tls(tls);
         } else {
             // The system's roots load on a thread while the first connection is made.
-            let tls = crate::tls::verifying_config(self.checked.roots.clone())
+            let tls = crate::tls::verifying_config(self.roots.clone())
                 .map_err(|e| Error::config(format!("could not set up TLS: {e}")))?;
             builder = builder.use_preconfigured_tls(tls);
         }
-        if let Some(proxy) = &self.checked.proxy {
+        if let Some(proxy) = &self.proxy {
             builder = builder.proxy(proxy.clone());
         } else if !settings.system_proxy {
             builder = builder.no_proxy();
