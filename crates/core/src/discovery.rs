@@ -64,7 +64,9 @@ impl fmt::Display for DiscoveryFlavour {
 /// endpoint (keyed by [`Endpoint::key`](crate::Endpoint::key), like stored credentials).
 ///
 /// A hint must never fail a login: [`recall`](Self::recall) says `None` for anything it
-/// cannot use, and an error of [`remember`](Self::remember) is logged and ignored.
+/// cannot use, and an error of [`remember`](Self::remember) is logged and ignored. Like a
+/// [`TokenStore`](crate::TokenStore), it is called in place on a discovery's slow path and
+/// must answer at once (no network, no waiting on a lock).
 pub trait DiscoveryHints: Send + Sync + fmt::Debug {
     /// The flavour that answered for `endpoint` last time, if known.
     fn recall(&self, endpoint: &str) -> Option<DiscoveryFlavour>;

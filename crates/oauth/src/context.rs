@@ -464,7 +464,7 @@ impl ClientContext {
         F: Fn(ClientConfig) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
-        if let Some(cfg) = self.kept_config(fields).await {
+        if let Some(cfg) = self.kept_config(fields) {
             match request(cfg).await {
                 Err(e) if self.stale_answer_explains(&e) => {}
                 done => return done,
@@ -509,18 +509,15 @@ impl ClientContext {
     }
 
     /// The configuration for `fields` from the kept discovery answer, when the server would
-    /// be asked and has not been in this process, and the answer is usable. The answer is read
-    /// off the runtime (a file) within the time limit of one request.
-    async fn kept_config(&self, fields: &[Field]) -> Option<ClientConfig> {
+    /// be asked and has not been in this process, and the answer is usable.
+    fn kept_config(&self, fields: &[Field]) -> Option<ClientConfig> {
         let inner = &self.inner;
         let server = inner.server.as_ref()?;
         if !self.asks_server(fields) || inner.discovered.initialized() {
             return None;
         }
         if inner.kept.get().is_none() {
-            let limit = inner.http.settings().request_limit();
-            let read = tokio::time::timeout(limit, server.kept_answer()).await;
-            let _ = inner.kept.set(read.ok().flatten()?);
+            let _ = inner.kept.set(server.kept_answer()?);
         }
         let kept = inner.kept.get()?;
         match self.complete(fields, Some(kept)) {
@@ -754,8 +751,6 @@ impl ClientContextBuilder {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use std::time::Duration;
-
     use flyte_auth_core::StaticClientConfigStore;
 
     use super::*;
@@ -936,68 +931,5 @@ mod tests {
         ));
         let err = block_on(ctx(bad, Overrides::new()).resolve(&[Field::HeaderKey])).unwrap_err();
         assert!(matches!(err, Error::Config { .. }), "{err:?}");
-    }
-
-    /// Hints whose kept answer takes `delay` to read, recording the thread that read it.
-    #[derive(Debug)]
-    struct SlowHints(
-        std::time::Duration,
-        std::sync::Mutex<Option<std::thread::ThreadId>>,
-    );
-
-    impl DiscoveryHints for SlowHints {
-        fn recall(&self, _: &str) -> Option<flyte_auth_core::DiscoveryFlavour> {
-            None
-        }
-        fn remember(
-            &self,
-            _: &str,
-            _: flyte_auth_core::DiscoveryFlavour,
-        ) -> Result<(), flyte_auth_core::StoreError> {
-            Ok(())
-        }
-        fn recall_answer(&self, _: &str) -> Option<flyte_auth_core::DiscoveryAnswer> {
-            *self.1.lock().unwrap() = Some(std::thread::current().id());
-            std::thread::sleep(self.0);
-            Some(flyte_auth_core::DiscoveryAnswer::new(
-                flyte_auth_core::DiscoveryFlavour::FlyteAdmin,
-                server(),
-                std::time::SystemTime::now(),
-            ))
-        }
-    }
-
-    fn hinted(hints: &Arc<SlowHints>) -> ClientContext {
-        ClientContext::builder(Endpoint::parse("flyte.example.org").unwrap())
-            .http_settings(HttpSettings::new().request_timeout(Duration::from_millis(300)))
-            .discovery_hints(Arc::clone(hints) as Arc<dyn DiscoveryHints>)
-            .build()
-            .unwrap()
-    }
-
-    #[test]
-    fn the_kept_answer_is_read_off_the_runtime() {
-        let hints = Arc::new(SlowHints(Duration::ZERO, Default::default()));
-        let ctx = hinted(&hints);
-        let cfg = block_on(ctx.kept_config(&[Field::TokenEndpoint, Field::Scopes])).unwrap();
-        assert_eq!(cfg.token_endpoint, "https://idp/token");
-        assert!(ctx.uses_kept_answer());
-        let reader = hints.1.lock().unwrap().expect("the answer was read");
-        assert_ne!(reader, std::thread::current().id());
-    }
-
-    #[test]
-    fn a_kept_answer_that_takes_too_long_to_read_is_not_waited_for() {
-        let hints = Arc::new(SlowHints(Duration::from_secs(5), Default::default()));
-        let ctx = hinted(&hints);
-        let start = std::time::Instant::now();
-        let kept = block_on(ctx.kept_config(&[Field::TokenEndpoint, Field::Scopes]));
-        assert!(kept.is_none());
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            start.elapsed()
-        );
-        assert!(!ctx.uses_kept_answer());
     }
 }
