@@ -31,8 +31,8 @@
 //!    each cached run none. Each participant's peak RSS is the median of [`RSS_RUNS`] more
 //!    runs under GNU `time`; the bench fails when the cold `flyte-auth token`'s is above
 //!    [`COLD_RSS_LIMIT_KB`] (6.5 MB, a regression guard). One cached and one cold `flyte-auth token` run under `strace -f` (when
-//!    installed), which must see no certificate file opened, and of the cached run no thread
-//!    and no event loop (no async runtime). The provider is stopped at the end, also on failure.
+//!    installed), which must see no certificate file opened, no thread started, and of the
+//!    cached run no event loop (no async runtime). The provider is stopped at the end, also on failure.
 //!
 //! `cargo xtask bench --latency MS [--tls] [--with-peers]` measures only the cold token,
 //! through a loopback proxy that delays every packet by MS milliseconds each way (with `--tls`,
@@ -850,6 +850,16 @@ fn end_to_end(
             "a cached flyte-auth token started {} thread(s) and {} event loop(s); it should \
              start no async runtime",
             t.threads_started, t.event_loops
+        ));
+    }
+    // Over plain HTTP nothing needs a thread (TLS roots load on one): a thread here is a
+    // regression of the cold token's time and memory.
+    if let Some(t) = &cold_trace
+        && t.threads_started > 0
+    {
+        return Err(format!(
+            "a cold flyte-auth token over plain HTTP started {} thread(s); it should start none",
+            t.threads_started
         ));
     }
     Ok(EndToEnd {
