@@ -687,6 +687,47 @@ async fn a_key_from_the_environment_never_reaches_another_host() {
     );
 }
 
+/// A key in the environment and a config file for another server: what the file says of its
+/// server (token URL, scopes, audience, header, proxy) is not applied to the key's server, so
+/// the key's secret never goes to the other server's token endpoint. A file naming no server
+/// still applies (the test below).
+#[test]
+fn a_config_for_another_server_says_nothing_about_the_keys_server() {
+    let mut world = World::new();
+    world.write(
+        "home/.flyte/config.yaml",
+        "admin:\n  endpoint: dns:///company.example.org\n  \
+         tokenUrl: https://idp.company.example.org/token\n  scopes: [company]\n  \
+         audience: company\n  authorizationHeader: flyte-authorization\n  \
+         proxyCommand: [echo, proxy-token]\n  maxRetries: 7\n",
+    );
+    world.var(
+        "UNION_API_KEY",
+        &api_key("flyte.example.org:key-client:key-s3cret:None"),
+    );
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.api_key().unwrap().origin, "UNION_API_KEY");
+    assert_eq!(cfg.endpoint().host(), "flyte.example.org");
+    assert_eq!(cfg.client_id(), Some("key-client"));
+    assert_eq!(cfg.token_url(), None);
+    assert!(cfg.scopes().is_empty(), "{:?}", cfg.scopes());
+    assert_eq!(cfg.audience(), None);
+    assert_eq!(cfg.authorization_header(), None);
+    assert!(cfg.proxy_command().is_empty());
+    // What is not about one server still applies.
+    assert_eq!(cfg.max_retries(), Some(7));
+
+    // The same file with the key's own server: all of it applies.
+    world.write(
+        "home/.flyte/config.yaml",
+        "admin:\n  endpoint: dns:///flyte.example.org:443\n  \
+         tokenUrl: https://idp.example.org/token\n  scopes: [all]\n",
+    );
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.token_url(), Some("https://idp.example.org/token"));
+    assert_eq!(cfg.scopes(), ["all"]);
+}
+
 /// The key's own host written with a port and a scheme (the key's format holds neither; every
 /// loopback name is the same host): the key is used there, with the config's token endpoint.
 #[cfg(feature = "clientcreds")]

@@ -22,7 +22,9 @@
 //!    `FLYTE_ADMIN_ENDPOINT`, or in a named config file). A key's secret goes only to the host
 //!    the key names (any port; any loopback name for `localhost`): for an endpoint on another
 //!    host a key from the environment is set aside ([`ConfigSources::api_key_set_aside`]) and
-//!    an explicit one is an error. In a task pod, a config file named by `UCTL_CONFIG` or
+//!    an explicit one is an error. A file or variables naming another server keep what they
+//!    say of it (`tokenUrl`, `scopes`, `audience`, `authorizationHeader`, `proxyCommand`,
+//!    `proxyGoogleAudience`) from the key's server. In a task pod, a config file named by `UCTL_CONFIG` or
 //!    `FLYTECTL_CONFIG` wins over a key in the environment;
 //! 5. values set explicitly on a [`PlatformConfigBuilder`].
 //!
@@ -826,11 +828,33 @@ fn resolve(
             .find(|(layer, _)| is_set(layer))
             .map(|(_, source)| *source)
     };
+    // A layer naming another server than the key's speaks of that server: its token URL,
+    // scopes, audience, header and proxy would send the key's secret (or a proxy's token)
+    // where the key does not belong, or be refused by the key's server.
+    let for_key_server = |layer: &Settings, source: &Source| {
+        let key_endpoint = api_key.as_ref().map(|(key, _)| key.endpoint());
+        match (key_endpoint, &layer.endpoint) {
+            (Some(key), Some(other)) if !api_key::same_host(key, other) => {
+                let (layer, dropped) = layer.clone().without_server_settings();
+                if !dropped.is_empty() {
+                    tracing::info!(
+                        endpoint_from = %source.name("endpoint"),
+                        server = %other.host(),
+                        settings = %dropped.join(", "),
+                        "not used with the API key for {}: they are for another server",
+                        key.host()
+                    );
+                }
+                layer
+            }
+            _ => layer.clone(),
+        }
+    };
     let mut settings = explicit
         .clone()
-        .or(env_layer.clone())
-        .or(pod_layer.clone())
-        .or(file_layer.clone());
+        .or(for_key_server(&env_layer, &env_source))
+        .or(for_key_server(&pod_layer, &env_source))
+        .or(for_key_server(&file_layer, &file_source));
     let endpoint = match (chosen, &api_key, settings.endpoint.take()) {
         (Some((_, endpoint, _)), ..) => endpoint.clone(),
         (None, Some((key, _)), _) => key.endpoint().clone(),

@@ -132,6 +132,26 @@ impl Settings {
         self
     }
 
+    /// `self` without what is said about one server only (where its tokens are asked for, with
+    /// which scopes, audience and header, and the proxy in front of it), and the names of the
+    /// settings it had: for a layer that names another server than an API key's.
+    pub(crate) fn without_server_settings(mut self) -> (Self, Vec<&'static str>) {
+        let mut dropped = Vec::new();
+        macro_rules! drop_set {
+            ($($field:ident: $name:literal),*) => {
+                $(if self.$field.take().is_some() {
+                    dropped.push($name);
+                })*
+            };
+        }
+        drop_set! {
+            token_url: "tokenUrl", scopes: "scopes", audience: "audience",
+            authorization_header: "authorizationHeader", proxy_command: "proxyCommand",
+            proxy_google_audience: "proxyGoogleAudience"
+        }
+        (self, dropped)
+    }
+
     /// Checks the values whose form their type alone does not guarantee: the URLs, the
     /// header name and the name of the secret's variable.
     pub(crate) fn checked(self, source: &Source) -> Result<Self, Error> {
