@@ -24,8 +24,8 @@
 //!    host a key from the environment is set aside ([`ConfigSources::api_key_set_aside`]) and
 //!    an explicit one is an error. A file or variables naming another server keep what they
 //!    say of it (`tokenUrl`, `scopes`, `audience`, `authorizationHeader`, `proxyCommand`,
-//!    `proxyGoogleAudience`) from the key's server. In a task pod, a config file named by `UCTL_CONFIG` or
-//!    `FLYTECTL_CONFIG` wins over a key in the environment;
+//!    `proxyGoogleAudience`) from the key's server. In a task pod, a config file named by
+//!    `UCTL_CONFIG` or `FLYTECTL_CONFIG` wins over a key in the environment;
 //! 5. values set explicitly on a [`PlatformConfigBuilder`].
 //!
 //! [`PlatformConfig::sources`] tells which file and which variables were used.
