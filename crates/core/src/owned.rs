@@ -1,7 +1,8 @@
 //! What flyte-auth finds on disk rather than is told: whether a file or directory is the
 //! user's own ([`Ownership`], Unix), and the one way to open and read a file found there
 //! ([`open_found`], [`read_found`]): never through a link, never waiting on a FIFO, bounded in
-//! size. `flyte-auth`'s config search, `flyte-auth-store` and `flyte-auth-google` use it.
+//! size. `flyte-auth-store` and `flyte-auth-google` use it; `flyte-auth`'s config search
+//! shares the ownership rule (it also accepts a link the user owns).
 
 use std::{
     fs::{File, FileType, Metadata, OpenOptions},

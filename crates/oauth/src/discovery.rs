@@ -339,7 +339,8 @@ impl RemoteClientConfigStore {
         self
     }
 
-    /// Bounds each discovery as a whole (every request, the fallback and the hints' I/O).
+    /// Bounds each discovery as a whole (every request and the fallback; the hints are asked
+    /// in place and answer at once, [`DiscoveryHints`]).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);

@@ -90,6 +90,7 @@ fn a_directory_readable_by_others_is_warned_about_once_per_process() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn directory_is_0700_and_files_are_0600_with_no_temporary_files_left() {
     use std::os::unix::fs::PermissionsExt as _;
