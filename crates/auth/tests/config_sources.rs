@@ -687,6 +687,64 @@ async fn a_key_from_the_environment_never_reaches_another_host() {
     );
 }
 
+/// A config file the search finds in a working tree may have come with a cloned repository: it
+/// may say where the server is, but not run a program or read a secret from elsewhere (a
+/// file sent as the client secret to the file's own token URL). Named, or in the home
+/// directory, the same file is the user's choice and is used.
+#[test]
+fn a_config_found_in_a_working_tree_may_not_run_a_program_or_read_a_secret() {
+    let cases = [
+        (
+            "admin.command",
+            "  authType: ExternalCommand\n  command: [touch, marker]\n",
+        ),
+        ("admin.proxyCommand", "  proxyCommand: [touch, marker]\n"),
+        (
+            "admin.clientSecretLocation",
+            "  authType: ClientSecret\n  clientId: c\n  clientSecretLocation: @KEYFILE@\n",
+        ),
+        (
+            "admin.clientSecretEnvVar",
+            "  clientSecretEnvVar: AWS_SECRET_ACCESS_KEY\n",
+        ),
+    ];
+    for (setting, yaml) in cases {
+        let text = format!("admin:\n  endpoint: dns:///flyte.example.org\n{yaml}");
+        for place in [
+            "repo/.flyte/config.yaml",
+            "repo/work/config.yaml",
+            "repo/work/.flyte/config.yaml",
+        ] {
+            let mut world = World::new();
+            world.write("elsewhere/key", "a private key");
+            let key = world.root().join("elsewhere/key");
+            world.write(place, &text.replace("@KEYFILE@", &key.display().to_string()));
+            let err = world.load().unwrap_err().to_string();
+            assert!(
+                err.contains(place) && err.contains(setting) && err.contains("--config"),
+                "{place}: {err}"
+            );
+            let named = world.root().join(place).display().to_string();
+            world.var("FLYTECTL_CONFIG", &named);
+            let cfg = world.load().unwrap();
+            assert!(
+                cfg.config_file().is_some_and(|f| f.ends_with(place)),
+                "{place}"
+            );
+        }
+        let world = World::new();
+        world.write("elsewhere/key", "a private key");
+        let key = world.root().join("elsewhere/key");
+        let text = text.replace("@KEYFILE@", &key.display().to_string());
+        world.write("home/.flyte/config.yaml", &text);
+        let cfg = world.load().unwrap();
+        assert!(
+            cfg.config_file()
+                .is_some_and(|f| f.ends_with("home/.flyte/config.yaml"))
+        );
+    }
+}
+
 /// A key in the environment and a config file for another server: what the file says of its
 /// server (token URL, scopes, audience, header, proxy) is not applied to the key's server, so
 /// the key's secret never goes to the other server's token endpoint. A file naming no server

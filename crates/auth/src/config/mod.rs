@@ -8,6 +8,9 @@
 //!    file system), the files named by `$UCTL_CONFIG`, `$FLYTECTL_CONFIG`, `$UNION_CONFIG`,
 //!    `$UNIONAI_CONFIG` (which must exist), `~/.union/config.yaml`, `~/.uctl/config.yaml`,
 //!    `~/.flyte/config.yaml`, then flytekit's INI files `./flytekit.config`, `~/.flyte/config`.
+//!    A file found in the working tree (before the named ones) may not run a program or read
+//!    a secret from elsewhere (`command`, `proxyCommand`, `clientSecretLocation`,
+//!    `clientSecretEnvVar`: a config error) unless a variable names it too.
 //!    Of a YAML file, the `admin` section is read, and `union.connection.host` /
 //!    `union.auth.type` (what `union create login` writes) where `admin.endpoint` /
 //!    `admin.authType` are not set;
@@ -677,8 +680,19 @@ fn read_config_file(
         FileChoice::Path(path) => vec![(path.clone(), "given", true)],
         FileChoice::Default => search_path(inputs, home.as_deref()),
     };
+    // A file the search finds that a variable also names is the user's choice.
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    let named_too = |path: &Path| {
+        places
+            .iter()
+            .any(|(other, _, named)| *named && same(path, other))
+    };
     for (path, found_by, named) in &places {
-        let text = if *named {
+        let named = *named || named_too(path);
+        let text = if named {
             trust::read_named(path, MAX_CONFIG_FILE_BYTES)
         } else {
             match trust::read_found(path, MAX_CONFIG_FILE_BYTES) {
@@ -717,9 +731,13 @@ fn read_config_file(
         } else {
             file::parse(path, &text)?
         };
+        let source = Source::File(path.clone());
+        if !named && !in_home(path, home.as_deref()) {
+            refuse_reaching_out(&settings, &source)?;
+        }
         return Ok(FileOutcome::Read(Box::new(FileRead {
-            settings: settings.checked(&Source::File(path.clone()))?,
-            keyring_cfg: keyring_cfg_beside(path, *named, home.as_deref()),
+            settings: settings.checked(&source)?,
+            keyring_cfg: keyring_cfg_beside(path, named, home.as_deref()),
             path: path.clone(),
             found_by,
             ini,
@@ -728,6 +746,44 @@ fn read_config_file(
     Ok(FileOutcome::NotFound(
         places.into_iter().map(|(path, ..)| path).collect(),
     ))
+}
+
+#[cfg(feature = "config")]
+/// Whether `path` is in the home directory or its `.flyte` folder: the user's own config, not
+/// one that came with a working tree.
+fn in_home(path: &Path, home: Option<&Path>) -> bool {
+    let folder = path.parent();
+    home.is_some_and(|home| folder == Some(home) || folder == Some(&*home.join(".flyte")))
+}
+
+#[cfg(feature = "config")]
+/// A config file the search found in a working tree (`./config.yaml`, `./.flyte/`, the git
+/// root's `.flyte/`) may have come with a cloned repository: it may say where the server is
+/// and how to log in, but not run a program or read a secret from elsewhere, which would hand
+/// the repository's author the user's shell or files. Such settings are a config error naming
+/// the file and how to use it anyway (name it).
+fn refuse_reaching_out(settings: &Settings, source: &Source) -> Result<(), Error> {
+    let reaching = [
+        ("command", settings.command.is_some()),
+        ("proxy_command", settings.proxy_command.is_some()),
+        (
+            "client_secret_location",
+            settings.client_secret_location.is_some(),
+        ),
+        (
+            "client_secret_env_var",
+            settings.client_secret_env_var.is_some(),
+        ),
+    ];
+    match reaching.iter().find(|(_, set)| *set) {
+        Some((field, _)) => Err(source.error(
+            field,
+            "a config file found in the working tree may not run a program or read a secret \
+             from elsewhere (it may have come with a cloned repository); to use it, name it: \
+             --config <file> or FLYTECTL_CONFIG=<file>",
+        )),
+        None => Ok(()),
+    }
 }
 
 #[cfg(feature = "config")]
