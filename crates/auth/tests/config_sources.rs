@@ -489,11 +489,11 @@ fn an_api_key_alone_is_a_whole_config() {
     assert!(!format!("{cfg:?}").contains("s3cret"));
 }
 
-/// The key's endpoint wins over a found file's (a stale file must not take the key's place),
-/// and its client id, secret and flow over the file's and the variables'. An endpoint chosen
-/// for this run (explicitly, by a variable, in a named file) wins over the key's: on the key's
-/// host the key is used; on another host a key from the environment is set aside, and the
-/// config's own settings apply; an explicit key is refused.
+/// The key's endpoint wins over the files' and the variables' (a key supplies the endpoint in
+/// lieu of them, as in the Flyte 2 SDK), and its client id, secret and flow over theirs. Only
+/// an endpoint set explicitly wins over the key's: on the key's host the key is used; on
+/// another host a key from the environment is set aside and the config's own settings apply;
+/// an explicit key is refused.
 #[test]
 fn an_api_key_against_the_other_sources() {
     let mut world = World::new();
@@ -503,6 +503,7 @@ fn an_api_key_against_the_other_sources() {
     );
     world.var("FLYTE_CREDENTIALS_CLIENT_ID", "env-client");
     world.var("FLYTE_API_KEY", &api_key("key.example.org:svc:s3cret:"));
+    world.var("FLYTE_PLATFORM_URL", "env.example.org");
     let cfg = world.load().unwrap();
     assert_eq!(cfg.endpoint().key(), "key.example.org");
     assert_eq!(cfg.client_id(), Some("svc"));
@@ -510,27 +511,34 @@ fn an_api_key_against_the_other_sources() {
     assert_eq!(cfg.api_key().unwrap().endpoint, "key.example.org");
     assert_eq!(cfg.sources().api_key_set_aside, None);
 
-    // The key's host in another spelling: the key is used there.
-    world.var("FLYTE_PLATFORM_URL", "dns:///KEY.example.org:443");
-    let cfg = world.load().unwrap();
+    // The key's host in another spelling, set explicitly: the key is used there.
+    let env = world.env.clone();
+    let explicitly = |endpoint: &str| {
+        let env = env.clone();
+        PlatformConfig::builder()
+            .env(move |n| env.get(n).cloned())
+            .no_config_file()
+            .endpoint(endpoint)
+            .build()
+            .unwrap()
+    };
+    let cfg = explicitly("dns:///KEY.example.org:443");
     assert_eq!(cfg.endpoint().as_written(), "dns:///KEY.example.org:443");
     assert_eq!(cfg.client_id(), Some("svc"));
     assert_eq!(cfg.client_secret().unwrap().expose_secret(), "s3cret");
 
-    // Another host: the key is set aside, and says why, never showing itself.
-    world.var("FLYTE_PLATFORM_URL", "env.example.org");
-    let cfg = world.load().unwrap();
-    assert_eq!(cfg.endpoint().key(), "env.example.org");
+    // Another host, set explicitly: the key is set aside, and says why, never showing itself.
+    let cfg = explicitly("other.example.org");
+    assert_eq!(cfg.endpoint().key(), "other.example.org");
     assert!(cfg.api_key().is_none());
     assert_eq!(cfg.client_id(), Some("env-client"));
     assert!(cfg.client_secret().is_none());
-    assert_eq!(cfg.auth_mode(), AuthMode::Pkce);
     let set_aside = cfg.sources().api_key_set_aside.clone().unwrap();
     assert_eq!(set_aside.variable, "FLYTE_API_KEY");
     for named in [
         "key.example.org",
-        "environment variable FLYTE_PLATFORM_URL",
-        "env.example.org",
+        "explicit setting `endpoint`",
+        "other.example.org",
     ] {
         assert!(set_aside.why.contains(named), "{set_aside}");
     }
@@ -625,9 +633,11 @@ fn own_client(port: u16) -> String {
     )
 }
 
-/// A key in the environment names flyte.example.org; the endpoint chosen for this run is
-/// another host (a token endpoint on 127.0.0.1): whichever way it is chosen, that token
-/// endpoint receives the config's own client, never the key's id or secret.
+/// A key in the environment names flyte.example.org; a token endpoint on 127.0.0.1 is the
+/// config's own. Whichever way that server is named, it never receives the key's id or
+/// secret: an endpoint set explicitly sets the key aside (the config's own client goes
+/// there); a variable's or a named file's endpoint loses to the key's, and their token URL,
+/// being for another server, is not used with the key.
 #[cfg(feature = "clientcreds")]
 #[tokio::test]
 async fn a_key_from_the_environment_never_reaches_another_host() {
@@ -635,7 +645,10 @@ async fn a_key_from_the_environment_never_reaches_another_host() {
     let port = server.address().port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let mut world = World::new();
-    world.write("home/.flyte/config.yaml", &own_client(port));
+    world.write(
+        "home/.flyte/config.yaml",
+        &format!("{}  endpoint: {endpoint}\n", own_client(port)),
+    );
     world.write(
         "elsewhere/named.yaml",
         &format!("{}  endpoint: {endpoint}\n", own_client(port)),
@@ -650,6 +663,18 @@ async fn a_key_from_the_environment_never_reaches_another_host() {
     world.var("FLYTE_PLATFORM_URL", &endpoint);
     let by_variable = world.load().unwrap();
     world.env.remove("FLYTE_PLATFORM_URL");
+    world.var("FLYTECTL_CONFIG", &named.display().to_string());
+    let in_a_named_file = world.load().unwrap();
+    for (how, cfg) in [
+        ("a variable", by_variable),
+        ("a named file", in_a_named_file),
+    ] {
+        assert_eq!(cfg.api_key().unwrap().origin, "UNION_API_KEY", "{how}");
+        assert_eq!(cfg.endpoint().host(), "flyte.example.org", "{how}");
+        assert_eq!(cfg.token_url(), None, "{how}");
+        assert!(cfg.scopes().is_empty(), "{how}");
+    }
+
     let env = world.env.clone();
     let explicitly = PlatformConfig::builder()
         .env(move |n| env.get(n).cloned())
@@ -657,25 +682,17 @@ async fn a_key_from_the_environment_never_reaches_another_host() {
         .endpoint(&endpoint)
         .build()
         .unwrap();
-    world.var("FLYTECTL_CONFIG", &named.display().to_string());
-    let in_a_named_file = world.load().unwrap();
-
-    for (how, cfg) in [
-        ("FLYTE_PLATFORM_URL", by_variable),
-        ("explicit setting `endpoint`", explicitly),
-        ("admin.endpoint", in_a_named_file),
-    ] {
-        assert!(cfg.api_key().is_none(), "{how}");
-        let set_aside = cfg.sources().api_key_set_aside.clone().unwrap();
-        assert_eq!(set_aside.variable, "UNION_API_KEY");
-        assert!(
-            set_aside.why.contains(how) && set_aside.why.contains("flyte.example.org"),
-            "{set_aside}"
-        );
-        let auth = flyte_auth::get_authenticator(&cfg, None).unwrap();
-        let token = auth.get_credentials().await.unwrap();
-        assert_eq!(token.access_token.expose_secret(), "the-token", "{how}");
-    }
+    assert!(explicitly.api_key().is_none());
+    let set_aside = explicitly.sources().api_key_set_aside.clone().unwrap();
+    assert_eq!(set_aside.variable, "UNION_API_KEY");
+    assert!(
+        set_aside.why.contains("explicit setting `endpoint`")
+            && set_aside.why.contains("flyte.example.org"),
+        "{set_aside}"
+    );
+    let auth = flyte_auth::get_authenticator(&explicitly, None).unwrap();
+    let token = auth.get_credentials().await.unwrap();
+    assert_eq!(token.access_token.expose_secret(), "the-token");
     let seen = token_endpoint::seen(&server).await;
     assert!(
         seen.contains("own-client") && seen.contains("own-s3cret"),
@@ -718,7 +735,10 @@ fn a_config_found_in_a_working_tree_may_not_run_a_program_or_read_a_secret() {
             let mut world = World::new();
             world.write("elsewhere/key", "a private key");
             let key = world.root().join("elsewhere/key");
-            world.write(place, &text.replace("@KEYFILE@", &key.display().to_string()));
+            world.write(
+                place,
+                &text.replace("@KEYFILE@", &key.display().to_string()),
+            );
             let err = world.load().unwrap_err().to_string();
             assert!(
                 err.contains(place) && err.contains(setting) && err.contains("--config"),
@@ -742,6 +762,13 @@ fn a_config_found_in_a_working_tree_may_not_run_a_program_or_read_a_secret() {
             cfg.config_file()
                 .is_some_and(|f| f.ends_with("home/.flyte/config.yaml"))
         );
+        for home_file in ["home/.uctl/config.yaml", "home/.union/config.yaml"] {
+            let world = World::new();
+            world.write("elsewhere/key", "a private key");
+            world.write(home_file, &text);
+            let cfg = world.load().unwrap();
+            assert!(cfg.config_file().is_some_and(|f| f.ends_with(home_file)));
+        }
     }
 }
 
@@ -795,11 +822,18 @@ async fn a_key_is_used_on_its_host_whatever_the_port_and_scheme() {
         let server = token_endpoint::start().await;
         let port = server.address().port();
         let mut world = World::new();
-        world.write("home/.flyte/config.yaml", &own_client(port));
+        // A config for the key's host: its token endpoint applies to the key.
+        let own = format!("{}  endpoint: http://localhost:{port}\n", own_client(port));
+        world.write("home/.flyte/config.yaml", &own);
         let key = format!("{host}:key-client:key-s3cret:None");
         world.var("UNION_API_KEY", &api_key(&key));
-        world.var("FLYTE_PLATFORM_URL", &format!("http://127.0.0.1:{port}"));
-        let cfg = world.load().unwrap();
+        let env = world.env.clone();
+        let cfg = PlatformConfig::builder()
+            .env(move |n| env.get(n).cloned())
+            .current_dir(world.root().join("repo/work"))
+            .endpoint(format!("http://127.0.0.1:{port}"))
+            .build()
+            .unwrap();
         assert_eq!(cfg.api_key().unwrap().origin, "UNION_API_KEY");
         assert_eq!(cfg.sources().api_key_set_aside, None);
         assert_eq!(cfg.endpoint().key(), format!("127.0.0.1:{port}"));
@@ -813,3 +847,353 @@ async fn a_key_is_used_on_its_host_whatever_the_port_and_scheme() {
         assert!(!seen.contains("own-client"), "{seen}");
     }
 }
+
+/// Another user's `.git` and `.flyte/config.yaml` above the working directory: the planted
+/// file is skipped, reported, and the search goes on to the user's own file.
+#[cfg(unix)]
+#[test]
+fn a_file_found_by_the_search_and_owned_by_another_user_is_skipped() {
+    let world = World::new();
+    world.write(
+        "repo/.flyte/config.yaml",
+        "admin:\n  endpoint: dns:///attacker.example.org\n  authType: ExternalCommand\n  \
+         command: [touch, /tmp/pwned]\n",
+    );
+    world.write("home/.flyte/config.yaml", &yaml("home.example.org"));
+    give_to_nobody(&world, "repo");
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "home.example.org");
+    let sources = cfg.sources();
+    assert_eq!(sources.found_by, Some("~/.flyte/config.yaml"));
+    let planted = world.root().join("repo/.flyte/config.yaml");
+    let [skipped] = &sources.skipped[..] else {
+        panic!("{:?}", sources.skipped)
+    };
+    assert_eq!(skipped.path, planted);
+    assert_eq!(skipped.found_by, "<git root>/.flyte/config.yaml");
+    assert!(
+        matches!(
+            skipped.why,
+            flyte_auth::SkipReason::Owner { owner: NOBODY, .. }
+        ),
+        "{skipped:?}"
+    );
+    let shown = skipped.to_string();
+    assert!(shown.contains("belongs to user id 65534"), "{shown}");
+    assert!(
+        shown.contains(&format!("--config {}", planted.display())),
+        "{shown}"
+    );
+
+    // With nothing else to read, the error says what was skipped and why.
+    fs::remove_file(world.root().join("home/.flyte/config.yaml")).unwrap();
+    let err = world.load().unwrap_err().to_string();
+    assert!(err.contains("no Flyte endpoint"), "{err}");
+    assert!(err.contains("skipped") && err.contains("65534"), "{err}");
+}
+
+/// A file the user names is the user's choice: used whoever owns it.
+#[cfg(unix)]
+#[test]
+fn a_file_named_explicitly_is_used_whoever_owns_it() {
+    let world = World::new();
+    world.write("elsewhere/team.yaml", &yaml("team.example.org"));
+    give_to_nobody(&world, "elsewhere");
+    chmod(&world.root().join("elsewhere"), 0o777);
+    let named = world.root().join("elsewhere/team.yaml");
+    let env = world.env.clone();
+    let cfg = PlatformConfig::builder()
+        .env(move |n| env.get(n).cloned())
+        .current_dir(world.root().join("repo/work"))
+        .config_file(&named)
+        .build()
+        .unwrap();
+    assert_eq!(cfg.endpoint().key(), "team.example.org");
+    assert!(cfg.sources().skipped.is_empty());
+    for var in ["FLYTECTL_CONFIG", "UCTL_CONFIG"] {
+        let mut world_var = World::new();
+        world_var.env = world.env.clone();
+        world_var.var(var, named.to_str().unwrap());
+        let cfg = world_var.load().unwrap();
+        assert_eq!(cfg.endpoint().key(), "team.example.org", "{var}");
+    }
+}
+
+/// The user's own file in a directory group or others may write to: they could have replaced
+/// it. Skipped and reported; so is a file others may write to.
+#[cfg(unix)]
+#[test]
+fn a_found_file_in_a_directory_others_may_write_is_skipped() {
+    let world = World::new();
+    world.write("repo/work/config.yaml", &yaml("shared.example.org"));
+    world.write("home/.flyte/config.yaml", &yaml("home.example.org"));
+    let work = world.root().join("repo/work");
+    chmod(&work, 0o777);
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "home.example.org");
+    let skipped = &cfg.sources().skipped;
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].found_by, "./config.yaml");
+    assert_eq!(
+        skipped[0].why,
+        flyte_auth::SkipReason::Writable {
+            path: work.clone(),
+            mode: 0o777
+        }
+    );
+    assert!(
+        skipped[0]
+            .to_string()
+            .contains("writable by group or others"),
+        "{}",
+        skipped[0]
+    );
+
+    chmod(&work, 0o755);
+    chmod(&work.join("config.yaml"), 0o666);
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "home.example.org");
+    assert!(matches!(
+        cfg.sources().skipped[0].why,
+        flyte_auth::SkipReason::Writable { mode: 0o666, .. }
+    ));
+
+    chmod(&work.join("config.yaml"), 0o644);
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "shared.example.org");
+    assert!(cfg.sources().skipped.is_empty());
+}
+
+/// In a task pod (the Flyte 2 SDK's `init_in_cluster`): without a named config file, the
+/// `_U_*` variables give the endpoint and the transport, a key's endpoint wins over
+/// `_U_EP_OVERRIDE`, and a config file named by `FLYTECTL_CONFIG` wins over the key.
+#[test]
+fn a_task_pod() {
+    let mut world = World::new();
+    world.var("_U_EP_OVERRIDE", "flyte.pod.svc:8089");
+    world.var("_U_INSECURE", "true");
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "flyte.pod.svc:8089");
+    assert!(cfg.insecure());
+    assert!(
+        cfg.sources()
+            .variables
+            .contains(&"_U_EP_OVERRIDE".to_owned())
+    );
+    assert!(cfg.sources().variables.contains(&"_U_INSECURE".to_owned()));
+
+    // The key's endpoint wins; the transport still comes from the pod.
+    world.var(
+        "_UNION_EAGER_API_KEY",
+        &api_key("key.example.org:svc:s3cret:None"),
+    );
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "key.example.org");
+    assert_eq!(cfg.auth_mode(), AuthMode::ClientSecret);
+    assert_eq!(cfg.api_key().unwrap().origin, "_UNION_EAGER_API_KEY");
+    assert!(cfg.insecure());
+
+    // Outside the pod's own variables, no `insecure` meant for another server reaches the
+    // key's: its secret never goes in clear text because of a config file or a variable.
+    world.env.remove("_U_INSECURE");
+    world.var("FLYTE_PLATFORM_INSECURE", "true");
+    world.var("FLYTE_ADMIN_INSECURESKIPVERIFY", "true");
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "key.example.org");
+    assert!(!cfg.insecure());
+    assert!(!cfg.insecure_skip_verify());
+    assert!(cfg.endpoint().base_url().starts_with("https://"));
+    world.env.remove("FLYTE_PLATFORM_INSECURE");
+    world.env.remove("FLYTE_ADMIN_INSECURESKIPVERIFY");
+    world.var("_U_INSECURE", "true");
+
+    // A file named by FLYTECTL_CONFIG wins over the key and the `_U_*` variables.
+    world.write("elsewhere/pod.yaml", &yaml("file.example.org"));
+    let named = world
+        .root()
+        .join("elsewhere/pod.yaml")
+        .display()
+        .to_string();
+    world.var("FLYTECTL_CONFIG", &named);
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "file.example.org");
+    assert!(cfg.api_key().is_none());
+    assert!(!cfg.insecure());
+    assert!(
+        !cfg.sources()
+            .variables
+            .contains(&"_U_EP_OVERRIDE".to_owned())
+    );
+
+    // Outside a pod, the key wins over the named file (the Flyte 2 CLI's order).
+    world.env.remove("_U_EP_OVERRIDE");
+    world.env.remove("_U_INSECURE");
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "key.example.org");
+
+    // A pod that names no endpoint at all: the Flyte 2 SDK's default.
+    let mut world = World::new();
+    world.var("_U_INSECURE_SKIP_VERIFY", "true");
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().as_written(), "host.docker.internal:8090");
+    assert!(cfg.insecure_skip_verify());
+
+    let mut world = World::new();
+    world.var("_U_INSECURE", "perhaps");
+    let err = world.load().unwrap_err().to_string();
+    assert!(err.contains("environment variable _U_INSECURE"), "{err}");
+}
+
+#[cfg(unix)]
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Every variable that carries a key, in the order they are read: each row's key wins over
+/// every key of the rows below it, and the config records the variable it came from.
+#[test]
+fn every_api_key_variable_in_order() {
+    let vars = [
+        "FLYTE_API_KEY",
+        "UNION_API_KEY",
+        "UNION_SERVERLESS_API_KEY",
+        "UNIONAI_SERVERLESS_API_KEY",
+        "_UNION_EAGER_API_KEY",
+        "_UNION_UNION_API_KEY",
+        "EAGER_API_KEY",
+    ];
+    assert_eq!(flyte_auth::config::env::API_KEYS, vars);
+    for winner in 0..vars.len() {
+        let mut world = World::new();
+        world.write("home/.flyte/config.yaml", "admin:\n  authType: Pkce\n");
+        for (i, var) in vars.iter().enumerate().skip(winner) {
+            world.var(
+                var,
+                &api_key(&format!("key{i}.example.org:svc{i}:s3cret:None")),
+            );
+        }
+        let cfg = world.load().unwrap();
+        let var = vars[winner];
+        assert_eq!(
+            cfg.endpoint().key(),
+            format!("key{winner}.example.org"),
+            "{var}"
+        );
+        assert_eq!(cfg.client_id(), Some(format!("svc{winner}").as_str()));
+        // A key means client credentials, whatever the file says: no browser login.
+        assert_eq!(cfg.auth_mode(), AuthMode::ClientSecret, "{var}");
+        assert_eq!(cfg.api_key().unwrap().origin, var);
+        assert_eq!(cfg.api_key().unwrap().org, None);
+        assert!(cfg.sources().variables.contains(&var.to_owned()), "{var}");
+        for other in &vars[winner + 1..] {
+            assert!(!cfg.sources().variables.contains(&(*other).to_owned()));
+        }
+        assert!(!format!("{cfg:?}").contains("s3cret"));
+    }
+}
+
+/// Gives `rel` and everything under it to `nobody`. Needs root, as CI runs the tests.
+#[cfg(unix)]
+fn give_to_nobody(world: &World, rel: &str) {
+    fn walk(path: &Path) {
+        std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap_or_else(|e| {
+            panic!(
+                "chown {} to nobody: {e} (these tests run as root)",
+                path.display()
+            )
+        });
+        if path.is_dir() {
+            for entry in fs::read_dir(path).unwrap() {
+                walk(&entry.unwrap().path());
+            }
+        }
+    }
+    walk(&world.root().join(rel));
+}
+
+#[test]
+fn malformed_api_keys_are_refused_in_one_line() {
+    for (key, want) in [
+        ("%%% not base64".to_owned(), "is not base64"),
+        (api_key("h:svc:s3cret"), "has 3 `:`-separated parts"),
+        (api_key("h:svc::org"), "empty client secret"),
+        (api_key("h:30080:svc:s3cret:org"), "would split wrongly"),
+    ] {
+        let mut world = World::new();
+        world.var("FLYTE_API_KEY", &key);
+        let err = world.load().unwrap_err().to_string();
+        assert!(
+            err.contains(want) && err.contains("FLYTE_API_KEY"),
+            "{want}: {err}"
+        );
+        assert!(
+            !err.contains("s3cret") && !err.contains(&key) && !err.contains('\n'),
+            "{err}"
+        );
+    }
+}
+
+/// The git root is looked for up to the home directory, not above it.
+#[test]
+fn the_search_for_a_git_root_stops_at_home() {
+    let world = World::new();
+    // The temporary directory holds `home`: a `.git` and a config above home.
+    fs::create_dir_all(world.root().join(".git")).unwrap();
+    world.write(".flyte/config.yaml", &yaml("above-home.example.org"));
+    fs::create_dir_all(world.root().join("home/work")).unwrap();
+    let env = world.env.clone();
+    let load = |dir: &str| {
+        let env = env.clone();
+        PlatformConfig::builder()
+            .env(move |n| env.get(n).cloned())
+            .current_dir(world.root().join(dir))
+            .build()
+    };
+    let err = load("home/work").unwrap_err().to_string();
+    assert!(err.contains("no Flyte endpoint"), "{err}");
+    // Outside home the same root is found.
+    let cfg = load("elsewhere").unwrap();
+    assert_eq!(cfg.endpoint().key(), "above-home.example.org");
+    assert_eq!(
+        cfg.sources().found_by,
+        Some("<git root>/.flyte/config.yaml")
+    );
+}
+
+/// `union create login` writes `union.connection.host` and `union.auth.type` next to the
+/// `admin` keys; they are used where the `admin` key is not set.
+#[test]
+fn the_union_keys_of_a_union_config_file() {
+    let world = World::new();
+    world.write(
+        "home/.union/config.yaml",
+        "union:\n  connection:\n    host: dns:///union.example.org\n    insecure: false\n  \
+         auth:\n    type: DeviceFlow\nadmin:\n  clientId: cli\n",
+    );
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "union.example.org");
+    assert_eq!(cfg.endpoint().as_written(), "dns:///union.example.org");
+    assert_eq!(cfg.auth_mode(), AuthMode::DeviceFlow);
+    assert_eq!(cfg.client_id(), Some("cli"));
+
+    world.write(
+        "home/.union/config.yaml",
+        "admin:\n  endpoint: dns:///admin.example.org\n  authType: Pkce\n\
+         union:\n  connection:\n    host: dns:///union.example.org\n  auth:\n    type: DeviceFlow\n",
+    );
+    let cfg = world.load().unwrap();
+    assert_eq!(cfg.endpoint().key(), "admin.example.org");
+    assert_eq!(cfg.auth_mode(), AuthMode::Pkce);
+
+    world.write(
+        "home/.union/config.yaml",
+        "union:\n  connection:\n    host: grpc://x\n",
+    );
+    let err = world.load().unwrap_err().to_string();
+    assert!(err.contains("union.connection.host"), "{err}");
+}
+
+/// The user id of `nobody`, to whom planted files are given.
+#[cfg(unix)]
+const NOBODY: u32 = 65534;

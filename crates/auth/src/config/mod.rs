@@ -21,13 +21,13 @@
 //! 3. the `FLYTE_*` environment variables ([`mod@env`]);
 //! 4. an API key ([`PlatformConfigBuilder::api_key`], else the first set of
 //!    [`env::API_KEYS`]): client credentials with its client id and secret, at the endpoint it
-//!    names unless one is chosen for this run (set explicitly, by `FLYTE_PLATFORM_URL` or
-//!    `FLYTE_ADMIN_ENDPOINT`, or in a named config file). A key's secret goes only to the host
-//!    the key names (any port; any loopback name for `localhost`): for an endpoint on another
+//!    names, in lieu of the variables' and the files' (only an endpoint set explicitly wins
+//!    over the key's, as in the Flyte 2 CLI). A key's secret goes only to the host the key
+//!    names (any port; any loopback name for `localhost`): for an explicit endpoint on another
 //!    host a key from the environment is set aside ([`ConfigSources::api_key_set_aside`]) and
-//!    an explicit one is an error. A file or variables naming another server keep what they
-//!    say of it (`tokenUrl`, `scopes`, `audience`, `authorizationHeader`, `proxyCommand`,
-//!    `proxyGoogleAudience`) from the key's server. In a task pod, a config file named by
+//!    an explicit key is an error; and what variables and files say of a server (`tokenUrl`,
+//!    `scopes`, `audience`, `authorizationHeader`, `proxyCommand`, `proxyGoogleAudience`)
+//!    applies to the key only where they name its host. In a task pod, a config file named by
 //!    `UCTL_CONFIG` or `FLYTECTL_CONFIG` wins over a key in the environment;
 //! 5. values set explicitly on a [`PlatformConfigBuilder`].
 //!
@@ -732,7 +732,8 @@ fn read_config_file(
             file::parse(path, &text)?
         };
         let source = Source::File(path.clone());
-        if !named && !in_home(path, home.as_deref()) {
+        let in_working_tree = found_by.starts_with("./") || found_by.starts_with("<git root>");
+        if !named && in_working_tree && !in_home(path, home.as_deref()) {
             refuse_reaching_out(&settings, &source)?;
         }
         return Ok(FileOutcome::Read(Box::new(FileRead {
@@ -849,21 +850,17 @@ fn resolve(
     };
     variables.extend(pod_used.iter().map(|v| (*v).to_owned()));
 
-    // The endpoint chosen for this run: set explicitly, by a variable, or in a named file (for
-    // an explicit key, only explicitly). It wins over a key's; a found file's and the task
-    // pod's do not.
+    // The endpoint chosen for this run: only one set explicitly wins over a key's, as in the
+    // Flyte 2 CLI; a key supplies the endpoint in lieu of the variables and config files.
     let layers = [
         (&explicit, &Source::Explicit),
         (&env_layer, &env_source),
         (&file_layer, &file_source),
     ];
-    let choosers = match (explicit_api_key, named_by.is_some() || choice.is_given()) {
-        (Some(_), _) => 1,
-        (None, named) => 2 + usize::from(named),
-    };
-    let chosen = layers[..choosers]
-        .iter()
-        .find_map(|(layer, source)| Some((*layer, layer.endpoint.as_ref()?, *source)));
+    let chosen = explicit
+        .endpoint
+        .as_ref()
+        .map(|endpoint| (&explicit, endpoint, &Source::Explicit));
     let pod_file = named_by.filter(|var| pod && matches!(*var, "UCTL_CONFIG" | "FLYTECTL_CONFIG"));
     let (api_key, set_aside) = api_key::key_in_use(
         env,
@@ -884,27 +881,32 @@ fn resolve(
             .find(|(layer, _)| is_set(layer))
             .map(|(_, source)| *source)
     };
-    // A layer naming another server than the key's speaks of that server: its token URL,
-    // scopes, audience, header and proxy would send the key's secret (or a proxy's token)
-    // where the key does not belong, or be refused by the key's server.
+    // With a key, the variables and files speak of the key's server only where they name its
+    // host: elsewhere their token URL, scopes, audience, header and proxy are another server's
+    // (or nobody's in particular), and would send the key's secret or a proxy's token where
+    // the key does not belong.
     let for_key_server = |layer: &Settings, source: &Source| {
-        let key_endpoint = api_key.as_ref().map(|(key, _)| key.endpoint());
-        match (key_endpoint, &layer.endpoint) {
-            (Some(key), Some(other)) if !api_key::same_host(key, other) => {
-                let (layer, dropped) = layer.clone().without_server_settings();
-                if !dropped.is_empty() {
-                    tracing::info!(
-                        endpoint_from = %source.name("endpoint"),
-                        server = %other.host(),
-                        settings = %dropped.join(", "),
-                        "not used with the API key for {}: they are for another server",
-                        key.host()
-                    );
-                }
-                layer
-            }
-            _ => layer.clone(),
+        let Some((key, _)) = &api_key else {
+            return layer.clone();
+        };
+        let key = key.endpoint();
+        if layer
+            .endpoint
+            .as_ref()
+            .is_some_and(|e| api_key::same_host(key, e))
+        {
+            return layer.clone();
         }
+        let (layer, dropped) = layer.clone().without_server_settings();
+        if !dropped.is_empty() {
+            tracing::info!(
+                from = %source.name("endpoint"),
+                settings = %dropped.join(", "),
+                "not used with the API key for {}: they do not name its server",
+                key.host()
+            );
+        }
+        layer
     };
     let mut settings = explicit
         .clone()
