@@ -177,3 +177,73 @@ impl ParseAuthModeError {
         &self.input
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_flytekit_name_parses_in_any_case() {
+        let cases = [
+            ("Pkce", AuthMode::Pkce),
+            ("pkce", AuthMode::Pkce),
+            ("standard", AuthMode::Pkce),
+            ("STANDARD", AuthMode::Pkce),
+            ("ClientSecret", AuthMode::ClientSecret),
+            ("clientsecret", AuthMode::ClientSecret),
+            ("basic", AuthMode::ClientSecret),
+            ("Basic", AuthMode::ClientSecret),
+            ("client_credentials", AuthMode::ClientSecret),
+            ("Client_Credentials", AuthMode::ClientSecret),
+            ("DeviceFlow", AuthMode::DeviceFlow),
+            ("deviceflow", AuthMode::DeviceFlow),
+            ("ExternalCommand", AuthMode::ExternalCommand),
+            ("externalcommand", AuthMode::ExternalCommand),
+            ("external_process", AuthMode::ExternalCommand),
+            ("EXTERNAL_PROCESS", AuthMode::ExternalCommand),
+            ("GoogleIdToken", AuthMode::GoogleIdToken),
+            ("googleidtoken", AuthMode::GoogleIdToken),
+            ("Passthrough", AuthMode::Passthrough),
+            ("passthrough", AuthMode::Passthrough),
+            (" Pkce ", AuthMode::Pkce),
+        ];
+        for (name, mode) in cases {
+            assert_eq!(name.parse::<AuthMode>().unwrap(), mode, "{name}");
+            assert!(mode.is_builtin());
+        }
+    }
+
+    #[test]
+    fn canonical_names_round_trip() {
+        for mode in AuthMode::ALL {
+            assert_eq!(mode.to_string().parse::<AuthMode>().unwrap(), mode);
+        }
+        assert_eq!(AuthMode::default(), AuthMode::Pkce);
+        let plugin = AuthMode::Plugin("Corp.SSO-2".into());
+        assert_eq!(plugin.to_string().parse::<AuthMode>().unwrap(), plugin);
+    }
+
+    #[test]
+    fn other_names_are_plugins_kept_as_written() {
+        let mode = " MySSO ".parse::<AuthMode>().unwrap();
+        assert_eq!(mode, AuthMode::Plugin("MySSO".into()));
+        assert_eq!(mode.plugin_name(), Some("MySSO"));
+        assert!(!mode.is_builtin() && mode.names().is_empty());
+    }
+
+    #[test]
+    fn a_name_no_plugin_could_have_lists_every_accepted_name() {
+        let err = "client secret".parse::<AuthMode>().unwrap_err();
+        assert_eq!(err.input(), "client secret");
+        assert_eq!(
+            err.to_string(),
+            "invalid auth type `client secret`; expected one of Pkce (or standard), \
+             ClientSecret (or basic, client_credentials), DeviceFlow, \
+             ExternalCommand (or external_process), GoogleIdToken, Passthrough \
+             (case-insensitive), or the name of a registered authenticator (letters, digits, \
+             `_`, `-`, `.`)"
+        );
+        assert!("".parse::<AuthMode>().is_err());
+        assert!("a/b".parse::<AuthMode>().is_err());
+    }
+}
