@@ -107,7 +107,7 @@ fn build(
     // Discovery asks the server's AuthMetadataService over the channel, as flyte_core did.
     let discovery = GrpcDiscovery::new(channel.clone(), &endpoint, tonic012::body::boxed);
     let ctx = ClientContext::builder(endpoint)
-        .discovery(Arc::new(discovery))
+        .server_discovery(discovery.into_store())
         .build()?;
     let flow =
         ClientCredentialsFlow::builder(ctx, config.client_id.clone(), config.client_secret.clone())
