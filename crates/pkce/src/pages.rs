@@ -95,7 +95,6 @@ impl Page {
         }
     }
 
-    /// The login succeeded.
     /// The page `html` (a replacement of a built-in one), when set.
     fn given(status: u16, html: Option<&Vec<u8>>) -> Option<Self> {
         let body = html?.clone();
@@ -106,6 +105,7 @@ impl Page {
         })
     }
 
+    /// The login succeeded.
     pub(crate) fn success(metadata: &EndpointMetadata) -> Self {
         if let Some(page) = Self::given(200, metadata.success_html.as_ref()) {
             return page;
