@@ -724,6 +724,12 @@ fn a_config_found_in_a_working_tree_may_not_run_a_program_or_read_a_secret() {
             "admin.clientSecretEnvVar",
             "  clientSecretEnvVar: AWS_SECRET_ACCESS_KEY\n",
         ),
+        ("admin.insecureSkipVerify", "  insecureSkipVerify: true\n"),
+        ("admin.caCertFilePath", "  caCertFilePath: @KEYFILE@\n"),
+        (
+            "admin.httpProxyURL",
+            "  httpProxyURL: http://proxy.example.org:3128\n",
+        ),
     ];
     for (setting, yaml) in cases {
         let text = format!("admin:\n  endpoint: dns:///flyte.example.org\n{yaml}");

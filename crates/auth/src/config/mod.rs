@@ -8,9 +8,10 @@
 //!    file system), the files named by `$UCTL_CONFIG`, `$FLYTECTL_CONFIG`, `$UNION_CONFIG`,
 //!    `$UNIONAI_CONFIG` (which must exist), `~/.union/config.yaml`, `~/.uctl/config.yaml`,
 //!    `~/.flyte/config.yaml`, then flytekit's INI files `./flytekit.config`, `~/.flyte/config`.
-//!    A file found in the working tree (before the named ones) may not run a program or read
-//!    a secret from elsewhere (`command`, `proxyCommand`, `clientSecretLocation`,
-//!    `clientSecretEnvVar`: a config error) unless a variable names it too.
+//!    A file found in the working tree (before the named ones) may not run a program, read a
+//!    secret from elsewhere or change whom the connection trusts (`command`, `proxyCommand`,
+//!    `clientSecretLocation`, `clientSecretEnvVar`, `insecureSkipVerify`, `caCertFilePath`,
+//!    `httpProxyURL`: a config error) unless a variable names it too.
 //!    Of a YAML file, the `admin` section is read, and `union.connection.host` /
 //!    `union.auth.type` (what `union create login` writes) where `admin.endpoint` /
 //!    `admin.authType` are not set;
@@ -760,9 +761,10 @@ fn in_home(path: &Path, home: Option<&Path>) -> bool {
 #[cfg(feature = "config")]
 /// A config file the search found in a working tree (`./config.yaml`, `./.flyte/`, the git
 /// root's `.flyte/`) may have come with a cloned repository: it may say where the server is
-/// and how to log in, but not run a program or read a secret from elsewhere, which would hand
-/// the repository's author the user's shell or files. Such settings are a config error naming
-/// the file and how to use it anyway (name it).
+/// and how to log in, but not run a program, read a secret from elsewhere or choose whom the
+/// connection trusts and goes through (which would hand the repository's author the user's
+/// shell, files or tokens). Such settings are a config error naming the file and how to use it
+/// anyway (name it).
 fn refuse_reaching_out(settings: &Settings, source: &Source) -> Result<(), Error> {
     let reaching = [
         ("command", settings.command.is_some()),
@@ -775,13 +777,19 @@ fn refuse_reaching_out(settings: &Settings, source: &Source) -> Result<(), Error
             "client_secret_env_var",
             settings.client_secret_env_var.is_some(),
         ),
+        (
+            "insecure_skip_verify",
+            settings.insecure_skip_verify == Some(true),
+        ),
+        ("ca_cert_file_path", settings.ca_cert_file_path.is_some()),
+        ("http_proxy_url", settings.http_proxy_url.is_some()),
     ];
     match reaching.iter().find(|(_, set)| *set) {
         Some((field, _)) => Err(source.error(
             field,
-            "a config file found in the working tree may not run a program or read a secret \
-             from elsewhere (it may have come with a cloned repository); to use it, name it: \
-             --config <file> or FLYTECTL_CONFIG=<file>",
+            "a config file found in the working tree may not run a program, read a secret \
+             from elsewhere or change whom the connection trusts (it may have come with a \
+             cloned repository); to use it, name it: --config <file> or FLYTECTL_CONFIG=<file>",
         )),
         None => Ok(()),
     }
