@@ -189,6 +189,25 @@ impl Endpoint {
     }
 }
 
+/// Whether `host` (a name, an IPv4 address, or an IPv6 address with or without brackets, as
+/// [`Endpoint::host`] and `url::Url::host_str` give it) is this machine: `localhost` (any
+/// case) or a loopback address. The one rule for where plain HTTP keeps a secret on the
+/// machine, and for which spellings name the same host.
+///
+/// ```
+/// use flyte_auth_core::is_loopback_host;
+/// assert!(is_loopback_host("localhost") && is_loopback_host("127.0.0.2") && is_loopback_host("[::1]"));
+/// assert!(!is_loopback_host("flyte.example.org") && !is_loopback_host("10.0.0.1"));
+/// ```
+pub fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.key)

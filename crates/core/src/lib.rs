@@ -70,7 +70,7 @@ pub use credentials::{
     Credentials, DEFAULT_ENDPOINT, MAX_TOKEN_LIFETIME, UNKNOWN_EXPIRY_LIFETIME, jwt_claim, unix_now,
 };
 pub use discovery::{DiscoveryAnswer, DiscoveryFlavour, DiscoveryHints};
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, is_loopback_host};
 pub use error::{Error, OAuthError, OAuthErrorCode, StoreError};
 pub use redact::redact_url;
 pub use secret::SecretString;

@@ -266,12 +266,9 @@ impl Grant {
 fn token_uri_keeps_tls(uri: &str) -> bool {
     url::Url::parse(uri).is_ok_and(|url| match url.scheme() {
         "https" => true,
-        "http" => match url.host() {
-            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        },
+        "http" => url
+            .host_str()
+            .is_some_and(flyte_auth_core::is_loopback_host),
         _ => false,
     })
 }

@@ -492,7 +492,10 @@ fn parse_url(url: &str, operation: &str) -> Result<reqwest::Url, Error> {
     match parsed.scheme() {
         "https" => {}
         "http" => {
-            if !is_loopback(&parsed) {
+            if !parsed
+                .host_str()
+                .is_some_and(flyte_auth_core::is_loopback_host)
+            {
                 static WARN_PLAIN_HTTP: std::sync::Once = std::sync::Once::new();
                 WARN_PLAIN_HTTP.call_once(|| {
                     tracing::warn!(
@@ -511,15 +514,6 @@ fn parse_url(url: &str, operation: &str) -> Result<reqwest::Url, Error> {
         }
     }
     Ok(parsed)
-}
-
-fn is_loopback(url: &reqwest::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
 }
 
 /// The certificates of a PEM bundle, each checked to be a usable trust anchor (so that the

@@ -396,11 +396,7 @@ pub(super) fn key_in_use(
 /// Whether `a` and `b` name the same host, whatever their ports and schemes; every loopback
 /// name (`localhost`, `127.0.0.1`, `[::1]`) names this machine.
 pub(super) fn same_host(a: &Endpoint, b: &Endpoint) -> bool {
-    let loopback = |host: &str| {
-        host == "localhost"
-            || (host.trim_matches(['[', ']']).parse::<std::net::IpAddr>())
-                .is_ok_and(|ip| ip.is_loopback())
-    };
+    use flyte_auth_core::is_loopback_host as loopback;
     a.host() == b.host() || (loopback(a.host()) && loopback(b.host()))
 }
 
